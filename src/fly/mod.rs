@@ -1,0 +1,3 @@
+//! Fly Machines API: wire types and a client.
+
+pub mod types;

@@ -1,0 +1,477 @@
+//! Wire types of the Fly Machines REST API, shared by the client and the simulator.
+//! Field names follow Fly's JSON (snake_case). Unknown fields are kept in `extra` maps so a
+//! read-modify-write never drops what another actor set.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// `POST /v1/apps` body. Fly's docs name the field `app_name`, the current spec `name`: send both.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateAppRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_slug: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_subdomains: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// The organization an app belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Organization {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub slug: String,
+}
+
+/// `GET /v1/apps/{app}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct App {
+    #[serde(default)]
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub network: Option<String>,
+    #[serde(default)]
+    pub organization: Option<Organization>,
+    #[serde(default)]
+    pub machine_count: Option<u64>,
+    #[serde(default)]
+    pub volume_count: Option<u64>,
+}
+
+/// `GET /v1/apps?org_slug=`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListAppsResponse {
+    #[serde(default)]
+    pub total_apps: u64,
+    #[serde(default)]
+    pub apps: Vec<App>,
+}
+
+/// A machine size hint, and the `guest` block of a machine config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Guest {
+    pub cpu_kind: String,
+    pub cpus: u32,
+    pub memory_mb: u32,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `POST /v1/apps/{app}/volumes` body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateVolumeRequest {
+    pub name: String,
+    pub region: String,
+    pub size_gb: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_unique_zone: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_retention: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_backup_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fstype: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute: Option<Guest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_image: Option<String>,
+}
+
+/// A Fly volume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Volume {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub size_gb: u32,
+    pub region: String,
+    #[serde(default)]
+    pub zone: String,
+    #[serde(default)]
+    pub encrypted: bool,
+    #[serde(default)]
+    pub attached_machine_id: Option<String>,
+    #[serde(default)]
+    pub attached_alloc_id: Option<String>,
+    #[serde(default)]
+    pub created_at: String,
+    #[serde(default)]
+    pub fstype: Option<String>,
+    #[serde(default)]
+    pub host_status: Option<String>,
+}
+
+impl Volume {
+    /// Volume states Fly (and fly-go) treat as gone or going.
+    pub const DESTROYED_STATES: [&'static str; 7] = [
+        "scheduling_destroy",
+        "fork_cleanup",
+        "waiting_for_detach",
+        "pending_destroy",
+        "destroying",
+        "destroyed",
+        "deleted",
+    ];
+
+    /// Whether the volume is being or has been destroyed.
+    pub fn is_destroyed(&self) -> bool {
+        Self::DESTROYED_STATES.contains(&self.state.as_str())
+    }
+}
+
+/// `PUT /v1/apps/{app}/volumes/{id}/extend` body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExtendVolumeRequest {
+    pub size_gb: u32,
+}
+
+/// `PUT /v1/apps/{app}/volumes/{id}/extend` response.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExtendVolumeResponse {
+    pub volume: Volume,
+    #[serde(default)]
+    pub needs_restart: bool,
+}
+
+/// `init` block: the process the machine runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineInit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A volume mounted into a machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    pub volume: String,
+    pub path: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A public port of a service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServicePort {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub handlers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_https: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A service routed by Fly's proxy to the machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineService {
+    pub protocol: String,
+    pub internal_port: u16,
+    #[serde(default)]
+    pub ports: Vec<ServicePort>,
+    /// `"off"|"stop"|"suspend"` on write; Fly reads back `false`/`true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autostop: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autostart: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_machines_running: Option<u32>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Restart policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartPolicy {
+    pub policy: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+}
+
+/// A file written into the machine at boot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineFile {
+    pub guest_path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+/// A machine's full configuration. Update is a full replace, so this keeps unknown fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineConfig {
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<MachineInit>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<Guest>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<MachineService>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartPolicy>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<MachineFile>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_destroy: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `POST /v1/apps/{app}/machines` body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateMachineRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub config: MachineConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_launch: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ttl: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_secrets_version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_secrets: Option<bool>,
+}
+
+/// `POST /v1/apps/{app}/machines/{id}` body (full config replace).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateMachineRequest {
+    pub config: MachineConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_launch: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_secrets_version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_secrets: Option<bool>,
+}
+
+/// A machine lifecycle event (newest first in `Machine::events`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineEvent {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub source: String,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Value>,
+}
+
+/// A health check result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckStatus {
+    pub name: String,
+    pub status: String,
+    #[serde(default)]
+    pub output: String,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+/// A Fly machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    pub state: String,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub instance_id: String,
+    #[serde(default)]
+    pub private_ip: Option<String>,
+    #[serde(default)]
+    pub created_at: String,
+    #[serde(default)]
+    pub updated_at: String,
+    /// Missing when the host is unreachable (see `incomplete_config`).
+    #[serde(default)]
+    pub config: Option<MachineConfig>,
+    #[serde(default)]
+    pub incomplete_config: Option<Value>,
+    #[serde(default)]
+    pub events: Vec<MachineEvent>,
+    #[serde(default)]
+    pub checks: Vec<CheckStatus>,
+    #[serde(default)]
+    pub cordoned: bool,
+    #[serde(default)]
+    pub host_status: Option<String>,
+    /// Returned only by a create with `lease_ttl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+impl Machine {
+    /// States in which the machine is on its way somewhere and should be visited again shortly.
+    pub const TRANSIENT_STATES: [&'static str; 10] = [
+        "creating",
+        "starting",
+        "stopping",
+        "restarting",
+        "suspending",
+        "destroying",
+        "updating",
+        "replacing",
+        "launch_failed",
+        "created",
+    ];
+
+    /// Whether the machine is in a transient state.
+    pub fn is_transient(&self) -> bool {
+        Self::TRANSIENT_STATES.contains(&self.state.as_str())
+    }
+
+    /// Whether the machine is gone or going.
+    pub fn is_destroyed(&self) -> bool {
+        matches!(self.state.as_str(), "destroying" | "destroyed")
+    }
+
+    /// The machine's metadata, empty when the config is unknown.
+    pub fn metadata(&self) -> Option<&BTreeMap<String, String>> {
+        self.config.as_ref().map(|c| &c.metadata)
+    }
+}
+
+/// `POST /machines/{id}/stop` body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StopMachineRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// `POST /machines/{id}/start` response.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartMachineResponse {
+    #[serde(default)]
+    pub previous_state: String,
+    #[serde(default)]
+    pub migrated: bool,
+    #[serde(default)]
+    pub new_host: String,
+}
+
+/// `GET /machines/{id}/wait` success.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WaitResponse {
+    #[serde(default)]
+    pub ok: bool,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub event_id: Option<String>,
+}
+
+/// `GET /v1/orgs/{org}/machines` item.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrgMachine {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    pub app_name: String,
+    pub state: String,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub private_ip: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub created_at: String,
+    #[serde(default)]
+    pub updated_at: String,
+    #[serde(default)]
+    pub config: Option<OrgMachineConfig>,
+}
+
+/// The summary config in an org machine listing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrgMachineConfig {
+    #[serde(default)]
+    pub image: String,
+    #[serde(default)]
+    pub guest: Option<Guest>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// `GET /v1/orgs/{org}/machines` response.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrgMachinesResponse {
+    #[serde(default)]
+    pub machines: Vec<OrgMachine>,
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+    #[serde(default)]
+    pub last_machine_id: Option<String>,
+    #[serde(default)]
+    pub last_updated_at: Option<String>,
+}
+
+/// Fly's error body: `{"error": "...", "status": "..."}`; lease errors use `message`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// The lease object (inside the `{"status":"success","data":…}` envelope).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub nonce: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    #[serde(default)]
+    pub owner: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub version: String,
+}

@@ -1,0 +1,221 @@
+//! `spec`: what the dashboard writes. Every field but `customerId` and `region` has a default,
+//! which is applied on write and shown on read.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Image the gateway machine runs unless the spec pins another (a digest pin is allowed).
+pub const DEFAULT_IMAGE: &str = "ghcr.io/openclaw/openclaw:main";
+/// Model the gateway's default agent uses unless the spec says otherwise.
+pub const DEFAULT_MODEL: &str = "anthropic/claude-sonnet-4-6";
+
+/// Desired state of one customer's gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InstanceSpec {
+    /// The customer this gateway belongs to (the dashboard's id).
+    pub customer_id: String,
+    /// Fly region for the volume and the machine, e.g. `iad`. Changing it is not supported in place.
+    pub region: String,
+    /// Gateway image reference.
+    #[serde(default = "default_image")]
+    #[schema(default = json!(DEFAULT_IMAGE))]
+    pub image: String,
+    #[serde(default)]
+    pub guest: GuestSpec,
+    /// Size of the `/data` volume in GB (grow only).
+    #[serde(default = "default_volume_size_gb")]
+    #[schema(default = 1, minimum = 1, maximum = 500)]
+    pub volume_size_gb: u32,
+    #[serde(default)]
+    pub run_state: RunState,
+    #[serde(default)]
+    pub exposure: Exposure,
+    #[serde(default)]
+    pub model: ModelSpec,
+    #[serde(default)]
+    pub provider_keys: ProviderKeys,
+    #[serde(default)]
+    pub composio: ComposioSpec,
+    #[serde(default)]
+    pub pairing: PairingSpec,
+    #[serde(default)]
+    pub identity: IdentitySpec,
+    /// Stop reconciling this instance (for support); status says so.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+fn default_image() -> String {
+    DEFAULT_IMAGE.to_owned()
+}
+
+fn default_volume_size_gb() -> u32 {
+    1
+}
+
+/// Machine size. 512 MB is documented to OOM the gateway, hence the 2048 MB default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GuestSpec {
+    #[serde(default)]
+    pub cpu_kind: CpuKind,
+    #[serde(default = "default_cpus")]
+    #[schema(default = 2)]
+    pub cpus: u32,
+    #[serde(default = "default_memory_mb")]
+    #[schema(default = 2048)]
+    pub memory_mb: u32,
+}
+
+fn default_cpus() -> u32 {
+    2
+}
+
+fn default_memory_mb() -> u32 {
+    2048
+}
+
+impl Default for GuestSpec {
+    fn default() -> Self {
+        Self {
+            cpu_kind: CpuKind::default(),
+            cpus: default_cpus(),
+            memory_mb: default_memory_mb(),
+        }
+    }
+}
+
+/// Fly CPU class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuKind {
+    #[default]
+    Shared,
+    Performance,
+}
+
+impl CpuKind {
+    /// The value Fly's `guest.cpu_kind` takes.
+    pub fn as_fly(self) -> &'static str {
+        match self {
+            CpuKind::Shared => "shared",
+            CpuKind::Performance => "performance",
+        }
+    }
+}
+
+/// Whether the gateway should be running (e.g. `stopped` for unpaid accounts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    #[default]
+    Running,
+    Stopped,
+}
+
+/// Whether the gateway gets public IPs and a hostname.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Exposure {
+    #[default]
+    Public,
+    Private,
+}
+
+/// Models of the gateway's default agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelSpec {
+    #[serde(default = "default_model")]
+    #[schema(default = json!(DEFAULT_MODEL))]
+    pub primary: String,
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+}
+
+fn default_model() -> String {
+    DEFAULT_MODEL.to_owned()
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self {
+            primary: default_model(),
+            fallbacks: Vec::new(),
+        }
+    }
+}
+
+/// The customer's model credentials: write-only. Stored encrypted; the spec keeps only references.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProviderKeys {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anthropic_api_key: Option<SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anthropic_oauth_token: Option<SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openai_api_key: Option<SecretRef>,
+}
+
+/// What is shown of a stored secret: that it is set, a keyed fingerprint, and when it last changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretRef {
+    pub set: bool,
+    pub fingerprint: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Composio tools for the agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComposioSpec {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Per-customer Composio entity; defaults to the customer id when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<String>,
+}
+
+/// How device pairing requests are approved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PairingSpec {
+    #[serde(default)]
+    pub policy: PairingPolicy,
+    /// Requests to approve under the `manual` policy.
+    #[serde(default)]
+    pub approvals: Vec<PairingApproval>,
+}
+
+/// `auto` approves pending requests as they appear; `manual` approves only those named in `approvals`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PairingPolicy {
+    #[default]
+    Auto,
+    Manual,
+}
+
+/// One approval recorded as desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PairingApproval {
+    /// A specific pending request id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Approve the newest pending request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<bool>,
+}
+
+/// How the agent introduces itself (rendered into `IDENTITY.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdentitySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}

@@ -1,0 +1,102 @@
+//! Append-only per-instance history. Support reads it; it outlives the instance row (tombstones).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{FromRow, PgExecutor};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// Kubernetes-style event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+/// An event to record.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub instance_uid: Uuid,
+    pub instance_name: &'a str,
+    pub type_: EventType,
+    /// CamelCase cause, e.g. `CreatedMachine`.
+    pub reason: &'a str,
+    pub message: &'a str,
+    pub generation: Option<i64>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, FromRow, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub id: i64,
+    pub instance_uid: Uuid,
+    pub instance_name: String,
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
+    pub type_: String,
+    pub reason: String,
+    pub message: String,
+    pub generation: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Appends one event.
+pub async fn append(db: impl PgExecutor<'_>, event: &NewEvent<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO events (instance_uid, instance_name, type, reason, message, generation) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(event.instance_uid)
+    .bind(event.instance_name)
+    .bind(event.type_.as_str())
+    .bind(event.reason)
+    .bind(event.message)
+    .bind(event.generation)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Filter for [`list`].
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub type_: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: i64,
+}
+
+/// Events of an instance name (including earlier incarnations and the tombstone), oldest first.
+pub async fn list_by_name(
+    db: impl PgExecutor<'_>,
+    name: &str,
+    filter: &EventFilter,
+) -> Result<Vec<Event>, StoreError> {
+    let limit = if filter.limit <= 0 { 500 } else { filter.limit };
+    let rows = sqlx::query_as::<_, Event>(
+        "SELECT * FROM (SELECT id, instance_uid, instance_name, type, reason, message, generation, created_at \
+         FROM events WHERE instance_name = $1 \
+           AND ($2::text IS NULL OR type = $2) \
+           AND ($3::timestamptz IS NULL OR created_at >= $3) \
+         ORDER BY id DESC LIMIT $4) newest ORDER BY id",
+    )
+    .bind(name)
+    .bind(filter.type_.as_deref())
+    .bind(filter.since)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows)
+}

@@ -1,0 +1,1 @@
+//! Desired-state writes and reads for the API.

@@ -1,0 +1,1 @@
+//! Controller-side reads and status writes.

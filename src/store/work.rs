@@ -1,0 +1,161 @@
+//! The durable work queue: one row per instance with a due time and a lease.
+//!
+//! # Guarantees
+//! - At most one worker holds an unexpired lease on a key: a claim takes only rows whose lease is
+//!   absent or expired, under `FOR UPDATE SKIP LOCKED`, and sets the lease in the same statement.
+//! - Nothing is lost: a request made while a reconcile runs (`enqueued_at` later than `claimed_at`)
+//!   makes the completion schedule the key again at once, whatever the reconcile asked for.
+//! - Completion and renewal only succeed for the lease holder (`lease_owner` matches).
+//!
+//! # Caveats
+//! - A worker that stalls past its lease may overlap with the next holder until it notices the
+//!   failed renewal; reconciles are idempotent and Fly mutations are guarded, so this costs calls,
+//!   not correctness.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgExecutor};
+use std::time::Duration;
+use uuid::Uuid;
+
+use super::{StoreError, WORK_CHANNEL};
+
+/// Schedules a visit now (same transaction as a desired-state write) and wakes idle workers.
+pub async fn enqueue_now(
+    tx: &mut sqlx::PgConnection,
+    instance_uid: Uuid,
+    reason: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO work (instance_uid, due_at, enqueued_at, reason) VALUES ($1, now(), clock_timestamp(), $2) \
+         ON CONFLICT (instance_uid) DO UPDATE \
+         SET due_at = LEAST(work.due_at, now()), enqueued_at = clock_timestamp(), reason = EXCLUDED.reason, \
+             attempts = 0",
+    )
+    .bind(instance_uid)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(WORK_CHANNEL)
+        .bind(instance_uid.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// A claimed key.
+#[derive(Debug, Clone, FromRow)]
+pub struct Claim {
+    pub instance_uid: Uuid,
+    pub attempts: i32,
+    pub reason: String,
+    pub claimed_at: DateTime<Utc>,
+}
+
+/// Claims up to `limit` due keys for `owner` with a lease of `ttl`.
+pub async fn claim_due(
+    db: impl PgExecutor<'_>,
+    owner: &str,
+    limit: i64,
+    ttl: Duration,
+) -> Result<Vec<Claim>, StoreError> {
+    let rows = sqlx::query_as::<_, Claim>(
+        "WITH due AS ( \
+             SELECT instance_uid FROM work \
+             WHERE due_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
+             ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         UPDATE work w SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $3), \
+             claimed_at = clock_timestamp() \
+         FROM due WHERE w.instance_uid = due.instance_uid \
+         RETURNING w.instance_uid, w.attempts, w.reason, w.claimed_at",
+    )
+    .bind(owner)
+    .bind(limit)
+    .bind(ttl.as_secs_f64())
+    .fetch_all(db)
+    .await?;
+    Ok(rows)
+}
+
+/// Extends a held lease; `false` when the lease was lost (expired and taken, or the row is gone).
+pub async fn renew(
+    db: impl PgExecutor<'_>,
+    instance_uid: Uuid,
+    owner: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE work SET lease_expires_at = now() + make_interval(secs => $3) \
+         WHERE instance_uid = $1 AND lease_owner = $2",
+    )
+    .bind(instance_uid)
+    .bind(owner)
+    .bind(ttl.as_secs_f64())
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Releases the lease and schedules the next visit after `delay`; `attempts` is the new
+/// consecutive-failure count. A request that arrived during the reconcile makes it due now.
+/// Returns the due time written, or `None` if the lease was no longer held.
+pub async fn complete(
+    db: impl PgExecutor<'_>,
+    instance_uid: Uuid,
+    owner: &str,
+    delay: Duration,
+    attempts: i32,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let due: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "UPDATE work SET lease_owner = NULL, lease_expires_at = NULL, attempts = $4, \
+             due_at = CASE WHEN enqueued_at > claimed_at THEN now() \
+                           ELSE now() + make_interval(secs => $3) END, \
+             reason = CASE WHEN enqueued_at > claimed_at THEN reason ELSE 'scheduled' END \
+         WHERE instance_uid = $1 AND lease_owner = $2 RETURNING due_at",
+    )
+    .bind(instance_uid)
+    .bind(owner)
+    .bind(delay.as_secs_f64())
+    .bind(attempts)
+    .fetch_optional(db)
+    .await?;
+    Ok(due)
+}
+
+/// Gives a lease back without changing the schedule (graceful shutdown).
+pub async fn release(
+    db: impl PgExecutor<'_>,
+    instance_uid: Uuid,
+    owner: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE work SET lease_owner = NULL, lease_expires_at = NULL \
+         WHERE instance_uid = $1 AND lease_owner = $2",
+    )
+    .bind(instance_uid)
+    .bind(owner)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Seconds until the earliest due key (for sleeping between polls); `None` when the queue is empty.
+pub async fn next_due_in(db: impl PgExecutor<'_>) -> Result<Option<f64>, StoreError> {
+    let secs: Option<f64> = sqlx::query_scalar(
+        "SELECT GREATEST(0, EXTRACT(EPOCH FROM (MIN(GREATEST(due_at, COALESCE(lease_expires_at, due_at))) - now())))::float8 FROM work",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(secs)
+}
+
+/// Queue depth and age of the oldest due key, for metrics.
+pub async fn depth(db: impl PgExecutor<'_>) -> Result<(i64, f64), StoreError> {
+    let row: (i64, Option<f64>) = sqlx::query_as(
+        "SELECT COUNT(*), EXTRACT(EPOCH FROM (now() - MIN(due_at)))::float8 FROM work \
+         WHERE due_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at < now())",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((row.0, row.1.unwrap_or(0.0)))
+}
