@@ -5,10 +5,12 @@
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod dev;
 pub mod fly;
 pub mod reconcile;
 pub mod resource;
 pub mod secrets;
+pub mod serve;
 pub mod sim;
 pub mod store;
 pub mod telemetry;

@@ -1,21 +1,184 @@
-//! Metrics registry and tracing setup.
+//! Metrics registry (Prometheus text at `/metrics`) and tracing set-up.
+//!
+//! Label values are bounded: endpoints and results are fixed names, never instance names.
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
-/// Process-wide metrics, rendered at `/metrics`.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FlyRequestLabels {
+    endpoint: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileLabels {
+    result: &'static str,
+    reason: &'static str,
+}
+
+/// Process-wide metrics.
+#[derive(Debug)]
 pub struct Metrics {
-    registry: Mutex<Registry>,
+    registry: Registry,
+    fly_requests: Family<FlyRequestLabels, Counter>,
+    fly_request_duration: Family<EndpointLabels, Histogram>,
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_duration: Histogram,
+    active_workers: Gauge,
+    queue_depth: Gauge,
+    queue_oldest_due_age: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("openclaws");
+        let fly_requests = Family::<FlyRequestLabels, Counter>::default();
+        registry.register(
+            "fly_requests",
+            "Fly API requests by endpoint and HTTP status (0 = no response)",
+            fly_requests.clone(),
+        );
+        let fly_request_duration =
+            Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            });
+        registry.register(
+            "fly_request_duration_seconds",
+            "Fly API request latency",
+            fly_request_duration.clone(),
+        );
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by result and reason",
+            reconciles.clone(),
+        );
+        let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile took",
+            reconcile_duration.clone(),
+        );
+        let active_workers = Gauge::default();
+        registry.register(
+            "active_workers",
+            "Reconciles running now in this process",
+            active_workers.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "queue_depth",
+            "Instances due and not leased",
+            queue_depth.clone(),
+        );
+        let queue_oldest_due_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "queue_oldest_due_age_seconds",
+            "How long the oldest due instance has waited",
+            queue_oldest_due_age.clone(),
+        );
+        registry.register(
+            "build",
+            "Build information",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        Self {
+            registry,
+            fly_requests,
+            fly_request_duration,
+            reconciles,
+            reconcile_duration,
+            active_workers,
+            queue_depth,
+            queue_oldest_due_age,
+        }
+    }
+
     /// Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        let registry = self.registry.lock().expect("metrics registry lock");
-        prometheus_client::encoding::text::encode(&mut out, &registry)
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
     }
+
+    /// Records one Fly API call.
+    pub fn observe_fly_request(&self, endpoint: &'static str, status: u16, elapsed: Duration) {
+        self.fly_requests
+            .get_or_create(&FlyRequestLabels { endpoint, status })
+            .inc();
+        self.fly_request_duration
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one finished reconcile.
+    pub fn observe_reconcile(&self, result: &'static str, reason: &'static str, elapsed: Duration) {
+        self.reconciles
+            .get_or_create(&ReconcileLabels { result, reason })
+            .inc();
+        self.reconcile_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Tracks reconciles in flight.
+    pub fn worker_started(&self) {
+        self.active_workers.inc();
+    }
+
+    /// Tracks reconciles in flight.
+    pub fn worker_finished(&self) {
+        self.active_workers.dec();
+    }
+
+    /// Updates the queue gauges.
+    pub fn set_queue(&self, depth: i64, oldest_due_age_seconds: f64) {
+        self.queue_depth.set(depth);
+        self.queue_oldest_due_age.set(oldest_due_age_seconds);
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable (development).
+    Pretty,
+}
+
+/// Installs the global tracing subscriber (`RUST_LOG` filters; default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let result = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+    // A subscriber installed earlier (tests) stays; that is fine.
+    let _ = result;
 }

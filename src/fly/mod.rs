@@ -1,3 +1,8 @@
-//! Fly Machines API: wire types and a client.
+//! Fly Machines API: wire types, a typed client and its error classes.
 
+pub mod client;
+pub mod error;
 pub mod types;
+
+pub use client::FlyClient;
+pub use error::FlyError;

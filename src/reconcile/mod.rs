@@ -1,1 +1,271 @@
-//! Reconcile engine.
+//! The reconcile engine: observe → plan → act → record, for one instance at a time.
+//!
+//! Principles (after omicron's background tasks and Kubernetes controllers):
+//! - **Level-triggered.** A reconcile takes only an instance uid and re-reads everything: the
+//!   desired state from PostgreSQL and the world from Fly. The happy path and crash recovery are
+//!   the same code path; a second replica or a restarted process is the normal case.
+//! - **Idempotent steps.** Every action is safe to repeat. Resources are found by deterministic
+//!   names and ownership marks (app network, machine metadata), not only by stored ids, so a
+//!   create whose response was lost is adopted on the next visit instead of duplicated.
+//! - **Never wait on Fly while holding a worker.** When a machine is settling the engine records
+//!   what it saw and asks to be visited again when the result is expected.
+//! - **No retry loops inside.** A failure is recorded (`lastError`, an event) and the queue brings
+//!   the instance back after a persisted, jittered backoff.
+//! - **Ownership.** Nothing without our mark is updated or deleted.
+
+pub mod act;
+pub mod desired;
+pub mod machine;
+pub mod observe;
+pub mod plan;
+pub mod status;
+pub mod volume;
+
+use chrono::Utc;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+use crate::fly::{FlyClient, FlyError};
+use crate::resource::{LastError, Phase};
+use crate::store::events::EventType;
+use crate::store::status::{self as status_store, ControllerEvent};
+use crate::store::StoreError;
+use crate::telemetry::Metrics;
+
+use act::StepFailure;
+use desired::{Desired, FleetSettings};
+use plan::{plan, Plan};
+
+/// Upper bound of act-and-replan rounds in one reconcile (a fresh instance needs three).
+const MAX_ROUNDS: usize = 8;
+
+/// Errors that stop a reconcile before it can record anything.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the queue should do with the key next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Visit again after this delay; `failed` counts toward backoff.
+    Requeue { after: Duration, failed: bool },
+    /// The instance row is gone (deleted); drop the key.
+    Gone,
+}
+
+/// Shared dependencies of every reconcile.
+#[derive(Clone, Debug)]
+pub struct Reconciler {
+    pub pool: PgPool,
+    pub fly: FlyClient,
+    pub settings: FleetSettings,
+    pub metrics: Arc<Metrics>,
+    /// Interval between visits of a converged instance.
+    pub resync: Duration,
+}
+
+impl Reconciler {
+    /// Reconciles one instance. `attempts` is the number of consecutive failures so far.
+    pub async fn reconcile(&self, uid: Uuid, attempts: i32) -> Result<Outcome, ReconcileError> {
+        let Some(record) = status_store::load(&self.pool, uid).await? else {
+            return Ok(Outcome::Gone);
+        };
+        let spec = record.spec()?;
+        let previous = record.status()?;
+        let deleting = record.deletion_timestamp.is_some();
+        let desired = Desired::from_spec(
+            uid,
+            &record.name,
+            record.generation,
+            &spec,
+            deleting,
+            &self.settings,
+        );
+        let now = Utc::now();
+
+        if spec.paused {
+            let mut status = status::paused(&previous, record.generation, now);
+            status.next_reconcile_at = Some(now + chrono_duration(self.resync));
+            let events = (!previous.conditions.iter().any(|c| c.type_ == status::PAUSED))
+                .then(|| ControllerEvent {
+                    type_: EventType::Normal,
+                    reason: "Paused".into(),
+                    message: "spec.paused is true: reconciling is suspended".into(),
+                })
+                .into_iter()
+                .collect::<Vec<_>>();
+            status_store::record(&self.pool, &record, &status, &events).await?;
+            return Ok(Outcome::Requeue {
+                after: jitter(self.resync, 0.1),
+                failed: false,
+            });
+        }
+
+        let mut events = Vec::new();
+        let mut failure: Option<(&'static str, FlyError)> = None;
+        let mut wait = None;
+        let was_converged = previous.observed_generation == record.generation
+            && matches!(previous.phase, Phase::Ready | Phase::Stopped);
+
+        let mut observed = match observe::observe(&self.fly, &desired).await {
+            Ok(o) => Some(o),
+            Err(e) => {
+                failure = Some(("Observe", e));
+                None
+            }
+        };
+
+        let mut final_plan = Plan::default();
+        if let Some(observed) = observed.as_mut() {
+            let mut drift_reported = false;
+            for _ in 0..MAX_ROUNDS {
+                let p = plan(&desired, observed);
+                if p.finalize {
+                    status_store::finalize_deletion(&self.pool, &record, &events).await?;
+                    return Ok(Outcome::Gone);
+                }
+                if p.actions.is_empty() {
+                    final_plan = p;
+                    break;
+                }
+                if was_converged && !deleting && !drift_reported {
+                    drift_reported = true;
+                    events.push(ControllerEvent {
+                        type_: EventType::Warning,
+                        reason: "DriftDetected".into(),
+                        message: format!(
+                            "the world no longer matches the spec; repairing: {}",
+                            p.actions.iter().map(|a| a.describe()).collect::<Vec<_>>().join(", ")
+                        ),
+                    });
+                }
+                let mut stop = false;
+                for action in &p.actions {
+                    match act::execute(&self.fly, &desired.app_name, observed, action).await {
+                        Ok(()) => events.push(ControllerEvent {
+                            type_: EventType::Normal,
+                            reason: action.step().into(),
+                            message: action.describe(),
+                        }),
+                        Err(StepFailure::Wait(w)) => {
+                            wait = Some(w);
+                            stop = true;
+                            break;
+                        }
+                        Err(StepFailure::Failed { step, error }) => {
+                            failure = Some((step, error));
+                            stop = true;
+                            break;
+                        }
+                    }
+                }
+                if stop {
+                    final_plan = plan(&desired, observed);
+                    break;
+                }
+                final_plan = Plan::default();
+            }
+            if wait.is_some() && final_plan.wait.is_none() {
+                final_plan.wait = wait.clone();
+            }
+            if drift_reported && final_plan.is_converged() && failure.is_none() {
+                events.push(ControllerEvent {
+                    type_: EventType::Normal,
+                    reason: "DriftRepaired".into(),
+                    message: "the world matches the spec again".into(),
+                });
+            }
+        }
+
+        let last_error = failure.as_ref().map(|(step, e)| LastError {
+            step: (*step).to_owned(),
+            reason: e.reason().to_owned(),
+            message: e.to_string(),
+            time: now,
+            attempt: attempts + 1,
+        });
+        if let Some(err) = &last_error {
+            let repeated = previous
+                .last_error
+                .as_ref()
+                .is_some_and(|p| p.step == err.step && p.message == err.message);
+            if !repeated {
+                events.push(ControllerEvent {
+                    type_: EventType::Warning,
+                    reason: format!("{}Failed", err.step),
+                    message: err.message.clone(),
+                });
+            }
+        }
+
+        let observe_failed = observed.is_none();
+        let observed = observed.unwrap_or_else(observe::Observed::empty);
+        let mut status = status::compute(status::StatusInput {
+            desired: &desired,
+            observed: &observed,
+            plan: &final_plan,
+            last_error,
+            previous: &previous,
+            now,
+        });
+        if observe_failed {
+            // Observation failed: keep what we knew rather than claiming resources vanished.
+            status.conditions = previous.conditions.clone();
+            status.fly = previous.fly.clone();
+            status.phase = if previous.phase == Phase::Pending {
+                Phase::Provisioning
+            } else {
+                previous.phase
+            };
+        }
+        if status.phase != previous.phase {
+            events.push(ControllerEvent {
+                type_: if matches!(status.phase, Phase::Degraded | Phase::Failed) {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: format!("Phase{}", status.phase.as_str()),
+                message: format!(
+                    "phase {} → {}",
+                    previous.phase.as_str(),
+                    status.phase.as_str()
+                ),
+            });
+        }
+
+        let (after, failed) = match (&failure, &final_plan) {
+            (Some((_, e)), _) => {
+                let backoff = backoff(attempts);
+                (e.retry_after().map_or(backoff, |r| r.max(backoff)), true)
+            }
+            (None, p) if p.wait.is_some() => (p.wait.as_ref().map(|w| w.after).unwrap_or_default(), false),
+            (None, p) if p.blocked.is_some() => (jitter(self.resync, 0.1), false),
+            (None, p) if p.is_converged() => (jitter(self.resync, 0.1), false),
+            (None, _) => (Duration::from_millis(100), false),
+        };
+        status.next_reconcile_at = Some(now + chrono_duration(after));
+        status_store::record(&self.pool, &record, &status, &events).await?;
+        Ok(Outcome::Requeue { after, failed })
+    }
+}
+
+/// Exponential backoff after `attempts` consecutive failures: 1 s doubling to 5 min, ±20%.
+pub fn backoff(attempts: i32) -> Duration {
+    let base = 1u64 << attempts.clamp(0, 9);
+    jitter(Duration::from_secs(base.min(300)), 0.2)
+}
+
+/// `d` scaled by a random factor in `[1 - spread, 1 + spread]`, so keys spread out over time.
+pub fn jitter(d: Duration, spread: f64) -> Duration {
+    let factor = 1.0 + rand::Rng::gen_range(&mut rand::thread_rng(), -spread..=spread);
+    d.mul_f64(factor.max(0.0))
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}

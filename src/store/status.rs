@@ -1,1 +1,119 @@
-//! Controller-side reads and status writes.
+//! Controller-side reads and writes: load an instance for a reconcile, record what was observed,
+//! and remove the row once teardown is done. Nothing here bumps `generation` or enqueues work,
+//! so status writes cannot trigger reconciles; nor do they bump `resource_version`, which guards
+//! desired state only, so a dashboard's read-modify-write never races the controller.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::events::{self, EventType, NewEvent};
+use super::records::{InstanceRecord, INSTANCE_COLUMNS};
+use super::StoreError;
+use crate::resource::InstanceStatus;
+
+/// Loads an instance by uid; `None` when the row is gone.
+pub async fn load(pool: &PgPool, uid: Uuid) -> Result<Option<InstanceRecord>, StoreError> {
+    let row = sqlx::query_as::<_, InstanceRecord>(&format!(
+        "SELECT {INSTANCE_COLUMNS} FROM instances WHERE uid = $1"
+    ))
+    .bind(uid)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row)
+}
+
+/// An event the controller wants recorded with a status write.
+#[derive(Debug, Clone)]
+pub struct ControllerEvent {
+    pub type_: EventType,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Writes the observed status and the reconcile's events in one transaction.
+pub async fn record(
+    pool: &PgPool,
+    record: &InstanceRecord,
+    status: &InstanceStatus,
+    events_to_add: &[ControllerEvent],
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let fly = status.fly.clone().unwrap_or_default();
+    sqlx::query(
+        "UPDATE instances SET status = $2, phase = $3, observed_generation = $4, \
+             fly_app = $5, fly_volume_id = $6, fly_machine_id = $7 \
+         WHERE uid = $1",
+    )
+    .bind(record.uid)
+    .bind(sqlx::types::Json(status))
+    .bind(status.phase.as_str())
+    .bind(status.observed_generation)
+    .bind(fly.app_name)
+    .bind(fly.volume_id)
+    .bind(fly.machine_id)
+    .execute(&mut *tx)
+    .await?;
+    for e in events_to_add {
+        events::append(
+            &mut *tx,
+            &NewEvent {
+                instance_uid: record.uid,
+                instance_name: &record.name,
+                type_: e.type_,
+                reason: &e.reason,
+                message: &e.message,
+                generation: Some(record.generation),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes the row of a torn-down instance, keeping its events and a tombstone.
+/// Only deletes a row that is still marked for deletion.
+pub async fn finalize_deletion(
+    pool: &PgPool,
+    record: &InstanceRecord,
+    events_to_add: &[ControllerEvent],
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    for e in events_to_add {
+        events::append(
+            &mut *tx,
+            &NewEvent {
+                instance_uid: record.uid,
+                instance_name: &record.name,
+                type_: e.type_,
+                reason: &e.reason,
+                message: &e.message,
+                generation: Some(record.generation),
+            },
+        )
+        .await?;
+    }
+    events::append(
+        &mut *tx,
+        &NewEvent {
+            instance_uid: record.uid,
+            instance_name: &record.name,
+            type_: EventType::Normal,
+            reason: "Deleted",
+            message: "teardown finished: no app, volume or machine is left; the instance is gone",
+            generation: Some(record.generation),
+        },
+    )
+    .await?;
+    let deleted = sqlx::query("DELETE FROM instances WHERE uid = $1 AND deletion_timestamp IS NOT NULL")
+        .bind(record.uid)
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() == 1 {
+        tx.commit().await?;
+        Ok(true)
+    } else {
+        tx.rollback().await?;
+        Ok(false)
+    }
+}

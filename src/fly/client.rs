@@ -1,0 +1,390 @@
+//! A typed client for the Fly Machines REST API.
+//!
+//! It does one HTTP call per method and classifies failures ([`FlyError`]); it never retries a
+//! mutation, because an ambiguous create must be resolved by observing again (the reconciler's
+//! job), and it retries reads only on transient failures, briefly.
+
+use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::error::FlyError;
+use super::types::*;
+use crate::telemetry::Metrics;
+
+/// Per-request timeout; Fly's own proxy cuts requests at 60 s.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client bound to one base URL, token and org.
+#[derive(Clone, Debug)]
+pub struct FlyClient {
+    http: reqwest::Client,
+    base: String,
+    authorization: String,
+    org: String,
+    metrics: Arc<Metrics>,
+}
+
+/// The `Authorization` header value for a Fly token: verbatim when it carries a scheme,
+/// `FlyV1` for bare macaroons, `Bearer` otherwise.
+pub fn authorization_header(token: &str) -> String {
+    let token = token.trim();
+    if token.starts_with("FlyV1 ") || token.starts_with("Bearer ") {
+        token.to_owned()
+    } else if ["fm1r_", "fm1a_", "fm2_"].iter().any(|p| token.starts_with(p)) {
+        format!("FlyV1 {token}")
+    } else {
+        format!("Bearer {token}")
+    }
+}
+
+impl FlyClient {
+    /// Builds a client. `base` is e.g. `https://api.machines.dev` (no `/v1`).
+    pub fn new(base: &str, token: &str, org: &str, metrics: Arc<Metrics>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(64)
+            .user_agent(concat!("openclaws-controller/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a TLS backend is compiled in");
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            authorization: authorization_header(token),
+            org: org.to_owned(),
+            metrics,
+        }
+    }
+
+    /// The org slug apps are created in.
+    pub fn org(&self) -> &str {
+        &self.org
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{}", self.base, path))
+            .header(header::AUTHORIZATION, &self.authorization)
+    }
+
+    /// Sends, records metrics, and turns non-2xx answers into [`FlyError`].
+    async fn send(&self, endpoint: &'static str, req: RequestBuilder) -> Result<Response, FlyError> {
+        let started = Instant::now();
+        let result = req.send().await;
+        let elapsed = started.elapsed();
+        match result {
+            Ok(resp) => {
+                self.metrics
+                    .observe_fly_request(endpoint, resp.status().as_u16(), elapsed);
+                if resp.status().is_success() {
+                    Ok(resp)
+                } else {
+                    Err(classify(resp).await)
+                }
+            }
+            Err(e) => {
+                self.metrics.observe_fly_request(endpoint, 0, elapsed);
+                Err(FlyError::Transient {
+                    status: None,
+                    message: transport_message(&e),
+                })
+            }
+        }
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        req: RequestBuilder,
+    ) -> Result<T, FlyError> {
+        let resp = self.send(endpoint, req).await?;
+        let bytes = resp.bytes().await.map_err(|e| FlyError::Transient {
+            status: None,
+            message: transport_message(&e),
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| FlyError::Decode {
+            message: format!("{endpoint}: {e}"),
+        })
+    }
+
+    /// A GET retried twice on transient failures (reads are safe to repeat).
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, FlyError> {
+        let mut attempt = 0;
+        loop {
+            let req = self.request(Method::GET, path).query(query);
+            match self.json(endpoint, req).await {
+                Err(FlyError::Transient { .. }) if attempt < 2 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, FlyError> {
+        self.json(endpoint, self.request(Method::POST, path).json(body))
+            .await
+    }
+
+    /// `GET /v1/apps/{app}`: `None` when the name is free; `Forbidden` when another org owns it.
+    pub async fn get_app(&self, app: &str) -> Result<Option<App>, FlyError> {
+        optional(
+            self.get_json("apps.get", &format!("/v1/apps/{app}"), &[])
+                .await,
+        )
+    }
+
+    /// `POST /v1/apps?wait=true` with both name fields (docs and spec disagree on the key).
+    pub async fn create_app(&self, name: &str, network: &str) -> Result<App, FlyError> {
+        let body = CreateAppRequest {
+            name: Some(name.to_owned()),
+            app_name: Some(name.to_owned()),
+            org_slug: Some(self.org.clone()),
+            network: Some(network.to_owned()),
+            ..Default::default()
+        };
+        let req = self
+            .request(Method::POST, "/v1/apps")
+            .query(&[("wait", "true")])
+            .json(&body);
+        self.json("apps.create", req).await
+    }
+
+    /// `DELETE /v1/apps/{app}`; deletion completes asynchronously.
+    pub async fn delete_app(&self, app: &str, force: bool) -> Result<(), FlyError> {
+        let mut req = self.request(Method::DELETE, &format!("/v1/apps/{app}"));
+        if force {
+            req = req.query(&[("force", "true")]);
+        }
+        self.send("apps.delete", req).await.map(drop)
+    }
+
+    /// `GET /v1/apps/{app}/volumes` (includes volumes being destroyed).
+    pub async fn list_volumes(&self, app: &str) -> Result<Vec<Volume>, FlyError> {
+        self.get_json("volumes.list", &format!("/v1/apps/{app}/volumes"), &[])
+            .await
+    }
+
+    /// `POST /v1/apps/{app}/volumes`. Not idempotent: observe before retrying.
+    pub async fn create_volume(
+        &self,
+        app: &str,
+        body: &CreateVolumeRequest,
+    ) -> Result<Volume, FlyError> {
+        self.post_json("volumes.create", &format!("/v1/apps/{app}/volumes"), body)
+            .await
+    }
+
+    /// `PUT /v1/apps/{app}/volumes/{id}/extend` (grow only).
+    pub async fn extend_volume(
+        &self,
+        app: &str,
+        id: &str,
+        size_gb: u32,
+    ) -> Result<ExtendVolumeResponse, FlyError> {
+        let req = self
+            .request(Method::PUT, &format!("/v1/apps/{app}/volumes/{id}/extend"))
+            .json(&ExtendVolumeRequest { size_gb });
+        self.json("volumes.extend", req).await
+    }
+
+    /// `DELETE /v1/apps/{app}/volumes/{id}`.
+    pub async fn delete_volume(&self, app: &str, id: &str) -> Result<(), FlyError> {
+        let req = self.request(Method::DELETE, &format!("/v1/apps/{app}/volumes/{id}"));
+        self.send("volumes.delete", req).await.map(drop)
+    }
+
+    /// `GET /v1/apps/{app}/machines` filtered by metadata (AND).
+    pub async fn list_machines(
+        &self,
+        app: &str,
+        metadata: &[(&str, &str)],
+    ) -> Result<Vec<Machine>, FlyError> {
+        let query: Vec<(String, String)> = metadata
+            .iter()
+            .map(|(k, v)| (format!("metadata.{k}"), (*v).to_owned()))
+            .collect();
+        let query: Vec<(&str, String)> = query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        self.get_json("machines.list", &format!("/v1/apps/{app}/machines"), &query)
+            .await
+    }
+
+    /// `GET /v1/apps/{app}/machines/{id}`; `None` once destroyed.
+    pub async fn get_machine(&self, app: &str, id: &str) -> Result<Option<Machine>, FlyError> {
+        optional(
+            self.get_json("machines.get", &format!("/v1/apps/{app}/machines/{id}"), &[])
+                .await,
+        )
+    }
+
+    /// `POST /v1/apps/{app}/machines`. Not idempotent: observe by metadata before retrying.
+    pub async fn create_machine(
+        &self,
+        app: &str,
+        body: &CreateMachineRequest,
+    ) -> Result<Machine, FlyError> {
+        self.post_json("machines.create", &format!("/v1/apps/{app}/machines"), body)
+            .await
+    }
+
+    /// `POST /v1/apps/{app}/machines/{id}`: full config replace.
+    pub async fn update_machine(
+        &self,
+        app: &str,
+        id: &str,
+        body: &UpdateMachineRequest,
+    ) -> Result<Machine, FlyError> {
+        self.post_json(
+            "machines.update",
+            &format!("/v1/apps/{app}/machines/{id}"),
+            body,
+        )
+        .await
+    }
+
+    /// `POST /v1/apps/{app}/machines/{id}/start`.
+    pub async fn start_machine(&self, app: &str, id: &str) -> Result<(), FlyError> {
+        let req = self.request(
+            Method::POST,
+            &format!("/v1/apps/{app}/machines/{id}/start"),
+        );
+        self.send("machines.start", req).await.map(drop)
+    }
+
+    /// `POST /v1/apps/{app}/machines/{id}/stop`.
+    pub async fn stop_machine(&self, app: &str, id: &str) -> Result<(), FlyError> {
+        let req = self
+            .request(Method::POST, &format!("/v1/apps/{app}/machines/{id}/stop"))
+            .json(&StopMachineRequest::default());
+        self.send("machines.stop", req).await.map(drop)
+    }
+
+    /// `DELETE /v1/apps/{app}/machines/{id}` (`force` kills a running machine).
+    pub async fn delete_machine(&self, app: &str, id: &str, force: bool) -> Result<(), FlyError> {
+        let mut req = self.request(Method::DELETE, &format!("/v1/apps/{app}/machines/{id}"));
+        if force {
+            req = req.query(&[("force", "true"), ("kill", "true")]);
+        }
+        self.send("machines.delete", req).await.map(drop)
+    }
+
+    /// `GET /v1/orgs/{org}/machines`: the fleet-wide listing, one page.
+    pub async fn list_org_machines(
+        &self,
+        updated_after: Option<&str>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<OrgMachinesResponse, FlyError> {
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(u) = updated_after {
+            query.push(("updated_after", u.to_owned()));
+        }
+        if let Some(c) = cursor {
+            query.push(("cursor", c.to_owned()));
+        }
+        self.get_json(
+            "orgs.machines.list",
+            &format!("/v1/orgs/{}/machines", self.org),
+            &query,
+        )
+        .await
+    }
+}
+
+fn optional<T>(r: Result<T, FlyError>) -> Result<Option<T>, FlyError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(FlyError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn transport_message(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "transport error"
+    };
+    let mut message = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    message
+}
+
+/// Reads an error response: JSON `error`/`message` when present, text otherwise.
+async fn classify(resp: Response) -> FlyError {
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64);
+    let text = resp.text().await.unwrap_or_default();
+    let body: ErrorBody = serde_json::from_str(&text).unwrap_or_default();
+    let mut message = body
+        .message
+        .clone()
+        .or(body.error.clone())
+        .unwrap_or_else(|| text.trim().chars().take(300).collect());
+    if message.is_empty() {
+        message = status.canonical_reason().unwrap_or("error").to_owned();
+    }
+    match status {
+        StatusCode::NOT_FOUND => FlyError::NotFound { message },
+        StatusCode::UNAUTHORIZED => FlyError::Unauthorized { message },
+        StatusCode::FORBIDDEN => FlyError::Forbidden { message },
+        StatusCode::CONFLICT => FlyError::Conflict { message },
+        StatusCode::PRECONDITION_FAILED => FlyError::Precondition { message },
+        StatusCode::TOO_MANY_REQUESTS => FlyError::RateLimited {
+            message,
+            retry_after,
+        },
+        StatusCode::REQUEST_TIMEOUT => FlyError::Transient {
+            status: Some(408),
+            message,
+        },
+        s if s.is_server_error() => FlyError::Transient {
+            status: Some(s.as_u16()),
+            message,
+        },
+        s => FlyError::Rejected {
+            status: s.as_u16(),
+            message,
+            code: body.status,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::authorization_header;
+
+    #[test]
+    fn authorization_schemes() {
+        assert_eq!(authorization_header("FlyV1 fm2_x"), "FlyV1 fm2_x");
+        assert_eq!(authorization_header("fm2_abc,fm1r_d"), "FlyV1 fm2_abc,fm1r_d");
+        assert_eq!(authorization_header("plain"), "Bearer plain");
+        assert_eq!(authorization_header("Bearer x"), "Bearer x");
+    }
+}

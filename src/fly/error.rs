@@ -1,0 +1,83 @@
+//! Fly API errors, classified by what the caller should do about them.
+
+use std::time::Duration;
+
+/// A failed Fly API call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FlyError {
+    /// 404: the resource does not exist (or is already gone).
+    #[error("not found: {message}")]
+    NotFound { message: String },
+    /// 401: the token is missing, invalid or revoked.
+    #[error("unauthorized: {message}")]
+    Unauthorized { message: String },
+    /// 403: the resource exists but belongs to someone else (e.g. an app name taken by another org).
+    #[error("forbidden: {message}")]
+    Forbidden { message: String },
+    /// 409: lease held, version mismatch or host capacity.
+    #[error("conflict: {message}")]
+    Conflict { message: String },
+    /// 412: the resource is not in a state that allows the operation yet (settling, volume bound).
+    #[error("precondition failed: {message}")]
+    Precondition { message: String },
+    /// 429: slow down; retry after the given time when Fly says.
+    #[error("rate limited: {message}")]
+    RateLimited {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// 408, 5xx or a transport failure. For a non-idempotent request the outcome is unknown.
+    #[error("transient failure{}: {message}", status.map(|s| format!(" ({s})")).unwrap_or_default())]
+    Transient {
+        status: Option<u16>,
+        message: String,
+    },
+    /// 400/422 and other client errors that retrying will not fix (invalid image, name taken, quota).
+    #[error("rejected ({status}): {message}")]
+    Rejected {
+        status: u16,
+        message: String,
+        /// Fly's `status` code, e.g. `name_taken`, `insufficient_capacity`.
+        code: Option<String>,
+    },
+    /// The response could not be understood.
+    #[error("unexpected response: {message}")]
+    Decode { message: String },
+}
+
+impl FlyError {
+    /// Whether a later retry may succeed without any change of input.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            FlyError::Conflict { .. }
+                | FlyError::Precondition { .. }
+                | FlyError::RateLimited { .. }
+                | FlyError::Transient { .. }
+                | FlyError::Decode { .. }
+        )
+    }
+
+    /// A CamelCase reason for conditions and events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FlyError::NotFound { .. } => "NotFound",
+            FlyError::Unauthorized { .. } => "FlyUnauthorized",
+            FlyError::Forbidden { .. } => "FlyForbidden",
+            FlyError::Conflict { .. } => "FlyConflict",
+            FlyError::Precondition { .. } => "FlyPrecondition",
+            FlyError::RateLimited { .. } => "FlyRateLimited",
+            FlyError::Transient { .. } => "FlyTransient",
+            FlyError::Rejected { .. } => "FlyRejected",
+            FlyError::Decode { .. } => "FlyBadResponse",
+        }
+    }
+
+    /// How long Fly asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FlyError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Acting: one Fly call per action, with its result folded back into the observed state so the
+//! engine can plan again without re-reading the world.
+
+use std::time::Duration;
+
+use crate::fly::types::Machine;
+use crate::fly::{FlyClient, FlyError};
+
+use super::observe::{AppObservation, Observed};
+use super::plan::{Action, Wait};
+
+/// Why an action did not complete.
+#[derive(Debug)]
+pub enum StepFailure {
+    /// Fly is still settling (412, version race, a name we may have taken ourselves): look again
+    /// shortly. Not counted as an error.
+    Wait(Wait),
+    /// A real failure: recorded as `lastError`, retried with backoff.
+    Failed { step: &'static str, error: FlyError },
+}
+
+/// Runs one action and records its effect in `observed`.
+pub async fn execute(
+    fly: &FlyClient,
+    app: &str,
+    observed: &mut Observed,
+    action: &Action,
+) -> Result<(), StepFailure> {
+    let step = action.step();
+    let result = run(fly, app, observed, action).await;
+    match result {
+        Ok(()) => Ok(()),
+        Err(error) => Err(classify(step, action, error)),
+    }
+}
+
+async fn run(
+    fly: &FlyClient,
+    app: &str,
+    observed: &mut Observed,
+    action: &Action,
+) -> Result<(), FlyError> {
+    match action {
+        Action::CreateApp { name, network } => {
+            let created = fly.create_app(name, network).await?;
+            observed.app = AppObservation::Ours(created);
+        }
+        Action::CreateVolume { request } => {
+            let volume = fly.create_volume(app, request).await?;
+            observed.volumes.push(volume);
+        }
+        Action::ExtendVolume { id, size_gb } => {
+            let extended = fly.extend_volume(app, id, *size_gb).await?;
+            replace_volume(observed, extended.volume);
+        }
+        Action::CreateMachine { request } => {
+            let machine = fly.create_machine(app, request).await?;
+            observed.machines.push(machine);
+        }
+        Action::UpdateMachine { id, request } => {
+            let machine = fly.update_machine(app, id, request).await?;
+            replace_machine(observed, machine);
+        }
+        Action::StartMachine { id } => {
+            fly.start_machine(app, id).await?;
+            set_state(observed, id, "starting");
+        }
+        Action::StopMachine { id } => {
+            fly.stop_machine(app, id).await?;
+            set_state(observed, id, "stopping");
+        }
+        Action::DestroyMachine { id, force } => {
+            ignore_not_found(fly.delete_machine(app, id, *force).await)?;
+            set_state(observed, id, "destroying");
+        }
+        Action::DeleteVolume { id } => {
+            ignore_not_found(fly.delete_volume(app, id).await)?;
+            observed.volumes.retain(|v| &v.id != id);
+        }
+        Action::DeleteApp { name } => {
+            ignore_not_found(fly.delete_app(name, true).await)?;
+            observed.app_deletion_requested = true;
+        }
+    }
+    Ok(())
+}
+
+fn ignore_not_found(r: Result<(), FlyError>) -> Result<(), FlyError> {
+    match r {
+        Err(FlyError::NotFound { .. }) => Ok(()),
+        other => other,
+    }
+}
+
+fn replace_volume(observed: &mut Observed, volume: crate::fly::types::Volume) {
+    if let Some(v) = observed.volumes.iter_mut().find(|v| v.id == volume.id) {
+        *v = volume;
+    }
+}
+
+fn replace_machine(observed: &mut Observed, machine: Machine) {
+    if let Some(m) = observed.machines.iter_mut().find(|m| m.id == machine.id) {
+        *m = machine;
+    } else {
+        observed.machines.push(machine);
+    }
+}
+
+fn set_state(observed: &mut Observed, id: &str, state: &str) {
+    if let Some(m) = observed.machines.iter_mut().find(|m| m.id == id) {
+        m.state = state.to_owned();
+    }
+}
+
+/// Sorts a Fly error into "look again soon" and "a failure to back off from".
+fn classify(step: &'static str, action: &Action, error: FlyError) -> StepFailure {
+    let wait = |reason: &'static str, after_ms: u64| {
+        StepFailure::Wait(Wait {
+            reason,
+            message: format!("{}: {error}", action.describe()),
+            after: Duration::from_millis(after_ms),
+        })
+    };
+    match &error {
+        FlyError::Precondition { .. } => wait("FlyPrecondition", 2000),
+        FlyError::Conflict { .. } => wait("FlyConflict", 1000),
+        // The thing vanished under us (drift): observe again.
+        FlyError::NotFound { .. } => wait("ResourceVanished", 200),
+        // Maybe our own earlier create whose response was lost: observation decides.
+        FlyError::Rejected {
+            code: Some(code), ..
+        } if code == "name_taken" && matches!(action, Action::CreateApp { .. }) => {
+            wait("AppNameTaken", 200)
+        }
+        _ => StepFailure::Failed { step, error },
+    }
+}

@@ -1,0 +1,306 @@
+//! What the world should look like for one instance, derived from its spec and the settings.
+//! Pure: no I/O, so the planner and its tests can build it freely.
+
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use crate::fly::types::{
+    Guest, MachineConfig, MachineInit, MachineService, Mount, RestartPolicy, ServicePort,
+};
+use crate::resource::{InstanceSpec, RunState};
+
+/// Name of the gateway machine in every app.
+pub const MACHINE_NAME: &str = "gateway";
+/// Name of the data volume in every app.
+pub const VOLUME_NAME: &str = "data";
+/// Where the volume is mounted (the gateway's state dir).
+pub const DATA_PATH: &str = "/data";
+/// Port the gateway listens on inside the machine.
+pub const GATEWAY_PORT: u16 = 3000;
+
+/// Machine metadata key holding the owning instance's uid: our ownership mark.
+pub const META_INSTANCE_UID: &str = "openclaws_instance_uid";
+/// Machine metadata key holding the instance name (for humans reading `fly machines list`).
+pub const META_INSTANCE_NAME: &str = "openclaws_instance";
+/// Machine metadata key naming the machine's role.
+pub const META_ROLE: &str = "openclaws_role";
+/// Machine metadata key holding the hash of the desired config the machine was built from.
+pub const META_CONFIG_HASH: &str = "openclaws_config_hash";
+
+/// Settings that shape every instance.
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    pub app_prefix: String,
+    pub base_domain: String,
+}
+
+/// The desired world for one instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub uid: Uuid,
+    pub name: String,
+    pub generation: i64,
+    pub app_name: String,
+    /// The app's 6PN network name; set at creation, it is the app's ownership mark.
+    pub network: String,
+    pub region: String,
+    pub volume_size_gb: u32,
+    pub run_state: RunState,
+    pub deleting: bool,
+    pub endpoint: String,
+    /// Machine config without the mount (added once the volume is known).
+    pub machine: MachineConfig,
+}
+
+/// The app's network name for an instance uid (our mark on the app).
+pub fn network_name(uid: Uuid) -> String {
+    format!("openclaws-{}", uid.simple())
+}
+
+impl Desired {
+    /// Builds the desired world from a spec.
+    pub fn from_spec(
+        uid: Uuid,
+        name: &str,
+        generation: i64,
+        spec: &InstanceSpec,
+        deleting: bool,
+        settings: &FleetSettings,
+    ) -> Self {
+        let mut machine = MachineConfig {
+            image: spec.image.clone(),
+            init: Some(MachineInit {
+                cmd: Some(
+                    [
+                        "node",
+                        "dist/index.js",
+                        "gateway",
+                        "--allow-unconfigured",
+                        "--port",
+                        "3000",
+                        "--bind",
+                        "lan",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                ),
+                ..Default::default()
+            }),
+            env: BTreeMap::from([
+                ("NODE_ENV".to_owned(), "production".to_owned()),
+                ("OPENCLAW_STATE_DIR".to_owned(), DATA_PATH.to_owned()),
+            ]),
+            guest: Some(Guest {
+                cpu_kind: spec.guest.cpu_kind.as_fly().to_owned(),
+                cpus: spec.guest.cpus,
+                memory_mb: spec.guest.memory_mb,
+                extra: Default::default(),
+            }),
+            services: vec![MachineService {
+                protocol: "tcp".into(),
+                internal_port: GATEWAY_PORT,
+                ports: vec![
+                    ServicePort {
+                        port: Some(80),
+                        handlers: vec!["http".into()],
+                        force_https: Some(true),
+                        extra: Default::default(),
+                    },
+                    ServicePort {
+                        port: Some(443),
+                        handlers: vec!["tls".into(), "http".into()],
+                        force_https: None,
+                        extra: Default::default(),
+                    },
+                ],
+                autostop: Some(serde_json::Value::String("off".into())),
+                autostart: Some(true),
+                min_machines_running: Some(0),
+                extra: Default::default(),
+            }],
+            restart: Some(RestartPolicy {
+                policy: "always".into(),
+                max_retries: None,
+            }),
+            metadata: BTreeMap::from([
+                (META_INSTANCE_UID.to_owned(), uid.to_string()),
+                (META_INSTANCE_NAME.to_owned(), name.to_owned()),
+                (META_ROLE.to_owned(), "gateway".to_owned()),
+            ]),
+            ..Default::default()
+        };
+        let hash = config_hash(&machine);
+        machine
+            .metadata
+            .insert(META_CONFIG_HASH.to_owned(), hash);
+        Self {
+            uid,
+            name: name.to_owned(),
+            generation,
+            app_name: format!("{}{}", settings.app_prefix, name),
+            network: network_name(uid),
+            region: spec.region.clone(),
+            volume_size_gb: spec.volume_size_gb,
+            run_state: spec.run_state,
+            deleting,
+            endpoint: format!("https://{}.{}", name, settings.base_domain),
+            machine,
+        }
+    }
+
+    /// The full machine config for a given volume.
+    pub fn machine_config(&self, volume_id: &str) -> MachineConfig {
+        let mut config = self.machine.clone();
+        config.mounts = vec![Mount {
+            volume: volume_id.to_owned(),
+            path: DATA_PATH.to_owned(),
+            extra: Default::default(),
+        }];
+        config
+    }
+}
+
+/// A short, stable hash of a machine config (recorded in metadata for humans and audits).
+pub fn config_hash(config: &MachineConfig) -> String {
+    let bytes = serde_json::to_vec(config).expect("machine config serializes");
+    let digest = Sha256::digest(bytes);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether an observed machine config matches the desired one on every field we own.
+/// Fly normalises some values on read (autostop `"off"` reads back as `false`), and other
+/// actors may add fields we do not own; both are ignored.
+pub fn config_matches(observed: &MachineConfig, desired: &MachineConfig) -> bool {
+    observed.image == desired.image
+        && observed.init.as_ref().and_then(|i| i.cmd.as_ref())
+            == desired.init.as_ref().and_then(|i| i.cmd.as_ref())
+        && desired
+            .env
+            .iter()
+            .all(|(k, v)| observed.env.get(k) == Some(v))
+        && guest_matches(observed.guest.as_ref(), desired.guest.as_ref())
+        && mounts_key(&observed.mounts) == mounts_key(&desired.mounts)
+        && services_key(&observed.services) == services_key(&desired.services)
+        && observed.restart.as_ref().map(|r| r.policy.as_str())
+            == desired.restart.as_ref().map(|r| r.policy.as_str())
+        && desired
+            .metadata
+            .iter()
+            .all(|(k, v)| observed.metadata.get(k) == Some(v))
+}
+
+fn guest_matches(observed: Option<&Guest>, desired: Option<&Guest>) -> bool {
+    match (observed, desired) {
+        (Some(o), Some(d)) => {
+            o.cpu_kind == d.cpu_kind && o.cpus == d.cpus && o.memory_mb == d.memory_mb
+        }
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn mounts_key(mounts: &[Mount]) -> Vec<(&str, &str)> {
+    mounts
+        .iter()
+        .map(|m| (m.volume.as_str(), m.path.as_str()))
+        .collect()
+}
+
+type ServiceKey<'a> = (&'a str, u16, Vec<(Option<u16>, &'a [String], bool)>, bool);
+
+fn services_key(services: &[MachineService]) -> Vec<ServiceKey<'_>> {
+    services
+        .iter()
+        .map(|s| {
+            (
+                s.protocol.as_str(),
+                s.internal_port,
+                s.ports
+                    .iter()
+                    .map(|p| (p.port, p.handlers.as_slice(), p.force_https.unwrap_or(false)))
+                    .collect(),
+                autostop_enabled(s.autostop.as_ref()),
+            )
+        })
+        .collect()
+}
+
+/// Fly accepts `"off"|"stop"|"suspend"` and reads back booleans.
+fn autostop_enabled(value: Option<&serde_json::Value>) -> bool {
+    match value {
+        None => false,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::String(s)) => s != "off",
+        Some(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> InstanceSpec {
+        serde_json::from_value(serde_json::json!({"customerId": "c1", "region": "iad"})).unwrap()
+    }
+
+    fn settings() -> FleetSettings {
+        FleetSettings {
+            app_prefix: "oc-".into(),
+            base_domain: "openclaws.biz".into(),
+        }
+    }
+
+    #[test]
+    fn names_and_defaults() {
+        let d = Desired::from_spec(Uuid::nil(), "acme", 1, &spec(), false, &settings());
+        assert_eq!(d.app_name, "oc-acme");
+        assert_eq!(d.endpoint, "https://acme.openclaws.biz");
+        let g = d.machine.guest.as_ref().unwrap();
+        assert_eq!((g.cpu_kind.as_str(), g.cpus, g.memory_mb), ("shared", 2, 2048));
+        assert_eq!(d.machine.env["OPENCLAW_STATE_DIR"], "/data");
+        assert_eq!(d.machine.restart.as_ref().unwrap().policy, "always");
+    }
+
+    #[test]
+    fn fly_normalisation_is_not_drift() {
+        let d = Desired::from_spec(Uuid::nil(), "acme", 1, &spec(), false, &settings());
+        let desired = d.machine_config("vol_1");
+        let mut observed = desired.clone();
+        observed.services[0].autostop = Some(serde_json::Value::Bool(false));
+        observed.env.insert("FLY_EXTRA".into(), "1".into());
+        observed.metadata.insert("fly_platform_version".into(), "v2".into());
+        assert!(config_matches(&observed, &desired));
+    }
+
+    #[test]
+    fn owned_field_changes_are_drift() {
+        let d = Desired::from_spec(Uuid::nil(), "acme", 1, &spec(), false, &settings());
+        let desired = d.machine_config("vol_1");
+        let mut cases: Vec<MachineConfig> = Vec::new();
+        let mut c = desired.clone();
+        c.image = "other:latest".into();
+        cases.push(c);
+        let mut c = desired.clone();
+        c.guest.as_mut().unwrap().memory_mb = 1024;
+        cases.push(c);
+        let mut c = desired.clone();
+        c.services.clear();
+        cases.push(c);
+        let mut c = desired.clone();
+        c.services[0].autostop = Some(serde_json::Value::Bool(true));
+        cases.push(c);
+        let mut c = desired.clone();
+        c.mounts[0].volume = "vol_2".into();
+        cases.push(c);
+        let mut c = desired.clone();
+        c.env.remove("OPENCLAW_STATE_DIR");
+        cases.push(c);
+        let mut c = desired.clone();
+        c.restart = None;
+        cases.push(c);
+        for c in cases {
+            assert!(!config_matches(&c, &desired), "{c:?}");
+        }
+    }
+}

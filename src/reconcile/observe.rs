@@ -1,0 +1,103 @@
+//! Observing the world: the app, its volumes and our machines, found by deterministic names and
+//! ownership marks rather than by stored ids, so a crash between a create and its record is
+//! healed by adoption.
+
+use crate::fly::types::{App, Machine, Volume};
+use crate::fly::{FlyClient, FlyError};
+
+use super::desired::{Desired, META_INSTANCE_UID, VOLUME_NAME};
+
+/// What we know of the app named for the instance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppObservation {
+    /// The name is free.
+    Absent,
+    /// It exists and carries our mark.
+    Ours(App),
+    /// It exists but is not ours (another org, or no/another mark): never touched.
+    Foreign { reason: String },
+}
+
+/// The observed world for one instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub app: AppObservation,
+    /// Our volumes (named `data` in our app), excluding destroyed ones.
+    pub volumes: Vec<Volume>,
+    /// Machines carrying our uid mark, excluding destroyed ones.
+    pub machines: Vec<Machine>,
+    /// Whether we asked Fly to delete the app and it has not gone yet.
+    pub app_deletion_requested: bool,
+}
+
+impl Observed {
+    /// Nothing exists.
+    pub fn empty() -> Self {
+        Self {
+            app: AppObservation::Absent,
+            volumes: Vec::new(),
+            machines: Vec::new(),
+            app_deletion_requested: false,
+        }
+    }
+}
+
+/// Reads the world with at most three GETs (none past the app when the app does not exist).
+pub async fn observe(fly: &FlyClient, desired: &Desired) -> Result<Observed, FlyError> {
+    let app = match fly.get_app(&desired.app_name).await {
+        Ok(None) => return Ok(Observed::empty()),
+        Ok(Some(app)) => app,
+        Err(FlyError::Forbidden { message }) => {
+            return Ok(Observed {
+                app: AppObservation::Foreign {
+                    reason: format!("the name belongs to another organization ({message})"),
+                },
+                ..Observed::empty()
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(reason) = foreign_reason(&app, fly.org(), &desired.network) {
+        return Ok(Observed {
+            app: AppObservation::Foreign { reason },
+            ..Observed::empty()
+        });
+    }
+    let uid = desired.uid.to_string();
+    let mark = [(META_INSTANCE_UID, uid.as_str())];
+    let (volumes, machines) = tokio::try_join!(
+        fly.list_volumes(&desired.app_name),
+        fly.list_machines(&desired.app_name, &mark),
+    )?;
+    Ok(Observed {
+        app: AppObservation::Ours(app),
+        volumes: volumes
+            .into_iter()
+            .filter(|v| v.name == VOLUME_NAME && !v.is_destroyed())
+            .collect(),
+        machines: machines
+            .into_iter()
+            .filter(|m| {
+                !m.is_destroyed()
+                    && m.metadata()
+                        .is_some_and(|md| md.get(META_INSTANCE_UID) == Some(&uid))
+            })
+            .collect(),
+        app_deletion_requested: false,
+    })
+}
+
+/// Why an existing app is not ours, or `None` when it carries our mark in our org.
+fn foreign_reason(app: &App, org: &str, network: &str) -> Option<String> {
+    if let Some(o) = &app.organization {
+        if !o.slug.is_empty() && o.slug != org {
+            return Some(format!("the app belongs to organization {}", o.slug));
+        }
+    }
+    if app.network.as_deref() != Some(network) {
+        return Some(
+            "an app with this name exists without this instance's ownership mark".to_owned(),
+        );
+    }
+    None
+}

@@ -1,0 +1,635 @@
+//! Planning: a pure function from desired and observed state to the next actions.
+//!
+//! `plan` returns only actions whose dependencies already hold in `observed` (a machine needs a
+//! volume, a volume needs the app), so the engine can run them in order, fold their results back
+//! into `observed` and plan again. An empty plan with no wait means converged.
+
+use std::time::Duration;
+
+use crate::fly::types::{CreateMachineRequest, CreateVolumeRequest, Machine, UpdateMachineRequest};
+use crate::resource::RunState;
+
+use super::desired::{config_matches, Desired, MACHINE_NAME, VOLUME_NAME};
+use super::observe::{AppObservation, Observed};
+use super::{machine, volume};
+
+/// One small, idempotent step against Fly.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    CreateApp { name: String, network: String },
+    CreateVolume { request: CreateVolumeRequest },
+    ExtendVolume { id: String, size_gb: u32 },
+    CreateMachine { request: CreateMachineRequest },
+    UpdateMachine { id: String, request: UpdateMachineRequest },
+    StartMachine { id: String },
+    StopMachine { id: String },
+    DestroyMachine { id: String, force: bool },
+    DeleteVolume { id: String },
+    DeleteApp { name: String },
+}
+
+impl Action {
+    /// The step name used in events, `lastError.step` and logs.
+    pub fn step(&self) -> &'static str {
+        match self {
+            Action::CreateApp { .. } => "CreateApp",
+            Action::CreateVolume { .. } => "CreateVolume",
+            Action::ExtendVolume { .. } => "ExtendVolume",
+            Action::CreateMachine { .. } => "CreateMachine",
+            Action::UpdateMachine { .. } => "UpdateMachine",
+            Action::StartMachine { .. } => "StartMachine",
+            Action::StopMachine { .. } => "StopMachine",
+            Action::DestroyMachine { .. } => "DestroyMachine",
+            Action::DeleteVolume { .. } => "DeleteVolume",
+            Action::DeleteApp { .. } => "DeleteApp",
+        }
+    }
+
+    /// A one-line description for events (no secrets: ids and names only).
+    pub fn describe(&self) -> String {
+        match self {
+            Action::CreateApp { name, .. } => format!("create app {name}"),
+            Action::CreateVolume { request } => format!(
+                "create volume {} ({} GB) in {}",
+                request.name, request.size_gb, request.region
+            ),
+            Action::ExtendVolume { id, size_gb } => format!("extend volume {id} to {size_gb} GB"),
+            Action::CreateMachine { request } => format!(
+                "create machine {} on volume {}",
+                request.name.as_deref().unwrap_or(MACHINE_NAME),
+                request
+                    .config
+                    .mounts
+                    .first()
+                    .map(|m| m.volume.as_str())
+                    .unwrap_or("-")
+            ),
+            Action::UpdateMachine { id, .. } => format!("update machine {id} to the desired config"),
+            Action::StartMachine { id } => format!("start machine {id}"),
+            Action::StopMachine { id } => format!("stop machine {id}"),
+            Action::DestroyMachine { id, .. } => format!("destroy machine {id}"),
+            Action::DeleteVolume { id } => format!("delete volume {id}"),
+            Action::DeleteApp { name } => format!("delete app {name}"),
+        }
+    }
+}
+
+/// Something in flight that the next visit should look at, and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wait {
+    pub reason: &'static str,
+    pub message: String,
+    pub after: Duration,
+}
+
+/// A problem retrying will not fix for this generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blocked {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// The outcome of planning.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub wait: Option<Wait>,
+    pub blocked: Option<Blocked>,
+    /// Teardown is complete: the row can go.
+    pub finalize: bool,
+}
+
+impl Plan {
+    /// Nothing to do and nothing to wait for.
+    pub fn is_converged(&self) -> bool {
+        self.actions.is_empty() && self.wait.is_none() && self.blocked.is_none() && !self.finalize
+    }
+
+    fn act(actions: Vec<Action>) -> Self {
+        Self {
+            actions,
+            ..Self::default()
+        }
+    }
+
+    fn wait(reason: &'static str, message: String, after: Duration) -> Self {
+        Self {
+            wait: Some(Wait {
+                reason,
+                message,
+                after,
+            }),
+            ..Self::default()
+        }
+    }
+}
+
+/// Plans the next steps for one instance.
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    if desired.deleting {
+        plan_teardown(desired, observed)
+    } else {
+        plan_converge(desired, observed)
+    }
+}
+
+fn plan_converge(desired: &Desired, observed: &Observed) -> Plan {
+    match &observed.app {
+        AppObservation::Foreign { reason } => {
+            return Plan {
+                blocked: Some(Blocked {
+                    reason: "AppNameTaken",
+                    message: format!("app {} cannot be used: {reason}", desired.app_name),
+                }),
+                ..Plan::default()
+            }
+        }
+        AppObservation::Absent => {
+            return Plan::act(vec![Action::CreateApp {
+                name: desired.app_name.clone(),
+                network: desired.network.clone(),
+            }])
+        }
+        AppObservation::Ours(_) => {}
+    }
+
+    let Some(vol) = volume::keeper(&observed.volumes, &observed.machines, &desired.region) else {
+        if let Some(other) = observed.volumes.first() {
+            return Plan {
+                blocked: Some(Blocked {
+                    reason: "RegionChangeUnsupported",
+                    message: format!(
+                        "the data volume {} is in region {}, the spec asks for {}; moving a volume is not supported",
+                        other.id, other.region, desired.region
+                    ),
+                }),
+                ..Plan::default()
+            };
+        }
+        return Plan::act(vec![Action::CreateVolume {
+            request: CreateVolumeRequest {
+                name: VOLUME_NAME.to_owned(),
+                region: desired.region.clone(),
+                size_gb: desired.volume_size_gb,
+                encrypted: Some(true),
+                require_unique_zone: Some(false),
+                compute: desired.machine.guest.clone(),
+                compute_image: Some(desired.machine.image.clone()),
+                ..Default::default()
+            },
+        }]);
+    };
+
+    let mut actions = Vec::new();
+    if vol.size_gb < desired.volume_size_gb {
+        actions.push(Action::ExtendVolume {
+            id: vol.id.clone(),
+            size_gb: desired.volume_size_gb,
+        });
+    }
+
+    let keeper = machine::keeper(&observed.machines, &vol.id);
+    let mut others_destroying = false;
+    for m in &observed.machines {
+        if Some(m.id.as_str()) == keeper.map(|k| k.id.as_str()) {
+            continue;
+        }
+        if m.state == "destroying" {
+            others_destroying = true;
+        } else {
+            actions.push(Action::DestroyMachine {
+                id: m.id.clone(),
+                force: true,
+            });
+        }
+    }
+
+    let desired_config = desired.machine_config(&vol.id);
+    let stopped = desired.run_state == RunState::Stopped;
+    let Some(m) = keeper else {
+        actions.push(Action::CreateMachine {
+            request: CreateMachineRequest {
+                name: Some(MACHINE_NAME.to_owned()),
+                region: Some(desired.region.clone()),
+                config: desired_config,
+                skip_launch: stopped.then_some(true),
+                ..Default::default()
+            },
+        });
+        return Plan::act(actions);
+    };
+
+    let machine_action = machine_step(m, &desired_config, stopped);
+    match machine_action {
+        MachineStep::Wait(state) => {
+            if actions.is_empty() {
+                return Plan::wait(
+                    "MachineSettling",
+                    format!("machine {} is {state}", m.id),
+                    machine::settle_time(&state),
+                );
+            }
+        }
+        MachineStep::Act(a) => actions.push(a),
+        MachineStep::Converged => {
+            for extra in volume::extras(&observed.volumes, vol) {
+                actions.push(Action::DeleteVolume {
+                    id: extra.id.clone(),
+                });
+            }
+        }
+    }
+    if actions.is_empty() && others_destroying {
+        return Plan::wait(
+            "MachineDestroying",
+            "waiting for a duplicate machine to be destroyed".to_owned(),
+            machine::settle_time("destroying"),
+        );
+    }
+    Plan::act(actions)
+}
+
+enum MachineStep {
+    Wait(String),
+    Act(Action),
+    Converged,
+}
+
+fn machine_step(
+    m: &Machine,
+    desired_config: &crate::fly::types::MachineConfig,
+    stopped: bool,
+) -> MachineStep {
+    if m.is_transient() {
+        return MachineStep::Wait(m.state.clone());
+    }
+    let Some(config) = &m.config else {
+        // Host unreachable: Fly answers from cache without a config; never rebuild from that.
+        return MachineStep::Wait("unreachable".to_owned());
+    };
+    if !config_matches(config, desired_config) {
+        return MachineStep::Act(Action::UpdateMachine {
+            id: m.id.clone(),
+            request: UpdateMachineRequest {
+                config: desired_config.clone(),
+                current_version: Some(m.instance_id.clone()).filter(|v| !v.is_empty()),
+                skip_launch: stopped.then_some(true),
+                ..Default::default()
+            },
+        });
+    }
+    match (stopped, m.state.as_str()) {
+        (false, "stopped" | "suspended" | "failed") => MachineStep::Act(Action::StartMachine {
+            id: m.id.clone(),
+        }),
+        (true, "started") => MachineStep::Act(Action::StopMachine { id: m.id.clone() }),
+        _ => MachineStep::Converged,
+    }
+}
+
+fn plan_teardown(desired: &Desired, observed: &Observed) -> Plan {
+    if !matches!(observed.app, AppObservation::Ours(_)) {
+        // Nothing of ours exists (or the name is someone else's, which we never touch).
+        return Plan {
+            finalize: true,
+            ..Plan::default()
+        };
+    }
+    if !observed.machines.is_empty() {
+        let actions: Vec<Action> = observed
+            .machines
+            .iter()
+            .filter(|m| m.state != "destroying")
+            .map(|m| Action::DestroyMachine {
+                id: m.id.clone(),
+                force: true,
+            })
+            .collect();
+        if actions.is_empty() {
+            return Plan::wait(
+                "MachineDestroying",
+                "waiting for the machine to be destroyed".to_owned(),
+                machine::settle_time("destroying"),
+            );
+        }
+        return Plan::act(actions);
+    }
+    if !observed.volumes.is_empty() {
+        return Plan::act(
+            observed
+                .volumes
+                .iter()
+                .map(|v| Action::DeleteVolume { id: v.id.clone() })
+                .collect(),
+        );
+    }
+    if observed.app_deletion_requested {
+        return Plan::wait(
+            "AppDeleting",
+            format!("waiting for app {} to be deleted", desired.app_name),
+            Duration::from_secs(2),
+        );
+    }
+    Plan::act(vec![Action::DeleteApp {
+        name: desired.app_name.clone(),
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    //! The planner against a tiny in-memory model of Fly: from any starting world, repeatedly
+    //! planning and applying must converge, and must never take a forbidden step.
+
+    use super::*;
+    use crate::fly::types::{App, Volume};
+    use crate::reconcile::desired::{FleetSettings, META_INSTANCE_UID};
+    use crate::resource::InstanceSpec;
+    use proptest::prelude::*;
+    use uuid::Uuid;
+
+    fn desired(run_state: RunState, deleting: bool, memory_mb: u32) -> Desired {
+        let mut spec: InstanceSpec =
+            serde_json::from_value(serde_json::json!({"customerId": "c", "region": "iad"}))
+                .unwrap();
+        spec.run_state = run_state;
+        spec.guest.memory_mb = memory_mb;
+        Desired::from_spec(
+            Uuid::from_u128(7),
+            "acme",
+            3,
+            &spec,
+            deleting,
+            &FleetSettings {
+                app_prefix: "oc-".into(),
+                base_domain: "openclaws.biz".into(),
+            },
+        )
+    }
+
+    fn app(d: &Desired) -> AppObservation {
+        AppObservation::Ours(App {
+            name: d.app_name.clone(),
+            network: Some(d.network.clone()),
+            ..Default::default()
+        })
+    }
+
+    fn volume(id: &str, region: &str, attached: Option<&str>, created: &str) -> Volume {
+        Volume {
+            id: id.into(),
+            name: VOLUME_NAME.into(),
+            state: "created".into(),
+            size_gb: 1,
+            region: region.into(),
+            attached_machine_id: attached.map(String::from),
+            created_at: created.into(),
+            ..Default::default()
+        }
+    }
+
+    fn machine(d: &Desired, id: &str, volume: &str, state: &str, drifted: bool) -> Machine {
+        let mut config = d.machine_config(volume);
+        if drifted {
+            config.image = "someone/else:latest".into();
+        }
+        Machine {
+            id: id.into(),
+            name: MACHINE_NAME.into(),
+            state: state.into(),
+            region: "iad".into(),
+            instance_id: format!("v-{id}"),
+            created_at: format!("2026-01-01T00:00:0{}Z", id.len() % 10),
+            config: Some(config),
+            ..Default::default()
+        }
+    }
+
+    /// Applies an action the way Fly would, with transient states settled at once.
+    fn apply(world: &mut Observed, d: &Desired, action: &Action, next_id: &mut u32) {
+        *next_id += 1;
+        let id = format!("n{next_id}");
+        match action {
+            Action::CreateApp { .. } => world.app = app(d),
+            Action::CreateVolume { request } => world.volumes.push(Volume {
+                size_gb: request.size_gb,
+                ..volume(&format!("vol_{id}"), &request.region, None, "2026-02-01")
+            }),
+            Action::ExtendVolume { id, size_gb } => {
+                world.volumes.iter_mut().filter(|v| &v.id == id).for_each(|v| v.size_gb = *size_gb)
+            }
+            Action::CreateMachine { request } => {
+                let vol = request.config.mounts[0].volume.clone();
+                assert!(world.volumes.iter().any(|v| v.id == vol), "machine on a missing volume");
+                let state = if request.skip_launch == Some(true) { "stopped" } else { "started" };
+                let mut m = machine(d, &id, &vol, state, false);
+                m.config = Some(request.config.clone());
+                world.volumes.iter_mut().filter(|v| v.id == vol).for_each(|v| v.attached_machine_id = Some(id.clone()));
+                world.machines.push(m);
+            }
+            Action::UpdateMachine { id, request } => {
+                for m in world.machines.iter_mut().filter(|m| &m.id == id) {
+                    m.config = Some(request.config.clone());
+                    m.state = if request.skip_launch == Some(true) { "stopped" } else { "started" }.into();
+                }
+            }
+            Action::StartMachine { id } => world.machines.iter_mut().filter(|m| &m.id == id).for_each(|m| m.state = "started".into()),
+            Action::StopMachine { id } => world.machines.iter_mut().filter(|m| &m.id == id).for_each(|m| m.state = "stopped".into()),
+            Action::DestroyMachine { id, .. } => {
+                world.machines.retain(|m| &m.id != id);
+                world.volumes.iter_mut().filter(|v| v.attached_machine_id.as_ref() == Some(id)).for_each(|v| v.attached_machine_id = None);
+            }
+            Action::DeleteVolume { id } => {
+                let v = world.volumes.iter().find(|v| &v.id == id).expect("deleting a volume that exists");
+                assert!(v.attached_machine_id.is_none() || d.deleting, "deleted an attached volume outside teardown");
+                world.volumes.retain(|v| &v.id != id);
+            }
+            Action::DeleteApp { .. } => {
+                assert!(world.machines.is_empty() && world.volumes.is_empty(), "app deleted before its contents");
+                *world = Observed::empty();
+            }
+        }
+    }
+
+    /// Settles transient machine states, as time passing would.
+    fn settle(world: &mut Observed) {
+        for m in &mut world.machines {
+            m.state = match m.state.as_str() {
+                "created" | "starting" | "replacing" => "started",
+                "stopping" => "stopped",
+                other => other,
+            }
+            .into();
+        }
+        let gone: Vec<String> = world.machines.iter().filter(|m| m.state == "destroying").map(|m| m.id.clone()).collect();
+        world.machines.retain(|m| m.state != "destroying");
+        for v in &mut world.volumes {
+            if v.attached_machine_id.as_ref().is_some_and(|id| gone.contains(id)) {
+                v.attached_machine_id = None;
+            }
+        }
+    }
+
+    fn arb_world() -> impl Strategy<Value = (RunState, bool, u32, Observed)> {
+        let states = prop::sample::select(vec!["started", "stopped", "created", "starting", "stopping", "replacing", "failed", "suspended", "destroying"]);
+        (
+            prop::bool::ANY,
+            prop::bool::ANY,
+            prop::sample::select(vec![1024u32, 2048, 4096]),
+            0..3usize,
+            0..3usize,
+            prop::collection::vec((0..3usize, states, prop::bool::ANY), 0..3),
+        )
+            .prop_map(|(stopped, deleting, memory, app_kind, volume_count, machines)| {
+                let run_state = if stopped { RunState::Stopped } else { RunState::Running };
+                let d = desired(run_state, deleting, memory);
+                let mut world = Observed::empty();
+                if app_kind > 0 {
+                    world.app = app(&d);
+                    for i in 0..volume_count {
+                        world.volumes.push(volume(&format!("vol_{i}"), "iad", None, &format!("2026-01-0{i}")));
+                    }
+                    for (i, (vol, state, drifted)) in machines.iter().enumerate() {
+                        let vol_id = if world.volumes.is_empty() { "vol_gone".to_owned() } else { world.volumes[vol % world.volumes.len()].id.clone() };
+                        let id = format!("m{i}");
+                        if let Some(v) = world.volumes.iter_mut().find(|v| v.id == vol_id && v.attached_machine_id.is_none()) {
+                            v.attached_machine_id = Some(id.clone());
+                        }
+                        world.machines.push(machine(&d, &id, &vol_id, state, *drifted));
+                    }
+                }
+                (run_state, deleting, memory, world)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn converges_from_any_world((run_state, deleting, memory, world) in arb_world()) {
+            let d = desired(run_state, deleting, memory);
+            let mut world = world;
+            let mut next_id = 0;
+            let mut converged = false;
+            for _ in 0..30 {
+                let p = plan(&d, &world);
+                if p.finalize {
+                    prop_assert!(deleting);
+                    prop_assert!(p.actions.is_empty());
+                    converged = true;
+                    break;
+                }
+                if p.is_converged() {
+                    prop_assert!(!deleting);
+                    converged = true;
+                    break;
+                }
+                prop_assert!(p.blocked.is_none(), "blocked: {:?}", p.blocked);
+                for a in &p.actions {
+                    apply(&mut world, &d, a, &mut next_id);
+                }
+                settle(&mut world);
+            }
+            prop_assert!(converged, "did not converge: {world:?}");
+            if !deleting {
+                prop_assert_eq!(world.machines.len(), 1);
+                let m = &world.machines[0];
+                let vol = &m.config.as_ref().unwrap().mounts[0].volume;
+                prop_assert!(world.volumes.iter().any(|v| &v.id == vol));
+                prop_assert_eq!(world.volumes.len(), 1, "extra volumes left: {:?}", world.volumes);
+                prop_assert!(config_matches(m.config.as_ref().unwrap(), &d.machine_config(vol)));
+                if run_state == RunState::Stopped {
+                    prop_assert!(["stopped", "suspended", "failed"].contains(&m.state.as_str()), "{}", m.state);
+                } else {
+                    prop_assert_eq!(m.state.as_str(), "started");
+                }
+                prop_assert_eq!(m.metadata().unwrap().get(META_INSTANCE_UID), Some(&d.uid.to_string()));
+            }
+        }
+    }
+
+    #[test]
+    fn fresh_instance_creates_app_then_volume_then_machine() {
+        let d = desired(RunState::Running, false, 2048);
+        let mut world = Observed::empty();
+        let mut steps = Vec::new();
+        let mut n = 0;
+        for _ in 0..5 {
+            let p = plan(&d, &world);
+            if p.is_converged() {
+                break;
+            }
+            for a in &p.actions {
+                steps.push(a.step());
+                apply(&mut world, &d, a, &mut n);
+            }
+        }
+        assert_eq!(steps, ["CreateApp", "CreateVolume", "CreateMachine"]);
+    }
+
+    #[test]
+    fn foreign_app_is_never_touched() {
+        for deleting in [false, true] {
+            let d = desired(RunState::Running, deleting, 2048);
+            let world = Observed {
+                app: AppObservation::Foreign { reason: "other org".into() },
+                ..Observed::empty()
+            };
+            let p = plan(&d, &world);
+            assert!(p.actions.is_empty());
+            assert_eq!(p.blocked.is_some(), !deleting);
+            assert_eq!(p.finalize, deleting);
+        }
+    }
+
+    #[test]
+    fn settling_machine_means_wait_not_action() {
+        let d = desired(RunState::Running, false, 2048);
+        let mut world = Observed { app: app(&d), ..Observed::empty() };
+        world.volumes.push(volume("vol_a", "iad", Some("m1"), "2026"));
+        world.machines.push(machine(&d, "m1", "vol_a", "starting", false));
+        let p = plan(&d, &world);
+        assert!(p.actions.is_empty());
+        assert_eq!(p.wait.as_ref().map(|w| w.reason), Some("MachineSettling"));
+    }
+
+    #[test]
+    fn destroyed_machine_is_recreated_on_the_same_volume() {
+        let d = desired(RunState::Running, false, 2048);
+        let mut world = Observed { app: app(&d), ..Observed::empty() };
+        world.volumes.push(volume("vol_a", "iad", None, "2026"));
+        let p = plan(&d, &world);
+        match p.actions.as_slice() {
+            [Action::CreateMachine { request }] => assert_eq!(request.config.mounts[0].volume, "vol_a"),
+            other => panic!("unexpected plan {other:?}"),
+        }
+    }
+
+    #[test]
+    fn volume_in_another_region_blocks_instead_of_moving_data() {
+        let d = desired(RunState::Running, false, 2048);
+        let mut world = Observed { app: app(&d), ..Observed::empty() };
+        world.volumes.push(volume("vol_a", "ams", None, "2026"));
+        let p = plan(&d, &world);
+        assert!(p.actions.is_empty());
+        assert_eq!(p.blocked.map(|b| b.reason), Some("RegionChangeUnsupported"));
+    }
+
+    #[test]
+    fn teardown_order_is_machine_volume_app() {
+        let d = desired(RunState::Running, true, 2048);
+        let mut world = Observed { app: app(&d), ..Observed::empty() };
+        world.volumes.push(volume("vol_a", "iad", Some("m1"), "2026"));
+        world.machines.push(machine(&d, "m1", "vol_a", "started", false));
+        let mut steps = Vec::new();
+        let mut n = 0;
+        for _ in 0..6 {
+            let p = plan(&d, &world);
+            if p.finalize {
+                break;
+            }
+            for a in &p.actions {
+                steps.push(a.step());
+                apply(&mut world, &d, a, &mut n);
+            }
+        }
+        assert_eq!(steps, ["DestroyMachine", "DeleteVolume", "DeleteApp"]);
+    }
+}

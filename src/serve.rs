@@ -1,0 +1,163 @@
+//! Start-up of the `serve` job: connect, check migrations, start the API and the workers, and
+//! stop both cleanly on a shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState, ApiTokens};
+use crate::config::ServeSettings;
+use crate::controller::{self, ControllerConfig};
+use crate::fly::FlyClient;
+use crate::reconcile::desired::FleetSettings;
+use crate::reconcile::Reconciler;
+use crate::store;
+use crate::telemetry::Metrics;
+
+/// Errors that stop start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("the database schema is not up to date: run `openclaws-controller migrate` first")]
+    NotMigrated,
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the API server failed: {0}")]
+    Http(std::io::Error),
+    #[error(transparent)]
+    Controller(#[from] controller::ControllerError),
+}
+
+/// A running controller process (API + workers), for `serve`, `dev` and tests.
+pub struct Running {
+    /// The address the API actually listens on.
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    api: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    workers: tokio::task::JoinHandle<Result<(), controller::ControllerError>>,
+}
+
+impl Running {
+    /// Asks both halves to stop and waits for them (workers drain within the grace period).
+    pub async fn stop(self) -> Result<(), ServeError> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until both halves have stopped (after the token given to [`start`] is cancelled).
+    pub async fn wait(self) -> Result<(), ServeError> {
+        let api = self.api.await.expect("API task does not panic");
+        let workers = self.workers.await.expect("worker task does not panic");
+        api.map_err(ServeError::Http)?;
+        workers?;
+        Ok(())
+    }
+}
+
+/// Starts the API and the workers; they run until `shutdown` is cancelled.
+pub async fn start(
+    settings: &ServeSettings,
+    shutdown: CancellationToken,
+) -> Result<Running, ServeError> {
+    let pool = store::connect(
+        &settings.database.database_url,
+        settings.database.db_max_connections,
+    )
+    .await?;
+    if !store::migrations_applied(&pool).await? {
+        return Err(ServeError::NotMigrated);
+    }
+    let metrics = Arc::new(Metrics::new());
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(ServeError::Http)?;
+
+    let state = ApiState {
+        pool: pool.clone(),
+        cipher: Arc::new(settings.secret_key.0.clone()),
+        tokens: ApiTokens {
+            writer: settings.api_write_token.clone(),
+            reader: settings.api_read_token.clone(),
+        },
+        base_domain: settings.base_domain.clone(),
+        metrics: metrics.clone(),
+    };
+    let router = api::router(state);
+    let api_shutdown = shutdown.clone();
+    let api = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
+            .await
+    });
+
+    let reconciler = Reconciler {
+        pool,
+        fly: FlyClient::new(
+            &settings.fly.fly_api_base,
+            &settings.fly.fly_api_token,
+            &settings.fly.fly_org,
+            metrics.clone(),
+        ),
+        settings: FleetSettings {
+            app_prefix: settings.fly.fly_app_prefix.clone(),
+            base_domain: settings.base_domain.clone(),
+        },
+        metrics,
+        resync: Duration::from_secs(settings.resync_seconds),
+    };
+    let config = ControllerConfig {
+        owner: format!(
+            "{}-{}",
+            hostname(),
+            uuid::Uuid::new_v4().simple().to_string().get(..8).unwrap_or("0")
+        ),
+        workers: settings.workers as usize,
+        lease: settings.lease(),
+        poll: Duration::from_secs_f64(settings.poll_seconds.clamp(0.05, 60.0)),
+        grace: Duration::from_secs(settings.shutdown_grace_seconds),
+        listen_url: Some(
+            settings
+                .database
+                .database_listen_url
+                .clone()
+                .unwrap_or_else(|| settings.database.database_url.clone()),
+        ),
+    };
+    tracing::info!(%addr, owner = %config.owner, workers = config.workers, "controller started");
+    let workers = tokio::spawn(controller::run(reconciler, config, shutdown.clone()));
+    Ok(Running {
+        addr,
+        shutdown,
+        api,
+        workers,
+    })
+}
+
+fn hostname() -> String {
+    std::env::var("FLY_MACHINE_ID")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .ok()
+        .or_else(|| nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()))
+        .unwrap_or_else(|| "controller".to_owned())
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
