@@ -101,7 +101,7 @@ pub async fn start(
     });
 
     let reconciler = Reconciler {
-        pool,
+        pool: pool.clone(),
         fly: FlyClient::new(
             &settings.fly.fly_api_base,
             &settings.fly.fly_api_token,
@@ -112,7 +112,7 @@ pub async fn start(
             app_prefix: settings.fly.fly_app_prefix.clone(),
             base_domain: settings.base_domain.clone(),
         },
-        metrics,
+        metrics: metrics.clone(),
         resync: Duration::from_secs(settings.resync_seconds),
     };
     let config = ControllerConfig {
@@ -134,7 +134,13 @@ pub async fn start(
         ),
     };
     tracing::info!(%addr, owner = %config.owner, workers = config.workers, "controller started");
-    let workers = tokio::spawn(controller::run(reconciler, config, shutdown.clone()));
+    let workers = tokio::spawn(controller::run(
+        reconciler,
+        pool,
+        metrics,
+        config,
+        shutdown.clone(),
+    ));
     Ok(Running {
         addr,
         shutdown,

@@ -1,5 +1,6 @@
 //! Claims due keys up to the number of free workers and runs one reconcile per key.
 
+use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
@@ -7,9 +8,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::reconcile::{backoff, Outcome, Reconciler};
+use crate::reconcile::{backoff, Outcome, ReconcileError, Reconciler};
 use crate::store::work::{self, Claim};
 use crate::store::StoreError;
+use crate::telemetry::Metrics;
 
 use super::listener;
 
@@ -37,12 +39,44 @@ pub enum ControllerError {
     Store(#[from] StoreError),
 }
 
+/// One reconcile of one key; the dispatcher only needs this, so queue behaviour can be tested
+/// with a recording reconciler instead of Fly.
+pub trait Reconcile: Clone + Send + Sync + 'static {
+    /// Reconciles `uid`; `attempts` is the number of consecutive failures so far.
+    fn reconcile(
+        &self,
+        uid: Uuid,
+        attempts: i32,
+    ) -> impl std::future::Future<Output = Result<Outcome, ReconcileError>> + Send;
+}
+
+impl Reconcile for Reconciler {
+    async fn reconcile(&self, uid: Uuid, attempts: i32) -> Result<Outcome, ReconcileError> {
+        Reconciler::reconcile(self, uid, attempts).await
+    }
+}
+
+/// What the dispatcher works with.
+#[derive(Clone)]
+struct Shared<R> {
+    reconciler: R,
+    pool: PgPool,
+    metrics: Arc<Metrics>,
+}
+
 /// Runs workers until `shutdown` is cancelled, then drains.
-pub async fn run(
-    reconciler: Reconciler,
+pub async fn run<R: Reconcile>(
+    reconciler: R,
+    pool: PgPool,
+    metrics: Arc<Metrics>,
     config: ControllerConfig,
     shutdown: CancellationToken,
 ) -> Result<(), ControllerError> {
+    let shared = Shared {
+        reconciler,
+        pool,
+        metrics,
+    };
     let wake = Arc::new(Notify::new());
     let listener_stop = CancellationToken::new();
     let listener_task = config.listen_url.clone().map(|url| {
@@ -52,7 +86,11 @@ pub async fn run(
             listener_stop.clone(),
         ))
     });
-    let gauges_task = tokio::spawn(update_queue_gauges(reconciler.clone(), listener_stop.clone()));
+    let gauges_task = tokio::spawn(update_queue_gauges(
+        shared.pool.clone(),
+        shared.metrics.clone(),
+        listener_stop.clone(),
+    ));
 
     let slots = Arc::new(Semaphore::new(config.workers));
     let abandon = CancellationToken::new();
@@ -64,17 +102,17 @@ pub async fn run(
         let free = slots.available_permits();
         let mut claimed_all = false;
         if free > 0 {
-            match work::claim_due(&reconciler.pool, &config.owner, free as i64, config.lease).await {
+            match work::claim_due(&shared.pool, &config.owner, free as i64, config.lease).await {
                 Ok(claims) => {
                     poll_errors = 0;
                     claimed_all = claims.len() == free;
                     for claim in claims {
                         let permit = slots.clone().acquire_owned().await.expect("semaphore open");
-                        let reconciler = reconciler.clone();
+                        let shared = shared.clone();
                         let config = config.clone();
                         let abandon = abandon.clone();
                         running.spawn(async move {
-                            run_one(&reconciler, &config, claim, abandon).await;
+                            run_one(&shared, &config, claim, abandon).await;
                             drop(permit);
                         });
                     }
@@ -93,7 +131,7 @@ pub async fn run(
         } else if free == 0 {
             config.poll
         } else {
-            match work::next_due_in(&reconciler.pool).await {
+            match work::next_due_in(&shared.pool).await {
                 Ok(Some(s)) => Duration::from_secs_f64(s).min(config.poll),
                 Ok(None) => config.poll,
                 Err(_) => config.poll,
@@ -130,18 +168,18 @@ pub async fn run(
 }
 
 /// Runs one claimed reconcile under its lease and records the next visit.
-async fn run_one(
-    reconciler: &Reconciler,
+async fn run_one<R: Reconcile>(
+    shared: &Shared<R>,
     config: &ControllerConfig,
     claim: Claim,
     abandon: CancellationToken,
 ) {
     let uid = claim.instance_uid;
     let started = Instant::now();
-    reconciler.metrics.worker_started();
+    shared.metrics.worker_started();
     let lost = CancellationToken::new();
     let renewer = tokio::spawn(renew_lease(
-        reconciler.pool.clone(),
+        shared.pool.clone(),
         uid,
         config.owner.clone(),
         config.lease,
@@ -149,7 +187,7 @@ async fn run_one(
     ));
 
     let task = {
-        let reconciler = reconciler.clone();
+        let reconciler = shared.reconciler.clone();
         let attempts = claim.attempts;
         tokio::spawn(async move { reconciler.reconcile(uid, attempts).await })
     };
@@ -161,7 +199,7 @@ async fn run_one(
     };
     renewer.abort();
 
-    let pool = &reconciler.pool;
+    let pool = &shared.pool;
     let owner = config.owner.as_str();
     let (result_label, reason) = match result {
         Some(Ok(Ok(Outcome::Gone))) => ("gone", "Deleted"),
@@ -201,10 +239,10 @@ async fn run_one(
             ("abandoned", "Shutdown")
         }
     };
-    reconciler
+    shared
         .metrics
         .observe_reconcile(result_label, reason, started.elapsed());
-    reconciler.metrics.worker_finished();
+    shared.metrics.worker_finished();
 }
 
 fn log_store<T>(r: Result<T, StoreError>, uid: Uuid) {
@@ -235,10 +273,10 @@ async fn renew_lease(
     }
 }
 
-async fn update_queue_gauges(reconciler: Reconciler, stop: CancellationToken) {
+async fn update_queue_gauges(pool: PgPool, metrics: Arc<Metrics>, stop: CancellationToken) {
     loop {
-        if let Ok((depth, age)) = work::depth(&reconciler.pool).await {
-            reconciler.metrics.set_queue(depth, age);
+        if let Ok((depth, age)) = work::depth(&pool).await {
+            metrics.set_queue(depth, age);
         }
         tokio::select! {
             _ = stop.cancelled() => return,

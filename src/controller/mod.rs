@@ -17,4 +17,4 @@
 mod dispatcher;
 mod listener;
 
-pub use dispatcher::{run, ControllerConfig, ControllerError};
+pub use dispatcher::{run, ControllerConfig, ControllerError, Reconcile};

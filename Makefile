@@ -1,0 +1,41 @@
+# Two commands matter: `make run` (the whole system locally, with a demo instance) and
+# `make test` (every test). Both install what is missing and need only Rust on Debian.
+SHELL := /bin/bash
+CARGO ?= cargo
+BIN := target/debug/openclaws-controller
+
+.PHONY: run test unit lint fmt build postgres crd clean
+
+## run: throwaway PostgreSQL + Fly simulator + API + workers, and a demo instance reaching Ready.
+run: postgres
+	$(CARGO) run --quiet -- dev
+
+## test: formatting, lints, unit, property and black-box tests against a real PostgreSQL.
+test: postgres lint
+	$(CARGO) build --quiet --all-targets
+	@if [ -n "$$DATABASE_URL" ]; then \
+	  $(CARGO) test --all-targets --no-fail-fast; \
+	else \
+	  $(BIN) with-postgres -- $(CARGO) test --all-targets --no-fail-fast; \
+	fi
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --quiet --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+build:
+	$(CARGO) build --all-targets
+
+## postgres: install PostgreSQL server binaries when DATABASE_URL is unset and none are present.
+postgres:
+	@scripts/ensure-postgres.sh
+
+## crd: regenerate the checked-in CRD from the Rust types.
+crd:
+	$(CARGO) run --quiet -- crd > crds/openclawinstances.openclaws.biz.yaml
+
+clean:
+	$(CARGO) clean
