@@ -1,0 +1,20 @@
+# Multi-stage build of openclaws-controller: a Rust builder, then a slim non-root runtime.
+FROM rust:1.95-bookworm AS builder
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY migrations ./migrations
+RUN cargo build --release --locked --bin openclaws-controller
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin openclaws
+COPY --from=builder /src/target/release/openclaws-controller /usr/local/bin/openclaws-controller
+USER 10001:10001
+ENV OPENCLAWS_LISTEN=0.0.0.0:8080 \
+    OPENCLAWS_LOG_FORMAT=json
+EXPOSE 8080
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/openclaws-controller"]
+CMD ["serve"]
