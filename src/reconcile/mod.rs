@@ -122,6 +122,7 @@ impl Reconciler {
         let mut final_plan = Plan::default();
         if let Some(observed) = observed.as_mut() {
             let mut drift_reported = false;
+            let mut settled = None;
             for _ in 0..MAX_ROUNDS {
                 let p = plan(&desired, observed);
                 if p.finalize {
@@ -129,7 +130,7 @@ impl Reconciler {
                     return Ok(Outcome::Gone);
                 }
                 if p.actions.is_empty() {
-                    final_plan = p;
+                    settled = Some(p);
                     break;
                 }
                 if was_converged && !deleting && !drift_reported {
@@ -143,7 +144,7 @@ impl Reconciler {
                         ),
                     });
                 }
-                let mut stop = false;
+                let mut interrupted = false;
                 for action in &p.actions {
                     match act::execute(&self.fly, &desired.app_name, observed, action).await {
                         Ok(()) => events.push(ControllerEvent {
@@ -153,31 +154,25 @@ impl Reconciler {
                         }),
                         Err(StepFailure::Wait(w)) => {
                             wait = Some(w);
-                            stop = true;
+                            interrupted = true;
                             break;
                         }
                         Err(StepFailure::Failed { step, error }) => {
                             failure = Some((step, error));
-                            stop = true;
+                            interrupted = true;
                             break;
                         }
                     }
                 }
-                if stop {
-                    final_plan = plan(&desired, observed);
+                if interrupted {
                     break;
                 }
-                final_plan = Plan::default();
             }
+            // Either converged/waiting (`settled`), interrupted, or out of rounds: in the last two
+            // cases the plan for what is left decides the status.
+            final_plan = settled.unwrap_or_else(|| plan(&desired, observed));
             if wait.is_some() && final_plan.wait.is_none() {
                 final_plan.wait = wait.clone();
-            }
-            if drift_reported && final_plan.is_converged() && failure.is_none() {
-                events.push(ControllerEvent {
-                    type_: EventType::Normal,
-                    reason: "DriftRepaired".into(),
-                    message: "the world matches the spec again".into(),
-                });
             }
         }
 
@@ -221,6 +216,13 @@ impl Reconciler {
             } else {
                 previous.phase
             };
+        }
+        if previous.phase == Phase::Degraded && status.phase == Phase::Ready {
+            events.push(ControllerEvent {
+                type_: EventType::Normal,
+                reason: "DriftRepaired".into(),
+                message: "the world matches the spec again".into(),
+            });
         }
         if status.phase != previous.phase {
             events.push(ControllerEvent {

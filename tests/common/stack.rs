@@ -1,0 +1,307 @@
+//! The whole system for black-box tests: a fresh database, the Fly simulator on a real port, and
+//! the controller (API + workers) talking to it over real HTTP.
+#![allow(dead_code)]
+
+use openclaws_controller::config::{DatabaseSettings, FlySettings, SecretKey, ServeSettings};
+use openclaws_controller::secrets::SecretCipher;
+use openclaws_controller::serve::{self, Running};
+use openclaws_controller::sim;
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use super::{eventually, fresh_database, TestDb};
+
+pub const WRITER: &str = "test-writer-token-0123456789";
+pub const READER: &str = "test-reader-token-0123456789";
+pub const FLY_TOKEN: &str = "test-fly-token";
+pub const ORG: &str = "personal";
+
+/// Knobs for a stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Simulator latency multiplier (1.0 = Fly-like defaults).
+    pub latency_scale: f64,
+    /// Resync interval of converged instances.
+    pub resync_seconds: u64,
+    /// Lease length (short for crash tests).
+    pub lease_seconds: u64,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            latency_scale: 1.0,
+            resync_seconds: 300,
+            lease_seconds: 30,
+        }
+    }
+}
+
+/// A running system under test.
+pub struct Stack {
+    pub db: TestDb,
+    pub sim_url: String,
+    pub api_url: String,
+    pub http: reqwest::Client,
+    pub settings: ServeSettings,
+    sim_stop: CancellationToken,
+    controller: Option<(CancellationToken, Running)>,
+}
+
+impl Stack {
+    /// Starts database, simulator and controller.
+    pub async fn start(options: StackOptions) -> Stack {
+        let mut stack = Self::start_without_controller(options).await;
+        stack.start_controller().await;
+        stack
+    }
+
+    /// Starts database and simulator only (tests that run the controller as a process).
+    pub async fn start_without_controller(options: StackOptions) -> Stack {
+        let db = fresh_database().await;
+        let sim_stop = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim_addr = listener.local_addr().unwrap();
+        let args = sim::SimArgs {
+            listen: sim_addr,
+            token: FLY_TOKEN.to_owned(),
+            org: ORG.to_owned(),
+            latency_scale: options.latency_scale,
+        };
+        let simulator = sim::Simulator::new(args.to_config());
+        tokio::spawn(sim::serve(listener, simulator, sim_stop.clone()));
+        let sim_url = format!("http://{sim_addr}");
+        let settings = ServeSettings {
+            database: DatabaseSettings {
+                database_url: db.url.clone(),
+                database_listen_url: None,
+                db_max_connections: 10,
+            },
+            listen: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+            api_write_token: WRITER.to_owned(),
+            api_read_token: READER.to_owned(),
+            secret_key: SecretKey(SecretCipher::from_key([7; 32])),
+            fly: FlySettings {
+                fly_api_base: sim_url.clone(),
+                fly_api_token: FLY_TOKEN.to_owned(),
+                fly_org: ORG.to_owned(),
+                fly_app_prefix: "oc-".to_owned(),
+            },
+            base_domain: "openclaws.test".to_owned(),
+            workers: 8,
+            resync_seconds: options.resync_seconds,
+            lease_seconds: options.lease_seconds,
+            poll_seconds: 1.0,
+            shutdown_grace_seconds: 5,
+        };
+        Stack {
+            db,
+            sim_url,
+            api_url: String::new(),
+            http: reqwest::Client::new(),
+            settings,
+            sim_stop,
+            controller: None,
+        }
+    }
+
+    /// Starts the in-process controller (API + workers).
+    pub async fn start_controller(&mut self) {
+        let stop = CancellationToken::new();
+        let running = serve::start(&self.settings, stop.clone()).await.unwrap();
+        self.api_url = format!("http://{}", running.addr);
+        self.controller = Some((stop, running));
+    }
+
+    /// Stops the in-process controller gracefully.
+    pub async fn stop_controller(&mut self) {
+        if let Some((_, running)) = self.controller.take() {
+            running.stop().await.unwrap();
+        }
+    }
+
+    fn instance_url(&self, name: &str) -> String {
+        format!("{}/v1/instances/{name}", self.api_url)
+    }
+
+    /// `PUT /v1/instances/{name}` with `{"spec": spec}`.
+    pub async fn put(&self, name: &str, spec: Value) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .put(self.instance_url(name))
+            .bearer_auth(WRITER)
+            .json(&serde_json::json!({ "spec": spec }))
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `PATCH` with a JSON merge patch of the object.
+    pub async fn patch(&self, name: &str, patch: Value) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .patch(self.instance_url(name))
+            .bearer_auth(WRITER)
+            .header("content-type", "application/merge-patch+json")
+            .body(patch.to_string())
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET /v1/instances/{name}` (status, body).
+    pub async fn get(&self, name: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .get(self.instance_url(name))
+            .bearer_auth(READER)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `DELETE /v1/instances/{name}`.
+    pub async fn delete(&self, name: &str) -> StatusCode {
+        self.http
+            .delete(self.instance_url(name))
+            .bearer_auth(WRITER)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// `POST /v1/instances/{name}/reconcile`.
+    pub async fn reconcile_now(&self, name: &str) {
+        let status = self
+            .http
+            .post(format!("{}/reconcile", self.instance_url(name)))
+            .bearer_auth(WRITER)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+
+    /// `GET /v1/instances/{name}/events` items.
+    pub async fn events(&self, name: &str) -> Vec<Value> {
+        let body: Value = self
+            .http
+            .get(format!("{}/events", self.instance_url(name)))
+            .bearer_auth(READER)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Polls the instance until `pred` holds (or panics after `timeout`).
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let pred = &pred;
+        eventually(timeout, what, || async move {
+            let (code, body) = self.get(name).await;
+            (code == StatusCode::OK && pred(&body)).then_some(body)
+        })
+        .await
+    }
+
+    /// Waits for phase `Ready` at the current generation.
+    pub async fn wait_ready(&self, name: &str, timeout: Duration) -> Value {
+        self.wait_for(name, &format!("{name} to be Ready"), timeout, |b| {
+            b["status"]["phase"] == "Ready"
+                && b["status"]["observedGeneration"] == b["metadata"]["generation"]
+        })
+        .await
+    }
+
+    /// A Fly API call to the simulator (as an out-of-band actor would make).
+    pub async fn fly(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.sim_url))
+            .bearer_auth(FLY_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let code = resp.status();
+        let text = resp.text().await.unwrap();
+        (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Live (not destroyed) machines of an app, as Fly lists them.
+    pub async fn fly_machines(&self, app: &str) -> Vec<Value> {
+        let (code, body) = self
+            .fly(reqwest::Method::GET, &format!("/v1/apps/{app}/machines"), None)
+            .await;
+        if code == StatusCode::NOT_FOUND {
+            return Vec::new();
+        }
+        assert_eq!(code, StatusCode::OK, "{body}");
+        body.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Volumes of an app that are not being destroyed.
+    pub async fn fly_volumes(&self, app: &str) -> Vec<Value> {
+        let (code, body) = self
+            .fly(reqwest::Method::GET, &format!("/v1/apps/{app}/volumes"), None)
+            .await;
+        if code == StatusCode::NOT_FOUND {
+            return Vec::new();
+        }
+        assert_eq!(code, StatusCode::OK, "{body}");
+        body.as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| {
+                !matches!(
+                    v["state"].as_str(),
+                    Some("destroyed" | "pending_destroy" | "scheduling_destroy" | "destroying")
+                )
+            })
+            .collect()
+    }
+
+    /// Apps in the org.
+    pub async fn fly_apps(&self) -> Vec<Value> {
+        let (code, body) = self
+            .fly(reqwest::Method::GET, &format!("/v1/apps?org_slug={ORG}"), None)
+            .await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        body["apps"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.sim_stop.cancel();
+        if let Some((stop, _)) = &self.controller {
+            stop.cancel();
+        }
+    }
+}
+
+/// The Ready-condition of an instance body.
+pub fn condition<'a>(body: &'a Value, type_: &str) -> &'a Value {
+    body["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .unwrap_or(&Value::Null)
+}

@@ -1,0 +1,134 @@
+//! Crash safety: the controller process is killed with SIGKILL at several points of provisioning
+//! and restarted; the instance still converges to exactly one app, one volume and one machine.
+
+mod common;
+
+use base64::Engine;
+use common::stack::{Stack, StackOptions, READER, WRITER};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Starts `openclaws-controller serve` as a real process against the stack's database and simulator.
+fn spawn_controller(stack: &Stack, port: u16) -> Child {
+    let s = &stack.settings;
+    Command::new(env!("CARGO_BIN_EXE_openclaws-controller"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &s.database.database_url)
+        .env("OPENCLAWS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("OPENCLAWS_API_WRITE_TOKEN", WRITER)
+        .env("OPENCLAWS_API_READ_TOKEN", READER)
+        .env(
+            "OPENCLAWS_SECRET_KEY",
+            base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+        )
+        .env("FLY_API_BASE", &s.fly.fly_api_base)
+        .env("FLY_API_TOKEN", &s.fly.fly_api_token)
+        .env("FLY_ORG", &s.fly.fly_org)
+        .env("OPENCLAWS_LEASE_SECONDS", "3")
+        .env("OPENCLAWS_POLL_SECONDS", "0.5")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the controller binary")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_api(http: &reqwest::Client, api: &str) {
+    common::eventually(Duration::from_secs(20), "the controller API to answer", || async {
+        http.get(format!("{api}/healthz"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(|_| ())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_provisioning_and_restarted_leaves_exactly_one_of_each() {
+    let mut stack = Stack::start_without_controller(StackOptions::default()).await;
+    let port = free_port();
+    stack.api_url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+
+    let mut child = spawn_controller(&stack, port);
+    wait_api(&http, &stack.api_url).await;
+    let (code, body) = stack
+        .put("crashy", json!({"customerId": "c", "region": "iad"}))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+
+    // Kill the process as soon as each resource appears, then start a new one.
+    type Milestone = fn(&Vec<Value>, &Vec<Value>, &Vec<Value>) -> bool;
+    let milestones: [(&str, Milestone); 3] = [
+        ("the app", |apps, _, _| !apps.is_empty()),
+        ("the volume", |_, vols, _| !vols.is_empty()),
+        ("the machine", |_, _, machines| !machines.is_empty()),
+    ];
+    for (what, reached) in milestones {
+        common::eventually(Duration::from_secs(30), what, || async {
+            let apps = stack.fly_apps().await;
+            let vols = stack.fly_volumes("oc-crashy").await;
+            let machines = stack.fly_machines("oc-crashy").await;
+            reached(&apps, &vols, &machines).then_some(())
+        })
+        .await;
+        child.kill().expect("SIGKILL the controller");
+        child.wait().unwrap();
+        child = spawn_controller(&stack, port);
+        wait_api(&http, &stack.api_url).await;
+    }
+
+    let ready = stack.wait_ready("crashy", Duration::from_secs(60)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(stack.fly_apps().await.len(), 1);
+    assert_eq!(stack.fly_volumes("oc-crashy").await.len(), 1);
+    let machines = stack.fly_machines("oc-crashy").await;
+    assert_eq!(machines.len(), 1);
+    assert_eq!(machines[0]["id"], ready["status"]["fly"]["machineId"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_claiming_and_exits_cleanly() {
+    let mut stack = Stack::start_without_controller(StackOptions::default()).await;
+    let port = free_port();
+    stack.api_url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut child = spawn_controller(&stack, port);
+    wait_api(&http, &stack.api_url).await;
+    stack
+        .put("graceful", json!({"customerId": "c", "region": "iad"}))
+        .await;
+    stack.wait_ready("graceful", Duration::from_secs(30)).await;
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = common::eventually(Duration::from_secs(15), "the process to exit", || {
+        let exited = child.try_wait().unwrap();
+        async move { exited }
+    })
+    .await;
+    assert!(status.success(), "exit status {status:?}");
+    let leased: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM work WHERE lease_owner IS NOT NULL")
+            .fetch_one(&stack.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(leased, 0, "no lease is left behind");
+}
