@@ -96,7 +96,9 @@ pub async fn wait(
                 })));
             }
             if !m.is_transient() && matches!(m.state.as_str(), "failed" | "destroyed") {
-                return Err(SimError::invalid("machine failed to reach desired state"));
+                return Err(SimError::BadRequest(
+                    "machine failed to reach desired state".into(),
+                ));
             }
             Ok(Progress::Pending(m.next_step_at()))
         })?;
