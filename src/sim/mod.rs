@@ -1,1 +1,465 @@
 //! A Fly Machines API simulator, speaking the same HTTP API as `api.machines.dev`.
+//!
+//! The controller's tests point `FLY_API_BASE` here. Everything lives in one `World` behind a
+//! mutex; machine transitions are scheduled as timed steps and applied lazily whenever a machine
+//! is read or waited on, against a [`clock::SimClock`] that tests can move forward. The `/_sim`
+//! routes ([`control`]) are the simulator's own control plane and need no token.
+//!
+//! Layout: `apps`, `volumes`, `machines`, `leases`, `wait`, `org` hold the Fly routes by resource
+//! kind; `state` holds the records and the transition engine; `hooks` is the per-request seam
+//! that rate limiting and fault injection plug into.
+
+pub mod apps;
+pub mod auth;
+pub mod clock;
+pub mod control;
+pub mod errors;
+pub mod exec;
+pub mod extract;
+pub mod hooks;
+pub mod ids;
+pub mod leases;
+pub mod machine_state;
+pub mod machines;
+pub mod org;
+pub mod state;
+pub mod stats;
+pub mod volumes;
+pub mod wait;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::Router;
+use errors::SimResult;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use exec::{ExecCall, ExecHandler, ExecOutcome, ExitZero};
+pub use hooks::{RequestHook, RequestInfo};
+
+/// Command-line / environment settings of the `sim` subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimArgs {
+    /// Address to listen on.
+    #[arg(long = "listen", env = "FLY_SIM_LISTEN", default_value = "127.0.0.1:4280")]
+    pub listen: std::net::SocketAddr,
+    /// Token clients must present (as `Bearer <t>` or `FlyV1 <t>`).
+    #[arg(long, env = "FLY_SIM_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Org slug the token belongs to.
+    #[arg(long, env = "FLY_SIM_ORG", default_value = "personal")]
+    pub org: String,
+    /// Multiplies every simulated latency (0 = instant transitions, 1 = the spec's defaults).
+    #[arg(long, env = "FLY_SIM_LATENCY_SCALE", default_value_t = 1.0)]
+    pub latency_scale: f64,
+    /// Region used when a machine or volume create names none.
+    #[arg(long, env = "FLY_SIM_DEFAULT_REGION", default_value = "iad")]
+    pub default_region: String,
+    /// Seconds a volume stays bound after its machine is destroyed (before scaling).
+    #[arg(long, env = "FLY_SIM_VOLUME_RELEASE_SECS", default_value_t = 5.0)]
+    pub volume_release_secs: f64,
+    /// Simulate an image pull the first time an image lands on a host.
+    #[arg(long, env = "FLY_SIM_COLD_HOST_PULL", default_value_t = false)]
+    pub cold_host_pull: bool,
+}
+
+impl SimArgs {
+    /// The simulator configuration these settings describe.
+    pub fn to_config(&self) -> SimConfig {
+        let mut latency = LatencyModel::spec_defaults();
+        latency.volume_release = secs(self.volume_release_secs);
+        let mut config = SimConfig::new(self.token.clone(), self.org.clone());
+        config.latency = latency.scaled(self.latency_scale);
+        config.default_region = self.default_region.clone();
+        config.cold_host_pull = self.cold_host_pull;
+        config
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    if s.is_finite() && s > 0.0 {
+        Duration::from_secs_f64(s)
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// Simulated latencies of every timed transition (spec §3), already scaled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencyModel {
+    /// `created` → `starting` after a create.
+    pub create_to_starting: Duration,
+    /// `starting` → `started` after a create.
+    pub starting_to_started: Duration,
+    /// Image pull on a cold host (only with `cold_host_pull`).
+    pub image_pull: Duration,
+    /// `created` → `stopped` for `skip_launch` creates.
+    pub prepare: Duration,
+    /// `starting` → `started` after a start.
+    pub start: Duration,
+    /// `starting` → `started` when resuming a suspended machine.
+    pub resume: Duration,
+    /// `stopping` → `stopped` (the app's shutdown time, capped by the stop timeout).
+    pub stop: Duration,
+    /// After `stopped`, how long a start is still refused with "machine still active".
+    pub reap_lag: Duration,
+    /// `restarting` → `started`.
+    pub restart: Duration,
+    /// `suspending` → `suspended`.
+    pub suspend: Duration,
+    /// `replacing` → `started` after an update.
+    pub update: Duration,
+    /// `destroying` → `destroyed`.
+    pub destroy: Duration,
+    /// After `destroyed`, how long the machine's volume stays bound.
+    pub volume_release: Duration,
+    /// After an app delete is accepted, how long until the app is gone.
+    pub app_delete: Duration,
+}
+
+impl LatencyModel {
+    /// The defaults of the spec's transition table.
+    pub fn spec_defaults() -> Self {
+        let ms = Duration::from_millis;
+        Self {
+            create_to_starting: ms(500),
+            starting_to_started: ms(1000),
+            image_pull: ms(8000),
+            prepare: ms(2000),
+            start: ms(800),
+            resume: ms(300),
+            stop: ms(1000),
+            reap_lag: ms(500),
+            restart: ms(1500),
+            suspend: ms(1000),
+            update: ms(2000),
+            destroy: ms(2000),
+            volume_release: ms(5000),
+            app_delete: ms(1000),
+        }
+    }
+
+    /// Every latency multiplied by `factor` (negative or NaN counts as 0).
+    pub fn scaled(&self, factor: f64) -> Self {
+        let f = if factor.is_finite() && factor > 0.0 {
+            factor
+        } else {
+            0.0
+        };
+        let s = |d: Duration| d.mul_f64(f);
+        Self {
+            create_to_starting: s(self.create_to_starting),
+            starting_to_started: s(self.starting_to_started),
+            image_pull: s(self.image_pull),
+            prepare: s(self.prepare),
+            start: s(self.start),
+            resume: s(self.resume),
+            stop: s(self.stop),
+            reap_lag: s(self.reap_lag),
+            restart: s(self.restart),
+            suspend: s(self.suspend),
+            update: s(self.update),
+            destroy: s(self.destroy),
+            volume_release: s(self.volume_release),
+            app_delete: s(self.app_delete),
+        }
+    }
+}
+
+/// Everything that shapes the simulator's behaviour; build with [`SimConfig::new`] and adjust.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// The token of the main org.
+    pub token: String,
+    /// The main org's slug.
+    pub org: String,
+    /// More tokens and the orgs they belong to, for cross-org (403) tests.
+    pub other_tokens: HashMap<String, String>,
+    /// Org that owns names registered through `POST /_sim/foreign-apps`.
+    pub foreign_org: String,
+    /// Transition latencies.
+    pub latency: LatencyModel,
+    /// Region used when a create names none.
+    pub default_region: String,
+    /// Hosts (volume zones) per region.
+    pub hosts_per_region: usize,
+    /// Add `latency.image_pull` the first time an image boots on a host.
+    pub cold_host_pull: bool,
+    /// Starting a `started`/`starting` machine is a 200 no-op (else 412).
+    pub start_running_is_noop: bool,
+    /// Destroying a running machine without force answers the old 409 text instead of 412.
+    pub destroy_guard_conflict: bool,
+    /// Status for deleting an app with running machines without force; `None` allows it.
+    pub app_delete_guard: Option<StatusCode>,
+    /// Owner recorded on leases.
+    pub lease_owner: String,
+    /// Health checks turn `passing` after their grace period (false: stay `critical`).
+    pub checks_pass: bool,
+    /// What `exec` runs.
+    pub exec: Arc<dyn ExecHandler>,
+    /// Per-request hooks (rate limiting, faults), run in order after auth.
+    pub hooks: Vec<Arc<dyn RequestHook>>,
+}
+
+impl SimConfig {
+    /// A configuration with the spec's defaults for one token and org.
+    pub fn new(token: impl Into<String>, org: impl Into<String>) -> Self {
+        Self {
+            token: token.into(),
+            org: org.into(),
+            other_tokens: HashMap::new(),
+            foreign_org: "foreign-org".into(),
+            latency: LatencyModel::spec_defaults(),
+            default_region: "iad".into(),
+            hosts_per_region: 4,
+            cold_host_pull: false,
+            start_running_is_noop: true,
+            destroy_guard_conflict: false,
+            app_delete_guard: Some(StatusCode::PRECONDITION_FAILED),
+            lease_owner: "sim@openclaws.test".into(),
+            checks_pass: true,
+            exec: Arc::new(ExitZero),
+            hooks: Vec::new(),
+        }
+    }
+
+    /// The org a presented token belongs to.
+    pub fn org_for_token(&self, token: &str) -> Option<&str> {
+        use subtle::ConstantTimeEq;
+        if bool::from(token.as_bytes().ct_eq(self.token.as_bytes())) {
+            return Some(&self.org);
+        }
+        self.other_tokens.get(token).map(String::as_str)
+    }
+}
+
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("org", &self.org)
+            .field("latency", &self.latency)
+            .field("default_region", &self.default_region)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: SimConfig,
+    pub(crate) clock: clock::SimClock,
+    world: Mutex<state::World>,
+    changes: watch::Sender<u64>,
+    pub(crate) stats: stats::CallStats,
+}
+
+/// A running simulator's shared state; cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Simulator {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// What a state operation sees: the simulated now and the configuration.
+pub struct Ctx<'a> {
+    /// Simulated time of this request.
+    pub now: chrono::DateTime<chrono::Utc>,
+    /// The simulator configuration.
+    pub config: &'a SimConfig,
+}
+
+impl Simulator {
+    /// A simulator with an empty world.
+    pub fn new(config: SimConfig) -> Self {
+        let (changes, _) = watch::channel(0);
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                clock: clock::SimClock::new(),
+                world: Mutex::new(state::World::default()),
+                changes,
+                stats: stats::CallStats::default(),
+            }),
+        }
+    }
+
+    /// The simulator's clock.
+    pub fn clock(&self) -> &clock::SimClock {
+        &self.inner.clock
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &SimConfig {
+        &self.inner.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, state::World> {
+        self.inner.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a read against the world (lazy transitions may still be applied).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut state::World, &Ctx) -> SimResult<T>) -> SimResult<T> {
+        let ctx = Ctx {
+            now: self.inner.clock.now(),
+            config: &self.inner.config,
+        };
+        f(&mut self.lock(), &ctx)
+    }
+
+    /// Runs a mutation against the world and wakes every waiter.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut state::World, &Ctx) -> SimResult<T>) -> SimResult<T> {
+        let result = self.read(f);
+        self.notify();
+        result
+    }
+
+    /// Wakes waiters so they re-evaluate (after a mutation or a clock jump).
+    pub(crate) fn notify(&self) {
+        self.inner.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A receiver that fires on the next mutation.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    /// The full HTTP surface: Fly's `/v1` routes (authenticated) and the `/_sim` control plane.
+    pub fn router(&self) -> Router {
+        let v1 = Router::new()
+            .route("/v1/apps", get(apps::list).post(apps::create))
+            .route("/v1/apps/{app}", get(apps::get).delete(apps::delete))
+            .route(
+                "/v1/apps/{app}/volumes",
+                get(volumes::list).post(volumes::create),
+            )
+            .route(
+                "/v1/apps/{app}/volumes/{vol}",
+                get(volumes::get)
+                    .put(volumes::update)
+                    .delete(volumes::delete),
+            )
+            .route("/v1/apps/{app}/volumes/{vol}/extend", put(volumes::extend))
+            .route(
+                "/v1/apps/{app}/volumes/{vol}/snapshots",
+                get(volumes::list_snapshots),
+            )
+            .route(
+                "/v1/apps/{app}/machines",
+                get(machines::list).post(machines::create),
+            )
+            .route(
+                "/v1/apps/{app}/machines/{id}",
+                get(machines::get)
+                    .post(machines::update)
+                    .delete(machines::delete),
+            )
+            .route("/v1/apps/{app}/machines/{id}/start", post(machines::start))
+            .route("/v1/apps/{app}/machines/{id}/stop", post(machines::stop))
+            .route(
+                "/v1/apps/{app}/machines/{id}/restart",
+                post(machines::restart),
+            )
+            .route(
+                "/v1/apps/{app}/machines/{id}/suspend",
+                post(machines::suspend),
+            )
+            .route("/v1/apps/{app}/machines/{id}/signal", post(machines::signal))
+            .route("/v1/apps/{app}/machines/{id}/cordon", post(machines::cordon))
+            .route(
+                "/v1/apps/{app}/machines/{id}/uncordon",
+                post(machines::uncordon),
+            )
+            .route("/v1/apps/{app}/machines/{id}/wait", get(wait::wait))
+            .route(
+                "/v1/apps/{app}/machines/{id}/lease",
+                get(leases::get).post(leases::acquire).delete(leases::release),
+            )
+            .route(
+                "/v1/apps/{app}/machines/{id}/metadata",
+                get(machines::metadata_get)
+                    .put(machines::metadata_put)
+                    .patch(machines::metadata_patch),
+            )
+            .route(
+                "/v1/apps/{app}/machines/{id}/metadata/{key}",
+                get(machines::metadata_key_get)
+                    .post(machines::metadata_key_set)
+                    .delete(machines::metadata_key_delete),
+            )
+            .route("/v1/apps/{app}/machines/{id}/exec", post(exec::exec))
+            .route("/v1/apps/{app}/machines/{id}/events", get(machines::events))
+            .route(
+                "/v1/apps/{app}/machines/{id}/versions",
+                get(machines::versions),
+            )
+            .route("/v1/orgs/{org}/machines", get(org::machines))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                hooks::run_hooks,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                auth::require_token,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                stats::count_calls,
+            ))
+            .with_state(self.clone());
+        v1.merge(control::router(self.clone()))
+            .fallback(not_found)
+            .layer(axum::middleware::from_fn(stats::request_id))
+    }
+}
+
+async fn not_found() -> impl IntoResponse {
+    (StatusCode::NOT_FOUND, "404 page not found\n")
+}
+
+/// Serves until `shutdown` is cancelled.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    sim: Simulator,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, sim.router())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Entry point of the `sim` CLI subcommand: bind args.listen, log the address, serve until SIGINT/SIGTERM.
+pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, org = %args.org, "fly simulator listening");
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        trigger.cancel();
+    });
+    serve(listener, Simulator::new(args.to_config()), shutdown).await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

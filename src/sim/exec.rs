@@ -1,0 +1,120 @@
+//! `POST /machines/{id}/exec`: simulated machines run nothing, so a pluggable handler answers.
+
+use super::auth::Caller;
+use super::errors::{SimError, SimResult};
+use super::extract::JsonBody;
+use super::Simulator;
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// One exec request as the handler sees it.
+#[derive(Debug, Clone)]
+pub struct ExecCall {
+    /// App name.
+    pub app: String,
+    /// Machine id.
+    pub machine_id: String,
+    /// Image the machine runs.
+    pub image: String,
+    /// argv.
+    pub command: Vec<String>,
+    /// Requested timeout.
+    pub timeout: Duration,
+}
+
+/// What an exec produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecOutcome {
+    /// The command ran.
+    Done {
+        /// Exit status.
+        exit_code: i32,
+        /// Captured stdout.
+        stdout: String,
+        /// Captured stderr.
+        stderr: String,
+    },
+    /// The command exceeded its timeout (answered as 408).
+    TimedOut,
+}
+
+/// Decides what an exec on a simulated machine returns (tests script gateway CLI output here).
+pub trait ExecHandler: Send + Sync + 'static {
+    /// Runs `call` and reports the result.
+    fn exec(&self, call: &ExecCall) -> ExecOutcome;
+}
+
+/// The default handler: every command exits 0 with no output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExitZero;
+
+impl ExecHandler for ExitZero {
+    fn exec(&self, _call: &ExecCall) -> ExecOutcome {
+        ExecOutcome::Done {
+            exit_code: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+        }
+    }
+}
+
+/// Exec body: `command` (argv) or the deprecated `cmd` string.
+#[derive(Debug, Default, Deserialize)]
+pub struct ExecRequest {
+    #[serde(default)]
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    cmd: Option<String>,
+    #[serde(default)]
+    timeout: Option<u64>,
+}
+
+/// `POST /v1/apps/{app}/machines/{id}/exec`.
+pub async fn exec(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+    Path((app, id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<ExecRequest>,
+) -> SimResult<Json<Value>> {
+    let command = match (body.command, body.cmd) {
+        (Some(c), _) if !c.is_empty() => c,
+        (_, Some(c)) if !c.trim().is_empty() => c.split_whitespace().map(str::to_string).collect(),
+        _ => return Err(SimError::invalid("command is required")),
+    };
+    let image = sim.read(|w, ctx| {
+        let app_ref = w.app_ref(&app, &caller, ctx)?;
+        let m = w.machine(&app_ref, &id, ctx)?;
+        if m.state != "started" {
+            return Err(SimError::precondition(format!(
+                "machine {} is not started (state '{}')",
+                m.id, m.state
+            )));
+        }
+        Ok(m.config.image.clone())
+    })?;
+    let call = ExecCall {
+        app,
+        machine_id: id,
+        image,
+        command,
+        timeout: Duration::from_secs(body.timeout.unwrap_or(30)),
+    };
+    match sim.config().exec.exec(&call) {
+        ExecOutcome::Done {
+            exit_code,
+            stdout,
+            stderr,
+        } => Ok(Json(json!({
+            "exit_code": exit_code,
+            "exit_signal": 0,
+            "stdout": stdout,
+            "stderr": stderr,
+        }))),
+        ExecOutcome::TimedOut => Err(SimError::Timeout(
+            "deadline_exceeded: exec timed out".into(),
+        )),
+    }
+}

@@ -1,0 +1,241 @@
+//! Helpers for the simulator's black-box tests: start it in-process on 127.0.0.1:0 and talk to
+//! it over real HTTP.
+#![allow(dead_code)]
+
+use openclaws_controller::sim::{LatencyModel, SimConfig, Simulator};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Token the tests authenticate with.
+pub const TOKEN: &str = "test-token";
+/// Org of [`TOKEN`].
+pub const ORG: &str = "personal";
+
+/// A response: status, parsed body (JSON, or the text as a JSON string) and the request id.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub body: Value,
+    pub request_id: Option<String>,
+}
+
+/// A simulator serving on a random port; stops when dropped.
+pub struct TestSim {
+    pub base: String,
+    pub sim: Simulator,
+    client: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestSim {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestSim {
+    /// Starts a simulator whose latencies are the spec's multiplied by `scale`.
+    pub async fn start(scale: f64) -> Self {
+        let mut config = SimConfig::new(TOKEN, ORG);
+        config.latency = LatencyModel::spec_defaults().scaled(scale);
+        Self::start_with(config).await
+    }
+
+    /// Starts a simulator with `config`.
+    pub async fn start_with(config: SimConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let sim = Simulator::new(config);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(openclaws_controller::sim::serve(
+            listener,
+            sim.clone(),
+            shutdown.clone(),
+        ));
+        Self {
+            base: format!("http://{addr}"),
+            sim,
+            client: reqwest::Client::new(),
+            shutdown,
+        }
+    }
+
+    /// Sends a request with the test token and an optional lease nonce.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        auth: Option<&str>,
+        nonce: Option<&str>,
+    ) -> Resp {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(auth) = auth {
+            req = req.header("authorization", auth);
+        }
+        if let Some(nonce) = nonce {
+            req = req.header("fly-machine-lease-nonce", nonce);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let request_id = res
+            .headers()
+            .get("fly-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Resp {
+            status,
+            body,
+            request_id,
+        }
+    }
+
+    fn bearer() -> String {
+        format!("Bearer {TOKEN}")
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(Method::GET, path, None, Some(&Self::bearer()), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.send(Method::POST, path, Some(body), Some(&Self::bearer()), None)
+            .await
+    }
+
+    pub async fn post_empty(&self, path: &str) -> Resp {
+        self.send(Method::POST, path, None, Some(&Self::bearer()), None)
+            .await
+    }
+
+    pub async fn post_nonce(&self, path: &str, body: Option<Value>, nonce: &str) -> Resp {
+        self.send(Method::POST, path, body, Some(&Self::bearer()), Some(nonce))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        self.send(Method::PUT, path, Some(body), Some(&Self::bearer()), None)
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Resp {
+        self.send(Method::PATCH, path, Some(body), Some(&Self::bearer()), None)
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send(Method::DELETE, path, None, Some(&Self::bearer()), None)
+            .await
+    }
+
+    /// Moves the simulated clock forward.
+    pub async fn advance(&self, seconds: f64) {
+        let r = self
+            .send(
+                Method::POST,
+                "/_sim/clock/advance",
+                Some(json!({ "seconds": seconds })),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "advance: {:?}", r.body);
+    }
+
+    /// Creates an app and returns its name.
+    pub async fn app(&self, name: &str) -> String {
+        let r = self
+            .post(
+                "/v1/apps",
+                json!({"name": name, "org_slug": ORG, "network": format!("{name}-net")}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "create app: {:?}", r.body);
+        name.to_string()
+    }
+
+    /// Creates a `data` volume in `iad` and returns its id.
+    pub async fn volume(&self, app: &str) -> String {
+        let r = self
+            .post(
+                &format!("/v1/apps/{app}/volumes"),
+                json!({"name": "data", "region": "iad", "size_gb": 1}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "create volume: {:?}", r.body);
+        r.body["id"].as_str().expect("volume id").to_string()
+    }
+
+    /// Creates a machine (optionally mounting `volume`, with `metadata`) and returns its JSON.
+    pub async fn machine(&self, app: &str, volume: Option<&str>, metadata: Value) -> Value {
+        let mut config = json!({
+            "image": "registry.fly.io/openclaw:1",
+            "guest": {"cpu_kind": "shared", "cpus": 2, "memory_mb": 2048},
+            "restart": {"policy": "always"},
+            "metadata": metadata,
+        });
+        if let Some(v) = volume {
+            config["mounts"] = json!([{"volume": v, "path": "/data"}]);
+        }
+        let r = self
+            .post(
+                &format!("/v1/apps/{app}/machines"),
+                json!({"name": "gateway", "region": "iad", "config": config}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "create machine: {:?}", r.body);
+        r.body
+    }
+
+    /// Waits (via Fly's wait endpoint) for `state`, asserting 200.
+    pub async fn wait_for(&self, app: &str, id: &str, state: &str) -> Value {
+        let r = self
+            .get(&format!(
+                "/v1/apps/{app}/machines/{id}/wait?state={state}&timeout=30"
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "wait {state}: {:?}", r.body);
+        r.body
+    }
+
+    /// The machine's current state.
+    pub async fn state_of(&self, app: &str, id: &str) -> String {
+        let r = self.get(&format!("/v1/apps/{app}/machines/{id}")).await;
+        assert_eq!(r.status, StatusCode::OK, "get machine: {:?}", r.body);
+        r.body["state"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Polls `check` until it returns `Some` or `timeout` passes.
+    pub async fn eventually<T, F, Fut>(&self, timeout: Duration, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The `error` text of a Fly error body.
+pub fn error_text(r: &Resp) -> &str {
+    r.body["error"].as_str().unwrap_or_default()
+}
