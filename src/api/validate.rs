@@ -57,7 +57,8 @@ pub fn check_name(name: &str) -> Result<(), FieldError> {
     }
 }
 
-/// Every problem of a write body (the PUT body, or the result of applying a merge patch).
+/// Every problem of a write body (the PUT body, or the result of applying a merge patch): one
+/// error per offending path, schema errors first.
 pub fn validate_write(name: &str, body: &Value) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if !body.is_object() {
@@ -74,7 +75,7 @@ pub fn validate_write(name: &str, body: &Value) -> Vec<FieldError> {
     }
     semantic(name, body, &mut errors);
     let mut seen = std::collections::HashSet::new();
-    errors.retain(|e| seen.insert((e.path.clone(), e.message.clone())));
+    errors.retain(|e| seen.insert(e.path.clone()));
     errors
 }
 
