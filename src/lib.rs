@@ -5,6 +5,7 @@
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod crd;
 pub mod dev;
 pub mod fly;
 pub mod reconcile;

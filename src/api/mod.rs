@@ -1,11 +1,32 @@
 //! The HTTP API: writes desired state, reads observed status. It never calls Fly.
+//!
+//! Routes under `/v1` need a bearer token (writer: all, reader: GET only); `/healthz`, `/readyz`,
+//! `/metrics` and `/openapi.json` are open. Every error, including the framework's own rejections,
+//! has one JSON shape ([`error::ErrorBody`]).
 
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod instances;
+pub mod openapi;
+pub mod validate;
+pub mod write;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{get, post};
 use axum::Router;
 use sqlx::PgPool;
 use std::sync::Arc;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 use crate::secrets::SecretCipher;
 use crate::telemetry::Metrics;
+use error::ApiError;
+
+/// Largest accepted request body (64 KiB); larger bodies get 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Bearer tokens of the two roles.
 #[derive(Clone)]
@@ -33,8 +54,51 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
 }
 
+async fn no_route() -> ApiError {
+    ApiError::NotFound("no such route".to_owned())
+}
+
+async fn method_not_allowed() -> (axum::http::StatusCode, axum::Json<error::ErrorBody>) {
+    let status = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    let body = error::ErrorBody {
+        error: error::ErrorDetail {
+            code: "method_not_allowed".to_owned(),
+            message: "method not allowed on this route".to_owned(),
+            fields: Vec::new(),
+        },
+    };
+    (status, axum::Json(body))
+}
+
 /// The API router.
 pub fn router(state: ApiState) -> Router {
-    let _ = state;
+    let v1 = Router::new()
+        .route("/v1/instances", get(instances::list_instances))
+        .route(
+            "/v1/instances/{name}",
+            get(instances::get_instance)
+                .put(instances::put_instance)
+                .patch(instances::patch_instance)
+                .delete(instances::delete_instance),
+        )
+        .route(
+            "/v1/instances/{name}/reconcile",
+            post(instances::reconcile_instance),
+        )
+        .route("/v1/instances/{name}/events", get(instances::list_events))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(health::openapi_json))
+        .merge(v1)
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(from_fn(error::json_errors))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
 }

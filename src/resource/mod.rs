@@ -2,11 +2,14 @@
 //! converges. The types here are the single source for the JSON wire format, the OpenAPI document
 //! and the CRD under `crds/`.
 
+pub mod schema;
 mod spec;
 mod status;
+mod write;
 
 pub use spec::*;
 pub use status::*;
+pub use write::*;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -22,6 +25,10 @@ pub const VERSION: &str = "v1alpha1";
 pub const API_VERSION: &str = "openclaws.biz/v1alpha1";
 /// `kind` field value.
 pub const KIND: &str = "OpenClawInstance";
+/// `kind` of a list of instances.
+pub const LIST_KIND: &str = "OpenClawInstanceList";
+/// Plural resource name, as in the CRD.
+pub const PLURAL: &str = "openclawinstances";
 
 /// One customer's OpenClaw gateway: desired state (`spec`) and what the controller observed (`status`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -31,8 +38,11 @@ pub struct OpenClawInstance {
     pub api_version: String,
     /// Always `OpenClawInstance`.
     pub kind: String,
+    /// Identity and bookkeeping.
     pub metadata: ObjectMeta,
+    /// Desired state, defaults applied, provider keys shown as references only.
     pub spec: InstanceSpec,
+    /// Observed state; written only by the controller.
     pub status: InstanceStatus,
 }
 
@@ -48,6 +58,7 @@ pub struct ObjectMeta {
     pub generation: i64,
     /// Opaque token that changes on every write; send it back to get optimistic concurrency.
     pub resource_version: String,
+    /// Free-form labels (keys and values up to 63 characters).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     pub creation_timestamp: DateTime<Utc>,

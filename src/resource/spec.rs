@@ -14,13 +14,16 @@ pub const DEFAULT_MODEL: &str = "anthropic/claude-sonnet-4-6";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InstanceSpec {
-    /// The customer this gateway belongs to (the dashboard's id).
+    /// The customer this gateway belongs to (the dashboard's id): 1–128 printable characters,
+    /// immutable after create.
+    #[schema(min_length = 1, max_length = 128)]
     pub customer_id: String,
     /// Fly region for the volume and the machine, e.g. `iad`. Changing it is not supported in place.
+    #[schema(pattern = "^[a-z]{3}$", example = "iad")]
     pub region: String,
-    /// Gateway image reference.
+    /// Gateway image reference (`registry/repo:tag` or `...@sha256:<digest>`), at most 255 characters.
     #[serde(default = "default_image")]
-    #[schema(default = json!(DEFAULT_IMAGE))]
+    #[schema(default = json!(DEFAULT_IMAGE), min_length = 1, max_length = 255, pattern = "^[^\\s]+$")]
     pub image: String,
     #[serde(default)]
     pub guest: GuestSpec,
@@ -61,11 +64,14 @@ fn default_volume_size_gb() -> u32 {
 pub struct GuestSpec {
     #[serde(default)]
     pub cpu_kind: CpuKind,
+    /// One of 1, 2, 4, 8, 16.
     #[serde(default = "default_cpus")]
-    #[schema(default = 2)]
+    #[schema(default = 2, minimum = 1, maximum = 16)]
     pub cpus: u32,
+    /// A multiple of 256 within Fly's range for the CPU kind: shared 256–2048 MB per CPU,
+    /// performance 2048–8192 MB per CPU.
     #[serde(default = "default_memory_mb")]
-    #[schema(default = 2048)]
+    #[schema(default = 2048, minimum = 256, maximum = 131072, multiple_of = 256)]
     pub memory_mb: u32,
 }
 
@@ -128,10 +134,13 @@ pub enum Exposure {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelSpec {
+    /// Model id, e.g. `anthropic/claude-sonnet-4-6`.
     #[serde(default = "default_model")]
-    #[schema(default = json!(DEFAULT_MODEL))]
+    #[schema(default = json!(DEFAULT_MODEL), min_length = 1, max_length = 200)]
     pub primary: String,
+    /// Models tried in order when the primary fails; each non-empty.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub fallbacks: Vec<String>,
 }
 
@@ -161,11 +170,15 @@ pub struct ProviderKeys {
 }
 
 /// What is shown of a stored secret: that it is set, a keyed fingerprint, and when it last changed.
+/// Sending this object back on a write keeps the stored value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretRef {
+    /// Always `true` when shown.
     pub set: bool,
+    /// Keyed HMAC-SHA256 fingerprint: shows that a value changed without revealing it.
     pub fingerprint: String,
+    /// When the value was last written.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -177,6 +190,7 @@ pub struct ComposioSpec {
     pub enabled: bool,
     /// Per-customer Composio entity; defaults to the customer id when enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 128)]
     pub entity_id: Option<String>,
 }
 
@@ -188,6 +202,7 @@ pub struct PairingSpec {
     pub policy: PairingPolicy,
     /// Requests to approve under the `manual` policy.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub approvals: Vec<PairingApproval>,
 }
 
@@ -204,8 +219,9 @@ pub enum PairingPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PairingApproval {
-    /// A specific pending request id.
+    /// A specific pending request id (exactly one of `requestId` and `latest: true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 128)]
     pub request_id: Option<String>,
     /// Approve the newest pending request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -216,6 +232,8 @@ pub struct PairingApproval {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IdentitySpec {
+    /// Name the agent uses for itself: 1–64 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 64)]
     pub display_name: Option<String>,
 }

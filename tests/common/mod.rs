@@ -54,3 +54,4 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+pub mod api;
