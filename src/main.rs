@@ -13,7 +13,13 @@ use openclaws_controller::{dev, serve, sim, store};
 #[command(version, about, long_about = None)]
 struct Cli {
     /// Log format.
-    #[arg(long, env = "OPENCLAWS_LOG_FORMAT", value_enum, default_value = "json", global = true)]
+    #[arg(
+        long,
+        env = "OPENCLAWS_LOG_FORMAT",
+        value_enum,
+        default_value = "json",
+        global = true
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,

@@ -119,7 +119,11 @@ pub async fn start(
         owner: format!(
             "{}-{}",
             hostname(),
-            uuid::Uuid::new_v4().simple().to_string().get(..8).unwrap_or("0")
+            uuid::Uuid::new_v4()
+                .simple()
+                .to_string()
+                .get(..8)
+                .unwrap_or("0")
         ),
         workers: settings.workers as usize,
         lease: settings.lease(),
@@ -153,7 +157,11 @@ fn hostname() -> String {
     std::env::var("FLY_MACHINE_ID")
         .or_else(|_| std::env::var("HOSTNAME"))
         .ok()
-        .or_else(|| nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()))
+        .or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+        })
         .unwrap_or_else(|| "controller".to_owned())
 }
 

@@ -5,10 +5,39 @@ mod common;
 
 use base64::Engine;
 use common::stack::{Stack, StackOptions, READER, WRITER};
+use openclaws_controller::sim::hooks::{RequestHook, RequestInfo};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Holds back the body of every create's response after the create has happened, so a kill lands
+/// between Fly committing a resource and the controller learning its id.
+struct SlowCreateResponses(Duration);
+
+impl RequestHook for SlowCreateResponses {
+    fn after(
+        &self,
+        req: &RequestInfo,
+        response: axum::response::Response,
+    ) -> axum::response::Response {
+        let creates = req.method == reqwest::Method::POST
+            && (req.route == "/v1/apps"
+                || req.route.ends_with("/volumes")
+                || req.route.ends_with("/machines"));
+        if !creates {
+            return response;
+        }
+        let delay = self.0;
+        let (parts, body) = response.into_parts();
+        let delayed = futures_util::stream::once(async move {
+            tokio::time::sleep(delay).await;
+            axum::body::to_bytes(body, usize::MAX).await
+        });
+        axum::response::Response::from_parts(parts, axum::body::Body::from_stream(delayed))
+    }
+}
 
 /// Starts `openclaws-controller serve` as a real process against the stack's database and simulator.
 fn spawn_controller(stack: &Stack, port: u16) -> Child {
@@ -45,20 +74,28 @@ fn free_port() -> u16 {
 }
 
 async fn wait_api(http: &reqwest::Client, api: &str) {
-    common::eventually(Duration::from_secs(20), "the controller API to answer", || async {
-        http.get(format!("{api}/healthz"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status().is_success())
-            .map(|_| ())
-    })
+    common::eventually(
+        Duration::from_secs(20),
+        "the controller API to answer",
+        || async {
+            http.get(format!("{api}/healthz"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        },
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_provisioning_and_restarted_leaves_exactly_one_of_each() {
-    let mut stack = Stack::start_without_controller(StackOptions::default()).await;
+    let mut stack = Stack::start_without_controller(StackOptions {
+        hooks: vec![Arc::new(SlowCreateResponses(Duration::from_secs(2)))],
+        ..StackOptions::default()
+    })
+    .await;
     let port = free_port();
     stack.api_url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
@@ -70,7 +107,8 @@ async fn killed_mid_provisioning_and_restarted_leaves_exactly_one_of_each() {
         .await;
     assert_eq!(code, StatusCode::CREATED, "{body}");
 
-    // Kill the process as soon as each resource appears, then start a new one.
+    // Kill the process as soon as each resource exists at Fly, while the controller still waits
+    // for the create's response, then start a new one (which waits out the dead one's lease).
     type Milestone = fn(&Vec<Value>, &Vec<Value>, &Vec<Value>) -> bool;
     let milestones: [(&str, Milestone); 3] = [
         ("the app", |apps, _, _| !apps.is_empty()),
@@ -125,10 +163,9 @@ async fn sigterm_stops_claiming_and_exits_cleanly() {
     })
     .await;
     assert!(status.success(), "exit status {status:?}");
-    let leased: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM work WHERE lease_owner IS NOT NULL")
-            .fetch_one(&stack.db.pool)
-            .await
-            .unwrap();
+    let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM work WHERE lease_owner IS NOT NULL")
+        .fetch_one(&stack.db.pool)
+        .await
+        .unwrap();
     assert_eq!(leased, 0, "no lease is left behind");
 }

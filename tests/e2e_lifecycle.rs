@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn machine_id(body: &Value) -> String {
-    body["status"]["fly"]["machineId"].as_str().unwrap().to_owned()
+    body["status"]["fly"]["machineId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,7 +28,10 @@ async fn create_update_stop_start_and_delete() {
 
     // create → Ready, with every condition true and the generation observed.
     let ready = stack.wait_ready("acme", READY_TIMEOUT).await;
-    println!("time to Ready with default simulator latencies: {:?}", started.elapsed());
+    println!(
+        "time to Ready with default simulator latencies: {:?}",
+        started.elapsed()
+    );
     for c in ["AppReady", "VolumeReady", "MachineReady", "Ready"] {
         assert_eq!(condition(&ready, c)["status"], "True", "{c}: {ready}");
         assert_eq!(condition(&ready, c)["observedGeneration"], 1);
@@ -42,7 +48,10 @@ async fn create_update_stop_start_and_delete() {
     assert_eq!(machines.len(), 1);
     let m = &machines[0];
     assert_eq!(m["state"], "started");
-    assert_eq!(m["config"]["metadata"]["openclaws_instance_uid"], uid.as_str());
+    assert_eq!(
+        m["config"]["metadata"]["openclaws_instance_uid"],
+        uid.as_str()
+    );
     assert_eq!(m["config"]["guest"]["memory_mb"], 2048);
     assert_eq!(m["config"]["guest"]["cpu_kind"], "shared");
     assert_eq!(m["config"]["image"], "ghcr.io/openclaw/openclaw:main");
@@ -61,7 +70,10 @@ async fn create_update_stop_start_and_delete() {
     assert_eq!(stack.fly_volumes("oc-acme").await.len(), 1);
     let events = stack.events("acme").await;
     for reason in ["CreateApp", "CreateVolume", "CreateMachine", "PhaseReady"] {
-        assert!(events.iter().any(|e| e["reason"] == reason), "no {reason} event: {events:?}");
+        assert!(
+            events.iter().any(|e| e["reason"] == reason),
+            "no {reason} event: {events:?}"
+        );
     }
 
     // A spec change (memory) updates the machine in place.
@@ -98,7 +110,11 @@ async fn create_update_stop_start_and_delete() {
 
     // Delete: 202, torn down in order, row gone, tombstone kept.
     assert_eq!(stack.delete("acme").await, StatusCode::ACCEPTED);
-    assert_eq!(stack.delete("acme").await, StatusCode::ACCEPTED, "DELETE is idempotent");
+    assert_eq!(
+        stack.delete("acme").await,
+        StatusCode::ACCEPTED,
+        "DELETE is idempotent"
+    );
     common::eventually(Duration::from_secs(60), "the row to be gone", || async {
         (stack.get("acme").await.0 == StatusCode::NOT_FOUND).then_some(())
     })
@@ -140,12 +156,22 @@ async fn machine_destroyed_out_of_band_is_recreated_on_the_same_volume() {
     assert!(code.is_success(), "{code} {body}");
     stack.reconcile_now("drift-destroy").await;
     let repaired = stack
-        .wait_for("drift-destroy", "a new machine, Ready", Duration::from_secs(60), |b| {
-            b["status"]["phase"] == "Ready"
-                && b["status"]["fly"]["machineId"].as_str().is_some_and(|m| m != old_machine)
-        })
+        .wait_for(
+            "drift-destroy",
+            "a new machine, Ready",
+            Duration::from_secs(60),
+            |b| {
+                b["status"]["phase"] == "Ready"
+                    && b["status"]["fly"]["machineId"]
+                        .as_str()
+                        .is_some_and(|m| m != old_machine)
+            },
+        )
         .await;
-    assert_eq!(repaired["status"]["fly"]["volumeId"], volume, "same volume, data kept");
+    assert_eq!(
+        repaired["status"]["fly"]["volumeId"], volume,
+        "same volume, data kept"
+    );
     let machines = stack.fly_machines("oc-drift-destroy").await;
     assert_eq!(machines.len(), 1);
     assert_eq!(machines[0]["config"]["mounts"][0]["volume"], volume);
@@ -173,20 +199,31 @@ async fn machine_stopped_out_of_band_is_started_on_the_next_resync() {
         .await;
     assert!(code.is_success(), "{code} {body}");
     // No "reconcile now": the periodic resync must notice on its own.
-    common::eventually(Duration::from_secs(30), "the drift to be detected and repaired", || async {
-        let events = stack.events("drift-stop").await;
-        (events.iter().any(|e| e["reason"] == "DriftDetected")
-            && events.iter().any(|e| e["reason"] == "StartMachine"))
-        .then_some(())
-    })
+    common::eventually(
+        Duration::from_secs(30),
+        "the drift to be detected and repaired",
+        || async {
+            let events = stack.events("drift-stop").await;
+            (events.iter().any(|e| e["reason"] == "DriftDetected")
+                && events.iter().any(|e| e["reason"] == "StartMachine"))
+            .then_some(())
+        },
+    )
     .await;
     assert_eq!(stack.fly_machines("oc-drift-stop").await.len(), 1);
-    common::eventually(Duration::from_secs(30), "the machine to be started", || async {
-        let m = stack.fly_machines("oc-drift-stop").await;
-        (m[0]["state"] == "started").then_some(())
-    })
+    common::eventually(
+        Duration::from_secs(30),
+        "the machine to be started",
+        || async {
+            let m = stack.fly_machines("oc-drift-stop").await;
+            (m[0]["state"] == "started").then_some(())
+        },
+    )
     .await;
-    assert_eq!(stack.fly_machines("oc-drift-stop").await[0]["id"], id.as_str());
+    assert_eq!(
+        stack.fly_machines("oc-drift-stop").await[0]["id"],
+        id.as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,16 +244,26 @@ async fn machine_reconfigured_out_of_band_is_restored() {
         .await;
     assert!(code.is_success(), "{code} {body}");
     stack.reconcile_now("drift-config").await;
-    common::eventually(Duration::from_secs(30), "the config to be restored", || async {
-        let (_, m) = stack.fly(Method::GET, &path, None).await;
-        (m["config"]["image"] == "ghcr.io/openclaw/openclaw:main"
-            && m["config"]["guest"]["memory_mb"] == 2048
-            && m["state"] == "started")
-            .then_some(())
-    })
+    common::eventually(
+        Duration::from_secs(30),
+        "the config to be restored",
+        || async {
+            let (_, m) = stack.fly(Method::GET, &path, None).await;
+            (m["config"]["image"] == "ghcr.io/openclaw/openclaw:main"
+                && m["config"]["guest"]["memory_mb"] == 2048
+                && m["state"] == "started")
+                .then_some(())
+        },
+    )
     .await;
     stack.wait_ready("drift-config", READY_TIMEOUT).await;
     let events = stack.events("drift-config").await;
-    assert!(events.iter().any(|e| e["reason"] == "DriftDetected"), "{events:?}");
-    assert!(events.iter().any(|e| e["reason"] == "UpdateMachine"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["reason"] == "DriftDetected"),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e["reason"] == "UpdateMachine"),
+        "{events:?}"
+    );
 }

@@ -100,15 +100,19 @@ async fn two_pools_never_reconcile_one_key_at_once() {
         )));
     }
     // Every key is requeued immediately after each run, so both pools contend for all of them.
-    common::eventually(Duration::from_secs(20), "200 reconciles by both pools", || {
-        let state = state.clone();
-        async move {
-            let s = state.lock().unwrap();
-            let by_a = s.runs.iter().filter(|r| r.1 == "pool-a").count();
-            let by_b = s.runs.iter().filter(|r| r.1 == "pool-b").count();
-            (s.runs.len() >= 200 && by_a > 0 && by_b > 0).then_some(())
-        }
-    })
+    common::eventually(
+        Duration::from_secs(20),
+        "200 reconciles by both pools",
+        || {
+            let state = state.clone();
+            async move {
+                let s = state.lock().unwrap();
+                let by_a = s.runs.iter().filter(|r| r.1 == "pool-a").count();
+                let by_b = s.runs.iter().filter(|r| r.1 == "pool-b").count();
+                (s.runs.len() >= 200 && by_a > 0 && by_b > 0).then_some(())
+            }
+        },
+    )
     .await;
     stop.cancel();
     for p in pools {
@@ -119,11 +123,10 @@ async fn two_pools_never_reconcile_one_key_at_once() {
     for k in &keys {
         assert!(s.runs.iter().any(|r| &r.0 == k), "key {k} never ran");
     }
-    let leased: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM work WHERE lease_owner IS NOT NULL")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM work WHERE lease_owner IS NOT NULL")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(leased, 0, "graceful shutdown leaves no lease behind");
 }
 
@@ -153,13 +156,17 @@ async fn a_dead_workers_lease_is_taken_over_after_expiry() {
         config("survivor", Duration::from_millis(100), Some(db.url.clone())),
         stop.clone(),
     ));
-    let first_run = common::eventually(Duration::from_secs(10), "the survivor to take the key", || {
-        let state = state.clone();
-        async move {
-            let s = state.lock().unwrap();
-            s.runs.iter().find(|r| r.0 == uid).map(|r| r.2)
-        }
-    })
+    let first_run = common::eventually(
+        Duration::from_secs(10),
+        "the survivor to take the key",
+        || {
+            let state = state.clone();
+            async move {
+                let s = state.lock().unwrap();
+                s.runs.iter().find(|r| r.0 == uid).map(|r| r.2)
+            }
+        },
+    )
     .await;
     stop.cancel();
     pool.await.unwrap().unwrap();
@@ -189,33 +196,41 @@ async fn a_write_wakes_an_idle_worker_at_once() {
         stop.clone(),
     ));
     // Let the worker reach its idle wait and the listener subscribe.
-    let listening = common::eventually(Duration::from_secs(10), "the listener to subscribe", || {
-        let pool = db.pool.clone();
-        async move {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
-            )
-            .fetch_one(&pool)
-            .await
-            .ok()?;
-            (n > 0).then_some(())
-        }
-    });
+    let listening =
+        common::eventually(Duration::from_secs(10), "the listener to subscribe", || {
+            let pool = db.pool.clone();
+            async move {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
+                )
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+                (n > 0).then_some(())
+            }
+        });
     listening.await;
     let written = Instant::now();
     let uid = insert_instance(&db.pool, "woken").await;
-    let ran = common::eventually(Duration::from_secs(5), "the worker to run the new key", || {
-        let state = state.clone();
-        async move {
-            let s = state.lock().unwrap();
-            s.runs.iter().find(|r| r.0 == uid).map(|r| r.2)
-        }
-    })
+    let ran = common::eventually(
+        Duration::from_secs(5),
+        "the worker to run the new key",
+        || {
+            let state = state.clone();
+            async move {
+                let s = state.lock().unwrap();
+                s.runs.iter().find(|r| r.0 == uid).map(|r| r.2)
+            }
+        },
+    )
     .await;
     stop.cancel();
     pool.await.unwrap().unwrap();
     let latency = ran.duration_since(written);
-    assert!(latency < Duration::from_millis(500), "woken after {latency:?}");
+    assert!(
+        latency < Duration::from_millis(500),
+        "woken after {latency:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,7 +253,15 @@ async fn polling_alone_finds_work_without_listen() {
     let uid = insert_instance(&db.pool, "polled").await;
     common::eventually(Duration::from_secs(5), "polling to find the key", || {
         let state = state.clone();
-        async move { state.lock().unwrap().runs.iter().any(|r| r.0 == uid).then_some(()) }
+        async move {
+            state
+                .lock()
+                .unwrap()
+                .runs
+                .iter()
+                .any(|r| r.0 == uid)
+                .then_some(())
+        }
     })
     .await;
     stop.cancel();
@@ -255,13 +278,21 @@ async fn a_request_during_a_reconcile_is_not_lost() {
     assert_eq!(claim.len(), 1);
     // The API writes while the reconcile runs; the reconcile then asks for a visit in an hour.
     let mut tx = db.pool.begin().await.unwrap();
-    work::enqueue_now(&mut tx, uid, "spec changed").await.unwrap();
+    work::enqueue_now(&mut tx, uid, "spec changed")
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let due = work::complete(&db.pool, uid, "w", Duration::from_secs(3600), 0)
         .await
         .unwrap()
         .expect("lease held");
-    assert!(due <= chrono::Utc::now(), "the write during the reconcile must make the key due now");
+    assert!(
+        due <= chrono::Utc::now(),
+        "the write during the reconcile must make the key due now"
+    );
     // Completion by a worker that no longer holds the lease changes nothing.
-    assert!(work::complete(&db.pool, uid, "w", Duration::ZERO, 0).await.unwrap().is_none());
+    assert!(work::complete(&db.pool, uid, "w", Duration::ZERO, 0)
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -263,24 +263,21 @@ fn semantic(name: &str, body: &Value, out: &mut Vec<FieldError>) {
         for (key, value) in keys {
             let path = format!("spec.providerKeys.{key}");
             match value {
-                Value::String(s) => {
+                Value::String(s)
                     if s.is_empty()
                         || s.len() > MAX_SECRET_LEN
-                        || s.chars().any(|c| c.is_whitespace() || c.is_control())
-                    {
-                        out.push(FieldError::new(
-                            path,
-                            format!("must be 1-{MAX_SECRET_LEN} characters without whitespace (value not shown)"),
-                        ));
-                    }
+                        || s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    out.push(FieldError::new(
+                        path,
+                        format!("must be 1-{MAX_SECRET_LEN} characters without whitespace (value not shown)"),
+                    ));
                 }
-                Value::Object(o) => {
-                    if o.get("set") == Some(&Value::Bool(false)) {
-                        out.push(FieldError::new(
-                            path,
-                            "set must be true to keep the stored value; use null to remove it",
-                        ));
-                    }
+                Value::Object(o) if o.get("set") == Some(&Value::Bool(false)) => {
+                    out.push(FieldError::new(
+                        path,
+                        "set must be true to keep the stored value; use null to remove it",
+                    ));
                 }
                 _ => {}
             }

@@ -79,13 +79,10 @@ pub async fn run<R: Reconcile>(
     };
     let wake = Arc::new(Notify::new());
     let listener_stop = CancellationToken::new();
-    let listener_task = config.listen_url.clone().map(|url| {
-        tokio::spawn(listener::listen(
-            url,
-            wake.clone(),
-            listener_stop.clone(),
-        ))
-    });
+    let listener_task = config
+        .listen_url
+        .clone()
+        .map(|url| tokio::spawn(listener::listen(url, wake.clone(), listener_stop.clone())));
     let gauges_task = tokio::spawn(update_queue_gauges(
         shared.pool.clone(),
         shared.metrics.clone(),
@@ -145,7 +142,10 @@ pub async fn run<R: Reconcile>(
         }
     }
 
-    tracing::info!(in_flight = running.len(), "shutting down: no new work is claimed");
+    tracing::info!(
+        in_flight = running.len(),
+        "shutting down: no new work is claimed"
+    );
     let deadline = tokio::time::sleep(config.grace);
     tokio::pin!(deadline);
     loop {
@@ -204,7 +204,11 @@ async fn run_one<R: Reconcile>(
     let (result_label, reason) = match result {
         Some(Ok(Ok(Outcome::Gone))) => ("gone", "Deleted"),
         Some(Ok(Ok(Outcome::Requeue { after, failed }))) => {
-            let attempts = if failed { claim.attempts.saturating_add(1) } else { 0 };
+            let attempts = if failed {
+                claim.attempts.saturating_add(1)
+            } else {
+                0
+            };
             log_store(work::complete(pool, uid, owner, after, attempts).await, uid);
             if failed {
                 ("error", "StepFailed")
@@ -268,7 +272,9 @@ async fn renew_lease(
                 lost.cancel();
                 return;
             }
-            Err(e) => tracing::warn!(instance_uid = %uid, error = %e, "lease renewal failed; retrying"),
+            Err(e) => {
+                tracing::warn!(instance_uid = %uid, error = %e, "lease renewal failed; retrying")
+            }
         }
     }
 }

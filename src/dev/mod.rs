@@ -59,17 +59,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     pool.close().await;
 
     let shutdown = CancellationToken::new();
-    let sim_args = sim::SimArgs {
-        listen: args.sim_listen,
-        token: DEV_FLY_TOKEN.to_owned(),
-        org: "personal".to_owned(),
-        latency_scale: args.latency_scale,
-    };
+    let mut sim_config = sim::SimConfig::new(DEV_FLY_TOKEN, "personal");
+    sim_config.latency = sim::LatencyModel::spec_defaults().scaled(args.latency_scale);
     let sim_listener = tokio::net::TcpListener::bind(args.sim_listen)
         .await
         .with_context(|| format!("binding the simulator to {}", args.sim_listen))?;
     let sim_addr = sim_listener.local_addr()?;
-    let simulator = sim::Simulator::new(sim_args.to_config());
+    let simulator = sim::Simulator::new(sim_config);
     tokio::spawn(sim::serve(sim_listener, simulator, shutdown.clone()));
 
     let settings = ServeSettings {
@@ -81,7 +77,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         listen: args.listen,
         api_write_token: DEV_WRITE_TOKEN.to_owned(),
         api_read_token: DEV_READ_TOKEN.to_owned(),
-        secret_key: SecretKey(SecretCipher::from_base64(&SecretCipher::generate_key_base64())?),
+        secret_key: SecretKey(SecretCipher::from_base64(
+            &SecretCipher::generate_key_base64(),
+        )?),
         fly: FlySettings {
             fly_api_base: format!("http://{sim_addr}"),
             fly_api_token: DEV_FLY_TOKEN.to_owned(),
@@ -131,7 +129,11 @@ async fn demo(api: &str, name: &str) -> anyhow::Result<()> {
         .send()
         .await?;
     let code = resp.status();
-    anyhow::ensure!(code.is_success(), "creating the demo instance: {code} {}", resp.text().await?);
+    anyhow::ensure!(
+        code.is_success(),
+        "creating the demo instance: {code} {}",
+        resp.text().await?
+    );
     println!("\ncreated instance {name}; watch it with:");
     println!("  curl -s -H 'Authorization: Bearer {DEV_READ_TOKEN}' {url} | jq .status");
     println!("  curl -s -H 'Authorization: Bearer {DEV_READ_TOKEN}' {url}/events | jq");
@@ -149,7 +151,13 @@ async fn demo(api: &str, name: &str) -> anyhow::Result<()> {
         let ready = status["status"]["conditions"]
             .as_array()
             .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-            .map(|c| format!("{} ({})", c["reason"].as_str().unwrap_or(""), c["message"].as_str().unwrap_or("")))
+            .map(|c| {
+                format!(
+                    "{} ({})",
+                    c["reason"].as_str().unwrap_or(""),
+                    c["message"].as_str().unwrap_or("")
+                )
+            })
             .unwrap_or_default();
         let line = format!("{phase}: {ready}");
         if line != last {
@@ -157,10 +165,16 @@ async fn demo(api: &str, name: &str) -> anyhow::Result<()> {
             last = line;
         }
         if phase == "Ready" {
-            println!("\ndemo instance {name} is Ready after {:.1}s", started.elapsed().as_secs_f64());
+            println!(
+                "\ndemo instance {name} is Ready after {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
             return Ok(());
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "the demo instance was not Ready within 120 s");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "the demo instance was not Ready within 120 s"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

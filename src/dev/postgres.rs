@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 pub enum PostgresError {
     #[error("no PostgreSQL server binaries found (looked in $PG_BIN, /usr/lib/postgresql/*/bin and PATH); install the `postgresql` package (make does this)")]
     NotInstalled,
-    #[error("running as root needs the `postgres` system user (the postgresql package creates it)")]
+    #[error(
+        "running as root needs the `postgres` system user (the postgresql package creates it)"
+    )]
     NoPostgresUser,
     #[error("{step} failed: {detail}")]
     Step { step: &'static str, detail: String },
@@ -40,10 +42,8 @@ impl ThrowawayPostgres {
         } else {
             None
         };
-        let dir = std::env::temp_dir().join(format!(
-            "openclaws-pg-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("openclaws-pg-{}", uuid::Uuid::new_v4().simple()));
         let data = dir.join("data");
         std::fs::create_dir_all(&dir).map_err(|e| step("create data dir", e))?;
         if let Some((uid, gid)) = owner {
@@ -52,7 +52,16 @@ impl ThrowawayPostgres {
         }
         let mut initdb = Command::new(bin.join("initdb"));
         initdb
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "-D"])
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
             .arg(&data)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -164,6 +173,7 @@ pub fn find_bin_dir() -> Option<PathBuf> {
         return Some(bin);
     }
     std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path).find(|d| d.join("initdb").exists() && d.join("postgres").exists())
+        std::env::split_paths(&path)
+            .find(|d| d.join("initdb").exists() && d.join("postgres").exists())
     })
 }

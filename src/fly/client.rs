@@ -33,7 +33,10 @@ pub fn authorization_header(token: &str) -> String {
     let token = token.trim();
     if token.starts_with("FlyV1 ") || token.starts_with("Bearer ") {
         token.to_owned()
-    } else if ["fm1r_", "fm1a_", "fm2_"].iter().any(|p| token.starts_with(p)) {
+    } else if ["fm1r_", "fm1a_", "fm2_"]
+        .iter()
+        .any(|p| token.starts_with(p))
+    {
         format!("FlyV1 {token}")
     } else {
         format!("Bearer {token}")
@@ -71,7 +74,11 @@ impl FlyClient {
     }
 
     /// Sends, records metrics, and turns non-2xx answers into [`FlyError`].
-    async fn send(&self, endpoint: &'static str, req: RequestBuilder) -> Result<Response, FlyError> {
+    async fn send(
+        &self,
+        endpoint: &'static str,
+        req: RequestBuilder,
+    ) -> Result<Response, FlyError> {
         let started = Instant::now();
         let result = req.send().await;
         let elapsed = started.elapsed();
@@ -218,7 +225,8 @@ impl FlyClient {
             .iter()
             .map(|(k, v)| (format!("metadata.{k}"), (*v).to_owned()))
             .collect();
-        let query: Vec<(&str, String)> = query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let query: Vec<(&str, String)> =
+            query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         self.get_json("machines.list", &format!("/v1/apps/{app}/machines"), &query)
             .await
     }
@@ -226,8 +234,12 @@ impl FlyClient {
     /// `GET /v1/apps/{app}/machines/{id}`; `None` once destroyed.
     pub async fn get_machine(&self, app: &str, id: &str) -> Result<Option<Machine>, FlyError> {
         optional(
-            self.get_json("machines.get", &format!("/v1/apps/{app}/machines/{id}"), &[])
-                .await,
+            self.get_json(
+                "machines.get",
+                &format!("/v1/apps/{app}/machines/{id}"),
+                &[],
+            )
+            .await,
         )
     }
 
@@ -258,10 +270,7 @@ impl FlyClient {
 
     /// `POST /v1/apps/{app}/machines/{id}/start`.
     pub async fn start_machine(&self, app: &str, id: &str) -> Result<(), FlyError> {
-        let req = self.request(
-            Method::POST,
-            &format!("/v1/apps/{app}/machines/{id}/start"),
-        );
+        let req = self.request(Method::POST, &format!("/v1/apps/{app}/machines/{id}/start"));
         self.send("machines.start", req).await.map(drop)
     }
 
@@ -383,7 +392,10 @@ mod tests {
     #[test]
     fn authorization_schemes() {
         assert_eq!(authorization_header("FlyV1 fm2_x"), "FlyV1 fm2_x");
-        assert_eq!(authorization_header("fm2_abc,fm1r_d"), "FlyV1 fm2_abc,fm1r_d");
+        assert_eq!(
+            authorization_header("fm2_abc,fm1r_d"),
+            "FlyV1 fm2_abc,fm1r_d"
+        );
         assert_eq!(authorization_header("plain"), "Bearer plain");
         assert_eq!(authorization_header("Bearer x"), "Bearer x");
     }

@@ -131,9 +131,7 @@ impl Desired {
             ..Default::default()
         };
         let hash = config_hash(&machine);
-        machine
-            .metadata
-            .insert(META_CONFIG_HASH.to_owned(), hash);
+        machine.metadata.insert(META_CONFIG_HASH.to_owned(), hash);
         Self {
             uid,
             name: name.to_owned(),
@@ -218,7 +216,13 @@ fn services_key(services: &[MachineService]) -> Vec<ServiceKey<'_>> {
                 s.internal_port,
                 s.ports
                     .iter()
-                    .map(|p| (p.port, p.handlers.as_slice(), p.force_https.unwrap_or(false)))
+                    .map(|p| {
+                        (
+                            p.port,
+                            p.handlers.as_slice(),
+                            p.force_https.unwrap_or(false),
+                        )
+                    })
                     .collect(),
                 autostop_enabled(s.autostop.as_ref()),
             )
@@ -257,7 +261,10 @@ mod tests {
         assert_eq!(d.app_name, "oc-acme");
         assert_eq!(d.endpoint, "https://acme.openclaws.biz");
         let g = d.machine.guest.as_ref().unwrap();
-        assert_eq!((g.cpu_kind.as_str(), g.cpus, g.memory_mb), ("shared", 2, 2048));
+        assert_eq!(
+            (g.cpu_kind.as_str(), g.cpus, g.memory_mb),
+            ("shared", 2, 2048)
+        );
         assert_eq!(d.machine.env["OPENCLAW_STATE_DIR"], "/data");
         assert_eq!(d.machine.restart.as_ref().unwrap().policy, "always");
     }
@@ -269,7 +276,9 @@ mod tests {
         let mut observed = desired.clone();
         observed.services[0].autostop = Some(serde_json::Value::Bool(false));
         observed.env.insert("FLY_EXTRA".into(), "1".into());
-        observed.metadata.insert("fly_platform_version".into(), "v2".into());
+        observed
+            .metadata
+            .insert("fly_platform_version".into(), "v2".into());
         assert!(config_matches(&observed, &desired));
     }
 

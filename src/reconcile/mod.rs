@@ -90,14 +90,17 @@ impl Reconciler {
         if spec.paused {
             let mut status = status::paused(&previous, record.generation, now);
             status.next_reconcile_at = Some(now + chrono_duration(self.resync));
-            let events = (!previous.conditions.iter().any(|c| c.type_ == status::PAUSED))
-                .then(|| ControllerEvent {
-                    type_: EventType::Normal,
-                    reason: "Paused".into(),
-                    message: "spec.paused is true: reconciling is suspended".into(),
-                })
-                .into_iter()
-                .collect::<Vec<_>>();
+            let events = (!previous
+                .conditions
+                .iter()
+                .any(|c| c.type_ == status::PAUSED))
+            .then(|| ControllerEvent {
+                type_: EventType::Normal,
+                reason: "Paused".into(),
+                message: "spec.paused is true: reconciling is suspended".into(),
+            })
+            .into_iter()
+            .collect::<Vec<_>>();
             status_store::record(&self.pool, &record, &status, &events).await?;
             return Ok(Outcome::Requeue {
                 after: jitter(self.resync, 0.1),
@@ -121,7 +124,6 @@ impl Reconciler {
 
         let mut final_plan = Plan::default();
         if let Some(observed) = observed.as_mut() {
-            let mut drift_reported = false;
             let mut settled = None;
             for _ in 0..MAX_ROUNDS {
                 let p = plan(&desired, observed);
@@ -132,17 +134,6 @@ impl Reconciler {
                 if p.actions.is_empty() {
                     settled = Some(p);
                     break;
-                }
-                if was_converged && !deleting && !drift_reported {
-                    drift_reported = true;
-                    events.push(ControllerEvent {
-                        type_: EventType::Warning,
-                        reason: "DriftDetected".into(),
-                        message: format!(
-                            "the world no longer matches the spec; repairing: {}",
-                            p.actions.iter().map(|a| a.describe()).collect::<Vec<_>>().join(", ")
-                        ),
-                    });
                 }
                 let mut interrupted = false;
                 for action in &p.actions {
@@ -217,6 +208,23 @@ impl Reconciler {
                 previous.phase
             };
         }
+        let acted = events.iter().any(|e| e.type_ == EventType::Normal);
+        if was_converged && !deleting && (acted || status.phase != previous.phase) {
+            let seen = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == status::READY)
+                .map(|c| c.message.clone())
+                .unwrap_or_default();
+            events.insert(
+                0,
+                ControllerEvent {
+                    type_: EventType::Warning,
+                    reason: "DriftDetected".into(),
+                    message: format!("the world no longer matches the spec ({seen}); repairing"),
+                },
+            );
+        }
         if previous.phase == Phase::Degraded && status.phase == Phase::Ready {
             events.push(ControllerEvent {
                 type_: EventType::Normal,
@@ -245,7 +253,9 @@ impl Reconciler {
                 let backoff = backoff(attempts);
                 (e.retry_after().map_or(backoff, |r| r.max(backoff)), true)
             }
-            (None, p) if p.wait.is_some() => (p.wait.as_ref().map(|w| w.after).unwrap_or_default(), false),
+            (None, p) if p.wait.is_some() => {
+                (p.wait.as_ref().map(|w| w.after).unwrap_or_default(), false)
+            }
             (None, p) if p.blocked.is_some() => (jitter(self.resync, 0.1), false),
             (None, p) if p.is_converged() => (jitter(self.resync, 0.1), false),
             (None, _) => (Duration::from_millis(100), false),

@@ -16,16 +16,40 @@ use super::{machine, volume};
 /// One small, idempotent step against Fly.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    CreateApp { name: String, network: String },
-    CreateVolume { request: CreateVolumeRequest },
-    ExtendVolume { id: String, size_gb: u32 },
-    CreateMachine { request: CreateMachineRequest },
-    UpdateMachine { id: String, request: UpdateMachineRequest },
-    StartMachine { id: String },
-    StopMachine { id: String },
-    DestroyMachine { id: String, force: bool },
-    DeleteVolume { id: String },
-    DeleteApp { name: String },
+    CreateApp {
+        name: String,
+        network: String,
+    },
+    CreateVolume {
+        request: CreateVolumeRequest,
+    },
+    ExtendVolume {
+        id: String,
+        size_gb: u32,
+    },
+    CreateMachine {
+        request: CreateMachineRequest,
+    },
+    UpdateMachine {
+        id: String,
+        request: UpdateMachineRequest,
+    },
+    StartMachine {
+        id: String,
+    },
+    StopMachine {
+        id: String,
+    },
+    DestroyMachine {
+        id: String,
+        force: bool,
+    },
+    DeleteVolume {
+        id: String,
+    },
+    DeleteApp {
+        name: String,
+    },
 }
 
 impl Action {
@@ -64,7 +88,9 @@ impl Action {
                     .map(|m| m.volume.as_str())
                     .unwrap_or("-")
             ),
-            Action::UpdateMachine { id, .. } => format!("update machine {id} to the desired config"),
+            Action::UpdateMachine { id, .. } => {
+                format!("update machine {id} to the desired config")
+            }
             Action::StartMachine { id } => format!("start machine {id}"),
             Action::StopMachine { id } => format!("stop machine {id}"),
             Action::DestroyMachine { id, .. } => format!("destroy machine {id}"),
@@ -230,7 +256,7 @@ fn plan_converge(desired: &Desired, observed: &Observed) -> Plan {
                 );
             }
         }
-        MachineStep::Act(a) => actions.push(a),
+        MachineStep::Act(a) => actions.push(*a),
         MachineStep::Converged => {
             for extra in volume::extras(&observed.volumes, vol) {
                 actions.push(Action::DeleteVolume {
@@ -251,7 +277,7 @@ fn plan_converge(desired: &Desired, observed: &Observed) -> Plan {
 
 enum MachineStep {
     Wait(String),
-    Act(Action),
+    Act(Box<Action>),
     Converged,
 }
 
@@ -268,7 +294,7 @@ fn machine_step(
         return MachineStep::Wait("unreachable".to_owned());
     };
     if !config_matches(config, desired_config) {
-        return MachineStep::Act(Action::UpdateMachine {
+        return MachineStep::Act(Box::new(Action::UpdateMachine {
             id: m.id.clone(),
             request: UpdateMachineRequest {
                 config: desired_config.clone(),
@@ -276,13 +302,13 @@ fn machine_step(
                 skip_launch: stopped.then_some(true),
                 ..Default::default()
             },
-        });
+        }));
     }
     match (stopped, m.state.as_str()) {
-        (false, "stopped" | "suspended" | "failed") => MachineStep::Act(Action::StartMachine {
-            id: m.id.clone(),
-        }),
-        (true, "started") => MachineStep::Act(Action::StopMachine { id: m.id.clone() }),
+        (false, "stopped" | "suspended" | "failed") => {
+            MachineStep::Act(Box::new(Action::StartMachine { id: m.id.clone() }))
+        }
+        (true, "started") => MachineStep::Act(Box::new(Action::StopMachine { id: m.id.clone() })),
         _ => MachineStep::Converged,
     }
 }
@@ -414,37 +440,77 @@ mod tests {
                 size_gb: request.size_gb,
                 ..volume(&format!("vol_{id}"), &request.region, None, "2026-02-01")
             }),
-            Action::ExtendVolume { id, size_gb } => {
-                world.volumes.iter_mut().filter(|v| &v.id == id).for_each(|v| v.size_gb = *size_gb)
-            }
+            Action::ExtendVolume { id, size_gb } => world
+                .volumes
+                .iter_mut()
+                .filter(|v| &v.id == id)
+                .for_each(|v| v.size_gb = *size_gb),
             Action::CreateMachine { request } => {
                 let vol = request.config.mounts[0].volume.clone();
-                assert!(world.volumes.iter().any(|v| v.id == vol), "machine on a missing volume");
-                let state = if request.skip_launch == Some(true) { "stopped" } else { "started" };
+                assert!(
+                    world.volumes.iter().any(|v| v.id == vol),
+                    "machine on a missing volume"
+                );
+                let state = if request.skip_launch == Some(true) {
+                    "stopped"
+                } else {
+                    "started"
+                };
                 let mut m = machine(d, &id, &vol, state, false);
                 m.config = Some(request.config.clone());
-                world.volumes.iter_mut().filter(|v| v.id == vol).for_each(|v| v.attached_machine_id = Some(id.clone()));
+                world
+                    .volumes
+                    .iter_mut()
+                    .filter(|v| v.id == vol)
+                    .for_each(|v| v.attached_machine_id = Some(id.clone()));
                 world.machines.push(m);
             }
             Action::UpdateMachine { id, request } => {
                 for m in world.machines.iter_mut().filter(|m| &m.id == id) {
                     m.config = Some(request.config.clone());
-                    m.state = if request.skip_launch == Some(true) { "stopped" } else { "started" }.into();
+                    m.state = if request.skip_launch == Some(true) {
+                        "stopped"
+                    } else {
+                        "started"
+                    }
+                    .into();
                 }
             }
-            Action::StartMachine { id } => world.machines.iter_mut().filter(|m| &m.id == id).for_each(|m| m.state = "started".into()),
-            Action::StopMachine { id } => world.machines.iter_mut().filter(|m| &m.id == id).for_each(|m| m.state = "stopped".into()),
+            Action::StartMachine { id } => world
+                .machines
+                .iter_mut()
+                .filter(|m| &m.id == id)
+                .for_each(|m| m.state = "started".into()),
+            Action::StopMachine { id } => world
+                .machines
+                .iter_mut()
+                .filter(|m| &m.id == id)
+                .for_each(|m| m.state = "stopped".into()),
             Action::DestroyMachine { id, .. } => {
                 world.machines.retain(|m| &m.id != id);
-                world.volumes.iter_mut().filter(|v| v.attached_machine_id.as_ref() == Some(id)).for_each(|v| v.attached_machine_id = None);
+                world
+                    .volumes
+                    .iter_mut()
+                    .filter(|v| v.attached_machine_id.as_ref() == Some(id))
+                    .for_each(|v| v.attached_machine_id = None);
             }
             Action::DeleteVolume { id } => {
-                let v = world.volumes.iter().find(|v| &v.id == id).expect("deleting a volume that exists");
-                assert!(v.attached_machine_id.is_none() || d.deleting, "deleted an attached volume outside teardown");
+                let v = world
+                    .volumes
+                    .iter()
+                    .find(|v| &v.id == id)
+                    .expect("deleting a volume that exists");
+                assert!(
+                    v.attached_machine_id.is_none() || d.deleting,
+                    "deleted an attached volume outside teardown"
+                );
                 world.volumes.retain(|v| &v.id != id);
             }
             Action::DeleteApp { .. } => {
-                assert!(world.machines.is_empty() && world.volumes.is_empty(), "app deleted before its contents");
+                assert!(
+                    world.machines.is_empty() && world.volumes.is_empty(),
+                    "app deleted before its contents"
+                );
                 *world = Observed::empty();
             }
         }
@@ -460,17 +526,35 @@ mod tests {
             }
             .into();
         }
-        let gone: Vec<String> = world.machines.iter().filter(|m| m.state == "destroying").map(|m| m.id.clone()).collect();
+        let gone: Vec<String> = world
+            .machines
+            .iter()
+            .filter(|m| m.state == "destroying")
+            .map(|m| m.id.clone())
+            .collect();
         world.machines.retain(|m| m.state != "destroying");
         for v in &mut world.volumes {
-            if v.attached_machine_id.as_ref().is_some_and(|id| gone.contains(id)) {
+            if v.attached_machine_id
+                .as_ref()
+                .is_some_and(|id| gone.contains(id))
+            {
                 v.attached_machine_id = None;
             }
         }
     }
 
     fn arb_world() -> impl Strategy<Value = (RunState, bool, u32, Observed)> {
-        let states = prop::sample::select(vec!["started", "stopped", "created", "starting", "stopping", "replacing", "failed", "suspended", "destroying"]);
+        let states = prop::sample::select(vec![
+            "started",
+            "stopped",
+            "created",
+            "starting",
+            "stopping",
+            "replacing",
+            "failed",
+            "suspended",
+            "destroying",
+        ]);
         (
             prop::bool::ANY,
             prop::bool::ANY,
@@ -479,26 +563,47 @@ mod tests {
             0..3usize,
             prop::collection::vec((0..3usize, states, prop::bool::ANY), 0..3),
         )
-            .prop_map(|(stopped, deleting, memory, app_kind, volume_count, machines)| {
-                let run_state = if stopped { RunState::Stopped } else { RunState::Running };
-                let d = desired(run_state, deleting, memory);
-                let mut world = Observed::empty();
-                if app_kind > 0 {
-                    world.app = app(&d);
-                    for i in 0..volume_count {
-                        world.volumes.push(volume(&format!("vol_{i}"), "iad", None, &format!("2026-01-0{i}")));
-                    }
-                    for (i, (vol, state, drifted)) in machines.iter().enumerate() {
-                        let vol_id = if world.volumes.is_empty() { "vol_gone".to_owned() } else { world.volumes[vol % world.volumes.len()].id.clone() };
-                        let id = format!("m{i}");
-                        if let Some(v) = world.volumes.iter_mut().find(|v| v.id == vol_id && v.attached_machine_id.is_none()) {
-                            v.attached_machine_id = Some(id.clone());
+            .prop_map(
+                |(stopped, deleting, memory, app_kind, volume_count, machines)| {
+                    let run_state = if stopped {
+                        RunState::Stopped
+                    } else {
+                        RunState::Running
+                    };
+                    let d = desired(run_state, deleting, memory);
+                    let mut world = Observed::empty();
+                    if app_kind > 0 {
+                        world.app = app(&d);
+                        for i in 0..volume_count {
+                            world.volumes.push(volume(
+                                &format!("vol_{i}"),
+                                "iad",
+                                None,
+                                &format!("2026-01-0{i}"),
+                            ));
                         }
-                        world.machines.push(machine(&d, &id, &vol_id, state, *drifted));
+                        for (i, (vol, state, drifted)) in machines.iter().enumerate() {
+                            let vol_id = if world.volumes.is_empty() {
+                                "vol_gone".to_owned()
+                            } else {
+                                world.volumes[vol % world.volumes.len()].id.clone()
+                            };
+                            let id = format!("m{i}");
+                            if let Some(v) = world
+                                .volumes
+                                .iter_mut()
+                                .find(|v| v.id == vol_id && v.attached_machine_id.is_none())
+                            {
+                                v.attached_machine_id = Some(id.clone());
+                            }
+                            world
+                                .machines
+                                .push(machine(&d, &id, &vol_id, state, *drifted));
+                        }
                     }
-                }
-                (run_state, deleting, memory, world)
-            })
+                    (run_state, deleting, memory, world)
+                },
+            )
     }
 
     proptest! {
@@ -569,7 +674,9 @@ mod tests {
         for deleting in [false, true] {
             let d = desired(RunState::Running, deleting, 2048);
             let world = Observed {
-                app: AppObservation::Foreign { reason: "other org".into() },
+                app: AppObservation::Foreign {
+                    reason: "other org".into(),
+                },
                 ..Observed::empty()
             };
             let p = plan(&d, &world);
@@ -582,9 +689,16 @@ mod tests {
     #[test]
     fn settling_machine_means_wait_not_action() {
         let d = desired(RunState::Running, false, 2048);
-        let mut world = Observed { app: app(&d), ..Observed::empty() };
-        world.volumes.push(volume("vol_a", "iad", Some("m1"), "2026"));
-        world.machines.push(machine(&d, "m1", "vol_a", "starting", false));
+        let mut world = Observed {
+            app: app(&d),
+            ..Observed::empty()
+        };
+        world
+            .volumes
+            .push(volume("vol_a", "iad", Some("m1"), "2026"));
+        world
+            .machines
+            .push(machine(&d, "m1", "vol_a", "starting", false));
         let p = plan(&d, &world);
         assert!(p.actions.is_empty());
         assert_eq!(p.wait.as_ref().map(|w| w.reason), Some("MachineSettling"));
@@ -593,11 +707,16 @@ mod tests {
     #[test]
     fn destroyed_machine_is_recreated_on_the_same_volume() {
         let d = desired(RunState::Running, false, 2048);
-        let mut world = Observed { app: app(&d), ..Observed::empty() };
+        let mut world = Observed {
+            app: app(&d),
+            ..Observed::empty()
+        };
         world.volumes.push(volume("vol_a", "iad", None, "2026"));
         let p = plan(&d, &world);
         match p.actions.as_slice() {
-            [Action::CreateMachine { request }] => assert_eq!(request.config.mounts[0].volume, "vol_a"),
+            [Action::CreateMachine { request }] => {
+                assert_eq!(request.config.mounts[0].volume, "vol_a")
+            }
             other => panic!("unexpected plan {other:?}"),
         }
     }
@@ -605,7 +724,10 @@ mod tests {
     #[test]
     fn volume_in_another_region_blocks_instead_of_moving_data() {
         let d = desired(RunState::Running, false, 2048);
-        let mut world = Observed { app: app(&d), ..Observed::empty() };
+        let mut world = Observed {
+            app: app(&d),
+            ..Observed::empty()
+        };
         world.volumes.push(volume("vol_a", "ams", None, "2026"));
         let p = plan(&d, &world);
         assert!(p.actions.is_empty());
@@ -615,9 +737,16 @@ mod tests {
     #[test]
     fn teardown_order_is_machine_volume_app() {
         let d = desired(RunState::Running, true, 2048);
-        let mut world = Observed { app: app(&d), ..Observed::empty() };
-        world.volumes.push(volume("vol_a", "iad", Some("m1"), "2026"));
-        world.machines.push(machine(&d, "m1", "vol_a", "started", false));
+        let mut world = Observed {
+            app: app(&d),
+            ..Observed::empty()
+        };
+        world
+            .volumes
+            .push(volume("vol_a", "iad", Some("m1"), "2026"));
+        world
+            .machines
+            .push(machine(&d, "m1", "vol_a", "started", false));
         let mut steps = Vec::new();
         let mut n = 0;
         for _ in 0..6 {

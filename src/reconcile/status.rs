@@ -45,22 +45,52 @@ pub fn compute(input: StatusInput<'_>) -> InstanceStatus {
     let generation = desired.generation;
     let mut conditions = Vec::new();
     let mut set = |type_: &str, ok: bool, reason: &str, message: String| {
-        conditions.push(condition(previous, type_, ok, reason, message, generation, now));
+        conditions.push(condition(
+            previous, type_, ok, reason, message, generation, now,
+        ));
     };
 
     let app_ok = matches!(observed.app, AppObservation::Ours(_));
     match &observed.app {
-        AppObservation::Ours(app) => set(APP_READY, true, "Created", format!("app {} exists", app.name)),
-        AppObservation::Absent => set(APP_READY, false, "NotCreated", format!("app {} does not exist yet", desired.app_name)),
+        AppObservation::Ours(app) => set(
+            APP_READY,
+            true,
+            "Created",
+            format!("app {} exists", app.name),
+        ),
+        AppObservation::Absent => set(
+            APP_READY,
+            false,
+            "NotCreated",
+            format!("app {} does not exist yet", desired.app_name),
+        ),
         AppObservation::Foreign { reason } => set(APP_READY, false, "AppNameTaken", reason.clone()),
     }
 
     let vol = volume::keeper(&observed.volumes, &observed.machines, &desired.region);
     let vol_ok = vol.is_some_and(|v| v.size_gb >= desired.volume_size_gb);
     match vol {
-        Some(v) if vol_ok => set(VOLUME_READY, true, "Created", format!("volume {} ({} GB) in {}", v.id, v.size_gb, v.region)),
-        Some(v) => set(VOLUME_READY, false, "Extending", format!("volume {} is {} GB, want {}", v.id, v.size_gb, desired.volume_size_gb)),
-        None => set(VOLUME_READY, false, "NotCreated", "no data volume yet".to_owned()),
+        Some(v) if vol_ok => set(
+            VOLUME_READY,
+            true,
+            "Created",
+            format!("volume {} ({} GB) in {}", v.id, v.size_gb, v.region),
+        ),
+        Some(v) => set(
+            VOLUME_READY,
+            false,
+            "Extending",
+            format!(
+                "volume {} is {} GB, want {}",
+                v.id, v.size_gb, desired.volume_size_gb
+            ),
+        ),
+        None => set(
+            VOLUME_READY,
+            false,
+            "NotCreated",
+            "no data volume yet".to_owned(),
+        ),
     }
 
     let stopped_wanted = desired.run_state == RunState::Stopped;
@@ -72,10 +102,24 @@ pub fn compute(input: StatusInput<'_>) -> InstanceStatus {
                 .as_ref()
                 .is_some_and(|c| config_matches(c, &desired.machine_config(&v.id)));
             match (matches, m.state.as_str(), stopped_wanted) {
-                (false, state, _) if !m.is_transient() => (false, "ConfigDrift", format!("machine {} ({state}) differs from the desired config", m.id)),
-                (true, "started", false) => (true, "Started", format!("machine {} is started", m.id)),
-                (true, "stopped" | "suspended" | "failed", true) => (true, "Stopped", format!("machine {} is not running, as desired", m.id)),
-                (_, state, _) => (false, state_reason(state), format!("machine {} is {state}", m.id)),
+                (false, state, _) if !m.is_transient() => (
+                    false,
+                    "ConfigDrift",
+                    format!("machine {} ({state}) differs from the desired config", m.id),
+                ),
+                (true, "started", false) => {
+                    (true, "Started", format!("machine {} is started", m.id))
+                }
+                (true, "stopped" | "suspended" | "failed", true) => (
+                    true,
+                    "Stopped",
+                    format!("machine {} is not running, as desired", m.id),
+                ),
+                (_, state, _) => (
+                    false,
+                    state_reason(state),
+                    format!("machine {} is {state}", m.id),
+                ),
             }
         }
         _ => (false, "NotCreated", "no gateway machine yet".to_owned()),
@@ -85,13 +129,25 @@ pub fn compute(input: StatusInput<'_>) -> InstanceStatus {
     let blocked = plan.blocked.as_ref();
     let converged = app_ok && vol_ok && machine_ok && plan.is_converged() && last_error.is_none();
     let (ready, ready_reason, ready_message) = if desired.deleting {
-        (false, "Deleting", "the instance is being torn down".to_owned())
+        (
+            false,
+            "Deleting",
+            "the instance is being torn down".to_owned(),
+        )
     } else if let Some(b) = blocked {
         (false, b.reason, b.message.clone())
     } else if converged && stopped_wanted {
-        (false, "Stopped", "the gateway is stopped as desired (runState: stopped)".to_owned())
+        (
+            false,
+            "Stopped",
+            "the gateway is stopped as desired (runState: stopped)".to_owned(),
+        )
     } else if converged {
-        (true, "Converged", format!("the gateway is running at {}", desired.endpoint))
+        (
+            true,
+            "Converged",
+            format!("the gateway is running at {}", desired.endpoint),
+        )
     } else if let Some(e) = &last_error {
         (false, e.reason.as_str(), e.message.clone())
     } else if let Some(w) = &plan.wait {

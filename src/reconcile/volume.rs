@@ -28,6 +28,8 @@ pub fn keeper<'a>(volumes: &'a [Volume], machines: &[Machine], region: &str) -> 
 pub fn extras<'a>(volumes: &'a [Volume], keeper: &Volume) -> Vec<&'a Volume> {
     volumes
         .iter()
-        .filter(|v| v.id != keeper.id && v.region == keeper.region && v.attached_machine_id.is_none())
+        .filter(|v| {
+            v.id != keeper.id && v.region == keeper.region && v.attached_machine_id.is_none()
+        })
         .collect()
 }

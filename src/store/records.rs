@@ -32,7 +32,8 @@ pub struct InstanceRecord {
 }
 
 /// Columns selected for an [`InstanceRecord`], in a form usable in `SELECT {INSTANCE_COLUMNS} FROM instances`.
-pub const INSTANCE_COLUMNS: &str = "uid, name, customer_id, labels, spec, generation, resource_version, \
+pub const INSTANCE_COLUMNS: &str =
+    "uid, name, customer_id, labels, spec, generation, resource_version, \
      created_at, updated_at, deletion_timestamp, status, phase, observed_generation, fly_app, \
      fly_volume_id, fly_machine_id";
 

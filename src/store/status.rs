@@ -105,10 +105,11 @@ pub async fn finalize_deletion(
         },
     )
     .await?;
-    let deleted = sqlx::query("DELETE FROM instances WHERE uid = $1 AND deletion_timestamp IS NOT NULL")
-        .bind(record.uid)
-        .execute(&mut *tx)
-        .await?;
+    let deleted =
+        sqlx::query("DELETE FROM instances WHERE uid = $1 AND deletion_timestamp IS NOT NULL")
+            .bind(record.uid)
+            .execute(&mut *tx)
+            .await?;
     if deleted.rows_affected() == 1 {
         tx.commit().await?;
         Ok(true)

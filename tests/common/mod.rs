@@ -55,3 +55,4 @@ where
     }
 }
 pub mod api;
+pub mod stack;

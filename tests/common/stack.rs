@@ -20,7 +20,7 @@ pub const FLY_TOKEN: &str = "test-fly-token";
 pub const ORG: &str = "personal";
 
 /// Knobs for a stack.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StackOptions {
     /// Simulator latency multiplier (1.0 = Fly-like defaults).
     pub latency_scale: f64,
@@ -28,6 +28,8 @@ pub struct StackOptions {
     pub resync_seconds: u64,
     /// Lease length (short for crash tests).
     pub lease_seconds: u64,
+    /// Simulator request hooks (faults, delays).
+    pub hooks: Vec<std::sync::Arc<dyn sim::hooks::RequestHook>>,
 }
 
 impl Default for StackOptions {
@@ -36,6 +38,7 @@ impl Default for StackOptions {
             latency_scale: 1.0,
             resync_seconds: 300,
             lease_seconds: 30,
+            hooks: Vec::new(),
         }
     }
 }
@@ -65,13 +68,10 @@ impl Stack {
         let sim_stop = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim_addr = listener.local_addr().unwrap();
-        let args = sim::SimArgs {
-            listen: sim_addr,
-            token: FLY_TOKEN.to_owned(),
-            org: ORG.to_owned(),
-            latency_scale: options.latency_scale,
-        };
-        let simulator = sim::Simulator::new(args.to_config());
+        let mut config = sim::SimConfig::new(FLY_TOKEN, ORG);
+        config.latency = sim::LatencyModel::spec_defaults().scaled(options.latency_scale);
+        config.hooks = options.hooks.clone();
+        let simulator = sim::Simulator::new(config);
         tokio::spawn(sim::serve(listener, simulator, sim_stop.clone()));
         let sim_url = format!("http://{sim_addr}");
         let settings = ServeSettings {
@@ -231,7 +231,12 @@ impl Stack {
     }
 
     /// A Fly API call to the simulator (as an out-of-band actor would make).
-    pub async fn fly(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn fly(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.sim_url))
@@ -242,13 +247,20 @@ impl Stack {
         let resp = req.send().await.unwrap();
         let code = resp.status();
         let text = resp.text().await.unwrap();
-        (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Live (not destroyed) machines of an app, as Fly lists them.
     pub async fn fly_machines(&self, app: &str) -> Vec<Value> {
         let (code, body) = self
-            .fly(reqwest::Method::GET, &format!("/v1/apps/{app}/machines"), None)
+            .fly(
+                reqwest::Method::GET,
+                &format!("/v1/apps/{app}/machines"),
+                None,
+            )
             .await;
         if code == StatusCode::NOT_FOUND {
             return Vec::new();
@@ -260,7 +272,11 @@ impl Stack {
     /// Volumes of an app that are not being destroyed.
     pub async fn fly_volumes(&self, app: &str) -> Vec<Value> {
         let (code, body) = self
-            .fly(reqwest::Method::GET, &format!("/v1/apps/{app}/volumes"), None)
+            .fly(
+                reqwest::Method::GET,
+                &format!("/v1/apps/{app}/volumes"),
+                None,
+            )
             .await;
         if code == StatusCode::NOT_FOUND {
             return Vec::new();
@@ -282,7 +298,11 @@ impl Stack {
     /// Apps in the org.
     pub async fn fly_apps(&self) -> Vec<Value> {
         let (code, body) = self
-            .fly(reqwest::Method::GET, &format!("/v1/apps?org_slug={ORG}"), None)
+            .fly(
+                reqwest::Method::GET,
+                &format!("/v1/apps?org_slug={ORG}"),
+                None,
+            )
             .await;
         assert_eq!(code, StatusCode::OK, "{body}");
         body["apps"].as_array().cloned().unwrap_or_default()
