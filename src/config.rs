@@ -11,14 +11,29 @@ use crate::secrets::SecretCipher;
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseSettings {
     /// PostgreSQL URL (a pooled URL such as Supabase's transaction pooler works).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: String,
     /// Direct (non-pooled) URL used only for LISTEN/NOTIFY wake-ups; defaults to DATABASE_URL.
     /// Without a working LISTEN, polling still finds all work.
-    #[arg(long, env = "DATABASE_LISTEN_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DATABASE_LISTEN_URL",
+        value_name = "DATABASE_LISTEN_URL",
+        hide_env_values = true
+    )]
     pub database_listen_url: Option<String>,
     /// Maximum connections in the pool.
-    #[arg(long, env = "OPENCLAWS_DB_MAX_CONNECTIONS", default_value_t = 20)]
+    #[arg(
+        long,
+        env = "OPENCLAWS_DB_MAX_CONNECTIONS",
+        value_name = "OPENCLAWS_DB_MAX_CONNECTIONS",
+        default_value_t = 20
+    )]
     pub db_max_connections: u32,
 }
 
@@ -28,36 +43,56 @@ pub struct ServeSettings {
     #[command(flatten)]
     pub database: DatabaseSettings,
     /// Address the API listens on.
-    #[arg(long, env = "OPENCLAWS_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "OPENCLAWS_LISTEN",
+        value_name = "OPENCLAWS_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
     /// Bearer token of the writer role (the dashboard).
-    #[arg(long, env = "OPENCLAWS_API_WRITE_TOKEN", hide_env_values = true, value_parser = parse_token)]
+    #[arg(long, env = "OPENCLAWS_API_WRITE_TOKEN", value_name = "OPENCLAWS_API_WRITE_TOKEN", hide_env_values = true, value_parser = parse_token)]
     pub api_write_token: String,
     /// Bearer token of the reader role (support).
-    #[arg(long, env = "OPENCLAWS_API_READ_TOKEN", hide_env_values = true, value_parser = parse_token)]
+    #[arg(long, env = "OPENCLAWS_API_READ_TOKEN", value_name = "OPENCLAWS_API_READ_TOKEN", hide_env_values = true, value_parser = parse_token)]
     pub api_read_token: String,
     /// 32-byte key, base64, encrypting secrets at rest (generate: `openssl rand -base64 32`).
-    #[arg(long, env = "OPENCLAWS_SECRET_KEY", hide_env_values = true, value_parser = parse_secret_key)]
+    #[arg(long, env = "OPENCLAWS_SECRET_KEY", value_name = "OPENCLAWS_SECRET_KEY", hide_env_values = true, value_parser = parse_secret_key)]
     pub secret_key: SecretKey,
     #[command(flatten)]
     pub fly: FlySettings,
     /// Hostnames are `{name}.{base domain}`.
-    #[arg(long, env = "OPENCLAWS_BASE_DOMAIN", default_value = "openclaws.biz")]
+    #[arg(
+        long,
+        env = "OPENCLAWS_BASE_DOMAIN",
+        value_name = "OPENCLAWS_BASE_DOMAIN",
+        default_value = "openclaws.biz"
+    )]
     pub base_domain: String,
     /// Reconciles run at once by this process.
-    #[arg(long, env = "OPENCLAWS_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, env = "OPENCLAWS_WORKERS", value_name = "OPENCLAWS_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers: u32,
     /// Seconds between visits of a converged instance (jittered by ±10%).
-    #[arg(long, env = "OPENCLAWS_RESYNC_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, env = "OPENCLAWS_RESYNC_SECONDS", value_name = "OPENCLAWS_RESYNC_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub resync_seconds: u64,
     /// Seconds a claimed instance stays leased without renewal (renewed every third of it).
-    #[arg(long, env = "OPENCLAWS_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    #[arg(long, env = "OPENCLAWS_LEASE_SECONDS", value_name = "OPENCLAWS_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
     pub lease_seconds: u64,
     /// Seconds between polls of the work queue when no notification arrives (the safety net).
-    #[arg(long, env = "OPENCLAWS_POLL_SECONDS", default_value_t = 2.0)]
+    #[arg(
+        long,
+        env = "OPENCLAWS_POLL_SECONDS",
+        value_name = "OPENCLAWS_POLL_SECONDS",
+        default_value_t = 2.0
+    )]
     pub poll_seconds: f64,
     /// Seconds in-flight reconciles may take to finish after SIGTERM/SIGINT.
-    #[arg(long, env = "OPENCLAWS_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    #[arg(
+        long,
+        env = "OPENCLAWS_SHUTDOWN_GRACE_SECONDS",
+        value_name = "OPENCLAWS_SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 20
+    )]
     pub shutdown_grace_seconds: u64,
 }
 
@@ -65,16 +100,16 @@ pub struct ServeSettings {
 #[derive(Debug, Clone, Args)]
 pub struct FlySettings {
     /// Fly Machines API base URL (point it at `sim` for local runs).
-    #[arg(long, env = "FLY_API_BASE", default_value = "https://api.machines.dev", value_parser = parse_base_url)]
+    #[arg(long, env = "FLY_API_BASE", value_name = "FLY_API_BASE", default_value = "https://api.machines.dev", value_parser = parse_base_url)]
     pub fly_api_base: String,
     /// Org-scoped Fly API token (`fly tokens create org`); `FlyV1 …` or a bare token.
-    #[arg(long, env = "FLY_API_TOKEN", hide_env_values = true, value_parser = parse_token)]
+    #[arg(long, env = "FLY_API_TOKEN", value_name = "FLY_API_TOKEN", hide_env_values = true, value_parser = parse_token)]
     pub fly_api_token: String,
     /// Fly organization slug the apps are created in.
-    #[arg(long, env = "FLY_ORG")]
+    #[arg(long, env = "FLY_ORG", value_name = "FLY_ORG")]
     pub fly_org: String,
     /// Prefix of app names: `{prefix}{slug}`.
-    #[arg(long, env = "FLY_APP_PREFIX", default_value = "oc-", value_parser = parse_app_prefix)]
+    #[arg(long, env = "FLY_APP_PREFIX", value_name = "FLY_APP_PREFIX", default_value = "oc-", value_parser = parse_app_prefix)]
     pub fly_app_prefix: String,
 }
 
