@@ -21,7 +21,8 @@ impl SimClock {
     pub fn now(&self) -> DateTime<Utc> {
         let offset = *self.offset.lock().unwrap_or_else(|e| e.into_inner());
         let now = Utc::now() + offset;
-        now.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(now)
+        now.duration_trunc(TimeDelta::milliseconds(1))
+            .unwrap_or(now)
     }
 
     /// Moves simulated time forward by `by`; returns the new now.

@@ -131,7 +131,9 @@ async fn crash(
             .ok_or_else(SimError::machine_not_found)?;
         m.settle(ctx);
         m.crash(body.exit_code.unwrap_or(1), body.oom_killed, ctx)?;
-        Ok(Json(json!({"id": m.id, "state": m.state, "restart_count": m.restart_count})))
+        Ok(Json(
+            json!({"id": m.id, "state": m.state, "restart_count": m.restart_count}),
+        ))
     })
 }
 

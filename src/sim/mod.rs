@@ -45,7 +45,11 @@ pub use hooks::{RequestHook, RequestInfo};
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimArgs {
     /// Address to listen on.
-    #[arg(long = "listen", env = "FLY_SIM_LISTEN", default_value = "127.0.0.1:4280")]
+    #[arg(
+        long = "listen",
+        env = "FLY_SIM_LISTEN",
+        default_value = "127.0.0.1:4280"
+    )]
     pub listen: std::net::SocketAddr,
     /// Token clients must present (as `Bearer <t>` or `FlyV1 <t>`).
     #[arg(long, env = "FLY_SIM_TOKEN", hide_env_values = true)]
@@ -299,7 +303,10 @@ impl Simulator {
     }
 
     /// Runs a read against the world (lazy transitions may still be applied).
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut state::World, &Ctx) -> SimResult<T>) -> SimResult<T> {
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&mut state::World, &Ctx) -> SimResult<T>,
+    ) -> SimResult<T> {
         let ctx = Ctx {
             now: self.inner.clock.now(),
             config: &self.inner.config,
@@ -308,7 +315,10 @@ impl Simulator {
     }
 
     /// Runs a mutation against the world and wakes every waiter.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut state::World, &Ctx) -> SimResult<T>) -> SimResult<T> {
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&mut state::World, &Ctx) -> SimResult<T>,
+    ) -> SimResult<T> {
         let result = self.read(f);
         self.notify();
         result
@@ -364,8 +374,14 @@ impl Simulator {
                 "/v1/apps/{app}/machines/{id}/suspend",
                 post(machines::suspend),
             )
-            .route("/v1/apps/{app}/machines/{id}/signal", post(machines::signal))
-            .route("/v1/apps/{app}/machines/{id}/cordon", post(machines::cordon))
+            .route(
+                "/v1/apps/{app}/machines/{id}/signal",
+                post(machines::signal),
+            )
+            .route(
+                "/v1/apps/{app}/machines/{id}/cordon",
+                post(machines::cordon),
+            )
             .route(
                 "/v1/apps/{app}/machines/{id}/uncordon",
                 post(machines::uncordon),
@@ -373,7 +389,9 @@ impl Simulator {
             .route("/v1/apps/{app}/machines/{id}/wait", get(wait::wait))
             .route(
                 "/v1/apps/{app}/machines/{id}/lease",
-                get(leases::get).post(leases::acquire).delete(leases::release),
+                get(leases::get)
+                    .post(leases::acquire)
+                    .delete(leases::release),
             )
             .route(
                 "/v1/apps/{app}/machines/{id}/metadata",

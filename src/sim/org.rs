@@ -16,8 +16,11 @@ use std::collections::HashMap;
 type Key = (DateTime<Utc>, String);
 
 fn encode_cursor(key: &Key) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{}|{}", key.0.timestamp_micros(), key.1))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "{}|{}",
+        key.0.timestamp_micros(),
+        key.1
+    ))
 }
 
 fn decode_cursor(cursor: &str) -> Option<Key> {
@@ -112,7 +115,11 @@ pub async fn machines(
         hits.truncate(limit);
         let last = hits.last().map(|(k, _)| k.clone());
         Ok(Json(OrgMachinesResponse {
-            next_cursor: if more { last.as_ref().map(encode_cursor) } else { None },
+            next_cursor: if more {
+                last.as_ref().map(encode_cursor)
+            } else {
+                None
+            },
             last_machine_id: last.as_ref().map(|k| k.1.clone()),
             last_updated_at: last.as_ref().map(|k| rfc3339(k.0)),
             machines: hits.into_iter().map(|(_, m)| m).collect(),
@@ -127,7 +134,10 @@ mod tests {
     #[test]
     fn cursor_round_trips() {
         let key = (Utc::now(), "abcdef01234567".to_string());
-        assert_eq!(decode_cursor(&encode_cursor(&key)).map(|k| k.1), Some(key.1));
+        assert_eq!(
+            decode_cursor(&encode_cursor(&key)).map(|k| k.1),
+            Some(key.1)
+        );
         assert!(decode_cursor("!!!").is_none());
     }
 }
