@@ -284,7 +284,7 @@ impl MachRec {
 
     /// Queues the boot of a fresh or replaced machine starting at `from`.
     pub fn schedule_boot(&mut self, from: Time, pull: Duration, lat: &LatencyModel) {
-        let starting = from + delta(lat.create_to_starting + pull);
+        let starting = from + delta(lat.create_to_starting.saturating_add(pull));
         self.schedule(starting, "starting", "start", "flyd");
         self.schedule(
             starting + delta(lat.starting_to_started),

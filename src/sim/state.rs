@@ -135,7 +135,7 @@ impl World {
 
     /// The host pool of a region, created on first use.
     pub fn hosts_of(&mut self, region: &str, ctx: &Ctx) -> &Vec<String> {
-        let want = ctx.config.hosts_per_region.max(1);
+        let want = ctx.config.hosts_per_region.clamp(1, 4096);
         self.hosts.entry(region.to_string()).or_insert_with(|| {
             let mut hosts: Vec<String> = Vec::with_capacity(want);
             while hosts.len() < want {
