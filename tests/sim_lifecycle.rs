@@ -89,6 +89,17 @@ async fn full_lifecycle_app_volume_machine_update_stop_start_destroy_teardown() 
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     sim.wait_for("oc-life", &id, "stopped").await;
+    let r = sim
+        .get(&format!("/v1/apps/oc-life/machines/{id}/events?limit=1"))
+        .await;
+    assert_eq!(
+        (
+            &r.body[0]["type"],
+            &r.body[0]["status"],
+            &r.body[0]["source"]
+        ),
+        (&json!("stop"), &json!("stopped"), &json!("user"))
+    );
     sim.advance(1.0).await;
     let r = sim
         .post_empty(&format!("/v1/apps/oc-life/machines/{id}/start"))

@@ -352,7 +352,7 @@ impl MachRec {
             at: ctx.now + delta(took),
             state: "stopped",
             event_type: "stop",
-            source: "flyd",
+            source: "user",
             reap: true,
         });
         Ok(())
@@ -445,7 +445,7 @@ impl MachRec {
             ctx.now + delta(ctx.config.latency.destroy),
             "destroyed",
             "destroy",
-            "flyd",
+            "user",
         );
         Ok(())
     }
