@@ -24,7 +24,9 @@ async fn start_while_created_is_refused() {
     sim.app("oc-g1").await;
     let m = sim.machine("oc-g1", None, json!({})).await;
     let id = m["id"].as_str().expect("id");
-    let r = sim.post_empty(&format!("/v1/apps/oc-g1/machines/{id}/start")).await;
+    let r = sim
+        .post_empty(&format!("/v1/apps/oc-g1/machines/{id}/start"))
+        .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(
         error_text(&r),
@@ -44,7 +46,9 @@ async fn start_while_replacing_or_stopping_is_refused() {
         )
         .await;
     assert_eq!(r.body["state"], "replacing");
-    let r = sim.post_empty(&format!("/v1/apps/oc-g2/machines/{id}/start")).await;
+    let r = sim
+        .post_empty(&format!("/v1/apps/oc-g2/machines/{id}/start"))
+        .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(
         error_text(&r),
@@ -53,10 +57,14 @@ async fn start_while_replacing_or_stopping_is_refused() {
 
     sim.advance(60.0).await;
     assert_eq!(sim.state_of("oc-g2", &id).await, "started");
-    let r = sim.post_empty(&format!("/v1/apps/oc-g2/machines/{id}/stop")).await;
+    let r = sim
+        .post_empty(&format!("/v1/apps/oc-g2/machines/{id}/stop"))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(sim.state_of("oc-g2", &id).await, "stopping");
-    let r = sim.post_empty(&format!("/v1/apps/oc-g2/machines/{id}/start")).await;
+    let r = sim
+        .post_empty(&format!("/v1/apps/oc-g2/machines/{id}/start"))
+        .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(
         error_text(&r),
@@ -68,18 +76,23 @@ async fn start_while_replacing_or_stopping_is_refused() {
 async fn start_during_reap_lag_says_still_active() {
     let sim = TestSim::start(SLOW).await;
     let id = started_machine(&sim, "oc-g3").await;
-    sim.post_empty(&format!("/v1/apps/oc-g3/machines/{id}/stop")).await;
+    sim.post_empty(&format!("/v1/apps/oc-g3/machines/{id}/stop"))
+        .await;
     // Stop takes 1 s × 20; the reap lag is 0.5 s × 20 = 10 s after that.
     sim.advance(20.5).await;
     assert_eq!(sim.state_of("oc-g3", &id).await, "stopped");
-    let r = sim.post_empty(&format!("/v1/apps/oc-g3/machines/{id}/start")).await;
+    let r = sim
+        .post_empty(&format!("/v1/apps/oc-g3/machines/{id}/start"))
+        .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(
         error_text(&r),
         "failed_precondition: machine still active, refusing to start"
     );
     sim.advance(10.0).await;
-    let r = sim.post_empty(&format!("/v1/apps/oc-g3/machines/{id}/start")).await;
+    let r = sim
+        .post_empty(&format!("/v1/apps/oc-g3/machines/{id}/start"))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["previous_state"], "stopped");
     assert_eq!(sim.state_of("oc-g3", &id).await, "starting");
@@ -96,7 +109,9 @@ async fn delete_running_without_force_is_refused() {
         "failed_precondition: unable to destroy machine, not currently stopped, suspended, failed or created"
     );
     assert_eq!(sim.state_of("oc-g4", &id).await, "started");
-    let r = sim.delete(&format!("/v1/apps/oc-g4/machines/{id}?kill=true")).await;
+    let r = sim
+        .delete(&format!("/v1/apps/oc-g4/machines/{id}?kill=true"))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(sim.state_of("oc-g4", &id).await, "destroying");
 }
@@ -136,7 +151,11 @@ async fn volume_stays_claimed_until_release_lag_passes() {
     let r = sim.get(&format!("/v1/apps/oc-g5/machines/{first}")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = create_second().await;
-    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "still within release lag");
+    assert_eq!(
+        r.status,
+        StatusCode::PRECONDITION_FAILED,
+        "still within release lag"
+    );
     sim.advance(100.0).await; // release lag 5 s × 20
     let r = create_second().await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
@@ -148,7 +167,9 @@ async fn wait_succeeds_times_out_and_reports_failure() {
     let id = started_machine(&sim, "oc-g6").await;
 
     let r = sim
-        .get(&format!("/v1/apps/oc-g6/machines/{id}/wait?state=started&timeout=5"))
+        .get(&format!(
+            "/v1/apps/oc-g6/machines/{id}/wait?state=started&timeout=5"
+        ))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["ok"], true);
@@ -156,7 +177,9 @@ async fn wait_succeeds_times_out_and_reports_failure() {
 
     let began = std::time::Instant::now();
     let r = sim
-        .get(&format!("/v1/apps/oc-g6/machines/{id}/wait?state=stopped&timeout=1"))
+        .get(&format!(
+            "/v1/apps/oc-g6/machines/{id}/wait?state=stopped&timeout=1"
+        ))
         .await;
     assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT);
     assert_eq!(
@@ -166,7 +189,8 @@ async fn wait_succeeds_times_out_and_reports_failure() {
     assert!(began.elapsed() < std::time::Duration::from_secs(5));
 
     // A wait blocked on a long transition is released by a clock jump.
-    sim.post_empty(&format!("/v1/apps/oc-g6/machines/{id}/stop")).await;
+    sim.post_empty(&format!("/v1/apps/oc-g6/machines/{id}/stop"))
+        .await;
     let waiter = {
         let url = format!("/v1/apps/oc-g6/machines/{id}/wait?state=stopped&timeout=30");
         let base = sim.base.clone();
@@ -193,7 +217,9 @@ async fn wait_succeeds_times_out_and_reports_failure() {
     let r = sim.post_empty(&format!("/_sim/machines/{id}/fail")).await;
     assert_eq!(r.status, StatusCode::OK);
     let r = sim
-        .get(&format!("/v1/apps/oc-g6/machines/{id}/wait?state=started&timeout=2"))
+        .get(&format!(
+            "/v1/apps/oc-g6/machines/{id}/wait?state=started&timeout=2"
+        ))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(error_text(&r), "machine failed to reach desired state");
@@ -216,7 +242,11 @@ async fn wait_on_a_replaced_version_is_rejected() {
         ))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(error_text(&r).contains("currently replaced"), "{:?}", r.body);
+    assert!(
+        error_text(&r).contains("currently replaced"),
+        "{:?}",
+        r.body
+    );
 }
 
 #[tokio::test]
@@ -224,7 +254,10 @@ async fn crash_applies_restart_policy() {
     let sim = TestSim::start(SLOW).await;
     let id = started_machine(&sim, "oc-g8").await;
     let r = sim
-        .post(&format!("/_sim/machines/{id}/crash"), json!({"exit_code": 137, "oom_killed": true}))
+        .post(
+            &format!("/_sim/machines/{id}/crash"),
+            json!({"exit_code": 137, "oom_killed": true}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["state"], "starting", "restart policy always");
@@ -245,11 +278,67 @@ async fn crash_applies_restart_policy() {
     let m = sim.get(&format!("/v1/apps/oc-g8/machines/{id}")).await;
     let mut config = m.body["config"].clone();
     config["restart"] = json!({"policy": "no"});
-    sim.post(&format!("/v1/apps/oc-g8/machines/{id}"), json!({"config": config}))
-        .await;
+    sim.post(
+        &format!("/v1/apps/oc-g8/machines/{id}"),
+        json!({"config": config}),
+    )
+    .await;
     sim.advance(60.0).await;
     let r = sim
-        .post(&format!("/_sim/machines/{id}/crash"), json!({"exit_code": 1}))
+        .post(
+            &format!("/_sim/machines/{id}/crash"),
+            json!({"exit_code": 1}),
+        )
         .await;
     assert_eq!(r.body["state"], "stopped");
+}
+
+#[tokio::test]
+async fn wait_from_event_id_needs_a_newer_transition() {
+    let sim = TestSim::start(SLOW).await;
+    let id = started_machine(&sim, "oc-g9").await;
+    let r = sim
+        .get(&format!(
+            "/v1/apps/oc-g9/machines/{id}/wait?state=started&timeout=1"
+        ))
+        .await;
+    let event = r.body["event_id"].as_str().expect("event id").to_string();
+    let r = sim
+        .get(&format!(
+            "/v1/apps/oc-g9/machines/{id}/wait?state=started&timeout=1&from_event_id={event}"
+        ))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::REQUEST_TIMEOUT,
+        "no transition since {event}"
+    );
+    let r = sim
+        .post_empty(&format!("/v1/apps/oc-g9/machines/{id}/restart"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    sim.advance(60.0).await;
+    let r = sim
+        .get(&format!(
+            "/v1/apps/oc-g9/machines/{id}/wait?state=started&timeout=1&from_event_id={event}"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_ne!(r.body["event_id"], event.as_str());
+}
+
+#[tokio::test]
+async fn old_style_destroy_guard_answers_409() {
+    let mut config =
+        openclaws_controller::sim::SimConfig::new(sim_support::TOKEN, sim_support::ORG);
+    config.latency = openclaws_controller::sim::LatencyModel::spec_defaults().scaled(SLOW);
+    config.destroy_guard_conflict = true;
+    let sim = TestSim::start_with(config).await;
+    let id = started_machine(&sim, "oc-g10").await;
+    let r = sim.delete(&format!("/v1/apps/oc-g10/machines/{id}")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(
+        error_text(&r),
+        "unable to destroy machine, not currently stopped"
+    );
 }

@@ -11,7 +11,10 @@ async fn full_lifecycle_app_volume_machine_update_stop_start_destroy_teardown() 
     let sim = TestSim::start(0.05).await;
 
     let r = sim
-        .post("/v1/apps?wait=true", json!({"app_name": "oc-life", "org_slug": "personal"}))
+        .post(
+            "/v1/apps?wait=true",
+            json!({"app_name": "oc-life", "org_slug": "personal"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(r.body["name"], "oc-life");
@@ -71,18 +74,36 @@ async fn full_lifecycle_app_volume_machine_update_stop_start_destroy_teardown() 
     assert_eq!(w.status, StatusCode::OK, "{:?}", w.body);
     assert_eq!(w.body["version"], v2.as_str());
 
-    let r = sim.get(&format!("/v1/apps/oc-life/machines/{id}/versions")).await;
+    let r = sim
+        .get(&format!("/v1/apps/oc-life/machines/{id}/versions"))
+        .await;
     assert_eq!(r.body.as_array().map(Vec::len), Some(2));
     assert_eq!(r.body[0]["version"], v2.as_str());
 
     // Stop → stopped, then start once the reap lag passed.
     let r = sim
-        .post(&format!("/v1/apps/oc-life/machines/{id}/stop"), json!({"timeout": "5s"}))
+        .post(
+            &format!("/v1/apps/oc-life/machines/{id}/stop"),
+            json!({"timeout": "5s"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     sim.wait_for("oc-life", &id, "stopped").await;
+    let r = sim
+        .get(&format!("/v1/apps/oc-life/machines/{id}/events?limit=1"))
+        .await;
+    assert_eq!(
+        (
+            &r.body[0]["type"],
+            &r.body[0]["status"],
+            &r.body[0]["source"]
+        ),
+        (&json!("stop"), &json!("stopped"), &json!("user"))
+    );
     sim.advance(1.0).await;
-    let r = sim.post_empty(&format!("/v1/apps/oc-life/machines/{id}/start")).await;
+    let r = sim
+        .post_empty(&format!("/v1/apps/oc-life/machines/{id}/start"))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["previous_state"], "stopped");
     sim.wait_for("oc-life", &id, "started").await;
@@ -99,7 +120,9 @@ async fn full_lifecycle_app_volume_machine_update_stop_start_destroy_teardown() 
     let r = sim.get(&format!("/v1/apps/oc-life/machines/{id}")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(error_text(&r), "not_found: machine not found");
-    let r = sim.get("/v1/apps/oc-life/machines?include_deleted=true").await;
+    let r = sim
+        .get("/v1/apps/oc-life/machines?include_deleted=true")
+        .await;
     assert_eq!(r.body[0]["state"], "destroyed");
     let r = sim.get("/v1/apps/oc-life/machines").await;
     assert_eq!(r.body.as_array().map(Vec::len), Some(0));
@@ -154,7 +177,9 @@ async fn skip_launch_prepares_to_stopped_and_events_are_newest_first() {
     assert_eq!(sim.state_of("oc-skip", &id).await, "created");
     sim.advance(60.0).await;
     assert_eq!(sim.state_of("oc-skip", &id).await, "stopped");
-    let r = sim.post_empty(&format!("/v1/apps/oc-skip/machines/{id}/start")).await;
+    let r = sim
+        .post_empty(&format!("/v1/apps/oc-skip/machines/{id}/start"))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     sim.advance(60.0).await;
     assert_eq!(sim.state_of("oc-skip", &id).await, "started");
@@ -183,11 +208,16 @@ async fn app_delete_guard_and_force_cascade() {
     let r = sim.get("/v1/apps/oc-cascade/volumes").await;
     assert_eq!(r.body[0]["state"], "pending_destroy");
     sim.advance(5.0).await;
-    assert_eq!(sim.get("/v1/apps/oc-cascade").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        sim.get("/v1/apps/oc-cascade").await.status,
+        StatusCode::NOT_FOUND
+    );
     let state = sim.get("/_sim/state").await;
     assert_eq!(state.body["machines"][0]["state"], "destroyed");
     // The name is free again and the new app does not inherit old machines.
     sim.app("oc-cascade").await;
-    let r = sim.get("/v1/apps/oc-cascade/machines?include_deleted=true").await;
+    let r = sim
+        .get("/v1/apps/oc-cascade/machines?include_deleted=true")
+        .await;
     assert_eq!(r.body.as_array().map(Vec::len), Some(0));
 }

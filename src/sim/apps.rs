@@ -94,7 +94,11 @@ impl World {
         let mut machine_count = 0u64;
         for id in &ids {
             self.settle_machine(id, ctx);
-            if self.machines.get(id).is_some_and(|m| m.state != "destroyed") {
+            if self
+                .machines
+                .get(id)
+                .is_some_and(|m| m.state != "destroyed")
+            {
                 machine_count += 1;
             }
         }
@@ -144,7 +148,9 @@ pub async fn create(
         })?;
     if !valid_app_name(&name) {
         return Err(SimError::Unprocessable {
-            message: "Validation failed: Name may only contain lowercase letters, numbers, and dashes".into(),
+            message:
+                "Validation failed: Name may only contain lowercase letters, numbers, and dashes"
+                    .into(),
             status: None,
         });
     }
@@ -159,7 +165,13 @@ pub async fn create(
             a.org == org && a.idempotency_key.is_some() && a.idempotency_key == body.idempotency_key
         });
         if !replay {
-            w.insert_app(&name, &org, body.network.clone(), body.idempotency_key.clone(), ctx)?;
+            w.insert_app(
+                &name,
+                &org,
+                body.network.clone(),
+                body.idempotency_key.clone(),
+                ctx,
+            )?;
         }
         let body = if wait {
             w.app_json(&name, ctx)

@@ -21,15 +21,19 @@ impl SimClock {
     pub fn now(&self) -> DateTime<Utc> {
         let offset = *self.offset.lock().unwrap_or_else(|e| e.into_inner());
         let now = Utc::now() + offset;
-        now.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(now)
+        now.duration_trunc(TimeDelta::milliseconds(1))
+            .unwrap_or(now)
     }
 
     /// Moves simulated time forward by `by`; returns the new now.
     pub fn advance(&self, by: Duration) -> DateTime<Utc> {
-        let delta = TimeDelta::from_std(by).unwrap_or(TimeDelta::MAX);
+        let by = delta(by);
         {
             let mut offset = self.offset.lock().unwrap_or_else(|e| e.into_inner());
-            *offset = offset.checked_add(&delta).unwrap_or(TimeDelta::MAX);
+            *offset = offset
+                .checked_add(&by)
+                .unwrap_or(*offset)
+                .min(max_span() * 10);
         }
         self.now()
     }
@@ -40,9 +44,26 @@ impl SimClock {
     }
 }
 
-/// Converts a (scaled) latency into a chrono delta for scheduling.
+/// The longest span the simulator schedules or jumps: a century, so adding it to any
+/// simulated time can never overflow.
+pub fn max_span() -> TimeDelta {
+    TimeDelta::days(36_500)
+}
+
+/// Converts a (scaled) latency into a chrono delta for scheduling, capped at [`max_span`].
 pub fn delta(d: Duration) -> TimeDelta {
-    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+    TimeDelta::from_std(d)
+        .unwrap_or(TimeDelta::MAX)
+        .min(max_span())
+}
+
+/// Seconds as a `Duration`, saturating instead of panicking on huge or invalid input.
+pub fn secs_f64(s: f64) -> Duration {
+    if s.is_finite() && s > 0.0 {
+        Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
+    } else {
+        Duration::ZERO
+    }
 }
 
 /// RFC 3339 with milliseconds and a `Z`, the format every simulated timestamp uses.
@@ -60,5 +81,15 @@ mod tests {
         let before = clock.now();
         let after = clock.advance(Duration::from_secs(3600));
         assert!(after - before >= TimeDelta::seconds(3600));
+    }
+
+    #[test]
+    fn huge_inputs_saturate_instead_of_panicking() {
+        let clock = SimClock::new();
+        clock.advance(secs_f64(f64::MAX));
+        clock.advance(Duration::MAX);
+        let later = clock.now() + delta(Duration::MAX);
+        assert!(later > clock.now());
+        assert_eq!(secs_f64(f64::NAN), Duration::ZERO);
     }
 }

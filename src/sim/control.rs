@@ -12,7 +12,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// The `/_sim` routes.
 pub fn router(sim: Simulator) -> Router {
@@ -81,7 +80,7 @@ async fn advance(
     if !body.seconds.is_finite() || body.seconds < 0.0 {
         return Err(SimError::invalid("seconds must be a non-negative number"));
     }
-    let now = sim.clock().advance(Duration::from_secs_f64(body.seconds));
+    let now = sim.clock().advance(super::clock::secs_f64(body.seconds));
     sim.notify();
     Ok(Json(json!({"now": rfc3339(now)})))
 }
@@ -131,7 +130,9 @@ async fn crash(
             .ok_or_else(SimError::machine_not_found)?;
         m.settle(ctx);
         m.crash(body.exit_code.unwrap_or(1), body.oom_killed, ctx)?;
-        Ok(Json(json!({"id": m.id, "state": m.state, "restart_count": m.restart_count})))
+        Ok(Json(
+            json!({"id": m.id, "state": m.state, "restart_count": m.restart_count}),
+        ))
     })
 }
 

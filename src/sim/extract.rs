@@ -114,7 +114,7 @@ pub fn lease_nonce(headers: &HeaderMap) -> Option<String> {
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| std::time::Duration::from_secs_f64(secs));
+        return (secs.is_finite() && secs >= 0.0).then(|| super::clock::secs_f64(secs));
     }
     let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
     let n: f64 = num.parse().ok()?;
@@ -125,7 +125,7 @@ pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
         "h" => n * 3600.0,
         _ => return None,
     };
-    (secs.is_finite() && secs >= 0.0).then(|| std::time::Duration::from_secs_f64(secs))
+    (secs.is_finite() && secs >= 0.0).then(|| super::clock::secs_f64(secs))
 }
 
 #[cfg(test)]
@@ -141,8 +141,14 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("10s"), Some(std::time::Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Some(std::time::Duration::from_millis(500)));
+        assert_eq!(
+            parse_duration("10s"),
+            Some(std::time::Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_duration("500ms"),
+            Some(std::time::Duration::from_millis(500))
+        );
         assert_eq!(parse_duration("3"), Some(std::time::Duration::from_secs(3)));
         assert_eq!(parse_duration("x"), None);
     }

@@ -56,7 +56,10 @@ pub async fn acquire(
         let refreshed = match m.active_lease(ctx.now) {
             Some(held) if nonce.as_deref() == Some(held.nonce.as_str()) => LeaseRec {
                 expires_at,
-                description: body.description.clone().unwrap_or_else(|| held.description.clone()),
+                description: body
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| held.description.clone()),
                 version: m.instance_id.clone(),
                 ..held.clone()
             },
@@ -84,7 +87,9 @@ pub async fn get(
     sim.read(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         let m = w.machine(&app_ref, &id, ctx)?;
-        m.active_lease(ctx.now).map(envelope).ok_or_else(lease_not_found)
+        m.active_lease(ctx.now)
+            .map(envelope)
+            .ok_or_else(lease_not_found)
     })
 }
 

@@ -160,7 +160,14 @@ impl MachRec {
         m
     }
 
-    fn push_event(&mut self, at: Time, type_: &str, status: &str, source: &str, request: Option<Value>) {
+    fn push_event(
+        &mut self,
+        at: Time,
+        type_: &str,
+        status: &str,
+        source: &str,
+        request: Option<Value>,
+    ) {
         self.events.push(MachineEvent {
             id: Some(super::ids::ulid()),
             type_: type_.into(),
@@ -171,7 +178,13 @@ impl MachRec {
         });
     }
 
-    fn enter(&mut self, at: Time, state: &'static str, event_type: &'static str, source: &'static str) {
+    fn enter(
+        &mut self,
+        at: Time,
+        state: &'static str,
+        event_type: &'static str,
+        source: &'static str,
+    ) {
         self.state = state.into();
         self.updated_at = at;
         match state {
@@ -185,7 +198,13 @@ impl MachRec {
         self.push_event(at, event_type, state, source, None);
     }
 
-    fn schedule(&mut self, at: Time, state: &'static str, event_type: &'static str, source: &'static str) {
+    fn schedule(
+        &mut self,
+        at: Time,
+        state: &'static str,
+        event_type: &'static str,
+        source: &'static str,
+    ) {
         self.steps.push_back(Step {
             at,
             state,
@@ -249,7 +268,9 @@ impl MachRec {
             "machine ID {} lease currently held by {}, expires at {}",
             self.id,
             lease.owner,
-            lease.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            lease
+                .expires_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ))
     }
 
@@ -263,9 +284,14 @@ impl MachRec {
 
     /// Queues the boot of a fresh or replaced machine starting at `from`.
     pub fn schedule_boot(&mut self, from: Time, pull: Duration, lat: &LatencyModel) {
-        let starting = from + delta(lat.create_to_starting + pull);
+        let starting = from + delta(lat.create_to_starting.saturating_add(pull));
         self.schedule(starting, "starting", "start", "flyd");
-        self.schedule(starting + delta(lat.starting_to_started), "started", "start", "flyd");
+        self.schedule(
+            starting + delta(lat.starting_to_started),
+            "started",
+            "start",
+            "flyd",
+        );
     }
 
     /// Queues the "prepare" of a `skip_launch` create: `created` → `stopped`.
@@ -279,10 +305,16 @@ impl MachRec {
         match previous.as_str() {
             "stopped" | "suspended" | "failed" => {
                 if self.reap_until.is_some_and(|r| ctx.now < r) {
-                    return Err(SimError::precondition("machine still active, refusing to start"));
+                    return Err(SimError::precondition(
+                        "machine still active, refusing to start",
+                    ));
                 }
                 let lat = &ctx.config.latency;
-                let took = if previous == "suspended" { lat.resume } else { lat.start };
+                let took = if previous == "suspended" {
+                    lat.resume
+                } else {
+                    lat.start
+                };
                 self.steps.clear();
                 self.enter(ctx.now, "starting", "start", "user");
                 self.schedule(ctx.now + delta(took), "started", "start", "flyd");
@@ -320,7 +352,7 @@ impl MachRec {
             at: ctx.now + delta(took),
             state: "stopped",
             event_type: "stop",
-            source: "flyd",
+            source: "user",
             reap: true,
         });
         Ok(())
@@ -336,7 +368,12 @@ impl MachRec {
         }
         self.steps.clear();
         self.enter(ctx.now, "restarting", "restart", "user");
-        self.schedule(ctx.now + delta(ctx.config.latency.restart), "started", "start", "flyd");
+        self.schedule(
+            ctx.now + delta(ctx.config.latency.restart),
+            "started",
+            "start",
+            "flyd",
+        );
         Ok(())
     }
 
@@ -350,7 +387,12 @@ impl MachRec {
         }
         self.steps.clear();
         self.enter(ctx.now, "suspending", "suspend", "user");
-        self.schedule(ctx.now + delta(ctx.config.latency.suspend), "suspended", "suspend", "flyd");
+        self.schedule(
+            ctx.now + delta(ctx.config.latency.suspend),
+            "suspended",
+            "suspend",
+            "flyd",
+        );
         Ok(())
     }
 
@@ -399,7 +441,12 @@ impl MachRec {
         }
         self.steps.clear();
         self.enter(ctx.now, "destroying", "destroy", "user");
-        self.schedule(ctx.now + delta(ctx.config.latency.destroy), "destroyed", "destroy", "flyd");
+        self.schedule(
+            ctx.now + delta(ctx.config.latency.destroy),
+            "destroyed",
+            "destroy",
+            "user",
+        );
         Ok(())
     }
 
@@ -449,7 +496,12 @@ impl MachRec {
         );
         if restarting {
             self.enter(ctx.now, "starting", "start", "flyd");
-            self.schedule(ctx.now + delta(ctx.config.latency.start), "started", "start", "flyd");
+            self.schedule(
+                ctx.now + delta(ctx.config.latency.start),
+                "started",
+                "start",
+                "flyd",
+            );
         }
         Ok(())
     }
@@ -480,7 +532,12 @@ impl MachRec {
                 CheckStatus {
                     name: name.clone(),
                     status: if passing { "passing" } else { "critical" }.into(),
-                    output: if passing { "Success" } else { "waiting for first check" }.into(),
+                    output: if passing {
+                        "Success"
+                    } else {
+                        "waiting for first check"
+                    }
+                    .into(),
                     updated_at: Some(rfc3339(ctx.now)),
                 }
             })
@@ -519,7 +576,11 @@ impl MachRec {
             } else {
                 self.events.iter().rev().take(20).cloned().collect()
             },
-            checks: if summary { Vec::new() } else { self.checks(ctx) },
+            checks: if summary {
+                Vec::new()
+            } else {
+                self.checks(ctx)
+            },
             cordoned: self.cordoned,
             host_status: Some("ok".into()),
             nonce: None,

@@ -26,7 +26,12 @@ fn ok_body() -> Json<Value> {
 
 impl World {
     /// Checks that `volume` may be mounted by a new machine; returns its region and host.
-    fn claimable_volume(&mut self, app: &AppRef, volume: &str, ctx: &Ctx) -> SimResult<(String, String)> {
+    fn claimable_volume(
+        &mut self,
+        app: &AppRef,
+        volume: &str,
+        ctx: &Ctx,
+    ) -> SimResult<(String, String)> {
         if !self
             .volumes
             .get(volume)
@@ -47,7 +52,12 @@ impl World {
         Ok((v.region.clone(), v.zone.clone()))
     }
 
-    fn create_machine(&mut self, app: &AppRef, req: CreateMachineRequest, ctx: &Ctx) -> SimResult<Machine> {
+    fn create_machine(
+        &mut self,
+        app: &AppRef,
+        req: CreateMachineRequest,
+        ctx: &Ctx,
+    ) -> SimResult<Machine> {
         if req.config.image.trim().is_empty() {
             return Err(SimError::invalid("config.image is required"));
         }
@@ -199,11 +209,18 @@ pub async fn list(
     let metadata: Vec<(String, String)> = query
         .0
         .iter()
-        .filter_map(|(k, v)| k.strip_prefix("metadata.").map(|k| (k.to_string(), v.clone())))
+        .filter_map(|(k, v)| {
+            k.strip_prefix("metadata.")
+                .map(|k| (k.to_string(), v.clone()))
+        })
         .collect();
     sim.read(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
-        let ids = w.apps.get(&app).map(|a| a.machines.clone()).unwrap_or_default();
+        let ids = w
+            .apps
+            .get(&app)
+            .map(|a| a.machines.clone())
+            .unwrap_or_default();
         let mut out = Vec::new();
         for id in &ids {
             let m = w.machine_any(&app_ref, id, ctx)?;
@@ -291,8 +308,11 @@ pub async fn start(
     let nonce = lease_nonce(&headers);
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
-        let previous = w.mutate_machine(&app_ref, &id, nonce.as_deref(), ctx, |m, ctx| m.start(ctx))?;
-        Ok(Json(json!({"previous_state": previous, "migrated": false, "new_host": ""})))
+        let previous =
+            w.mutate_machine(&app_ref, &id, nonce.as_deref(), ctx, |m, ctx| m.start(ctx))?;
+        Ok(Json(
+            json!({"previous_state": previous, "migrated": false, "new_host": ""}),
+        ))
     })
 }
 
@@ -306,7 +326,8 @@ pub async fn stop(
 ) -> SimResult<Json<Value>> {
     let timeout = match body.timeout.as_deref() {
         Some(t) => Some(
-            parse_duration(t).ok_or_else(|| SimError::invalid(format!("invalid stop timeout {t:?}")))?,
+            parse_duration(t)
+                .ok_or_else(|| SimError::invalid(format!("invalid stop timeout {t:?}")))?,
         ),
         None => None,
     };
@@ -330,7 +351,9 @@ pub async fn restart(
     let nonce = lease_nonce(&headers);
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
-        w.mutate_machine(&app_ref, &id, nonce.as_deref(), ctx, |m, ctx| m.restart(ctx))?;
+        w.mutate_machine(&app_ref, &id, nonce.as_deref(), ctx, |m, ctx| {
+            m.restart(ctx)
+        })?;
         Ok(ok_body())
     })
 }
@@ -345,7 +368,9 @@ pub async fn suspend(
     let nonce = lease_nonce(&headers);
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
-        w.mutate_machine(&app_ref, &id, nonce.as_deref(), ctx, |m, ctx| m.suspend(ctx))?;
+        w.mutate_machine(&app_ref, &id, nonce.as_deref(), ctx, |m, ctx| {
+            m.suspend(ctx)
+        })?;
         Ok(ok_body())
     })
 }
@@ -369,7 +394,9 @@ pub async fn signal(
         _ => false,
     };
     if !valid {
-        return Err(SimError::invalid("signal must be a known signal name or number"));
+        return Err(SimError::invalid(
+            "signal must be a known signal name or number",
+        ));
     }
     let nonce = lease_nonce(&headers);
     sim.write(|w, ctx| {
@@ -413,7 +440,14 @@ pub async fn cordon(
     Path((app, id)): MachinePath,
     headers: HeaderMap,
 ) -> SimResult<Json<Value>> {
-    set_cordon(&sim, &caller, &app, &id, lease_nonce(&headers).as_deref(), true)
+    set_cordon(
+        &sim,
+        &caller,
+        &app,
+        &id,
+        lease_nonce(&headers).as_deref(),
+        true,
+    )
 }
 
 /// `POST …/uncordon`.
@@ -423,7 +457,14 @@ pub async fn uncordon(
     Path((app, id)): MachinePath,
     headers: HeaderMap,
 ) -> SimResult<Json<Value>> {
-    set_cordon(&sim, &caller, &app, &id, lease_nonce(&headers).as_deref(), false)
+    set_cordon(
+        &sim,
+        &caller,
+        &app,
+        &id,
+        lease_nonce(&headers).as_deref(),
+        false,
+    )
 }
 
 /// Bulk metadata body: `null` or `""` removes a key; `machine_version` guards against staleness.

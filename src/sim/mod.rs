@@ -45,7 +45,11 @@ pub use hooks::{RequestHook, RequestInfo};
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimArgs {
     /// Address to listen on.
-    #[arg(long = "listen", env = "FLY_SIM_LISTEN", default_value = "127.0.0.1:4280")]
+    #[arg(
+        long = "listen",
+        env = "FLY_SIM_LISTEN",
+        default_value = "127.0.0.1:4280"
+    )]
     pub listen: std::net::SocketAddr,
     /// Token clients must present (as `Bearer <t>` or `FlyV1 <t>`).
     #[arg(long, env = "FLY_SIM_TOKEN", hide_env_values = true)]
@@ -81,11 +85,7 @@ impl SimArgs {
 }
 
 fn secs(s: f64) -> Duration {
-    if s.is_finite() && s > 0.0 {
-        Duration::from_secs_f64(s)
-    } else {
-        Duration::ZERO
-    }
+    clock::secs_f64(s)
 }
 
 /// Simulated latencies of every timed transition (spec §3), already scaled.
@@ -150,7 +150,7 @@ impl LatencyModel {
         } else {
             0.0
         };
-        let s = |d: Duration| d.mul_f64(f);
+        let s = |d: Duration| clock::secs_f64(d.as_secs_f64() * f);
         Self {
             create_to_starting: s(self.create_to_starting),
             starting_to_started: s(self.starting_to_started),
@@ -299,7 +299,10 @@ impl Simulator {
     }
 
     /// Runs a read against the world (lazy transitions may still be applied).
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut state::World, &Ctx) -> SimResult<T>) -> SimResult<T> {
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&mut state::World, &Ctx) -> SimResult<T>,
+    ) -> SimResult<T> {
         let ctx = Ctx {
             now: self.inner.clock.now(),
             config: &self.inner.config,
@@ -308,7 +311,10 @@ impl Simulator {
     }
 
     /// Runs a mutation against the world and wakes every waiter.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut state::World, &Ctx) -> SimResult<T>) -> SimResult<T> {
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&mut state::World, &Ctx) -> SimResult<T>,
+    ) -> SimResult<T> {
         let result = self.read(f);
         self.notify();
         result
@@ -364,8 +370,14 @@ impl Simulator {
                 "/v1/apps/{app}/machines/{id}/suspend",
                 post(machines::suspend),
             )
-            .route("/v1/apps/{app}/machines/{id}/signal", post(machines::signal))
-            .route("/v1/apps/{app}/machines/{id}/cordon", post(machines::cordon))
+            .route(
+                "/v1/apps/{app}/machines/{id}/signal",
+                post(machines::signal),
+            )
+            .route(
+                "/v1/apps/{app}/machines/{id}/cordon",
+                post(machines::cordon),
+            )
             .route(
                 "/v1/apps/{app}/machines/{id}/uncordon",
                 post(machines::uncordon),
@@ -373,7 +385,9 @@ impl Simulator {
             .route("/v1/apps/{app}/machines/{id}/wait", get(wait::wait))
             .route(
                 "/v1/apps/{app}/machines/{id}/lease",
-                get(leases::get).post(leases::acquire).delete(leases::release),
+                get(leases::get)
+                    .post(leases::acquire)
+                    .delete(leases::release),
             )
             .route(
                 "/v1/apps/{app}/machines/{id}/metadata",
@@ -461,5 +475,44 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    #[test]
+    fn args_build_a_scaled_config() {
+        let cli = Cli::try_parse_from([
+            "sim",
+            "--token",
+            "t0k",
+            "--latency-scale",
+            "0.5",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .expect("parse");
+        let config = cli.sim.to_config();
+        assert_eq!(config.org_for_token("t0k"), Some("personal"));
+        assert_eq!(config.org_for_token("nope"), None);
+        assert_eq!(config.latency.start, Duration::from_millis(400));
+        assert_eq!(config.latency.volume_release, Duration::from_millis(2500));
+        assert!(!config.cold_host_pull);
+    }
+
+    #[test]
+    fn zero_scale_makes_transitions_instant() {
+        let lat = LatencyModel::spec_defaults().scaled(0.0);
+        assert_eq!(lat.update, Duration::ZERO);
+        assert_eq!(lat.volume_release, Duration::ZERO);
     }
 }

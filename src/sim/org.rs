@@ -16,8 +16,11 @@ use std::collections::HashMap;
 type Key = (DateTime<Utc>, String);
 
 fn encode_cursor(key: &Key) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{}|{}", key.0.timestamp_micros(), key.1))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "{}|{}",
+        key.0.timestamp_micros(),
+        key.1
+    ))
 }
 
 fn decode_cursor(cursor: &str) -> Option<Key> {
@@ -73,49 +76,52 @@ pub async fn machines(
                 app_names.insert(a.id.clone(), a.name.clone());
             }
         }
-        let mut hits: Vec<(Key, OrgMachine)> = Vec::new();
+        let mut hits: Vec<Key> = Vec::new();
         for m in w.machines.values_mut() {
-            let Some(app_name) = app_names.get(&m.app_id) else {
+            if !app_names.contains_key(&m.app_id) {
                 continue;
-            };
+            }
             m.settle(ctx);
-            let key = (m.updated_at, m.id.clone());
             let keep = (include_deleted || m.state != "destroyed")
                 && region.as_ref().is_none_or(|r| *r == m.region)
                 && (states.is_empty() || states.contains(&m.state))
                 && updated_after.is_none_or(|t| m.updated_at > t)
-                && cursor.as_ref().is_none_or(|c| key > *c);
+                && cursor
+                    .as_ref()
+                    .is_none_or(|c| (m.updated_at, m.id.as_str()) > (c.0, c.1.as_str()));
             if keep {
-                hits.push((
-                    key,
-                    OrgMachine {
-                        id: m.id.clone(),
-                        name: m.name.clone(),
-                        app_name: app_name.clone(),
-                        state: m.state.clone(),
-                        region: m.region.clone(),
-                        private_ip: Some(m.private_ip.clone()),
-                        version: Some(m.instance_id.clone()),
-                        created_at: rfc3339(m.created_at),
-                        updated_at: rfc3339(m.updated_at),
-                        config: Some(OrgMachineConfig {
-                            image: m.config.image.clone(),
-                            guest: m.config.guest.clone(),
-                            metadata: m.config.metadata.clone(),
-                        }),
-                    },
-                ));
+                hits.push((m.updated_at, m.id.clone()));
             }
         }
-        hits.sort_by(|a, b| a.0.cmp(&b.0));
+        hits.sort_unstable();
         let more = hits.len() > limit;
         hits.truncate(limit);
-        let last = hits.last().map(|(k, _)| k.clone());
+        let machines = hits
+            .iter()
+            .filter_map(|(_, id)| w.machines.get(id))
+            .map(|m| OrgMachine {
+                id: m.id.clone(),
+                name: m.name.clone(),
+                app_name: app_names.get(&m.app_id).cloned().unwrap_or_default(),
+                state: m.state.clone(),
+                region: m.region.clone(),
+                private_ip: Some(m.private_ip.clone()),
+                version: Some(m.instance_id.clone()),
+                created_at: rfc3339(m.created_at),
+                updated_at: rfc3339(m.updated_at),
+                config: Some(OrgMachineConfig {
+                    image: m.config.image.clone(),
+                    guest: m.config.guest.clone(),
+                    metadata: m.config.metadata.clone(),
+                }),
+            })
+            .collect();
+        let last = hits.last();
         Ok(Json(OrgMachinesResponse {
-            next_cursor: if more { last.as_ref().map(encode_cursor) } else { None },
-            last_machine_id: last.as_ref().map(|k| k.1.clone()),
-            last_updated_at: last.as_ref().map(|k| rfc3339(k.0)),
-            machines: hits.into_iter().map(|(_, m)| m).collect(),
+            next_cursor: if more { last.map(encode_cursor) } else { None },
+            last_machine_id: last.map(|k| k.1.clone()),
+            last_updated_at: last.map(|k| rfc3339(k.0)),
+            machines,
         }))
     })
 }
@@ -127,7 +133,10 @@ mod tests {
     #[test]
     fn cursor_round_trips() {
         let key = (Utc::now(), "abcdef01234567".to_string());
-        assert_eq!(decode_cursor(&encode_cursor(&key)).map(|k| k.1), Some(key.1));
+        assert_eq!(
+            decode_cursor(&encode_cursor(&key)).map(|k| k.1),
+            Some(key.1)
+        );
         assert!(decode_cursor("!!!").is_none());
     }
 }

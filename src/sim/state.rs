@@ -101,15 +101,19 @@ impl World {
 
     /// Settles a volume: releases it once its machine is destroyed and the release lag passed.
     pub fn settle_volume(&mut self, id: &str, ctx: &Ctx) {
-        let Some(holder) = self.volumes.get(id).and_then(|v| v.attached_machine_id.clone()) else {
+        let Some(holder) = self
+            .volumes
+            .get(id)
+            .and_then(|v| v.attached_machine_id.clone())
+        else {
             return;
         };
         self.settle_machine(&holder, ctx);
         let released = match self.machines.get(&holder) {
             None => true,
-            Some(m) => m
-                .destroyed_at
-                .is_some_and(|at| at + super::clock::delta(ctx.config.latency.volume_release) <= ctx.now),
+            Some(m) => m.destroyed_at.is_some_and(|at| {
+                at + super::clock::delta(ctx.config.latency.volume_release) <= ctx.now
+            }),
         };
         if released {
             if let Some(v) = self.volumes.get_mut(id) {
@@ -120,7 +124,7 @@ impl World {
 
     /// A volume of `app`, settled.
     pub fn volume(&mut self, app: &AppRef, id: &str, ctx: &Ctx) -> SimResult<&mut VolRec> {
-        if !self.volumes.get(id).is_some_and(|v| v.app_id == app.id) {
+        if self.volumes.get(id).is_none_or(|v| v.app_id != app.id) {
             return Err(SimError::volume_not_found());
         }
         self.settle_volume(id, ctx);
@@ -131,7 +135,7 @@ impl World {
 
     /// The host pool of a region, created on first use.
     pub fn hosts_of(&mut self, region: &str, ctx: &Ctx) -> &Vec<String> {
-        let want = ctx.config.hosts_per_region.max(1);
+        let want = ctx.config.hosts_per_region.clamp(1, 4096);
         self.hosts.entry(region.to_string()).or_insert_with(|| {
             let mut hosts: Vec<String> = Vec::with_capacity(want);
             while hosts.len() < want {

@@ -137,7 +137,12 @@ fn soft_delete_window() -> TimeDelta {
 }
 
 impl World {
-    fn create_volume(&mut self, app: &AppRef, body: CreateVolumeBody, ctx: &Ctx) -> SimResult<Value> {
+    fn create_volume(
+        &mut self,
+        app: &AppRef,
+        body: CreateVolumeBody,
+        ctx: &Ctx,
+    ) -> SimResult<Value> {
         let name = body.name.unwrap_or_default();
         if !valid_volume_name(&name) {
             return Err(SimError::invalid(
@@ -160,7 +165,11 @@ impl World {
             .unwrap_or_else(|| ctx.config.default_region.clone());
         let hosts = self.hosts_of(&region, ctx).clone();
         let taken: Vec<String> = if body.require_unique_zone.unwrap_or(true) {
-            let ids = self.apps.get(&app.name).map(|a| a.volumes.clone()).unwrap_or_default();
+            let ids = self
+                .apps
+                .get(&app.name)
+                .map(|a| a.volumes.clone())
+                .unwrap_or_default();
             ids.iter()
                 .filter_map(|id| self.volumes.get(id))
                 .filter(|v| v.name == name && v.region == region && !v.is_destroyed())
@@ -213,7 +222,11 @@ pub async fn list(
 ) -> SimResult<Json<Vec<Value>>> {
     sim.read(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
-        let ids = w.apps.get(&app).map(|a| a.volumes.clone()).unwrap_or_default();
+        let ids = w
+            .apps
+            .get(&app)
+            .map(|a| a.volumes.clone())
+            .unwrap_or_default();
         let mut out = Vec::with_capacity(ids.len());
         for id in &ids {
             let v = w.volume(&app_ref, id, ctx)?;
@@ -268,7 +281,9 @@ pub async fn update(
         }
         if let Some(r) = body.snapshot_retention {
             if !(1..=60).contains(&r) {
-                return Err(SimError::invalid("snapshot_retention must be between 1 and 60"));
+                return Err(SimError::invalid(
+                    "snapshot_retention must be between 1 and 60",
+                ));
             }
             v.snapshot_retention = r;
         }

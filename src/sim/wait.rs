@@ -14,7 +14,13 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 const WAITABLE: [&str; 7] = [
-    "started", "stopped", "suspended", "destroyed", "failed", "settled", "created",
+    "started",
+    "stopped",
+    "suspended",
+    "destroyed",
+    "failed",
+    "settled",
+    "created",
 ];
 
 enum Progress {
@@ -43,7 +49,9 @@ pub async fn wait(
         return Err(SimError::invalid(format!("invalid state {bad:?}")));
     }
     let timeout = match query.get("timeout") {
-        Some(t) => parse_duration(t).ok_or_else(|| SimError::invalid(format!("invalid timeout {t:?}")))?,
+        Some(t) => {
+            parse_duration(t).ok_or_else(|| SimError::invalid(format!("invalid timeout {t:?}")))?
+        }
         None => Duration::from_secs(60),
     };
     let timeout = timeout.clamp(Duration::from_secs(1), Duration::from_secs(60));
@@ -80,9 +88,12 @@ pub async fn wait(
                     )));
                 }
             }
-            let after_event = from_event
-                .as_ref()
-                .is_none_or(|e| m.last_event_id().is_some_and(|last| last > *e));
+            let after_event = from_event.as_ref().is_none_or(|e| {
+                m.events
+                    .iter()
+                    .position(|x| x.id.as_deref() == Some(e.as_str()))
+                    .is_none_or(|i| i + 1 < m.events.len())
+            });
             let matched = states.iter().any(|s| match s.as_str() {
                 "settled" => !m.is_transient() && m.state != "created",
                 s => s == m.state,
