@@ -118,10 +118,12 @@ async fn two_pools_never_reconcile_one_key_at_once() {
     for p in pools {
         p.await.unwrap().unwrap();
     }
-    let s = state.lock().unwrap();
-    assert_eq!(s.overlaps, 0, "a key was reconciled by two workers at once");
-    for k in &keys {
-        assert!(s.runs.iter().any(|r| &r.0 == k), "key {k} never ran");
+    {
+        let s = state.lock().unwrap();
+        assert_eq!(s.overlaps, 0, "a key was reconciled by two workers at once");
+        for k in &keys {
+            assert!(s.runs.iter().any(|r| &r.0 == k), "key {k} never ran");
+        }
     }
     let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM work WHERE lease_owner IS NOT NULL")
         .fetch_one(&db.pool)
