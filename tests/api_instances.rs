@@ -483,7 +483,8 @@ async fn racing_writers_with_the_same_version_cannot_both_win() {
     let api = spawn_api().await;
     api.put("kappa", &minimal("c")).await;
     let mut set = tokio::task::JoinSet::new();
-    for region in ["iad", "ord", "lhr", "fra", "syd", "nrt", "gru", "ams"] {
+    // Every writer changes the spec (none keeps "iad"), so the winner bumps the generation.
+    for region in ["ord", "lhr", "fra", "syd", "nrt", "gru", "ams", "sin"] {
         let http = api.http.clone();
         let url = format!("{}/v1/instances/kappa", api.base);
         set.spawn(async move {

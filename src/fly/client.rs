@@ -291,6 +291,29 @@ impl FlyClient {
         self.send("machines.delete", req).await.map(drop)
     }
 
+    /// `GET /v1/apps/{app}/machines/{id}/wait`: blocks at Fly (at most 60 s) until the machine
+    /// reaches `state`; a timeout is `Transient { status: Some(408) }`. Used by tools and tests;
+    /// reconciles do not wait, they come back when the state is expected.
+    pub async fn wait_machine(
+        &self,
+        app: &str,
+        id: &str,
+        state: &str,
+        timeout: Duration,
+        version: Option<&str>,
+    ) -> Result<WaitResponse, FlyError> {
+        let secs = timeout.as_secs().clamp(1, 60);
+        let mut query = vec![("state", state.to_owned()), ("timeout", secs.to_string())];
+        if let Some(v) = version {
+            query.push(("version", v.to_owned()));
+        }
+        let req = self
+            .request(Method::GET, &format!("/v1/apps/{app}/machines/{id}/wait"))
+            .query(&query)
+            .timeout(Duration::from_secs(secs + 5));
+        self.json("machines.wait", req).await
+    }
+
     /// `GET /v1/orgs/{org}/machines`: the fleet-wide listing, one page.
     pub async fn list_org_machines(
         &self,
