@@ -137,13 +137,17 @@ async fn every_call_and_error_class_against_the_simulator() {
         .unwrap();
     // Right after a stop Fly may still refuse a start (412 "machine still active"): a
     // precondition, retried until the machine is reaped.
-    common::eventually(Duration::from_secs(10), "a start to be accepted", || async {
-        match fly.start_machine("oc-client", &m.id).await {
-            Ok(()) => Some(()),
-            Err(FlyError::Precondition { .. }) => None,
-            Err(e) => panic!("unexpected start failure {e:?}"),
-        }
-    })
+    common::eventually(
+        Duration::from_secs(10),
+        "a start to be accepted",
+        || async {
+            match fly.start_machine("oc-client", &m.id).await {
+                Ok(()) => Some(()),
+                Err(FlyError::Precondition { .. }) => None,
+                Err(e) => panic!("unexpected start failure {e:?}"),
+            }
+        },
+    )
     .await;
     fly.wait_machine("oc-client", &m.id, "started", Duration::from_secs(10), None)
         .await

@@ -53,6 +53,16 @@ pub async fn record(
     .bind(fly.machine_id)
     .execute(&mut *tx)
     .await?;
+    append_all(&mut tx, record, events_to_add).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn append_all(
+    tx: &mut sqlx::PgConnection,
+    record: &InstanceRecord,
+    events_to_add: &[ControllerEvent],
+) -> Result<(), StoreError> {
     for e in events_to_add {
         events::append(
             &mut *tx,
@@ -67,7 +77,6 @@ pub async fn record(
         )
         .await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
@@ -79,20 +88,7 @@ pub async fn finalize_deletion(
     events_to_add: &[ControllerEvent],
 ) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
-    for e in events_to_add {
-        events::append(
-            &mut *tx,
-            &NewEvent {
-                instance_uid: record.uid,
-                instance_name: &record.name,
-                type_: e.type_,
-                reason: &e.reason,
-                message: &e.message,
-                generation: Some(record.generation),
-            },
-        )
-        .await?;
-    }
+    append_all(&mut tx, record, events_to_add).await?;
     events::append(
         &mut *tx,
         &NewEvent {
