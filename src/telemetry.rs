@@ -35,6 +35,7 @@ pub struct Metrics {
     registry: Registry,
     fly_requests: Family<FlyRequestLabels, Counter>,
     fly_request_duration: Family<EndpointLabels, Histogram>,
+    fly_throttle_wait: Family<EndpointLabels, Histogram>,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_duration: Histogram,
     active_workers: Gauge,
@@ -66,6 +67,14 @@ impl Metrics {
             "fly_request_duration_seconds",
             "Fly API request latency",
             fly_request_duration.clone(),
+        );
+        let fly_throttle_wait = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 3.0])
+        });
+        registry.register(
+            "fly_throttle_wait_seconds",
+            "Time Fly calls waited for a client-side rate-limit token (a refusal counts its retry-after)",
+            fly_throttle_wait.clone(),
         );
         let reconciles = Family::<ReconcileLabels, Counter>::default();
         registry.register(
@@ -106,6 +115,7 @@ impl Metrics {
             registry,
             fly_requests,
             fly_request_duration,
+            fly_throttle_wait,
             reconciles,
             reconcile_duration,
             active_workers,
@@ -130,6 +140,13 @@ impl Metrics {
         self.fly_request_duration
             .get_or_create(&EndpointLabels { endpoint })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records how long a Fly call waited for a client-side rate-limit token.
+    pub fn observe_throttle(&self, endpoint: &'static str, waited: Duration) {
+        self.fly_throttle_wait
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(waited.as_secs_f64());
     }
 
     /// Records one finished reconcile.

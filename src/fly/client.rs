@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::FlyError;
+use super::limits::{FlyRateLimits, LimitClass};
 use super::types::*;
 use crate::telemetry::Metrics;
 
@@ -25,6 +26,7 @@ pub struct FlyClient {
     authorization: String,
     org: String,
     metrics: Arc<Metrics>,
+    limits: Arc<FlyRateLimits>,
 }
 
 /// The `Authorization` header value for a Fly token: verbatim when it carries a scheme,
@@ -59,6 +61,7 @@ impl FlyClient {
             authorization: authorization_header(token),
             org: org.to_owned(),
             metrics,
+            limits: Arc::new(FlyRateLimits::new()),
         }
     }
 
@@ -73,12 +76,24 @@ impl FlyClient {
             .header(header::AUTHORIZATION, &self.authorization)
     }
 
-    /// Sends, records metrics, and turns non-2xx answers into [`FlyError`].
+    /// Takes a rate-limit token, sends, records metrics, and turns non-2xx answers into
+    /// [`FlyError`].
     async fn send(
         &self,
         endpoint: &'static str,
+        limit: (LimitClass, &str),
         req: RequestBuilder,
     ) -> Result<Response, FlyError> {
+        match self.limits.acquire(limit.0, endpoint, limit.1).await {
+            Ok(waited) => self.metrics.observe_throttle(endpoint, waited),
+            Err(retry_after) => {
+                self.metrics.observe_throttle(endpoint, retry_after);
+                return Err(FlyError::RateLimited {
+                    message: format!("client-side limit for {endpoint} on {}", limit.1),
+                    retry_after: Some(retry_after),
+                });
+            }
+        }
         let started = Instant::now();
         let result = req.send().await;
         let elapsed = started.elapsed();
@@ -105,9 +120,10 @@ impl FlyClient {
     async fn json<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
+        limit: (LimitClass, &str),
         req: RequestBuilder,
     ) -> Result<T, FlyError> {
-        let resp = self.send(endpoint, req).await?;
+        let resp = self.send(endpoint, limit, req).await?;
         let bytes = resp.bytes().await.map_err(|e| FlyError::Transient {
             status: None,
             message: transport_message(&e),
@@ -121,13 +137,14 @@ impl FlyClient {
     async fn get_json<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
+        scope: &str,
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, FlyError> {
         let mut attempt = 0;
         loop {
             let req = self.request(Method::GET, path).query(query);
-            match self.json(endpoint, req).await {
+            match self.json(endpoint, (LimitClass::Read, scope), req).await {
                 Err(FlyError::Transient { .. }) if attempt < 2 => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
@@ -140,17 +157,22 @@ impl FlyClient {
     async fn post_json<B: Serialize, T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
+        scope: &str,
         path: &str,
         body: &B,
     ) -> Result<T, FlyError> {
-        self.json(endpoint, self.request(Method::POST, path).json(body))
-            .await
+        self.json(
+            endpoint,
+            (LimitClass::Mutation, scope),
+            self.request(Method::POST, path).json(body),
+        )
+        .await
     }
 
     /// `GET /v1/apps/{app}`: `None` when the name is free; `Forbidden` when another org owns it.
     pub async fn get_app(&self, app: &str) -> Result<Option<App>, FlyError> {
         optional(
-            self.get_json("apps.get", &format!("/v1/apps/{app}"), &[])
+            self.get_json("apps.get", app, &format!("/v1/apps/{app}"), &[])
                 .await,
         )
     }
@@ -168,7 +190,8 @@ impl FlyClient {
             .request(Method::POST, "/v1/apps")
             .query(&[("wait", "true")])
             .json(&body);
-        self.json("apps.create", req).await
+        self.json("apps.create", (LimitClass::Mutation, &self.org), req)
+            .await
     }
 
     /// `DELETE /v1/apps/{app}`; deletion completes asynchronously.
@@ -177,12 +200,14 @@ impl FlyClient {
         if force {
             req = req.query(&[("force", "true")]);
         }
-        self.send("apps.delete", req).await.map(drop)
+        self.send("apps.delete", (LimitClass::AppDelete, &self.org), req)
+            .await
+            .map(drop)
     }
 
     /// `GET /v1/apps/{app}/volumes` (includes volumes being destroyed).
     pub async fn list_volumes(&self, app: &str) -> Result<Vec<Volume>, FlyError> {
-        self.get_json("volumes.list", &format!("/v1/apps/{app}/volumes"), &[])
+        self.get_json("volumes.list", app, &format!("/v1/apps/{app}/volumes"), &[])
             .await
     }
 
@@ -192,8 +217,13 @@ impl FlyClient {
         app: &str,
         body: &CreateVolumeRequest,
     ) -> Result<Volume, FlyError> {
-        self.post_json("volumes.create", &format!("/v1/apps/{app}/volumes"), body)
-            .await
+        self.post_json(
+            "volumes.create",
+            app,
+            &format!("/v1/apps/{app}/volumes"),
+            body,
+        )
+        .await
     }
 
     /// `PUT /v1/apps/{app}/volumes/{id}/extend` (grow only).
@@ -206,13 +236,16 @@ impl FlyClient {
         let req = self
             .request(Method::PUT, &format!("/v1/apps/{app}/volumes/{id}/extend"))
             .json(&ExtendVolumeRequest { size_gb });
-        self.json("volumes.extend", req).await
+        self.json("volumes.extend", (LimitClass::Mutation, id), req)
+            .await
     }
 
     /// `DELETE /v1/apps/{app}/volumes/{id}`.
     pub async fn delete_volume(&self, app: &str, id: &str) -> Result<(), FlyError> {
         let req = self.request(Method::DELETE, &format!("/v1/apps/{app}/volumes/{id}"));
-        self.send("volumes.delete", req).await.map(drop)
+        self.send("volumes.delete", (LimitClass::Mutation, id), req)
+            .await
+            .map(drop)
     }
 
     /// `GET /v1/apps/{app}/machines` filtered by metadata (AND).
@@ -227,8 +260,13 @@ impl FlyClient {
             .collect();
         let query: Vec<(&str, String)> =
             query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        self.get_json("machines.list", &format!("/v1/apps/{app}/machines"), &query)
-            .await
+        self.get_json(
+            "machines.list",
+            app,
+            &format!("/v1/apps/{app}/machines"),
+            &query,
+        )
+        .await
     }
 
     /// `GET /v1/apps/{app}/machines/{id}`; `None` once destroyed.
@@ -236,6 +274,7 @@ impl FlyClient {
         optional(
             self.get_json(
                 "machines.get",
+                id,
                 &format!("/v1/apps/{app}/machines/{id}"),
                 &[],
             )
@@ -249,8 +288,13 @@ impl FlyClient {
         app: &str,
         body: &CreateMachineRequest,
     ) -> Result<Machine, FlyError> {
-        self.post_json("machines.create", &format!("/v1/apps/{app}/machines"), body)
-            .await
+        self.post_json(
+            "machines.create",
+            app,
+            &format!("/v1/apps/{app}/machines"),
+            body,
+        )
+        .await
     }
 
     /// `POST /v1/apps/{app}/machines/{id}`: full config replace.
@@ -262,6 +306,7 @@ impl FlyClient {
     ) -> Result<Machine, FlyError> {
         self.post_json(
             "machines.update",
+            id,
             &format!("/v1/apps/{app}/machines/{id}"),
             body,
         )
@@ -271,7 +316,9 @@ impl FlyClient {
     /// `POST /v1/apps/{app}/machines/{id}/start`.
     pub async fn start_machine(&self, app: &str, id: &str) -> Result<(), FlyError> {
         let req = self.request(Method::POST, &format!("/v1/apps/{app}/machines/{id}/start"));
-        self.send("machines.start", req).await.map(drop)
+        self.send("machines.start", (LimitClass::Mutation, id), req)
+            .await
+            .map(drop)
     }
 
     /// `POST /v1/apps/{app}/machines/{id}/stop`.
@@ -279,7 +326,9 @@ impl FlyClient {
         let req = self
             .request(Method::POST, &format!("/v1/apps/{app}/machines/{id}/stop"))
             .json(&StopMachineRequest::default());
-        self.send("machines.stop", req).await.map(drop)
+        self.send("machines.stop", (LimitClass::Mutation, id), req)
+            .await
+            .map(drop)
     }
 
     /// `DELETE /v1/apps/{app}/machines/{id}` (`force` kills a running machine).
@@ -288,7 +337,9 @@ impl FlyClient {
         if force {
             req = req.query(&[("force", "true"), ("kill", "true")]);
         }
-        self.send("machines.delete", req).await.map(drop)
+        self.send("machines.delete", (LimitClass::Mutation, id), req)
+            .await
+            .map(drop)
     }
 
     /// `GET /v1/apps/{app}/machines/{id}/wait`: blocks at Fly (at most 60 s) until the machine
@@ -311,7 +362,8 @@ impl FlyClient {
             .request(Method::GET, &format!("/v1/apps/{app}/machines/{id}/wait"))
             .query(&query)
             .timeout(Duration::from_secs(secs + 5));
-        self.json("machines.wait", req).await
+        self.json("machines.wait", (LimitClass::Read, id), req)
+            .await
     }
 
     /// `GET /v1/orgs/{org}/machines`: the fleet-wide listing, one page.
@@ -330,6 +382,7 @@ impl FlyClient {
         }
         self.get_json(
             "orgs.machines.list",
+            &self.org,
             &format!("/v1/orgs/{}/machines", self.org),
             &query,
         )

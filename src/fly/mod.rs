@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod error;
+pub mod limits;
 pub mod types;
 
 pub use client::FlyClient;
