@@ -58,6 +58,12 @@ impl FlyError {
         )
     }
 
+    /// Whether retrying cannot help until the input changes (an invalid image, a name taken by
+    /// another organization, a quota): the instance is `Failed` for this generation.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, FlyError::Rejected { .. } | FlyError::Forbidden { .. })
+    }
+
     /// A CamelCase reason for conditions and events.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -167,6 +167,14 @@ impl Reconciler {
             }
         }
 
+        if let Some((step, e)) = failure.as_ref().filter(|(_, e)| e.is_terminal()) {
+            final_plan.blocked = Some(plan::Blocked {
+                reason: e.reason(),
+                message: format!(
+                    "{step} was rejected by Fly; retrying cannot help until the spec changes: {e}"
+                ),
+            });
+        }
         let last_error = failure.as_ref().map(|(step, e)| LastError {
             step: (*step).to_owned(),
             reason: e.reason().to_owned(),
@@ -249,6 +257,7 @@ impl Reconciler {
         }
 
         let (after, failed) = match (&failure, &final_plan) {
+            (Some((_, e)), _) if e.is_terminal() => (jitter(self.resync, 0.1), true),
             (Some((_, e)), _) => {
                 let backoff = backoff(attempts);
                 (e.retry_after().map_or(backoff, |r| r.max(backoff)), true)
