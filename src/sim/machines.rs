@@ -149,6 +149,7 @@ impl World {
             return Err(SimError::invalid("config.image is required"));
         }
         let m = self.machine(app, id, ctx)?;
+        m.require_host()?;
         m.check_lease(nonce, ctx.now)?;
         if let Some(v) = req.current_version.as_deref().filter(|v| !v.is_empty()) {
             if v != m.instance_id {
@@ -183,6 +184,7 @@ impl World {
         f: impl FnOnce(&mut MachRec, &Ctx) -> SimResult<T>,
     ) -> SimResult<T> {
         let m = self.machine(app, id, ctx)?;
+        m.require_host()?;
         m.check_lease(nonce, ctx.now)?;
         f(m, ctx)
     }
