@@ -19,12 +19,14 @@ pub mod extract;
 pub mod faults;
 pub mod hooks;
 pub mod ids;
+pub mod ips;
 pub mod leases;
 pub mod machine_faults;
 pub mod machine_state;
 pub mod machines;
 pub mod org;
 pub mod ratelimit;
+pub mod secrets;
 pub mod state;
 pub mod stats;
 pub mod volumes;
@@ -221,6 +223,9 @@ pub struct SimConfig {
     pub hooks: Vec<Arc<dyn RequestHook>>,
     /// Fly's rate limits at start-up (changeable at runtime through `/_sim/rate-limits`).
     pub rate_limits: ratelimit::RateLimitSettings,
+    /// Status for a create/update whose `min_secrets_version` the app has not reached
+    /// (real behaviour unverified); `None` ignores the field.
+    pub min_secrets_version_status: Option<StatusCode>,
 }
 
 impl SimConfig {
@@ -243,6 +248,7 @@ impl SimConfig {
             exec: Arc::new(ExitZero),
             hooks: Vec::new(),
             rate_limits: ratelimit::RateLimitSettings::default(),
+            min_secrets_version_status: Some(StatusCode::BAD_REQUEST),
         }
     }
 
@@ -431,6 +437,24 @@ impl Simulator {
                 get(machines::versions),
             )
             .route("/v1/orgs/{org}/machines", get(org::machines))
+            .route(
+                "/v1/apps/{app}/secrets",
+                get(secrets::list).post(secrets::set_many),
+            )
+            .route(
+                "/v1/apps/{app}/secrets/{name}",
+                get(secrets::get)
+                    .post(secrets::set_one)
+                    .delete(secrets::delete),
+            )
+            .route(
+                "/v1/apps/{app}/ip_assignments",
+                get(ips::list).post(ips::assign),
+            )
+            .route(
+                "/v1/apps/{app}/ip_assignments/{ip}",
+                axum::routing::delete(ips::release),
+            )
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 hooks::run_hooks,

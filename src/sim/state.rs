@@ -40,6 +40,9 @@ pub struct World {
     pub pulled: HashSet<(String, String)>,
     /// Hosts marked unreachable through `/_sim`.
     pub unreachable_hosts: HashSet<String>,
+    /// Addresses handed out so far (each allocation is new).
+    #[serde(skip)]
+    pub next_ip: u64,
     /// Next `internal_numeric_id`.
     #[serde(skip)]
     pub next_numeric_id: u64,
