@@ -475,3 +475,148 @@ pub struct Lease {
     #[serde(default)]
     pub version: String,
 }
+
+/// `POST /v1/apps/{app}/secrets` body: values to set; `null` unsets a name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SetSecretsRequest {
+    #[serde(default)]
+    pub values: BTreeMap<String, Option<String>>,
+}
+
+/// `POST /v1/apps/{app}/secrets/{name}` body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SetSecretRequest {
+    pub value: String,
+}
+
+/// One app secret; `value` only when asked for with `show_secrets=true`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppSecret {
+    pub name: String,
+    #[serde(default)]
+    pub digest: String,
+    #[serde(default)]
+    pub created_at: String,
+    #[serde(default)]
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// `GET`/`POST /v1/apps/{app}/secrets` answer; `version` is present after a write.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecretsResponse {
+    #[serde(default)]
+    pub secrets: Vec<AppSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+}
+
+/// `POST /v1/apps/{app}/ip_assignments` body; `type` is `v6`, `shared_v4`, `v4` or `private_v6`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AssignIpRequest {
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_slug: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+}
+
+/// One IP assigned to an app.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IpAssignment {
+    pub ip: String,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub service_name: String,
+    #[serde(default)]
+    pub shared: bool,
+    #[serde(default)]
+    pub egress: bool,
+    #[serde(default)]
+    pub created_at: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `GET /v1/apps/{app}/ip_assignments` answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListIpAssignmentsResponse {
+    #[serde(default)]
+    pub ips: Vec<IpAssignment>,
+}
+
+/// `POST /v1/apps/{app}/certificates/acme` body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateAcmeCertificateRequest {
+    pub hostname: String,
+}
+
+/// `POST /v1/apps/{app}/certificates/custom` body (PEM strings).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateCustomCertificateRequest {
+    pub hostname: String,
+    pub fullchain: String,
+    pub private_key: String,
+}
+
+/// The `dns_requirements` of a certificate: what the customer's DNS must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DnsRequirements {
+    #[serde(default)]
+    pub a: Vec<String>,
+    #[serde(default)]
+    pub aaaa: Vec<String>,
+    #[serde(default)]
+    pub cname: Option<String>,
+    #[serde(default)]
+    pub acme_challenge: Option<DnsChallenge>,
+    #[serde(default)]
+    pub ownership: Option<DnsOwnership>,
+}
+
+/// The `_acme-challenge` CNAME a DNS-01 validation needs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DnsChallenge {
+    pub name: String,
+    pub target: String,
+}
+
+/// The `_fly-ownership` TXT record proving ownership.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DnsOwnership {
+    pub name: String,
+    #[serde(default)]
+    pub app_value: String,
+    #[serde(default)]
+    pub org_value: String,
+}
+
+/// `CertificateDetail` (the fields a controller reads; the rest is kept in `extra`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CertificateDetail {
+    pub hostname: String,
+    #[serde(default)]
+    pub configured: bool,
+    #[serde(default)]
+    pub acme_requested: bool,
+    /// `active`, `pending_validation`, `pending_ownership` (treat others as pending).
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub rate_limited_until: Option<String>,
+    #[serde(default)]
+    pub dns_requirements: Option<DnsRequirements>,
+    #[serde(default)]
+    pub validation_errors: Vec<Value>,
+    #[serde(default)]
+    pub certificates: Vec<Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}

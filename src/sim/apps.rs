@@ -39,6 +39,12 @@ pub struct AppRec {
     pub machines: Vec<String>,
     /// Volume ids, in creation order.
     pub volumes: Vec<String>,
+    /// App secrets by name.
+    pub secrets: std::collections::BTreeMap<String, super::secrets::SecretRec>,
+    /// Secrets version: bumped by every write.
+    pub secrets_version: u64,
+    /// Assigned IPs, in allocation order.
+    pub ips: Vec<super::ips::IpRec>,
 }
 
 /// Fly's app-name rule: lowercase letters, digits and dashes, under 64 characters.
@@ -81,6 +87,9 @@ impl World {
             deleting_at: None,
             machines: Vec::new(),
             volumes: Vec::new(),
+            secrets: Default::default(),
+            secrets_version: 0,
+            ips: Vec::new(),
         };
         Ok(self.apps.entry(name.to_string()).or_insert(app))
     }

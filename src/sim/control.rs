@@ -18,6 +18,13 @@ pub fn router(sim: Simulator) -> Router {
     Router::new()
         .route("/_sim/state", get(state))
         .route("/_sim/calls", get(calls))
+        .route("/_sim/stats", get(stats))
+        .route("/_sim/rate-limits", get(rate_limits).post(set_rate_limits))
+        .route(
+            "/_sim/faults",
+            get(list_faults).post(add_fault).delete(clear_faults),
+        )
+        .route("/_sim/faults/{id}", axum::routing::delete(delete_fault))
         .route("/_sim/clock", get(clock))
         .route("/_sim/clock/advance", post(advance))
         .route("/_sim/foreign-apps", post(foreign_app))
@@ -60,6 +67,87 @@ async fn state(State(sim): State<Simulator>) -> SimResult<Json<Value>> {
 /// `GET /_sim/calls`: counts per `"METHOD /route/{template}"`.
 async fn calls(State(sim): State<Simulator>) -> Json<Value> {
     Json(json!(sim.inner.stats.snapshot()))
+}
+
+/// `GET /_sim/stats`: call counts plus the 429s the rate limiter answered, per endpoint.
+async fn stats(State(sim): State<Simulator>) -> Json<Value> {
+    let limited = sim.inner.limiter.limited();
+    Json(json!({
+        "calls": sim.inner.stats.snapshot(),
+        "rate_limited": limited,
+        "rate_limited_total": limited.values().sum::<u64>(),
+    }))
+}
+
+/// `GET /_sim/rate-limits`: the settings in force.
+async fn rate_limits(State(sim): State<Simulator>) -> Json<Value> {
+    Json(json!(sim.inner.limiter.settings()))
+}
+
+/// Partial rate-limit settings; absent fields keep their value.
+#[derive(Debug, Default, Deserialize)]
+struct RateLimitPatch {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    retry_after: Option<super::ratelimit::RetryAfter>,
+    #[serde(default)]
+    mutating: Option<super::ratelimit::BucketSpec>,
+    #[serde(default)]
+    get: Option<super::ratelimit::BucketSpec>,
+    #[serde(default)]
+    app_delete: Option<super::ratelimit::BucketSpec>,
+}
+
+/// `POST /_sim/rate-limits {"enabled"?,"retry_after"?: "absent"|N|0.5,"mutating"?,"get"?,
+/// "app_delete"?: {"per_second","burst"}}`: changes the limits and refills every bucket.
+async fn set_rate_limits(
+    State(sim): State<Simulator>,
+    JsonBody(patch): JsonBody<RateLimitPatch>,
+) -> SimResult<Json<Value>> {
+    let mut settings = sim.inner.limiter.settings();
+    for spec in [&patch.mutating, &patch.get, &patch.app_delete]
+        .into_iter()
+        .flatten()
+    {
+        if !(spec.per_second.is_finite() && spec.per_second > 0.0 && spec.burst >= 1.0) {
+            return Err(SimError::invalid("per_second must be > 0 and burst >= 1"));
+        }
+    }
+    settings.enabled = patch.enabled.unwrap_or(settings.enabled);
+    settings.retry_after = patch.retry_after.unwrap_or(settings.retry_after);
+    settings.mutating = patch.mutating.unwrap_or(settings.mutating);
+    settings.get = patch.get.unwrap_or(settings.get);
+    settings.app_delete = patch.app_delete.unwrap_or(settings.app_delete);
+    sim.inner.limiter.set(settings.clone());
+    Ok(Json(json!(settings)))
+}
+
+/// `GET /_sim/faults`: every rule with `remaining` and `hits`.
+async fn list_faults(State(sim): State<Simulator>) -> Json<Value> {
+    Json(json!({"faults": sim.inner.faults.list()}))
+}
+
+/// `POST /_sim/faults` with a [`super::faults::FaultSpec`]; answers the stored rule.
+async fn add_fault(
+    State(sim): State<Simulator>,
+    JsonBody(spec): JsonBody<super::faults::FaultSpec>,
+) -> SimResult<(StatusCode, Json<Value>)> {
+    let rule = sim.inner.faults.add(spec)?;
+    Ok((StatusCode::CREATED, Json(json!(rule))))
+}
+
+/// `DELETE /_sim/faults`: removes every rule.
+async fn clear_faults(State(sim): State<Simulator>) -> Json<Value> {
+    Json(json!({"removed": sim.inner.faults.clear(None)}))
+}
+
+/// `DELETE /_sim/faults/{id}`: removes one rule.
+async fn delete_fault(State(sim): State<Simulator>, Path(id): Path<u64>) -> SimResult<Json<Value>> {
+    match sim.inner.faults.clear(Some(id)) {
+        0 => Err(SimError::NotFound("fault rule not found".into())),
+        n => Ok(Json(json!({"removed": n}))),
+    }
 }
 
 /// `GET /_sim/clock`.
@@ -136,8 +224,19 @@ async fn crash(
     })
 }
 
-/// `POST /_sim/machines/{id}/fail`: a boot failure; the machine ends `failed`.
-async fn fail(State(sim): State<Simulator>, Path(id): Path<String>) -> SimResult<Json<Value>> {
+#[derive(Debug, Default, Deserialize)]
+struct Fail {
+    #[serde(default)]
+    launch_failed: bool,
+}
+
+/// `POST /_sim/machines/{id}/fail {"launch_failed"?}`: a boot failure; the machine ends
+/// `failed`, or with `launch_failed` goes `launch_failed` → `destroyed` on its own.
+async fn fail(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<Fail>,
+) -> SimResult<Json<Value>> {
     sim.write(|w, ctx| {
         let m = w
             .machines
@@ -147,7 +246,11 @@ async fn fail(State(sim): State<Simulator>, Path(id): Path<String>) -> SimResult
         if matches!(m.state.as_str(), "destroying" | "destroyed") {
             return Err(SimError::machine_not_found());
         }
-        m.fail(ctx);
+        if body.launch_failed {
+            m.launch_fail(ctx);
+        } else {
+            m.fail(ctx);
+        }
         Ok(Json(json!({"id": m.id, "state": m.state})))
     })
 }

@@ -87,6 +87,7 @@ pub async fn exec(
     let image = sim.read(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         let m = w.machine(&app_ref, &id, ctx)?;
+        m.require_host()?;
         if m.state != "started" {
             return Err(SimError::precondition(format!(
                 "machine {} is not started (state '{}')",

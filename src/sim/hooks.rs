@@ -41,7 +41,8 @@ pub trait RequestHook: Send + Sync + 'static {
     }
 }
 
-fn path_segment(path: &str, after: &str) -> Option<String> {
+/// The path segment following `after` (`/v1/apps/{app}/…` → the app name).
+pub(crate) fn path_segment(path: &str, after: &str) -> Option<String> {
     let mut parts = path.split('/');
     parts.find(|p| *p == after)?;
     parts.next().filter(|s| !s.is_empty()).map(str::to_string)

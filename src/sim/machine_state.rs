@@ -115,6 +115,15 @@ pub struct MachRec {
     pub restart_count: u32,
     /// Pending transitions, in order.
     pub steps: VecDeque<Step>,
+    /// Injected "stuck transition": transitions stop while the machine is in this state
+    /// (`*` freezes whatever state it is in) until released through `/_sim`.
+    pub stuck_in: Option<String>,
+    /// Injected crash loop: the process exits with this code every time it reaches `started`.
+    pub crash_loop: Option<i32>,
+    /// Its host is unreachable: GET answers from cache, host-touching operations get 503.
+    pub host_unreachable: bool,
+    /// App secrets version it booted with (None when booted with `skip_secrets`).
+    pub secrets_version: Option<u64>,
 }
 
 impl MachRec {
@@ -155,6 +164,10 @@ impl MachRec {
             reap_until: None,
             restart_count: 0,
             steps: VecDeque::new(),
+            stuck_in: None,
+            crash_loop: None,
+            host_unreachable: false,
+            secrets_version: None,
         };
         m.push_event(now, "launch", "created", "user", None);
         m
@@ -217,7 +230,7 @@ impl MachRec {
     /// Applies every step due at `ctx.now`; true when anything changed.
     pub fn settle(&mut self, ctx: &Ctx) -> bool {
         let mut changed = false;
-        while self.steps.front().is_some_and(|s| s.at <= ctx.now) {
+        while !self.is_frozen() && self.steps.front().is_some_and(|s| s.at <= ctx.now) {
             let Some(step) = self.steps.pop_front() else {
                 break;
             };
@@ -225,14 +238,43 @@ impl MachRec {
             if step.reap {
                 self.reap_until = Some(step.at + delta(ctx.config.latency.reap_lag));
             }
+            if step.state == "started" {
+                if let Some(code) = self.crash_loop {
+                    if self.crash_at(step.at, code, false, ctx).is_err() {
+                        break;
+                    }
+                }
+            }
             changed = true;
         }
         changed
     }
 
-    /// When the next scheduled transition happens.
+    /// Whether an injected stuck transition holds the machine where it is.
+    pub fn is_frozen(&self) -> bool {
+        self.stuck_in
+            .as_deref()
+            .is_some_and(|s| s == "*" || s == self.state)
+    }
+
+    /// When the next scheduled transition happens (never, while stuck).
     pub fn next_step_at(&self) -> Option<Time> {
+        if self.is_frozen() {
+            return None;
+        }
         self.steps.front().map(|s| s.at)
+    }
+
+    /// 503 when the machine's host is unreachable (for operations that need the host).
+    pub fn require_host(&self) -> SimResult<()> {
+        if self.host_unreachable {
+            return Err(SimError::Other {
+                code: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                message: "unavailable: host unreachable".into(),
+                status: None,
+            });
+        }
+        Ok(())
     }
 
     /// Whether the machine is between stable states.
@@ -452,6 +494,12 @@ impl MachRec {
 
     /// An injected process exit; applies the restart policy (default `on-failure`, 10 retries).
     pub fn crash(&mut self, exit_code: i32, oom_killed: bool, ctx: &Ctx) -> SimResult<()> {
+        self.crash_at(ctx.now, exit_code, oom_killed, ctx)
+    }
+
+    /// A process exit at `at`. A crash-looping machine restarts with a growing backoff
+    /// (1 s doubling up to 5 min) so long clock jumps stay cheap.
+    fn crash_at(&mut self, at: Time, exit_code: i32, oom_killed: bool, ctx: &Ctx) -> SimResult<()> {
         if self.state != "started" {
             return Err(SimError::precondition(format!(
                 "machine is not started (state '{}')",
@@ -474,9 +522,9 @@ impl MachRec {
         }
         self.steps.clear();
         self.state = "stopped".into();
-        self.updated_at = ctx.now;
+        self.updated_at = at;
         self.push_event(
-            ctx.now,
+            at,
             "exit",
             "stopped",
             "flyd",
@@ -489,15 +537,20 @@ impl MachRec {
                     "requested_stop": false,
                     "restarting": restarting,
                     "signal": -1,
-                    "exited_at": rfc3339(ctx.now),
+                    "exited_at": rfc3339(at),
                 },
                 "restart_count": self.restart_count,
             })),
         );
         if restarting {
-            self.enter(ctx.now, "starting", "start", "flyd");
+            self.enter(at, "starting", "start", "flyd");
+            let backoff = if self.crash_loop.is_some() {
+                Duration::from_secs(1u64 << self.restart_count.min(8)).min(Duration::from_secs(300))
+            } else {
+                Duration::ZERO
+            };
             self.schedule(
-                ctx.now + delta(ctx.config.latency.start),
+                at + delta(ctx.config.latency.start.max(backoff)),
                 "started",
                 "start",
                 "flyd",
@@ -510,6 +563,18 @@ impl MachRec {
     pub fn fail(&mut self, ctx: &Ctx) {
         self.steps.clear();
         self.enter(ctx.now, "failed", "exit", "flyd");
+    }
+
+    /// An injected launch failure: `launch_failed`, then `destroyed` on its own.
+    pub fn launch_fail(&mut self, ctx: &Ctx) {
+        self.steps.clear();
+        self.enter(ctx.now, "launch_failed", "launch", "flyd");
+        self.schedule(
+            ctx.now + delta(ctx.config.latency.destroy),
+            "destroyed",
+            "destroy",
+            "flyd",
+        );
     }
 
     fn checks(&self, ctx: &Ctx) -> Vec<CheckStatus> {
@@ -565,12 +630,16 @@ impl MachRec {
             private_ip: Some(self.private_ip.clone()),
             created_at: rfc3339(self.created_at),
             updated_at: rfc3339(self.updated_at),
-            config: Some(if summary {
-                self.summary_config()
-            } else {
-                self.config.clone()
+            config: (!self.host_unreachable).then(|| {
+                if summary {
+                    self.summary_config()
+                } else {
+                    self.config.clone()
+                }
             }),
-            incomplete_config: None,
+            incomplete_config: self
+                .host_unreachable
+                .then(|| serde_json::to_value(self.summary_config()).unwrap_or(Value::Null)),
             events: if summary {
                 Vec::new()
             } else {
@@ -582,7 +651,14 @@ impl MachRec {
                 self.checks(ctx)
             },
             cordoned: self.cordoned,
-            host_status: Some("ok".into()),
+            host_status: Some(
+                if self.host_unreachable {
+                    "unreachable"
+                } else {
+                    "ok"
+                }
+                .into(),
+            ),
             nonce: None,
         }
     }

@@ -64,6 +64,9 @@ impl World {
         if req.config.mounts.len() > 1 {
             return Err(SimError::invalid("a machine can mount at most one volume"));
         }
+        self.check_min_secrets_version(app, req.min_secrets_version, ctx)?;
+        let secrets_version =
+            (!req.skip_secrets.unwrap_or(false)).then(|| self.secrets_version(app));
         let mut region = req.region.clone().filter(|r| !r.is_empty());
         let mut host = None;
         let volume = req.config.mounts.first().map(|m| m.volume.clone());
@@ -106,6 +109,7 @@ impl World {
             req.config,
             ctx.now,
         );
+        m.secrets_version = secrets_version;
         if req.skip_launch.unwrap_or(false) {
             m.schedule_prepare(ctx.now, lat);
         } else {
@@ -149,6 +153,7 @@ impl World {
             return Err(SimError::invalid("config.image is required"));
         }
         let m = self.machine(app, id, ctx)?;
+        m.require_host()?;
         m.check_lease(nonce, ctx.now)?;
         if let Some(v) = req.current_version.as_deref().filter(|v| !v.is_empty()) {
             if v != m.instance_id {
@@ -168,8 +173,12 @@ impl World {
                 "machine {id} cannot change its mounted volume; destroy and recreate it"
             )));
         }
+        self.check_min_secrets_version(app, req.min_secrets_version, ctx)?;
+        let secrets_version =
+            (!req.skip_secrets.unwrap_or(false)).then(|| self.secrets_version(app));
         let m = self.machine(app, id, ctx)?;
         m.update(req.config, req.skip_launch.unwrap_or(false), ctx)?;
+        m.secrets_version = secrets_version;
         Ok(m.to_wire(ctx, false))
     }
 
@@ -183,6 +192,7 @@ impl World {
         f: impl FnOnce(&mut MachRec, &Ctx) -> SimResult<T>,
     ) -> SimResult<T> {
         let m = self.machine(app, id, ctx)?;
+        m.require_host()?;
         m.check_lease(nonce, ctx.now)?;
         f(m, ctx)
     }

@@ -16,12 +16,17 @@ pub mod control;
 pub mod errors;
 pub mod exec;
 pub mod extract;
+pub mod faults;
 pub mod hooks;
 pub mod ids;
+pub mod ips;
 pub mod leases;
+pub mod machine_faults;
 pub mod machine_state;
 pub mod machines;
 pub mod org;
+pub mod ratelimit;
+pub mod secrets;
 pub mod state;
 pub mod stats;
 pub mod volumes;
@@ -69,6 +74,17 @@ pub struct SimArgs {
     /// Simulate an image pull the first time an image lands on a host.
     #[arg(long, env = "FLY_SIM_COLD_HOST_PULL", default_value_t = false)]
     pub cold_host_pull: bool,
+    /// Enforce Fly's per-action rate limits (`--rate-limits false` to switch them off).
+    #[arg(long = "rate-limits", env = "FLY_SIM_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rate_limits: bool,
+    /// `Retry-After` of a 429: `absent`, whole seconds, or fractional seconds.
+    #[arg(long, env = "FLY_SIM_RETRY_AFTER", default_value = "1", value_parser = parse_retry_after)]
+    pub retry_after: ratelimit::RetryAfter,
+}
+
+fn parse_retry_after(s: &str) -> Result<ratelimit::RetryAfter, String> {
+    ratelimit::RetryAfter::parse(s)
+        .ok_or_else(|| format!("{s:?} is not `absent` or a number of seconds"))
 }
 
 impl SimArgs {
@@ -80,6 +96,8 @@ impl SimArgs {
         config.latency = latency.scaled(self.latency_scale);
         config.default_region = self.default_region.clone();
         config.cold_host_pull = self.cold_host_pull;
+        config.rate_limits.enabled = self.rate_limits;
+        config.rate_limits.retry_after = self.retry_after;
         config
     }
 }
@@ -203,6 +221,11 @@ pub struct SimConfig {
     pub exec: Arc<dyn ExecHandler>,
     /// Per-request hooks (rate limiting, faults), run in order after auth.
     pub hooks: Vec<Arc<dyn RequestHook>>,
+    /// Fly's rate limits at start-up (changeable at runtime through `/_sim/rate-limits`).
+    pub rate_limits: ratelimit::RateLimitSettings,
+    /// Status for a create/update whose `min_secrets_version` the app has not reached
+    /// (real behaviour unverified); `None` ignores the field.
+    pub min_secrets_version_status: Option<StatusCode>,
 }
 
 impl SimConfig {
@@ -224,6 +247,8 @@ impl SimConfig {
             checks_pass: true,
             exec: Arc::new(ExitZero),
             hooks: Vec::new(),
+            rate_limits: ratelimit::RateLimitSettings::default(),
+            min_secrets_version_status: Some(StatusCode::BAD_REQUEST),
         }
     }
 
@@ -253,6 +278,8 @@ pub(crate) struct Inner {
     world: Mutex<state::World>,
     changes: watch::Sender<u64>,
     pub(crate) stats: stats::CallStats,
+    pub(crate) limiter: ratelimit::RateLimiter,
+    pub(crate) faults: faults::FaultTable,
 }
 
 /// A running simulator's shared state; cheap to clone (one `Arc`).
@@ -275,11 +302,13 @@ impl Simulator {
         let (changes, _) = watch::channel(0);
         Self {
             inner: Arc::new(Inner {
-                config,
                 clock: clock::SimClock::new(),
                 world: Mutex::new(state::World::default()),
                 changes,
                 stats: stats::CallStats::default(),
+                limiter: ratelimit::RateLimiter::new(config.rate_limits.clone()),
+                faults: faults::FaultTable::default(),
+                config,
             }),
         }
     }
@@ -408,9 +437,35 @@ impl Simulator {
                 get(machines::versions),
             )
             .route("/v1/orgs/{org}/machines", get(org::machines))
+            .route(
+                "/v1/apps/{app}/secrets",
+                get(secrets::list).post(secrets::set_many),
+            )
+            .route(
+                "/v1/apps/{app}/secrets/{name}",
+                get(secrets::get)
+                    .post(secrets::set_one)
+                    .delete(secrets::delete),
+            )
+            .route(
+                "/v1/apps/{app}/ip_assignments",
+                get(ips::list).post(ips::assign),
+            )
+            .route(
+                "/v1/apps/{app}/ip_assignments/{ip}",
+                axum::routing::delete(ips::release),
+            )
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 hooks::run_hooks,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                faults::inject,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                ratelimit::limit,
             ))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
@@ -422,6 +477,7 @@ impl Simulator {
             ))
             .with_state(self.clone());
         v1.merge(control::router(self.clone()))
+            .merge(machine_faults::router(self.clone()))
             .fallback(not_found)
             .layer(axum::middleware::from_fn(stats::request_id))
     }

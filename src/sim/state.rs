@@ -38,6 +38,11 @@ pub struct World {
     /// `(host, image)` pairs already pulled, for the cold-host option.
     #[serde(skip)]
     pub pulled: HashSet<(String, String)>,
+    /// Hosts marked unreachable through `/_sim`.
+    pub unreachable_hosts: HashSet<String>,
+    /// Addresses handed out so far (each allocation is new).
+    #[serde(skip)]
+    pub next_ip: u64,
     /// Next `internal_numeric_id`.
     #[serde(skip)]
     pub next_numeric_id: u64,

@@ -49,6 +49,8 @@ pub struct VolRec {
     pub created_at: DateTime<Utc>,
     /// When it was deleted.
     pub destroyed_at: Option<DateTime<Utc>>,
+    /// Its host is unreachable (`host_status`), set through `/_sim`.
+    pub host_unreachable: bool,
 }
 
 impl VolRec {
@@ -80,7 +82,7 @@ impl VolRec {
             "fstype": self.fstype,
             "snapshot_retention": self.snapshot_retention,
             "auto_backup_enabled": self.auto_backup_enabled,
-            "host_status": "ok",
+            "host_status": if self.host_unreachable { "unreachable" } else { "ok" },
             "type": "local",
         })
     }
@@ -204,6 +206,7 @@ impl World {
             auto_backup_enabled: body.auto_backup_enabled.unwrap_or(true),
             created_at: ctx.now,
             destroyed_at: None,
+            host_unreachable: false,
         };
         let json = vol.to_json();
         if let Some(a) = self.apps.get_mut(&app.name) {
@@ -304,6 +307,13 @@ pub async fn delete(
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         let v = w.volume(&app_ref, &vol, ctx)?;
+        if v.host_unreachable {
+            return Err(SimError::Other {
+                code: StatusCode::SERVICE_UNAVAILABLE,
+                message: "unavailable: host unreachable".into(),
+                status: None,
+            });
+        }
         if let Some(holder) = &v.attached_machine_id {
             return Err(SimError::precondition(format!(
                 "volume is currently bound to machine: {holder}"
@@ -329,6 +339,13 @@ pub async fn extend(
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         let v = w.volume(&app_ref, &vol, ctx)?;
+        if v.host_unreachable {
+            return Err(SimError::Other {
+                code: StatusCode::SERVICE_UNAVAILABLE,
+                message: "unavailable: host unreachable".into(),
+                status: None,
+            });
+        }
         if v.is_destroyed() {
             return Err(SimError::volume_not_found());
         }

@@ -36,11 +36,25 @@ impl Drop for TestSim {
 }
 
 impl TestSim {
-    /// Starts a simulator whose latencies are the spec's multiplied by `scale`.
+    /// Starts a simulator whose latencies are the spec's multiplied by `scale`, with rate
+    /// limits off (tests of other behaviour fire calls faster than Fly allows; the rate-limit
+    /// tests use [`TestSim::start_limited`]).
     pub async fn start(scale: f64) -> Self {
+        let mut config = Self::config(scale);
+        config.rate_limits.enabled = false;
+        Self::start_with(config).await
+    }
+
+    /// Starts a simulator with the default (enabled) rate limits.
+    pub async fn start_limited(scale: f64) -> Self {
+        Self::start_with(Self::config(scale)).await
+    }
+
+    /// The test token's config with latencies scaled by `scale`.
+    pub fn config(scale: f64) -> SimConfig {
         let mut config = SimConfig::new(TOKEN, ORG);
         config.latency = LatencyModel::spec_defaults().scaled(scale);
-        Self::start_with(config).await
+        config
     }
 
     /// Starts a simulator with `config`.
@@ -136,6 +150,44 @@ impl TestSim {
     pub async fn delete(&self, path: &str) -> Resp {
         self.send(Method::DELETE, path, None, Some(&Self::bearer()), None)
             .await
+    }
+
+    /// A `/_sim` call (no token).
+    pub async fn control(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        self.send(method, path, body, None, None).await
+    }
+
+    /// Installs a fault rule, asserting 201.
+    pub async fn fault(&self, rule: Value) -> Value {
+        let r = self.control(Method::POST, "/_sim/faults", Some(rule)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "fault: {:?}", r.body);
+        r.body
+    }
+
+    /// Sends a request and returns only the raw outcome (status and `Retry-After`), or the
+    /// transport error as text.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Option<String>, String), String> {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("authorization", Self::bearer());
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.map_err(|e| e.to_string())?;
+        let status = res.status();
+        let retry = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = res.text().await.map_err(|e| format!("body: {e}"))?;
+        Ok((status, retry, text))
     }
 
     /// Moves the simulated clock forward.
