@@ -124,6 +124,9 @@ async fn create_update_stop_start_and_delete() {
     assert!(stack.fly_machines("oc-acme").await.is_empty());
     assert!(stack.fly_volumes("oc-acme").await.is_empty());
     assert!(stack.fly_apps().await.is_empty());
+    // The whole lifecycle stayed within Fly's rate limits.
+    let (_, stats) = stack.fly(Method::GET, "/_sim/stats", None).await;
+    assert_eq!(stats["rate_limited_total"], 0, "{stats}");
     let events = stack.events("acme").await;
     let reasons: Vec<&str> = events.iter().filter_map(|e| e["reason"].as_str()).collect();
     assert_eq!(reasons.last(), Some(&"Deleted"), "{reasons:?}");

@@ -207,13 +207,20 @@ impl Reconciler {
             now,
         });
         if observe_failed {
-            // Observation failed: keep what we knew rather than claiming resources vanished.
+            // Observation failed: keep what we knew rather than claiming resources vanished, and
+            // do not claim to have seen this generation.
             status.conditions = previous.conditions.clone();
             status.fly = previous.fly.clone();
-            status.phase = if previous.phase == Phase::Pending {
-                Phase::Provisioning
-            } else {
-                previous.phase
+            status.observed_generation = previous.observed_generation;
+            status.phase = match previous.phase {
+                Phase::Pending => Phase::Provisioning,
+                _ if deleting => Phase::Deleting,
+                Phase::Ready | Phase::Stopped
+                    if previous.observed_generation != record.generation =>
+                {
+                    Phase::Provisioning
+                }
+                phase => phase,
             };
         }
         let acted = events.iter().any(|e| e.type_ == EventType::Normal);
@@ -259,8 +266,11 @@ impl Reconciler {
         let (after, failed) = match (&failure, &final_plan) {
             (Some((_, e)), _) if e.is_terminal() => (jitter(self.resync, 0.1), true),
             (Some((_, e)), _) => {
-                let backoff = backoff(attempts);
-                (e.retry_after().map_or(backoff, |r| r.max(backoff)), true)
+                // Fly (or our own limiter) said when to come back: trust it over our backoff.
+                let after = e
+                    .retry_after()
+                    .map_or_else(|| backoff(attempts), |r| jitter(r, 0.1).max(r));
+                (after, true)
             }
             (None, p) if p.wait.is_some() => {
                 (p.wait.as_ref().map(|w| w.after).unwrap_or_default(), false)

@@ -253,59 +253,61 @@ impl Stack {
         )
     }
 
-    /// Live (not destroyed) machines of an app, as Fly lists them.
-    pub async fn fly_machines(&self, app: &str) -> Vec<Value> {
-        let (code, body) = self
-            .fly(
-                reqwest::Method::GET,
-                &format!("/v1/apps/{app}/machines"),
-                None,
-            )
-            .await;
-        if code == StatusCode::NOT_FOUND {
-            return Vec::new();
-        }
+    /// The simulator's whole state, read through its control plane (not rate limited, so
+    /// watching never competes with the controller for Fly's request budget).
+    pub async fn sim_state(&self) -> Value {
+        let (code, body) = self.fly(reqwest::Method::GET, "/_sim/state", None).await;
         assert_eq!(code, StatusCode::OK, "{body}");
-        body.as_array().cloned().unwrap_or_default()
+        body
+    }
+
+    /// Live (not destroyed) machines of an app.
+    pub async fn fly_machines(&self, app: &str) -> Vec<Value> {
+        let state = self.sim_state().await;
+        state["machines"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m["app_name"] == app && m["state"] != "destroyed")
+            .collect()
     }
 
     /// Volumes of an app that are not being destroyed.
     pub async fn fly_volumes(&self, app: &str) -> Vec<Value> {
-        let (code, body) = self
-            .fly(
-                reqwest::Method::GET,
-                &format!("/v1/apps/{app}/volumes"),
-                None,
-            )
-            .await;
-        if code == StatusCode::NOT_FOUND {
+        let state = self.sim_state().await;
+        let Some(app_id) = state["apps"]
+            .as_array()
+            .and_then(|apps| apps.iter().find(|a| a["name"] == app))
+            .map(|a| a["id"].clone())
+        else {
             return Vec::new();
-        }
-        assert_eq!(code, StatusCode::OK, "{body}");
-        body.as_array()
+        };
+        state["volumes"]
+            .as_array()
             .cloned()
             .unwrap_or_default()
             .into_iter()
             .filter(|v| {
-                !matches!(
-                    v["state"].as_str(),
-                    Some("destroyed" | "pending_destroy" | "scheduling_destroy" | "destroying")
-                )
+                v["app_id"] == app_id
+                    && !matches!(
+                        v["state"].as_str(),
+                        Some("destroyed" | "pending_destroy" | "scheduling_destroy" | "destroying")
+                    )
             })
             .collect()
     }
 
-    /// Apps in the org.
+    /// Apps in the org (including ones whose deletion is still in progress).
     pub async fn fly_apps(&self) -> Vec<Value> {
-        let (code, body) = self
-            .fly(
-                reqwest::Method::GET,
-                &format!("/v1/apps?org_slug={ORG}"),
-                None,
-            )
-            .await;
-        assert_eq!(code, StatusCode::OK, "{body}");
-        body["apps"].as_array().cloned().unwrap_or_default()
+        let state = self.sim_state().await;
+        state["apps"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a["org"] == ORG)
+            .collect()
     }
 }
 
