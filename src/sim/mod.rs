@@ -11,8 +11,10 @@
 
 pub mod apps;
 pub mod auth;
+pub mod certificates;
 pub mod clock;
 pub mod control;
+pub mod dns;
 pub mod errors;
 pub mod exec;
 pub mod extract;
@@ -80,6 +82,12 @@ pub struct SimArgs {
     /// `Retry-After` of a 429: `absent`, whole seconds, or fractional seconds.
     #[arg(long, env = "FLY_SIM_RETRY_AFTER", default_value = "1", value_parser = parse_retry_after)]
     pub retry_after: ratelimit::RetryAfter,
+    /// Zone the Cloudflare-compatible DNS API hosts.
+    #[arg(long, env = "FLY_SIM_DNS_ZONE", default_value = "openclaws.biz")]
+    pub dns_zone: String,
+    /// Token of the Cloudflare-compatible DNS API (default: the Fly token).
+    #[arg(long, env = "FLY_SIM_DNS_TOKEN", hide_env_values = true)]
+    pub dns_token: Option<String>,
 }
 
 fn parse_retry_after(s: &str) -> Result<ratelimit::RetryAfter, String> {
@@ -98,6 +106,8 @@ impl SimArgs {
         config.cold_host_pull = self.cold_host_pull;
         config.rate_limits.enabled = self.rate_limits;
         config.rate_limits.retry_after = self.retry_after;
+        config.dns_zone = self.dns_zone.clone();
+        config.dns_token = self.dns_token.clone();
         config
     }
 }
@@ -137,6 +147,9 @@ pub struct LatencyModel {
     pub volume_release: Duration,
     /// After an app delete is accepted, how long until the app is gone.
     pub app_delete: Duration,
+    /// Mean certificate issuance time once DNS validates (each issuance takes 1/3 to 5/3 of it,
+    /// so 2–10 s at the default 6 s).
+    pub cert_issue: Duration,
 }
 
 impl LatencyModel {
@@ -158,6 +171,7 @@ impl LatencyModel {
             destroy: ms(2000),
             volume_release: ms(5000),
             app_delete: ms(1000),
+            cert_issue: ms(6000),
         }
     }
 
@@ -184,6 +198,7 @@ impl LatencyModel {
             destroy: s(self.destroy),
             volume_release: s(self.volume_release),
             app_delete: s(self.app_delete),
+            cert_issue: s(self.cert_issue),
         }
     }
 }
@@ -223,6 +238,10 @@ pub struct SimConfig {
     pub hooks: Vec<Arc<dyn RequestHook>>,
     /// Fly's rate limits at start-up (changeable at runtime through `/_sim/rate-limits`).
     pub rate_limits: ratelimit::RateLimitSettings,
+    /// Zone seeded into the simulated DNS (served through the Cloudflare-compatible API).
+    pub dns_zone: String,
+    /// Token the Cloudflare-compatible API accepts; `None` means the Fly token.
+    pub dns_token: Option<String>,
     /// Status for a create/update whose `min_secrets_version` the app has not reached
     /// (real behaviour unverified); `None` ignores the field.
     pub min_secrets_version_status: Option<StatusCode>,
@@ -249,6 +268,8 @@ impl SimConfig {
             hooks: Vec::new(),
             rate_limits: ratelimit::RateLimitSettings::default(),
             min_secrets_version_status: Some(StatusCode::BAD_REQUEST),
+            dns_zone: "openclaws.biz".into(),
+            dns_token: None,
         }
     }
 
@@ -300,10 +321,13 @@ impl Simulator {
     /// A simulator with an empty world.
     pub fn new(config: SimConfig) -> Self {
         let (changes, _) = watch::channel(0);
+        let clock = clock::SimClock::new();
+        let mut world = state::World::default();
+        world.seed_zone(&config.dns_zone, clock.now());
         Self {
             inner: Arc::new(Inner {
-                clock: clock::SimClock::new(),
-                world: Mutex::new(state::World::default()),
+                clock,
+                world: Mutex::new(world),
                 changes,
                 stats: stats::CallStats::default(),
                 limiter: ratelimit::RateLimiter::new(config.rate_limits.clone()),
@@ -438,6 +462,34 @@ impl Simulator {
             )
             .route("/v1/orgs/{org}/machines", get(org::machines))
             .route(
+                "/v1/apps/{app}/certificates",
+                get(certificates::list).post(not_found),
+            )
+            .route(
+                "/v1/apps/{app}/certificates/acme",
+                post(certificates::create_acme),
+            )
+            .route(
+                "/v1/apps/{app}/certificates/custom",
+                post(certificates::create_custom),
+            )
+            .route(
+                "/v1/apps/{app}/certificates/{hostname}",
+                get(certificates::get).delete(certificates::delete),
+            )
+            .route(
+                "/v1/apps/{app}/certificates/{hostname}/check",
+                post(certificates::check),
+            )
+            .route(
+                "/v1/apps/{app}/certificates/{hostname}/acme",
+                axum::routing::delete(certificates::delete_acme),
+            )
+            .route(
+                "/v1/apps/{app}/certificates/{hostname}/custom",
+                axum::routing::delete(certificates::delete_custom),
+            )
+            .route(
                 "/v1/apps/{app}/secrets",
                 get(secrets::list).post(secrets::set_many),
             )
@@ -478,6 +530,8 @@ impl Simulator {
             .with_state(self.clone());
         v1.merge(control::router(self.clone()))
             .merge(machine_faults::router(self.clone()))
+            .merge(dns::cloudflare_router(self.clone()))
+            .merge(dns::control_router(self.clone()))
             .fallback(not_found)
             .layer(axum::middleware::from_fn(stats::request_id))
     }

@@ -38,6 +38,10 @@ pub struct World {
     /// `(host, image)` pairs already pulled, for the cold-host option.
     #[serde(skip)]
     pub pulled: HashSet<(String, String)>,
+    /// Hosted DNS zones.
+    pub zones: Vec<super::dns::Zone>,
+    /// The DNS table.
+    pub dns: Vec<super::dns::DnsRecord>,
     /// Hosts marked unreachable through `/_sim`.
     pub unreachable_hosts: HashSet<String>,
     /// Addresses handed out so far (each allocation is new).
