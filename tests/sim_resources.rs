@@ -337,3 +337,75 @@ async fn certificates_stay_pending_without_dns_and_rate_limit_failed_checks() {
         .await;
     assert_eq!(r.body["status"], "active", "DNS-01 works without IPs");
 }
+
+#[tokio::test]
+async fn orphans_report_leftovers_and_counts() {
+    let sim = TestSim::start(1.0).await;
+    let r = sim.control(Method::GET, "/_sim/orphans", None).await;
+    assert_eq!(r.body["count"], 0);
+
+    sim.app("oc-orph").await;
+    let vol = sim.volume("oc-orph").await;
+    let r = sim.control(Method::GET, "/_sim/orphans", None).await;
+    assert_eq!(r.body["count"], 1, "{:?}", r.body);
+    assert_eq!(r.body["orphans"][0]["id"], vol.as_str());
+
+    sim.machine("oc-orph", Some(&vol), json!({})).await;
+    let r = sim.control(Method::GET, "/_sim/orphans", None).await;
+    assert_eq!(r.body["count"], 0, "{:?}", r.body);
+    assert_eq!(r.body["apps"]["oc-orph"]["machines"], 1);
+    assert_eq!(r.body["apps"]["oc-orph"]["volumes"], 1);
+
+    sim.volume("oc-orph").await;
+    sim.machine("oc-orph", None, json!({})).await;
+    let r = sim.control(Method::GET, "/_sim/orphans", None).await;
+    let kinds: Vec<&str> = r.body["orphans"]
+        .as_array()
+        .expect("orphans")
+        .iter()
+        .filter_map(|o| o["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, vec!["machine", "volume"], "{:?}", r.body);
+
+    sim.app("oc-gone").await;
+    sim.post("/v1/apps/oc-gone/ip_assignments", json!({"type": "v6"}))
+        .await;
+    sim.post(
+        "/v1/apps/oc-gone/certificates/acme",
+        json!({"hostname": "gone.openclaws.biz"}),
+    )
+    .await;
+    sim.control(
+        Method::POST,
+        "/_sim/dns",
+        Some(json!({"type": "CNAME", "name": "gone.openclaws.biz", "content": "oc-gone.fly.dev"})),
+    )
+    .await;
+    let r = sim.control(Method::GET, "/_sim/orphans", None).await;
+    assert_eq!(r.body["apps"]["oc-gone"]["dns_records"], 1);
+    assert_eq!(r.body["apps"]["oc-gone"]["certificates"], 1);
+    assert_eq!(
+        sim.delete("/v1/apps/oc-gone").await.status,
+        StatusCode::ACCEPTED
+    );
+    let r = sim.control(Method::GET, "/_sim/orphans", None).await;
+    let gone: Vec<&str> = r.body["orphans"]
+        .as_array()
+        .expect("orphans")
+        .iter()
+        .filter(|o| o["app"] == "oc-gone")
+        .filter_map(|o| o["kind"].as_str())
+        .collect();
+    assert_eq!(gone, vec!["ip", "certificate"], "{:?}", r.body);
+    sim.advance(5.0).await;
+    let r = sim.control(Method::GET, "/_sim/orphans", None).await;
+    assert!(
+        r.body["orphans"]
+            .as_array()
+            .expect("orphans")
+            .iter()
+            .any(|o| o["kind"] == "dns_record"),
+        "a CNAME to a deleted app is an orphan: {:?}",
+        r.body
+    );
+}

@@ -27,6 +27,7 @@ pub mod machine_faults;
 pub mod machine_state;
 pub mod machines;
 pub mod org;
+pub mod orphans;
 pub mod ratelimit;
 pub mod secrets;
 pub mod state;
@@ -532,6 +533,7 @@ impl Simulator {
             .merge(machine_faults::router(self.clone()))
             .merge(dns::cloudflare_router(self.clone()))
             .merge(dns::control_router(self.clone()))
+            .merge(orphans::router(self.clone()))
             .fallback(not_found)
             .layer(axum::middleware::from_fn(stats::request_id))
     }
