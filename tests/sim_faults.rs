@@ -466,3 +466,58 @@ async fn crash_loops_grow_the_restart_count_and_launch_failures_vanish() {
     let r = sim.get(&format!("/v1/apps/oc-loop/machines/{id}")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_full_region_refuses_creates_and_starts() {
+    let sim = TestSim::start(0.0).await;
+    sim.app("oc-full").await;
+    let m = sim.machine("oc-full", None, json!({})).await;
+    let id = m["id"].as_str().expect("id");
+    sim.post_empty(&format!("/v1/apps/oc-full/machines/{id}/stop"))
+        .await;
+    sim.advance(5.0).await;
+    let r = sim
+        .control(
+            Method::POST,
+            "/_sim/regions/iad",
+            Some(json!({"full": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = sim
+        .post(
+            "/v1/apps/oc-full/machines",
+            json!({"region": "iad", "config": {"image": "i"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(r.body["status"], "insufficient_capacity");
+    let r = sim
+        .post_empty(&format!("/v1/apps/oc-full/machines/{id}/start"))
+        .await;
+    assert_eq!(r.body["status"], "insufficient_capacity");
+    let r = sim
+        .post(
+            "/v1/apps/oc-full/volumes",
+            json!({"name": "data", "region": "iad"}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "volume_placement_capacity");
+    let r = sim
+        .post(
+            "/v1/apps/oc-full/machines",
+            json!({"region": "ord", "config": {"image": "i"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "other regions have room");
+    sim.control(
+        Method::POST,
+        "/_sim/regions/iad",
+        Some(json!({"full": false})),
+    )
+    .await;
+    let r = sim
+        .post_empty(&format!("/v1/apps/oc-full/machines/{id}/start"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+}

@@ -5,9 +5,14 @@
 //! is read or waited on, against a [`clock::SimClock`] that tests can move forward. The `/_sim`
 //! routes ([`control`]) are the simulator's own control plane and need no token.
 //!
-//! Layout: `apps`, `volumes`, `machines`, `leases`, `wait`, `org` hold the Fly routes by resource
-//! kind; `state` holds the records and the transition engine; `hooks` is the per-request seam
-//! that rate limiting and fault injection plug into.
+//! Layout: `apps`, `volumes`, `machines`, `leases`, `wait`, `org`, `secrets`, `ips`,
+//! `certificates` hold the Fly routes by resource kind; `dns` is the simulated DNS table and its
+//! Cloudflare-compatible API; `state` holds the records and `machine_state` the transition
+//! engine. Every Fly request passes, in order: call counting (`stats`), the token check
+//! (`auth`), Fly's rate limits (`ratelimit`), injected faults (`faults`, async so delays never
+//! block a thread) and the embedder's synchronous `hooks`. The control plane is split by
+//! purpose: `control` (state, clock, stats, rate limits, fault rules), `machine_faults`
+//! (crash loops, stuck transitions, unreachable hosts, foreign leases), `orphans`.
 
 pub mod apps;
 pub mod auth;
@@ -239,6 +244,8 @@ pub struct SimConfig {
     pub hooks: Vec<Arc<dyn RequestHook>>,
     /// Fly's rate limits at start-up (changeable at runtime through `/_sim/rate-limits`).
     pub rate_limits: ratelimit::RateLimitSettings,
+    /// Status of an `insufficient_capacity` answer in a full region (412 or 503; unverified).
+    pub capacity_status: StatusCode,
     /// Zone seeded into the simulated DNS (served through the Cloudflare-compatible API).
     pub dns_zone: String,
     /// Token the Cloudflare-compatible API accepts; `None` means the Fly token.
@@ -269,6 +276,7 @@ impl SimConfig {
             hooks: Vec::new(),
             rate_limits: ratelimit::RateLimitSettings::default(),
             min_secrets_version_status: Some(StatusCode::BAD_REQUEST),
+            capacity_status: StatusCode::PRECONDITION_FAILED,
             dns_zone: "openclaws.biz".into(),
             dns_token: None,
         }
@@ -619,6 +627,34 @@ mod tests {
         assert_eq!(config.latency.start, Duration::from_millis(400));
         assert_eq!(config.latency.volume_release, Duration::from_millis(2500));
         assert!(!config.cold_host_pull);
+        assert!(config.rate_limits.enabled, "rate limits default on");
+        assert_eq!(config.dns_zone, "openclaws.biz");
+    }
+
+    #[test]
+    fn args_switch_rate_limits_and_dns() {
+        let cli = Cli::try_parse_from([
+            "sim",
+            "--token",
+            "t0k",
+            "--rate-limits",
+            "false",
+            "--retry-after",
+            "absent",
+            "--dns-zone",
+            "example.org",
+            "--dns-token",
+            "cf",
+        ])
+        .expect("parse");
+        let config = cli.sim.to_config();
+        assert!(!config.rate_limits.enabled);
+        assert_eq!(
+            config.rate_limits.retry_after,
+            ratelimit::RetryAfter::ABSENT
+        );
+        assert_eq!(config.dns_zone, "example.org");
+        assert_eq!(config.dns_token.as_deref(), Some("cf"));
     }
 
     #[test]
