@@ -182,9 +182,32 @@ async fn lost_after_commit_commits_every_create() {
         m.body
     );
 
+    sim.fault(json!({"method": "POST", "path": "/ip_assignments$", "kind": "lost_after_commit", "count": 1}))
+        .await;
+    let r = sim
+        .post("/v1/apps/oc-lost/ip_assignments", json!({"type": "v6"}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    let ips = sim.get("/v1/apps/oc-lost/ip_assignments").await;
+    assert_eq!(ips.body["ips"].as_array().map(Vec::len), Some(1));
+
+    sim.fault(json!({"method": "POST", "path": "/certificates/acme$", "kind": "lost_after_commit", "count": 1}))
+        .await;
+    let r = sim
+        .post(
+            "/v1/apps/oc-lost/certificates/acme",
+            json!({"hostname": "lost.openclaws.biz"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    let c = sim
+        .get("/v1/apps/oc-lost/certificates/lost.openclaws.biz")
+        .await;
+    assert_eq!(c.status, StatusCode::OK);
+
     let faults = sim.control(Method::GET, "/_sim/faults", None).await;
     let rules = faults.body["faults"].as_array().expect("rules");
-    assert_eq!(rules.len(), 5);
+    assert_eq!(rules.len(), 7);
     assert!(rules.iter().all(|r| r["hits"] == 1 && r["remaining"] == 0));
 }
 
@@ -465,4 +488,92 @@ async fn crash_loops_grow_the_restart_count_and_launch_failures_vanish() {
     sim.advance(5.0).await;
     let r = sim.get(&format!("/v1/apps/oc-loop/machines/{id}")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_full_region_refuses_creates_and_starts() {
+    let sim = TestSim::start(0.0).await;
+    sim.app("oc-full").await;
+    let m = sim.machine("oc-full", None, json!({})).await;
+    let id = m["id"].as_str().expect("id");
+    sim.post_empty(&format!("/v1/apps/oc-full/machines/{id}/stop"))
+        .await;
+    sim.advance(5.0).await;
+    let r = sim
+        .control(
+            Method::POST,
+            "/_sim/regions/iad",
+            Some(json!({"full": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = sim
+        .post(
+            "/v1/apps/oc-full/machines",
+            json!({"region": "iad", "config": {"image": "i"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(r.body["status"], "insufficient_capacity");
+    let r = sim
+        .post_empty(&format!("/v1/apps/oc-full/machines/{id}/start"))
+        .await;
+    assert_eq!(r.body["status"], "insufficient_capacity");
+    let r = sim
+        .post(
+            "/v1/apps/oc-full/volumes",
+            json!({"name": "data", "region": "iad"}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "volume_placement_capacity");
+    let r = sim
+        .post(
+            "/v1/apps/oc-full/machines",
+            json!({"region": "ord", "config": {"image": "i"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "other regions have room");
+    sim.control(
+        Method::POST,
+        "/_sim/regions/iad",
+        Some(json!({"full": false})),
+    )
+    .await;
+    let r = sim
+        .post_empty(&format!("/v1/apps/oc-full/machines/{id}/start"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn host_migration_forks_the_volume_to_a_new_id() {
+    let sim = TestSim::start(0.0).await;
+    sim.app("oc-mig").await;
+    let vol = sim.volume("oc-mig").await;
+    let m = sim.machine("oc-mig", Some(&vol), json!({})).await;
+    let id = m["id"].as_str().expect("id");
+    sim.advance(1.0).await;
+    let r = sim
+        .control(Method::POST, &format!("/_sim/machines/{id}/migrate"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let new_vol = r.body["new_volume"]
+        .as_str()
+        .expect("new volume")
+        .to_string();
+    assert_ne!(new_vol, vol);
+    assert_ne!(r.body["new_host"], r.body["old_host"]);
+    sim.advance(2.0).await;
+    let m = sim.get(&format!("/v1/apps/oc-mig/machines/{id}")).await;
+    assert_eq!(m.body["state"], "started");
+    assert_eq!(m.body["config"]["mounts"][0]["volume"], new_vol.as_str());
+    let old = sim.get(&format!("/v1/apps/oc-mig/volumes/{vol}")).await;
+    assert_eq!(old.body["state"], "pending_destroy");
+    let new = sim.get(&format!("/v1/apps/oc-mig/volumes/{new_vol}")).await;
+    assert_eq!(new.body["attached_machine_id"], id);
+    assert!(m.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .any(|e| e["type"] == "migrate"));
 }

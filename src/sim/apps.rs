@@ -45,6 +45,8 @@ pub struct AppRec {
     pub secrets_version: u64,
     /// Assigned IPs, in allocation order.
     pub ips: Vec<super::ips::IpRec>,
+    /// Certificates by hostname.
+    pub certificates: std::collections::BTreeMap<String, super::certificates::CertRec>,
 }
 
 /// Fly's app-name rule: lowercase letters, digits and dashes, under 64 characters.
@@ -90,6 +92,7 @@ impl World {
             secrets: Default::default(),
             secrets_version: 0,
             ips: Vec::new(),
+            certificates: Default::default(),
         };
         Ok(self.apps.entry(name.to_string()).or_insert(app))
     }

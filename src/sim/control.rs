@@ -1,6 +1,6 @@
 //! The `/_sim` control plane: not part of Fly. Tests use it to inspect the world, count calls,
 //! move the clock, register names owned by another org, and inject drift (crashes, boot
-//! failures). No token required. Later fault/rate-limit controls belong here too.
+//! failures), switch rate limits and install request fault rules. No token required.
 
 use super::clock::rfc3339;
 use super::errors::{SimError, SimResult};
@@ -25,6 +25,7 @@ pub fn router(sim: Simulator) -> Router {
             get(list_faults).post(add_fault).delete(clear_faults),
         )
         .route("/_sim/faults/{id}", axum::routing::delete(delete_fault))
+        .route("/_sim/regions/{region}", post(set_region))
         .route("/_sim/clock", get(clock))
         .route("/_sim/clock/advance", post(advance))
         .route("/_sim/foreign-apps", post(foreign_app))
@@ -148,6 +149,28 @@ async fn delete_fault(State(sim): State<Simulator>, Path(id): Path<u64>) -> SimR
         0 => Err(SimError::NotFound("fault rule not found".into())),
         n => Ok(Json(json!({"removed": n}))),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct RegionCapacity {
+    full: bool,
+}
+
+/// `POST /_sim/regions/{region} {"full":true|false}`: machine creates/starts and volume creates
+/// in the region fail with a capacity error while full.
+async fn set_region(
+    State(sim): State<Simulator>,
+    Path(region): Path<String>,
+    JsonBody(body): JsonBody<RegionCapacity>,
+) -> SimResult<Json<Value>> {
+    sim.write(|w, _| {
+        if body.full {
+            w.full_regions.insert(region.clone());
+        } else {
+            w.full_regions.remove(&region);
+        }
+        Ok(Json(json!({"region": region, "full": body.full})))
+    })
 }
 
 /// `GET /_sim/clock`.

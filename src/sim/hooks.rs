@@ -1,4 +1,7 @@
-//! The per-request seam where rate limiting and fault injection plug in (spec §4, §6).
+//! The embedder's per-request seam: synchronous hooks configured in code (tests add their own
+//! throttles or response wrappers here). The simulator's own rate limits and runtime fault
+//! rules are separate async middlewares ([`super::ratelimit`], [`super::faults`]) that run
+//! before these.
 //!
 //! Hooks run after authentication, in configuration order. `before` may answer in place of
 //! the simulator (a 429, an injected 5xx); `after` sees the real response and may replace it

@@ -1,4 +1,4 @@
-//! Machine-level faults (spec §6 items 7–9, 11, 15) under `/_sim/machines/{id}/…`: crash
+//! Machine-level faults (spec §6 items 7–9, 11, 12, 15) under `/_sim/machines/{id}/…`: crash
 //! loops, stuck transitions, launch failures, an unreachable host and a lease held by someone
 //! else. One-shot crashes and boot failures live in [`super::control`].
 
@@ -26,6 +26,7 @@ pub fn router(sim: Simulator) -> Router {
             post(unreachable).delete(reachable),
         )
         .route("/_sim/machines/{id}/foreign-lease", post(foreign_lease))
+        .route("/_sim/machines/{id}/migrate", post(migrate))
         .with_state(sim)
 }
 
@@ -180,5 +181,57 @@ async fn foreign_lease(
             json!({"id": m.id, "owner": lease.owner, "expires_at": lease.expires_at.timestamp()});
         m.lease = Some(lease);
         Ok(out)
+    })
+}
+
+/// `POST /_sim/machines/{id}/migrate`: Fly moves the machine to another host in its region; its
+/// volume is forked to a **new volume id** there (the old one goes `pending_destroy`) and the
+/// machine restarts mounting the fork. Answers the old and new host and volume ids.
+async fn migrate(State(sim): State<Simulator>, Path(id): Path<String>) -> SimResult<Json<Value>> {
+    sim.write(|w, ctx| {
+        w.settle_machine(&id, ctx);
+        let m = w
+            .machines
+            .get(&id)
+            .filter(|m| !matches!(m.state.as_str(), "destroying" | "destroyed"))
+            .ok_or_else(SimError::machine_not_found)?;
+        let (region, old_host, app_name) = (m.region.clone(), m.host.clone(), m.app_name.clone());
+        let old_vol = m.config.mounts.first().map(|x| x.volume.clone());
+        let new_host = w
+            .hosts_of(&region, ctx)
+            .iter()
+            .find(|h| **h != old_host)
+            .cloned()
+            .unwrap_or_else(|| old_host.clone());
+        let mut new_vol = None;
+        if let Some(old) = old_vol.as_deref().and_then(|v| w.volumes.get(v)).cloned() {
+            let mut fork = old.clone();
+            fork.id = super::ids::volume_id();
+            fork.zone = new_host.clone();
+            fork.created_at = ctx.now;
+            fork.attached_machine_id = Some(id.clone());
+            fork.host_unreachable = w.unreachable_hosts.contains(&new_host);
+            if let Some(v) = w.volumes.get_mut(&old.id) {
+                v.state = "pending_destroy".into();
+                v.destroyed_at = Some(ctx.now);
+                v.attached_machine_id = None;
+            }
+            if let Some(a) = w.apps.get_mut(&app_name) {
+                a.volumes.push(fork.id.clone());
+            }
+            new_vol = Some(fork.id.clone());
+            w.volumes.insert(fork.id.clone(), fork);
+        }
+        let m = w
+            .machines
+            .get_mut(&id)
+            .ok_or_else(SimError::machine_not_found)?;
+        m.host_unreachable = w.unreachable_hosts.contains(&new_host);
+        m.migrate(new_host.clone(), new_vol.clone(), ctx);
+        Ok(Json(json!({
+            "id": id, "state": m.state,
+            "old_host": old_host, "new_host": new_host,
+            "old_volume": old_vol, "new_volume": new_vol,
+        })))
     })
 }

@@ -565,6 +565,41 @@ impl MachRec {
         self.enter(ctx.now, "failed", "exit", "flyd");
     }
 
+    /// An injected host migration (spec §6 item 12): a new version (old one `migrated`) on
+    /// `host`, mounting `volume` (the fork) if any, stopped and booted again when it was running.
+    pub fn migrate(&mut self, host: String, volume: Option<String>, ctx: &Ctx) {
+        let was_running = matches!(self.state.as_str(), "started" | "starting" | "replacing");
+        self.host = host;
+        if let (Some(vol), Some(mount)) = (volume, self.config.mounts.first_mut()) {
+            mount.volume = vol;
+        }
+        self.instance_id = super::ids::ulid();
+        self.versions.push(VersionRec {
+            version: self.instance_id.clone(),
+            config: self.config.clone(),
+            created_at: ctx.now,
+        });
+        self.steps.clear();
+        self.reap_until = None;
+        self.push_event(
+            ctx.now,
+            "migrate",
+            "migrated",
+            "flyd",
+            Some(json!({"new_host": self.host, "volume": self.config.mounts.first().map(|m| m.volume.clone())})),
+        );
+        if was_running {
+            self.enter(ctx.now, "stopped", "stop", "flyd");
+            self.enter(ctx.now, "starting", "start", "flyd");
+            self.schedule(
+                ctx.now + delta(ctx.config.latency.start),
+                "started",
+                "start",
+                "flyd",
+            );
+        }
+    }
+
     /// An injected launch failure: `launch_failed`, then `destroyed` on its own.
     pub fn launch_fail(&mut self, ctx: &Ctx) {
         self.steps.clear();

@@ -83,6 +83,7 @@ impl World {
             host = Some(zone);
         }
         let region = region.unwrap_or_else(|| ctx.config.default_region.clone());
+        self.check_capacity(&region, "machine", ctx)?;
         let host = match host {
             Some(h) => h,
             None => self.random_host(&region, ctx),
@@ -318,6 +319,9 @@ pub async fn start(
     let nonce = lease_nonce(&headers);
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
+        if let Some(region) = w.machines.get(&id).map(|m| m.region.clone()) {
+            w.check_capacity(&region, "machine", ctx)?;
+        }
         let previous =
             w.mutate_machine(&app_ref, &id, nonce.as_deref(), ctx, |m, ctx| m.start(ctx))?;
         Ok(Json(

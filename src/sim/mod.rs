@@ -5,14 +5,21 @@
 //! is read or waited on, against a [`clock::SimClock`] that tests can move forward. The `/_sim`
 //! routes ([`control`]) are the simulator's own control plane and need no token.
 //!
-//! Layout: `apps`, `volumes`, `machines`, `leases`, `wait`, `org` hold the Fly routes by resource
-//! kind; `state` holds the records and the transition engine; `hooks` is the per-request seam
-//! that rate limiting and fault injection plug into.
+//! Layout: `apps`, `volumes`, `machines`, `leases`, `wait`, `org`, `secrets`, `ips`,
+//! `certificates` hold the Fly routes by resource kind; `dns` is the simulated DNS table and its
+//! Cloudflare-compatible API; `state` holds the records and `machine_state` the transition
+//! engine. Every Fly request passes, in order: call counting (`stats`), the token check
+//! (`auth`), Fly's rate limits (`ratelimit`), injected faults (`faults`, async so delays never
+//! block a thread) and the embedder's synchronous `hooks`. The control plane is split by
+//! purpose: `control` (state, clock, stats, rate limits, fault rules), `machine_faults`
+//! (crash loops, stuck transitions, unreachable hosts, foreign leases), `orphans`.
 
 pub mod apps;
 pub mod auth;
+pub mod certificates;
 pub mod clock;
 pub mod control;
+pub mod dns;
 pub mod errors;
 pub mod exec;
 pub mod extract;
@@ -25,6 +32,7 @@ pub mod machine_faults;
 pub mod machine_state;
 pub mod machines;
 pub mod org;
+pub mod orphans;
 pub mod ratelimit;
 pub mod secrets;
 pub mod state;
@@ -80,6 +88,12 @@ pub struct SimArgs {
     /// `Retry-After` of a 429: `absent`, whole seconds, or fractional seconds.
     #[arg(long, env = "FLY_SIM_RETRY_AFTER", default_value = "1", value_parser = parse_retry_after)]
     pub retry_after: ratelimit::RetryAfter,
+    /// Zone the Cloudflare-compatible DNS API hosts.
+    #[arg(long, env = "FLY_SIM_DNS_ZONE", default_value = "openclaws.biz")]
+    pub dns_zone: String,
+    /// Token of the Cloudflare-compatible DNS API (default: the Fly token).
+    #[arg(long, env = "FLY_SIM_DNS_TOKEN", hide_env_values = true)]
+    pub dns_token: Option<String>,
 }
 
 fn parse_retry_after(s: &str) -> Result<ratelimit::RetryAfter, String> {
@@ -98,6 +112,8 @@ impl SimArgs {
         config.cold_host_pull = self.cold_host_pull;
         config.rate_limits.enabled = self.rate_limits;
         config.rate_limits.retry_after = self.retry_after;
+        config.dns_zone = self.dns_zone.clone();
+        config.dns_token = self.dns_token.clone();
         config
     }
 }
@@ -137,6 +153,9 @@ pub struct LatencyModel {
     pub volume_release: Duration,
     /// After an app delete is accepted, how long until the app is gone.
     pub app_delete: Duration,
+    /// Mean certificate issuance time once DNS validates (each issuance takes 1/3 to 5/3 of it,
+    /// so 2–10 s at the default 6 s).
+    pub cert_issue: Duration,
 }
 
 impl LatencyModel {
@@ -158,6 +177,7 @@ impl LatencyModel {
             destroy: ms(2000),
             volume_release: ms(5000),
             app_delete: ms(1000),
+            cert_issue: ms(6000),
         }
     }
 
@@ -184,6 +204,7 @@ impl LatencyModel {
             destroy: s(self.destroy),
             volume_release: s(self.volume_release),
             app_delete: s(self.app_delete),
+            cert_issue: s(self.cert_issue),
         }
     }
 }
@@ -223,6 +244,12 @@ pub struct SimConfig {
     pub hooks: Vec<Arc<dyn RequestHook>>,
     /// Fly's rate limits at start-up (changeable at runtime through `/_sim/rate-limits`).
     pub rate_limits: ratelimit::RateLimitSettings,
+    /// Status of an `insufficient_capacity` answer in a full region (412 or 503; unverified).
+    pub capacity_status: StatusCode,
+    /// Zone seeded into the simulated DNS (served through the Cloudflare-compatible API).
+    pub dns_zone: String,
+    /// Token the Cloudflare-compatible API accepts; `None` means the Fly token.
+    pub dns_token: Option<String>,
     /// Status for a create/update whose `min_secrets_version` the app has not reached
     /// (real behaviour unverified); `None` ignores the field.
     pub min_secrets_version_status: Option<StatusCode>,
@@ -249,6 +276,9 @@ impl SimConfig {
             hooks: Vec::new(),
             rate_limits: ratelimit::RateLimitSettings::default(),
             min_secrets_version_status: Some(StatusCode::BAD_REQUEST),
+            capacity_status: StatusCode::PRECONDITION_FAILED,
+            dns_zone: "openclaws.biz".into(),
+            dns_token: None,
         }
     }
 
@@ -300,10 +330,13 @@ impl Simulator {
     /// A simulator with an empty world.
     pub fn new(config: SimConfig) -> Self {
         let (changes, _) = watch::channel(0);
+        let clock = clock::SimClock::new();
+        let mut world = state::World::default();
+        world.seed_zone(&config.dns_zone, clock.now());
         Self {
             inner: Arc::new(Inner {
-                clock: clock::SimClock::new(),
-                world: Mutex::new(state::World::default()),
+                clock,
+                world: Mutex::new(world),
                 changes,
                 stats: stats::CallStats::default(),
                 limiter: ratelimit::RateLimiter::new(config.rate_limits.clone()),
@@ -438,6 +471,34 @@ impl Simulator {
             )
             .route("/v1/orgs/{org}/machines", get(org::machines))
             .route(
+                "/v1/apps/{app}/certificates",
+                get(certificates::list).post(not_found),
+            )
+            .route(
+                "/v1/apps/{app}/certificates/acme",
+                post(certificates::create_acme),
+            )
+            .route(
+                "/v1/apps/{app}/certificates/custom",
+                post(certificates::create_custom),
+            )
+            .route(
+                "/v1/apps/{app}/certificates/{hostname}",
+                get(certificates::get).delete(certificates::delete),
+            )
+            .route(
+                "/v1/apps/{app}/certificates/{hostname}/check",
+                post(certificates::check),
+            )
+            .route(
+                "/v1/apps/{app}/certificates/{hostname}/acme",
+                axum::routing::delete(certificates::delete_acme),
+            )
+            .route(
+                "/v1/apps/{app}/certificates/{hostname}/custom",
+                axum::routing::delete(certificates::delete_custom),
+            )
+            .route(
                 "/v1/apps/{app}/secrets",
                 get(secrets::list).post(secrets::set_many),
             )
@@ -478,6 +539,9 @@ impl Simulator {
             .with_state(self.clone());
         v1.merge(control::router(self.clone()))
             .merge(machine_faults::router(self.clone()))
+            .merge(dns::cloudflare_router(self.clone()))
+            .merge(dns::control_router(self.clone()))
+            .merge(orphans::router(self.clone()))
             .fallback(not_found)
             .layer(axum::middleware::from_fn(stats::request_id))
     }
@@ -563,6 +627,34 @@ mod tests {
         assert_eq!(config.latency.start, Duration::from_millis(400));
         assert_eq!(config.latency.volume_release, Duration::from_millis(2500));
         assert!(!config.cold_host_pull);
+        assert!(config.rate_limits.enabled, "rate limits default on");
+        assert_eq!(config.dns_zone, "openclaws.biz");
+    }
+
+    #[test]
+    fn args_switch_rate_limits_and_dns() {
+        let cli = Cli::try_parse_from([
+            "sim",
+            "--token",
+            "t0k",
+            "--rate-limits",
+            "false",
+            "--retry-after",
+            "absent",
+            "--dns-zone",
+            "example.org",
+            "--dns-token",
+            "cf",
+        ])
+        .expect("parse");
+        let config = cli.sim.to_config();
+        assert!(!config.rate_limits.enabled);
+        assert_eq!(
+            config.rate_limits.retry_after,
+            ratelimit::RetryAfter::ABSENT
+        );
+        assert_eq!(config.dns_zone, "example.org");
+        assert_eq!(config.dns_token.as_deref(), Some("cf"));
     }
 
     #[test]

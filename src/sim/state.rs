@@ -38,6 +38,12 @@ pub struct World {
     /// `(host, image)` pairs already pulled, for the cold-host option.
     #[serde(skip)]
     pub pulled: HashSet<(String, String)>,
+    /// Hosted DNS zones.
+    pub zones: Vec<super::dns::Zone>,
+    /// The DNS table.
+    pub dns: Vec<super::dns::DnsRecord>,
+    /// Regions marked full through `/_sim/regions/{region}`.
+    pub full_regions: HashSet<String>,
     /// Hosts marked unreachable through `/_sim`.
     pub unreachable_hosts: HashSet<String>,
     /// Addresses handed out so far (each allocation is new).
@@ -159,6 +165,30 @@ impl World {
             .choose(&mut rand::thread_rng())
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Refuses placing a `kind` (`machine` or `volume`) in a region marked full (spec §6 item 6):
+    /// `insufficient_capacity` for machines, `volume_placement_capacity` for volumes.
+    pub fn check_capacity(&self, region: &str, kind: &str, ctx: &Ctx) -> SimResult<()> {
+        if !self.full_regions.contains(region) {
+            return Ok(());
+        }
+        let (message, status) = if kind == "volume" {
+            (
+                format!("insufficient resources to create new volume in region {region}"),
+                "volume_placement_capacity",
+            )
+        } else {
+            (
+                format!("aborted: could not reserve resource for machine in region {region}: insufficient capacity"),
+                "insufficient_capacity",
+            )
+        };
+        Err(SimError::Other {
+            code: ctx.config.capacity_status,
+            message,
+            status: Some(status),
+        })
     }
 
     /// A fresh `internal_numeric_id`.

@@ -165,6 +165,7 @@ impl World {
             .region
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| ctx.config.default_region.clone());
+        self.check_capacity(&region, "volume", ctx)?;
         let hosts = self.hosts_of(&region, ctx).clone();
         let taken: Vec<String> = if body.require_unique_zone.unwrap_or(true) {
             let ids = self
