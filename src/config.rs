@@ -86,6 +86,10 @@ pub struct ServeSettings {
         default_value_t = 2.0
     )]
     pub poll_seconds: f64,
+    /// Seconds a machine may stay starting/stopping/destroying before it is recovered (updates
+    /// get twice as long); Fly documents 5 minutes as the point where a machine is wedged.
+    #[arg(long, env = "OPENCLAWS_MACHINE_STUCK_SECONDS", value_name = "OPENCLAWS_MACHINE_STUCK_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub machine_stuck_seconds: u64,
     /// Seconds in-flight reconciles may take to finish after SIGTERM/SIGINT.
     #[arg(
         long,

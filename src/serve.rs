@@ -111,6 +111,7 @@ pub async fn start(
         settings: FleetSettings {
             app_prefix: settings.fly.fly_app_prefix.clone(),
             base_domain: settings.base_domain.clone(),
+            machine_stuck_after: Duration::from_secs(settings.machine_stuck_seconds),
         },
         metrics: metrics.clone(),
         resync: Duration::from_secs(settings.resync_seconds),

@@ -168,3 +168,54 @@ async fn added_latency_everywhere() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_stuck_in_a_transition_is_recreated_on_the_same_volume() {
+    let stack = Stack::start(StackOptions {
+        machine_stuck_seconds: 2,
+        ..StackOptions::default()
+    })
+    .await;
+    stack
+        .put("wedged", json!({"customerId": "c", "region": "iad"}))
+        .await;
+    let ready = stack.wait_ready("wedged", CONVERGE).await;
+    let old = ready["status"]["fly"]["machineId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let volume = ready["status"]["fly"]["volumeId"].clone();
+    // The next update never finishes replacing the machine.
+    let (code, body) = stack
+        .fly(
+            Method::POST,
+            &format!("/_sim/machines/{old}/stuck"),
+            Some(json!({"state": "replacing"})),
+        )
+        .await;
+    assert!(code.is_success(), "{code} {body}");
+    stack
+        .patch("wedged", json!({"spec": {"guest": {"memoryMb": 4096}}}))
+        .await;
+    let recovered = stack
+        .wait_for("wedged", "a new machine, Ready", CONVERGE, |b| {
+            b["status"]["phase"] == "Ready"
+                && b["status"]["observedGeneration"] == 2
+                && b["status"]["fly"]["machineId"]
+                    .as_str()
+                    .is_some_and(|m| m != old)
+        })
+        .await;
+    assert_eq!(
+        recovered["status"]["fly"]["volumeId"], volume,
+        "same volume, data kept"
+    );
+    let machines = stack.fly_machines("oc-wedged").await;
+    assert_eq!(machines.len(), 1);
+    assert_eq!(machines[0]["config"]["guest"]["memory_mb"], 4096);
+    let events = stack.events("wedged").await;
+    assert!(
+        events.iter().any(|e| e["reason"] == "RecoverStuckMachine"),
+        "{events:?}"
+    );
+}

@@ -92,6 +92,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         lease_seconds: 30,
         poll_seconds: 2.0,
         shutdown_grace_seconds: 10,
+        machine_stuck_seconds: 300,
     };
     let running = serve::start(&settings, shutdown.clone()).await?;
     let api = format!("http://{}", running.addr);

@@ -73,6 +73,10 @@ async fn run(
             ignore_not_found(fly.delete_machine(app, id, *force).await)?;
             set_state(observed, id, "destroying");
         }
+        Action::RecoverStuckMachine { id, .. } => {
+            ignore_not_found(fly.delete_machine(app, id, true).await)?;
+            set_state(observed, id, "destroying");
+        }
         Action::DeleteVolume { id } => {
             ignore_not_found(fly.delete_volume(app, id).await)?;
             observed.volumes.retain(|v| &v.id != id);

@@ -33,6 +33,9 @@ pub const META_CONFIG_HASH: &str = "openclaws_config_hash";
 pub struct FleetSettings {
     pub app_prefix: String,
     pub base_domain: String,
+    /// How long a machine may sit in a transient state before it counts as stuck
+    /// (Fly's guidance: 5 minutes; updates get twice as long).
+    pub machine_stuck_after: std::time::Duration,
 }
 
 /// The desired world for one instance.
@@ -49,6 +52,8 @@ pub struct Desired {
     pub run_state: RunState,
     pub deleting: bool,
     pub endpoint: String,
+    /// See [`FleetSettings::machine_stuck_after`].
+    pub machine_stuck_after: std::time::Duration,
     /// Machine config without the mount (added once the volume is known).
     pub machine: MachineConfig,
 }
@@ -143,6 +148,7 @@ impl Desired {
             run_state: spec.run_state,
             deleting,
             endpoint: format!("https://{}.{}", name, settings.base_domain),
+            machine_stuck_after: settings.machine_stuck_after,
             machine,
         }
     }
@@ -252,6 +258,7 @@ mod tests {
         FleetSettings {
             app_prefix: "oc-".into(),
             base_domain: "openclaws.biz".into(),
+            machine_stuck_after: std::time::Duration::from_secs(300),
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Observed {
     pub machines: Vec<Machine>,
     /// Whether we asked Fly to delete the app and it has not gone yet.
     pub app_deletion_requested: bool,
+    /// When the world was read (to tell how long a machine has been in a transient state).
+    pub observed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Observed {
@@ -38,6 +40,7 @@ impl Observed {
             volumes: Vec::new(),
             machines: Vec::new(),
             app_deletion_requested: false,
+            observed_at: None,
         }
     }
 }
@@ -84,6 +87,7 @@ pub async fn observe(fly: &FlyClient, desired: &Desired) -> Result<Observed, Fly
             })
             .collect(),
         app_deletion_requested: false,
+        observed_at: Some(chrono::Utc::now()),
     })
 }
 

@@ -44,6 +44,13 @@ pub enum Action {
         id: String,
         force: bool,
     },
+    /// Force-destroys a machine wedged in a transient state; the next plan recreates it on the
+    /// same volume.
+    RecoverStuckMachine {
+        id: String,
+        state: String,
+        stuck_secs: u64,
+    },
     DeleteVolume {
         id: String,
     },
@@ -64,6 +71,7 @@ impl Action {
             Action::StartMachine { .. } => "StartMachine",
             Action::StopMachine { .. } => "StopMachine",
             Action::DestroyMachine { .. } => "DestroyMachine",
+            Action::RecoverStuckMachine { .. } => "RecoverStuckMachine",
             Action::DeleteVolume { .. } => "DeleteVolume",
             Action::DeleteApp { .. } => "DeleteApp",
         }
@@ -94,6 +102,13 @@ impl Action {
             Action::StartMachine { id } => format!("start machine {id}"),
             Action::StopMachine { id } => format!("stop machine {id}"),
             Action::DestroyMachine { id, .. } => format!("destroy machine {id}"),
+            Action::RecoverStuckMachine {
+                id,
+                state,
+                stuck_secs,
+            } => format!(
+                "machine {id} is stuck in {state} for {stuck_secs}s: destroying it to recreate it on the same volume"
+            ),
             Action::DeleteVolume { id } => format!("delete volume {id}"),
             Action::DeleteApp { name } => format!("delete app {name}"),
         }
@@ -245,7 +260,15 @@ fn plan_converge(desired: &Desired, observed: &Observed) -> Plan {
         return Plan::act(actions);
     };
 
-    let machine_action = machine_step(m, &desired_config, stopped);
+    let machine_action =
+        match machine::stuck_for(m, observed.observed_at, desired.machine_stuck_after) {
+            Some(age) => MachineStep::Act(Box::new(Action::RecoverStuckMachine {
+                id: m.id.clone(),
+                state: m.state.clone(),
+                stuck_secs: age.as_secs(),
+            })),
+            None => machine_step(m, &desired_config, stopped),
+        };
     match machine_action {
         MachineStep::Wait(state) => {
             if actions.is_empty() {
@@ -325,10 +348,18 @@ fn plan_teardown(desired: &Desired, observed: &Observed) -> Plan {
         let actions: Vec<Action> = observed
             .machines
             .iter()
-            .filter(|m| m.state != "destroying")
-            .map(|m| Action::DestroyMachine {
-                id: m.id.clone(),
-                force: true,
+            .filter_map(|m| {
+                match machine::stuck_for(m, observed.observed_at, desired.machine_stuck_after) {
+                    Some(age) => Some(Action::RecoverStuckMachine {
+                        id: m.id.clone(),
+                        state: m.state.clone(),
+                        stuck_secs: age.as_secs(),
+                    }),
+                    None => (m.state != "destroying").then(|| Action::DestroyMachine {
+                        id: m.id.clone(),
+                        force: true,
+                    }),
+                }
             })
             .collect();
         if actions.is_empty() {
@@ -388,6 +419,7 @@ mod tests {
             &FleetSettings {
                 app_prefix: "oc-".into(),
                 base_domain: "openclaws.biz".into(),
+                machine_stuck_after: std::time::Duration::from_secs(300),
             },
         )
     }
@@ -486,7 +518,7 @@ mod tests {
                 .iter_mut()
                 .filter(|m| &m.id == id)
                 .for_each(|m| m.state = "stopped".into()),
-            Action::DestroyMachine { id, .. } => {
+            Action::DestroyMachine { id, .. } | Action::RecoverStuckMachine { id, .. } => {
                 world.machines.retain(|m| &m.id != id);
                 world
                     .volumes

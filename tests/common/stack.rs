@@ -28,6 +28,8 @@ pub struct StackOptions {
     pub resync_seconds: u64,
     /// Lease length (short for crash tests).
     pub lease_seconds: u64,
+    /// When a transient machine counts as stuck.
+    pub machine_stuck_seconds: u64,
     /// Simulator request hooks (faults, delays).
     pub hooks: Vec<std::sync::Arc<dyn sim::hooks::RequestHook>>,
 }
@@ -38,6 +40,7 @@ impl Default for StackOptions {
             latency_scale: 1.0,
             resync_seconds: 300,
             lease_seconds: 30,
+            machine_stuck_seconds: 300,
             hooks: Vec::new(),
         }
     }
@@ -96,6 +99,7 @@ impl Stack {
             lease_seconds: options.lease_seconds,
             poll_seconds: 1.0,
             shutdown_grace_seconds: 5,
+            machine_stuck_seconds: options.machine_stuck_seconds,
         };
         Stack {
             db,
