@@ -219,3 +219,45 @@ async fn a_machine_stuck_in_a_transition_is_recreated_on_the_same_volume() {
         "{events:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_region_is_reported_and_retried_with_backoff_until_it_clears() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let (code, body) = stack
+        .fly(
+            Method::POST,
+            "/_sim/regions/iad",
+            Some(json!({"full": true})),
+        )
+        .await;
+    assert!(code.is_success(), "{code} {body}");
+    stack
+        .put("crowded", json!({"customerId": "c", "region": "iad"}))
+        .await;
+    let waiting = stack
+        .wait_for("crowded", "a capacity error", CONVERGE, |b| {
+            b["status"]["lastError"]["reason"] == "RegionCapacity"
+        })
+        .await;
+    assert_eq!(waiting["status"]["phase"], "Provisioning");
+    assert_eq!(
+        waiting["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()["reason"],
+        "RegionCapacity"
+    );
+    stack
+        .fly(
+            Method::POST,
+            "/_sim/regions/iad",
+            Some(json!({"full": false})),
+        )
+        .await;
+    stack.reconcile_now("crowded").await;
+    stack.wait_ready("crowded", CONVERGE).await;
+    assert_exactly_one_of_each(&stack, "oc-crowded").await;
+    assert_within_rate_limits(&stack).await;
+}

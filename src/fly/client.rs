@@ -435,6 +435,12 @@ async fn classify(resp: Response) -> FlyError {
     if message.is_empty() {
         message = status.canonical_reason().unwrap_or("error").to_owned();
     }
+    if matches!(
+        body.status.as_deref(),
+        Some("insufficient_capacity" | "volume_placement_capacity")
+    ) {
+        return FlyError::Capacity { message };
+    }
     match status {
         StatusCode::NOT_FOUND => FlyError::NotFound { message },
         StatusCode::UNAUTHORIZED => FlyError::Unauthorized { message },

@@ -20,6 +20,10 @@ pub enum FlyError {
     /// 412: the resource is not in a state that allows the operation yet (settling, volume bound).
     #[error("precondition failed: {message}")]
     Precondition { message: String },
+    /// No room in the region or on the host (`insufficient_capacity`,
+    /// `volume_placement_capacity`), whatever the status code: back off, it may clear.
+    #[error("no capacity: {message}")]
+    Capacity { message: String },
     /// 429: slow down; retry after the given time when Fly says.
     #[error("rate limited: {message}")]
     RateLimited {
@@ -51,6 +55,7 @@ impl FlyError {
         matches!(
             self,
             FlyError::Conflict { .. }
+                | FlyError::Capacity { .. }
                 | FlyError::Precondition { .. }
                 | FlyError::RateLimited { .. }
                 | FlyError::Transient { .. }
@@ -72,6 +77,7 @@ impl FlyError {
             FlyError::Forbidden { .. } => "FlyForbidden",
             FlyError::Conflict { .. } => "FlyConflict",
             FlyError::Precondition { .. } => "FlyPrecondition",
+            FlyError::Capacity { .. } => "RegionCapacity",
             FlyError::RateLimited { .. } => "FlyRateLimited",
             FlyError::Transient { .. } => "FlyTransient",
             FlyError::Rejected { .. } => "FlyRejected",
