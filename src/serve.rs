@@ -115,6 +115,7 @@ pub async fn start(
         },
         metrics: metrics.clone(),
         resync: Duration::from_secs(settings.resync_seconds),
+        cipher: Arc::new(settings.secret_key.0.clone()),
     };
     let config = ControllerConfig {
         owner: format!(

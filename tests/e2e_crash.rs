@@ -3,12 +3,12 @@
 
 mod common;
 
-use base64::Engine;
-use common::stack::{Stack, StackOptions, READER, WRITER};
+use common::process::{free_port, spawn_controller, wait_api};
+
+use common::stack::{Stack, StackOptions};
 use openclaws_controller::sim::hooks::{RequestHook, RequestInfo};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,56 +37,6 @@ impl RequestHook for SlowCreateResponses {
         });
         axum::response::Response::from_parts(parts, axum::body::Body::from_stream(delayed))
     }
-}
-
-/// Starts `openclaws-controller serve` as a real process against the stack's database and simulator.
-fn spawn_controller(stack: &Stack, port: u16) -> Child {
-    let s = &stack.settings;
-    Command::new(env!("CARGO_BIN_EXE_openclaws-controller"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &s.database.database_url)
-        .env("OPENCLAWS_LISTEN", format!("127.0.0.1:{port}"))
-        .env("OPENCLAWS_API_WRITE_TOKEN", WRITER)
-        .env("OPENCLAWS_API_READ_TOKEN", READER)
-        .env(
-            "OPENCLAWS_SECRET_KEY",
-            base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
-        )
-        .env("FLY_API_BASE", &s.fly.fly_api_base)
-        .env("FLY_API_TOKEN", &s.fly.fly_api_token)
-        .env("FLY_ORG", &s.fly.fly_org)
-        .env("OPENCLAWS_LEASE_SECONDS", "3")
-        .env("OPENCLAWS_POLL_SECONDS", "0.5")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the controller binary")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_api(http: &reqwest::Client, api: &str) {
-    common::eventually(
-        Duration::from_secs(20),
-        "the controller API to answer",
-        || async {
-            http.get(format!("{api}/healthz"))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        },
-    )
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

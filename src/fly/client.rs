@@ -205,6 +205,37 @@ impl FlyClient {
             .map(drop)
     }
 
+    /// `GET /v1/apps/{app}/secrets`: names and digests, never values.
+    pub async fn list_secrets(&self, app: &str) -> Result<Vec<AppSecret>, FlyError> {
+        let resp: SecretsResponse = self
+            .get_json("secrets.list", app, &format!("/v1/apps/{app}/secrets"), &[])
+            .await?;
+        Ok(resp.secrets)
+    }
+
+    /// `POST /v1/apps/{app}/secrets`: sets (`Some`) and unsets (`None`) names in one write;
+    /// returns the new secrets version for `min_secrets_version`. Idempotent.
+    pub async fn set_secrets(
+        &self,
+        app: &str,
+        values: &std::collections::BTreeMap<String, Option<String>>,
+    ) -> Result<u64, FlyError> {
+        let body = SetSecretsRequest {
+            values: values.clone(),
+        };
+        let resp: SecretsResponse = self
+            .post_json(
+                "secrets.set",
+                app,
+                &format!("/v1/apps/{app}/secrets"),
+                &body,
+            )
+            .await?;
+        resp.version.ok_or_else(|| FlyError::Decode {
+            message: "secrets.set: no version in the answer".to_owned(),
+        })
+    }
+
     /// `GET /v1/apps/{app}/volumes` (includes volumes being destroyed).
     pub async fn list_volumes(&self, app: &str) -> Result<Vec<Volume>, FlyError> {
         self.get_json("volumes.list", app, &format!("/v1/apps/{app}/volumes"), &[])

@@ -45,6 +45,20 @@ async fn run(
             let created = fly.create_app(name, network).await?;
             observed.app = AppObservation::Ours(created);
         }
+        Action::SetSecrets { write } => {
+            let version = fly.set_secrets(app, &write.values).await?;
+            for (name, value) in &write.values {
+                if value.is_some() {
+                    observed.secrets.names.insert(name.clone());
+                } else {
+                    observed.secrets.names.remove(name);
+                }
+            }
+            observed.secrets.applied = Some((
+                write.fingerprint.clone(),
+                i64::try_from(version).unwrap_or(i64::MAX),
+            ));
+        }
         Action::CreateVolume { request } => {
             let volume = fly.create_volume(app, request).await?;
             observed.volumes.push(volume);

@@ -54,6 +54,8 @@ pub struct Desired {
     pub endpoint: String,
     /// See [`FleetSettings::machine_stuck_after`].
     pub machine_stuck_after: std::time::Duration,
+    /// App secrets (values redacted from Debug).
+    pub secrets: super::secrets::DesiredSecrets,
     /// Machine config without the mount (added once the volume is known).
     pub machine: MachineConfig,
 }
@@ -149,8 +151,25 @@ impl Desired {
             deleting,
             endpoint: format!("https://{}.{}", name, settings.base_domain),
             machine_stuck_after: settings.machine_stuck_after,
+            secrets: Default::default(),
             machine,
         }
+    }
+
+    /// Sets the app secrets; the machine's metadata carries their fingerprint so a change rolls
+    /// the machine onto the new values.
+    pub fn with_secrets(mut self, secrets: super::secrets::DesiredSecrets) -> Self {
+        self.machine.metadata.remove(META_CONFIG_HASH);
+        self.machine.metadata.insert(
+            super::secrets::META_SECRETS.to_owned(),
+            secrets.fingerprint().to_owned(),
+        );
+        let hash = config_hash(&self.machine);
+        self.machine
+            .metadata
+            .insert(META_CONFIG_HASH.to_owned(), hash);
+        self.secrets = secrets;
+        self
     }
 
     /// The full machine config for a given volume.

@@ -18,6 +18,7 @@ pub mod desired;
 pub mod machine;
 pub mod observe;
 pub mod plan;
+pub mod secrets;
 pub mod status;
 pub mod volume;
 
@@ -34,8 +35,10 @@ use crate::store::status::{self as status_store, ControllerEvent};
 use crate::store::StoreError;
 use crate::telemetry::Metrics;
 
+use crate::secrets::SecretCipher;
 use act::StepFailure;
 use desired::{Desired, FleetSettings};
+use plan::Action;
 use plan::{plan, Plan};
 
 /// Upper bound of act-and-replan rounds in one reconcile (a fresh instance needs three).
@@ -46,6 +49,8 @@ const MAX_ROUNDS: usize = 8;
 pub enum ReconcileError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Secrets(#[from] crate::store::secrets::SecretStoreError),
 }
 
 /// What the queue should do with the key next.
@@ -66,6 +71,8 @@ pub struct Reconciler {
     pub metrics: Arc<Metrics>,
     /// Interval between visits of a converged instance.
     pub resync: Duration,
+    /// Decrypts the instance's stored secrets (and encrypts a newly generated gateway token).
+    pub cipher: Arc<SecretCipher>,
 }
 
 impl Reconciler {
@@ -85,6 +92,11 @@ impl Reconciler {
             deleting,
             &self.settings,
         );
+        let desired = if deleting {
+            desired
+        } else {
+            desired.with_secrets(self.desired_secrets(&record, &spec).await?)
+        };
         let now = Utc::now();
 
         if spec.paused {
@@ -115,7 +127,13 @@ impl Reconciler {
             && matches!(previous.phase, Phase::Ready | Phase::Stopped);
 
         let mut observed = match observe::observe(&self.fly, &desired).await {
-            Ok(o) => Some(o),
+            Ok(mut o) => {
+                o.secrets.applied = record
+                    .fly_secrets_fingerprint
+                    .clone()
+                    .zip(record.fly_secrets_version);
+                Some(o)
+            }
             Err(e) => {
                 failure = Some(("Observe", e));
                 None
@@ -138,11 +156,19 @@ impl Reconciler {
                 let mut interrupted = false;
                 for action in &p.actions {
                     match act::execute(&self.fly, &desired.app_name, observed, action).await {
-                        Ok(()) => events.push(ControllerEvent {
-                            type_: EventType::Normal,
-                            reason: action.step().into(),
-                            message: action.describe(),
-                        }),
+                        Ok(()) => {
+                            if let (Action::SetSecrets { .. }, Some((fp, version))) =
+                                (action, &observed.secrets.applied)
+                            {
+                                status_store::record_secrets_applied(&self.pool, uid, fp, *version)
+                                    .await?;
+                            }
+                            events.push(ControllerEvent {
+                                type_: EventType::Normal,
+                                reason: action.step().into(),
+                                message: action.describe(),
+                            })
+                        }
                         Err(StepFailure::Wait(w)) => {
                             wait = Some(w);
                             interrupted = true;
@@ -283,6 +309,70 @@ impl Reconciler {
         status_store::record(&self.pool, &record, &status, &events).await?;
         Ok(Outcome::Requeue { after, failed })
     }
+}
+
+impl Reconciler {
+    /// The secrets the app should hold: the gateway token (generated and stored encrypted on
+    /// first use), the customer's model keys, and Composio's per-customer entity id.
+    async fn desired_secrets(
+        &self,
+        record: &crate::store::InstanceRecord,
+        spec: &crate::resource::InstanceSpec,
+    ) -> Result<secrets::DesiredSecrets, ReconcileError> {
+        use crate::store::secrets as stored;
+        let mut values = std::collections::BTreeMap::new();
+        let token = match stored::get_plaintext(
+            &self.pool,
+            &self.cipher,
+            record.uid,
+            secrets::GATEWAY_TOKEN,
+        )
+        .await?
+        {
+            Some(token) => token,
+            None => {
+                let token = generate_token();
+                stored::put(
+                    &self.pool,
+                    &self.cipher,
+                    record.uid,
+                    secrets::GATEWAY_TOKEN,
+                    &token,
+                    Utc::now(),
+                )
+                .await?;
+                token
+            }
+        };
+        values.insert(secrets::GATEWAY_TOKEN.to_owned(), token);
+        for name in [
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_OAUTH_TOKEN",
+            "OPENAI_API_KEY",
+        ] {
+            if let Some(v) =
+                stored::get_plaintext(&self.pool, &self.cipher, record.uid, name).await?
+            {
+                values.insert(name.to_owned(), v);
+            }
+        }
+        if spec.composio.enabled {
+            let entity = spec
+                .composio
+                .entity_id
+                .clone()
+                .unwrap_or_else(|| spec.customer_id.clone());
+            values.insert("COMPOSIO_ENTITY_ID".to_owned(), entity);
+        }
+        Ok(secrets::DesiredSecrets::new(values, &self.cipher))
+    }
+}
+
+/// A fresh gateway token: 32 random bytes, base64url.
+fn generate_token() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Exponential backoff after `attempts` consecutive failures: 1 s doubling to 5 min, ±20%.

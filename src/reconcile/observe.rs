@@ -30,6 +30,8 @@ pub struct Observed {
     pub app_deletion_requested: bool,
     /// When the world was read (to tell how long a machine has been in a transient state).
     pub observed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The app's secret names, and what we last wrote.
+    pub secrets: super::secrets::ObservedSecrets,
 }
 
 impl Observed {
@@ -41,6 +43,7 @@ impl Observed {
             machines: Vec::new(),
             app_deletion_requested: false,
             observed_at: None,
+            secrets: Default::default(),
         }
     }
 }
@@ -68,9 +71,10 @@ pub async fn observe(fly: &FlyClient, desired: &Desired) -> Result<Observed, Fly
     }
     let uid = desired.uid.to_string();
     let mark = [(META_INSTANCE_UID, uid.as_str())];
-    let (volumes, machines) = tokio::try_join!(
+    let (volumes, machines, secrets) = tokio::try_join!(
         fly.list_volumes(&desired.app_name),
         fly.list_machines(&desired.app_name, &mark),
+        fly.list_secrets(&desired.app_name),
     )?;
     Ok(Observed {
         app: AppObservation::Ours(app),
@@ -88,6 +92,10 @@ pub async fn observe(fly: &FlyClient, desired: &Desired) -> Result<Observed, Fly
             .collect(),
         app_deletion_requested: false,
         observed_at: Some(chrono::Utc::now()),
+        secrets: super::secrets::ObservedSecrets {
+            names: secrets.into_iter().map(|s| s.name).collect(),
+            applied: None,
+        },
     })
 }
 

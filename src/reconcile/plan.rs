@@ -20,6 +20,10 @@ pub enum Action {
         name: String,
         network: String,
     },
+    /// Sets and unsets app secrets in one write (values redacted from Debug).
+    SetSecrets {
+        write: super::secrets::SecretWrite,
+    },
     CreateVolume {
         request: CreateVolumeRequest,
     },
@@ -64,6 +68,7 @@ impl Action {
     pub fn step(&self) -> &'static str {
         match self {
             Action::CreateApp { .. } => "CreateApp",
+            Action::SetSecrets { .. } => "SetSecrets",
             Action::CreateVolume { .. } => "CreateVolume",
             Action::ExtendVolume { .. } => "ExtendVolume",
             Action::CreateMachine { .. } => "CreateMachine",
@@ -81,6 +86,26 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Action::CreateApp { name, .. } => format!("create app {name}"),
+            Action::SetSecrets { write } => {
+                let set: Vec<&str> = write
+                    .values
+                    .iter()
+                    .filter(|(_, v)| v.is_some())
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                let unset: Vec<&str> = write
+                    .values
+                    .iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                format!(
+                    "set app secrets [{}] unset [{}] ({})",
+                    set.join(", "),
+                    unset.join(", "),
+                    write.fingerprint
+                )
+            }
             Action::CreateVolume { request } => format!(
                 "create volume {} ({} GB) in {}",
                 request.name, request.size_gb, request.region
@@ -194,6 +219,18 @@ fn plan_converge(desired: &Desired, observed: &Observed) -> Plan {
         AppObservation::Ours(_) => {}
     }
 
+    // Secrets before the machine, so it boots with them (min_secrets_version).
+    if !super::secrets::in_sync(&desired.secrets, &observed.secrets) {
+        return Plan::act(vec![Action::SetSecrets {
+            write: desired.secrets.write_for(&observed.secrets.names),
+        }]);
+    }
+    let min_secrets_version = observed
+        .secrets
+        .applied
+        .as_ref()
+        .and_then(|(_, v)| u64::try_from(*v).ok());
+
     let Some(vol) = volume::keeper(&observed.volumes, &observed.machines, &desired.region) else {
         if let Some(other) = observed.volumes.first() {
             return Plan {
@@ -254,6 +291,7 @@ fn plan_converge(desired: &Desired, observed: &Observed) -> Plan {
                 region: Some(desired.region.clone()),
                 config: desired_config,
                 skip_launch: stopped.then_some(true),
+                min_secrets_version,
                 ..Default::default()
             },
         });
@@ -267,7 +305,7 @@ fn plan_converge(desired: &Desired, observed: &Observed) -> Plan {
                 state: m.state.clone(),
                 stuck_secs: age.as_secs(),
             })),
-            None => machine_step(m, &desired_config, stopped),
+            None => machine_step(m, &desired_config, stopped, min_secrets_version),
         };
     match machine_action {
         MachineStep::Wait(state) => {
@@ -308,6 +346,7 @@ fn machine_step(
     m: &Machine,
     desired_config: &crate::fly::types::MachineConfig,
     stopped: bool,
+    min_secrets_version: Option<u64>,
 ) -> MachineStep {
     if m.is_transient() {
         return MachineStep::Wait(m.state.clone());
@@ -323,6 +362,7 @@ fn machine_step(
                 config: desired_config.clone(),
                 current_version: Some(m.instance_id.clone()).filter(|v| !v.is_empty()),
                 skip_launch: stopped.then_some(true),
+                min_secrets_version,
                 ..Default::default()
             },
         }));
@@ -424,6 +464,14 @@ mod tests {
         )
     }
 
+    fn with_token(d: Desired) -> Desired {
+        let secrets = crate::reconcile::secrets::DesiredSecrets::new(
+            [("OPENCLAW_GATEWAY_TOKEN".to_owned(), "token".to_owned())].into(),
+            &crate::secrets::SecretCipher::from_key([1; 32]),
+        );
+        d.with_secrets(secrets)
+    }
+
     fn app(d: &Desired) -> AppObservation {
         AppObservation::Ours(App {
             name: d.app_name.clone(),
@@ -468,6 +516,16 @@ mod tests {
         let id = format!("n{next_id}");
         match action {
             Action::CreateApp { .. } => world.app = app(d),
+            Action::SetSecrets { write } => {
+                for (k, v) in &write.values {
+                    if v.is_some() {
+                        world.secrets.names.insert(k.clone());
+                    } else {
+                        world.secrets.names.remove(k);
+                    }
+                }
+                world.secrets.applied = Some((write.fingerprint.clone(), *next_id as i64));
+            }
             Action::CreateVolume { request } => world.volumes.push(Volume {
                 size_gb: request.size_gb,
                 ..volume(&format!("vol_{id}"), &request.region, None, "2026-02-01")
@@ -640,8 +698,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn converges_from_any_world((run_state, deleting, memory, world) in arb_world()) {
+        fn converges_from_any_world((run_state, deleting, memory, world) in arb_world(), secrets in prop::bool::ANY) {
             let d = desired(run_state, deleting, memory);
+            let d = if secrets { with_token(d) } else { d };
             let mut world = world;
             let mut next_id = 0;
             let mut converged = false;
@@ -678,6 +737,7 @@ mod tests {
                     prop_assert_eq!(m.state.as_str(), "started");
                 }
                 prop_assert_eq!(m.metadata().unwrap().get(META_INSTANCE_UID), Some(&d.uid.to_string()));
+                prop_assert!(crate::reconcile::secrets::in_sync(&d.secrets, &world.secrets));
             }
         }
     }
@@ -699,6 +759,52 @@ mod tests {
             }
         }
         assert_eq!(steps, ["CreateApp", "CreateVolume", "CreateMachine"]);
+    }
+
+    #[test]
+    fn secrets_are_set_before_the_machine_which_waits_for_their_version() {
+        let d = with_token(desired(RunState::Running, false, 2048));
+        let mut world = Observed::empty();
+        let mut n = 0;
+        let mut created = None;
+        let mut steps = Vec::new();
+        for _ in 0..6 {
+            let p = plan(&d, &world);
+            if p.is_converged() {
+                break;
+            }
+            for a in &p.actions {
+                steps.push(a.step());
+                if let Action::CreateMachine { request } = a {
+                    created = Some(request.clone());
+                }
+                apply(&mut world, &d, a, &mut n);
+            }
+        }
+        assert_eq!(
+            steps,
+            ["CreateApp", "SetSecrets", "CreateVolume", "CreateMachine"]
+        );
+        let applied = world.secrets.applied.clone().unwrap().1 as u64;
+        assert_eq!(created.unwrap().min_secrets_version, Some(applied));
+        // A new value rolls the machine onto it.
+        let rotated = desired(RunState::Running, false, 2048).with_secrets(
+            crate::reconcile::secrets::DesiredSecrets::new(
+                [("OPENCLAW_GATEWAY_TOKEN".to_owned(), "rotated".to_owned())].into(),
+                &crate::secrets::SecretCipher::from_key([1; 32]),
+            ),
+        );
+        let p = plan(&rotated, &world);
+        assert_eq!(
+            p.actions.iter().map(Action::step).collect::<Vec<_>>(),
+            ["SetSecrets"]
+        );
+        apply(&mut world, &rotated, &p.actions[0], &mut n);
+        let p = plan(&rotated, &world);
+        assert_eq!(
+            p.actions.iter().map(Action::step).collect::<Vec<_>>(),
+            ["UpdateMachine"]
+        );
     }
 
     #[test]

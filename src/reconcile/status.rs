@@ -13,6 +13,8 @@ use super::{machine, volume};
 
 /// Condition types this controller maintains.
 pub const APP_READY: &str = "AppReady";
+/// The app holds the desired secrets (gateway token, model keys, Composio entity).
+pub const SECRETS_READY: &str = "SecretsReady";
 /// The data volume exists at the desired size.
 pub const VOLUME_READY: &str = "VolumeReady";
 /// The gateway machine exists with the desired config and run state.
@@ -65,6 +67,31 @@ pub fn compute(input: StatusInput<'_>) -> InstanceStatus {
             format!("app {} does not exist yet", desired.app_name),
         ),
         AppObservation::Foreign { reason } => set(APP_READY, false, "AppNameTaken", reason.clone()),
+    }
+
+    let secrets_ok = app_ok && super::secrets::in_sync(&desired.secrets, &observed.secrets);
+    match (&observed.secrets.applied, secrets_ok) {
+        (Some((fp, version)), true) => set(
+            SECRETS_READY,
+            true,
+            "Applied",
+            format!("secrets version {version} ({fp})"),
+        ),
+        (None, true) => set(
+            SECRETS_READY,
+            true,
+            "NoneWanted",
+            "no app secrets are wanted".to_owned(),
+        ),
+        (_, false) => set(
+            SECRETS_READY,
+            false,
+            "NotApplied",
+            format!(
+                "the app does not hold the desired secrets {:?} yet",
+                desired.secrets.names()
+            ),
+        ),
     }
 
     let vol = volume::keeper(&observed.volumes, &observed.machines, &desired.region);
@@ -127,7 +154,8 @@ pub fn compute(input: StatusInput<'_>) -> InstanceStatus {
     set(MACHINE_READY, machine_ok, machine_reason, machine_message);
 
     let blocked = plan.blocked.as_ref();
-    let converged = app_ok && vol_ok && machine_ok && plan.is_converged() && last_error.is_none();
+    let converged =
+        app_ok && secrets_ok && vol_ok && machine_ok && plan.is_converged() && last_error.is_none();
     let (ready, ready_reason, ready_message) = if desired.deleting {
         (
             false,

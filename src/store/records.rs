@@ -29,13 +29,17 @@ pub struct InstanceRecord {
     pub fly_app: Option<String>,
     pub fly_volume_id: Option<String>,
     pub fly_machine_id: Option<String>,
+    /// Keyed fingerprint of the app secrets the controller last set (never the values).
+    pub fly_secrets_fingerprint: Option<String>,
+    /// Fly's secrets version after that write.
+    pub fly_secrets_version: Option<i64>,
 }
 
 /// Columns selected for an [`InstanceRecord`], in a form usable in `SELECT {INSTANCE_COLUMNS} FROM instances`.
 pub const INSTANCE_COLUMNS: &str =
     "uid, name, customer_id, labels, spec, generation, resource_version, \
      created_at, updated_at, deletion_timestamp, status, phase, observed_generation, fly_app, \
-     fly_volume_id, fly_machine_id";
+     fly_volume_id, fly_machine_id, fly_secrets_fingerprint, fly_secrets_version";
 
 impl InstanceRecord {
     /// The typed spec.

@@ -22,6 +22,24 @@ pub async fn load(pool: &PgPool, uid: Uuid) -> Result<Option<InstanceRecord>, St
     Ok(row)
 }
 
+/// Records that the app's secrets now hold the values with this fingerprint, at this version.
+pub async fn record_secrets_applied(
+    pool: &PgPool,
+    uid: Uuid,
+    fingerprint: &str,
+    version: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE instances SET fly_secrets_fingerprint = $2, fly_secrets_version = $3 WHERE uid = $1",
+    )
+    .bind(uid)
+    .bind(fingerprint)
+    .bind(version)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// An event the controller wants recorded with a status write.
 #[derive(Debug, Clone)]
 pub struct ControllerEvent {

@@ -55,4 +55,5 @@ where
     }
 }
 pub mod api;
+pub mod process;
 pub mod stack;

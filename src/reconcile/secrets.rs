@@ -1,0 +1,216 @@
+//! App secrets: the gateway token, the customer's model keys and Composio's entity id, set as Fly
+//! app secrets (environment variables at boot). Values live only here, in the encrypted store and
+//! at Fly; everything that can be printed (Debug, events, status, metadata) shows names and a keyed
+//! fingerprint only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::secrets::SecretCipher;
+
+/// Secret names this controller manages on every app (others are left alone).
+pub const MANAGED: [&str; 6] = [
+    GATEWAY_TOKEN,
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_OAUTH_TOKEN",
+    "OPENAI_API_KEY",
+    "COMPOSIO_API_KEY",
+    "COMPOSIO_ENTITY_ID",
+];
+
+/// The generated token devices and the controller use to talk to the gateway.
+pub const GATEWAY_TOKEN: &str = "OPENCLAW_GATEWAY_TOKEN";
+
+/// Machine metadata key holding the fingerprint of the secrets the machine should boot with, so
+/// a changed secret rolls the machine.
+pub const META_SECRETS: &str = "openclaws_secrets";
+
+/// The secret values an app should hold.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct DesiredSecrets {
+    values: BTreeMap<String, String>,
+    fingerprint: String,
+}
+
+impl fmt::Debug for DesiredSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DesiredSecrets")
+            .field("names", &self.values.keys().collect::<Vec<_>>())
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
+}
+
+impl DesiredSecrets {
+    /// Builds the set and its keyed fingerprint.
+    pub fn new(values: BTreeMap<String, String>, cipher: &SecretCipher) -> Self {
+        let mut canonical = Vec::new();
+        for (k, v) in &values {
+            canonical.extend_from_slice(k.as_bytes());
+            canonical.push(0);
+            canonical.extend_from_slice(v.as_bytes());
+            canonical.push(0);
+        }
+        let fingerprint = cipher.fingerprint(&canonical);
+        Self {
+            values,
+            fingerprint,
+        }
+    }
+
+    /// Keyed fingerprint of names and values (safe to show and store).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Names that should be set.
+    pub fn names(&self) -> BTreeSet<&str> {
+        self.values.keys().map(String::as_str).collect()
+    }
+
+    /// The write that makes an app hold exactly these managed secrets: every desired value, and
+    /// an unset for each managed name present but no longer wanted.
+    pub fn write_for(&self, present: &BTreeSet<String>) -> SecretWrite {
+        let mut values: BTreeMap<String, Option<String>> = self
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        for name in MANAGED {
+            if present.contains(name) && !self.values.contains_key(name) {
+                values.insert(name.to_owned(), None);
+            }
+        }
+        SecretWrite {
+            values,
+            fingerprint: self.fingerprint.clone(),
+        }
+    }
+}
+
+/// A pending secrets write (values redacted from Debug).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretWrite {
+    pub values: BTreeMap<String, Option<String>>,
+    pub fingerprint: String,
+}
+
+impl fmt::Debug for SecretWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set: Vec<&String> = self
+            .values
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        let unset: Vec<&String> = self
+            .values
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        f.debug_struct("SecretWrite")
+            .field("set", &set)
+            .field("unset", &unset)
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
+}
+
+/// What the app's secrets look like.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedSecrets {
+    /// Names present at Fly.
+    pub names: BTreeSet<String>,
+    /// Fingerprint and Fly version of our last successful write (from our bookkeeping).
+    pub applied: Option<(String, i64)>,
+}
+
+/// Whether the app's managed secrets match: our last write carried exactly these values and
+/// nobody removed or added a managed name since.
+pub fn in_sync(desired: &DesiredSecrets, observed: &ObservedSecrets) -> bool {
+    let wanted = desired.names();
+    let present_managed: BTreeSet<&str> = observed
+        .names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| MANAGED.contains(n))
+        .collect();
+    let fingerprint_ok = match &observed.applied {
+        Some((fp, _)) => fp == desired.fingerprint(),
+        None => wanted.is_empty(),
+    };
+    fingerprint_ok && present_managed == wanted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cipher() -> SecretCipher {
+        SecretCipher::from_key([3; 32])
+    }
+
+    fn desired(pairs: &[(&str, &str)]) -> DesiredSecrets {
+        DesiredSecrets::new(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            &cipher(),
+        )
+    }
+
+    #[test]
+    fn debug_never_shows_values() {
+        let d = desired(&[("ANTHROPIC_API_KEY", "sk-canary")]);
+        let w = d.write_for(&BTreeSet::new());
+        for text in [format!("{d:?}"), format!("{w:?}")] {
+            assert!(!text.contains("sk-canary"), "{text}");
+            assert!(text.contains("ANTHROPIC_API_KEY"));
+        }
+    }
+
+    #[test]
+    fn sync_needs_same_values_and_names() {
+        let d = desired(&[("OPENCLAW_GATEWAY_TOKEN", "t"), ("OPENAI_API_KEY", "k")]);
+        let names: BTreeSet<String> = ["OPENCLAW_GATEWAY_TOKEN", "OPENAI_API_KEY", "OTHER"]
+            .map(String::from)
+            .into();
+        let applied = Some((d.fingerprint().to_owned(), 3));
+        assert!(in_sync(
+            &d,
+            &ObservedSecrets {
+                names: names.clone(),
+                applied: applied.clone()
+            }
+        ));
+        // A value changed on our side.
+        let changed = desired(&[("OPENCLAW_GATEWAY_TOKEN", "t"), ("OPENAI_API_KEY", "k2")]);
+        assert!(!in_sync(
+            &changed,
+            &ObservedSecrets {
+                names: names.clone(),
+                applied: applied.clone()
+            }
+        ));
+        // Someone unset a managed secret out of band.
+        let mut missing = names.clone();
+        missing.remove("OPENAI_API_KEY");
+        assert!(!in_sync(
+            &d,
+            &ObservedSecrets {
+                names: missing,
+                applied: applied.clone()
+            }
+        ));
+        // A key removed from the spec must be unset at Fly.
+        let fewer = desired(&[("OPENCLAW_GATEWAY_TOKEN", "t")]);
+        let w = fewer.write_for(&names);
+        assert_eq!(w.values.get("OPENAI_API_KEY"), Some(&None));
+        assert!(
+            !w.values.contains_key("OTHER"),
+            "unmanaged names are left alone"
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! The controller as a real process (for crash, signal and log tests).
+#![allow(dead_code)]
+
+use base64::Engine;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::stack::{Stack, READER, WRITER};
+
+/// Starts `openclaws-controller serve` as a real process against the stack's database and simulator.
+pub fn spawn_controller(stack: &Stack, port: u16) -> Child {
+    controller_command(stack, port)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the controller binary")
+}
+
+/// Like [`spawn_controller`], with every log line (stdout and stderr) written to `log`.
+pub fn spawn_controller_logging(stack: &Stack, port: u16, log: &std::path::Path) -> Child {
+    let file = std::fs::File::create(log).expect("create the log file");
+    let err = file.try_clone().expect("clone the log file handle");
+    controller_command(stack, port)
+        .env(
+            "RUST_LOG",
+            "debug,sqlx=warn,hyper=info,h2=info,reqwest=info",
+        )
+        .stdout(file)
+        .stderr(err)
+        .spawn()
+        .expect("start the controller binary")
+}
+
+fn controller_command(stack: &Stack, port: u16) -> Command {
+    let s = &stack.settings;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_openclaws-controller"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &s.database.database_url)
+        .env("OPENCLAWS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("OPENCLAWS_API_WRITE_TOKEN", WRITER)
+        .env("OPENCLAWS_API_READ_TOKEN", READER)
+        .env(
+            "OPENCLAWS_SECRET_KEY",
+            base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+        )
+        .env("FLY_API_BASE", &s.fly.fly_api_base)
+        .env("FLY_API_TOKEN", &s.fly.fly_api_token)
+        .env("FLY_ORG", &s.fly.fly_org)
+        .env("OPENCLAWS_LEASE_SECONDS", "3")
+        .env("OPENCLAWS_POLL_SECONDS", "0.5");
+    command
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn wait_api(http: &reqwest::Client, api: &str) {
+    super::eventually(
+        Duration::from_secs(20),
+        "the controller API to answer",
+        || async {
+            http.get(format!("{api}/healthz"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        },
+    )
+    .await;
+}

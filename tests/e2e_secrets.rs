@@ -1,0 +1,195 @@
+//! App secrets end to end: the gateway token and the customer's model key reach the Fly app as
+//! secrets before the machine boots; a secret removed out of band is restored; a rotated key rolls
+//! the machine; and the key's canary value never appears in the API, events, status, metrics or
+//! the controller's own logs (debug level).
+
+mod common;
+
+use common::process::{free_port, spawn_controller_logging, wait_api};
+use common::stack::{Stack, StackOptions, READER};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const CONVERGE: Duration = Duration::from_secs(60);
+
+fn condition(body: &Value, type_: &str) -> Value {
+    body["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_).cloned())
+        .unwrap_or(Value::Null)
+}
+
+async fn fly_secrets(stack: &Stack, app: &str) -> Value {
+    let (code, body) = stack
+        .fly(
+            Method::GET,
+            &format!("/v1/apps/{app}/secrets?show_secrets=true"),
+            None,
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    body
+}
+
+fn secret_value(secrets: &Value, name: &str) -> Option<String> {
+    secrets["secrets"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == name)
+        .and_then(|s| s["value"].as_str().map(String::from))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_reach_the_app_are_repaired_rotated_and_never_leak() {
+    let mut stack = Stack::start_without_controller(StackOptions::default()).await;
+    let port = free_port();
+    stack.api_url = format!("http://127.0.0.1:{port}");
+    let log = std::env::temp_dir().join(format!("openclaws-secrets-{}.log", uuid::Uuid::new_v4()));
+    let mut child = spawn_controller_logging(&stack, port, &log);
+    wait_api(&stack.http, &stack.api_url).await;
+
+    let canary = format!("sk-ant-CANARY-{}", uuid::Uuid::new_v4().simple());
+    let (code, body) = stack
+        .put(
+            "keyed",
+            json!({"customerId": "c", "region": "iad", "providerKeys": {"anthropicApiKey": canary}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let ready = stack.wait_ready("keyed", CONVERGE).await;
+    assert_eq!(
+        condition(&ready, "SecretsReady")["status"],
+        "True",
+        "{ready}"
+    );
+
+    // The app holds the key and a generated gateway token; the machine booted with them.
+    let secrets = fly_secrets(&stack, "oc-keyed").await;
+    assert_eq!(
+        secret_value(&secrets, "ANTHROPIC_API_KEY").as_deref(),
+        Some(canary.as_str())
+    );
+    let token = secret_value(&secrets, "OPENCLAW_GATEWAY_TOKEN").expect("a gateway token");
+    assert!(token.len() >= 40, "a strong token");
+    let state = stack.sim_state().await;
+    let machine = state["machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["app_name"] == "oc-keyed" && m["state"] == "started")
+        .cloned()
+        .expect("a started machine");
+    assert!(machine["secrets_version"].as_u64() >= Some(1), "{machine}");
+
+    // Removed out of band → restored on the next visit.
+    let (code, _) = stack
+        .fly(
+            Method::DELETE,
+            "/v1/apps/oc-keyed/secrets/ANTHROPIC_API_KEY",
+            None,
+        )
+        .await;
+    assert!(code.is_success());
+    stack.reconcile_now("keyed").await;
+    common::eventually(CONVERGE, "the key to be set again", || async {
+        let s = fly_secrets(&stack, "oc-keyed").await;
+        (secret_value(&s, "ANTHROPIC_API_KEY").as_deref() == Some(canary.as_str())).then_some(())
+    })
+    .await;
+
+    // Rotation: a new value reaches the app and rolls the machine onto it.
+    let before = stack.fly_machines("oc-keyed").await[0]["instance_id"].clone();
+    let rotated = format!("sk-ant-ROTATED-{}", uuid::Uuid::new_v4().simple());
+    let (code, body) = stack
+        .patch(
+            "keyed",
+            json!({"spec": {"providerKeys": {"anthropicApiKey": rotated}}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    stack.wait_ready("keyed", CONVERGE).await;
+    let s = fly_secrets(&stack, "oc-keyed").await;
+    assert_eq!(
+        secret_value(&s, "ANTHROPIC_API_KEY").as_deref(),
+        Some(rotated.as_str())
+    );
+    assert_eq!(
+        secret_value(&s, "OPENCLAW_GATEWAY_TOKEN").as_deref(),
+        Some(token.as_str()),
+        "the gateway token is stable"
+    );
+    let machines = stack.fly_machines("oc-keyed").await;
+    assert_eq!(machines.len(), 1);
+    assert_ne!(
+        machines[0]["instance_id"], before,
+        "the machine restarted with the new key"
+    );
+
+    // Removing the key unsets it at Fly.
+    stack
+        .patch(
+            "keyed",
+            json!({"spec": {"providerKeys": {"anthropicApiKey": null}}}),
+        )
+        .await;
+    stack.wait_ready("keyed", CONVERGE).await;
+    let s = fly_secrets(&stack, "oc-keyed").await;
+    assert_eq!(secret_value(&s, "ANTHROPIC_API_KEY"), None);
+
+    // The canaries appear nowhere we print or serve.
+    let mut seen = Vec::new();
+    let (_, instance) = stack.get("keyed").await;
+    seen.push(instance.to_string());
+    seen.push(Value::Array(stack.events("keyed").await).to_string());
+    seen.push(
+        stack
+            .http
+            .get(format!("{}/metrics", stack.api_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    seen.push(
+        stack
+            .http
+            .get(format!("{}/v1/instances?limit=10", stack.api_url))
+            .bearer_auth(READER)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let row: String =
+        sqlx::query_scalar("SELECT row_to_json(i)::text FROM instances i WHERE name = 'keyed'")
+            .fetch_one(&stack.db.pool)
+            .await
+            .unwrap();
+    seen.push(row);
+    let events: String =
+        sqlx::query_scalar("SELECT COALESCE(string_agg(message, ' '), '') FROM events")
+            .fetch_one(&stack.db.pool)
+            .await
+            .unwrap();
+    seen.push(events);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let logs = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(logs.contains("controller started"), "logs were captured");
+    seen.push(logs);
+    for text in &seen {
+        for secret in [&canary, &rotated, &token] {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret leaked into: {}",
+                &text[..text.len().min(300)]
+            );
+        }
+    }
+}
