@@ -101,7 +101,7 @@ async fn converges_under(name: &str, faults: Vec<Value>) {
 }
 
 fn every_create(kind: &str, extra: Value) -> Vec<Value> {
-    ["/v1/apps$", "/volumes$", "/machines$"]
+    ["/v1/apps$", "/ip_assignments$", "/volumes$", "/machines$"]
         .iter()
         .map(|path| {
             let mut rule = json!({"method": "POST", "path": path, "kind": kind, "count": 1});

@@ -10,6 +10,19 @@ use std::time::{Duration, Instant};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+async fn ip_kinds(stack: &Stack, app: &str) -> Vec<String> {
+    let (code, body) = stack
+        .fly(Method::GET, &format!("/v1/apps/{app}/ip_assignments"), None)
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    body["ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ip| ip["type"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
 fn machine_id(body: &Value) -> String {
     body["status"]["fly"]["machineId"]
         .as_str()
@@ -68,6 +81,13 @@ async fn create_update_stop_start_and_delete() {
     assert_eq!(ports, [80, 443]);
     assert_eq!(m["config"]["services"][0]["internal_port"], 3000);
     assert_eq!(stack.fly_volumes("oc-acme").await.len(), 1);
+    let mut kinds = ip_kinds(&stack, "oc-acme").await;
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["shared_v4", "v6"],
+        "public: one IPv6 and a shared IPv4"
+    );
     let events = stack.events("acme").await;
     for reason in ["CreateApp", "CreateVolume", "CreateMachine", "PhaseReady"] {
         assert!(
@@ -89,13 +109,20 @@ async fn create_update_stop_start_and_delete() {
     assert_eq!(machines[0]["id"], m["id"], "updated in place, not replaced");
     assert_eq!(machines[0]["config"]["guest"]["memory_mb"], 4096);
 
+    // exposure: private releases the public addresses.
+    stack
+        .patch("acme", json!({"spec": {"exposure": "private"}}))
+        .await;
+    stack.wait_ready("acme", READY_TIMEOUT).await;
+    assert!(ip_kinds(&stack, "oc-acme").await.is_empty());
+
     // runState: stopped stops the machine; phase Stopped.
     stack
         .patch("acme", json!({"spec": {"runState": "stopped"}}))
         .await;
     let stopped = stack
         .wait_for("acme", "phase Stopped", READY_TIMEOUT, |b| {
-            b["status"]["phase"] == "Stopped" && b["status"]["observedGeneration"] == 3
+            b["status"]["phase"] == "Stopped" && b["status"]["observedGeneration"] == 4
         })
         .await;
     assert_eq!(condition(&stopped, "Ready")["reason"], "Stopped");

@@ -236,6 +236,44 @@ impl FlyClient {
         })
     }
 
+    /// `GET /v1/apps/{app}/ip_assignments`.
+    pub async fn list_ips(&self, app: &str) -> Result<Vec<IpAssignment>, FlyError> {
+        let resp: ListIpAssignmentsResponse = self
+            .get_json(
+                "ips.list",
+                app,
+                &format!("/v1/apps/{app}/ip_assignments"),
+                &[],
+            )
+            .await?;
+        Ok(resp.ips)
+    }
+
+    /// `POST /v1/apps/{app}/ip_assignments`. Not idempotent: observe before retrying.
+    pub async fn assign_ip(&self, app: &str, kind: &str) -> Result<(), FlyError> {
+        let body = AssignIpRequest {
+            type_: kind.to_owned(),
+            ..Default::default()
+        };
+        let req = self
+            .request(Method::POST, &format!("/v1/apps/{app}/ip_assignments"))
+            .json(&body);
+        self.send("ips.assign", (LimitClass::Mutation, app), req)
+            .await
+            .map(drop)
+    }
+
+    /// `DELETE /v1/apps/{app}/ip_assignments/{ip}`.
+    pub async fn release_ip(&self, app: &str, ip: &str) -> Result<(), FlyError> {
+        let req = self.request(
+            Method::DELETE,
+            &format!("/v1/apps/{app}/ip_assignments/{ip}"),
+        );
+        self.send("ips.release", (LimitClass::Mutation, app), req)
+            .await
+            .map(drop)
+    }
+
     /// `GET /v1/apps/{app}/volumes` (includes volumes being destroyed).
     pub async fn list_volumes(&self, app: &str) -> Result<Vec<Volume>, FlyError> {
         self.get_json("volumes.list", app, &format!("/v1/apps/{app}/volumes"), &[])

@@ -545,6 +545,22 @@ pub struct IpAssignment {
     pub extra: Map<String, Value>,
 }
 
+impl IpAssignment {
+    /// The address type (`v6`, `shared_v4`, `v4`, `private_v6`), from the listing's `type` when
+    /// present, else inferred from the address.
+    pub fn kind(&self) -> String {
+        if let Some(t) = self.extra.get("type").and_then(Value::as_str) {
+            return t.to_owned();
+        }
+        match (self.shared, self.ip.contains(':')) {
+            (true, _) => "shared_v4".to_owned(),
+            (false, true) if self.ip.starts_with("fdaa") => "private_v6".to_owned(),
+            (false, true) => "v6".to_owned(),
+            (false, false) => "v4".to_owned(),
+        }
+    }
+}
+
 /// `GET /v1/apps/{app}/ip_assignments` answer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListIpAssignmentsResponse {

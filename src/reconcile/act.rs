@@ -45,6 +45,15 @@ async fn run(
             let created = fly.create_app(name, network).await?;
             observed.app = AppObservation::Ours(created);
         }
+        Action::AssignIp { kind } => {
+            fly.assign_ip(app, kind).await?;
+            // The address is read back on the next observation.
+            observed.ips.push((kind.clone(), String::new()));
+        }
+        Action::ReleaseIp { ip } => {
+            ignore_not_found(fly.release_ip(app, ip).await)?;
+            observed.ips.retain(|(_, i)| i != ip);
+        }
         Action::SetSecrets { write } => {
             let version = fly.set_secrets(app, &write.values).await?;
             for (name, value) in &write.values {

@@ -56,6 +56,9 @@ pub struct Desired {
     pub machine_stuck_after: std::time::Duration,
     /// App secrets (values redacted from Debug).
     pub secrets: super::secrets::DesiredSecrets,
+    /// Public address types the app should have: IPv6 and a shared IPv4 when public, none when
+    /// private.
+    pub public_ips: Vec<&'static str>,
     /// Machine config without the mount (added once the volume is known).
     pub machine: MachineConfig,
 }
@@ -152,6 +155,10 @@ impl Desired {
             endpoint: format!("https://{}.{}", name, settings.base_domain),
             machine_stuck_after: settings.machine_stuck_after,
             secrets: Default::default(),
+            public_ips: match spec.exposure {
+                crate::resource::Exposure::Public => vec!["v6", "shared_v4"],
+                crate::resource::Exposure::Private => Vec::new(),
+            },
             machine,
         }
     }

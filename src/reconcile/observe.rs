@@ -32,6 +32,8 @@ pub struct Observed {
     pub observed_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The app's secret names, and what we last wrote.
     pub secrets: super::secrets::ObservedSecrets,
+    /// Public addresses of the app as (type, address).
+    pub ips: Vec<(String, String)>,
 }
 
 impl Observed {
@@ -44,6 +46,7 @@ impl Observed {
             app_deletion_requested: false,
             observed_at: None,
             secrets: Default::default(),
+            ips: Vec::new(),
         }
     }
 }
@@ -71,10 +74,11 @@ pub async fn observe(fly: &FlyClient, desired: &Desired) -> Result<Observed, Fly
     }
     let uid = desired.uid.to_string();
     let mark = [(META_INSTANCE_UID, uid.as_str())];
-    let (volumes, machines, secrets) = tokio::try_join!(
+    let (volumes, machines, secrets, ips) = tokio::try_join!(
         fly.list_volumes(&desired.app_name),
         fly.list_machines(&desired.app_name, &mark),
         fly.list_secrets(&desired.app_name),
+        fly.list_ips(&desired.app_name),
     )?;
     Ok(Observed {
         app: AppObservation::Ours(app),
@@ -96,6 +100,7 @@ pub async fn observe(fly: &FlyClient, desired: &Desired) -> Result<Observed, Fly
             names: secrets.into_iter().map(|s| s.name).collect(),
             applied: None,
         },
+        ips: ips.into_iter().map(|ip| (ip.kind(), ip.ip)).collect(),
     })
 }
 

@@ -20,6 +20,14 @@ pub enum Action {
         name: String,
         network: String,
     },
+    /// Allocates a public address of a type (`v6`, `shared_v4`).
+    AssignIp {
+        kind: String,
+    },
+    /// Releases an address the spec no longer wants (or a duplicate).
+    ReleaseIp {
+        ip: String,
+    },
     /// Sets and unsets app secrets in one write (values redacted from Debug).
     SetSecrets {
         write: super::secrets::SecretWrite,
@@ -69,6 +77,8 @@ impl Action {
         match self {
             Action::CreateApp { .. } => "CreateApp",
             Action::SetSecrets { .. } => "SetSecrets",
+            Action::AssignIp { .. } => "AssignIp",
+            Action::ReleaseIp { .. } => "ReleaseIp",
             Action::CreateVolume { .. } => "CreateVolume",
             Action::ExtendVolume { .. } => "ExtendVolume",
             Action::CreateMachine { .. } => "CreateMachine",
@@ -86,6 +96,8 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Action::CreateApp { name, .. } => format!("create app {name}"),
+            Action::AssignIp { kind } => format!("allocate a {kind} address"),
+            Action::ReleaseIp { ip } => format!("release address {ip}"),
             Action::SetSecrets { write } => {
                 let set: Vec<&str> = write
                     .values
@@ -225,6 +237,10 @@ fn plan_converge(desired: &Desired, observed: &Observed) -> Plan {
             write: desired.secrets.write_for(&observed.secrets.names),
         }]);
     }
+    let ip_actions = plan_ips(desired, observed);
+    if !ip_actions.is_empty() {
+        return Plan::act(ip_actions);
+    }
     let min_secrets_version = observed
         .secrets
         .applied
@@ -334,6 +350,33 @@ fn plan_converge(desired: &Desired, observed: &Observed) -> Plan {
         );
     }
     Plan::act(actions)
+}
+
+/// One address of each wanted public type; duplicates (a lost allocation answer) and unwanted
+/// public types are released. Dedicated IPv4 and private addresses are left alone.
+fn plan_ips(desired: &Desired, observed: &Observed) -> Vec<Action> {
+    let mut actions = Vec::new();
+    for kind in ["v6", "shared_v4"] {
+        let held: Vec<&String> = observed
+            .ips
+            .iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, ip)| ip)
+            .collect();
+        let wanted = desired.public_ips.contains(&kind);
+        if wanted && held.is_empty() {
+            actions.push(Action::AssignIp {
+                kind: kind.to_owned(),
+            });
+        }
+        let keep = usize::from(wanted);
+        actions.extend(
+            held.iter()
+                .skip(keep)
+                .map(|ip| Action::ReleaseIp { ip: (*ip).clone() }),
+        );
+    }
+    actions
 }
 
 enum MachineStep {
@@ -472,6 +515,18 @@ mod tests {
         d.with_secrets(secrets)
     }
 
+    /// Our app with its public addresses.
+    fn ours(d: &Desired) -> Observed {
+        Observed {
+            app: app(d),
+            ips: vec![
+                ("v6".into(), "2a09::1".into()),
+                ("shared_v4".into(), "1.2.3.4".into()),
+            ],
+            ..Observed::empty()
+        }
+    }
+
     fn app(d: &Desired) -> AppObservation {
         AppObservation::Ours(App {
             name: d.app_name.clone(),
@@ -516,6 +571,8 @@ mod tests {
         let id = format!("n{next_id}");
         match action {
             Action::CreateApp { .. } => world.app = app(d),
+            Action::AssignIp { kind } => world.ips.push((kind.clone(), id.clone())),
+            Action::ReleaseIp { ip } => world.ips.retain(|(_, i)| i != ip),
             Action::SetSecrets { write } => {
                 for (k, v) in &write.values {
                     if v.is_some() {
@@ -738,6 +795,9 @@ mod tests {
                 }
                 prop_assert_eq!(m.metadata().unwrap().get(META_INSTANCE_UID), Some(&d.uid.to_string()));
                 prop_assert!(crate::reconcile::secrets::in_sync(&d.secrets, &world.secrets));
+                let mut kinds: Vec<&str> = world.ips.iter().map(|(k, _)| k.as_str()).collect();
+                kinds.sort();
+                prop_assert_eq!(kinds, ["shared_v4", "v6"]);
             }
         }
     }
@@ -758,7 +818,16 @@ mod tests {
                 apply(&mut world, &d, a, &mut n);
             }
         }
-        assert_eq!(steps, ["CreateApp", "CreateVolume", "CreateMachine"]);
+        assert_eq!(
+            steps,
+            [
+                "CreateApp",
+                "AssignIp",
+                "AssignIp",
+                "CreateVolume",
+                "CreateMachine"
+            ]
+        );
     }
 
     #[test]
@@ -783,7 +852,14 @@ mod tests {
         }
         assert_eq!(
             steps,
-            ["CreateApp", "SetSecrets", "CreateVolume", "CreateMachine"]
+            [
+                "CreateApp",
+                "SetSecrets",
+                "AssignIp",
+                "AssignIp",
+                "CreateVolume",
+                "CreateMachine"
+            ]
         );
         let applied = world.secrets.applied.clone().unwrap().1 as u64;
         assert_eq!(created.unwrap().min_secrets_version, Some(applied));
@@ -827,10 +903,7 @@ mod tests {
     #[test]
     fn settling_machine_means_wait_not_action() {
         let d = desired(RunState::Running, false, 2048);
-        let mut world = Observed {
-            app: app(&d),
-            ..Observed::empty()
-        };
+        let mut world = ours(&d);
         world
             .volumes
             .push(volume("vol_a", "iad", Some("m1"), "2026"));
@@ -845,10 +918,7 @@ mod tests {
     #[test]
     fn destroyed_machine_is_recreated_on_the_same_volume() {
         let d = desired(RunState::Running, false, 2048);
-        let mut world = Observed {
-            app: app(&d),
-            ..Observed::empty()
-        };
+        let mut world = ours(&d);
         world.volumes.push(volume("vol_a", "iad", None, "2026"));
         let p = plan(&d, &world);
         match p.actions.as_slice() {
@@ -862,10 +932,7 @@ mod tests {
     #[test]
     fn volume_in_another_region_blocks_instead_of_moving_data() {
         let d = desired(RunState::Running, false, 2048);
-        let mut world = Observed {
-            app: app(&d),
-            ..Observed::empty()
-        };
+        let mut world = ours(&d);
         world.volumes.push(volume("vol_a", "ams", None, "2026"));
         let p = plan(&d, &world);
         assert!(p.actions.is_empty());
@@ -875,10 +942,7 @@ mod tests {
     #[test]
     fn teardown_order_is_machine_volume_app() {
         let d = desired(RunState::Running, true, 2048);
-        let mut world = Observed {
-            app: app(&d),
-            ..Observed::empty()
-        };
+        let mut world = ours(&d);
         world
             .volumes
             .push(volume("vol_a", "iad", Some("m1"), "2026"));
