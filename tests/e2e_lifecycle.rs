@@ -297,3 +297,41 @@ async fn machine_reconfigured_out_of_band_is_restored() {
         "{events:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_instance_gets_no_fly_calls_until_resumed() {
+    let stack = Stack::start(StackOptions::default()).await;
+    stack
+        .put(
+            "held",
+            json!({"customerId": "c", "region": "iad", "paused": true}),
+        )
+        .await;
+    let paused = stack
+        .wait_for("held", "the Paused condition", READY_TIMEOUT, |b| {
+            condition(b, "Paused")["status"] == "True"
+        })
+        .await;
+    assert_eq!(condition(&paused, "Paused")["reason"], "PausedBySpec");
+    let (_, calls) = stack.fly(Method::GET, "/_sim/calls", None).await;
+    let fly_calls: Vec<&String> = calls
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.contains(" /v1/"))
+        .collect();
+    assert!(
+        fly_calls.is_empty(),
+        "a paused instance touched Fly: {fly_calls:?}"
+    );
+
+    stack
+        .patch("held", json!({"spec": {"paused": false}}))
+        .await;
+    let ready = stack.wait_ready("held", READY_TIMEOUT).await;
+    assert_eq!(
+        condition(&ready, "Paused"),
+        &Value::Null,
+        "the condition goes away"
+    );
+}

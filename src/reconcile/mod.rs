@@ -92,11 +92,6 @@ impl Reconciler {
             deleting,
             &self.settings,
         );
-        let desired = if deleting {
-            desired
-        } else {
-            desired.with_secrets(self.desired_secrets(&record, &spec).await?)
-        };
         let now = Utc::now();
 
         if spec.paused {
@@ -120,6 +115,11 @@ impl Reconciler {
             });
         }
 
+        let desired = if deleting {
+            desired
+        } else {
+            desired.with_secrets(self.desired_secrets(&record, &spec).await?)
+        };
         let mut events = Vec::new();
         let mut failure: Option<(&'static str, FlyError)> = None;
         let mut wait = None;
