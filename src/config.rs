@@ -61,6 +61,8 @@ pub struct ServeSettings {
     pub secret_key: SecretKey,
     #[command(flatten)]
     pub fly: FlySettings,
+    #[command(flatten)]
+    pub dns: DnsSettings,
     /// Hostnames are `{name}.{base domain}`.
     #[arg(
         long,
@@ -98,6 +100,21 @@ pub struct ServeSettings {
         default_value_t = 20
     )]
     pub shutdown_grace_seconds: u64,
+}
+
+/// How to manage hostnames' DNS records (Cloudflare API). Without a token, no DNS record or
+/// certificate is managed.
+#[derive(Debug, Clone, Args)]
+pub struct DnsSettings {
+    /// Cloudflare API base URL (point it at `sim` for local runs).
+    #[arg(long, env = "OPENCLAWS_DNS_API_BASE", value_name = "OPENCLAWS_DNS_API_BASE", default_value = "https://api.cloudflare.com", value_parser = parse_base_url)]
+    pub dns_api_base: String,
+    /// Cloudflare API token with DNS edit rights on the zone; unset disables DNS and certificates.
+    #[arg(long, env = "OPENCLAWS_DNS_API_TOKEN", value_name = "OPENCLAWS_DNS_API_TOKEN", hide_env_values = true, value_parser = parse_token)]
+    pub dns_api_token: Option<String>,
+    /// DNS zone holding the hostnames (default: the base domain).
+    #[arg(long, env = "OPENCLAWS_DNS_ZONE", value_name = "OPENCLAWS_DNS_ZONE")]
+    pub dns_zone: Option<String>,
 }
 
 /// How to reach Fly.

@@ -7,6 +7,7 @@ pub mod config;
 pub mod controller;
 pub mod crd;
 pub mod dev;
+pub mod dns;
 pub mod fly;
 pub mod reconcile;
 pub mod resource;

@@ -112,7 +112,19 @@ pub async fn start(
             app_prefix: settings.fly.fly_app_prefix.clone(),
             base_domain: settings.base_domain.clone(),
             machine_stuck_after: Duration::from_secs(settings.machine_stuck_seconds),
+            manage_dns: settings.dns.dns_api_token.is_some(),
         },
+        dns: settings.dns.dns_api_token.as_ref().map(|token| {
+            crate::dns::CloudflareDns::new(
+                &settings.dns.dns_api_base,
+                token,
+                settings
+                    .dns
+                    .dns_zone
+                    .as_deref()
+                    .unwrap_or(&settings.base_domain),
+            )
+        }),
         metrics: metrics.clone(),
         resync: Duration::from_secs(settings.resync_seconds),
         cipher: Arc::new(settings.secret_key.0.clone()),

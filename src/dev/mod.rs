@@ -86,6 +86,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             fly_org: "personal".to_owned(),
             fly_app_prefix: "oc-".to_owned(),
         },
+        dns: crate::config::DnsSettings {
+            dns_api_base: format!("http://{sim_addr}"),
+            dns_api_token: Some(DEV_FLY_TOKEN.to_owned()),
+            dns_zone: None,
+        },
         base_domain: "openclaws.biz".to_owned(),
         workers: 16,
         resync_seconds: args.resync_seconds,

@@ -236,6 +236,46 @@ impl FlyClient {
         })
     }
 
+    /// `GET /v1/apps/{app}/certificates/{hostname}`; `None` when there is none.
+    pub async fn get_certificate(
+        &self,
+        app: &str,
+        hostname: &str,
+    ) -> Result<Option<CertificateDetail>, FlyError> {
+        optional(
+            self.get_json(
+                "certificates.get",
+                app,
+                &format!("/v1/apps/{app}/certificates/{hostname}"),
+                &[],
+            )
+            .await,
+        )
+    }
+
+    /// `POST /v1/apps/{app}/certificates/acme`.
+    pub async fn add_certificate(&self, app: &str, hostname: &str) -> Result<(), FlyError> {
+        let req = self
+            .request(Method::POST, &format!("/v1/apps/{app}/certificates/acme"))
+            .json(&CreateAcmeCertificateRequest {
+                hostname: hostname.to_owned(),
+            });
+        self.send("certificates.create", (LimitClass::Mutation, app), req)
+            .await
+            .map(drop)
+    }
+
+    /// `DELETE /v1/apps/{app}/certificates/{hostname}`.
+    pub async fn delete_certificate(&self, app: &str, hostname: &str) -> Result<(), FlyError> {
+        let req = self.request(
+            Method::DELETE,
+            &format!("/v1/apps/{app}/certificates/{hostname}"),
+        );
+        self.send("certificates.delete", (LimitClass::Mutation, app), req)
+            .await
+            .map(drop)
+    }
+
     /// `GET /v1/apps/{app}/ip_assignments`.
     pub async fn list_ips(&self, app: &str) -> Result<Vec<IpAssignment>, FlyError> {
         let resp: ListIpAssignmentsResponse = self

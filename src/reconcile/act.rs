@@ -22,12 +22,13 @@ pub enum StepFailure {
 /// Runs one action and records its effect in `observed`.
 pub async fn execute(
     fly: &FlyClient,
-    app: &str,
+    dns: Option<&crate::dns::CloudflareDns>,
+    desired: &super::desired::Desired,
     observed: &mut Observed,
     action: &Action,
 ) -> Result<(), StepFailure> {
     let step = action.step();
-    let result = run(fly, app, observed, action).await;
+    let result = run(fly, dns, &desired.app_name, observed, action).await;
     match result {
         Ok(()) => Ok(()),
         Err(error) => Err(classify(step, action, error)),
@@ -36,11 +37,42 @@ pub async fn execute(
 
 async fn run(
     fly: &FlyClient,
+    dns: Option<&crate::dns::CloudflareDns>,
     app: &str,
     observed: &mut Observed,
     action: &Action,
 ) -> Result<(), FlyError> {
+    let dns_client = || {
+        dns.ok_or_else(|| FlyError::Rejected {
+            status: 0,
+            message: "no DNS provider is configured".to_owned(),
+            code: None,
+        })
+    };
     match action {
+        Action::AddCertificate { hostname } => {
+            fly.add_certificate(app, hostname).await?;
+            observed.certificate = fly.get_certificate(app, hostname).await?;
+        }
+        Action::DeleteCertificate { hostname } => {
+            ignore_not_found(fly.delete_certificate(app, hostname).await)?;
+            observed.certificate = None;
+        }
+        Action::CreateDnsRecord { record } => {
+            let created = dns_client()?.create(record).await?;
+            observed.dns_records.push(created);
+        }
+        Action::UpdateDnsRecord { id, record } => {
+            dns_client()?.update(id, record).await?;
+            if let Some(r) = observed.dns_records.iter_mut().find(|r| &r.id == id) {
+                r.type_ = record.type_.clone();
+                r.content = record.content.clone();
+            }
+        }
+        Action::DeleteDnsRecord { id, .. } => {
+            dns_client()?.delete(id).await?;
+            observed.dns_records.retain(|r| &r.id != id);
+        }
         Action::CreateApp { name, network } => {
             let created = fly.create_app(name, network).await?;
             observed.app = AppObservation::Ours(created);

@@ -36,6 +36,8 @@ pub struct FleetSettings {
     /// How long a machine may sit in a transient state before it counts as stuck
     /// (Fly's guidance: 5 minutes; updates get twice as long).
     pub machine_stuck_after: std::time::Duration,
+    /// Whether hostnames get a DNS record and a certificate (a DNS provider is configured).
+    pub manage_dns: bool,
 }
 
 /// The desired world for one instance.
@@ -56,6 +58,10 @@ pub struct Desired {
     pub machine_stuck_after: std::time::Duration,
     /// App secrets (values redacted from Debug).
     pub secrets: super::secrets::DesiredSecrets,
+    /// `{slug}.{base domain}`.
+    pub hostname: String,
+    /// Whether the hostname should have a DNS record and a certificate (public and DNS managed).
+    pub endpoint_wanted: bool,
     /// Public address types the app should have: IPv6 and a shared IPv4 when public, none when
     /// private.
     pub public_ips: Vec<&'static str>,
@@ -155,6 +161,9 @@ impl Desired {
             endpoint: format!("https://{}.{}", name, settings.base_domain),
             machine_stuck_after: settings.machine_stuck_after,
             secrets: Default::default(),
+            hostname: format!("{}.{}", name, settings.base_domain),
+            endpoint_wanted: settings.manage_dns
+                && spec.exposure == crate::resource::Exposure::Public,
             public_ips: match spec.exposure {
                 crate::resource::Exposure::Public => vec!["v6", "shared_v4"],
                 crate::resource::Exposure::Private => Vec::new(),
@@ -285,6 +294,7 @@ mod tests {
             app_prefix: "oc-".into(),
             base_domain: "openclaws.biz".into(),
             machine_stuck_after: std::time::Duration::from_secs(300),
+            manage_dns: true,
         }
     }
 

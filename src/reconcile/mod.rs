@@ -73,6 +73,8 @@ pub struct Reconciler {
     pub resync: Duration,
     /// Decrypts the instance's stored secrets (and encrypts a newly generated gateway token).
     pub cipher: Arc<SecretCipher>,
+    /// Hostname records; `None` when no DNS provider is configured.
+    pub dns: Option<crate::dns::CloudflareDns>,
 }
 
 impl Reconciler {
@@ -126,7 +128,7 @@ impl Reconciler {
         let was_converged = previous.observed_generation == record.generation
             && matches!(previous.phase, Phase::Ready | Phase::Stopped);
 
-        let mut observed = match observe::observe(&self.fly, &desired).await {
+        let mut observed = match observe::observe(&self.fly, self.dns.as_ref(), &desired).await {
             Ok(mut o) => {
                 o.secrets.applied = record
                     .fly_secrets_fingerprint
@@ -155,7 +157,9 @@ impl Reconciler {
                 }
                 let mut interrupted = false;
                 for action in &p.actions {
-                    match act::execute(&self.fly, &desired.app_name, observed, action).await {
+                    match act::execute(&self.fly, self.dns.as_ref(), &desired, observed, action)
+                        .await
+                    {
                         Ok(()) => {
                             if let (Action::SetSecrets { .. }, Some((fp, version))) =
                                 (action, &observed.secrets.applied)

@@ -34,6 +34,10 @@ pub struct Observed {
     pub secrets: super::secrets::ObservedSecrets,
     /// Public addresses of the app as (type, address).
     pub ips: Vec<(String, String)>,
+    /// The hostname's certificate at Fly.
+    pub certificate: Option<crate::fly::types::CertificateDetail>,
+    /// DNS records with the hostname's name.
+    pub dns_records: Vec<crate::dns::DnsRecord>,
 }
 
 impl Observed {
@@ -47,14 +51,31 @@ impl Observed {
             observed_at: None,
             secrets: Default::default(),
             ips: Vec::new(),
+            certificate: None,
+            dns_records: Vec::new(),
         }
     }
 }
 
 /// Reads the world with at most three GETs (none past the app when the app does not exist).
-pub async fn observe(fly: &FlyClient, desired: &Desired) -> Result<Observed, FlyError> {
+pub async fn observe(
+    fly: &FlyClient,
+    dns: Option<&crate::dns::CloudflareDns>,
+    desired: &Desired,
+) -> Result<Observed, FlyError> {
     let app = match fly.get_app(&desired.app_name).await {
-        Ok(None) => return Ok(Observed::empty()),
+        Ok(None) => {
+            // The app may be created within this reconcile: know the hostname's records already,
+            // so a record someone else made is never overwritten or duplicated.
+            let dns_records = match dns {
+                Some(dns) => dns.list(&desired.hostname).await?,
+                None => Vec::new(),
+            };
+            return Ok(Observed {
+                dns_records,
+                ..Observed::empty()
+            });
+        }
         Ok(Some(app)) => app,
         Err(FlyError::Forbidden { message }) => {
             return Ok(Observed {
@@ -74,11 +95,24 @@ pub async fn observe(fly: &FlyClient, desired: &Desired) -> Result<Observed, Fly
     }
     let uid = desired.uid.to_string();
     let mark = [(META_INSTANCE_UID, uid.as_str())];
-    let (volumes, machines, secrets, ips) = tokio::try_join!(
+    let endpoint = async {
+        match dns {
+            Some(dns) => {
+                let (certificate, records) = tokio::try_join!(
+                    fly.get_certificate(&desired.app_name, &desired.hostname),
+                    async { dns.list(&desired.hostname).await.map_err(FlyError::from) },
+                )?;
+                Ok((certificate, records))
+            }
+            None => Ok((None, Vec::new())),
+        }
+    };
+    let (volumes, machines, secrets, ips, (certificate, dns_records)) = tokio::try_join!(
         fly.list_volumes(&desired.app_name),
         fly.list_machines(&desired.app_name, &mark),
         fly.list_secrets(&desired.app_name),
         fly.list_ips(&desired.app_name),
+        endpoint,
     )?;
     Ok(Observed {
         app: AppObservation::Ours(app),
@@ -101,6 +135,8 @@ pub async fn observe(fly: &FlyClient, desired: &Desired) -> Result<Observed, Fly
             applied: None,
         },
         ips: ips.into_iter().map(|ip| (ip.kind(), ip.ip)).collect(),
+        certificate,
+        dns_records,
     })
 }
 

@@ -20,6 +20,28 @@ pub enum Action {
         name: String,
         network: String,
     },
+    /// Requests a Let's Encrypt certificate for the hostname.
+    AddCertificate {
+        hostname: String,
+    },
+    /// Removes the hostname's certificate.
+    DeleteCertificate {
+        hostname: String,
+    },
+    /// Creates the hostname's record (marked as ours).
+    CreateDnsRecord {
+        record: crate::dns::DnsRecord,
+    },
+    /// Points our record at the right target.
+    UpdateDnsRecord {
+        id: String,
+        record: crate::dns::DnsRecord,
+    },
+    /// Removes our record.
+    DeleteDnsRecord {
+        id: String,
+        name: String,
+    },
     /// Allocates a public address of a type (`v6`, `shared_v4`).
     AssignIp {
         kind: String,
@@ -78,6 +100,11 @@ impl Action {
             Action::CreateApp { .. } => "CreateApp",
             Action::SetSecrets { .. } => "SetSecrets",
             Action::AssignIp { .. } => "AssignIp",
+            Action::AddCertificate { .. } => "AddCertificate",
+            Action::DeleteCertificate { .. } => "DeleteCertificate",
+            Action::CreateDnsRecord { .. } => "CreateDnsRecord",
+            Action::UpdateDnsRecord { .. } => "UpdateDnsRecord",
+            Action::DeleteDnsRecord { .. } => "DeleteDnsRecord",
             Action::ReleaseIp { .. } => "ReleaseIp",
             Action::CreateVolume { .. } => "CreateVolume",
             Action::ExtendVolume { .. } => "ExtendVolume",
@@ -97,6 +124,19 @@ impl Action {
         match self {
             Action::CreateApp { name, .. } => format!("create app {name}"),
             Action::AssignIp { kind } => format!("allocate a {kind} address"),
+            Action::AddCertificate { hostname } => format!("request a certificate for {hostname}"),
+            Action::DeleteCertificate { hostname } => {
+                format!("remove the certificate for {hostname}")
+            }
+            Action::CreateDnsRecord { record } => format!(
+                "create DNS record {} {} → {}",
+                record.type_, record.name, record.content
+            ),
+            Action::UpdateDnsRecord { record, .. } => format!(
+                "point DNS record {} {} at {}",
+                record.type_, record.name, record.content
+            ),
+            Action::DeleteDnsRecord { name, .. } => format!("delete DNS record {name}"),
             Action::ReleaseIp { ip } => format!("release address {ip}"),
             Action::SetSecrets { write } => {
                 let set: Vec<&str> = write
@@ -211,7 +251,33 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     }
 }
 
+/// The machine side first, then the endpoint (certificate and DNS), so a DNS problem never holds
+/// up the gateway itself.
 fn plan_converge(desired: &Desired, observed: &Observed) -> Plan {
+    let mut plan = plan_machine_side(desired, observed);
+    if plan.blocked.is_some() || !matches!(observed.app, AppObservation::Ours(_)) {
+        return plan;
+    }
+    let endpoint = plan_endpoint(desired, observed);
+    if !endpoint.is_empty() {
+        plan.actions.extend(endpoint);
+        return plan;
+    }
+    if let Some(cert) = observed
+        .certificate
+        .as_ref()
+        .filter(|c| plan.is_converged() && desired.endpoint_wanted && c.status != "active")
+    {
+        return Plan::wait(
+            "CertificatePending",
+            format!("certificate for {} is {}", desired.hostname, cert.status),
+            Duration::from_secs(10),
+        );
+    }
+    plan
+}
+
+fn plan_machine_side(desired: &Desired, observed: &Observed) -> Plan {
     match &observed.app {
         AppObservation::Foreign { reason } => {
             return Plan {
@@ -352,6 +418,74 @@ fn plan_converge(desired: &Desired, observed: &Observed) -> Plan {
     Plan::act(actions)
 }
 
+/// The CNAME target the hostname should have: what Fly's certificate asks for, else the app.
+pub fn dns_target(desired: &Desired, observed: &Observed) -> String {
+    observed
+        .certificate
+        .as_ref()
+        .and_then(|c| c.dns_requirements.as_ref())
+        .and_then(|r| r.cname.clone())
+        .unwrap_or_else(|| format!("{}.fly.dev", desired.app_name))
+}
+
+/// Our DNS record for the hostname (carrying our comment), if any.
+pub fn our_record<'a>(
+    desired: &Desired,
+    observed: &'a Observed,
+) -> Option<&'a crate::dns::DnsRecord> {
+    let mark = crate::dns::ownership_comment(&desired.uid.to_string());
+    observed
+        .dns_records
+        .iter()
+        .find(|r| r.comment.as_deref() == Some(mark.as_str()))
+}
+
+/// A certificate and a CNAME for a public hostname; neither for a private one. Records for the
+/// name without our mark are never changed (status reports them).
+fn plan_endpoint(desired: &Desired, observed: &Observed) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let ours = our_record(desired, observed);
+    if desired.endpoint_wanted {
+        if observed.certificate.is_none() {
+            actions.push(Action::AddCertificate {
+                hostname: desired.hostname.clone(),
+            });
+        }
+        let record = crate::dns::DnsRecord {
+            id: String::new(),
+            type_: "CNAME".to_owned(),
+            name: desired.hostname.clone(),
+            content: dns_target(desired, observed),
+            comment: Some(crate::dns::ownership_comment(&desired.uid.to_string())),
+        };
+        match ours {
+            None if observed.dns_records.is_empty() => {
+                actions.push(Action::CreateDnsRecord { record })
+            }
+            Some(r) if r.type_ != record.type_ || r.content != record.content => {
+                actions.push(Action::UpdateDnsRecord {
+                    id: r.id.clone(),
+                    record,
+                })
+            }
+            _ => {}
+        }
+    } else {
+        if let Some(r) = ours {
+            actions.push(Action::DeleteDnsRecord {
+                id: r.id.clone(),
+                name: r.name.clone(),
+            });
+        }
+        if observed.certificate.is_some() {
+            actions.push(Action::DeleteCertificate {
+                hostname: desired.hostname.clone(),
+            });
+        }
+    }
+    actions
+}
+
 /// One address of each wanted public type; duplicates (a lost allocation answer) and unwanted
 /// public types are released. Dedicated IPv4 and private addresses are left alone.
 fn plan_ips(desired: &Desired, observed: &Observed) -> Vec<Action> {
@@ -454,6 +588,18 @@ fn plan_teardown(desired: &Desired, observed: &Observed) -> Plan {
         }
         return Plan::act(actions);
     }
+    let mut endpoint = Vec::new();
+    if let Some(r) = our_record(desired, observed) {
+        endpoint.push(Action::DeleteDnsRecord {
+            id: r.id.clone(),
+            name: r.name.clone(),
+        });
+    }
+    if observed.certificate.is_some() {
+        endpoint.push(Action::DeleteCertificate {
+            hostname: desired.hostname.clone(),
+        });
+    }
     if !observed.volumes.is_empty() {
         return Plan::act(
             observed
@@ -462,6 +608,9 @@ fn plan_teardown(desired: &Desired, observed: &Observed) -> Plan {
                 .map(|v| Action::DeleteVolume { id: v.id.clone() })
                 .collect(),
         );
+    }
+    if !endpoint.is_empty() {
+        return Plan::act(endpoint);
     }
     if observed.app_deletion_requested {
         return Plan::wait(
@@ -503,6 +652,7 @@ mod tests {
                 app_prefix: "oc-".into(),
                 base_domain: "openclaws.biz".into(),
                 machine_stuck_after: std::time::Duration::from_secs(300),
+                manage_dns: false,
             },
         )
     }
@@ -572,6 +722,24 @@ mod tests {
         match action {
             Action::CreateApp { .. } => world.app = app(d),
             Action::AssignIp { kind } => world.ips.push((kind.clone(), id.clone())),
+            Action::AddCertificate { hostname } => {
+                world.certificate = Some(crate::fly::types::CertificateDetail {
+                    hostname: hostname.clone(),
+                    status: "active".into(),
+                    ..Default::default()
+                })
+            }
+            Action::DeleteCertificate { .. } => world.certificate = None,
+            Action::CreateDnsRecord { record } => world.dns_records.push(crate::dns::DnsRecord {
+                id: id.clone(),
+                ..record.clone()
+            }),
+            Action::UpdateDnsRecord { id, record } => world
+                .dns_records
+                .iter_mut()
+                .filter(|r| &r.id == id)
+                .for_each(|r| r.content = record.content.clone()),
+            Action::DeleteDnsRecord { id, .. } => world.dns_records.retain(|r| &r.id != id),
             Action::ReleaseIp { ip } => world.ips.retain(|(_, i)| i != ip),
             Action::SetSecrets { write } => {
                 for (k, v) in &write.values {

@@ -15,6 +15,10 @@ use super::{machine, volume};
 pub const APP_READY: &str = "AppReady";
 /// The app holds the desired secrets (gateway token, model keys, Composio entity).
 pub const SECRETS_READY: &str = "SecretsReady";
+/// The hostname's CNAME points at the app.
+pub const DNS_READY: &str = "DnsReady";
+/// Fly holds an issued certificate for the hostname.
+pub const CERTIFICATE_READY: &str = "CertificateReady";
 /// The data volume exists at the desired size.
 pub const VOLUME_READY: &str = "VolumeReady";
 /// The gateway machine exists with the desired config and run state.
@@ -94,6 +98,83 @@ pub fn compute(input: StatusInput<'_>) -> InstanceStatus {
         ),
     }
 
+    let mut endpoint_ok = true;
+    if desired.endpoint_wanted && app_ok {
+        let target = super::plan::dns_target(desired, observed);
+        match super::plan::our_record(desired, observed) {
+            Some(r) if r.type_ == "CNAME" && r.content == target => set(
+                DNS_READY,
+                true,
+                "Configured",
+                format!("{} CNAME {}", desired.hostname, target),
+            ),
+            Some(r) => {
+                endpoint_ok = false;
+                set(
+                    DNS_READY,
+                    false,
+                    "Updating",
+                    format!(
+                        "{} is {} {}, want CNAME {}",
+                        desired.hostname, r.type_, r.content, target
+                    ),
+                )
+            }
+            None if !observed.dns_records.is_empty() => {
+                endpoint_ok = false;
+                set(DNS_READY, false, "RecordNotOurs", format!("{} already has records this controller did not create; they are left alone", desired.hostname))
+            }
+            None => {
+                endpoint_ok = false;
+                set(
+                    DNS_READY,
+                    false,
+                    "NotCreated",
+                    format!("no record for {} yet", desired.hostname),
+                )
+            }
+        }
+        match &observed.certificate {
+            Some(c) if c.status == "active" || c.status == "Ready" => set(
+                CERTIFICATE_READY,
+                true,
+                "Issued",
+                format!("certificate for {} is active", desired.hostname),
+            ),
+            Some(c) if c.rate_limited_until.is_some() => {
+                endpoint_ok = false;
+                set(
+                    CERTIFICATE_READY,
+                    false,
+                    "RateLimited",
+                    format!(
+                        "issuance for {} is rate limited until {}",
+                        desired.hostname,
+                        c.rate_limited_until.clone().unwrap_or_default()
+                    ),
+                )
+            }
+            Some(c) => {
+                endpoint_ok = false;
+                set(
+                    CERTIFICATE_READY,
+                    false,
+                    "AwaitingValidation",
+                    format!("certificate for {} is {}", desired.hostname, c.status),
+                )
+            }
+            None => {
+                endpoint_ok = false;
+                set(
+                    CERTIFICATE_READY,
+                    false,
+                    "NotRequested",
+                    format!("no certificate for {} yet", desired.hostname),
+                )
+            }
+        }
+    }
+
     let vol = volume::keeper(&observed.volumes, &observed.machines, &desired.region);
     let vol_ok = vol.is_some_and(|v| v.size_gb >= desired.volume_size_gb);
     match vol {
@@ -154,8 +235,13 @@ pub fn compute(input: StatusInput<'_>) -> InstanceStatus {
     set(MACHINE_READY, machine_ok, machine_reason, machine_message);
 
     let blocked = plan.blocked.as_ref();
-    let converged =
-        app_ok && secrets_ok && vol_ok && machine_ok && plan.is_converged() && last_error.is_none();
+    let converged = app_ok
+        && secrets_ok
+        && endpoint_ok
+        && vol_ok
+        && machine_ok
+        && plan.is_converged()
+        && last_error.is_none();
     let (ready, ready_reason, ready_message) = if desired.deleting {
         (
             false,

@@ -72,6 +72,7 @@ impl Stack {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim_addr = listener.local_addr().unwrap();
         let mut config = sim::SimConfig::new(FLY_TOKEN, ORG);
+        config.dns_zone = "openclaws.test".to_owned();
         config.latency = sim::LatencyModel::spec_defaults().scaled(options.latency_scale);
         config.hooks = options.hooks.clone();
         let simulator = sim::Simulator::new(config);
@@ -92,6 +93,11 @@ impl Stack {
                 fly_api_token: FLY_TOKEN.to_owned(),
                 fly_org: ORG.to_owned(),
                 fly_app_prefix: "oc-".to_owned(),
+            },
+            dns: openclaws_controller::config::DnsSettings {
+                dns_api_base: sim_url.clone(),
+                dns_api_token: Some(FLY_TOKEN.to_owned()),
+                dns_zone: None,
             },
             base_domain: "openclaws.test".to_owned(),
             workers: 8,
