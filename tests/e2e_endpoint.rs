@@ -11,11 +11,16 @@ use std::time::Duration;
 
 const CONVERGE: Duration = Duration::from_secs(90);
 
-async fn records(stack: &Stack, name: &str) -> Vec<Value> {
+/// The id of the simulated `openclaws.test` zone.
+async fn zone_id(stack: &Stack) -> String {
     let (_, zones) = stack
         .fly(Method::GET, "/client/v4/zones?name=openclaws.test", None)
         .await;
-    let zone = zones["result"][0]["id"].as_str().unwrap().to_owned();
+    zones["result"][0]["id"].as_str().unwrap().to_owned()
+}
+
+async fn records(stack: &Stack, name: &str) -> Vec<Value> {
+    let zone = zone_id(stack).await;
     let resp = stack
         .http
         .get(format!(
@@ -59,10 +64,7 @@ async fn cname_and_certificate_are_created_repaired_and_removed() {
     assert_eq!(cert["status"], "active", "{cert}");
 
     // The record deleted out of band comes back.
-    let (_, zones) = stack
-        .fly(Method::GET, "/client/v4/zones?name=openclaws.test", None)
-        .await;
-    let zone = zones["result"][0]["id"].as_str().unwrap().to_owned();
+    let zone = zone_id(&stack).await;
     let status = stack
         .http
         .delete(format!(
@@ -115,10 +117,7 @@ async fn cname_and_certificate_are_created_repaired_and_removed() {
 async fn a_record_someone_else_made_is_left_alone() {
     let stack = Stack::start(StackOptions::default()).await;
     // Someone created the name in our zone by hand (no ownership comment).
-    let (_, zones) = stack
-        .fly(Method::GET, "/client/v4/zones?name=openclaws.test", None)
-        .await;
-    let zone = zones["result"][0]["id"].as_str().unwrap().to_owned();
+    let zone = zone_id(&stack).await;
     let status = stack
         .http
         .post(format!(

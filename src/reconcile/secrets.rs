@@ -8,13 +8,13 @@ use std::fmt;
 
 use crate::secrets::SecretCipher;
 
-/// Secret names this controller manages on every app (others are left alone).
-pub const MANAGED: [&str; 6] = [
+/// Secret names this controller manages on every app: only names it can produce, so it never
+/// unsets a secret someone else put there (others are left alone).
+pub const MANAGED: [&str; 5] = [
     GATEWAY_TOKEN,
     "ANTHROPIC_API_KEY",
     "ANTHROPIC_OAUTH_TOKEN",
     "OPENAI_API_KEY",
-    "COMPOSIO_API_KEY",
     "COMPOSIO_ENTITY_ID",
 ];
 
@@ -174,9 +174,14 @@ mod tests {
     #[test]
     fn sync_needs_same_values_and_names() {
         let d = desired(&[("OPENCLAW_GATEWAY_TOKEN", "t"), ("OPENAI_API_KEY", "k")]);
-        let names: BTreeSet<String> = ["OPENCLAW_GATEWAY_TOKEN", "OPENAI_API_KEY", "OTHER"]
-            .map(String::from)
-            .into();
+        let names: BTreeSet<String> = [
+            "OPENCLAW_GATEWAY_TOKEN",
+            "OPENAI_API_KEY",
+            "OTHER",
+            "COMPOSIO_API_KEY",
+        ]
+        .map(String::from)
+        .into();
         let applied = Some((d.fingerprint().to_owned(), 3));
         assert!(in_sync(
             &d,
@@ -211,6 +216,10 @@ mod tests {
         assert!(
             !w.values.contains_key("OTHER"),
             "unmanaged names are left alone"
+        );
+        assert!(
+            !w.values.contains_key("COMPOSIO_API_KEY"),
+            "a name the controller never sets is never unset"
         );
     }
 }
