@@ -74,9 +74,19 @@ pub struct ServeSettings {
     /// Reconciles run at once by this process.
     #[arg(long, env = "OPENCLAWS_WORKERS", value_name = "OPENCLAWS_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers: u32,
-    /// Seconds between visits of a converged instance (jittered by ±10%).
-    #[arg(long, env = "OPENCLAWS_RESYNC_SECONDS", value_name = "OPENCLAWS_RESYNC_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    /// Seconds between deep looks at a converged instance (jittered by ±10%): the safety net for
+    /// drift the fleet watch cannot see (secrets, addresses, certificate, DNS).
+    #[arg(long, env = "OPENCLAWS_RESYNC_SECONDS", value_name = "OPENCLAWS_RESYNC_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub resync_seconds: u64,
+    /// Seconds between passes of the fleet watch over Fly's org-wide machine listing, which wakes
+    /// instances whose machine changed (0 turns it off).
+    #[arg(
+        long,
+        env = "OPENCLAWS_WATCH_SECONDS",
+        value_name = "OPENCLAWS_WATCH_SECONDS",
+        default_value_t = 15.0
+    )]
+    pub watch_seconds: f64,
     /// Seconds a claimed instance stays leased without renewal (renewed every third of it).
     #[arg(long, env = "OPENCLAWS_LEASE_SECONDS", value_name = "OPENCLAWS_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
     pub lease_seconds: u64,
@@ -186,6 +196,12 @@ impl ServeSettings {
     /// Lease duration.
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_seconds)
+    }
+
+    /// Interval of the fleet watch; `None` when it is off.
+    pub fn watch_interval(&self) -> Option<Duration> {
+        (self.watch_seconds.is_finite() && self.watch_seconds > 0.0)
+            .then(|| Duration::from_secs_f64(self.watch_seconds.clamp(0.05, 3600.0)))
     }
 }
 

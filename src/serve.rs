@@ -41,6 +41,7 @@ pub struct Running {
     shutdown: CancellationToken,
     api: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     workers: tokio::task::JoinHandle<Result<(), controller::ControllerError>>,
+    watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -54,6 +55,9 @@ impl Running {
     pub async fn wait(self) -> Result<(), ServeError> {
         let api = self.api.await.expect("API task does not panic");
         let workers = self.workers.await.expect("worker task does not panic");
+        if let Some(watch) = self.watch {
+            watch.await.expect("watch task does not panic");
+        }
         api.map_err(ServeError::Http)?;
         workers?;
         Ok(())
@@ -151,6 +155,15 @@ pub async fn start(
                 .unwrap_or_else(|| settings.database.database_url.clone()),
         ),
     };
+    let watch = settings.watch_interval().map(|interval| {
+        tokio::spawn(controller::watch::run(
+            reconciler.fly.clone(),
+            pool.clone(),
+            metrics.clone(),
+            controller::watch::WatchConfig::every(interval),
+            shutdown.clone(),
+        ))
+    });
     tracing::info!(%addr, owner = %config.owner, workers = config.workers, "controller started");
     let workers = tokio::spawn(controller::run(
         reconciler,
@@ -164,6 +177,7 @@ pub async fn start(
         shutdown,
         api,
         workers,
+        watch,
     })
 }
 

@@ -41,6 +41,14 @@ pub struct Metrics {
     active_workers: Gauge,
     queue_depth: Gauge,
     queue_oldest_due_age: Gauge<f64, AtomicU64>,
+    watch_passes: Family<ResultLabels, Counter>,
+    watch_machines_listed: Counter,
+    watch_wakeups: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
 }
 
 impl Default for Metrics {
@@ -106,6 +114,24 @@ impl Metrics {
             "How long the oldest due instance has waited",
             queue_oldest_due_age.clone(),
         );
+        let watch_passes = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "fleet_watch_passes",
+            "Passes of the fleet watch over Fly's org-wide machine listing, by result",
+            watch_passes.clone(),
+        );
+        let watch_machines_listed = Counter::default();
+        registry.register(
+            "fleet_watch_machines_listed",
+            "Machines returned by the fleet watch's listings",
+            watch_machines_listed.clone(),
+        );
+        let watch_wakeups = Counter::default();
+        registry.register(
+            "fleet_watch_wakeups",
+            "Instances made due because their machine changed at Fly",
+            watch_wakeups.clone(),
+        );
         registry.register(
             "build",
             "Build information",
@@ -121,6 +147,9 @@ impl Metrics {
             active_workers,
             queue_depth,
             queue_oldest_due_age,
+            watch_passes,
+            watch_machines_listed,
+            watch_wakeups,
         }
     }
 
@@ -171,6 +200,27 @@ impl Metrics {
     pub fn set_queue(&self, depth: i64, oldest_due_age_seconds: f64) {
         self.queue_depth.set(depth);
         self.queue_oldest_due_age.set(oldest_due_age_seconds);
+    }
+}
+
+impl Metrics {
+    /// Counts one fleet watch pass.
+    pub fn observe_watch_pass(&self, ok: bool) {
+        self.watch_passes
+            .get_or_create(&ResultLabels {
+                result: if ok { "ok" } else { "error" },
+            })
+            .inc();
+    }
+
+    /// Counts machines a fleet watch listing returned.
+    pub fn observe_watch_listed(&self, machines: u64) {
+        self.watch_machines_listed.inc_by(machines);
+    }
+
+    /// Counts instances the fleet watch woke.
+    pub fn observe_watch_wakeups(&self, woken: u64) {
+        self.watch_wakeups.inc_by(woken);
     }
 }
 

@@ -176,7 +176,7 @@ async fn every_call_and_error_class_against_the_simulator() {
     assert_eq!(fly.get_machine("oc-client", &m.id).await.unwrap(), None);
 
     // The org-wide listing sees machines of every app.
-    let page = fly.list_org_machines(None, None, 100).await.unwrap();
+    let page = fly.list_org_machines(None, None, 100, false).await.unwrap();
     assert!(page.machines.iter().all(|m| m.app_name == "oc-client"));
 
     // A wrong token is unauthorized; another org's app is forbidden.

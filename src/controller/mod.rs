@@ -16,5 +16,6 @@
 
 mod dispatcher;
 mod listener;
+pub mod watch;
 
 pub use dispatcher::{run, ControllerConfig, ControllerError, Reconcile};

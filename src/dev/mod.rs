@@ -94,6 +94,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         base_domain: "openclaws.biz".to_owned(),
         workers: 16,
         resync_seconds: args.resync_seconds,
+        watch_seconds: 5.0,
         lease_seconds: 30,
         poll_seconds: 2.0,
         shutdown_grace_seconds: 10,

@@ -475,14 +475,19 @@ impl FlyClient {
             .await
     }
 
-    /// `GET /v1/orgs/{org}/machines`: the fleet-wide listing, one page.
+    /// `GET /v1/orgs/{org}/machines`: the fleet-wide listing, one page. `include_deleted` also
+    /// lists destroyed machines, so a machine destroyed out of band is noticed.
     pub async fn list_org_machines(
         &self,
         updated_after: Option<&str>,
         cursor: Option<&str>,
         limit: u32,
+        include_deleted: bool,
     ) -> Result<OrgMachinesResponse, FlyError> {
         let mut query = vec![("limit", limit.to_string())];
+        if include_deleted {
+            query.push(("include_deleted", "true".to_owned()));
+        }
         if let Some(u) = updated_after {
             query.push(("updated_after", u.to_owned()));
         }

@@ -132,3 +132,35 @@ pub async fn finalize_deletion(
         Ok(false)
     }
 }
+
+/// What the controller last recorded about an instance's machine, for the fleet watch to tell
+/// news from echoes of its own work.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct RecordedMachine {
+    pub machine_id: Option<String>,
+    pub machine_state: Option<String>,
+    pub image: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RecordedRow {
+    uid: Uuid,
+    #[sqlx(flatten)]
+    machine: RecordedMachine,
+}
+
+/// The recorded machine of each of `uids` that still has a row.
+pub async fn recorded_machines(
+    pool: &PgPool,
+    uids: &[Uuid],
+) -> Result<Vec<(Uuid, RecordedMachine)>, StoreError> {
+    let rows: Vec<RecordedRow> = sqlx::query_as(
+        "SELECT uid, status->'fly'->>'machineId' AS machine_id, \
+             status->'fly'->>'machineState' AS machine_state, status->'fly'->>'image' AS image \
+         FROM instances WHERE uid = ANY($1)",
+    )
+    .bind(uids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.uid, r.machine)).collect())
+}

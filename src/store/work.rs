@@ -159,3 +159,30 @@ pub async fn depth(db: impl PgExecutor<'_>) -> Result<(i64, f64), StoreError> {
     .await?;
     Ok((row.0, row.1.unwrap_or(0.0)))
 }
+
+/// Makes healthy keys (no failure streak) due now because something changed at Fly, without
+/// resetting a failing key's backoff. A key being reconciled right now is made due again when
+/// that reconcile finishes. Returns how many keys were woken.
+pub async fn wake(
+    tx: &mut sqlx::PgConnection,
+    instance_uids: &[Uuid],
+    reason: &str,
+) -> Result<u64, StoreError> {
+    if instance_uids.is_empty() {
+        return Ok(0);
+    }
+    let woken: Vec<Uuid> = sqlx::query_scalar(
+        "WITH woken AS ( \
+             UPDATE work SET due_at = LEAST(due_at, now()), enqueued_at = clock_timestamp(), \
+                 reason = $2 \
+             WHERE instance_uid = ANY($1) AND attempts = 0 RETURNING instance_uid) \
+         SELECT woken.instance_uid FROM woken, \
+             LATERAL (SELECT pg_notify($3, woken.instance_uid::text)) AS notified",
+    )
+    .bind(instance_uids)
+    .bind(reason)
+    .bind(WORK_CHANNEL)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(woken.len() as u64)
+}

@@ -26,6 +26,8 @@ pub struct StackOptions {
     pub latency_scale: f64,
     /// Resync interval of converged instances.
     pub resync_seconds: u64,
+    /// Interval of the fleet watch (0 = off).
+    pub watch_seconds: f64,
     /// Lease length (short for crash tests).
     pub lease_seconds: u64,
     /// When a transient machine counts as stuck.
@@ -39,6 +41,7 @@ impl Default for StackOptions {
         Self {
             latency_scale: 1.0,
             resync_seconds: 300,
+            watch_seconds: 0.0,
             lease_seconds: 30,
             machine_stuck_seconds: 300,
             hooks: Vec::new(),
@@ -102,6 +105,7 @@ impl Stack {
             base_domain: "openclaws.test".to_owned(),
             workers: 8,
             resync_seconds: options.resync_seconds,
+            watch_seconds: options.watch_seconds,
             lease_seconds: options.lease_seconds,
             poll_seconds: 1.0,
             shutdown_grace_seconds: 5,
