@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/openclaws-controller
 
-.PHONY: run test unit lint fmt build postgres crd clean
+.PHONY: run test bench unit lint fmt build postgres crd clean
 
 ## run: throwaway PostgreSQL + Fly simulator + API + workers, and a demo instance reaching Ready.
 run: postgres
@@ -17,6 +17,17 @@ test: postgres lint
 	  $(CARGO) test --all-targets --no-fail-fast; \
 	else \
 	  $(BIN) with-postgres -- $(CARGO) test --all-targets --no-fail-fast; \
+	fi
+
+## bench: fleet figures against the simulator: provisioning, steady state, drift repair.
+## Defaults to 1,000 instances (about 20 minutes: Fly creates one app per second per org);
+## pass options with BENCH_ARGS, e.g. `make bench BENCH_ARGS="--instances 10000"`.
+bench: postgres
+	$(CARGO) build --quiet
+	@if [ -n "$$DATABASE_URL" ]; then \
+	  $(CARGO) bench --bench fleet -- $(BENCH_ARGS); \
+	else \
+	  $(BIN) with-postgres -- $(CARGO) bench --bench fleet -- $(BENCH_ARGS); \
 	fi
 
 lint:

@@ -271,10 +271,32 @@ fn plan_converge(desired: &Desired, observed: &Observed) -> Plan {
         return Plan::wait(
             "CertificatePending",
             format!("certificate for {} is {}", desired.hostname, cert.status),
-            Duration::from_secs(10),
+            certificate_poll(cert, observed.observed_at),
         );
     }
     plan
+}
+
+/// How soon to look at a pending certificate again: often while issuance is expected (seconds
+/// after the request), then less often, so a slow validation does not cost a deep look every
+/// few seconds.
+fn certificate_poll(
+    cert: &crate::fly::types::CertificateDetail,
+    now: Option<chrono::DateTime<chrono::Utc>>,
+) -> Duration {
+    let age = cert
+        .extra
+        .get("created_at")
+        .and_then(|v| v.as_str())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .zip(now)
+        .and_then(|(created, now)| (now - created.with_timezone(&chrono::Utc)).to_std().ok());
+    match age {
+        Some(age) if age < Duration::from_secs(60) => Duration::from_secs(2),
+        Some(age) if age < Duration::from_secs(600) => Duration::from_secs(10),
+        Some(_) => Duration::from_secs(60),
+        None => Duration::from_secs(10),
+    }
 }
 
 fn plan_machine_side(desired: &Desired, observed: &Observed) -> Plan {
@@ -635,6 +657,21 @@ mod tests {
     use crate::resource::InstanceSpec;
     use proptest::prelude::*;
     use uuid::Uuid;
+
+    #[test]
+    fn a_pending_certificate_is_polled_often_at_first_then_less() {
+        let now: chrono::DateTime<chrono::Utc> = "2026-11-22T12:00:00Z".parse().unwrap();
+        let cert = |created: &str| {
+            let mut c = crate::fly::types::CertificateDetail::default();
+            c.extra.insert("created_at".into(), created.into());
+            c
+        };
+        let poll = |created: &str| certificate_poll(&cert(created), Some(now));
+        assert_eq!(poll("2026-11-22T11:59:55Z"), Duration::from_secs(2));
+        assert_eq!(poll("2026-11-22T11:55:00Z"), Duration::from_secs(10));
+        assert_eq!(poll("2026-11-22T10:00:00Z"), Duration::from_secs(60));
+        assert_eq!(poll("not a time"), Duration::from_secs(10));
+    }
 
     fn desired(run_state: RunState, deleting: bool, memory_mb: u32) -> Desired {
         let mut spec: InstanceSpec =

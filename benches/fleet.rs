@@ -1,0 +1,810 @@
+//! `make bench`: the controller against the Fly simulator at fleet scale, over real HTTP and a
+//! real PostgreSQL. Three figures:
+//!
+//! 1. **Provisioning**: N new instances → time until all are Ready, Fly calls per instance by
+//!    endpoint, and 429s (Fly's, counted by the simulator).
+//! 2. **Steady state**: Fly calls per instance per watch pass with no drift, measured over a
+//!    window, plus the measured cost of a deep look amortised over the full resync.
+//! 3. **Drift**: a random share of instances has its machine stopped or destroyed out of band;
+//!    time until the controller notices (its `DriftDetected` event) and until the instance is
+//!    Ready again (p50, p99, max).
+//!
+//! Each figure is printed next to the lower bound implied by the latency model and the rate
+//! limits. `cargo bench --bench fleet -- --help` lists the knobs; run through `make bench`, which
+//! provides a throwaway PostgreSQL when `DATABASE_URL` is unset. Under `cargo test` (no
+//! `--bench` argument) it runs a small smoke version and fails on any broken expectation, so the
+//! bench cannot rot.
+
+use anyhow::{bail, ensure, Context};
+use clap::Parser;
+use futures_util::{stream, StreamExt};
+use openclaws_controller::config::{
+    DatabaseSettings, DnsSettings, FlySettings, SecretKey, ServeSettings,
+};
+use openclaws_controller::secrets::SecretCipher;
+use openclaws_controller::{serve, sim, store};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+use sqlx::{Executor, PgPool};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const WRITER: &str = "bench-writer-token-0123456789";
+const READER: &str = "bench-reader-token-0123456789";
+const FLY_TOKEN: &str = "bench-fly-token";
+const ORG: &str = "bench";
+const DOMAIN: &str = "openclaws.biz";
+
+/// Knobs of the bench.
+#[derive(Debug, Clone, Parser)]
+#[command(about = "openclaws-controller fleet bench against the Fly simulator")]
+struct Args {
+    /// New instances to provision.
+    #[arg(long, default_value_t = 1000)]
+    instances: usize,
+    /// Share of instances drifted out of band (percent).
+    #[arg(long, default_value_t = 5.0)]
+    drift_percent: f64,
+    /// Length of the steady-state window in seconds.
+    #[arg(long, default_value_t = 60)]
+    steady_seconds: u64,
+    /// Instances given a forced deep look to measure its cost.
+    #[arg(long, default_value_t = 20)]
+    deep_sample: usize,
+    /// Multiplies the simulator's transition latencies (1 = Fly-like).
+    #[arg(long, default_value_t = 1.0)]
+    latency_scale: f64,
+    /// Added to every Fly and DNS request (plus up to `request_jitter_ms`).
+    #[arg(long, default_value_t = 80)]
+    request_latency_ms: u64,
+    /// Random extra request latency.
+    #[arg(long, default_value_t = 120)]
+    request_jitter_ms: u64,
+    /// Concurrent reconciles.
+    #[arg(long, default_value_t = 32)]
+    workers: u32,
+    /// Fleet watch interval in seconds.
+    #[arg(long, default_value_t = 15.0)]
+    watch_seconds: f64,
+    /// Deep resync interval in seconds.
+    #[arg(long, default_value_t = 3600)]
+    resync_seconds: u64,
+    /// Seed of the drift sample.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Passed by `cargo bench`; without it the smoke version runs.
+    #[arg(long, hide = true)]
+    bench: bool,
+    /// Test-name filters passed by `cargo test`/`cargo bench` (ignored).
+    #[arg(hide = true)]
+    filters: Vec<String>,
+}
+
+impl Args {
+    /// The small version run by `cargo test`.
+    fn smoke() -> Self {
+        Self {
+            instances: 4,
+            drift_percent: 50.0,
+            steady_seconds: 3,
+            deep_sample: 2,
+            latency_scale: 0.2,
+            request_latency_ms: 5,
+            request_jitter_ms: 5,
+            workers: 8,
+            watch_seconds: 0.5,
+            resync_seconds: 3600,
+            seed: 7,
+            bench: false,
+            filters: Vec::new(),
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let parsed = Args::parse();
+    let args = if parsed.bench { parsed } else { Args::smoke() };
+    tokio::runtime::Runtime::new()?.block_on(run(args))
+}
+
+/// Everything the bench runs against.
+struct Bench {
+    args: Args,
+    pool: PgPool,
+    http: reqwest::Client,
+    api: String,
+    sim: String,
+    stop: CancellationToken,
+    database: (String, String),
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let smoke = !args.bench;
+    let bench = Bench::start(args.clone()).await?;
+    println!(
+        "fleet bench: {} instances, {} workers, watch every {} s, deep resync every {} s, \
+         latency scale {}, request latency {}+{} ms",
+        args.instances,
+        args.workers,
+        args.watch_seconds,
+        args.resync_seconds,
+        args.latency_scale,
+        args.request_latency_ms,
+        args.request_jitter_ms
+    );
+
+    let single = bench.provision_one().await?;
+    let provisioning = bench.provision_all().await?;
+    let steady = bench.steady_state().await?;
+    let drift = bench.drift().await?;
+
+    let report = Report {
+        args: &args,
+        single,
+        provisioning: &provisioning,
+        steady: &steady,
+        drift: &drift,
+    };
+    println!("\n{}", report.markdown());
+    bench.stop().await;
+
+    if smoke {
+        ensure!(provisioning.fly_429s == 0, "Fly answered 429s");
+        ensure!(
+            drift.repaired.len() == drift.drifted,
+            "not every drift was repaired"
+        );
+        ensure!(
+            steady.per_instance_per_pass <= 1.0,
+            "steady state costs {} calls per instance per pass",
+            steady.per_instance_per_pass
+        );
+    }
+    Ok(())
+}
+
+impl Bench {
+    async fn start(args: Args) -> anyhow::Result<Self> {
+        let base = std::env::var("DATABASE_URL")
+            .context("DATABASE_URL must name a PostgreSQL server (`make bench` provides one)")?;
+        let admin = PgPool::connect(&base)
+            .await
+            .context("connecting to DATABASE_URL")?;
+        let name = format!("oc_bench_{}", Uuid::new_v4().simple());
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await?;
+        admin.close().await;
+        let mut url = reqwest::Url::parse(&base)?;
+        url.set_path(&format!("/{name}"));
+        let pool = store::connect(url.as_str(), 10).await?;
+        store::migrate(&pool).await?;
+
+        let stop = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let sim_addr = listener.local_addr()?;
+        let mut config = sim::SimConfig::new(FLY_TOKEN, ORG);
+        config.dns_zone = DOMAIN.to_owned();
+        config.latency = sim::LatencyModel::spec_defaults().scaled(args.latency_scale);
+        tokio::spawn(sim::serve(
+            listener,
+            sim::Simulator::new(config),
+            stop.clone(),
+        ));
+        let sim = format!("http://{sim_addr}");
+        let http = reqwest::Client::new();
+        if args.request_latency_ms + args.request_jitter_ms > 0 {
+            let resp = http
+                .post(format!("{sim}/_sim/faults"))
+                .json(
+                    &json!({"kind": "latency", "delay_ms": args.request_latency_ms,
+                              "jitter_ms": args.request_jitter_ms}),
+                )
+                .send()
+                .await?;
+            ensure!(
+                resp.status().is_success(),
+                "latency rule: {}",
+                resp.status()
+            );
+        }
+
+        let settings = ServeSettings {
+            database: DatabaseSettings {
+                database_url: url.to_string(),
+                database_listen_url: None,
+                db_max_connections: 20,
+            },
+            listen: "127.0.0.1:0".parse()?,
+            api_write_token: WRITER.to_owned(),
+            api_read_token: READER.to_owned(),
+            secret_key: SecretKey(SecretCipher::from_key(rand::random())),
+            fly: FlySettings {
+                fly_api_base: sim.clone(),
+                fly_api_token: FLY_TOKEN.to_owned(),
+                fly_org: ORG.to_owned(),
+                fly_app_prefix: "oc-".to_owned(),
+            },
+            dns: DnsSettings {
+                dns_api_base: sim.clone(),
+                dns_api_token: Some(FLY_TOKEN.to_owned()),
+                dns_zone: None,
+            },
+            base_domain: DOMAIN.to_owned(),
+            workers: args.workers,
+            resync_seconds: args.resync_seconds,
+            watch_seconds: args.watch_seconds,
+            lease_seconds: 30,
+            poll_seconds: 1.0,
+            shutdown_grace_seconds: 5,
+            machine_stuck_seconds: 300,
+        };
+        let running = serve::start(&settings, stop.clone()).await?;
+        let api = format!("http://{}", running.addr);
+        let controller_stop = stop.clone();
+        tokio::spawn(async move {
+            controller_stop.cancelled().await;
+            let _ = running.wait().await;
+        });
+        Ok(Self {
+            args,
+            pool,
+            http,
+            api,
+            sim,
+            stop,
+            database: (base, name),
+        })
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.pool.close().await;
+        if let Ok(admin) = PgPool::connect(&self.database.0).await {
+            let _ = admin
+                .execute(
+                    format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database.1).as_str(),
+                )
+                .await;
+        }
+    }
+
+    async fn put(&self, name: &str) -> anyhow::Result<()> {
+        let resp = self
+            .http
+            .put(format!("{}/v1/instances/{name}", self.api))
+            .bearer_auth(WRITER)
+            .json(&json!({"spec": {"customerId": format!("cust-{name}"), "region": "iad"}}))
+            .send()
+            .await?;
+        ensure!(resp.status().is_success(), "PUT {name}: {}", resp.status());
+        Ok(())
+    }
+
+    /// Fly calls so far per endpoint (from the simulator, which sees every call).
+    async fn fly_calls(&self) -> anyhow::Result<(BTreeMap<String, u64>, u64)> {
+        let stats: Value = self
+            .http
+            .get(format!("{}/_sim/stats", self.sim))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let mut calls = BTreeMap::new();
+        let mut too_many = 0;
+        for (endpoint, c) in stats["calls"].as_object().context("stats.calls")? {
+            calls.insert(endpoint.clone(), c["total"].as_u64().unwrap_or(0));
+            too_many += c["statuses"]["429"].as_u64().unwrap_or(0);
+        }
+        Ok((calls, too_many))
+    }
+
+    /// A metric from the controller's `/metrics`, summed over label sets containing `labels`.
+    async fn metric(&self, name: &str, labels: &str) -> anyhow::Result<f64> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.api))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
+    /// Phase and machine of every instance whose name starts with `prefix`.
+    async fn phases(&self, prefix: &str) -> anyhow::Result<HashMap<String, Row>> {
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT name, coalesce(status->>'phase', '') AS phase, \
+                 status->'fly'->>'machineId' AS machine_id, \
+                 status->'fly'->>'machineState' AS machine_state \
+             FROM instances WHERE name LIKE $1",
+        )
+        .bind(format!("{prefix}%"))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.name.clone(), r)).collect())
+    }
+
+    /// Time to Ready of one instance alone: the per-instance critical path.
+    async fn provision_one(&self) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        self.put("probe").await?;
+        let deadline = started + Duration::from_secs(120);
+        loop {
+            let phases = self.phases("probe").await?;
+            if phases.get("probe").is_some_and(|p| p.phase == "Ready") {
+                return Ok(started.elapsed());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the probe instance was not Ready in 120 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn provision_all(&self) -> anyhow::Result<Provisioning> {
+        let n = self.args.instances;
+        let names: Vec<String> = (0..n).map(|i| format!("fleet-{i:05}")).collect();
+        let (calls_before, limited_before) = self.fly_calls().await?;
+        let reconciles_before = self.metric("openclaws_reconciles_total", "").await?;
+        let started = Instant::now();
+        let puts: Vec<anyhow::Result<()>> = stream::iter(names.iter())
+            .map(|name| self.put(name))
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for r in puts {
+            r?;
+        }
+        let written = started.elapsed();
+        let mut ready_at: HashMap<String, Duration> = HashMap::new();
+        let mut last_report = Instant::now();
+        // Generous: ten times the app-creation bound plus ten minutes.
+        let deadline = started + Duration::from_secs_f64(n as f64 * 11.0 + 600.0);
+        while ready_at.len() < n {
+            let phases = self.phases("fleet-").await?;
+            for (name, row) in &phases {
+                if row.phase == "Ready" && !ready_at.contains_key(name) {
+                    ready_at.insert(name.clone(), started.elapsed());
+                }
+            }
+            if last_report.elapsed() >= Duration::from_secs(30) {
+                let mut by_phase: BTreeMap<&str, usize> = BTreeMap::new();
+                for row in phases.values() {
+                    *by_phase.entry(row.phase.as_str()).or_default() += 1;
+                }
+                println!(
+                    "  [{:>6.0}s] {}/{n} Ready {by_phase:?}",
+                    started.elapsed().as_secs_f64(),
+                    ready_at.len()
+                );
+                last_report = Instant::now();
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "only {}/{n} instances were Ready by the deadline",
+                    ready_at.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let total = started.elapsed();
+        let (calls_after, limited_after) = self.fly_calls().await?;
+        let mut per_endpoint: Vec<(String, f64)> = calls_after
+            .iter()
+            .map(|(e, c)| {
+                let d = c - calls_before.get(e).copied().unwrap_or(0);
+                (e.clone(), d as f64 / n as f64)
+            })
+            .filter(|(_, d)| *d > 0.0)
+            .collect();
+        per_endpoint.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut times: Vec<Duration> = ready_at.values().copied().collect();
+        times.sort();
+        Ok(Provisioning {
+            written,
+            total,
+            p50: percentile(&times, 0.50),
+            p99: percentile(&times, 0.99),
+            per_endpoint,
+            fly_429s: limited_after - limited_before,
+            reconciles_per_instance: (self.metric("openclaws_reconciles_total", "").await?
+                - reconciles_before)
+                / n as f64,
+        })
+    }
+
+    async fn steady_state(&self) -> anyhow::Result<Steady> {
+        let n = self.args.instances as f64 + 1.0;
+        // Let the echoes of provisioning settle: two passes with no wakeups.
+        let mut quiet = 0;
+        let mut wakeups = self
+            .metric("openclaws_fleet_watch_wakeups_total", "")
+            .await?;
+        let mut passes = self
+            .metric("openclaws_fleet_watch_passes_total", "ok")
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while quiet < 2 {
+            ensure!(Instant::now() < deadline, "the fleet never went quiet");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let p = self
+                .metric("openclaws_fleet_watch_passes_total", "ok")
+                .await?;
+            if p > passes {
+                let w = self
+                    .metric("openclaws_fleet_watch_wakeups_total", "")
+                    .await?;
+                quiet = if w == wakeups { quiet + 1 } else { 0 };
+                wakeups = w;
+                passes = p;
+            }
+        }
+        let (before, _) = self.fly_calls().await?;
+        let passes_before = self
+            .metric("openclaws_fleet_watch_passes_total", "ok")
+            .await?;
+        let window = Duration::from_secs(self.args.steady_seconds);
+        tokio::time::sleep(window).await;
+        let (after, _) = self.fly_calls().await?;
+        let passes = self
+            .metric("openclaws_fleet_watch_passes_total", "ok")
+            .await?
+            - passes_before;
+        let delta = diff(&before, &after);
+        let listing: u64 = delta
+            .iter()
+            .filter(|(e, _)| e.contains("/v1/orgs/"))
+            .map(|(_, c)| c)
+            .sum();
+        let other: u64 = delta.values().sum::<u64>() - listing;
+
+        // The cost of one deep look: force it on a sample and count what it called.
+        let sample: Vec<String> = (0..self.args.deep_sample.min(self.args.instances))
+            .map(|i| format!("fleet-{i:05}"))
+            .collect();
+        let (before, _) = self.fly_calls().await?;
+        for name in &sample {
+            let resp = self
+                .http
+                .post(format!("{}/v1/instances/{name}/reconcile", self.api))
+                .bearer_auth(WRITER)
+                .send()
+                .await?;
+            ensure!(
+                resp.status().is_success(),
+                "reconcile {name}: {}",
+                resp.status()
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let done: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM work w JOIN instances i ON i.uid = w.instance_uid \
+                 WHERE i.name = ANY($1) AND w.lease_owner IS NULL AND w.reason = 'scheduled' \
+                   AND w.due_at > now() + interval '60 seconds'",
+            )
+            .bind(&sample)
+            .fetch_one(&self.pool)
+            .await?;
+            if done as usize == sample.len() {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "forced deep looks did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (after, _) = self.fly_calls().await?;
+        let deep = diff(&before, &after);
+        let deep_calls: u64 = deep
+            .iter()
+            .filter(|(e, _)| !e.contains("/v1/orgs/"))
+            .map(|(_, c)| c)
+            .sum();
+        let deep_per_look = deep_calls as f64 / sample.len().max(1) as f64;
+        let passes = passes.max(1.0);
+        let measured = (listing + other) as f64 / n / passes;
+        let amortised = listing as f64 / passes / n
+            + deep_per_look * self.args.watch_seconds / self.args.resync_seconds as f64;
+        Ok(Steady {
+            window,
+            passes,
+            listing,
+            other,
+            per_instance_per_pass: measured,
+            deep_per_look,
+            deep_endpoints: deep,
+            long_run_per_instance_per_pass: amortised,
+        })
+    }
+
+    async fn drift(&self) -> anyhow::Result<Drift> {
+        let n = self.args.instances;
+        let k = ((n as f64 * self.args.drift_percent / 100.0).ceil() as usize).clamp(1, n);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.args.seed);
+        let mut names: Vec<String> = (0..n).map(|i| format!("fleet-{i:05}")).collect();
+        names.shuffle(&mut rng);
+        names.truncate(k);
+        let phases = self.phases("fleet-").await?;
+        let mut drifted: Vec<Drifted> = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let machine = phases
+                .get(name)
+                .and_then(|p| p.machine_id.clone())
+                .with_context(|| format!("{name} has no machine"))?;
+            let app = format!("oc-{name}");
+            let (method, path, kind) = if i % 2 == 0 {
+                (
+                    reqwest::Method::POST,
+                    format!("/v1/apps/{app}/machines/{machine}/stop"),
+                    "stopped",
+                )
+            } else {
+                (
+                    reqwest::Method::DELETE,
+                    format!("/v1/apps/{app}/machines/{machine}?force=true"),
+                    "destroyed",
+                )
+            };
+            let at = chrono::Utc::now();
+            let t0 = Instant::now();
+            let mut req = self
+                .http
+                .request(method, format!("{}{path}", self.sim))
+                .bearer_auth(FLY_TOKEN);
+            if kind == "stopped" {
+                req = req.json(&json!({}));
+            }
+            let resp = req.send().await?;
+            ensure!(
+                resp.status().is_success(),
+                "{kind} {name}: {}",
+                resp.status()
+            );
+            drifted.push(Drifted {
+                name: name.clone(),
+                machine,
+                started: t0,
+                at,
+                kind,
+            });
+        }
+
+        let mut repaired: HashMap<String, (Duration, &'static str)> = HashMap::new();
+        let mut detected_at: HashMap<String, chrono::DateTime<chrono::Utc>> = HashMap::new();
+        let drifted_names: Vec<String> = drifted.iter().map(|d| d.name.clone()).collect();
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while repaired.len() < drifted.len() && Instant::now() < deadline {
+            let phases = self.phases("fleet-").await?;
+            let events: Vec<(String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+                "SELECT instance_name, created_at FROM events \
+                 WHERE reason = 'DriftDetected' AND instance_name = ANY($1)",
+            )
+            .bind(&drifted_names)
+            .fetch_all(&self.pool)
+            .await?;
+            for d in &drifted {
+                let (name, at) = (&d.name, &d.at);
+                if let Some(t) = events
+                    .iter()
+                    .filter(|(n, t)| n == name && t >= at)
+                    .map(|(_, t)| *t)
+                    .min()
+                {
+                    detected_at.entry(name.clone()).or_insert(t);
+                }
+                if repaired.contains_key(name) || !detected_at.contains_key(name) {
+                    continue;
+                }
+                let Some(row) = phases.get(name) else {
+                    continue;
+                };
+                let back = row.phase == "Ready"
+                    && row.machine_state.as_deref() == Some("started")
+                    && (d.kind == "stopped"
+                        || row.machine_id.as_deref() != Some(d.machine.as_str()));
+                if back {
+                    repaired.insert(name.clone(), (d.started.elapsed(), d.kind));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let mut detected: Vec<Duration> = drifted
+            .iter()
+            .filter_map(|Drifted { name, at, .. }| {
+                detected_at
+                    .get(name)
+                    .map(|t| (*t - *at).to_std().unwrap_or_default())
+            })
+            .collect();
+        detected.sort();
+        let mut repair: Vec<Duration> = repaired.values().map(|(d, _)| *d).collect();
+        repair.sort();
+        let (_, limited) = self.fly_calls().await?;
+        Ok(Drift {
+            drifted: drifted.len(),
+            detected,
+            repair,
+            repaired: repaired.into_iter().map(|(n, (d, k))| (n, d, k)).collect(),
+            fly_429s_total: limited,
+        })
+    }
+}
+
+/// An instance as the bench polls it.
+#[derive(sqlx::FromRow)]
+struct Row {
+    name: String,
+    phase: String,
+    machine_id: Option<String>,
+    machine_state: Option<String>,
+}
+
+/// One out-of-band change.
+struct Drifted {
+    name: String,
+    machine: String,
+    started: Instant,
+    at: chrono::DateTime<chrono::Utc>,
+    kind: &'static str,
+}
+
+fn diff(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(e, c)| (e.clone(), c - before.get(e).copied().unwrap_or(0)))
+        .filter(|(_, d)| *d > 0)
+        .collect()
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Provisioning {
+    written: Duration,
+    total: Duration,
+    p50: Duration,
+    p99: Duration,
+    per_endpoint: Vec<(String, f64)>,
+    fly_429s: u64,
+    reconciles_per_instance: f64,
+}
+
+struct Steady {
+    window: Duration,
+    passes: f64,
+    listing: u64,
+    other: u64,
+    per_instance_per_pass: f64,
+    deep_per_look: f64,
+    deep_endpoints: BTreeMap<String, u64>,
+    long_run_per_instance_per_pass: f64,
+}
+
+struct Drift {
+    drifted: usize,
+    detected: Vec<Duration>,
+    repair: Vec<Duration>,
+    repaired: Vec<(String, Duration, &'static str)>,
+    fly_429s_total: u64,
+}
+
+struct Report<'a> {
+    args: &'a Args,
+    single: Duration,
+    provisioning: &'a Provisioning,
+    steady: &'a Steady,
+    drift: &'a Drift,
+}
+
+impl Report<'_> {
+    fn markdown(&self) -> String {
+        let a = self.args;
+        let p = self.provisioning;
+        let s = self.steady;
+        let d = self.drift;
+        let n = a.instances as f64;
+        let secs = |d: Duration| format!("{:.1} s", d.as_secs_f64());
+        // Fly: app creation is one action per org, 1/s with a burst of 3 (the simulator's
+        // setting); our client stays under it at one per 1.1 s after a burst of 2.
+        let fly_bound = self.single.as_secs_f64() + (n - 3.0).max(0.0) / 1.0;
+        let client_bound = self.single.as_secs_f64() + (n - 2.0).max(0.0) * 1.1;
+        let mut out = String::new();
+        out += "| Figure | Measured | Lower bound / goal |\n|---|---|---|\n";
+        out += &format!(
+            "| One instance alone, create → Ready | {} | latency model: machine ≈ 1.5 s + certificate 2–10 s |\n",
+            secs(self.single)
+        );
+        out += &format!(
+            "| {} instances, all Ready | {} (p50 {}, p99 {}; specs written in {}) | {:.0} s at Fly's 1 app create/s per org; {:.0} s at our 1.1 s spacing |\n",
+            a.instances,
+            secs(p.total),
+            secs(p.p50),
+            secs(p.p99),
+            secs(p.written),
+            fly_bound,
+            client_bound
+        );
+        out += &format!(
+            "| Fly 429s while provisioning | {} | 0 |\n| Reconciles per instance while provisioning | {:.1} | ≥ 2 |\n",
+            p.fly_429s, p.reconciles_per_instance
+        );
+        out += &format!(
+            "| Steady state, Fly calls per instance per watch pass (window {}, {:.0} passes) | {:.4} ({} listings, {} other calls) | ≤ 1 |\n",
+            secs(s.window),
+            s.passes,
+            s.per_instance_per_pass,
+            s.listing,
+            s.other
+        );
+        out += &format!(
+            "| Deep look (full resync) cost | {:.1} calls | one per resource kind |\n",
+            s.deep_per_look
+        );
+        out += &format!(
+            "| Long run per instance per pass (listing + deep look every {} s) | {:.4} | ≤ 1 |\n",
+            a.resync_seconds, s.long_run_per_instance_per_pass
+        );
+        let stat = |v: &[Duration]| {
+            format!(
+                "p50 {}, p99 {}, max {}",
+                secs(percentile(v, 0.5)),
+                secs(percentile(v, 0.99)),
+                secs(v.last().copied().unwrap_or_default())
+            )
+        };
+        out += &format!(
+            "| Drift: {} machines stopped/destroyed out of band, detected | {} ({} of {}) | ≈ watch interval {} s / 2 on average, {} s at worst |\n",
+            d.drifted,
+            stat(&d.detected),
+            d.detected.len(),
+            d.drifted,
+            a.watch_seconds,
+            a.watch_seconds
+        );
+        out += &format!(
+            "| Drift repaired (Ready again) | {} ({} of {}) | detection + start ≈ 1 s or create ≈ 1.5 s |\n",
+            stat(&d.repair),
+            d.repaired.len(),
+            d.drifted
+        );
+        for kind in ["stopped", "destroyed"] {
+            let mut v: Vec<Duration> = d
+                .repaired
+                .iter()
+                .filter(|(_, _, k)| *k == kind)
+                .map(|(_, t, _)| *t)
+                .collect();
+            v.sort();
+            out += &format!("| … machine {kind} | {} ({}) | |\n", stat(&v), v.len());
+        }
+        out += &format!(
+            "| Fly 429s over the whole run | {} | 0 |\n",
+            d.fly_429s_total
+        );
+        out += "\nFly calls per instance while provisioning, by endpoint:\n\n| Endpoint | Calls per instance |\n|---|---|\n";
+        for (endpoint, c) in &p.per_endpoint {
+            out += &format!("| `{endpoint}` | {c:.2} |\n");
+        }
+        out += "\nOne deep look, by endpoint (calls over the sample):\n\n| Endpoint | Calls |\n|---|---|\n";
+        for (endpoint, c) in &s.deep_endpoints {
+            out += &format!("| `{endpoint}` | {c} |\n");
+        }
+        out
+    }
+}
