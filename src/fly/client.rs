@@ -88,8 +88,16 @@ impl FlyClient {
             Ok(waited) => self.metrics.observe_throttle(endpoint, waited),
             Err(retry_after) => {
                 self.metrics.observe_throttle(endpoint, retry_after);
+                let message = match limit.0 {
+                    LimitClass::AppCreate | LimitClass::AppDelete => format!(
+                        "waiting in line for {endpoint}: Fly allows about one per second per \
+                         organization; this app's turn is in {} s",
+                        retry_after.as_secs_f64().ceil()
+                    ),
+                    _ => format!("client-side limit for {endpoint} on {}", limit.1),
+                };
                 return Err(FlyError::RateLimited {
-                    message: format!("client-side limit for {endpoint} on {}", limit.1),
+                    message,
                     retry_after: Some(retry_after),
                 });
             }
@@ -190,7 +198,7 @@ impl FlyClient {
             .request(Method::POST, "/v1/apps")
             .query(&[("wait", "true")])
             .json(&body);
-        self.json("apps.create", (LimitClass::Mutation, &self.org), req)
+        self.json("apps.create", (LimitClass::AppCreate, name), req)
             .await
     }
 
@@ -200,7 +208,7 @@ impl FlyClient {
         if force {
             req = req.query(&[("force", "true")]);
         }
-        self.send("apps.delete", (LimitClass::AppDelete, &self.org), req)
+        self.send("apps.delete", (LimitClass::AppDelete, app), req)
             .await
             .map(drop)
     }

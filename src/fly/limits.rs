@@ -5,11 +5,18 @@
 //!
 //! A call waits for its token only briefly; when the wait would be longer, it fails fast with a
 //! client-side `RateLimited` so the reconcile is requeued instead of holding a worker.
+//!
+//! App creation and deletion are limited per organisation, so a whole fleet queues for them.
+//! Those two use [`SlotQueue`]: a caller that cannot go now gets a reserved slot in line and is
+//! told exactly when to come back, instead of every waiting instance retrying at each free token.
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// How long a call may wait for a token before giving up and requeueing.
 pub const MAX_WAIT: Duration = Duration::from_millis(1500);
@@ -21,8 +28,78 @@ pub enum LimitClass {
     Mutation,
     /// GETs and lists: per action and scope.
     Read,
-    /// App deletion: per org.
+    /// App creation: per org, in reserved slots; the scope names the app (the slot's holder).
+    AppCreate,
+    /// App deletion: per org, in reserved slots; the scope names the app (the slot's holder).
     AppDelete,
+}
+
+/// How long after its slot a reservation is kept for a holder that has not come back.
+const SLOT_GRACE: Duration = Duration::from_secs(30);
+
+/// Evenly spaced slots for an action limited per organisation, handed out first come, first
+/// served and kept for their holder until used (or [`SLOT_GRACE`] after their time).
+#[derive(Debug)]
+pub struct SlotQueue {
+    period: Duration,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Debug)]
+struct SlotState {
+    next: Instant,
+    reserved: HashMap<String, Instant>,
+}
+
+impl SlotQueue {
+    /// One slot every `period`.
+    pub fn new(period: Duration) -> Self {
+        Self {
+            period,
+            state: Mutex::new(SlotState {
+                next: Instant::now(),
+                reserved: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Takes `holder`'s slot when it is due within [`MAX_WAIT`] (`Ok` with the wait), else keeps
+    /// a slot for it and says how long until then (`Err`).
+    pub async fn reserve(&self, holder: &str) -> Result<Duration, Duration> {
+        let now = Instant::now();
+        let slot = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.reserved.retain(|_, at| *at + SLOT_GRACE > now);
+            let slot = match st.reserved.get(holder) {
+                Some(at) => *at,
+                None => {
+                    let at = st.next.max(now);
+                    st.next = at + self.period;
+                    at
+                }
+            };
+            if slot > now + MAX_WAIT {
+                st.reserved.insert(holder.to_owned(), slot);
+                return Err(slot - now);
+            }
+            st.reserved.remove(holder);
+            slot
+        };
+        let wait = slot.saturating_duration_since(now);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(wait)
+    }
+
+    /// Reservations currently held (for tests and metrics).
+    pub fn reserved(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reserved
+            .len()
+    }
 }
 
 /// The limiters of one client.
@@ -30,7 +107,8 @@ pub enum LimitClass {
 pub struct FlyRateLimits {
     mutation: DefaultKeyedRateLimiter<(&'static str, String)>,
     read: DefaultKeyedRateLimiter<(&'static str, String)>,
-    app_delete: DefaultDirectRateLimiter,
+    app_create: SlotQueue,
+    app_delete: SlotQueue,
 }
 
 impl Default for FlyRateLimits {
@@ -52,11 +130,12 @@ impl FlyRateLimits {
         let read = Quota::with_period(Duration::from_millis(250))
             .expect("non-zero period")
             .allow_burst(nz(8));
-        let app_delete = Quota::per_minute(nz(90)).allow_burst(nz(10));
         Self {
             mutation: RateLimiter::keyed(mutation),
             read: RateLimiter::keyed(read),
-            app_delete: RateLimiter::direct(app_delete),
+            app_create: SlotQueue::new(Duration::from_millis(1100)),
+            // 100 per minute at Fly; 90 here.
+            app_delete: SlotQueue::new(Duration::from_millis(667)),
         }
     }
 
@@ -74,7 +153,8 @@ impl FlyRateLimits {
             let checked = match class {
                 LimitClass::Mutation => self.mutation.check_key(&(action, scope.to_owned())),
                 LimitClass::Read => self.read.check_key(&(action, scope.to_owned())),
-                LimitClass::AppDelete => self.app_delete.check(),
+                LimitClass::AppCreate => return self.app_create.reserve(scope).await,
+                LimitClass::AppDelete => return self.app_delete.reserve(scope).await,
             };
             match checked {
                 Ok(()) => return Ok(waited),
@@ -141,6 +221,39 @@ mod tests {
         assert!(ok <= 4, "{ok} calls got through in ~1.5 s");
         assert!(refused >= 1, "nobody was told to come back later");
         assert!(results.iter().flatten().all(|w| *w <= MAX_WAIT));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_org_wide_queue_hands_out_kept_slots_in_order() {
+        let q = SlotQueue::new(Duration::from_millis(1100));
+        let holders = ["a", "b", "c", "d", "e"];
+        let results = futures_util::future::join_all(holders.iter().map(|h| q.reserve(h))).await;
+        // The first two go (the second after a short wait); the rest get their place in line,
+        // each a period after the one before.
+        assert_eq!(results[0], Ok(Duration::ZERO));
+        assert_eq!(results[1], Ok(Duration::from_millis(1100)));
+        let waits: Vec<Duration> = results[2..].iter().map(|r| r.unwrap_err()).collect();
+        assert_eq!(
+            waits,
+            vec![
+                Duration::from_millis(2200),
+                Duration::from_millis(3300),
+                Duration::from_millis(4400)
+            ]
+        );
+        assert_eq!(q.reserved(), 3);
+        // Asking again before its time keeps the same slot instead of queueing anew.
+        assert_eq!(q.reserve("e").await, Err(Duration::from_millis(3300)));
+        // At its time the holder goes, and its reservation is used up; a newcomer queues
+        // behind every slot handed out, kept or not.
+        tokio::time::advance(Duration::from_millis(3300)).await;
+        assert_eq!(q.reserve("e").await, Ok(Duration::ZERO));
+        assert_eq!(q.reserved(), 2);
+        assert_eq!(q.reserve("f").await, Ok(Duration::from_millis(1100)));
+        // A reservation not claimed within the grace period is given up.
+        tokio::time::advance(SLOT_GRACE * 2).await;
+        assert!(q.reserve("g").await.is_ok());
+        assert_eq!(q.reserved(), 0);
     }
 
     #[tokio::test]

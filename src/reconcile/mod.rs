@@ -296,10 +296,12 @@ impl Reconciler {
         let (after, failed) = match (&failure, &final_plan) {
             (Some((_, e)), _) if e.is_terminal() => (jitter(self.resync, 0.1), true),
             (Some((_, e)), _) => {
-                // Fly (or our own limiter) said when to come back: trust it over our backoff.
-                let after = e
-                    .retry_after()
-                    .map_or_else(|| backoff(attempts), |r| jitter(r, 0.1).max(r));
+                // Fly (or our own limiter) said when to come back: trust it over our backoff,
+                // and be back on time (a slot reserved by our limiter is kept only briefly).
+                let after = e.retry_after().map_or_else(
+                    || backoff(attempts),
+                    |r| r + jitter(r.min(Duration::from_millis(2500)) / 10, 1.0),
+                );
                 (after, true)
             }
             (None, p) if p.wait.is_some() => {
