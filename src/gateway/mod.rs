@@ -19,6 +19,7 @@ pub const VERIFIED_OPENCLAW_VERSION: &str = "2026.9.6";
 pub const GATEWAY_TOKEN_ENV: &str = "OPENCLAW_GATEWAY_TOKEN";
 
 pub mod client;
+pub mod config;
 pub mod health;
 pub mod identity;
 pub mod protocol;
