@@ -20,6 +20,8 @@ pub const GATEWAY_TOKEN_ENV: &str = "OPENCLAW_GATEWAY_TOKEN";
 
 pub mod client;
 pub mod config;
+pub mod files;
 pub mod health;
 pub mod identity;
 pub mod protocol;
+pub mod proxy_token;
