@@ -11,7 +11,7 @@ run: postgres
 	$(CARGO) run --quiet -- dev
 
 ## test: formatting, lints, unit, property and black-box tests against a real PostgreSQL.
-test: postgres lint
+test: postgres openclaw lint
 	$(CARGO) build --quiet --all-targets
 	@if [ -n "$$DATABASE_URL" ]; then \
 	  $(CARGO) test --all-targets --no-fail-fast; \
