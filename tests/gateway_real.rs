@@ -474,3 +474,116 @@ async fn the_controller_pairs_once_then_lists_and_approves_a_remote_device() {
     let now = std::fs::read_to_string(gw.config_path()).unwrap();
     assert_eq!(now, gw.seeded, "openclaw.json changed during pairing");
 }
+
+/// One HTTP request as a fake Composio API received it.
+struct Received {
+    request_line: String,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+/// Serves one request on a fresh port with `answer`, handing the request back.
+fn fake_composio(answer: &'static str) -> (u16, std::sync::mpsc::Receiver<Received>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut request_line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut request_line).unwrap();
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').unwrap();
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).unwrap();
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+            answer.len()
+        )
+        .unwrap();
+        tx.send(Received {
+            request_line: request_line.trim_end().to_owned(),
+            headers,
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        })
+        .unwrap();
+    });
+    (port, rx)
+}
+
+#[test]
+fn the_bridge_calls_composios_tool_execution_api_for_the_customer() {
+    let gw = gateway();
+    let (port, received) = fake_composio(r#"{"successful":true,"data":{"id":"m-1"},"error":null}"#);
+    let mut command = Command::new(gw.state.join(BRIDGE_PATH));
+    gw.env(&mut command);
+    let path = format!(
+        "{}:{}",
+        node_bin_dir(&gw.openclaw).display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = command
+        .env("PATH", path)
+        .env("COMPOSIO_API_KEY", "test-composio-key")
+        .env("COMPOSIO_ENTITY_ID", "cust-42")
+        .env(
+            "COMPOSIO_API_BASE",
+            format!("http://127.0.0.1:{port}/api/v3.1"),
+        )
+        .args([
+            "GMAIL_SEND_EMAIL",
+            r#"{"recipient_email":"ada@example.com"}"#,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}: {stdout} {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(answer["data"]["id"], "m-1");
+    assert!(!stdout.contains("test-composio-key"));
+
+    let request = received.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        request.request_line,
+        "POST /api/v3.1/tools/execute/GMAIL_SEND_EMAIL HTTP/1.1"
+    );
+    assert!(request
+        .headers
+        .contains(&("x-api-key".to_owned(), "test-composio-key".to_owned())));
+    assert_eq!(request.body["user_id"], "cust-42");
+    assert_eq!(
+        request.body["arguments"],
+        json!({"recipient_email": "ada@example.com"})
+    );
+}
+
+/// The pinned Node next to the installed openclaw (`<root>/node/node_modules/node-*/bin`).
+fn node_bin_dir(openclaw: &Path) -> PathBuf {
+    let modules = openclaw.parent().unwrap().join("../node/node_modules");
+    std::fs::read_dir(&modules)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path().join("bin"))
+        .find(|bin| bin.join("node").exists())
+        .unwrap_or_else(|| panic!("no node under {}", modules.display()))
+}
