@@ -4,14 +4,14 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/openclaws-controller
 
-.PHONY: run test bench unit lint fmt build postgres crd clean
+.PHONY: run test bench unit lint fmt build postgres crd clean openclaw
 
 ## run: throwaway PostgreSQL + Fly simulator + API + workers, and a demo instance reaching Ready.
 run: postgres
 	$(CARGO) run --quiet -- dev
 
 ## test: formatting, lints, unit, property and black-box tests against a real PostgreSQL.
-test: postgres lint
+test: postgres openclaw lint
 	$(CARGO) build --quiet --all-targets
 	@if [ -n "$$DATABASE_URL" ]; then \
 	  $(CARGO) test --all-targets --no-fail-fast; \
@@ -43,6 +43,11 @@ build:
 ## postgres: install PostgreSQL server binaries when DATABASE_URL is unset and none are present.
 postgres:
 	@scripts/ensure-postgres.sh
+
+## openclaw: install the pinned Node 24 and openclaw (for the real-gateway tests) into the user's
+## cache; prints the path of the `openclaw` command. Quiet and offline when already installed.
+openclaw:
+	@scripts/install-openclaw.sh
 
 ## crd: regenerate the checked-in CRD from the Rust types.
 crd:

@@ -9,6 +9,7 @@ pub mod crd;
 pub mod dev;
 pub mod dns;
 pub mod fly;
+pub mod gateway;
 pub mod reconcile;
 pub mod resource;
 pub mod secrets;

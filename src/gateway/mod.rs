@@ -1,0 +1,27 @@
+//! The OpenClaw gateway seen from the controller: what it renders into a gateway's state
+//! directory, and how it talks to a running gateway.
+//!
+//! Facts come from `../shared/reference/openclaw-gateway.md` (openclaw 2026.9.6, verified by
+//! experiment) and are re-checked by `tests/gateway_real.rs` against a real gateway installed by
+//! `scripts/install-openclaw.sh`.
+//!
+//! - [`identity`]: the controller's Ed25519 device identity (remote callers need a paired one);
+//! - [`protocol`]: wire types of the WebSocket protocol v4, no I/O;
+//! - [`client`]: a WebSocket client with challenge, signed `connect`, calls with deadlines, and
+//!   the pairing calls `device.pair.list` / `device.pair.approve`;
+//! - [`health`]: `/readyz` and `/startupz` probes, with the proxy-attribution refusal as its own
+//!   error.
+
+/// The openclaw version these modules were verified against; `scripts/install-openclaw.sh`
+/// installs it for the tests.
+pub const VERIFIED_OPENCLAW_VERSION: &str = "2026.9.6";
+/// Environment variable the gateway reads its shared token from (a Fly app secret).
+pub const GATEWAY_TOKEN_ENV: &str = "OPENCLAW_GATEWAY_TOKEN";
+
+pub mod client;
+pub mod config;
+pub mod files;
+pub mod health;
+pub mod identity;
+pub mod protocol;
+pub mod proxy_token;
