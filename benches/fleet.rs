@@ -537,7 +537,13 @@ impl Bench {
         names.truncate(k);
         let phases = self.phases("fleet-").await?;
         let mut drifted: Vec<Drifted> = Vec::new();
+        // Spread the changes over two watch intervals, so detection times sample every phase of
+        // the watch cycle instead of all landing before the same pass.
+        let spacing = Duration::from_secs_f64(2.0 * self.args.watch_seconds / k as f64);
         for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(spacing).await;
+            }
             let machine = phases
                 .get(name)
                 .and_then(|p| p.machine_id.clone())
