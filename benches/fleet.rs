@@ -237,6 +237,7 @@ impl Bench {
             workers: args.workers,
             resync_seconds: args.resync_seconds,
             watch_seconds: args.watch_seconds,
+            composio_api_key: None,
             lease_seconds: 30,
             poll_seconds: 1.0,
             shutdown_grace_seconds: 5,

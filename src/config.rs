@@ -74,6 +74,15 @@ pub struct ServeSettings {
     /// Reconciles run at once by this process.
     #[arg(long, env = "OPENCLAWS_WORKERS", value_name = "OPENCLAWS_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers: u32,
+    /// Composio's platform API key, set as the `COMPOSIO_API_KEY` secret of every instance with
+    /// Composio enabled (unset: Composio gets no key and the controller never touches that secret).
+    #[arg(
+        long,
+        env = "OPENCLAWS_COMPOSIO_API_KEY",
+        value_name = "OPENCLAWS_COMPOSIO_API_KEY",
+        hide_env_values = true
+    )]
+    pub composio_api_key: Option<crate::secrets::Sensitive>,
     /// Seconds between deep looks at a converged instance (jittered by ±10%): the safety net for
     /// drift the fleet watch cannot see (secrets, addresses, certificate, DNS).
     #[arg(long, env = "OPENCLAWS_RESYNC_SECONDS", value_name = "OPENCLAWS_RESYNC_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]

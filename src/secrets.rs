@@ -35,6 +35,35 @@ impl fmt::Debug for SecretCipher {
     }
 }
 
+/// A platform secret from the environment (e.g. the Composio API key): usable, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sensitive(String);
+
+impl Sensitive {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sensitive(..)")
+    }
+}
+
+impl std::str::FromStr for Sensitive {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
 /// A ciphertext with its nonce, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {

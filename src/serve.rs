@@ -130,6 +130,7 @@ pub async fn start(
             )
         }),
         metrics: metrics.clone(),
+        composio_api_key: settings.composio_api_key.clone(),
         resync: Duration::from_secs(settings.resync_seconds),
         cipher: Arc::new(settings.secret_key.0.clone()),
     };

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::process::{free_port, spawn_controller_logging, wait_api};
+use common::process::{free_port, spawn_controller_logging_with, wait_api};
 use common::stack::{Stack, StackOptions, READER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -46,14 +46,21 @@ async fn secrets_reach_the_app_are_repaired_rotated_and_never_leak() {
     let port = free_port();
     stack.api_url = format!("http://127.0.0.1:{port}");
     let log = std::env::temp_dir().join(format!("openclaws-secrets-{}.log", uuid::Uuid::new_v4()));
-    let mut child = spawn_controller_logging(&stack, port, &log);
+    let composio = format!("ak_COMPOSIO-CANARY-{}", uuid::Uuid::new_v4().simple());
+    let mut child = spawn_controller_logging_with(
+        &stack,
+        port,
+        &log,
+        &[("OPENCLAWS_COMPOSIO_API_KEY", composio.as_str())],
+    );
     wait_api(&stack.http, &stack.api_url).await;
 
     let canary = format!("sk-ant-CANARY-{}", uuid::Uuid::new_v4().simple());
     let (code, body) = stack
         .put(
             "keyed",
-            json!({"customerId": "c", "region": "iad", "providerKeys": {"anthropicApiKey": canary}}),
+            json!({"customerId": "c", "region": "iad", "providerKeys": {"anthropicApiKey": canary},
+                   "composio": {"enabled": true}}),
         )
         .await;
     assert_eq!(code, StatusCode::CREATED, "{body}");
@@ -71,6 +78,15 @@ async fn secrets_reach_the_app_are_repaired_rotated_and_never_leak() {
         Some(canary.as_str())
     );
     let token = secret_value(&secrets, "OPENCLAW_GATEWAY_TOKEN").expect("a gateway token");
+    // Composio: the platform key and the customer's entity id (the customer id by default).
+    assert_eq!(
+        secret_value(&secrets, "COMPOSIO_API_KEY").as_deref(),
+        Some(composio.as_str())
+    );
+    assert_eq!(
+        secret_value(&secrets, "COMPOSIO_ENTITY_ID").as_deref(),
+        Some("c")
+    );
     assert!(token.len() >= 40, "a strong token");
     let state = stack.sim_state().await;
     let machine = state["machines"]
@@ -126,16 +142,19 @@ async fn secrets_reach_the_app_are_repaired_rotated_and_never_leak() {
         "the machine restarted with the new key"
     );
 
-    // Removing the key unsets it at Fly.
+    // Removing the key, and turning Composio off, unsets them at Fly.
     stack
         .patch(
             "keyed",
-            json!({"spec": {"providerKeys": {"anthropicApiKey": null}}}),
+            json!({"spec": {"providerKeys": {"anthropicApiKey": null},
+                            "composio": {"enabled": false}}}),
         )
         .await;
     stack.wait_ready("keyed", CONVERGE).await;
     let s = fly_secrets(&stack, "oc-keyed").await;
     assert_eq!(secret_value(&s, "ANTHROPIC_API_KEY"), None);
+    assert_eq!(secret_value(&s, "COMPOSIO_API_KEY"), None);
+    assert_eq!(secret_value(&s, "COMPOSIO_ENTITY_ID"), None);
 
     // The canaries appear nowhere we print or serve.
     let mut seen = Vec::new();
@@ -184,7 +203,7 @@ async fn secrets_reach_the_app_are_repaired_rotated_and_never_leak() {
     assert!(logs.contains("controller started"), "logs were captured");
     seen.push(logs);
     for text in &seen {
-        for secret in [&canary, &rotated, &token] {
+        for secret in [&canary, &rotated, &token, &composio] {
             assert!(
                 !text.contains(secret.as_str()),
                 "a secret leaked into: {}",

@@ -95,6 +95,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         workers: 16,
         resync_seconds: args.resync_seconds,
         watch_seconds: 5.0,
+        composio_api_key: None,
         lease_seconds: 30,
         poll_seconds: 2.0,
         shutdown_grace_seconds: 10,

@@ -75,6 +75,8 @@ pub struct Reconciler {
     pub cipher: Arc<SecretCipher>,
     /// Hostname records; `None` when no DNS provider is configured.
     pub dns: Option<crate::dns::CloudflareDns>,
+    /// Composio's platform key for instances with Composio enabled; `None` when not configured.
+    pub composio_api_key: Option<crate::secrets::Sensitive>,
 }
 
 impl Reconciler {
@@ -362,6 +364,12 @@ impl Reconciler {
                 values.insert(name.to_owned(), v);
             }
         }
+        if let (true, Some(key)) = (spec.composio.enabled, &self.composio_api_key) {
+            values.insert(
+                secrets::COMPOSIO_API_KEY.to_owned(),
+                key.expose().to_owned(),
+            );
+        }
         if spec.composio.enabled {
             let entity = spec
                 .composio
@@ -370,7 +378,12 @@ impl Reconciler {
                 .unwrap_or_else(|| spec.customer_id.clone());
             values.insert("COMPOSIO_ENTITY_ID".to_owned(), entity);
         }
-        Ok(secrets::DesiredSecrets::new(values, &self.cipher))
+        let desired = secrets::DesiredSecrets::new(values, &self.cipher);
+        Ok(if self.composio_api_key.is_some() {
+            desired.managing(secrets::COMPOSIO_API_KEY)
+        } else {
+            desired
+        })
     }
 }
 

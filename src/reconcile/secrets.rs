@@ -18,6 +18,10 @@ pub const MANAGED: [&str; 5] = [
     "COMPOSIO_ENTITY_ID",
 ];
 
+/// Composio's platform key: managed only when the platform setting exists, so a key an operator
+/// put on an app by hand is never unset by a controller that has none to give.
+pub const COMPOSIO_API_KEY: &str = "COMPOSIO_API_KEY";
+
 /// The generated token devices and the controller use to talk to the gateway.
 pub const GATEWAY_TOKEN: &str = "OPENCLAW_GATEWAY_TOKEN";
 
@@ -30,6 +34,7 @@ pub const META_SECRETS: &str = "openclaws_secrets";
 pub struct DesiredSecrets {
     values: BTreeMap<String, String>,
     fingerprint: String,
+    managed: BTreeSet<&'static str>,
 }
 
 impl fmt::Debug for DesiredSecrets {
@@ -55,7 +60,19 @@ impl DesiredSecrets {
         Self {
             values,
             fingerprint,
+            managed: MANAGED.into_iter().collect(),
         }
+    }
+
+    /// Also manages `name`: set when wanted, unset when present but not wanted.
+    pub fn managing(mut self, name: &'static str) -> Self {
+        self.managed.insert(name);
+        self
+    }
+
+    /// Whether this controller owns the secret `name`.
+    pub fn manages(&self, name: &str) -> bool {
+        self.managed.contains(name)
     }
 
     /// Keyed fingerprint of names and values (safe to show and store).
@@ -76,9 +93,9 @@ impl DesiredSecrets {
             .iter()
             .map(|(k, v)| (k.clone(), Some(v.clone())))
             .collect();
-        for name in MANAGED {
-            if present.contains(name) && !self.values.contains_key(name) {
-                values.insert(name.to_owned(), None);
+        for name in &self.managed {
+            if present.contains(*name) && !self.values.contains_key(*name) {
+                values.insert((*name).to_owned(), None);
             }
         }
         SecretWrite {
@@ -134,7 +151,7 @@ pub fn in_sync(desired: &DesiredSecrets, observed: &ObservedSecrets) -> bool {
         .names
         .iter()
         .map(String::as_str)
-        .filter(|n| MANAGED.contains(n))
+        .filter(|n| desired.manages(n))
         .collect();
     let fingerprint_ok = match &observed.applied {
         Some((fp, _)) => fp == desired.fingerprint(),
@@ -221,5 +238,16 @@ mod tests {
             !w.values.contains_key("COMPOSIO_API_KEY"),
             "a name the controller never sets is never unset"
         );
+        // With the platform key configured, Composio's key is ours: unset when not wanted.
+        let managing = desired(&[("OPENCLAW_GATEWAY_TOKEN", "t")]).managing(COMPOSIO_API_KEY);
+        let w = managing.write_for(&names);
+        assert_eq!(w.values.get("COMPOSIO_API_KEY"), Some(&None));
+        assert!(!in_sync(
+            &managing,
+            &ObservedSecrets {
+                names: names.clone(),
+                applied: Some((managing.fingerprint().to_owned(), 3))
+            }
+        ));
     }
 }

@@ -18,9 +18,20 @@ pub fn spawn_controller(stack: &Stack, port: u16) -> Child {
 
 /// Like [`spawn_controller`], with every log line (stdout and stderr) written to `log`.
 pub fn spawn_controller_logging(stack: &Stack, port: u16, log: &std::path::Path) -> Child {
+    spawn_controller_logging_with(stack, port, log, &[])
+}
+
+/// Like [`spawn_controller_logging`], with extra environment variables.
+pub fn spawn_controller_logging_with(
+    stack: &Stack,
+    port: u16,
+    log: &std::path::Path,
+    env: &[(&str, &str)],
+) -> Child {
     let file = std::fs::File::create(log).expect("create the log file");
     let err = file.try_clone().expect("clone the log file handle");
     controller_command(stack, port)
+        .envs(env.iter().copied())
         .env(
             "RUST_LOG",
             "debug,sqlx=warn,hyper=info,h2=info,reqwest=info",

@@ -106,6 +106,7 @@ impl Stack {
             workers: 8,
             resync_seconds: options.resync_seconds,
             watch_seconds: options.watch_seconds,
+            composio_api_key: None,
             lease_seconds: options.lease_seconds,
             poll_seconds: 1.0,
             shutdown_grace_seconds: 5,
