@@ -29,8 +29,12 @@ use sha2::{Digest, Sha256};
 pub const GATEWAY_PORT: u16 = 3000;
 /// The default agent's id; with a single entry it is the default agent.
 pub const DEFAULT_AGENT_ID: &str = "main";
-/// Workspace on the machine's volume.
-pub const DEFAULT_WORKSPACE: &str = "/data/workspace";
+/// Workspace inside the state directory, wherever that is: the gateway expands
+/// `${OPENCLAW_STATE_DIR}` in `agents.defaults.workspace` from its environment and keeps the
+/// literal in the file (verified against 2026.9.6: `agents.files.list` reports
+/// `<state>/workspace`, the file stays byte-identical), so one rendered config serves `/data`
+/// on Fly and a directory per volume in the simulator.
+pub const DEFAULT_WORKSPACE: &str = "${OPENCLAW_STATE_DIR}/workspace";
 /// The agent's name when the spec gives none.
 pub const DEFAULT_AGENT_NAME: &str = "Assistant";
 
@@ -156,6 +160,21 @@ impl OwnedConfig {
         ]
     }
 
+    /// The owned paths (as key segments) with their desired values, `None` meaning "remove":
+    /// what a boot step outside Rust needs to apply [`merge_owned`] to a file on the machine.
+    pub fn owned_entries(&self) -> Vec<(Vec<String>, Option<Value>)> {
+        self.entries()
+            .into_iter()
+            .map(|(path, value)| (path.iter().map(|k| (*k).to_owned()).collect(), value))
+            .collect()
+    }
+
+    /// The first-boot file content before the owned fields are merged in (see
+    /// [`OwnedConfig::render_new`]).
+    pub fn new_file_seed() -> Value {
+        json!({"update": {"checkOnStart": false}})
+    }
+
     /// The dotted owned paths, for messages and tests.
     pub fn owned_paths() -> Vec<String> {
         Self::example()
@@ -189,8 +208,7 @@ impl OwnedConfig {
     /// A new file for a gateway that has none: the owned fields plus first-boot defaults that
     /// are the customer's to change afterwards (updates come with the image, not at start).
     pub fn render_new(&self) -> String {
-        let seed = json!({"update": {"checkOnStart": false}});
-        to_file_text(&merge_owned(&seed, self).value)
+        to_file_text(&merge_owned(&Self::new_file_seed(), self).value)
     }
 }
 

@@ -13,7 +13,7 @@
 
 use sha2::{Digest, Sha256};
 
-/// `IDENTITY.md`, relative to the state directory (the workspace is `/data/workspace`).
+/// `IDENTITY.md`, relative to the state directory (the workspace is `${OPENCLAW_STATE_DIR}/workspace`).
 pub const IDENTITY_PATH: &str = "workspace/IDENTITY.md";
 /// The Composio skill, relative to the state directory.
 pub const SKILL_PATH: &str = "skills/composio/SKILL.md";

@@ -5,6 +5,8 @@
 //! experiment) and are re-checked by `tests/gateway_real.rs` against a real gateway installed by
 //! `scripts/install-openclaw.sh`.
 //!
+//! - [`bundle`]: the machine files and command (a Node boot step) that prepare the state
+//!   directory before the gateway starts;
 //! - [`identity`]: the controller's Ed25519 device identity (remote callers need a paired one);
 //! - [`protocol`]: wire types of the WebSocket protocol v4, no I/O;
 //! - [`client`]: a WebSocket client with challenge, signed `connect`, calls with deadlines, and
@@ -18,6 +20,7 @@ pub const VERIFIED_OPENCLAW_VERSION: &str = "2026.9.6";
 /// Environment variable the gateway reads its shared token from (a Fly app secret).
 pub const GATEWAY_TOKEN_ENV: &str = "OPENCLAW_GATEWAY_TOKEN";
 
+pub mod bundle;
 pub mod client;
 pub mod config;
 pub mod files;
