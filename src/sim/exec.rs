@@ -1,4 +1,5 @@
-//! `POST /machines/{id}/exec`: simulated machines run nothing, so a pluggable handler answers.
+//! `POST /machines/{id}/exec`: inert machines run nothing, so a pluggable handler answers; in
+//! process mode the command runs for real in the machine's environment.
 
 use super::auth::Caller;
 use super::errors::{SimError, SimResult};
@@ -96,6 +97,16 @@ pub async fn exec(
         }
         Ok(m.config.image.clone())
     })?;
+    if let Some(host) = sim.process_host() {
+        let timeout = Duration::from_secs(body.timeout.unwrap_or(30));
+        let (exit_code, stdout, stderr) = host.exec(&id, &command, timeout).await?;
+        return Ok(Json(json!({
+            "exit_code": exit_code,
+            "exit_signal": 0,
+            "stdout": stdout,
+            "stderr": stderr,
+        })));
+    }
     let call = ExecCall {
         app,
         machine_id: id,

@@ -13,6 +13,10 @@
 //! block a thread) and the embedder's synchronous `hooks`. The control plane is split by
 //! purpose: `control` (state, clock, stats, rate limits, fault rules), `machine_faults`
 //! (crash loops, stuck transitions, unreachable hosts, foreign leases), `orphans`.
+//!
+//! Machines are inert records by default. In process mode ([`process`]) a started machine runs
+//! its command as a real process with its volume as a directory, and [`proxy`] serves apps'
+//! hostnames like Fly's edge.
 
 pub mod apps;
 pub mod auth;
@@ -33,6 +37,8 @@ pub mod machine_state;
 pub mod machines;
 pub mod org;
 pub mod orphans;
+pub mod process;
+pub mod proxy;
 pub mod ratelimit;
 pub mod secrets;
 pub mod state;
@@ -53,6 +59,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use exec::{ExecCall, ExecHandler, ExecOutcome, ExitZero};
 pub use hooks::{RequestHook, RequestInfo};
+pub use process::{MachineMode, ProcessSettings};
 
 /// Command-line / environment settings of the `sim` subcommand.
 #[derive(Debug, Clone, clap::Args)]
@@ -94,6 +101,34 @@ pub struct SimArgs {
     /// Token of the Cloudflare-compatible DNS API (default: the Fly token).
     #[arg(long, env = "FLY_SIM_DNS_TOKEN", hide_env_values = true)]
     pub dns_token: Option<String>,
+    /// What a started machine is: `inert` (a record) or `process` (its command runs as a real
+    /// local process, the volume a directory).
+    #[arg(long, env = "FLY_SIM_MACHINES", value_enum, default_value = "inert")]
+    pub machines: MachineModeArg,
+    /// Process mode: directory for volumes and machines (default: a new directory under the
+    /// system temp dir).
+    #[arg(long, env = "FLY_SIM_PROCESS_ROOT")]
+    pub process_root: Option<std::path::PathBuf>,
+    /// Process mode: the installed `openclaw` wrapper (`scripts/install-openclaw.sh`; default:
+    /// the installer's cache path).
+    #[arg(long, env = "OPENCLAWS_OPENCLAW_BIN")]
+    pub openclaw_bin: Option<std::path::PathBuf>,
+    /// Serve a Fly-like reverse proxy on this address (routes by `Host` to started machines'
+    /// processes; process mode).
+    #[arg(long, env = "FLY_SIM_PROXY_LISTEN")]
+    pub proxy_listen: Option<std::net::SocketAddr>,
+    /// Address the proxy reports in `X-Forwarded-For` for clients on loopback.
+    #[arg(long, env = "FLY_SIM_PROXY_CLIENT_IP", default_value_t = proxy::DEFAULT_LOOPBACK_CLIENT_IP)]
+    pub proxy_client_ip: std::net::IpAddr,
+}
+
+/// `--machines` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MachineModeArg {
+    /// Records only.
+    Inert,
+    /// Real processes.
+    Process,
 }
 
 fn parse_retry_after(s: &str) -> Result<ratelimit::RetryAfter, String> {
@@ -114,6 +149,17 @@ impl SimArgs {
         config.rate_limits.retry_after = self.retry_after;
         config.dns_zone = self.dns_zone.clone();
         config.dns_token = self.dns_token.clone();
+        if self.machines == MachineModeArg::Process {
+            config.machines = MachineMode::Process(ProcessSettings {
+                root: self.process_root.clone().unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("openclaws-sim-{}", std::process::id()))
+                }),
+                openclaw_bin: self
+                    .openclaw_bin
+                    .clone()
+                    .unwrap_or_else(process::OpenclawInstall::default_wrapper),
+            });
+        }
         config
     }
 }
@@ -253,6 +299,8 @@ pub struct SimConfig {
     /// Status for a create/update whose `min_secrets_version` the app has not reached
     /// (real behaviour unverified); `None` ignores the field.
     pub min_secrets_version_status: Option<StatusCode>,
+    /// Whether machines are records or real processes.
+    pub machines: MachineMode,
 }
 
 impl SimConfig {
@@ -279,6 +327,7 @@ impl SimConfig {
             capacity_status: StatusCode::PRECONDITION_FAILED,
             dns_zone: "openclaws.biz".into(),
             dns_token: None,
+            machines: MachineMode::Inert,
         }
     }
 
@@ -310,6 +359,7 @@ pub(crate) struct Inner {
     pub(crate) stats: stats::CallStats,
     pub(crate) limiter: ratelimit::RateLimiter,
     pub(crate) faults: faults::FaultTable,
+    processes: Option<Arc<process::ProcessHost>>,
 }
 
 /// A running simulator's shared state; cheap to clone (one `Arc`).
@@ -328,12 +378,26 @@ pub struct Ctx<'a> {
 
 impl Simulator {
     /// A simulator with an empty world.
+    ///
+    /// # Panics
+    /// In process mode, when the installed gateway cannot be found (use [`Simulator::try_new`]).
     pub fn new(config: SimConfig) -> Self {
+        Self::try_new(config).unwrap_or_else(|err| panic!("process mode: {err}"))
+    }
+
+    /// A simulator with an empty world; fails when process mode cannot find the gateway.
+    pub fn try_new(config: SimConfig) -> Result<Self, process::ProcessError> {
+        let processes = match &config.machines {
+            MachineMode::Inert => None,
+            MachineMode::Process(settings) => {
+                Some(Arc::new(process::ProcessHost::new(settings.clone())?))
+            }
+        };
         let (changes, _) = watch::channel(0);
         let clock = clock::SimClock::new();
         let mut world = state::World::default();
         world.seed_zone(&config.dns_zone, clock.now());
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 clock,
                 world: Mutex::new(world),
@@ -342,8 +406,14 @@ impl Simulator {
                 limiter: ratelimit::RateLimiter::new(config.rate_limits.clone()),
                 faults: faults::FaultTable::default(),
                 config,
+                processes,
             }),
-        }
+        })
+    }
+
+    /// The process host in process mode.
+    pub fn process_host(&self) -> Option<&Arc<process::ProcessHost>> {
+        self.inner.processes.as_ref()
     }
 
     /// The simulator's clock.
@@ -542,6 +612,7 @@ impl Simulator {
             .merge(dns::cloudflare_router(self.clone()))
             .merge(dns::control_router(self.clone()))
             .merge(orphans::router(self.clone()))
+            .merge(process::router(self.clone()))
             .fallback(not_found)
             .layer(axum::middleware::from_fn(stats::request_id))
     }
@@ -551,19 +622,34 @@ async fn not_found() -> impl IntoResponse {
     (StatusCode::NOT_FOUND, "404 page not found\n")
 }
 
-/// Serves until `shutdown` is cancelled.
+/// Serves until `shutdown` is cancelled. In process mode it also runs the machines'
+/// processes, and stops them all before returning.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     sim: Simulator,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, sim.router())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let driver = sim.process_host().map(|host| {
+        tokio::spawn(process::drive(
+            sim.clone(),
+            host.clone(),
+            shutdown.child_token(),
+        ))
+    });
+    let stop = shutdown.clone();
+    let served = axum::serve(listener, sim.router())
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    if let Some(driver) = driver {
+        shutdown.cancel();
+        let _ = driver.await;
+    }
+    served
 }
 
 /// Entry point of the `sim` CLI subcommand: bind args.listen, log the address, serve until SIGINT/SIGTERM.
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+    let sim = Simulator::try_new(args.to_config())?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, org = %args.org, "fly simulator listening");
     let shutdown = CancellationToken::new();
@@ -572,7 +658,20 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         wait_for_signal().await;
         trigger.cancel();
     });
-    serve(listener, Simulator::new(args.to_config()), shutdown).await?;
+    if let Some(addr) = args.proxy_listen {
+        let proxy_listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(addr = %proxy_listener.local_addr()?, "fly proxy listening");
+        let settings = proxy::ProxySettings {
+            loopback_client_ip: args.proxy_client_ip,
+        };
+        tokio::spawn(proxy::serve_proxy(
+            proxy_listener,
+            sim.clone(),
+            settings,
+            shutdown.clone(),
+        ));
+    }
+    serve(listener, sim, shutdown).await?;
     Ok(())
 }
 
