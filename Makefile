@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/openclaws-controller
 
-.PHONY: run test bench unit lint fmt build postgres crd clean openclaw
+.PHONY: run test bench unit lint fmt build postgres crd clean openclaw sim-process
 
 ## run: throwaway PostgreSQL + Fly simulator + API + workers, and a demo instance reaching Ready.
 run: postgres
@@ -29,6 +29,12 @@ bench: postgres
 	else \
 	  $(BIN) with-postgres -- $(CARGO) bench --bench fleet -- $(BENCH_ARGS); \
 	fi
+
+## sim-process: the Fly simulator on 127.0.0.1:4280 whose started machines run their command (the
+## real gateway through the boot bundle), with its Fly-like proxy on 127.0.0.1:4281.
+sim-process: openclaw
+	FLY_SIM_TOKEN=$${FLY_SIM_TOKEN:-dev-fly-token} $(CARGO) run --quiet -- sim --machines process \
+	  --proxy-listen $${FLY_SIM_PROXY_LISTEN:-127.0.0.1:4281}
 
 lint:
 	$(CARGO) fmt --all -- --check
