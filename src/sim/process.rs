@@ -160,8 +160,8 @@ pub struct BootKey {
     started_at: Option<DateTime<Utc>>,
 }
 
-/// Everything needed to run one boot.
-#[derive(Debug, Clone)]
+/// Everything needed to run one boot. No `Debug`: it holds the app's secrets.
+#[derive(Clone)]
 struct Launch {
     key: BootKey,
     app: String,
@@ -171,15 +171,16 @@ struct Launch {
     secrets: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum Want {
     Idle,
     Run(Box<Launch>),
     Destroyed,
 }
 
-/// A running process as `/_sim/machines/{id}/process` shows it.
-#[derive(Debug, Clone, Serialize)]
+/// A running process as `/_sim/machines/{id}/process` shows it (its environment, which holds
+/// the app's secrets, is neither serialised nor debug-printed).
+#[derive(Clone, Serialize)]
 pub struct RunningInfo {
     /// Pid of the machine's command (also its process group).
     pub pid: u32,
@@ -197,6 +198,18 @@ pub struct RunningInfo {
     mounts: Vec<(String, PathBuf)>,
     #[serde(skip)]
     rootfs: PathBuf,
+}
+
+impl std::fmt::Debug for RunningInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningInfo")
+            .field("pid", &self.pid)
+            .field("port", &self.port)
+            .field("boot", &self.boot)
+            .field("machine_dir", &self.machine_dir)
+            .field("volume_dir", &self.volume_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 struct Supervisor {
