@@ -203,7 +203,12 @@ impl Reconciler {
             final_plan.blocked = Some(plan::Blocked {
                 reason: e.reason(),
                 message: format!(
-                    "{step} was rejected by Fly; retrying cannot help until the spec changes: {e}"
+                    "{step} was rejected by {}; retrying cannot help until the spec changes: {e}",
+                    if step.contains("Dns") {
+                        "the DNS provider"
+                    } else {
+                        "Fly"
+                    }
                 ),
             });
         }
@@ -329,19 +334,19 @@ impl Reconciler {
     ) -> Result<secrets::DesiredSecrets, ReconcileError> {
         use crate::store::secrets as stored;
         let mut values = std::collections::BTreeMap::new();
-        let token = match stored::get_plaintext(
-            &self.pool,
-            &self.cipher,
-            record.uid,
-            secrets::GATEWAY_TOKEN,
-        )
-        .await?
-        {
-            Some(token) => token,
-            None => {
+        let stored_token =
+            stored::get_plaintext(&self.pool, &self.cipher, record.uid, secrets::GATEWAY_TOKEN)
+                .await?;
+        let rotation = i64::from(spec.gateway_token_rotation);
+        let token = match stored_token {
+            Some(token) if record.gateway_token_rotation == rotation => token,
+            _ => {
+                // First use, or the spec asks for a rotation: a new token, recorded together with
+                // the rotation it answers so it is generated once.
                 let token = generate_token();
+                let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
                 stored::put(
-                    &self.pool,
+                    &mut *tx,
                     &self.cipher,
                     record.uid,
                     secrets::GATEWAY_TOKEN,
@@ -349,6 +354,13 @@ impl Reconciler {
                     Utc::now(),
                 )
                 .await?;
+                sqlx::query("UPDATE instances SET gateway_token_rotation = $2 WHERE uid = $1")
+                    .bind(record.uid)
+                    .bind(rotation)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                tx.commit().await.map_err(StoreError::from)?;
                 token
             }
         };
