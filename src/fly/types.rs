@@ -476,6 +476,15 @@ pub struct Lease {
     pub version: String,
 }
 
+/// The `{"status":"success","data":{…}}` envelope lease endpoints answer with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LeaseEnvelope {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub data: Option<Lease>,
+}
+
 /// `POST /v1/apps/{app}/secrets` body: values to set; `null` unsets a name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SetSecretsRequest {
