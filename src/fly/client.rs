@@ -338,6 +338,19 @@ impl FlyClient {
             .await
     }
 
+    /// `GET /v1/apps/{app}/volumes/{id}`; `None` when there is no such volume.
+    pub async fn get_volume(&self, app: &str, id: &str) -> Result<Option<Volume>, FlyError> {
+        optional(
+            self.get_json(
+                "volumes.get",
+                id,
+                &format!("/v1/apps/{app}/volumes/{id}"),
+                &[],
+            )
+            .await,
+        )
+    }
+
     /// `POST /v1/apps/{app}/volumes`. Not idempotent: observe before retrying.
     pub async fn create_volume(
         &self,

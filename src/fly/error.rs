@@ -9,7 +9,9 @@ pub enum FlyError {
     #[error("not found: {message}")]
     NotFound { message: String },
     /// 401: the token is missing, invalid or revoked.
-    #[error("unauthorized: {message}")]
+    #[error(
+        "Fly refused the API token (revoked, expired or without rights to the org): {message}"
+    )]
     Unauthorized { message: String },
     /// 403: the resource exists but belongs to someone else (e.g. an app name taken by another org).
     #[error("forbidden: {message}")]

@@ -368,6 +368,26 @@ impl Machine {
     pub fn metadata(&self) -> Option<&BTreeMap<String, String>> {
         self.config.as_ref().map(|c| &c.metadata)
     }
+
+    /// One metadata value, read from `incomplete_config` when the host is unreachable and Fly
+    /// answers from its cache (so an unreachable machine is still recognised as ours).
+    pub fn metadata_value(&self, key: &str) -> Option<&str> {
+        match &self.config {
+            Some(c) => c.metadata.get(key).map(String::as_str),
+            None => self
+                .incomplete_config
+                .as_ref()?
+                .get("metadata")?
+                .get(key)?
+                .as_str(),
+        }
+    }
+
+    /// Whether Fly cannot reach the machine's host: it answers from cache without a config, and
+    /// nothing about the machine can be changed or trusted until the host is back.
+    pub fn host_unreachable(&self) -> bool {
+        self.host_status.as_deref() == Some("unreachable") || self.config.is_none()
+    }
 }
 
 /// `POST /machines/{id}/stop` body.

@@ -307,6 +307,9 @@ fn plan_machine_side(desired: &Desired, observed: &Observed) -> Plan {
     if !ip_actions.is_empty() {
         return Plan::act(ip_actions);
     }
+    if let Some(wait) = host_unreachable(observed) {
+        return wait;
+    }
     let min_secrets_version = observed
         .secrets
         .applied
@@ -390,6 +393,11 @@ fn plan_machine_side(desired: &Desired, observed: &Observed) -> Plan {
             None => machine_step(m, &desired_config, stopped, min_secrets_version),
         };
     match machine_action {
+        MachineStep::CrashLooping(message) => {
+            if actions.is_empty() {
+                return Plan::wait("CrashLooping", message, CRASH_LOOP_RECHECK);
+            }
+        }
         MachineStep::Wait(state) => {
             if actions.is_empty() {
                 return Plan::wait(
@@ -417,6 +425,27 @@ fn plan_machine_side(desired: &Desired, observed: &Observed) -> Plan {
     }
     Plan::act(actions)
 }
+
+/// While the host of one of our machines is unreachable Fly answers from a cache without the
+/// machine's config: nothing may be decided from that (it would look like a machine to replace),
+/// and every change to it would fail, so wait for the host.
+fn host_unreachable(observed: &Observed) -> Option<Plan> {
+    let m = observed.machines.iter().find(|m| m.host_unreachable())?;
+    Some(Plan::wait(
+        "HostUnreachable",
+        format!(
+            "the host of machine {} is unreachable; nothing is changed until Fly reaches it again",
+            m.id
+        ),
+        HOST_UNREACHABLE_RECHECK,
+    ))
+}
+
+/// How often an unreachable host is looked at again.
+pub const HOST_UNREACHABLE_RECHECK: Duration = Duration::from_secs(10);
+
+/// How often a crash-looping machine is looked at again.
+pub const CRASH_LOOP_RECHECK: Duration = Duration::from_secs(5);
 
 /// The CNAME target the hostname should have: what Fly's certificate asks for, else the app.
 pub fn dns_target(desired: &Desired, observed: &Observed) -> String {
@@ -515,6 +544,7 @@ fn plan_ips(desired: &Desired, observed: &Observed) -> Vec<Action> {
 
 enum MachineStep {
     Wait(String),
+    CrashLooping(String),
     Act(Box<Action>),
     Converged,
 }
@@ -525,7 +555,10 @@ fn machine_step(
     stopped: bool,
     min_secrets_version: Option<u64>,
 ) -> MachineStep {
-    if m.is_transient() {
+    // A crash-looping machine is always between restarts: it is still updated (a new image or
+    // config is how it gets fixed), but otherwise only reported.
+    let crash = machine::crash_loop(m);
+    if m.is_transient() && crash.is_none() {
         return MachineStep::Wait(m.state.clone());
     }
     let Some(config) = &m.config else {
@@ -544,6 +577,9 @@ fn machine_step(
             },
         }));
     }
+    if let Some(crash) = crash {
+        return MachineStep::CrashLooping(machine::describe_crash_loop(&m.id, &crash));
+    }
     match (stopped, m.state.as_str()) {
         (false, "stopped" | "suspended" | "failed") => {
             MachineStep::Act(Box::new(Action::StartMachine { id: m.id.clone() }))
@@ -555,13 +591,23 @@ fn machine_step(
 
 fn plan_teardown(desired: &Desired, observed: &Observed) -> Plan {
     if !matches!(observed.app, AppObservation::Ours(_)) {
-        // Nothing of ours exists (or the name is someone else's, which we never touch).
+        // The app is gone (or the name is someone else's, which we never touch); only our DNS
+        // record may be left, e.g. when the app was deleted out of band.
+        if let Some(r) = our_record(desired, observed) {
+            return Plan::act(vec![Action::DeleteDnsRecord {
+                id: r.id.clone(),
+                name: r.name.clone(),
+            }]);
+        }
         return Plan {
             finalize: true,
             ..Plan::default()
         };
     }
     if !observed.machines.is_empty() {
+        if let Some(wait) = host_unreachable(observed) {
+            return wait;
+        }
         let actions: Vec<Action> = observed
             .machines
             .iter()
