@@ -1177,4 +1177,81 @@ mod tests {
         }
         assert_eq!(steps, ["DestroyMachine", "DeleteVolume", "DeleteApp"]);
     }
+
+    /// A machine as Fly shows it while its host is unreachable: no config, metadata only in
+    /// `incomplete_config`.
+    fn unreachable(d: &Desired, id: &str) -> Machine {
+        let mut m = machine(d, id, "vol_a", "started", false);
+        let config = m.config.take().unwrap();
+        m.incomplete_config = Some(serde_json::json!({"metadata": config.metadata}));
+        m.host_status = Some("unreachable".into());
+        m
+    }
+
+    #[test]
+    fn an_unreachable_host_is_waited_for_never_replaced() {
+        for deleting in [false, true] {
+            let d = with_token(desired(RunState::Running, deleting, 4096));
+            let mut world = ours(&d);
+            world
+                .volumes
+                .push(volume("vol_a", "iad", Some("m1"), "2026"));
+            world.machines.push(unreachable(&d, "m1"));
+            world.secrets.names = d.secrets.names().into_iter().map(String::from).collect();
+            world.secrets.applied = Some((d.secrets.fingerprint().to_owned(), 1));
+            let p = plan(&d, &world);
+            assert!(p.actions.is_empty(), "deleting={deleting}: {p:?}");
+            assert_eq!(p.wait.map(|w| w.reason), Some("HostUnreachable"));
+        }
+    }
+
+    #[test]
+    fn a_crash_loop_is_reported_but_a_new_config_still_applied() {
+        let exit = crate::fly::types::MachineEvent {
+            id: None,
+            type_: "exit".into(),
+            status: "stopped".into(),
+            source: "flyd".into(),
+            timestamp: 0,
+            request: Some(serde_json::json!({"exit_event": {"exit_code": 1}})),
+        };
+        let d = desired(RunState::Running, false, 2048);
+        let mut world = ours(&d);
+        world
+            .volumes
+            .push(volume("vol_a", "iad", Some("m1"), "2026"));
+        let mut m = machine(&d, "m1", "vol_a", "starting", false);
+        m.events = vec![exit.clone(), exit];
+        world.machines.push(m);
+        let p = plan(&d, &world);
+        assert!(p.actions.is_empty());
+        assert_eq!(p.wait.map(|w| w.reason), Some("CrashLooping"));
+        let grown = desired(RunState::Running, false, 4096);
+        let p = plan(&grown, &world);
+        assert!(
+            matches!(p.actions.as_slice(), [Action::UpdateMachine { .. }]),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn teardown_without_the_app_still_removes_our_dns_record() {
+        let d = desired(RunState::Running, true, 2048);
+        let mark = crate::dns::ownership_comment(&d.uid.to_string());
+        let mut world = Observed::empty();
+        world.dns_records.push(crate::dns::DnsRecord {
+            id: "r1".into(),
+            type_: "CNAME".into(),
+            name: d.hostname.clone(),
+            content: format!("{}.fly.dev", d.app_name),
+            comment: Some(mark),
+        });
+        let p = plan(&d, &world);
+        assert!(
+            matches!(p.actions.as_slice(), [Action::DeleteDnsRecord { id, .. }] if id == "r1"),
+            "{p:?}"
+        );
+        world.dns_records[0].comment = None;
+        assert!(plan(&d, &world).finalize, "someone else's record stays");
+    }
 }
