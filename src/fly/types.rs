@@ -499,8 +499,10 @@ pub struct Lease {
 /// The `{"status":"success","data":{…}}` envelope lease endpoints answer with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LeaseEnvelope {
+    /// `success` (errors use the error envelope instead).
     #[serde(default)]
     pub status: String,
+    /// The lease itself.
     #[serde(default)]
     pub data: Option<Lease>,
 }

@@ -25,7 +25,9 @@ pub fn mounts(machine: &Machine, volume_id: &str) -> bool {
 /// (events are newest first), and the last exit code.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrashLoop {
+    /// Exits not asked for since the last launch or update.
     pub exits: usize,
+    /// The newest exit's code, when Fly reported one.
     pub last_exit_code: Option<i64>,
 }
 
