@@ -130,7 +130,14 @@ impl Reconciler {
         let was_converged = previous.observed_generation == record.generation
             && matches!(previous.phase, Phase::Ready | Phase::Stopped);
 
-        let mut observed = match observe::observe(&self.fly, self.dns.as_ref(), &desired).await {
+        let mut observed = match observe::observe(
+            &self.fly,
+            self.dns.as_ref(),
+            &desired,
+            previous.fly.as_ref(),
+        )
+        .await
+        {
             Ok(mut o) => {
                 o.secrets.applied = record
                     .fly_secrets_fingerprint
@@ -245,8 +252,8 @@ impl Reconciler {
         });
         if observe_failed {
             // Observation failed: keep what we knew rather than claiming resources vanished, and
-            // do not claim to have seen this generation.
-            status.conditions = previous.conditions.clone();
+            // do not claim to have seen this generation; Ready says why.
+            status.conditions = status::keep_with_ready(&previous.conditions, &status.conditions);
             status.fly = previous.fly.clone();
             status.observed_generation = previous.observed_generation;
             status.phase = match previous.phase {
