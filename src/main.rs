@@ -37,6 +37,9 @@ enum Command {
     Dev(dev::DevArgs),
     /// Print the OpenClawInstance CustomResourceDefinition (YAML).
     Crd,
+    /// Mint or verify the short-lived LLM proxy token (the proxy's side of it).
+    #[command(subcommand)]
+    ProxyToken(openclaws_controller::gateway::proxy_token::ProxyTokenCommand),
     /// Run a command with DATABASE_URL pointing at a throwaway PostgreSQL (used by `make test`).
     #[command(hide = true)]
     WithPostgres {
@@ -71,6 +74,20 @@ async fn main() -> anyhow::Result<()> {
         Command::Sim(args) => sim::run(args).await?,
         Command::Dev(args) => dev::run(args).await?,
         Command::Crd => print!("{}", openclaws_controller::crd::crd_yaml()),
+        Command::ProxyToken(command) => {
+            let result = command.run(chrono::Utc::now(), || {
+                let mut text = String::new();
+                let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text);
+                text
+            });
+            match result {
+                Ok(out) => println!("{out}"),
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                }
+            }
+        }
         Command::WithPostgres { command } => {
             let pg = dev::postgres::ThrowawayPostgres::start().await?;
             let status = tokio::process::Command::new(&command[0])

@@ -157,6 +157,8 @@ async fn injected_429_bursts_are_waited_out() {
 async fn list_lag_after_a_lost_create_does_not_leave_duplicates() {
     let mut faults = every_create("lost_after_commit", json!({}));
     faults.push(json!({"method": "GET", "path": "/(machines|volumes)$", "kind": "list_lag", "seconds": 1.0}));
+    // A fresh machine read by id is not found yet either.
+    faults.push(json!({"method": "GET", "path": "/machines/[0-9a-f]+$", "kind": "list_lag", "seconds": 1.0}));
     converges_under("lagging", faults).await;
 }
 

@@ -212,3 +212,80 @@ async fn secrets_reach_the_app_are_repaired_rotated_and_never_leak() {
         }
     }
 }
+
+async fn gateway_token(stack: &Stack, name: &str, bearer: &str) -> (StatusCode, Value, String) {
+    let resp = stack
+        .http
+        .get(format!(
+            "{}/v1/instances/{name}/gateway-token",
+            stack.api_url
+        ))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap();
+    let code = resp.status();
+    let cache = resp
+        .headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (code, resp.json().await.unwrap_or(Value::Null), cache)
+}
+
+#[tokio::test]
+async fn the_dashboard_reads_the_gateway_token_and_rotates_it_through_the_spec() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let (code, body) = stack
+        .put("tokened", json!({"customerId": "c", "region": "iad"}))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    stack.wait_ready("tokened", CONVERGE).await;
+
+    // Readers may not see it; unknown instances are 404.
+    let (code, body, _) = gateway_token(&stack, "tokened", READER).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    let (code, _, _) = gateway_token(&stack, "nobody", common::stack::WRITER).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+
+    // The writer gets exactly what the app holds, uncached, and the read is on record.
+    let (code, body, cache) = gateway_token(&stack, "tokened", common::stack::WRITER).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(cache, "no-store");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let secrets = fly_secrets(&stack, "oc-tokened").await;
+    assert_eq!(
+        secret_value(&secrets, "OPENCLAW_GATEWAY_TOKEN").as_deref(),
+        Some(token.as_str())
+    );
+    let events = stack.events("tokened").await;
+    assert!(
+        events.iter().any(|e| e["reason"] == "GatewayTokenRead"),
+        "{events:?}"
+    );
+    assert!(!Value::Array(events).to_string().contains(&token));
+
+    // Rotation: a new token, set at Fly, served to the dashboard; generated once.
+    let (code, body) = stack
+        .patch("tokened", json!({"spec": {"gatewayTokenRotation": 1}}))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    stack.wait_ready("tokened", CONVERGE).await;
+    let (_, body, _) = gateway_token(&stack, "tokened", common::stack::WRITER).await;
+    let rotated = body["token"].as_str().unwrap().to_owned();
+    assert_ne!(rotated, token);
+    let secrets = fly_secrets(&stack, "oc-tokened").await;
+    assert_eq!(
+        secret_value(&secrets, "OPENCLAW_GATEWAY_TOKEN").as_deref(),
+        Some(rotated.as_str())
+    );
+    stack.reconcile_now("tokened").await;
+    stack.wait_ready("tokened", CONVERGE).await;
+    let (_, body, _) = gateway_token(&stack, "tokened", common::stack::WRITER).await;
+    assert_eq!(
+        body["token"],
+        rotated.as_str(),
+        "rotated once, not on every visit"
+    );
+}

@@ -108,6 +108,7 @@ async fn every_call_and_error_class_against_the_simulator() {
                 current_version: Some(m.instance_id.clone()),
                 ..Default::default()
             },
+            None,
         )
         .await
         .unwrap();
@@ -122,6 +123,7 @@ async fn every_call_and_error_class_against_the_simulator() {
                 current_version: Some(m.instance_id.clone()),
                 ..Default::default()
             },
+            None,
         )
         .await
     {
@@ -131,7 +133,7 @@ async fn every_call_and_error_class_against_the_simulator() {
     fly.wait_machine("oc-client", &m.id, "started", Duration::from_secs(10), None)
         .await
         .unwrap();
-    fly.stop_machine("oc-client", &m.id).await.unwrap();
+    fly.stop_machine("oc-client", &m.id, None).await.unwrap();
     fly.wait_machine("oc-client", &m.id, "stopped", Duration::from_secs(10), None)
         .await
         .unwrap();
@@ -141,7 +143,7 @@ async fn every_call_and_error_class_against_the_simulator() {
         Duration::from_secs(10),
         "a start to be accepted",
         || async {
-            match fly.start_machine("oc-client", &m.id).await {
+            match fly.start_machine("oc-client", &m.id, None).await {
                 Ok(()) => Some(()),
                 Err(FlyError::Precondition { .. }) => None,
                 Err(e) => panic!("unexpected start failure {e:?}"),
@@ -160,10 +162,12 @@ async fn every_call_and_error_class_against_the_simulator() {
     }
     // Destroying a running machine without force is refused; with force it goes.
     assert!(matches!(
-        fly.delete_machine("oc-client", &m.id, false).await,
+        fly.delete_machine("oc-client", &m.id, false, None).await,
         Err(FlyError::Precondition { .. })
     ));
-    fly.delete_machine("oc-client", &m.id, true).await.unwrap();
+    fly.delete_machine("oc-client", &m.id, true, None)
+        .await
+        .unwrap();
     fly.wait_machine(
         "oc-client",
         &m.id,
@@ -204,4 +208,82 @@ async fn every_call_and_error_class_against_the_simulator() {
         Err(e @ FlyError::Transient { status: None, .. }) => assert!(e.is_retryable()),
         other => panic!("expected a transport failure, got {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_guard_mutations_and_report_their_expiry() {
+    let stack = Stack::start_without_controller(StackOptions {
+        latency_scale: 0.1,
+        ..StackOptions::default()
+    })
+    .await;
+    let fly = client(&stack, common::stack::FLY_TOKEN);
+    fly.create_app("oc-leased", "net-l").await.unwrap();
+    let volume = fly
+        .create_volume(
+            "oc-leased",
+            &CreateVolumeRequest {
+                name: "data".into(),
+                region: "iad".into(),
+                size_gb: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let m = fly
+        .create_machine("oc-leased", &machine_request(&volume.id))
+        .await
+        .unwrap();
+    fly.wait_machine("oc-leased", &m.id, "started", Duration::from_secs(10), None)
+        .await
+        .unwrap();
+
+    // Ours: the envelope decodes, and a second acquire by this process refreshes (same nonce).
+    let lease = fly.acquire_lease("oc-leased", &m.id, "test").await.unwrap();
+    assert_eq!(lease.nonce.len(), 12, "{lease:?}");
+    let again = fly.acquire_lease("oc-leased", &m.id, "test").await.unwrap();
+    assert_eq!(again.nonce, lease.nonce, "refreshed, not a new lease");
+
+    // Another holder (a second process, no nonce) is refused with the expiry.
+    let other = client(&stack, common::stack::FLY_TOKEN);
+    let held = other.acquire_lease("oc-leased", &m.id, "other").await;
+    match &held {
+        Err(
+            e @ FlyError::LeaseHeld {
+                expires_at: Some(at),
+                ..
+            },
+        ) => {
+            assert_eq!(e.reason(), "LeaseHeld");
+            let left = (*at - chrono::Utc::now()).num_seconds();
+            assert!((20..=31).contains(&left), "expires in {left}s");
+            assert!(e.retry_after().unwrap() >= Duration::from_secs(20));
+        }
+        other => panic!("expected LeaseHeld, got {other:?}"),
+    }
+    assert!(matches!(
+        other.stop_machine("oc-leased", &m.id, None).await,
+        Err(FlyError::LeaseHeld { .. })
+    ));
+    // With the nonce the mutation goes through; once released anyone may lease again.
+    fly.stop_machine("oc-leased", &m.id, Some(&lease.nonce))
+        .await
+        .unwrap();
+    fly.release_lease("oc-leased", &m.id, &lease.nonce)
+        .await
+        .unwrap();
+    fly.release_lease("oc-leased", &m.id, &lease.nonce)
+        .await
+        .expect("releasing twice is fine");
+    // (Both processes draw from the machine's one lease bucket at Fly: a 429 means "again".)
+    let theirs = common::eventually(Duration::from_secs(5), "their lease", || async {
+        match other.acquire_lease("oc-leased", &m.id, "other").await {
+            Ok(l) => Some(l),
+            Err(FlyError::RateLimited { .. }) => None,
+            Err(e) => panic!("expected the lease to be free, got {e:?}"),
+        }
+    })
+    .await;
+    assert_ne!(theirs.nonce, lease.nonce);
 }

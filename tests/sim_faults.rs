@@ -577,3 +577,154 @@ async fn host_migration_forks_the_volume_to_a_new_id() {
         .iter()
         .any(|e| e["type"] == "migrate"));
 }
+
+#[tokio::test]
+async fn a_fresh_machine_read_by_id_is_not_found_during_list_lag() {
+    let sim = TestSim::start(0.0).await;
+    sim.app("oc-fresh").await;
+    let old = sim.machine("oc-fresh", None, json!({})).await;
+    let old_id = old["id"].as_str().expect("id").to_string();
+    sim.advance(5.0).await;
+    sim.fault(json!({"method": "GET", "path": "/machines", "kind": "list_lag", "seconds": 2}))
+        .await;
+    let m = sim.machine("oc-fresh", None, json!({})).await;
+    let id = m["id"].as_str().expect("id");
+    let r = sim.get(&format!("/v1/apps/oc-fresh/machines/{id}")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
+    assert_eq!(error_text(&r), "not_found: machine not found");
+    let r = sim
+        .get(&format!("/v1/apps/oc-fresh/machines/{old_id}"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "an older machine is readable");
+    // Mutations see the machine at once: only reads lag.
+    let r = sim
+        .post_empty(&format!("/v1/apps/oc-fresh/machines/{id}/stop"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    sim.advance(3.0).await;
+    let r = sim.get(&format!("/v1/apps/oc-fresh/machines/{id}")).await;
+    assert_eq!(r.status, StatusCode::OK, "visible once the lag has passed");
+}
+
+#[tokio::test]
+async fn slow_wait_stalls_then_times_out_and_touches_nothing_else() {
+    let sim = TestSim::start(0.0).await;
+    sim.app("oc-wait").await;
+    let m = sim.machine("oc-wait", None, json!({})).await;
+    let id = m["id"].as_str().expect("id");
+    sim.fault(json!({"kind": "slow_wait", "delay_ms": 400, "count": 1}))
+        .await;
+    // Other requests are not matched (and do not use up the rule).
+    assert_eq!(sim.state_of("oc-wait", id).await, "started");
+    let began = std::time::Instant::now();
+    let r = sim
+        .get(&format!(
+            "/v1/apps/oc-wait/machines/{id}/wait?state=started&timeout=10"
+        ))
+        .await;
+    assert!(began.elapsed() >= Duration::from_millis(400));
+    assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT, "{:?}", r.body);
+    assert!(
+        error_text(&r).starts_with("deadline_exceeded"),
+        "{:?}",
+        r.body
+    );
+    let r = sim
+        .get(&format!(
+            "/v1/apps/oc-wait/machines/{id}/wait?state=started&timeout=10"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "one slow wait only: {:?}", r.body);
+}
+
+#[tokio::test]
+async fn growing_a_machine_in_a_full_region_is_a_capacity_conflict() {
+    let sim = TestSim::start(0.0).await;
+    sim.app("oc-grow").await;
+    let m = sim.machine("oc-grow", None, json!({})).await;
+    let id = m["id"].as_str().expect("id");
+    let path = format!("/v1/apps/oc-grow/machines/{id}");
+    let mut config = m["config"].clone();
+    sim.control(
+        Method::POST,
+        "/_sim/regions/iad",
+        Some(json!({"full": true})),
+    )
+    .await;
+    // The same size (an env change) still fits; more memory does not.
+    config["env"] = json!({"A": "1"});
+    let r = sim.post(&path, json!({"config": config})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    config["guest"]["memory_mb"] = json!(4096);
+    let r = sim.post(&path, json!({"config": config})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    assert_eq!(r.body["status"], "insufficient_capacity");
+    assert!(error_text(&r).contains("could not reserve resource"));
+    sim.control(
+        Method::POST,
+        "/_sim/regions/iad",
+        Some(json!({"full": false})),
+    )
+    .await;
+    let r = sim.post(&path, json!({"config": config})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+
+    // As a fault rule on the update route: 409 by default.
+    sim.fault(json!({"method": "POST", "path": "/machines/[0-9a-f]+$", "kind": "region_full", "count": 1}))
+        .await;
+    let r = sim.post(&path, json!({"config": config})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    assert_eq!(r.body["status"], "insufficient_capacity");
+}
+
+#[tokio::test]
+async fn a_per_token_cap_limits_every_action_and_is_off_by_default() {
+    let sim = TestSim::start_limited(0.0).await;
+    sim.app("oc-cap").await;
+    let limits = sim.control(Method::GET, "/_sim/rate-limits", None).await;
+    assert_eq!(limits.body["per_token"], Value::Null, "off by default");
+    // Reads of different apps draw from different per-action buckets: 30 go through.
+    for i in 0..30 {
+        let r = sim.get(&format!("/v1/apps/oc-cap-{i}")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
+    let r = sim
+        .control(
+            Method::POST,
+            "/_sim/rate-limits",
+            Some(json!({"per_token": {"per_second": 0.2, "burst": 5}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        statuses.push(sim.get(&format!("/v1/apps/oc-other-{i}")).await.status);
+    }
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(limited, 3, "a burst of 5 across actions: {statuses:?}");
+    let stats = sim.control(Method::GET, "/_sim/stats", None).await;
+    assert_eq!(stats.body["rate_limited_total"], 3);
+    sim.advance(10.0).await;
+    assert_eq!(
+        sim.get("/v1/apps/oc-cap").await.status,
+        StatusCode::OK,
+        "refills on the sim clock"
+    );
+    let r = sim
+        .control(
+            Method::POST,
+            "/_sim/rate-limits",
+            Some(json!({"per_token": null})),
+        )
+        .await;
+    assert_eq!(r.body["per_token"], Value::Null, "switched off again");
+    for i in 0..8 {
+        assert_eq!(
+            sim.get(&format!("/v1/apps/oc-again-{i}")).await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
+}

@@ -48,7 +48,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// Middleware on the `/v1` routes: 401 without a known token, 403 for a reader writing.
 pub async fn require_token(
     State(state): State<ApiState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let role = bearer(request.headers())
@@ -58,6 +58,7 @@ pub async fn require_token(
     if role == Role::Reader && !safe {
         return Err(ApiError::Forbidden);
     }
+    request.extensions_mut().insert(role);
     Ok(next.run(request).await)
 }
 

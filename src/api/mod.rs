@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod gateway;
 pub mod health;
 pub mod instances;
 pub mod openapi;
@@ -86,6 +87,10 @@ pub fn router(state: ApiState) -> Router {
             post(instances::reconcile_instance),
         )
         .route("/v1/instances/{name}/events", get(instances::list_events))
+        .route(
+            "/v1/instances/{name}/gateway-token",
+            get(gateway::get_gateway_token),
+        )
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(health::healthz))

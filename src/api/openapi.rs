@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail, FieldError};
-use super::{health, instances};
+use super::{gateway, health, instances};
 use crate::resource::{
     InstancePatch, InstanceSpecWrite, InstanceWrite, OpenClawInstance, OpenClawInstanceList,
 };
@@ -43,6 +43,7 @@ impl Modify for BearerSecurity {
         instances::delete_instance,
         instances::reconcile_instance,
         instances::list_events,
+        gateway::get_gateway_token,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -56,6 +57,7 @@ impl Modify for BearerSecurity {
         InstancePatch,
         ErrorBody,
         ErrorDetail,
+        gateway::GatewayToken,
         FieldError,
         instances::EventList,
         Event,

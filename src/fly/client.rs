@@ -18,6 +18,13 @@ use crate::telemetry::Metrics;
 /// Per-request timeout; Fly's own proxy cuts requests at 60 s.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Header carrying the nonce of the machine lease a mutation is made under.
+pub const LEASE_NONCE_HEADER: &str = "fly-machine-lease-nonce";
+
+/// How long a machine lease we take lasts. Short, so a controller that dies while holding one
+/// leaves the machine free again within half a minute instead of wedging the instance.
+pub const LEASE_TTL: Duration = Duration::from_secs(30);
+
 /// A client bound to one base URL, token and org.
 #[derive(Clone, Debug)]
 pub struct FlyClient {
@@ -27,6 +34,16 @@ pub struct FlyClient {
     org: String,
     metrics: Arc<Metrics>,
     limits: Arc<FlyRateLimits>,
+    /// Nonces of leases this process holds, by machine id, so a lease whose release failed is
+    /// refreshed (same nonce) by our next attempt instead of blocking us until it expires.
+    held_leases: Arc<std::sync::Mutex<std::collections::HashMap<String, HeldLease>>>,
+}
+
+/// A lease this process took and may still hold.
+#[derive(Debug, Clone)]
+struct HeldLease {
+    nonce: String,
+    until: Instant,
 }
 
 /// The `Authorization` header value for a Fly token: verbatim when it carries a scheme,
@@ -62,6 +79,7 @@ impl FlyClient {
             org: org.to_owned(),
             metrics,
             limits: Arc::new(FlyRateLimits::new()),
+            held_leases: Default::default(),
         }
     }
 
@@ -328,6 +346,19 @@ impl FlyClient {
             .await
     }
 
+    /// `GET /v1/apps/{app}/volumes/{id}`; `None` when there is no such volume.
+    pub async fn get_volume(&self, app: &str, id: &str) -> Result<Option<Volume>, FlyError> {
+        optional(
+            self.get_json(
+                "volumes.get",
+                id,
+                &format!("/v1/apps/{app}/volumes/{id}"),
+                &[],
+            )
+            .await,
+        )
+    }
+
     /// `POST /v1/apps/{app}/volumes`. Not idempotent: observe before retrying.
     pub async fn create_volume(
         &self,
@@ -414,49 +445,151 @@ impl FlyClient {
         .await
     }
 
-    /// `POST /v1/apps/{app}/machines/{id}`: full config replace.
+    /// `POST /v1/apps/{app}/machines/{id}`: full config replace, under `lease` when given.
     pub async fn update_machine(
         &self,
         app: &str,
         id: &str,
         body: &UpdateMachineRequest,
+        lease: Option<&str>,
     ) -> Result<Machine, FlyError> {
-        self.post_json(
+        let req = self
+            .request(Method::POST, &format!("/v1/apps/{app}/machines/{id}"))
+            .json(body);
+        self.json(
             "machines.update",
-            id,
-            &format!("/v1/apps/{app}/machines/{id}"),
-            body,
+            (LimitClass::Mutation, id),
+            with_lease(req, lease),
         )
         .await
     }
 
-    /// `POST /v1/apps/{app}/machines/{id}/start`.
-    pub async fn start_machine(&self, app: &str, id: &str) -> Result<(), FlyError> {
+    /// `POST /v1/apps/{app}/machines/{id}/start`, under `lease` when given.
+    pub async fn start_machine(
+        &self,
+        app: &str,
+        id: &str,
+        lease: Option<&str>,
+    ) -> Result<(), FlyError> {
         let req = self.request(Method::POST, &format!("/v1/apps/{app}/machines/{id}/start"));
-        self.send("machines.start", (LimitClass::Mutation, id), req)
-            .await
-            .map(drop)
+        self.send(
+            "machines.start",
+            (LimitClass::Mutation, id),
+            with_lease(req, lease),
+        )
+        .await
+        .map(drop)
     }
 
-    /// `POST /v1/apps/{app}/machines/{id}/stop`.
-    pub async fn stop_machine(&self, app: &str, id: &str) -> Result<(), FlyError> {
+    /// `POST /v1/apps/{app}/machines/{id}/stop`, under `lease` when given.
+    pub async fn stop_machine(
+        &self,
+        app: &str,
+        id: &str,
+        lease: Option<&str>,
+    ) -> Result<(), FlyError> {
         let req = self
             .request(Method::POST, &format!("/v1/apps/{app}/machines/{id}/stop"))
             .json(&StopMachineRequest::default());
-        self.send("machines.stop", (LimitClass::Mutation, id), req)
-            .await
-            .map(drop)
+        self.send(
+            "machines.stop",
+            (LimitClass::Mutation, id),
+            with_lease(req, lease),
+        )
+        .await
+        .map(drop)
     }
 
-    /// `DELETE /v1/apps/{app}/machines/{id}` (`force` kills a running machine).
-    pub async fn delete_machine(&self, app: &str, id: &str, force: bool) -> Result<(), FlyError> {
+    /// `DELETE /v1/apps/{app}/machines/{id}` (`force` kills a running machine), under `lease`
+    /// when given.
+    pub async fn delete_machine(
+        &self,
+        app: &str,
+        id: &str,
+        force: bool,
+        lease: Option<&str>,
+    ) -> Result<(), FlyError> {
         let mut req = self.request(Method::DELETE, &format!("/v1/apps/{app}/machines/{id}"));
         if force {
             req = req.query(&[("force", "true"), ("kill", "true")]);
         }
-        self.send("machines.delete", (LimitClass::Mutation, id), req)
+        self.send(
+            "machines.delete",
+            (LimitClass::Mutation, id),
+            with_lease(req, lease),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `POST /v1/apps/{app}/machines/{id}/lease`: takes the machine's lease for [`LEASE_TTL`]
+    /// (or refreshes one this process still holds). Someone else's lease is
+    /// [`FlyError::LeaseHeld`] with its expiry.
+    pub async fn acquire_lease(
+        &self,
+        app: &str,
+        id: &str,
+        description: &str,
+    ) -> Result<Lease, FlyError> {
+        let held = self.held_lease(id);
+        let ttl = LEASE_TTL.as_secs();
+        let req = self
+            .request(Method::POST, &format!("/v1/apps/{app}/machines/{id}/lease"))
+            .query(&[("ttl", ttl.to_string())])
+            .json(&serde_json::json!({"ttl": ttl, "description": description}));
+        let started = Instant::now();
+        let resp: LeaseEnvelope = self
+            .json(
+                "machines.lease.acquire",
+                (LimitClass::Mutation, id),
+                with_lease(req, held.as_deref()),
+            )
+            .await?;
+        let lease = resp.data.ok_or_else(|| FlyError::Decode {
+            message: "machines.lease.acquire: no lease in the answer".to_owned(),
+        })?;
+        self.leases().insert(
+            id.to_owned(),
+            HeldLease {
+                nonce: lease.nonce.clone(),
+                until: started + LEASE_TTL,
+            },
+        );
+        Ok(lease)
+    }
+
+    /// `DELETE /v1/apps/{app}/machines/{id}/lease` with our nonce. A lease that is already gone
+    /// (expired, or the machine destroyed) counts as released.
+    pub async fn release_lease(&self, app: &str, id: &str, nonce: &str) -> Result<(), FlyError> {
+        let req = self.request(
+            Method::DELETE,
+            &format!("/v1/apps/{app}/machines/{id}/lease"),
+        );
+        let result = self
+            .send(
+                "machines.lease.release",
+                (LimitClass::Mutation, id),
+                with_lease(req, Some(nonce)),
+            )
             .await
-            .map(drop)
+            .map(drop);
+        if matches!(result, Ok(()) | Err(FlyError::NotFound { .. })) {
+            self.leases().remove(id);
+            return Ok(());
+        }
+        result
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, HeldLease>> {
+        self.held_leases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The nonce of a lease this process took on the machine and that has not expired yet.
+    fn held_lease(&self, id: &str) -> Option<String> {
+        let mut leases = self.leases();
+        let now = Instant::now();
+        leases.retain(|_, l| l.until > now);
+        leases.get(id).map(|l| l.nonce.clone())
     }
 
     /// `GET /v1/apps/{app}/machines/{id}/wait`: blocks at Fly (at most 60 s) until the machine
@@ -512,6 +645,13 @@ impl FlyClient {
     }
 }
 
+fn with_lease(req: RequestBuilder, lease: Option<&str>) -> RequestBuilder {
+    match lease {
+        Some(nonce) => req.header(LEASE_NONCE_HEADER, nonce),
+        None => req,
+    }
+}
+
 fn optional<T>(r: Result<T, FlyError>) -> Result<Option<T>, FlyError> {
     match r {
         Ok(v) => Ok(Some(v)),
@@ -560,8 +700,15 @@ async fn classify(resp: Response) -> FlyError {
     if matches!(
         body.status.as_deref(),
         Some("insufficient_capacity" | "volume_placement_capacity")
-    ) {
+    ) || is_capacity_message(&message)
+    {
         return FlyError::Capacity { message };
+    }
+    if status == StatusCode::CONFLICT && message.contains("lease currently held") {
+        return FlyError::LeaseHeld {
+            expires_at: lease_expiry(&message),
+            message,
+        };
     }
     match status {
         StatusCode::NOT_FOUND => FlyError::NotFound { message },
@@ -589,9 +736,53 @@ async fn classify(resp: Response) -> FlyError {
     }
 }
 
+/// Whether an error text is one of Fly's capacity answers, which do not always carry a
+/// `status` code (an update that needs more than the host has is a bare 409).
+fn is_capacity_message(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "insufficient capacity",
+        "insufficient resources",
+        "could not reserve resource",
+        "deploys to this host are temporarily disabled",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
+}
+
+/// The expiry in Fly's lease-conflict text (`… lease currently held by X, expires at <RFC 3339>`).
+fn lease_expiry(message: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let (_, at) = message.rsplit_once("expires at ")?;
+    let at = at.trim().trim_end_matches(['.', ')']);
+    chrono::DateTime::parse_from_rfc3339(at)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::authorization_header;
+    use super::{authorization_header, is_capacity_message, lease_expiry};
+
+    #[test]
+    fn lease_conflicts_carry_their_expiry() {
+        let at = lease_expiry(
+            "machine ID 3d8d9 lease currently held by alice@example.com, expires at 2026-05-01T10:00:30Z",
+        )
+        .expect("an expiry");
+        assert_eq!(at.to_rfc3339(), "2026-05-01T10:00:30+00:00");
+        assert_eq!(lease_expiry("lease currently held by alice"), None);
+    }
+
+    #[test]
+    fn capacity_is_recognised_by_its_text() {
+        assert!(is_capacity_message(
+            "aborted: could not reserve resource for machine: insufficient CPUs available"
+        ));
+        assert!(is_capacity_message("Insufficient capacity on host"));
+        assert!(!is_capacity_message(
+            "failed_precondition: machine still active"
+        ));
+    }
 
     #[test]
     fn authorization_schemes() {

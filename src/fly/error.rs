@@ -9,7 +9,9 @@ pub enum FlyError {
     #[error("not found: {message}")]
     NotFound { message: String },
     /// 401: the token is missing, invalid or revoked.
-    #[error("unauthorized: {message}")]
+    #[error(
+        "Fly refused the API token (revoked, expired or without rights to the org): {message}"
+    )]
     Unauthorized { message: String },
     /// 403: the resource exists but belongs to someone else (e.g. an app name taken by another org).
     #[error("forbidden: {message}")]
@@ -17,6 +19,13 @@ pub enum FlyError {
     /// 409: lease held, version mismatch or host capacity.
     #[error("conflict: {message}")]
     Conflict { message: String },
+    /// 409: someone else holds the machine's lease (a person running `fly deploy`, or an attempt
+    /// of ours that died holding it) until `expires_at`; retry once it has expired.
+    #[error("lease held: {message}")]
+    LeaseHeld {
+        message: String,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// 412: the resource is not in a state that allows the operation yet (settling, volume bound).
     #[error("precondition failed: {message}")]
     Precondition { message: String },
@@ -55,6 +64,7 @@ impl FlyError {
         matches!(
             self,
             FlyError::Conflict { .. }
+                | FlyError::LeaseHeld { .. }
                 | FlyError::Capacity { .. }
                 | FlyError::Precondition { .. }
                 | FlyError::RateLimited { .. }
@@ -76,6 +86,7 @@ impl FlyError {
             FlyError::Unauthorized { .. } => "FlyUnauthorized",
             FlyError::Forbidden { .. } => "FlyForbidden",
             FlyError::Conflict { .. } => "FlyConflict",
+            FlyError::LeaseHeld { .. } => "LeaseHeld",
             FlyError::Precondition { .. } => "FlyPrecondition",
             FlyError::Capacity { .. } => "RegionCapacity",
             FlyError::RateLimited { .. } => "FlyRateLimited",
@@ -85,11 +96,41 @@ impl FlyError {
         }
     }
 
-    /// How long Fly asked us to wait, if it did.
+    /// How long Fly asked us to wait, if it did; for a held lease, until it expires (plus a
+    /// second for clock skew).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             FlyError::RateLimited { retry_after, .. } => *retry_after,
+            FlyError::LeaseHeld {
+                expires_at: Some(at),
+                ..
+            } => {
+                let left = (*at - chrono::Utc::now()).to_std().unwrap_or_default();
+                Some(left + Duration::from_secs(1))
+            }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_lease_is_retried_when_it_expires() {
+        let e = FlyError::LeaseHeld {
+            message: "held by alice".into(),
+            expires_at: Some(chrono::Utc::now() + chrono::Duration::seconds(20)),
+        };
+        assert_eq!(e.reason(), "LeaseHeld");
+        assert!(e.is_retryable() && !e.is_terminal());
+        let after = e.retry_after().expect("a retry-after");
+        assert!(after > Duration::from_secs(19) && after <= Duration::from_secs(21));
+        let expired = FlyError::LeaseHeld {
+            message: "held".into(),
+            expires_at: Some(chrono::Utc::now() - chrono::Duration::seconds(5)),
+        };
+        assert_eq!(expired.retry_after(), Some(Duration::from_secs(1)));
     }
 }

@@ -368,6 +368,26 @@ impl Machine {
     pub fn metadata(&self) -> Option<&BTreeMap<String, String>> {
         self.config.as_ref().map(|c| &c.metadata)
     }
+
+    /// One metadata value, read from `incomplete_config` when the host is unreachable and Fly
+    /// answers from its cache (so an unreachable machine is still recognised as ours).
+    pub fn metadata_value(&self, key: &str) -> Option<&str> {
+        match &self.config {
+            Some(c) => c.metadata.get(key).map(String::as_str),
+            None => self
+                .incomplete_config
+                .as_ref()?
+                .get("metadata")?
+                .get(key)?
+                .as_str(),
+        }
+    }
+
+    /// Whether Fly cannot reach the machine's host: it answers from cache without a config, and
+    /// nothing about the machine can be changed or trusted until the host is back.
+    pub fn host_unreachable(&self) -> bool {
+        self.host_status.as_deref() == Some("unreachable") || self.config.is_none()
+    }
 }
 
 /// `POST /machines/{id}/stop` body.
@@ -474,6 +494,17 @@ pub struct Lease {
     pub description: String,
     #[serde(default)]
     pub version: String,
+}
+
+/// The `{"status":"success","data":{…}}` envelope lease endpoints answer with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LeaseEnvelope {
+    /// `success` (errors use the error envelope instead).
+    #[serde(default)]
+    pub status: String,
+    /// The lease itself.
+    #[serde(default)]
+    pub data: Option<Lease>,
 }
 
 /// `POST /v1/apps/{app}/secrets` body: values to set; `null` unsets a name.

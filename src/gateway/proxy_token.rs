@@ -169,9 +169,114 @@ impl ProxyTokenKey {
     }
 }
 
+/// The shared settings of the proxy token (the controller mints, the LLM proxy verifies).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProxyKeySettings {
+    /// The HS256 key shared with the LLM proxy (at least 32 bytes).
+    #[arg(
+        long,
+        env = "OPENCLAWS_LLM_PROXY_KEY",
+        value_name = "OPENCLAWS_LLM_PROXY_KEY",
+        hide_env_values = true
+    )]
+    pub llm_proxy_key: crate::secrets::Sensitive,
+    /// The audience the proxy expects.
+    #[arg(
+        long,
+        env = "OPENCLAWS_LLM_PROXY_AUDIENCE",
+        value_name = "OPENCLAWS_LLM_PROXY_AUDIENCE",
+        default_value = "openclaws-llm-proxy"
+    )]
+    pub llm_proxy_audience: String,
+    /// Lifetime of a minted token in seconds.
+    #[arg(
+        long,
+        env = "OPENCLAWS_LLM_PROXY_TOKEN_SECONDS",
+        value_name = "OPENCLAWS_LLM_PROXY_TOKEN_SECONDS",
+        default_value_t = 86_400
+    )]
+    pub llm_proxy_token_seconds: i64,
+}
+
+impl ProxyKeySettings {
+    /// The key these settings describe.
+    pub fn key(&self) -> Result<ProxyTokenKey, ProxyTokenError> {
+        ProxyTokenKey::new(
+            self.llm_proxy_key.expose().as_bytes(),
+            self.llm_proxy_audience.clone(),
+            Duration::seconds(self.llm_proxy_token_seconds),
+        )
+    }
+}
+
+/// `openclaws-controller proxy-token …`: the proxy's side of the token, as a command.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ProxyTokenCommand {
+    /// Verify a token (argument or stdin); prints its claims as JSON, exits non-zero if invalid.
+    Verify {
+        #[command(flatten)]
+        key: ProxyKeySettings,
+        /// The token; read from standard input when absent.
+        token: Option<String>,
+    },
+    /// Mint a token for an instance (for testing the proxy); prints it.
+    Mint {
+        #[command(flatten)]
+        key: ProxyKeySettings,
+        /// The instance uid the token speaks for.
+        #[arg(long)]
+        instance_uid: Uuid,
+    },
+}
+
+impl ProxyTokenCommand {
+    /// Runs the command at `now`; `stdin` supplies a token not given as an argument.
+    pub fn run(
+        &self,
+        now: DateTime<Utc>,
+        stdin: impl FnOnce() -> String,
+    ) -> Result<String, ProxyTokenError> {
+        match self {
+            ProxyTokenCommand::Verify { key, token } => {
+                let token = token.clone().unwrap_or_else(stdin);
+                let claims = key.key()?.verify(token.trim(), now)?;
+                Ok(serde_json::to_string(&claims).unwrap_or_default())
+            }
+            ProxyTokenCommand::Mint { key, instance_uid } => {
+                Ok(key.key()?.mint(*instance_uid, now)?.expose().to_owned())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_mints_and_verifies() {
+        let key = ProxyKeySettings {
+            llm_proxy_key: crate::secrets::Sensitive::new("k".repeat(40)),
+            llm_proxy_audience: "proxy".into(),
+            llm_proxy_token_seconds: 600,
+        };
+        let uid = Uuid::new_v4();
+        let now = Utc::now();
+        let token = ProxyTokenCommand::Mint {
+            key: key.clone(),
+            instance_uid: uid,
+        }
+        .run(now, String::new)
+        .unwrap();
+        let verify = ProxyTokenCommand::Verify { key, token: None };
+        let claims = verify.run(now, || format!("{token}\n")).unwrap();
+        assert!(claims.contains(&uid.to_string()), "{claims}");
+        assert!(matches!(
+            verify.run(now + Duration::seconds(3600), || token.clone()),
+            Err(ProxyTokenError::Expired)
+        ));
+        assert!(verify.run(now, || "garbage".into()).is_err());
+    }
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 

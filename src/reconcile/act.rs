@@ -113,23 +113,42 @@ async fn run(
             observed.machines.push(machine);
         }
         Action::UpdateMachine { id, request } => {
-            let machine = fly.update_machine(app, id, request).await?;
+            let machine = leased(fly, app, id, action, |nonce| async move {
+                fly.update_machine(app, id, request, Some(&nonce)).await
+            })
+            .await?;
             replace_machine(observed, machine);
         }
         Action::StartMachine { id } => {
-            fly.start_machine(app, id).await?;
+            leased(fly, app, id, action, |nonce| async move {
+                fly.start_machine(app, id, Some(&nonce)).await
+            })
+            .await?;
             set_state(observed, id, "starting");
         }
         Action::StopMachine { id } => {
-            fly.stop_machine(app, id).await?;
+            leased(fly, app, id, action, |nonce| async move {
+                fly.stop_machine(app, id, Some(&nonce)).await
+            })
+            .await?;
             set_state(observed, id, "stopping");
         }
         Action::DestroyMachine { id, force } => {
-            ignore_not_found(fly.delete_machine(app, id, *force).await)?;
+            ignore_not_found(
+                leased(fly, app, id, action, |nonce| async move {
+                    fly.delete_machine(app, id, *force, Some(&nonce)).await
+                })
+                .await,
+            )?;
             set_state(observed, id, "destroying");
         }
         Action::RecoverStuckMachine { id, .. } => {
-            ignore_not_found(fly.delete_machine(app, id, true).await)?;
+            ignore_not_found(
+                leased(fly, app, id, action, |nonce| async move {
+                    fly.delete_machine(app, id, true, Some(&nonce)).await
+                })
+                .await,
+            )?;
             set_state(observed, id, "destroying");
         }
         Action::DeleteVolume { id } => {
@@ -142,6 +161,38 @@ async fn run(
         }
     }
     Ok(())
+}
+
+/// Runs a mutation of an existing machine under its lease: acquire, mutate with the nonce,
+/// release. A lease someone else holds fails the step with [`FlyError::LeaseHeld`] (retried once
+/// it expires) before anything is changed. A release that fails is only logged: the lease
+/// expires on its own after [`crate::fly::client::LEASE_TTL`], and this process refreshes it
+/// meanwhile. After a destroy there is nothing left to release.
+async fn leased<T, F, Fut>(
+    fly: &FlyClient,
+    app: &str,
+    id: &str,
+    action: &Action,
+    mutate: F,
+) -> Result<T, FlyError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, FlyError>>,
+{
+    let description = format!("openclaws-controller: {}", action.step());
+    let lease = fly.acquire_lease(app, id, &description).await?;
+    let result = mutate(lease.nonce.clone()).await;
+    let destroyed = result.is_ok()
+        && matches!(
+            action,
+            Action::DestroyMachine { .. } | Action::RecoverStuckMachine { .. }
+        );
+    if !destroyed {
+        if let Err(e) = fly.release_lease(app, id, &lease.nonce).await {
+            tracing::warn!(machine = %id, error = %e, "machine lease not released; it expires on its own");
+        }
+    }
+    result
 }
 
 fn ignore_not_found(r: Result<(), FlyError>) -> Result<(), FlyError> {

@@ -21,6 +21,60 @@ pub fn mounts(machine: &Machine, volume_id: &str) -> bool {
         .is_some_and(|c| c.mounts.iter().any(|m| m.volume == volume_id))
 }
 
+/// A machine whose process keeps exiting: how many exits since it was last created or updated
+/// (events are newest first), and the last exit code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrashLoop {
+    /// Exits not asked for since the last launch or update.
+    pub exits: usize,
+    /// The newest exit's code, when Fly reported one.
+    pub last_exit_code: Option<i64>,
+}
+
+/// Whether the machine is crash-looping: not running, and its process exited on its own at
+/// least twice since its last launch or update. Fly's restart policy brings it back each time,
+/// so there is nothing to do but report it (recreating it would not fix an image or config).
+pub fn crash_loop(machine: &Machine) -> Option<CrashLoop> {
+    if machine.state == "started" {
+        return None;
+    }
+    let mut exits = 0;
+    let mut last_exit_code = None;
+    for event in &machine.events {
+        if matches!(event.type_.as_str(), "launch" | "update") {
+            break;
+        }
+        let exit = event
+            .request
+            .as_ref()
+            .and_then(|r| r.get("exit_event"))
+            .filter(|e| e.get("requested_stop").and_then(|v| v.as_bool()) != Some(true));
+        if event.type_ == "exit" && exit.is_some() {
+            exits += 1;
+            if last_exit_code.is_none() {
+                last_exit_code = exit
+                    .and_then(|e| e.get("exit_code"))
+                    .and_then(|c| c.as_i64());
+            }
+        }
+    }
+    (exits >= 2).then_some(CrashLoop {
+        exits,
+        last_exit_code,
+    })
+}
+
+/// A sentence for status and events about a crash-looping machine.
+pub fn describe_crash_loop(id: &str, crash: &CrashLoop) -> String {
+    let code = crash
+        .last_exit_code
+        .map_or_else(|| "unknown".to_owned(), |c| c.to_string());
+    format!(
+        "machine {id} keeps crashing: its process exited {} times since it was last deployed (last exit code {code}); Fly restarts it",
+        crash.exits
+    )
+}
+
 /// When a machine in a transient state is expected to have settled (Fly's typical latencies).
 pub fn settle_time(state: &str) -> Duration {
     match state {
@@ -64,6 +118,45 @@ mod tests {
             updated_at: updated_at.into(),
             ..Default::default()
         }
+    }
+
+    fn exit(code: i64) -> crate::fly::types::MachineEvent {
+        crate::fly::types::MachineEvent {
+            id: None,
+            type_: "exit".into(),
+            status: "stopped".into(),
+            source: "flyd".into(),
+            timestamp: 0,
+            request: Some(serde_json::json!({
+                "exit_event": {"exit_code": code, "requested_stop": false}
+            })),
+        }
+    }
+
+    fn event(type_: &str) -> crate::fly::types::MachineEvent {
+        crate::fly::types::MachineEvent {
+            id: None,
+            type_: type_.into(),
+            status: "started".into(),
+            source: "user".into(),
+            timestamp: 0,
+            request: None,
+        }
+    }
+
+    #[test]
+    fn repeated_exits_since_the_last_deploy_are_a_crash_loop() {
+        let mut m = machine("starting", "2026-01-01T00:00:00Z");
+        m.events = vec![exit(3), event("start"), exit(1), event("launch"), exit(9)];
+        let crash = crash_loop(&m).expect("a crash loop");
+        assert_eq!(crash.exits, 2, "only exits since the launch count");
+        assert_eq!(crash.last_exit_code, Some(3), "the newest exit");
+        assert!(describe_crash_loop("m", &crash).contains("exited 2 times"));
+        m.state = "started".into();
+        assert_eq!(crash_loop(&m), None, "running again");
+        let mut once = machine("starting", "2026-01-01T00:00:00Z");
+        once.events = vec![exit(1), event("update"), exit(1)];
+        assert_eq!(crash_loop(&once), None, "one crash is not a loop");
     }
 
     #[test]

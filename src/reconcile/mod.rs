@@ -130,7 +130,14 @@ impl Reconciler {
         let was_converged = previous.observed_generation == record.generation
             && matches!(previous.phase, Phase::Ready | Phase::Stopped);
 
-        let mut observed = match observe::observe(&self.fly, self.dns.as_ref(), &desired).await {
+        let mut observed = match observe::observe(
+            &self.fly,
+            self.dns.as_ref(),
+            &desired,
+            previous.fly.as_ref(),
+        )
+        .await
+        {
             Ok(mut o) => {
                 o.secrets.applied = record
                     .fly_secrets_fingerprint
@@ -203,7 +210,12 @@ impl Reconciler {
             final_plan.blocked = Some(plan::Blocked {
                 reason: e.reason(),
                 message: format!(
-                    "{step} was rejected by Fly; retrying cannot help until the spec changes: {e}"
+                    "{step} was rejected by {}; retrying cannot help until the spec changes: {e}",
+                    if step.contains("Dns") {
+                        "the DNS provider"
+                    } else {
+                        "Fly"
+                    }
                 ),
             });
         }
@@ -240,8 +252,8 @@ impl Reconciler {
         });
         if observe_failed {
             // Observation failed: keep what we knew rather than claiming resources vanished, and
-            // do not claim to have seen this generation.
-            status.conditions = previous.conditions.clone();
+            // do not claim to have seen this generation; Ready says why.
+            status.conditions = status::keep_with_ready(&previous.conditions, &status.conditions);
             status.fly = previous.fly.clone();
             status.observed_generation = previous.observed_generation;
             status.phase = match previous.phase {
@@ -329,19 +341,19 @@ impl Reconciler {
     ) -> Result<secrets::DesiredSecrets, ReconcileError> {
         use crate::store::secrets as stored;
         let mut values = std::collections::BTreeMap::new();
-        let token = match stored::get_plaintext(
-            &self.pool,
-            &self.cipher,
-            record.uid,
-            secrets::GATEWAY_TOKEN,
-        )
-        .await?
-        {
-            Some(token) => token,
-            None => {
+        let stored_token =
+            stored::get_plaintext(&self.pool, &self.cipher, record.uid, secrets::GATEWAY_TOKEN)
+                .await?;
+        let rotation = i64::from(spec.gateway_token_rotation);
+        let token = match stored_token {
+            Some(token) if record.gateway_token_rotation == rotation => token,
+            _ => {
+                // First use, or the spec asks for a rotation: a new token, recorded together with
+                // the rotation it answers so it is generated once.
                 let token = generate_token();
+                let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
                 stored::put(
-                    &self.pool,
+                    &mut *tx,
                     &self.cipher,
                     record.uid,
                     secrets::GATEWAY_TOKEN,
@@ -349,6 +361,13 @@ impl Reconciler {
                     Utc::now(),
                 )
                 .await?;
+                sqlx::query("UPDATE instances SET gateway_token_rotation = $2 WHERE uid = $1")
+                    .bind(record.uid)
+                    .bind(rotation)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                tx.commit().await.map_err(StoreError::from)?;
                 token
             }
         };

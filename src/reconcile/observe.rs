@@ -57,11 +57,15 @@ impl Observed {
     }
 }
 
-/// Reads the world with at most three GETs (none past the app when the app does not exist).
+/// Reads the world: the app first (nothing more when it does not exist), then its volumes,
+/// our machines, secrets, addresses and endpoint in parallel. `known` is what the previous
+/// reconcile recorded: a volume or machine it saw that a list now omits is read by id, so a
+/// lagging or empty list (Fly's April 2026 incident) never makes us create a duplicate.
 pub async fn observe(
     fly: &FlyClient,
     dns: Option<&crate::dns::CloudflareDns>,
     desired: &Desired,
+    known: Option<&crate::resource::FlyStatus>,
 ) -> Result<Observed, FlyError> {
     let app = match fly.get_app(&desired.app_name).await {
         Ok(None) => {
@@ -107,13 +111,29 @@ pub async fn observe(
             None => Ok((None, Vec::new())),
         }
     };
-    let (volumes, machines, secrets, ips, (certificate, dns_records)) = tokio::try_join!(
+    let (mut volumes, mut machines, secrets, ips, (certificate, dns_records)) = tokio::try_join!(
         fly.list_volumes(&desired.app_name),
         fly.list_machines(&desired.app_name, &mark),
         fly.list_secrets(&desired.app_name),
         fly.list_ips(&desired.app_name),
         endpoint,
     )?;
+    if let Some(id) = known.and_then(|k| k.volume_id.as_deref()) {
+        if !volumes.iter().any(|v| v.id == id) {
+            if let Some(v) = fly.get_volume(&desired.app_name, id).await? {
+                tracing::info!(volume = %id, "volume missing from the list, found by id");
+                volumes.push(v);
+            }
+        }
+    }
+    if let Some(id) = known.and_then(|k| k.machine_id.as_deref()) {
+        if !machines.iter().any(|m| m.id == id) {
+            if let Some(m) = fly.get_machine(&desired.app_name, id).await? {
+                tracing::info!(machine = %id, "machine missing from the list, found by id");
+                machines.push(m);
+            }
+        }
+    }
     Ok(Observed {
         app: AppObservation::Ours(app),
         volumes: volumes
@@ -123,9 +143,7 @@ pub async fn observe(
         machines: machines
             .into_iter()
             .filter(|m| {
-                !m.is_destroyed()
-                    && m.metadata()
-                        .is_some_and(|md| md.get(META_INSTANCE_UID) == Some(&uid))
+                !m.is_destroyed() && m.metadata_value(META_INSTANCE_UID) == Some(uid.as_str())
             })
             .collect(),
         app_deletion_requested: false,

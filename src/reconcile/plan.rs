@@ -329,6 +329,9 @@ fn plan_machine_side(desired: &Desired, observed: &Observed) -> Plan {
     if !ip_actions.is_empty() {
         return Plan::act(ip_actions);
     }
+    if let Some(wait) = host_unreachable(observed) {
+        return wait;
+    }
     let min_secrets_version = observed
         .secrets
         .applied
@@ -412,6 +415,11 @@ fn plan_machine_side(desired: &Desired, observed: &Observed) -> Plan {
             None => machine_step(m, &desired_config, stopped, min_secrets_version),
         };
     match machine_action {
+        MachineStep::CrashLooping(message) => {
+            if actions.is_empty() {
+                return Plan::wait("CrashLooping", message, CRASH_LOOP_RECHECK);
+            }
+        }
         MachineStep::Wait(state) => {
             if actions.is_empty() {
                 return Plan::wait(
@@ -439,6 +447,27 @@ fn plan_machine_side(desired: &Desired, observed: &Observed) -> Plan {
     }
     Plan::act(actions)
 }
+
+/// While the host of one of our machines is unreachable Fly answers from a cache without the
+/// machine's config: nothing may be decided from that (it would look like a machine to replace),
+/// and every change to it would fail, so wait for the host.
+fn host_unreachable(observed: &Observed) -> Option<Plan> {
+    let m = observed.machines.iter().find(|m| m.host_unreachable())?;
+    Some(Plan::wait(
+        "HostUnreachable",
+        format!(
+            "the host of machine {} is unreachable; nothing is changed until Fly reaches it again",
+            m.id
+        ),
+        HOST_UNREACHABLE_RECHECK,
+    ))
+}
+
+/// How often an unreachable host is looked at again.
+pub const HOST_UNREACHABLE_RECHECK: Duration = Duration::from_secs(10);
+
+/// How often a crash-looping machine is looked at again.
+pub const CRASH_LOOP_RECHECK: Duration = Duration::from_secs(5);
 
 /// The CNAME target the hostname should have: what Fly's certificate asks for, else the app.
 pub fn dns_target(desired: &Desired, observed: &Observed) -> String {
@@ -537,6 +566,7 @@ fn plan_ips(desired: &Desired, observed: &Observed) -> Vec<Action> {
 
 enum MachineStep {
     Wait(String),
+    CrashLooping(String),
     Act(Box<Action>),
     Converged,
 }
@@ -547,7 +577,10 @@ fn machine_step(
     stopped: bool,
     min_secrets_version: Option<u64>,
 ) -> MachineStep {
-    if m.is_transient() {
+    // A crash-looping machine is always between restarts: it is still updated (a new image or
+    // config is how it gets fixed), but otherwise only reported.
+    let crash = machine::crash_loop(m);
+    if m.is_transient() && crash.is_none() {
         return MachineStep::Wait(m.state.clone());
     }
     let Some(config) = &m.config else {
@@ -566,6 +599,9 @@ fn machine_step(
             },
         }));
     }
+    if let Some(crash) = crash {
+        return MachineStep::CrashLooping(machine::describe_crash_loop(&m.id, &crash));
+    }
     match (stopped, m.state.as_str()) {
         (false, "stopped" | "suspended" | "failed") => {
             MachineStep::Act(Box::new(Action::StartMachine { id: m.id.clone() }))
@@ -577,13 +613,23 @@ fn machine_step(
 
 fn plan_teardown(desired: &Desired, observed: &Observed) -> Plan {
     if !matches!(observed.app, AppObservation::Ours(_)) {
-        // Nothing of ours exists (or the name is someone else's, which we never touch).
+        // The app is gone (or the name is someone else's, which we never touch); only our DNS
+        // record may be left, e.g. when the app was deleted out of band.
+        if let Some(r) = our_record(desired, observed) {
+            return Plan::act(vec![Action::DeleteDnsRecord {
+                id: r.id.clone(),
+                name: r.name.clone(),
+            }]);
+        }
         return Plan {
             finalize: true,
             ..Plan::default()
         };
     }
     if !observed.machines.is_empty() {
+        if let Some(wait) = host_unreachable(observed) {
+            return wait;
+        }
         let actions: Vec<Action> = observed
             .machines
             .iter()
@@ -1167,5 +1213,82 @@ mod tests {
             }
         }
         assert_eq!(steps, ["DestroyMachine", "DeleteVolume", "DeleteApp"]);
+    }
+
+    /// A machine as Fly shows it while its host is unreachable: no config, metadata only in
+    /// `incomplete_config`.
+    fn unreachable(d: &Desired, id: &str) -> Machine {
+        let mut m = machine(d, id, "vol_a", "started", false);
+        let config = m.config.take().unwrap();
+        m.incomplete_config = Some(serde_json::json!({"metadata": config.metadata}));
+        m.host_status = Some("unreachable".into());
+        m
+    }
+
+    #[test]
+    fn an_unreachable_host_is_waited_for_never_replaced() {
+        for deleting in [false, true] {
+            let d = with_token(desired(RunState::Running, deleting, 4096));
+            let mut world = ours(&d);
+            world
+                .volumes
+                .push(volume("vol_a", "iad", Some("m1"), "2026"));
+            world.machines.push(unreachable(&d, "m1"));
+            world.secrets.names = d.secrets.names().into_iter().map(String::from).collect();
+            world.secrets.applied = Some((d.secrets.fingerprint().to_owned(), 1));
+            let p = plan(&d, &world);
+            assert!(p.actions.is_empty(), "deleting={deleting}: {p:?}");
+            assert_eq!(p.wait.map(|w| w.reason), Some("HostUnreachable"));
+        }
+    }
+
+    #[test]
+    fn a_crash_loop_is_reported_but_a_new_config_still_applied() {
+        let exit = crate::fly::types::MachineEvent {
+            id: None,
+            type_: "exit".into(),
+            status: "stopped".into(),
+            source: "flyd".into(),
+            timestamp: 0,
+            request: Some(serde_json::json!({"exit_event": {"exit_code": 1}})),
+        };
+        let d = desired(RunState::Running, false, 2048);
+        let mut world = ours(&d);
+        world
+            .volumes
+            .push(volume("vol_a", "iad", Some("m1"), "2026"));
+        let mut m = machine(&d, "m1", "vol_a", "starting", false);
+        m.events = vec![exit.clone(), exit];
+        world.machines.push(m);
+        let p = plan(&d, &world);
+        assert!(p.actions.is_empty());
+        assert_eq!(p.wait.map(|w| w.reason), Some("CrashLooping"));
+        let grown = desired(RunState::Running, false, 4096);
+        let p = plan(&grown, &world);
+        assert!(
+            matches!(p.actions.as_slice(), [Action::UpdateMachine { .. }]),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn teardown_without_the_app_still_removes_our_dns_record() {
+        let d = desired(RunState::Running, true, 2048);
+        let mark = crate::dns::ownership_comment(&d.uid.to_string());
+        let mut world = Observed::empty();
+        world.dns_records.push(crate::dns::DnsRecord {
+            id: "r1".into(),
+            type_: "CNAME".into(),
+            name: d.hostname.clone(),
+            content: format!("{}.fly.dev", d.app_name),
+            comment: Some(mark),
+        });
+        let p = plan(&d, &world);
+        assert!(
+            matches!(p.actions.as_slice(), [Action::DeleteDnsRecord { id, .. }] if id == "r1"),
+            "{p:?}"
+        );
+        world.dns_records[0].comment = None;
+        assert!(plan(&d, &world).finalize, "someone else's record stays");
     }
 }

@@ -203,7 +203,16 @@ pub fn compute(input: StatusInput<'_>) -> InstanceStatus {
 
     let stopped_wanted = desired.run_state == RunState::Stopped;
     let keeper = vol.and_then(|v| machine::keeper(&observed.machines, &v.id));
+    let unreachable = observed.machines.iter().find(|m| m.host_unreachable());
     let (machine_ok, machine_reason, machine_message) = match (keeper, vol) {
+        _ if unreachable.is_some() => (
+            false,
+            "HostUnreachable",
+            format!(
+                "the host of machine {} is unreachable; Fly answers from its cache",
+                unreachable.map(|m| m.id.as_str()).unwrap_or_default()
+            ),
+        ),
         (Some(m), Some(v)) => {
             let matches = m
                 .config
@@ -223,11 +232,18 @@ pub fn compute(input: StatusInput<'_>) -> InstanceStatus {
                     "Stopped",
                     format!("machine {} is not running, as desired", m.id),
                 ),
-                (_, state, _) => (
-                    false,
-                    state_reason(state),
-                    format!("machine {} is {state}", m.id),
-                ),
+                (_, state, _) => match machine::crash_loop(m) {
+                    Some(crash) => (
+                        false,
+                        "CrashLooping",
+                        machine::describe_crash_loop(&m.id, &crash),
+                    ),
+                    None => (
+                        false,
+                        state_reason(state),
+                        format!("machine {} is {state}", m.id),
+                    ),
+                },
             }
         }
         _ => (false, "NotCreated", "no gateway machine yet".to_owned()),
@@ -287,11 +303,12 @@ pub fn compute(input: StatusInput<'_>) -> InstanceStatus {
         Phase::Provisioning
     };
 
+    let shown = keeper.or(unreachable);
     let fly = FlyStatus {
         app_name: app_ok.then(|| desired.app_name.clone()),
         volume_id: vol.map(|v| v.id.clone()),
-        machine_id: keeper.map(|m| m.id.clone()),
-        machine_state: keeper.map(|m| m.state.clone()),
+        machine_id: shown.map(|m| m.id.clone()),
+        machine_state: shown.map(|m| m.state.clone()),
         image: keeper
             .and_then(|m| m.config.as_ref())
             .map(|c| c.image.clone()),
@@ -308,6 +325,15 @@ pub fn compute(input: StatusInput<'_>) -> InstanceStatus {
         last_error,
         next_reconcile_at: None,
     }
+}
+
+/// `kept` (conditions from before a failed observation) with the `Ready` condition of `fresh`,
+/// so a reconcile that could not even look at Fly (a revoked token, Fly down) says why instead
+/// of repeating an old `Ready=True`.
+pub fn keep_with_ready(kept: &[Condition], fresh: &[Condition]) -> Vec<Condition> {
+    let mut out: Vec<Condition> = kept.iter().filter(|c| c.type_ != READY).cloned().collect();
+    out.extend(fresh.iter().filter(|c| c.type_ == READY).cloned());
+    out
 }
 
 /// Status of a paused instance: the previous status with a `Paused` condition.

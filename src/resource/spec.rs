@@ -48,6 +48,10 @@ pub struct InstanceSpec {
     /// Stop reconciling this instance (for support); status says so.
     #[serde(default)]
     pub paused: bool,
+    /// Change this number to rotate the gateway token (devices must then use the new one).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    pub gateway_token_rotation: u32,
 }
 
 fn default_image() -> String {

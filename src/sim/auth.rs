@@ -11,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 pub struct Caller {
     /// Org slug of the presented token.
     pub org: String,
+    /// A fingerprint of the presented token (never the token), keying the per-token cap.
+    pub token_key: String,
 }
 
 /// Rejects requests without a known token (401 JSON) and records the caller's org.
@@ -29,6 +31,7 @@ pub async fn require_token(State(sim): State<Simulator>, mut req: Request, next:
         Some(org) => {
             let caller = Caller {
                 org: org.to_string(),
+                token_key: token_key(token.unwrap_or_default()),
             };
             req.extensions_mut().insert(caller);
             next.run(req).await
@@ -38,4 +41,12 @@ pub async fn require_token(State(sim): State<Simulator>, mut req: Request, next:
         }
         None => SimError::Unauthorized("unauthorized".into()).into_response(),
     }
+}
+
+/// A stable, non-reversible-enough key for a token (the simulator's own bookkeeping only).
+fn token_key(token: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    token.hash(&mut h);
+    format!("{:016x}", h.finish())
 }

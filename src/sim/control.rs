@@ -98,16 +98,30 @@ struct RateLimitPatch {
     get: Option<super::ratelimit::BucketSpec>,
     #[serde(default)]
     app_delete: Option<super::ratelimit::BucketSpec>,
+    /// `{"per_second","burst"}` caps every request of a token; `null` removes the cap.
+    #[serde(default, deserialize_with = "present")]
+    per_token: Option<Option<super::ratelimit::BucketSpec>>,
+}
+
+/// Tells an explicit `null` (`Some(None)`) from an absent field (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// `POST /_sim/rate-limits {"enabled"?,"retry_after"?: "absent"|N|0.5,"mutating"?,"get"?,
-/// "app_delete"?: {"per_second","burst"}}`: changes the limits and refills every bucket.
+/// "app_delete"?,"per_token"?: {"per_second","burst"}|null}`: changes the limits and refills
+/// every bucket.
 async fn set_rate_limits(
     State(sim): State<Simulator>,
     JsonBody(patch): JsonBody<RateLimitPatch>,
 ) -> SimResult<Json<Value>> {
     let mut settings = sim.inner.limiter.settings();
-    for spec in [&patch.mutating, &patch.get, &patch.app_delete]
+    let per_token = patch.per_token.flatten();
+    for spec in [&patch.mutating, &patch.get, &patch.app_delete, &per_token]
         .into_iter()
         .flatten()
     {
@@ -120,6 +134,9 @@ async fn set_rate_limits(
     settings.mutating = patch.mutating.unwrap_or(settings.mutating);
     settings.get = patch.get.unwrap_or(settings.get);
     settings.app_delete = patch.app_delete.unwrap_or(settings.app_delete);
+    if let Some(cap) = patch.per_token {
+        settings.per_token = cap;
+    }
     sim.inner.limiter.set(settings.clone());
     Ok(Json(json!(settings)))
 }
@@ -157,7 +174,8 @@ struct RegionCapacity {
 }
 
 /// `POST /_sim/regions/{region} {"full":true|false}`: machine creates/starts and volume creates
-/// in the region fail with a capacity error while full.
+/// in the region fail with a capacity error while full, and so do updates that grow a machine
+/// (409, as when its host has no room).
 async fn set_region(
     State(sim): State<Simulator>,
     Path(region): Path<String>,

@@ -45,6 +45,9 @@ pub enum FaultKind {
     EmptyList,
     /// `401` as if the token had been revoked.
     TokenRevoked,
+    /// A `wait` long-poll that stalls for `delay_ms` (default 2000) and then answers `408
+    /// deadline_exceeded` whatever the machine did; only `…/wait` requests match.
+    SlowWait,
 }
 
 /// A rule as posted to `POST /_sim/faults`.
@@ -67,7 +70,8 @@ pub struct FaultSpec {
     /// Fire with this probability on each matching call.
     #[serde(default)]
     pub probability: Option<f64>,
-    /// Status for `error` (500/502/503/504), `lost_after_commit` (502/504), `region_full` (412/503).
+    /// Status for `error` (500/502/503/504), `lost_after_commit` (502/504), `region_full` (412/503;
+    /// a machine update defaults to 409, as Fly answers when the host cannot grow it).
     #[serde(default)]
     pub status: Option<u16>,
     /// `error`: answer an HTML page instead of JSON, as a proxy would.
@@ -82,13 +86,15 @@ pub struct FaultSpec {
     /// `rate_limit`: the `Retry-After` (default the rate limiter's).
     #[serde(default)]
     pub retry_after: Option<RetryAfter>,
-    /// `latency`, and a stall before a `lost_after_commit` answer, in real milliseconds.
+    /// `latency`, `slow_wait`, and a stall before a `lost_after_commit` answer, in real
+    /// milliseconds.
     #[serde(default)]
     pub delay_ms: Option<u64>,
     /// `latency`: extra random delay up to this many milliseconds.
     #[serde(default)]
     pub jitter_ms: Option<u64>,
-    /// `list_lag`: how long (simulated seconds) a new machine/volume stays out of lists.
+    /// `list_lag`: how long (simulated seconds) a new machine/volume stays out of lists (and a
+    /// new machine read by id answers 404).
     #[serde(default)]
     pub seconds: Option<f64>,
 }
@@ -117,6 +123,7 @@ impl FaultRule {
             .is_none_or(|m| m.eq_ignore_ascii_case(method))
             && self.path_re.as_ref().is_none_or(|re| re.is_match(path))
             && self.spec.app.as_deref().is_none_or(|a| Some(a) == app)
+            && (self.spec.kind != FaultKind::SlowWait || path.ends_with("/wait"))
             && self.remaining != Some(0)
     }
 
@@ -302,9 +309,33 @@ fn created_after(item: &Value, cutoff: DateTime<Utc>) -> bool {
         .is_some_and(|t| t.with_timezone(&Utc) > cutoff)
 }
 
+/// A single machine's route (`GET` reads it, `POST` updates it).
+static MACHINE_BY_ID: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new("^/v1/apps/[^/]+/machines/[0-9a-f]+$").expect("a valid regex")
+});
+
+/// A machine read by id that was created after `cutoff` is not found yet (Fly's read replicas
+/// lag a fresh machine; flyctl retries these 404s).
+async fn hide_fresh_machine(response: Response, cutoff: DateTime<Utc>) -> Response {
+    if !response.status().is_success() {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(machine) if created_after(&machine, cutoff) => {
+            json_error(StatusCode::NOT_FOUND, "not_found: machine not found", None)
+        }
+        _ => Response::from_parts(parts, Body::from(bytes)),
+    }
+}
+
 /// Middleware applying the firing rules around a request.
 pub async fn inject(State(sim): State<Simulator>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
+    let method = req.method().as_str().to_string();
     let app = path_segment(&path, "apps");
     let firing = sim
         .inner
@@ -340,11 +371,24 @@ pub async fn inject(State(sim): State<Simulator>, req: Request, next: Next) -> R
             spec.retry_after
                 .unwrap_or_else(|| sim.inner.limiter.settings().retry_after),
         ),
+        FaultKind::SlowWait => {
+            tokio::time::sleep(Duration::from_millis(spec.delay_ms.unwrap_or(2000))).await;
+            json_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "deadline_exceeded: machine did not reach the requested state in time",
+                None,
+            )
+        }
         FaultKind::RegionFull => {
+            let update = method == "POST" && MACHINE_BY_ID.is_match(&path);
             let status = spec
                 .status
                 .and_then(|s| StatusCode::from_u16(s).ok())
-                .unwrap_or(StatusCode::PRECONDITION_FAILED);
+                .unwrap_or(if update {
+                    StatusCode::CONFLICT
+                } else {
+                    StatusCode::PRECONDITION_FAILED
+                });
             if path.contains("/volumes") {
                 json_error(
                     status,
@@ -386,6 +430,9 @@ pub async fn inject(State(sim): State<Simulator>, req: Request, next: Next) -> R
         FaultKind::ListLag => {
             let lag = super::clock::delta(super::clock::secs_f64(spec.seconds.unwrap_or(1.0)));
             let cutoff = sim.clock().now() - lag;
+            if method == "GET" && MACHINE_BY_ID.is_match(&path) {
+                return hide_fresh_machine(next.run(req).await, cutoff).await;
+            }
             rewrite_lists(next.run(req).await, move |items| {
                 items.retain(|i| !created_after(i, cutoff))
             })

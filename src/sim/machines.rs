@@ -174,6 +174,11 @@ impl World {
                 "machine {id} cannot change its mounted volume; destroy and recreate it"
             )));
         }
+        let (region, guest) = {
+            let m = self.machine(app, id, ctx)?;
+            (m.region.clone(), m.config.guest.clone())
+        };
+        self.check_upscale(&region, guest.as_ref(), req.config.guest.as_ref())?;
         self.check_min_secrets_version(app, req.min_secrets_version, ctx)?;
         let secrets_version =
             (!req.skip_secrets.unwrap_or(false)).then(|| self.secrets_version(app));

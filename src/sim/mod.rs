@@ -92,6 +92,9 @@ pub struct SimArgs {
     /// Enforce Fly's per-action rate limits (`--rate-limits false` to switch them off).
     #[arg(long = "rate-limits", env = "FLY_SIM_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set)]
     pub rate_limits: bool,
+    /// Cap on every request of one token, `RATE` or `RATE/BURST` per second (off when unset).
+    #[arg(long, env = "FLY_SIM_TOKEN_RATE_LIMIT", value_parser = parse_token_cap)]
+    pub token_rate_limit: Option<ratelimit::BucketSpec>,
     /// `Retry-After` of a 429: `absent`, whole seconds, or fractional seconds.
     #[arg(long, env = "FLY_SIM_RETRY_AFTER", default_value = "1", value_parser = parse_retry_after)]
     pub retry_after: ratelimit::RetryAfter,
@@ -136,6 +139,24 @@ fn parse_retry_after(s: &str) -> Result<ratelimit::RetryAfter, String> {
         .ok_or_else(|| format!("{s:?} is not `absent` or a number of seconds"))
 }
 
+fn parse_token_cap(s: &str) -> Result<ratelimit::BucketSpec, String> {
+    let (rate, burst) = s.split_once('/').unwrap_or((s, s));
+    let number = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite() && *n > 0.0)
+    };
+    match (number(rate), number(burst)) {
+        (Some(per_second), Some(burst)) if burst >= 1.0 => {
+            Ok(ratelimit::BucketSpec { per_second, burst })
+        }
+        _ => Err(format!(
+            "{s:?} is not RATE or RATE/BURST (positive numbers, burst >= 1)"
+        )),
+    }
+}
+
 impl SimArgs {
     /// The simulator configuration these settings describe.
     pub fn to_config(&self) -> SimConfig {
@@ -147,6 +168,7 @@ impl SimArgs {
         config.cold_host_pull = self.cold_host_pull;
         config.rate_limits.enabled = self.rate_limits;
         config.rate_limits.retry_after = self.retry_after;
+        config.rate_limits.per_token = self.token_rate_limit;
         config.dns_zone = self.dns_zone.clone();
         config.dns_token = self.dns_token.clone();
         if self.machines == MachineModeArg::Process {
@@ -727,6 +749,10 @@ mod tests {
         assert_eq!(config.latency.volume_release, Duration::from_millis(2500));
         assert!(!config.cold_host_pull);
         assert!(config.rate_limits.enabled, "rate limits default on");
+        assert_eq!(
+            config.rate_limits.per_token, None,
+            "no per-token cap by default"
+        );
         assert_eq!(config.dns_zone, "openclaws.biz");
     }
 
@@ -744,6 +770,8 @@ mod tests {
             "example.org",
             "--dns-token",
             "cf",
+            "--token-rate-limit",
+            "20/40",
         ])
         .expect("parse");
         let config = cli.sim.to_config();
@@ -754,6 +782,14 @@ mod tests {
         );
         assert_eq!(config.dns_zone, "example.org");
         assert_eq!(config.dns_token.as_deref(), Some("cf"));
+        assert_eq!(
+            config.rate_limits.per_token,
+            Some(ratelimit::BucketSpec {
+                per_second: 20.0,
+                burst: 40.0
+            })
+        );
+        assert!(parse_token_cap("0").is_err());
     }
 
     #[test]

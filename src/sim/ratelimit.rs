@@ -3,7 +3,8 @@
 //! Buckets are keyed by `(action, scope)`: mutating actions are 1 req/s with a burst of 3, scoped
 //! to the machine for machine routes, to the app for app routes (machine and volume creates
 //! included) and to the org for app creates; every GET is 5 req/s with a burst of 10; app
-//! deletes are 100 per minute per org. A limited request gets `429 {"error":"rate limit
+//! deletes are 100 per minute per org. An optional cap on every request of one token (off by
+//! default) models org-wide throttling. A limited request gets `429 {"error":"rate limit
 //! exceeded"}` with a `Retry-After` whose presence and format are configurable because Fly's is
 //! unverified. Limits can be switched on and off at runtime through `/_sim/rate-limits`.
 
@@ -105,6 +106,10 @@ pub struct RateLimitSettings {
     pub get: BucketSpec,
     /// App deletes per org.
     pub app_delete: BucketSpec,
+    /// Optional cap on all requests of one token, whatever the action (off by default; models
+    /// org-wide throttling). Drawn before the per-action bucket.
+    #[serde(default)]
+    pub per_token: Option<BucketSpec>,
 }
 
 impl Default for RateLimitSettings {
@@ -124,6 +129,7 @@ impl Default for RateLimitSettings {
                 per_second: 100.0 / 60.0,
                 burst: 100.0,
             },
+            per_token: None,
         }
     }
 }
@@ -233,13 +239,17 @@ pub async fn limit(State(sim): State<Simulator>, req: Request, next: Next) -> Re
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| req.uri().path().to_string());
-    let org = req
+    let (org, token_key) = req
         .extensions()
         .get::<Caller>()
-        .map(|c| c.org.clone())
+        .map(|c| (c.org.clone(), c.token_key.clone()))
         .unwrap_or_default();
+    let now = sim.clock().now();
+    let within_token_cap = settings
+        .per_token
+        .is_none_or(|cap| limiter.take(("token".into(), token_key), cap, now));
     let (key, spec) = classify(req.method(), &route, req.uri().path(), &org, &settings);
-    if limiter.take(key, spec, sim.clock().now()) {
+    if within_token_cap && limiter.take(key, spec, now) {
         return next.run(req).await;
     }
     *limiter

@@ -191,6 +191,31 @@ impl World {
         })
     }
 
+    /// Refuses an update that needs more CPU or memory than the machine has while its region is
+    /// full: the host cannot grow it (a 409 with `insufficient_capacity`, spec §6 item 6).
+    pub fn check_upscale(
+        &self,
+        region: &str,
+        from: Option<&crate::fly::types::Guest>,
+        to: Option<&crate::fly::types::Guest>,
+    ) -> SimResult<()> {
+        let grows = match (from, to) {
+            (Some(a), Some(b)) => b.cpus > a.cpus || b.memory_mb > a.memory_mb,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if !grows || !self.full_regions.contains(region) {
+            return Ok(());
+        }
+        Err(SimError::Other {
+            code: axum::http::StatusCode::CONFLICT,
+            message: format!(
+                "aborted: could not reserve resource for machine: insufficient capacity on its host in region {region} to grow it"
+            ),
+            status: Some("insufficient_capacity"),
+        })
+    }
+
     /// A fresh `internal_numeric_id`.
     pub fn numeric_id(&mut self) -> u64 {
         self.next_numeric_id += 1;

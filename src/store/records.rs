@@ -33,13 +33,16 @@ pub struct InstanceRecord {
     pub fly_secrets_fingerprint: Option<String>,
     /// Fly's secrets version after that write.
     pub fly_secrets_version: Option<i64>,
+    /// The `spec.gatewayTokenRotation` the stored gateway token was generated for.
+    pub gateway_token_rotation: i64,
 }
 
 /// Columns selected for an [`InstanceRecord`], in a form usable in `SELECT {INSTANCE_COLUMNS} FROM instances`.
 pub const INSTANCE_COLUMNS: &str =
     "uid, name, customer_id, labels, spec, generation, resource_version, \
      created_at, updated_at, deletion_timestamp, status, phase, observed_generation, fly_app, \
-     fly_volume_id, fly_machine_id, fly_secrets_fingerprint, fly_secrets_version";
+     fly_volume_id, fly_machine_id, fly_secrets_fingerprint, fly_secrets_version, \
+     gateway_token_rotation";
 
 impl InstanceRecord {
     /// The typed spec.

@@ -34,6 +34,9 @@ pub struct StackOptions {
     pub machine_stuck_seconds: u64,
     /// Simulator request hooks (faults, delays).
     pub hooks: Vec<std::sync::Arc<dyn sim::hooks::RequestHook>>,
+    /// How long a volume stays bound after its machine is destroyed (simulated seconds, not
+    /// scaled); the simulator's default when `None`.
+    pub volume_release_seconds: Option<f64>,
 }
 
 impl Default for StackOptions {
@@ -45,6 +48,7 @@ impl Default for StackOptions {
             lease_seconds: 30,
             machine_stuck_seconds: 300,
             hooks: Vec::new(),
+            volume_release_seconds: None,
         }
     }
 }
@@ -77,6 +81,9 @@ impl Stack {
         let mut config = sim::SimConfig::new(FLY_TOKEN, ORG);
         config.dns_zone = "openclaws.test".to_owned();
         config.latency = sim::LatencyModel::spec_defaults().scaled(options.latency_scale);
+        if let Some(secs) = options.volume_release_seconds {
+            config.latency.volume_release = Duration::from_secs_f64(secs);
+        }
         config.hooks = options.hooks.clone();
         let simulator = sim::Simulator::new(config);
         tokio::spawn(sim::serve(listener, simulator, sim_stop.clone()));
