@@ -149,6 +149,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         drift: &drift,
     };
     println!("\n{}", report.markdown());
+    for (endpoint, n) in bench.too_many_by_endpoint().await? {
+        println!("429 answers from `{endpoint}`: {n}");
+    }
     bench.stop().await;
 
     if smoke {
@@ -301,6 +304,26 @@ impl Bench {
             too_many += c["statuses"]["429"].as_u64().unwrap_or(0);
         }
         Ok((calls, too_many))
+    }
+
+    /// Endpoints that answered 429 at least once, with how often.
+    async fn too_many_by_endpoint(&self) -> anyhow::Result<Vec<(String, u64)>> {
+        let stats: Value = self
+            .http
+            .get(format!("{}/_sim/stats", self.sim))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(stats["calls"]
+            .as_object()
+            .context("stats.calls")?
+            .iter()
+            .filter_map(|(endpoint, c)| {
+                let n = c["statuses"]["429"].as_u64()?;
+                (n > 0).then(|| (endpoint.clone(), n))
+            })
+            .collect())
     }
 
     /// A metric from the controller's `/metrics`, summed over label sets containing `labels`.
