@@ -56,8 +56,7 @@ pub async fn get_gateway_token(
         .await?
         .ok_or_else(|| write::not_found(&name))?;
     let token = secrets::get_plaintext(&state.pool, &state.cipher, record.uid, GATEWAY_TOKEN)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .await?
         .ok_or_else(|| {
             ApiError::Conflict(format!(
                 "the gateway token of {name} has not been generated yet; it is created by the \
