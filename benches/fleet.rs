@@ -236,6 +236,7 @@ impl Bench {
                 dns_api_token: Some(FLY_TOKEN.to_owned()),
                 dns_zone: None,
             },
+            gateway: openclaws_controller::config::GatewaySettings::without_checks(),
             base_domain: DOMAIN.to_owned(),
             workers: args.workers,
             resync_seconds: args.resync_seconds,

@@ -63,6 +63,8 @@ pub struct ServeSettings {
     pub fly: FlySettings,
     #[command(flatten)]
     pub dns: DnsSettings,
+    #[command(flatten)]
+    pub gateway: GatewaySettings,
     /// Hostnames are `{name}.{base domain}`.
     #[arg(
         long,
@@ -119,6 +121,105 @@ pub struct ServeSettings {
         default_value_t = 20
     )]
     pub shutdown_grace_seconds: u64,
+}
+
+/// How the controller reaches and configures each instance's gateway.
+#[derive(Debug, Clone, Args)]
+pub struct GatewaySettings {
+    /// Whether the controller looks at each gateway itself (health, pairing, owned config).
+    /// Off only for simulated machines that run no gateway; then `Ready` means the Fly side is
+    /// converged and no gateway condition is reported.
+    #[arg(long, env = "OPENCLAWS_GATEWAY_CHECKS", value_name = "OPENCLAWS_GATEWAY_CHECKS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub gateway_checks: bool,
+    /// Base URL every gateway is reached through, with `Host: {slug}.{base domain}` (e.g. the
+    /// simulator's proxy). Unset: `https://{slug}.{base domain}` itself.
+    #[arg(long, env = "OPENCLAWS_GATEWAY_URL", value_name = "OPENCLAWS_GATEWAY_URL", value_parser = parse_base_url)]
+    pub gateway_url: Option<String>,
+    /// CIDRs of the proxy in front of every gateway (`gateway.trustedProxies`): fly-proxy's
+    /// source addresses on Fly, `127.0.0.1/32` for the simulator's proxy.
+    #[arg(
+        long,
+        env = "OPENCLAWS_GATEWAY_TRUSTED_PROXIES",
+        value_name = "OPENCLAWS_GATEWAY_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = "172.16.0.0/12,fdaa::/16"
+    )]
+    pub gateway_trusted_proxies: Vec<String>,
+    /// Seconds between looks at a gateway while devices may be pairing (pending requests, or a
+    /// pairing window opened by a gateway-token read or a fresh start).
+    #[arg(
+        long,
+        env = "OPENCLAWS_PAIRING_POLL_SECONDS",
+        value_name = "OPENCLAWS_PAIRING_POLL_SECONDS",
+        default_value_t = 3.0
+    )]
+    pub pairing_poll_seconds: f64,
+    /// Seconds a pairing window stays open after the dashboard reads the gateway token.
+    #[arg(long, env = "OPENCLAWS_PAIRING_WINDOW_SECONDS", value_name = "OPENCLAWS_PAIRING_WINDOW_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub pairing_window_seconds: u64,
+    /// Anthropic base URL of the platform's LLM proxy. With it (and the key below), an instance
+    /// without its own Anthropic credential gets a short-lived proxy token as `ANTHROPIC_API_KEY`
+    /// and `models.providers.anthropic.baseUrl` pointing here.
+    #[arg(long, env = "OPENCLAWS_LLM_PROXY_URL", value_name = "OPENCLAWS_LLM_PROXY_URL", value_parser = parse_base_url)]
+    pub llm_proxy_url: Option<String>,
+    /// The HS256 key shared with the LLM proxy (at least 32 bytes); required with the URL.
+    #[arg(
+        long,
+        env = "OPENCLAWS_LLM_PROXY_KEY",
+        value_name = "OPENCLAWS_LLM_PROXY_KEY",
+        hide_env_values = true
+    )]
+    pub llm_proxy_key: Option<crate::secrets::Sensitive>,
+    /// The audience the LLM proxy expects.
+    #[arg(
+        long,
+        env = "OPENCLAWS_LLM_PROXY_AUDIENCE",
+        value_name = "OPENCLAWS_LLM_PROXY_AUDIENCE",
+        default_value = "openclaws-llm-proxy"
+    )]
+    pub llm_proxy_audience: String,
+    /// Lifetime of a proxy token in seconds (replaced at two thirds of it).
+    #[arg(long, env = "OPENCLAWS_LLM_PROXY_TOKEN_SECONDS", value_name = "OPENCLAWS_LLM_PROXY_TOKEN_SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(i64).range(60..=30 * 86_400))]
+    pub llm_proxy_token_seconds: i64,
+}
+
+impl GatewaySettings {
+    /// Settings for simulated machines that run no gateway (`make run`, most tests).
+    pub fn without_checks() -> Self {
+        Self {
+            gateway_checks: false,
+            gateway_url: None,
+            gateway_trusted_proxies: vec!["127.0.0.1/32".to_owned()],
+            pairing_poll_seconds: 3.0,
+            pairing_window_seconds: 600,
+            llm_proxy_url: None,
+            llm_proxy_key: None,
+            llm_proxy_audience: "openclaws-llm-proxy".to_owned(),
+            llm_proxy_token_seconds: 86_400,
+        }
+    }
+
+    /// The proxy-token key, when the LLM proxy is configured; an error names what is wrong.
+    pub fn llm_proxy(
+        &self,
+    ) -> Result<Option<(String, crate::gateway::proxy_token::ProxyTokenKey)>, String> {
+        match (&self.llm_proxy_url, &self.llm_proxy_key) {
+            (None, None) => Ok(None),
+            (Some(_), None) => {
+                Err("OPENCLAWS_LLM_PROXY_URL is set but OPENCLAWS_LLM_PROXY_KEY is not".into())
+            }
+            (None, Some(_)) => {
+                Err("OPENCLAWS_LLM_PROXY_KEY is set but OPENCLAWS_LLM_PROXY_URL is not".into())
+            }
+            (Some(url), Some(key)) => crate::gateway::proxy_token::ProxyTokenKey::new(
+                key.expose().as_bytes(),
+                self.llm_proxy_audience.clone(),
+                chrono::Duration::seconds(self.llm_proxy_token_seconds),
+            )
+            .map(|k| Some((url.clone(), k)))
+            .map_err(|e| format!("OPENCLAWS_LLM_PROXY_KEY: {e}")),
+        }
+    }
 }
 
 /// How to manage hostnames' DNS records (Cloudflare API). Without a token, no DNS record or

@@ -32,6 +32,8 @@ pub enum ServeError {
     Http(std::io::Error),
     #[error(transparent)]
     Controller(#[from] controller::ControllerError),
+    #[error("invalid setting: {0}")]
+    Setting(String),
 }
 
 /// A running controller process (API + workers), for `serve`, `dev` and tests.
@@ -69,6 +71,7 @@ pub async fn start(
     settings: &ServeSettings,
     shutdown: CancellationToken,
 ) -> Result<Running, ServeError> {
+    let llm_proxy = settings.gateway.llm_proxy().map_err(ServeError::Setting)?;
     let pool = store::connect(
         &settings.database.database_url,
         settings.database.db_max_connections,
@@ -95,6 +98,7 @@ pub async fn start(
         },
         base_domain: settings.base_domain.clone(),
         metrics: metrics.clone(),
+        pairing_window: Duration::from_secs(settings.gateway.pairing_window_seconds),
     };
     let router = api::router(state);
     let api_shutdown = shutdown.clone();
@@ -117,7 +121,18 @@ pub async fn start(
             base_domain: settings.base_domain.clone(),
             machine_stuck_after: Duration::from_secs(settings.machine_stuck_seconds),
             manage_dns: settings.dns.dns_api_token.is_some(),
+            gateway: crate::reconcile::desired::GatewayPlacement {
+                checks: settings.gateway.gateway_checks,
+                url: settings.gateway.gateway_url.clone(),
+                trusted_proxies: settings.gateway.gateway_trusted_proxies.clone(),
+                llm_proxy_url: llm_proxy.as_ref().map(|(url, _)| url.clone()),
+            },
         },
+        llm_proxy_key: llm_proxy.map(|(_, key)| key),
+        pairing_poll: Duration::from_secs_f64(
+            settings.gateway.pairing_poll_seconds.clamp(0.2, 600.0),
+        ),
+        pairing_window: Duration::from_secs(settings.gateway.pairing_window_seconds),
         dns: settings.dns.dns_api_token.as_ref().map(|token| {
             crate::dns::CloudflareDns::new(
                 &settings.dns.dns_api_base,

@@ -418,6 +418,7 @@ async fn the_controller_pairs_once_then_lists_and_approves_a_remote_device() {
             mode: "webchat".to_owned(),
             display_name: Some("test browser".to_owned()),
             device_family: None,
+            build_id: None,
         },
         scopes: vec![SCOPE_READ.to_owned(), SCOPE_WRITE.to_owned()],
         headers: [

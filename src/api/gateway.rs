@@ -1,19 +1,24 @@
 //! Gateway access for the dashboard: the gateway token a device needs to connect. Writer role
 //! only, never cached, and every read is recorded in the instance's events (without the value).
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use super::auth::Role;
-use super::error::ApiError;
+use super::error::{ApiError, FieldError};
+use super::instances::json_body;
 use super::validate::check_name;
 use super::write;
 use super::ApiState;
 use crate::reconcile::secrets::GATEWAY_TOKEN;
+use crate::resource::{OpenClawInstance, PairingApproval, PairingPolicy};
 use crate::store::events::{self, EventType, NewEvent};
 use crate::store::{instances, secrets};
 
@@ -63,21 +68,151 @@ pub async fn get_gateway_token(
                  first reconcile, retry in a moment"
             ))
         })?;
+    // A device is about to connect: look at the gateway every few seconds for a while, so its
+    // pairing request is approved (auto) or shown (manual) promptly.
+    let mut tx = state.pool.begin().await?;
     events::append(
-        &state.pool,
+        &mut *tx,
         &NewEvent {
             instance_uid: record.uid,
             instance_name: &record.name,
             type_: EventType::Normal,
             reason: "GatewayTokenRead",
-            message: "the gateway token was read through the API",
+            message: "the gateway token was read through the API; watching for pairing devices",
             generation: Some(record.generation),
         },
     )
     .await?;
+    if !state.pairing_window.is_zero() {
+        let until = chrono::Utc::now()
+            + chrono::Duration::from_std(state.pairing_window).unwrap_or_default();
+        crate::store::status::open_pairing_window(&mut *tx, record.uid, until).await?;
+        crate::store::work::wake(&mut tx, &[record.uid], "pairing window").await?;
+    }
+    tx.commit().await?;
     let mut response = (StatusCode::OK, Json(GatewayToken { token })).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
+
+/// An approval to record: exactly one of `requestId` and `latest: true`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalRequest {
+    /// The pending request to approve (as listed in `status.pairing.pending`).
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
+    pub request_id: Option<String>,
+    /// Approve the newest pending request (or the first to appear within 5 minutes).
+    #[serde(default)]
+    pub latest: Option<bool>,
+}
+
+/// The recorded approval and the instance it was recorded on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalRecorded {
+    /// Its outcome appears in `status.pairing.recent` under this approval's `id`.
+    pub approval: PairingApproval,
+    pub instance: OpenClawInstance,
+}
+
+/// Approve a device's pairing request (policy `manual`).
+///
+/// Records the approval in `spec.pairing.approvals` (with an `id` and the time) and wakes the
+/// controller, which approves over the gateway's protocol and reports the outcome in
+/// `status.pairing.recent`. Approvals already carried out are dropped from the spec.
+#[utoipa::path(post, path = "/v1/instances/{name}/pairing/approvals", tag = "instances",
+    params(("name" = String, Path, description = "Instance name")),
+    request_body(content = ApprovalRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Recorded; the controller carries it out", body = ApprovalRecorded),
+        (status = 400, description = "Malformed JSON", body = super::error::ErrorBody),
+        (status = 401, description = "Missing or unknown token", body = super::error::ErrorBody),
+        (status = 403, description = "Read-only token", body = super::error::ErrorBody),
+        (status = 404, description = "No such instance", body = super::error::ErrorBody),
+        (status = 409, description = "Policy is auto, the instance is being deleted, or too many approvals are outstanding", body = super::error::ErrorBody),
+        (status = 422, description = "Not exactly one of requestId and latest: true", body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post_pairing_approval(
+    State(state): State<ApiState>,
+    Extension(role): Extension<Role>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    if role != Role::Writer {
+        return Err(ApiError::Forbidden);
+    }
+    check_name(&name).map_err(|e| ApiError::invalid(vec![e]))?;
+    let body = json_body(&headers, body, &["application/json"])?;
+    let request: ApprovalRequest = serde_json::from_value(body)
+        .map_err(|e| ApiError::invalid(vec![FieldError::new("body", e.to_string())]))?;
+    let request_id = match (request.request_id, request.latest) {
+        (Some(id), None | Some(false))
+            if !id.trim().is_empty() && id.len() <= 128 && !id.chars().any(char::is_control) =>
+        {
+            Some(id)
+        }
+        (None, Some(true)) => None,
+        _ => {
+            return Err(ApiError::invalid(vec![FieldError::new(
+                "body",
+                "must name exactly one of requestId (1-128 printable characters) or latest: true",
+            )]))
+        }
+    };
+    let approval = PairingApproval {
+        id: Some(uuid::Uuid::new_v4().simple().to_string()),
+        requested_at: Some(chrono::Utc::now()),
+        latest: request_id.is_none().then_some(true),
+        request_id,
+    };
+    // Read, then write with the version read: a concurrent approval makes this one retry
+    // instead of dropping the other.
+    for _ in 0..5 {
+        let record = instances::get(&state.pool, &name)
+            .await?
+            .ok_or_else(|| write::not_found(&name))?;
+        let spec = record.spec()?;
+        if spec.pairing.policy == PairingPolicy::Auto {
+            return Err(ApiError::Conflict(format!(
+                "{name} uses pairing policy auto: pending requests are approved as they appear; \
+                 set spec.pairing.policy to manual to approve by hand"
+            )));
+        }
+        let done: Vec<String> = record
+            .status()?
+            .pairing
+            .map(|p| p.recent.into_iter().filter_map(|r| r.approval_id).collect())
+            .unwrap_or_default();
+        let mut approvals: Vec<PairingApproval> = spec
+            .pairing
+            .approvals
+            .into_iter()
+            .filter(|a| !done.contains(&a.key()))
+            .collect();
+        if approvals.len() >= MAX_APPROVALS {
+            return Err(ApiError::Conflict(format!(
+                "{name} has {MAX_APPROVALS} approvals not carried out yet; wait for them (see status.pairing)"
+            )));
+        }
+        approvals.push(approval.clone());
+        let patch = json!({"spec": {"pairing": {"approvals": approvals}}});
+        match write::patch(&state, &name, patch, Some(record.resource_version)).await {
+            Ok(instance) => {
+                let body = ApprovalRecorded { approval, instance };
+                return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+            }
+            Err(ApiError::StaleVersion(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "{name} kept changing while the approval was recorded; retry"
+    )))
+}
+
+/// Most approvals `spec.pairing.approvals` holds.
+const MAX_APPROVALS: usize = 100;

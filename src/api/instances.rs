@@ -44,7 +44,7 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Checks the content type, the size and the JSON syntax of a body.
-fn json_body(
+pub(super) fn json_body(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     accepted: &[&str],
@@ -86,7 +86,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 }
 
 /// The resource with its resource version as `ETag`.
-fn object_response(status: StatusCode, object: OpenClawInstance) -> Response {
+pub(super) fn object_response(status: StatusCode, object: OpenClawInstance) -> Response {
     let etag = HeaderValue::from_str(&format!("\"{}\"", object.metadata.resource_version)).ok();
     let mut response = (status, Json(object)).into_response();
     if let Some(etag) = etag {

@@ -53,6 +53,9 @@ pub struct ApiState {
     /// Hostnames are `{name}.{base_domain}`.
     pub base_domain: String,
     pub metrics: Arc<Metrics>,
+    /// How long the controller watches a gateway for pairing devices after the dashboard reads
+    /// its token (the moment a device is about to connect).
+    pub pairing_window: std::time::Duration,
 }
 
 async fn no_route() -> ApiError {
@@ -90,6 +93,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/v1/instances/{name}/gateway-token",
             get(gateway::get_gateway_token),
+        )
+        .route(
+            "/v1/instances/{name}/pairing/approvals",
+            post(gateway::post_pairing_approval),
         )
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     Router::new()

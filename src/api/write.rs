@@ -105,7 +105,7 @@ fn check_preconditions(
 ) -> Result<(), ApiError> {
     for expected in wanted.into_iter().flatten() {
         if expected != current {
-            return Err(ApiError::Conflict(format!(
+            return Err(ApiError::StaleVersion(format!(
                 "resourceVersion {expected} is stale (the object has been modified); read it again and retry"
             )));
         }

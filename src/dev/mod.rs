@@ -91,6 +91,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             dns_api_token: Some(DEV_FLY_TOKEN.to_owned()),
             dns_zone: None,
         },
+        gateway: crate::config::GatewaySettings::without_checks(),
         base_domain: "openclaws.biz".to_owned(),
         workers: 16,
         resync_seconds: args.resync_seconds,

@@ -500,6 +500,50 @@ impl FlyClient {
         .map(drop)
     }
 
+    /// `POST /v1/apps/{app}/machines/{id}/restart`, under `lease` when given: the machine's
+    /// command runs again (the gateway's boot step re-applies the owned config).
+    pub async fn restart_machine(
+        &self,
+        app: &str,
+        id: &str,
+        lease: Option<&str>,
+    ) -> Result<(), FlyError> {
+        let req = self.request(
+            Method::POST,
+            &format!("/v1/apps/{app}/machines/{id}/restart"),
+        );
+        self.send(
+            "machines.restart",
+            (LimitClass::Mutation, id),
+            with_lease(req, lease),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `POST /v1/apps/{app}/machines/{id}/exec`: runs `command` in the started machine and
+    /// returns its exit code and output (buffered; keep both small).
+    pub async fn exec_machine(
+        &self,
+        app: &str,
+        id: &str,
+        command: Vec<String>,
+        timeout: Duration,
+    ) -> Result<ExecResponse, FlyError> {
+        let body = ExecRequest {
+            command,
+            timeout: timeout.as_secs().max(1),
+        };
+        self.json(
+            "machines.exec",
+            (LimitClass::Mutation, id),
+            self.request(Method::POST, &format!("/v1/apps/{app}/machines/{id}/exec"))
+                .timeout(timeout + Duration::from_secs(10))
+                .json(&body),
+        )
+        .await
+    }
+
     /// `DELETE /v1/apps/{app}/machines/{id}` (`force` kills a running machine), under `lease`
     /// when given.
     pub async fn delete_machine(

@@ -399,6 +399,25 @@ pub struct StopMachineRequest {
     pub timeout: Option<String>,
 }
 
+/// `POST /machines/{id}/exec` body: the command as argv (never through a shell unless asked),
+/// and a timeout in seconds (keep it under Fly's proxy timeout of about 60 s).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub command: Vec<String>,
+    pub timeout: u64,
+}
+
+/// `POST /machines/{id}/exec` response; zero or empty fields may be omitted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecResponse {
+    #[serde(default)]
+    pub exit_code: i64,
+    #[serde(default)]
+    pub stdout: String,
+    #[serde(default)]
+    pub stderr: String,
+}
+
 /// `POST /machines/{id}/start` response.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StartMachineResponse {

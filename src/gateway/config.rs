@@ -172,7 +172,7 @@ impl OwnedConfig {
     /// The first-boot file content before the owned fields are merged in (see
     /// [`OwnedConfig::render_new`]).
     pub fn new_file_seed() -> Value {
-        json!({"update": {"checkOnStart": false}})
+        json!({"update": {"checkOnStart": false}, "discovery": {"mdns": {"mode": "off"}}})
     }
 
     /// The dotted owned paths, for messages and tests.

@@ -57,6 +57,10 @@ pub struct ClientInfo {
     pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_family: Option<String>,
+    /// The gateway build a Control UI page was served by; a page from the gateway's own origin
+    /// must carry it, or the gateway asks it to reload (`PROTOCOL_MISMATCH`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
 }
 
 impl ClientInfo {
@@ -69,6 +73,7 @@ impl ClientInfo {
             mode: "cli".to_owned(),
             display_name: Some("OpenClaws controller".to_owned()),
             device_family: None,
+            build_id: None,
         }
     }
 }

@@ -52,6 +52,13 @@ pub struct ProxyClaims {
 }
 
 impl ProxyClaims {
+    /// When a token with these claims should be replaced: two thirds into its lifetime, so a
+    /// late reconcile still replaces it well before it expires.
+    pub fn rotate_at(&self) -> DateTime<Utc> {
+        let lifetime = self.exp - self.iat;
+        DateTime::from_timestamp(self.iat + lifetime * 2 / 3, 0).unwrap_or(DateTime::UNIX_EPOCH)
+    }
+
     /// The instance uid in `sub`, if it is one.
     pub fn instance_uid(&self) -> Option<Uuid> {
         self.sub.parse().ok()
@@ -82,9 +89,7 @@ impl ProxyToken {
 
     /// When a replacement should be minted: two thirds into the token's lifetime.
     pub fn rotate_at(&self) -> DateTime<Utc> {
-        let lifetime = self.claims.exp - self.claims.iat;
-        DateTime::from_timestamp(self.claims.iat + lifetime * 2 / 3, 0)
-            .unwrap_or(DateTime::UNIX_EPOCH)
+        self.claims.rotate_at()
     }
 
     /// Whether the token should be replaced at `now` (also true once it has expired).

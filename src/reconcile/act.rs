@@ -159,6 +159,21 @@ async fn run(
             ignore_not_found(fly.delete_app(name, true).await)?;
             observed.app_deletion_requested = true;
         }
+        Action::RestartMachine { id, .. } => {
+            leased(fly, app, id, action, |nonce| async move {
+                fly.restart_machine(app, id, Some(&nonce)).await
+            })
+            .await?;
+            set_state(observed, id, "restarting");
+            observed.gateway = None;
+        }
+        Action::PairController { .. }
+        | Action::ApprovePairing { .. }
+        | Action::ExpireApproval { .. } => {
+            return Err(FlyError::Decode {
+                message: format!("{} is a gateway step, not a Fly call", action.step()),
+            })
+        }
     }
     Ok(())
 }

@@ -5,9 +5,9 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-use crate::fly::types::{
-    Guest, MachineConfig, MachineInit, MachineService, Mount, RestartPolicy, ServicePort,
-};
+use crate::fly::types::{Guest, MachineConfig, MachineService, Mount, RestartPolicy, ServicePort};
+use crate::gateway::bundle::{boot_bundle, BundleInput};
+use crate::gateway::config::{OwnedConfig, Placement};
 use crate::resource::{InstanceSpec, RunState};
 
 /// Name of the gateway machine in every app.
@@ -38,6 +38,55 @@ pub struct FleetSettings {
     pub machine_stuck_after: std::time::Duration,
     /// Whether hostnames get a DNS record and a certificate (a DNS provider is configured).
     pub manage_dns: bool,
+    /// How gateways are reached and configured.
+    pub gateway: GatewayPlacement,
+}
+
+/// Fleet-wide facts about gateways, from the controller's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayPlacement {
+    /// Whether the controller looks at gateways (health, pairing, owned config).
+    pub checks: bool,
+    /// Base URL every gateway is reached through with its hostname as `Host`; `None`: the
+    /// hostname itself over https.
+    pub url: Option<String>,
+    /// `gateway.trustedProxies` of every gateway.
+    pub trusted_proxies: Vec<String>,
+    /// The LLM proxy's Anthropic base URL, when the platform runs one.
+    pub llm_proxy_url: Option<String>,
+}
+
+impl GatewayPlacement {
+    /// No gateway checks, no LLM proxy (for simulated machines that run nothing).
+    pub fn without_checks() -> Self {
+        Self {
+            checks: false,
+            url: None,
+            trusted_proxies: vec!["127.0.0.1/32".to_owned()],
+            llm_proxy_url: None,
+        }
+    }
+}
+
+/// Where the controller reaches one gateway: `base` (http(s)) with `host` as the `Host` header
+/// when it goes through a shared proxy address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayTarget {
+    pub base: String,
+    pub host: Option<String>,
+}
+
+impl GatewayTarget {
+    /// The WebSocket URL of the same place.
+    pub fn ws_url(&self) -> String {
+        if let Some(rest) = self.base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = self.base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            self.base.clone()
+        }
+    }
 }
 
 /// The desired world for one instance.
@@ -67,6 +116,17 @@ pub struct Desired {
     pub public_ips: Vec<&'static str>,
     /// Machine config without the mount (added once the volume is known).
     pub machine: MachineConfig,
+    /// The `openclaw.json` fields the controller owns (delivered by the boot bundle).
+    pub owned: OwnedConfig,
+    /// Hash of the owned fields, compared with the live gateway's config.
+    pub owned_hash: String,
+    /// Where to reach the gateway; `None` when gateway checks are off.
+    pub gateway: Option<GatewayTarget>,
+    /// How pairing requests are approved.
+    pub pairing: crate::resource::PairingSpec,
+    /// Whether model calls go through the LLM proxy with a minted token (no Anthropic credential
+    /// of the customer's, and a proxy configured).
+    pub proxy_token: bool,
 }
 
 /// The app's network name for an instance uid (our mark on the app).
@@ -84,29 +144,27 @@ impl Desired {
         deleting: bool,
         settings: &FleetSettings,
     ) -> Self {
+        let public = spec.exposure == crate::resource::Exposure::Public;
+        let hostname = format!("{}.{}", name, settings.base_domain);
+        let app_name = format!("{}{}", settings.app_prefix, name);
+        let proxy_token = settings.gateway.llm_proxy_url.is_some()
+            && spec.provider_keys.anthropic_api_key.is_none()
+            && spec.provider_keys.anthropic_oauth_token.is_none();
+        let owned = OwnedConfig::for_instance(
+            spec,
+            &Placement {
+                public_origin: public.then(|| format!("https://{hostname}")),
+                trusted_proxies: settings.gateway.trusted_proxies.clone(),
+                llm_proxy_base_url: settings
+                    .gateway
+                    .llm_proxy_url
+                    .clone()
+                    .filter(|_| proxy_token),
+            },
+        );
         let mut machine = MachineConfig {
             image: spec.image.clone(),
-            init: Some(MachineInit {
-                cmd: Some(
-                    [
-                        "node",
-                        "dist/index.js",
-                        "gateway",
-                        "--allow-unconfigured",
-                        "--port",
-                        "3000",
-                        "--bind",
-                        "lan",
-                    ]
-                    .map(String::from)
-                    .to_vec(),
-                ),
-                ..Default::default()
-            }),
-            env: BTreeMap::from([
-                ("NODE_ENV".to_owned(), "production".to_owned()),
-                ("OPENCLAW_STATE_DIR".to_owned(), DATA_PATH.to_owned()),
-            ]),
+            env: BTreeMap::from([("NODE_ENV".to_owned(), "production".to_owned())]),
             guest: Some(Guest {
                 cpu_kind: spec.guest.cpu_kind.as_fly().to_owned(),
                 cpus: spec.guest.cpus,
@@ -146,13 +204,40 @@ impl Desired {
             ]),
             ..Default::default()
         };
+        boot_bundle(&BundleInput {
+            owned: &owned,
+            identity_name: &owned.agent_name,
+        })
+        .apply_to(&mut machine);
+        let gateway = settings.gateway.checks.then(|| {
+            let host = if public {
+                hostname.clone()
+            } else {
+                format!("{app_name}.fly.dev")
+            };
+            match &settings.gateway.url {
+                Some(url) => GatewayTarget {
+                    base: url.clone(),
+                    host: Some(host),
+                },
+                None if public => GatewayTarget {
+                    base: format!("https://{host}"),
+                    host: None,
+                },
+                // A private gateway has no public address: reach it over Fly's private network.
+                None => GatewayTarget {
+                    base: format!("http://{app_name}.internal:{GATEWAY_PORT}"),
+                    host: None,
+                },
+            }
+        });
         let hash = config_hash(&machine);
         machine.metadata.insert(META_CONFIG_HASH.to_owned(), hash);
         Self {
             uid,
             name: name.to_owned(),
             generation,
-            app_name: format!("{}{}", settings.app_prefix, name),
+            app_name,
             network: network_name(uid),
             region: spec.region.clone(),
             volume_size_gb: spec.volume_size_gb,
@@ -161,14 +246,18 @@ impl Desired {
             endpoint: format!("https://{}.{}", name, settings.base_domain),
             machine_stuck_after: settings.machine_stuck_after,
             secrets: Default::default(),
-            hostname: format!("{}.{}", name, settings.base_domain),
-            endpoint_wanted: settings.manage_dns
-                && spec.exposure == crate::resource::Exposure::Public,
+            hostname,
+            endpoint_wanted: settings.manage_dns && public,
             public_ips: match spec.exposure {
                 crate::resource::Exposure::Public => vec!["v6", "shared_v4"],
                 crate::resource::Exposure::Private => Vec::new(),
             },
             machine,
+            owned_hash: owned.hash(),
+            owned,
+            gateway,
+            pairing: spec.pairing.clone(),
+            proxy_token,
         }
     }
 
@@ -295,6 +384,7 @@ mod tests {
             base_domain: "openclaws.biz".into(),
             machine_stuck_after: std::time::Duration::from_secs(300),
             manage_dns: true,
+            gateway: GatewayPlacement::without_checks(),
         }
     }
 

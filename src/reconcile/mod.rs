@@ -15,6 +15,7 @@
 
 pub mod act;
 pub mod desired;
+pub mod gateway;
 pub mod machine;
 pub mod observe;
 pub mod plan;
@@ -51,6 +52,51 @@ pub enum ReconcileError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Secrets(#[from] crate::store::secrets::SecretStoreError),
+    #[error("minting an LLM proxy token failed: {0}")]
+    ProxyToken(String),
+}
+
+/// A failed step: against Fly (or the DNS provider, which reports as Fly errors) or against the
+/// gateway itself.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Fly(#[from] FlyError),
+    #[error(transparent)]
+    Gateway(#[from] gateway::GatewayStepError),
+}
+
+impl StepError {
+    /// Retrying cannot help until the spec changes.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            StepError::Fly(e) | StepError::Gateway(gateway::GatewayStepError::Fly(e)) => {
+                e.is_terminal()
+            }
+            StepError::Gateway(_) => false,
+        }
+    }
+
+    /// Machine-readable class for `lastError.reason` and conditions.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StepError::Fly(e) | StepError::Gateway(gateway::GatewayStepError::Fly(e)) => e.reason(),
+            StepError::Gateway(gateway::GatewayStepError::Bootstrap(_)) => {
+                "ControllerPairingFailed"
+            }
+            StepError::Gateway(_) => "GatewayError",
+        }
+    }
+
+    /// When the other side said to come back.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            StepError::Fly(e) | StepError::Gateway(gateway::GatewayStepError::Fly(e)) => {
+                e.retry_after()
+            }
+            StepError::Gateway(_) => None,
+        }
+    }
 }
 
 /// What the queue should do with the key next.
@@ -77,6 +123,12 @@ pub struct Reconciler {
     pub dns: Option<crate::dns::CloudflareDns>,
     /// Composio's platform key for instances with Composio enabled; `None` when not configured.
     pub composio_api_key: Option<crate::secrets::Sensitive>,
+    /// Mints LLM proxy tokens; `None` when no LLM proxy is configured.
+    pub llm_proxy_key: Option<crate::gateway::proxy_token::ProxyTokenKey>,
+    /// How often a gateway is looked at while a device may be pairing.
+    pub pairing_poll: Duration,
+    /// How long a pairing window stays open after the gateway first becomes ready.
+    pub pairing_window: Duration,
 }
 
 impl Reconciler {
@@ -119,13 +171,17 @@ impl Reconciler {
             });
         }
 
+        let mut proxy_token_rotate_at = None;
         let desired = if deleting {
             desired
         } else {
-            desired.with_secrets(self.desired_secrets(&record, &spec).await?)
+            let (secrets, rotate_at) = self.desired_secrets(&record, &spec, &desired).await?;
+            proxy_token_rotate_at = rotate_at;
+            desired.with_secrets(secrets)
         };
         let mut events = Vec::new();
-        let mut failure: Option<(&'static str, FlyError)> = None;
+        let mut failure: Option<(&'static str, StepError)> = None;
+        let mut gateway_client: Option<crate::gateway::client::GatewayClient> = None;
         let mut wait = None;
         let was_converged = previous.observed_generation == record.generation
             && matches!(previous.phase, Phase::Ready | Phase::Stopped);
@@ -146,10 +202,17 @@ impl Reconciler {
                 Some(o)
             }
             Err(e) => {
-                failure = Some(("Observe", e));
+                failure = Some(("Observe", e.into()));
                 None
             }
         };
+        if let Some(o) = observed.as_mut() {
+            o.pairing_history = previous
+                .pairing
+                .as_ref()
+                .map(|p| p.recent.clone())
+                .unwrap_or_default();
+        }
 
         let mut final_plan = Plan::default();
         if let Some(observed) = observed.as_mut() {
@@ -160,15 +223,49 @@ impl Reconciler {
                     status_store::finalize_deletion(&self.pool, &record, &events).await?;
                     return Ok(Outcome::Gone);
                 }
+                if p.look_at_gateway {
+                    let (look, client) = self.look_at_gateway(record.uid, &desired).await?;
+                    observed.gateway = Some(look);
+                    gateway_client = client;
+                    continue;
+                }
                 if p.actions.is_empty() {
                     settled = Some(p);
                     break;
                 }
                 let mut interrupted = false;
                 for action in &p.actions {
-                    match act::execute(&self.fly, self.dns.as_ref(), &desired, observed, action)
+                    let result = if action.is_gateway_step() {
+                        gateway::execute(
+                            &self.fly,
+                            gateway_client.as_ref(),
+                            &desired,
+                            observed,
+                            action,
+                        )
                         .await
-                    {
+                        .map_err(|e| (action.step(), StepError::from(e)))
+                    } else {
+                        match act::execute(&self.fly, self.dns.as_ref(), &desired, observed, action)
+                            .await
+                        {
+                            Ok(()) => Ok(()),
+                            Err(StepFailure::Wait(w)) => {
+                                wait = Some(w);
+                                interrupted = true;
+                                break;
+                            }
+                            Err(StepFailure::Failed { step, error }) => {
+                                Err((step, StepError::from(error)))
+                            }
+                        }
+                    };
+                    if observed.gateway.is_none() {
+                        // A restart or a fresh pairing: the connection no longer speaks for
+                        // what the gateway is.
+                        gateway_client = None;
+                    }
+                    match result {
                         Ok(()) => {
                             if let (Action::SetSecrets { .. }, Some((fp, version))) =
                                 (action, &observed.secrets.applied)
@@ -182,12 +279,7 @@ impl Reconciler {
                                 message: action.describe(),
                             })
                         }
-                        Err(StepFailure::Wait(w)) => {
-                            wait = Some(w);
-                            interrupted = true;
-                            break;
-                        }
-                        Err(StepFailure::Failed { step, error }) => {
+                        Err((step, error)) => {
                             failure = Some((step, error));
                             interrupted = true;
                             break;
@@ -325,6 +417,28 @@ impl Reconciler {
             (None, p) if p.is_converged() => (jitter(self.resync, 0.1), false),
             (None, _) => (Duration::from_millis(100), false),
         };
+        // Things expected at a known time: a proxy token due for rotation, and devices that may
+        // be pairing right now.
+        let mut after = after;
+        if let Some(at) = proxy_token_rotate_at.filter(|_| failure.is_none()) {
+            after = after.min((at - now).to_std().unwrap_or_default() + Duration::from_secs(1));
+        }
+        let became_ready = status.phase == Phase::Ready && previous.phase != Phase::Ready;
+        let window_open = record.pairing_window_until.is_some_and(|until| until > now);
+        if became_ready && !self.pairing_window.is_zero() {
+            status_store::open_pairing_window(
+                &self.pool,
+                uid,
+                now + chrono_duration(self.pairing_window),
+            )
+            .await?;
+        }
+        if failure.is_none()
+            && final_plan.wait.is_none()
+            && status::pairing_active(&desired, &observed, window_open || became_ready)
+        {
+            after = after.min(jitter(self.pairing_poll, 0.1));
+        }
         status.next_reconcile_at = Some(now + chrono_duration(after));
         status_store::record(&self.pool, &record, &status, &events).await?;
         Ok(Outcome::Requeue { after, failed })
@@ -332,13 +446,42 @@ impl Reconciler {
 }
 
 impl Reconciler {
+    /// Looks at the gateway with the controller's device identity and the gateway token.
+    async fn look_at_gateway(
+        &self,
+        uid: Uuid,
+        desired: &Desired,
+    ) -> Result<
+        (
+            gateway::GatewayObservation,
+            Option<crate::gateway::client::GatewayClient>,
+        ),
+        ReconcileError,
+    > {
+        let now = Utc::now();
+        let (Some(target), Some(token)) = (
+            desired.gateway.as_ref(),
+            desired.secrets.value(secrets::GATEWAY_TOKEN),
+        ) else {
+            return Ok((
+                gateway::GatewayObservation::unreachable("no gateway address or token".into(), now),
+                None,
+            ));
+        };
+        let identity = gateway::controller_identity(&self.pool, &self.cipher, uid).await?;
+        Ok(gateway::look(target, desired, &identity, token).await)
+    }
+
     /// The secrets the app should hold: the gateway token (generated and stored encrypted on
     /// first use), the customer's model keys, and Composio's per-customer entity id.
+    /// With the LLM proxy in use, `ANTHROPIC_API_KEY` is a proxy token (stored encrypted, minted
+    /// again two thirds into its lifetime); the second value is when that is due.
     async fn desired_secrets(
         &self,
         record: &crate::store::InstanceRecord,
         spec: &crate::resource::InstanceSpec,
-    ) -> Result<secrets::DesiredSecrets, ReconcileError> {
+        desired: &Desired,
+    ) -> Result<(secrets::DesiredSecrets, Option<chrono::DateTime<Utc>>), ReconcileError> {
         use crate::store::secrets as stored;
         let mut values = std::collections::BTreeMap::new();
         let stored_token =
@@ -383,6 +526,43 @@ impl Reconciler {
                 values.insert(name.to_owned(), v);
             }
         }
+        let mut rotate_at = None;
+        if let (true, Some(key)) = (desired.proxy_token, &self.llm_proxy_key) {
+            let now = Utc::now();
+            let stored_token = stored::get_plaintext(
+                &self.pool,
+                &self.cipher,
+                record.uid,
+                secrets::LLM_PROXY_TOKEN,
+            )
+            .await?;
+            let current = stored_token.and_then(|t| {
+                key.verify(&t, now)
+                    .ok()
+                    .filter(|c| c.instance_uid() == Some(record.uid) && now < c.rotate_at())
+                    .map(|c| (t, c))
+            });
+            let (token, claims) = match current {
+                Some(current) => current,
+                None => {
+                    let minted = key
+                        .mint(record.uid, now)
+                        .map_err(|e| ReconcileError::ProxyToken(e.to_string()))?;
+                    stored::put(
+                        &self.pool,
+                        &self.cipher,
+                        record.uid,
+                        secrets::LLM_PROXY_TOKEN,
+                        minted.expose(),
+                        now,
+                    )
+                    .await?;
+                    (minted.expose().to_owned(), minted.claims)
+                }
+            };
+            rotate_at = Some(claims.rotate_at());
+            values.insert("ANTHROPIC_API_KEY".to_owned(), token);
+        }
         if let (true, Some(key)) = (spec.composio.enabled, &self.composio_api_key) {
             values.insert(
                 secrets::COMPOSIO_API_KEY.to_owned(),
@@ -398,11 +578,12 @@ impl Reconciler {
             values.insert("COMPOSIO_ENTITY_ID".to_owned(), entity);
         }
         let desired = secrets::DesiredSecrets::new(values, &self.cipher);
-        Ok(if self.composio_api_key.is_some() {
+        let desired = if self.composio_api_key.is_some() {
             desired.managing(secrets::COMPOSIO_API_KEY)
         } else {
             desired
-        })
+        };
+        Ok((desired, rotate_at))
     }
 }
 

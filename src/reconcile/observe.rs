@@ -38,6 +38,10 @@ pub struct Observed {
     pub certificate: Option<crate::fly::types::CertificateDetail>,
     /// DNS records with the hostname's name.
     pub dns_records: Vec<crate::dns::DnsRecord>,
+    /// The gateway as last looked at in this reconcile; `None` until the planner asks for a look.
+    pub gateway: Option<super::gateway::GatewayObservation>,
+    /// Pairing outcomes so far, newest first: the previous status's, then this reconcile's.
+    pub pairing_history: Vec<crate::resource::PairingResult>,
 }
 
 impl Observed {
@@ -53,6 +57,8 @@ impl Observed {
             ips: Vec::new(),
             certificate: None,
             dns_records: Vec::new(),
+            gateway: None,
+            pairing_history: Vec::new(),
         }
     }
 }
@@ -155,6 +161,8 @@ pub async fn observe(
         ips: ips.into_iter().map(|ip| (ip.kind(), ip.ip)).collect(),
         certificate,
         dns_records,
+        gateway: None,
+        pairing_history: Vec::new(),
     })
 }
 

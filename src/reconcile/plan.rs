@@ -91,6 +91,30 @@ pub enum Action {
     DeleteApp {
         name: String,
     },
+    /// Restarts the machine so its boot step puts owned config fields changed out of band back.
+    RestartMachine {
+        id: String,
+        paths: Vec<String>,
+    },
+    /// Approves the controller's own device once, by a Fly exec of the gateway's CLI inside the
+    /// machine (a loopback caller there is trusted).
+    PairController {
+        machine_id: String,
+        request_id: String,
+    },
+    /// Approves a device's pending request over the gateway protocol.
+    ApprovePairing {
+        request_id: String,
+        /// The recorded approval this carries out (`manual`); `None` under `auto`.
+        approval_id: Option<String>,
+        device_name: Option<String>,
+    },
+    /// Records that a recorded approval can no longer be carried out (nothing to approve).
+    ExpireApproval {
+        approval_id: String,
+        request_id: Option<String>,
+        message: String,
+    },
 }
 
 impl Action {
@@ -116,6 +140,10 @@ impl Action {
             Action::RecoverStuckMachine { .. } => "RecoverStuckMachine",
             Action::DeleteVolume { .. } => "DeleteVolume",
             Action::DeleteApp { .. } => "DeleteApp",
+            Action::RestartMachine { .. } => "RestartMachine",
+            Action::PairController { .. } => "PairController",
+            Action::ApprovePairing { .. } => "ApprovePairing",
+            Action::ExpireApproval { .. } => "ExpireApproval",
         }
     }
 
@@ -188,7 +216,38 @@ impl Action {
             ),
             Action::DeleteVolume { id } => format!("delete volume {id}"),
             Action::DeleteApp { name } => format!("delete app {name}"),
+            Action::RestartMachine { id, paths } => format!(
+                "restart machine {id}: owned config fields changed out of band ({})",
+                paths.join(", ")
+            ),
+            Action::PairController { request_id, .. } => format!(
+                "pair the controller's device with the gateway (request {request_id}, one-time exec)"
+            ),
+            Action::ApprovePairing {
+                request_id,
+                device_name,
+                approval_id,
+            } => format!(
+                "approve {} ({})",
+                super::gateway::device_label(device_name, request_id),
+                if approval_id.is_some() {
+                    "recorded approval"
+                } else {
+                    "policy auto"
+                }
+            ),
+            Action::ExpireApproval { message, .. } => message.clone(),
         }
+    }
+
+    /// Whether the action talks to the gateway (or only records) rather than to Fly.
+    pub fn is_gateway_step(&self) -> bool {
+        matches!(
+            self,
+            Action::PairController { .. }
+                | Action::ApprovePairing { .. }
+                | Action::ExpireApproval { .. }
+        )
     }
 }
 
@@ -215,12 +274,18 @@ pub struct Plan {
     pub blocked: Option<Blocked>,
     /// Teardown is complete: the row can go.
     pub finalize: bool,
+    /// The Fly side is converged: look at the gateway itself, then plan again.
+    pub look_at_gateway: bool,
 }
 
 impl Plan {
     /// Nothing to do and nothing to wait for.
     pub fn is_converged(&self) -> bool {
-        self.actions.is_empty() && self.wait.is_none() && self.blocked.is_none() && !self.finalize
+        self.actions.is_empty()
+            && self.wait.is_none()
+            && self.blocked.is_none()
+            && !self.finalize
+            && !self.look_at_gateway
     }
 
     fn act(actions: Vec<Action>) -> Self {
@@ -274,7 +339,191 @@ fn plan_converge(desired: &Desired, observed: &Observed) -> Plan {
             certificate_poll(cert, observed.observed_at),
         );
     }
+    if plan.is_converged() {
+        if let Some(gateway) = plan_gateway(desired, observed) {
+            return gateway;
+        }
+    }
     plan
+}
+
+/// How long a freshly started gateway may take to answer before it counts as unreachable
+/// (it boots in 10–20 s; a cold image pull takes longer).
+pub const GATEWAY_BOOT_GRACE: Duration = Duration::from_secs(180);
+
+/// The gateway side, once the Fly side is converged and the machine runs: look at it, pair the
+/// controller's device, put drifted owned config back, and approve pairing requests.
+fn plan_gateway(desired: &Desired, observed: &Observed) -> Option<Plan> {
+    desired.gateway.as_ref()?;
+    if desired.run_state == RunState::Stopped {
+        return None;
+    }
+    let m = observed.machines.iter().find(|m| m.state == "started")?;
+    let Some(gw) = &observed.gateway else {
+        return Some(Plan {
+            look_at_gateway: true,
+            ..Plan::default()
+        });
+    };
+    use super::gateway::{ControllerAccess, GatewayHealth, LiveConfig};
+    let booting = machine_age(m, observed.observed_at).is_none_or(|age| age < GATEWAY_BOOT_GRACE);
+    match &gw.health {
+        GatewayHealth::Healthy => {}
+        GatewayHealth::Starting(message) => {
+            return Some(Plan::wait(
+                "GatewayStarting",
+                format!("the gateway is starting: {message}"),
+                GATEWAY_RECHECK_BOOTING,
+            ))
+        }
+        GatewayHealth::NotReady(message) => {
+            return Some(Plan::wait(
+                "GatewayNotReady",
+                message.clone(),
+                GATEWAY_RECHECK_BOOTING,
+            ))
+        }
+        GatewayHealth::ProxyAttributionRequired => {
+            return Some(Plan::wait(
+                "TrustedProxyMisconfigured",
+                "the gateway refuses requests through the proxy (403 proxy_attribution_required): \
+                 gateway.trustedProxies does not cover the proxy's source address; set \
+                 OPENCLAWS_GATEWAY_TRUSTED_PROXIES"
+                    .to_owned(),
+                GATEWAY_RECHECK_SETTLED,
+            ))
+        }
+        GatewayHealth::Unreachable(message) if booting => {
+            return Some(Plan::wait(
+                "GatewayStarting",
+                format!("the gateway does not answer yet: {message}"),
+                GATEWAY_RECHECK_BOOTING,
+            ))
+        }
+        GatewayHealth::Unreachable(message) => {
+            return Some(Plan::wait(
+                "GatewayUnreachable",
+                format!(
+                    "the gateway does not answer through {}: {message}",
+                    desired.endpoint
+                ),
+                GATEWAY_RECHECK_SETTLED,
+            ))
+        }
+    }
+    match &gw.access {
+        ControllerAccess::Paired => {}
+        ControllerAccess::NotPaired { request_id } => {
+            return Some(Plan::act(vec![Action::PairController {
+                machine_id: m.id.clone(),
+                request_id: request_id.clone(),
+            }]))
+        }
+        ControllerAccess::Failed(message) => {
+            return Some(Plan::wait(
+                "GatewayAccessFailed",
+                format!("the controller cannot use the gateway's protocol: {message}"),
+                GATEWAY_RECHECK_SETTLED,
+            ))
+        }
+        ControllerAccess::NotTried => return None,
+    }
+    if let LiveConfig::Drifted(paths) = &gw.config {
+        return Some(Plan::act(vec![Action::RestartMachine {
+            id: m.id.clone(),
+            paths: paths.clone(),
+        }]));
+    }
+    let actions = plan_pairing(desired, observed, gw);
+    (!actions.is_empty()).then(|| Plan::act(actions))
+}
+
+/// How soon a booting gateway is looked at again.
+pub const GATEWAY_RECHECK_BOOTING: Duration = Duration::from_secs(2);
+/// How soon a gateway that should be up but is not is looked at again.
+pub const GATEWAY_RECHECK_SETTLED: Duration = Duration::from_secs(15);
+
+fn machine_age(m: &Machine, now: Option<chrono::DateTime<chrono::Utc>>) -> Option<Duration> {
+    let since = chrono::DateTime::parse_from_rfc3339(&m.updated_at).ok()?;
+    (now? - since.with_timezone(&chrono::Utc)).to_std().ok()
+}
+
+/// Approvals: every pending request under `auto`; under `manual`, each recorded approval not
+/// yet carried out (a named request, or the newest pending one).
+fn plan_pairing(
+    desired: &Desired,
+    observed: &Observed,
+    gw: &super::gateway::GatewayObservation,
+) -> Vec<Action> {
+    use crate::resource::{PairingOutcome, PairingPolicy};
+    match desired.pairing.policy {
+        PairingPolicy::Auto => gw
+            .pending
+            .iter()
+            .map(|p| Action::ApprovePairing {
+                request_id: p.request_id.clone(),
+                approval_id: None,
+                device_name: p.display_name.clone(),
+            })
+            .collect(),
+        PairingPolicy::Manual => {
+            let done = |key: &str| {
+                observed.pairing_history.iter().any(|r| {
+                    r.approval_id.as_deref() == Some(key) && r.result != PairingOutcome::Failed
+                })
+            };
+            let mut chosen: Vec<&str> = Vec::new();
+            let mut actions = Vec::new();
+            for approval in &desired.pairing.approvals {
+                let key = approval.key();
+                if done(&key) {
+                    continue;
+                }
+                let target = match &approval.request_id {
+                    Some(id) => gw.pending.iter().find(|p| &p.request_id == id),
+                    None => gw
+                        .pending
+                        .iter()
+                        .filter(|p| !chosen.contains(&p.request_id.as_str()))
+                        .max_by_key(|p| p.ts),
+                };
+                match (target, &approval.request_id) {
+                    (Some(p), _) => {
+                        chosen.push(&p.request_id);
+                        actions.push(Action::ApprovePairing {
+                            request_id: p.request_id.clone(),
+                            approval_id: Some(key),
+                            device_name: p.display_name.clone(),
+                        });
+                    }
+                    (None, Some(id)) => actions.push(Action::ExpireApproval {
+                        approval_id: key,
+                        request_id: Some(id.clone()),
+                        message: format!(
+                            "request {id} is not pending: it expired (requests last 5 minutes) or was already handled; ask the device to connect again"
+                        ),
+                    }),
+                    (None, None) => {
+                        let waited_out = approval
+                            .requested_at
+                            .zip(observed.observed_at)
+                            .is_none_or(|(asked, now)| {
+                                (now - asked).to_std().unwrap_or_default()
+                                    >= super::gateway::REQUEST_TTL
+                            });
+                        if waited_out {
+                            actions.push(Action::ExpireApproval {
+                                approval_id: key,
+                                request_id: None,
+                                message: "no pairing request was pending within 5 minutes of the approval".to_owned(),
+                            });
+                        }
+                    }
+                }
+            }
+            actions
+        }
+    }
 }
 
 /// How soon to look at a pending certificate again: often while issuance is expected (seconds
@@ -736,6 +985,7 @@ mod tests {
                 base_domain: "openclaws.biz".into(),
                 machine_stuck_after: std::time::Duration::from_secs(300),
                 manage_dns: false,
+                gateway: crate::reconcile::desired::GatewayPlacement::without_checks(),
             },
         )
     }
@@ -803,6 +1053,12 @@ mod tests {
         *next_id += 1;
         let id = format!("n{next_id}");
         match action {
+            Action::RestartMachine { .. }
+            | Action::PairController { .. }
+            | Action::ApprovePairing { .. }
+            | Action::ExpireApproval { .. } => {
+                unreachable!("these worlds have no gateway checks: {action:?}")
+            }
             Action::CreateApp { .. } => world.app = app(d),
             Action::AssignIp { kind } => world.ips.push((kind.clone(), id.clone())),
             Action::AddCertificate { hostname } => {
@@ -1290,5 +1546,249 @@ mod tests {
         );
         world.dns_records[0].comment = None;
         assert!(plan(&d, &world).finalize, "someone else's record stays");
+    }
+
+    /// A converged instance whose gateway the controller looks at, with `look` as what it saw.
+    fn gateway_world(
+        policy: crate::resource::PairingPolicy,
+        look: Option<super::super::gateway::GatewayObservation>,
+    ) -> (Desired, Observed) {
+        let mut d = desired(RunState::Running, false, 2048);
+        d.gateway = Some(super::super::desired::GatewayTarget {
+            base: "https://acme.openclaws.biz".into(),
+            host: None,
+        });
+        d.pairing.policy = policy;
+        let mut world = ours(&d);
+        world
+            .volumes
+            .push(volume("vol_a", "iad", Some("m1"), "2026"));
+        world
+            .machines
+            .push(machine(&d, "m1", "vol_a", "started", false));
+        world.observed_at = Some(chrono::Utc::now());
+        world.gateway = look;
+        (d, world)
+    }
+
+    fn look(
+        health: super::super::gateway::GatewayHealth,
+        access: super::super::gateway::ControllerAccess,
+        pending: &[(&str, i64)],
+    ) -> Option<super::super::gateway::GatewayObservation> {
+        Some(super::super::gateway::GatewayObservation {
+            health,
+            access,
+            pending: pending
+                .iter()
+                .map(|(id, ts)| crate::gateway::protocol::PendingRequest {
+                    request_id: (*id).into(),
+                    device_id: format!("dev-{id}"),
+                    display_name: Some(format!("phone {id}")),
+                    platform: None,
+                    client_id: None,
+                    client_mode: None,
+                    role: Some("operator".into()),
+                    roles: vec![],
+                    scopes: vec![],
+                    remote_ip: None,
+                    is_repair: false,
+                    ts: *ts,
+                })
+                .collect(),
+            config: super::super::gateway::LiveConfig::Matches,
+            at: chrono::Utc::now(),
+        })
+    }
+
+    #[test]
+    fn the_gateway_is_looked_at_once_the_fly_side_is_converged() {
+        use super::super::gateway::{ControllerAccess as A, GatewayHealth as H};
+        use crate::resource::PairingPolicy::Auto;
+        let (d, world) = gateway_world(Auto, None);
+        let p = plan(&d, &world);
+        assert!(p.look_at_gateway && p.actions.is_empty() && !p.is_converged());
+        // Without gateway checks there is nothing to look at.
+        let mut off = d.clone();
+        off.gateway = None;
+        assert!(plan(&off, &world).is_converged());
+        // What the look found decides.
+        let cases = [
+            (
+                H::Starting("starting".into()),
+                A::NotTried,
+                Some("GatewayStarting"),
+            ),
+            (
+                H::NotReady("x".into()),
+                A::NotTried,
+                Some("GatewayNotReady"),
+            ),
+            (
+                H::ProxyAttributionRequired,
+                A::NotTried,
+                Some("TrustedProxyMisconfigured"),
+            ),
+            (
+                H::Unreachable("refused".into()),
+                A::NotTried,
+                Some("GatewayStarting"),
+            ),
+            (
+                H::Healthy,
+                A::Failed("401".into()),
+                Some("GatewayAccessFailed"),
+            ),
+            (H::Healthy, A::Paired, None),
+        ];
+        for (health, access, wait) in cases {
+            let (d, world) = gateway_world(Auto, look(health.clone(), access, &[]));
+            let p = plan(&d, &world);
+            assert_eq!(p.wait.as_ref().map(|w| w.reason), wait, "{health:?}");
+            assert!(p.actions.is_empty());
+            assert_eq!(p.is_converged(), wait.is_none());
+        }
+        // A gateway silent long after its machine started is unreachable, not starting.
+        let (d, mut world) = gateway_world(
+            Auto,
+            look(H::Unreachable("refused".into()), A::NotTried, &[]),
+        );
+        world.machines[0].updated_at = "2020-01-01T00:00:00Z".into();
+        assert_eq!(
+            plan(&d, &world).wait.map(|w| w.reason),
+            Some("GatewayUnreachable")
+        );
+    }
+
+    #[test]
+    fn the_controller_pairs_itself_then_repairs_owned_config_by_restart() {
+        use super::super::gateway::{ControllerAccess as A, GatewayHealth as H, LiveConfig};
+        use crate::resource::PairingPolicy::Auto;
+        let (d, world) = gateway_world(
+            Auto,
+            look(
+                H::Healthy,
+                A::NotPaired {
+                    request_id: "r0".into(),
+                },
+                &[],
+            ),
+        );
+        assert_eq!(
+            plan(&d, &world).actions,
+            vec![Action::PairController {
+                machine_id: "m1".into(),
+                request_id: "r0".into()
+            }]
+        );
+        let (d, mut world) = gateway_world(Auto, look(H::Healthy, A::Paired, &[("r1", 1)]));
+        world.gateway.as_mut().unwrap().config = LiveConfig::Drifted(vec!["gateway.bind".into()]);
+        assert_eq!(
+            plan(&d, &world).actions,
+            vec![Action::RestartMachine {
+                id: "m1".into(),
+                paths: vec!["gateway.bind".into()]
+            }]
+        );
+        // An invalid file is the customer's to fix: no restart loop.
+        world.gateway.as_mut().unwrap().config = LiveConfig::Invalid("bad".into());
+        assert!(!plan(&d, &world)
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RestartMachine { .. })));
+    }
+
+    #[test]
+    fn auto_approves_every_pending_request() {
+        use super::super::gateway::{ControllerAccess as A, GatewayHealth as H};
+        let (d, world) = gateway_world(
+            crate::resource::PairingPolicy::Auto,
+            look(H::Healthy, A::Paired, &[("r1", 1), ("r2", 2)]),
+        );
+        let approved: Vec<String> = plan(&d, &world)
+            .actions
+            .iter()
+            .map(|a| match a {
+                Action::ApprovePairing {
+                    request_id,
+                    approval_id: None,
+                    ..
+                } => request_id.clone(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(approved, ["r1", "r2"]);
+    }
+
+    #[test]
+    fn manual_approves_only_what_was_recorded_and_each_once() {
+        use super::super::gateway::{ControllerAccess as A, GatewayHealth as H};
+        use crate::resource::{PairingApproval, PairingOutcome, PairingResult};
+        let now = chrono::Utc::now();
+        let approval = |id: &str, request: Option<&str>, asked_secs_ago: i64| PairingApproval {
+            id: Some(id.into()),
+            requested_at: Some(now - chrono::Duration::seconds(asked_secs_ago)),
+            request_id: request.map(String::from),
+            latest: request.is_none().then_some(true),
+        };
+        let (mut d, mut world) = gateway_world(
+            crate::resource::PairingPolicy::Manual,
+            look(H::Healthy, A::Paired, &[("r1", 1), ("r2", 2), ("r3", 3)]),
+        );
+        // Nothing recorded: nothing approved.
+        assert!(plan(&d, &world).is_converged());
+        d.pairing.approvals = vec![
+            approval("a1", Some("r1"), 10),
+            approval("a2", None, 10),
+            approval("a3", Some("gone"), 10),
+            approval("a4", None, 10),
+            approval("done", Some("r2"), 10),
+        ];
+        world.pairing_history = vec![PairingResult {
+            approval_id: Some("done".into()),
+            request_id: Some("r2".into()),
+            device_name: None,
+            result: PairingOutcome::Approved,
+            message: String::new(),
+            at: now,
+        }];
+        let actions = plan(&d, &world).actions;
+        let summary: Vec<(String, String)> = actions
+            .iter()
+            .map(|a| match a {
+                Action::ApprovePairing {
+                    request_id,
+                    approval_id: Some(key),
+                    ..
+                } => (key.clone(), request_id.clone()),
+                Action::ExpireApproval { approval_id, .. } => {
+                    (approval_id.clone(), "expired".into())
+                }
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        // a1 names r1; a2 takes the newest (r3); a3's request is not pending; a4 takes the next
+        // newest (r2, pending again); "done" was carried out before.
+        assert_eq!(
+            summary,
+            [
+                ("a1".to_string(), "r1".to_string()),
+                ("a2".into(), "r3".into()),
+                ("a3".into(), "expired".into()),
+                ("a4".into(), "r2".into()),
+            ]
+        );
+        // `latest` with nothing pending waits for a request up to 5 minutes, then gives up.
+        let (mut d, world) = gateway_world(
+            crate::resource::PairingPolicy::Manual,
+            look(H::Healthy, A::Paired, &[]),
+        );
+        d.pairing.approvals = vec![approval("fresh", None, 10)];
+        assert!(plan(&d, &world).actions.is_empty());
+        d.pairing.approvals = vec![approval("stale", None, 400)];
+        assert!(matches!(
+            plan(&d, &world).actions.as_slice(),
+            [Action::ExpireApproval { approval_id, .. }] if approval_id == "stale"
+        ));
     }
 }

@@ -22,6 +22,10 @@ pub const MANAGED: [&str; 5] = [
 /// put on an app by hand is never unset by a controller that has none to give.
 pub const COMPOSIO_API_KEY: &str = "COMPOSIO_API_KEY";
 
+/// Stored (never set on Fly under this name): the current LLM proxy token, which the app holds
+/// as `ANTHROPIC_API_KEY`.
+pub const LLM_PROXY_TOKEN: &str = "LLM_PROXY_TOKEN";
+
 /// The generated token devices and the controller use to talk to the gateway.
 pub const GATEWAY_TOKEN: &str = "OPENCLAW_GATEWAY_TOKEN";
 
@@ -73,6 +77,11 @@ impl DesiredSecrets {
     /// Whether this controller owns the secret `name`.
     pub fn manages(&self, name: &str) -> bool {
         self.managed.contains(name)
+    }
+
+    /// One value, for the controller's own use (the gateway token to connect with). Never log it.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
     }
 
     /// Keyed fingerprint of names and values (safe to show and store).

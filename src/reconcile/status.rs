@@ -23,6 +23,12 @@ pub const CERTIFICATE_READY: &str = "CertificateReady";
 pub const VOLUME_READY: &str = "VolumeReady";
 /// The gateway machine exists with the desired config and run state.
 pub const MACHINE_READY: &str = "MachineReady";
+/// The gateway answers `/startupz` and `/readyz` through the public path.
+pub const GATEWAY_HEALTHY: &str = "GatewayHealthy";
+/// The machine carries the desired boot bundle and the live config's owned fields match.
+pub const CONFIG_SEEDED: &str = "ConfigSeeded";
+/// The controller can list and approve the gateway's pairing requests.
+pub const PAIRING_READY: &str = "PairingReady";
 /// Reconciling is paused by `spec.paused`.
 pub const PAUSED: &str = "Paused";
 /// Everything above holds and the gateway is running.
@@ -250,6 +256,12 @@ pub fn compute(input: StatusInput<'_>) -> InstanceStatus {
     };
     set(MACHINE_READY, machine_ok, machine_reason, machine_message);
 
+    if desired.gateway.is_some() && !desired.deleting {
+        for c in gateway_conditions(desired, observed, keeper, previous) {
+            set(&c.0, c.1, &c.2, c.3);
+        }
+    }
+
     let blocked = plan.blocked.as_ref();
     let converged = app_ok
         && secrets_ok
@@ -321,10 +333,270 @@ pub fn compute(input: StatusInput<'_>) -> InstanceStatus {
         conditions,
         fly: Some(fly),
         endpoint: Some(desired.endpoint.clone()),
-        pairing: previous.pairing.clone(),
+        pairing: pairing_status(desired, observed, previous, now),
         last_error,
         next_reconcile_at: None,
     }
+}
+
+/// One condition as (type, ok, reason, message).
+type ConditionParts = (String, bool, String, String);
+
+/// `GatewayHealthy`, `ConfigSeeded` and `PairingReady`, from the last look at the gateway (or,
+/// when it was not looked at in this reconcile, from why not).
+fn gateway_conditions(
+    desired: &Desired,
+    observed: &Observed,
+    keeper: Option<&crate::fly::types::Machine>,
+    previous: &InstanceStatus,
+) -> Vec<ConditionParts> {
+    use super::gateway::{ControllerAccess, GatewayHealth, LiveConfig};
+    let mut out = Vec::new();
+    let bundle_key = crate::gateway::bundle::BUNDLE_HASH_METADATA_KEY;
+    let wanted_bundle = desired.machine.metadata.get(bundle_key);
+    let delivered = keeper
+        .and_then(|m| m.config.as_ref())
+        .is_some_and(|c| c.metadata.get(bundle_key) == wanted_bundle);
+    let running = keeper.is_some_and(|m| m.state == "started");
+    let Some(gw) = observed.gateway.as_ref() else {
+        let (reason, message) = match keeper {
+            _ if desired.run_state == RunState::Stopped => (
+                "MachineStopped",
+                "the machine is stopped (runState: stopped): no gateway runs, and no device can pair"
+                    .to_owned(),
+            ),
+            Some(m) if !running => (
+                if matches!(m.state.as_str(), "stopped" | "suspended") {
+                    "MachineStopped"
+                } else {
+                    "MachineNotRunning"
+                },
+                format!("machine {} is {}: the gateway is not running", m.id, m.state),
+            ),
+            None => ("MachineNotRunning", "no gateway machine yet".to_owned()),
+            Some(_) => {
+                // Running but not looked at in this reconcile: what the last look said stands.
+                for type_ in [GATEWAY_HEALTHY, CONFIG_SEEDED, PAIRING_READY] {
+                    if let Some(c) = previous.conditions.iter().find(|c| c.type_ == type_) {
+                        out.push((
+                            type_.to_owned(),
+                            c.status == crate::resource::ConditionStatus::True,
+                            c.reason.clone(),
+                            c.message.clone(),
+                        ));
+                    }
+                }
+                if out.is_empty() {
+                    out.push((
+                        GATEWAY_HEALTHY.to_owned(),
+                        false,
+                        "NotChecked".to_owned(),
+                        "the gateway has not been looked at yet".to_owned(),
+                    ));
+                }
+                return out;
+            }
+        };
+        out.push((
+            GATEWAY_HEALTHY.to_owned(),
+            false,
+            reason.to_owned(),
+            message.clone(),
+        ));
+        out.push((
+            CONFIG_SEEDED.to_owned(),
+            delivered,
+            if delivered {
+                "BundleDelivered"
+            } else {
+                "MachineUpdatePending"
+            }
+            .to_owned(),
+            if delivered {
+                "the machine carries the desired boot bundle; it is applied at every start"
+                    .to_owned()
+            } else {
+                "the machine does not carry the desired boot bundle yet".to_owned()
+            },
+        ));
+        out.push((PAIRING_READY.to_owned(), false, reason.to_owned(), message));
+        return out;
+    };
+    let health = match &gw.health {
+        GatewayHealth::Healthy => (true, "Ready", format!("the gateway answers at {}", desired.endpoint)),
+        GatewayHealth::Starting(m) => (false, "GatewayStarting", m.clone()),
+        GatewayHealth::NotReady(m) => (false, "GatewayNotReady", m.clone()),
+        GatewayHealth::ProxyAttributionRequired => (
+            false,
+            "TrustedProxyMisconfigured",
+            "403 proxy_attribution_required: gateway.trustedProxies does not cover the proxy's source address".to_owned(),
+        ),
+        GatewayHealth::Unreachable(m) => (false, "GatewayUnreachable", m.clone()),
+    };
+    out.push((
+        GATEWAY_HEALTHY.to_owned(),
+        health.0,
+        health.1.to_owned(),
+        health.2.clone(),
+    ));
+    let config = match (&gw.config, delivered) {
+        (_, false) => (
+            false,
+            "MachineUpdatePending",
+            "the machine does not carry the desired boot bundle yet".to_owned(),
+        ),
+        (LiveConfig::Matches, true) => (
+            true,
+            "Seeded",
+            "openclaw.json holds the desired owned fields; the customer's own keys are left alone"
+                .to_owned(),
+        ),
+        (LiveConfig::Drifted(paths), true) => (
+            false,
+            "OwnedFieldsDrifted",
+            format!(
+                "owned fields changed out of band: {}; restarting the machine puts them back",
+                paths.join(", ")
+            ),
+        ),
+        (LiveConfig::Invalid(m), true) => (false, "ConfigInvalid", m.clone()),
+        (LiveConfig::Unknown, true) => (
+            true,
+            "BundleDelivered",
+            "the machine carries the desired boot bundle; the live config was not read".to_owned(),
+        ),
+    };
+    out.push((
+        CONFIG_SEEDED.to_owned(),
+        config.0,
+        config.1.to_owned(),
+        config.2,
+    ));
+    let pairing = match (&gw.access, &gw.health) {
+        (_, GatewayHealth::Healthy) => {
+            match &gw.access {
+                ControllerAccess::Paired => {
+                    let expired = observed.pairing_history.first().filter(|r| {
+                        r.result == crate::resource::PairingOutcome::Expired && r.at >= gw.at
+                    });
+                    match (gw.pending.len(), expired) {
+                    (_, Some(r)) => (true, "RequestExpired", r.message.clone()),
+                    (0, None) => (true, "NothingPending", "no pairing request is pending; a new device appears here when it connects".to_owned()),
+                    (n, None) => (true, "AwaitingApproval", format!(
+                        "{n} pairing request(s) pending: {}",
+                        gw.pending.iter().map(|p| super::gateway::device_label(&p.display_name, &p.request_id)).collect::<Vec<_>>().join(", ")
+                    )),
+                }
+                }
+                ControllerAccess::NotPaired { request_id } => (
+                    false,
+                    "ControllerNotPaired",
+                    format!("the controller's own device is not paired yet (request {request_id})"),
+                ),
+                ControllerAccess::Failed(m) => (false, "GatewayAccessFailed", m.clone()),
+                ControllerAccess::NotTried => (
+                    false,
+                    "GatewayUnreachable",
+                    "the gateway was not reached".to_owned(),
+                ),
+            }
+        }
+        _ => (
+            false,
+            "GatewayUnreachable",
+            format!("pairing needs a healthy gateway: {}", health.2),
+        ),
+    };
+    out.push((
+        PAIRING_READY.to_owned(),
+        pairing.0,
+        pairing.1.to_owned(),
+        pairing.2,
+    ));
+    out
+}
+
+/// Whether devices may be pairing right now, so the gateway should be looked at again within
+/// seconds: requests pending, recorded approvals not carried out yet, or a pairing window open.
+pub fn pairing_active(desired: &Desired, observed: &Observed, window_open: bool) -> bool {
+    if desired.gateway.is_none() || desired.deleting || desired.run_state == RunState::Stopped {
+        return false;
+    }
+    let outstanding = desired.pairing.policy == crate::resource::PairingPolicy::Manual
+        && desired.pairing.approvals.iter().any(|a| {
+            let key = a.key();
+            !observed
+                .pairing_history
+                .iter()
+                .any(|r| r.approval_id.as_deref() == Some(key.as_str()))
+        });
+    let pending = observed
+        .gateway
+        .as_ref()
+        .is_some_and(|g| !g.pending.is_empty());
+    window_open || outstanding || pending
+}
+
+/// `status.pairing`: the last look's pending requests and the recent outcomes.
+fn pairing_status(
+    desired: &Desired,
+    observed: &Observed,
+    previous: &InstanceStatus,
+    now: DateTime<Utc>,
+) -> Option<crate::resource::PairingStatus> {
+    use super::gateway::ControllerAccess;
+    use crate::resource::{PairingOutcome, PendingPairing};
+    if desired.gateway.is_none() {
+        return previous.pairing.clone();
+    }
+    let mut status = previous.pairing.clone().unwrap_or_default();
+    status.recent = observed.pairing_history.clone();
+    if let Some(last) = status
+        .recent
+        .iter()
+        .find(|r| r.result == PairingOutcome::Approved)
+    {
+        status.last_approved_device = last.device_name.clone().or_else(|| last.request_id.clone());
+        status.last_approved_at = Some(last.at);
+    }
+    match observed.gateway.as_ref() {
+        Some(gw) if gw.access == ControllerAccess::Paired => {
+            status.controller_paired = true;
+            status.observed_at = Some(gw.at);
+            status.pending = gw
+                .pending
+                .iter()
+                .map(|p| {
+                    let requested_at =
+                        DateTime::<Utc>::from_timestamp_millis(p.ts).unwrap_or(gw.at);
+                    PendingPairing {
+                        request_id: p.request_id.clone(),
+                        device_id: p.device_id.clone(),
+                        device_name: p.display_name.clone(),
+                        platform: p.platform.clone(),
+                        client: p.client_id.clone(),
+                        role: p.role.clone(),
+                        scopes: p.scopes.clone(),
+                        requested_at,
+                        age_seconds: (now - requested_at).num_seconds().max(0),
+                        expires_at: requested_at
+                            + chrono::Duration::from_std(super::gateway::REQUEST_TTL)
+                                .unwrap_or_default(),
+                    }
+                })
+                .collect();
+            status.pending.sort_by_key(|p| p.requested_at);
+        }
+        Some(gw) => {
+            status.controller_paired = matches!(gw.access, ControllerAccess::Paired);
+            status.observed_at = Some(gw.at);
+            status.pending.clear();
+        }
+        None if desired.run_state == RunState::Stopped => status.pending.clear(),
+        None => {}
+    }
+    status.pending_count = u32::try_from(status.pending.len()).unwrap_or(u32::MAX);
+    Some(status)
 }
 
 /// `kept` (conditions from before a failed observation) with the `Ready` condition of `fresh`,

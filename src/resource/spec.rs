@@ -219,10 +219,19 @@ pub enum PairingPolicy {
     Manual,
 }
 
-/// One approval recorded as desired state.
+/// One approval recorded as desired state. The controller carries it out once and reports the
+/// outcome in `status.pairing.recent` under its `id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PairingApproval {
+    /// Identifies the approval in `status.pairing.recent` (assigned by
+    /// `POST /v1/instances/{name}/pairing/approvals`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 64)]
+    pub id: Option<String>,
+    /// When it was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<DateTime<Utc>>,
     /// A specific pending request id (exactly one of `requestId` and `latest: true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 128)]
@@ -230,6 +239,16 @@ pub struct PairingApproval {
     /// Approve the newest pending request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest: Option<bool>,
+}
+
+impl PairingApproval {
+    /// The key its outcome is recorded under: its id, else its request id, else `latest`.
+    pub fn key(&self) -> String {
+        self.id
+            .clone()
+            .or_else(|| self.request_id.clone())
+            .unwrap_or_else(|| "latest".to_owned())
+    }
 }
 
 /// How the agent introduces itself (rendered into `IDENTITY.md`).

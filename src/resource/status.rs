@@ -114,7 +114,7 @@ pub struct FlyStatus {
     pub region: Option<String>,
 }
 
-/// Device pairing summary.
+/// Device pairing as the controller last saw it on the gateway.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PairingStatus {
@@ -123,6 +123,70 @@ pub struct PairingStatus {
     pub last_approved_device: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_approved_at: Option<DateTime<Utc>>,
+    /// Requests waiting for approval, oldest first.
+    #[serde(default)]
+    pub pending: Vec<PendingPairing>,
+    /// What happened to recent requests and approvals, newest first (at most 20).
+    #[serde(default)]
+    pub recent: Vec<PairingResult>,
+    /// Whether the controller's own device is paired with the gateway (needed to list and
+    /// approve requests).
+    #[serde(default)]
+    pub controller_paired: bool,
+    /// When the gateway's pairing state was last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<DateTime<Utc>>,
+}
+
+/// A device waiting for approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingPairing {
+    pub request_id: String,
+    pub device_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// The client software (`openclaw-control-ui`, `cli`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub requested_at: DateTime<Utc>,
+    /// Seconds since the request was made, when it was last seen.
+    pub age_seconds: i64,
+    /// Requests expire 5 minutes after they are made (the device then asks again).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The outcome of one pairing request or one recorded approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PairingResult {
+    /// The approval this answers (`spec.pairing.approvals[].id`, or its request id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+    pub result: PairingOutcome,
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What became of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum PairingOutcome {
+    /// The gateway approved the device.
+    Approved,
+    /// The request was no longer pending (requests expire after 5 minutes).
+    Expired,
+    /// The gateway refused the approval.
+    Failed,
 }
 
 /// The most recent failed step, kept until a reconcile succeeds.

@@ -35,6 +35,8 @@ pub struct InstanceRecord {
     pub fly_secrets_version: Option<i64>,
     /// The `spec.gatewayTokenRotation` the stored gateway token was generated for.
     pub gateway_token_rotation: i64,
+    /// Until when a device may be pairing, so the gateway is looked at every few seconds.
+    pub pairing_window_until: Option<DateTime<Utc>>,
 }
 
 /// Columns selected for an [`InstanceRecord`], in a form usable in `SELECT {INSTANCE_COLUMNS} FROM instances`.
@@ -42,7 +44,7 @@ pub const INSTANCE_COLUMNS: &str =
     "uid, name, customer_id, labels, spec, generation, resource_version, \
      created_at, updated_at, deletion_timestamp, status, phase, observed_generation, fly_app, \
      fly_volume_id, fly_machine_id, fly_secrets_fingerprint, fly_secrets_version, \
-     gateway_token_rotation";
+     gateway_token_rotation, pairing_window_until";
 
 impl InstanceRecord {
     /// The typed spec.

@@ -22,6 +22,24 @@ pub async fn load(pool: &PgPool, uid: Uuid) -> Result<Option<InstanceRecord>, St
     Ok(row)
 }
 
+/// Opens (or extends) the instance's pairing window until `until`: its gateway is looked at
+/// every few seconds meanwhile, so devices pairing now are approved promptly.
+pub async fn open_pairing_window(
+    db: impl sqlx::PgExecutor<'_>,
+    uid: Uuid,
+    until: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE instances SET pairing_window_until = GREATEST(COALESCE(pairing_window_until, $2), $2) \
+         WHERE uid = $1",
+    )
+    .bind(uid)
+    .bind(until)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Records that the app's secrets now hold the values with this fingerprint, at this version.
 pub async fn record_secrets_applied(
     pool: &PgPool,

@@ -58,6 +58,7 @@ pub async fn spawn_api() -> TestApi {
         },
         base_domain: "openclaws.test".to_owned(),
         metrics: Arc::new(Metrics::default()),
+        pairing_window: std::time::Duration::from_secs(600),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -57,3 +57,16 @@ where
 pub mod api;
 pub mod process;
 pub mod stack;
+
+/// Installs the pinned OpenClaw (idempotent; `scripts/install-openclaw.sh`) and returns its
+/// `bin/openclaw` wrapper.
+pub fn install_openclaw() -> std::path::PathBuf {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-openclaw.sh");
+    let output = std::process::Command::new(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run scripts/install-openclaw.sh");
+    assert!(output.status.success(), "install-openclaw.sh failed");
+    std::path::PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}

@@ -60,6 +60,10 @@ fn controller_command(stack: &Stack, port: u16) -> Command {
         .env("FLY_API_BASE", &s.fly.fly_api_base)
         .env("FLY_API_TOKEN", &s.fly.fly_api_token)
         .env("FLY_ORG", &s.fly.fly_org)
+        .env(
+            "OPENCLAWS_GATEWAY_CHECKS",
+            s.gateway.gateway_checks.to_string(),
+        )
         .env("OPENCLAWS_LEASE_SECONDS", "3")
         .env("OPENCLAWS_POLL_SECONDS", "0.5");
     command

@@ -37,7 +37,17 @@ pub struct StackOptions {
     /// How long a volume stays bound after its machine is destroyed (simulated seconds, not
     /// scaled); the simulator's default when `None`.
     pub volume_release_seconds: Option<f64>,
+    /// Started machines run the real OpenClaw gateway (simulator process mode, behind the
+    /// simulator's Fly-like proxy) and the controller looks at gateways.
+    pub gateways: bool,
+    /// The controller mints LLM proxy tokens with [`LLM_PROXY_KEY`] for [`LLM_PROXY_URL`].
+    pub llm_proxy: bool,
 }
+
+/// The LLM proxy's base URL in gateway stacks (nothing listens there).
+pub const LLM_PROXY_URL: &str = "http://127.0.0.1:9/anthropic";
+/// The LLM proxy token key in gateway stacks.
+pub const LLM_PROXY_KEY: &str = "test-llm-proxy-key-0123456789abcdef0123";
 
 impl Default for StackOptions {
     fn default() -> Self {
@@ -49,6 +59,8 @@ impl Default for StackOptions {
             machine_stuck_seconds: 300,
             hooks: Vec::new(),
             volume_release_seconds: None,
+            gateways: false,
+            llm_proxy: false,
         }
     }
 }
@@ -60,6 +72,12 @@ pub struct Stack {
     pub api_url: String,
     pub http: reqwest::Client,
     pub settings: ServeSettings,
+    /// The simulator itself (process mode: machines' processes and directories).
+    pub sim: sim::Simulator,
+    /// The Fly-like proxy in front of gateways (gateway stacks only).
+    pub proxy_url: Option<String>,
+    /// Where process-mode machines keep `volumes/<id>` and `machines/<id>`.
+    pub process_root: Option<std::path::PathBuf>,
     sim_stop: CancellationToken,
     controller: Option<(CancellationToken, Running)>,
 }
@@ -85,9 +103,43 @@ impl Stack {
             config.latency.volume_release = Duration::from_secs_f64(secs);
         }
         config.hooks = options.hooks.clone();
-        let simulator = sim::Simulator::new(config);
-        tokio::spawn(sim::serve(listener, simulator, sim_stop.clone()));
+        let process_root = options.gateways.then(|| {
+            let root = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+                "stack-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            ));
+            std::fs::create_dir_all(&root).unwrap();
+            config.machines = sim::MachineMode::Process(sim::ProcessSettings {
+                root: root.clone(),
+                openclaw_bin: super::install_openclaw(),
+            });
+            root
+        });
+        let simulator = sim::Simulator::try_new(config).expect("a simulator");
+        tokio::spawn(sim::serve(listener, simulator.clone(), sim_stop.clone()));
         let sim_url = format!("http://{sim_addr}");
+        let mut proxy_url = None;
+        let mut gateway = openclaws_controller::config::GatewaySettings::without_checks();
+        if options.gateways {
+            let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let proxy_addr = proxy_listener.local_addr().unwrap();
+            tokio::spawn(sim::proxy::serve_proxy(
+                proxy_listener,
+                simulator.clone(),
+                sim::proxy::ProxySettings::default(),
+                sim_stop.clone(),
+            ));
+            proxy_url = Some(format!("http://{proxy_addr}"));
+            gateway.gateway_checks = true;
+            gateway.gateway_url = proxy_url.clone();
+            gateway.gateway_trusted_proxies = vec!["127.0.0.1/32".to_owned()];
+            gateway.pairing_poll_seconds = 1.0;
+        }
+        if options.llm_proxy {
+            gateway.llm_proxy_url = Some(LLM_PROXY_URL.to_owned());
+            gateway.llm_proxy_key = Some(LLM_PROXY_KEY.parse().unwrap());
+        }
         let settings = ServeSettings {
             database: DatabaseSettings {
                 database_url: db.url.clone(),
@@ -109,6 +161,7 @@ impl Stack {
                 dns_api_token: Some(FLY_TOKEN.to_owned()),
                 dns_zone: None,
             },
+            gateway,
             base_domain: "openclaws.test".to_owned(),
             workers: 8,
             resync_seconds: options.resync_seconds,
@@ -125,6 +178,9 @@ impl Stack {
             api_url: String::new(),
             http: reqwest::Client::new(),
             settings,
+            sim: simulator,
+            proxy_url,
+            process_root,
             sim_stop,
             controller: None,
         }
