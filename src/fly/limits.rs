@@ -39,6 +39,12 @@ const SLOT_GRACE: Duration = Duration::from_secs(30);
 
 /// Evenly spaced slots for an action limited per organisation, handed out first come, first
 /// served and kept for their holder until used (or [`SLOT_GRACE`] after their time).
+///
+/// Slots say when a holder may come back; sends are also kept a full period apart. A holder
+/// that returns late (a busy worker, a slow database) would otherwise go at once, next to the
+/// on-time holders of the following slots, and a few of those together exceed Fly's burst
+/// (seen as 429s on `POST /v1/apps` in a 1,000-instance bench). Instead it goes a period after
+/// the last send, and the line behind it moves back by one slot.
 #[derive(Debug)]
 pub struct SlotQueue {
     period: Duration,
@@ -48,6 +54,8 @@ pub struct SlotQueue {
 #[derive(Debug)]
 struct SlotState {
     next: Instant,
+    /// When the last caller was let through (or will be, after its short wait).
+    last_sent: Option<Instant>,
     reserved: HashMap<String, Instant>,
 }
 
@@ -58,6 +66,7 @@ impl SlotQueue {
             period,
             state: Mutex::new(SlotState {
                 next: Instant::now(),
+                last_sent: None,
                 reserved: HashMap::new(),
             }),
         }
@@ -78,11 +87,19 @@ impl SlotQueue {
                     at
                 }
             };
+            // Never closer than a period to the previous send, however late this holder is.
+            let slot = match st.last_sent {
+                Some(last) => slot.max(last + self.period),
+                None => slot,
+            };
             if slot > now + MAX_WAIT {
                 st.reserved.insert(holder.to_owned(), slot);
                 return Err(slot - now);
             }
             st.reserved.remove(holder);
+            let sent = slot.max(now);
+            st.last_sent = Some(sent);
+            st.next = st.next.max(sent + self.period);
             slot
         };
         let wait = slot.saturating_duration_since(now);
@@ -254,6 +271,31 @@ mod tests {
         tokio::time::advance(SLOT_GRACE * 2).await;
         assert!(q.reserve("g").await.is_ok());
         assert_eq!(q.reserved(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn holders_back_late_are_still_sent_a_period_apart() {
+        let period = Duration::from_secs(2);
+        let q = SlotQueue::new(period);
+        assert_eq!(q.reserve("a").await, Ok(Duration::ZERO));
+        // b, c and d get slots at 2, 4 and 6 s, and none comes back on time.
+        for (holder, secs) in [("b", 2), ("c", 4), ("d", 6)] {
+            assert_eq!(q.reserve(holder).await, Err(Duration::from_secs(secs)));
+        }
+        tokio::time::advance(Duration::from_secs(7)).await;
+        // All three return at once: the first goes, the others are told to come back a period
+        // after the previous send, not let through together.
+        assert_eq!(q.reserve("b").await, Ok(Duration::ZERO));
+        assert_eq!(q.reserve("c").await, Err(period));
+        assert_eq!(q.reserve("d").await, Err(period));
+        tokio::time::advance(period).await;
+        assert_eq!(q.reserve("c").await, Ok(Duration::ZERO));
+        assert_eq!(q.reserve("d").await, Err(period));
+        // A newcomer is not let in between either.
+        assert_eq!(q.reserve("e").await, Err(period));
+        tokio::time::advance(period).await;
+        assert_eq!(q.reserve("d").await, Ok(Duration::ZERO));
+        assert_eq!(q.reserve("e").await, Err(period));
     }
 
     #[tokio::test]
