@@ -325,10 +325,8 @@ pub async fn execute(
                 )
                 .await?;
             if out.exit_code != 0 {
-                let said: String = format!("{} {}", out.stderr.trim(), out.stdout.trim())
-                    .chars()
-                    .take(300)
-                    .collect();
+                // Only stderr: stdout of an approval can carry the issued device token.
+                let said: String = out.stderr.trim().chars().take(300).collect();
                 return Err(GatewayStepError::Bootstrap(format!(
                     "`openclaw devices approve` exited {}: {}",
                     out.exit_code,
