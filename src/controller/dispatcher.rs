@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::reconcile::{backoff, Outcome, ReconcileError, Reconciler};
@@ -108,10 +109,21 @@ pub async fn run<R: Reconcile>(
                         let shared = shared.clone();
                         let config = config.clone();
                         let abandon = abandon.clone();
-                        running.spawn(async move {
-                            run_one(&shared, &config, claim, abandon).await;
-                            drop(permit);
-                        });
+                        // Every line logged during the reconcile carries the instance; the
+                        // engine fills in its name and generation once it has read them.
+                        let span = tracing::info_span!(
+                            "reconcile",
+                            uid = %claim.instance_uid,
+                            instance = tracing::field::Empty,
+                            generation = tracing::field::Empty,
+                        );
+                        running.spawn(
+                            async move {
+                                run_one(&shared, &config, claim, abandon).await;
+                                drop(permit);
+                            }
+                            .instrument(span),
+                        );
                     }
                 }
                 Err(e) => {
@@ -178,18 +190,21 @@ async fn run_one<R: Reconcile>(
     let started = Instant::now();
     shared.metrics.worker_started();
     let lost = CancellationToken::new();
-    let renewer = tokio::spawn(renew_lease(
-        shared.pool.clone(),
-        uid,
-        config.owner.clone(),
-        config.lease,
-        lost.clone(),
-    ));
+    let renewer = tokio::spawn(
+        renew_lease(
+            shared.pool.clone(),
+            uid,
+            config.owner.clone(),
+            config.lease,
+            lost.clone(),
+        )
+        .in_current_span(),
+    );
 
     let task = {
         let reconciler = shared.reconciler.clone();
         let attempts = claim.attempts;
-        tokio::spawn(async move { reconciler.reconcile(uid, attempts).await })
+        tokio::spawn(async move { reconciler.reconcile(uid, attempts).await }.in_current_span())
     };
     let abort = task.abort_handle();
     let result = tokio::select! {
@@ -243,6 +258,12 @@ async fn run_one<R: Reconcile>(
             ("abandoned", "Shutdown")
         }
     };
+    tracing::debug!(
+        result = result_label,
+        reason,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "reconcile finished"
+    );
     shared
         .metrics
         .observe_reconcile(result_label, reason, started.elapsed());

@@ -137,6 +137,9 @@ impl Reconciler {
         let Some(record) = status_store::load(&self.pool, uid).await? else {
             return Ok(Outcome::Gone);
         };
+        tracing::Span::current()
+            .record("instance", record.name.as_str())
+            .record("generation", record.generation);
         let spec = record.spec()?;
         let previous = record.status()?;
         let deleting = record.deletion_timestamp.is_some();
