@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use openclaws_controller::config::{DatabaseSettings, ServeSettings};
-use openclaws_controller::telemetry::{init_tracing, LogFormat};
+use openclaws_controller::telemetry::{init_sentry, init_tracing, LogFormat, SentrySettings};
 use openclaws_controller::{dev, serve, sim, store};
 
 /// Reconciliation controller for per-customer OpenClaw gateways on Fly.io.
@@ -16,6 +16,8 @@ struct Cli {
     /// `json` for everything else.
     #[arg(long, env = "OPENCLAWS_LOG_FORMAT", value_enum, global = true)]
     log_format: Option<LogFormat>,
+    #[command(flatten)]
+    sentry: SentrySettings,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         _ => LogFormat::Json,
     });
     init_tracing(log_format);
+    let _sentry = init_sentry(&cli.sentry);
     match cli.command {
         Command::Serve(settings) => {
             let shutdown = CancellationToken::new();

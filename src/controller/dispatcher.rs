@@ -201,10 +201,17 @@ async fn run_one<R: Reconcile>(
         .in_current_span(),
     );
 
+    // Its own task, so a panic ends this reconcile only (reported to Sentry by the panic hook,
+    // tagged with the uid by the bound hub) and the worker records a backoff below.
     let task = {
         let reconciler = shared.reconciler.clone();
         let attempts = claim.attempts;
-        tokio::spawn(async move { reconciler.reconcile(uid, attempts).await }.in_current_span())
+        tokio::spawn(
+            crate::telemetry::sentry_bind_reconcile(uid, async move {
+                reconciler.reconcile(uid, attempts).await
+            })
+            .in_current_span(),
+        )
     };
     let abort = task.abort_handle();
     let result = tokio::select! {
@@ -233,6 +240,7 @@ async fn run_one<R: Reconcile>(
         }
         Some(Ok(Err(e))) => {
             tracing::error!(instance_uid = %uid, error = %e, "reconcile failed before recording");
+            crate::telemetry::sentry_report_reconcile_error(uid, error_kind(&e), &e);
             let after = backoff(claim.attempts);
             log_store(
                 work::complete(pool, uid, owner, after, claim.attempts.saturating_add(1)).await,
@@ -241,7 +249,9 @@ async fn run_one<R: Reconcile>(
             ("error", "StoreError")
         }
         Some(Err(join_error)) => {
-            tracing::error!(instance_uid = %uid, error = %join_error, "reconcile panicked");
+            let error = join_error.to_string();
+            let error = crate::telemetry::reporting::scrub_text(&error);
+            tracing::error!(instance_uid = %uid, %error, "reconcile panicked");
             let after = backoff(claim.attempts);
             log_store(
                 work::complete(pool, uid, owner, after, claim.attempts.saturating_add(1)).await,
@@ -268,6 +278,15 @@ async fn run_one<R: Reconcile>(
         .metrics
         .observe_reconcile(result_label, reason, started.elapsed());
     shared.metrics.worker_finished();
+}
+
+/// The class of an error that stopped a reconcile before recording, for grouping reports.
+fn error_kind(error: &ReconcileError) -> &'static str {
+    match error {
+        ReconcileError::Store(_) => "Store",
+        ReconcileError::Secrets(_) => "StoredSecrets",
+        ReconcileError::ProxyToken(_) => "ProxyToken",
+    }
 }
 
 fn log_store<T>(r: Result<T, StoreError>, uid: Uuid) {

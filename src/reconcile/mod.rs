@@ -443,6 +443,7 @@ impl Reconciler {
             after = after.min(jitter(self.pairing_poll, 0.1));
         }
         status.next_reconcile_at = Some(now + chrono_duration(after));
+        crate::telemetry::report_reconcile_outcome(uid, &record.name, &previous, &status);
         status_store::record(&self.pool, &record, &status, &events).await?;
         Ok(Outcome::Requeue { after, failed })
     }
