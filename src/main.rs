@@ -5,22 +5,19 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use openclaws_controller::config::{DatabaseSettings, ServeSettings};
-use openclaws_controller::telemetry::{init_tracing, LogFormat};
+use openclaws_controller::telemetry::{init_sentry, init_tracing, LogFormat, SentrySettings};
 use openclaws_controller::{dev, serve, sim, store};
 
 /// Reconciliation controller for per-customer OpenClaw gateways on Fly.io.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
-    /// Log format.
-    #[arg(
-        long,
-        env = "OPENCLAWS_LOG_FORMAT",
-        value_enum,
-        default_value = "json",
-        global = true
-    )]
-    log_format: LogFormat,
+    /// Log format: `json` (one object per line) or `pretty`. Default: `pretty` for `dev`,
+    /// `json` for everything else.
+    #[arg(long, env = "OPENCLAWS_LOG_FORMAT", value_enum, global = true)]
+    log_format: Option<LogFormat>,
+    #[command(flatten)]
+    sentry: SentrySettings,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,11 +49,12 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let log_format = match &cli.command {
-        Command::Dev(_) if std::env::var_os("OPENCLAWS_LOG_FORMAT").is_none() => LogFormat::Pretty,
-        _ => cli.log_format,
-    };
+    let log_format = cli.log_format.unwrap_or(match &cli.command {
+        Command::Dev(_) => LogFormat::Pretty,
+        _ => LogFormat::Json,
+    });
     init_tracing(log_format);
+    let _sentry = init_sentry(&cli.sentry);
     match cli.command {
         Command::Serve(settings) => {
             let shutdown = CancellationToken::new();

@@ -1,6 +1,14 @@
-//! Metrics registry (Prometheus text at `/metrics`) and tracing set-up.
+//! Metrics registry (Prometheus text at `/metrics`), tracing set-up, and error reporting to
+//! Sentry ([`reporting`]).
 //!
 //! Label values are bounded: endpoints and results are fixed names, never instance names.
+
+pub mod reporting;
+
+pub use reporting::{
+    init_sentry, report_reconcile_outcome, sentry_bind_reconcile, sentry_report_reconcile_error,
+    SentrySettings,
+};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -247,5 +255,23 @@ pub fn init_tracing(format: LogFormat) {
         LogFormat::Pretty => builder.compact().try_init(),
     };
     // A subscriber installed earlier (tests) stays; that is fine.
-    let _ = result;
+    if format == LogFormat::Json && result.is_ok() {
+        // A panic is one JSON line like everything else (the default hook prints plain text),
+        // inside the span it hit (a reconcile's carries the instance), its text scrubbed.
+        // Sentry's hook, when installed later, reports it first and then calls this one.
+        std::panic::set_hook(Box::new(|info| {
+            let payload = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let location = info.location().map(ToString::to_string).unwrap_or_default();
+            tracing::error!(
+                panic = %reporting::scrub_text(&payload),
+                %location,
+                "panicked"
+            );
+        }));
+    }
 }

@@ -1,7 +1,8 @@
 //! App secrets end to end: the gateway token and the customer's model key reach the Fly app as
 //! secrets before the machine boots; a secret removed out of band is restored; a rotated key rolls
 //! the machine; and the key's canary value never appears in the API, events, status, metrics or
-//! the controller's own logs (debug level).
+//! the controller's own logs (debug level). Those logs are JSON lines where an API request's
+//! lines carry its `x-request-id` and a reconcile's lines carry the instance.
 
 mod common;
 
@@ -69,6 +70,25 @@ async fn secrets_reach_the_app_are_repaired_rotated_and_never_leak() {
         condition(&ready, "SecretsReady")["status"],
         "True",
         "{ready}"
+    );
+    let uid = ready["metadata"]["uid"].as_str().unwrap().to_owned();
+
+    // A request with the caller's id: echoed, and on every log line of that request (below).
+    let request_id = format!("req-{}", uuid::Uuid::new_v4().simple());
+    let resp = stack
+        .http
+        .get(format!("{}/v1/instances/keyed", stack.api_url))
+        .bearer_auth(READER)
+        .header("x-request-id", &request_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some(request_id.as_str())
     );
 
     // The app holds the key and a generated gateway token; the machine booted with them.
@@ -201,6 +221,7 @@ async fn secrets_reach_the_app_are_repaired_rotated_and_never_leak() {
     let logs = std::fs::read_to_string(&log).unwrap();
     let _ = std::fs::remove_file(&log);
     assert!(logs.contains("controller started"), "logs were captured");
+    assert_log_lines_carry_context(&logs, &request_id, &uid);
     seen.push(logs);
     for text in &seen {
         for secret in [&canary, &rotated, &token, &composio] {
@@ -211,6 +232,76 @@ async fn secrets_reach_the_app_are_repaired_rotated_and_never_leak() {
             );
         }
     }
+}
+
+/// The spans a JSON log line was emitted in (innermost last).
+fn spans_of(line: &Value) -> Vec<&Value> {
+    line["spans"]
+        .as_array()
+        .map(|spans| spans.iter().collect())
+        .unwrap_or_default()
+}
+
+/// Every line is a JSON object; the request's lines carry its id (and there is at least the
+/// response line); reconcile lines carry the instance name, uid and generation.
+fn assert_log_lines_carry_context(logs: &str, request_id: &str, uid: &str) {
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .filter(Value::is_object)
+                .unwrap_or_else(|| panic!("not a JSON log line: {l}"))
+        })
+        .collect();
+
+    let of_request: Vec<&Value> = lines
+        .iter()
+        .filter(|l| {
+            spans_of(l)
+                .iter()
+                .any(|s| s["name"] == "request" && s["request_id"] == request_id)
+        })
+        .collect();
+    assert!(
+        of_request
+            .iter()
+            .any(|l| l["message"] == "finished processing request" && l["status"] == 200),
+        "the request's response line carries its id: {of_request:?}"
+    );
+    assert!(
+        of_request
+            .iter()
+            .all(|l| l["span"]["request_id"] == request_id),
+        "the innermost span of a request's lines names the request"
+    );
+
+    let in_reconcile: Vec<&Value> = lines
+        .iter()
+        .filter_map(|l| {
+            spans_of(l)
+                .into_iter()
+                .find(|s| s["name"] == "reconcile" && s["uid"] == uid)
+        })
+        .collect();
+    assert!(
+        in_reconcile.len() >= 5,
+        "reconciles of the instance logged: {}",
+        in_reconcile.len()
+    );
+    for span in &in_reconcile {
+        assert!(
+            span["instance"] == "keyed" && span["generation"].as_i64() >= Some(1),
+            "a line inside a reconcile without the instance name and generation: {span}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l["message"] == "reconcile finished"
+            && l["span"]["uid"] == uid
+            && l["span"]["instance"] == "keyed"),
+        "each reconcile's closing line names the instance"
+    );
 }
 
 async fn gateway_token(stack: &Stack, name: &str, bearer: &str) -> (StatusCode, Value, String) {

@@ -20,7 +20,7 @@ use axum::Router;
 use sqlx::PgPool;
 use std::sync::Arc;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::secrets::SecretCipher;
 use crate::telemetry::Metrics;
@@ -74,6 +74,23 @@ async fn method_not_allowed() -> (axum::http::StatusCode, axum::Json<error::Erro
     (status, axum::Json(body))
 }
 
+/// The span of one request: every line logged while serving it carries its `x-request-id`
+/// (the caller's, or the one [`SetRequestIdLayer`] made), the method and the path (never the
+/// query or headers, which may carry credentials).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        request_id,
+        method = %request.method(),
+        path = request.uri().path(),
+    )
+}
+
 /// The API router.
 pub fn router(state: ApiState) -> Router {
     let v1 = Router::new()
@@ -109,7 +126,11 @@ pub fn router(state: ApiState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(from_fn(error::json_errors))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)

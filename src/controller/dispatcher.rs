@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::reconcile::{backoff, Outcome, ReconcileError, Reconciler};
@@ -108,10 +109,21 @@ pub async fn run<R: Reconcile>(
                         let shared = shared.clone();
                         let config = config.clone();
                         let abandon = abandon.clone();
-                        running.spawn(async move {
-                            run_one(&shared, &config, claim, abandon).await;
-                            drop(permit);
-                        });
+                        // Every line logged during the reconcile carries the instance; the
+                        // engine fills in its name and generation once it has read them.
+                        let span = tracing::info_span!(
+                            "reconcile",
+                            uid = %claim.instance_uid,
+                            instance = tracing::field::Empty,
+                            generation = tracing::field::Empty,
+                        );
+                        running.spawn(
+                            async move {
+                                run_one(&shared, &config, claim, abandon).await;
+                                drop(permit);
+                            }
+                            .instrument(span),
+                        );
                     }
                 }
                 Err(e) => {
@@ -178,18 +190,28 @@ async fn run_one<R: Reconcile>(
     let started = Instant::now();
     shared.metrics.worker_started();
     let lost = CancellationToken::new();
-    let renewer = tokio::spawn(renew_lease(
-        shared.pool.clone(),
-        uid,
-        config.owner.clone(),
-        config.lease,
-        lost.clone(),
-    ));
+    let renewer = tokio::spawn(
+        renew_lease(
+            shared.pool.clone(),
+            uid,
+            config.owner.clone(),
+            config.lease,
+            lost.clone(),
+        )
+        .in_current_span(),
+    );
 
+    // Its own task, so a panic ends this reconcile only (reported to Sentry by the panic hook,
+    // tagged with the uid by the bound hub) and the worker records a backoff below.
     let task = {
         let reconciler = shared.reconciler.clone();
         let attempts = claim.attempts;
-        tokio::spawn(async move { reconciler.reconcile(uid, attempts).await })
+        tokio::spawn(
+            crate::telemetry::sentry_bind_reconcile(uid, async move {
+                reconciler.reconcile(uid, attempts).await
+            })
+            .in_current_span(),
+        )
     };
     let abort = task.abort_handle();
     let result = tokio::select! {
@@ -218,6 +240,7 @@ async fn run_one<R: Reconcile>(
         }
         Some(Ok(Err(e))) => {
             tracing::error!(instance_uid = %uid, error = %e, "reconcile failed before recording");
+            crate::telemetry::sentry_report_reconcile_error(uid, error_kind(&e), &e);
             let after = backoff(claim.attempts);
             log_store(
                 work::complete(pool, uid, owner, after, claim.attempts.saturating_add(1)).await,
@@ -226,7 +249,9 @@ async fn run_one<R: Reconcile>(
             ("error", "StoreError")
         }
         Some(Err(join_error)) => {
-            tracing::error!(instance_uid = %uid, error = %join_error, "reconcile panicked");
+            let error = join_error.to_string();
+            let error = crate::telemetry::reporting::scrub_text(&error);
+            tracing::error!(instance_uid = %uid, %error, "reconcile panicked");
             let after = backoff(claim.attempts);
             log_store(
                 work::complete(pool, uid, owner, after, claim.attempts.saturating_add(1)).await,
@@ -243,10 +268,25 @@ async fn run_one<R: Reconcile>(
             ("abandoned", "Shutdown")
         }
     };
+    tracing::debug!(
+        result = result_label,
+        reason,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "reconcile finished"
+    );
     shared
         .metrics
         .observe_reconcile(result_label, reason, started.elapsed());
     shared.metrics.worker_finished();
+}
+
+/// The class of an error that stopped a reconcile before recording, for grouping reports.
+fn error_kind(error: &ReconcileError) -> &'static str {
+    match error {
+        ReconcileError::Store(_) => "Store",
+        ReconcileError::Secrets(_) => "StoredSecrets",
+        ReconcileError::ProxyToken(_) => "ProxyToken",
+    }
 }
 
 fn log_store<T>(r: Result<T, StoreError>, uid: Uuid) {

@@ -137,6 +137,9 @@ impl Reconciler {
         let Some(record) = status_store::load(&self.pool, uid).await? else {
             return Ok(Outcome::Gone);
         };
+        tracing::Span::current()
+            .record("instance", record.name.as_str())
+            .record("generation", record.generation);
         let spec = record.spec()?;
         let previous = record.status()?;
         let deleting = record.deletion_timestamp.is_some();
@@ -440,6 +443,7 @@ impl Reconciler {
             after = after.min(jitter(self.pairing_poll, 0.1));
         }
         status.next_reconcile_at = Some(now + chrono_duration(after));
+        crate::telemetry::report_reconcile_outcome(uid, &record.name, &previous, &status);
         status_store::record(&self.pool, &record, &status, &events).await?;
         Ok(Outcome::Requeue { after, failed })
     }
