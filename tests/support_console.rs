@@ -609,6 +609,24 @@ async fn sign_in_fleet_filters_reconcile_and_client_mistakes() {
         let (code, body, _) = post_form(&stack, path, Some(&writer), &form).await;
         assert_eq!(code, expected, "{path}: {body}");
     }
+    for (path, cookie, expected) in [
+        ("/support", None, "/support/login"),
+        ("/support/", None, "/support"),
+        ("/support", Some(writer.as_str()), "/support/instances"),
+        (
+            "/support/instances/alpha",
+            None,
+            "/support/login?next=/support/instances/alpha",
+        ),
+    ] {
+        let mut req = raw_http().get(format!("{}{path}", stack.api_url));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(resp.headers()["location"], expected, "{path}");
+    }
     let (code, _) = get_page(&stack, "/support/instances/alpha/reconcile", Some(&writer)).await;
     assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
     eprintln!(

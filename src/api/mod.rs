@@ -108,6 +108,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/openapi.json", get(health::openapi_json))
         .merge(v1)
         .nest("/support", support::router())
+        .route("/support/", get(support::trailing_slash))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

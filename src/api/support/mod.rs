@@ -51,20 +51,31 @@ pub fn router() -> Router<ApiState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
+/// `/support/` (the nested routes match `/support` and `/support/…` only): to `/support`.
+pub async fn trailing_slash() -> Response {
+    see_other("/support")
+}
+
 /// What a console request can fail with; each renders as a page with a 4xx status, except a
 /// genuine server failure inside [`SupportError::Api`].
 #[derive(Debug, thiserror::Error)]
 pub enum SupportError {
+    /// An action without a valid session (401: the sign-in page).
     #[error("Your session has ended or is not valid: sign in again.")]
     SignedOut,
+    /// An action in a reader's session (403).
     #[error("This session is read-only: sign in with the writer token to act.")]
     ReadOnly,
+    /// A form without this session's CSRF token (403).
     #[error("This form is stale or was not made by this console: reload the page and try again.")]
     Csrf,
+    /// A request the console cannot read (400); the message says what to do.
     #[error("{0}")]
     BadRequest(String),
+    /// No such instance or page (404).
     #[error("{0}")]
     NotFound(String),
+    /// What the shared API code path answered (its status; 500 only for server failures).
     #[error(transparent)]
     Api(#[from] ApiError),
 }
@@ -301,6 +312,7 @@ async fn login(
         );
     };
     let (_, value) = Session::issue(&state.cipher, &state.tokens, role, Utc::now());
+    tracing::info!(?role, "support console: signed in");
     let secure = !session::plain_http_on_loopback(&headers);
     let mut response = see_other(next.unwrap_or("/support/instances"));
     response.headers_mut().insert(

@@ -30,12 +30,16 @@ const CSRF_PURPOSE: &str = "openclaws support csrf v1";
 /// Why a request carries no usable session.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
+    /// No session cookie.
     #[error("not signed in")]
     Missing,
+    /// A cookie that is not one this console issues.
     #[error("the session cookie is malformed")]
     Malformed,
+    /// Tampered with, or signed under another secret key or a token since rotated.
     #[error("the session cookie's signature does not match (signed with another key or token)")]
     BadSignature,
+    /// Past its expiry: sign in again.
     #[error("the session has expired")]
     Expired,
 }
