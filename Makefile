@@ -4,14 +4,14 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/openclaws-controller
 
-.PHONY: run test bench unit lint fmt build postgres crd clean openclaw sim-process
+.PHONY: run test bench unit lint fmt build postgres crd clean openclaw chromium sim-process
 
 ## run: throwaway PostgreSQL + Fly simulator + API + workers, and a demo instance reaching Ready.
 run: postgres
 	$(CARGO) run --quiet -- dev
 
 ## test: formatting, lints, unit, property and black-box tests against a real PostgreSQL.
-test: postgres openclaw lint
+test: postgres openclaw chromium lint
 	$(CARGO) build --quiet --all-targets
 	@if [ -n "$$DATABASE_URL" ]; then \
 	  $(CARGO) test --all-targets --no-fail-fast; \
@@ -54,6 +54,11 @@ postgres:
 ## cache; prints the path of the `openclaw` command. Quiet and offline when already installed.
 openclaw:
 	@scripts/install-openclaw.sh
+
+## chromium: install Debian's chromium and chromium-driver when missing (the support console's
+## browser test drives headless Chromium through chromedriver).
+chromium:
+	@scripts/ensure-chromium.sh
 
 ## crd: regenerate the checked-in CRD from the Rust types.
 crd:

@@ -27,6 +27,7 @@ pub enum SecretError {
 pub struct SecretCipher {
     cipher: Aes256Gcm,
     fingerprint_key: [u8; 32],
+    mac_key: [u8; 32],
 }
 
 impl fmt::Debug for SecretCipher {
@@ -88,9 +89,13 @@ impl SecretCipher {
         let mut derive = Sha256::new();
         derive.update(b"openclaws fingerprint key v1");
         derive.update(key);
+        let mut derive_mac = Sha256::new();
+        derive_mac.update(b"openclaws mac key v1");
+        derive_mac.update(key);
         Self {
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)),
             fingerprint_key: derive.finalize().into(),
+            mac_key: derive_mac.finalize().into(),
         }
     }
 
@@ -144,6 +149,18 @@ impl SecretCipher {
         let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         format!("hmac-sha256:{hex}")
     }
+
+    /// A full-length HMAC-SHA256 of `message` for `purpose` (e.g. signing a support session
+    /// cookie), under its own key derived from the secret key: never equal to a fingerprint, and
+    /// different purposes never share a tag.
+    pub fn mac(&self, purpose: &str, message: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key)
+            .expect("HMAC accepts any key length");
+        mac.update(&(purpose.len() as u64).to_be_bytes());
+        mac.update(purpose.as_bytes());
+        mac.update(message);
+        mac.finalize().into_bytes().into()
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +183,16 @@ mod tests {
         assert_eq!(a.fingerprint(b"x"), a.fingerprint(b"x"));
         assert_ne!(a.fingerprint(b"x"), b.fingerprint(b"x"));
         assert!(!a.fingerprint(b"x").contains('x'));
+    }
+
+    #[test]
+    fn macs_are_keyed_and_separated_by_purpose() {
+        let a = SecretCipher::from_key([1; 32]);
+        let b = SecretCipher::from_key([2; 32]);
+        assert_eq!(a.mac("p", b"m"), a.mac("p", b"m"));
+        assert_ne!(a.mac("p", b"m"), b.mac("p", b"m"));
+        assert_ne!(a.mac("p", b"m"), a.mac("q", b"m"));
+        assert_ne!(a.mac("pm", b""), a.mac("p", b"m"));
     }
 
     #[test]

@@ -191,7 +191,8 @@ impl From<SecretError> for ApiError {
 }
 
 /// Middleware: rewrites any error response that is not already JSON (axum's rejections, 404 for
-/// unknown routes, 405, 413 from limits) into the one error shape. The original text is not
+/// unknown routes, 405, 413 from limits) into the one error shape; the support console's error
+/// pages (`text/html`, rendered on purpose) pass through. The original text is not
 /// copied, since some rejections quote the request.
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
@@ -199,12 +200,12 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_json = response
+    let rendered = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if rendered {
         return response;
     }
     let (mut parts, _) = response.into_parts();

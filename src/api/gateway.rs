@@ -150,19 +150,37 @@ pub async fn post_pairing_approval(
     let request: ApprovalRequest = serde_json::from_value(body)
         .map_err(|e| ApiError::invalid(vec![FieldError::new("body", e.to_string())]))?;
     let request_id = match (request.request_id, request.latest) {
-        (Some(id), None | Some(false))
-            if !id.trim().is_empty() && id.len() <= 128 && !id.chars().any(char::is_control) =>
-        {
-            Some(id)
-        }
+        (Some(id), None | Some(false)) => Some(id),
         (None, Some(true)) => None,
-        _ => {
-            return Err(ApiError::invalid(vec![FieldError::new(
-                "body",
-                "must name exactly one of requestId (1-128 printable characters) or latest: true",
-            )]))
-        }
+        _ => return Err(approval_body_invalid()),
     };
+    let (approval, instance) = record_approval(&state, &name, request_id).await?;
+    let body = ApprovalRecorded { approval, instance };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+fn approval_body_invalid() -> ApiError {
+    ApiError::invalid(vec![FieldError::new(
+        "body",
+        "must name exactly one of requestId (1-128 printable characters) or latest: true",
+    )])
+}
+
+/// Records an approval of one pending request (`Some(request id)`) or of the newest one
+/// (`None`) in `spec.pairing.approvals` and wakes the controller. The one path every caller
+/// takes (the API's `POST .../pairing/approvals` and the support console), so both check the
+/// policy, the id and the outstanding count alike. The caller has checked the writer role.
+pub async fn record_approval(
+    state: &ApiState,
+    name: &str,
+    request_id: Option<String>,
+) -> Result<(PairingApproval, OpenClawInstance), ApiError> {
+    check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
+    if let Some(id) = &request_id {
+        if id.trim().is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+            return Err(approval_body_invalid());
+        }
+    }
     let approval = PairingApproval {
         id: Some(uuid::Uuid::new_v4().simple().to_string()),
         requested_at: Some(chrono::Utc::now()),
@@ -172,9 +190,9 @@ pub async fn post_pairing_approval(
     // Read, then write with the version read: a concurrent approval makes this one retry
     // instead of dropping the other.
     for _ in 0..5 {
-        let record = instances::get(&state.pool, &name)
+        let record = instances::get(&state.pool, name)
             .await?
-            .ok_or_else(|| write::not_found(&name))?;
+            .ok_or_else(|| write::not_found(name))?;
         let spec = record.spec()?;
         if spec.pairing.policy == PairingPolicy::Auto {
             return Err(ApiError::Conflict(format!(
@@ -200,11 +218,8 @@ pub async fn post_pairing_approval(
         }
         approvals.push(approval.clone());
         let patch = json!({"spec": {"pairing": {"approvals": approvals}}});
-        match write::patch(&state, &name, patch, Some(record.resource_version)).await {
-            Ok(instance) => {
-                let body = ApprovalRecorded { approval, instance };
-                return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
-            }
+        match write::patch(state, name, patch, Some(record.resource_version)).await {
+            Ok(instance) => return Ok((approval, instance)),
             Err(ApiError::StaleVersion(_)) => continue,
             Err(e) => return Err(e),
         }

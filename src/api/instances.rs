@@ -283,6 +283,7 @@ pub async fn list_instances(
         &instances::ListFilter {
             customer_id: params.customer_id,
             phase: params.phase,
+            search: None,
             after_name,
             limit: limit + 1,
         },

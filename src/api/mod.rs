@@ -2,7 +2,8 @@
 //!
 //! Routes under `/v1` need a bearer token (writer: all, reader: GET only); `/healthz`, `/readyz`,
 //! `/metrics` and `/openapi.json` are open. Every error, including the framework's own rejections,
-//! has one JSON shape ([`error::ErrorBody`]).
+//! has one JSON shape ([`error::ErrorBody`]). The support console's HTML pages under `/support`
+//! ([`support`]) have their own sign-in and render their own errors as pages.
 
 pub mod auth;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod gateway;
 pub mod health;
 pub mod instances;
 pub mod openapi;
+pub mod support;
 pub mod validate;
 pub mod write;
 
@@ -122,6 +124,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi_json))
         .merge(v1)
+        .nest("/support", support::router())
+        .route("/support/", get(support::trailing_slash))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

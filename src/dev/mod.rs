@@ -108,6 +108,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("  API            {api}   (writer token: {DEV_WRITE_TOKEN}, reader token: {DEV_READ_TOKEN})");
     println!("  Fly simulator  http://{sim_addr}   (token: {DEV_FLY_TOKEN}; state: curl http://{sim_addr}/_sim/state)");
     println!("  metrics        {api}/metrics");
+    println!("  support        {api}/support   (sign in with either token)");
 
     let outcome = if args.demo.is_empty() {
         Ok(())

@@ -121,6 +121,9 @@ pub async fn mark_deleted(
 pub struct ListFilter {
     pub customer_id: Option<String>,
     pub phase: Option<String>,
+    /// Support's search box: instances whose customer id is exactly this, or whose name starts
+    /// with it.
+    pub search: Option<String>,
     /// Return only names strictly after this one (the cursor).
     pub after_name: Option<String>,
     pub limit: i64,
@@ -136,12 +139,14 @@ pub async fn list(
          WHERE ($1::text IS NULL OR customer_id = $1) \
            AND ($2::text IS NULL OR phase = $2) \
            AND ($3::text IS NULL OR name COLLATE \"C\" > $3) \
+           AND ($5::text IS NULL OR customer_id = $5 OR starts_with(name, $5)) \
          ORDER BY name COLLATE \"C\" LIMIT $4"
     ))
     .bind(filter.customer_id.as_deref())
     .bind(filter.phase.as_deref())
     .bind(filter.after_name.as_deref())
     .bind(filter.limit)
+    .bind(filter.search.as_deref())
     .fetch_all(db)
     .await?;
     Ok(rows)

@@ -43,6 +43,35 @@ pub async fn enqueue_now(
     Ok(())
 }
 
+/// An instance's place in the queue, as support sees it.
+#[derive(Debug, Clone, FromRow)]
+pub struct Schedule {
+    /// When the next reconcile is due (in the past: waiting for a free worker).
+    pub due_at: DateTime<Utc>,
+    /// Why it was last scheduled (`scheduled`, `reconcile-requested`, ...).
+    pub reason: String,
+    /// Consecutive failed reconciles (0 when healthy).
+    pub attempts: i32,
+    /// Set while a worker holds the key: a reconcile is running now.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+/// The queue row of one instance; `None` when it has none (a deleted instance).
+pub async fn schedule(
+    db: impl PgExecutor<'_>,
+    instance_uid: Uuid,
+) -> Result<Option<Schedule>, StoreError> {
+    let row = sqlx::query_as::<_, Schedule>(
+        "SELECT due_at, reason, attempts, \
+             CASE WHEN lease_expires_at > now() THEN lease_expires_at END AS lease_expires_at \
+         FROM work WHERE instance_uid = $1",
+    )
+    .bind(instance_uid)
+    .fetch_optional(db)
+    .await?;
+    Ok(row)
+}
+
 /// A claimed key.
 #[derive(Debug, Clone, FromRow)]
 pub struct Claim {
