@@ -2,6 +2,11 @@
 //!
 //! Label values are bounded: endpoints and results are fixed names, never instance names.
 
+mod exposition;
+pub mod process;
+
+pub use exposition::openmetrics_to_text;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -11,6 +16,12 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
+
+/// The Git commit the binary was built from, when the build said (`OPENCLAWS_GIT_SHA`).
+pub const GIT_SHA: &str = match option_env!("OPENCLAWS_GIT_SHA") {
+    Some(sha) => sha,
+    None => "unknown",
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FlyRequestLabels {
@@ -135,8 +146,12 @@ impl Metrics {
         registry.register(
             "build",
             "Build information",
-            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+            Info::new(vec![
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("git_sha", GIT_SHA),
+            ]),
         );
+        registry.register_collector(Box::new(process::ProcessCollector));
         Self {
             registry,
             fly_requests,
@@ -153,12 +168,13 @@ impl Metrics {
         }
     }
 
-    /// Prometheus text exposition of every metric.
+    /// Every metric in the Prometheus text format (0.0.4), which `promtool check metrics` and
+    /// every Prometheus version read.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
-        out
+        openmetrics_to_text(&out)
     }
 
     /// Records one Fly API call.

@@ -44,7 +44,10 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiEr
 pub async fn metrics(State(state): State<ApiState>) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
         .into_response()
