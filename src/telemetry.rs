@@ -15,6 +15,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
 /// The Git commit the binary was built from, when the build said (`OPENCLAWS_GIT_SHA`).
@@ -40,6 +41,13 @@ struct ReconcileLabels {
     reason: &'static str,
 }
 
+/// Something holding Fly machine leases, asked at scrape time how many it holds now (a lease
+/// that expired without being released no longer counts).
+pub trait LeaseHolder: Send + Sync + std::fmt::Debug {
+    /// Leases held and not yet expired.
+    fn held_leases(&self) -> usize;
+}
+
 /// Process-wide metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -47,6 +55,9 @@ pub struct Metrics {
     fly_requests: Family<FlyRequestLabels, Counter>,
     fly_request_duration: Family<EndpointLabels, Histogram>,
     fly_throttle_wait: Family<EndpointLabels, Histogram>,
+    fly_rate_limited: Family<EndpointLabels, Counter>,
+    fly_leases_held: Gauge,
+    lease_holders: Mutex<Vec<Weak<dyn LeaseHolder>>>,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_duration: Histogram,
     active_workers: Gauge,
@@ -94,6 +105,18 @@ impl Metrics {
             "fly_throttle_wait_seconds",
             "Time Fly calls waited for a client-side rate-limit token (a refusal counts its retry-after)",
             fly_throttle_wait.clone(),
+        );
+        let fly_rate_limited = Family::<EndpointLabels, Counter>::default();
+        registry.register(
+            "fly_rate_limited",
+            "Fly API answers 429 Too Many Requests, by endpoint",
+            fly_rate_limited.clone(),
+        );
+        let fly_leases_held = Gauge::default();
+        registry.register(
+            "fly_leases_held",
+            "Fly machine leases this process holds now",
+            fly_leases_held.clone(),
         );
         let reconciles = Family::<ReconcileLabels, Counter>::default();
         registry.register(
@@ -157,6 +180,9 @@ impl Metrics {
             fly_requests,
             fly_request_duration,
             fly_throttle_wait,
+            fly_rate_limited,
+            fly_leases_held,
+            lease_holders: Mutex::new(Vec::new()),
             reconciles,
             reconcile_duration,
             active_workers,
@@ -171,6 +197,16 @@ impl Metrics {
     /// Every metric in the Prometheus text format (0.0.4), which `promtool check metrics` and
     /// every Prometheus version read.
     pub fn encode(&self) -> String {
+        let held: usize = {
+            let mut holders = self.lease_holders.lock().unwrap_or_else(|e| e.into_inner());
+            holders.retain(|h| h.strong_count() > 0);
+            holders
+                .iter()
+                .filter_map(Weak::upgrade)
+                .map(|h| h.held_leases())
+                .sum()
+        };
+        self.fly_leases_held.set(held as i64);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
@@ -182,6 +218,11 @@ impl Metrics {
         self.fly_requests
             .get_or_create(&FlyRequestLabels { endpoint, status })
             .inc();
+        if status == 429 {
+            self.fly_rate_limited
+                .get_or_create(&EndpointLabels { endpoint })
+                .inc();
+        }
         self.fly_request_duration
             .get_or_create(&EndpointLabels { endpoint })
             .observe(elapsed.as_secs_f64());
@@ -192,6 +233,14 @@ impl Metrics {
         self.fly_throttle_wait
             .get_or_create(&EndpointLabels { endpoint })
             .observe(waited.as_secs_f64());
+    }
+
+    /// Makes `holder`'s leases count in `openclaws_fly_leases_held` for as long as it lives.
+    pub fn track_leases(&self, holder: Weak<dyn LeaseHolder>) {
+        self.lease_holders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(holder);
     }
 
     /// Records one finished reconcile.
@@ -264,4 +313,46 @@ pub fn init_tracing(format: LogFormat) {
     };
     // A subscriber installed earlier (tests) stays; that is fine.
     let _ = result;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[derive(Debug)]
+    struct Holding(usize);
+
+    impl LeaseHolder for Holding {
+        fn held_leases(&self) -> usize {
+            self.0
+        }
+    }
+
+    fn sample<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+    }
+
+    #[test]
+    fn rate_limits_and_leases_are_counted() {
+        let m = Metrics::new();
+        m.observe_fly_request("apps.create", 429, Duration::from_millis(5));
+        m.observe_fly_request("apps.create", 201, Duration::from_millis(5));
+        let a: Arc<dyn LeaseHolder> = Arc::new(Holding(2));
+        let b: Arc<dyn LeaseHolder> = Arc::new(Holding(1));
+        m.track_leases(Arc::downgrade(&a));
+        m.track_leases(Arc::downgrade(&b));
+        let text = m.encode();
+        assert_eq!(
+            sample(
+                &text,
+                "openclaws_fly_rate_limited_total{endpoint=\"apps.create\"}"
+            ),
+            Some("1")
+        );
+        assert_eq!(sample(&text, "openclaws_fly_leases_held"), Some("3"));
+        drop(b);
+        assert_eq!(sample(&m.encode(), "openclaws_fly_leases_held"), Some("2"));
+    }
 }
