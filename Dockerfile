@@ -4,6 +4,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+# The commit shown in openclaws_build_info{git_sha}: `fly deploy --build-arg OPENCLAWS_GIT_SHA=$(git rev-parse --short HEAD)`.
+ARG OPENCLAWS_GIT_SHA=unknown
+ENV OPENCLAWS_GIT_SHA=${OPENCLAWS_GIT_SHA}
 RUN cargo build --release --locked --bin openclaws-controller
 
 FROM debian:bookworm-slim AS runtime

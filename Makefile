@@ -4,14 +4,14 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/openclaws-controller
 
-.PHONY: run test bench unit lint fmt build postgres crd clean openclaw chromium sim-process
+.PHONY: run test bench unit lint fmt build postgres prometheus crd clean openclaw chromium sim-process
 
 ## run: throwaway PostgreSQL + Fly simulator + API + workers, and a demo instance reaching Ready.
 run: postgres
 	$(CARGO) run --quiet -- dev
 
 ## test: formatting, lints, unit, property and black-box tests against a real PostgreSQL.
-test: postgres openclaw chromium lint
+test: postgres prometheus openclaw chromium lint
 	$(CARGO) build --quiet --all-targets
 	@if [ -n "$$DATABASE_URL" ]; then \
 	  $(CARGO) test --all-targets --no-fail-fast; \
@@ -49,6 +49,11 @@ build:
 ## postgres: install PostgreSQL server binaries when DATABASE_URL is unset and none are present.
 postgres:
 	@scripts/ensure-postgres.sh
+
+## prometheus: install Debian's prometheus package (prometheus + promtool) when either is missing,
+## for the test that checks the dashboards against a real Prometheus server.
+prometheus:
+	@scripts/ensure-prometheus.sh
 
 ## openclaw: install the pinned Node 24 and openclaw (for the real-gateway tests) into the user's
 ## cache; prints the path of the `openclaw` command. Quiet and offline when already installed.

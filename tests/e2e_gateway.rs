@@ -162,6 +162,22 @@ async fn connect_browser(
     }
 }
 
+/// One series of the controller's `/metrics` (the full name with labels), or 0 when absent.
+async fn metric(stack: &Stack, series: &str) -> f64 {
+    let text = stack
+        .http
+        .get(format!("{}/metrics", stack.api_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 async fn post_approval(stack: &Stack, name: &str, token: &str, body: Value) -> (StatusCode, Value) {
     let resp = stack
         .http
@@ -307,6 +323,12 @@ async fn auto_pairing_owned_config_and_the_gateway_lifecycle() {
         body["status"]["pairing"]["lastApprovedDevice"], "test browser",
         "{body}"
     );
+    for series in [
+        r#"openclaws_pairing_approvals_total{policy="controller",result="approved"}"#,
+        r#"openclaws_pairing_approvals_total{policy="auto",result="approved"}"#,
+    ] {
+        assert!(metric(&stack, series).await >= 1.0, "{series}");
+    }
 
     // 4. The gateway has not rewritten the seeded file.
     assert_eq!(std::fs::read_to_string(&config_path).unwrap(), seeded);
@@ -578,6 +600,12 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
         "RequestExpired",
         "{body}"
     );
+    for series in [
+        r#"openclaws_pairing_approvals_total{policy="manual",result="approved"}"#,
+        r#"openclaws_pairing_approvals_total{policy="manual",result="expired"}"#,
+    ] {
+        assert!(metric(&stack, series).await >= 1.0, "{series}");
+    }
 
     // 5. The proxy token is replaced before it expires (two thirds into its 90 s), and the
     // gateway runs with the new one.

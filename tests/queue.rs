@@ -45,6 +45,7 @@ impl Reconcile for Recorder {
         Ok(Outcome::Requeue {
             after: Duration::ZERO,
             failed: false,
+            reason: "Converged",
         })
     }
 }

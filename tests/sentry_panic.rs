@@ -37,6 +37,7 @@ impl Reconcile for Panicky {
         Ok(Outcome::Requeue {
             after: Duration::from_millis(20),
             failed: false,
+            reason: "Converged",
         })
     }
 }

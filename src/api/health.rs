@@ -7,7 +7,8 @@ use axum::Json;
 
 use super::error::ApiError;
 use super::{openapi, validate, ApiState};
-use crate::store;
+use crate::store::{self, stats};
+use std::time::Duration;
 
 /// Liveness: the process serves HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
@@ -37,14 +38,30 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiEr
     }
 }
 
-/// Prometheus metrics in the text exposition format.
+/// How long a scrape waits for the fleet counts before serving the previous ones.
+const FLEET_COUNT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Prometheus metrics in the text exposition format. The instance counts by phase and
+/// condition come from PostgreSQL (two `GROUP BY` queries, at most once per few seconds
+/// however often this is scraped); when the database does not answer in time the previous
+/// counts are served.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String,
         content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(State(state): State<ApiState>) -> Response {
+    if state.metrics.fleet_refresh_due() {
+        match tokio::time::timeout(FLEET_COUNT_TIMEOUT, stats::fleet_counts(&state.pool)).await {
+            Ok(Ok(counts)) => state.metrics.set_fleet(&counts),
+            Ok(Err(e)) => tracing::warn!(error = %e, "counting instances for /metrics failed"),
+            Err(_) => tracing::warn!("counting instances for /metrics timed out"),
+        }
+    }
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
         .into_response()

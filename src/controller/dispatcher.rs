@@ -225,18 +225,18 @@ async fn run_one<R: Reconcile>(
     let owner = config.owner.as_str();
     let (result_label, reason) = match result {
         Some(Ok(Ok(Outcome::Gone))) => ("gone", "Deleted"),
-        Some(Ok(Ok(Outcome::Requeue { after, failed }))) => {
+        Some(Ok(Ok(Outcome::Requeue {
+            after,
+            failed,
+            reason,
+        }))) => {
             let attempts = if failed {
                 claim.attempts.saturating_add(1)
             } else {
                 0
             };
             log_store(work::complete(pool, uid, owner, after, attempts).await, uid);
-            if failed {
-                ("error", "StepFailed")
-            } else {
-                ("success", "Reconciled")
-            }
+            (if failed { "error" } else { "success" }, reason)
         }
         Some(Ok(Err(e))) => {
             tracing::error!(instance_uid = %uid, error = %e, "reconcile failed before recording");

@@ -36,7 +36,24 @@ pub struct FlyClient {
     limits: Arc<FlyRateLimits>,
     /// Nonces of leases this process holds, by machine id, so a lease whose release failed is
     /// refreshed (same nonce) by our next attempt instead of blocking us until it expires.
-    held_leases: Arc<std::sync::Mutex<std::collections::HashMap<String, HeldLease>>>,
+    held_leases: Arc<LeaseBook>,
+}
+
+/// The leases this process took, by machine id; counted at scrape time for
+/// `openclaws_fly_leases_held`.
+#[derive(Debug, Default)]
+struct LeaseBook(std::sync::Mutex<std::collections::HashMap<String, HeldLease>>);
+
+impl crate::telemetry::LeaseHolder for LeaseBook {
+    fn held_leases(&self) -> usize {
+        let now = Instant::now();
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|l| l.until > now)
+            .count()
+    }
 }
 
 /// A lease this process took and may still hold.
@@ -72,6 +89,10 @@ impl FlyClient {
             .user_agent(concat!("openclaws-controller/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("a TLS backend is compiled in");
+        let held_leases = Arc::new(LeaseBook::default());
+        let holder: std::sync::Weak<dyn crate::telemetry::LeaseHolder> =
+            Arc::<LeaseBook>::downgrade(&held_leases);
+        metrics.track_leases(holder);
         Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -79,7 +100,7 @@ impl FlyClient {
             org: org.to_owned(),
             metrics,
             limits: Arc::new(FlyRateLimits::new()),
-            held_leases: Default::default(),
+            held_leases,
         }
     }
 
@@ -562,8 +583,10 @@ impl FlyClient {
             (LimitClass::Mutation, id),
             with_lease(req, lease),
         )
-        .await
-        .map(drop)
+        .await?;
+        // A destroyed machine holds no lease any more (nothing is released after a destroy).
+        self.leases().remove(id);
+        Ok(())
     }
 
     /// `POST /v1/apps/{app}/machines/{id}/lease`: takes the machine's lease for [`LEASE_TTL`]
@@ -625,7 +648,7 @@ impl FlyClient {
     }
 
     fn leases(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, HeldLease>> {
-        self.held_leases.lock().unwrap_or_else(|e| e.into_inner())
+        self.held_leases.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The nonce of a lease this process took on the machine and that has not expired yet.

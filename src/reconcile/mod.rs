@@ -17,6 +17,7 @@ pub mod act;
 pub mod desired;
 pub mod gateway;
 pub mod machine;
+pub mod metrics;
 pub mod observe;
 pub mod plan;
 pub mod secrets;
@@ -102,8 +103,14 @@ impl StepError {
 /// What the queue should do with the key next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Visit again after this delay; `failed` counts toward backoff.
-    Requeue { after: Duration, failed: bool },
+    /// Visit again after this delay; `failed` counts toward backoff. `reason` says why, for
+    /// metrics: the error's class when `failed`, else `Converged`, `Waiting`, `Blocked`,
+    /// `Progressing` or `Paused` (a fixed set).
+    Requeue {
+        after: Duration,
+        failed: bool,
+        reason: &'static str,
+    },
     /// The instance row is gone (deleted); drop the key.
     Gone,
 }
@@ -171,6 +178,7 @@ impl Reconciler {
             return Ok(Outcome::Requeue {
                 after: jitter(self.resync, 0.1),
                 failed: false,
+                reason: "Paused",
             });
         }
 
@@ -224,6 +232,10 @@ impl Reconciler {
                 let p = plan(&desired, observed);
                 if p.finalize {
                     status_store::finalize_deletion(&self.pool, &record, &events).await?;
+                    if let Some(requested) = record.deletion_timestamp {
+                        self.metrics
+                            .observe_deletion(metrics::seconds_between(requested, Utc::now()));
+                    }
                     return Ok(Outcome::Gone);
                 }
                 if p.look_at_gateway {
@@ -263,6 +275,11 @@ impl Reconciler {
                             }
                         }
                     };
+                    if let Some((policy, outcome)) =
+                        metrics::pairing_outcome(action, result.is_ok())
+                    {
+                        self.metrics.observe_pairing(policy, outcome);
+                    }
                     if observed.gateway.is_none() {
                         // A restart or a fresh pairing: the connection no longer speaks for
                         // what the gateway is.
@@ -362,8 +379,12 @@ impl Reconciler {
                 phase => phase,
             };
         }
-        let acted = events.iter().any(|e| e.type_ == EventType::Normal);
-        if was_converged && !deleting && (acted || status.phase != previous.phase) {
+        // Approving a device's pairing request is not a repair.
+        let acted = events
+            .iter()
+            .any(|e| e.type_ == EventType::Normal && metrics::is_repair_step(&e.reason));
+        let drifted = was_converged && !deleting && (acted || status.phase != previous.phase);
+        if drifted {
             let seen = status
                 .conditions
                 .iter()
@@ -444,8 +465,33 @@ impl Reconciler {
         }
         status.next_reconcile_at = Some(now + chrono_duration(after));
         crate::telemetry::report_reconcile_outcome(uid, &record.name, &previous, &status);
+        let signals = metrics::Signals::gather(
+            &self.pool,
+            metrics::SignalInput {
+                record: &record,
+                previous: &previous,
+                status: &status,
+                events: &events,
+                drifted,
+                converged: final_plan.is_converged(),
+                now,
+            },
+        )
+        .await;
         status_store::record(&self.pool, &record, &status, &events).await?;
-        Ok(Outcome::Requeue { after, failed })
+        signals.observe(&self.metrics);
+        let reason = match (&failure, &final_plan) {
+            (Some((_, e)), _) => e.reason(),
+            (None, p) if p.wait.is_some() => "Waiting",
+            (None, p) if p.blocked.is_some() => "Blocked",
+            (None, p) if p.is_converged() => "Converged",
+            (None, _) => "Progressing",
+        };
+        Ok(Outcome::Requeue {
+            after,
+            failed,
+            reason,
+        })
     }
 }
 

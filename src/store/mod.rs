@@ -5,6 +5,7 @@ pub mod events;
 pub mod instances;
 pub mod records;
 pub mod secrets;
+pub mod stats;
 pub mod status;
 pub mod work;
 
