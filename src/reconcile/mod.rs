@@ -164,7 +164,7 @@ impl Reconciler {
             })
             .into_iter()
             .collect::<Vec<_>>();
-            status_store::record(&self.pool, &record, &status, &events).await?;
+            status_store::record(&self.pool, &record, &status, None, &events).await?;
             return Ok(Outcome::Requeue {
                 after: jitter(self.resync, 0.1),
                 failed: false,
@@ -440,7 +440,10 @@ impl Reconciler {
             after = after.min(jitter(self.pairing_poll, 0.1));
         }
         status.next_reconcile_at = Some(now + chrono_duration(after));
-        status_store::record(&self.pool, &record, &status, &events).await?;
+        let snapshot = (!observe_failed)
+            .then(|| snapshot(&observed, now))
+            .flatten();
+        status_store::record(&self.pool, &record, &status, snapshot.as_ref(), &events).await?;
         Ok(Outcome::Requeue { after, failed })
     }
 }
@@ -584,6 +587,24 @@ impl Reconciler {
             desired
         };
         Ok((desired, rotate_at))
+    }
+}
+
+/// The world the final plan was made from, for the API's plan preview; `None` (the previous
+/// snapshot stays) in the unexpected case that it does not serialize.
+fn snapshot(
+    observed: &observe::Observed,
+    now: chrono::DateTime<Utc>,
+) -> Option<status_store::Snapshot> {
+    match serde_json::to_value(observed) {
+        Ok(world) => Some(status_store::Snapshot {
+            world,
+            at: observed.observed_at.unwrap_or(now),
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "the observed world does not serialize; snapshot not recorded");
+            None
+        }
     }
 }
 

@@ -143,8 +143,9 @@ impl fmt::Debug for SecretWrite {
     }
 }
 
-/// What the app's secrets look like.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the app's secrets look like (names and our write's fingerprint: safe to store).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ObservedSecrets {
     /// Names present at Fly.
     pub names: BTreeSet<String>,
