@@ -89,17 +89,7 @@ pub async fn start(
         })?;
     let addr = listener.local_addr().map_err(ServeError::Http)?;
 
-    let state = ApiState {
-        pool: pool.clone(),
-        cipher: Arc::new(settings.secret_key.0.clone()),
-        tokens: ApiTokens {
-            writer: settings.api_write_token.clone(),
-            reader: settings.api_read_token.clone(),
-        },
-        base_domain: settings.base_domain.clone(),
-        metrics: metrics.clone(),
-        pairing_window: Duration::from_secs(settings.gateway.pairing_window_seconds),
-    };
+    let state = api_state(settings, pool.clone(), metrics.clone(), inputs.clone());
     let router = api::router(state);
     let api_shutdown = shutdown.clone();
     let api = tokio::spawn(async move {
@@ -204,6 +194,27 @@ pub fn desired_inputs(settings: &ServeSettings) -> Result<DesiredInputs, ServeEr
         composio_api_key: settings.composio_api_key.clone(),
         llm_proxy_key: llm_proxy.map(|(_, key)| key),
     })
+}
+
+/// The API's state for these settings (also used by tests that serve the API without workers).
+pub fn api_state(
+    settings: &ServeSettings,
+    pool: sqlx::PgPool,
+    metrics: Arc<Metrics>,
+    inputs: DesiredInputs,
+) -> ApiState {
+    ApiState {
+        pool,
+        cipher: Arc::new(settings.secret_key.0.clone()),
+        tokens: ApiTokens {
+            writer: settings.api_write_token.clone(),
+            reader: settings.api_read_token.clone(),
+        },
+        base_domain: settings.base_domain.clone(),
+        metrics,
+        pairing_window: Duration::from_secs(settings.gateway.pairing_window_seconds),
+        inputs,
+    }
 }
 
 fn hostname() -> String {

@@ -453,6 +453,7 @@ async fn readyz_is_503_without_migrations() {
         base_domain: "t".into(),
         metrics: Default::default(),
         pairing_window: std::time::Duration::from_secs(600),
+        inputs: common::api::test_inputs(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod machine;
 pub mod observe;
 pub mod plan;
+pub mod preview;
 pub mod secrets;
 pub mod status;
 pub mod volume;
