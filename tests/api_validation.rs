@@ -396,6 +396,7 @@ async fn open_operational_endpoints() {
         ),
         ("/v1/instances/{name}/reconcile", &["post"][..]),
         ("/v1/instances/{name}/events", &["get"][..]),
+        ("/v1/instances/{name}/plan", &["get"][..]),
         ("/healthz", &["get"][..]),
         ("/readyz", &["get"][..]),
         ("/metrics", &["get"][..]),
@@ -418,6 +419,8 @@ async fn open_operational_endpoints() {
         "ProviderKeysWrite",
         "ErrorBody",
         "Event",
+        "PlanPreview",
+        "PlannedAction",
     ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
