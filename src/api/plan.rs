@@ -65,6 +65,7 @@ pub struct PlannedAction {
 pub struct PlannedWait {
     /// Machine-readable cause (`MachineStarting`, `CertificatePending`, ...).
     pub reason: String,
+    /// What is in flight.
     pub message: String,
     /// When the controller would look again, in seconds after the reconcile.
     pub after_seconds: f64,
@@ -74,7 +75,9 @@ pub struct PlannedWait {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlannedBlock {
+    /// Machine-readable cause (`AppNameTaken`, `FlyRejected`, ...).
     pub reason: String,
+    /// What is wrong and what would help.
     pub message: String,
 }
 

@@ -11,27 +11,34 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 /// Why a support command could not get its answer.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// The address is not an http(s) URL.
     #[error("--api-url {0:?} is not an http(s) URL")]
     InvalidUrl(String),
+    /// No answer: nothing listens there, a timeout, DNS.
     #[error(
         "cannot reach the API at {url}: {reason}; is the controller running there? \
          (set --api-url or OPENCLAWS_API_URL)"
     )]
     Unreachable { url: String, reason: String },
+    /// 401: no token or an unknown one.
     #[error(
         "the API at {url} refused {}: pass the reader or writer token with --token or \
          OPENCLAWS_API_TOKEN", if *.token_given { "the token (401)" } else { "a request without a token (401)" }
     )]
     Unauthorized { url: String, token_given: bool },
+    /// The name cannot be an instance name (checked before asking).
     #[error(
         "{0:?} is not an instance name: a DNS label of 3-40 characters [a-z0-9-], not starting \
          or ending with '-'"
     )]
     InvalidName(String),
+    /// 404, with the API's message (`instance NAME not found`).
     #[error("{0}")]
     NotFound(String),
+    /// Any other error answer, with the API's message.
     #[error("the API answered {status}: {message}")]
     Api { status: u16, message: String },
+    /// A success that is not JSON (not this API?).
     #[error("the API at {url} answered something that is not JSON ({status})")]
     NotJson { url: String, status: u16 },
 }

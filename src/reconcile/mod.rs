@@ -114,6 +114,7 @@ pub enum Outcome {
 /// same value, so the preview shows what the reconcile will do.
 #[derive(Clone, Debug)]
 pub struct DesiredInputs {
+    /// Names, domain, DNS and gateway placement of every instance.
     pub settings: FleetSettings,
     /// Composio's platform key for instances with Composio enabled; `None` when not configured.
     pub composio_api_key: Option<crate::secrets::Sensitive>,

@@ -24,8 +24,10 @@ use crate::store::{InstanceRecord, StoreError};
 /// Errors that stop a preview (the database or the stored secrets; never Fly, never the caller).
 #[derive(Debug, thiserror::Error)]
 pub enum PreviewError {
+    /// Reading the row or its snapshot failed, or the stored spec is malformed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A stored secret could not be read or decrypted.
     #[error(transparent)]
     Secrets(#[from] SecretStoreError),
 }
