@@ -3,6 +3,7 @@
 //! the work queue. See `../shared/design/ARCHITECTURE.md` and the README.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod crd;

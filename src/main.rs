@@ -34,6 +34,11 @@ enum Command {
     Dev(dev::DevArgs),
     /// Print the OpenClawInstance CustomResourceDefinition (YAML).
     Crd,
+    /// List instances (phase, Ready reason, machine state, age) through the API.
+    Get(openclaws_controller::cli::GetArgs),
+    /// Show one instance in detail: status, conditions, Fly ids, pairing, last error, the next
+    /// plan and recent events (through the API).
+    Describe(openclaws_controller::cli::DescribeArgs),
     /// Mint or verify the short-lived LLM proxy token (the proxy's side of it).
     #[command(subcommand)]
     ProxyToken(openclaws_controller::gateway::proxy_token::ProxyTokenCommand),
@@ -46,14 +51,30 @@ enum Command {
     },
 }
 
+/// Prints a support command's page, or its error alone (no backtrace: it says what to fix) and
+/// exits 1.
+fn print_or_exit(result: Result<String, openclaws_controller::cli::CliError>) {
+    match result {
+        Ok(page) => print!("{page}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let log_format = cli.log_format.unwrap_or(match &cli.command {
-        Command::Dev(_) => LogFormat::Pretty,
-        _ => LogFormat::Json,
-    });
-    init_tracing(log_format);
+    let log_format = match &cli.command {
+        // The support commands print for people: no log lines in their output.
+        Command::Get(_) | Command::Describe(_) => None,
+        Command::Dev(_) => Some(cli.log_format.unwrap_or(LogFormat::Pretty)),
+        _ => Some(cli.log_format.unwrap_or(LogFormat::Json)),
+    };
+    if let Some(format) = log_format {
+        init_tracing(format);
+    }
     let _sentry = init_sentry(&cli.sentry);
     match cli.command {
         Command::Serve(settings) => {
@@ -72,6 +93,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Sim(args) => sim::run(args).await?,
         Command::Dev(args) => dev::run(args).await?,
         Command::Crd => print!("{}", openclaws_controller::crd::crd_yaml()),
+        Command::Get(args) => print_or_exit(openclaws_controller::cli::get(&args).await),
+        Command::Describe(args) => print_or_exit(openclaws_controller::cli::describe(&args).await),
         Command::ProxyToken(command) => {
             let result = command.run(chrono::Utc::now(), || {
                 let mut text = String::new();

@@ -12,7 +12,7 @@ use crate::config::ServeSettings;
 use crate::controller::{self, ControllerConfig};
 use crate::fly::FlyClient;
 use crate::reconcile::desired::FleetSettings;
-use crate::reconcile::Reconciler;
+use crate::reconcile::{DesiredInputs, Reconciler};
 use crate::store;
 use crate::telemetry::Metrics;
 
@@ -71,7 +71,7 @@ pub async fn start(
     settings: &ServeSettings,
     shutdown: CancellationToken,
 ) -> Result<Running, ServeError> {
-    let llm_proxy = settings.gateway.llm_proxy().map_err(ServeError::Setting)?;
+    let inputs = desired_inputs(settings)?;
     let pool = store::connect(
         &settings.database.database_url,
         settings.database.db_max_connections,
@@ -89,17 +89,7 @@ pub async fn start(
         })?;
     let addr = listener.local_addr().map_err(ServeError::Http)?;
 
-    let state = ApiState {
-        pool: pool.clone(),
-        cipher: Arc::new(settings.secret_key.0.clone()),
-        tokens: ApiTokens {
-            writer: settings.api_write_token.clone(),
-            reader: settings.api_read_token.clone(),
-        },
-        base_domain: settings.base_domain.clone(),
-        metrics: metrics.clone(),
-        pairing_window: Duration::from_secs(settings.gateway.pairing_window_seconds),
-    };
+    let state = api_state(settings, pool.clone(), metrics.clone(), inputs.clone());
     let router = api::router(state);
     let api_shutdown = shutdown.clone();
     let api = tokio::spawn(async move {
@@ -116,19 +106,7 @@ pub async fn start(
             &settings.fly.fly_org,
             metrics.clone(),
         ),
-        settings: FleetSettings {
-            app_prefix: settings.fly.fly_app_prefix.clone(),
-            base_domain: settings.base_domain.clone(),
-            machine_stuck_after: Duration::from_secs(settings.machine_stuck_seconds),
-            manage_dns: settings.dns.dns_api_token.is_some(),
-            gateway: crate::reconcile::desired::GatewayPlacement {
-                checks: settings.gateway.gateway_checks,
-                url: settings.gateway.gateway_url.clone(),
-                trusted_proxies: settings.gateway.gateway_trusted_proxies.clone(),
-                llm_proxy_url: llm_proxy.as_ref().map(|(url, _)| url.clone()),
-            },
-        },
-        llm_proxy_key: llm_proxy.map(|(_, key)| key),
+        inputs: inputs.clone(),
         pairing_poll: Duration::from_secs_f64(
             settings.gateway.pairing_poll_seconds.clamp(0.2, 600.0),
         ),
@@ -145,7 +123,6 @@ pub async fn start(
             )
         }),
         metrics: metrics.clone(),
-        composio_api_key: settings.composio_api_key.clone(),
         resync: Duration::from_secs(settings.resync_seconds),
         cipher: Arc::new(settings.secret_key.0.clone()),
     };
@@ -195,6 +172,49 @@ pub async fn start(
         workers,
         watch,
     })
+}
+
+/// The fleet settings and platform keys every instance's desired state is built from, shared by
+/// the workers and the API's plan preview.
+pub fn desired_inputs(settings: &ServeSettings) -> Result<DesiredInputs, ServeError> {
+    let llm_proxy = settings.gateway.llm_proxy().map_err(ServeError::Setting)?;
+    Ok(DesiredInputs {
+        settings: FleetSettings {
+            app_prefix: settings.fly.fly_app_prefix.clone(),
+            base_domain: settings.base_domain.clone(),
+            machine_stuck_after: Duration::from_secs(settings.machine_stuck_seconds),
+            manage_dns: settings.dns.dns_api_token.is_some(),
+            gateway: crate::reconcile::desired::GatewayPlacement {
+                checks: settings.gateway.gateway_checks,
+                url: settings.gateway.gateway_url.clone(),
+                trusted_proxies: settings.gateway.gateway_trusted_proxies.clone(),
+                llm_proxy_url: llm_proxy.as_ref().map(|(url, _)| url.clone()),
+            },
+        },
+        composio_api_key: settings.composio_api_key.clone(),
+        llm_proxy_key: llm_proxy.map(|(_, key)| key),
+    })
+}
+
+/// The API's state for these settings (also used by tests that serve the API without workers).
+pub fn api_state(
+    settings: &ServeSettings,
+    pool: sqlx::PgPool,
+    metrics: Arc<Metrics>,
+    inputs: DesiredInputs,
+) -> ApiState {
+    ApiState {
+        pool,
+        cipher: Arc::new(settings.secret_key.0.clone()),
+        tokens: ApiTokens {
+            writer: settings.api_write_token.clone(),
+            reader: settings.api_read_token.clone(),
+        },
+        base_domain: settings.base_domain.clone(),
+        metrics,
+        pairing_window: Duration::from_secs(settings.gateway.pairing_window_seconds),
+        inputs,
+    }
 }
 
 fn hostname() -> String {

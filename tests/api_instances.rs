@@ -542,3 +542,78 @@ async fn events_filters() {
     paths.sort();
     assert_eq!(paths, ["limit", "since", "type"]);
 }
+
+#[tokio::test]
+async fn events_filter_by_type_and_since_keeps_exactly_the_matching_ones() {
+    use openclaws_controller::store::events::{append, EventType, NewEvent};
+    let api = spawn_api().await;
+    let created = api.put("mu-ev", &minimal("c")).await;
+    let uid: uuid::Uuid = created.json["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let warn = |reason: &'static str| NewEvent {
+        instance_uid: uid,
+        instance_name: "mu-ev",
+        type_: EventType::Warning,
+        reason,
+        message: "something failed",
+        generation: Some(1),
+    };
+    append(&api.pool, &warn("EarlyFailed")).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let cut = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    append(&api.pool, &warn("LateFailed")).await.unwrap();
+    api.put(
+        "mu-ev",
+        &json!({"spec": {"customerId": "c", "region": "ord"}}),
+    )
+    .await;
+
+    let reasons = |reply: common::api::Reply| -> Vec<(String, String)> {
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap().to_owned(),
+                    e["reason"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let pair = |t: &str, r: &str| (t.to_owned(), r.to_owned());
+    let warnings = reasons(api.get("/v1/instances/mu-ev/events?type=Warning").await);
+    assert_eq!(
+        warnings,
+        [
+            pair("Warning", "EarlyFailed"),
+            pair("Warning", "LateFailed")
+        ]
+    );
+    let normal = reasons(api.get("/v1/instances/mu-ev/events?type=Normal").await);
+    assert!(
+        !normal.is_empty() && normal.iter().all(|(t, _)| t == "Normal"),
+        "{normal:?}"
+    );
+    let since = cut.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let later = reasons(
+        api.get(&format!("/v1/instances/mu-ev/events?since={since}"))
+            .await,
+    );
+    assert_eq!(
+        later,
+        [pair("Warning", "LateFailed"), pair("Normal", "SpecUpdated")]
+    );
+    let both = reasons(
+        api.get(&format!(
+            "/v1/instances/mu-ev/events?since={since}&type=Warning"
+        ))
+        .await,
+    );
+    assert_eq!(both, [pair("Warning", "LateFailed")]);
+}

@@ -396,6 +396,7 @@ async fn open_operational_endpoints() {
         ),
         ("/v1/instances/{name}/reconcile", &["post"][..]),
         ("/v1/instances/{name}/events", &["get"][..]),
+        ("/v1/instances/{name}/plan", &["get"][..]),
         ("/healthz", &["get"][..]),
         ("/readyz", &["get"][..]),
         ("/metrics", &["get"][..]),
@@ -418,6 +419,8 @@ async fn open_operational_endpoints() {
         "ProviderKeysWrite",
         "ErrorBody",
         "Event",
+        "PlanPreview",
+        "PlannedAction",
     ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
@@ -453,6 +456,7 @@ async fn readyz_is_503_without_migrations() {
         base_domain: "t".into(),
         metrics: Default::default(),
         pairing_window: std::time::Duration::from_secs(600),
+        inputs: common::api::test_inputs(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

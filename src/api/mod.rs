@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod health;
 pub mod instances;
 pub mod openapi;
+pub mod plan;
 pub mod support;
 pub mod validate;
 pub mod write;
@@ -58,6 +59,8 @@ pub struct ApiState {
     /// How long the controller watches a gateway for pairing devices after the dashboard reads
     /// its token (the moment a device is about to connect).
     pub pairing_window: std::time::Duration,
+    /// What desired states are built from (the workers' own settings), for the plan preview.
+    pub inputs: crate::reconcile::DesiredInputs,
 }
 
 async fn no_route() -> ApiError {
@@ -109,6 +112,7 @@ pub fn router(state: ApiState) -> Router {
             post(instances::reconcile_instance),
         )
         .route("/v1/instances/{name}/events", get(instances::list_events))
+        .route("/v1/instances/{name}/plan", get(plan::get_plan))
         .route(
             "/v1/instances/{name}/gateway-token",
             get(gateway::get_gateway_token),

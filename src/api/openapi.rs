@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail, FieldError};
-use super::{gateway, health, instances};
+use super::{gateway, health, instances, plan};
 use crate::resource::{
     InstancePatch, InstanceSpecWrite, InstanceWrite, OpenClawInstance, OpenClawInstanceList,
 };
@@ -43,6 +43,7 @@ impl Modify for BearerSecurity {
         instances::delete_instance,
         instances::reconcile_instance,
         instances::list_events,
+        plan::get_plan,
         gateway::get_gateway_token,
         gateway::post_pairing_approval,
         health::healthz,
@@ -64,6 +65,10 @@ impl Modify for BearerSecurity {
         FieldError,
         instances::EventList,
         Event,
+        plan::PlanPreview,
+        plan::PlannedAction,
+        plan::PlannedWait,
+        plan::PlannedBlock,
     )),
     modifiers(&BearerSecurity),
     tags(

@@ -147,6 +147,7 @@ async fn demo(api: &str, name: &str) -> anyhow::Result<()> {
     println!("\ncreated instance {name}; watch it with:");
     println!("  curl -s -H 'Authorization: Bearer {DEV_READ_TOKEN}' {url} | jq .status");
     println!("  curl -s -H 'Authorization: Bearer {DEV_READ_TOKEN}' {url}/events | jq");
+    println!("  openclaws-controller describe {name} --api-url {api} --token {DEV_READ_TOKEN}");
     let started = Instant::now();
     let mut last = String::new();
     loop {

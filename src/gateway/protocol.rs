@@ -313,7 +313,7 @@ pub struct PairingList {
 
 /// A pending device pairing request (expires after 5 minutes; a reconnect with unchanged
 /// parameters keeps its id).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingRequest {
     pub request_id: String,

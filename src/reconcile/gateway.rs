@@ -10,6 +10,7 @@
 //! loopback caller there is trusted). Everything after that goes over the WebSocket.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -51,7 +52,7 @@ pub enum GatewayStepError {
 }
 
 /// What the gateway answered to the health probes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum GatewayHealth {
     /// Started and ready.
     Healthy,
@@ -66,7 +67,7 @@ pub enum GatewayHealth {
 }
 
 /// Whether the controller's device can act on the gateway.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ControllerAccess {
     /// Not tried (the gateway was not healthy).
     NotTried,
@@ -79,7 +80,7 @@ pub enum ControllerAccess {
 }
 
 /// The owned fields of the live `openclaw.json`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum LiveConfig {
     /// Not read.
     Unknown,
@@ -92,7 +93,7 @@ pub enum LiveConfig {
 }
 
 /// One look at the gateway.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GatewayObservation {
     pub health: GatewayHealth,
     pub access: ControllerAccess,

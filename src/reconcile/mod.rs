@@ -20,6 +20,7 @@ pub mod machine;
 pub mod metrics;
 pub mod observe;
 pub mod plan;
+pub mod preview;
 pub mod secrets;
 pub mod status;
 pub mod volume;
@@ -115,12 +116,38 @@ pub enum Outcome {
     Gone,
 }
 
+/// Everything besides an instance's row that decides its desired state: the fleet settings and
+/// the platform's keys. The engine and the API's plan preview build the desired state from the
+/// same value, so the preview shows what the reconcile will do.
+#[derive(Clone, Debug)]
+pub struct DesiredInputs {
+    /// Names, domain, DNS and gateway placement of every instance.
+    pub settings: FleetSettings,
+    /// Composio's platform key for instances with Composio enabled; `None` when not configured.
+    pub composio_api_key: Option<crate::secrets::Sensitive>,
+    /// Mints and checks LLM proxy tokens; `None` when no LLM proxy is configured.
+    pub llm_proxy_key: Option<crate::gateway::proxy_token::ProxyTokenKey>,
+}
+
+impl DesiredInputs {
+    /// Fleet settings without platform keys (no Composio key, no LLM proxy).
+    pub fn new(settings: FleetSettings) -> Self {
+        Self {
+            settings,
+            composio_api_key: None,
+            llm_proxy_key: None,
+        }
+    }
+}
+
 /// Shared dependencies of every reconcile.
 #[derive(Clone, Debug)]
 pub struct Reconciler {
     pub pool: PgPool,
     pub fly: FlyClient,
-    pub settings: FleetSettings,
+    /// Fleet settings and platform keys the desired state is built from (shared with the API's
+    /// plan preview).
+    pub inputs: DesiredInputs,
     pub metrics: Arc<Metrics>,
     /// Interval between visits of a converged instance.
     pub resync: Duration,
@@ -128,10 +155,6 @@ pub struct Reconciler {
     pub cipher: Arc<SecretCipher>,
     /// Hostname records; `None` when no DNS provider is configured.
     pub dns: Option<crate::dns::CloudflareDns>,
-    /// Composio's platform key for instances with Composio enabled; `None` when not configured.
-    pub composio_api_key: Option<crate::secrets::Sensitive>,
-    /// Mints LLM proxy tokens; `None` when no LLM proxy is configured.
-    pub llm_proxy_key: Option<crate::gateway::proxy_token::ProxyTokenKey>,
     /// How often a gateway is looked at while a device may be pairing.
     pub pairing_poll: Duration,
     /// How long a pairing window stays open after the gateway first becomes ready.
@@ -156,7 +179,7 @@ impl Reconciler {
             record.generation,
             &spec,
             deleting,
-            &self.settings,
+            &self.inputs.settings,
         );
         let now = Utc::now();
 
@@ -174,7 +197,7 @@ impl Reconciler {
             })
             .into_iter()
             .collect::<Vec<_>>();
-            status_store::record(&self.pool, &record, &status, &events).await?;
+            status_store::record(&self.pool, &record, &status, None, &events).await?;
             return Ok(Outcome::Requeue {
                 after: jitter(self.resync, 0.1),
                 failed: false,
@@ -478,7 +501,10 @@ impl Reconciler {
             },
         )
         .await;
-        status_store::record(&self.pool, &record, &status, &events).await?;
+        let snapshot = (!observe_failed)
+            .then(|| snapshot(&observed, now))
+            .flatten();
+        status_store::record(&self.pool, &record, &status, snapshot.as_ref(), &events).await?;
         signals.observe(&self.metrics);
         let reason = match (&failure, &final_plan) {
             (Some((_, e)), _) => e.reason(),
@@ -522,10 +548,10 @@ impl Reconciler {
         Ok(gateway::look(target, desired, &identity, token).await)
     }
 
-    /// The secrets the app should hold: the gateway token (generated and stored encrypted on
-    /// first use), the customer's model keys, and Composio's per-customer entity id.
-    /// With the LLM proxy in use, `ANTHROPIC_API_KEY` is a proxy token (stored encrypted, minted
-    /// again two thirds into its lifetime); the second value is when that is due.
+    /// The secrets the app should hold ([`secrets::SecretsDraft`]), completing what is missing:
+    /// the gateway token is generated and stored encrypted on first use (and on rotation), the
+    /// LLM proxy token minted and stored when none is current. The second value is when the
+    /// proxy token is due for replacement.
     async fn desired_secrets(
         &self,
         record: &crate::store::InstanceRecord,
@@ -533,107 +559,75 @@ impl Reconciler {
         desired: &Desired,
     ) -> Result<(secrets::DesiredSecrets, Option<chrono::DateTime<Utc>>), ReconcileError> {
         use crate::store::secrets as stored;
-        let mut values = std::collections::BTreeMap::new();
-        let stored_token =
-            stored::get_plaintext(&self.pool, &self.cipher, record.uid, secrets::GATEWAY_TOKEN)
-                .await?;
-        let rotation = i64::from(spec.gateway_token_rotation);
-        let token = match stored_token {
-            Some(token) if record.gateway_token_rotation == rotation => token,
-            _ => {
-                // First use, or the spec asks for a rotation: a new token, recorded together with
-                // the rotation it answers so it is generated once.
-                let token = generate_token();
-                let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-                stored::put(
-                    &mut *tx,
-                    &self.cipher,
-                    record.uid,
-                    secrets::GATEWAY_TOKEN,
-                    &token,
-                    Utc::now(),
-                )
-                .await?;
-                sqlx::query("UPDATE instances SET gateway_token_rotation = $2 WHERE uid = $1")
-                    .bind(record.uid)
-                    .bind(rotation)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::from)?;
-                tx.commit().await.map_err(StoreError::from)?;
-                token
-            }
-        };
-        values.insert(secrets::GATEWAY_TOKEN.to_owned(), token);
-        for name in [
-            "ANTHROPIC_API_KEY",
-            "ANTHROPIC_OAUTH_TOKEN",
-            "OPENAI_API_KEY",
-        ] {
-            if let Some(v) =
-                stored::get_plaintext(&self.pool, &self.cipher, record.uid, name).await?
-            {
-                values.insert(name.to_owned(), v);
-            }
+        let now = Utc::now();
+        let mut draft = secrets::SecretsDraft::load(
+            &self.pool,
+            &self.cipher,
+            &self.inputs,
+            record,
+            spec,
+            desired,
+            now,
+        )
+        .await?;
+        if draft.gateway_token_missing {
+            // First use, or the spec asks for a rotation: a new token, recorded together with
+            // the rotation it answers so it is generated once.
+            let token = generate_token();
+            let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+            stored::put(
+                &mut *tx,
+                &self.cipher,
+                record.uid,
+                secrets::GATEWAY_TOKEN,
+                &token,
+                now,
+            )
+            .await?;
+            sqlx::query("UPDATE instances SET gateway_token_rotation = $2 WHERE uid = $1")
+                .bind(record.uid)
+                .bind(i64::from(spec.gateway_token_rotation))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+            tx.commit().await.map_err(StoreError::from)?;
+            draft.set_gateway_token(token);
         }
-        let mut rotate_at = None;
-        if let (true, Some(key)) = (desired.proxy_token, &self.llm_proxy_key) {
-            let now = Utc::now();
-            let stored_token = stored::get_plaintext(
+        if let (true, Some(key)) = (draft.proxy_token_missing, &self.inputs.llm_proxy_key) {
+            let minted = key
+                .mint(record.uid, now)
+                .map_err(|e| ReconcileError::ProxyToken(e.to_string()))?;
+            stored::put(
                 &self.pool,
                 &self.cipher,
                 record.uid,
                 secrets::LLM_PROXY_TOKEN,
+                minted.expose(),
+                now,
             )
             .await?;
-            let current = stored_token.and_then(|t| {
-                key.verify(&t, now)
-                    .ok()
-                    .filter(|c| c.instance_uid() == Some(record.uid) && now < c.rotate_at())
-                    .map(|c| (t, c))
-            });
-            let (token, claims) = match current {
-                Some(current) => current,
-                None => {
-                    let minted = key
-                        .mint(record.uid, now)
-                        .map_err(|e| ReconcileError::ProxyToken(e.to_string()))?;
-                    stored::put(
-                        &self.pool,
-                        &self.cipher,
-                        record.uid,
-                        secrets::LLM_PROXY_TOKEN,
-                        minted.expose(),
-                        now,
-                    )
-                    .await?;
-                    (minted.expose().to_owned(), minted.claims)
-                }
-            };
-            rotate_at = Some(claims.rotate_at());
-            values.insert("ANTHROPIC_API_KEY".to_owned(), token);
+            draft.set_proxy_token(minted.expose().to_owned(), minted.claims.rotate_at());
         }
-        if let (true, Some(key)) = (spec.composio.enabled, &self.composio_api_key) {
-            values.insert(
-                secrets::COMPOSIO_API_KEY.to_owned(),
-                key.expose().to_owned(),
-            );
+        let rotate_at = draft.proxy_token_rotate_at;
+        Ok((draft.finish(&self.cipher), rotate_at))
+    }
+}
+
+/// The world the final plan was made from, for the API's plan preview; `None` (the previous
+/// snapshot stays) in the unexpected case that it does not serialize.
+fn snapshot(
+    observed: &observe::Observed,
+    now: chrono::DateTime<Utc>,
+) -> Option<status_store::Snapshot> {
+    match serde_json::to_value(observed) {
+        Ok(world) => Some(status_store::Snapshot {
+            world,
+            at: observed.observed_at.unwrap_or(now),
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "the observed world does not serialize; snapshot not recorded");
+            None
         }
-        if spec.composio.enabled {
-            let entity = spec
-                .composio
-                .entity_id
-                .clone()
-                .unwrap_or_else(|| spec.customer_id.clone());
-            values.insert("COMPOSIO_ENTITY_ID".to_owned(), entity);
-        }
-        let desired = secrets::DesiredSecrets::new(values, &self.cipher);
-        let desired = if self.composio_api_key.is_some() {
-            desired.managing(secrets::COMPOSIO_API_KEY)
-        } else {
-            desired
-        };
-        Ok((desired, rotate_at))
     }
 }
 

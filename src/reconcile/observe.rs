@@ -2,13 +2,15 @@
 //! ownership marks rather than by stored ids, so a crash between a create and its record is
 //! healed by adoption.
 
+use serde::{Deserialize, Serialize};
+
 use crate::fly::types::{App, Machine, Volume};
 use crate::fly::{FlyClient, FlyError};
 
 use super::desired::{Desired, META_INSTANCE_UID, VOLUME_NAME};
 
 /// What we know of the app named for the instance.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AppObservation {
     /// The name is free.
     Absent,
@@ -18,8 +20,11 @@ pub enum AppObservation {
     Foreign { reason: String },
 }
 
-/// The observed world for one instance.
-#[derive(Debug, Clone, PartialEq)]
+/// The observed world for one instance. Serializable because the engine records it after each
+/// reconcile (`instances.observed`) for the API's plan preview; it holds secret names and a keyed
+/// fingerprint, never secret values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Observed {
     pub app: AppObservation,
     /// Our volumes (named `data` in our app), excluding destroyed ones.
@@ -42,6 +47,12 @@ pub struct Observed {
     pub gateway: Option<super::gateway::GatewayObservation>,
     /// Pairing outcomes so far, newest first: the previous status's, then this reconcile's.
     pub pairing_history: Vec<crate::resource::PairingResult>,
+}
+
+impl Default for Observed {
+    fn default() -> Self {
+        Self::empty()
+    }
 }
 
 impl Observed {

@@ -114,6 +114,147 @@ impl DesiredSecrets {
     }
 }
 
+/// The app secrets as far as they can be built from what is stored, read without writing
+/// anything. The engine fills in what is missing (it generates a gateway token, mints a proxy
+/// token) and stores it; the plan preview must not, and stands in placeholders instead, so it
+/// shows the secrets write the reconcile would make. One builder for both keeps them in step.
+pub struct SecretsDraft {
+    values: BTreeMap<String, String>,
+    /// No gateway token is stored for the spec's `gatewayTokenRotation`: a reconcile generates
+    /// one.
+    pub gateway_token_missing: bool,
+    /// The LLM proxy is in use but no current token is stored (none, invalid, or due for
+    /// rotation): a reconcile mints one.
+    pub proxy_token_missing: bool,
+    /// When the proxy token in use is due for replacement.
+    pub proxy_token_rotate_at: Option<chrono::DateTime<chrono::Utc>>,
+    manage_composio_key: bool,
+}
+
+impl fmt::Debug for SecretsDraft {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretsDraft")
+            .field("names", &self.values.keys().collect::<Vec<_>>())
+            .field("gateway_token_missing", &self.gateway_token_missing)
+            .field("proxy_token_missing", &self.proxy_token_missing)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stands in for a value a reconcile would create, in a preview only: it makes the fingerprint
+/// differ from any write the controller made, and is never sent anywhere.
+const PREVIEW_PLACEHOLDER: &str = "\u{0}value a reconcile would create";
+
+impl SecretsDraft {
+    /// Reads the instance's stored secrets and builds what the app should hold: the gateway
+    /// token, the customer's model keys, the LLM proxy token as `ANTHROPIC_API_KEY` (when the
+    /// desired state uses the proxy), Composio's platform key and entity id.
+    pub async fn load(
+        pool: &sqlx::PgPool,
+        cipher: &SecretCipher,
+        inputs: &super::DesiredInputs,
+        record: &crate::store::InstanceRecord,
+        spec: &crate::resource::InstanceSpec,
+        desired: &super::desired::Desired,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Self, crate::store::secrets::SecretStoreError> {
+        use crate::store::secrets as stored;
+        let mut values = BTreeMap::new();
+        let rotation = i64::from(spec.gateway_token_rotation);
+        let gateway_token = stored::get_plaintext(pool, cipher, record.uid, GATEWAY_TOKEN)
+            .await?
+            .filter(|_| record.gateway_token_rotation == rotation);
+        let gateway_token_missing = gateway_token.is_none();
+        if let Some(token) = gateway_token {
+            values.insert(GATEWAY_TOKEN.to_owned(), token);
+        }
+        for name in [
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_OAUTH_TOKEN",
+            "OPENAI_API_KEY",
+        ] {
+            if let Some(v) = stored::get_plaintext(pool, cipher, record.uid, name).await? {
+                values.insert(name.to_owned(), v);
+            }
+        }
+        let mut proxy_token_missing = false;
+        let mut proxy_token_rotate_at = None;
+        if let (true, Some(key)) = (desired.proxy_token, &inputs.llm_proxy_key) {
+            let current = stored::get_plaintext(pool, cipher, record.uid, LLM_PROXY_TOKEN)
+                .await?
+                .and_then(|t| {
+                    key.verify(&t, now)
+                        .ok()
+                        .filter(|c| c.instance_uid() == Some(record.uid) && now < c.rotate_at())
+                        .map(|c| (t, c.rotate_at()))
+                });
+            match current {
+                Some((token, rotate_at)) => {
+                    proxy_token_rotate_at = Some(rotate_at);
+                    values.insert("ANTHROPIC_API_KEY".to_owned(), token);
+                }
+                None => proxy_token_missing = true,
+            }
+        }
+        if let (true, Some(key)) = (spec.composio.enabled, &inputs.composio_api_key) {
+            values.insert(COMPOSIO_API_KEY.to_owned(), key.expose().to_owned());
+        }
+        if spec.composio.enabled {
+            let entity = spec
+                .composio
+                .entity_id
+                .clone()
+                .unwrap_or_else(|| spec.customer_id.clone());
+            values.insert("COMPOSIO_ENTITY_ID".to_owned(), entity);
+        }
+        Ok(Self {
+            values,
+            gateway_token_missing,
+            proxy_token_missing,
+            proxy_token_rotate_at,
+            manage_composio_key: inputs.composio_api_key.is_some(),
+        })
+    }
+
+    /// Fills in the gateway token a reconcile generated.
+    pub fn set_gateway_token(&mut self, token: String) {
+        self.values.insert(GATEWAY_TOKEN.to_owned(), token);
+        self.gateway_token_missing = false;
+    }
+
+    /// Fills in the proxy token a reconcile minted, due for replacement at `rotate_at`.
+    pub fn set_proxy_token(&mut self, token: String, rotate_at: chrono::DateTime<chrono::Utc>) {
+        self.values.insert("ANTHROPIC_API_KEY".to_owned(), token);
+        self.proxy_token_missing = false;
+        self.proxy_token_rotate_at = Some(rotate_at);
+    }
+
+    /// The desired secrets from the values at hand.
+    pub fn finish(self, cipher: &SecretCipher) -> DesiredSecrets {
+        let desired = DesiredSecrets::new(self.values, cipher);
+        if self.manage_composio_key {
+            desired.managing(COMPOSIO_API_KEY)
+        } else {
+            desired
+        }
+    }
+
+    /// For a preview: the desired secrets with a placeholder for each value a reconcile would
+    /// create, so planning shows the write (and the machine roll) that creating it causes.
+    pub fn finish_preview(mut self, cipher: &SecretCipher) -> DesiredSecrets {
+        if self.gateway_token_missing {
+            self.set_gateway_token(PREVIEW_PLACEHOLDER.to_owned());
+        }
+        if self.proxy_token_missing {
+            self.values.insert(
+                "ANTHROPIC_API_KEY".to_owned(),
+                PREVIEW_PLACEHOLDER.to_owned(),
+            );
+        }
+        self.finish(cipher)
+    }
+}
+
 /// A pending secrets write (values redacted from Debug).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretWrite {
@@ -143,8 +284,9 @@ impl fmt::Debug for SecretWrite {
     }
 }
 
-/// What the app's secrets look like.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the app's secrets look like (names and our write's fingerprint: safe to store).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ObservedSecrets {
     /// Names present at Fly.
     pub names: BTreeSet<String>,

@@ -3,6 +3,7 @@
 //! so status writes cannot trigger reconciles; nor do they bump `resource_version`, which guards
 //! desired state only, so a dashboard's read-modify-write never races the controller.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -66,18 +67,48 @@ pub struct ControllerEvent {
     pub message: String,
 }
 
-/// Writes the observed status and the reconcile's events in one transaction.
+/// The world a reconcile planned from, as stored for the API's plan preview (which must not call
+/// Fly itself).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The serialized observation: names, ids, states and fingerprints, never secret values.
+    pub world: serde_json::Value,
+    /// When the reconcile read it.
+    pub at: DateTime<Utc>,
+}
+
+/// The snapshot the last reconcile recorded, if any (`None` also when the row is gone).
+pub async fn load_snapshot(
+    db: impl sqlx::PgExecutor<'_>,
+    uid: Uuid,
+) -> Result<Option<Snapshot>, StoreError> {
+    let row: Option<(Option<serde_json::Value>, Option<DateTime<Utc>>)> =
+        sqlx::query_as("SELECT observed, observed_at FROM instances WHERE uid = $1")
+            .bind(uid)
+            .fetch_optional(db)
+            .await?;
+    Ok(match row {
+        Some((Some(world), Some(at))) => Some(Snapshot { world, at }),
+        _ => None,
+    })
+}
+
+/// Writes the observed status, the world it was computed from (`None` keeps the previous
+/// snapshot, e.g. when observing failed or reconciles are paused) and the reconcile's events in
+/// one transaction.
 pub async fn record(
     pool: &PgPool,
     record: &InstanceRecord,
     status: &InstanceStatus,
+    snapshot: Option<&Snapshot>,
     events_to_add: &[ControllerEvent],
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     let fly = status.fly.clone().unwrap_or_default();
     sqlx::query(
         "UPDATE instances SET status = $2, phase = $3, observed_generation = $4, \
-             fly_app = $5, fly_volume_id = $6, fly_machine_id = $7 \
+             fly_app = $5, fly_volume_id = $6, fly_machine_id = $7, \
+             observed = COALESCE($8, observed), observed_at = COALESCE($9, observed_at) \
          WHERE uid = $1",
     )
     .bind(record.uid)
@@ -87,6 +118,8 @@ pub async fn record(
     .bind(fly.app_name)
     .bind(fly.volume_id)
     .bind(fly.machine_id)
+    .bind(snapshot.map(|s| &s.world))
+    .bind(snapshot.map(|s| s.at))
     .execute(&mut *tx)
     .await?;
     append_all(&mut tx, record, events_to_add).await?;

@@ -2,6 +2,8 @@
 //! reads like the dashboard's actions.
 
 use openclaws_controller::api::{router, ApiState, ApiTokens};
+use openclaws_controller::reconcile::desired::{FleetSettings, GatewayPlacement};
+use openclaws_controller::reconcile::DesiredInputs;
 use openclaws_controller::secrets::SecretCipher;
 use openclaws_controller::telemetry::Metrics;
 use reqwest::{Method, StatusCode};
@@ -45,6 +47,18 @@ impl Reply {
     }
 }
 
+/// The fleet settings of every test server: prefix `oc-`, domain `openclaws.test`, no DNS, no
+/// gateway checks, no platform keys.
+pub fn test_inputs() -> DesiredInputs {
+    DesiredInputs::new(FleetSettings {
+        app_prefix: "oc-".to_owned(),
+        base_domain: "openclaws.test".to_owned(),
+        machine_stuck_after: std::time::Duration::from_secs(300),
+        manage_dns: false,
+        gateway: GatewayPlacement::without_checks(),
+    })
+}
+
 /// Starts the router on 127.0.0.1:0 over a fresh migrated database.
 pub async fn spawn_api() -> TestApi {
     let db = super::fresh_database().await;
@@ -59,6 +73,7 @@ pub async fn spawn_api() -> TestApi {
         base_domain: "openclaws.test".to_owned(),
         metrics: Arc::new(Metrics::default()),
         pairing_window: std::time::Duration::from_secs(600),
+        inputs: test_inputs(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -496,13 +496,32 @@ async fn instance(
         ));
     };
     let schedule = work::schedule(&state.pool, record.uid).await?;
+    // The same preview as `GET /v1/instances/{name}/plan`: pure, from the last recorded world.
+    let plan = match crate::reconcile::preview::preview(
+        &state.pool,
+        &state.cipher,
+        &state.inputs,
+        &record,
+        now,
+    )
+    .await
+    {
+        Ok(preview) => serde_json::to_value(super::plan::PlanPreview::new(
+            &record.name,
+            record.generation,
+            preview,
+        ))
+        .ok(),
+        Err(e) => {
+            tracing::warn!(instance = %record.name, error = %e, "plan preview failed");
+            None
+        }
+    };
     let view = InstanceView {
         instance: record.to_resource()?,
         events,
         schedule,
-        // The plan preview goes here once `GET /v1/instances/{name}/plan` exists: its JSON
-        // rendered by `views::plan_section`.
-        plan: None,
+        plan,
         flash,
         now,
     };

@@ -726,6 +726,16 @@ pub fn plan_section(plan: &Value) -> Markup {
             @if !plan["blocked"].is_null() {
                 div.notice.error { strong { "Blocked: " } (plan_detail(&plan["blocked"])) }
             }
+            @if let Some(notes) = plan["notes"].as_array().filter(|n| !n.is_empty()) {
+                ul {
+                    @for n in notes {
+                        li { (n.as_str().unwrap_or_default()) }
+                    }
+                }
+            }
+            @if let Some(at) = plan["observedAt"].as_str() {
+                p.muted { "Planned from the world as last observed at " (at) "." }
+            }
         }
     }
 }
