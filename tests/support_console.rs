@@ -483,6 +483,8 @@ async fn sign_in_fleet_filters_reconcile_and_client_mistakes() {
         "oc-alpha",
         "https://alpha.openclaws.test",
         "Created",
+        "Plan: what the next reconcile would do",
+        "Planned from the world as last observed",
     ] {
         assert!(text.contains(expected), "{expected} missing from: {text}");
     }
