@@ -378,7 +378,10 @@ async fn open_operational_endpoints() {
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
     let metrics = api.send(Method::GET, "/metrics", None, None, &[]).await;
     assert_eq!(metrics.status, StatusCode::OK);
-    assert_eq!(metrics.headers["content-type"], "text/plain; version=0.0.4");
+    assert_eq!(
+        metrics.headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
     assert!(metrics.headers.contains_key("x-request-id"));
 
     let doc = api

@@ -381,7 +381,6 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         .text()
         .await
         .unwrap();
-    std::fs::write("/tmp/obs/metrics.txt", &text).unwrap();
     let (clean, said) = promtool_check_metrics(&text);
     assert!(
         clean && said.trim().is_empty(),
