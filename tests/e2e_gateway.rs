@@ -19,6 +19,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const READY_DEADLINE: Duration = Duration::from_secs(240);
+/// Bound on each pairing step; generous because a proxy-token rotation may restart the gateway
+/// (about 20 s) in the middle of one on a loaded machine.
+const PAIRING_DEADLINE: Duration = Duration::from_secs(90);
 
 fn options() -> StackOptions {
     StackOptions {
@@ -178,6 +181,22 @@ async fn metric(stack: &Stack, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A connect that must leave the device pending (not approved): retried while the gateway is
+/// briefly unreachable (a restart), a failure if the device gets in.
+async fn pending_request(
+    options: &ConnectOptions,
+    device: &DeviceIdentity,
+) -> openclaws_controller::gateway::protocol::PairingRequired {
+    eventually(PAIRING_DEADLINE, "a pending pairing request", || async {
+        match connect_browser(options, device).await {
+            Err(ClientError::PairingRequired(p)) => Some(p),
+            Ok(_) => panic!("the device connected without being approved"),
+            Err(_) => None,
+        }
+    })
+    .await
+}
+
 async fn post_approval(stack: &Stack, name: &str, token: &str, body: Value) -> (StatusCode, Value) {
     let resp = stack
         .http
@@ -282,14 +301,9 @@ async fn auto_pairing_owned_config_and_the_gateway_lifecycle() {
     let token = gateway_token(&stack, "ada").await;
     let device = DeviceIdentity::generate();
     let host = "ada.openclaws.test";
-    let err = GatewayClient::connect(&browser(&stack, host, &token), Some(&device))
-        .await
-        .unwrap_err();
-    let ClientError::PairingRequired(request) = err else {
-        panic!("expected a pending pairing request, got {err:?}")
-    };
+    let request = pending_request(&browser(&stack, host, &token), &device).await;
     let client = eventually(
-        Duration::from_secs(30),
+        PAIRING_DEADLINE,
         "the controller approves the browser",
         || async {
             connect_browser(&browser(&stack, host, &token), &device)
@@ -303,21 +317,15 @@ async fn auto_pairing_owned_config_and_the_gateway_lifecycle() {
     assert_eq!(scopes, vec![SCOPE_READ, SCOPE_WRITE]);
     client.close().await;
     let body = stack
-        .wait_for(
-            "ada",
-            "the approval in status",
-            Duration::from_secs(30),
-            |b| {
-                b["status"]["pairing"]["recent"]
-                    .as_array()
-                    .is_some_and(|r| {
-                        r.iter().any(|x| {
-                            x["requestId"] == request.request_id.as_str()
-                                && x["result"] == "Approved"
-                        })
+        .wait_for("ada", "the approval in status", PAIRING_DEADLINE, |b| {
+            b["status"]["pairing"]["recent"]
+                .as_array()
+                .is_some_and(|r| {
+                    r.iter().any(|x| {
+                        x["requestId"] == request.request_id.as_str() && x["result"] == "Approved"
                     })
-            },
-        )
+                })
+        })
         .await;
     assert_eq!(
         body["status"]["pairing"]["lastApprovedDevice"], "test browser",
@@ -419,7 +427,7 @@ async fn auto_pairing_owned_config_and_the_gateway_lifecycle() {
     })
     .await;
     eventually(
-        Duration::from_secs(30),
+        PAIRING_DEADLINE,
         "processes and directories gone",
         || async {
             (!alive(last.pid) && !last.volume_dir.exists() && !last.machine_dir.exists())
@@ -481,18 +489,13 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
     let host = "bea.openclaws.test";
     let token = gateway_token(&stack, "bea").await;
     let device = DeviceIdentity::generate();
-    let err = GatewayClient::connect(&browser(&stack, host, &token), Some(&device))
-        .await
-        .unwrap_err();
-    let ClientError::PairingRequired(request) = err else {
-        panic!("expected a pending pairing request, got {err:?}")
-    };
+    let request = pending_request(&browser(&stack, host, &token), &device).await;
     let rid = request.request_id.clone();
     let shown = stack
         .wait_for(
             "bea",
             "the pending request in status",
-            Duration::from_secs(30),
+            PAIRING_DEADLINE,
             |b| {
                 b["status"]["pairing"]["pending"]
                     .as_array()
@@ -512,17 +515,12 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
     // ...even after the controller has looked again (the pairing window polls every second).
     let seen_at = shown["status"]["pairing"]["observedAt"].clone();
     stack
-        .wait_for("bea", "another look", Duration::from_secs(30), |b| {
+        .wait_for("bea", "another look", PAIRING_DEADLINE, |b| {
             b["status"]["pairing"]["observedAt"] != seen_at
         })
         .await;
-    let err = GatewayClient::connect(&browser(&stack, host, &token), Some(&device))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ClientError::PairingRequired(p) if p.request_id == rid),
-        "{err:?}"
-    );
+    let again = pending_request(&browser(&stack, host, &token), &device).await;
+    assert_eq!(again.request_id, rid, "a reconnect keeps its request");
 
     // 3. The API records approvals; bad ones are refused without a trace.
     for bad in [
@@ -539,7 +537,7 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
     assert_eq!(code, StatusCode::ACCEPTED, "{recorded}");
     let approval_id = recorded["approval"]["id"].as_str().unwrap().to_owned();
     let client = eventually(
-        Duration::from_secs(30),
+        PAIRING_DEADLINE,
         "the approved browser connects",
         || async {
             connect_browser(&browser(&stack, host, &token), &device)
@@ -553,20 +551,15 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
     assert_eq!(scopes, vec![SCOPE_READ, SCOPE_WRITE]);
     client.close().await;
     stack
-        .wait_for(
-            "bea",
-            "the approval's outcome",
-            Duration::from_secs(30),
-            |b| {
-                b["status"]["pairing"]["recent"]
-                    .as_array()
-                    .is_some_and(|r| {
-                        r.iter().any(|x| {
-                            x["approvalId"] == approval_id.as_str() && x["result"] == "Approved"
-                        })
+        .wait_for("bea", "the approval's outcome", PAIRING_DEADLINE, |b| {
+            b["status"]["pairing"]["recent"]
+                .as_array()
+                .is_some_and(|r| {
+                    r.iter().any(|x| {
+                        x["approvalId"] == approval_id.as_str() && x["result"] == "Approved"
                     })
-            },
-        )
+                })
+        })
         .await;
 
     // 4. An approval for a request that is not pending says so.
@@ -580,20 +573,14 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
     assert_eq!(code, StatusCode::ACCEPTED, "{recorded}");
     let gone_id = recorded["approval"]["id"].as_str().unwrap().to_owned();
     let body = stack
-        .wait_for(
-            "bea",
-            "the expired approval",
-            Duration::from_secs(30),
-            |b| {
-                b["status"]["pairing"]["recent"]
-                    .as_array()
-                    .is_some_and(|r| {
-                        r.iter().any(|x| {
-                            x["approvalId"] == gone_id.as_str() && x["result"] == "Expired"
-                        })
-                    })
-            },
-        )
+        .wait_for("bea", "the expired approval", PAIRING_DEADLINE, |b| {
+            b["status"]["pairing"]["recent"]
+                .as_array()
+                .is_some_and(|r| {
+                    r.iter()
+                        .any(|x| x["approvalId"] == gone_id.as_str() && x["result"] == "Expired")
+                })
+        })
         .await;
     assert_eq!(
         condition(&body, "PairingReady")["reason"],
