@@ -7,11 +7,11 @@
 
 mod common;
 
+use common::devices::{browser, connect_browser, gateway_token, pending_request};
 use common::eventually;
 use common::stack::{condition, Stack, StackOptions, LLM_PROXY_KEY, LLM_PROXY_URL, READER, WRITER};
-use openclaws_controller::gateway::client::{ClientError, ConnectOptions, GatewayClient};
 use openclaws_controller::gateway::identity::DeviceIdentity;
-use openclaws_controller::gateway::protocol::{ClientInfo, SCOPE_READ, SCOPE_WRITE};
+use openclaws_controller::gateway::protocol::{SCOPE_READ, SCOPE_WRITE};
 use openclaws_controller::gateway::proxy_token::ProxyTokenKey;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -100,101 +100,6 @@ async fn exec(stack: &Stack, app: &str, machine_id: &str, script: &str) -> (i64,
         body["exit_code"].as_i64().unwrap_or(0),
         body["stdout"].as_str().unwrap_or_default().to_owned(),
     )
-}
-
-async fn gateway_token(stack: &Stack, name: &str) -> String {
-    let resp = stack
-        .http
-        .get(format!(
-            "{}/v1/instances/{name}/gateway-token",
-            stack.api_url
-        ))
-        .bearer_auth(WRITER)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let body: Value = resp.json().await.unwrap();
-    body["token"].as_str().unwrap().to_owned()
-}
-
-/// A customer's browser (Control UI) reaching the gateway through the proxy.
-fn browser(stack: &Stack, host: &str, token: &str) -> ConnectOptions {
-    ConnectOptions {
-        client: ClientInfo {
-            id: "openclaw-control-ui".to_owned(),
-            version: "0.0.0-test".to_owned(),
-            platform: "web".to_owned(),
-            mode: "webchat".to_owned(),
-            display_name: Some("test browser".to_owned()),
-            device_family: None,
-            build_id: None,
-        },
-        scopes: vec![SCOPE_READ.to_owned(), SCOPE_WRITE.to_owned()],
-        headers: vec![
-            ("Host".to_owned(), host.to_owned()),
-            ("Origin".to_owned(), format!("https://{host}")),
-        ],
-        ..ConnectOptions::controller(
-            stack
-                .proxy_url
-                .as_ref()
-                .unwrap()
-                .replace("http://", "ws://"),
-            token,
-        )
-    }
-}
-
-/// Connects like a browser page: a page from the gateway's own origin that is told the gateway
-/// was updated reloads, and comes back carrying the gateway's build id.
-async fn connect_browser(
-    options: &ConnectOptions,
-    device: &DeviceIdentity,
-) -> Result<GatewayClient, ClientError> {
-    match GatewayClient::connect(options, Some(device)).await {
-        Err(ClientError::Rejected {
-            details: Some(details),
-            ..
-        }) if details["code"] == "PROTOCOL_MISMATCH" => {
-            let mut reloaded = options.clone();
-            reloaded.client.build_id = details["gatewayBuildId"].as_str().map(str::to_owned);
-            GatewayClient::connect(&reloaded, Some(device)).await
-        }
-        other => other,
-    }
-}
-
-/// One series of the controller's `/metrics` (the full name with labels), or 0 when absent.
-async fn metric(stack: &Stack, series: &str) -> f64 {
-    let text = stack
-        .http
-        .get(format!("{}/metrics", stack.api_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// A connect that must leave the device pending (not approved): retried while the gateway is
-/// briefly unreachable (a restart), a failure if the device gets in.
-async fn pending_request(
-    options: &ConnectOptions,
-    device: &DeviceIdentity,
-) -> openclaws_controller::gateway::protocol::PairingRequired {
-    eventually(PAIRING_DEADLINE, "a pending pairing request", || async {
-        match connect_browser(options, device).await {
-            Err(ClientError::PairingRequired(p)) => Some(p),
-            Ok(_) => panic!("the device connected without being approved"),
-            Err(_) => None,
-        }
-    })
-    .await
 }
 
 async fn post_approval(stack: &Stack, name: &str, token: &str, body: Value) -> (StatusCode, Value) {
@@ -301,7 +206,7 @@ async fn auto_pairing_owned_config_and_the_gateway_lifecycle() {
     let token = gateway_token(&stack, "ada").await;
     let device = DeviceIdentity::generate();
     let host = "ada.openclaws.test";
-    let request = pending_request(&browser(&stack, host, &token), &device).await;
+    let request = pending_request(&browser(&stack, host, &token), &device, PAIRING_DEADLINE).await;
     let client = eventually(
         PAIRING_DEADLINE,
         "the controller approves the browser",
@@ -335,7 +240,7 @@ async fn auto_pairing_owned_config_and_the_gateway_lifecycle() {
         r#"openclaws_pairing_approvals_total{policy="controller",result="approved"}"#,
         r#"openclaws_pairing_approvals_total{policy="auto",result="approved"}"#,
     ] {
-        assert!(metric(&stack, series).await >= 1.0, "{series}");
+        assert!(stack.metric(series, "").await >= 1.0, "{series}");
     }
 
     // 4. The gateway has not rewritten the seeded file.
@@ -489,7 +394,7 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
     let host = "bea.openclaws.test";
     let token = gateway_token(&stack, "bea").await;
     let device = DeviceIdentity::generate();
-    let request = pending_request(&browser(&stack, host, &token), &device).await;
+    let request = pending_request(&browser(&stack, host, &token), &device, PAIRING_DEADLINE).await;
     let rid = request.request_id.clone();
     let shown = stack
         .wait_for(
@@ -519,7 +424,7 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
             b["status"]["pairing"]["observedAt"] != seen_at
         })
         .await;
-    let again = pending_request(&browser(&stack, host, &token), &device).await;
+    let again = pending_request(&browser(&stack, host, &token), &device, PAIRING_DEADLINE).await;
     assert_eq!(again.request_id, rid, "a reconnect keeps its request");
 
     // 3. The API records approvals; bad ones are refused without a trace.
@@ -591,7 +496,7 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
         r#"openclaws_pairing_approvals_total{policy="manual",result="approved"}"#,
         r#"openclaws_pairing_approvals_total{policy="manual",result="expired"}"#,
     ] {
-        assert!(metric(&stack, series).await >= 1.0, "{series}");
+        assert!(stack.metric(series, "").await >= 1.0, "{series}");
     }
 
     // 5. The proxy token is replaced before it expires (two thirds into its 90 s), and the

@@ -33,23 +33,6 @@ async fn calls(stack: &Stack) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// A counter from the controller's `/metrics` (summing label sets that contain `labels`).
-async fn metric(stack: &Stack, name: &str, labels: &str) -> f64 {
-    let text = stack
-        .http
-        .get(format!("{}/metrics", stack.api_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 async fn machine_of(stack: &Stack, name: &str) -> (String, String) {
     let (_, body) = stack.get(name).await;
     let app = body["status"]["fly"]["appName"]
@@ -84,26 +67,39 @@ async fn steady_state_costs_one_org_listing_per_pass_and_nothing_per_instance() 
         stack.wait_ready(name, CONVERGE).await;
     }
     // Let the echoes of provisioning (machines settling after the last reconcile) pass.
-    let settled = metric(&stack, "openclaws_fleet_watch_passes_total", "ok").await;
+    let settled = stack
+        .metric("openclaws_fleet_watch_passes_total", "ok")
+        .await;
     common::eventually(
         Duration::from_secs(20),
         "three more watch passes",
         || async {
-            (metric(&stack, "openclaws_fleet_watch_passes_total", "ok").await >= settled + 3.0)
+            (stack
+                .metric("openclaws_fleet_watch_passes_total", "ok")
+                .await
+                >= settled + 3.0)
                 .then_some(())
         },
     )
     .await;
 
     let before = calls(&stack).await;
-    let passes_before = metric(&stack, "openclaws_fleet_watch_passes_total", "ok").await;
+    let passes_before = stack
+        .metric("openclaws_fleet_watch_passes_total", "ok")
+        .await;
     common::eventually(Duration::from_secs(30), "ten watch passes", || async {
-        (metric(&stack, "openclaws_fleet_watch_passes_total", "ok").await >= passes_before + 10.0)
+        (stack
+            .metric("openclaws_fleet_watch_passes_total", "ok")
+            .await
+            >= passes_before + 10.0)
             .then_some(())
     })
     .await;
     let after = calls(&stack).await;
-    let passes = metric(&stack, "openclaws_fleet_watch_passes_total", "ok").await - passes_before;
+    let passes = stack
+        .metric("openclaws_fleet_watch_passes_total", "ok")
+        .await
+        - passes_before;
 
     let mut grown: BTreeMap<&str, u64> = BTreeMap::new();
     for (endpoint, n) in &after {
@@ -148,7 +144,9 @@ async fn a_machine_stopped_or_destroyed_out_of_band_is_repaired_by_the_watch() {
         )
         .await;
     assert!(code.is_success(), "{code} {body}");
-    let wakeups = metric(&stack, "openclaws_fleet_watch_wakeups_total", "").await;
+    let wakeups = stack
+        .metric("openclaws_fleet_watch_wakeups_total", "")
+        .await;
     common::eventually(
         Duration::from_secs(30),
         "the stop to be noticed and the machine started again",
@@ -162,7 +160,12 @@ async fn a_machine_stopped_or_destroyed_out_of_band_is_repaired_by_the_watch() {
         },
     )
     .await;
-    assert!(metric(&stack, "openclaws_fleet_watch_wakeups_total", "").await > wakeups);
+    assert!(
+        stack
+            .metric("openclaws_fleet_watch_wakeups_total", "")
+            .await
+            > wakeups
+    );
     stack.wait_ready("drifty", CONVERGE).await;
 
     // Destroyed behind the controller's back: a new machine on the same volume.

@@ -13,13 +13,13 @@
 
 mod common;
 
+use common::devices::{self, connect_browser, gateway_token, pending_request};
 use common::eventually;
 use common::stack::{Stack, StackOptions, READER, WRITER};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
-use openclaws_controller::gateway::client::{ClientError, ConnectOptions, GatewayClient};
 use openclaws_controller::gateway::identity::DeviceIdentity;
-use openclaws_controller::gateway::protocol::{ClientInfo, SCOPE_READ, SCOPE_WRITE};
+use openclaws_controller::gateway::protocol::{SCOPE_READ, SCOPE_WRITE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::os::unix::process::CommandExt;
@@ -637,53 +637,6 @@ async fn sign_in_fleet_filters_reconcile_and_client_mistakes() {
     );
 }
 
-/// A customer's browser (Control UI) reaching the gateway through the proxy, as in
-/// `tests/e2e_gateway.rs`.
-fn device_options(stack: &Stack, host: &str, token: &str) -> ConnectOptions {
-    ConnectOptions {
-        client: ClientInfo {
-            id: "openclaw-control-ui".to_owned(),
-            version: "0.0.0-test".to_owned(),
-            platform: "web".to_owned(),
-            mode: "webchat".to_owned(),
-            display_name: Some("test browser".to_owned()),
-            device_family: None,
-            build_id: None,
-        },
-        scopes: vec![SCOPE_READ.to_owned(), SCOPE_WRITE.to_owned()],
-        headers: vec![
-            ("Host".to_owned(), host.to_owned()),
-            ("Origin".to_owned(), format!("https://{host}")),
-        ],
-        ..ConnectOptions::controller(
-            stack
-                .proxy_url
-                .as_ref()
-                .unwrap()
-                .replace("http://", "ws://"),
-            token,
-        )
-    }
-}
-
-/// Connects like a browser page, reloading once when told the gateway was updated.
-async fn connect_device(
-    options: &ConnectOptions,
-    device: &DeviceIdentity,
-) -> Result<GatewayClient, ClientError> {
-    match GatewayClient::connect(options, Some(device)).await {
-        Err(ClientError::Rejected {
-            details: Some(details),
-            ..
-        }) if details["code"] == "PROTOCOL_MISMATCH" => {
-            let mut reloaded = options.clone();
-            reloaded.client.build_id = details["gatewayBuildId"].as_str().map(str::to_owned);
-            GatewayClient::connect(&reloaded, Some(device)).await
-        }
-        other => other,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_pairing_approved_from_the_instance_page_on_a_real_gateway() {
     let started = Instant::now();
@@ -706,26 +659,15 @@ async fn manual_pairing_approved_from_the_instance_page_on_a_real_gateway() {
     let ready_after = started.elapsed();
 
     // A device asks to pair through the proxy, with the gateway token the dashboard reads.
-    let resp = stack
-        .http
-        .get(format!("{}/v1/instances/bea/gateway-token", stack.api_url))
-        .bearer_auth(WRITER)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let token = resp.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = gateway_token(&stack, "bea").await;
     let host = "bea.openclaws.test";
     let device = DeviceIdentity::generate();
-    let err = GatewayClient::connect(&device_options(&stack, host, &token), Some(&device))
-        .await
-        .unwrap_err();
-    let ClientError::PairingRequired(request) = err else {
-        panic!("expected a pending pairing request, got {err:?}")
-    };
+    let request = pending_request(
+        &devices::browser(&stack, host, &token),
+        &device,
+        Duration::from_secs(60),
+    )
+    .await;
     let rid = request.request_id.clone();
 
     // Support opens the instance page from a link: sign-in, then straight back to it.
@@ -776,7 +718,7 @@ async fn manual_pairing_approved_from_the_instance_page_on_a_real_gateway() {
         Duration::from_secs(30),
         "the approved device connects",
         || async {
-            connect_device(&device_options(&stack, host, &token), &device)
+            connect_browser(&devices::browser(&stack, host, &token), &device)
                 .await
                 .ok()
         },

@@ -55,6 +55,7 @@ where
     }
 }
 pub mod api;
+pub mod devices;
 pub mod ingest;
 pub mod process;
 pub mod stack;

@@ -232,6 +232,24 @@ impl Stack {
         (resp.status(), resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// A metric from the controller's `/metrics`: the sum over the series whose line starts with
+    /// `name` and contains `labels` (0 when there is none).
+    pub async fn metric(&self, name: &str, labels: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.api_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(name) && l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// `GET /v1/instances/{name}` (status, body).
     pub async fn get(&self, name: &str) -> (StatusCode, Value) {
         let resp = self
