@@ -63,6 +63,7 @@ impl Startup {
 pub struct HealthClient {
     http: reqwest::Client,
     base: String,
+    host: Option<String>,
 }
 
 impl HealthClient {
@@ -79,7 +80,14 @@ impl HealthClient {
         Self {
             http,
             base: base.into().trim_end_matches('/').to_owned(),
+            host: None,
         }
+    }
+
+    /// Sends `Host: host` (a gateway behind a shared proxy address, routed by hostname).
+    pub fn with_host(mut self, host: Option<String>) -> Self {
+        self.host = host;
+        self
     }
 
     /// `GET /readyz`.
@@ -97,12 +105,11 @@ impl HealthClient {
         path: &'static str,
     ) -> Result<T, HealthError> {
         let transport = |source| HealthError::Transport { path, source };
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .map_err(transport)?;
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(host) = &self.host {
+            request = request.header(reqwest::header::HOST, host);
+        }
+        let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let body = response.text().await.map_err(transport)?;
         classify(path, status, &body)

@@ -194,24 +194,18 @@ pub async fn look(
     )
 }
 
-async fn probe(target: &GatewayTarget) -> GatewayHealth {
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(value) = target
-        .host
-        .as_deref()
-        .and_then(|h| reqwest::header::HeaderValue::from_str(h).ok())
-    {
-        headers.insert(reqwest::header::HOST, value);
-    }
-    let http = match reqwest::Client::builder()
+/// One HTTP client for every probe (its connection pool is shared across gateways); the
+/// per-request timeout bounds a slow gateway.
+static PROBE_HTTP: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
+    reqwest::Client::builder()
         .timeout(LOOK_TIMEOUT)
-        .default_headers(headers)
         .build()
-    {
-        Ok(http) => http,
-        Err(e) => return GatewayHealth::Unreachable(e.to_string()),
-    };
-    let client = HealthClient::with_http(http, target.base.clone());
+        .expect("a TLS backend is compiled in")
+});
+
+async fn probe(target: &GatewayTarget) -> GatewayHealth {
+    let client = HealthClient::with_http(PROBE_HTTP.clone(), target.base.clone())
+        .with_host(target.host.clone());
     let failure = |e: HealthError| match e {
         HealthError::ProxyAttributionRequired => GatewayHealth::ProxyAttributionRequired,
         other => GatewayHealth::Unreachable(other.to_string()),
