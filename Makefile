@@ -2,49 +2,51 @@
 # `make test` (every test). Both install what is missing and need only Rust on Debian.
 SHELL := /bin/bash
 CARGO ?= cargo
-BIN := target/debug/openclaws-controller
+DEV := target/debug/openclaws-dev
 
 .PHONY: run test bench unit lint fmt build postgres prometheus crd clean openclaw chromium sim-process
 
-## run: throwaway PostgreSQL + Fly simulator + API + workers, and a demo instance reaching Ready.
+## run: throwaway PostgreSQL + the Fly simulator (fly-sim) + the controller (openclaws-controller
+## serve), each its own process with its log in target/dev/, and a demo instance reaching Ready.
 run: postgres
-	$(CARGO) run --quiet -- dev
+	$(CARGO) build --quiet --workspace --bins
+	$(DEV) run
 
 ## test: formatting, lints, unit, property and black-box tests against a real PostgreSQL.
 test: postgres prometheus openclaw chromium lint
-	$(CARGO) build --quiet --all-targets
+	$(CARGO) build --quiet --workspace --all-targets
 	@if [ -n "$$DATABASE_URL" ]; then \
-	  $(CARGO) test --all-targets --no-fail-fast; \
+	  $(CARGO) test --workspace --all-targets --no-fail-fast; \
 	else \
-	  $(BIN) with-postgres -- $(CARGO) test --all-targets --no-fail-fast; \
+	  $(DEV) with-postgres -- $(CARGO) test --workspace --all-targets --no-fail-fast; \
 	fi
 
 ## bench: fleet figures against the simulator: provisioning, steady state, drift repair.
 ## Defaults to 1,000 instances (about 20 minutes: Fly creates one app per second per org);
 ## pass options with BENCH_ARGS, e.g. `make bench BENCH_ARGS="--instances 10000"`.
 bench: postgres
-	$(CARGO) build --quiet
+	$(CARGO) build --quiet --workspace --bins
 	@if [ -n "$$DATABASE_URL" ]; then \
 	  $(CARGO) bench --bench fleet -- $(BENCH_ARGS); \
 	else \
-	  $(BIN) with-postgres -- $(CARGO) bench --bench fleet -- $(BENCH_ARGS); \
+	  $(DEV) with-postgres -- $(CARGO) bench --bench fleet -- $(BENCH_ARGS); \
 	fi
 
 ## sim-process: the Fly simulator on 127.0.0.1:4280 whose started machines run their command (the
 ## real gateway through the boot bundle), with its Fly-like proxy on 127.0.0.1:4281.
 sim-process: openclaw
-	FLY_SIM_TOKEN=$${FLY_SIM_TOKEN:-dev-fly-token} $(CARGO) run --quiet -- sim --machines process \
+	FLY_SIM_TOKEN=$${FLY_SIM_TOKEN:-dev-fly-token} $(CARGO) run --quiet -p fly-sim -- --machines process \
 	  --proxy-listen $${FLY_SIM_PROXY_LISTEN:-127.0.0.1:4281}
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --quiet --all-targets -- -D warnings
+	$(CARGO) clippy --quiet --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 
 build:
-	$(CARGO) build --all-targets
+	$(CARGO) build --workspace --all-targets
 
 ## postgres: install PostgreSQL server binaries when DATABASE_URL is unset and none are present.
 postgres:

@@ -17,12 +17,14 @@
 
 use anyhow::{bail, ensure, Context};
 use clap::Parser;
+use fly_sim as sim;
 use futures_util::{stream, StreamExt};
-use openclaws_controller::config::{
+use openclaws_model::secrets::SecretCipher;
+use openclaws_server::config::{
     DatabaseSettings, DnsSettings, FlySettings, SecretKey, ServeSettings,
 };
-use openclaws_controller::secrets::SecretCipher;
-use openclaws_controller::{serve, sim, store};
+use openclaws_server::serve;
+use openclaws_store as store;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde_json::{json, Value};
@@ -236,7 +238,7 @@ impl Bench {
                 dns_api_token: Some(FLY_TOKEN.to_owned()),
                 dns_zone: None,
             },
-            gateway: openclaws_controller::config::GatewaySettings::without_checks(),
+            gateway: openclaws_server::config::GatewaySettings::without_checks(),
             base_domain: DOMAIN.to_owned(),
             workers: args.workers,
             resync_seconds: args.resync_seconds,

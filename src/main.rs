@@ -1,12 +1,17 @@
-//! `openclaws-controller` command line: parse, build, run.
+//! `openclaws-controller` command line: parse, build, run. The production binary: it carries the
+//! controller (`serve`, `migrate`), the support commands (`get`, `describe`), the CRD and the
+//! LLM proxy token tool, and nothing of the simulator or the development stack.
+
+mod cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use openclaws_controller::config::{DatabaseSettings, ServeSettings};
-use openclaws_controller::telemetry::{init_sentry, init_tracing, LogFormat, SentrySettings};
-use openclaws_controller::{dev, serve, sim, store};
+use openclaws_server::config::{DatabaseSettings, ServeSettings};
+use openclaws_server::serve;
+use openclaws_store as store;
+use openclaws_telemetry::{init_sentry, init_tracing, LogFormat, SentrySettings};
 
 /// Reconciliation controller for per-customer OpenClaw gateways on Fly.io.
 #[derive(Debug, Parser)]
@@ -28,32 +33,21 @@ enum Command {
     Serve(Box<ServeSettings>),
     /// Apply database migrations and exit.
     Migrate(DatabaseSettings),
-    /// Run the Fly Machines API simulator.
-    Sim(sim::SimArgs),
-    /// Run everything locally: throwaway PostgreSQL, simulator, API and workers, and a demo instance.
-    Dev(dev::DevArgs),
     /// Print the OpenClawInstance CustomResourceDefinition (YAML).
     Crd,
     /// List instances (phase, Ready reason, machine state, age) through the API.
-    Get(openclaws_controller::cli::GetArgs),
+    Get(cli::GetArgs),
     /// Show one instance in detail: status, conditions, Fly ids, pairing, last error, the next
     /// plan and recent events (through the API).
-    Describe(openclaws_controller::cli::DescribeArgs),
+    Describe(cli::DescribeArgs),
     /// Mint or verify the short-lived LLM proxy token (the proxy's side of it).
     #[command(subcommand)]
-    ProxyToken(openclaws_controller::gateway::proxy_token::ProxyTokenCommand),
-    /// Run a command with DATABASE_URL pointing at a throwaway PostgreSQL (used by `make test`).
-    #[command(hide = true)]
-    WithPostgres {
-        /// The command and its arguments.
-        #[arg(trailing_var_arg = true, required = true)]
-        command: Vec<String>,
-    },
+    ProxyToken(openclaws_gateway::proxy_token::ProxyTokenCommand),
 }
 
 /// Prints a support command's page, or its error alone (no backtrace: it says what to fix) and
 /// exits 1.
-fn print_or_exit(result: Result<String, openclaws_controller::cli::CliError>) {
+fn print_or_exit(result: Result<String, cli::CliError>) {
     match result {
         Ok(page) => print!("{page}"),
         Err(e) => {
@@ -69,7 +63,6 @@ async fn main() -> anyhow::Result<()> {
     let log_format = match &cli.command {
         // The support commands print for people: no log lines in their output.
         Command::Get(_) | Command::Describe(_) => None,
-        Command::Dev(_) => Some(cli.log_format.unwrap_or(LogFormat::Pretty)),
         _ => Some(cli.log_format.unwrap_or(LogFormat::Json)),
     };
     if let Some(format) = log_format {
@@ -90,11 +83,9 @@ async fn main() -> anyhow::Result<()> {
             store::migrate(&pool).await?;
             tracing::info!("migrations applied");
         }
-        Command::Sim(args) => sim::run(args).await?,
-        Command::Dev(args) => dev::run(args).await?,
-        Command::Crd => print!("{}", openclaws_controller::crd::crd_yaml()),
-        Command::Get(args) => print_or_exit(openclaws_controller::cli::get(&args).await),
-        Command::Describe(args) => print_or_exit(openclaws_controller::cli::describe(&args).await),
+        Command::Crd => print!("{}", openclaws_model::crd::crd_yaml()),
+        Command::Get(args) => print_or_exit(cli::get(&args).await),
+        Command::Describe(args) => print_or_exit(cli::describe(&args).await),
         Command::ProxyToken(command) => {
             let result = command.run(chrono::Utc::now(), || {
                 let mut text = String::new();
@@ -108,17 +99,6 @@ async fn main() -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
-        }
-        Command::WithPostgres { command } => {
-            let pg = dev::postgres::ThrowawayPostgres::start().await?;
-            let status = tokio::process::Command::new(&command[0])
-                .args(&command[1..])
-                .env("DATABASE_URL", pg.url())
-                .status()
-                .await
-                .with_context(|| format!("running {}", command[0]))?;
-            drop(pg);
-            std::process::exit(status.code().unwrap_or(1));
         }
     }
     Ok(())

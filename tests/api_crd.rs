@@ -1,6 +1,6 @@
 //! The checked-in CRD must equal what the code generates from the resource types.
 
-use openclaws_controller::crd::{crd, crd_yaml};
+use openclaws_model::crd::{crd, crd_yaml};
 
 const PATH: &str = "crds/openclawinstances.openclaws.biz.yaml";
 

@@ -545,7 +545,7 @@ async fn events_filters() {
 
 #[tokio::test]
 async fn events_filter_by_type_and_since_keeps_exactly_the_matching_ones() {
-    use openclaws_controller::store::events::{append, EventType, NewEvent};
+    use openclaws_store::events::{append, EventType, NewEvent};
     let api = spawn_api().await;
     let created = api.put("mu-ev", &minimal("c")).await;
     let uid: uuid::Uuid = created.json["metadata"]["uid"]

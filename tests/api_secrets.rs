@@ -4,8 +4,8 @@
 mod common;
 
 use common::api::{spawn_api, TestApi, WRITER};
-use openclaws_controller::secrets::Sealed;
-use openclaws_controller::store::secrets as secret_store;
+use openclaws_model::secrets::Sealed;
+use openclaws_store::secrets as secret_store;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::io::Write;

@@ -447,12 +447,10 @@ async fn readyz_is_503_without_migrations() {
         .execute(&db.pool)
         .await
         .unwrap();
-    let state = openclaws_controller::api::ApiState {
+    let state = openclaws_api::ApiState {
         pool: db.pool.clone(),
-        cipher: std::sync::Arc::new(openclaws_controller::secrets::SecretCipher::from_key(
-            [1; 32],
-        )),
-        tokens: openclaws_controller::api::ApiTokens {
+        cipher: std::sync::Arc::new(openclaws_model::secrets::SecretCipher::from_key([1; 32])),
+        tokens: openclaws_api::ApiTokens {
             writer: WRITER.into(),
             reader: READER.into(),
         },
@@ -464,7 +462,7 @@ async fn readyz_is_503_without_migrations() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, openclaws_controller::api::router(state))
+        axum::serve(listener, openclaws_api::router(state))
             .await
             .unwrap()
     });

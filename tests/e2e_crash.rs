@@ -6,7 +6,7 @@ mod common;
 use common::process::{free_port, spawn_controller, wait_api};
 
 use common::stack::{Stack, StackOptions};
-use openclaws_controller::sim::hooks::{RequestHook, RequestInfo};
+use fly_sim::hooks::{RequestHook, RequestInfo};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -1,20 +1,37 @@
-//! `make run` in miniature: the `dev` command brings up the whole stack and its demo instance
+//! `make run` in miniature: `openclaws-dev run` brings up the whole stack as separate processes
+//! (the simulator's own binary and the production controller binary) and its demo instance
 //! reaches Ready.
 
 mod common;
 
 use std::process::Command;
 
+/// A port free right now on 127.0.0.1 (the dev stack's processes need fixed addresses).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_stack_brings_the_demo_instance_to_ready() {
     let db = common::fresh_database().await;
+    let dev = openclaws_testkit::workspace_binary("openclaws-dev").unwrap();
+    let logs = std::env::temp_dir().join(format!("oc-dev-{}", uuid::Uuid::new_v4().simple()));
+    let (api, sim) = (free_port(), free_port());
+    let log_dir = logs.clone();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_openclaws-controller"))
-            .args(["dev", "--exit-when-ready", "--listen", "127.0.0.1:0"])
+        Command::new(dev)
+            .args(["run", "--exit-when-ready"])
+            .args(["--listen", &format!("127.0.0.1:{api}")])
+            .args(["--sim-listen", &format!("127.0.0.1:{sim}")])
+            .arg("--log-dir")
+            .arg(&log_dir)
             .env("DATABASE_URL", &db.url)
-            .env("RUST_LOG", "warn")
             .output()
-            .expect("run the dev command")
+            .expect("run openclaws-dev")
     })
     .await
     .unwrap();
@@ -29,4 +46,14 @@ async fn dev_stack_brings_the_demo_instance_to_ready() {
         stdout.contains("dev-writer-token"),
         "the dev tokens are printed: {stdout}"
     );
+    let controller_log = std::fs::read_to_string(logs.join("controller.log")).unwrap();
+    assert!(
+        controller_log.contains("controller started"),
+        "the controller logs to its file, not the terminal: {controller_log}"
+    );
+    assert!(
+        !stdout.contains("controller started"),
+        "no log lines among what is printed: {stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&logs);
 }

@@ -760,7 +760,7 @@ async fn a_lease_left_by_a_dead_controller_expires_and_the_change_goes_through()
         .as_str()
         .unwrap()
         .to_owned();
-    let ttl = openclaws_controller::fly::client::LEASE_TTL.as_secs();
+    let ttl = openclaws_fly::client::LEASE_TTL.as_secs();
     assert!(ttl <= 60, "a lease TTL of {ttl}s would wedge instances");
     let lease = sim_ok(
         &stack,

@@ -4,8 +4,8 @@
 mod common;
 
 use common::stack::{condition, Stack, StackOptions, READER, WRITER};
-use openclaws_controller::serve;
-use openclaws_controller::telemetry::Metrics;
+use openclaws_server::serve;
+use openclaws_telemetry::Metrics;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -25,7 +25,7 @@ async fn api_only(stack: &Stack) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, openclaws_controller::api::router(state))
+        axum::serve(listener, openclaws_api::router(state))
             .await
             .unwrap();
     });

@@ -4,11 +4,11 @@
 mod common;
 
 use common::stack::{Stack, StackOptions};
-use openclaws_controller::fly::types::{
+use openclaws_fly::types::{
     CreateMachineRequest, CreateVolumeRequest, MachineConfig, Mount, UpdateMachineRequest,
 };
-use openclaws_controller::fly::{FlyClient, FlyError};
-use openclaws_controller::telemetry::Metrics;
+use openclaws_fly::{FlyClient, FlyError};
+use openclaws_telemetry::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -10,17 +10,17 @@
 //! with the kernel's parent-death signal (SIGKILL) set: when the test binary exits, it dies, and
 //! its helper processes follow it.
 
-use openclaws_controller::gateway::client::{ClientError, ConnectOptions, GatewayClient};
-use openclaws_controller::gateway::config::{
+use openclaws_gateway::client::{ClientError, ConnectOptions, GatewayClient};
+use openclaws_gateway::config::{
     merge_owned, owned_hash, parse, to_file_text, BindMode, OwnedConfig,
 };
-use openclaws_controller::gateway::files::{
+use openclaws_gateway::files::{
     composio_exec_script, composio_skill_md, identity_md, BRIDGE_PATH, IDENTITY_PATH, SKILL_PATH,
 };
-use openclaws_controller::gateway::health::{HealthClient, HealthError};
-use openclaws_controller::gateway::identity::DeviceIdentity;
-use openclaws_controller::gateway::protocol::{ClientInfo, SCOPE_PAIRING, SCOPE_READ, SCOPE_WRITE};
-use openclaws_controller::gateway::GATEWAY_TOKEN_ENV;
+use openclaws_gateway::health::{HealthClient, HealthError};
+use openclaws_gateway::identity::DeviceIdentity;
+use openclaws_gateway::protocol::{ClientInfo, SCOPE_PAIRING, SCOPE_READ, SCOPE_WRITE};
+use openclaws_gateway::GATEWAY_TOKEN_ENV;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};

@@ -3,10 +3,10 @@
 
 mod common;
 
-use openclaws_controller::controller::{self, ControllerConfig, Reconcile};
-use openclaws_controller::reconcile::{Outcome, ReconcileError};
-use openclaws_controller::store::work;
-use openclaws_controller::telemetry::Metrics;
+use openclaws_engine::controller::{self, ControllerConfig, Reconcile};
+use openclaws_engine::reconcile::{Outcome, ReconcileError};
+use openclaws_store::work;
+use openclaws_telemetry::Metrics;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -6,10 +6,10 @@
 mod common;
 
 use common::ingest::Ingest;
-use openclaws_controller::controller::{self, ControllerConfig, Reconcile};
-use openclaws_controller::reconcile::{Outcome, ReconcileError};
-use openclaws_controller::store::work;
-use openclaws_controller::telemetry::{init_sentry, Metrics, SentrySettings};
+use openclaws_engine::controller::{self, ControllerConfig, Reconcile};
+use openclaws_engine::reconcile::{Outcome, ReconcileError};
+use openclaws_store::work;
+use openclaws_telemetry::{init_sentry, Metrics, SentrySettings};
 use sqlx::PgPool;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 
 mod sim_support;
 
-use openclaws_controller::sim::{LatencyModel, SimConfig};
+use fly_sim::{LatencyModel, SimConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sim_support::{error_text, TestSim, ORG, TOKEN};
@@ -443,11 +443,8 @@ async fn exec_needs_a_started_machine() {
 
 struct ThrottleStarts;
 
-impl openclaws_controller::sim::RequestHook for ThrottleStarts {
-    fn before(
-        &self,
-        req: &openclaws_controller::sim::RequestInfo,
-    ) -> Option<axum::response::Response> {
+impl fly_sim::RequestHook for ThrottleStarts {
+    fn before(&self, req: &fly_sim::RequestInfo) -> Option<axum::response::Response> {
         use axum::response::IntoResponse;
         (req.route.ends_with("/start") && req.machine_id.is_some()).then(|| {
             (

@@ -329,9 +329,8 @@ async fn wait_from_event_id_needs_a_newer_transition() {
 
 #[tokio::test]
 async fn old_style_destroy_guard_answers_409() {
-    let mut config =
-        openclaws_controller::sim::SimConfig::new(sim_support::TOKEN, sim_support::ORG);
-    config.latency = openclaws_controller::sim::LatencyModel::spec_defaults().scaled(SLOW);
+    let mut config = fly_sim::SimConfig::new(sim_support::TOKEN, sim_support::ORG);
+    config.latency = fly_sim::LatencyModel::spec_defaults().scaled(SLOW);
     config.destroy_guard_conflict = true;
     let sim = TestSim::start_with(config).await;
     let id = started_machine(&sim, "oc-g10").await;

@@ -10,23 +10,23 @@
 mod sim_support;
 
 use base64::Engine;
-use openclaws_controller::fly::types::{MachineConfig, Mount, RestartPolicy};
-use openclaws_controller::gateway::bundle::{
+use fly_sim::process::OpenclawInstall;
+use fly_sim::proxy::{serve_proxy, ProxySettings};
+use fly_sim::{MachineMode, ProcessSettings};
+use openclaws_fly::types::{MachineConfig, Mount, RestartPolicy};
+use openclaws_gateway::bundle::{
     boot_bundle, boot_script, BundleInput, BOOT_SCRIPT_PATH, BUNDLE_JSON_PATH,
 };
-use openclaws_controller::gateway::client::{ClientError, ConnectOptions, GatewayClient};
-use openclaws_controller::gateway::config::{
+use openclaws_gateway::client::{ClientError, ConnectOptions, GatewayClient};
+use openclaws_gateway::config::{
     merge_owned, parse, to_file_text, BindMode, OwnedConfig, DEFAULT_WORKSPACE, GATEWAY_PORT,
 };
-use openclaws_controller::gateway::files::{
+use openclaws_gateway::files::{
     composio_exec_script, composio_skill_md, content_hash, decide_identity, identity_md,
     FileAction, BRIDGE_PATH, SKILL_PATH,
 };
-use openclaws_controller::gateway::health::HealthClient;
-use openclaws_controller::gateway::identity::DeviceIdentity;
-use openclaws_controller::sim::process::OpenclawInstall;
-use openclaws_controller::sim::proxy::{serve_proxy, ProxySettings};
-use openclaws_controller::sim::{MachineMode, ProcessSettings};
+use openclaws_gateway::health::HealthClient;
+use openclaws_gateway::identity::DeviceIdentity;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sim_support::TestSim;

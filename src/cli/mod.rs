@@ -94,7 +94,7 @@ pub async fn get(args: &GetArgs) -> Result<String, CliError> {
 /// the API cannot give (an older server) is shown as unavailable rather than failing the whole.
 pub async fn describe(args: &DescribeArgs) -> Result<String, CliError> {
     let name = &args.name;
-    if !crate::api::validate::valid_name(name) {
+    if !openclaws_api::validate::valid_name(name) {
         return Err(CliError::InvalidName(name.clone()));
     }
     let client = ApiClient::new(&args.api.api_url, args.api.token.clone())?;

@@ -1,11 +1,11 @@
 //! Helpers for the API tests: a router on 127.0.0.1:0 over a fresh database, and a client that
 //! reads like the dashboard's actions.
 
-use openclaws_controller::api::{router, ApiState, ApiTokens};
-use openclaws_controller::reconcile::desired::{FleetSettings, GatewayPlacement};
-use openclaws_controller::reconcile::DesiredInputs;
-use openclaws_controller::secrets::SecretCipher;
-use openclaws_controller::telemetry::Metrics;
+use openclaws_api::{router, ApiState, ApiTokens};
+use openclaws_engine::reconcile::desired::{FleetSettings, GatewayPlacement};
+use openclaws_engine::reconcile::DesiredInputs;
+use openclaws_model::secrets::SecretCipher;
+use openclaws_telemetry::Metrics;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::PgPool;

@@ -2,11 +2,9 @@
 //! simulator's Fly-like proxy with the token the dashboard reads.
 #![allow(dead_code)]
 
-use openclaws_controller::gateway::client::{ClientError, ConnectOptions, GatewayClient};
-use openclaws_controller::gateway::identity::DeviceIdentity;
-use openclaws_controller::gateway::protocol::{
-    ClientInfo, PairingRequired, SCOPE_READ, SCOPE_WRITE,
-};
+use openclaws_gateway::client::{ClientError, ConnectOptions, GatewayClient};
+use openclaws_gateway::identity::DeviceIdentity;
+use openclaws_gateway::protocol::{ClientInfo, PairingRequired, SCOPE_READ, SCOPE_WRITE};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;

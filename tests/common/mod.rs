@@ -28,10 +28,10 @@ pub async fn fresh_database() -> TestDb {
     let mut url = reqwest::Url::parse(&base).expect("DATABASE_URL is a URL");
     url.set_path(&format!("/{name}"));
     let url = url.to_string();
-    let pool = openclaws_controller::store::connect(&url, 10)
+    let pool = openclaws_store::connect(&url, 10)
         .await
         .expect("connect to test database");
-    openclaws_controller::store::migrate(&pool)
+    openclaws_store::migrate(&pool)
         .await
         .expect("migrate test database");
     TestDb { pool, url }

@@ -2,10 +2,10 @@
 //! the controller (API + workers) talking to it over real HTTP.
 #![allow(dead_code)]
 
-use openclaws_controller::config::{DatabaseSettings, FlySettings, SecretKey, ServeSettings};
-use openclaws_controller::secrets::SecretCipher;
-use openclaws_controller::serve::{self, Running};
-use openclaws_controller::sim;
+use fly_sim as sim;
+use openclaws_model::secrets::SecretCipher;
+use openclaws_server::config::{DatabaseSettings, FlySettings, SecretKey, ServeSettings};
+use openclaws_server::serve::{self, Running};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -120,7 +120,7 @@ impl Stack {
         tokio::spawn(sim::serve(listener, simulator.clone(), sim_stop.clone()));
         let sim_url = format!("http://{sim_addr}");
         let mut proxy_url = None;
-        let mut gateway = openclaws_controller::config::GatewaySettings::without_checks();
+        let mut gateway = openclaws_server::config::GatewaySettings::without_checks();
         if options.gateways {
             let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let proxy_addr = proxy_listener.local_addr().unwrap();
@@ -156,7 +156,7 @@ impl Stack {
                 fly_org: ORG.to_owned(),
                 fly_app_prefix: "oc-".to_owned(),
             },
-            dns: openclaws_controller::config::DnsSettings {
+            dns: openclaws_server::config::DnsSettings {
                 dns_api_base: sim_url.clone(),
                 dns_api_token: Some(FLY_TOKEN.to_owned()),
                 dns_zone: None,

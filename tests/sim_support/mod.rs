@@ -2,7 +2,7 @@
 //! it over real HTTP.
 #![allow(dead_code)]
 
-use openclaws_controller::sim::{LatencyModel, SimConfig, Simulator};
+use fly_sim::{LatencyModel, SimConfig, Simulator};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -65,11 +65,7 @@ impl TestSim {
         let addr = listener.local_addr().expect("local addr");
         let sim = Simulator::new(config);
         let shutdown = CancellationToken::new();
-        tokio::spawn(openclaws_controller::sim::serve(
-            listener,
-            sim.clone(),
-            shutdown.clone(),
-        ));
+        tokio::spawn(fly_sim::serve(listener, sim.clone(), shutdown.clone()));
         Self {
             base: format!("http://{addr}"),
             sim,

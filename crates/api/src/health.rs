@@ -1,0 +1,75 @@
+//! Open operational endpoints: liveness, readiness, metrics and the OpenAPI document.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::error::ApiError;
+use super::{openapi, validate, ApiState};
+use openclaws_store::{self as store, stats};
+use std::time::Duration;
+
+/// Liveness: the process serves HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is alive", body = String, content_type = "text/plain")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers and every migration is applied.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready to serve", body = String, content_type = "text/plain"),
+        (status = 503, description = "Database unreachable or migrations pending", body = super::error::ErrorBody)))]
+pub async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
+    match store::migrations_applied(&state.pool).await {
+        Ok(true) if validate::schema_ready() => Ok("ready"),
+        Ok(true) => Err(ApiError::Unavailable(
+            "the request schema did not compile".to_owned(),
+        )),
+        Ok(false) => Err(ApiError::Unavailable(
+            "database migrations are not applied".to_owned(),
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err(ApiError::Unavailable("database is unreachable".to_owned()))
+        }
+    }
+}
+
+/// How long a scrape waits for the fleet counts before serving the previous ones.
+const FLEET_COUNT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Prometheus metrics in the text exposition format. The instance counts by phase and
+/// condition come from PostgreSQL (two `GROUP BY` queries, at most once per few seconds
+/// however often this is scraped); when the database does not answer in time the previous
+/// counts are served.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String,
+        content_type = "text/plain; version=0.0.4")))]
+pub async fn metrics(State(state): State<ApiState>) -> Response {
+    if state.metrics.fleet_refresh_due() {
+        match tokio::time::timeout(FLEET_COUNT_TIMEOUT, stats::fleet_counts(&state.pool)).await {
+            Ok(Ok(counts)) => state.metrics.set_fleet(&counts),
+            Ok(Err(e)) => tracing::warn!(error = %e, "counting instances for /metrics failed"),
+            Err(_) => tracing::warn!("counting instances for /metrics timed out"),
+        }
+    }
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI document", body = Object)))]
+pub async fn openapi_json() -> Json<serde_json::Value> {
+    Json(openapi::document())
+}

@@ -1,0 +1,429 @@
+//! Handlers of `/v1/instances`: request parsing (content type, size, JSON, query parameters) and
+//! responses. The writes themselves live in [`super::write`].
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorBody, FieldError};
+use super::validate::{check_name, valid_name};
+use super::write::{self, Outcome};
+use super::{ApiState, MAX_BODY_BYTES};
+use openclaws_model::{
+    InstancePatch, InstanceWrite, ListMeta, OpenClawInstance, OpenClawInstanceList, Phase,
+    API_VERSION, LIST_KIND,
+};
+use openclaws_store::events::{self, Event, EventFilter};
+use openclaws_store::instances;
+
+/// Default and maximum page size of the instance list.
+pub const DEFAULT_LIMIT: i64 = 100;
+/// See [`DEFAULT_LIMIT`].
+pub const MAX_LIMIT: i64 = 1000;
+/// Media type of RFC 7386 merge patches.
+pub const MERGE_PATCH: &str = "application/merge-patch+json";
+
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+/// Checks the content type, the size and the JSON syntax of a body.
+pub(super) fn json_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    accepted: &[&str],
+) -> Result<Value, ApiError> {
+    let media = media_type(headers);
+    if !media.as_deref().is_some_and(|m| accepted.contains(&m)) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type must be {}",
+            accepted.join(" or ")
+        )));
+    }
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+        } else {
+            ApiError::BadRequest("the request body could not be read".to_owned())
+        }
+    })?;
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+    }
+    serde_json::from_slice::<Value>(&bytes).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "malformed JSON at line {}, column {}",
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    match headers.get(header::IF_MATCH) {
+        None => Ok(None),
+        Some(v) => write::parse_if_match(
+            v.to_str()
+                .map_err(|_| ApiError::BadRequest("If-Match must be ASCII".to_owned()))?,
+        ),
+    }
+}
+
+/// The resource with its resource version as `ETag`.
+pub(super) fn object_response(status: StatusCode, object: OpenClawInstance) -> Response {
+    let etag = HeaderValue::from_str(&format!("\"{}\"", object.metadata.resource_version)).ok();
+    let mut response = (status, Json(object)).into_response();
+    if let Some(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
+/// Create or replace an instance's desired state.
+///
+/// Creates (201) or replaces the spec (200). `generation` is bumped only when the stored spec
+/// changes; `resourceVersion` on every write. Omitted fields take their defaults; omitted labels
+/// keep the stored labels; an omitted provider key is removed.
+#[utoipa::path(put, path = "/v1/instances/{name}", tag = "instances",
+    params(("name" = String, Path, description = "Instance name: a DNS label of 3-40 characters"),
+        ("If-Match" = Option<String>, Header, description = "Precondition: the current resourceVersion")),
+    request_body(content = InstanceWrite, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced", body = OpenClawInstance),
+        (status = 201, description = "Created", body = OpenClawInstance),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 403, description = "Read-only token", body = ErrorBody),
+        (status = 409, description = "Stale resourceVersion or instance being deleted", body = ErrorBody),
+        (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each named by path", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_instance(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let precondition = if_match(&headers)?;
+    let body = json_body(&headers, body, &["application/json"])?;
+    let (outcome, object) = write::put(&state, &name, body, precondition).await?;
+    let status = match outcome {
+        Outcome::Created => StatusCode::CREATED,
+        Outcome::Updated => StatusCode::OK,
+    };
+    Ok(object_response(status, object))
+}
+
+/// Merge-patch an instance.
+///
+/// Applies an RFC 7386 merge patch to `{"metadata": {"labels"}, "spec"}` and validates the result.
+#[utoipa::path(patch, path = "/v1/instances/{name}", tag = "instances",
+    params(("name" = String, Path, description = "Instance name"),
+        ("If-Match" = Option<String>, Header, description = "Precondition: the current resourceVersion")),
+    request_body(content(
+        (InstancePatch = "application/merge-patch+json"),
+        (InstancePatch = "application/json"))),
+    responses(
+        (status = 200, description = "Patched", body = OpenClawInstance),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 403, description = "Read-only token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+        (status = 409, description = "Stale resourceVersion or instance being deleted", body = ErrorBody),
+        (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "Unsupported Content-Type", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each named by path", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn patch_instance(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let precondition = if_match(&headers)?;
+    let patch = json_body(&headers, body, &[MERGE_PATCH, "application/json"])?;
+    let object = write::patch(&state, &name, patch, precondition).await?;
+    Ok(object_response(StatusCode::OK, object))
+}
+
+/// Read one instance.
+#[utoipa::path(get, path = "/v1/instances/{name}", tag = "instances",
+    params(("name" = String, Path, description = "Instance name")),
+    responses(
+        (status = 200, description = "The instance", body = OpenClawInstance),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+        (status = 422, description = "Invalid name", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_instance(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    check_name(&name).map_err(|e| ApiError::invalid(vec![e]))?;
+    let record = instances::get(&state.pool, &name)
+        .await?
+        .ok_or_else(|| write::not_found(&name))?;
+    Ok(object_response(StatusCode::OK, record.to_resource()?))
+}
+
+/// Query parameters of the instance list.
+#[derive(Debug, Default, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only instances of this customer.
+    #[serde(rename = "customerId")]
+    #[param(rename = "customerId")]
+    pub customer_id: Option<String>,
+    /// Only instances in this phase (`Pending`, `Ready`, ...).
+    pub phase: Option<String>,
+    /// Page size, 1-1000 (default 100).
+    pub limit: Option<String>,
+    /// Cursor from the previous page's `metadata.continue`.
+    #[serde(rename = "continue")]
+    #[param(rename = "continue")]
+    pub continue_: Option<String>,
+}
+
+const CURSOR_PREFIX: &str = "v1:";
+
+fn encode_cursor(name: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{name}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let name = text.strip_prefix(CURSOR_PREFIX)?;
+    valid_name(name).then(|| name.to_owned())
+}
+
+fn parse_limit(raw: Option<&str>, max: i64, default: i64, errors: &mut Vec<FieldError>) -> i64 {
+    match raw {
+        None => default,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => {
+                errors.push(FieldError::new(
+                    "limit",
+                    format!("must be an integer from 1 to {max}"),
+                ));
+                default
+            }
+        },
+    }
+}
+
+/// List instances, ordered by name, with filters and cursor pagination.
+#[utoipa::path(get, path = "/v1/instances", tag = "instances",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of instances", body = OpenClawInstanceList),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 422, description = "Invalid query parameter", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_instances(
+    State(state): State<ApiState>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<OpenClawInstanceList>, ApiError> {
+    let Query(params) = params
+        .map_err(|_| ApiError::BadRequest("the query string could not be parsed".to_owned()))?;
+    let mut errors = Vec::new();
+    let limit = parse_limit(
+        params.limit.as_deref(),
+        MAX_LIMIT,
+        DEFAULT_LIMIT,
+        &mut errors,
+    );
+    if let Some(p) = params.phase.as_deref() {
+        if Phase::parse(p).is_none() {
+            let all: Vec<_> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+            errors.push(FieldError::new(
+                "phase",
+                format!("must be one of {}", all.join(", ")),
+            ));
+        }
+    }
+    let after_name = match params.continue_.as_deref() {
+        None | Some("") => None,
+        Some(c) => match decode_cursor(c) {
+            Some(name) => Some(name),
+            None => {
+                errors.push(FieldError::new(
+                    "continue",
+                    "is not a cursor returned by this API",
+                ));
+                None
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let mut records = instances::list(
+        &state.pool,
+        &instances::ListFilter {
+            customer_id: params.customer_id,
+            phase: params.phase,
+            search: None,
+            after_name,
+            limit: limit + 1,
+        },
+    )
+    .await?;
+    let more = records.len() as i64 > limit;
+    records.truncate(limit as usize);
+    let continue_ = if more {
+        records.last().map(|r| encode_cursor(&r.name))
+    } else {
+        None
+    };
+    let items = records
+        .iter()
+        .map(|r| r.to_resource())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(OpenClawInstanceList {
+        api_version: API_VERSION.to_owned(),
+        kind: LIST_KIND.to_owned(),
+        items,
+        metadata: ListMeta { continue_ },
+    }))
+}
+
+/// Request deletion.
+///
+/// Sets `metadata.deletionTimestamp` and enqueues teardown; idempotent (a repeat returns 202 with
+/// the timestamp unchanged). The instance stays readable until teardown finishes.
+#[utoipa::path(delete, path = "/v1/instances/{name}", tag = "instances",
+    params(("name" = String, Path, description = "Instance name"),
+        ("If-Match" = Option<String>, Header, description = "Precondition: the current resourceVersion")),
+    responses(
+        (status = 202, description = "Deletion requested", body = OpenClawInstance),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 403, description = "Read-only token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+        (status = 409, description = "Stale resourceVersion", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete_instance(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let precondition = if_match(&headers)?;
+    let object = write::delete(&state, &name, precondition).await?;
+    Ok(object_response(StatusCode::ACCEPTED, object))
+}
+
+/// Ask for a reconcile now.
+///
+/// Makes the instance due immediately and wakes the workers; returns the current object.
+#[utoipa::path(post, path = "/v1/instances/{name}/reconcile", tag = "instances",
+    params(("name" = String, Path, description = "Instance name")),
+    responses(
+        (status = 202, description = "Reconcile requested", body = OpenClawInstance),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 403, description = "Read-only token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn reconcile_instance(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let object = write::request_reconcile(&state, &name).await?;
+    Ok(object_response(StatusCode::ACCEPTED, object))
+}
+
+/// Query parameters of the event list.
+#[derive(Debug, Default, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventParams {
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub type_: Option<String>,
+    /// Only events at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// The newest N events, 1-1000 (default 500).
+    pub limit: Option<String>,
+}
+
+/// Events of an instance, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventList {
+    pub items: Vec<Event>,
+}
+
+/// History of an instance, including after it was deleted (tombstones).
+#[utoipa::path(get, path = "/v1/instances/{name}/events", tag = "instances",
+    params(("name" = String, Path, description = "Instance name"), EventParams),
+    responses(
+        (status = 200, description = "Events, oldest first", body = EventList),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 404, description = "No instance and no history under this name", body = ErrorBody),
+        (status = 422, description = "Invalid query parameter", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_events(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    params: Result<Query<EventParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<EventList>, ApiError> {
+    let Query(params) = params
+        .map_err(|_| ApiError::BadRequest("the query string could not be parsed".to_owned()))?;
+    let mut errors = Vec::new();
+    if let Err(e) = check_name(&name) {
+        errors.push(e);
+    }
+    let limit = parse_limit(params.limit.as_deref(), 1000, 500, &mut errors);
+    if let Some(t) = params.type_.as_deref() {
+        if !["Normal", "Warning"].contains(&t) {
+            errors.push(FieldError::new("type", "must be Normal or Warning"));
+        }
+    }
+    let since = match params.since.as_deref() {
+        None => None,
+        Some(s) => match DateTime::parse_from_rfc3339(s) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => {
+                errors.push(FieldError::new("since", "must be an RFC 3339 timestamp"));
+                None
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let exists = instances::get(&state.pool, &name).await?.is_some()
+        || instances::has_history(&state.pool, &name).await?;
+    if !exists {
+        return Err(write::not_found(&name));
+    }
+    let items = events::list_by_name(
+        &state.pool,
+        &name,
+        &EventFilter {
+            type_: params.type_,
+            since,
+            limit,
+        },
+    )
+    .await?;
+    Ok(Json(EventList { items }))
+}

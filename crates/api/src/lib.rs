@@ -1,0 +1,145 @@
+//! The HTTP API: writes desired state, reads observed status. It never calls Fly.
+//!
+//! Routes under `/v1` need a bearer token (writer: all, reader: GET only); `/healthz`, `/readyz`,
+//! `/metrics` and `/openapi.json` are open. Every error, including the framework's own rejections,
+//! has one JSON shape ([`error::ErrorBody`]). The support console's HTML pages under `/support`
+//! ([`support`]) have their own sign-in and render their own errors as pages.
+
+pub mod auth;
+pub mod error;
+pub mod gateway;
+pub mod health;
+pub mod instances;
+pub mod openapi;
+pub mod plan;
+pub mod support;
+pub mod validate;
+pub mod write;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{get, post};
+use axum::Router;
+use sqlx::PgPool;
+use std::sync::Arc;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use error::ApiError;
+use openclaws_model::secrets::SecretCipher;
+use openclaws_telemetry::Metrics;
+
+/// Largest accepted request body (64 KiB); larger bodies get 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Bearer tokens of the two roles.
+#[derive(Clone)]
+pub struct ApiTokens {
+    /// Dashboard: may write desired state.
+    pub writer: String,
+    /// Support: may only read.
+    pub reader: String,
+}
+
+impl std::fmt::Debug for ApiTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiTokens(..)")
+    }
+}
+
+/// Everything a handler needs.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    pub pool: PgPool,
+    pub cipher: Arc<SecretCipher>,
+    pub tokens: ApiTokens,
+    /// Hostnames are `{name}.{base_domain}`.
+    pub base_domain: String,
+    pub metrics: Arc<Metrics>,
+    /// How long the controller watches a gateway for pairing devices after the dashboard reads
+    /// its token (the moment a device is about to connect).
+    pub pairing_window: std::time::Duration,
+    /// What desired states are built from (the workers' own settings), for the plan preview.
+    pub inputs: openclaws_engine::reconcile::DesiredInputs,
+}
+
+async fn no_route() -> ApiError {
+    ApiError::NotFound("no such route".to_owned())
+}
+
+async fn method_not_allowed() -> (axum::http::StatusCode, axum::Json<error::ErrorBody>) {
+    let status = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    let body = error::ErrorBody {
+        error: error::ErrorDetail {
+            code: "method_not_allowed".to_owned(),
+            message: "method not allowed on this route".to_owned(),
+            fields: Vec::new(),
+        },
+    };
+    (status, axum::Json(body))
+}
+
+/// The span of one request: every line logged while serving it carries its `x-request-id`
+/// (the caller's, or the one [`SetRequestIdLayer`] made), the method and the path (never the
+/// query or headers, which may carry credentials).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        request_id,
+        method = %request.method(),
+        path = request.uri().path(),
+    )
+}
+
+/// The API router.
+pub fn router(state: ApiState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/instances", get(instances::list_instances))
+        .route(
+            "/v1/instances/{name}",
+            get(instances::get_instance)
+                .put(instances::put_instance)
+                .patch(instances::patch_instance)
+                .delete(instances::delete_instance),
+        )
+        .route(
+            "/v1/instances/{name}/reconcile",
+            post(instances::reconcile_instance),
+        )
+        .route("/v1/instances/{name}/events", get(instances::list_events))
+        .route("/v1/instances/{name}/plan", get(plan::get_plan))
+        .route(
+            "/v1/instances/{name}/gateway-token",
+            get(gateway::get_gateway_token),
+        )
+        .route(
+            "/v1/instances/{name}/pairing/approvals",
+            post(gateway::post_pairing_approval),
+        )
+        .route_layer(from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(health::openapi_json))
+        .merge(v1)
+        .nest("/support", support::router())
+        .route("/support/", get(support::trailing_slash))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(from_fn(error::json_errors))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}

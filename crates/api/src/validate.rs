@@ -1,0 +1,450 @@
+//! Validation of a write: the raw JSON against the JSON Schema generated from the resource types
+//! (unknown fields, types, enums, ranges), then semantic rules the schema cannot say (Fly's memory
+//! ranges per CPU kind, pairing approvals, image references). All errors are collected, each with
+//! the path of the offending field; messages never contain the rejected value.
+
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::paths::LocationSegment;
+use jsonschema::Validator;
+use serde_json::Value;
+use std::sync::LazyLock;
+
+use super::error::FieldError;
+use openclaws_model::schema::inlined_schema;
+use openclaws_model::{InstanceWrite, API_VERSION, KIND};
+
+/// Longest accepted provider key value.
+pub const MAX_SECRET_LEN: usize = 4096;
+
+static WRITE_VALIDATOR: LazyLock<Option<Validator>> = LazyLock::new(|| {
+    let schema = inlined_schema::<InstanceWrite>();
+    match jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .build(&schema)
+    {
+        Ok(validator) => Some(validator),
+        Err(e) => {
+            tracing::error!(error = %e, "the generated write schema does not compile");
+            None
+        }
+    }
+});
+
+/// Whether the generated write schema compiled (checked by `/readyz` and the tests).
+pub fn schema_ready() -> bool {
+    WRITE_VALIDATOR.is_some()
+}
+
+/// Whether `name` is a valid instance name: a DNS label of 3–40 characters `[a-z0-9-]`.
+pub fn valid_name(name: &str) -> bool {
+    (3..=40).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// Checks the path name.
+pub fn check_name(name: &str) -> Result<(), FieldError> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "metadata.name",
+            "must be a DNS label of 3-40 characters [a-z0-9-], not starting or ending with '-'",
+        ))
+    }
+}
+
+/// Every problem of a write body (the PUT body, or the result of applying a merge patch): one
+/// error per offending path, schema errors first.
+pub fn validate_write(name: &str, body: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if !body.is_object() {
+        errors.push(FieldError::new("", "the body must be a JSON object"));
+        return errors;
+    }
+    match WRITE_VALIDATOR.as_ref() {
+        Some(validator) => {
+            for error in validator.iter_errors(body) {
+                schema_error(&error, &mut errors);
+            }
+        }
+        None => errors.push(FieldError::new("", "the server's schema is unavailable")),
+    }
+    semantic(name, body, &mut errors);
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert(e.path.clone()));
+    errors
+}
+
+fn dotted(location: &jsonschema::paths::Location) -> String {
+    let mut out = String::new();
+    for segment in location.segments() {
+        match segment {
+            LocationSegment::Property(p) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&p);
+            }
+            LocationSegment::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+fn type_names(kind: &TypeKind) -> String {
+    match kind {
+        TypeKind::Single(t) => t.to_string(),
+        TypeKind::Multiple(set) => set
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(" or "),
+    }
+}
+
+fn schema_error(error: &jsonschema::ValidationError<'_>, out: &mut Vec<FieldError>) {
+    let path = dotted(error.instance_path());
+    let is_provider_key = path.starts_with("spec.providerKeys.");
+    let message = match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected }
+        | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+            for field in unexpected {
+                out.push(FieldError::new(join(&path, field), "unknown field"));
+            }
+            return;
+        }
+        ValidationErrorKind::Required { property } => {
+            let field = property.as_str().unwrap_or_default();
+            out.push(FieldError::new(join(&path, field), "required field is missing"));
+            return;
+        }
+        _ if is_provider_key => {
+            "must be a string (set the value), the object {\"set\": true} (keep the stored value) or null (remove it)".to_owned()
+        }
+        ValidationErrorKind::Type { kind } => format!("must be of type {}", type_names(kind)),
+        ValidationErrorKind::Enum { options } => format!("must be one of {options}"),
+        ValidationErrorKind::Constant { expected_value } => format!("must be {expected_value}"),
+        ValidationErrorKind::Minimum { limit } => format!("must be at least {limit}"),
+        ValidationErrorKind::Maximum { limit } => format!("must be at most {limit}"),
+        ValidationErrorKind::ExclusiveMinimum { limit } => format!("must be more than {limit}"),
+        ValidationErrorKind::ExclusiveMaximum { limit } => format!("must be less than {limit}"),
+        ValidationErrorKind::MinLength { limit } => {
+            format!("must be at least {limit} character(s) long")
+        }
+        ValidationErrorKind::MaxLength { limit } => {
+            format!("must be at most {limit} characters long")
+        }
+        ValidationErrorKind::MinItems { limit } => format!("must have at least {limit} item(s)"),
+        ValidationErrorKind::MaxItems { limit } => format!("must have at most {limit} items"),
+        ValidationErrorKind::Pattern { pattern } => format!("must match {pattern}"),
+        ValidationErrorKind::MultipleOf { multiple_of } => {
+            format!("must be a multiple of {multiple_of}")
+        }
+        ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. } => {
+            "does not match any allowed form".to_owned()
+        }
+        _ => "is invalid".to_owned(),
+    };
+    out.push(FieldError::new(path, message));
+}
+
+fn is_printable(s: &str) -> bool {
+    !s.chars().any(char::is_control)
+}
+
+/// Rules beyond the schema. Reads the raw JSON and skips fields of the wrong type (the schema
+/// already reported those), applying defaults for omitted ones.
+fn semantic(name: &str, body: &Value, out: &mut Vec<FieldError>) {
+    if let Some(v) = body.get("apiVersion").and_then(Value::as_str) {
+        if v != API_VERSION {
+            out.push(FieldError::new(
+                "apiVersion",
+                format!("must be {API_VERSION}"),
+            ));
+        }
+    }
+    if let Some(v) = body.get("kind").and_then(Value::as_str) {
+        if v != KIND {
+            out.push(FieldError::new("kind", format!("must be {KIND}")));
+        }
+    }
+    if let Some(meta) = body.get("metadata") {
+        if let Some(n) = meta.get("name").and_then(Value::as_str) {
+            if n != name {
+                out.push(FieldError::new(
+                    "metadata.name",
+                    "must equal the name in the path",
+                ));
+            }
+        }
+        if let Some(v) = meta.get("resourceVersion").and_then(Value::as_str) {
+            if v.parse::<i64>().is_err() {
+                out.push(FieldError::new(
+                    "metadata.resourceVersion",
+                    "must be a resource version returned by the server",
+                ));
+            }
+        }
+        if let Some(labels) = meta.get("labels").and_then(Value::as_object) {
+            for (key, value) in labels {
+                let key_ok = (1..=63).contains(&key.len())
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+                if !key_ok {
+                    out.push(FieldError::new(
+                        "metadata.labels",
+                        "label keys must be 1-63 characters [A-Za-z0-9-_./]",
+                    ));
+                }
+                if let Some(v) = value.as_str() {
+                    if v.len() > 63 || !is_printable(v) {
+                        out.push(FieldError::new(
+                            format!("metadata.labels.{key}"),
+                            "must be at most 63 printable characters",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let Some(spec) = body.get("spec").filter(|s| s.is_object()) else {
+        return;
+    };
+    if let Some(c) = spec.get("customerId").and_then(Value::as_str) {
+        if !is_printable(c) || c.trim().is_empty() {
+            out.push(FieldError::new(
+                "spec.customerId",
+                "must be 1-128 printable characters",
+            ));
+        }
+    }
+    if let Some(image) = spec.get("image").and_then(Value::as_str) {
+        if let Err(why) = check_image(image) {
+            out.push(FieldError::new("spec.image", why));
+        }
+    }
+    check_guest(spec.get("guest"), out);
+    if let Some(model) = spec.get("model") {
+        if let Some(p) = model.get("primary").and_then(Value::as_str) {
+            if p.trim().is_empty() || !is_printable(p) {
+                out.push(FieldError::new(
+                    "spec.model.primary",
+                    "must be a model name",
+                ));
+            }
+        }
+        if let Some(fallbacks) = model.get("fallbacks").and_then(Value::as_array) {
+            for (i, f) in fallbacks.iter().enumerate() {
+                if let Some(f) = f.as_str() {
+                    if f.trim().is_empty() || f.len() > 200 || !is_printable(f) {
+                        out.push(FieldError::new(
+                            format!("spec.model.fallbacks[{i}]"),
+                            "must be a model name of 1-200 characters",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(keys) = spec.get("providerKeys").and_then(Value::as_object) {
+        for (key, value) in keys {
+            let path = format!("spec.providerKeys.{key}");
+            match value {
+                Value::String(s)
+                    if s.is_empty()
+                        || s.len() > MAX_SECRET_LEN
+                        || s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    out.push(FieldError::new(
+                        path,
+                        format!("must be 1-{MAX_SECRET_LEN} characters without whitespace (value not shown)"),
+                    ));
+                }
+                Value::Object(o) if o.get("set") == Some(&Value::Bool(false)) => {
+                    out.push(FieldError::new(
+                        path,
+                        "set must be true to keep the stored value; use null to remove it",
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(e) = spec
+        .get("composio")
+        .and_then(|c| c.get("entityId"))
+        .and_then(Value::as_str)
+    {
+        if e.trim().is_empty() || !is_printable(e) {
+            out.push(FieldError::new(
+                "spec.composio.entityId",
+                "must be 1-128 printable characters",
+            ));
+        }
+    }
+    if let Some(d) = spec
+        .get("identity")
+        .and_then(|c| c.get("displayName"))
+        .and_then(Value::as_str)
+    {
+        if d.trim().is_empty() || !is_printable(d) {
+            out.push(FieldError::new(
+                "spec.identity.displayName",
+                "must be 1-64 printable characters",
+            ));
+        }
+    }
+    if let Some(approvals) = spec
+        .get("pairing")
+        .and_then(|p| p.get("approvals"))
+        .and_then(Value::as_array)
+    {
+        for (i, a) in approvals.iter().enumerate() {
+            let Some(a) = a.as_object() else { continue };
+            let by_id = a.get("requestId").is_some_and(|v| v.is_string());
+            let latest = a.get("latest") == Some(&Value::Bool(true));
+            if by_id == latest {
+                out.push(FieldError::new(
+                    format!("spec.pairing.approvals[{i}]"),
+                    "must name exactly one of requestId or latest: true",
+                ));
+            }
+        }
+    }
+}
+
+/// A sane image reference: no whitespace, at most 255 characters, `name[:tag][@sha256:<64 hex>]`.
+fn check_image(image: &str) -> Result<(), String> {
+    if image.is_empty() || image.len() > 255 {
+        return Err("must be 1-255 characters".to_owned());
+    }
+    let (name_tag, digest) = match image.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (image, None),
+    };
+    if let Some(d) = digest {
+        let ok = d
+            .strip_prefix("sha256:")
+            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !ok {
+            return Err("digest must be sha256:<64 hex digits>".to_owned());
+        }
+    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"._-/:".contains(&b);
+    if name_tag.is_empty()
+        || !name_tag.bytes().all(allowed)
+        || name_tag.starts_with(['/', ':', '.', '-'])
+        || name_tag.ends_with(['/', ':'])
+        || name_tag.contains("//")
+    {
+        return Err("must be an image reference like registry/repository:tag".to_owned());
+    }
+    Ok(())
+}
+
+fn check_guest(guest: Option<&Value>, out: &mut Vec<FieldError>) {
+    let guest = match guest {
+        None => return,
+        Some(g) if !g.is_object() => return,
+        Some(g) => g,
+    };
+    let kind = match guest.get("cpuKind") {
+        None => Some("shared"),
+        Some(v) => v.as_str().filter(|k| ["shared", "performance"].contains(k)),
+    };
+    let cpus = match guest.get("cpus") {
+        None => Some(2),
+        Some(v) => v.as_u64(),
+    };
+    let memory = match guest.get("memoryMb") {
+        None => Some(2048),
+        Some(v) => v.as_u64(),
+    };
+    let mut cpus_ok = false;
+    if let Some(c) = cpus {
+        cpus_ok = [1, 2, 4, 8, 16].contains(&c);
+        if !cpus_ok {
+            out.push(FieldError::new(
+                "spec.guest.cpus",
+                "must be one of 1, 2, 4, 8, 16",
+            ));
+        }
+    }
+    if let Some(m) = memory {
+        if m % 256 != 0 {
+            out.push(FieldError::new(
+                "spec.guest.memoryMb",
+                "must be a multiple of 256",
+            ));
+        }
+        if let (Some(kind), Some(c), true) = (kind, cpus, cpus_ok) {
+            let (lo, hi) = match kind {
+                "performance" => (2048 * c, 8192 * c),
+                _ => (256 * c, 2048 * c),
+            };
+            if !(lo..=hi).contains(&m) {
+                out.push(FieldError::new(
+                    "spec.guest.memoryMb",
+                    format!("must be between {lo} and {hi} MB for {c} {kind} CPU(s)"),
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names() {
+        assert!(valid_name("abc"));
+        assert!(valid_name("a-1-b"));
+        assert!(!valid_name("ab"));
+        assert!(!valid_name("-abc"));
+        assert!(!valid_name("abc-"));
+        assert!(!valid_name("ABC"));
+        assert!(!valid_name(&"a".repeat(41)));
+    }
+
+    #[test]
+    fn images() {
+        assert!(check_image("ghcr.io/openclaw/openclaw:main").is_ok());
+        assert!(check_image(&format!("ghcr.io/o/o@sha256:{}", "a".repeat(64))).is_ok());
+        assert!(check_image("has space").is_err());
+        assert!(check_image("x@sha256:zz").is_err());
+    }
+
+    #[test]
+    fn schema_compiles_and_collects_errors() {
+        assert!(schema_ready());
+        let errors = validate_write(
+            "abc",
+            &json!({"spec": {"region": "IAD", "guest": {"cpus": 3}, "bogus": 1}, "extra": 1}),
+        );
+        let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
+        for p in [
+            "spec.customerId",
+            "spec.region",
+            "spec.guest.cpus",
+            "spec.bogus",
+            "extra",
+        ] {
+            assert!(paths.contains(&p), "{p} missing from {paths:?}");
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! Desired-state writes: create, replace, merge-patch, delete and reconcile requests. Each runs in
+//! one transaction that locks the row (`SELECT ... FOR UPDATE`), checks preconditions, writes the
+//! row guarded by its resource version, stores secrets, enqueues work and appends an event, so a
+//! write is either wholly visible to the controller or not at all.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use super::error::{ApiError, FieldError};
+use super::validate::{check_name, validate_write};
+use super::ApiState;
+use openclaws_model::secrets::SecretCipher;
+use openclaws_model::{
+    InstanceSpec, InstanceWrite, OpenClawInstance, ProviderKeys, ProviderKeysWrite, SecretRef,
+    SecretWrite,
+};
+use openclaws_store::events::{self, EventType, NewEvent};
+use openclaws_store::{instances, secrets, work, InstanceRecord};
+
+/// Environment names of the provider keys, in the order of [`ProviderKeys`]'s fields.
+pub const ANTHROPIC_API_KEY: &str = "ANTHROPIC_API_KEY";
+/// See [`ANTHROPIC_API_KEY`].
+pub const ANTHROPIC_OAUTH_TOKEN: &str = "ANTHROPIC_OAUTH_TOKEN";
+/// See [`ANTHROPIC_API_KEY`].
+pub const OPENAI_API_KEY: &str = "OPENAI_API_KEY";
+
+/// Whether a write created the resource or changed an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Updated,
+}
+
+/// A validated write, before it meets the stored state.
+struct ParsedWrite {
+    labels: Option<BTreeMap<String, String>>,
+    resource_version: Option<i64>,
+    spec: InstanceSpec,
+    keys: ProviderKeysWrite,
+}
+
+/// What to do to the `secrets` table once the row exists. Holds plaintext: no `Debug`.
+enum SecretOp {
+    Put {
+        name: &'static str,
+        value: String,
+        at: DateTime<Utc>,
+    },
+    Delete {
+        name: &'static str,
+    },
+}
+
+fn generic_invalid(path: &str) -> ApiError {
+    ApiError::invalid(vec![FieldError::new(path, "does not match the schema")])
+}
+
+fn parse(body: Value) -> Result<ParsedWrite, ApiError> {
+    let write: InstanceWrite = serde_json::from_value(body).map_err(|_| generic_invalid(""))?;
+    let mut spec = write.spec;
+    let keys_value = spec
+        .as_object_mut()
+        .and_then(|o| o.remove("providerKeys"))
+        .unwrap_or(Value::Null);
+    let keys: ProviderKeysWrite = if keys_value.is_null() {
+        ProviderKeysWrite::default()
+    } else {
+        serde_json::from_value(keys_value).map_err(|_| generic_invalid("spec.providerKeys"))?
+    };
+    let spec: InstanceSpec = serde_json::from_value(spec).map_err(|_| generic_invalid("spec"))?;
+    let resource_version = match write.metadata.resource_version {
+        None => None,
+        Some(v) => Some(v.parse::<i64>().map_err(|_| {
+            ApiError::invalid(vec![FieldError::new(
+                "metadata.resourceVersion",
+                "must be a resource version returned by the server",
+            )])
+        })?),
+    };
+    Ok(ParsedWrite {
+        labels: write.metadata.labels,
+        resource_version,
+        spec,
+        keys,
+    })
+}
+
+/// Parses an `If-Match` value (`"5"`, `W/"5"`, `5` or `*`); `Ok(None)` for `*`.
+pub fn parse_if_match(value: &str) -> Result<Option<i64>, ApiError> {
+    let v = value.trim();
+    if v == "*" {
+        return Ok(None);
+    }
+    let v = v.strip_prefix("W/").unwrap_or(v).trim_matches('"');
+    v.parse::<i64>()
+        .map(Some)
+        .map_err(|_| ApiError::BadRequest("If-Match must be a resource version".to_owned()))
+}
+
+fn check_preconditions(
+    current: i64,
+    wanted: impl IntoIterator<Item = Option<i64>>,
+) -> Result<(), ApiError> {
+    for expected in wanted.into_iter().flatten() {
+        if expected != current {
+            return Err(ApiError::StaleVersion(format!(
+                "resourceVersion {expected} is stale (the object has been modified); read it again and retry"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn deleting(name: &str) -> ApiError {
+    ApiError::Conflict(format!(
+        "instance {name} is being deleted; it cannot be changed"
+    ))
+}
+
+fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+fn resolve_key(
+    cipher: &SecretCipher,
+    field: &str,
+    env: &'static str,
+    stored: Option<&SecretRef>,
+    write: Option<&SecretWrite>,
+    now: DateTime<Utc>,
+    ops: &mut Vec<SecretOp>,
+) -> Result<Option<SecretRef>, FieldError> {
+    match write {
+        None => {
+            if stored.is_some() {
+                ops.push(SecretOp::Delete { name: env });
+            }
+            Ok(None)
+        }
+        Some(SecretWrite::Keep(_)) => stored.cloned().map(Some).ok_or_else(|| {
+            FieldError::new(
+                format!("spec.providerKeys.{field}"),
+                "no stored value to keep; send the value as a string",
+            )
+        }),
+        Some(SecretWrite::Value(value)) => {
+            let fingerprint = cipher.fingerprint(value.as_bytes());
+            if let Some(s) = stored.filter(|s| s.fingerprint == fingerprint) {
+                return Ok(Some(s.clone()));
+            }
+            ops.push(SecretOp::Put {
+                name: env,
+                value: value.clone(),
+                at: now,
+            });
+            Ok(Some(SecretRef {
+                set: true,
+                fingerprint,
+                updated_at: now,
+            }))
+        }
+    }
+}
+
+/// Turns the write form of the provider keys into references, listing the secret writes to do.
+fn resolve_keys(
+    cipher: &SecretCipher,
+    stored: &ProviderKeys,
+    write: &ProviderKeysWrite,
+    errors: &mut Vec<FieldError>,
+) -> (ProviderKeys, Vec<SecretOp>) {
+    let now = now_micros();
+    let mut ops = Vec::new();
+    let mut one = |field, env, stored, write| {
+        resolve_key(cipher, field, env, stored, write, now, &mut ops).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        })
+    };
+    let keys = ProviderKeys {
+        anthropic_api_key: one(
+            "anthropicApiKey",
+            ANTHROPIC_API_KEY,
+            stored.anthropic_api_key.as_ref(),
+            write.anthropic_api_key.as_ref(),
+        ),
+        anthropic_oauth_token: one(
+            "anthropicOauthToken",
+            ANTHROPIC_OAUTH_TOKEN,
+            stored.anthropic_oauth_token.as_ref(),
+            write.anthropic_oauth_token.as_ref(),
+        ),
+        openai_api_key: one(
+            "openaiApiKey",
+            OPENAI_API_KEY,
+            stored.openai_api_key.as_ref(),
+            write.openai_api_key.as_ref(),
+        ),
+    };
+    (keys, ops)
+}
+
+async fn apply_secret_ops(
+    tx: &mut sqlx::PgConnection,
+    cipher: &SecretCipher,
+    uid: Uuid,
+    ops: Vec<SecretOp>,
+) -> Result<(), ApiError> {
+    for op in ops {
+        match op {
+            SecretOp::Put { name, value, at } => {
+                secrets::put(&mut *tx, cipher, uid, name, &value, at).await?;
+            }
+            SecretOp::Delete { name } => {
+                secrets::delete(&mut *tx, uid, name).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn to_resource(record: &InstanceRecord) -> Result<OpenClawInstance, ApiError> {
+    Ok(record.to_resource()?)
+}
+
+/// `PUT`: creates the instance or replaces its spec (and labels, when given).
+pub async fn put(
+    state: &ApiState,
+    name: &str,
+    body: Value,
+    if_match: Option<i64>,
+) -> Result<(Outcome, OpenClawInstance), ApiError> {
+    check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
+    let errors = validate_write(name, &body);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let parsed = parse(body)?;
+    let mut tx = state.pool.begin().await?;
+    let outcome = match instances::get_for_update(&mut tx, name).await? {
+        None => {
+            let created = create(state, &mut tx, name, parsed, if_match).await?;
+            (Outcome::Created, created)
+        }
+        Some(record) => {
+            let updated = update(state, &mut tx, record, parsed, if_match).await?;
+            (Outcome::Updated, updated)
+        }
+    };
+    tx.commit().await?;
+    Ok((outcome.0, to_resource(&outcome.1)?))
+}
+
+/// `PATCH`: applies an RFC 7386 merge patch to `{"metadata": {"labels"}, "spec"}` and validates
+/// the result like a `PUT` body.
+pub async fn patch(
+    state: &ApiState,
+    name: &str,
+    patch: Value,
+    if_match: Option<i64>,
+) -> Result<OpenClawInstance, ApiError> {
+    check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
+    let mut tx = state.pool.begin().await?;
+    let record = instances::get_for_update(&mut tx, name)
+        .await?
+        .ok_or_else(|| not_found(name))?;
+    if record.deletion_timestamp.is_some() {
+        return Err(deleting(name));
+    }
+    let mut target = serde_json::json!({
+        "metadata": {"labels": record.labels.0},
+        "spec": record.spec.0,
+    });
+    json_patch::merge(&mut target, &patch);
+    let errors = validate_write(name, &target);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let parsed = parse(target)?;
+    let updated = update(state, &mut tx, record, parsed, if_match).await?;
+    tx.commit().await?;
+    to_resource(&updated)
+}
+
+/// 404 for an unknown instance.
+pub fn not_found(name: &str) -> ApiError {
+    ApiError::NotFound(format!("instance {name} not found"))
+}
+
+async fn create(
+    state: &ApiState,
+    tx: &mut sqlx::PgConnection,
+    name: &str,
+    parsed: ParsedWrite,
+    if_match: Option<i64>,
+) -> Result<InstanceRecord, ApiError> {
+    if parsed.resource_version.is_some() || if_match.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "instance {name} does not exist, so a resourceVersion precondition cannot match"
+        )));
+    }
+    let mut errors = Vec::new();
+    let (keys, ops) = resolve_keys(
+        &state.cipher,
+        &ProviderKeys::default(),
+        &parsed.keys,
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let mut spec = parsed.spec;
+    spec.provider_keys = keys;
+    let spec_json = serde_json::to_value(&spec).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let labels = parsed.labels.unwrap_or_default();
+    let uid = Uuid::now_v7();
+    let record = instances::insert(
+        &mut *tx,
+        &instances::NewInstance {
+            uid,
+            name,
+            customer_id: &spec.customer_id,
+            labels: &labels,
+            spec: &spec_json,
+        },
+    )
+    .await?
+    .ok_or_else(|| ApiError::Conflict(format!("instance {name} was created concurrently")))?;
+    apply_secret_ops(tx, &state.cipher, uid, ops).await?;
+    work::enqueue_now(tx, uid, "created").await?;
+    events::append(
+        &mut *tx,
+        &NewEvent {
+            instance_uid: uid,
+            instance_name: name,
+            type_: EventType::Normal,
+            reason: "Created",
+            message: "instance created through the API (generation 1)",
+            generation: Some(record.generation),
+        },
+    )
+    .await?;
+    Ok(record)
+}
+
+async fn update(
+    state: &ApiState,
+    tx: &mut sqlx::PgConnection,
+    record: InstanceRecord,
+    parsed: ParsedWrite,
+    if_match: Option<i64>,
+) -> Result<InstanceRecord, ApiError> {
+    let name = record.name.clone();
+    if record.deletion_timestamp.is_some() {
+        return Err(deleting(&name));
+    }
+    check_preconditions(record.resource_version, [parsed.resource_version, if_match])?;
+    let stored = record.spec()?;
+    let mut errors = Vec::new();
+    if parsed.spec.customer_id != stored.customer_id {
+        errors.push(FieldError::new(
+            "spec.customerId",
+            "is immutable after create",
+        ));
+    }
+    if parsed.spec.volume_size_gb < stored.volume_size_gb {
+        errors.push(FieldError::new(
+            "spec.volumeSizeGb",
+            format!(
+                "cannot shrink from {} GB: Fly volumes only grow",
+                stored.volume_size_gb
+            ),
+        ));
+    }
+    let (keys, ops) = resolve_keys(
+        &state.cipher,
+        &stored.provider_keys,
+        &parsed.keys,
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let mut spec = parsed.spec;
+    spec.provider_keys = keys;
+    let spec_json = serde_json::to_value(&spec).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let spec_changed = spec_json != record.spec.0;
+    let labels = parsed.labels.unwrap_or_else(|| record.labels.0.clone());
+    let labels_changed = labels != record.labels.0;
+    let updated = instances::update_desired(
+        &mut *tx,
+        record.uid,
+        record.resource_version,
+        &labels,
+        &spec_json,
+        spec_changed,
+    )
+    .await?
+    .ok_or_else(|| ApiError::Conflict(format!("instance {name} was modified concurrently")))?;
+    apply_secret_ops(tx, &state.cipher, record.uid, ops).await?;
+    let (reason, message) = match (spec_changed, labels_changed) {
+        (true, _) => (
+            "SpecUpdated",
+            format!("spec changed; generation is now {}", updated.generation),
+        ),
+        (false, true) => (
+            "LabelsUpdated",
+            format!("labels changed; generation stays {}", updated.generation),
+        ),
+        (false, false) => (
+            "SpecApplied",
+            format!("spec unchanged; generation stays {}", updated.generation),
+        ),
+    };
+    work::enqueue_now(tx, record.uid, reason).await?;
+    events::append(
+        &mut *tx,
+        &NewEvent {
+            instance_uid: record.uid,
+            instance_name: &name,
+            type_: EventType::Normal,
+            reason,
+            message: &message,
+            generation: Some(updated.generation),
+        },
+    )
+    .await?;
+    Ok(updated)
+}
+
+/// `DELETE`: sets `deletionTimestamp` once; later calls return the object unchanged.
+pub async fn delete(
+    state: &ApiState,
+    name: &str,
+    if_match: Option<i64>,
+) -> Result<OpenClawInstance, ApiError> {
+    check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
+    let mut tx = state.pool.begin().await?;
+    let record = instances::get_for_update(&mut tx, name)
+        .await?
+        .ok_or_else(|| not_found(name))?;
+    if record.deletion_timestamp.is_some() {
+        tx.commit().await?;
+        return to_resource(&record);
+    }
+    check_preconditions(record.resource_version, [if_match])?;
+    let updated = instances::mark_deleted(&mut *tx, record.uid, record.resource_version)
+        .await?
+        .ok_or_else(|| ApiError::Conflict(format!("instance {name} was modified concurrently")))?;
+    work::enqueue_now(&mut tx, record.uid, "deletion-requested").await?;
+    events::append(
+        &mut *tx,
+        &NewEvent {
+            instance_uid: record.uid,
+            instance_name: name,
+            type_: EventType::Normal,
+            reason: "DeletionRequested",
+            message: "deletion requested through the API; teardown follows",
+            generation: Some(updated.generation),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    to_resource(&updated)
+}
+
+/// `POST .../reconcile`: makes the instance due now. Allowed while deleting (it hurries teardown).
+pub async fn request_reconcile(state: &ApiState, name: &str) -> Result<OpenClawInstance, ApiError> {
+    check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
+    let mut tx = state.pool.begin().await?;
+    let record = instances::get_for_update(&mut tx, name)
+        .await?
+        .ok_or_else(|| not_found(name))?;
+    work::enqueue_now(&mut tx, record.uid, "reconcile-requested").await?;
+    events::append(
+        &mut *tx,
+        &NewEvent {
+            instance_uid: record.uid,
+            instance_name: name,
+            type_: EventType::Normal,
+            reason: "ReconcileRequested",
+            message: "reconcile requested through the API",
+            generation: Some(record.generation),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    to_resource(&record)
+}

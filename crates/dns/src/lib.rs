@@ -1,0 +1,206 @@
+//! DNS records for instance hostnames (`{slug}.{base domain}`), through Cloudflare's API.
+//!
+//! Records we create carry a comment naming the instance uid (our ownership mark); a record for
+//! the hostname without it is reported, never changed or deleted.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// Errors from the DNS provider.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DnsError {
+    /// Network failure or a 5xx/429: try again later.
+    #[error("DNS provider unavailable: {0}")]
+    Transient(String),
+    /// The provider refused the request (bad token, bad record, unknown zone).
+    #[error("DNS provider refused the request ({status}): {message}")]
+    Rejected { status: u16, message: String },
+}
+
+/// DNS failures share the Fly error classes, so the engine backs off and reports them alike.
+impl From<DnsError> for openclaws_fly::FlyError {
+    fn from(e: DnsError) -> Self {
+        match e {
+            DnsError::Transient(message) => openclaws_fly::FlyError::Transient {
+                status: None,
+                message: format!("DNS: {message}"),
+            },
+            DnsError::Rejected { status, message } => openclaws_fly::FlyError::Rejected {
+                status,
+                message: format!("DNS: {message}"),
+                code: None,
+            },
+        }
+    }
+}
+
+/// One DNS record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRecord {
+    #[serde(default)]
+    pub id: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub name: String,
+    pub content: String,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// The ownership comment of records this controller creates.
+pub fn ownership_comment(instance_uid: &str) -> String {
+    format!("openclaws instance {instance_uid}")
+}
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    #[serde(default)]
+    success: bool,
+    #[serde(default)]
+    errors: Vec<Value>,
+    result: Option<T>,
+}
+
+#[derive(Deserialize)]
+struct ZoneRef {
+    id: String,
+}
+
+/// A Cloudflare client bound to one zone.
+#[derive(Debug, Clone)]
+pub struct CloudflareDns {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    zone: String,
+    zone_id: Arc<OnceCell<String>>,
+}
+
+impl CloudflareDns {
+    /// `base` is e.g. `https://api.cloudflare.com` (the client adds `/client/v4`).
+    pub fn new(base: &str, token: &str, zone: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("a TLS backend is compiled in"),
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+            zone: zone.to_owned(),
+            zone_id: Arc::new(OnceCell::new()),
+        }
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Option<T>, DnsError> {
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| DnsError::Transient(e.to_string()))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| DnsError::Transient(e.to_string()))?;
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(DnsError::Transient(format!("{status}")));
+        }
+        let envelope: Envelope<T> =
+            serde_json::from_str(&text).map_err(|e| DnsError::Rejected {
+                status: status.as_u16(),
+                message: format!("unexpected answer: {e}"),
+            })?;
+        if !status.is_success() || !envelope.success {
+            return Err(DnsError::Rejected {
+                status: status.as_u16(),
+                message: Value::Array(envelope.errors).to_string(),
+            });
+        }
+        Ok(envelope.result)
+    }
+
+    async fn zone_id(&self) -> Result<&str, DnsError> {
+        self.zone_id
+            .get_or_try_init(|| async {
+                let zones: Vec<ZoneRef> = self
+                    .call(
+                        self.http
+                            .get(format!("{}/client/v4/zones", self.base))
+                            .query(&[("name", self.zone.as_str())]),
+                    )
+                    .await?
+                    .unwrap_or_default();
+                zones
+                    .into_iter()
+                    .next()
+                    .map(|z| z.id)
+                    .ok_or_else(|| DnsError::Rejected {
+                        status: 404,
+                        message: format!("zone {} not found", self.zone),
+                    })
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    /// Records with this exact name.
+    pub async fn list(&self, name: &str) -> Result<Vec<DnsRecord>, DnsError> {
+        let zone = self.zone_id().await?;
+        Ok(self
+            .call(
+                self.http
+                    .get(format!("{}/client/v4/zones/{zone}/dns_records", self.base))
+                    .query(&[("name", name)]),
+            )
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Creates a record.
+    pub async fn create(&self, record: &DnsRecord) -> Result<DnsRecord, DnsError> {
+        let zone = self.zone_id().await?;
+        self.call(
+            self.http
+                .post(format!("{}/client/v4/zones/{zone}/dns_records", self.base))
+                .json(record),
+        )
+        .await?
+        .ok_or_else(|| DnsError::Transient("create answered no record".into()))
+    }
+
+    /// Replaces a record's type and content.
+    pub async fn update(&self, id: &str, record: &DnsRecord) -> Result<(), DnsError> {
+        let zone = self.zone_id().await?;
+        self.call::<Value>(
+            self.http
+                .put(format!(
+                    "{}/client/v4/zones/{zone}/dns_records/{id}",
+                    self.base
+                ))
+                .json(record),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Deletes a record (absent counts as deleted).
+    pub async fn delete(&self, id: &str) -> Result<(), DnsError> {
+        let zone = self.zone_id().await?;
+        match self
+            .call::<Value>(self.http.delete(format!(
+                "{}/client/v4/zones/{zone}/dns_records/{id}",
+                self.base
+            )))
+            .await
+        {
+            Err(DnsError::Rejected { status: 404, .. }) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+}

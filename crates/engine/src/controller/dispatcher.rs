@@ -1,0 +1,333 @@
+//! Claims due keys up to the number of free workers and runs one reconcile per key.
+
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::reconcile::{backoff, Outcome, ReconcileError, Reconciler};
+use crate::Telemetry;
+use openclaws_store::work::{self, Claim};
+use openclaws_store::StoreError;
+
+use super::listener;
+
+/// How the dispatcher runs.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// This process's lease owner name (unique per replica and start).
+    pub owner: String,
+    /// Reconciles run at once.
+    pub workers: usize,
+    /// Lease length; renewed every third of it.
+    pub lease: Duration,
+    /// Longest sleep between queue polls.
+    pub poll: Duration,
+    /// Time in-flight reconciles get after shutdown is requested.
+    pub grace: Duration,
+    /// Connection for `LISTEN`; `None` disables it (polling only).
+    pub listen_url: Option<String>,
+}
+
+/// Errors that stop the dispatcher.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One reconcile of one key; the dispatcher only needs this, so queue behaviour can be tested
+/// with a recording reconciler instead of Fly.
+pub trait Reconcile: Clone + Send + Sync + 'static {
+    /// Reconciles `uid`; `attempts` is the number of consecutive failures so far.
+    fn reconcile(
+        &self,
+        uid: Uuid,
+        attempts: i32,
+    ) -> impl std::future::Future<Output = Result<Outcome, ReconcileError>> + Send;
+}
+
+impl Reconcile for Reconciler {
+    async fn reconcile(&self, uid: Uuid, attempts: i32) -> Result<Outcome, ReconcileError> {
+        Reconciler::reconcile(self, uid, attempts).await
+    }
+}
+
+/// What the dispatcher works with.
+#[derive(Clone)]
+struct Shared<R> {
+    reconciler: R,
+    pool: PgPool,
+    telemetry: Arc<dyn Telemetry>,
+}
+
+/// Runs workers until `shutdown` is cancelled, then drains.
+pub async fn run<R: Reconcile>(
+    reconciler: R,
+    pool: PgPool,
+    telemetry: Arc<dyn Telemetry>,
+    config: ControllerConfig,
+    shutdown: CancellationToken,
+) -> Result<(), ControllerError> {
+    let shared = Shared {
+        reconciler,
+        pool,
+        telemetry,
+    };
+    let wake = Arc::new(Notify::new());
+    let listener_stop = CancellationToken::new();
+    let listener_task = config
+        .listen_url
+        .clone()
+        .map(|url| tokio::spawn(listener::listen(url, wake.clone(), listener_stop.clone())));
+    let gauges_task = tokio::spawn(update_queue_gauges(
+        shared.pool.clone(),
+        shared.telemetry.clone(),
+        listener_stop.clone(),
+    ));
+
+    let slots = Arc::new(Semaphore::new(config.workers));
+    let abandon = CancellationToken::new();
+    let mut running: JoinSet<()> = JoinSet::new();
+    let mut poll_errors = 0u32;
+
+    while !shutdown.is_cancelled() {
+        while running.try_join_next().is_some() {}
+        let free = slots.available_permits();
+        let mut claimed_all = false;
+        if free > 0 {
+            match work::claim_due(&shared.pool, &config.owner, free as i64, config.lease).await {
+                Ok(claims) => {
+                    poll_errors = 0;
+                    claimed_all = claims.len() == free;
+                    for claim in claims {
+                        let permit = slots.clone().acquire_owned().await.expect("semaphore open");
+                        let shared = shared.clone();
+                        let config = config.clone();
+                        let abandon = abandon.clone();
+                        // Every line logged during the reconcile carries the instance; the
+                        // engine fills in its name and generation once it has read them.
+                        let span = tracing::info_span!(
+                            "reconcile",
+                            uid = %claim.instance_uid,
+                            instance = tracing::field::Empty,
+                            generation = tracing::field::Empty,
+                        );
+                        running.spawn(
+                            async move {
+                                run_one(&shared, &config, claim, abandon).await;
+                                drop(permit);
+                            }
+                            .instrument(span),
+                        );
+                    }
+                }
+                Err(e) => {
+                    poll_errors += 1;
+                    tracing::warn!(error = %e, "claiming work failed");
+                }
+            }
+        }
+        if claimed_all {
+            continue;
+        }
+        let sleep_for = if poll_errors > 0 {
+            backoff(poll_errors.min(5) as i32).min(Duration::from_secs(30))
+        } else if free == 0 {
+            config.poll
+        } else {
+            match work::next_due_in(&shared.pool).await {
+                Ok(Some(s)) => Duration::from_secs_f64(s).min(config.poll),
+                Ok(None) => config.poll,
+                Err(_) => config.poll,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(sleep_for) => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+        }
+    }
+
+    tracing::info!(
+        in_flight = running.len(),
+        "shutting down: no new work is claimed"
+    );
+    let deadline = tokio::time::sleep(config.grace);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = running.join_next() => if next.is_none() { break },
+            _ = &mut deadline => {
+                tracing::warn!(in_flight = running.len(), "shutdown grace elapsed: abandoning in-flight reconciles");
+                abandon.cancel();
+                while running.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
+    listener_stop.cancel();
+    if let Some(t) = listener_task {
+        let _ = t.await;
+    }
+    let _ = gauges_task.await;
+    Ok(())
+}
+
+/// Runs one claimed reconcile under its lease and records the next visit.
+async fn run_one<R: Reconcile>(
+    shared: &Shared<R>,
+    config: &ControllerConfig,
+    claim: Claim,
+    abandon: CancellationToken,
+) {
+    let uid = claim.instance_uid;
+    let started = Instant::now();
+    shared.telemetry.worker_started();
+    let lost = CancellationToken::new();
+    let renewer = tokio::spawn(
+        renew_lease(
+            shared.pool.clone(),
+            uid,
+            config.owner.clone(),
+            config.lease,
+            lost.clone(),
+        )
+        .in_current_span(),
+    );
+
+    // Its own task, so a panic ends this reconcile only (reported to Sentry by the panic hook,
+    // tagged with the uid by the bound hub) and the worker records a backoff below.
+    let task = {
+        let reconciler = shared.reconciler.clone();
+        let attempts = claim.attempts;
+        let reconcile = Box::pin(async move { reconciler.reconcile(uid, attempts).await });
+        tokio::spawn(
+            shared
+                .telemetry
+                .bind_reconcile(uid, reconcile)
+                .in_current_span(),
+        )
+    };
+    let abort = task.abort_handle();
+    let result = tokio::select! {
+        r = task => Some(r),
+        _ = lost.cancelled() => { abort.abort(); None }
+        _ = abandon.cancelled() => { abort.abort(); None }
+    };
+    renewer.abort();
+
+    let pool = &shared.pool;
+    let owner = config.owner.as_str();
+    let (result_label, reason) = match result {
+        Some(Ok(Ok(Outcome::Gone))) => ("gone", "Deleted"),
+        Some(Ok(Ok(Outcome::Requeue {
+            after,
+            failed,
+            reason,
+        }))) => {
+            let attempts = if failed {
+                claim.attempts.saturating_add(1)
+            } else {
+                0
+            };
+            log_store(work::complete(pool, uid, owner, after, attempts).await, uid);
+            (if failed { "error" } else { "success" }, reason)
+        }
+        Some(Ok(Err(e))) => {
+            tracing::error!(instance_uid = %uid, error = %e, "reconcile failed before recording");
+            shared.telemetry.reconcile_error(uid, error_kind(&e), &e);
+            let after = backoff(claim.attempts);
+            log_store(
+                work::complete(pool, uid, owner, after, claim.attempts.saturating_add(1)).await,
+                uid,
+            );
+            ("error", "StoreError")
+        }
+        Some(Err(join_error)) => {
+            let error = join_error.to_string();
+            let error = openclaws_model::redact::scrub_text(&error);
+            tracing::error!(instance_uid = %uid, %error, "reconcile panicked");
+            let after = backoff(claim.attempts);
+            log_store(
+                work::complete(pool, uid, owner, after, claim.attempts.saturating_add(1)).await,
+                uid,
+            );
+            ("error", "Panic")
+        }
+        None if lost.is_cancelled() => {
+            tracing::warn!(instance_uid = %uid, "lease lost: reconcile abandoned");
+            ("abandoned", "LeaseLost")
+        }
+        None => {
+            log_store(work::release(pool, uid, owner).await, uid);
+            ("abandoned", "Shutdown")
+        }
+    };
+    tracing::debug!(
+        result = result_label,
+        reason,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "reconcile finished"
+    );
+    shared
+        .telemetry
+        .reconcile_finished(result_label, reason, started.elapsed());
+    shared.telemetry.worker_finished();
+}
+
+/// The class of an error that stopped a reconcile before recording, for grouping reports.
+fn error_kind(error: &ReconcileError) -> &'static str {
+    match error {
+        ReconcileError::Store(_) => "Store",
+        ReconcileError::Secrets(_) => "StoredSecrets",
+        ReconcileError::ProxyToken(_) => "ProxyToken",
+    }
+}
+
+fn log_store<T>(r: Result<T, StoreError>, uid: Uuid) {
+    if let Err(e) = r {
+        tracing::error!(instance_uid = %uid, error = %e, "recording the next visit failed; the lease will expire and the key will be retried");
+    }
+}
+
+async fn renew_lease(
+    pool: sqlx::PgPool,
+    uid: Uuid,
+    owner: String,
+    lease: Duration,
+    lost: CancellationToken,
+) {
+    let mut interval = tokio::time::interval(lease / 3);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        match work::renew(&pool, uid, &owner, lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.cancel();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(instance_uid = %uid, error = %e, "lease renewal failed; retrying")
+            }
+        }
+    }
+}
+
+async fn update_queue_gauges(pool: PgPool, telemetry: Arc<dyn Telemetry>, stop: CancellationToken) {
+    loop {
+        if let Ok((depth, age)) = work::depth(&pool).await {
+            telemetry.queue(depth, age);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The engine: everything that turns desired state into the world. [`reconcile`] converges one
+//! instance (load → resolve secrets → converge → judge → schedule → record); [`controller`]
+//! runs reconciles from the durable work queue and watches the fleet for changes.
+//!
+//! The engine depends on the model, the clients (Fly, DNS, gateway) and the store; it knows
+//! nothing of the API or of telemetry, which it feeds through the [`Telemetry`] interface it owns.
+
+pub mod controller;
+pub mod reconcile;
+mod telemetry;
+
+pub use telemetry::{NoTelemetry, ReconcileFuture, Telemetry, WatchPass};

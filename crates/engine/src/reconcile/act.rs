@@ -1,0 +1,262 @@
+//! Acting: one Fly call per action, with its result folded back into the observed state so the
+//! engine can plan again without re-reading the world.
+
+use std::time::Duration;
+
+use openclaws_fly::types::Machine;
+use openclaws_fly::{FlyClient, FlyError};
+
+use super::observe::{AppObservation, Observed};
+use super::plan::{Action, Wait};
+
+/// Why an action did not complete.
+#[derive(Debug)]
+pub enum StepFailure {
+    /// Fly is still settling (412, version race, a name we may have taken ourselves): look again
+    /// shortly. Not counted as an error.
+    Wait(Wait),
+    /// A real failure: recorded as `lastError`, retried with backoff.
+    Failed { step: &'static str, error: FlyError },
+}
+
+/// Runs one action and records its effect in `observed`.
+pub async fn execute(
+    fly: &FlyClient,
+    dns: Option<&openclaws_dns::CloudflareDns>,
+    desired: &super::desired::Desired,
+    observed: &mut Observed,
+    action: &Action,
+) -> Result<(), StepFailure> {
+    let step = action.step();
+    let result = run(fly, dns, &desired.app_name, observed, action).await;
+    match result {
+        Ok(()) => Ok(()),
+        Err(error) => Err(classify(step, action, error)),
+    }
+}
+
+async fn run(
+    fly: &FlyClient,
+    dns: Option<&openclaws_dns::CloudflareDns>,
+    app: &str,
+    observed: &mut Observed,
+    action: &Action,
+) -> Result<(), FlyError> {
+    let dns_client = || {
+        dns.ok_or_else(|| FlyError::Rejected {
+            status: 0,
+            message: "no DNS provider is configured".to_owned(),
+            code: None,
+        })
+    };
+    match action {
+        Action::AddCertificate { hostname } => {
+            fly.add_certificate(app, hostname).await?;
+            observed.certificate = fly.get_certificate(app, hostname).await?;
+        }
+        Action::DeleteCertificate { hostname } => {
+            ignore_not_found(fly.delete_certificate(app, hostname).await)?;
+            observed.certificate = None;
+        }
+        Action::CreateDnsRecord { record } => {
+            let created = dns_client()?.create(record).await?;
+            observed.dns_records.push(created);
+        }
+        Action::UpdateDnsRecord { id, record } => {
+            dns_client()?.update(id, record).await?;
+            if let Some(r) = observed.dns_records.iter_mut().find(|r| &r.id == id) {
+                r.type_ = record.type_.clone();
+                r.content = record.content.clone();
+            }
+        }
+        Action::DeleteDnsRecord { id, .. } => {
+            dns_client()?.delete(id).await?;
+            observed.dns_records.retain(|r| &r.id != id);
+        }
+        Action::CreateApp { name, network } => {
+            let created = fly.create_app(name, network).await?;
+            observed.app = AppObservation::Ours(created);
+        }
+        Action::AssignIp { kind } => {
+            fly.assign_ip(app, kind).await?;
+            // The address is read back on the next observation.
+            observed.ips.push((kind.clone(), String::new()));
+        }
+        Action::ReleaseIp { ip } => {
+            ignore_not_found(fly.release_ip(app, ip).await)?;
+            observed.ips.retain(|(_, i)| i != ip);
+        }
+        Action::SetSecrets { write } => {
+            let version = fly.set_secrets(app, &write.values).await?;
+            for (name, value) in &write.values {
+                if value.is_some() {
+                    observed.secrets.names.insert(name.clone());
+                } else {
+                    observed.secrets.names.remove(name);
+                }
+            }
+            observed.secrets.applied = Some((
+                write.fingerprint.clone(),
+                i64::try_from(version).unwrap_or(i64::MAX),
+            ));
+        }
+        Action::CreateVolume { request } => {
+            let volume = fly.create_volume(app, request).await?;
+            observed.volumes.push(volume);
+        }
+        Action::ExtendVolume { id, size_gb } => {
+            let extended = fly.extend_volume(app, id, *size_gb).await?;
+            replace_volume(observed, extended.volume);
+        }
+        Action::CreateMachine { request } => {
+            let machine = fly.create_machine(app, request).await?;
+            observed.machines.push(machine);
+        }
+        Action::UpdateMachine { id, request } => {
+            let machine = leased(fly, app, id, action, |nonce| async move {
+                fly.update_machine(app, id, request, Some(&nonce)).await
+            })
+            .await?;
+            replace_machine(observed, machine);
+        }
+        Action::StartMachine { id } => {
+            leased(fly, app, id, action, |nonce| async move {
+                fly.start_machine(app, id, Some(&nonce)).await
+            })
+            .await?;
+            set_state(observed, id, "starting");
+        }
+        Action::StopMachine { id } => {
+            leased(fly, app, id, action, |nonce| async move {
+                fly.stop_machine(app, id, Some(&nonce)).await
+            })
+            .await?;
+            set_state(observed, id, "stopping");
+        }
+        Action::DestroyMachine { id, force } => {
+            ignore_not_found(
+                leased(fly, app, id, action, |nonce| async move {
+                    fly.delete_machine(app, id, *force, Some(&nonce)).await
+                })
+                .await,
+            )?;
+            set_state(observed, id, "destroying");
+        }
+        Action::RecoverStuckMachine { id, .. } => {
+            ignore_not_found(
+                leased(fly, app, id, action, |nonce| async move {
+                    fly.delete_machine(app, id, true, Some(&nonce)).await
+                })
+                .await,
+            )?;
+            set_state(observed, id, "destroying");
+        }
+        Action::DeleteVolume { id } => {
+            ignore_not_found(fly.delete_volume(app, id).await)?;
+            observed.volumes.retain(|v| &v.id != id);
+        }
+        Action::DeleteApp { name } => {
+            ignore_not_found(fly.delete_app(name, true).await)?;
+            observed.app_deletion_requested = true;
+        }
+        Action::RestartMachine { id, .. } => {
+            leased(fly, app, id, action, |nonce| async move {
+                fly.restart_machine(app, id, Some(&nonce)).await
+            })
+            .await?;
+            set_state(observed, id, "restarting");
+            observed.gateway = None;
+        }
+        Action::PairController { .. }
+        | Action::ApprovePairing { .. }
+        | Action::ExpireApproval { .. } => {
+            return Err(FlyError::Decode {
+                message: format!("{} is a gateway step, not a Fly call", action.step()),
+            })
+        }
+    }
+    Ok(())
+}
+
+/// Runs a mutation of an existing machine under its lease: acquire, mutate with the nonce,
+/// release. A lease someone else holds fails the step with [`FlyError::LeaseHeld`] (retried once
+/// it expires) before anything is changed. A release that fails is only logged: the lease
+/// expires on its own after [`openclaws_fly::client::LEASE_TTL`], and this process refreshes it
+/// meanwhile. After a destroy there is nothing left to release.
+async fn leased<T, F, Fut>(
+    fly: &FlyClient,
+    app: &str,
+    id: &str,
+    action: &Action,
+    mutate: F,
+) -> Result<T, FlyError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, FlyError>>,
+{
+    let description = format!("openclaws-controller: {}", action.step());
+    let lease = fly.acquire_lease(app, id, &description).await?;
+    let result = mutate(lease.nonce.clone()).await;
+    let destroyed = result.is_ok()
+        && matches!(
+            action,
+            Action::DestroyMachine { .. } | Action::RecoverStuckMachine { .. }
+        );
+    if !destroyed {
+        if let Err(e) = fly.release_lease(app, id, &lease.nonce).await {
+            tracing::warn!(machine = %id, error = %e, "machine lease not released; it expires on its own");
+        }
+    }
+    result
+}
+
+fn ignore_not_found(r: Result<(), FlyError>) -> Result<(), FlyError> {
+    match r {
+        Err(FlyError::NotFound { .. }) => Ok(()),
+        other => other,
+    }
+}
+
+fn replace_volume(observed: &mut Observed, volume: openclaws_fly::types::Volume) {
+    if let Some(v) = observed.volumes.iter_mut().find(|v| v.id == volume.id) {
+        *v = volume;
+    }
+}
+
+fn replace_machine(observed: &mut Observed, machine: Machine) {
+    if let Some(m) = observed.machines.iter_mut().find(|m| m.id == machine.id) {
+        *m = machine;
+    } else {
+        observed.machines.push(machine);
+    }
+}
+
+fn set_state(observed: &mut Observed, id: &str, state: &str) {
+    if let Some(m) = observed.machines.iter_mut().find(|m| m.id == id) {
+        m.state = state.to_owned();
+    }
+}
+
+/// Sorts a Fly error into "look again soon" and "a failure to back off from".
+fn classify(step: &'static str, action: &Action, error: FlyError) -> StepFailure {
+    let wait = |reason: &'static str, after_ms: u64| {
+        StepFailure::Wait(Wait {
+            reason,
+            message: format!("{}: {error}", action.describe()),
+            after: Duration::from_millis(after_ms),
+        })
+    };
+    match &error {
+        FlyError::Precondition { .. } => wait("FlyPrecondition", 2000),
+        FlyError::Conflict { .. } => wait("FlyConflict", 1000),
+        // The thing vanished under us (drift): observe again.
+        FlyError::NotFound { .. } => wait("ResourceVanished", 200),
+        // Maybe our own earlier create whose response was lost: observation decides.
+        FlyError::Rejected {
+            code: Some(code), ..
+        } if code == "name_taken" && matches!(action, Action::CreateApp { .. }) => {
+            wait("AppNameTaken", 200)
+        }
+        _ => StepFailure::Failed { step, error },
+    }
+}

@@ -1,0 +1,450 @@
+//! What the world should look like for one instance, derived from its spec and the settings.
+//! Pure: no I/O, so the planner and its tests can build it freely.
+
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use openclaws_fly::types::{
+    Guest, MachineConfig, MachineService, Mount, RestartPolicy, ServicePort,
+};
+use openclaws_gateway::bundle::{boot_bundle, BundleInput};
+use openclaws_gateway::config::{OwnedConfig, Placement};
+use openclaws_model::{InstanceSpec, RunState};
+
+/// Name of the gateway machine in every app.
+pub const MACHINE_NAME: &str = "gateway";
+/// Name of the data volume in every app.
+pub const VOLUME_NAME: &str = "data";
+/// Where the volume is mounted (the gateway's state dir).
+pub const DATA_PATH: &str = "/data";
+/// Port the gateway listens on inside the machine.
+pub const GATEWAY_PORT: u16 = 3000;
+
+/// Machine metadata key holding the owning instance's uid: our ownership mark.
+pub const META_INSTANCE_UID: &str = "openclaws_instance_uid";
+/// Machine metadata key holding the instance name (for humans reading `fly machines list`).
+pub const META_INSTANCE_NAME: &str = "openclaws_instance";
+/// Machine metadata key naming the machine's role.
+pub const META_ROLE: &str = "openclaws_role";
+/// Machine metadata key holding the hash of the desired config the machine was built from.
+pub const META_CONFIG_HASH: &str = "openclaws_config_hash";
+
+/// Settings that shape every instance.
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    pub app_prefix: String,
+    pub base_domain: String,
+    /// How long a machine may sit in a transient state before it counts as stuck
+    /// (Fly's guidance: 5 minutes; updates get twice as long).
+    pub machine_stuck_after: std::time::Duration,
+    /// Whether hostnames get a DNS record and a certificate (a DNS provider is configured).
+    pub manage_dns: bool,
+    /// How gateways are reached and configured.
+    pub gateway: GatewayPlacement,
+}
+
+/// Fleet-wide facts about gateways, from the controller's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayPlacement {
+    /// Whether the controller looks at gateways (health, pairing, owned config).
+    pub checks: bool,
+    /// Base URL every gateway is reached through with its hostname as `Host`; `None`: the
+    /// hostname itself over https.
+    pub url: Option<String>,
+    /// `gateway.trustedProxies` of every gateway.
+    pub trusted_proxies: Vec<String>,
+    /// The LLM proxy's Anthropic base URL, when the platform runs one.
+    pub llm_proxy_url: Option<String>,
+}
+
+impl GatewayPlacement {
+    /// No gateway checks, no LLM proxy (for simulated machines that run nothing).
+    pub fn without_checks() -> Self {
+        Self {
+            checks: false,
+            url: None,
+            trusted_proxies: vec!["127.0.0.1/32".to_owned()],
+            llm_proxy_url: None,
+        }
+    }
+}
+
+/// Where the controller reaches one gateway: `base` (http(s)) with `host` as the `Host` header
+/// when it goes through a shared proxy address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayTarget {
+    pub base: String,
+    pub host: Option<String>,
+}
+
+impl GatewayTarget {
+    /// The WebSocket URL of the same place.
+    pub fn ws_url(&self) -> String {
+        if let Some(rest) = self.base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = self.base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            self.base.clone()
+        }
+    }
+}
+
+/// The desired world for one instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub uid: Uuid,
+    pub name: String,
+    pub generation: i64,
+    pub app_name: String,
+    /// The app's 6PN network name; set at creation, it is the app's ownership mark.
+    pub network: String,
+    pub region: String,
+    pub volume_size_gb: u32,
+    pub run_state: RunState,
+    pub deleting: bool,
+    pub endpoint: String,
+    /// See [`FleetSettings::machine_stuck_after`].
+    pub machine_stuck_after: std::time::Duration,
+    /// App secrets (values redacted from Debug).
+    pub secrets: super::secrets::DesiredSecrets,
+    /// `{slug}.{base domain}`.
+    pub hostname: String,
+    /// Whether the hostname should have a DNS record and a certificate (public and DNS managed).
+    pub endpoint_wanted: bool,
+    /// Public address types the app should have: IPv6 and a shared IPv4 when public, none when
+    /// private.
+    pub public_ips: Vec<&'static str>,
+    /// Machine config without the mount (added once the volume is known).
+    pub machine: MachineConfig,
+    /// The `openclaw.json` fields the controller owns (delivered by the boot bundle).
+    pub owned: OwnedConfig,
+    /// Hash of the owned fields, compared with the live gateway's config.
+    pub owned_hash: String,
+    /// Where to reach the gateway; `None` when gateway checks are off.
+    pub gateway: Option<GatewayTarget>,
+    /// How pairing requests are approved.
+    pub pairing: openclaws_model::PairingSpec,
+    /// Whether model calls go through the LLM proxy with a minted token (no Anthropic credential
+    /// of the customer's, and a proxy configured).
+    pub proxy_token: bool,
+}
+
+/// The app's network name for an instance uid (our mark on the app).
+pub fn network_name(uid: Uuid) -> String {
+    format!("openclaws-{}", uid.simple())
+}
+
+impl Desired {
+    /// Builds the desired world from a spec.
+    pub fn from_spec(
+        uid: Uuid,
+        name: &str,
+        generation: i64,
+        spec: &InstanceSpec,
+        deleting: bool,
+        settings: &FleetSettings,
+    ) -> Self {
+        let public = spec.exposure == openclaws_model::Exposure::Public;
+        let hostname = format!("{}.{}", name, settings.base_domain);
+        let app_name = format!("{}{}", settings.app_prefix, name);
+        let proxy_token = settings.gateway.llm_proxy_url.is_some()
+            && spec.provider_keys.anthropic_api_key.is_none()
+            && spec.provider_keys.anthropic_oauth_token.is_none();
+        let owned = OwnedConfig::for_instance(
+            spec,
+            &Placement {
+                public_origin: public.then(|| format!("https://{hostname}")),
+                trusted_proxies: settings.gateway.trusted_proxies.clone(),
+                llm_proxy_base_url: settings
+                    .gateway
+                    .llm_proxy_url
+                    .clone()
+                    .filter(|_| proxy_token),
+            },
+        );
+        let mut machine = MachineConfig {
+            image: spec.image.clone(),
+            env: BTreeMap::from([("NODE_ENV".to_owned(), "production".to_owned())]),
+            guest: Some(Guest {
+                cpu_kind: spec.guest.cpu_kind.as_fly().to_owned(),
+                cpus: spec.guest.cpus,
+                memory_mb: spec.guest.memory_mb,
+                extra: Default::default(),
+            }),
+            services: vec![MachineService {
+                protocol: "tcp".into(),
+                internal_port: GATEWAY_PORT,
+                ports: vec![
+                    ServicePort {
+                        port: Some(80),
+                        handlers: vec!["http".into()],
+                        force_https: Some(true),
+                        extra: Default::default(),
+                    },
+                    ServicePort {
+                        port: Some(443),
+                        handlers: vec!["tls".into(), "http".into()],
+                        force_https: None,
+                        extra: Default::default(),
+                    },
+                ],
+                autostop: Some(serde_json::Value::String("off".into())),
+                autostart: Some(true),
+                min_machines_running: Some(0),
+                extra: Default::default(),
+            }],
+            restart: Some(RestartPolicy {
+                policy: "always".into(),
+                max_retries: None,
+            }),
+            metadata: BTreeMap::from([
+                (META_INSTANCE_UID.to_owned(), uid.to_string()),
+                (META_INSTANCE_NAME.to_owned(), name.to_owned()),
+                (META_ROLE.to_owned(), "gateway".to_owned()),
+            ]),
+            ..Default::default()
+        };
+        boot_bundle(&BundleInput {
+            owned: &owned,
+            identity_name: &owned.agent_name,
+        })
+        .apply_to(&mut machine);
+        let gateway = settings.gateway.checks.then(|| {
+            let host = if public {
+                hostname.clone()
+            } else {
+                format!("{app_name}.fly.dev")
+            };
+            match &settings.gateway.url {
+                Some(url) => GatewayTarget {
+                    base: url.clone(),
+                    host: Some(host),
+                },
+                None if public => GatewayTarget {
+                    base: format!("https://{host}"),
+                    host: None,
+                },
+                // A private gateway has no public address: reach it over Fly's private network.
+                None => GatewayTarget {
+                    base: format!("http://{app_name}.internal:{GATEWAY_PORT}"),
+                    host: None,
+                },
+            }
+        });
+        let hash = config_hash(&machine);
+        machine.metadata.insert(META_CONFIG_HASH.to_owned(), hash);
+        Self {
+            uid,
+            name: name.to_owned(),
+            generation,
+            app_name,
+            network: network_name(uid),
+            region: spec.region.clone(),
+            volume_size_gb: spec.volume_size_gb,
+            run_state: spec.run_state,
+            deleting,
+            endpoint: format!("https://{}.{}", name, settings.base_domain),
+            machine_stuck_after: settings.machine_stuck_after,
+            secrets: Default::default(),
+            hostname,
+            endpoint_wanted: settings.manage_dns && public,
+            public_ips: match spec.exposure {
+                openclaws_model::Exposure::Public => vec!["v6", "shared_v4"],
+                openclaws_model::Exposure::Private => Vec::new(),
+            },
+            machine,
+            owned_hash: owned.hash(),
+            owned,
+            gateway,
+            pairing: spec.pairing.clone(),
+            proxy_token,
+        }
+    }
+
+    /// Sets the app secrets; the machine's metadata carries their fingerprint so a change rolls
+    /// the machine onto the new values.
+    pub fn with_secrets(mut self, secrets: super::secrets::DesiredSecrets) -> Self {
+        self.machine.metadata.remove(META_CONFIG_HASH);
+        self.machine.metadata.insert(
+            super::secrets::META_SECRETS.to_owned(),
+            secrets.fingerprint().to_owned(),
+        );
+        let hash = config_hash(&self.machine);
+        self.machine
+            .metadata
+            .insert(META_CONFIG_HASH.to_owned(), hash);
+        self.secrets = secrets;
+        self
+    }
+
+    /// The full machine config for a given volume.
+    pub fn machine_config(&self, volume_id: &str) -> MachineConfig {
+        let mut config = self.machine.clone();
+        config.mounts = vec![Mount {
+            volume: volume_id.to_owned(),
+            path: DATA_PATH.to_owned(),
+            extra: Default::default(),
+        }];
+        config
+    }
+}
+
+/// A short, stable hash of a machine config (recorded in metadata for humans and audits).
+pub fn config_hash(config: &MachineConfig) -> String {
+    let bytes = serde_json::to_vec(config).expect("machine config serializes");
+    let digest = Sha256::digest(bytes);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether an observed machine config matches the desired one on every field we own.
+/// Fly normalises some values on read (autostop `"off"` reads back as `false`), and other
+/// actors may add fields we do not own; both are ignored.
+pub fn config_matches(observed: &MachineConfig, desired: &MachineConfig) -> bool {
+    observed.image == desired.image
+        && observed.init.as_ref().and_then(|i| i.cmd.as_ref())
+            == desired.init.as_ref().and_then(|i| i.cmd.as_ref())
+        && desired
+            .env
+            .iter()
+            .all(|(k, v)| observed.env.get(k) == Some(v))
+        && guest_matches(observed.guest.as_ref(), desired.guest.as_ref())
+        && mounts_key(&observed.mounts) == mounts_key(&desired.mounts)
+        && services_key(&observed.services) == services_key(&desired.services)
+        && observed.restart.as_ref().map(|r| r.policy.as_str())
+            == desired.restart.as_ref().map(|r| r.policy.as_str())
+        && desired
+            .metadata
+            .iter()
+            .all(|(k, v)| observed.metadata.get(k) == Some(v))
+}
+
+fn guest_matches(observed: Option<&Guest>, desired: Option<&Guest>) -> bool {
+    match (observed, desired) {
+        (Some(o), Some(d)) => {
+            o.cpu_kind == d.cpu_kind && o.cpus == d.cpus && o.memory_mb == d.memory_mb
+        }
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn mounts_key(mounts: &[Mount]) -> Vec<(&str, &str)> {
+    mounts
+        .iter()
+        .map(|m| (m.volume.as_str(), m.path.as_str()))
+        .collect()
+}
+
+type ServiceKey<'a> = (&'a str, u16, Vec<(Option<u16>, &'a [String], bool)>, bool);
+
+fn services_key(services: &[MachineService]) -> Vec<ServiceKey<'_>> {
+    services
+        .iter()
+        .map(|s| {
+            (
+                s.protocol.as_str(),
+                s.internal_port,
+                s.ports
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.port,
+                            p.handlers.as_slice(),
+                            p.force_https.unwrap_or(false),
+                        )
+                    })
+                    .collect(),
+                autostop_enabled(s.autostop.as_ref()),
+            )
+        })
+        .collect()
+}
+
+/// Fly accepts `"off"|"stop"|"suspend"` and reads back booleans.
+fn autostop_enabled(value: Option<&serde_json::Value>) -> bool {
+    match value {
+        None => false,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::String(s)) => s != "off",
+        Some(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> InstanceSpec {
+        serde_json::from_value(serde_json::json!({"customerId": "c1", "region": "iad"})).unwrap()
+    }
+
+    fn settings() -> FleetSettings {
+        FleetSettings {
+            app_prefix: "oc-".into(),
+            base_domain: "openclaws.biz".into(),
+            machine_stuck_after: std::time::Duration::from_secs(300),
+            manage_dns: true,
+            gateway: GatewayPlacement::without_checks(),
+        }
+    }
+
+    #[test]
+    fn names_and_defaults() {
+        let d = Desired::from_spec(Uuid::nil(), "acme", 1, &spec(), false, &settings());
+        assert_eq!(d.app_name, "oc-acme");
+        assert_eq!(d.endpoint, "https://acme.openclaws.biz");
+        let g = d.machine.guest.as_ref().unwrap();
+        assert_eq!(
+            (g.cpu_kind.as_str(), g.cpus, g.memory_mb),
+            ("shared", 2, 2048)
+        );
+        assert_eq!(d.machine.env["OPENCLAW_STATE_DIR"], "/data");
+        assert_eq!(d.machine.restart.as_ref().unwrap().policy, "always");
+    }
+
+    #[test]
+    fn fly_normalisation_is_not_drift() {
+        let d = Desired::from_spec(Uuid::nil(), "acme", 1, &spec(), false, &settings());
+        let desired = d.machine_config("vol_1");
+        let mut observed = desired.clone();
+        observed.services[0].autostop = Some(serde_json::Value::Bool(false));
+        observed.env.insert("FLY_EXTRA".into(), "1".into());
+        observed
+            .metadata
+            .insert("fly_platform_version".into(), "v2".into());
+        assert!(config_matches(&observed, &desired));
+    }
+
+    #[test]
+    fn owned_field_changes_are_drift() {
+        let d = Desired::from_spec(Uuid::nil(), "acme", 1, &spec(), false, &settings());
+        let desired = d.machine_config("vol_1");
+        let mut cases: Vec<MachineConfig> = Vec::new();
+        let mut c = desired.clone();
+        c.image = "other:latest".into();
+        cases.push(c);
+        let mut c = desired.clone();
+        c.guest.as_mut().unwrap().memory_mb = 1024;
+        cases.push(c);
+        let mut c = desired.clone();
+        c.services.clear();
+        cases.push(c);
+        let mut c = desired.clone();
+        c.services[0].autostop = Some(serde_json::Value::Bool(true));
+        cases.push(c);
+        let mut c = desired.clone();
+        c.mounts[0].volume = "vol_2".into();
+        cases.push(c);
+        let mut c = desired.clone();
+        c.env.remove("OPENCLAW_STATE_DIR");
+        cases.push(c);
+        let mut c = desired.clone();
+        c.restart = None;
+        cases.push(c);
+        for c in cases {
+            assert!(!config_matches(&c, &desired), "{c:?}");
+        }
+    }
+}

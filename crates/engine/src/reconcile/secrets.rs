@@ -1,0 +1,404 @@
+//! App secrets: the gateway token, the customer's model keys and Composio's entity id, set as Fly
+//! app secrets (environment variables at boot). Values live only here, in the encrypted store and
+//! at Fly; everything that can be printed (Debug, events, status, metadata) shows names and a keyed
+//! fingerprint only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use openclaws_model::secrets::SecretCipher;
+
+/// Secret names this controller manages on every app: only names it can produce, so it never
+/// unsets a secret someone else put there (others are left alone).
+pub const MANAGED: [&str; 5] = [
+    GATEWAY_TOKEN,
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_OAUTH_TOKEN",
+    "OPENAI_API_KEY",
+    "COMPOSIO_ENTITY_ID",
+];
+
+/// Composio's platform key: managed only when the platform setting exists, so a key an operator
+/// put on an app by hand is never unset by a controller that has none to give.
+pub const COMPOSIO_API_KEY: &str = "COMPOSIO_API_KEY";
+
+/// Stored (never set on Fly under this name): the current LLM proxy token, which the app holds
+/// as `ANTHROPIC_API_KEY`.
+pub const LLM_PROXY_TOKEN: &str = "LLM_PROXY_TOKEN";
+
+/// The generated token devices and the controller use to talk to the gateway.
+pub const GATEWAY_TOKEN: &str = "OPENCLAW_GATEWAY_TOKEN";
+
+/// Machine metadata key holding the fingerprint of the secrets the machine should boot with, so
+/// a changed secret rolls the machine.
+pub const META_SECRETS: &str = "openclaws_secrets";
+
+/// The secret values an app should hold.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct DesiredSecrets {
+    values: BTreeMap<String, String>,
+    fingerprint: String,
+    managed: BTreeSet<&'static str>,
+}
+
+impl fmt::Debug for DesiredSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DesiredSecrets")
+            .field("names", &self.values.keys().collect::<Vec<_>>())
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
+}
+
+impl DesiredSecrets {
+    /// Builds the set and its keyed fingerprint.
+    pub fn new(values: BTreeMap<String, String>, cipher: &SecretCipher) -> Self {
+        let mut canonical = Vec::new();
+        for (k, v) in &values {
+            canonical.extend_from_slice(k.as_bytes());
+            canonical.push(0);
+            canonical.extend_from_slice(v.as_bytes());
+            canonical.push(0);
+        }
+        let fingerprint = cipher.fingerprint(&canonical);
+        Self {
+            values,
+            fingerprint,
+            managed: MANAGED.into_iter().collect(),
+        }
+    }
+
+    /// Also manages `name`: set when wanted, unset when present but not wanted.
+    pub fn managing(mut self, name: &'static str) -> Self {
+        self.managed.insert(name);
+        self
+    }
+
+    /// Whether this controller owns the secret `name`.
+    pub fn manages(&self, name: &str) -> bool {
+        self.managed.contains(name)
+    }
+
+    /// One value, for the controller's own use (the gateway token to connect with). Never log it.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// Keyed fingerprint of names and values (safe to show and store).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Names that should be set.
+    pub fn names(&self) -> BTreeSet<&str> {
+        self.values.keys().map(String::as_str).collect()
+    }
+
+    /// The write that makes an app hold exactly these managed secrets: every desired value, and
+    /// an unset for each managed name present but no longer wanted.
+    pub fn write_for(&self, present: &BTreeSet<String>) -> SecretWrite {
+        let mut values: BTreeMap<String, Option<String>> = self
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        for name in &self.managed {
+            if present.contains(*name) && !self.values.contains_key(*name) {
+                values.insert((*name).to_owned(), None);
+            }
+        }
+        SecretWrite {
+            values,
+            fingerprint: self.fingerprint.clone(),
+        }
+    }
+}
+
+/// The app secrets as far as they can be built from what is stored, read without writing
+/// anything. The engine fills in what is missing (it generates a gateway token, mints a proxy
+/// token) and stores it; the plan preview must not, and stands in placeholders instead, so it
+/// shows the secrets write the reconcile would make. One builder for both keeps them in step.
+pub struct SecretsDraft {
+    values: BTreeMap<String, String>,
+    /// No gateway token is stored for the spec's `gatewayTokenRotation`: a reconcile generates
+    /// one.
+    pub gateway_token_missing: bool,
+    /// The LLM proxy is in use but no current token is stored (none, invalid, or due for
+    /// rotation): a reconcile mints one.
+    pub proxy_token_missing: bool,
+    /// When the proxy token in use is due for replacement.
+    pub proxy_token_rotate_at: Option<chrono::DateTime<chrono::Utc>>,
+    manage_composio_key: bool,
+}
+
+impl fmt::Debug for SecretsDraft {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretsDraft")
+            .field("names", &self.values.keys().collect::<Vec<_>>())
+            .field("gateway_token_missing", &self.gateway_token_missing)
+            .field("proxy_token_missing", &self.proxy_token_missing)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stands in for a value a reconcile would create, in a preview only: it makes the fingerprint
+/// differ from any write the controller made, and is never sent anywhere.
+const PREVIEW_PLACEHOLDER: &str = "\u{0}value a reconcile would create";
+
+impl SecretsDraft {
+    /// Reads the instance's stored secrets and builds what the app should hold: the gateway
+    /// token, the customer's model keys, the LLM proxy token as `ANTHROPIC_API_KEY` (when the
+    /// desired state uses the proxy), Composio's platform key and entity id.
+    pub async fn load(
+        pool: &sqlx::PgPool,
+        cipher: &SecretCipher,
+        inputs: &super::DesiredInputs,
+        record: &openclaws_store::InstanceRecord,
+        spec: &openclaws_model::InstanceSpec,
+        desired: &super::desired::Desired,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Self, openclaws_store::secrets::SecretStoreError> {
+        use openclaws_store::secrets as stored;
+        let mut values = BTreeMap::new();
+        let rotation = i64::from(spec.gateway_token_rotation);
+        let gateway_token = stored::get_plaintext(pool, cipher, record.uid, GATEWAY_TOKEN)
+            .await?
+            .filter(|_| record.gateway_token_rotation == rotation);
+        let gateway_token_missing = gateway_token.is_none();
+        if let Some(token) = gateway_token {
+            values.insert(GATEWAY_TOKEN.to_owned(), token);
+        }
+        for name in [
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_OAUTH_TOKEN",
+            "OPENAI_API_KEY",
+        ] {
+            if let Some(v) = stored::get_plaintext(pool, cipher, record.uid, name).await? {
+                values.insert(name.to_owned(), v);
+            }
+        }
+        let mut proxy_token_missing = false;
+        let mut proxy_token_rotate_at = None;
+        if let (true, Some(key)) = (desired.proxy_token, &inputs.llm_proxy_key) {
+            let current = stored::get_plaintext(pool, cipher, record.uid, LLM_PROXY_TOKEN)
+                .await?
+                .and_then(|t| {
+                    key.verify(&t, now)
+                        .ok()
+                        .filter(|c| c.instance_uid() == Some(record.uid) && now < c.rotate_at())
+                        .map(|c| (t, c.rotate_at()))
+                });
+            match current {
+                Some((token, rotate_at)) => {
+                    proxy_token_rotate_at = Some(rotate_at);
+                    values.insert("ANTHROPIC_API_KEY".to_owned(), token);
+                }
+                None => proxy_token_missing = true,
+            }
+        }
+        if let (true, Some(key)) = (spec.composio.enabled, &inputs.composio_api_key) {
+            values.insert(COMPOSIO_API_KEY.to_owned(), key.expose().to_owned());
+        }
+        if spec.composio.enabled {
+            let entity = spec
+                .composio
+                .entity_id
+                .clone()
+                .unwrap_or_else(|| spec.customer_id.clone());
+            values.insert("COMPOSIO_ENTITY_ID".to_owned(), entity);
+        }
+        Ok(Self {
+            values,
+            gateway_token_missing,
+            proxy_token_missing,
+            proxy_token_rotate_at,
+            manage_composio_key: inputs.composio_api_key.is_some(),
+        })
+    }
+
+    /// Fills in the gateway token a reconcile generated.
+    pub fn set_gateway_token(&mut self, token: String) {
+        self.values.insert(GATEWAY_TOKEN.to_owned(), token);
+        self.gateway_token_missing = false;
+    }
+
+    /// Fills in the proxy token a reconcile minted, due for replacement at `rotate_at`.
+    pub fn set_proxy_token(&mut self, token: String, rotate_at: chrono::DateTime<chrono::Utc>) {
+        self.values.insert("ANTHROPIC_API_KEY".to_owned(), token);
+        self.proxy_token_missing = false;
+        self.proxy_token_rotate_at = Some(rotate_at);
+    }
+
+    /// The desired secrets from the values at hand.
+    pub fn finish(self, cipher: &SecretCipher) -> DesiredSecrets {
+        let desired = DesiredSecrets::new(self.values, cipher);
+        if self.manage_composio_key {
+            desired.managing(COMPOSIO_API_KEY)
+        } else {
+            desired
+        }
+    }
+
+    /// For a preview: the desired secrets with a placeholder for each value a reconcile would
+    /// create, so planning shows the write (and the machine roll) that creating it causes.
+    pub fn finish_preview(mut self, cipher: &SecretCipher) -> DesiredSecrets {
+        if self.gateway_token_missing {
+            self.set_gateway_token(PREVIEW_PLACEHOLDER.to_owned());
+        }
+        if self.proxy_token_missing {
+            self.values.insert(
+                "ANTHROPIC_API_KEY".to_owned(),
+                PREVIEW_PLACEHOLDER.to_owned(),
+            );
+        }
+        self.finish(cipher)
+    }
+}
+
+/// A pending secrets write (values redacted from Debug).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretWrite {
+    pub values: BTreeMap<String, Option<String>>,
+    pub fingerprint: String,
+}
+
+impl fmt::Debug for SecretWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set: Vec<&String> = self
+            .values
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        let unset: Vec<&String> = self
+            .values
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        f.debug_struct("SecretWrite")
+            .field("set", &set)
+            .field("unset", &unset)
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
+}
+
+/// What the app's secrets look like (names and our write's fingerprint: safe to store).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ObservedSecrets {
+    /// Names present at Fly.
+    pub names: BTreeSet<String>,
+    /// Fingerprint and Fly version of our last successful write (from our bookkeeping).
+    pub applied: Option<(String, i64)>,
+}
+
+/// Whether the app's managed secrets match: our last write carried exactly these values and
+/// nobody removed or added a managed name since.
+pub fn in_sync(desired: &DesiredSecrets, observed: &ObservedSecrets) -> bool {
+    let wanted = desired.names();
+    let present_managed: BTreeSet<&str> = observed
+        .names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| desired.manages(n))
+        .collect();
+    let fingerprint_ok = match &observed.applied {
+        Some((fp, _)) => fp == desired.fingerprint(),
+        None => wanted.is_empty(),
+    };
+    fingerprint_ok && present_managed == wanted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cipher() -> SecretCipher {
+        SecretCipher::from_key([3; 32])
+    }
+
+    fn desired(pairs: &[(&str, &str)]) -> DesiredSecrets {
+        DesiredSecrets::new(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            &cipher(),
+        )
+    }
+
+    #[test]
+    fn debug_never_shows_values() {
+        let d = desired(&[("ANTHROPIC_API_KEY", "sk-canary")]);
+        let w = d.write_for(&BTreeSet::new());
+        for text in [format!("{d:?}"), format!("{w:?}")] {
+            assert!(!text.contains("sk-canary"), "{text}");
+            assert!(text.contains("ANTHROPIC_API_KEY"));
+        }
+    }
+
+    #[test]
+    fn sync_needs_same_values_and_names() {
+        let d = desired(&[("OPENCLAW_GATEWAY_TOKEN", "t"), ("OPENAI_API_KEY", "k")]);
+        let names: BTreeSet<String> = [
+            "OPENCLAW_GATEWAY_TOKEN",
+            "OPENAI_API_KEY",
+            "OTHER",
+            "COMPOSIO_API_KEY",
+        ]
+        .map(String::from)
+        .into();
+        let applied = Some((d.fingerprint().to_owned(), 3));
+        assert!(in_sync(
+            &d,
+            &ObservedSecrets {
+                names: names.clone(),
+                applied: applied.clone()
+            }
+        ));
+        // A value changed on our side.
+        let changed = desired(&[("OPENCLAW_GATEWAY_TOKEN", "t"), ("OPENAI_API_KEY", "k2")]);
+        assert!(!in_sync(
+            &changed,
+            &ObservedSecrets {
+                names: names.clone(),
+                applied: applied.clone()
+            }
+        ));
+        // Someone unset a managed secret out of band.
+        let mut missing = names.clone();
+        missing.remove("OPENAI_API_KEY");
+        assert!(!in_sync(
+            &d,
+            &ObservedSecrets {
+                names: missing,
+                applied: applied.clone()
+            }
+        ));
+        // A key removed from the spec must be unset at Fly.
+        let fewer = desired(&[("OPENCLAW_GATEWAY_TOKEN", "t")]);
+        let w = fewer.write_for(&names);
+        assert_eq!(w.values.get("OPENAI_API_KEY"), Some(&None));
+        assert!(
+            !w.values.contains_key("OTHER"),
+            "unmanaged names are left alone"
+        );
+        assert!(
+            !w.values.contains_key("COMPOSIO_API_KEY"),
+            "a name the controller never sets is never unset"
+        );
+        // With the platform key configured, Composio's key is ours: unset when not wanted.
+        let managing = desired(&[("OPENCLAW_GATEWAY_TOKEN", "t")]).managing(COMPOSIO_API_KEY);
+        let w = managing.write_for(&names);
+        assert_eq!(w.values.get("COMPOSIO_API_KEY"), Some(&None));
+        assert!(!in_sync(
+            &managing,
+            &ObservedSecrets {
+                names: names.clone(),
+                applied: Some((managing.fingerprint().to_owned(), 3))
+            }
+        ));
+    }
+}

@@ -1,0 +1,297 @@
+//! Apps (spec §2): a global name namespace, per-org ownership, asynchronous delete that takes
+//! the app's machines and volumes with it.
+
+use super::auth::Caller;
+use super::clock::delta;
+use super::errors::{SimError, SimResult};
+use super::extract::{JsonBody, QueryPairs};
+use super::state::World;
+use super::{Ctx, Simulator};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use openclaws_fly::types::CreateAppRequest;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// A simulated app.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppRec {
+    /// 16-char id.
+    pub id: String,
+    /// Globally unique name.
+    pub name: String,
+    /// Owning org slug.
+    pub org: String,
+    /// 6PN network name, if isolated.
+    pub network: Option<String>,
+    /// Numeric id Fly also reports.
+    pub internal_numeric_id: u64,
+    /// Key of the create that made it (a retry with the same key returns this app).
+    pub idempotency_key: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// When an accepted delete completes.
+    pub deleting_at: Option<DateTime<Utc>>,
+    /// Machine ids, in creation order.
+    pub machines: Vec<String>,
+    /// Volume ids, in creation order.
+    pub volumes: Vec<String>,
+    /// App secrets by name.
+    pub secrets: std::collections::BTreeMap<String, super::secrets::SecretRec>,
+    /// Secrets version: bumped by every write.
+    pub secrets_version: u64,
+    /// Assigned IPs, in allocation order.
+    pub ips: Vec<super::ips::IpRec>,
+    /// Certificates by hostname.
+    pub certificates: std::collections::BTreeMap<String, super::certificates::CertRec>,
+}
+
+/// Fly's app-name rule: lowercase letters, digits and dashes, under 64 characters.
+pub fn valid_app_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+impl World {
+    /// Registers a new app; the name must be free in every org.
+    pub fn insert_app(
+        &mut self,
+        name: &str,
+        org: &str,
+        network: Option<String>,
+        idempotency_key: Option<String>,
+        ctx: &Ctx,
+    ) -> SimResult<&AppRec> {
+        self.settle_app(name, ctx);
+        if self.apps.contains_key(name) {
+            return Err(SimError::Unprocessable {
+                message: "Validation failed: Name has already been taken".into(),
+                status: Some("name_taken"),
+            });
+        }
+        let internal_numeric_id = self.numeric_id();
+        let app = AppRec {
+            id: super::ids::app_id(),
+            name: name.to_string(),
+            org: org.to_string(),
+            network,
+            internal_numeric_id,
+            idempotency_key,
+            created_at: ctx.now,
+            deleting_at: None,
+            machines: Vec::new(),
+            volumes: Vec::new(),
+            secrets: Default::default(),
+            secrets_version: 0,
+            ips: Vec::new(),
+            certificates: Default::default(),
+        };
+        Ok(self.apps.entry(name.to_string()).or_insert(app))
+    }
+
+    /// The full App object.
+    pub fn app_json(&mut self, name: &str, ctx: &Ctx) -> Value {
+        let (ids, vols) = match self.apps.get(name) {
+            Some(a) => (a.machines.clone(), a.volumes.clone()),
+            None => return Value::Null,
+        };
+        let mut machine_count = 0u64;
+        for id in &ids {
+            self.settle_machine(id, ctx);
+            if self
+                .machines
+                .get(id)
+                .is_some_and(|m| m.state != "destroyed")
+            {
+                machine_count += 1;
+            }
+        }
+        let volume_count = vols
+            .iter()
+            .filter(|v| self.volumes.get(*v).is_some_and(|v| !v.is_destroyed()))
+            .count();
+        let Some(app) = self.apps.get(name) else {
+            return Value::Null;
+        };
+        let status = if app.deleting_at.is_some() {
+            "suspended"
+        } else if machine_count > 0 {
+            "deployed"
+        } else {
+            "pending"
+        };
+        json!({
+            "id": app.id,
+            "name": app.name,
+            "status": status,
+            "network": app.network.clone().unwrap_or_else(|| "default".into()),
+            "internal_numeric_id": app.internal_numeric_id,
+            "machine_count": machine_count,
+            "volume_count": volume_count,
+            "organization": {"name": app.org, "slug": app.org},
+            "cname_target": format!("{}.{}.fly.dev", &app.id[..6.min(app.id.len())], app.name),
+        })
+    }
+}
+
+/// `POST /v1/apps[?wait=true]`.
+pub async fn create(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+    query: QueryPairs,
+    JsonBody(body): JsonBody<CreateAppRequest>,
+) -> SimResult<Response> {
+    let name = body
+        .name
+        .clone()
+        .or(body.app_name.clone())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| SimError::Unprocessable {
+            message: "Validation failed: Name can't be blank".into(),
+            status: None,
+        })?;
+    if !valid_app_name(&name) {
+        return Err(SimError::Unprocessable {
+            message:
+                "Validation failed: Name may only contain lowercase letters, numbers, and dashes"
+                    .into(),
+            status: None,
+        });
+    }
+    let org = body.org_slug.clone().unwrap_or_else(|| caller.org.clone());
+    if org != caller.org {
+        return Err(SimError::NotFound("organization not found".into()));
+    }
+    let wait = query.flag("wait");
+    sim.write(|w, ctx| {
+        w.settle_app(&name, ctx);
+        let replay = w.apps.get(&name).is_some_and(|a| {
+            a.org == org && a.idempotency_key.is_some() && a.idempotency_key == body.idempotency_key
+        });
+        if !replay {
+            w.insert_app(
+                &name,
+                &org,
+                body.network.clone(),
+                body.idempotency_key.clone(),
+                ctx,
+            )?;
+        }
+        let body = if wait {
+            w.app_json(&name, ctx)
+        } else {
+            let app = w.apps.get(&name).ok_or_else(SimError::app_not_found)?;
+            json!({"id": app.id, "created_at": app.created_at.timestamp_millis()})
+        };
+        Ok((StatusCode::CREATED, Json(body)).into_response())
+    })
+}
+
+/// `GET /v1/apps/{app}`: 200, 404, or 403 when another org owns the name.
+pub async fn get(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+    Path(app): Path<String>,
+) -> SimResult<Json<Value>> {
+    sim.read(|w, ctx| {
+        w.app_ref(&app, &caller, ctx)?;
+        Ok(Json(w.app_json(&app, ctx)))
+    })
+}
+
+/// `GET /v1/apps?org_slug=`.
+pub async fn list(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+    query: QueryPairs,
+) -> SimResult<Json<Value>> {
+    let org = query.get("org_slug").unwrap_or(&caller.org).to_string();
+    if org != caller.org {
+        return Err(SimError::NotFound("organization not found".into()));
+    }
+    sim.read(|w, ctx| {
+        let mut names: Vec<String> = w
+            .apps
+            .values()
+            .filter(|a| a.org == org)
+            .map(|a| a.name.clone())
+            .collect();
+        names.sort();
+        let mut apps = Vec::with_capacity(names.len());
+        for name in &names {
+            w.settle_app(name, ctx);
+            if w.apps.contains_key(name) {
+                apps.push(w.app_json(name, ctx));
+            }
+        }
+        Ok(Json(json!({"total_apps": apps.len(), "apps": apps})))
+    })
+}
+
+/// `DELETE /v1/apps/{app}[?force=true]`: 202; the app is gone after `latency.app_delete`.
+pub async fn delete(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+    Path(app): Path<String>,
+    query: QueryPairs,
+) -> SimResult<StatusCode> {
+    let force = query.flag("force");
+    sim.write(|w, ctx| {
+        let app_ref = w.app_ref(&app, &caller, ctx)?;
+        let ids = w.apps.get(&app).map(|a| a.machines.clone()).unwrap_or_default();
+        if !force {
+            if let Some(code) = ctx.config.app_delete_guard {
+                for id in &ids {
+                    w.settle_machine(id, ctx);
+                    let running = w.machines.get(id).is_some_and(|m| {
+                        matches!(
+                            m.state.as_str(),
+                            "started" | "starting" | "replacing" | "restarting"
+                        )
+                    });
+                    if running {
+                        return Err(SimError::Other {
+                            code,
+                            message: format!(
+                                "failed_precondition: app {} has running machines; stop them or pass force=true",
+                                app_ref.name
+                            ),
+                            status: None,
+                        });
+                    }
+                }
+            }
+        }
+        for id in &ids {
+            w.settle_machine(id, ctx);
+            if let Some(m) = w.machines.get_mut(id) {
+                if !matches!(m.state.as_str(), "destroying" | "destroyed") {
+                    m.destroy(true, ctx)?;
+                }
+            }
+        }
+        let vols = w.apps.get(&app).map(|a| a.volumes.clone()).unwrap_or_default();
+        for id in &vols {
+            if let Some(v) = w.volumes.get_mut(id) {
+                if !v.is_destroyed() {
+                    v.state = "pending_destroy".into();
+                    v.destroyed_at = Some(ctx.now);
+                }
+            }
+        }
+        if let Some(a) = w.apps.get_mut(&app) {
+            if a.deleting_at.is_none() {
+                a.deleting_at = Some(ctx.now + delta(ctx.config.latency.app_delete));
+            }
+        }
+        Ok(StatusCode::ACCEPTED)
+    })
+}

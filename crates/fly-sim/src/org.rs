@@ -1,0 +1,142 @@
+//! `GET /v1/orgs/{org}/machines`: the org-wide scan a controller uses to notice drift, ordered by
+//! `(updated_at, id)` with an opaque cursor. This is the one route allowed to scan everything.
+
+use super::auth::Caller;
+use super::clock::rfc3339;
+use super::errors::{SimError, SimResult};
+use super::extract::QueryPairs;
+use super::Simulator;
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use openclaws_fly::types::{OrgMachine, OrgMachineConfig, OrgMachinesResponse};
+use std::collections::HashMap;
+
+type Key = (DateTime<Utc>, String);
+
+fn encode_cursor(key: &Key) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "{}|{}",
+        key.0.timestamp_micros(),
+        key.1
+    ))
+}
+
+fn decode_cursor(cursor: &str) -> Option<Key> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (micros, id) = text.split_once('|')?;
+    let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    Some((at, id.to_string()))
+}
+
+/// `GET /v1/orgs/{org}/machines?updated_after=&cursor=&limit=&include_deleted=&state=&region=`.
+pub async fn machines(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+    Path(org): Path<String>,
+    query: QueryPairs,
+) -> SimResult<Json<OrgMachinesResponse>> {
+    if org != caller.org {
+        return Err(SimError::NotFound("organization not found".into()));
+    }
+    let updated_after = match query.get("updated_after").filter(|s| !s.is_empty()) {
+        Some(s) => Some(
+            DateTime::parse_from_rfc3339(s)
+                .map_err(|_| SimError::invalid("updated_after must be RFC 3339"))?
+                .with_timezone(&Utc),
+        ),
+        None => None,
+    };
+    let cursor = match query.get("cursor").filter(|s| !s.is_empty()) {
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| SimError::invalid("invalid cursor"))?),
+        None => None,
+    };
+    let limit = query.u64("limit")?.unwrap_or(100).clamp(1, 1000) as usize;
+    let include_deleted = query.flag("include_deleted");
+    let region = query.get("region").map(str::to_string);
+    let states: Vec<String> = query
+        .all("state")
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    sim.read(|w, ctx| {
+        let mut app_names: HashMap<String, String> = w
+            .apps
+            .values()
+            .filter(|a| a.org == org)
+            .map(|a| (a.id.clone(), a.name.clone()))
+            .collect();
+        if include_deleted {
+            for a in w.deleted_apps.iter().filter(|a| a.org == org) {
+                app_names.insert(a.id.clone(), a.name.clone());
+            }
+        }
+        let mut hits: Vec<Key> = Vec::new();
+        for m in w.machines.values_mut() {
+            if !app_names.contains_key(&m.app_id) {
+                continue;
+            }
+            m.settle(ctx);
+            let keep = (include_deleted || m.state != "destroyed")
+                && region.as_ref().is_none_or(|r| *r == m.region)
+                && (states.is_empty() || states.contains(&m.state))
+                && updated_after.is_none_or(|t| m.updated_at > t)
+                && cursor
+                    .as_ref()
+                    .is_none_or(|c| (m.updated_at, m.id.as_str()) > (c.0, c.1.as_str()));
+            if keep {
+                hits.push((m.updated_at, m.id.clone()));
+            }
+        }
+        hits.sort_unstable();
+        let more = hits.len() > limit;
+        hits.truncate(limit);
+        let machines = hits
+            .iter()
+            .filter_map(|(_, id)| w.machines.get(id))
+            .map(|m| OrgMachine {
+                id: m.id.clone(),
+                name: m.name.clone(),
+                app_name: app_names.get(&m.app_id).cloned().unwrap_or_default(),
+                state: m.state.clone(),
+                region: m.region.clone(),
+                private_ip: Some(m.private_ip.clone()),
+                version: Some(m.instance_id.clone()),
+                created_at: rfc3339(m.created_at),
+                updated_at: rfc3339(m.updated_at),
+                config: Some(OrgMachineConfig {
+                    image: m.config.image.clone(),
+                    guest: m.config.guest.clone(),
+                    metadata: m.config.metadata.clone(),
+                }),
+            })
+            .collect();
+        let last = hits.last();
+        Ok(Json(OrgMachinesResponse {
+            next_cursor: if more { last.map(encode_cursor) } else { None },
+            last_machine_id: last.map(|k| k.1.clone()),
+            last_updated_at: last.map(|k| rfc3339(k.0)),
+            machines,
+        }))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips() {
+        let key = (Utc::now(), "abcdef01234567".to_string());
+        assert_eq!(
+            decode_cursor(&encode_cursor(&key)).map(|k| k.1),
+            Some(key.1)
+        );
+        assert!(decode_cursor("!!!").is_none());
+    }
+}

@@ -1,0 +1,383 @@
+//! Volumes (spec §2): names repeat, a volume lives on one host (its zone), stays bound to a
+//! destroyed machine for the release lag, and is soft-deleted to `pending_destroy`.
+
+use super::auth::Caller;
+use super::clock::rfc3339;
+use super::errors::{SimError, SimResult};
+use super::extract::{JsonBody, OptionalJson};
+use super::state::{AppRef, World};
+use super::{Ctx, Simulator};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Largest volume Fly creates.
+pub const MAX_SIZE_GB: u32 = 500;
+
+/// A simulated volume.
+#[derive(Debug, Clone, Serialize)]
+pub struct VolRec {
+    /// `vol_…` id.
+    pub id: String,
+    /// Owning app id.
+    pub app_id: String,
+    /// Name (not unique).
+    pub name: String,
+    /// `created`, `pending_destroy`, ….
+    pub state: String,
+    /// Size.
+    pub size_gb: u32,
+    /// Region.
+    pub region: String,
+    /// Host id.
+    pub zone: String,
+    /// Encrypted at rest.
+    pub encrypted: bool,
+    /// Machine holding it (including a destroyed one within the release lag).
+    pub attached_machine_id: Option<String>,
+    /// Filesystem.
+    pub fstype: String,
+    /// Snapshot retention days.
+    pub snapshot_retention: u32,
+    /// Daily snapshots on.
+    pub auto_backup_enabled: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// When it was deleted.
+    pub destroyed_at: Option<DateTime<Utc>>,
+    /// Its host is unreachable (`host_status`), set through `/_sim`.
+    pub host_unreachable: bool,
+}
+
+impl VolRec {
+    /// Whether the volume is deleted or being deleted.
+    pub fn is_destroyed(&self) -> bool {
+        openclaws_fly::types::Volume::DESTROYED_STATES.contains(&self.state.as_str())
+    }
+
+    /// The volume as Fly returns it.
+    pub fn to_json(&self) -> Value {
+        let bytes_total = u64::from(self.size_gb) * 1024 * 1024 * 1024;
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "state": self.state,
+            "size_gb": self.size_gb,
+            "region": self.region,
+            "zone": self.zone,
+            "encrypted": self.encrypted,
+            "attached_machine_id": self.attached_machine_id,
+            "attached_alloc_id": Value::Null,
+            "created_at": rfc3339(self.created_at),
+            "blocks": bytes_total / 4096,
+            "block_size": 4096,
+            "blocks_free": bytes_total / 4096,
+            "blocks_avail": bytes_total / 4096,
+            "bytes_total": bytes_total,
+            "bytes_used": 0,
+            "fstype": self.fstype,
+            "snapshot_retention": self.snapshot_retention,
+            "auto_backup_enabled": self.auto_backup_enabled,
+            "host_status": if self.host_unreachable { "unreachable" } else { "ok" },
+            "type": "local",
+        })
+    }
+}
+
+/// `POST …/volumes` body; everything optional so defaults and 400s are ours.
+#[derive(Debug, Default, Deserialize)]
+pub struct CreateVolumeBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    size_gb: Option<u32>,
+    #[serde(default)]
+    encrypted: Option<bool>,
+    #[serde(default)]
+    require_unique_zone: Option<bool>,
+    #[serde(default)]
+    snapshot_retention: Option<u32>,
+    #[serde(default)]
+    auto_backup_enabled: Option<bool>,
+    #[serde(default)]
+    fstype: Option<String>,
+}
+
+/// `PUT …/volumes/{id}` body.
+#[derive(Debug, Default, Deserialize)]
+pub struct UpdateVolumeBody {
+    #[serde(default)]
+    snapshot_retention: Option<u32>,
+    #[serde(default)]
+    auto_backup_enabled: Option<bool>,
+}
+
+/// `PUT …/volumes/{id}/extend` body.
+#[derive(Debug, Default, Deserialize)]
+pub struct ExtendBody {
+    #[serde(default)]
+    size_gb: Option<u32>,
+}
+
+fn valid_volume_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 30
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// How long a deleted volume stays listed as `pending_destroy`.
+fn soft_delete_window() -> TimeDelta {
+    TimeDelta::hours(24)
+}
+
+impl World {
+    fn create_volume(
+        &mut self,
+        app: &AppRef,
+        body: CreateVolumeBody,
+        ctx: &Ctx,
+    ) -> SimResult<Value> {
+        let name = body.name.unwrap_or_default();
+        if !valid_volume_name(&name) {
+            return Err(SimError::invalid(
+                "volume name must be 1-30 lowercase letters, digits or underscores",
+            ));
+        }
+        let size_gb = body.size_gb.unwrap_or(3);
+        if size_gb == 0 || size_gb > MAX_SIZE_GB {
+            return Err(SimError::invalid(format!(
+                "size_gb must be between 1 and {MAX_SIZE_GB}"
+            )));
+        }
+        let fstype = body.fstype.unwrap_or_else(|| "ext4".into());
+        if fstype != "ext4" && fstype != "raw" {
+            return Err(SimError::invalid("fstype must be ext4 or raw"));
+        }
+        let region = body
+            .region
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| ctx.config.default_region.clone());
+        self.check_capacity(&region, "volume", ctx)?;
+        let hosts = self.hosts_of(&region, ctx).clone();
+        let taken: Vec<String> = if body.require_unique_zone.unwrap_or(true) {
+            let ids = self
+                .apps
+                .get(&app.name)
+                .map(|a| a.volumes.clone())
+                .unwrap_or_default();
+            ids.iter()
+                .filter_map(|id| self.volumes.get(id))
+                .filter(|v| v.name == name && v.region == region && !v.is_destroyed())
+                .map(|v| v.zone.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let free: Vec<&String> = hosts.iter().filter(|h| !taken.contains(h)).collect();
+        let zone = free
+            .choose(&mut rand::thread_rng())
+            .map(|h| (*h).clone())
+            .ok_or_else(|| SimError::Other {
+                code: StatusCode::UNPROCESSABLE_ENTITY,
+                message: format!(
+                    "failed to create volume: insufficient resources: no zone in {region} without a volume named {name} (require_unique_zone)"
+                ),
+                status: Some("volume_placement_capacity"),
+            })?;
+        let vol = VolRec {
+            id: super::ids::volume_id(),
+            app_id: app.id.clone(),
+            name,
+            state: "created".into(),
+            size_gb,
+            region,
+            zone,
+            encrypted: body.encrypted.unwrap_or(true),
+            attached_machine_id: None,
+            fstype,
+            snapshot_retention: body.snapshot_retention.unwrap_or(5).clamp(1, 60),
+            auto_backup_enabled: body.auto_backup_enabled.unwrap_or(true),
+            created_at: ctx.now,
+            destroyed_at: None,
+            host_unreachable: false,
+        };
+        let json = vol.to_json();
+        if let Some(a) = self.apps.get_mut(&app.name) {
+            a.volumes.push(vol.id.clone());
+        }
+        self.volumes.insert(vol.id.clone(), vol);
+        Ok(json)
+    }
+}
+
+/// `GET /v1/apps/{app}/volumes`: includes volumes in destroy states.
+pub async fn list(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+    Path(app): Path<String>,
+) -> SimResult<Json<Vec<Value>>> {
+    sim.read(|w, ctx| {
+        let app_ref = w.app_ref(&app, &caller, ctx)?;
+        let ids = w
+            .apps
+            .get(&app)
+            .map(|a| a.volumes.clone())
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let v = w.volume(&app_ref, id, ctx)?;
+            let expired = v
+                .destroyed_at
+                .is_some_and(|at| at + soft_delete_window() <= ctx.now);
+            if !expired {
+                out.push(v.to_json());
+            }
+        }
+        Ok(Json(out))
+    })
+}
+
+/// `POST /v1/apps/{app}/volumes` (200, like Fly).
+pub async fn create(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+    Path(app): Path<String>,
+    JsonBody(body): JsonBody<CreateVolumeBody>,
+) -> SimResult<Json<Value>> {
+    sim.write(|w, ctx| {
+        let app_ref = w.app_ref(&app, &caller, ctx)?;
+        w.create_volume(&app_ref, body, ctx).map(Json)
+    })
+}
+
+/// `GET /v1/apps/{app}/volumes/{vol}`.
+pub async fn get(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+    Path((app, vol)): Path<(String, String)>,
+) -> SimResult<Json<Value>> {
+    sim.read(|w, ctx| {
+        let app_ref = w.app_ref(&app, &caller, ctx)?;
+        Ok(Json(w.volume(&app_ref, &vol, ctx)?.to_json()))
+    })
+}
+
+/// `PUT /v1/apps/{app}/volumes/{vol}`: snapshot settings.
+pub async fn update(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+    Path((app, vol)): Path<(String, String)>,
+    OptionalJson(body): OptionalJson<UpdateVolumeBody>,
+) -> SimResult<Json<Value>> {
+    sim.write(|w, ctx| {
+        let app_ref = w.app_ref(&app, &caller, ctx)?;
+        let v = w.volume(&app_ref, &vol, ctx)?;
+        if v.is_destroyed() {
+            return Err(SimError::volume_not_found());
+        }
+        if let Some(r) = body.snapshot_retention {
+            if !(1..=60).contains(&r) {
+                return Err(SimError::invalid(
+                    "snapshot_retention must be between 1 and 60",
+                ));
+            }
+            v.snapshot_retention = r;
+        }
+        if let Some(b) = body.auto_backup_enabled {
+            v.auto_backup_enabled = b;
+        }
+        Ok(Json(v.to_json()))
+    })
+}
+
+/// `DELETE /v1/apps/{app}/volumes/{vol}`: refused while a machine (even a destroyed one within
+/// the release lag) holds it; answers with `state: destroyed`, lists show `pending_destroy`.
+pub async fn delete(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+    Path((app, vol)): Path<(String, String)>,
+) -> SimResult<Json<Value>> {
+    sim.write(|w, ctx| {
+        let app_ref = w.app_ref(&app, &caller, ctx)?;
+        let v = w.volume(&app_ref, &vol, ctx)?;
+        if v.host_unreachable {
+            return Err(SimError::Other {
+                code: StatusCode::SERVICE_UNAVAILABLE,
+                message: "unavailable: host unreachable".into(),
+                status: None,
+            });
+        }
+        if let Some(holder) = &v.attached_machine_id {
+            return Err(SimError::precondition(format!(
+                "volume is currently bound to machine: {holder}"
+            )));
+        }
+        if !v.is_destroyed() {
+            v.state = "pending_destroy".into();
+            v.destroyed_at = Some(ctx.now);
+        }
+        let mut body = v.to_json();
+        body["state"] = json!("destroyed");
+        Ok(Json(body))
+    })
+}
+
+/// `PUT /v1/apps/{app}/volumes/{vol}/extend`: grow only.
+pub async fn extend(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+    Path((app, vol)): Path<(String, String)>,
+    JsonBody(body): JsonBody<ExtendBody>,
+) -> SimResult<Json<Value>> {
+    sim.write(|w, ctx| {
+        let app_ref = w.app_ref(&app, &caller, ctx)?;
+        let v = w.volume(&app_ref, &vol, ctx)?;
+        if v.host_unreachable {
+            return Err(SimError::Other {
+                code: StatusCode::SERVICE_UNAVAILABLE,
+                message: "unavailable: host unreachable".into(),
+                status: None,
+            });
+        }
+        if v.is_destroyed() {
+            return Err(SimError::volume_not_found());
+        }
+        let size = body
+            .size_gb
+            .ok_or_else(|| SimError::invalid("size_gb is required"))?;
+        if size <= v.size_gb {
+            return Err(SimError::invalid(format!(
+                "new size {size}GB must be larger than the current size {}GB",
+                v.size_gb
+            )));
+        }
+        if size > MAX_SIZE_GB {
+            return Err(SimError::invalid(format!(
+                "size_gb must not exceed {MAX_SIZE_GB}"
+            )));
+        }
+        v.size_gb = size;
+        Ok(Json(json!({"volume": v.to_json(), "needs_restart": false})))
+    })
+}
+
+/// `GET /v1/apps/{app}/volumes/{vol}/snapshots`: no snapshots are simulated yet.
+pub async fn list_snapshots(
+    State(sim): State<Simulator>,
+    Extension(caller): Extension<Caller>,
+    Path((app, vol)): Path<(String, String)>,
+) -> SimResult<Json<Vec<Value>>> {
+    sim.read(|w, ctx| {
+        let app_ref = w.app_ref(&app, &caller, ctx)?;
+        w.volume(&app_ref, &vol, ctx)?;
+        Ok(Json(Vec::new()))
+    })
+}

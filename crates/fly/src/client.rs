@@ -1,0 +1,869 @@
+//! A typed client for the Fly Machines REST API.
+//!
+//! It does one HTTP call per method and classifies failures ([`FlyError`]); it never retries a
+//! mutation, because an ambiguous create must be resolved by observing again (the reconciler's
+//! job), and it retries reads only on transient failures, briefly.
+
+use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::error::FlyError;
+use super::limits::{FlyRateLimits, LimitClass};
+use super::observer::FlyObserver;
+use super::types::*;
+
+/// Per-request timeout; Fly's own proxy cuts requests at 60 s.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Header carrying the nonce of the machine lease a mutation is made under.
+pub const LEASE_NONCE_HEADER: &str = "fly-machine-lease-nonce";
+
+/// How long a machine lease we take lasts. Short, so a controller that dies while holding one
+/// leaves the machine free again within half a minute instead of wedging the instance.
+pub const LEASE_TTL: Duration = Duration::from_secs(30);
+
+/// A client bound to one base URL, token and org.
+#[derive(Clone, Debug)]
+pub struct FlyClient {
+    http: reqwest::Client,
+    base: String,
+    authorization: String,
+    org: String,
+    observer: Arc<dyn FlyObserver>,
+    limits: Arc<FlyRateLimits>,
+    /// Nonces of leases this process holds, by machine id, so a lease whose release failed is
+    /// refreshed (same nonce) by our next attempt instead of blocking us until it expires.
+    held_leases: Arc<LeaseBook>,
+}
+
+/// The leases this process took, by machine id; counted at scrape time for
+/// `openclaws_fly_leases_held`.
+#[derive(Debug, Default)]
+pub struct LeaseBook(std::sync::Mutex<std::collections::HashMap<String, HeldLease>>);
+
+impl LeaseBook {
+    /// Leases held and not yet expired (one released late or never released stops counting
+    /// when it expires).
+    pub fn held(&self) -> usize {
+        let now = Instant::now();
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|l| l.until > now)
+            .count()
+    }
+}
+
+/// A lease this process took and may still hold.
+#[derive(Debug, Clone)]
+pub struct HeldLease {
+    nonce: String,
+    until: Instant,
+}
+
+/// The `Authorization` header value for a Fly token: verbatim when it carries a scheme,
+/// `FlyV1` for bare macaroons, `Bearer` otherwise.
+pub fn authorization_header(token: &str) -> String {
+    let token = token.trim();
+    if token.starts_with("FlyV1 ") || token.starts_with("Bearer ") {
+        token.to_owned()
+    } else if ["fm1r_", "fm1a_", "fm2_"]
+        .iter()
+        .any(|p| token.starts_with(p))
+    {
+        format!("FlyV1 {token}")
+    } else {
+        format!("Bearer {token}")
+    }
+}
+
+impl FlyClient {
+    /// Builds a client. `base` is e.g. `https://api.machines.dev` (no `/v1`); every call is
+    /// reported to `observer`.
+    pub fn new(base: &str, token: &str, org: &str, observer: Arc<dyn FlyObserver>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(64)
+            .user_agent(concat!("openclaws-controller/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a TLS backend is compiled in");
+        let held_leases = Arc::new(LeaseBook::default());
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            authorization: authorization_header(token),
+            org: org.to_owned(),
+            observer,
+            limits: Arc::new(FlyRateLimits::new()),
+            held_leases,
+        }
+    }
+
+    /// The machine leases this client holds, for a gauge read at scrape time.
+    pub fn lease_book(&self) -> std::sync::Weak<LeaseBook> {
+        Arc::downgrade(&self.held_leases)
+    }
+
+    /// The org slug apps are created in.
+    pub fn org(&self) -> &str {
+        &self.org
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{}", self.base, path))
+            .header(header::AUTHORIZATION, &self.authorization)
+    }
+
+    /// Takes a rate-limit token, sends, records metrics, and turns non-2xx answers into
+    /// [`FlyError`].
+    async fn send(
+        &self,
+        endpoint: &'static str,
+        limit: (LimitClass, &str),
+        req: RequestBuilder,
+    ) -> Result<Response, FlyError> {
+        match self.limits.acquire(limit.0, endpoint, limit.1).await {
+            Ok(waited) => self.observer.throttled(endpoint, waited),
+            Err(retry_after) => {
+                self.observer.throttled(endpoint, retry_after);
+                let message = match limit.0 {
+                    LimitClass::AppCreate | LimitClass::AppDelete => format!(
+                        "waiting in line for {endpoint}: Fly allows about one per second per \
+                         organization; this app's turn is in {} s",
+                        retry_after.as_secs_f64().ceil()
+                    ),
+                    _ => format!("client-side limit for {endpoint} on {}", limit.1),
+                };
+                return Err(FlyError::RateLimited {
+                    message,
+                    retry_after: Some(retry_after),
+                });
+            }
+        }
+        let started = Instant::now();
+        let result = req.send().await;
+        let elapsed = started.elapsed();
+        match result {
+            Ok(resp) => {
+                self.observer
+                    .request(endpoint, resp.status().as_u16(), elapsed);
+                if resp.status().is_success() {
+                    Ok(resp)
+                } else {
+                    Err(classify(resp).await)
+                }
+            }
+            Err(e) => {
+                self.observer.request(endpoint, 0, elapsed);
+                Err(FlyError::Transient {
+                    status: None,
+                    message: transport_message(&e),
+                })
+            }
+        }
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        limit: (LimitClass, &str),
+        req: RequestBuilder,
+    ) -> Result<T, FlyError> {
+        let resp = self.send(endpoint, limit, req).await?;
+        let bytes = resp.bytes().await.map_err(|e| FlyError::Transient {
+            status: None,
+            message: transport_message(&e),
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| FlyError::Decode {
+            message: format!("{endpoint}: {e}"),
+        })
+    }
+
+    /// A GET retried twice on transient failures (reads are safe to repeat).
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        scope: &str,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, FlyError> {
+        let mut attempt = 0;
+        loop {
+            let req = self.request(Method::GET, path).query(query);
+            match self.json(endpoint, (LimitClass::Read, scope), req).await {
+                Err(FlyError::Transient { .. }) if attempt < 2 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        scope: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, FlyError> {
+        self.json(
+            endpoint,
+            (LimitClass::Mutation, scope),
+            self.request(Method::POST, path).json(body),
+        )
+        .await
+    }
+
+    /// `GET /v1/apps/{app}`: `None` when the name is free; `Forbidden` when another org owns it.
+    pub async fn get_app(&self, app: &str) -> Result<Option<App>, FlyError> {
+        optional(
+            self.get_json("apps.get", app, &format!("/v1/apps/{app}"), &[])
+                .await,
+        )
+    }
+
+    /// `POST /v1/apps?wait=true` with both name fields (docs and spec disagree on the key).
+    pub async fn create_app(&self, name: &str, network: &str) -> Result<App, FlyError> {
+        let body = CreateAppRequest {
+            name: Some(name.to_owned()),
+            app_name: Some(name.to_owned()),
+            org_slug: Some(self.org.clone()),
+            network: Some(network.to_owned()),
+            ..Default::default()
+        };
+        let req = self
+            .request(Method::POST, "/v1/apps")
+            .query(&[("wait", "true")])
+            .json(&body);
+        self.json("apps.create", (LimitClass::AppCreate, name), req)
+            .await
+    }
+
+    /// `DELETE /v1/apps/{app}`; deletion completes asynchronously.
+    pub async fn delete_app(&self, app: &str, force: bool) -> Result<(), FlyError> {
+        let mut req = self.request(Method::DELETE, &format!("/v1/apps/{app}"));
+        if force {
+            req = req.query(&[("force", "true")]);
+        }
+        self.send("apps.delete", (LimitClass::AppDelete, app), req)
+            .await
+            .map(drop)
+    }
+
+    /// `GET /v1/apps/{app}/secrets`: names and digests, never values.
+    pub async fn list_secrets(&self, app: &str) -> Result<Vec<AppSecret>, FlyError> {
+        let resp: SecretsResponse = self
+            .get_json("secrets.list", app, &format!("/v1/apps/{app}/secrets"), &[])
+            .await?;
+        Ok(resp.secrets)
+    }
+
+    /// `POST /v1/apps/{app}/secrets`: sets (`Some`) and unsets (`None`) names in one write;
+    /// returns the new secrets version for `min_secrets_version`. Idempotent.
+    pub async fn set_secrets(
+        &self,
+        app: &str,
+        values: &std::collections::BTreeMap<String, Option<String>>,
+    ) -> Result<u64, FlyError> {
+        let body = SetSecretsRequest {
+            values: values.clone(),
+        };
+        let resp: SecretsResponse = self
+            .post_json(
+                "secrets.set",
+                app,
+                &format!("/v1/apps/{app}/secrets"),
+                &body,
+            )
+            .await?;
+        resp.version.ok_or_else(|| FlyError::Decode {
+            message: "secrets.set: no version in the answer".to_owned(),
+        })
+    }
+
+    /// `GET /v1/apps/{app}/certificates/{hostname}`; `None` when there is none.
+    pub async fn get_certificate(
+        &self,
+        app: &str,
+        hostname: &str,
+    ) -> Result<Option<CertificateDetail>, FlyError> {
+        optional(
+            self.get_json(
+                "certificates.get",
+                app,
+                &format!("/v1/apps/{app}/certificates/{hostname}"),
+                &[],
+            )
+            .await,
+        )
+    }
+
+    /// `POST /v1/apps/{app}/certificates/acme`.
+    pub async fn add_certificate(&self, app: &str, hostname: &str) -> Result<(), FlyError> {
+        let req = self
+            .request(Method::POST, &format!("/v1/apps/{app}/certificates/acme"))
+            .json(&CreateAcmeCertificateRequest {
+                hostname: hostname.to_owned(),
+            });
+        self.send("certificates.create", (LimitClass::Mutation, app), req)
+            .await
+            .map(drop)
+    }
+
+    /// `DELETE /v1/apps/{app}/certificates/{hostname}`.
+    pub async fn delete_certificate(&self, app: &str, hostname: &str) -> Result<(), FlyError> {
+        let req = self.request(
+            Method::DELETE,
+            &format!("/v1/apps/{app}/certificates/{hostname}"),
+        );
+        self.send("certificates.delete", (LimitClass::Mutation, app), req)
+            .await
+            .map(drop)
+    }
+
+    /// `GET /v1/apps/{app}/ip_assignments`.
+    pub async fn list_ips(&self, app: &str) -> Result<Vec<IpAssignment>, FlyError> {
+        let resp: ListIpAssignmentsResponse = self
+            .get_json(
+                "ips.list",
+                app,
+                &format!("/v1/apps/{app}/ip_assignments"),
+                &[],
+            )
+            .await?;
+        Ok(resp.ips)
+    }
+
+    /// `POST /v1/apps/{app}/ip_assignments`. Not idempotent: observe before retrying.
+    pub async fn assign_ip(&self, app: &str, kind: &str) -> Result<(), FlyError> {
+        let body = AssignIpRequest {
+            type_: kind.to_owned(),
+            ..Default::default()
+        };
+        let req = self
+            .request(Method::POST, &format!("/v1/apps/{app}/ip_assignments"))
+            .json(&body);
+        self.send("ips.assign", (LimitClass::Mutation, app), req)
+            .await
+            .map(drop)
+    }
+
+    /// `DELETE /v1/apps/{app}/ip_assignments/{ip}`.
+    pub async fn release_ip(&self, app: &str, ip: &str) -> Result<(), FlyError> {
+        let req = self.request(
+            Method::DELETE,
+            &format!("/v1/apps/{app}/ip_assignments/{ip}"),
+        );
+        self.send("ips.release", (LimitClass::Mutation, app), req)
+            .await
+            .map(drop)
+    }
+
+    /// `GET /v1/apps/{app}/volumes` (includes volumes being destroyed).
+    pub async fn list_volumes(&self, app: &str) -> Result<Vec<Volume>, FlyError> {
+        self.get_json("volumes.list", app, &format!("/v1/apps/{app}/volumes"), &[])
+            .await
+    }
+
+    /// `GET /v1/apps/{app}/volumes/{id}`; `None` when there is no such volume.
+    pub async fn get_volume(&self, app: &str, id: &str) -> Result<Option<Volume>, FlyError> {
+        optional(
+            self.get_json(
+                "volumes.get",
+                id,
+                &format!("/v1/apps/{app}/volumes/{id}"),
+                &[],
+            )
+            .await,
+        )
+    }
+
+    /// `POST /v1/apps/{app}/volumes`. Not idempotent: observe before retrying.
+    pub async fn create_volume(
+        &self,
+        app: &str,
+        body: &CreateVolumeRequest,
+    ) -> Result<Volume, FlyError> {
+        self.post_json(
+            "volumes.create",
+            app,
+            &format!("/v1/apps/{app}/volumes"),
+            body,
+        )
+        .await
+    }
+
+    /// `PUT /v1/apps/{app}/volumes/{id}/extend` (grow only).
+    pub async fn extend_volume(
+        &self,
+        app: &str,
+        id: &str,
+        size_gb: u32,
+    ) -> Result<ExtendVolumeResponse, FlyError> {
+        let req = self
+            .request(Method::PUT, &format!("/v1/apps/{app}/volumes/{id}/extend"))
+            .json(&ExtendVolumeRequest { size_gb });
+        self.json("volumes.extend", (LimitClass::Mutation, id), req)
+            .await
+    }
+
+    /// `DELETE /v1/apps/{app}/volumes/{id}`.
+    pub async fn delete_volume(&self, app: &str, id: &str) -> Result<(), FlyError> {
+        let req = self.request(Method::DELETE, &format!("/v1/apps/{app}/volumes/{id}"));
+        self.send("volumes.delete", (LimitClass::Mutation, id), req)
+            .await
+            .map(drop)
+    }
+
+    /// `GET /v1/apps/{app}/machines` filtered by metadata (AND).
+    pub async fn list_machines(
+        &self,
+        app: &str,
+        metadata: &[(&str, &str)],
+    ) -> Result<Vec<Machine>, FlyError> {
+        let query: Vec<(String, String)> = metadata
+            .iter()
+            .map(|(k, v)| (format!("metadata.{k}"), (*v).to_owned()))
+            .collect();
+        let query: Vec<(&str, String)> =
+            query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        self.get_json(
+            "machines.list",
+            app,
+            &format!("/v1/apps/{app}/machines"),
+            &query,
+        )
+        .await
+    }
+
+    /// `GET /v1/apps/{app}/machines/{id}`; `None` once destroyed.
+    pub async fn get_machine(&self, app: &str, id: &str) -> Result<Option<Machine>, FlyError> {
+        optional(
+            self.get_json(
+                "machines.get",
+                id,
+                &format!("/v1/apps/{app}/machines/{id}"),
+                &[],
+            )
+            .await,
+        )
+    }
+
+    /// `POST /v1/apps/{app}/machines`. Not idempotent: observe by metadata before retrying.
+    pub async fn create_machine(
+        &self,
+        app: &str,
+        body: &CreateMachineRequest,
+    ) -> Result<Machine, FlyError> {
+        self.post_json(
+            "machines.create",
+            app,
+            &format!("/v1/apps/{app}/machines"),
+            body,
+        )
+        .await
+    }
+
+    /// `POST /v1/apps/{app}/machines/{id}`: full config replace, under `lease` when given.
+    pub async fn update_machine(
+        &self,
+        app: &str,
+        id: &str,
+        body: &UpdateMachineRequest,
+        lease: Option<&str>,
+    ) -> Result<Machine, FlyError> {
+        let req = self
+            .request(Method::POST, &format!("/v1/apps/{app}/machines/{id}"))
+            .json(body);
+        self.json(
+            "machines.update",
+            (LimitClass::Mutation, id),
+            with_lease(req, lease),
+        )
+        .await
+    }
+
+    /// `POST /v1/apps/{app}/machines/{id}/start`, under `lease` when given.
+    pub async fn start_machine(
+        &self,
+        app: &str,
+        id: &str,
+        lease: Option<&str>,
+    ) -> Result<(), FlyError> {
+        let req = self.request(Method::POST, &format!("/v1/apps/{app}/machines/{id}/start"));
+        self.send(
+            "machines.start",
+            (LimitClass::Mutation, id),
+            with_lease(req, lease),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `POST /v1/apps/{app}/machines/{id}/stop`, under `lease` when given.
+    pub async fn stop_machine(
+        &self,
+        app: &str,
+        id: &str,
+        lease: Option<&str>,
+    ) -> Result<(), FlyError> {
+        let req = self
+            .request(Method::POST, &format!("/v1/apps/{app}/machines/{id}/stop"))
+            .json(&StopMachineRequest::default());
+        self.send(
+            "machines.stop",
+            (LimitClass::Mutation, id),
+            with_lease(req, lease),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `POST /v1/apps/{app}/machines/{id}/restart`, under `lease` when given: the machine's
+    /// command runs again (the gateway's boot step re-applies the owned config).
+    pub async fn restart_machine(
+        &self,
+        app: &str,
+        id: &str,
+        lease: Option<&str>,
+    ) -> Result<(), FlyError> {
+        let req = self.request(
+            Method::POST,
+            &format!("/v1/apps/{app}/machines/{id}/restart"),
+        );
+        self.send(
+            "machines.restart",
+            (LimitClass::Mutation, id),
+            with_lease(req, lease),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `POST /v1/apps/{app}/machines/{id}/exec`: runs `command` in the started machine and
+    /// returns its exit code and output (buffered; keep both small).
+    pub async fn exec_machine(
+        &self,
+        app: &str,
+        id: &str,
+        command: Vec<String>,
+        timeout: Duration,
+    ) -> Result<ExecResponse, FlyError> {
+        let body = ExecRequest {
+            command,
+            timeout: timeout.as_secs().max(1),
+        };
+        self.json(
+            "machines.exec",
+            (LimitClass::Mutation, id),
+            self.request(Method::POST, &format!("/v1/apps/{app}/machines/{id}/exec"))
+                .timeout(timeout + Duration::from_secs(10))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/apps/{app}/machines/{id}` (`force` kills a running machine), under `lease`
+    /// when given.
+    pub async fn delete_machine(
+        &self,
+        app: &str,
+        id: &str,
+        force: bool,
+        lease: Option<&str>,
+    ) -> Result<(), FlyError> {
+        let mut req = self.request(Method::DELETE, &format!("/v1/apps/{app}/machines/{id}"));
+        if force {
+            req = req.query(&[("force", "true"), ("kill", "true")]);
+        }
+        self.send(
+            "machines.delete",
+            (LimitClass::Mutation, id),
+            with_lease(req, lease),
+        )
+        .await?;
+        // A destroyed machine holds no lease any more (nothing is released after a destroy).
+        self.leases().remove(id);
+        Ok(())
+    }
+
+    /// `POST /v1/apps/{app}/machines/{id}/lease`: takes the machine's lease for [`LEASE_TTL`]
+    /// (or refreshes one this process still holds). Someone else's lease is
+    /// [`FlyError::LeaseHeld`] with its expiry.
+    pub async fn acquire_lease(
+        &self,
+        app: &str,
+        id: &str,
+        description: &str,
+    ) -> Result<Lease, FlyError> {
+        let held = self.held_lease(id);
+        let ttl = LEASE_TTL.as_secs();
+        let req = self
+            .request(Method::POST, &format!("/v1/apps/{app}/machines/{id}/lease"))
+            .query(&[("ttl", ttl.to_string())])
+            .json(&serde_json::json!({"ttl": ttl, "description": description}));
+        let started = Instant::now();
+        let resp: LeaseEnvelope = self
+            .json(
+                "machines.lease.acquire",
+                (LimitClass::Mutation, id),
+                with_lease(req, held.as_deref()),
+            )
+            .await?;
+        let lease = resp.data.ok_or_else(|| FlyError::Decode {
+            message: "machines.lease.acquire: no lease in the answer".to_owned(),
+        })?;
+        self.leases().insert(
+            id.to_owned(),
+            HeldLease {
+                nonce: lease.nonce.clone(),
+                until: started + LEASE_TTL,
+            },
+        );
+        Ok(lease)
+    }
+
+    /// `DELETE /v1/apps/{app}/machines/{id}/lease` with our nonce. A lease that is already gone
+    /// (expired, or the machine destroyed) counts as released.
+    pub async fn release_lease(&self, app: &str, id: &str, nonce: &str) -> Result<(), FlyError> {
+        let req = self.request(
+            Method::DELETE,
+            &format!("/v1/apps/{app}/machines/{id}/lease"),
+        );
+        let result = self
+            .send(
+                "machines.lease.release",
+                (LimitClass::Mutation, id),
+                with_lease(req, Some(nonce)),
+            )
+            .await
+            .map(drop);
+        if matches!(result, Ok(()) | Err(FlyError::NotFound { .. })) {
+            self.leases().remove(id);
+            return Ok(());
+        }
+        result
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, HeldLease>> {
+        self.held_leases.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The nonce of a lease this process took on the machine and that has not expired yet.
+    fn held_lease(&self, id: &str) -> Option<String> {
+        let mut leases = self.leases();
+        let now = Instant::now();
+        leases.retain(|_, l| l.until > now);
+        leases.get(id).map(|l| l.nonce.clone())
+    }
+
+    /// `GET /v1/apps/{app}/machines/{id}/wait`: blocks at Fly (at most 60 s) until the machine
+    /// reaches `state`; a timeout is `Transient { status: Some(408) }`. Used by tools and tests;
+    /// reconciles do not wait, they come back when the state is expected.
+    pub async fn wait_machine(
+        &self,
+        app: &str,
+        id: &str,
+        state: &str,
+        timeout: Duration,
+        version: Option<&str>,
+    ) -> Result<WaitResponse, FlyError> {
+        let secs = timeout.as_secs().clamp(1, 60);
+        let mut query = vec![("state", state.to_owned()), ("timeout", secs.to_string())];
+        if let Some(v) = version {
+            query.push(("version", v.to_owned()));
+        }
+        let req = self
+            .request(Method::GET, &format!("/v1/apps/{app}/machines/{id}/wait"))
+            .query(&query)
+            .timeout(Duration::from_secs(secs + 5));
+        self.json("machines.wait", (LimitClass::Read, id), req)
+            .await
+    }
+
+    /// `GET /v1/orgs/{org}/machines`: the fleet-wide listing, one page. `include_deleted` also
+    /// lists destroyed machines, so a machine destroyed out of band is noticed.
+    pub async fn list_org_machines(
+        &self,
+        updated_after: Option<&str>,
+        cursor: Option<&str>,
+        limit: u32,
+        include_deleted: bool,
+    ) -> Result<OrgMachinesResponse, FlyError> {
+        let mut query = vec![("limit", limit.to_string())];
+        if include_deleted {
+            query.push(("include_deleted", "true".to_owned()));
+        }
+        if let Some(u) = updated_after {
+            query.push(("updated_after", u.to_owned()));
+        }
+        if let Some(c) = cursor {
+            query.push(("cursor", c.to_owned()));
+        }
+        self.get_json(
+            "orgs.machines.list",
+            &self.org,
+            &format!("/v1/orgs/{}/machines", self.org),
+            &query,
+        )
+        .await
+    }
+}
+
+fn with_lease(req: RequestBuilder, lease: Option<&str>) -> RequestBuilder {
+    match lease {
+        Some(nonce) => req.header(LEASE_NONCE_HEADER, nonce),
+        None => req,
+    }
+}
+
+fn optional<T>(r: Result<T, FlyError>) -> Result<Option<T>, FlyError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(FlyError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn transport_message(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "transport error"
+    };
+    let mut message = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    message
+}
+
+/// Reads an error response: JSON `error`/`message` when present, text otherwise.
+async fn classify(resp: Response) -> FlyError {
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64);
+    let text = resp.text().await.unwrap_or_default();
+    let body: ErrorBody = serde_json::from_str(&text).unwrap_or_default();
+    let mut message = body
+        .message
+        .clone()
+        .or(body.error.clone())
+        .unwrap_or_else(|| text.trim().chars().take(300).collect());
+    if message.is_empty() {
+        message = status.canonical_reason().unwrap_or("error").to_owned();
+    }
+    if matches!(
+        body.status.as_deref(),
+        Some("insufficient_capacity" | "volume_placement_capacity")
+    ) || is_capacity_message(&message)
+    {
+        return FlyError::Capacity { message };
+    }
+    if status == StatusCode::CONFLICT && message.contains("lease currently held") {
+        return FlyError::LeaseHeld {
+            expires_at: lease_expiry(&message),
+            message,
+        };
+    }
+    match status {
+        StatusCode::NOT_FOUND => FlyError::NotFound { message },
+        StatusCode::UNAUTHORIZED => FlyError::Unauthorized { message },
+        StatusCode::FORBIDDEN => FlyError::Forbidden { message },
+        StatusCode::CONFLICT => FlyError::Conflict { message },
+        StatusCode::PRECONDITION_FAILED => FlyError::Precondition { message },
+        StatusCode::TOO_MANY_REQUESTS => FlyError::RateLimited {
+            message,
+            retry_after,
+        },
+        StatusCode::REQUEST_TIMEOUT => FlyError::Transient {
+            status: Some(408),
+            message,
+        },
+        s if s.is_server_error() => FlyError::Transient {
+            status: Some(s.as_u16()),
+            message,
+        },
+        s => FlyError::Rejected {
+            status: s.as_u16(),
+            message,
+            code: body.status,
+        },
+    }
+}
+
+/// Whether an error text is one of Fly's capacity answers, which do not always carry a
+/// `status` code (an update that needs more than the host has is a bare 409).
+fn is_capacity_message(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "insufficient capacity",
+        "insufficient resources",
+        "could not reserve resource",
+        "deploys to this host are temporarily disabled",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
+}
+
+/// The expiry in Fly's lease-conflict text (`… lease currently held by X, expires at <RFC 3339>`).
+fn lease_expiry(message: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let (_, at) = message.rsplit_once("expires at ")?;
+    let at = at.trim().trim_end_matches(['.', ')']);
+    chrono::DateTime::parse_from_rfc3339(at)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{authorization_header, is_capacity_message, lease_expiry};
+
+    #[test]
+    fn lease_conflicts_carry_their_expiry() {
+        let at = lease_expiry(
+            "machine ID 3d8d9 lease currently held by alice@example.com, expires at 2026-05-01T10:00:30Z",
+        )
+        .expect("an expiry");
+        assert_eq!(at.to_rfc3339(), "2026-05-01T10:00:30+00:00");
+        assert_eq!(lease_expiry("lease currently held by alice"), None);
+    }
+
+    #[test]
+    fn capacity_is_recognised_by_its_text() {
+        assert!(is_capacity_message(
+            "aborted: could not reserve resource for machine: insufficient CPUs available"
+        ));
+        assert!(is_capacity_message("Insufficient capacity on host"));
+        assert!(!is_capacity_message(
+            "failed_precondition: machine still active"
+        ));
+    }
+
+    #[test]
+    fn authorization_schemes() {
+        assert_eq!(authorization_header("FlyV1 fm2_x"), "FlyV1 fm2_x");
+        assert_eq!(
+            authorization_header("fm2_abc,fm1r_d"),
+            "FlyV1 fm2_abc,fm1r_d"
+        );
+        assert_eq!(authorization_header("plain"), "Bearer plain");
+        assert_eq!(authorization_header("Bearer x"), "Bearer x");
+    }
+}

@@ -1,0 +1,359 @@
+//! The boot bundle: what a gateway machine needs, besides its image, to start with the
+//! controller's config and files in its state directory.
+//!
+//! Fly writes a machine's `files` (base64 `raw_value`) when it boots, but whether a `guest_path`
+//! under the volume's mount lands on the volume is not documented, and writing the whole
+//! `openclaw.json` would erase the customer's keys. So the bundle goes outside the volume, into
+//! [`BUNDLE_DIR`], and the machine's command is a small Node boot step (the image has `node`),
+//! `boot.mjs`, shipped in this crate. On every boot it merges the owned fields into
+//! `$OPENCLAW_STATE_DIR/openclaw.json` (the same rule as [`merge_owned`]), writes `IDENTITY.md`
+//! by the [`decide_identity`] rule, installs the Composio skill and its bridge, then runs the
+//! gateway as its child, forwarding SIGTERM/SIGINT and exiting with its status.
+//!
+//! Environment contract of the boot step (defaults are Fly's image layout; the simulator's
+//! process mode sets them for a local install):
+//! - `OPENCLAW_STATE_DIR` (the bundle sets [`STATE_DIR`]): state directory, the volume;
+//! - [`ENTRY_ENV`] (default `/app/dist/index.js`): the gateway's entry point;
+//! - [`PORT_ENV`] (default 3000) and [`BIND_ENV`] (default `lan`): passed as `--port`/`--bind`,
+//!   which override the file's `gateway.port`/`gateway.bind` without rewriting it.
+//!
+//! The gateway's `PATH` gets `$OPENCLAW_STATE_DIR/bin` in front (where the bridge is), so the
+//! machine's own `PATH` is left as the image sets it.
+//!
+//! [`merge_owned`]: super::config::merge_owned
+//! [`decide_identity`]: super::files::decide_identity
+
+use super::config::OwnedConfig;
+use super::files::{composio_exec_script, composio_skill_md, identity_md, BRIDGE_PATH, SKILL_PATH};
+use base64::Engine;
+use openclaws_fly::types::{MachineConfig, MachineFile, MachineInit};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Directory the bundle is delivered to, outside the volume.
+pub const BUNDLE_DIR: &str = "/etc/openclaws";
+/// The boot step's path on the machine.
+pub const BOOT_SCRIPT_PATH: &str = "/etc/openclaws/boot.mjs";
+/// The bundle's data (owned fields, identity, files to install) on the machine.
+pub const BUNDLE_JSON_PATH: &str = "/etc/openclaws/bundle.json";
+/// The gateway's state directory on Fly: the volume's mount path.
+pub const STATE_DIR: &str = "/data";
+/// Environment variable naming the state directory (read by the gateway and the boot step).
+pub const STATE_DIR_ENV: &str = "OPENCLAW_STATE_DIR";
+/// Environment variable with the gateway's entry point (default `/app/dist/index.js`).
+pub const ENTRY_ENV: &str = "OPENCLAWS_GATEWAY_ENTRY";
+/// Environment variable with the gateway's listen port (default 3000).
+pub const PORT_ENV: &str = "OPENCLAWS_GATEWAY_PORT";
+/// Environment variable with the gateway's bind mode (default `lan`).
+pub const BIND_ENV: &str = "OPENCLAWS_GATEWAY_BIND";
+/// Machine metadata key holding [`BootBundle::bundle_hash`].
+pub const BUNDLE_HASH_METADATA_KEY: &str = "openclaws_bundle_hash";
+
+const BOOT_SCRIPT: &str = include_str!("boot/boot.mjs");
+const FILE_MODE: u32 = 0o644;
+const BRIDGE_MODE: u32 = 0o755;
+
+/// What the boot bundle is rendered from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleInput<'a> {
+    /// The owned `openclaw.json` fields (Composio on/off is [`OwnedConfig::composio_enabled`]).
+    pub owned: &'a OwnedConfig,
+    /// The agent's display name for `IDENTITY.md`.
+    pub identity_name: &'a str,
+}
+
+/// The rendered bundle: machine files, command, environment and a hash of all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootBundle {
+    /// `files` entries (base64 `raw_value`), under [`BUNDLE_DIR`].
+    pub files: Vec<MachineFile>,
+    /// The machine's command: `init.cmd` = `node /etc/openclaws/boot.mjs`.
+    pub init: MachineInit,
+    /// Environment the machine needs for the boot step.
+    pub env: BTreeMap<String, String>,
+    /// `sha256:<hex>` over files, command and environment: changes exactly when a machine
+    /// update is needed to deliver a new bundle. Goes into [`BUNDLE_HASH_METADATA_KEY`].
+    pub bundle_hash: String,
+}
+
+impl BootBundle {
+    /// Puts the bundle into a machine config: replaces files under [`BUNDLE_DIR`] (others
+    /// stay), sets the command, the environment entries and the hash in metadata.
+    pub fn apply_to(&self, config: &mut MachineConfig) {
+        config
+            .files
+            .retain(|f| !f.guest_path.starts_with(&format!("{BUNDLE_DIR}/")));
+        config.files.extend(self.files.iter().cloned());
+        let mut init = config.init.take().unwrap_or_default();
+        init.exec = None;
+        init.entrypoint = self.init.entrypoint.clone();
+        init.cmd = self.init.cmd.clone();
+        config.init = Some(init);
+        config.env.extend(self.env.clone());
+        config.metadata.insert(
+            BUNDLE_HASH_METADATA_KEY.to_owned(),
+            self.bundle_hash.clone(),
+        );
+    }
+}
+
+/// The `bundle.json` the boot step reads: owned entries, the first-boot seed, `IDENTITY.md`,
+/// files to install under the state directory and the directories to put on the gateway's
+/// `PATH`.
+pub fn bundle_json(input: &BundleInput) -> Value {
+    let owned: Vec<Value> = input
+        .owned
+        .owned_entries()
+        .into_iter()
+        .map(|(path, value)| match value {
+            Some(value) => json!({"path": path, "value": value}),
+            None => json!({"path": path, "remove": true}),
+        })
+        .collect();
+    let mut files = Vec::new();
+    if input.owned.composio_enabled {
+        files.push(json!({"path": SKILL_PATH, "content": composio_skill_md(), "mode": FILE_MODE}));
+        files.push(
+            json!({"path": BRIDGE_PATH, "content": composio_exec_script(), "mode": BRIDGE_MODE}),
+        );
+    }
+    let bin_dir = BRIDGE_PATH.rsplit_once('/').map_or("bin", |(dir, _)| dir);
+    json!({
+        "version": 1,
+        "owned": owned,
+        "seed": OwnedConfig::new_file_seed(),
+        "identity": {"content": identity_md(input.identity_name)},
+        "files": files,
+        "pathDirs": [bin_dir],
+    })
+}
+
+/// Renders the boot bundle of one gateway machine. Pure: the same input gives the same bundle
+/// and hash.
+pub fn boot_bundle(input: &BundleInput) -> BootBundle {
+    let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let bundle_text =
+        serde_json::to_string_pretty(&bundle_json(input)).expect("a JSON value always serialises");
+    let files = vec![
+        MachineFile {
+            guest_path: BOOT_SCRIPT_PATH.to_owned(),
+            raw_value: Some(encode(BOOT_SCRIPT)),
+            secret_name: None,
+            mode: Some(FILE_MODE),
+        },
+        MachineFile {
+            guest_path: BUNDLE_JSON_PATH.to_owned(),
+            raw_value: Some(encode(&bundle_text)),
+            secret_name: None,
+            mode: Some(FILE_MODE),
+        },
+    ];
+    let init = MachineInit {
+        cmd: Some(vec!["node".to_owned(), BOOT_SCRIPT_PATH.to_owned()]),
+        ..MachineInit::default()
+    };
+    let env = BTreeMap::from([(STATE_DIR_ENV.to_owned(), STATE_DIR.to_owned())]);
+    let mut hasher = Sha256::new();
+    for file in &files {
+        hasher.update(file.guest_path.as_bytes());
+        hasher.update([0]);
+        hasher.update(file.raw_value.as_deref().unwrap_or_default().as_bytes());
+        hasher.update([0]);
+        hasher.update(file.mode.unwrap_or_default().to_be_bytes());
+    }
+    for arg in init.cmd.iter().flatten() {
+        hasher.update(arg.as_bytes());
+        hasher.update([0]);
+    }
+    for (key, value) in &env {
+        hasher.update(key.as_bytes());
+        hasher.update([0]);
+        hasher.update(value.as_bytes());
+        hasher.update([0]);
+    }
+    BootBundle {
+        files,
+        init,
+        env,
+        bundle_hash: format!("sha256:{}", super::identity::hex(&hasher.finalize())),
+    }
+}
+
+/// The boot step's source, for tests and tools that run it outside a machine.
+pub fn boot_script() -> &'static str {
+    BOOT_SCRIPT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BindMode, DEFAULT_WORKSPACE, GATEWAY_PORT};
+
+    fn owned(composio: bool) -> OwnedConfig {
+        OwnedConfig {
+            bind: BindMode::Lan,
+            port: GATEWAY_PORT,
+            allowed_origins: vec!["https://acme.openclaws.biz".to_owned()],
+            trusted_proxies: vec!["fdaa::/16".to_owned()],
+            model_primary: "anthropic/claude-sonnet-4-6".to_owned(),
+            model_fallbacks: vec![],
+            workspace: DEFAULT_WORKSPACE.to_owned(),
+            agent_name: "Ada".to_owned(),
+            anthropic_base_url: None,
+            composio_enabled: composio,
+        }
+    }
+
+    fn decoded(bundle: &BootBundle, guest_path: &str) -> String {
+        let file = bundle
+            .files
+            .iter()
+            .find(|f| f.guest_path == guest_path)
+            .unwrap_or_else(|| panic!("no file {guest_path}"));
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(file.raw_value.as_deref().unwrap())
+            .unwrap();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn the_bundle_lives_outside_the_volume_and_the_command_runs_the_boot_step() {
+        let config = owned(true);
+        let bundle = boot_bundle(&BundleInput {
+            owned: &config,
+            identity_name: "Ada",
+        });
+        assert!(bundle
+            .files
+            .iter()
+            .all(|f| f.guest_path.starts_with("/etc/openclaws/") && f.secret_name.is_none()));
+        assert_eq!(decoded(&bundle, BOOT_SCRIPT_PATH), boot_script());
+        assert_eq!(
+            bundle.init.cmd.as_deref(),
+            Some(&["node".to_owned(), BOOT_SCRIPT_PATH.to_owned()][..])
+        );
+        assert_eq!(
+            bundle.env.get(STATE_DIR_ENV).map(String::as_str),
+            Some("/data")
+        );
+        let data: Value = serde_json::from_str(&decoded(&bundle, BUNDLE_JSON_PATH)).unwrap();
+        assert!(data["identity"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("- **Name:** Ada\n"));
+        let paths: Vec<&str> = data["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(paths, vec![SKILL_PATH, BRIDGE_PATH]);
+        assert_eq!(data["pathDirs"], json!(["bin"]));
+        assert_eq!(data["seed"], OwnedConfig::new_file_seed());
+        let token = data["owned"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == json!(["gateway", "auth"]))
+            .unwrap();
+        assert_eq!(token["value"]["token"], "${OPENCLAW_GATEWAY_TOKEN}");
+        let owned_paths: Vec<String> = data["owned"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e["path"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| k.as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(".")
+            })
+            .collect();
+        assert_eq!(owned_paths, OwnedConfig::owned_paths());
+        let base_url = data["owned"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"][3] == "baseUrl")
+            .unwrap();
+        assert_eq!(base_url["remove"], true);
+    }
+
+    #[test]
+    fn the_hash_follows_every_input_and_is_stable() {
+        let config = owned(true);
+        let input = BundleInput {
+            owned: &config,
+            identity_name: "Ada",
+        };
+        let base = boot_bundle(&input);
+        assert_eq!(boot_bundle(&input), base);
+        assert!(base.bundle_hash.starts_with("sha256:"));
+        let renamed = boot_bundle(&BundleInput {
+            identity_name: "Grace",
+            ..input.clone()
+        });
+        assert_ne!(renamed.bundle_hash, base.bundle_hash);
+        let without = owned(false);
+        let plain = boot_bundle(&BundleInput {
+            owned: &without,
+            identity_name: "Ada",
+        });
+        assert_ne!(plain.bundle_hash, base.bundle_hash);
+        let data: Value = serde_json::from_str(&decoded(&plain, BUNDLE_JSON_PATH)).unwrap();
+        assert_eq!(data["files"], json!([]));
+    }
+
+    #[test]
+    fn applying_keeps_foreign_files_and_env_and_records_the_hash() {
+        let config = owned(false);
+        let bundle = boot_bundle(&BundleInput {
+            owned: &config,
+            identity_name: "Ada",
+        });
+        let mut machine = MachineConfig {
+            image: "ghcr.io/openclaw/openclaw:2026.9.6".to_owned(),
+            env: BTreeMap::from([("NODE_ENV".to_owned(), "production".to_owned())]),
+            files: vec![
+                MachineFile {
+                    guest_path: "/etc/other".to_owned(),
+                    raw_value: Some("eA==".to_owned()),
+                    ..MachineFile::default()
+                },
+                MachineFile {
+                    guest_path: "/etc/openclaws/stale.json".to_owned(),
+                    raw_value: Some("eA==".to_owned()),
+                    ..MachineFile::default()
+                },
+            ],
+            init: Some(MachineInit {
+                exec: Some(vec!["/bin/sh".to_owned()]),
+                ..MachineInit::default()
+            }),
+            ..MachineConfig::default()
+        };
+        bundle.apply_to(&mut machine);
+        bundle.apply_to(&mut machine);
+        let paths: Vec<&str> = machine
+            .files
+            .iter()
+            .map(|f| f.guest_path.as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            vec!["/etc/other", BOOT_SCRIPT_PATH, BUNDLE_JSON_PATH]
+        );
+        let init = machine.init.unwrap();
+        assert_eq!(init.exec, None);
+        assert_eq!(init.cmd, bundle.init.cmd);
+        assert_eq!(machine.env["NODE_ENV"], "production");
+        assert_eq!(machine.env[STATE_DIR_ENV], "/data");
+        assert_eq!(
+            machine.metadata[BUNDLE_HASH_METADATA_KEY],
+            bundle.bundle_hash
+        );
+    }
+}

@@ -1,0 +1,334 @@
+//! Settings, parsed once from flags and environment variables and validated at start-up.
+//! A missing or malformed setting stops the process with a message naming it.
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use openclaws_model::secrets::SecretCipher;
+
+/// Database connection settings.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseSettings {
+    /// PostgreSQL URL (a pooled URL such as Supabase's transaction pooler works).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// Direct (non-pooled) URL used only for LISTEN/NOTIFY wake-ups; defaults to DATABASE_URL.
+    /// Without a working LISTEN, polling still finds all work.
+    #[arg(
+        long,
+        env = "DATABASE_LISTEN_URL",
+        value_name = "DATABASE_LISTEN_URL",
+        hide_env_values = true
+    )]
+    pub database_listen_url: Option<String>,
+    /// Maximum connections in the pool.
+    #[arg(
+        long,
+        env = "OPENCLAWS_DB_MAX_CONNECTIONS",
+        value_name = "OPENCLAWS_DB_MAX_CONNECTIONS",
+        default_value_t = 20
+    )]
+    pub db_max_connections: u32,
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    /// Address the API listens on.
+    #[arg(
+        long,
+        env = "OPENCLAWS_LISTEN",
+        value_name = "OPENCLAWS_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+    /// Bearer token of the writer role (the dashboard).
+    #[arg(long, env = "OPENCLAWS_API_WRITE_TOKEN", value_name = "OPENCLAWS_API_WRITE_TOKEN", hide_env_values = true, value_parser = parse_token)]
+    pub api_write_token: String,
+    /// Bearer token of the reader role (support).
+    #[arg(long, env = "OPENCLAWS_API_READ_TOKEN", value_name = "OPENCLAWS_API_READ_TOKEN", hide_env_values = true, value_parser = parse_token)]
+    pub api_read_token: String,
+    /// 32-byte key, base64, encrypting secrets at rest (generate: `openssl rand -base64 32`).
+    #[arg(long, env = "OPENCLAWS_SECRET_KEY", value_name = "OPENCLAWS_SECRET_KEY", hide_env_values = true, value_parser = parse_secret_key)]
+    pub secret_key: SecretKey,
+    #[command(flatten)]
+    pub fly: FlySettings,
+    #[command(flatten)]
+    pub dns: DnsSettings,
+    #[command(flatten)]
+    pub gateway: GatewaySettings,
+    /// Hostnames are `{name}.{base domain}`.
+    #[arg(
+        long,
+        env = "OPENCLAWS_BASE_DOMAIN",
+        value_name = "OPENCLAWS_BASE_DOMAIN",
+        default_value = "openclaws.biz"
+    )]
+    pub base_domain: String,
+    /// Reconciles run at once by this process.
+    #[arg(long, env = "OPENCLAWS_WORKERS", value_name = "OPENCLAWS_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub workers: u32,
+    /// Composio's platform API key, set as the `COMPOSIO_API_KEY` secret of every instance with
+    /// Composio enabled (unset: Composio gets no key and the controller never touches that secret).
+    #[arg(
+        long,
+        env = "OPENCLAWS_COMPOSIO_API_KEY",
+        value_name = "OPENCLAWS_COMPOSIO_API_KEY",
+        hide_env_values = true
+    )]
+    pub composio_api_key: Option<openclaws_model::secrets::Sensitive>,
+    /// Seconds between deep looks at a converged instance (jittered by ±10%): the safety net for
+    /// drift the fleet watch cannot see (secrets, addresses, certificate, DNS).
+    #[arg(long, env = "OPENCLAWS_RESYNC_SECONDS", value_name = "OPENCLAWS_RESYNC_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub resync_seconds: u64,
+    /// Seconds between passes of the fleet watch over Fly's org-wide machine listing, which wakes
+    /// instances whose machine changed (0 turns it off).
+    #[arg(
+        long,
+        env = "OPENCLAWS_WATCH_SECONDS",
+        value_name = "OPENCLAWS_WATCH_SECONDS",
+        default_value_t = 15.0
+    )]
+    pub watch_seconds: f64,
+    /// Seconds a claimed instance stays leased without renewal (renewed every third of it).
+    #[arg(long, env = "OPENCLAWS_LEASE_SECONDS", value_name = "OPENCLAWS_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub lease_seconds: u64,
+    /// Seconds between polls of the work queue when no notification arrives (the safety net).
+    #[arg(
+        long,
+        env = "OPENCLAWS_POLL_SECONDS",
+        value_name = "OPENCLAWS_POLL_SECONDS",
+        default_value_t = 2.0
+    )]
+    pub poll_seconds: f64,
+    /// Seconds a machine may stay starting/stopping/destroying before it is recovered (updates
+    /// get twice as long); Fly documents 5 minutes as the point where a machine is wedged.
+    #[arg(long, env = "OPENCLAWS_MACHINE_STUCK_SECONDS", value_name = "OPENCLAWS_MACHINE_STUCK_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub machine_stuck_seconds: u64,
+    /// Seconds in-flight reconciles may take to finish after SIGTERM/SIGINT.
+    #[arg(
+        long,
+        env = "OPENCLAWS_SHUTDOWN_GRACE_SECONDS",
+        value_name = "OPENCLAWS_SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 20
+    )]
+    pub shutdown_grace_seconds: u64,
+}
+
+/// How the controller reaches and configures each instance's gateway.
+#[derive(Debug, Clone, Args)]
+pub struct GatewaySettings {
+    /// Whether the controller looks at each gateway itself (health, pairing, owned config).
+    /// Off only for simulated machines that run no gateway; then `Ready` means the Fly side is
+    /// converged and no gateway condition is reported.
+    #[arg(long, env = "OPENCLAWS_GATEWAY_CHECKS", value_name = "OPENCLAWS_GATEWAY_CHECKS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub gateway_checks: bool,
+    /// Base URL every gateway is reached through, with `Host: {slug}.{base domain}` (e.g. the
+    /// simulator's proxy). Unset: `https://{slug}.{base domain}` itself.
+    #[arg(long, env = "OPENCLAWS_GATEWAY_URL", value_name = "OPENCLAWS_GATEWAY_URL", value_parser = parse_base_url)]
+    pub gateway_url: Option<String>,
+    /// CIDRs of the proxy in front of every gateway (`gateway.trustedProxies`): fly-proxy's
+    /// source addresses on Fly, `127.0.0.1/32` for the simulator's proxy.
+    #[arg(
+        long,
+        env = "OPENCLAWS_GATEWAY_TRUSTED_PROXIES",
+        value_name = "OPENCLAWS_GATEWAY_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = "172.16.0.0/12,fdaa::/16"
+    )]
+    pub gateway_trusted_proxies: Vec<String>,
+    /// Seconds between looks at a gateway while devices may be pairing (pending requests, or a
+    /// pairing window opened by a gateway-token read or a fresh start).
+    #[arg(
+        long,
+        env = "OPENCLAWS_PAIRING_POLL_SECONDS",
+        value_name = "OPENCLAWS_PAIRING_POLL_SECONDS",
+        default_value_t = 3.0
+    )]
+    pub pairing_poll_seconds: f64,
+    /// Seconds a pairing window stays open after the dashboard reads the gateway token.
+    #[arg(long, env = "OPENCLAWS_PAIRING_WINDOW_SECONDS", value_name = "OPENCLAWS_PAIRING_WINDOW_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub pairing_window_seconds: u64,
+    /// Anthropic base URL of the platform's LLM proxy. With it (and the key below), an instance
+    /// without its own Anthropic credential gets a short-lived proxy token as `ANTHROPIC_API_KEY`
+    /// and `models.providers.anthropic.baseUrl` pointing here.
+    #[arg(long, env = "OPENCLAWS_LLM_PROXY_URL", value_name = "OPENCLAWS_LLM_PROXY_URL", value_parser = parse_base_url)]
+    pub llm_proxy_url: Option<String>,
+    /// The HS256 key shared with the LLM proxy (at least 32 bytes); required with the URL.
+    #[arg(
+        long,
+        env = "OPENCLAWS_LLM_PROXY_KEY",
+        value_name = "OPENCLAWS_LLM_PROXY_KEY",
+        hide_env_values = true
+    )]
+    pub llm_proxy_key: Option<openclaws_model::secrets::Sensitive>,
+    /// The audience the LLM proxy expects.
+    #[arg(
+        long,
+        env = "OPENCLAWS_LLM_PROXY_AUDIENCE",
+        value_name = "OPENCLAWS_LLM_PROXY_AUDIENCE",
+        default_value = "openclaws-llm-proxy"
+    )]
+    pub llm_proxy_audience: String,
+    /// Lifetime of a proxy token in seconds (replaced at two thirds of it).
+    #[arg(long, env = "OPENCLAWS_LLM_PROXY_TOKEN_SECONDS", value_name = "OPENCLAWS_LLM_PROXY_TOKEN_SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(i64).range(60..=30 * 86_400))]
+    pub llm_proxy_token_seconds: i64,
+}
+
+impl GatewaySettings {
+    /// Settings for simulated machines that run no gateway (`make run`, most tests).
+    pub fn without_checks() -> Self {
+        Self {
+            gateway_checks: false,
+            gateway_url: None,
+            gateway_trusted_proxies: vec!["127.0.0.1/32".to_owned()],
+            pairing_poll_seconds: 3.0,
+            pairing_window_seconds: 600,
+            llm_proxy_url: None,
+            llm_proxy_key: None,
+            llm_proxy_audience: "openclaws-llm-proxy".to_owned(),
+            llm_proxy_token_seconds: 86_400,
+        }
+    }
+
+    /// The proxy-token key, when the LLM proxy is configured; an error names what is wrong.
+    pub fn llm_proxy(
+        &self,
+    ) -> Result<Option<(String, openclaws_gateway::proxy_token::ProxyTokenKey)>, String> {
+        match (&self.llm_proxy_url, &self.llm_proxy_key) {
+            (None, None) => Ok(None),
+            (Some(_), None) => {
+                Err("OPENCLAWS_LLM_PROXY_URL is set but OPENCLAWS_LLM_PROXY_KEY is not".into())
+            }
+            (None, Some(_)) => {
+                Err("OPENCLAWS_LLM_PROXY_KEY is set but OPENCLAWS_LLM_PROXY_URL is not".into())
+            }
+            (Some(url), Some(key)) => openclaws_gateway::proxy_token::ProxyTokenKey::new(
+                key.expose().as_bytes(),
+                self.llm_proxy_audience.clone(),
+                chrono::Duration::seconds(self.llm_proxy_token_seconds),
+            )
+            .map(|k| Some((url.clone(), k)))
+            .map_err(|e| format!("OPENCLAWS_LLM_PROXY_KEY: {e}")),
+        }
+    }
+}
+
+/// How to manage hostnames' DNS records (Cloudflare API). Without a token, no DNS record or
+/// certificate is managed.
+#[derive(Debug, Clone, Args)]
+pub struct DnsSettings {
+    /// Cloudflare API base URL (point it at `sim` for local runs).
+    #[arg(long, env = "OPENCLAWS_DNS_API_BASE", value_name = "OPENCLAWS_DNS_API_BASE", default_value = "https://api.cloudflare.com", value_parser = parse_base_url)]
+    pub dns_api_base: String,
+    /// Cloudflare API token with DNS edit rights on the zone; unset disables DNS and certificates.
+    #[arg(long, env = "OPENCLAWS_DNS_API_TOKEN", value_name = "OPENCLAWS_DNS_API_TOKEN", hide_env_values = true, value_parser = parse_token)]
+    pub dns_api_token: Option<String>,
+    /// DNS zone holding the hostnames (default: the base domain).
+    #[arg(long, env = "OPENCLAWS_DNS_ZONE", value_name = "OPENCLAWS_DNS_ZONE")]
+    pub dns_zone: Option<String>,
+}
+
+/// How to reach Fly.
+#[derive(Debug, Clone, Args)]
+pub struct FlySettings {
+    /// Fly Machines API base URL (point it at `sim` for local runs).
+    #[arg(long, env = "FLY_API_BASE", value_name = "FLY_API_BASE", default_value = "https://api.machines.dev", value_parser = parse_base_url)]
+    pub fly_api_base: String,
+    /// Org-scoped Fly API token (`fly tokens create org`); `FlyV1 …` or a bare token.
+    #[arg(long, env = "FLY_API_TOKEN", value_name = "FLY_API_TOKEN", hide_env_values = true, value_parser = parse_token)]
+    pub fly_api_token: String,
+    /// Fly organization slug the apps are created in.
+    #[arg(long, env = "FLY_ORG", value_name = "FLY_ORG")]
+    pub fly_org: String,
+    /// Prefix of app names: `{prefix}{slug}`.
+    #[arg(long, env = "FLY_APP_PREFIX", value_name = "FLY_APP_PREFIX", default_value = "oc-", value_parser = parse_app_prefix)]
+    pub fly_app_prefix: String,
+}
+
+/// The parsed secret key (kept as the cipher; never printed).
+#[derive(Clone)]
+pub struct SecretKey(pub SecretCipher);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(..)")
+    }
+}
+
+fn parse_secret_key(s: &str) -> Result<SecretKey, String> {
+    SecretCipher::from_base64(s)
+        .map(SecretKey)
+        .map_err(|e| e.to_string())
+}
+
+fn parse_token(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.chars().any(|c| c.is_control()) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(s.to_owned())
+}
+
+fn parse_base_url(s: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http(s) URL".into());
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}
+
+fn parse_app_prefix(s: &str) -> Result<String, String> {
+    if s.len() > 20 {
+        return Err("at most 20 characters".into());
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err("only lowercase letters, digits and '-'".into());
+    }
+    Ok(s.to_owned())
+}
+
+impl ServeSettings {
+    /// Lease duration.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds)
+    }
+
+    /// Interval of the fleet watch; `None` when it is off.
+    pub fn watch_interval(&self) -> Option<Duration> {
+        (self.watch_seconds.is_finite() && self.watch_seconds > 0.0)
+            .then(|| Duration::from_secs_f64(self.watch_seconds.clamp(0.05, 3600.0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validators() {
+        assert!(parse_app_prefix("oc-").is_ok());
+        assert!(parse_app_prefix("OC_").is_err());
+        assert!(parse_base_url("ftp://x").is_err());
+        assert_eq!(
+            parse_base_url("http://127.0.0.1:1/").unwrap(),
+            "http://127.0.0.1:1"
+        );
+        assert!(parse_token("  ").is_err());
+        assert!(parse_secret_key("AAAA").is_err());
+    }
+}

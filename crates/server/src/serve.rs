@@ -1,0 +1,246 @@
+//! Start-up of the `serve` job: connect, check migrations, start the API and the workers, and
+//! stop both cleanly on a shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServeSettings;
+use openclaws_api::{ApiState, ApiTokens};
+use openclaws_engine::controller::{self, ControllerConfig};
+use openclaws_engine::reconcile::desired::FleetSettings;
+use openclaws_engine::reconcile::{DesiredInputs, Reconciler};
+use openclaws_fly::FlyClient;
+use openclaws_store as store;
+use openclaws_telemetry::Metrics;
+
+/// Errors that stop start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("the database schema is not up to date: run `openclaws-controller migrate` first")]
+    NotMigrated,
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the API server failed: {0}")]
+    Http(std::io::Error),
+    #[error(transparent)]
+    Controller(#[from] controller::ControllerError),
+    #[error("invalid setting: {0}")]
+    Setting(String),
+}
+
+/// A running controller process (API + workers), for `serve`, `dev` and tests.
+pub struct Running {
+    /// The address the API actually listens on.
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    api: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    workers: tokio::task::JoinHandle<Result<(), controller::ControllerError>>,
+    watch: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Asks both halves to stop and waits for them (workers drain within the grace period).
+    pub async fn stop(self) -> Result<(), ServeError> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until both halves have stopped (after the token given to [`start`] is cancelled).
+    pub async fn wait(self) -> Result<(), ServeError> {
+        let api = self.api.await.expect("API task does not panic");
+        let workers = self.workers.await.expect("worker task does not panic");
+        if let Some(watch) = self.watch {
+            watch.await.expect("watch task does not panic");
+        }
+        api.map_err(ServeError::Http)?;
+        workers?;
+        Ok(())
+    }
+}
+
+/// Starts the API and the workers; they run until `shutdown` is cancelled.
+pub async fn start(
+    settings: &ServeSettings,
+    shutdown: CancellationToken,
+) -> Result<Running, ServeError> {
+    let inputs = desired_inputs(settings)?;
+    let pool = store::connect(
+        &settings.database.database_url,
+        settings.database.db_max_connections,
+    )
+    .await?;
+    if !store::migrations_applied(&pool).await? {
+        return Err(ServeError::NotMigrated);
+    }
+    let metrics = Arc::new(Metrics::new());
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(ServeError::Http)?;
+
+    let state = api_state(settings, pool.clone(), metrics.clone(), inputs.clone());
+    let router = openclaws_api::router(state);
+    let api_shutdown = shutdown.clone();
+    let api = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
+            .await
+    });
+
+    let fly = FlyClient::new(
+        &settings.fly.fly_api_base,
+        &settings.fly.fly_api_token,
+        &settings.fly.fly_org,
+        metrics.clone(),
+    );
+    let leases: std::sync::Weak<dyn openclaws_telemetry::LeaseHolder> = fly.lease_book();
+    metrics.track_leases(leases);
+    let reconciler = Reconciler {
+        pool: pool.clone(),
+        fly,
+        inputs: inputs.clone(),
+        pairing_poll: Duration::from_secs_f64(
+            settings.gateway.pairing_poll_seconds.clamp(0.2, 600.0),
+        ),
+        pairing_window: Duration::from_secs(settings.gateway.pairing_window_seconds),
+        dns: settings.dns.dns_api_token.as_ref().map(|token| {
+            openclaws_dns::CloudflareDns::new(
+                &settings.dns.dns_api_base,
+                token,
+                settings
+                    .dns
+                    .dns_zone
+                    .as_deref()
+                    .unwrap_or(&settings.base_domain),
+            )
+        }),
+        telemetry: metrics.clone(),
+        resync: Duration::from_secs(settings.resync_seconds),
+        cipher: Arc::new(settings.secret_key.0.clone()),
+    };
+    let config = ControllerConfig {
+        owner: format!(
+            "{}-{}",
+            hostname(),
+            uuid::Uuid::new_v4()
+                .simple()
+                .to_string()
+                .get(..8)
+                .unwrap_or("0")
+        ),
+        workers: settings.workers as usize,
+        lease: settings.lease(),
+        poll: Duration::from_secs_f64(settings.poll_seconds.clamp(0.05, 60.0)),
+        grace: Duration::from_secs(settings.shutdown_grace_seconds),
+        listen_url: Some(
+            settings
+                .database
+                .database_listen_url
+                .clone()
+                .unwrap_or_else(|| settings.database.database_url.clone()),
+        ),
+    };
+    let watch = settings.watch_interval().map(|interval| {
+        tokio::spawn(controller::watch::run(
+            reconciler.fly.clone(),
+            pool.clone(),
+            metrics.clone(),
+            controller::watch::WatchConfig::every(interval),
+            shutdown.clone(),
+        ))
+    });
+    tracing::info!(%addr, owner = %config.owner, workers = config.workers, "controller started");
+    let workers = tokio::spawn(controller::run(
+        reconciler,
+        pool,
+        metrics,
+        config,
+        shutdown.clone(),
+    ));
+    Ok(Running {
+        addr,
+        shutdown,
+        api,
+        workers,
+        watch,
+    })
+}
+
+/// The fleet settings and platform keys every instance's desired state is built from, shared by
+/// the workers and the API's plan preview.
+pub fn desired_inputs(settings: &ServeSettings) -> Result<DesiredInputs, ServeError> {
+    let llm_proxy = settings.gateway.llm_proxy().map_err(ServeError::Setting)?;
+    Ok(DesiredInputs {
+        settings: FleetSettings {
+            app_prefix: settings.fly.fly_app_prefix.clone(),
+            base_domain: settings.base_domain.clone(),
+            machine_stuck_after: Duration::from_secs(settings.machine_stuck_seconds),
+            manage_dns: settings.dns.dns_api_token.is_some(),
+            gateway: openclaws_engine::reconcile::desired::GatewayPlacement {
+                checks: settings.gateway.gateway_checks,
+                url: settings.gateway.gateway_url.clone(),
+                trusted_proxies: settings.gateway.gateway_trusted_proxies.clone(),
+                llm_proxy_url: llm_proxy.as_ref().map(|(url, _)| url.clone()),
+            },
+        },
+        composio_api_key: settings.composio_api_key.clone(),
+        llm_proxy_key: llm_proxy.map(|(_, key)| key),
+    })
+}
+
+/// The API's state for these settings (also used by tests that serve the API without workers).
+pub fn api_state(
+    settings: &ServeSettings,
+    pool: sqlx::PgPool,
+    metrics: Arc<Metrics>,
+    inputs: DesiredInputs,
+) -> ApiState {
+    ApiState {
+        pool,
+        cipher: Arc::new(settings.secret_key.0.clone()),
+        tokens: ApiTokens {
+            writer: settings.api_write_token.clone(),
+            reader: settings.api_read_token.clone(),
+        },
+        base_domain: settings.base_domain.clone(),
+        metrics,
+        pairing_window: Duration::from_secs(settings.gateway.pairing_window_seconds),
+        inputs,
+    }
+}
+
+/// This replica's name in lease owners: the Fly machine id, else the host name.
+fn hostname() -> String {
+    std::env::var("FLY_MACHINE_ID")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "controller".to_owned())
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

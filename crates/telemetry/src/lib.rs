@@ -1,0 +1,681 @@
+//! Metrics registry (Prometheus text at `/metrics`), tracing set-up, and error reporting to
+//! Sentry ([`reporting`]).
+//!
+//! Every name starts with `openclaws_` and carries its unit; counters end in `_total`. Label
+//! values are bounded: endpoints, results, reasons, phases, condition types and drift kinds are
+//! fixed names from the code, never instance names or uids, and no metric carries a secret.
+
+mod exposition;
+mod feeds;
+pub mod process;
+
+pub use exposition::openmetrics_to_text;
+
+pub mod reporting;
+
+pub use reporting::{
+    init_sentry, report_reconcile_outcome, sentry_bind_reconcile, sentry_report_reconcile_error,
+    SentrySettings,
+};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use openclaws_model::conditions;
+use openclaws_model::outcomes::{DriftKind, PAIRING_OUTCOMES};
+use openclaws_model::Phase;
+
+/// The Git commit the binary was built from, when the build said (`OPENCLAWS_GIT_SHA`).
+pub const GIT_SHA: &str = match option_env!("OPENCLAWS_GIT_SHA") {
+    Some(sha) => sha,
+    None => "unknown",
+};
+
+/// Condition types reported in `openclaws_instance_conditions`; anything else stored is ignored.
+const CONDITION_TYPES: [&str; 11] = [
+    conditions::APP_READY,
+    conditions::SECRETS_READY,
+    conditions::DNS_READY,
+    conditions::CERTIFICATE_READY,
+    conditions::VOLUME_READY,
+    conditions::MACHINE_READY,
+    conditions::GATEWAY_HEALTHY,
+    conditions::CONFIG_SEEDED,
+    conditions::PAIRING_READY,
+    conditions::PAUSED,
+    conditions::READY,
+];
+
+/// Condition statuses reported in `openclaws_instance_conditions`.
+const CONDITION_STATUSES: [&str; 3] = ["True", "False", "Unknown"];
+
+/// Least time between two fleet counts from PostgreSQL, however often `/metrics` is scraped.
+const FLEET_REFRESH: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FlyRequestLabels {
+    endpoint: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileLabels {
+    result: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionLabels {
+    r#type: &'static str,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PairingLabels {
+    policy: &'static str,
+    result: &'static str,
+}
+
+/// Something holding Fly machine leases, asked at scrape time how many it holds now (a lease
+/// that expired without being released no longer counts).
+pub trait LeaseHolder: Send + Sync + std::fmt::Debug {
+    /// Leases held and not yet expired.
+    fn held_leases(&self) -> usize;
+}
+
+/// Process-wide metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    fly_requests: Family<FlyRequestLabels, Counter>,
+    fly_request_duration: Family<EndpointLabels, Histogram>,
+    fly_throttle_wait: Family<EndpointLabels, Histogram>,
+    fly_rate_limited: Family<EndpointLabels, Counter>,
+    fly_leases_held: Gauge,
+    lease_holders: Mutex<Vec<Weak<dyn LeaseHolder>>>,
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_duration: Histogram,
+    active_workers: Gauge,
+    queue_depth: Gauge,
+    queue_oldest_due_age: Gauge<f64, AtomicU64>,
+    watch_passes: Family<ResultLabels, Counter>,
+    watch_machines_listed: Counter,
+    watch_wakeups: Counter,
+    instances: Family<PhaseLabels, Gauge>,
+    instance_conditions: Family<ConditionLabels, Gauge>,
+    fleet_refreshed: Mutex<Option<Instant>>,
+    time_to_first_ready: Histogram,
+    deletion_duration: Histogram,
+    drift_detected: Family<KindLabels, Counter>,
+    drift_repaired: Family<KindLabels, Counter>,
+    pairing_approvals: Family<PairingLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Buckets for durations of a few seconds to an hour (provisioning, teardown).
+fn lifecycle_buckets() -> impl Iterator<Item = f64> {
+    [
+        1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0,
+        1200.0, 1800.0, 3600.0,
+    ]
+    .into_iter()
+}
+
+impl Metrics {
+    /// Registers every metric; label sets known in advance start at zero, so a dashboard shows
+    /// 0 rather than no data and the first event already counts in a rate.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("openclaws");
+        let fly_requests = Family::<FlyRequestLabels, Counter>::default();
+        registry.register(
+            "fly_requests",
+            "Fly API requests by endpoint and HTTP status (0 = no response)",
+            fly_requests.clone(),
+        );
+        let fly_request_duration =
+            Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            });
+        registry.register(
+            "fly_request_duration_seconds",
+            "Fly API request latency",
+            fly_request_duration.clone(),
+        );
+        let fly_throttle_wait = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 3.0])
+        });
+        registry.register(
+            "fly_throttle_wait_seconds",
+            "Time Fly calls waited for a client-side rate-limit token (a refusal counts its retry-after)",
+            fly_throttle_wait.clone(),
+        );
+        let fly_rate_limited = Family::<EndpointLabels, Counter>::default();
+        registry.register(
+            "fly_rate_limited",
+            "Fly API answers 429 Too Many Requests, by endpoint",
+            fly_rate_limited.clone(),
+        );
+        let fly_leases_held = Gauge::default();
+        registry.register(
+            "fly_leases_held",
+            "Fly machine leases this process holds now",
+            fly_leases_held.clone(),
+        );
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by result (success, error, gone, abandoned) and reason (the outcome, or the error's class)",
+            reconciles.clone(),
+        );
+        let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile took",
+            reconcile_duration.clone(),
+        );
+        let active_workers = Gauge::default();
+        registry.register(
+            "active_workers",
+            "Reconciles running now in this process",
+            active_workers.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "queue_depth",
+            "Instances due and not leased",
+            queue_depth.clone(),
+        );
+        let queue_oldest_due_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "queue_oldest_due_age_seconds",
+            "How long the oldest due instance has waited",
+            queue_oldest_due_age.clone(),
+        );
+        let watch_passes = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "fleet_watch_passes",
+            "Passes of the fleet watch over Fly's org-wide machine listing, by result",
+            watch_passes.clone(),
+        );
+        for result in ["ok", "error"] {
+            drop(watch_passes.get_or_create(&ResultLabels { result }));
+        }
+        let watch_machines_listed = Counter::default();
+        registry.register(
+            "fleet_watch_machines_listed",
+            "Machines returned by the fleet watch's listings",
+            watch_machines_listed.clone(),
+        );
+        let watch_wakeups = Counter::default();
+        registry.register(
+            "fleet_watch_wakeups",
+            "Instances made due because their machine changed at Fly",
+            watch_wakeups.clone(),
+        );
+        let instances = Family::<PhaseLabels, Gauge>::default();
+        registry.register(
+            "instances",
+            "Instances by phase (counted in PostgreSQL at scrape time, every replica reports the whole fleet)",
+            instances.clone(),
+        );
+        let instance_conditions = Family::<ConditionLabels, Gauge>::default();
+        registry.register(
+            "instance_conditions",
+            "Instances by condition type and status (counted in PostgreSQL at scrape time)",
+            instance_conditions.clone(),
+        );
+        for phase in Phase::ALL {
+            drop(instances.get_or_create(&PhaseLabels {
+                phase: phase.as_str(),
+            }));
+        }
+        for r#type in CONDITION_TYPES {
+            for status in CONDITION_STATUSES {
+                drop(instance_conditions.get_or_create(&ConditionLabels { r#type, status }));
+            }
+        }
+        let time_to_first_ready = Histogram::new(lifecycle_buckets());
+        registry.register(
+            "instance_time_to_first_ready_seconds",
+            "From an instance's creation to its first Ready",
+            time_to_first_ready.clone(),
+        );
+        let deletion_duration = Histogram::new(lifecycle_buckets());
+        registry.register(
+            "instance_deletion_duration_seconds",
+            "From an instance's deletion request to its row being finalized",
+            deletion_duration.clone(),
+        );
+        let drift_detected = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "drift_detected",
+            "Drift found on converged instances (DriftDetected events), by kind",
+            drift_detected.clone(),
+        );
+        let drift_repaired = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "drift_repaired",
+            "Drift put right (the instance converged again), by kind",
+            drift_repaired.clone(),
+        );
+        for kind in DriftKind::ALL {
+            let kind = kind.as_str();
+            drop(drift_detected.get_or_create(&KindLabels { kind }));
+            drop(drift_repaired.get_or_create(&KindLabels { kind }));
+        }
+        let pairing_approvals = Family::<PairingLabels, Counter>::default();
+        registry.register(
+            "pairing_approvals",
+            "Device pairing approvals by policy (auto, manual, controller) and result (approved, failed, expired)",
+            pairing_approvals.clone(),
+        );
+        for (policy, result) in PAIRING_OUTCOMES {
+            drop(pairing_approvals.get_or_create(&PairingLabels { policy, result }));
+        }
+        registry.register(
+            "build",
+            "Build information",
+            Info::new(vec![
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("git_sha", GIT_SHA),
+            ]),
+        );
+        registry.register_collector(Box::new(process::ProcessCollector));
+        Self {
+            registry,
+            fly_requests,
+            fly_request_duration,
+            fly_throttle_wait,
+            fly_rate_limited,
+            fly_leases_held,
+            lease_holders: Mutex::new(Vec::new()),
+            reconciles,
+            reconcile_duration,
+            active_workers,
+            queue_depth,
+            queue_oldest_due_age,
+            watch_passes,
+            watch_machines_listed,
+            watch_wakeups,
+            instances,
+            instance_conditions,
+            fleet_refreshed: Mutex::new(None),
+            time_to_first_ready,
+            deletion_duration,
+            drift_detected,
+            drift_repaired,
+            pairing_approvals,
+        }
+    }
+
+    /// Every metric in the Prometheus text format (0.0.4), which `promtool check metrics` and
+    /// every Prometheus version read.
+    pub fn encode(&self) -> String {
+        let held: usize = {
+            let mut holders = self.lease_holders.lock().unwrap_or_else(|e| e.into_inner());
+            holders.retain(|h| h.strong_count() > 0);
+            holders
+                .iter()
+                .filter_map(Weak::upgrade)
+                .map(|h| h.held_leases())
+                .sum()
+        };
+        self.fly_leases_held.set(held as i64);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        openmetrics_to_text(&out)
+    }
+
+    /// Records one Fly API call.
+    pub fn observe_fly_request(&self, endpoint: &'static str, status: u16, elapsed: Duration) {
+        self.fly_requests
+            .get_or_create(&FlyRequestLabels { endpoint, status })
+            .inc();
+        if status == 429 {
+            self.fly_rate_limited
+                .get_or_create(&EndpointLabels { endpoint })
+                .inc();
+        }
+        self.fly_request_duration
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records how long a Fly call waited for a client-side rate-limit token.
+    pub fn observe_throttle(&self, endpoint: &'static str, waited: Duration) {
+        self.fly_throttle_wait
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(waited.as_secs_f64());
+    }
+
+    /// Makes `holder`'s leases count in `openclaws_fly_leases_held` for as long as it lives.
+    pub fn track_leases(&self, holder: Weak<dyn LeaseHolder>) {
+        self.lease_holders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(holder);
+    }
+
+    /// Records one finished reconcile.
+    pub fn observe_reconcile(&self, result: &'static str, reason: &'static str, elapsed: Duration) {
+        self.reconciles
+            .get_or_create(&ReconcileLabels { result, reason })
+            .inc();
+        self.reconcile_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Tracks reconciles in flight.
+    pub fn worker_started(&self) {
+        self.active_workers.inc();
+    }
+
+    /// Tracks reconciles in flight.
+    pub fn worker_finished(&self) {
+        self.active_workers.dec();
+    }
+
+    /// Updates the queue gauges.
+    pub fn set_queue(&self, depth: i64, oldest_due_age_seconds: f64) {
+        self.queue_depth.set(depth);
+        self.queue_oldest_due_age.set(oldest_due_age_seconds);
+    }
+
+    /// Whether the fleet counts are old enough to be counted again (and claims the refresh, so
+    /// concurrent scrapes do not all query PostgreSQL).
+    pub fn fleet_refresh_due(&self) -> bool {
+        let mut last = self
+            .fleet_refreshed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < FLEET_REFRESH) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    /// Sets the instance gauges from counts of PostgreSQL; a phase, condition type or status
+    /// not among the known ones is ignored, and known ones absent from `counts` are zero.
+    pub fn set_fleet(&self, counts: &openclaws_store::stats::FleetCounts) {
+        for phase in Phase::ALL {
+            let n = counts
+                .phases
+                .iter()
+                .filter(|(p, _)| p == phase.as_str())
+                .map(|(_, n)| n)
+                .sum();
+            self.instances
+                .get_or_create(&PhaseLabels {
+                    phase: phase.as_str(),
+                })
+                .set(n);
+        }
+        for r#type in CONDITION_TYPES {
+            for status in CONDITION_STATUSES {
+                let n = counts
+                    .conditions
+                    .iter()
+                    .filter(|(t, s, _)| t == r#type && s == status)
+                    .map(|(_, _, n)| n)
+                    .sum();
+                self.instance_conditions
+                    .get_or_create(&ConditionLabels { r#type, status })
+                    .set(n);
+            }
+        }
+    }
+
+    /// Records the time from an instance's creation to its first `Ready`.
+    pub fn observe_time_to_first_ready(&self, seconds: f64) {
+        self.time_to_first_ready.observe(seconds);
+    }
+
+    /// Records the time from an instance's deletion request to its row being finalized.
+    pub fn observe_deletion(&self, seconds: f64) {
+        self.deletion_duration.observe(seconds);
+    }
+
+    /// Counts drift of one kind found on a converged instance.
+    pub fn observe_drift_detected(&self, kind: &'static str) {
+        self.drift_detected
+            .get_or_create(&KindLabels { kind })
+            .inc();
+    }
+
+    /// Counts drift of one kind put right.
+    pub fn observe_drift_repaired(&self, kind: &'static str) {
+        self.drift_repaired
+            .get_or_create(&KindLabels { kind })
+            .inc();
+    }
+
+    /// Counts one pairing approval (or an approval given up on).
+    pub fn observe_pairing(&self, policy: &'static str, result: &'static str) {
+        self.pairing_approvals
+            .get_or_create(&PairingLabels { policy, result })
+            .inc();
+    }
+}
+
+impl Metrics {
+    /// Counts one fleet watch pass.
+    pub fn observe_watch_pass(&self, ok: bool) {
+        self.watch_passes
+            .get_or_create(&ResultLabels {
+                result: if ok { "ok" } else { "error" },
+            })
+            .inc();
+    }
+
+    /// Counts machines a fleet watch listing returned.
+    pub fn observe_watch_listed(&self, machines: u64) {
+        self.watch_machines_listed.inc_by(machines);
+    }
+
+    /// Counts instances the fleet watch woke.
+    pub fn observe_watch_wakeups(&self, woken: u64) {
+        self.watch_wakeups.inc_by(woken);
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable (development).
+    Pretty,
+}
+
+/// Installs the global tracing subscriber (`RUST_LOG` filters; default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let result = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+    // A subscriber installed earlier (tests) stays; that is fine.
+    if format == LogFormat::Json && result.is_ok() {
+        // A panic is one JSON line like everything else (the default hook prints plain text),
+        // inside the span it hit (a reconcile's carries the instance), its text scrubbed.
+        // Sentry's hook, when installed later, reports it first and then calls this one.
+        std::panic::set_hook(Box::new(|info| {
+            let payload = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let location = info.location().map(ToString::to_string).unwrap_or_default();
+            tracing::error!(
+                panic = %reporting::scrub_text(&payload),
+                %location,
+                "panicked"
+            );
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openclaws_store::stats::FleetCounts;
+    use std::sync::Arc;
+
+    #[derive(Debug)]
+    struct Holding(usize);
+
+    impl LeaseHolder for Holding {
+        fn held_leases(&self) -> usize {
+            self.0
+        }
+    }
+
+    fn sample<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+    }
+
+    #[test]
+    fn names_are_prefixed_and_known_label_sets_start_at_zero() {
+        let m = Metrics::new();
+        let text = m.encode();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("openclaws_"), "{line}");
+        }
+        assert_eq!(
+            sample(
+                &text,
+                "openclaws_drift_detected_total{kind=\"machine_config\"}"
+            ),
+            Some("0")
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "openclaws_pairing_approvals_total{policy=\"manual\",result=\"expired\"}"
+            ),
+            Some("0")
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "openclaws_instance_conditions{type=\"Ready\",status=\"Unknown\"}"
+            ),
+            Some("0")
+        );
+        assert!(text.contains("# TYPE openclaws_reconciles_total counter"));
+        assert!(text.contains("# TYPE openclaws_build_info gauge"));
+        assert!(text.contains(&format!("git_sha=\"{GIT_SHA}\"")));
+        if cfg!(target_os = "linux") {
+            assert!(text.contains("# TYPE openclaws_process_cpu_seconds_total counter"));
+            assert!(text.contains("openclaws_process_resident_memory_bytes "));
+        }
+        assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn fleet_counts_keep_to_known_labels() {
+        let m = Metrics::new();
+        m.set_fleet(&FleetCounts {
+            phases: vec![("Ready".into(), 3), ("Bogus".into(), 9)],
+            conditions: vec![
+                ("Ready".into(), "True".into(), 3),
+                ("SomeoneElses".into(), "True".into(), 1),
+            ],
+        });
+        let text = m.encode();
+        assert_eq!(
+            sample(&text, "openclaws_instances{phase=\"Ready\"}"),
+            Some("3")
+        );
+        assert_eq!(
+            sample(&text, "openclaws_instances{phase=\"Failed\"}"),
+            Some("0")
+        );
+        assert!(!text.contains("Bogus") && !text.contains("SomeoneElses"));
+        assert_eq!(
+            sample(
+                &text,
+                "openclaws_instance_conditions{type=\"Ready\",status=\"True\"}"
+            ),
+            Some("3")
+        );
+        m.set_fleet(&FleetCounts::default());
+        let text = m.encode();
+        assert_eq!(
+            sample(&text, "openclaws_instances{phase=\"Ready\"}"),
+            Some("0")
+        );
+    }
+
+    #[test]
+    fn rate_limits_and_leases_are_counted() {
+        let m = Metrics::new();
+        m.observe_fly_request("apps.create", 429, Duration::from_millis(5));
+        m.observe_fly_request("apps.create", 201, Duration::from_millis(5));
+        let a: Arc<dyn LeaseHolder> = Arc::new(Holding(2));
+        let b: Arc<dyn LeaseHolder> = Arc::new(Holding(1));
+        m.track_leases(Arc::downgrade(&a));
+        m.track_leases(Arc::downgrade(&b));
+        let text = m.encode();
+        assert_eq!(
+            sample(
+                &text,
+                "openclaws_fly_rate_limited_total{endpoint=\"apps.create\"}"
+            ),
+            Some("1")
+        );
+        assert_eq!(sample(&text, "openclaws_fly_leases_held"), Some("3"));
+        drop(b);
+        assert_eq!(sample(&m.encode(), "openclaws_fly_leases_held"), Some("2"));
+    }
+
+    #[test]
+    fn fleet_refresh_is_claimed_once_per_interval() {
+        let m = Metrics::new();
+        assert!(m.fleet_refresh_due());
+        assert!(!m.fleet_refresh_due());
+    }
+}

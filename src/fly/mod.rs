@@ -1,9 +1,0 @@
-//! Fly Machines API: wire types, a typed client and its error classes.
-
-pub mod client;
-pub mod error;
-pub mod limits;
-pub mod types;
-
-pub use client::FlyClient;
-pub use error::FlyError;
