@@ -88,7 +88,7 @@ fn deliver(etc: &Path, config: &OwnedConfig, name: &str) {
     });
     for file in &bundle.files {
         let target = etc.join(Path::new(&file.guest_path).file_name().unwrap());
-        std::fs::write(&target, decode(file.raw_value.as_deref().unwrap())).unwrap();
+        std::fs::write(&target, decode(&file.raw_value)).unwrap();
     }
 }
 
@@ -467,7 +467,7 @@ async fn a_process_machine_runs_the_real_gateway_through_its_lifecycle() {
         }),
         ..MachineConfig::default()
     };
-    bundle.apply_to(&mut machine_config);
+    openclaws_engine::reconcile::desired::apply_bundle(&bundle, &mut machine_config);
     let created_at = Instant::now();
     let created = sim
         .post(

@@ -17,7 +17,7 @@ use super::instances::json_body;
 use super::validate::check_name;
 use super::write;
 use super::ApiState;
-use openclaws_engine::reconcile::secrets::GATEWAY_TOKEN;
+use openclaws_model::secret_names::GATEWAY_TOKEN;
 use openclaws_model::{OpenClawInstance, PairingApproval, PairingPolicy};
 use openclaws_store::events::{self, EventType, NewEvent};
 use openclaws_store::{instances, secrets};

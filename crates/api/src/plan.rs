@@ -101,12 +101,12 @@ impl PlanPreview {
                 })
                 .collect(),
             wait: preview.plan.wait.map(|w| PlannedWait {
-                reason: w.reason.to_owned(),
+                reason: w.reason.as_str().to_owned(),
                 message: w.message,
                 after_seconds: w.after.as_secs_f64(),
             }),
             blocked: preview.plan.blocked.map(|b| PlannedBlock {
-                reason: b.reason.to_owned(),
+                reason: b.reason.as_str().to_owned(),
                 message: b.message,
             }),
             look_at_gateway: preview.look_at_gateway,

@@ -13,18 +13,11 @@ use super::validate::{check_name, validate_write};
 use super::ApiState;
 use openclaws_model::secrets::SecretCipher;
 use openclaws_model::{
-    InstanceSpec, InstanceWrite, OpenClawInstance, ProviderKeys, ProviderKeysWrite, SecretRef,
-    SecretWrite,
+    InstanceSpec, InstanceWrite, OpenClawInstance, ProviderKey, ProviderKeys, ProviderKeysWrite,
+    SecretRef, SecretWrite,
 };
 use openclaws_store::events::{self, EventType, NewEvent};
 use openclaws_store::{instances, secrets, work, InstanceRecord};
-
-/// Environment names of the provider keys, in the order of [`ProviderKeys`]'s fields.
-pub const ANTHROPIC_API_KEY: &str = "ANTHROPIC_API_KEY";
-/// See [`ANTHROPIC_API_KEY`].
-pub const ANTHROPIC_OAUTH_TOKEN: &str = "ANTHROPIC_OAUTH_TOKEN";
-/// See [`ANTHROPIC_API_KEY`].
-pub const OPENAI_API_KEY: &str = "OPENAI_API_KEY";
 
 /// Whether a write created the resource or changed an existing one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,31 +167,31 @@ fn resolve_keys(
 ) -> (ProviderKeys, Vec<SecretOp>) {
     let now = now_micros();
     let mut ops = Vec::new();
-    let mut one = |field, env, stored, write| {
-        resolve_key(cipher, field, env, stored, write, now, &mut ops).unwrap_or_else(|e| {
+    let mut one = |key: ProviderKey, write| {
+        resolve_key(
+            cipher,
+            key.field(),
+            key.env_name(),
+            stored.get(key),
+            write,
+            now,
+            &mut ops,
+        )
+        .unwrap_or_else(|e| {
             errors.push(e);
             None
         })
     };
     let keys = ProviderKeys {
         anthropic_api_key: one(
-            "anthropicApiKey",
-            ANTHROPIC_API_KEY,
-            stored.anthropic_api_key.as_ref(),
+            ProviderKey::AnthropicApiKey,
             write.anthropic_api_key.as_ref(),
         ),
         anthropic_oauth_token: one(
-            "anthropicOauthToken",
-            ANTHROPIC_OAUTH_TOKEN,
-            stored.anthropic_oauth_token.as_ref(),
+            ProviderKey::AnthropicOauthToken,
             write.anthropic_oauth_token.as_ref(),
         ),
-        openai_api_key: one(
-            "openaiApiKey",
-            OPENAI_API_KEY,
-            stored.openai_api_key.as_ref(),
-            write.openai_api_key.as_ref(),
-        ),
+        openai_api_key: one(ProviderKey::OpenaiApiKey, write.openai_api_key.as_ref()),
     };
     (keys, ops)
 }

@@ -20,23 +20,6 @@ pub enum DnsError {
     Rejected { status: u16, message: String },
 }
 
-/// DNS failures share the Fly error classes, so the engine backs off and reports them alike.
-impl From<DnsError> for openclaws_fly::FlyError {
-    fn from(e: DnsError) -> Self {
-        match e {
-            DnsError::Transient(message) => openclaws_fly::FlyError::Transient {
-                status: None,
-                message: format!("DNS: {message}"),
-            },
-            DnsError::Rejected { status, message } => openclaws_fly::FlyError::Rejected {
-                status,
-                message: format!("DNS: {message}"),
-                code: None,
-            },
-        }
-    }
-}
-
 /// One DNS record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DnsRecord {

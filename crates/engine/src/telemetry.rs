@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::time::Duration;
 use uuid::Uuid;
 
-use crate::reconcile::{Outcome, ReconcileError, ReconcileReport};
+use crate::reconcile::{Outcome, ReconcileError, Report};
 
 /// A reconcile running in its own task, as the dispatcher spawns it.
 pub type ReconcileFuture = Pin<Box<dyn Future<Output = Result<Outcome, ReconcileError>> + Send>>;
@@ -28,7 +28,7 @@ pub struct WatchPass {
 /// slows or fails a reconcile.
 pub trait Telemetry: Send + Sync + std::fmt::Debug + 'static {
     /// A reconcile recorded its result; `report` says what it found and did.
-    fn reconciled(&self, report: &ReconcileReport);
+    fn reconciled(&self, report: &Report);
     /// A worker finished one claimed reconcile: `result` is `success`, `error`, `gone` or
     /// `abandoned`, `reason` a fixed class name.
     fn reconcile_finished(&self, result: &'static str, reason: &'static str, elapsed: Duration);
@@ -55,7 +55,7 @@ pub trait Telemetry: Send + Sync + std::fmt::Debug + 'static {
 pub struct NoTelemetry;
 
 impl Telemetry for NoTelemetry {
-    fn reconciled(&self, _: &ReconcileReport) {}
+    fn reconciled(&self, _: &Report) {}
     fn reconcile_finished(&self, _: &'static str, _: &'static str, _: Duration) {}
     fn reconcile_error(&self, _: Uuid, _: &'static str, _: &dyn std::error::Error) {}
     fn worker_started(&self) {}

@@ -26,7 +26,6 @@
 use super::config::OwnedConfig;
 use super::files::{composio_exec_script, composio_skill_md, identity_md, BRIDGE_PATH, SKILL_PATH};
 use base64::Engine;
-use openclaws_fly::types::{MachineConfig, MachineFile, MachineInit};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -63,39 +62,30 @@ pub struct BundleInput<'a> {
     pub identity_name: &'a str,
 }
 
-/// The rendered bundle: machine files, command, environment and a hash of all of them.
+/// A file the machine gets when it boots (Fly's machine `files`), under [`BUNDLE_DIR`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleFile {
+    /// Where it lands in the machine.
+    pub guest_path: String,
+    /// Its content, base64.
+    pub raw_value: String,
+    /// Its Unix mode.
+    pub mode: u32,
+}
+
+/// The rendered bundle: machine files, command, environment and a hash of all of them. Plain
+/// data: the engine puts it into the Fly machine config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootBundle {
-    /// `files` entries (base64 `raw_value`), under [`BUNDLE_DIR`].
-    pub files: Vec<MachineFile>,
-    /// The machine's command: `init.cmd` = `node /etc/openclaws/boot.mjs`.
-    pub init: MachineInit,
+    /// The files, under [`BUNDLE_DIR`].
+    pub files: Vec<BundleFile>,
+    /// The machine's command (`init.cmd`): `node /etc/openclaws/boot.mjs`.
+    pub command: Vec<String>,
     /// Environment the machine needs for the boot step.
     pub env: BTreeMap<String, String>,
     /// `sha256:<hex>` over files, command and environment: changes exactly when a machine
     /// update is needed to deliver a new bundle. Goes into [`BUNDLE_HASH_METADATA_KEY`].
     pub bundle_hash: String,
-}
-
-impl BootBundle {
-    /// Puts the bundle into a machine config: replaces files under [`BUNDLE_DIR`] (others
-    /// stay), sets the command, the environment entries and the hash in metadata.
-    pub fn apply_to(&self, config: &mut MachineConfig) {
-        config
-            .files
-            .retain(|f| !f.guest_path.starts_with(&format!("{BUNDLE_DIR}/")));
-        config.files.extend(self.files.iter().cloned());
-        let mut init = config.init.take().unwrap_or_default();
-        init.exec = None;
-        init.entrypoint = self.init.entrypoint.clone();
-        init.cmd = self.init.cmd.clone();
-        config.init = Some(init);
-        config.env.extend(self.env.clone());
-        config.metadata.insert(
-            BUNDLE_HASH_METADATA_KEY.to_owned(),
-            self.bundle_hash.clone(),
-        );
-    }
 }
 
 /// The `bundle.json` the boot step reads: owned entries, the first-boot seed, `IDENTITY.md`,
@@ -136,33 +126,28 @@ pub fn boot_bundle(input: &BundleInput) -> BootBundle {
     let bundle_text =
         serde_json::to_string_pretty(&bundle_json(input)).expect("a JSON value always serialises");
     let files = vec![
-        MachineFile {
+        BundleFile {
             guest_path: BOOT_SCRIPT_PATH.to_owned(),
-            raw_value: Some(encode(BOOT_SCRIPT)),
-            secret_name: None,
-            mode: Some(FILE_MODE),
+            raw_value: encode(BOOT_SCRIPT),
+            mode: FILE_MODE,
         },
-        MachineFile {
+        BundleFile {
             guest_path: BUNDLE_JSON_PATH.to_owned(),
-            raw_value: Some(encode(&bundle_text)),
-            secret_name: None,
-            mode: Some(FILE_MODE),
+            raw_value: encode(&bundle_text),
+            mode: FILE_MODE,
         },
     ];
-    let init = MachineInit {
-        cmd: Some(vec!["node".to_owned(), BOOT_SCRIPT_PATH.to_owned()]),
-        ..MachineInit::default()
-    };
+    let command = vec!["node".to_owned(), BOOT_SCRIPT_PATH.to_owned()];
     let env = BTreeMap::from([(STATE_DIR_ENV.to_owned(), STATE_DIR.to_owned())]);
     let mut hasher = Sha256::new();
     for file in &files {
         hasher.update(file.guest_path.as_bytes());
         hasher.update([0]);
-        hasher.update(file.raw_value.as_deref().unwrap_or_default().as_bytes());
+        hasher.update(file.raw_value.as_bytes());
         hasher.update([0]);
-        hasher.update(file.mode.unwrap_or_default().to_be_bytes());
+        hasher.update(file.mode.to_be_bytes());
     }
-    for arg in init.cmd.iter().flatten() {
+    for arg in &command {
         hasher.update(arg.as_bytes());
         hasher.update([0]);
     }
@@ -174,7 +159,7 @@ pub fn boot_bundle(input: &BundleInput) -> BootBundle {
     }
     BootBundle {
         files,
-        init,
+        command,
         env,
         bundle_hash: format!("sha256:{}", super::identity::hex(&hasher.finalize())),
     }
@@ -212,7 +197,7 @@ mod tests {
             .find(|f| f.guest_path == guest_path)
             .unwrap_or_else(|| panic!("no file {guest_path}"));
         let bytes = base64::engine::general_purpose::STANDARD
-            .decode(file.raw_value.as_deref().unwrap())
+            .decode(&file.raw_value)
             .unwrap();
         String::from_utf8(bytes).unwrap()
     }
@@ -227,11 +212,11 @@ mod tests {
         assert!(bundle
             .files
             .iter()
-            .all(|f| f.guest_path.starts_with("/etc/openclaws/") && f.secret_name.is_none()));
+            .all(|f| f.guest_path.starts_with("/etc/openclaws/")));
         assert_eq!(decoded(&bundle, BOOT_SCRIPT_PATH), boot_script());
         assert_eq!(
-            bundle.init.cmd.as_deref(),
-            Some(&["node".to_owned(), BOOT_SCRIPT_PATH.to_owned()][..])
+            bundle.command,
+            vec!["node".to_owned(), BOOT_SCRIPT_PATH.to_owned()]
         );
         assert_eq!(
             bundle.env.get(STATE_DIR_ENV).map(String::as_str),
@@ -305,55 +290,5 @@ mod tests {
         assert_ne!(plain.bundle_hash, base.bundle_hash);
         let data: Value = serde_json::from_str(&decoded(&plain, BUNDLE_JSON_PATH)).unwrap();
         assert_eq!(data["files"], json!([]));
-    }
-
-    #[test]
-    fn applying_keeps_foreign_files_and_env_and_records_the_hash() {
-        let config = owned(false);
-        let bundle = boot_bundle(&BundleInput {
-            owned: &config,
-            identity_name: "Ada",
-        });
-        let mut machine = MachineConfig {
-            image: "ghcr.io/openclaw/openclaw:2026.9.6".to_owned(),
-            env: BTreeMap::from([("NODE_ENV".to_owned(), "production".to_owned())]),
-            files: vec![
-                MachineFile {
-                    guest_path: "/etc/other".to_owned(),
-                    raw_value: Some("eA==".to_owned()),
-                    ..MachineFile::default()
-                },
-                MachineFile {
-                    guest_path: "/etc/openclaws/stale.json".to_owned(),
-                    raw_value: Some("eA==".to_owned()),
-                    ..MachineFile::default()
-                },
-            ],
-            init: Some(MachineInit {
-                exec: Some(vec!["/bin/sh".to_owned()]),
-                ..MachineInit::default()
-            }),
-            ..MachineConfig::default()
-        };
-        bundle.apply_to(&mut machine);
-        bundle.apply_to(&mut machine);
-        let paths: Vec<&str> = machine
-            .files
-            .iter()
-            .map(|f| f.guest_path.as_str())
-            .collect();
-        assert_eq!(
-            paths,
-            vec!["/etc/other", BOOT_SCRIPT_PATH, BUNDLE_JSON_PATH]
-        );
-        let init = machine.init.unwrap();
-        assert_eq!(init.exec, None);
-        assert_eq!(init.cmd, bundle.init.cmd);
-        assert_eq!(machine.env["NODE_ENV"], "production");
-        assert_eq!(machine.env[STATE_DIR_ENV], "/data");
-        assert_eq!(
-            machine.metadata[BUNDLE_HASH_METADATA_KEY],
-            bundle.bundle_hash
-        );
     }
 }

@@ -10,6 +10,7 @@ pub mod crd;
 pub mod outcomes;
 pub mod redact;
 pub mod schema;
+pub mod secret_names;
 pub mod secrets;
 mod spec;
 mod status;

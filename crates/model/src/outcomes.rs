@@ -48,6 +48,11 @@ impl DriftKind {
         DriftKind::Other,
     ];
 
+    /// The kind named by its label value (as stored in the drift bookkeeping).
+    pub fn parse(name: &str) -> Option<DriftKind> {
+        DriftKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {

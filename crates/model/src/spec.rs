@@ -173,6 +173,56 @@ pub struct ProviderKeys {
     pub openai_api_key: Option<SecretRef>,
 }
 
+/// The model provider keys a customer can give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProviderKey {
+    /// Anthropic API key.
+    AnthropicApiKey,
+    /// Anthropic OAuth token (Claude subscriptions).
+    AnthropicOauthToken,
+    /// OpenAI API key.
+    OpenaiApiKey,
+}
+
+impl ProviderKey {
+    /// Every provider key, in the order of [`ProviderKeys`]'s fields.
+    pub const ALL: [ProviderKey; 3] = [
+        ProviderKey::AnthropicApiKey,
+        ProviderKey::AnthropicOauthToken,
+        ProviderKey::OpenaiApiKey,
+    ];
+
+    /// The environment variable the gateway reads it from, which is also the name it is stored
+    /// and set on the Fly app under.
+    pub const fn env_name(self) -> &'static str {
+        match self {
+            ProviderKey::AnthropicApiKey => "ANTHROPIC_API_KEY",
+            ProviderKey::AnthropicOauthToken => "ANTHROPIC_OAUTH_TOKEN",
+            ProviderKey::OpenaiApiKey => "OPENAI_API_KEY",
+        }
+    }
+
+    /// Its field under `spec.providerKeys`.
+    pub const fn field(self) -> &'static str {
+        match self {
+            ProviderKey::AnthropicApiKey => "anthropicApiKey",
+            ProviderKey::AnthropicOauthToken => "anthropicOauthToken",
+            ProviderKey::OpenaiApiKey => "openaiApiKey",
+        }
+    }
+}
+
+impl ProviderKeys {
+    /// The reference held for `key`, if one is set.
+    pub fn get(&self, key: ProviderKey) -> Option<&SecretRef> {
+        match key {
+            ProviderKey::AnthropicApiKey => self.anthropic_api_key.as_ref(),
+            ProviderKey::AnthropicOauthToken => self.anthropic_oauth_token.as_ref(),
+            ProviderKey::OpenaiApiKey => self.openai_api_key.as_ref(),
+        }
+    }
+}
+
 /// What is shown of a stored secret: that it is set, a keyed fingerprint, and when it last changed.
 /// Sending this object back on a write keeps the stored value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

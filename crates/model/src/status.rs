@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::conditions::{ConditionType, Reason};
+
 /// Observed state of one instance.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -27,6 +29,13 @@ pub struct InstanceStatus {
     pub last_error: Option<LastError>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_reconcile_at: Option<DateTime<Utc>>,
+}
+
+impl InstanceStatus {
+    /// The condition of this type, if the status has one.
+    pub fn condition(&self, type_: ConditionType) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
 }
 
 /// Coarse lifecycle summary, derived from the conditions.
@@ -79,10 +88,12 @@ impl Phase {
 pub struct Condition {
     /// `AppReady`, `VolumeReady`, `MachineReady`, `Ready`, ...
     #[serde(rename = "type")]
-    pub type_: String,
+    #[schema(value_type = String)]
+    pub type_: ConditionType,
     pub status: ConditionStatus,
     /// CamelCase machine-readable cause.
-    pub reason: String,
+    #[schema(value_type = String)]
+    pub reason: Reason,
     pub message: String,
     pub last_transition_time: DateTime<Utc>,
     pub observed_generation: i64,
@@ -194,8 +205,9 @@ pub enum PairingOutcome {
 #[serde(rename_all = "camelCase")]
 pub struct LastError {
     pub step: String,
-    /// Machine-readable class (`Transient`, `RateLimited`, `NameTaken`, ...).
-    pub reason: String,
+    /// Machine-readable class (`FlyTransient`, `FlyRateLimited`, `LeaseHeld`, ...).
+    #[schema(value_type = String)]
+    pub reason: Reason,
     pub message: String,
     pub time: DateTime<Utc>,
     pub attempt: i32,

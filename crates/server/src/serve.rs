@@ -11,7 +11,7 @@ use crate::config::ServeSettings;
 use openclaws_api::{ApiState, ApiTokens};
 use openclaws_engine::controller::{self, ControllerConfig};
 use openclaws_engine::reconcile::desired::FleetSettings;
-use openclaws_engine::reconcile::{DesiredInputs, Reconciler};
+use openclaws_engine::reconcile::{DesiredInputs, Reconciler, Timing};
 use openclaws_fly::FlyClient;
 use openclaws_store as store;
 use openclaws_telemetry::Metrics;
@@ -109,11 +109,6 @@ pub async fn start(
     let reconciler = Reconciler {
         pool: pool.clone(),
         fly,
-        inputs: inputs.clone(),
-        pairing_poll: Duration::from_secs_f64(
-            settings.gateway.pairing_poll_seconds.clamp(0.2, 600.0),
-        ),
-        pairing_window: Duration::from_secs(settings.gateway.pairing_window_seconds),
         dns: settings.dns.dns_api_token.as_ref().map(|token| {
             openclaws_dns::CloudflareDns::new(
                 &settings.dns.dns_api_base,
@@ -125,9 +120,16 @@ pub async fn start(
                     .unwrap_or(&settings.base_domain),
             )
         }),
-        telemetry: metrics.clone(),
-        resync: Duration::from_secs(settings.resync_seconds),
+        inputs: inputs.clone(),
         cipher: Arc::new(settings.secret_key.0.clone()),
+        timing: Timing {
+            resync: Duration::from_secs(settings.resync_seconds),
+            pairing_poll: Duration::from_secs_f64(
+                settings.gateway.pairing_poll_seconds.clamp(0.2, 600.0),
+            ),
+            pairing_window: Duration::from_secs(settings.gateway.pairing_window_seconds),
+        },
+        telemetry: metrics.clone(),
     };
     let config = ControllerConfig {
         owner: format!(

@@ -37,6 +37,11 @@ pub struct InstanceRecord {
     pub gateway_token_rotation: i64,
     /// Until when a device may be pairing, so the gateway is looked at every few seconds.
     pub pairing_window_until: Option<DateTime<Utc>>,
+    /// When the instance was first `Ready`.
+    pub first_ready_at: Option<DateTime<Utc>>,
+    /// Kinds of the repair steps taken since drift was detected, while it is not repaired
+    /// (`None`: no drift open).
+    pub drift_repairs: Option<Vec<String>>,
 }
 
 /// Columns selected for an [`InstanceRecord`], in a form usable in `SELECT {INSTANCE_COLUMNS} FROM instances`.
@@ -44,7 +49,7 @@ pub const INSTANCE_COLUMNS: &str =
     "uid, name, customer_id, labels, spec, generation, resource_version, \
      created_at, updated_at, deletion_timestamp, status, phase, observed_generation, fly_app, \
      fly_volume_id, fly_machine_id, fly_secrets_fingerprint, fly_secrets_version, \
-     gateway_token_rotation, pairing_window_until";
+     gateway_token_rotation, pairing_window_until, first_ready_at, drift_repairs";
 
 impl InstanceRecord {
     /// The typed spec.

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgExecutor};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::StoreError;
@@ -102,6 +103,62 @@ pub async fn get_plaintext(
     String::from_utf8(plain)
         .map(Some)
         .map_err(|_| SecretStoreError::NotUtf8(name.to_owned()))
+}
+
+/// An instance's decrypted secrets by name, for the controller only: `Debug` shows the names,
+/// never a value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Plaintexts(BTreeMap<String, String>);
+
+impl Plaintexts {
+    /// The value of `name`, if stored. Never log it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// A set from values at hand (tests, previews).
+    pub fn from_values(values: BTreeMap<String, String>) -> Self {
+        Self(values)
+    }
+}
+
+impl std::fmt::Debug for Plaintexts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+#[derive(FromRow)]
+struct NamedSealedRow {
+    name: String,
+    nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+/// Every stored secret of an instance, decrypted, in one query. For the controller only.
+pub async fn get_all_plaintext(
+    db: impl PgExecutor<'_>,
+    cipher: &SecretCipher,
+    instance_uid: Uuid,
+) -> Result<Plaintexts, SecretStoreError> {
+    let rows = sqlx::query_as::<_, NamedSealedRow>(
+        "SELECT name, nonce, ciphertext FROM secrets WHERE instance_uid = $1",
+    )
+    .bind(instance_uid)
+    .fetch_all(db)
+    .await?;
+    let mut values = BTreeMap::new();
+    for row in rows {
+        let sealed = Sealed {
+            nonce: row.nonce,
+            ciphertext: row.ciphertext,
+        };
+        let plain = cipher.open(&context(instance_uid, &row.name), &sealed)?;
+        let text =
+            String::from_utf8(plain).map_err(|_| SecretStoreError::NotUtf8(row.name.clone()))?;
+        values.insert(row.name, text);
+    }
+    Ok(Plaintexts(values))
 }
 
 /// Removes `name` for an instance; `true` when a row was deleted.

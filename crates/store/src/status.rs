@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use super::events::{self, EventType, NewEvent};
 use super::records::{InstanceRecord, INSTANCE_COLUMNS};
+use super::secrets::{self, SecretStoreError};
 use super::StoreError;
+use openclaws_model::secrets::SecretCipher;
 use openclaws_model::InstanceStatus;
 
 /// Loads an instance by uid; `None` when the row is gone.
@@ -37,24 +39,6 @@ pub async fn open_pairing_window(
     .bind(uid)
     .bind(until)
     .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// Records that the app's secrets now hold the values with this fingerprint, at this version.
-pub async fn record_secrets_applied(
-    pool: &PgPool,
-    uid: Uuid,
-    fingerprint: &str,
-    version: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE instances SET fly_secrets_fingerprint = $2, fly_secrets_version = $3 WHERE uid = $1",
-    )
-    .bind(uid)
-    .bind(fingerprint)
-    .bind(version)
-    .execute(pool)
     .await?;
     Ok(())
 }
@@ -93,22 +77,62 @@ pub async fn load_snapshot(
     })
 }
 
-/// Writes the observed status, the world it was computed from (`None` keeps the previous
-/// snapshot, e.g. when observing failed or reconciles are paused) and the reconcile's events in
-/// one transaction.
+/// Everything one reconcile writes, in one transaction with its status.
+#[derive(Debug, Default)]
+pub struct Recording<'a> {
+    /// The world the status was computed from; `None` keeps the previous snapshot (observing
+    /// failed, or reconciles are paused).
+    pub snapshot: Option<&'a Snapshot>,
+    /// The reconcile's events.
+    pub events: &'a [ControllerEvent],
+    /// Secrets the reconcile created, by name, stored encrypted (values redacted from Debug).
+    pub new_secrets: NewSecrets<'a>,
+    /// The rotation a newly stored gateway token answers (`spec.gatewayTokenRotation`).
+    pub gateway_token_rotation: Option<i64>,
+    /// Fingerprint and Fly version of the app secrets the reconcile set.
+    pub secrets_applied: Option<(&'a str, i64)>,
+    /// Open (or extend) the pairing window until then.
+    pub pairing_window_until: Option<DateTime<Utc>>,
+    /// When the instance became `Ready` for the first time (kept once set).
+    pub first_ready_at: Option<DateTime<Utc>>,
+    /// The open drift's repair kinds: `None` leaves them, `Some(None)` closes the drift,
+    /// `Some(Some(kinds))` opens or updates it.
+    pub drift_repairs: Option<Option<Vec<String>>>,
+}
+
+/// Secret values to store; `Debug` shows their names only.
+#[derive(Default, Clone, Copy)]
+pub struct NewSecrets<'a>(pub &'a [(&'a str, &'a str)]);
+
+impl std::fmt::Debug for NewSecrets<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
+/// Writes a reconcile's status and everything in `write` in one transaction.
 pub async fn record(
     pool: &PgPool,
+    cipher: &SecretCipher,
     record: &InstanceRecord,
     status: &InstanceStatus,
-    snapshot: Option<&Snapshot>,
-    events_to_add: &[ControllerEvent],
-) -> Result<(), StoreError> {
+    write: &Recording<'_>,
+) -> Result<(), SecretStoreError> {
     let mut tx = pool.begin().await?;
     let fly = status.fly.clone().unwrap_or_default();
     sqlx::query(
         "UPDATE instances SET status = $2, phase = $3, observed_generation = $4, \
              fly_app = $5, fly_volume_id = $6, fly_machine_id = $7, \
-             observed = COALESCE($8, observed), observed_at = COALESCE($9, observed_at) \
+             observed = COALESCE($8, observed), observed_at = COALESCE($9, observed_at), \
+             gateway_token_rotation = COALESCE($10, gateway_token_rotation), \
+             fly_secrets_fingerprint = COALESCE($11, fly_secrets_fingerprint), \
+             fly_secrets_version = COALESCE($12, fly_secrets_version), \
+             pairing_window_until = CASE WHEN $13::timestamptz IS NULL THEN pairing_window_until \
+                 ELSE GREATEST(COALESCE(pairing_window_until, $13), $13) END, \
+             first_ready_at = COALESCE(first_ready_at, $14), \
+             drift_repairs = CASE WHEN $15 THEN $16 ELSE drift_repairs END \
          WHERE uid = $1",
     )
     .bind(record.uid)
@@ -118,11 +142,22 @@ pub async fn record(
     .bind(fly.app_name)
     .bind(fly.volume_id)
     .bind(fly.machine_id)
-    .bind(snapshot.map(|s| &s.world))
-    .bind(snapshot.map(|s| s.at))
+    .bind(write.snapshot.map(|s| &s.world))
+    .bind(write.snapshot.map(|s| s.at))
+    .bind(write.gateway_token_rotation)
+    .bind(write.secrets_applied.map(|(fp, _)| fp))
+    .bind(write.secrets_applied.map(|(_, v)| v))
+    .bind(write.pairing_window_until)
+    .bind(write.first_ready_at)
+    .bind(write.drift_repairs.is_some())
+    .bind(write.drift_repairs.clone().flatten())
     .execute(&mut *tx)
     .await?;
-    append_all(&mut tx, record, events_to_add).await?;
+    let now = Utc::now();
+    for (name, value) in write.new_secrets.0 {
+        secrets::put(&mut *tx, cipher, record.uid, name, value, now).await?;
+    }
+    append_all(&mut tx, record, write.events).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 use uuid::Uuid;
 
-use openclaws_engine::reconcile::ReconcileReport;
+use openclaws_engine::reconcile::Report;
 use openclaws_engine::{ReconcileFuture, Telemetry, WatchPass};
 use openclaws_fly::client::LeaseBook;
 use openclaws_fly::FlyObserver;
@@ -30,23 +30,24 @@ impl LeaseHolder for LeaseBook {
 }
 
 impl Telemetry for Metrics {
-    fn reconciled(&self, report: &ReconcileReport) {
-        if let Some(status) = &report.status {
-            report_reconcile_outcome(report.uid, &report.name, &report.previous, status);
+    fn reconciled(&self, report: &Report) {
+        if let Some(status) = report.status() {
+            report_reconcile_outcome(report.uid(), report.name(), report.previous(), status);
         }
-        for kind in &report.signals.drift_detected {
+        let signals = report.signals();
+        for kind in &signals.drift_detected {
             self.observe_drift_detected(kind.as_str());
         }
-        for kind in &report.signals.drift_repaired {
+        for kind in &signals.drift_repaired {
             self.observe_drift_repaired(kind.as_str());
         }
-        if let Some(seconds) = report.signals.first_ready_seconds {
+        if let Some(seconds) = signals.first_ready_seconds {
             self.observe_time_to_first_ready(seconds);
         }
-        for (policy, result) in &report.pairing_outcomes {
+        for (policy, result) in report.pairing_outcomes() {
             self.observe_pairing(policy, result);
         }
-        if let Some(seconds) = report.deletion_seconds {
+        if let Some(seconds) = report.deletion_seconds() {
             self.observe_deletion(seconds);
         }
     }

@@ -29,7 +29,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use openclaws_model::conditions;
+use openclaws_model::conditions::ConditionType;
 use openclaws_model::outcomes::{DriftKind, PAIRING_OUTCOMES};
 use openclaws_model::Phase;
 
@@ -39,20 +39,9 @@ pub const GIT_SHA: &str = match option_env!("OPENCLAWS_GIT_SHA") {
     None => "unknown",
 };
 
-/// Condition types reported in `openclaws_instance_conditions`; anything else stored is ignored.
-const CONDITION_TYPES: [&str; 11] = [
-    conditions::APP_READY,
-    conditions::SECRETS_READY,
-    conditions::DNS_READY,
-    conditions::CERTIFICATE_READY,
-    conditions::VOLUME_READY,
-    conditions::MACHINE_READY,
-    conditions::GATEWAY_HEALTHY,
-    conditions::CONFIG_SEEDED,
-    conditions::PAIRING_READY,
-    conditions::PAUSED,
-    conditions::READY,
-];
+/// Condition types reported in `openclaws_instance_conditions` (every one this controller
+/// knows); anything else stored is ignored.
+const CONDITION_TYPES: &[ConditionType] = ConditionType::ALL;
 
 /// Condition statuses reported in `openclaws_instance_conditions`.
 const CONDITION_STATUSES: [&str; 3] = ["True", "False", "Unknown"];
@@ -262,8 +251,9 @@ impl Metrics {
                 phase: phase.as_str(),
             }));
         }
-        for r#type in CONDITION_TYPES {
+        for type_ in CONDITION_TYPES {
             for status in CONDITION_STATUSES {
+                let r#type = type_.as_str();
                 drop(instance_conditions.get_or_create(&ConditionLabels { r#type, status }));
             }
         }
@@ -445,7 +435,8 @@ impl Metrics {
                 })
                 .set(n);
         }
-        for r#type in CONDITION_TYPES {
+        for type_ in CONDITION_TYPES {
+            let r#type = type_.as_str();
             for status in CONDITION_STATUSES {
                 let n = counts
                     .conditions

@@ -18,7 +18,7 @@ use std::future::Future;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use openclaws_model::conditions::READY;
+use openclaws_model::conditions::{ConditionType, Reason};
 pub use openclaws_model::redact::{is_sensitive_key, scrub_text, FILTERED};
 use openclaws_model::{InstanceStatus, Phase};
 
@@ -103,7 +103,7 @@ pub struct Failure<'a> {
     /// The failed step ([`BLOCKED_STEP`] when the planner refused to act).
     pub step: &'a str,
     /// Machine-readable class, as in `lastError.reason` or the `Ready` condition.
-    pub reason: &'a str,
+    pub reason: Reason,
     /// What went wrong, as shown in the status.
     pub message: &'a str,
     /// Consecutive failed attempts, this one included (1 when blocked).
@@ -124,7 +124,7 @@ pub fn failure_to_report<'a>(
             .is_some_and(|p| (&p.step, &p.reason, &p.message) == (&e.step, &e.reason, &e.message));
         return (!repeated).then_some(Failure {
             step: &e.step,
-            reason: &e.reason,
+            reason: e.reason,
             message: &e.message,
             attempt: e.attempt,
         });
@@ -137,14 +137,14 @@ pub fn failure_to_report<'a>(
         && ready_condition(previous).is_some_and(|before| before.reason == now.reason);
     (!same_reason).then_some(Failure {
         step: BLOCKED_STEP,
-        reason: &now.reason,
+        reason: now.reason,
         message: &now.message,
         attempt: 1,
     })
 }
 
 fn ready_condition(status: &InstanceStatus) -> Option<&openclaws_model::Condition> {
-    status.conditions.iter().find(|c| c.type_ == READY)
+    status.condition(ConditionType::Ready)
 }
 
 /// Reports what [`failure_to_report`] finds in a reconcile's outcome (the engine calls it with
@@ -166,7 +166,7 @@ pub fn report_reconcile_outcome(
 pub fn report_failure(uid: Uuid, instance: &str, failure: &Failure<'_>) {
     tracing::warn!(
         step = failure.step,
-        reason = failure.reason,
+        reason = failure.reason.as_str(),
         error = failure.message,
         attempt = failure.attempt,
         "reconcile failed"
@@ -177,7 +177,7 @@ pub fn report_failure(uid: Uuid, instance: &str, failure: &Failure<'_>) {
         logger: Some("reconcile".to_owned()),
         transaction: Some(format!("reconcile {}", failure.step)),
         exception: vec![Exception {
-            ty: failure.reason.to_owned(),
+            ty: failure.reason.as_str().to_owned(),
             value: Some(format!("{} failed: {}", failure.step, failure.message)),
             ..Default::default()
         }]
@@ -190,7 +190,7 @@ pub fn report_failure(uid: Uuid, instance: &str, failure: &Failure<'_>) {
         tags: BTreeMap::from([
             ("instance_uid".to_owned(), uid),
             ("step".to_owned(), failure.step.to_owned()),
-            ("reason".to_owned(), failure.reason.to_owned()),
+            ("reason".to_owned(), failure.reason.as_str().to_owned()),
         ]),
         extra: BTreeMap::from([
             ("instance".to_owned(), Value::from(instance)),
@@ -450,7 +450,7 @@ mod tests {
             phase: Phase::Provisioning,
             last_error: Some(openclaws_model::LastError {
                 step: step.into(),
-                reason: reason.into(),
+                reason: Reason::parse(reason),
                 message: message.into(),
                 time: chrono::Utc::now(),
                 attempt,
@@ -463,9 +463,9 @@ mod tests {
         InstanceStatus {
             phase: Phase::Failed,
             conditions: vec![openclaws_model::Condition {
-                type_: READY.into(),
+                type_: ConditionType::Ready,
                 status: openclaws_model::ConditionStatus::False,
-                reason: reason.into(),
+                reason: Reason::parse(reason),
                 message: message.into(),
                 last_transition_time: chrono::Utc::now(),
                 observed_generation: 1,
@@ -477,23 +477,23 @@ mod tests {
     #[test]
     fn a_failure_is_reported_when_it_appears_or_changes_not_on_every_retry() {
         let fresh = InstanceStatus::default();
-        let first = failed_step("SetSecrets", "Transient", "503", 1);
+        let first = failed_step("SetSecrets", "FlyTransient", "503", 1);
         let found = failure_to_report(&fresh, &first).unwrap();
         assert_eq!(
             found,
             Failure {
                 step: "SetSecrets",
-                reason: "Transient",
+                reason: Reason::FlyTransient,
                 message: "503",
                 attempt: 1
             }
         );
-        let retry = failed_step("SetSecrets", "Transient", "503", 2);
+        let retry = failed_step("SetSecrets", "FlyTransient", "503", 2);
         assert_eq!(failure_to_report(&first, &retry), None);
         for changed in [
-            failed_step("SetSecrets", "Transient", "502", 3),
-            failed_step("SetSecrets", "RateLimited", "503", 3),
-            failed_step("CreateVolume", "Transient", "503", 3),
+            failed_step("SetSecrets", "FlyTransient", "502", 3),
+            failed_step("SetSecrets", "FlyRateLimited", "503", 3),
+            failed_step("CreateVolume", "FlyTransient", "503", 3),
         ] {
             assert!(failure_to_report(&retry, &changed).is_some(), "{changed:?}");
         }
@@ -505,7 +505,10 @@ mod tests {
         let fresh = InstanceStatus::default();
         let taken = blocked("AppNameTaken", "app oc-x cannot be used");
         let found = failure_to_report(&fresh, &taken).unwrap();
-        assert_eq!((found.step, found.reason), (BLOCKED_STEP, "AppNameTaken"));
+        assert_eq!(
+            (found.step, found.reason.as_str()),
+            (BLOCKED_STEP, "AppNameTaken")
+        );
         assert_eq!(found.message, "app oc-x cannot be used");
         assert_eq!(
             failure_to_report(&taken, &blocked("AppNameTaken", "worded differently")),

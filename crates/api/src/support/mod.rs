@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::Utc;
 use maud::Markup;
+use openclaws_model::conditions::ConditionType;
 use serde::Deserialize;
 
 use super::auth::role_of;
@@ -409,10 +410,8 @@ async fn fleet(
             let status = r.status();
             let ready_reason = match &status {
                 Ok(s) => s
-                    .conditions
-                    .iter()
-                    .find(|c| c.type_ == "Ready")
-                    .map(|c| c.reason.clone()),
+                    .condition(ConditionType::Ready)
+                    .map(|c| c.reason.as_str().to_owned()),
                 Err(_) => Some("(status unreadable)".to_owned()),
             };
             FleetRow {

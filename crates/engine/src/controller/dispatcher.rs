@@ -241,7 +241,7 @@ async fn run_one<R: Reconcile>(
         }
         Some(Ok(Err(e))) => {
             tracing::error!(instance_uid = %uid, error = %e, "reconcile failed before recording");
-            shared.telemetry.reconcile_error(uid, error_kind(&e), &e);
+            shared.telemetry.reconcile_error(uid, e.kind(), &e);
             let after = backoff(claim.attempts);
             log_store(
                 work::complete(pool, uid, owner, after, claim.attempts.saturating_add(1)).await,
@@ -279,15 +279,6 @@ async fn run_one<R: Reconcile>(
         .telemetry
         .reconcile_finished(result_label, reason, started.elapsed());
     shared.telemetry.worker_finished();
-}
-
-/// The class of an error that stopped a reconcile before recording, for grouping reports.
-fn error_kind(error: &ReconcileError) -> &'static str {
-    match error {
-        ReconcileError::Store(_) => "Store",
-        ReconcileError::Secrets(_) => "StoredSecrets",
-        ReconcileError::ProxyToken(_) => "ProxyToken",
-    }
 }
 
 fn log_store<T>(r: Result<T, StoreError>, uid: Uuid) {

@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
+use openclaws_dns::{CloudflareDns, DnsError};
 use openclaws_fly::types::Machine;
 use openclaws_fly::{FlyClient, FlyError};
+use openclaws_model::conditions::Reason;
 
-use super::observe::{AppObservation, Observed};
+use super::errors::StepError;
 use super::plan::{Action, Wait};
+use super::world::{AppObservation, Observed};
 
 /// Why an action did not complete.
 #[derive(Debug)]
@@ -16,13 +19,16 @@ pub enum StepFailure {
     /// shortly. Not counted as an error.
     Wait(Wait),
     /// A real failure: recorded as `lastError`, retried with backoff.
-    Failed { step: &'static str, error: FlyError },
+    Failed {
+        step: &'static str,
+        error: StepError,
+    },
 }
 
 /// Runs one action and records its effect in `observed`.
 pub async fn execute(
     fly: &FlyClient,
-    dns: Option<&openclaws_dns::CloudflareDns>,
+    dns: Option<&CloudflareDns>,
     desired: &super::desired::Desired,
     observed: &mut Observed,
     action: &Action,
@@ -37,16 +43,15 @@ pub async fn execute(
 
 async fn run(
     fly: &FlyClient,
-    dns: Option<&openclaws_dns::CloudflareDns>,
+    dns: Option<&CloudflareDns>,
     app: &str,
     observed: &mut Observed,
     action: &Action,
-) -> Result<(), FlyError> {
+) -> Result<(), StepError> {
     let dns_client = || {
-        dns.ok_or_else(|| FlyError::Rejected {
+        dns.ok_or_else(|| DnsError::Rejected {
             status: 0,
             message: "no DNS provider is configured".to_owned(),
-            code: None,
         })
     };
     match action {
@@ -172,7 +177,8 @@ async fn run(
         | Action::ExpireApproval { .. } => {
             return Err(FlyError::Decode {
                 message: format!("{} is a gateway step, not a Fly call", action.step()),
-            })
+            }
+            .into())
         }
     }
     Ok(())
@@ -237,25 +243,28 @@ fn set_state(observed: &mut Observed, id: &str, state: &str) {
     }
 }
 
-/// Sorts a Fly error into "look again soon" and "a failure to back off from".
-fn classify(step: &'static str, action: &Action, error: FlyError) -> StepFailure {
-    let wait = |reason: &'static str, after_ms: u64| {
+/// Sorts a failed step into "look again soon" and "a failure to back off from".
+fn classify(step: &'static str, action: &Action, error: StepError) -> StepFailure {
+    let wait = |reason: Reason, after_ms: u64| {
         StepFailure::Wait(Wait {
             reason,
             message: format!("{}: {error}", action.describe()),
             after: Duration::from_millis(after_ms),
         })
     };
-    match &error {
-        FlyError::Precondition { .. } => wait("FlyPrecondition", 2000),
-        FlyError::Conflict { .. } => wait("FlyConflict", 1000),
+    let StepError::Fly(fly) = &error else {
+        return StepFailure::Failed { step, error };
+    };
+    match fly {
+        FlyError::Precondition { .. } => wait(Reason::FlyPrecondition, 2000),
+        FlyError::Conflict { .. } => wait(Reason::FlyConflict, 1000),
         // The thing vanished under us (drift): observe again.
-        FlyError::NotFound { .. } => wait("ResourceVanished", 200),
+        FlyError::NotFound { .. } => wait(Reason::ResourceVanished, 200),
         // Maybe our own earlier create whose response was lost: observation decides.
         FlyError::Rejected {
             code: Some(code), ..
         } if code == "name_taken" && matches!(action, Action::CreateApp { .. }) => {
-            wait("AppNameTaken", 200)
+            wait(Reason::AppNameTaken, 200)
         }
         _ => StepFailure::Failed { step, error },
     }

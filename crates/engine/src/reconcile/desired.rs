@@ -6,11 +6,15 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use openclaws_fly::types::{
-    Guest, MachineConfig, MachineService, Mount, RestartPolicy, ServicePort,
+    Guest, MachineConfig, MachineFile, MachineService, Mount, RestartPolicy, ServicePort,
 };
-use openclaws_gateway::bundle::{boot_bundle, BundleInput};
+use openclaws_gateway::bundle::{
+    boot_bundle, BootBundle, BundleInput, BUNDLE_DIR, BUNDLE_HASH_METADATA_KEY,
+};
 use openclaws_gateway::config::{OwnedConfig, Placement};
 use openclaws_model::{InstanceSpec, RunState};
+
+use super::secrets::{DesiredSecrets, META_SECRETS};
 
 /// Name of the gateway machine in every app.
 pub const MACHINE_NAME: &str = "gateway";
@@ -108,7 +112,7 @@ pub struct Desired {
     /// See [`FleetSettings::machine_stuck_after`].
     pub machine_stuck_after: std::time::Duration,
     /// App secrets (values redacted from Debug).
-    pub secrets: super::secrets::DesiredSecrets,
+    pub secrets: DesiredSecrets,
     /// `{slug}.{base domain}`.
     pub hostname: String,
     /// Whether the hostname should have a DNS record and a certificate (public and DNS managed).
@@ -206,11 +210,11 @@ impl Desired {
             ]),
             ..Default::default()
         };
-        boot_bundle(&BundleInput {
+        let bundle = boot_bundle(&BundleInput {
             owned: &owned,
             identity_name: &owned.agent_name,
-        })
-        .apply_to(&mut machine);
+        });
+        apply_bundle(&bundle, &mut machine);
         let gateway = settings.gateway.checks.then(|| {
             let host = if public {
                 hostname.clone()
@@ -265,18 +269,22 @@ impl Desired {
 
     /// Sets the app secrets; the machine's metadata carries their fingerprint so a change rolls
     /// the machine onto the new values.
-    pub fn with_secrets(mut self, secrets: super::secrets::DesiredSecrets) -> Self {
+    pub fn with_secrets(mut self, secrets: DesiredSecrets) -> Self {
+        self.set_secrets(secrets);
+        self
+    }
+
+    /// [`Desired::with_secrets`] in place.
+    pub fn set_secrets(&mut self, secrets: DesiredSecrets) {
         self.machine.metadata.remove(META_CONFIG_HASH);
-        self.machine.metadata.insert(
-            super::secrets::META_SECRETS.to_owned(),
-            secrets.fingerprint().to_owned(),
-        );
+        self.machine
+            .metadata
+            .insert(META_SECRETS.to_owned(), secrets.fingerprint().to_owned());
         let hash = config_hash(&self.machine);
         self.machine
             .metadata
             .insert(META_CONFIG_HASH.to_owned(), hash);
         self.secrets = secrets;
-        self
     }
 
     /// The full machine config for a given volume.
@@ -289,6 +297,33 @@ impl Desired {
         }];
         config
     }
+}
+
+/// Puts a gateway's boot bundle into its machine config: replaces the files under the bundle's
+/// directory (others stay), sets the command, the environment entries and the bundle's hash in
+/// metadata. Applying it twice changes nothing.
+pub fn apply_bundle(bundle: &BootBundle, config: &mut MachineConfig) {
+    config
+        .files
+        .retain(|f| !f.guest_path.starts_with(&format!("{BUNDLE_DIR}/")));
+    config
+        .files
+        .extend(bundle.files.iter().map(|f| MachineFile {
+            guest_path: f.guest_path.clone(),
+            raw_value: Some(f.raw_value.clone()),
+            secret_name: None,
+            mode: Some(f.mode),
+        }));
+    let mut init = config.init.take().unwrap_or_default();
+    init.exec = None;
+    init.entrypoint = None;
+    init.cmd = Some(bundle.command.clone());
+    config.init = Some(init);
+    config.env.extend(bundle.env.clone());
+    config.metadata.insert(
+        BUNDLE_HASH_METADATA_KEY.to_owned(),
+        bundle.bundle_hash.clone(),
+    );
 }
 
 /// A short, stable hash of a machine config (recorded in metadata for humans and audits).
@@ -446,5 +481,57 @@ mod tests {
         for c in cases {
             assert!(!config_matches(&c, &desired), "{c:?}");
         }
+    }
+
+    #[test]
+    fn applying_keeps_foreign_files_and_env_and_records_the_hash() {
+        use openclaws_fly::types::MachineInit;
+        use openclaws_gateway::bundle::{BOOT_SCRIPT_PATH, BUNDLE_JSON_PATH, STATE_DIR_ENV};
+        let d = Desired::from_spec(Uuid::nil(), "acme", 1, &spec(), false, &settings());
+        let bundle = boot_bundle(&BundleInput {
+            owned: &d.owned,
+            identity_name: "Ada",
+        });
+        let mut machine = MachineConfig {
+            image: "ghcr.io/openclaw/openclaw:2026.9.6".to_owned(),
+            env: BTreeMap::from([("NODE_ENV".to_owned(), "production".to_owned())]),
+            files: vec![
+                MachineFile {
+                    guest_path: "/etc/other".to_owned(),
+                    raw_value: Some("eA==".to_owned()),
+                    ..MachineFile::default()
+                },
+                MachineFile {
+                    guest_path: "/etc/openclaws/stale.json".to_owned(),
+                    raw_value: Some("eA==".to_owned()),
+                    ..MachineFile::default()
+                },
+            ],
+            init: Some(MachineInit {
+                exec: Some(vec!["/bin/sh".to_owned()]),
+                ..MachineInit::default()
+            }),
+            ..MachineConfig::default()
+        };
+        apply_bundle(&bundle, &mut machine);
+        apply_bundle(&bundle, &mut machine);
+        let paths: Vec<&str> = machine
+            .files
+            .iter()
+            .map(|f| f.guest_path.as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            vec!["/etc/other", BOOT_SCRIPT_PATH, BUNDLE_JSON_PATH]
+        );
+        let init = machine.init.unwrap();
+        assert_eq!(init.exec, None);
+        assert_eq!(init.cmd.as_ref(), Some(&bundle.command));
+        assert_eq!(machine.env["NODE_ENV"], "production");
+        assert_eq!(machine.env[STATE_DIR_ENV], "/data");
+        assert_eq!(
+            machine.metadata[BUNDLE_HASH_METADATA_KEY],
+            bundle.bundle_hash
+        );
     }
 }

@@ -9,8 +9,7 @@
 //! single Fly exec of `openclaw devices approve <requestId>` inside the machine approves (a
 //! loopback caller there is trusted). Everything after that goes over the WebSocket.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -19,17 +18,13 @@ use openclaws_gateway::client::{ClientError, ConnectOptions, GatewayClient};
 use openclaws_gateway::config::drifted_paths;
 use openclaws_gateway::health::{HealthClient, HealthError};
 use openclaws_gateway::identity::DeviceIdentity;
-use openclaws_gateway::protocol::PendingRequest;
 use openclaws_model::{PairingOutcome, PairingResult};
 
 use super::desired::{Desired, GatewayTarget};
-use super::observe::Observed;
 use super::plan::Action;
-
-/// Name of the stored secret holding the controller's device key for one instance.
-pub const CONTROLLER_DEVICE_SECRET: &str = "CONTROLLER_DEVICE_KEY";
-/// Pairing requests expire this long after they are made.
-pub const REQUEST_TTL: Duration = Duration::from_secs(300);
+use super::world::{
+    device_label, ControllerAccess, GatewayHealth, GatewayObservation, LiveConfig, Observed,
+};
 /// Deadline of each probe and of the WebSocket handshake: a slow gateway is looked at again
 /// later rather than holding a worker.
 const LOOK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,71 +46,6 @@ pub enum GatewayStepError {
     Fly(#[from] openclaws_fly::FlyError),
 }
 
-/// What the gateway answered to the health probes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum GatewayHealth {
-    /// Started and ready.
-    Healthy,
-    /// `/startupz` says it is still starting.
-    Starting(String),
-    /// Started, but `/readyz` reports failing checks.
-    NotReady(String),
-    /// 403 `proxy_attribution_required`: `gateway.trustedProxies` misses the proxy's address.
-    ProxyAttributionRequired,
-    /// Nothing answered (no process, connection refused, timeout, proxy error).
-    Unreachable(String),
-}
-
-/// Whether the controller's device can act on the gateway.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum ControllerAccess {
-    /// Not tried (the gateway was not healthy).
-    NotTried,
-    /// Connected with the pairing scopes.
-    Paired,
-    /// Its first connect left this pending request.
-    NotPaired { request_id: String },
-    /// Connecting failed otherwise.
-    Failed(String),
-}
-
-/// The owned fields of the live `openclaw.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum LiveConfig {
-    /// Not read.
-    Unknown,
-    /// Every owned field is as desired.
-    Matches,
-    /// These owned paths differ (changed out of band).
-    Drifted(Vec<String>),
-    /// The gateway reports its file as invalid; a restart would not fix it.
-    Invalid(String),
-}
-
-/// One look at the gateway.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GatewayObservation {
-    pub health: GatewayHealth,
-    pub access: ControllerAccess,
-    /// Pending pairing requests (empty unless [`ControllerAccess::Paired`]).
-    pub pending: Vec<PendingRequest>,
-    pub config: LiveConfig,
-    pub at: DateTime<Utc>,
-}
-
-impl GatewayObservation {
-    /// A gateway that answered nothing.
-    pub fn unreachable(message: String, at: DateTime<Utc>) -> Self {
-        Self {
-            health: GatewayHealth::Unreachable(message),
-            access: ControllerAccess::NotTried,
-            pending: Vec::new(),
-            config: LiveConfig::Unknown,
-            at,
-        }
-    }
-}
-
 /// Looks at the gateway: health first, then (when healthy) the controller's connection,
 /// pairing requests and config. Returns the open connection for the actions that follow.
 pub async fn look(
@@ -127,16 +57,7 @@ pub async fn look(
     let at = Utc::now();
     let health = probe(target).await;
     if health != GatewayHealth::Healthy {
-        return (
-            GatewayObservation {
-                health,
-                access: ControllerAccess::NotTried,
-                pending: Vec::new(),
-                config: LiveConfig::Unknown,
-                at,
-            },
-            None,
-        );
+        return (GatewayObservation::unhealthy(health, at), None);
     }
     let mut options = ConnectOptions::controller(target.ws_url(), token);
     options.connect_timeout = LOOK_TIMEOUT;
@@ -252,38 +173,6 @@ fn judge_config(snapshot: &Value, desired: &Desired) -> LiveConfig {
     }
 }
 
-/// Loads the controller's device identity for an instance, creating and storing it (encrypted)
-/// the first time.
-pub async fn controller_identity(
-    pool: &sqlx::PgPool,
-    cipher: &openclaws_model::secrets::SecretCipher,
-    uid: uuid::Uuid,
-) -> Result<DeviceIdentity, openclaws_store::secrets::SecretStoreError> {
-    use base64::Engine;
-    use openclaws_store::secrets as stored;
-    let engine = base64::engine::general_purpose::STANDARD;
-    if let Some(text) = stored::get_plaintext(pool, cipher, uid, CONTROLLER_DEVICE_SECRET).await? {
-        if let Some(identity) = engine
-            .decode(text.trim())
-            .ok()
-            .and_then(|bytes| DeviceIdentity::from_secret_bytes(&bytes).ok())
-        {
-            return Ok(identity);
-        }
-    }
-    let identity = DeviceIdentity::generate();
-    stored::put(
-        pool,
-        cipher,
-        uid,
-        CONTROLLER_DEVICE_SECRET,
-        &engine.encode(identity.to_secret_bytes()),
-        Utc::now(),
-    )
-    .await?;
-    Ok(identity)
-}
-
 /// The one-time exec that approves the controller's own request from inside the machine: the
 /// gateway's CLI on loopback with the machine's token.
 pub fn bootstrap_command(request_id: &str) -> Vec<String> {
@@ -389,12 +278,4 @@ pub async fn execute(
 fn record(observed: &mut Observed, result: PairingResult) {
     observed.pairing_history.insert(0, result);
     observed.pairing_history.truncate(RECENT_RESULTS);
-}
-
-/// "device NAME (request ID)" for messages.
-pub fn device_label(device_name: &Option<String>, request_id: &str) -> String {
-    match device_name {
-        Some(name) => format!("device {name:?} (request {request_id})"),
-        None => format!("request {request_id}"),
-    }
 }

@@ -2,77 +2,12 @@
 //! ownership marks rather than by stored ids, so a crash between a create and its record is
 //! healed by adoption.
 
-use serde::{Deserialize, Serialize};
-
-use openclaws_fly::types::{App, Machine, Volume};
+use openclaws_fly::types::App;
 use openclaws_fly::{FlyClient, FlyError};
 
 use super::desired::{Desired, META_INSTANCE_UID, VOLUME_NAME};
-
-/// What we know of the app named for the instance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum AppObservation {
-    /// The name is free.
-    Absent,
-    /// It exists and carries our mark.
-    Ours(App),
-    /// It exists but is not ours (another org, or no/another mark): never touched.
-    Foreign { reason: String },
-}
-
-/// The observed world for one instance. Serializable because the engine records it after each
-/// reconcile (`instances.observed`) for the API's plan preview; it holds secret names and a keyed
-/// fingerprint, never secret values.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Observed {
-    pub app: AppObservation,
-    /// Our volumes (named `data` in our app), excluding destroyed ones.
-    pub volumes: Vec<Volume>,
-    /// Machines carrying our uid mark, excluding destroyed ones.
-    pub machines: Vec<Machine>,
-    /// Whether we asked Fly to delete the app and it has not gone yet.
-    pub app_deletion_requested: bool,
-    /// When the world was read (to tell how long a machine has been in a transient state).
-    pub observed_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// The app's secret names, and what we last wrote.
-    pub secrets: super::secrets::ObservedSecrets,
-    /// Public addresses of the app as (type, address).
-    pub ips: Vec<(String, String)>,
-    /// The hostname's certificate at Fly.
-    pub certificate: Option<openclaws_fly::types::CertificateDetail>,
-    /// DNS records with the hostname's name.
-    pub dns_records: Vec<openclaws_dns::DnsRecord>,
-    /// The gateway as last looked at in this reconcile; `None` until the planner asks for a look.
-    pub gateway: Option<super::gateway::GatewayObservation>,
-    /// Pairing outcomes so far, newest first: the previous status's, then this reconcile's.
-    pub pairing_history: Vec<openclaws_model::PairingResult>,
-}
-
-impl Default for Observed {
-    fn default() -> Self {
-        Self::empty()
-    }
-}
-
-impl Observed {
-    /// Nothing exists.
-    pub fn empty() -> Self {
-        Self {
-            app: AppObservation::Absent,
-            volumes: Vec::new(),
-            machines: Vec::new(),
-            app_deletion_requested: false,
-            observed_at: None,
-            secrets: Default::default(),
-            ips: Vec::new(),
-            certificate: None,
-            dns_records: Vec::new(),
-            gateway: None,
-            pairing_history: Vec::new(),
-        }
-    }
-}
+use super::errors::StepError;
+use super::world::{AppObservation, Observed, ObservedSecrets};
 
 /// Reads the world: the app first (nothing more when it does not exist), then its volumes,
 /// our machines, secrets, addresses and endpoint in parallel. `known` is what the previous
@@ -83,7 +18,7 @@ pub async fn observe(
     dns: Option<&openclaws_dns::CloudflareDns>,
     desired: &Desired,
     known: Option<&openclaws_model::FlyStatus>,
-) -> Result<Observed, FlyError> {
+) -> Result<Observed, StepError> {
     let app = match fly.get_app(&desired.app_name).await {
         Ok(None) => {
             // The app may be created within this reconcile: know the hostname's records already,
@@ -106,7 +41,7 @@ pub async fn observe(
                 ..Observed::empty()
             })
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     if let Some(reason) = foreign_reason(&app, fly.org(), &desired.network) {
         return Ok(Observed {
@@ -120,21 +55,29 @@ pub async fn observe(
         match dns {
             Some(dns) => {
                 let (certificate, records) = tokio::try_join!(
-                    fly.get_certificate(&desired.app_name, &desired.hostname),
-                    async { dns.list(&desired.hostname).await.map_err(FlyError::from) },
+                    async {
+                        fly.get_certificate(&desired.app_name, &desired.hostname)
+                            .await
+                            .map_err(StepError::from)
+                    },
+                    async { dns.list(&desired.hostname).await.map_err(StepError::from) },
                 )?;
-                Ok((certificate, records))
+                Ok::<_, StepError>((certificate, records))
             }
             None => Ok((None, Vec::new())),
         }
     };
-    let (mut volumes, mut machines, secrets, ips, (certificate, dns_records)) = tokio::try_join!(
-        fly.list_volumes(&desired.app_name),
-        fly.list_machines(&desired.app_name, &mark),
-        fly.list_secrets(&desired.app_name),
-        fly.list_ips(&desired.app_name),
-        endpoint,
-    )?;
+    let fly_side = async {
+        tokio::try_join!(
+            fly.list_volumes(&desired.app_name),
+            fly.list_machines(&desired.app_name, &mark),
+            fly.list_secrets(&desired.app_name),
+            fly.list_ips(&desired.app_name),
+        )
+        .map_err(StepError::from)
+    };
+    let ((mut volumes, mut machines, secrets, ips), (certificate, dns_records)) =
+        tokio::try_join!(fly_side, endpoint)?;
     if let Some(id) = known.and_then(|k| k.volume_id.as_deref()) {
         if !volumes.iter().any(|v| v.id == id) {
             if let Some(v) = fly.get_volume(&desired.app_name, id).await? {
@@ -165,7 +108,7 @@ pub async fn observe(
             .collect(),
         app_deletion_requested: false,
         observed_at: Some(chrono::Utc::now()),
-        secrets: super::secrets::ObservedSecrets {
+        secrets: ObservedSecrets {
             names: secrets.into_iter().map(|s| s.name).collect(),
             applied: None,
         },

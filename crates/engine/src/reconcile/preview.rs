@@ -12,12 +12,12 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::desired::Desired;
-use super::observe::Observed;
 use super::plan::{plan, Plan};
-use super::secrets::SecretsDraft;
+use super::secrets::{DraftInput, SecretsDraft};
+use super::world::Observed;
 use super::DesiredInputs;
 use openclaws_model::secrets::SecretCipher;
-use openclaws_store::secrets::SecretStoreError;
+use openclaws_store::secrets::{get_all_plaintext, SecretStoreError};
 use openclaws_store::status as status_store;
 use openclaws_store::{InstanceRecord, StoreError};
 
@@ -87,7 +87,18 @@ pub async fn preview(
     let desired = if deleting {
         desired
     } else {
-        let draft = SecretsDraft::load(pool, cipher, inputs, record, &spec, &desired, now).await?;
+        let stored = get_all_plaintext(pool, cipher, record.uid).await?;
+        let draft = SecretsDraft::build(
+            &stored,
+            DraftInput {
+                uid: record.uid,
+                spec: &spec,
+                stored_token_rotation: record.gateway_token_rotation,
+                proxy_token: desired.proxy_token,
+                inputs,
+                now,
+            },
+        );
         if draft.gateway_token_missing {
             notes.push(format!(
                 "no gateway token is stored for gatewayTokenRotation {}: the reconcile \
@@ -167,11 +178,10 @@ pub fn plan_from(desired: &Desired, mut observed: Observed) -> (Plan, bool) {
 mod tests {
     use super::*;
     use crate::reconcile::desired::{FleetSettings, GatewayPlacement, VOLUME_NAME};
-    use crate::reconcile::gateway::{
-        ControllerAccess, GatewayHealth, GatewayObservation, LiveConfig,
-    };
-    use crate::reconcile::observe::AppObservation;
     use crate::reconcile::plan::Action;
+    use crate::reconcile::world::{
+        AppObservation, ControllerAccess, GatewayHealth, GatewayObservation, LiveConfig,
+    };
     use openclaws_fly::types::{App, Machine, Volume};
     use openclaws_model::InstanceSpec;
     use uuid::Uuid;
@@ -235,7 +245,7 @@ mod tests {
                 ..Default::default()
             }],
             observed_at: Some(now),
-            secrets: crate::reconcile::secrets::ObservedSecrets {
+            secrets: crate::reconcile::world::ObservedSecrets {
                 names: ["OPENCLAW_GATEWAY_TOKEN".to_owned()].into(),
                 applied: Some((d.secrets.fingerprint().to_owned(), 1)),
             },

@@ -6,28 +6,28 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use openclaws_model::secrets::SecretCipher;
+use chrono::{DateTime, Utc};
+use openclaws_model::secret_names::{
+    ProviderKey, COMPOSIO_API_KEY, COMPOSIO_ENTITY_ID, GATEWAY_TOKEN, LLM_PROXY_TOKEN,
+};
+use openclaws_model::secrets::{SecretCipher, Sensitive};
+use openclaws_model::InstanceSpec;
+use openclaws_store::secrets::Plaintexts;
+use uuid::Uuid;
+
+use super::world::ObservedSecrets;
 
 /// Secret names this controller manages on every app: only names it can produce, so it never
-/// unsets a secret someone else put there (others are left alone).
+/// unsets a secret someone else put there (others are left alone). Composio's platform key is
+/// managed only when the platform setting exists ([`SecretsDraft`]), so a key an operator put on
+/// an app by hand is never unset by a controller that has none to give.
 pub const MANAGED: [&str; 5] = [
     GATEWAY_TOKEN,
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_OAUTH_TOKEN",
-    "OPENAI_API_KEY",
-    "COMPOSIO_ENTITY_ID",
+    ProviderKey::AnthropicApiKey.env_name(),
+    ProviderKey::AnthropicOauthToken.env_name(),
+    ProviderKey::OpenaiApiKey.env_name(),
+    COMPOSIO_ENTITY_ID,
 ];
-
-/// Composio's platform key: managed only when the platform setting exists, so a key an operator
-/// put on an app by hand is never unset by a controller that has none to give.
-pub const COMPOSIO_API_KEY: &str = "COMPOSIO_API_KEY";
-
-/// Stored (never set on Fly under this name): the current LLM proxy token, which the app holds
-/// as `ANTHROPIC_API_KEY`.
-pub const LLM_PROXY_TOKEN: &str = "LLM_PROXY_TOKEN";
-
-/// The generated token devices and the controller use to talk to the gateway.
-pub const GATEWAY_TOKEN: &str = "OPENCLAW_GATEWAY_TOKEN";
 
 /// Machine metadata key holding the fingerprint of the secrets the machine should boot with, so
 /// a changed secret rolls the machine.
@@ -114,10 +114,10 @@ impl DesiredSecrets {
     }
 }
 
-/// The app secrets as far as they can be built from what is stored, read without writing
-/// anything. The engine fills in what is missing (it generates a gateway token, mints a proxy
-/// token) and stores it; the plan preview must not, and stands in placeholders instead, so it
-/// shows the secrets write the reconcile would make. One builder for both keeps them in step.
+/// The app secrets as far as they can be built from what is stored, without creating anything.
+/// The reconcile fills in what is missing (it generates a gateway token, mints a proxy token)
+/// and records it; the plan preview must not, and stands in placeholders instead, so it shows
+/// the secrets write the reconcile would make. One builder for both keeps them in step.
 pub struct SecretsDraft {
     values: BTreeMap<String, String>,
     /// No gateway token is stored for the spec's `gatewayTokenRotation`: a reconcile generates
@@ -127,7 +127,7 @@ pub struct SecretsDraft {
     /// rotation): a reconcile mints one.
     pub proxy_token_missing: bool,
     /// When the proxy token in use is due for replacement.
-    pub proxy_token_rotate_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub proxy_token_rotate_at: Option<DateTime<Utc>>,
     manage_composio_key: bool,
 }
 
@@ -145,75 +145,77 @@ impl fmt::Debug for SecretsDraft {
 /// differ from any write the controller made, and is never sent anywhere.
 const PREVIEW_PLACEHOLDER: &str = "\u{0}value a reconcile would create";
 
+/// What besides the stored values decides the app secrets of one instance.
+#[derive(Debug, Clone, Copy)]
+pub struct DraftInput<'a> {
+    /// The instance.
+    pub uid: Uuid,
+    /// Its spec.
+    pub spec: &'a InstanceSpec,
+    /// The `gatewayTokenRotation` the stored gateway token was generated for.
+    pub stored_token_rotation: i64,
+    /// Model calls go through the LLM proxy with a minted token.
+    pub proxy_token: bool,
+    /// The platform's keys.
+    pub inputs: &'a super::DesiredInputs,
+    /// The reconcile's clock.
+    pub now: DateTime<Utc>,
+}
+
 impl SecretsDraft {
-    /// Reads the instance's stored secrets and builds what the app should hold: the gateway
-    /// token, the customer's model keys, the LLM proxy token as `ANTHROPIC_API_KEY` (when the
-    /// desired state uses the proxy), Composio's platform key and entity id.
-    pub async fn load(
-        pool: &sqlx::PgPool,
-        cipher: &SecretCipher,
-        inputs: &super::DesiredInputs,
-        record: &openclaws_store::InstanceRecord,
-        spec: &openclaws_model::InstanceSpec,
-        desired: &super::desired::Desired,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Self, openclaws_store::secrets::SecretStoreError> {
-        use openclaws_store::secrets as stored;
+    /// Builds what the app should hold from the stored values: the gateway token, the customer's
+    /// model keys, the LLM proxy token as `ANTHROPIC_API_KEY` (when the desired state uses the
+    /// proxy), Composio's platform key and entity id.
+    pub fn build(stored: &Plaintexts, input: DraftInput<'_>) -> Self {
+        let DraftInput {
+            uid,
+            spec,
+            stored_token_rotation,
+            proxy_token,
+            inputs,
+            now,
+        } = input;
         let mut values = BTreeMap::new();
-        let rotation = i64::from(spec.gateway_token_rotation);
-        let gateway_token = stored::get_plaintext(pool, cipher, record.uid, GATEWAY_TOKEN)
-            .await?
-            .filter(|_| record.gateway_token_rotation == rotation);
+        let gateway_token = stored
+            .get(GATEWAY_TOKEN)
+            .filter(|_| stored_token_rotation == i64::from(spec.gateway_token_rotation));
         let gateway_token_missing = gateway_token.is_none();
         if let Some(token) = gateway_token {
-            values.insert(GATEWAY_TOKEN.to_owned(), token);
+            values.insert(GATEWAY_TOKEN.to_owned(), token.to_owned());
         }
-        for name in [
-            "ANTHROPIC_API_KEY",
-            "ANTHROPIC_OAUTH_TOKEN",
-            "OPENAI_API_KEY",
-        ] {
-            if let Some(v) = stored::get_plaintext(pool, cipher, record.uid, name).await? {
-                values.insert(name.to_owned(), v);
+        for key in ProviderKey::ALL {
+            if let Some(v) = stored.get(key.env_name()) {
+                values.insert(key.env_name().to_owned(), v.to_owned());
             }
         }
         let mut proxy_token_missing = false;
         let mut proxy_token_rotate_at = None;
-        if let (true, Some(key)) = (desired.proxy_token, &inputs.llm_proxy_key) {
-            let current = stored::get_plaintext(pool, cipher, record.uid, LLM_PROXY_TOKEN)
-                .await?
-                .and_then(|t| {
-                    key.verify(&t, now)
-                        .ok()
-                        .filter(|c| c.instance_uid() == Some(record.uid) && now < c.rotate_at())
-                        .map(|c| (t, c.rotate_at()))
-                });
+        if let (true, Some(key)) = (proxy_token, &inputs.llm_proxy_key) {
+            let current = stored.get(LLM_PROXY_TOKEN).and_then(|t| {
+                key.verify(t, now)
+                    .ok()
+                    .filter(|c| c.instance_uid() == Some(uid) && now < c.rotate_at())
+                    .map(|c| (t, c.rotate_at()))
+            });
             match current {
                 Some((token, rotate_at)) => {
                     proxy_token_rotate_at = Some(rotate_at);
-                    values.insert("ANTHROPIC_API_KEY".to_owned(), token);
+                    values.insert(
+                        ProviderKey::AnthropicApiKey.env_name().to_owned(),
+                        token.to_owned(),
+                    );
                 }
                 None => proxy_token_missing = true,
             }
         }
-        if let (true, Some(key)) = (spec.composio.enabled, &inputs.composio_api_key) {
-            values.insert(COMPOSIO_API_KEY.to_owned(), key.expose().to_owned());
-        }
-        if spec.composio.enabled {
-            let entity = spec
-                .composio
-                .entity_id
-                .clone()
-                .unwrap_or_else(|| spec.customer_id.clone());
-            values.insert("COMPOSIO_ENTITY_ID".to_owned(), entity);
-        }
-        Ok(Self {
+        composio_values(spec, inputs.composio_api_key.as_ref(), &mut values);
+        Self {
             values,
             gateway_token_missing,
             proxy_token_missing,
             proxy_token_rotate_at,
             manage_composio_key: inputs.composio_api_key.is_some(),
-        })
+        }
     }
 
     /// Fills in the gateway token a reconcile generated.
@@ -223,8 +225,9 @@ impl SecretsDraft {
     }
 
     /// Fills in the proxy token a reconcile minted, due for replacement at `rotate_at`.
-    pub fn set_proxy_token(&mut self, token: String, rotate_at: chrono::DateTime<chrono::Utc>) {
-        self.values.insert("ANTHROPIC_API_KEY".to_owned(), token);
+    pub fn set_proxy_token(&mut self, token: String, rotate_at: DateTime<Utc>) {
+        self.values
+            .insert(ProviderKey::AnthropicApiKey.env_name().to_owned(), token);
         self.proxy_token_missing = false;
         self.proxy_token_rotate_at = Some(rotate_at);
     }
@@ -247,12 +250,33 @@ impl SecretsDraft {
         }
         if self.proxy_token_missing {
             self.values.insert(
-                "ANTHROPIC_API_KEY".to_owned(),
+                ProviderKey::AnthropicApiKey.env_name().to_owned(),
                 PREVIEW_PLACEHOLDER.to_owned(),
             );
         }
         self.finish(cipher)
     }
+}
+
+/// Composio's platform key (when the platform has one) and the customer's entity id, for an
+/// instance with Composio enabled.
+fn composio_values(
+    spec: &InstanceSpec,
+    platform_key: Option<&Sensitive>,
+    values: &mut BTreeMap<String, String>,
+) {
+    if !spec.composio.enabled {
+        return;
+    }
+    if let Some(key) = platform_key {
+        values.insert(COMPOSIO_API_KEY.to_owned(), key.expose().to_owned());
+    }
+    let entity = spec
+        .composio
+        .entity_id
+        .clone()
+        .unwrap_or_else(|| spec.customer_id.clone());
+    values.insert(COMPOSIO_ENTITY_ID.to_owned(), entity);
 }
 
 /// A pending secrets write (values redacted from Debug).
@@ -282,16 +306,6 @@ impl fmt::Debug for SecretWrite {
             .field("fingerprint", &self.fingerprint)
             .finish()
     }
-}
-
-/// What the app's secrets look like (names and our write's fingerprint: safe to store).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct ObservedSecrets {
-    /// Names present at Fly.
-    pub names: BTreeSet<String>,
-    /// Fingerprint and Fly version of our last successful write (from our bookkeeping).
-    pub applied: Option<(String, i64)>,
 }
 
 /// Whether the app's managed secrets match: our last write carried exactly these values and

@@ -1,0 +1,176 @@
+//! What can go wrong in a reconcile: errors that stop it before it can record anything
+//! ([`ReconcileError`]), and failed steps against Fly, the DNS provider or the gateway
+//! ([`StepError`]), which are recorded (`lastError`, an event) and retried with backoff, or
+//! block the instance for this generation when retrying cannot help.
+
+use std::time::Duration;
+
+use openclaws_dns::DnsError;
+use openclaws_fly::FlyError;
+use openclaws_model::conditions::Reason;
+use openclaws_store::secrets::SecretStoreError;
+use openclaws_store::StoreError;
+
+use super::gateway::GatewayStepError;
+
+/// Errors that stop a reconcile before it can record anything.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secrets(#[from] SecretStoreError),
+    #[error("minting an LLM proxy token failed: {0}")]
+    ProxyToken(String),
+}
+
+impl ReconcileError {
+    /// The class of the error, for grouping reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReconcileError::Store(_) => "Store",
+            ReconcileError::Secrets(_) => "StoredSecrets",
+            ReconcileError::ProxyToken(_) => "ProxyToken",
+        }
+    }
+}
+
+/// A failed step: against Fly, the DNS provider, or the gateway itself.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Fly(#[from] FlyError),
+    #[error(transparent)]
+    Dns(#[from] DnsError),
+    #[error(transparent)]
+    Gateway(#[from] GatewayStepError),
+}
+
+impl StepError {
+    /// The Fly error underneath, when Fly answered (also for a gateway step that went
+    /// through Fly, the one-time pairing exec).
+    fn fly(&self) -> Option<&FlyError> {
+        match self {
+            StepError::Fly(e) | StepError::Gateway(GatewayStepError::Fly(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Retrying cannot help until the spec changes.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            StepError::Dns(DnsError::Rejected { .. }) => true,
+            other => other.fly().is_some_and(FlyError::is_terminal),
+        }
+    }
+
+    /// Machine-readable class for `lastError.reason` and conditions.
+    pub fn reason(&self) -> Reason {
+        if let Some(e) = self.fly() {
+            return fly_reason(e);
+        }
+        match self {
+            StepError::Dns(DnsError::Transient(_)) => Reason::DnsUnavailable,
+            StepError::Dns(DnsError::Rejected { .. }) => Reason::DnsRejected,
+            StepError::Gateway(GatewayStepError::Bootstrap(_)) => Reason::ControllerPairingFailed,
+            _ => Reason::GatewayError,
+        }
+    }
+
+    /// Who refused, for messages ("… was rejected by Fly").
+    pub fn refused_by(&self) -> &'static str {
+        match self {
+            StepError::Dns(_) => "the DNS provider",
+            StepError::Gateway(GatewayStepError::Fly(_)) | StepError::Fly(_) => "Fly",
+            StepError::Gateway(_) => "the gateway",
+        }
+    }
+
+    /// When the other side said to come back.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.fly().and_then(FlyError::retry_after)
+    }
+}
+
+/// The reason of a Fly error class.
+pub fn fly_reason(e: &FlyError) -> Reason {
+    match e {
+        FlyError::NotFound { .. } => Reason::NotFound,
+        FlyError::Unauthorized { .. } => Reason::FlyUnauthorized,
+        FlyError::Forbidden { .. } => Reason::FlyForbidden,
+        FlyError::Conflict { .. } => Reason::FlyConflict,
+        FlyError::LeaseHeld { .. } => Reason::LeaseHeld,
+        FlyError::Precondition { .. } => Reason::FlyPrecondition,
+        FlyError::Capacity { .. } => Reason::RegionCapacity,
+        FlyError::RateLimited { .. } => Reason::FlyRateLimited,
+        FlyError::Transient { .. } => Reason::FlyTransient,
+        FlyError::Rejected { .. } => Reason::FlyRejected,
+        FlyError::Decode { .. } => Reason::FlyBadResponse,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_match_the_fly_clients_own_names() {
+        let errors = [
+            FlyError::NotFound {
+                message: String::new(),
+            },
+            FlyError::Unauthorized {
+                message: String::new(),
+            },
+            FlyError::Forbidden {
+                message: String::new(),
+            },
+            FlyError::Conflict {
+                message: String::new(),
+            },
+            FlyError::LeaseHeld {
+                message: String::new(),
+                expires_at: None,
+            },
+            FlyError::Precondition {
+                message: String::new(),
+            },
+            FlyError::Capacity {
+                message: String::new(),
+            },
+            FlyError::RateLimited {
+                message: String::new(),
+                retry_after: None,
+            },
+            FlyError::Transient {
+                status: None,
+                message: String::new(),
+            },
+            FlyError::Rejected {
+                status: 400,
+                message: String::new(),
+                code: None,
+            },
+            FlyError::Decode {
+                message: String::new(),
+            },
+        ];
+        for e in errors {
+            assert_eq!(fly_reason(&e).as_str(), e.reason(), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn dns_failures_are_their_own() {
+        let rejected = StepError::from(DnsError::Rejected {
+            status: 403,
+            message: "bad token".into(),
+        });
+        assert!(rejected.is_terminal());
+        assert_eq!(rejected.reason(), Reason::DnsRejected);
+        assert_eq!(rejected.refused_by(), "the DNS provider");
+        let down = StepError::from(DnsError::Transient("503".into()));
+        assert!(!down.is_terminal());
+        assert_eq!(down.reason(), Reason::DnsUnavailable);
+    }
+}

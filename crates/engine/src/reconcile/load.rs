@@ -1,0 +1,39 @@
+//! Stage 1, load: the instance's row and its stored secrets, in two queries. Besides the record
+//! stage, the only place a reconcile touches the database.
+
+use chrono::Utc;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use openclaws_model::secrets::SecretCipher;
+use openclaws_store::secrets::get_all_plaintext;
+use openclaws_store::status as status_store;
+
+use super::report::Loaded;
+use super::ReconcileError;
+
+/// Reads the instance; `None` when its row is gone (deleted).
+pub(super) async fn load(
+    pool: &PgPool,
+    cipher: &SecretCipher,
+    uid: Uuid,
+    attempts: i32,
+) -> Result<Option<Loaded>, ReconcileError> {
+    let Some(record) = status_store::load(pool, uid).await? else {
+        return Ok(None);
+    };
+    tracing::Span::current()
+        .record("instance", record.name.as_str())
+        .record("generation", record.generation);
+    let spec = record.spec()?;
+    let previous = record.status()?;
+    let stored = get_all_plaintext(pool, cipher, uid).await?;
+    Ok(Some(Loaded {
+        record,
+        spec,
+        previous,
+        stored,
+        attempts,
+        now: Utc::now(),
+    }))
+}

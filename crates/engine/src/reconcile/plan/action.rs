@@ -1,0 +1,151 @@
+//! The actions a plan is made of: small, idempotent steps against Fly, the DNS provider or the
+//! gateway, each with the name events and errors know it by.
+
+use openclaws_fly::types::{CreateMachineRequest, CreateVolumeRequest, UpdateMachineRequest};
+
+use crate::reconcile::secrets::SecretWrite;
+
+/// One small, idempotent step against Fly.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    CreateApp {
+        name: String,
+        network: String,
+    },
+    /// Requests a Let's Encrypt certificate for the hostname.
+    AddCertificate {
+        hostname: String,
+    },
+    /// Removes the hostname's certificate.
+    DeleteCertificate {
+        hostname: String,
+    },
+    /// Creates the hostname's record (marked as ours).
+    CreateDnsRecord {
+        record: openclaws_dns::DnsRecord,
+    },
+    /// Points our record at the right target.
+    UpdateDnsRecord {
+        id: String,
+        record: openclaws_dns::DnsRecord,
+    },
+    /// Removes our record.
+    DeleteDnsRecord {
+        id: String,
+        name: String,
+    },
+    /// Allocates a public address of a type (`v6`, `shared_v4`).
+    AssignIp {
+        kind: String,
+    },
+    /// Releases an address the spec no longer wants (or a duplicate).
+    ReleaseIp {
+        ip: String,
+    },
+    /// Sets and unsets app secrets in one write (values redacted from Debug).
+    SetSecrets {
+        write: SecretWrite,
+    },
+    CreateVolume {
+        request: CreateVolumeRequest,
+    },
+    ExtendVolume {
+        id: String,
+        size_gb: u32,
+    },
+    CreateMachine {
+        request: CreateMachineRequest,
+    },
+    UpdateMachine {
+        id: String,
+        request: UpdateMachineRequest,
+    },
+    StartMachine {
+        id: String,
+    },
+    StopMachine {
+        id: String,
+    },
+    DestroyMachine {
+        id: String,
+        force: bool,
+    },
+    /// Force-destroys a machine wedged in a transient state; the next plan recreates it on the
+    /// same volume.
+    RecoverStuckMachine {
+        id: String,
+        state: String,
+        stuck_secs: u64,
+    },
+    DeleteVolume {
+        id: String,
+    },
+    DeleteApp {
+        name: String,
+    },
+    /// Restarts the machine so its boot step puts owned config fields changed out of band back.
+    RestartMachine {
+        id: String,
+        paths: Vec<String>,
+    },
+    /// Approves the controller's own device once, by a Fly exec of the gateway's CLI inside the
+    /// machine (a loopback caller there is trusted).
+    PairController {
+        machine_id: String,
+        request_id: String,
+    },
+    /// Approves a device's pending request over the gateway protocol.
+    ApprovePairing {
+        request_id: String,
+        /// The recorded approval this carries out (`manual`); `None` under `auto`.
+        approval_id: Option<String>,
+        device_name: Option<String>,
+    },
+    /// Records that a recorded approval can no longer be carried out (nothing to approve).
+    ExpireApproval {
+        approval_id: String,
+        request_id: Option<String>,
+        message: String,
+    },
+}
+
+impl Action {
+    /// The step name used in events, `lastError.step` and logs.
+    pub fn step(&self) -> &'static str {
+        match self {
+            Action::CreateApp { .. } => "CreateApp",
+            Action::SetSecrets { .. } => "SetSecrets",
+            Action::AssignIp { .. } => "AssignIp",
+            Action::AddCertificate { .. } => "AddCertificate",
+            Action::DeleteCertificate { .. } => "DeleteCertificate",
+            Action::CreateDnsRecord { .. } => "CreateDnsRecord",
+            Action::UpdateDnsRecord { .. } => "UpdateDnsRecord",
+            Action::DeleteDnsRecord { .. } => "DeleteDnsRecord",
+            Action::ReleaseIp { .. } => "ReleaseIp",
+            Action::CreateVolume { .. } => "CreateVolume",
+            Action::ExtendVolume { .. } => "ExtendVolume",
+            Action::CreateMachine { .. } => "CreateMachine",
+            Action::UpdateMachine { .. } => "UpdateMachine",
+            Action::StartMachine { .. } => "StartMachine",
+            Action::StopMachine { .. } => "StopMachine",
+            Action::DestroyMachine { .. } => "DestroyMachine",
+            Action::RecoverStuckMachine { .. } => "RecoverStuckMachine",
+            Action::DeleteVolume { .. } => "DeleteVolume",
+            Action::DeleteApp { .. } => "DeleteApp",
+            Action::RestartMachine { .. } => "RestartMachine",
+            Action::PairController { .. } => "PairController",
+            Action::ApprovePairing { .. } => "ApprovePairing",
+            Action::ExpireApproval { .. } => "ExpireApproval",
+        }
+    }
+
+    /// Whether the action talks to the gateway (or only records) rather than to Fly.
+    pub fn is_gateway_step(&self) -> bool {
+        matches!(
+            self,
+            Action::PairController { .. }
+                | Action::ApprovePairing { .. }
+                | Action::ExpireApproval { .. }
+        )
+    }
+}

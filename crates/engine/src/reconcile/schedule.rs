@@ -1,0 +1,121 @@
+//! Stage 5, schedule: when to visit the instance again. Soon after progress; after a jittered,
+//! persisted backoff after an error (or when Fly said to come back); the resync interval when
+//! converged, blocked or paused; the time a waited-for thing is expected; no later than a proxy
+//! token's rotation; every few seconds while a device may be pairing. Pure.
+
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+use openclaws_model::Phase;
+
+use super::report::{Next, Report};
+use super::status::pairing_active;
+use super::{backoff, jitter};
+
+/// How often instances are visited when nothing is expected of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Interval between visits of a converged instance.
+    pub resync: Duration,
+    /// How often a gateway is looked at while a device may be pairing.
+    pub pairing_poll: Duration,
+    /// How long a pairing window stays open after the gateway first becomes ready.
+    pub pairing_window: Duration,
+}
+
+/// Decides `report.next` and the status's `nextReconcileAt`.
+pub(super) fn schedule(report: &mut Report, timing: &Timing) {
+    let now = report.loaded.now;
+    let next = if report.loaded.spec.paused {
+        Next {
+            after: jitter(timing.resync, 0.1),
+            reason: "Paused",
+            ..Next::default()
+        }
+    } else {
+        visit(report, timing)
+    };
+    report.judged.status.next_reconcile_at = Some(now + chrono_duration(next.after));
+    report.next = next;
+}
+
+fn visit(report: &Report, timing: &Timing) -> Next {
+    let converged = &report.converged;
+    let plan = &converged.plan;
+    let mut next = match &converged.failure {
+        Some(f) if f.error.is_terminal() => failed(jitter(timing.resync, 0.1), f),
+        Some(f) => {
+            // Fly (or our own limiter) said when to come back: trust it over our backoff, and
+            // be back on time (a slot reserved by our limiter is kept only briefly).
+            let after = f.error.retry_after().map_or_else(
+                || backoff(report.loaded.attempts),
+                |r| r + jitter(r.min(Duration::from_millis(2500)) / 10, 1.0),
+            );
+            failed(after, f)
+        }
+        None => match (&plan.wait, &plan.blocked) {
+            (Some(wait), _) => settled(wait.after, "Waiting"),
+            (None, Some(_)) => settled(jitter(timing.resync, 0.1), "Blocked"),
+            _ if plan.is_converged() => settled(jitter(timing.resync, 0.1), "Converged"),
+            _ => settled(Duration::from_millis(100), "Progressing"),
+        },
+    };
+    let now = report.loaded.now;
+    if let Some(at) = report
+        .resolved
+        .proxy_token_rotate_at
+        .filter(|_| !next.failed)
+    {
+        next.after = next.after.min(until(now, at) + Duration::from_secs(1));
+    }
+    let became_ready =
+        report.judged.status.phase == Phase::Ready && report.loaded.previous.phase != Phase::Ready;
+    if became_ready && !timing.pairing_window.is_zero() {
+        next.pairing_window_until = Some(now + chrono_duration(timing.pairing_window));
+    }
+    if !next.failed && plan.wait.is_none() && may_be_pairing(report, became_ready) {
+        next.after = next.after.min(jitter(timing.pairing_poll, 0.1));
+    }
+    next
+}
+
+/// Whether a device may be pairing: requests pending, approvals outstanding, or the pairing
+/// window open (or opening now).
+fn may_be_pairing(report: &Report, became_ready: bool) -> bool {
+    let Some(observed) = report.converged.observed.as_ref() else {
+        return false;
+    };
+    let now = report.loaded.now;
+    let window_open = report
+        .loaded
+        .record
+        .pairing_window_until
+        .is_some_and(|until| until > now);
+    pairing_active(&report.desired, observed, window_open || became_ready)
+}
+
+fn failed(after: Duration, failure: &super::report::Failure) -> Next {
+    Next {
+        after,
+        failed: true,
+        reason: failure.error.reason().as_str(),
+        pairing_window_until: None,
+    }
+}
+
+fn settled(after: Duration, reason: &'static str) -> Next {
+    Next {
+        after,
+        failed: false,
+        reason,
+        pairing_window_until: None,
+    }
+}
+
+fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
+    (at - now).to_std().unwrap_or_default()
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
