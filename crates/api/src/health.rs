@@ -3,10 +3,9 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use super::error::ApiError;
-use super::{openapi, validate, ApiState};
+use super::{validate, ApiState};
 use openclaws_store::{self as store, stats};
 use std::time::Duration;
 
@@ -65,11 +64,4 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
         state.metrics.encode(),
     )
         .into_response()
-}
-
-/// This API's OpenAPI 3.1 document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "OpenAPI document", body = Object)))]
-pub async fn openapi_json() -> Json<serde_json::Value> {
-    Json(openapi::document())
 }

@@ -126,7 +126,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(health::openapi_json))
+        .route("/openapi.json", get(openapi::openapi_json))
         .merge(v1)
         .nest("/support", support::router())
         .route("/support/", get(support::trailing_slash))
