@@ -1,9 +1,12 @@
 # Multi-stage build of openclaws-controller: a Rust builder, then a slim non-root runtime.
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY src ./src
-COPY migrations ./migrations
+# The build context holds the production crates only (.dockerignore). Cargo loads every workspace
+# member and the root's dev-dependencies, so the simulator and the test kit get empty sources and
+# the bench an empty file: none of them is compiled for the binary.
+COPY . .
+RUN mkdir -p crates/fly-sim/src crates/testkit/src benches \
+ && touch crates/fly-sim/src/lib.rs crates/testkit/src/lib.rs benches/fleet.rs
 # The commit shown in openclaws_build_info{git_sha}: `fly deploy --build-arg OPENCLAWS_GIT_SHA=$(git rev-parse --short HEAD)`.
 ARG OPENCLAWS_GIT_SHA=unknown
 ENV OPENCLAWS_GIT_SHA=${OPENCLAWS_GIT_SHA}

@@ -4,7 +4,7 @@
 //! device identity gets no scopes, so it cannot list or approve pairing requests. The controller
 //! therefore keeps one identity per instance, pairs it once, and signs every `connect` with it.
 //!
-//! Wire facts (openclaw 2026.9.6, `../shared/reference/openclaw-gateway.md` §4.1):
+//! Wire facts (openclaw 2026.9.6, `docs/reference/openclaw-gateway.md` §4.1):
 //! - `device.id` is the lowercase hex SHA-256 of the raw 32-byte public key;
 //! - `device.publicKey` is the raw public key, base64url without padding;
 //! - `device.signature` is an Ed25519 signature (base64url) over the UTF-8 string

@@ -1,7 +1,7 @@
 //! The OpenClaw gateway seen from the controller: what it renders into a gateway's state
 //! directory, and how it talks to a running gateway.
 //!
-//! Facts come from `../shared/reference/openclaw-gateway.md` (openclaw 2026.9.6, verified by
+//! Facts come from `docs/reference/openclaw-gateway.md` (openclaw 2026.9.6, verified by
 //! experiment) and are re-checked by `tests/gateway_real.rs` against a real gateway installed by
 //! `scripts/install-openclaw.sh`.
 //!

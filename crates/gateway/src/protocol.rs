@@ -1,6 +1,6 @@
 //! Wire types of the gateway's WebSocket protocol (v4), with no I/O.
 //!
-//! Frames are JSON text messages of three types (`../shared/reference/openclaw-gateway.md` §4):
+//! Frames are JSON text messages of three types (`docs/reference/openclaw-gateway.md` §4):
 //! - the server opens with `{"type":"event","event":"connect.challenge","payload":{"nonce","ts"}}`;
 //! - every call is `{"type":"req","id","method","params"}`, the first one being `connect`;
 //! - every answer is `{"type":"res","id","ok",payload|error}`; `connect` answers `hello-ok`.
