@@ -88,7 +88,6 @@ pub async fn start(
             source,
         })?;
     let addr = listener.local_addr().map_err(ServeError::Http)?;
-
     let state = api_state(settings, pool.clone(), metrics.clone(), inputs.clone());
     let router = openclaws_api::router(state);
     let api_shutdown = shutdown.clone();
@@ -97,62 +96,8 @@ pub async fn start(
             .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
             .await
     });
-
-    let fly = FlyClient::new(
-        &settings.fly.fly_api_base,
-        &settings.fly.fly_api_token,
-        &settings.fly.fly_org,
-        metrics.clone(),
-    );
-    let leases: std::sync::Weak<dyn openclaws_telemetry::LeaseHolder> = fly.lease_book();
-    metrics.track_leases(leases);
-    let reconciler = Reconciler {
-        pool: pool.clone(),
-        fly,
-        dns: settings.dns.dns_api_token.as_ref().map(|token| {
-            openclaws_dns::CloudflareDns::new(
-                &settings.dns.dns_api_base,
-                token,
-                settings
-                    .dns
-                    .dns_zone
-                    .as_deref()
-                    .unwrap_or(&settings.base_domain),
-            )
-        }),
-        inputs: inputs.clone(),
-        cipher: Arc::new(settings.secret_key.0.clone()),
-        timing: Timing {
-            resync: Duration::from_secs(settings.resync_seconds),
-            pairing_poll: Duration::from_secs_f64(
-                settings.gateway.pairing_poll_seconds.clamp(0.2, 600.0),
-            ),
-            pairing_window: Duration::from_secs(settings.gateway.pairing_window_seconds),
-        },
-        telemetry: metrics.clone(),
-    };
-    let config = ControllerConfig {
-        owner: format!(
-            "{}-{}",
-            hostname(),
-            uuid::Uuid::new_v4()
-                .simple()
-                .to_string()
-                .get(..8)
-                .unwrap_or("0")
-        ),
-        workers: settings.workers as usize,
-        lease: settings.lease(),
-        poll: Duration::from_secs_f64(settings.poll_seconds.clamp(0.05, 60.0)),
-        grace: Duration::from_secs(settings.shutdown_grace_seconds),
-        listen_url: Some(
-            settings
-                .database
-                .database_listen_url
-                .clone()
-                .unwrap_or_else(|| settings.database.database_url.clone()),
-        ),
-    };
+    let reconciler = reconciler(settings, pool.clone(), inputs, metrics.clone());
+    let config = controller_config(settings);
     let watch = settings.watch_interval().map(|interval| {
         tokio::spawn(controller::watch::run(
             reconciler.fly.clone(),
@@ -177,6 +122,65 @@ pub async fn start(
         workers,
         watch,
     })
+}
+
+/// The engine with its clients (Fly, DNS) and its reporting wired to `metrics`.
+fn reconciler(
+    settings: &ServeSettings,
+    pool: sqlx::PgPool,
+    inputs: DesiredInputs,
+    metrics: Arc<Metrics>,
+) -> Reconciler {
+    let fly = FlyClient::new(
+        &settings.fly.fly_api_base,
+        &settings.fly.fly_api_token,
+        &settings.fly.fly_org,
+        metrics.clone(),
+    );
+    let leases: std::sync::Weak<dyn openclaws_telemetry::LeaseHolder> = fly.lease_book();
+    metrics.track_leases(leases);
+    let dns = settings.dns.dns_api_token.as_ref().map(|token| {
+        let zone = settings.dns.dns_zone.as_deref();
+        openclaws_dns::CloudflareDns::new(
+            &settings.dns.dns_api_base,
+            token,
+            zone.unwrap_or(&settings.base_domain),
+        )
+    });
+    Reconciler {
+        pool,
+        fly,
+        dns,
+        inputs,
+        cipher: Arc::new(settings.secret_key.0.clone()),
+        timing: Timing {
+            resync: Duration::from_secs(settings.resync_seconds),
+            pairing_poll: Duration::from_secs_f64(
+                settings.gateway.pairing_poll_seconds.clamp(0.2, 600.0),
+            ),
+            pairing_window: Duration::from_secs(settings.gateway.pairing_window_seconds),
+        },
+        telemetry: metrics,
+    }
+}
+
+/// The dispatcher's settings: this replica's lease owner name, workers, lease, polling.
+fn controller_config(settings: &ServeSettings) -> ControllerConfig {
+    let start = uuid::Uuid::new_v4().simple().to_string();
+    let database = &settings.database;
+    ControllerConfig {
+        owner: format!("{}-{}", hostname(), start.get(..8).unwrap_or("0")),
+        workers: settings.workers as usize,
+        lease: settings.lease(),
+        poll: Duration::from_secs_f64(settings.poll_seconds.clamp(0.05, 60.0)),
+        grace: Duration::from_secs(settings.shutdown_grace_seconds),
+        listen_url: Some(
+            database
+                .database_listen_url
+                .clone()
+                .unwrap_or_else(|| database.database_url.clone()),
+        ),
+    }
 }
 
 /// The fleet settings and platform keys every instance's desired state is built from, shared by

@@ -100,16 +100,30 @@ pub trait LeaseHolder: Send + Sync + std::fmt::Debug {
     fn held_leases(&self) -> usize;
 }
 
-/// Process-wide metrics.
+/// Process-wide metrics, by what they describe.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    fly_requests: Family<FlyRequestLabels, Counter>,
-    fly_request_duration: Family<EndpointLabels, Histogram>,
-    fly_throttle_wait: Family<EndpointLabels, Histogram>,
-    fly_rate_limited: Family<EndpointLabels, Counter>,
-    fly_leases_held: Gauge,
+    fly: FlyMetrics,
+    work: WorkMetrics,
+    fleet: FleetMetrics,
+    lifecycle: LifecycleMetrics,
+}
+
+/// Calls to Fly.
+#[derive(Debug)]
+struct FlyMetrics {
+    requests: Family<FlyRequestLabels, Counter>,
+    request_duration: Family<EndpointLabels, Histogram>,
+    throttle_wait: Family<EndpointLabels, Histogram>,
+    rate_limited: Family<EndpointLabels, Counter>,
+    leases_held: Gauge,
     lease_holders: Mutex<Vec<Weak<dyn LeaseHolder>>>,
+}
+
+/// Reconciles, the queue and the fleet watch of this process.
+#[derive(Debug)]
+struct WorkMetrics {
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_duration: Histogram,
     active_workers: Gauge,
@@ -118,9 +132,19 @@ pub struct Metrics {
     watch_passes: Family<ResultLabels, Counter>,
     watch_machines_listed: Counter,
     watch_wakeups: Counter,
+}
+
+/// The whole fleet, counted in PostgreSQL at scrape time.
+#[derive(Debug)]
+struct FleetMetrics {
     instances: Family<PhaseLabels, Gauge>,
-    instance_conditions: Family<ConditionLabels, Gauge>,
-    fleet_refreshed: Mutex<Option<Instant>>,
+    conditions: Family<ConditionLabels, Gauge>,
+    refreshed: Mutex<Option<Instant>>,
+}
+
+/// What happens to instances over their life: first Ready, deletion, drift, pairing.
+#[derive(Debug)]
+struct LifecycleMetrics {
     time_to_first_ready: Histogram,
     deletion_duration: Histogram,
     drift_detected: Family<KindLabels, Counter>,
@@ -143,108 +167,129 @@ fn lifecycle_buckets() -> impl Iterator<Item = f64> {
     .into_iter()
 }
 
-impl Metrics {
-    /// Registers every metric; label sets known in advance start at zero, so a dashboard shows
-    /// 0 rather than no data and the first event already counts in a rate.
-    pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("openclaws");
-        let fly_requests = Family::<FlyRequestLabels, Counter>::default();
-        registry.register(
-            "fly_requests",
-            "Fly API requests by endpoint and HTTP status (0 = no response)",
-            fly_requests.clone(),
-        );
-        let fly_request_duration =
-            Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.005, 2.0, 14))
-            });
-        registry.register(
-            "fly_request_duration_seconds",
-            "Fly API request latency",
-            fly_request_duration.clone(),
-        );
-        let fly_throttle_wait = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 3.0])
-        });
-        registry.register(
-            "fly_throttle_wait_seconds",
-            "Time Fly calls waited for a client-side rate-limit token (a refusal counts its retry-after)",
-            fly_throttle_wait.clone(),
-        );
-        let fly_rate_limited = Family::<EndpointLabels, Counter>::default();
-        registry.register(
-            "fly_rate_limited",
-            "Fly API answers 429 Too Many Requests, by endpoint",
-            fly_rate_limited.clone(),
-        );
-        let fly_leases_held = Gauge::default();
-        registry.register(
-            "fly_leases_held",
-            "Fly machine leases this process holds now",
-            fly_leases_held.clone(),
-        );
-        let reconciles = Family::<ReconcileLabels, Counter>::default();
-        registry.register(
-            "reconciles",
-            "Reconciles by result (success, error, gone, abandoned) and reason (the outcome, or the error's class)",
-            reconciles.clone(),
-        );
-        let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
-        registry.register(
-            "reconcile_duration_seconds",
-            "Time one reconcile took",
-            reconcile_duration.clone(),
-        );
-        let active_workers = Gauge::default();
-        registry.register(
-            "active_workers",
-            "Reconciles running now in this process",
-            active_workers.clone(),
-        );
-        let queue_depth = Gauge::default();
-        registry.register(
-            "queue_depth",
-            "Instances due and not leased",
-            queue_depth.clone(),
-        );
-        let queue_oldest_due_age = Gauge::<f64, AtomicU64>::default();
-        registry.register(
-            "queue_oldest_due_age_seconds",
-            "How long the oldest due instance has waited",
-            queue_oldest_due_age.clone(),
-        );
-        let watch_passes = Family::<ResultLabels, Counter>::default();
-        registry.register(
+/// Registers `metric` under `name` and hands it back.
+fn register<M>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M
+where
+    M: prometheus_client::registry::Metric + Clone,
+{
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+impl FlyMetrics {
+    fn new(r: &mut Registry) -> Self {
+        Self {
+            requests: register(
+                r,
+                "fly_requests",
+                "Fly API requests by endpoint and HTTP status (0 = no response)",
+                Family::default(),
+            ),
+            request_duration: register(
+                r,
+                "fly_request_duration_seconds",
+                "Fly API request latency",
+                Family::new_with_constructor(|| {
+                    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+                }),
+            ),
+            throttle_wait: register(
+                r,
+                "fly_throttle_wait_seconds",
+                "Time Fly calls waited for a client-side rate-limit token (a refusal counts its retry-after)",
+                Family::new_with_constructor(|| {
+                    Histogram::new([0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 3.0])
+                }),
+            ),
+            rate_limited: register(
+                r,
+                "fly_rate_limited",
+                "Fly API answers 429 Too Many Requests, by endpoint",
+                Family::default(),
+            ),
+            leases_held: register(
+                r,
+                "fly_leases_held",
+                "Fly machine leases this process holds now",
+                Gauge::default(),
+            ),
+            lease_holders: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl WorkMetrics {
+    fn new(r: &mut Registry) -> Self {
+        let watch_passes: Family<ResultLabels, Counter> = register(
+            r,
             "fleet_watch_passes",
             "Passes of the fleet watch over Fly's org-wide machine listing, by result",
-            watch_passes.clone(),
+            Family::default(),
         );
         for result in ["ok", "error"] {
             drop(watch_passes.get_or_create(&ResultLabels { result }));
         }
-        let watch_machines_listed = Counter::default();
-        registry.register(
-            "fleet_watch_machines_listed",
-            "Machines returned by the fleet watch's listings",
-            watch_machines_listed.clone(),
-        );
-        let watch_wakeups = Counter::default();
-        registry.register(
-            "fleet_watch_wakeups",
-            "Instances made due because their machine changed at Fly",
-            watch_wakeups.clone(),
-        );
-        let instances = Family::<PhaseLabels, Gauge>::default();
-        registry.register(
+        Self {
+            reconciles: register(
+                r,
+                "reconciles",
+                "Reconciles by result (success, error, gone, abandoned) and reason (the outcome, or the error's class)",
+                Family::default(),
+            ),
+            reconcile_duration: register(
+                r,
+                "reconcile_duration_seconds",
+                "Time one reconcile took",
+                Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            ),
+            active_workers: register(
+                r,
+                "active_workers",
+                "Reconciles running now in this process",
+                Gauge::default(),
+            ),
+            queue_depth: register(
+                r,
+                "queue_depth",
+                "Instances due and not leased",
+                Gauge::default(),
+            ),
+            queue_oldest_due_age: register(
+                r,
+                "queue_oldest_due_age_seconds",
+                "How long the oldest due instance has waited",
+                Gauge::default(),
+            ),
+            watch_passes,
+            watch_machines_listed: register(
+                r,
+                "fleet_watch_machines_listed",
+                "Machines returned by the fleet watch's listings",
+                Counter::default(),
+            ),
+            watch_wakeups: register(
+                r,
+                "fleet_watch_wakeups",
+                "Instances made due because their machine changed at Fly",
+                Counter::default(),
+            ),
+        }
+    }
+}
+
+impl FleetMetrics {
+    fn new(r: &mut Registry) -> Self {
+        let instances: Family<PhaseLabels, Gauge> = register(
+            r,
             "instances",
             "Instances by phase (counted in PostgreSQL at scrape time, every replica reports the whole fleet)",
-            instances.clone(),
+            Family::default(),
         );
-        let instance_conditions = Family::<ConditionLabels, Gauge>::default();
-        registry.register(
+        let conditions: Family<ConditionLabels, Gauge> = register(
+            r,
             "instance_conditions",
             "Instances by condition type and status (counted in PostgreSQL at scrape time)",
-            instance_conditions.clone(),
+            Family::default(),
         );
         for phase in Phase::ALL {
             drop(instances.get_or_create(&PhaseLabels {
@@ -254,47 +299,74 @@ impl Metrics {
         for type_ in CONDITION_TYPES {
             for status in CONDITION_STATUSES {
                 let r#type = type_.as_str();
-                drop(instance_conditions.get_or_create(&ConditionLabels { r#type, status }));
+                drop(conditions.get_or_create(&ConditionLabels { r#type, status }));
             }
         }
-        let time_to_first_ready = Histogram::new(lifecycle_buckets());
-        registry.register(
-            "instance_time_to_first_ready_seconds",
-            "From an instance's creation to its first Ready",
-            time_to_first_ready.clone(),
-        );
-        let deletion_duration = Histogram::new(lifecycle_buckets());
-        registry.register(
-            "instance_deletion_duration_seconds",
-            "From an instance's deletion request to its row being finalized",
-            deletion_duration.clone(),
-        );
-        let drift_detected = Family::<KindLabels, Counter>::default();
-        registry.register(
+        Self {
+            instances,
+            conditions,
+            refreshed: Mutex::new(None),
+        }
+    }
+}
+
+impl LifecycleMetrics {
+    fn new(r: &mut Registry) -> Self {
+        let drift_detected: Family<KindLabels, Counter> = register(
+            r,
             "drift_detected",
             "Drift found on converged instances (DriftDetected events), by kind",
-            drift_detected.clone(),
+            Family::default(),
         );
-        let drift_repaired = Family::<KindLabels, Counter>::default();
-        registry.register(
+        let drift_repaired: Family<KindLabels, Counter> = register(
+            r,
             "drift_repaired",
             "Drift put right (the instance converged again), by kind",
-            drift_repaired.clone(),
+            Family::default(),
         );
         for kind in DriftKind::ALL {
             let kind = kind.as_str();
             drop(drift_detected.get_or_create(&KindLabels { kind }));
             drop(drift_repaired.get_or_create(&KindLabels { kind }));
         }
-        let pairing_approvals = Family::<PairingLabels, Counter>::default();
-        registry.register(
+        let pairing_approvals: Family<PairingLabels, Counter> = register(
+            r,
             "pairing_approvals",
             "Device pairing approvals by policy (auto, manual, controller) and result (approved, failed, expired)",
-            pairing_approvals.clone(),
+            Family::default(),
         );
         for (policy, result) in PAIRING_OUTCOMES {
             drop(pairing_approvals.get_or_create(&PairingLabels { policy, result }));
         }
+        Self {
+            time_to_first_ready: register(
+                r,
+                "instance_time_to_first_ready_seconds",
+                "From an instance's creation to its first Ready",
+                Histogram::new(lifecycle_buckets()),
+            ),
+            deletion_duration: register(
+                r,
+                "instance_deletion_duration_seconds",
+                "From an instance's deletion request to its row being finalized",
+                Histogram::new(lifecycle_buckets()),
+            ),
+            drift_detected,
+            drift_repaired,
+            pairing_approvals,
+        }
+    }
+}
+
+impl Metrics {
+    /// Registers every metric; label sets known in advance start at zero, so a dashboard shows
+    /// 0 rather than no data and the first event already counts in a rate.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("openclaws");
+        let fly = FlyMetrics::new(&mut registry);
+        let work = WorkMetrics::new(&mut registry);
+        let fleet = FleetMetrics::new(&mut registry);
+        let lifecycle = LifecycleMetrics::new(&mut registry);
         registry.register(
             "build",
             "Build information",
@@ -306,28 +378,10 @@ impl Metrics {
         registry.register_collector(Box::new(process::ProcessCollector));
         Self {
             registry,
-            fly_requests,
-            fly_request_duration,
-            fly_throttle_wait,
-            fly_rate_limited,
-            fly_leases_held,
-            lease_holders: Mutex::new(Vec::new()),
-            reconciles,
-            reconcile_duration,
-            active_workers,
-            queue_depth,
-            queue_oldest_due_age,
-            watch_passes,
-            watch_machines_listed,
-            watch_wakeups,
-            instances,
-            instance_conditions,
-            fleet_refreshed: Mutex::new(None),
-            time_to_first_ready,
-            deletion_duration,
-            drift_detected,
-            drift_repaired,
-            pairing_approvals,
+            fly,
+            work,
+            fleet,
+            lifecycle,
         }
     }
 
@@ -335,7 +389,11 @@ impl Metrics {
     /// every Prometheus version read.
     pub fn encode(&self) -> String {
         let held: usize = {
-            let mut holders = self.lease_holders.lock().unwrap_or_else(|e| e.into_inner());
+            let mut holders = self
+                .fly
+                .lease_holders
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             holders.retain(|h| h.strong_count() > 0);
             holders
                 .iter()
@@ -343,7 +401,7 @@ impl Metrics {
                 .map(|h| h.held_leases())
                 .sum()
         };
-        self.fly_leases_held.set(held as i64);
+        self.fly.leases_held.set(held as i64);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
@@ -352,29 +410,34 @@ impl Metrics {
 
     /// Records one Fly API call.
     pub fn observe_fly_request(&self, endpoint: &'static str, status: u16, elapsed: Duration) {
-        self.fly_requests
+        self.fly
+            .requests
             .get_or_create(&FlyRequestLabels { endpoint, status })
             .inc();
         if status == 429 {
-            self.fly_rate_limited
+            self.fly
+                .rate_limited
                 .get_or_create(&EndpointLabels { endpoint })
                 .inc();
         }
-        self.fly_request_duration
+        self.fly
+            .request_duration
             .get_or_create(&EndpointLabels { endpoint })
             .observe(elapsed.as_secs_f64());
     }
 
     /// Records how long a Fly call waited for a client-side rate-limit token.
     pub fn observe_throttle(&self, endpoint: &'static str, waited: Duration) {
-        self.fly_throttle_wait
+        self.fly
+            .throttle_wait
             .get_or_create(&EndpointLabels { endpoint })
             .observe(waited.as_secs_f64());
     }
 
     /// Makes `holder`'s leases count in `openclaws_fly_leases_held` for as long as it lives.
     pub fn track_leases(&self, holder: Weak<dyn LeaseHolder>) {
-        self.lease_holders
+        self.fly
+            .lease_holders
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(holder);
@@ -382,33 +445,35 @@ impl Metrics {
 
     /// Records one finished reconcile.
     pub fn observe_reconcile(&self, result: &'static str, reason: &'static str, elapsed: Duration) {
-        self.reconciles
+        self.work
+            .reconciles
             .get_or_create(&ReconcileLabels { result, reason })
             .inc();
-        self.reconcile_duration.observe(elapsed.as_secs_f64());
+        self.work.reconcile_duration.observe(elapsed.as_secs_f64());
     }
 
     /// Tracks reconciles in flight.
     pub fn worker_started(&self) {
-        self.active_workers.inc();
+        self.work.active_workers.inc();
     }
 
     /// Tracks reconciles in flight.
     pub fn worker_finished(&self) {
-        self.active_workers.dec();
+        self.work.active_workers.dec();
     }
 
     /// Updates the queue gauges.
     pub fn set_queue(&self, depth: i64, oldest_due_age_seconds: f64) {
-        self.queue_depth.set(depth);
-        self.queue_oldest_due_age.set(oldest_due_age_seconds);
+        self.work.queue_depth.set(depth);
+        self.work.queue_oldest_due_age.set(oldest_due_age_seconds);
     }
 
     /// Whether the fleet counts are old enough to be counted again (and claims the refresh, so
     /// concurrent scrapes do not all query PostgreSQL).
     pub fn fleet_refresh_due(&self) -> bool {
         let mut last = self
-            .fleet_refreshed
+            .fleet
+            .refreshed
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
@@ -429,7 +494,8 @@ impl Metrics {
                 .filter(|(p, _)| p == phase.as_str())
                 .map(|(_, n)| n)
                 .sum();
-            self.instances
+            self.fleet
+                .instances
                 .get_or_create(&PhaseLabels {
                     phase: phase.as_str(),
                 })
@@ -444,7 +510,8 @@ impl Metrics {
                     .filter(|(t, s, _)| t == r#type && s == status)
                     .map(|(_, _, n)| n)
                     .sum();
-                self.instance_conditions
+                self.fleet
+                    .conditions
                     .get_or_create(&ConditionLabels { r#type, status })
                     .set(n);
             }
@@ -453,31 +520,34 @@ impl Metrics {
 
     /// Records the time from an instance's creation to its first `Ready`.
     pub fn observe_time_to_first_ready(&self, seconds: f64) {
-        self.time_to_first_ready.observe(seconds);
+        self.lifecycle.time_to_first_ready.observe(seconds);
     }
 
     /// Records the time from an instance's deletion request to its row being finalized.
     pub fn observe_deletion(&self, seconds: f64) {
-        self.deletion_duration.observe(seconds);
+        self.lifecycle.deletion_duration.observe(seconds);
     }
 
     /// Counts drift of one kind found on a converged instance.
     pub fn observe_drift_detected(&self, kind: &'static str) {
-        self.drift_detected
+        self.lifecycle
+            .drift_detected
             .get_or_create(&KindLabels { kind })
             .inc();
     }
 
     /// Counts drift of one kind put right.
     pub fn observe_drift_repaired(&self, kind: &'static str) {
-        self.drift_repaired
+        self.lifecycle
+            .drift_repaired
             .get_or_create(&KindLabels { kind })
             .inc();
     }
 
     /// Counts one pairing approval (or an approval given up on).
     pub fn observe_pairing(&self, policy: &'static str, result: &'static str) {
-        self.pairing_approvals
+        self.lifecycle
+            .pairing_approvals
             .get_or_create(&PairingLabels { policy, result })
             .inc();
     }
@@ -486,7 +556,8 @@ impl Metrics {
 impl Metrics {
     /// Counts one fleet watch pass.
     pub fn observe_watch_pass(&self, ok: bool) {
-        self.watch_passes
+        self.work
+            .watch_passes
             .get_or_create(&ResultLabels {
                 result: if ok { "ok" } else { "error" },
             })
@@ -495,12 +566,12 @@ impl Metrics {
 
     /// Counts machines a fleet watch listing returned.
     pub fn observe_watch_listed(&self, machines: u64) {
-        self.watch_machines_listed.inc_by(machines);
+        self.work.watch_machines_listed.inc_by(machines);
     }
 
     /// Counts instances the fleet watch woke.
     pub fn observe_watch_wakeups(&self, woken: u64) {
-        self.watch_wakeups.inc_by(woken);
+        self.work.watch_wakeups.inc_by(woken);
     }
 }
 

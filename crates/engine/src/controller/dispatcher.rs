@@ -79,105 +79,150 @@ pub async fn run<R: Reconcile>(
         telemetry,
     };
     let wake = Arc::new(Notify::new());
-    let listener_stop = CancellationToken::new();
+    let helpers_stop = CancellationToken::new();
     let listener_task = config
         .listen_url
         .clone()
-        .map(|url| tokio::spawn(listener::listen(url, wake.clone(), listener_stop.clone())));
+        .map(|url| tokio::spawn(listener::listen(url, wake.clone(), helpers_stop.clone())));
     let gauges_task = tokio::spawn(update_queue_gauges(
         shared.pool.clone(),
         shared.telemetry.clone(),
-        listener_stop.clone(),
+        helpers_stop.clone(),
     ));
-
-    let slots = Arc::new(Semaphore::new(config.workers));
-    let abandon = CancellationToken::new();
-    let mut running: JoinSet<()> = JoinSet::new();
-    let mut poll_errors = 0u32;
-
-    while !shutdown.is_cancelled() {
-        while running.try_join_next().is_some() {}
-        let free = slots.available_permits();
-        let mut claimed_all = false;
-        if free > 0 {
-            match work::claim_due(&shared.pool, &config.owner, free as i64, config.lease).await {
-                Ok(claims) => {
-                    poll_errors = 0;
-                    claimed_all = claims.len() == free;
-                    for claim in claims {
-                        let permit = slots.clone().acquire_owned().await.expect("semaphore open");
-                        let shared = shared.clone();
-                        let config = config.clone();
-                        let abandon = abandon.clone();
-                        // Every line logged during the reconcile carries the instance; the
-                        // engine fills in its name and generation once it has read them.
-                        let span = tracing::info_span!(
-                            "reconcile",
-                            uid = %claim.instance_uid,
-                            instance = tracing::field::Empty,
-                            generation = tracing::field::Empty,
-                        );
-                        running.spawn(
-                            async move {
-                                run_one(&shared, &config, claim, abandon).await;
-                                drop(permit);
-                            }
-                            .instrument(span),
-                        );
-                    }
-                }
-                Err(e) => {
-                    poll_errors += 1;
-                    tracing::warn!(error = %e, "claiming work failed");
-                }
-            }
-        }
-        if claimed_all {
-            continue;
-        }
-        let sleep_for = if poll_errors > 0 {
-            backoff(poll_errors.min(5) as i32).min(Duration::from_secs(30))
-        } else if free == 0 {
-            config.poll
-        } else {
-            match work::next_due_in(&shared.pool).await {
-                Ok(Some(s)) => Duration::from_secs_f64(s).min(config.poll),
-                Ok(None) => config.poll,
-                Err(_) => config.poll,
-            }
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(sleep_for) => {}
-            Some(_) = running.join_next(), if !running.is_empty() => {}
-        }
-    }
-
-    tracing::info!(
-        in_flight = running.len(),
-        "shutting down: no new work is claimed"
-    );
-    let deadline = tokio::time::sleep(config.grace);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            next = running.join_next() => if next.is_none() { break },
-            _ = &mut deadline => {
-                tracing::warn!(in_flight = running.len(), "shutdown grace elapsed: abandoning in-flight reconciles");
-                abandon.cancel();
-                while running.join_next().await.is_some() {}
-                break;
-            }
-        }
-    }
-    listener_stop.cancel();
+    let mut workers = Workers {
+        slots: Arc::new(Semaphore::new(config.workers)),
+        abandon: CancellationToken::new(),
+        running: JoinSet::new(),
+        shared,
+        config,
+    };
+    workers.serve(&wake, &shutdown).await;
+    workers.drain().await;
+    helpers_stop.cancel();
     if let Some(t) = listener_task {
         let _ = t.await;
     }
     let _ = gauges_task.await;
     Ok(())
 }
+
+/// The worker pool: claims due work up to the free slots and runs one reconcile per claim.
+struct Workers<R> {
+    shared: Shared<R>,
+    config: ControllerConfig,
+    slots: Arc<Semaphore>,
+    /// Cancelled when the shutdown grace has run out: in-flight reconciles stop.
+    abandon: CancellationToken,
+    running: JoinSet<()>,
+}
+
+impl<R: Reconcile> Workers<R> {
+    /// Claims and runs work until `shutdown`; sleeps until a wake-up, a worker finishing, or
+    /// the next due time (at most the poll interval).
+    async fn serve(&mut self, wake: &Notify, shutdown: &CancellationToken) {
+        let mut poll_errors = 0u32;
+        while !shutdown.is_cancelled() {
+            while self.running.try_join_next().is_some() {}
+            let free = self.slots.available_permits();
+            if free > 0 {
+                match self.claim(free).await {
+                    Ok(true) => {
+                        poll_errors = 0;
+                        continue;
+                    }
+                    Ok(false) => poll_errors = 0,
+                    Err(e) => {
+                        poll_errors += 1;
+                        tracing::warn!(error = %e, "claiming work failed");
+                    }
+                }
+            }
+            let sleep_for = self.sleep_time(free, poll_errors).await;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(sleep_for) => {}
+                Some(_) = self.running.join_next(), if !self.running.is_empty() => {}
+            }
+        }
+    }
+
+    /// Claims up to `free` due keys and starts a reconcile for each; `true` when every slot was
+    /// filled (more work may be due at once).
+    async fn claim(&mut self, free: usize) -> Result<bool, StoreError> {
+        let config = &self.config;
+        let claims =
+            work::claim_due(&self.shared.pool, &config.owner, free as i64, config.lease).await?;
+        let filled = claims.len() == free;
+        for claim in claims {
+            let permit = self
+                .slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore open");
+            let shared = self.shared.clone();
+            let config = self.config.clone();
+            let abandon = self.abandon.clone();
+            // Every line logged during the reconcile carries the instance; the engine fills in
+            // its name and generation once it has read them.
+            let span = tracing::info_span!(
+                "reconcile",
+                uid = %claim.instance_uid,
+                instance = tracing::field::Empty,
+                generation = tracing::field::Empty,
+            );
+            self.running.spawn(
+                async move {
+                    run_one(&shared, &config, claim, abandon).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+        Ok(filled)
+    }
+
+    /// How long to sleep before polling again: a backoff after failed polls, the poll interval
+    /// when every worker is busy, else until the next due key (at most the poll interval).
+    async fn sleep_time(&self, free: usize, poll_errors: u32) -> Duration {
+        let poll = self.config.poll;
+        if poll_errors > 0 {
+            return backoff(poll_errors.min(5) as i32).min(Duration::from_secs(30));
+        }
+        if free == 0 {
+            return poll;
+        }
+        match work::next_due_in(&self.shared.pool).await {
+            Ok(Some(s)) => Duration::from_secs_f64(s).min(poll),
+            Ok(None) | Err(_) => poll,
+        }
+    }
+
+    /// After shutdown: in-flight reconciles get the grace period, then are abandoned.
+    async fn drain(&mut self) {
+        tracing::info!(
+            in_flight = self.running.len(),
+            "shutting down: no new work is claimed"
+        );
+        let deadline = tokio::time::sleep(self.config.grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = self.running.join_next() => if next.is_none() { break },
+                _ = &mut deadline => {
+                    tracing::warn!(in_flight = self.running.len(), "shutdown grace elapsed: abandoning in-flight reconciles");
+                    self.abandon.cancel();
+                    while self.running.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// How a claimed reconcile ended, as far as the worker saw.
+type Ended = Option<Result<Result<Outcome, ReconcileError>, tokio::task::JoinError>>;
 
 /// Runs one claimed reconcile under its lease and records the next visit.
 async fn run_one<R: Reconcile>(
@@ -200,7 +245,6 @@ async fn run_one<R: Reconcile>(
         )
         .in_current_span(),
     );
-
     // Its own task, so a panic ends this reconcile only (reported to Sentry by the panic hook,
     // tagged with the uid by the bound hub) and the worker records a backoff below.
     let task = {
@@ -215,16 +259,41 @@ async fn run_one<R: Reconcile>(
         )
     };
     let abort = task.abort_handle();
-    let result = tokio::select! {
+    let ended: Ended = tokio::select! {
         r = task => Some(r),
         _ = lost.cancelled() => { abort.abort(); None }
         _ = abandon.cancelled() => { abort.abort(); None }
     };
     renewer.abort();
+    let (result, reason) = settle(shared, config, &claim, ended, lost.is_cancelled()).await;
+    tracing::debug!(
+        result,
+        reason,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "reconcile finished"
+    );
+    shared
+        .telemetry
+        .reconcile_finished(result, reason, started.elapsed());
+    shared.telemetry.worker_finished();
+}
 
-    let pool = &shared.pool;
-    let owner = config.owner.as_str();
-    let (result_label, reason) = match result {
+/// Schedules the next visit from how the reconcile ended (its outcome, a backoff after an error
+/// or a panic) or gives the key back; returns the result and reason for metrics.
+async fn settle<R: Reconcile>(
+    shared: &Shared<R>,
+    config: &ControllerConfig,
+    claim: &Claim,
+    ended: Ended,
+    lease_lost: bool,
+) -> (&'static str, &'static str) {
+    let (pool, uid, owner) = (&shared.pool, claim.instance_uid, config.owner.as_str());
+    let retry = || async {
+        let after = backoff(claim.attempts);
+        let attempts = claim.attempts.saturating_add(1);
+        log_store(work::complete(pool, uid, owner, after, attempts).await, uid);
+    };
+    match ended {
         Some(Ok(Ok(Outcome::Gone))) => ("gone", "Deleted"),
         Some(Ok(Ok(Outcome::Requeue {
             after,
@@ -242,25 +311,17 @@ async fn run_one<R: Reconcile>(
         Some(Ok(Err(e))) => {
             tracing::error!(instance_uid = %uid, error = %e, "reconcile failed before recording");
             shared.telemetry.reconcile_error(uid, e.kind(), &e);
-            let after = backoff(claim.attempts);
-            log_store(
-                work::complete(pool, uid, owner, after, claim.attempts.saturating_add(1)).await,
-                uid,
-            );
+            retry().await;
             ("error", "StoreError")
         }
         Some(Err(join_error)) => {
             let error = join_error.to_string();
             let error = openclaws_model::redact::scrub_text(&error);
             tracing::error!(instance_uid = %uid, %error, "reconcile panicked");
-            let after = backoff(claim.attempts);
-            log_store(
-                work::complete(pool, uid, owner, after, claim.attempts.saturating_add(1)).await,
-                uid,
-            );
+            retry().await;
             ("error", "Panic")
         }
-        None if lost.is_cancelled() => {
+        None if lease_lost => {
             tracing::warn!(instance_uid = %uid, "lease lost: reconcile abandoned");
             ("abandoned", "LeaseLost")
         }
@@ -268,17 +329,7 @@ async fn run_one<R: Reconcile>(
             log_store(work::release(pool, uid, owner).await, uid);
             ("abandoned", "Shutdown")
         }
-    };
-    tracing::debug!(
-        result = result_label,
-        reason,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "reconcile finished"
-    );
-    shared
-        .telemetry
-        .reconcile_finished(result_label, reason, started.elapsed());
-    shared.telemetry.worker_finished();
+    }
 }
 
 fn log_store<T>(r: Result<T, StoreError>, uid: Uuid) {

@@ -168,77 +168,18 @@ impl Desired {
                     .filter(|_| proxy_token),
             },
         );
-        let mut machine = MachineConfig {
-            image: spec.image.clone(),
-            env: BTreeMap::from([("NODE_ENV".to_owned(), "production".to_owned())]),
-            guest: Some(Guest {
-                cpu_kind: spec.guest.cpu_kind.as_fly().to_owned(),
-                cpus: spec.guest.cpus,
-                memory_mb: spec.guest.memory_mb,
-                extra: Default::default(),
-            }),
-            services: vec![MachineService {
-                protocol: "tcp".into(),
-                internal_port: GATEWAY_PORT,
-                ports: vec![
-                    ServicePort {
-                        port: Some(80),
-                        handlers: vec!["http".into()],
-                        force_https: Some(true),
-                        extra: Default::default(),
-                    },
-                    ServicePort {
-                        port: Some(443),
-                        handlers: vec!["tls".into(), "http".into()],
-                        force_https: None,
-                        extra: Default::default(),
-                    },
-                ],
-                autostop: Some(serde_json::Value::String("off".into())),
-                autostart: Some(true),
-                min_machines_running: Some(0),
-                extra: Default::default(),
-            }],
-            restart: Some(RestartPolicy {
-                policy: "always".into(),
-                max_retries: None,
-            }),
-            metadata: BTreeMap::from([
-                (META_INSTANCE_UID.to_owned(), uid.to_string()),
-                (META_INSTANCE_NAME.to_owned(), name.to_owned()),
-                (META_ROLE.to_owned(), "gateway".to_owned()),
-            ]),
-            ..Default::default()
-        };
+        let mut machine = gateway_machine(uid, name, spec);
         let bundle = boot_bundle(&BundleInput {
             owned: &owned,
             identity_name: &owned.agent_name,
         });
         apply_bundle(&bundle, &mut machine);
-        let gateway = settings.gateway.checks.then(|| {
-            let host = if public {
-                hostname.clone()
-            } else {
-                format!("{app_name}.fly.dev")
-            };
-            match &settings.gateway.url {
-                Some(url) => GatewayTarget {
-                    base: url.clone(),
-                    host: Some(host),
-                },
-                None if public => GatewayTarget {
-                    base: format!("https://{host}"),
-                    host: None,
-                },
-                // A private gateway has no public address: reach it over Fly's private network.
-                None => GatewayTarget {
-                    base: format!("http://{app_name}.internal:{GATEWAY_PORT}"),
-                    host: None,
-                },
-            }
-        });
         let hash = config_hash(&machine);
         machine.metadata.insert(META_CONFIG_HASH.to_owned(), hash);
+        let gateway = settings
+            .gateway
+            .checks
+            .then(|| gateway_target(&settings.gateway, public, &hostname, &app_name));
         Self {
             uid,
             name: name.to_owned(),
@@ -254,9 +195,10 @@ impl Desired {
             secrets: Default::default(),
             hostname,
             endpoint_wanted: settings.manage_dns && public,
-            public_ips: match spec.exposure {
-                openclaws_model::Exposure::Public => vec!["v6", "shared_v4"],
-                openclaws_model::Exposure::Private => Vec::new(),
+            public_ips: if public {
+                vec!["v6", "shared_v4"]
+            } else {
+                Vec::new()
             },
             machine,
             owned_hash: owned.hash(),
@@ -324,6 +266,78 @@ pub fn apply_bundle(bundle: &BootBundle, config: &mut MachineConfig) {
         BUNDLE_HASH_METADATA_KEY.to_owned(),
         bundle.bundle_hash.clone(),
     );
+}
+
+/// The gateway machine's config before its boot bundle and volume: image, size, the HTTP
+/// service on 80/443, restart policy and our ownership metadata.
+fn gateway_machine(uid: Uuid, name: &str, spec: &InstanceSpec) -> MachineConfig {
+    let port = |port: u16, handlers: &[&str], force_https: Option<bool>| ServicePort {
+        port: Some(port),
+        handlers: handlers.iter().map(|h| (*h).to_owned()).collect(),
+        force_https,
+        extra: Default::default(),
+    };
+    MachineConfig {
+        image: spec.image.clone(),
+        env: BTreeMap::from([("NODE_ENV".to_owned(), "production".to_owned())]),
+        guest: Some(Guest {
+            cpu_kind: spec.guest.cpu_kind.as_fly().to_owned(),
+            cpus: spec.guest.cpus,
+            memory_mb: spec.guest.memory_mb,
+            extra: Default::default(),
+        }),
+        services: vec![MachineService {
+            protocol: "tcp".into(),
+            internal_port: GATEWAY_PORT,
+            ports: vec![
+                port(80, &["http"], Some(true)),
+                port(443, &["tls", "http"], None),
+            ],
+            autostop: Some(serde_json::Value::String("off".into())),
+            autostart: Some(true),
+            min_machines_running: Some(0),
+            extra: Default::default(),
+        }],
+        restart: Some(RestartPolicy {
+            policy: "always".into(),
+            max_retries: None,
+        }),
+        metadata: BTreeMap::from([
+            (META_INSTANCE_UID.to_owned(), uid.to_string()),
+            (META_INSTANCE_NAME.to_owned(), name.to_owned()),
+            (META_ROLE.to_owned(), "gateway".to_owned()),
+        ]),
+        ..Default::default()
+    }
+}
+
+/// Where the controller reaches the gateway: through the configured base URL with the
+/// hostname as `Host`, else the public hostname, else (private) Fly's private network.
+fn gateway_target(
+    placement: &GatewayPlacement,
+    public: bool,
+    hostname: &str,
+    app_name: &str,
+) -> GatewayTarget {
+    let host = if public {
+        hostname.to_owned()
+    } else {
+        format!("{app_name}.fly.dev")
+    };
+    match &placement.url {
+        Some(url) => GatewayTarget {
+            base: url.clone(),
+            host: Some(host),
+        },
+        None if public => GatewayTarget {
+            base: format!("https://{host}"),
+            host: None,
+        },
+        None => GatewayTarget {
+            base: format!("http://{app_name}.internal:{GATEWAY_PORT}"),
+            host: None,
+        },
+    }
 }
 
 /// A short, stable hash of a machine config (recorded in metadata for humans and audits).
@@ -532,6 +546,24 @@ mod tests {
         assert_eq!(
             machine.metadata[BUNDLE_HASH_METADATA_KEY],
             bundle.bundle_hash
+        );
+    }
+
+    /// The config and bundle hashes of a fixed spec, as the controller before the workspace
+    /// split computed them. A change here makes every running machine differ from its desired
+    /// config, so an upgrade would update (restart) the whole fleet: change these values only
+    /// on purpose.
+    #[test]
+    fn the_machine_config_hash_is_stable_across_releases() {
+        let spec: InstanceSpec = serde_json::from_value(serde_json::json!({
+            "customerId": "c1", "region": "iad", "identity": {"displayName": "Ada"}
+        }))
+        .unwrap();
+        let d = Desired::from_spec(Uuid::from_u128(7), "acme", 1, &spec, false, &settings());
+        assert_eq!(d.machine.metadata[META_CONFIG_HASH], "498d46b37960a913");
+        assert_eq!(
+            d.machine.metadata[BUNDLE_HASH_METADATA_KEY],
+            "sha256:80c919002051e558b5284574b88e80cf9a4245529ed45d6cfbfbd9897d2cf46e"
         );
     }
 }

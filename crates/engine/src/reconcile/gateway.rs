@@ -194,29 +194,12 @@ pub async fn execute(
     observed: &mut Observed,
     action: &Action,
 ) -> Result<(), GatewayStepError> {
-    let now = Utc::now();
     match action {
         Action::PairController {
             machine_id,
             request_id,
         } => {
-            let out = fly
-                .exec_machine(
-                    &desired.app_name,
-                    machine_id,
-                    bootstrap_command(request_id),
-                    EXEC_TIMEOUT,
-                )
-                .await?;
-            if out.exit_code != 0 {
-                // Only stderr: stdout of an approval can carry the issued device token.
-                let said: String = out.stderr.trim().chars().take(300).collect();
-                return Err(GatewayStepError::Bootstrap(format!(
-                    "`openclaw devices approve` exited {}: {}",
-                    out.exit_code,
-                    said.trim()
-                )));
-            }
+            pair_controller(fly, &desired.app_name, machine_id, request_id).await?;
             // Look again with the now-paired identity.
             observed.gateway = None;
         }
@@ -242,7 +225,7 @@ pub async fn execute(
                     device_name: device_name.clone(),
                     result: outcome,
                     message,
-                    at: now,
+                    at: Utc::now(),
                 },
             );
             if let Some(gw) = observed.gateway.as_mut() {
@@ -262,7 +245,7 @@ pub async fn execute(
                 device_name: None,
                 result: PairingOutcome::Expired,
                 message: message.clone(),
-                at: now,
+                at: Utc::now(),
             },
         ),
         other => {
@@ -271,6 +254,29 @@ pub async fn execute(
                 other.step()
             )))
         }
+    }
+    Ok(())
+}
+
+/// The one-time Fly exec that approves the controller's own pending request from inside the
+/// machine.
+async fn pair_controller(
+    fly: &FlyClient,
+    app: &str,
+    machine_id: &str,
+    request_id: &str,
+) -> Result<(), GatewayStepError> {
+    let out = fly
+        .exec_machine(app, machine_id, bootstrap_command(request_id), EXEC_TIMEOUT)
+        .await?;
+    if out.exit_code != 0 {
+        // Only stderr: stdout of an approval can carry the issued device token.
+        let said: String = out.stderr.trim().chars().take(300).collect();
+        return Err(GatewayStepError::Bootstrap(format!(
+            "`openclaw devices approve` exited {}: {}",
+            out.exit_code,
+            said.trim()
+        )));
     }
     Ok(())
 }

@@ -76,7 +76,7 @@ pub async fn preview(
                 .to_owned(),
         );
     }
-    let desired = Desired::from_spec(
+    let mut desired = Desired::from_spec(
         record.uid,
         &record.name,
         record.generation,
@@ -84,9 +84,7 @@ pub async fn preview(
         deleting,
         &inputs.settings,
     );
-    let desired = if deleting {
-        desired
-    } else {
+    if !deleting {
         let stored = get_all_plaintext(pool, cipher, record.uid).await?;
         let draft = SecretsDraft::build(
             &stored,
@@ -99,44 +97,10 @@ pub async fn preview(
                 now,
             },
         );
-        if draft.gateway_token_missing {
-            notes.push(format!(
-                "no gateway token is stored for gatewayTokenRotation {}: the reconcile \
-                 generates one and sets the app secrets",
-                spec.gateway_token_rotation
-            ));
-        }
-        if draft.proxy_token_missing {
-            notes.push(
-                "no current LLM proxy token is stored: the reconcile mints one and sets the app \
-                 secrets"
-                    .to_owned(),
-            );
-        }
-        desired.with_secrets(draft.finish_preview(cipher))
-    };
-    let (mut observed, observed_at) = match status_store::load_snapshot(pool, record.uid).await? {
-        Some(snapshot) => match serde_json::from_value::<Observed>(snapshot.world) {
-            Ok(world) => (world, Some(snapshot.at)),
-            Err(e) => {
-                tracing::warn!(instance = %record.name, error = %e, "unreadable observed snapshot");
-                notes.push(
-                    "the recorded observation could not be read (written by another version?): \
-                     planned from an empty world; the next reconcile records a new one"
-                        .to_owned(),
-                );
-                (Observed::empty(), None)
-            }
-        },
-        None => {
-            notes.push(
-                "no reconcile has recorded what it observed yet: planned from an empty world \
-                 (as if nothing existed at Fly)"
-                    .to_owned(),
-            );
-            (Observed::empty(), None)
-        }
-    };
+        notes.extend(secrets_notes(&draft, spec.gateway_token_rotation));
+        desired.set_secrets(draft.finish_preview(cipher));
+    }
+    let (mut observed, observed_at) = recorded_world(pool, record, &mut notes).await?;
     // As the engine does after observing: our bookkeeping of the last secrets write.
     observed.secrets.applied = record
         .fly_secrets_fingerprint
@@ -154,6 +118,53 @@ pub async fn preview(
         deleting,
         notes,
     })
+}
+
+/// What the reconcile would create that the preview only stands in for.
+fn secrets_notes(draft: &SecretsDraft, rotation: u32) -> Vec<String> {
+    let mut notes = Vec::new();
+    if draft.gateway_token_missing {
+        notes.push(format!(
+            "no gateway token is stored for gatewayTokenRotation {rotation}: the reconcile \
+             generates one and sets the app secrets"
+        ));
+    }
+    if draft.proxy_token_missing {
+        notes.push(
+            "no current LLM proxy token is stored: the reconcile mints one and sets the app \
+             secrets"
+                .to_owned(),
+        );
+    }
+    notes
+}
+
+/// The world the last reconcile recorded, or an empty one (with a note saying why).
+async fn recorded_world(
+    pool: &PgPool,
+    record: &InstanceRecord,
+    notes: &mut Vec<String>,
+) -> Result<(Observed, Option<DateTime<Utc>>), PreviewError> {
+    let Some(snapshot) = status_store::load_snapshot(pool, record.uid).await? else {
+        notes.push(
+            "no reconcile has recorded what it observed yet: planned from an empty world \
+             (as if nothing existed at Fly)"
+                .to_owned(),
+        );
+        return Ok((Observed::empty(), None));
+    };
+    match serde_json::from_value::<Observed>(snapshot.world) {
+        Ok(world) => Ok((world, Some(snapshot.at))),
+        Err(e) => {
+            tracing::warn!(instance = %record.name, error = %e, "unreadable observed snapshot");
+            notes.push(
+                "the recorded observation could not be read (written by another version?): \
+                 planned from an empty world; the next reconcile records a new one"
+                    .to_owned(),
+            );
+            Ok((Observed::empty(), None))
+        }
+    }
 }
 
 /// The engine's first round, without acting: plan from the Fly side of the world; when that asks
