@@ -181,44 +181,7 @@ fn semantic(name: &str, body: &Value, out: &mut Vec<FieldError>) {
         }
     }
     if let Some(meta) = body.get("metadata") {
-        if let Some(n) = meta.get("name").and_then(Value::as_str) {
-            if n != name {
-                out.push(FieldError::new(
-                    "metadata.name",
-                    "must equal the name in the path",
-                ));
-            }
-        }
-        if let Some(v) = meta.get("resourceVersion").and_then(Value::as_str) {
-            if v.parse::<i64>().is_err() {
-                out.push(FieldError::new(
-                    "metadata.resourceVersion",
-                    "must be a resource version returned by the server",
-                ));
-            }
-        }
-        if let Some(labels) = meta.get("labels").and_then(Value::as_object) {
-            for (key, value) in labels {
-                let key_ok = (1..=63).contains(&key.len())
-                    && key
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
-                if !key_ok {
-                    out.push(FieldError::new(
-                        "metadata.labels",
-                        "label keys must be 1-63 characters [A-Za-z0-9-_./]",
-                    ));
-                }
-                if let Some(v) = value.as_str() {
-                    if v.len() > 63 || !is_printable(v) {
-                        out.push(FieldError::new(
-                            format!("metadata.labels.{key}"),
-                            "must be at most 63 printable characters",
-                        ));
-                    }
-                }
-            }
-        }
+        check_metadata(name, meta, out);
     }
     let Some(spec) = body.get("spec").filter(|s| s.is_object()) else {
         return;
@@ -238,56 +201,17 @@ fn semantic(name: &str, body: &Value, out: &mut Vec<FieldError>) {
     }
     check_guest(spec.get("guest"), out);
     if let Some(model) = spec.get("model") {
-        if let Some(p) = model.get("primary").and_then(Value::as_str) {
-            if p.trim().is_empty() || !is_printable(p) {
-                out.push(FieldError::new(
-                    "spec.model.primary",
-                    "must be a model name",
-                ));
-            }
-        }
-        if let Some(fallbacks) = model.get("fallbacks").and_then(Value::as_array) {
-            for (i, f) in fallbacks.iter().enumerate() {
-                if let Some(f) = f.as_str() {
-                    if f.trim().is_empty() || f.len() > 200 || !is_printable(f) {
-                        out.push(FieldError::new(
-                            format!("spec.model.fallbacks[{i}]"),
-                            "must be a model name of 1-200 characters",
-                        ));
-                    }
-                }
-            }
-        }
+        check_model(model, out);
     }
     if let Some(keys) = spec.get("providerKeys").and_then(Value::as_object) {
-        for (key, value) in keys {
-            let path = format!("spec.providerKeys.{key}");
-            match value {
-                Value::String(s)
-                    if s.is_empty()
-                        || s.len() > MAX_SECRET_LEN
-                        || s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-                {
-                    out.push(FieldError::new(
-                        path,
-                        format!("must be 1-{MAX_SECRET_LEN} characters without whitespace (value not shown)"),
-                    ));
-                }
-                Value::Object(o) if o.get("set") == Some(&Value::Bool(false)) => {
-                    out.push(FieldError::new(
-                        path,
-                        "set must be true to keep the stored value; use null to remove it",
-                    ));
-                }
-                _ => {}
-            }
-        }
+        check_provider_keys(keys, out);
     }
-    if let Some(e) = spec
-        .get("composio")
-        .and_then(|c| c.get("entityId"))
-        .and_then(Value::as_str)
-    {
+    let text = |section: &str, field: &str| {
+        spec.get(section)
+            .and_then(|c| c.get(field))
+            .and_then(Value::as_str)
+    };
+    if let Some(e) = text("composio", "entityId") {
         if e.trim().is_empty() || !is_printable(e) {
             out.push(FieldError::new(
                 "spec.composio.entityId",
@@ -295,11 +219,7 @@ fn semantic(name: &str, body: &Value, out: &mut Vec<FieldError>) {
             ));
         }
     }
-    if let Some(d) = spec
-        .get("identity")
-        .and_then(|c| c.get("displayName"))
-        .and_then(Value::as_str)
-    {
+    if let Some(d) = text("identity", "displayName") {
         if d.trim().is_empty() || !is_printable(d) {
             out.push(FieldError::new(
                 "spec.identity.displayName",
@@ -307,21 +227,122 @@ fn semantic(name: &str, body: &Value, out: &mut Vec<FieldError>) {
             ));
         }
     }
-    if let Some(approvals) = spec
+    check_approvals(spec, out);
+}
+
+/// `metadata`: the name matches the path, a resource version the server issued, label keys and
+/// values of Kubernetes' sizes.
+fn check_metadata(name: &str, meta: &Value, out: &mut Vec<FieldError>) {
+    if let Some(n) = meta.get("name").and_then(Value::as_str) {
+        if n != name {
+            out.push(FieldError::new(
+                "metadata.name",
+                "must equal the name in the path",
+            ));
+        }
+    }
+    if let Some(v) = meta.get("resourceVersion").and_then(Value::as_str) {
+        if v.parse::<i64>().is_err() {
+            out.push(FieldError::new(
+                "metadata.resourceVersion",
+                "must be a resource version returned by the server",
+            ));
+        }
+    }
+    let Some(labels) = meta.get("labels").and_then(Value::as_object) else {
+        return;
+    };
+    for (key, value) in labels {
+        let key_ok = (1..=63).contains(&key.len())
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+        if !key_ok {
+            out.push(FieldError::new(
+                "metadata.labels",
+                "label keys must be 1-63 characters [A-Za-z0-9-_./]",
+            ));
+        }
+        if let Some(v) = value.as_str() {
+            if v.len() > 63 || !is_printable(v) {
+                out.push(FieldError::new(
+                    format!("metadata.labels.{key}"),
+                    "must be at most 63 printable characters",
+                ));
+            }
+        }
+    }
+}
+
+/// `spec.model`: a primary model name and fallbacks of 1-200 printable characters.
+fn check_model(model: &Value, out: &mut Vec<FieldError>) {
+    if let Some(p) = model.get("primary").and_then(Value::as_str) {
+        if p.trim().is_empty() || !is_printable(p) {
+            out.push(FieldError::new(
+                "spec.model.primary",
+                "must be a model name",
+            ));
+        }
+    }
+    let Some(fallbacks) = model.get("fallbacks").and_then(Value::as_array) else {
+        return;
+    };
+    for (i, f) in fallbacks.iter().enumerate() {
+        if let Some(f) = f.as_str() {
+            if f.trim().is_empty() || f.len() > 200 || !is_printable(f) {
+                out.push(FieldError::new(
+                    format!("spec.model.fallbacks[{i}]"),
+                    "must be a model name of 1-200 characters",
+                ));
+            }
+        }
+    }
+}
+
+/// `spec.providerKeys`: values without whitespace (never echoed), or a kept reference.
+fn check_provider_keys(keys: &serde_json::Map<String, Value>, out: &mut Vec<FieldError>) {
+    for (key, value) in keys {
+        let path = format!("spec.providerKeys.{key}");
+        match value {
+            Value::String(s)
+                if s.is_empty()
+                    || s.len() > MAX_SECRET_LEN
+                    || s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+            {
+                out.push(FieldError::new(
+                    path,
+                    format!("must be 1-{MAX_SECRET_LEN} characters without whitespace (value not shown)"),
+                ));
+            }
+            Value::Object(o) if o.get("set") == Some(&Value::Bool(false)) => {
+                out.push(FieldError::new(
+                    path,
+                    "set must be true to keep the stored value; use null to remove it",
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `spec.pairing.approvals`: each names exactly one of a request id or the latest request.
+fn check_approvals(spec: &Value, out: &mut Vec<FieldError>) {
+    let Some(approvals) = spec
         .get("pairing")
         .and_then(|p| p.get("approvals"))
         .and_then(Value::as_array)
-    {
-        for (i, a) in approvals.iter().enumerate() {
-            let Some(a) = a.as_object() else { continue };
-            let by_id = a.get("requestId").is_some_and(|v| v.is_string());
-            let latest = a.get("latest") == Some(&Value::Bool(true));
-            if by_id == latest {
-                out.push(FieldError::new(
-                    format!("spec.pairing.approvals[{i}]"),
-                    "must name exactly one of requestId or latest: true",
-                ));
-            }
+    else {
+        return;
+    };
+    for (i, a) in approvals.iter().enumerate() {
+        let Some(a) = a.as_object() else { continue };
+        let by_id = a.get("requestId").is_some_and(|v| v.is_string());
+        let latest = a.get("latest") == Some(&Value::Bool(true));
+        if by_id == latest {
+            out.push(FieldError::new(
+                format!("spec.pairing.approvals[{i}]"),
+                "must name exactly one of requestId or latest: true",
+            ));
         }
     }
 }
