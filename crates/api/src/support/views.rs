@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::auth::Role;
 use openclaws_model::{
     Condition, ConditionStatus, InstanceSpec, InstanceStatus, OpenClawInstance, PairingOutcome,
-    PairingPolicy, Phase, SecretRef,
+    PairingPolicy, PairingStatus, Phase, SecretRef,
 };
 use openclaws_store::events::Event;
 use openclaws_store::work::Schedule;
@@ -421,79 +421,105 @@ pub fn instance_page(viewer: &Viewer, view: &InstanceView) -> Markup {
                     }
                 }
             }
-            section id="overview" {
-                h2 { "Overview" }
-                dl.facts {
-                    dt { "Customer" } dd.mono { (spec.customer_id) }
-                    dt { "UID" } dd.mono { (instance.metadata.uid) }
-                    dt { "Created" } dd { (time_cell(instance.metadata.creation_timestamp, now)) }
-                    dt { "Generation" } dd {
-                        (instance.metadata.generation) " (observed " (status.observed_generation) ")"
-                        @if status.observed_generation < instance.metadata.generation {
-                            " " span.badge.warn { "spec change not yet reconciled" }
-                        }
-                    }
-                    dt { "Endpoint" } dd { (or_dash(status.endpoint.as_deref())) }
-                    @if let Some(labels) = (!instance.metadata.labels.is_empty()).then_some(&instance.metadata.labels) {
-                        dt { "Labels" } dd.mono {
-                            @for (k, v) in labels { (k) "=" (v) " " }
-                        }
-                    }
-                }
-            }
-            section id="conditions" {
-                h2 { "Conditions" }
-                @if status.conditions.is_empty() {
-                    p.muted { "None yet: the controller has not reconciled this instance." }
-                } @else {
-                    table {
-                        thead { tr { th { "Type" } th { "Status" } th { "Reason" } th { "Message" } th { "Since" } } }
-                        tbody {
-                            @for c in &status.conditions {
-                                tr data-type=(c.type_) {
-                                    td { strong { (c.type_) } }
-                                    td { (condition_badge(c.status)) }
-                                    td.mono { (c.reason) }
-                                    td { (c.message) }
-                                    td { (time_cell(c.last_transition_time, now)) }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            section id="last-error" {
-                h2 { "Last error" }
-                @match &status.last_error {
-                    None => p.muted { "None: the last reconcile succeeded." },
-                    Some(e) => dl.facts {
-                        dt { "Step" } dd.mono { (e.step) }
-                        dt { "Reason" } dd.mono { (e.reason) }
-                        dt { "Message" } dd { (e.message) }
-                        dt { "When" } dd { (time_cell(e.time, now)) }
-                        dt { "Attempt" } dd { (e.attempt) }
-                    },
-                }
-            }
+            (overview_section(instance, now))
+            (conditions_section(status, now))
+            (last_error_section(status, now))
             (pairing_section(viewer, instance, now))
-            section id="fly" {
-                h2 { "Fly" }
-                @let fly = status.fly.clone().unwrap_or_default();
-                dl.facts {
-                    dt { "App" } dd.mono { (or_dash(fly.app_name.as_deref())) }
-                    dt { "Volume" } dd.mono { (or_dash(fly.volume_id.as_deref())) }
-                    dt { "Machine" } dd.mono { (or_dash(fly.machine_id.as_deref())) }
-                    dt { "Machine state" } dd id="machine-state" { (or_dash(fly.machine_state.as_deref())) }
-                    dt { "Region" } dd { (or_dash(fly.region.as_deref())) }
-                    dt { "Image" } dd.mono { (or_dash(fly.image.as_deref())) }
-                }
-            }
+            (fly_section(status))
             (plan_slot(view.plan.as_ref()))
             (schedule_section(status, view.schedule.as_ref(), now))
             (spec_section(spec))
             (events_section(&view.events, now))
         },
     )
+}
+
+fn overview_section(instance: &OpenClawInstance, now: DateTime<Utc>) -> Markup {
+    let spec = &instance.spec;
+    let status = &instance.status;
+    html! {
+        section id="overview" {
+            h2 { "Overview" }
+            dl.facts {
+                dt { "Customer" } dd.mono { (spec.customer_id) }
+                dt { "UID" } dd.mono { (instance.metadata.uid) }
+                dt { "Created" } dd { (time_cell(instance.metadata.creation_timestamp, now)) }
+                dt { "Generation" } dd {
+                    (instance.metadata.generation) " (observed " (status.observed_generation) ")"
+                    @if status.observed_generation < instance.metadata.generation {
+                        " " span.badge.warn { "spec change not yet reconciled" }
+                    }
+                }
+                dt { "Endpoint" } dd { (or_dash(status.endpoint.as_deref())) }
+                @if let Some(labels) = (!instance.metadata.labels.is_empty()).then_some(&instance.metadata.labels) {
+                    dt { "Labels" } dd.mono {
+                        @for (k, v) in labels { (k) "=" (v) " " }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn conditions_section(status: &InstanceStatus, now: DateTime<Utc>) -> Markup {
+    html! {
+        section id="conditions" {
+            h2 { "Conditions" }
+            @if status.conditions.is_empty() {
+                p.muted { "None yet: the controller has not reconciled this instance." }
+            } @else {
+                table {
+                    thead { tr { th { "Type" } th { "Status" } th { "Reason" } th { "Message" } th { "Since" } } }
+                    tbody {
+                        @for c in &status.conditions {
+                            tr data-type=(c.type_) {
+                                td { strong { (c.type_) } }
+                                td { (condition_badge(c.status)) }
+                                td.mono { (c.reason) }
+                                td { (c.message) }
+                                td { (time_cell(c.last_transition_time, now)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn last_error_section(status: &InstanceStatus, now: DateTime<Utc>) -> Markup {
+    html! {
+        section id="last-error" {
+            h2 { "Last error" }
+            @match &status.last_error {
+                None => p.muted { "None: the last reconcile succeeded." },
+                Some(e) => dl.facts {
+                    dt { "Step" } dd.mono { (e.step) }
+                    dt { "Reason" } dd.mono { (e.reason) }
+                    dt { "Message" } dd { (e.message) }
+                    dt { "When" } dd { (time_cell(e.time, now)) }
+                    dt { "Attempt" } dd { (e.attempt) }
+                },
+            }
+        }
+    }
+}
+
+fn fly_section(status: &InstanceStatus) -> Markup {
+    html! {
+        section id="fly" {
+            h2 { "Fly" }
+            @let fly = status.fly.clone().unwrap_or_default();
+            dl.facts {
+                dt { "App" } dd.mono { (or_dash(fly.app_name.as_deref())) }
+                dt { "Volume" } dd.mono { (or_dash(fly.volume_id.as_deref())) }
+                dt { "Machine" } dd.mono { (or_dash(fly.machine_id.as_deref())) }
+                dt { "Machine state" } dd id="machine-state" { (or_dash(fly.machine_state.as_deref())) }
+                dt { "Region" } dd { (or_dash(fly.region.as_deref())) }
+                dt { "Image" } dd.mono { (or_dash(fly.image.as_deref())) }
+            }
+        }
+    }
 }
 
 /// The answer to "why is this instance not Ready?", at the top of its page: the `Ready`
@@ -562,7 +588,6 @@ fn spec_section(spec: &InstanceSpec) -> Markup {
 }
 
 fn pairing_section(viewer: &Viewer, instance: &OpenClawInstance, now: DateTime<Utc>) -> Markup {
-    let name = &instance.metadata.name;
     let spec = &instance.spec.pairing;
     let pairing = instance.status.pairing.clone().unwrap_or_default();
     let manual = spec.policy == PairingPolicy::Manual;
@@ -576,62 +601,12 @@ fn pairing_section(viewer: &Viewer, instance: &OpenClawInstance, now: DateTime<U
         .iter()
         .filter(|a| !done.contains(&a.key().as_str()))
         .collect();
+    let approve = (manual && viewer.can_act()).then_some((viewer, instance.metadata.name.as_str()));
     html! {
         section id="pairing" {
             h2 { "Pairing" }
-            dl.facts {
-                dt { "Policy" } dd id="pairing-policy" {
-                    @if manual { "manual: requests wait for an approval" }
-                    @else { "auto: requests are approved as they appear" }
-                }
-                dt { "Controller paired" } dd {
-                    @if pairing.controller_paired { span.badge.ok { "yes" } }
-                    @else { span.badge.bad { "no" } " " span.muted { "(it cannot list or approve requests until it is)" } }
-                }
-                dt { "Last looked" } dd {
-                    @match pairing.observed_at { Some(t) => (time_cell(t, now)), None => span.muted { "never" } }
-                }
-                @if let Some(device) = &pairing.last_approved_device {
-                    dt { "Last approved" } dd {
-                        (device)
-                        @if let Some(t) = pairing.last_approved_at { " " span.muted { "(" (relative(t, now)) ")" } }
-                    }
-                }
-            }
-            h3 { "Pending requests" }
-            @if pairing.pending.is_empty() {
-                p.muted id="no-pending" { "No device is waiting." }
-            } @else {
-                table id="pending" {
-                    thead { tr {
-                        th { "Device" } th { "Platform" } th { "Client" } th { "Role" } th { "Age" }
-                        th { "Expires" } th { "Request" }
-                        @if manual && viewer.can_act() { th {} }
-                    } }
-                    tbody {
-                        @for p in &pairing.pending {
-                            tr data-request=(p.request_id) {
-                                td { (or_dash(p.device_name.as_deref())) }
-                                td { (or_dash(p.platform.as_deref())) }
-                                td.mono { (or_dash(p.client.as_deref())) }
-                                td { (or_dash(p.role.as_deref())) }
-                                td { (span(p.age_seconds)) }
-                                td { (relative(p.expires_at, now)) }
-                                td.mono { (p.request_id) }
-                                @if manual && viewer.can_act() {
-                                    td {
-                                        form.inline method="post" action={ "/support/instances/" (name) "/pairing/approvals" } {
-                                            input type="hidden" name="csrf" value=(viewer.csrf);
-                                            input type="hidden" name="request_id" value=(p.request_id);
-                                            button type="submit" class="approve" { "Approve" }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            (pairing_facts(&pairing, manual, now))
+            (pending_requests(&pairing, approve, now))
             @if !outstanding.is_empty() {
                 h3 { "Approvals waiting for the controller" }
                 ul id="outstanding" {
@@ -643,32 +618,106 @@ fn pairing_section(viewer: &Viewer, instance: &OpenClawInstance, now: DateTime<U
                     }
                 }
             }
-            h3 { "Recent results" }
-            @if pairing.recent.is_empty() {
-                p.muted { "None yet." }
-            } @else {
-                table id="recent" {
-                    thead { tr { th { "Result" } th { "Device" } th { "Request" } th { "Message" } th { "When" } } }
-                    tbody {
-                        @for r in &pairing.recent {
-                            tr {
-                                td {
-                                    @match r.result {
-                                        PairingOutcome::Approved => span.badge.ok { "Approved" },
-                                        PairingOutcome::Expired => span.badge.warn { "Expired" },
-                                        PairingOutcome::Failed => span.badge.bad { "Failed" },
-                                    }
+            (recent_results(&pairing, now))
+        }
+    }
+}
+
+fn pairing_facts(pairing: &PairingStatus, manual: bool, now: DateTime<Utc>) -> Markup {
+    html! {
+    dl.facts {
+        dt { "Policy" } dd id="pairing-policy" {
+            @if manual { "manual: requests wait for an approval" }
+            @else { "auto: requests are approved as they appear" }
+        }
+        dt { "Controller paired" } dd {
+            @if pairing.controller_paired { span.badge.ok { "yes" } }
+            @else { span.badge.bad { "no" } " " span.muted { "(it cannot list or approve requests until it is)" } }
+        }
+        dt { "Last looked" } dd {
+            @match pairing.observed_at { Some(t) => (time_cell(t, now)), None => span.muted { "never" } }
+        }
+        @if let Some(device) = &pairing.last_approved_device {
+            dt { "Last approved" } dd {
+                (device)
+                @if let Some(t) = pairing.last_approved_at { " " span.muted { "(" (relative(t, now)) ")" } }
+            }
+        }
+    }
+    }
+}
+
+/// The pending requests; with `approve` (a writer, policy manual) an Approve button each.
+fn pending_requests(
+    pairing: &PairingStatus,
+    approve: Option<(&Viewer, &str)>,
+    now: DateTime<Utc>,
+) -> Markup {
+    html! {
+    h3 { "Pending requests" }
+    @if pairing.pending.is_empty() {
+        p.muted id="no-pending" { "No device is waiting." }
+    } @else {
+        table id="pending" {
+            thead { tr {
+                th { "Device" } th { "Platform" } th { "Client" } th { "Role" } th { "Age" }
+                th { "Expires" } th { "Request" }
+                @if approve.is_some() { th {} }
+            } }
+            tbody {
+                @for p in &pairing.pending {
+                    tr data-request=(p.request_id) {
+                        td { (or_dash(p.device_name.as_deref())) }
+                        td { (or_dash(p.platform.as_deref())) }
+                        td.mono { (or_dash(p.client.as_deref())) }
+                        td { (or_dash(p.role.as_deref())) }
+                        td { (span(p.age_seconds)) }
+                        td { (relative(p.expires_at, now)) }
+                        td.mono { (p.request_id) }
+                        @if let Some((viewer, name)) = approve {
+                            td {
+                                form.inline method="post" action={ "/support/instances/" (name) "/pairing/approvals" } {
+                                    input type="hidden" name="csrf" value=(viewer.csrf);
+                                    input type="hidden" name="request_id" value=(p.request_id);
+                                    button type="submit" class="approve" { "Approve" }
                                 }
-                                td { (or_dash(r.device_name.as_deref())) }
-                                td.mono { (or_dash(r.request_id.as_deref())) }
-                                td { (r.message) }
-                                td { (time_cell(r.at, now)) }
                             }
                         }
                     }
                 }
             }
         }
+    }
+    }
+}
+
+fn recent_results(pairing: &PairingStatus, now: DateTime<Utc>) -> Markup {
+    html! {
+    h3 { "Recent results" }
+    @if pairing.recent.is_empty() {
+        p.muted { "None yet." }
+    } @else {
+        table id="recent" {
+            thead { tr { th { "Result" } th { "Device" } th { "Request" } th { "Message" } th { "When" } } }
+            tbody {
+                @for r in &pairing.recent {
+                    tr {
+                        td {
+                            @match r.result {
+                                PairingOutcome::Approved => span.badge.ok { "Approved" },
+                                PairingOutcome::Expired => span.badge.warn { "Expired" },
+                                PairingOutcome::Failed => span.badge.bad { "Failed" },
+                            }
+                        }
+                        td { (or_dash(r.device_name.as_deref())) }
+                        td.mono { (or_dash(r.request_id.as_deref())) }
+                        td { (r.message) }
+                        td { (time_cell(r.at, now)) }
+                    }
+                }
+            }
+        }
+    }
     }
 }
 
