@@ -22,6 +22,7 @@ pub mod apps;
 pub mod auth;
 pub mod certificates;
 pub mod clock;
+pub mod contract;
 pub mod control;
 pub mod dns;
 pub mod errors;
