@@ -210,7 +210,8 @@ pub struct Machine {
     pub cordoned: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Always sent (a summary listing answers `[]`).
+    #[serde(default)]
     pub events: Vec<MachineEvent>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_features: Vec<String>,
@@ -973,20 +974,20 @@ pub struct CertificateValidationError {
     pub timestamp: Option<String>,
 }
 
-/// `DNSRecords`
+/// `DNSRecords` (lists always sent: fly-go declares them without `omitempty`)
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DNSRecords {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub a: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub aaaa: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acme_challenge_cname: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub cname: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ownership_txt: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub resolved_addresses: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soa: Option<String>,
