@@ -133,7 +133,7 @@ async fn record(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let request_body = to_bytes(body, usize::MAX).await.unwrap_or_default();
-    let query = parts.uri.query().map(|q| url_pairs(q)).unwrap_or_default();
+    let query = parts.uri.query().map(url_pairs).unwrap_or_default();
     let mut exchange = Exchange {
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
