@@ -595,22 +595,25 @@ async fn a_detached_volume_deleted_out_of_band_is_recreated() {
     gone(&stack, name).await;
 }
 
+/// The app's addresses with their kinds, from the simulator's state (Fly's answers carry no
+/// kind).
+async fn sim_ips(stack: &Stack, app: &str) -> Vec<serde_json::Value> {
+    let state = stack.sim_state().await;
+    state["apps"]
+        .as_array()
+        .and_then(|apps| apps.iter().find(|a| a["name"] == app))
+        .and_then(|a| a["ips"].as_array().cloned())
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_released_address_is_allocated_again() {
     let stack = Stack::start(options()).await;
     let name = "addr";
     provisioned(&stack, name).await;
     let app = app(name);
-    let ips = sim_ok(
-        &stack,
-        Method::GET,
-        &format!("/v1/apps/{app}/ip_assignments"),
-        None,
-    )
-    .await;
-    let v6 = ips["ips"]
-        .as_array()
-        .unwrap()
+    let ips = sim_ips(&stack, &app).await;
+    let v6 = ips
         .iter()
         .find(|ip| ip["type"] == "v6")
         .and_then(|ip| ip["ip"].as_str())
@@ -625,14 +628,8 @@ async fn a_released_address_is_allocated_again() {
     .await;
     stack.reconcile_now(name).await;
     common::eventually(CONVERGE, "a v6 address again", || async {
-        let (_, ips) = stack
-            .fly(Method::GET, &format!("/v1/apps/{app}/ip_assignments"), None)
-            .await;
-        let kinds: Vec<&str> = ips["ips"]
-            .as_array()?
-            .iter()
-            .filter_map(|ip| ip["type"].as_str())
-            .collect();
+        let ips = sim_ips(&stack, &app).await;
+        let kinds: Vec<&str> = ips.iter().filter_map(|ip| ip["type"].as_str()).collect();
         (kinds.iter().filter(|k| **k == "v6").count() == 1 && kinds.len() == 2).then_some(())
     })
     .await;

@@ -176,9 +176,13 @@ async fn wait_succeeds_times_out_and_reports_failure() {
     assert!(r.body["event_id"].is_string());
 
     let began = std::time::Instant::now();
+    let version = sim.get(&format!("/v1/apps/oc-g6/machines/{id}")).await.body["instance_id"]
+        .as_str()
+        .expect("instance id")
+        .to_string();
     let r = sim
         .get(&format!(
-            "/v1/apps/oc-g6/machines/{id}/wait?state=stopped&timeout=1"
+            "/v1/apps/oc-g6/machines/{id}/wait?state=stopped&timeout=1&version={version}"
         ))
         .await;
     assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT);
@@ -192,7 +196,8 @@ async fn wait_succeeds_times_out_and_reports_failure() {
     sim.post_empty(&format!("/v1/apps/oc-g6/machines/{id}/stop"))
         .await;
     let waiter = {
-        let url = format!("/v1/apps/oc-g6/machines/{id}/wait?state=stopped&timeout=30");
+        let url =
+            format!("/v1/apps/oc-g6/machines/{id}/wait?state=stopped&timeout=30&version={version}");
         let base = sim.base.clone();
         tokio::spawn(async move {
             reqwest::Client::new()

@@ -681,3 +681,25 @@ async fn a_process_machine_runs_the_real_gateway_through_its_lifecycle() {
     stop_proxy.cancel();
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// The simulator keeps its own copy of the boot-bundle/image contract (it does not depend on the
+/// gateway crate); the two must agree.
+#[test]
+fn the_simulators_boot_contract_matches_the_gateway_bundle() {
+    assert_eq!(
+        fly_sim::process::ENTRY_ENV,
+        openclaws_gateway::bundle::ENTRY_ENV
+    );
+    assert_eq!(
+        fly_sim::process::PORT_ENV,
+        openclaws_gateway::bundle::PORT_ENV
+    );
+    assert_eq!(
+        fly_sim::process::BIND_ENV,
+        openclaws_gateway::bundle::BIND_ENV
+    );
+    assert_eq!(
+        fly_sim::process::DEFAULT_OPENCLAW_VERSION,
+        openclaws_gateway::VERIFIED_OPENCLAW_VERSION
+    );
+}

@@ -66,7 +66,7 @@ async fn secrets_are_versioned_and_gate_min_secrets_version() {
             json!({"config": {"image": "i"}, "min_secrets_version": 5}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     assert!(error_text(&r).contains("min_secrets_version"));
     let r = sim
         .post(

@@ -247,9 +247,19 @@ impl TestSim {
 
     /// Waits (via Fly's wait endpoint) for `state`, asserting 200.
     pub async fn wait_for(&self, app: &str, id: &str, state: &str) -> Value {
+        // Fly needs the version a wait for `stopped` is about.
+        let version = if state == "stopped" {
+            let m = self.get(&format!("/v1/apps/{app}/machines/{id}")).await;
+            format!(
+                "&version={}",
+                m.body["instance_id"].as_str().unwrap_or_default()
+            )
+        } else {
+            String::new()
+        };
         let r = self
             .get(&format!(
-                "/v1/apps/{app}/machines/{id}/wait?state={state}&timeout=30"
+                "/v1/apps/{app}/machines/{id}/wait?state={state}&timeout=30{version}"
             ))
             .await;
         assert_eq!(r.status, StatusCode::OK, "wait {state}: {:?}", r.body);

@@ -33,9 +33,62 @@ pub struct DnsRecord {
     pub comment: Option<String>,
 }
 
+/// A record as a create or update body: the writable fields only, and none that is empty, as
+/// cloudflare-go sends them (the id travels in the URL; an absent comment is left out, not
+/// `null`).
+#[derive(Serialize)]
+struct RecordBody<'a> {
+    #[serde(rename = "type")]
+    type_: &'a str,
+    name: &'a str,
+    content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<&'a str>,
+}
+
+impl<'a> From<&'a DnsRecord> for RecordBody<'a> {
+    fn from(r: &'a DnsRecord) -> Self {
+        Self {
+            type_: &r.type_,
+            name: &r.name,
+            content: &r.content,
+            comment: r.comment.as_deref().filter(|c| !c.is_empty()),
+        }
+    }
+}
+
 /// The ownership comment of records this controller creates.
 pub fn ownership_comment(instance_uid: &str) -> String {
     format!("openclaws instance {instance_uid}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_bodies_carry_no_empty_id_and_no_null_comment() {
+        let record = DnsRecord {
+            id: String::new(),
+            type_: "CNAME".into(),
+            name: "gw.example.com".into(),
+            content: "oc-gw.fly.dev".into(),
+            comment: None,
+        };
+        let body = serde_json::to_value(RecordBody::from(&record)).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"type": "CNAME", "name": "gw.example.com", "content": "oc-gw.fly.dev"})
+        );
+        let owned = DnsRecord {
+            id: "abc".into(),
+            comment: Some(ownership_comment("u1")),
+            ..record
+        };
+        let body = serde_json::to_value(RecordBody::from(&owned)).unwrap();
+        assert!(body.get("id").is_none(), "{body}");
+        assert_eq!(body["comment"], "openclaws instance u1");
+    }
 }
 
 #[derive(Deserialize)]
@@ -151,7 +204,7 @@ impl CloudflareDns {
         self.call(
             self.http
                 .post(format!("{}/client/v4/zones/{zone}/dns_records", self.base))
-                .json(record),
+                .json(&RecordBody::from(record)),
         )
         .await?
         .ok_or_else(|| DnsError::Transient("create answered no record".into()))
@@ -166,7 +219,7 @@ impl CloudflareDns {
                     "{}/client/v4/zones/{zone}/dns_records/{id}",
                     self.base
                 ))
-                .json(record),
+                .json(&RecordBody::from(record)),
         )
         .await
         .map(drop)

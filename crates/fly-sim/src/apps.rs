@@ -6,15 +6,16 @@ use super::clock::delta;
 use super::errors::{SimError, SimResult};
 use super::extract::{JsonBody, QueryPairs};
 use super::state::World;
+use super::wire::{
+    App, AppOrganizationInfo, CreateAppRequest, CreateAppResponse, ListAppsResponse,
+};
 use super::{Ctx, Simulator};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use openclaws_fly::types::CreateAppRequest;
-use serde::Serialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 /// A simulated app.
 #[derive(Debug, Clone, Serialize)]
@@ -97,13 +98,13 @@ impl World {
         Ok(self.apps.entry(name.to_string()).or_insert(app))
     }
 
-    /// The full App object.
-    pub fn app_json(&mut self, name: &str, ctx: &Ctx) -> Value {
+    /// The full App object (`None` for an unknown name).
+    pub fn app_json(&mut self, name: &str, ctx: &Ctx) -> Option<App> {
         let (ids, vols) = match self.apps.get(name) {
             Some(a) => (a.machines.clone(), a.volumes.clone()),
-            None => return Value::Null,
+            None => return None,
         };
-        let mut machine_count = 0u64;
+        let mut machine_count = 0i64;
         for id in &ids {
             self.settle_machine(id, ctx);
             if self
@@ -118,9 +119,7 @@ impl World {
             .iter()
             .filter(|v| self.volumes.get(*v).is_some_and(|v| !v.is_destroyed()))
             .count();
-        let Some(app) = self.apps.get(name) else {
-            return Value::Null;
-        };
+        let app = self.apps.get(name)?;
         let status = if app.deleting_at.is_some() {
             "suspended"
         } else if machine_count > 0 {
@@ -128,31 +127,51 @@ impl World {
         } else {
             "pending"
         };
-        json!({
-            "id": app.id,
-            "name": app.name,
-            "status": status,
-            "network": app.network.clone().unwrap_or_else(|| "default".into()),
-            "internal_numeric_id": app.internal_numeric_id,
-            "machine_count": machine_count,
-            "volume_count": volume_count,
-            "organization": {"name": app.org, "slug": app.org},
-            "cname_target": format!("{}.{}.fly.dev", &app.id[..6.min(app.id.len())], app.name),
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        Some(App {
+            id: Some(app.id.clone()),
+            name: Some(app.name.clone()),
+            status: Some(status.into()),
+            network: Some(app.network.clone().unwrap_or_else(|| "default".into())),
+            internal_numeric_id: i64::try_from(app.internal_numeric_id).ok(),
+            machine_count: Some(machine_count),
+            volume_count: Some(count(volume_count)),
+            organization: Some(AppOrganizationInfo {
+                name: Some(app.org.clone()),
+                slug: Some(app.org.clone()),
+                internal_numeric_id: None,
+            }),
+            network_cidr: None,
         })
     }
 }
 
-/// `POST /v1/apps[?wait=true]`.
+/// `POST /v1/apps` body: the document's `CreateAppRequest`, plus `app_name`, the spelling of
+/// Fly's docs page (and of its January 2024 document), still accepted for `name`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CreateAppBody {
+    #[serde(flatten)]
+    request: CreateAppRequest,
+    #[serde(default)]
+    app_name: Option<String>,
+}
+
+/// `POST /v1/apps`: `201 {"id","created_at"}` (`CreateAppResponse`, `created_at` in Unix
+/// milliseconds), as the document declares. With `?wait=true` (not in the document; fly-go sends
+/// it and decodes the answer as an `App`) the whole app.
 pub async fn create(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     query: QueryPairs,
-    JsonBody(body): JsonBody<CreateAppRequest>,
+    JsonBody(CreateAppBody {
+        request: body,
+        app_name,
+    }): JsonBody<CreateAppBody>,
 ) -> SimResult<Response> {
     let name = body
         .name
         .clone()
-        .or(body.app_name.clone())
+        .or(app_name)
         .filter(|n| !n.is_empty())
         .ok_or_else(|| SimError::Unprocessable {
             message: "Validation failed: Name can't be blank".into(),
@@ -185,13 +204,16 @@ pub async fn create(
                 ctx,
             )?;
         }
-        let body = if wait {
-            w.app_json(&name, ctx)
-        } else {
-            let app = w.apps.get(&name).ok_or_else(SimError::app_not_found)?;
-            json!({"id": app.id, "created_at": app.created_at.timestamp_millis()})
+        if wait {
+            let app = w.app_json(&name, ctx).ok_or_else(SimError::app_not_found)?;
+            return Ok((StatusCode::CREATED, Json(app)).into_response());
+        }
+        let app = w.apps.get(&name).ok_or_else(SimError::app_not_found)?;
+        let created = CreateAppResponse {
+            id: Some(app.id.clone()),
+            created_at: Some(app.created_at.timestamp_millis()),
         };
-        Ok((StatusCode::CREATED, Json(body)).into_response())
+        Ok((StatusCode::CREATED, Json(created)).into_response())
     })
 }
 
@@ -200,10 +222,12 @@ pub async fn get(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Json<App>> {
     sim.read(|w, ctx| {
         w.app_ref(&app, &caller, ctx)?;
-        Ok(Json(w.app_json(&app, ctx)))
+        w.app_json(&app, ctx)
+            .map(Json)
+            .ok_or_else(SimError::app_not_found)
     })
 }
 
@@ -212,7 +236,7 @@ pub async fn list(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     query: QueryPairs,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Json<ListAppsResponse>> {
     let org = query.get("org_slug").unwrap_or(&caller.org).to_string();
     if org != caller.org {
         return Err(SimError::NotFound("organization not found".into()));
@@ -228,11 +252,12 @@ pub async fn list(
         let mut apps = Vec::with_capacity(names.len());
         for name in &names {
             w.settle_app(name, ctx);
-            if w.apps.contains_key(name) {
-                apps.push(w.app_json(name, ctx));
-            }
+            apps.extend(w.app_json(name, ctx));
         }
-        Ok(Json(json!({"total_apps": apps.len(), "apps": apps})))
+        Ok(Json(ListAppsResponse {
+            total_apps: i64::try_from(apps.len()).ok(),
+            apps,
+        }))
     })
 }
 

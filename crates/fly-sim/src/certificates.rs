@@ -12,16 +12,21 @@ use super::dns::normalize;
 use super::errors::{SimError, SimResult};
 use super::extract::{JsonBody, QueryPairs};
 use super::state::{AppRef, World};
+use super::wire::{
+    AcmeChallenge, CertificateCheckResponse, CertificateDetail, CertificateEntry,
+    CertificateSummary, CertificateValidation, CertificateValidationError,
+    CreateAcmeCertificateRequest, CreateCustomCertificateRequest, DNSRecords, DNSRequirements,
+    DestroyCustomCertificateResponse, IssuedCertificate, ListCertificatesResponse,
+    OwnershipVerification,
+};
 use super::{Ctx, Simulator};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use base64::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
-use openclaws_fly::types::{CreateAcmeCertificateRequest, CreateCustomCertificateRequest};
 use rand::Rng;
 use serde::Serialize;
-use serde_json::{json, Value};
 
 type Time = DateTime<Utc>;
 
@@ -48,7 +53,7 @@ pub struct CertRec {
     /// The `_acme-challenge` CNAME target.
     pub acme_target: String,
     /// Recorded validation failures.
-    pub validation_errors: Vec<Value>,
+    pub validation_errors: Vec<CertificateValidationError>,
     /// Times of failed explicit checks (last hour).
     pub failed_checks: Vec<Time>,
     /// No issuance before this.
@@ -154,12 +159,15 @@ impl World {
                         "no CNAME, AAAA or _acme-challenge record points at this app",
                     )
                 };
-                cert.validation_errors.push(json!({
-                    "code": code,
-                    "message": message,
-                    "remediation": format!("CNAME {} to {}.fly.dev, or CNAME _acme-challenge.{} to {}", cert.hostname, app.name, cert.hostname, cert.acme_target),
-                    "timestamp": rfc3339(ctx.now),
-                }));
+                cert.validation_errors.push(CertificateValidationError {
+                    code: Some(code.into()),
+                    message: Some(message.into()),
+                    remediation: Some(format!(
+                        "CNAME {} to {}.fly.dev, or CNAME _acme-challenge.{} to {}",
+                        cert.hostname, app.name, cert.hostname, cert.acme_target
+                    )),
+                    timestamp: Some(rfc3339(ctx.now)),
+                });
                 if !limited {
                     cert.failed_checks
                         .retain(|t| *t > ctx.now - TimeDelta::hours(1));
@@ -176,7 +184,61 @@ impl World {
         }
     }
 
-    fn cert_json(&self, app: &AppRef, host: &str, with_records: bool) -> SimResult<Value> {
+    /// The certificates of a hostname (Fly-managed and custom), as `CertificateEntry`s.
+    fn cert_entries(cert: &CertRec) -> Vec<CertificateEntry> {
+        let expires = |t: Time| rfc3339(t + TimeDelta::days(90));
+        let issued = |kind: &str, at: Time, authority: &str| IssuedCertificate {
+            r#type: Some(kind.into()),
+            expires_at: Some(expires(at)),
+            certificate_authority: Some(authority.into()),
+        };
+        let mut entries = Vec::new();
+        if cert.acme_requested {
+            entries.push(CertificateEntry {
+                source: Some("fly".into()),
+                status: Some(
+                    if cert.issued_at.is_some() {
+                        "active"
+                    } else {
+                        "pending_validation"
+                    }
+                    .into(),
+                ),
+                created_at: Some(rfc3339(cert.created_at)),
+                expires_at: cert.issued_at.map(expires),
+                issuer: cert.issued_at.map(|_| "Let's Encrypt".into()),
+                issued: cert.issued_at.map_or_else(Vec::new, |at| {
+                    vec![
+                        issued("ecdsa", at, "lets_encrypt"),
+                        issued("rsa", at, "lets_encrypt"),
+                    ]
+                }),
+            });
+        }
+        if let Some(at) = cert.custom_at {
+            let pending = cert.status == "pending_ownership";
+            entries.push(CertificateEntry {
+                source: Some("custom".into()),
+                status: Some(
+                    if pending {
+                        "pending_ownership"
+                    } else {
+                        "active"
+                    }
+                    .into(),
+                ),
+                created_at: Some(rfc3339(at)),
+                expires_at: Some(expires(at)),
+                issuer: Some("custom".into()),
+                issued: vec![issued("rsa", at, "custom")],
+            });
+        }
+        entries
+    }
+
+    /// A hostname's `CertificateDetail`. `dns_requirements.a`/`aaaa` are `null` when the app has
+    /// no such address, as Fly's Go encodes an empty list.
+    fn cert_json(&self, app: &AppRef, host: &str) -> SimResult<CertificateDetail> {
         let cert = self
             .apps
             .get(&app.name)
@@ -184,76 +246,88 @@ impl World {
             .ok_or_else(cert_not_found)?;
         let (v4, v6) = app_ips(self, app);
         let (dns_ok, ownership_ok) = self.validates(app, cert);
-        let expires = |t: Time| rfc3339(t + TimeDelta::days(90));
-        let mut certificates = Vec::new();
-        if cert.acme_requested {
-            let issued = match cert.issued_at {
-                Some(at) => json!([
-                    {"type": "ecdsa", "expires_at": expires(at), "certificate_authority": "lets_encrypt"},
-                    {"type": "rsa", "expires_at": expires(at), "certificate_authority": "lets_encrypt"},
-                ]),
-                None => json!([]),
-            };
-            certificates.push(json!({
-                "source": "fly",
-                "status": if cert.issued_at.is_some() { "active" } else { "pending_validation" },
-                "created_at": rfc3339(cert.created_at),
-                "expires_at": cert.issued_at.map(expires),
-                "issuer": cert.issued_at.map(|_| "Let's Encrypt"),
-                "issued": issued,
-            }));
-        }
-        if let Some(at) = cert.custom_at {
-            certificates.push(json!({
-                "source": "custom",
-                "status": if cert.status == "pending_ownership" { "pending_ownership" } else { "active" },
-                "created_at": rfc3339(at),
-                "expires_at": expires(at),
-                "issuer": "custom",
-                "issued": [{"type": "rsa", "expires_at": expires(at), "certificate_authority": "custom"}],
-            }));
-        }
         let provider = if self.zone_for(host).is_some() {
             "cloudflare"
         } else {
             "unknown"
         };
-        let mut out = json!({
-            "hostname": cert.hostname,
-            "configured": dns_ok,
-            "acme_requested": cert.acme_requested,
-            "status": cert.status,
-            "dns_provider": provider,
-            "rate_limited_until": cert.rate_limited_until.map(rfc3339),
-            "created_at": rfc3339(cert.created_at),
-            "certificates": certificates,
-            "validation": {
-                "dns_configured": dns_ok,
-                "alpn_configured": false,
-                "http_configured": false,
-                "ownership_txt_configured": ownership_ok,
-            },
-            "dns_requirements": {
-                "a": v4,
-                "aaaa": v6,
-                "cname": format!("{}.fly.dev", app.name),
-                "acme_challenge": {"name": format!("_acme-challenge.{host}"), "target": cert.acme_target},
-                "ownership": {"name": format!("_fly-ownership.{host}"), "app_value": format!("app-{}", app.id), "org_value": format!("org-{}", app.org)},
-            },
-            "validation_errors": cert.validation_errors,
-        });
-        if with_records {
-            let view = self.dns_view(host);
-            let resolved: Vec<String> = view.a.iter().chain(view.aaaa.iter()).cloned().collect();
-            out["dns_records"] = json!({
-                "a": view.a, "aaaa": view.aaaa, "cname": view.cname,
-                "resolved_addresses": resolved,
-                "soa": self.zone_for(host).map(|z| format!("ada.ns.cloudflare.com. dns.cloudflare.com. ({})", z.name)).unwrap_or_default(),
-                "acme_challenge_cname": view.acme_cname.first().cloned().unwrap_or_default(),
-                "ownership_txt": view.ownership_txt.first().cloned().unwrap_or_default(),
-            });
+        Ok(CertificateDetail {
+            hostname: Some(cert.hostname.clone()),
+            configured: Some(dns_ok),
+            acme_requested: Some(cert.acme_requested),
+            status: Some(cert.status.clone()),
+            dns_provider: Some(provider.into()),
+            rate_limited_until: cert.rate_limited_until.map(rfc3339),
+            certificates: Self::cert_entries(cert),
+            validation: Some(CertificateValidation {
+                dns_configured: Some(dns_ok),
+                alpn_configured: Some(false),
+                http_configured: Some(false),
+                ownership_txt_configured: Some(ownership_ok),
+            }),
+            dns_requirements: Some(DNSRequirements {
+                a: (!v4.is_empty()).then_some(v4),
+                aaaa: (!v6.is_empty()).then_some(v6),
+                cname: Some(format!("{}.fly.dev", app.name)),
+                acme_challenge: Some(AcmeChallenge {
+                    name: Some(format!("_acme-challenge.{host}")),
+                    target: Some(cert.acme_target.clone()),
+                }),
+                ownership: Some(OwnershipVerification {
+                    name: Some(format!("_fly-ownership.{host}")),
+                    app_value: Some(format!("app-{}", app.id)),
+                    org_value: Some(format!("org-{}", app.org)),
+                }),
+            }),
+            validation_errors: cert.validation_errors.clone(),
+        })
+    }
+
+    /// What DNS answers for a hostname, as a check reports it.
+    fn dns_records(&self, host: &str) -> DNSRecords {
+        let view = self.dns_view(host);
+        let resolved: Vec<String> = view.a.iter().chain(view.aaaa.iter()).cloned().collect();
+        DNSRecords {
+            a: view.a,
+            aaaa: view.aaaa,
+            cname: view.cname,
+            resolved_addresses: resolved,
+            soa: self
+                .zone_for(host)
+                .map(|z| format!("ada.ns.cloudflare.com. dns.cloudflare.com. ({})", z.name)),
+            acme_challenge_cname: view.acme_cname.first().cloned(),
+            ownership_txt: view.ownership_txt.first().cloned(),
         }
-        Ok(out)
+    }
+
+    /// A hostname's `listCertificatesResponse` entry.
+    fn cert_summary(&self, app: &AppRef, host: &str) -> SimResult<CertificateSummary> {
+        let d = self.cert_json(app, host)?;
+        let created = self
+            .apps
+            .get(&app.name)
+            .and_then(|a| a.certificates.get(host))
+            .map(|c| rfc3339(c.created_at));
+        let validation = d.validation.unwrap_or_default();
+        Ok(CertificateSummary {
+            has_fly_certificate: d.acme_requested,
+            has_custom_certificate: Some(
+                d.certificates
+                    .iter()
+                    .any(|c| c.source.as_deref() == Some("custom")),
+            ),
+            hostname: d.hostname,
+            status: d.status,
+            configured: d.configured,
+            acme_requested: d.acme_requested,
+            dns_provider: d.dns_provider,
+            acme_dns_configured: validation.dns_configured,
+            acme_alpn_configured: validation.alpn_configured,
+            acme_http_configured: validation.http_configured,
+            ownership_txt_configured: validation.ownership_txt_configured,
+            created_at: created.clone(),
+            updated_at: created,
+        })
     }
 
     fn add_cert(&mut self, app: &AppRef, host: &str, custom: bool, ctx: &Ctx) -> SimResult<()> {
@@ -342,7 +416,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
     query: QueryPairs,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Json<ListCertificatesResponse>> {
     let limit = query.u64("limit")?.unwrap_or(25).clamp(1, 500) as usize;
     let offset = match query.get("cursor").filter(|c| !c.is_empty()) {
         Some(c) => base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -370,22 +444,16 @@ pub async fn list(
             .collect();
         let mut page = Vec::new();
         for h in matching.iter().skip(offset).take(limit) {
-            let c = w.cert_json(&app_ref, h, false)?;
-            page.push(json!({
-                "hostname": c["hostname"], "status": c["status"], "configured": c["configured"],
-                "acme_requested": c["acme_requested"], "created_at": c["created_at"],
-                "dns_provider": c["dns_provider"],
-                "has_fly_certificate": c["acme_requested"],
-                "has_custom_certificate": c["certificates"].as_array().is_some_and(|cs| cs.iter().any(|x| x["source"] == "custom")),
-            }));
+            page.push(w.cert_summary(&app_ref, h)?);
         }
         let next = offset + page.len();
-        let mut out = json!({"certificates": page, "total_count": matching.len()});
-        if next < matching.len() {
-            out["next_cursor"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(format!("o:{next}")));
-        }
-        Ok(Json(out))
+        Ok(Json(ListCertificatesResponse {
+            certificates: page,
+            total_count: i64::try_from(matching.len()).ok(),
+            next_cursor: (next < matching.len()).then(|| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o:{next}"))
+            }),
+        }))
     })
 }
 
@@ -395,8 +463,8 @@ pub async fn create_acme(
     Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
     JsonBody(body): JsonBody<CreateAcmeCertificateRequest>,
-) -> SimResult<(StatusCode, Json<Value>)> {
-    let host = normalize(&body.hostname);
+) -> SimResult<(StatusCode, Json<CertificateDetail>)> {
+    let host = normalize(body.hostname.as_deref().unwrap_or_default());
     if !valid_hostname(&host) {
         return Err(unprocessable("Hostname is invalid"));
     }
@@ -404,10 +472,7 @@ pub async fn create_acme(
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         w.add_cert(&app_ref, &host, false, ctx)?;
         w.progress_cert(&app_ref, &host, false, ctx);
-        Ok((
-            StatusCode::CREATED,
-            Json(w.cert_json(&app_ref, &host, false)?),
-        ))
+        Ok((StatusCode::CREATED, Json(w.cert_json(&app_ref, &host)?)))
     })
 }
 
@@ -418,22 +483,20 @@ pub async fn create_custom(
     Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
     JsonBody(body): JsonBody<CreateCustomCertificateRequest>,
-) -> SimResult<(StatusCode, Json<Value>)> {
-    let host = normalize(&body.hostname);
+) -> SimResult<(StatusCode, Json<CertificateDetail>)> {
+    let host = normalize(body.hostname.as_deref().unwrap_or_default());
     if !valid_hostname(&host) {
         return Err(unprocessable("Hostname is invalid"));
     }
-    if !body.fullchain.contains("BEGIN CERTIFICATE") || !body.private_key.contains("PRIVATE KEY") {
+    let pem = |v: &Option<String>, marker: &str| v.as_deref().is_some_and(|v| v.contains(marker));
+    if !pem(&body.fullchain, "BEGIN CERTIFICATE") || !pem(&body.private_key, "PRIVATE KEY") {
         return Err(unprocessable("fullchain and private_key must be PEM"));
     }
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         w.add_cert(&app_ref, &host, true, ctx)?;
         w.progress_cert(&app_ref, &host, false, ctx);
-        Ok((
-            StatusCode::CREATED,
-            Json(w.cert_json(&app_ref, &host, false)?),
-        ))
+        Ok((StatusCode::CREATED, Json(w.cert_json(&app_ref, &host)?)))
     })
 }
 
@@ -442,12 +505,12 @@ pub async fn get(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, host)): Path<(String, String)>,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Json<CertificateDetail>> {
     let host = normalize(&host);
     sim.read(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         w.progress_cert(&app_ref, &host, false, ctx);
-        w.cert_json(&app_ref, &host, false).map(Json)
+        w.cert_json(&app_ref, &host).map(Json)
     })
 }
 
@@ -456,13 +519,26 @@ pub async fn check(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, host)): Path<(String, String)>,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Json<CertificateCheckResponse>> {
     let host = normalize(&host);
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
-        w.cert_json(&app_ref, &host, false)?;
+        w.cert_json(&app_ref, &host)?;
         w.progress_cert(&app_ref, &host, true, ctx);
-        w.cert_json(&app_ref, &host, true).map(Json)
+        let d = w.cert_json(&app_ref, &host)?;
+        Ok(Json(CertificateCheckResponse {
+            dns_records: Some(w.dns_records(&host)),
+            acme_requested: d.acme_requested,
+            certificates: d.certificates,
+            configured: d.configured,
+            dns_provider: d.dns_provider,
+            dns_requirements: d.dns_requirements,
+            hostname: d.hostname,
+            rate_limited_until: d.rate_limited_until,
+            status: d.status,
+            validation: d.validation,
+            validation_errors: d.validation_errors,
+        }))
     })
 }
 
@@ -490,11 +566,11 @@ fn delete_kind(
     app: &str,
     host: &str,
     acme: bool,
-) -> SimResult<Json<Value>> {
+) -> SimResult<CertificateDetail> {
     let host = normalize(host);
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(app, caller, ctx)?;
-        let out_before = w.cert_json(&app_ref, &host, false)?;
+        let out_before = w.cert_json(&app_ref, &host)?;
         let a = w
             .apps
             .get_mut(&app_ref.name)
@@ -515,9 +591,10 @@ fn delete_kind(
         }
         if !c.acme_requested && c.custom_at.is_none() {
             a.certificates.remove(&host);
-            let mut out = out_before;
-            out["certificates"] = json!([]);
-            return Ok(Json(out));
+            return Ok(CertificateDetail {
+                certificates: Vec::new(),
+                ..out_before
+            });
         }
         c.status = if c.acme_requested {
             if c.issued_at.is_some() {
@@ -529,7 +606,7 @@ fn delete_kind(
             "active"
         }
         .into();
-        w.cert_json(&app_ref, &host, false).map(Json)
+        w.cert_json(&app_ref, &host)
     })
 }
 
@@ -538,8 +615,8 @@ pub async fn delete_acme(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, host)): Path<(String, String)>,
-) -> SimResult<Json<Value>> {
-    delete_kind(&sim, &caller, &app, &host, true)
+) -> SimResult<Json<CertificateDetail>> {
+    delete_kind(&sim, &caller, &app, &host, true).map(Json)
 }
 
 /// `DELETE /v1/apps/{app}/certificates/{hostname}/custom` → `200`.
@@ -547,6 +624,19 @@ pub async fn delete_custom(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, host)): Path<(String, String)>,
-) -> SimResult<Json<Value>> {
-    delete_kind(&sim, &caller, &app, &host, false)
+) -> SimResult<Json<DestroyCustomCertificateResponse>> {
+    let d = delete_kind(&sim, &caller, &app, &host, false)?;
+    Ok(Json(DestroyCustomCertificateResponse {
+        acme_requested: d.acme_requested,
+        certificates: d.certificates,
+        configured: d.configured,
+        dns_provider: d.dns_provider,
+        dns_requirements: d.dns_requirements,
+        hostname: d.hostname,
+        rate_limited_until: d.rate_limited_until,
+        status: d.status,
+        validation: d.validation,
+        validation_errors: d.validation_errors,
+        warning: None,
+    }))
 }

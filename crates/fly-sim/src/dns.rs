@@ -1,10 +1,12 @@
 //! The simulated DNS (spec §5): one table of A/AAAA/CNAME/TXT records that certificate
 //! validation reads, served through a Cloudflare-compatible API (`/client/v4/zones…`, the
-//! `{"success","errors","messages","result"}` envelope, `Bearer` token) and through
-//! `/_sim/dns` for records outside any zone we host (a customer's own DNS).
+//! `{"success","errors","messages","result"}` envelope, `Bearer` token; shapes from Cloudflare's
+//! document, [`super::wire::cloudflare`]) and through `/_sim/dns` for records outside any zone
+//! we host (a customer's own DNS).
 
 use super::clock::rfc3339;
 use super::state::World;
+use super::wire::cloudflare as cf;
 use super::Simulator;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -13,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// A hosted zone.
@@ -102,24 +104,21 @@ impl World {
 }
 
 impl DnsRecord {
-    fn to_cloudflare(&self, zone_name: &str) -> Value {
-        json!({
-            "id": self.id,
-            "zone_id": self.zone_id,
-            "zone_name": zone_name,
-            "name": self.name,
-            "type": self.type_,
-            "content": self.content,
-            "proxiable": matches!(self.type_.as_str(), "A" | "AAAA" | "CNAME"),
-            "proxied": self.proxied,
-            "ttl": self.ttl,
-            "locked": false,
-            "meta": {},
-            "comment": self.comment,
-            "tags": [],
-            "created_on": rfc3339(self.created_on),
-            "modified_on": rfc3339(self.modified_on),
-        })
+    fn to_cloudflare(&self) -> cf::DnsRecord {
+        cf::DnsRecord {
+            id: self.id.clone(),
+            kind: self.type_.clone(),
+            name: self.name.clone(),
+            content: self.content.clone(),
+            proxiable: matches!(self.type_.as_str(), "A" | "AAAA" | "CNAME"),
+            proxied: self.proxied,
+            ttl: self.ttl,
+            comment: self.comment.clone(),
+            tags: Vec::new(),
+            meta: cf::RecordMeta::default(),
+            created_on: rfc3339(self.created_on),
+            modified_on: rfc3339(self.modified_on),
+        }
     }
 }
 
@@ -148,32 +147,44 @@ impl CfError {
 
 impl IntoResponse for CfError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({
-                "success": false,
-                "errors": [{"code": self.code, "message": self.message}],
-                "messages": [],
-                "result": null,
-            })),
-        )
-            .into_response()
+        let body = cf::Envelope::<Value> {
+            success: false,
+            errors: vec![cf::Message {
+                code: self.code,
+                message: self.message,
+            }],
+            ..cf::Envelope::default()
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 
-fn ok(result: Value) -> Json<Value> {
-    Json(json!({"success": true, "errors": [], "messages": [], "result": result}))
+fn ok<T>(result: T) -> Json<cf::Envelope<T>> {
+    Json(cf::Envelope {
+        success: true,
+        errors: Vec::new(),
+        messages: Vec::new(),
+        result: Some(result),
+        result_info: None,
+    })
 }
 
-fn ok_list(items: Vec<Value>, page: usize, per_page: usize, total: usize) -> Json<Value> {
-    Json(json!({
-        "success": true, "errors": [], "messages": [],
-        "result": items.clone(),
-        "result_info": {
-            "page": page, "per_page": per_page, "count": items.len(),
-            "total_count": total, "total_pages": total.div_ceil(per_page.max(1)).max(1),
-        },
-    }))
+fn ok_list<T>(
+    items: Vec<T>,
+    page: usize,
+    per_page: usize,
+    total: usize,
+) -> Json<cf::Envelope<Vec<T>>> {
+    let info = cf::ResultInfo {
+        page: page as u64,
+        per_page: per_page as u64,
+        count: items.len() as u64,
+        total_count: total as u64,
+    };
+    Json(cf::Envelope {
+        result_info: Some(info),
+        ..ok(items).0
+    })
 }
 
 fn page_of(q: &super::extract::QueryPairs) -> (usize, usize) {
@@ -190,7 +201,7 @@ fn page_of(q: &super::extract::QueryPairs) -> (usize, usize) {
     (page, per_page)
 }
 
-fn paged(items: Vec<Value>, q: &super::extract::QueryPairs) -> Json<Value> {
+fn paged<T>(items: Vec<T>, q: &super::extract::QueryPairs) -> Json<cf::Envelope<Vec<T>>> {
     let (page, per_page) = page_of(q);
     let total = items.len();
     let slice = items
@@ -252,18 +263,43 @@ pub fn cloudflare_router(sim: Simulator) -> Router {
         .with_state(sim)
 }
 
-fn zone_json(z: &Zone) -> Value {
-    json!({
-        "id": z.id, "name": z.name, "status": "active", "paused": false, "type": "full",
-        "name_servers": ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"],
-        "created_on": rfc3339(z.created_on), "modified_on": rfc3339(z.created_on),
-    })
+fn zone_json(z: &Zone) -> cf::Zone {
+    let created = rfc3339(z.created_on);
+    let party = |kind: Option<&str>| cf::Party {
+        id: "0".repeat(32),
+        name: "openclaws".into(),
+        kind: kind.map(str::to_owned),
+    };
+    cf::Zone {
+        id: z.id.clone(),
+        name: z.name.clone(),
+        account: party(None),
+        owner: party(Some("organization")),
+        meta: cf::ZoneMeta {
+            dns_only: true,
+            custom_certificate_quota: 0,
+        },
+        development_mode: 0.0,
+        name_servers: vec![
+            "ada.ns.cloudflare.com".into(),
+            "bob.ns.cloudflare.com".into(),
+        ],
+        original_name_servers: None,
+        original_registrar: None,
+        original_dnshost: None,
+        created_on: created.clone(),
+        modified_on: created.clone(),
+        activated_on: Some(created),
+    }
 }
 
 /// `GET /client/v4/zones?name=`.
-async fn list_zones(State(sim): State<Simulator>, q: super::extract::QueryPairs) -> Json<Value> {
+async fn list_zones(
+    State(sim): State<Simulator>,
+    q: super::extract::QueryPairs,
+) -> Json<cf::Envelope<Vec<cf::Zone>>> {
     let name = q.get("name").map(normalize);
-    let zones: Vec<Value> = sim
+    let zones: Vec<cf::Zone> = sim
         .read(|w, _| {
             Ok(w.zones
                 .iter()
@@ -293,7 +329,7 @@ fn zone_or_404(w: &World, zone: &str) -> Result<Zone, CfError> {
 async fn get_zone(
     State(sim): State<Simulator>,
     Path(zone): Path<String>,
-) -> Result<Json<Value>, CfError> {
+) -> Result<Json<cf::Envelope<cf::Zone>>, CfError> {
     let z = sim
         .read(|w, _| Ok(zone_or_404(w, &zone)))
         .map_err(|e| CfError::bad(e.to_string()))??;
@@ -305,7 +341,7 @@ async fn list_records(
     State(sim): State<Simulator>,
     Path(zone): Path<String>,
     q: super::extract::QueryPairs,
-) -> Result<Json<Value>, CfError> {
+) -> Result<Json<cf::Envelope<Vec<cf::DnsRecord>>>, CfError> {
     let name = q.get("name").map(normalize);
     let type_ = q.get("type").map(str::to_ascii_uppercase);
     let items = sim
@@ -316,7 +352,7 @@ async fn list_records(
                     .filter(|r| r.zone_id.as_deref() == Some(z.id.as_str()))
                     .filter(|r| name.as_ref().is_none_or(|n| *n == r.name))
                     .filter(|r| type_.as_ref().is_none_or(|t| *t == r.type_))
-                    .map(|r| r.to_cloudflare(&z.name))
+                    .map(DnsRecord::to_cloudflare)
                     .collect::<Vec<_>>()
             }))
         })
@@ -325,21 +361,7 @@ async fn list_records(
 }
 
 /// A record body (POST/PUT need type, name, content; PATCH any subset).
-#[derive(Debug, Default, Deserialize)]
-pub struct RecordBody {
-    #[serde(default, rename = "type")]
-    type_: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    ttl: Option<u32>,
-    #[serde(default)]
-    proxied: Option<bool>,
-    #[serde(default)]
-    comment: Option<String>,
-}
+type RecordBody = cf::DnsRecordRequest;
 
 /// Expands `@` and relative names under the zone.
 fn full_name(name: &str, zone: &str) -> String {
@@ -408,12 +430,12 @@ async fn create_record(
     State(sim): State<Simulator>,
     Path(zone): Path<String>,
     body: super::extract::JsonBody<RecordBody>,
-) -> Result<Json<Value>, CfError> {
+) -> Result<Json<cf::Envelope<cf::DnsRecord>>, CfError> {
     let body = body.0;
     sim.write(|w, ctx| {
         Ok((|| {
             let z = zone_or_404(w, &zone)?;
-            let (Some(type_), Some(name), Some(content)) = (body.type_, body.name, body.content)
+            let (Some(type_), Some(name), Some(content)) = (body.kind, body.name, body.content)
             else {
                 return Err(CfError::bad("type, name and content are required").with_code(9000));
             };
@@ -431,7 +453,7 @@ async fn create_record(
             };
             validate(&rec)?;
             check_conflicts(w, &rec)?;
-            let out = rec.to_cloudflare(&z.name);
+            let out = rec.to_cloudflare();
             w.dns.push(rec);
             Ok(ok(out))
         })())
@@ -443,14 +465,14 @@ async fn create_record(
 async fn get_record(
     State(sim): State<Simulator>,
     Path((zone, id)): Path<(String, String)>,
-) -> Result<Json<Value>, CfError> {
+) -> Result<Json<cf::Envelope<cf::DnsRecord>>, CfError> {
     sim.read(|w, _| {
         Ok((|| {
             let z = zone_or_404(w, &zone)?;
             w.dns
                 .iter()
                 .find(|r| r.id == id && r.zone_id.as_deref() == Some(z.id.as_str()))
-                .map(|r| ok(r.to_cloudflare(&z.name)))
+                .map(|r| ok(r.to_cloudflare()))
                 .ok_or_else(record_not_found)
         })())
     })
@@ -468,7 +490,7 @@ fn update_record(
     id: &str,
     body: RecordBody,
     full: bool,
-) -> Result<Json<Value>, CfError> {
+) -> Result<Json<cf::Envelope<cf::DnsRecord>>, CfError> {
     sim.write(|w, ctx| {
         Ok((|| {
             let z = zone_or_404(w, zone)?;
@@ -477,11 +499,11 @@ fn update_record(
                 .iter()
                 .position(|r| r.id == id && r.zone_id.as_deref() == Some(z.id.as_str()))
                 .ok_or_else(record_not_found)?;
-            if full && (body.type_.is_none() || body.name.is_none() || body.content.is_none()) {
+            if full && (body.kind.is_none() || body.name.is_none() || body.content.is_none()) {
                 return Err(CfError::bad("type, name and content are required").with_code(9000));
             }
             let mut rec = w.dns[idx].clone();
-            if let Some(t) = body.type_ {
+            if let Some(t) = body.kind {
                 rec.type_ = t.to_ascii_uppercase();
             }
             if let Some(n) = body.name {
@@ -500,7 +522,7 @@ fn update_record(
             rec.modified_on = ctx.now;
             validate(&rec)?;
             check_conflicts(w, &rec)?;
-            let out = rec.to_cloudflare(&z.name);
+            let out = rec.to_cloudflare();
             w.dns[idx] = rec;
             Ok(ok(out))
         })())
@@ -513,7 +535,7 @@ async fn put_record(
     State(sim): State<Simulator>,
     Path((zone, id)): Path<(String, String)>,
     body: super::extract::JsonBody<RecordBody>,
-) -> Result<Json<Value>, CfError> {
+) -> Result<Json<cf::Envelope<cf::DnsRecord>>, CfError> {
     update_record(&sim, &zone, &id, body.0, true)
 }
 
@@ -522,7 +544,7 @@ async fn patch_record(
     State(sim): State<Simulator>,
     Path((zone, id)): Path<(String, String)>,
     body: super::extract::JsonBody<RecordBody>,
-) -> Result<Json<Value>, CfError> {
+) -> Result<Json<cf::Envelope<cf::DnsRecord>>, CfError> {
     update_record(&sim, &zone, &id, body.0, false)
 }
 
@@ -530,7 +552,7 @@ async fn patch_record(
 async fn delete_record(
     State(sim): State<Simulator>,
     Path((zone, id)): Path<(String, String)>,
-) -> Result<Json<Value>, CfError> {
+) -> Result<Json<cf::Envelope<cf::DeletedRecord>>, CfError> {
     sim.write(|w, _| {
         Ok((|| {
             let z = zone_or_404(w, &zone)?;
@@ -540,7 +562,7 @@ async fn delete_record(
             if w.dns.len() == before {
                 return Err(record_not_found());
             }
-            Ok(ok(json!({"id": id})))
+            Ok(ok(cf::DeletedRecord { id: id.clone() }))
         })())
     })
     .map_err(|e| CfError::bad(e.to_string()))?
@@ -571,7 +593,7 @@ async fn raw_add(
     let body = body.0;
     sim.write(|w, ctx| {
         Ok((|| {
-            let (Some(type_), Some(name), Some(content)) = (body.type_, body.name, body.content)
+            let (Some(type_), Some(name), Some(content)) = (body.kind, body.name, body.content)
             else {
                 return Err(CfError::bad("type, name and content are required"));
             };

@@ -1,14 +1,17 @@
 //! `POST /machines/{id}/exec`: inert machines run nothing, so a pluggable handler answers; in
-//! process mode the command runs for real in the machine's environment.
+//! process mode the command runs for real in the machine's environment. The answer is a
+//! `flydv1.ExecResponse`, as JSON or (with [`crate::SimConfig::exec_octet_stream`]) as
+//! `application/octet-stream`, both of which the document declares.
 
 use super::auth::Caller;
 use super::errors::{SimError, SimResult};
 use super::extract::JsonBody;
+use super::wire::{ExecResponse, MachineExecRequest};
 use super::Simulator;
 use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{json, Value};
 use std::time::Duration;
 
 /// One exec request as the handler sees it.
@@ -62,15 +65,19 @@ impl ExecHandler for ExitZero {
     }
 }
 
-/// Exec body: `command` (argv) or the deprecated `cmd` string.
-#[derive(Debug, Default, Deserialize)]
-pub struct ExecRequest {
-    #[serde(default)]
-    command: Option<Vec<String>>,
-    #[serde(default)]
-    cmd: Option<String>,
-    #[serde(default)]
-    timeout: Option<u64>,
+/// The answer to an exec that ran, in the content type the simulator is set to answer with.
+fn answer(sim: &Simulator, exit_code: i32, stdout: String, stderr: String) -> Response {
+    let body = ExecResponse {
+        exit_code: Some(i64::from(exit_code)),
+        exit_signal: Some(0),
+        stdout: Some(stdout),
+        stderr: Some(stderr),
+    };
+    if !sim.config().exec_octet_stream {
+        return Json(body).into_response();
+    }
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
 }
 
 /// `POST /v1/apps/{app}/machines/{id}/exec`.
@@ -78,10 +85,10 @@ pub async fn exec(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, id)): Path<(String, String)>,
-    JsonBody(body): JsonBody<ExecRequest>,
-) -> SimResult<Json<Value>> {
+    JsonBody(body): JsonBody<MachineExecRequest>,
+) -> SimResult<Response> {
     let command = match (body.command, body.cmd) {
-        (Some(c), _) if !c.is_empty() => c,
+        (c, _) if !c.is_empty() => c,
         (_, Some(c)) if !c.trim().is_empty() => c.split_whitespace().map(str::to_string).collect(),
         _ => return Err(SimError::invalid("command is required")),
     };
@@ -95,36 +102,30 @@ pub async fn exec(
                 m.id, m.state
             )));
         }
-        Ok(m.config.image.clone())
+        Ok(m.config.image.clone().unwrap_or_default())
     })?;
+    let timeout = Duration::from_secs(
+        body.timeout
+            .and_then(|t| u64::try_from(t).ok())
+            .unwrap_or(30),
+    );
     if let Some(host) = sim.process_host() {
-        let timeout = Duration::from_secs(body.timeout.unwrap_or(30));
         let (exit_code, stdout, stderr) = host.exec(&id, &command, timeout).await?;
-        return Ok(Json(json!({
-            "exit_code": exit_code,
-            "exit_signal": 0,
-            "stdout": stdout,
-            "stderr": stderr,
-        })));
+        return Ok(answer(&sim, exit_code, stdout, stderr));
     }
     let call = ExecCall {
         app,
         machine_id: id,
         image,
         command,
-        timeout: Duration::from_secs(body.timeout.unwrap_or(30)),
+        timeout,
     };
     match sim.config().exec.exec(&call) {
         ExecOutcome::Done {
             exit_code,
             stdout,
             stderr,
-        } => Ok(Json(json!({
-            "exit_code": exit_code,
-            "exit_signal": 0,
-            "stdout": stdout,
-            "stderr": stderr,
-        }))),
+        } => Ok(answer(&sim, exit_code, stdout, stderr)),
         ExecOutcome::TimedOut => Err(SimError::Timeout(
             "deadline_exceeded: exec timed out".into(),
         )),

@@ -48,6 +48,10 @@ pub enum FaultKind {
     /// A `wait` long-poll that stalls for `delay_ms` (default 2000) and then answers `408
     /// deadline_exceeded` whatever the machine did; only `…/wait` requests match.
     SlowWait,
+    /// An org machine listing (`GET /v1/orgs/{org}/machines`) that could not reach some regions:
+    /// their machines are left out and the regions named in `error_regions` (default: the
+    /// simulator's default region); only that route matches.
+    PartialListing,
 }
 
 /// A rule as posted to `POST /_sim/faults`.
@@ -97,6 +101,9 @@ pub struct FaultSpec {
     /// new machine read by id answers 404).
     #[serde(default)]
     pub seconds: Option<f64>,
+    /// `partial_listing`: the regions the listing could not reach.
+    #[serde(default)]
+    pub regions: Option<Vec<String>>,
 }
 
 /// A stored rule with its bookkeeping, as `GET /_sim/faults` lists it.
@@ -124,6 +131,7 @@ impl FaultRule {
             && self.path_re.as_ref().is_none_or(|re| re.is_match(path))
             && self.spec.app.as_deref().is_none_or(|a| Some(a) == app)
             && (self.spec.kind != FaultKind::SlowWait || path.ends_with("/wait"))
+            && (self.spec.kind != FaultKind::PartialListing || ORG_MACHINES.is_match(path))
             && self.remaining != Some(0)
     }
 
@@ -309,6 +317,38 @@ fn created_after(item: &Value, cutoff: DateTime<Utc>) -> bool {
         .is_some_and(|t| t.with_timezone(&Utc) > cutoff)
 }
 
+/// The org-wide machine listing.
+static ORG_MACHINES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new("^/v1/orgs/[^/]+/machines$").expect("a valid regex")
+});
+
+/// Leaves the machines of `regions` out of an org listing page and names the regions in
+/// `error_regions`, as Fly answers when some regions could not be reached.
+async fn partial_listing(response: Response, regions: Vec<String>) -> Response {
+    if !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let Ok(mut page) = serde_json::from_slice::<super::wire::OrgMachinesResponse>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    let kept: Vec<_> = page
+        .machines
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.region.as_ref().is_none_or(|r| !regions.contains(r)))
+        .collect();
+    page.machines = (!kept.is_empty()).then_some(kept);
+    page.error_regions = regions;
+    let bytes = serde_json::to_vec(&page).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes))
+}
+
 /// A single machine's route (`GET` reads it, `POST` updates it).
 static MACHINE_BY_ID: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new("^/v1/apps/[^/]+/machines/[0-9a-f]+$").expect("a valid regex")
@@ -427,6 +467,13 @@ pub async fn inject(State(sim): State<Simulator>, req: Request, next: Next) -> R
             })
         }
         FaultKind::EmptyList => rewrite_lists(next.run(req).await, Vec::clear).await,
+        FaultKind::PartialListing => {
+            let regions = spec
+                .regions
+                .clone()
+                .unwrap_or_else(|| vec![sim.config().default_region.clone()]);
+            partial_listing(next.run(req).await, regions).await
+        }
         FaultKind::ListLag => {
             let lag = super::clock::delta(super::clock::secs_f64(spec.seconds.unwrap_or(1.0)));
             let cutoff = sim.clock().now() - lag;
@@ -461,6 +508,7 @@ mod tests {
             delay_ms: None,
             jitter_ms: None,
             seconds: None,
+            regions: None,
         }
     }
 

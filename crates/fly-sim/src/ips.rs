@@ -1,19 +1,22 @@
-//! IP assignments (api doc §7): `v6`, `shared_v4`, `v4`, `private_v6`. Every allocation is a
-//! new address (not idempotent, as on Fly) except `shared_v4`, which is the same address for
-//! every app.
+//! IP assignments (api doc §7): `v6`, `shared_v4`, `v4`, `private_v6` and the egress kinds
+//! (`egress_v4`, `egress_v6`, `egress_pair`). Every allocation is a new address (not idempotent,
+//! as on Fly) except `shared_v4`, which is the same address for every app. Answers carry no
+//! `type`, as on Fly: a client tells the kind from the address family and the `shared`,
+//! `egress` and `network` fields. An app with no address lists `"ips": null`, as Fly's Go
+//! encodes an empty list.
 
 use super::auth::Caller;
 use super::clock::rfc3339;
 use super::errors::{SimError, SimResult};
 use super::extract::JsonBody;
+use super::wire::ListIPAssignmentsResponse;
+use super::wire::{AssignIPRequest, AssignIPResponse, IPAssignment, IPAssignmentNetwork, IPPair};
 use super::Simulator;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use openclaws_fly::types::{AssignIpRequest, IpAssignment};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
 
 /// The one shared IPv4 address every app gets for `shared_v4`.
 pub const SHARED_V4: &str = "66.241.124.10";
@@ -23,7 +26,8 @@ pub const SHARED_V4: &str = "66.241.124.10";
 pub struct IpRec {
     /// The address.
     pub ip: String,
-    /// `v6`, `shared_v4`, `v4` or `private_v6`.
+    /// The kind it was allocated as (`v6`, `shared_v4`, `v4`, `private_v6`, `egress_v4`,
+    /// `egress_v6`); simulator state, never sent.
     #[serde(rename = "type")]
     pub type_: String,
     /// Region (`global` for anycast addresses).
@@ -37,87 +41,117 @@ pub struct IpRec {
 impl IpRec {
     /// Whether this is a public address (`<app>.fly.dev` resolves only with one).
     pub fn is_public(&self) -> bool {
-        self.type_ != "private_v6"
+        matches!(self.type_.as_str(), "v6" | "v4" | "shared_v4")
     }
 
     /// The address as Fly lists it.
-    pub fn to_wire(&self, org: &str) -> IpAssignment {
-        let mut extra = Map::new();
-        extra.insert("type".into(), json!(self.type_));
-        if self.type_ == "private_v6" {
-            extra.insert(
-                "network".into(),
-                json!({"name": "default", "org_slug": org}),
-            );
-        }
-        IpAssignment {
-            ip: self.ip.clone(),
-            region: self.region.clone(),
-            service_name: self.service_name.clone(),
-            shared: self.type_ == "shared_v4",
-            egress: false,
-            created_at: rfc3339(self.created_at),
-            extra,
+    pub fn to_wire(&self, org: &str) -> IPAssignment {
+        IPAssignment {
+            ip: Some(self.ip.clone()),
+            region: Some(self.region.clone()),
+            service_name: Some(self.service_name.clone()),
+            shared: Some(self.type_ == "shared_v4"),
+            egress: Some(self.type_.starts_with("egress_")),
+            created_at: Some(rfc3339(self.created_at)),
+            network: (self.type_ == "private_v6").then(|| IPAssignmentNetwork {
+                name: Some(String::new()),
+                org_slug: Some(org.to_owned()),
+            }),
         }
     }
 }
 
-/// `GET /v1/apps/{app}/ip_assignments` → `{"ips":[…]}`.
+/// `GET /v1/apps/{app}/ip_assignments` → `{"ips":[…]}` (`null` when there are none).
 pub async fn list(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Json<ListIPAssignmentsResponse>> {
     sim.read(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
-        let ips: Vec<IpAssignment> = w
+        let ips: Vec<IPAssignment> = w
             .apps
             .get(&app_ref.name)
             .map(|a| a.ips.iter().map(|i| i.to_wire(&app_ref.org)).collect())
             .unwrap_or_default();
-        Ok(Json(json!({"ips": ips})))
+        Ok(Json(ListIPAssignmentsResponse {
+            ips: (!ips.is_empty()).then_some(ips),
+        }))
     })
 }
 
-/// `POST /v1/apps/{app}/ip_assignments {"type",…}` → `200` with the new address.
+/// A new address of `kind` (the `n`th allocation).
+fn new_address(kind: &str, n: u64) -> SimResult<String> {
+    Ok(match kind {
+        "v6" => format!("2a09:8280:1::{:x}:{:x}", n >> 16, n & 0xffff),
+        "shared_v4" => SHARED_V4.to_string(),
+        "v4" => format!("137.66.{}.{}", (n >> 8) & 0xff, n & 0xff),
+        "private_v6" => format!("fdaa:0:{:x}::{:x}", n >> 16, n & 0xffff),
+        "egress_v4" => format!("209.38.{}.{}", (n >> 8) & 0xff, n & 0xff),
+        "egress_v6" => format!("2605:4c40:1::{:x}:{:x}", n >> 16, n & 0xffff),
+        other => {
+            return Err(SimError::invalid(format!(
+                "unsupported ip type {other:?}: use v4, v6, shared_v4, private_v6, egress_v4, egress_v6 or egress_pair"
+            )))
+        }
+    })
+}
+
+/// `POST /v1/apps/{app}/ip_assignments {"type",…}` → `200 AssignIPResponse`; `egress_pair`
+/// allocates an egress v4 and v6 at once and answers them in `ip_pair` (with no `ip`).
 pub async fn assign(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
-    JsonBody(body): JsonBody<AssignIpRequest>,
-) -> SimResult<Json<IpAssignment>> {
+    JsonBody(body): JsonBody<AssignIPRequest>,
+) -> SimResult<Json<AssignIPResponse>> {
+    let kind = body.r#type.clone().unwrap_or_default();
+    let kinds: &[&str] = match kind.as_str() {
+        "egress_pair" => &["egress_v4", "egress_v6"],
+        k => &[k],
+    };
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
-        w.next_ip += 1;
-        let n = w.next_ip;
-        let ip = match body.type_.as_str() {
-            "v6" => format!("2a09:8280:1::{:x}:{:x}", n >> 16, n & 0xffff),
-            "shared_v4" => SHARED_V4.to_string(),
-            "v4" => format!("137.66.{}.{}", (n >> 8) & 0xff, n & 0xff),
-            "private_v6" => format!("fdaa:0:{:x}::{:x}", n >> 16, n & 0xffff),
-            other => {
-                return Err(SimError::invalid(format!(
-                    "unsupported ip type {other:?}: use v6, shared_v4, v4 or private_v6"
-                )))
-            }
-        };
-        let rec = IpRec {
-            ip,
-            type_: body.type_.clone(),
-            region: body
-                .region
-                .clone()
-                .filter(|r| !r.is_empty())
-                .unwrap_or_else(|| "global".into()),
-            service_name: body.service_name.clone().unwrap_or_default(),
-            created_at: ctx.now,
-        };
-        let wire = rec.to_wire(&app_ref.org);
-        if let Some(a) = w.apps.get_mut(&app_ref.name) {
-            a.ips.push(rec);
+        let mut recs = Vec::new();
+        for kind in kinds {
+            w.next_ip += 1;
+            recs.push(IpRec {
+                ip: new_address(kind, w.next_ip)?,
+                type_: (*kind).to_owned(),
+                region: body
+                    .region
+                    .clone()
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| "global".into()),
+                service_name: body.service_name.clone().unwrap_or_default(),
+                created_at: ctx.now,
+            });
         }
-        Ok(Json(wire))
+        let answer = assign_answer(&recs, &app_ref.org);
+        if let Some(a) = w.apps.get_mut(&app_ref.name) {
+            a.ips.extend(recs);
+        }
+        Ok(Json(answer))
     })
+}
+
+/// The answer to an allocation of `recs` (one address, or an egress pair).
+fn assign_answer(recs: &[IpRec], org: &str) -> AssignIPResponse {
+    let first = recs[0].to_wire(org);
+    let pair = (recs.len() == 2).then(|| IPPair {
+        v4: Some(recs[0].ip.clone()),
+        v6: Some(recs[1].ip.clone()),
+    });
+    AssignIPResponse {
+        ip: if pair.is_some() { None } else { first.ip },
+        ip_pair: pair,
+        region: first.region,
+        service_name: first.service_name,
+        shared: first.shared,
+        egress: first.egress,
+        created_at: first.created_at,
+        network: first.network,
+    }
 }
 
 /// `DELETE /v1/apps/{app}/ip_assignments/{ip}` → `204`; `404` when not assigned.

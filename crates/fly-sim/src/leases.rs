@@ -1,50 +1,54 @@
-//! Machine leases (spec §3): the `{status,data}` envelope, refresh with the same nonce, expiry
-//! on the simulated clock.
+//! Machine leases (spec §3): answers in fly-go's `{status,data}` envelope or as the document's
+//! bare `Lease` ([`crate::SimConfig::lease_envelope`]), refresh with the same nonce, expiry on
+//! the simulated clock.
 
 use super::auth::Caller;
 use super::clock::delta;
 use super::errors::{SimError, SimResult};
 use super::extract::{lease_nonce, OptionalJson, QueryPairs};
 use super::machine_state::LeaseRec;
+use super::wire::{CreateLeaseRequest, LeaseEnvelope};
 use super::Simulator;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
 /// TTL when the client names none.
 const DEFAULT_TTL_SECS: u64 = 30;
 
-/// `POST …/lease` body (fly-go puts `ttl` in the query instead).
-#[derive(Debug, Default, Deserialize)]
-pub struct LeaseBody {
-    #[serde(default)]
-    ttl: Option<u64>,
-    #[serde(default)]
-    description: Option<String>,
-}
-
-fn envelope(lease: &LeaseRec) -> Json<Value> {
-    Json(json!({"status": "success", "data": lease.to_json()}))
+/// A lease as the simulator is set to answer it: fly-go's envelope or the bare `Lease`.
+fn answer(sim: &Simulator, lease: &LeaseRec) -> Response {
+    if sim.config().lease_envelope {
+        Json(LeaseEnvelope {
+            status: "success".into(),
+            data: lease.to_wire(),
+        })
+        .into_response()
+    } else {
+        Json(lease.to_wire()).into_response()
+    }
 }
 
 fn lease_not_found() -> SimError {
     SimError::NotFound("lease not found".into())
 }
 
-/// `POST …/lease`: acquire (201) or, with the holder's nonce, refresh.
+/// `POST …/lease`: acquire (201) or, with the holder's nonce, refresh. The TTL comes from the
+/// body (the document's `CreateLeaseRequest`), or from a `ttl` query as older fly-go sent it.
 pub async fn acquire(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, id)): Path<(String, String)>,
     headers: HeaderMap,
     query: QueryPairs,
-    OptionalJson(body): OptionalJson<LeaseBody>,
-) -> SimResult<(StatusCode, Json<Value>)> {
+    OptionalJson(body): OptionalJson<CreateLeaseRequest>,
+) -> SimResult<(StatusCode, Response)> {
     let ttl = body
         .ttl
+        .and_then(|t| u64::try_from(t).ok())
         .or(query.u64("ttl")?)
         .filter(|t| *t > 0)
         .unwrap_or(DEFAULT_TTL_SECS);
@@ -72,7 +76,7 @@ pub async fn acquire(
                 version: m.instance_id.clone(),
             },
         };
-        let out = envelope(&refreshed);
+        let out = answer(&sim, &refreshed);
         m.lease = Some(refreshed);
         Ok((StatusCode::CREATED, out))
     })
@@ -83,12 +87,12 @@ pub async fn get(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, id)): Path<(String, String)>,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Response> {
     sim.read(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         let m = w.machine(&app_ref, &id, ctx)?;
         m.active_lease(ctx.now)
-            .map(envelope)
+            .map(|l| answer(&sim, l))
             .ok_or_else(lease_not_found)
     })
 }
@@ -99,7 +103,7 @@ pub async fn release(
     Extension(caller): Extension<Caller>,
     Path((app, id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Json<serde_json::Value>> {
     let nonce = lease_nonce(&headers)
         .ok_or_else(|| SimError::invalid("fly-machine-lease-nonce header is required"))?;
     sim.write(|w, ctx| {

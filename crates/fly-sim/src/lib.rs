@@ -22,6 +22,7 @@ pub mod apps;
 pub mod auth;
 pub mod certificates;
 pub mod clock;
+pub mod contract;
 pub mod control;
 pub mod dns;
 pub mod errors;
@@ -45,6 +46,7 @@ pub mod state;
 pub mod stats;
 pub mod volumes;
 pub mod wait;
+pub mod wire;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -318,9 +320,16 @@ pub struct SimConfig {
     pub dns_zone: String,
     /// Token the Cloudflare-compatible API accepts; `None` means the Fly token.
     pub dns_token: Option<String>,
-    /// Status for a create/update whose `min_secrets_version` the app has not reached
-    /// (real behaviour unverified); `None` ignores the field.
+    /// Status for a create/update whose `min_secrets_version` the app has not reached (`412
+    /// min_secrets_version N is not yet available on this app`, as a public fixture of Fly's
+    /// answer shows); `None` ignores the field.
     pub min_secrets_version_status: Option<StatusCode>,
+    /// Lease answers come in fly-go's `{"status","data"}` envelope (true, as Fly answers) or as
+    /// the bare `Lease` the OpenAPI document declares (false).
+    pub lease_envelope: bool,
+    /// Exec answers are sent as `application/octet-stream` (the document allows it besides
+    /// JSON, with the same body).
+    pub exec_octet_stream: bool,
     /// Whether machines are records or real processes.
     pub machines: MachineMode,
 }
@@ -345,7 +354,9 @@ impl SimConfig {
             exec: Arc::new(ExitZero),
             hooks: Vec::new(),
             rate_limits: ratelimit::RateLimitSettings::default(),
-            min_secrets_version_status: Some(StatusCode::BAD_REQUEST),
+            min_secrets_version_status: Some(StatusCode::PRECONDITION_FAILED),
+            lease_envelope: true,
+            exec_octet_stream: false,
             capacity_status: StatusCode::PRECONDITION_FAILED,
             dns_zone: "openclaws.biz".into(),
             dns_token: None,

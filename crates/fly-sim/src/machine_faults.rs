@@ -196,7 +196,7 @@ async fn migrate(State(sim): State<Simulator>, Path(id): Path<String>) -> SimRes
             .filter(|m| !matches!(m.state.as_str(), "destroying" | "destroyed"))
             .ok_or_else(SimError::machine_not_found)?;
         let (region, old_host, app_name) = (m.region.clone(), m.host.clone(), m.app_name.clone());
-        let old_vol = m.config.mounts.first().map(|x| x.volume.clone());
+        let old_vol = super::machines::mounted_volume(&m.config);
         let new_host = w
             .hosts_of(&region, ctx)
             .iter()

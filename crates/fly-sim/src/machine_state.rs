@@ -3,9 +3,9 @@
 
 use super::clock::{delta, rfc3339};
 use super::errors::{SimError, SimResult};
+use super::wire::{CheckStatus, ImageRef, Lease, Machine, MachineConfig, MachineEvent};
 use super::{Ctx, LatencyModel};
 use chrono::{DateTime, Utc};
-use openclaws_fly::types::{CheckStatus, Machine, MachineConfig, MachineEvent};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -58,15 +58,15 @@ pub struct LeaseRec {
 }
 
 impl LeaseRec {
-    /// The `data` object of the lease envelope.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "nonce": self.nonce,
-            "expires_at": self.expires_at.timestamp(),
-            "owner": self.owner,
-            "description": self.description,
-            "version": self.version,
-        })
+    /// The lease as Fly answers it.
+    pub fn to_wire(&self) -> Lease {
+        Lease {
+            nonce: Some(self.nonce.clone()),
+            expires_at: Some(self.expires_at.timestamp()),
+            owner: Some(self.owner.clone()),
+            description: Some(self.description.clone()),
+            version: Some(self.version.clone()),
+        }
     }
 }
 
@@ -183,11 +183,14 @@ impl MachRec {
     ) {
         self.events.push(MachineEvent {
             id: Some(super::ids::ulid()),
-            type_: type_.into(),
-            status: status.into(),
-            source: source.into(),
-            timestamp: at.timestamp_millis(),
-            request,
+            r#type: Some(type_.into()),
+            status: Some(status.into()),
+            source: Some(source.into()),
+            timestamp: Some(at.timestamp_millis()),
+            request: request.and_then(|r| match r {
+                Value::Object(map) => Some(map),
+                _ => None,
+            }),
         });
     }
 
@@ -510,7 +513,13 @@ impl MachRec {
             .config
             .restart
             .as_ref()
-            .map(|r| (r.policy.as_str(), r.max_retries.unwrap_or(10)))
+            .map(|r| {
+                let retries = r.max_retries.and_then(|n| u32::try_from(n).ok());
+                (
+                    r.policy.as_deref().unwrap_or("on-failure"),
+                    retries.unwrap_or(10),
+                )
+            })
             .unwrap_or(("on-failure", 10));
         let restarting = match policy {
             "always" => true,
@@ -571,7 +580,7 @@ impl MachRec {
         let was_running = matches!(self.state.as_str(), "started" | "starting" | "replacing");
         self.host = host;
         if let (Some(vol), Some(mount)) = (volume, self.config.mounts.first_mut()) {
-            mount.volume = vol;
+            mount.volume = Some(vol);
         }
         self.instance_id = super::ids::ulid();
         self.versions.push(VersionRec {
@@ -586,7 +595,7 @@ impl MachRec {
             "migrate",
             "migrated",
             "flyd",
-            Some(json!({"new_host": self.host, "volume": self.config.mounts.first().map(|m| m.volume.clone())})),
+            Some(json!({"new_host": self.host, "volume": self.config.mounts.first().and_then(|m| m.volume.clone())})),
         );
         if was_running {
             self.enter(ctx.now, "stopped", "stop", "flyd");
@@ -613,15 +622,13 @@ impl MachRec {
     }
 
     fn checks(&self, ctx: &Ctx) -> Vec<CheckStatus> {
-        let Some(Value::Object(checks)) = self.config.extra.get("checks") else {
-            return Vec::new();
-        };
-        checks
+        self.config
+            .checks
             .iter()
             .map(|(name, check)| {
                 let grace = check
-                    .get("grace_period")
-                    .and_then(Value::as_str)
+                    .grace_period
+                    .as_deref()
                     .and_then(super::extract::parse_duration)
                     .unwrap_or_default();
                 let passing = ctx.config.checks_pass
@@ -630,14 +637,16 @@ impl MachRec {
                         .started_at
                         .is_some_and(|at| at + delta(grace) <= ctx.now);
                 CheckStatus {
-                    name: name.clone(),
-                    status: if passing { "passing" } else { "critical" }.into(),
-                    output: if passing {
-                        "Success"
-                    } else {
-                        "waiting for first check"
-                    }
-                    .into(),
+                    name: Some(name.clone()),
+                    status: Some(if passing { "passing" } else { "critical" }.into()),
+                    output: Some(
+                        if passing {
+                            "Success"
+                        } else {
+                            "waiting for first check"
+                        }
+                        .into(),
+                    ),
                     updated_at: Some(rfc3339(ctx.now)),
                 }
             })
@@ -654,27 +663,25 @@ impl MachRec {
         }
     }
 
-    /// The machine as Fly returns it.
+    /// The machine as Fly returns it (`autostop` read back in Fly's boolean form).
     pub fn to_wire(&self, ctx: &Ctx, summary: bool) -> Machine {
+        let config = if summary {
+            self.summary_config()
+        } else {
+            answered_config(&self.config)
+        };
         Machine {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            state: self.state.clone(),
-            region: self.region.clone(),
-            instance_id: self.instance_id.clone(),
+            id: Some(self.id.clone()),
+            name: Some(self.name.clone()),
+            state: Some(self.state.clone()),
+            region: Some(self.region.clone()),
+            instance_id: Some(self.instance_id.clone()),
             private_ip: Some(self.private_ip.clone()),
-            created_at: rfc3339(self.created_at),
-            updated_at: rfc3339(self.updated_at),
-            config: (!self.host_unreachable).then(|| {
-                if summary {
-                    self.summary_config()
-                } else {
-                    self.config.clone()
-                }
-            }),
-            incomplete_config: self
-                .host_unreachable
-                .then(|| serde_json::to_value(self.summary_config()).unwrap_or(Value::Null)),
+            created_at: Some(rfc3339(self.created_at)),
+            updated_at: Some(rfc3339(self.updated_at)),
+            image_ref: Some(image_ref(self.config.image.as_deref().unwrap_or_default())),
+            config: (!self.host_unreachable).then_some(config),
+            incomplete_config: self.host_unreachable.then(|| self.summary_config()),
             events: if summary {
                 Vec::new()
             } else {
@@ -685,7 +692,7 @@ impl MachRec {
             } else {
                 self.checks(ctx)
             },
-            cordoned: self.cordoned,
+            cordoned: Some(self.cordoned),
             host_status: Some(
                 if self.host_unreachable {
                     "unreachable"
@@ -694,7 +701,92 @@ impl MachRec {
                 }
                 .into(),
             ),
-            nonce: None,
+            lease: self
+                .active_lease(ctx.now)
+                .map(|l| super::wire::StrippedLease {
+                    description: Some(l.description.clone()),
+                    expires_at: Some(l.expires_at.timestamp()),
+                    owner: Some(l.owner.clone()),
+                }),
+            ..Machine::default()
         }
+    }
+}
+
+/// The config as Fly reads it back: `autostop` `"off"`/`"stop"` become `false`/`true`.
+fn answered_config(config: &MachineConfig) -> MachineConfig {
+    let mut config = config.clone();
+    for service in &mut config.services {
+        service.autostop = service.autostop.as_ref().map(|a| a.as_answered());
+    }
+    config
+}
+
+/// Docker Hub, as Fly reports images pulled from it.
+const DOCKER_HUB: &str = "docker-hub-mirror.fly.io";
+
+/// The `image_ref` Fly reports for an image reference: registry, repository, tag and a digest
+/// (the one pinned in the reference, else a stable stand-in derived from the reference, since
+/// the simulator pulls nothing).
+pub fn image_ref(image: &str) -> ImageRef {
+    use sha2::Digest;
+    let (name, pinned) = match image.split_once('@') {
+        Some((name, digest)) => (name, Some(digest.to_owned())),
+        None => (image, None),
+    };
+    let (first, rest) = name.split_once('/').unwrap_or(("", name));
+    let explicit = first.contains(['.', ':']) || first == "localhost";
+    let (registry, path) = match (explicit, first.is_empty()) {
+        (true, _) => (first.to_owned(), rest.to_owned()),
+        (false, true) => (DOCKER_HUB.to_owned(), format!("library/{rest}")),
+        (false, false) => (DOCKER_HUB.to_owned(), name.to_owned()),
+    };
+    let (repository, tag) = match path.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo.to_owned(), tag.to_owned()),
+        _ => (path.clone(), "latest".to_owned()),
+    };
+    let digest = pinned.unwrap_or_else(|| {
+        let hash = sha2::Sha256::digest(image.as_bytes());
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    });
+    ImageRef {
+        registry: Some(registry),
+        repository: Some(repository),
+        tag: Some(tag),
+        digest: Some(digest),
+        labels: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_ref;
+
+    #[test]
+    fn image_refs_name_registry_repository_tag_and_a_stable_digest() {
+        let r = image_ref("ghcr.io/openclaw/openclaw:2026.9.6");
+        assert_eq!(r.registry.as_deref(), Some("ghcr.io"));
+        assert_eq!(r.repository.as_deref(), Some("openclaw/openclaw"));
+        assert_eq!(r.tag.as_deref(), Some("2026.9.6"));
+        let digest = r.digest.clone().unwrap();
+        assert!(
+            digest.starts_with("sha256:") && digest.len() == 71,
+            "{digest}"
+        );
+        assert_eq!(
+            image_ref("ghcr.io/openclaw/openclaw:2026.9.6"),
+            r,
+            "deterministic"
+        );
+        assert_ne!(image_ref("ghcr.io/openclaw/openclaw:main").digest, r.digest);
+
+        let hub = image_ref("nginx");
+        assert_eq!(hub.registry.as_deref(), Some("docker-hub-mirror.fly.io"));
+        assert_eq!(hub.repository.as_deref(), Some("library/nginx"));
+        assert_eq!(hub.tag.as_deref(), Some("latest"));
+        let pinned = image_ref("localhost:5000/app@sha256:abc");
+        assert_eq!(pinned.registry.as_deref(), Some("localhost:5000"));
+        assert_eq!(pinned.digest.as_deref(), Some("sha256:abc"));
     }
 }

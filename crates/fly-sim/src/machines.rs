@@ -2,18 +2,19 @@
 //! events and versions. The state machine itself lives in [`super::machine_state`].
 
 use super::auth::Caller;
-use super::clock::{delta, rfc3339};
+use super::clock::delta;
 use super::errors::{SimError, SimResult};
 use super::extract::{lease_nonce, parse_duration, JsonBody, OptionalJson, QueryPairs};
 use super::machine_state::{LeaseRec, MachRec};
 use super::state::{AppRef, World};
+use super::wire::{
+    CreateMachineRequest, Machine, MachineConfig, MachineEvent, MachineVersion,
+    MetadataValueResponse, StopRequest, UpdateMachineRequest,
+};
 use super::{Ctx, Simulator};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
-use openclaws_fly::types::{
-    CreateMachineRequest, Machine, StopMachineRequest, UpdateMachineRequest,
-};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -60,10 +61,8 @@ impl World {
         req: CreateMachineRequest,
         ctx: &Ctx,
     ) -> SimResult<Machine> {
-        if req.config.image.trim().is_empty() {
-            return Err(SimError::invalid("config.image is required"));
-        }
-        if req.config.mounts.len() > 1 {
+        let config = required_config(req.config)?;
+        if config.mounts.len() > 1 {
             return Err(SimError::invalid("a machine can mount at most one volume"));
         }
         self.check_min_secrets_version(app, req.min_secrets_version, ctx)?;
@@ -71,7 +70,7 @@ impl World {
             (!req.skip_secrets.unwrap_or(false)).then(|| self.secrets_version(app));
         let mut region = req.region.clone().filter(|r| !r.is_empty());
         let mut host = None;
-        let volume = req.config.mounts.first().map(|m| m.volume.clone());
+        let volume = mounted_volume(&config);
         if let Some(vol) = &volume {
             let (vol_region, zone) = self.claimable_volume(app, vol, ctx)?;
             if let Some(r) = &region {
@@ -92,7 +91,9 @@ impl World {
         };
         let lat = &ctx.config.latency;
         let pull = if ctx.config.cold_host_pull
-            && self.pulled.insert((host.clone(), req.config.image.clone()))
+            && self
+                .pulled
+                .insert((host.clone(), config.image.clone().unwrap_or_default()))
         {
             lat.image_pull
         } else {
@@ -109,7 +110,7 @@ impl World {
             name,
             region,
             host,
-            req.config,
+            config,
             ctx.now,
         );
         m.secrets_version = secrets_version;
@@ -119,7 +120,11 @@ impl World {
             m.schedule_boot(ctx.now, pull, lat);
         }
         let mut nonce = None;
-        if let Some(ttl) = req.lease_ttl.filter(|t| *t > 0) {
+        if let Some(ttl) = req
+            .lease_ttl
+            .and_then(|t| u64::try_from(t).ok())
+            .filter(|t| *t > 0)
+        {
             let lease = LeaseRec {
                 nonce: super::ids::nonce(),
                 owner: ctx.config.lease_owner.clone(),
@@ -152,9 +157,7 @@ impl World {
         nonce: Option<&str>,
         ctx: &Ctx,
     ) -> SimResult<Machine> {
-        if req.config.image.trim().is_empty() {
-            return Err(SimError::invalid("config.image is required"));
-        }
+        let config = required_config(req.config)?;
         let m = self.machine(app, id, ctx)?;
         m.require_host()?;
         m.check_lease(nonce, ctx.now)?;
@@ -166,8 +169,8 @@ impl World {
                 )));
             }
         }
-        let old = m.config.mounts.first().map(|x| x.volume.clone());
-        let new = req.config.mounts.first().map(|x| x.volume.clone());
+        let old = mounted_volume(&m.config);
+        let new = mounted_volume(&config);
         if new != old {
             if let Some(vol) = &new {
                 self.claimable_volume(app, vol, ctx)?;
@@ -180,12 +183,12 @@ impl World {
             let m = self.machine(app, id, ctx)?;
             (m.region.clone(), m.config.guest.clone())
         };
-        self.check_upscale(&region, guest.as_ref(), req.config.guest.as_ref())?;
+        self.check_upscale(&region, guest.as_ref(), config.guest.as_ref())?;
         self.check_min_secrets_version(app, req.min_secrets_version, ctx)?;
         let secrets_version =
             (!req.skip_secrets.unwrap_or(false)).then(|| self.secrets_version(app));
         let m = self.machine(app, id, ctx)?;
-        m.update(req.config, req.skip_launch.unwrap_or(false), ctx)?;
+        m.update(config, req.skip_launch.unwrap_or(false), ctx)?;
         m.secrets_version = secrets_version;
         Ok(m.to_wire(ctx, false))
     }
@@ -204,6 +207,18 @@ impl World {
         m.check_lease(nonce, ctx.now)?;
         f(m, ctx)
     }
+}
+
+/// The config of a create or update; an image is required.
+fn required_config(config: Option<MachineConfig>) -> SimResult<MachineConfig> {
+    config
+        .filter(|c| c.image.as_deref().is_some_and(|i| !i.trim().is_empty()))
+        .ok_or_else(|| SimError::invalid("config.image is required"))
+}
+
+/// The volume a config mounts, if any.
+pub fn mounted_volume(config: &MachineConfig) -> Option<String> {
+    config.mounts.first().and_then(|m| m.volume.clone())
 }
 
 /// `GET /v1/apps/{app}/machines` with `include_deleted`, `region`, `state`, `summary` and
@@ -343,7 +358,7 @@ pub async fn stop(
     Extension(caller): Extension<Caller>,
     Path((app, id)): MachinePath,
     headers: HeaderMap,
-    OptionalJson(body): OptionalJson<StopMachineRequest>,
+    OptionalJson(body): OptionalJson<StopRequest>,
 ) -> SimResult<Json<Value>> {
     let timeout = match body.timeout.as_deref() {
         Some(t) => Some(
@@ -595,14 +610,18 @@ pub async fn metadata_key_get(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, id, key)): Path<(String, String, String)>,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Json<MetadataValueResponse>> {
     sim.read(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         let m = w.machine(&app_ref, &id, ctx)?;
         m.config
             .metadata
             .get(&key)
-            .map(|v| Json(json!({"value": v})))
+            .map(|v| {
+                Json(MetadataValueResponse {
+                    value: Some(v.clone()),
+                })
+            })
             .ok_or_else(|| SimError::NotFound(format!("not_found: metadata key {key} not found")))
     })
 }
@@ -641,13 +660,12 @@ pub async fn events(
     Extension(caller): Extension<Caller>,
     Path((app, id)): MachinePath,
     query: QueryPairs,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Json<Vec<MachineEvent>>> {
     let limit = query.u64("limit")?.unwrap_or(20).clamp(1, 50) as usize;
     sim.read(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         let m = w.machine(&app_ref, &id, ctx)?;
-        let events: Vec<_> = m.events.iter().rev().take(limit).cloned().collect();
-        Ok(Json(json!(events)))
+        Ok(Json(m.events.iter().rev().take(limit).cloned().collect()))
     })
 }
 
@@ -656,22 +674,19 @@ pub async fn versions(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, id)): MachinePath,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Json<Vec<MachineVersion>>> {
     sim.read(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         let m = w.machine(&app_ref, &id, ctx)?;
-        let versions: Vec<Value> = m
+        let versions = m
             .versions
             .iter()
             .rev()
-            .map(|v| {
-                json!({
-                    "version": v.version,
-                    "user_config": v.config,
-                    "created_at": rfc3339(v.created_at),
-                })
+            .map(|v| MachineVersion {
+                version: Some(v.version.clone()),
+                user_config: Some(v.config.clone()),
             })
             .collect();
-        Ok(Json(json!(versions)))
+        Ok(Json(versions))
     })
 }

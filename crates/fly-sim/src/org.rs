@@ -5,12 +5,12 @@ use super::auth::Caller;
 use super::clock::rfc3339;
 use super::errors::{SimError, SimResult};
 use super::extract::QueryPairs;
+use super::wire::{MachineOverviewConfig, OrgMachine, OrgMachinesResponse};
 use super::Simulator;
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use openclaws_fly::types::{OrgMachine, OrgMachineConfig, OrgMachinesResponse};
 use std::collections::HashMap;
 
 type Key = (DateTime<Utc>, String);
@@ -34,6 +34,8 @@ fn decode_cursor(cursor: &str) -> Option<Key> {
 }
 
 /// `GET /v1/orgs/{org}/machines?updated_after=&cursor=&limit=&include_deleted=&state=&region=`.
+/// A page without machines says `"machines": null`, as Fly's Go encodes an empty list. A
+/// `partial_listing` fault leaves out some regions and names them in `error_regions`.
 pub async fn machines(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
@@ -100,28 +102,29 @@ pub async fn machines(
             .iter()
             .filter_map(|(_, id)| w.machines.get(id))
             .map(|m| OrgMachine {
-                id: m.id.clone(),
-                name: m.name.clone(),
-                app_name: app_names.get(&m.app_id).cloned().unwrap_or_default(),
-                state: m.state.clone(),
-                region: m.region.clone(),
+                id: Some(m.id.clone()),
+                name: Some(m.name.clone()),
+                app_name: app_names.get(&m.app_id).cloned(),
+                state: Some(m.state.clone()),
+                region: Some(m.region.clone()),
                 private_ip: Some(m.private_ip.clone()),
                 version: Some(m.instance_id.clone()),
-                created_at: rfc3339(m.created_at),
-                updated_at: rfc3339(m.updated_at),
-                config: Some(OrgMachineConfig {
+                created_at: Some(rfc3339(m.created_at)),
+                updated_at: Some(rfc3339(m.updated_at)),
+                config: Some(MachineOverviewConfig {
                     image: m.config.image.clone(),
                     guest: m.config.guest.clone(),
                     metadata: m.config.metadata.clone(),
                 }),
             })
-            .collect();
+            .collect::<Vec<_>>();
         let last = hits.last();
         Ok(Json(OrgMachinesResponse {
             next_cursor: if more { last.map(encode_cursor) } else { None },
             last_machine_id: last.map(|k| k.1.clone()),
             last_updated_at: last.map(|k| rfc3339(k.0)),
-            machines,
+            machines: (!machines.is_empty()).then_some(machines),
+            error_regions: Vec::new(),
         }))
     })
 }

@@ -26,6 +26,7 @@
 //! [`MachRec::crash`]: super::machine_state::MachRec::crash
 
 use super::errors::{SimError, SimResult};
+use super::wire::MachineConfig;
 use super::Simulator;
 use axum::extract::{Path as AxPath, State};
 use axum::routing::get;
@@ -34,10 +35,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use openclaws_fly::types::MachineConfig;
-use openclaws_gateway::bundle::{BIND_ENV, ENTRY_ENV, PORT_ENV};
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -56,6 +54,19 @@ type LaunchRequest = (Command, oneshot::Sender<std::io::Result<Child>>);
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The variable the CLI client reads the gateway's port from.
 const CLIENT_PORT_ENV: &str = "OPENCLAW_GATEWAY_PORT";
+
+/// Boot-bundle/image contract: the variable naming the installed gateway's entry point, which
+/// the boot step runs (the gateway crate's `bundle::ENTRY_ENV`; a test compares the two).
+pub const ENTRY_ENV: &str = "OPENCLAWS_GATEWAY_ENTRY";
+/// Boot-bundle/image contract: the variable with the port the gateway listens on (the gateway
+/// crate's `bundle::PORT_ENV`).
+pub const PORT_ENV: &str = "OPENCLAWS_GATEWAY_PORT";
+/// Boot-bundle/image contract: the variable with the address the gateway binds (the gateway
+/// crate's `bundle::BIND_ENV`).
+pub const BIND_ENV: &str = "OPENCLAWS_GATEWAY_BIND";
+/// The OpenClaw release the installer puts in place by default (image contract: the gateway
+/// crate's `VERIFIED_OPENCLAW_VERSION`), used to find the installed wrapper.
+pub const DEFAULT_OPENCLAW_VERSION: &str = "2026.9.6";
 
 /// Errors of process mode.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +117,7 @@ impl OpenclawInstall {
             .unwrap_or_else(|| PathBuf::from(".cache/openclaws"));
         cache.join(format!(
             "openclaw-{}/bin/openclaw",
-            openclaws_gateway::VERIFIED_OPENCLAW_VERSION
+            DEFAULT_OPENCLAW_VERSION
         ))
     }
 
@@ -285,9 +296,12 @@ impl ProcessHost {
         }
         let mut mounts = Vec::new();
         for mount in &launch.config.mounts {
-            let dir = self.volume_dir(&mount.volume);
+            let (Some(volume), Some(path)) = (&mount.volume, &mount.path) else {
+                continue;
+            };
+            let dir = self.volume_dir(volume);
             std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-            mounts.push((mount.path.trim_end_matches('/').to_owned(), dir));
+            mounts.push((path.trim_end_matches('/').to_owned(), dir));
         }
         let secrets: HashMap<&str, &str> = launch
             .secrets
@@ -295,8 +309,9 @@ impl ProcessHost {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         for file in &launch.config.files {
+            let guest_path = file.guest_path.clone().unwrap_or_default();
             let bad = |reason: &str| ProcessError::BadFile {
-                guest_path: file.guest_path.clone(),
+                guest_path: guest_path.clone(),
                 reason: reason.to_owned(),
             };
             let encoded = match (&file.raw_value, &file.secret_name) {
@@ -310,26 +325,25 @@ impl ProcessHost {
             let content = base64::engine::general_purpose::STANDARD
                 .decode(encoded)
                 .map_err(|_| bad("not base64"))?;
-            let target = map_file_path(&file.guest_path, &mounts, &rootfs);
+            let target = map_file_path(&guest_path, &mounts, &rootfs);
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent)
                     .map_err(io(format!("creating {}", parent.display())))?;
             }
             std::fs::write(&target, content)
                 .map_err(io(format!("writing {}", target.display())))?;
-            let mode = file.mode.unwrap_or(0o644);
+            let mode = file
+                .mode
+                .and_then(|m| u32::try_from(m).ok())
+                .unwrap_or(0o644);
             std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
                 .map_err(io(format!("chmod {}", target.display())))?;
         }
         let init = launch.config.init.clone().unwrap_or_default();
-        let argv: Vec<String> = match init.exec {
-            Some(exec) if !exec.is_empty() => exec,
-            _ => init
-                .entrypoint
-                .unwrap_or_default()
-                .into_iter()
-                .chain(init.cmd.unwrap_or_default())
-                .collect(),
+        let argv: Vec<String> = if init.exec.is_empty() {
+            init.entrypoint.into_iter().chain(init.cmd).collect()
+        } else {
+            init.exec
         };
         if argv.is_empty() {
             return Err(ProcessError::NoCommand);
@@ -541,19 +555,14 @@ fn map_value(value: &str, mounts: &[(String, PathBuf)], rootfs: &Path) -> String
 
 /// Signal and timeout a stop uses, from the machine's `stop_config`.
 fn stop_policy(config: &MachineConfig) -> (Signal, Duration) {
-    let stop = config.extra.get("stop_config");
+    let stop = config.stop_config.as_ref();
     let signal = stop
-        .and_then(|s| s.get("signal"))
-        .and_then(Value::as_str)
+        .and_then(|s| s.signal.as_deref())
         .and_then(|s| Signal::from_str(s).ok())
         .unwrap_or(Signal::SIGTERM);
     let timeout = stop
-        .and_then(|s| s.get("timeout"))
-        .and_then(|t| match t {
-            Value::String(s) => super::extract::parse_duration(s),
-            Value::Number(n) => n.as_f64().map(super::clock::secs_f64),
-            _ => None,
-        })
+        .and_then(|s| s.timeout.as_deref())
+        .and_then(super::extract::parse_duration)
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
     (signal, timeout)
 }
@@ -617,7 +626,7 @@ fn pass(sim: &Simulator) -> Pass {
         let volumes = w
             .volumes
             .values()
-            .filter(|v| openclaws_fly::types::Volume::DESTROYED_STATES.contains(&v.state.as_str()))
+            .filter(|v| v.is_destroyed())
             .map(|v| v.id.clone())
             .collect();
         Ok(Pass {
@@ -921,10 +930,10 @@ mod tests {
             stop_policy(&config),
             (Signal::SIGTERM, DEFAULT_STOP_TIMEOUT)
         );
-        config.extra.insert(
-            "stop_config".into(),
-            serde_json::json!({"signal": "SIGINT", "timeout": "30s"}),
-        );
+        config.stop_config = Some(super::super::wire::StopConfig {
+            signal: Some("SIGINT".into()),
+            timeout: Some("30s".into()),
+        });
         assert_eq!(
             stop_policy(&config),
             (Signal::SIGINT, Duration::from_secs(30))

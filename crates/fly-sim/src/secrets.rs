@@ -1,21 +1,25 @@
 //! App secrets (api doc §6): a versioned key/value store per app. Every write bumps the
 //! version; machines record the version they booted with, and a create/update asking for a
-//! `min_secrets_version` the app has not reached is refused (status configurable, default 400).
-//! Values are only returned with `show_secrets=true`.
+//! `min_secrets_version` the app has not reached is refused as Fly answers it (`412
+//! min_secrets_version N is not yet available on this app`; status configurable). Values are
+//! only returned with `show_secrets=true`. An app without secrets lists `"secrets": null`, as
+//! Fly's Go encodes an empty list.
 
 use super::auth::Caller;
 use super::clock::rfc3339;
 use super::errors::{SimError, SimResult};
 use super::extract::{JsonBody, QueryPairs};
 use super::state::{AppRef, World};
+use super::wire::{
+    AppSecret, AppSecrets, AppSecretsUpdateRequest, AppSecretsUpdateResp, DeleteAppSecretResponse,
+    SetAppSecretRequest, SetAppSecretResponse,
+};
 use super::{Ctx, Simulator};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use openclaws_fly::types::{AppSecret, SetSecretRequest, SetSecretsRequest};
 use serde::Serialize;
-use serde_json::{json, Value};
 use sha2::Digest;
 
 /// One stored secret.
@@ -35,10 +39,10 @@ pub struct SecretRec {
 impl SecretRec {
     fn to_wire(&self, name: &str, show: bool) -> AppSecret {
         AppSecret {
-            name: name.to_string(),
-            digest: self.digest.clone(),
-            created_at: rfc3339(self.created_at),
-            updated_at: rfc3339(self.updated_at),
+            name: Some(name.to_string()),
+            digest: Some(self.digest.clone()),
+            created_at: Some(rfc3339(self.created_at)),
+            updated_at: Some(rfc3339(self.updated_at)),
             value: show.then(|| self.value.clone()),
         }
     }
@@ -69,19 +73,16 @@ impl World {
     pub fn check_min_secrets_version(
         &self,
         app: &AppRef,
-        min: Option<u64>,
+        min: Option<i64>,
         ctx: &Ctx,
     ) -> SimResult<()> {
         let (Some(min), Some(code)) = (min, ctx.config.min_secrets_version_status) else {
             return Ok(());
         };
-        let current = self.secrets_version(app);
-        if min > current {
+        if u64::try_from(min).unwrap_or(0) > self.secrets_version(app) {
             return Err(SimError::Other {
                 code,
-                message: format!(
-                    "invalid_argument: min_secrets_version {min} is newer than the app's secrets version {current}"
-                ),
+                message: format!("min_secrets_version {min} is not yet available on this app"),
                 status: None,
             });
         }
@@ -124,11 +125,14 @@ impl World {
         Ok(a.secrets_version)
     }
 
-    fn secrets_json(&self, app: &AppRef, show: bool) -> Vec<AppSecret> {
-        self.apps
+    /// The app's secrets as Fly lists them: `None` (sent as `null`) when there are none.
+    fn secrets_json(&self, app: &AppRef, show: bool) -> Option<Vec<AppSecret>> {
+        let secrets: Vec<AppSecret> = self
+            .apps
             .get(&app.name)
             .map(|a| a.secrets.iter().map(|(k, s)| s.to_wire(k, show)).collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        (!secrets.is_empty()).then_some(secrets)
     }
 }
 
@@ -138,12 +142,19 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
     query: QueryPairs,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Json<AppSecrets>> {
     let show = query.flag("show_secrets");
     sim.read(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
-        Ok(Json(json!({"secrets": w.secrets_json(&app_ref, show)})))
+        Ok(Json(AppSecrets {
+            secrets: w.secrets_json(&app_ref, show),
+        }))
     })
+}
+
+/// A secrets version as answered.
+fn wire_version(version: u64) -> Option<i64> {
+    i64::try_from(version).ok()
 }
 
 /// `POST /v1/apps/{app}/secrets {"values":{k:v|null}}`: one write, one new version.
@@ -151,16 +162,16 @@ pub async fn set_many(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
-    JsonBody(body): JsonBody<SetSecretsRequest>,
-) -> SimResult<Json<Value>> {
+    JsonBody(body): JsonBody<AppSecretsUpdateRequest>,
+) -> SimResult<Json<AppSecretsUpdateResp>> {
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         let version = w.set_secrets(&app_ref, body.values.into_iter().collect(), ctx)?;
-        Ok(Json(json!({
-            "secrets": w.secrets_json(&app_ref, false),
-            "version": version,
-            "Version": version,
-        })))
+        Ok(Json(AppSecretsUpdateResp {
+            secrets: w.secrets_json(&app_ref, false),
+            version: wire_version(version),
+            version_deprecated: wire_version(version),
+        }))
     })
 }
 
@@ -187,21 +198,32 @@ pub async fn set_one(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, name)): Path<(String, String)>,
-    JsonBody(body): JsonBody<SetSecretRequest>,
-) -> SimResult<(StatusCode, Json<Value>)> {
+    JsonBody(body): JsonBody<SetAppSecretRequest>,
+) -> SimResult<(StatusCode, Json<SetAppSecretResponse>)> {
+    let value = body
+        .value
+        .ok_or_else(|| SimError::invalid("value is required"))?;
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
-        let version = w.set_secrets(&app_ref, vec![(name.clone(), Some(body.value))], ctx)?;
+        let version = w.set_secrets(&app_ref, vec![(name.clone(), Some(value))], ctx)?;
         let secret = w
             .apps
             .get(&app_ref.name)
             .and_then(|a| a.secrets.get(&name))
             .map(|s| s.to_wire(&name, false))
             .ok_or_else(|| SimError::NotFound("secret not found".into()))?;
-        let mut out = json!(secret);
-        out["version"] = json!(version);
-        out["Version"] = json!(version);
-        Ok((StatusCode::CREATED, Json(out)))
+        Ok((
+            StatusCode::CREATED,
+            Json(SetAppSecretResponse {
+                name: secret.name,
+                digest: secret.digest,
+                created_at: secret.created_at,
+                updated_at: secret.updated_at,
+                value: None,
+                version: wire_version(version),
+                version_deprecated: wire_version(version),
+            }),
+        ))
     })
 }
 
@@ -210,7 +232,7 @@ pub async fn delete(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, name)): Path<(String, String)>,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Json<DeleteAppSecretResponse>> {
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         if !w
@@ -221,6 +243,9 @@ pub async fn delete(
             return Err(SimError::NotFound("secret not found".into()));
         }
         let version = w.set_secrets(&app_ref, vec![(name, None)], ctx)?;
-        Ok(Json(json!({"version": version, "Version": version})))
+        Ok(Json(DeleteAppSecretResponse {
+            version: wire_version(version),
+            version_deprecated: wire_version(version),
+        }))
     })
 }

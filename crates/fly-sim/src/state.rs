@@ -196,8 +196,8 @@ impl World {
     pub fn check_upscale(
         &self,
         region: &str,
-        from: Option<&openclaws_fly::types::Guest>,
-        to: Option<&openclaws_fly::types::Guest>,
+        from: Option<&super::wire::MachineGuest>,
+        to: Option<&super::wire::MachineGuest>,
     ) -> SimResult<()> {
         let grows = match (from, to) {
             (Some(a), Some(b)) => b.cpus > a.cpus || b.memory_mb > a.memory_mb,

@@ -6,14 +6,28 @@ use super::clock::rfc3339;
 use super::errors::{SimError, SimResult};
 use super::extract::{JsonBody, OptionalJson};
 use super::state::{AppRef, World};
+use super::wire::{
+    CreateVolumeRequest, ExtendVolumeRequest, ExtendVolumeResponse, UpdateVolumeRequest, Volume,
+    VolumeSnapshot,
+};
 use super::{Ctx, Simulator};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Serialize;
+
+/// Volume states Fly (and fly-go) treat as gone or going.
+pub const DESTROYED_STATES: [&str; 7] = [
+    "scheduling_destroy",
+    "fork_cleanup",
+    "waiting_for_detach",
+    "pending_destroy",
+    "destroying",
+    "destroyed",
+    "deleted",
+];
 
 /// Largest volume Fly creates.
 pub const MAX_SIZE_GB: u32 = 500;
@@ -56,73 +70,46 @@ pub struct VolRec {
 impl VolRec {
     /// Whether the volume is deleted or being deleted.
     pub fn is_destroyed(&self) -> bool {
-        openclaws_fly::types::Volume::DESTROYED_STATES.contains(&self.state.as_str())
+        DESTROYED_STATES.contains(&self.state.as_str())
     }
 
-    /// The volume as Fly returns it.
-    pub fn to_json(&self) -> Value {
-        let bytes_total = u64::from(self.size_gb) * 1024 * 1024 * 1024;
-        json!({
-            "id": self.id,
-            "name": self.name,
-            "state": self.state,
-            "size_gb": self.size_gb,
-            "region": self.region,
-            "zone": self.zone,
-            "encrypted": self.encrypted,
-            "attached_machine_id": self.attached_machine_id,
-            "attached_alloc_id": Value::Null,
-            "created_at": rfc3339(self.created_at),
-            "blocks": bytes_total / 4096,
-            "block_size": 4096,
-            "blocks_free": bytes_total / 4096,
-            "blocks_avail": bytes_total / 4096,
-            "bytes_total": bytes_total,
-            "bytes_used": 0,
-            "fstype": self.fstype,
-            "snapshot_retention": self.snapshot_retention,
-            "auto_backup_enabled": self.auto_backup_enabled,
-            "host_status": if self.host_unreachable { "unreachable" } else { "ok" },
-            "type": "local",
-        })
+    /// The volume as Fly returns it (`attached_machine_id`/`attached_alloc_id` are `null` when
+    /// unset: Fly's Go declares them as pointers without `omitempty`).
+    pub fn to_json(&self) -> Volume {
+        let bytes_total = i64::from(self.size_gb) * 1024 * 1024 * 1024;
+        Volume {
+            id: Some(self.id.clone()),
+            name: Some(self.name.clone()),
+            state: Some(self.state.clone()),
+            size_gb: Some(i64::from(self.size_gb)),
+            region: Some(self.region.clone()),
+            zone: Some(self.zone.clone()),
+            encrypted: Some(self.encrypted),
+            attached_machine_id: self.attached_machine_id.clone(),
+            attached_alloc_id: None,
+            created_at: Some(rfc3339(self.created_at)),
+            blocks: Some(bytes_total / 4096),
+            block_size: Some(4096),
+            blocks_free: Some(bytes_total / 4096),
+            blocks_avail: Some(bytes_total / 4096),
+            bytes_total: Some(bytes_total),
+            bytes_used: Some(0),
+            fstype: Some(self.fstype.clone()),
+            snapshot_retention: Some(i64::from(self.snapshot_retention)),
+            auto_backup_enabled: Some(self.auto_backup_enabled),
+            host_status: Some(
+                if self.host_unreachable {
+                    "unreachable"
+                } else {
+                    "ok"
+                }
+                .into(),
+            ),
+            r#type: Some("local".into()),
+            host_features: Vec::new(),
+            required_host_features: Vec::new(),
+        }
     }
-}
-
-/// `POST …/volumes` body; everything optional so defaults and 400s are ours.
-#[derive(Debug, Default, Deserialize)]
-pub struct CreateVolumeBody {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    region: Option<String>,
-    #[serde(default)]
-    size_gb: Option<u32>,
-    #[serde(default)]
-    encrypted: Option<bool>,
-    #[serde(default)]
-    require_unique_zone: Option<bool>,
-    #[serde(default)]
-    snapshot_retention: Option<u32>,
-    #[serde(default)]
-    auto_backup_enabled: Option<bool>,
-    #[serde(default)]
-    fstype: Option<String>,
-}
-
-/// `PUT …/volumes/{id}` body.
-#[derive(Debug, Default, Deserialize)]
-pub struct UpdateVolumeBody {
-    #[serde(default)]
-    snapshot_retention: Option<u32>,
-    #[serde(default)]
-    auto_backup_enabled: Option<bool>,
-}
-
-/// `PUT …/volumes/{id}/extend` body.
-#[derive(Debug, Default, Deserialize)]
-pub struct ExtendBody {
-    #[serde(default)]
-    size_gb: Option<u32>,
 }
 
 fn valid_volume_name(name: &str) -> bool {
@@ -142,9 +129,9 @@ impl World {
     fn create_volume(
         &mut self,
         app: &AppRef,
-        body: CreateVolumeBody,
+        body: CreateVolumeRequest,
         ctx: &Ctx,
-    ) -> SimResult<Value> {
+    ) -> SimResult<Volume> {
         let name = body.name.unwrap_or_default();
         if !valid_volume_name(&name) {
             return Err(SimError::invalid(
@@ -152,6 +139,7 @@ impl World {
             ));
         }
         let size_gb = body.size_gb.unwrap_or(3);
+        let size_gb = u32::try_from(size_gb).unwrap_or(0);
         if size_gb == 0 || size_gb > MAX_SIZE_GB {
             return Err(SimError::invalid(format!(
                 "size_gb must be between 1 and {MAX_SIZE_GB}"
@@ -203,7 +191,7 @@ impl World {
             encrypted: body.encrypted.unwrap_or(true),
             attached_machine_id: None,
             fstype,
-            snapshot_retention: body.snapshot_retention.unwrap_or(5).clamp(1, 60),
+            snapshot_retention: body.snapshot_retention.unwrap_or(5).clamp(1, 60) as u32,
             auto_backup_enabled: body.auto_backup_enabled.unwrap_or(true),
             created_at: ctx.now,
             destroyed_at: None,
@@ -223,7 +211,7 @@ pub async fn list(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
-) -> SimResult<Json<Vec<Value>>> {
+) -> SimResult<Json<Vec<Volume>>> {
     sim.read(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         let ids = w
@@ -250,8 +238,8 @@ pub async fn create(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path(app): Path<String>,
-    JsonBody(body): JsonBody<CreateVolumeBody>,
-) -> SimResult<Json<Value>> {
+    JsonBody(body): JsonBody<CreateVolumeRequest>,
+) -> SimResult<Json<Volume>> {
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         w.create_volume(&app_ref, body, ctx).map(Json)
@@ -263,7 +251,7 @@ pub async fn get(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, vol)): Path<(String, String)>,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Json<Volume>> {
     sim.read(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         Ok(Json(w.volume(&app_ref, &vol, ctx)?.to_json()))
@@ -275,8 +263,8 @@ pub async fn update(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, vol)): Path<(String, String)>,
-    OptionalJson(body): OptionalJson<UpdateVolumeBody>,
-) -> SimResult<Json<Value>> {
+    OptionalJson(body): OptionalJson<UpdateVolumeRequest>,
+) -> SimResult<Json<Volume>> {
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         let v = w.volume(&app_ref, &vol, ctx)?;
@@ -289,7 +277,7 @@ pub async fn update(
                     "snapshot_retention must be between 1 and 60",
                 ));
             }
-            v.snapshot_retention = r;
+            v.snapshot_retention = r as u32;
         }
         if let Some(b) = body.auto_backup_enabled {
             v.auto_backup_enabled = b;
@@ -304,7 +292,7 @@ pub async fn delete(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, vol)): Path<(String, String)>,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Json<Volume>> {
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         let v = w.volume(&app_ref, &vol, ctx)?;
@@ -325,7 +313,7 @@ pub async fn delete(
             v.destroyed_at = Some(ctx.now);
         }
         let mut body = v.to_json();
-        body["state"] = json!("destroyed");
+        body.state = Some("destroyed".into());
         Ok(Json(body))
     })
 }
@@ -335,8 +323,8 @@ pub async fn extend(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, vol)): Path<(String, String)>,
-    JsonBody(body): JsonBody<ExtendBody>,
-) -> SimResult<Json<Value>> {
+    JsonBody(body): JsonBody<ExtendVolumeRequest>,
+) -> SimResult<Json<ExtendVolumeResponse>> {
     sim.write(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         let v = w.volume(&app_ref, &vol, ctx)?;
@@ -352,6 +340,7 @@ pub async fn extend(
         }
         let size = body
             .size_gb
+            .and_then(|s| u32::try_from(s).ok())
             .ok_or_else(|| SimError::invalid("size_gb is required"))?;
         if size <= v.size_gb {
             return Err(SimError::invalid(format!(
@@ -365,7 +354,10 @@ pub async fn extend(
             )));
         }
         v.size_gb = size;
-        Ok(Json(json!({"volume": v.to_json(), "needs_restart": false})))
+        Ok(Json(ExtendVolumeResponse {
+            volume: Some(v.to_json()),
+            needs_restart: Some(false),
+        }))
     })
 }
 
@@ -374,7 +366,7 @@ pub async fn list_snapshots(
     State(sim): State<Simulator>,
     Extension(caller): Extension<Caller>,
     Path((app, vol)): Path<(String, String)>,
-) -> SimResult<Json<Vec<Value>>> {
+) -> SimResult<Json<Vec<VolumeSnapshot>>> {
     sim.read(|w, ctx| {
         let app_ref = w.app_ref(&app, &caller, ctx)?;
         w.volume(&app_ref, &vol, ctx)?;

@@ -1,16 +1,20 @@
 //! `GET …/wait` (spec §3): long-polls on the simulated clock. A waiter sleeps until the
 //! machine's next scheduled transition, its deadline, or any mutation (including a clock
 //! jump), whichever comes first; it never busy-loops.
+//!
+//! As on Fly: `timeout` is whole seconds (default 60, at most 60) and a timeout is `408`;
+//! waiting for `stopped` needs the version it is about (`version`, or the older `instance_id`),
+//! else `400`, since a machine stops once per version.
 
 use super::auth::Caller;
 use super::clock::delta;
 use super::errors::{SimError, SimResult};
-use super::extract::{parse_duration, QueryPairs};
+use super::extract::QueryPairs;
+use super::wire::WaitMachineResponse;
 use super::Simulator;
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 use std::time::Duration;
 
 const WAITABLE: [&str; 7] = [
@@ -24,8 +28,20 @@ const WAITABLE: [&str; 7] = [
 ];
 
 enum Progress {
-    Reached(Value),
+    Reached(WaitMachineResponse),
     Pending(Option<DateTime<Utc>>),
+}
+
+/// The wait's timeout: whole seconds, default 60, clamped to 1–60.
+fn timeout_of(query: &QueryPairs) -> SimResult<Duration> {
+    let secs = match query.get("timeout") {
+        Some(t) => t
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| SimError::invalid(format!("invalid timeout {t:?}: whole seconds")))?,
+        None => 60,
+    };
+    Ok(Duration::from_secs(secs.clamp(1, 60)))
 }
 
 /// `GET /v1/apps/{app}/machines/{id}/wait?state=&timeout=&version=&from_event_id=`.
@@ -34,7 +50,7 @@ pub async fn wait(
     Extension(caller): Extension<Caller>,
     Path((app, id)): Path<(String, String)>,
     query: QueryPairs,
-) -> SimResult<Json<Value>> {
+) -> SimResult<Json<WaitMachineResponse>> {
     let mut states: Vec<String> = query
         .all("state")
         .flat_map(|s| s.split(','))
@@ -48,18 +64,17 @@ pub async fn wait(
     if let Some(bad) = states.iter().find(|s| !WAITABLE.contains(&s.as_str())) {
         return Err(SimError::invalid(format!("invalid state {bad:?}")));
     }
-    let timeout = match query.get("timeout") {
-        Some(t) => {
-            parse_duration(t).ok_or_else(|| SimError::invalid(format!("invalid timeout {t:?}")))?
-        }
-        None => Duration::from_secs(60),
-    };
-    let timeout = timeout.clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let timeout = timeout_of(&query)?;
     let version = query
         .get("version")
         .or_else(|| query.get("instance_id"))
         .filter(|v| !v.is_empty())
         .map(str::to_string);
+    if version.is_none() && states.iter().any(|s| s == "stopped") {
+        return Err(SimError::invalid(
+            "instance_id (or version) is required when waiting for the stopped state",
+        ));
+    }
     let from_event = query.get("from_event_id").map(str::to_string);
     let deadline = sim.clock().now() + delta(timeout);
 
@@ -70,7 +85,11 @@ pub async fn wait(
             let m = match w.machine_any(&app_ref, &id, ctx) {
                 Ok(m) => m,
                 Err(_) if states.iter().any(|s| s == "destroyed") => {
-                    return Ok(Progress::Reached(json!({"ok": true, "state": "destroyed"})))
+                    return Ok(Progress::Reached(WaitMachineResponse {
+                        ok: Some(true),
+                        state: Some("destroyed".into()),
+                        ..WaitMachineResponse::default()
+                    }))
                 }
                 Err(e) => return Err(e),
             };
@@ -99,12 +118,12 @@ pub async fn wait(
                 s => s == m.state,
             });
             if matched && after_event {
-                return Ok(Progress::Reached(json!({
-                    "ok": true,
-                    "state": m.state,
-                    "version": m.instance_id,
-                    "event_id": m.last_event_id(),
-                })));
+                return Ok(Progress::Reached(WaitMachineResponse {
+                    ok: Some(true),
+                    state: Some(m.state.clone()),
+                    version: Some(m.instance_id.clone()),
+                    event_id: m.last_event_id(),
+                }));
             }
             if !m.is_transient() && matches!(m.state.as_str(), "failed" | "destroyed") {
                 return Err(SimError::BadRequest(

@@ -169,6 +169,8 @@ impl FlyClient {
         }
     }
 
+    /// Reads a JSON answer, whatever its content type (exec may answer
+    /// `application/octet-stream` with the same JSON body).
     async fn json<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
@@ -229,21 +231,29 @@ impl FlyClient {
         )
     }
 
-    /// `POST /v1/apps?wait=true` with both name fields (docs and spec disagree on the key).
+    /// `POST /v1/apps`. Fly answers `201 {"id","created_at"}` (`CreateAppResponse`), not the
+    /// app: the returned [`App`] is that id with what was asked for (name, org, network).
     pub async fn create_app(&self, name: &str, network: &str) -> Result<App, FlyError> {
         let body = CreateAppRequest {
             name: Some(name.to_owned()),
-            app_name: Some(name.to_owned()),
             org_slug: Some(self.org.clone()),
             network: Some(network.to_owned()),
             ..Default::default()
         };
-        let req = self
-            .request(Method::POST, "/v1/apps")
-            .query(&[("wait", "true")])
-            .json(&body);
-        self.json("apps.create", (LimitClass::AppCreate, name), req)
-            .await
+        let req = self.request(Method::POST, "/v1/apps").json(&body);
+        let created: CreateAppResponse = self
+            .json("apps.create", (LimitClass::AppCreate, name), req)
+            .await?;
+        Ok(App {
+            id: created.id,
+            name: name.to_owned(),
+            network: Some(network.to_owned()),
+            organization: Some(Organization {
+                name: self.org.clone(),
+                slug: self.org.clone(),
+            }),
+            ..Default::default()
+        })
     }
 
     /// `DELETE /v1/apps/{app}`; deletion completes asynchronously.
@@ -581,7 +591,7 @@ impl FlyClient {
     ) -> Result<(), FlyError> {
         let mut req = self.request(Method::DELETE, &format!("/v1/apps/{app}/machines/{id}"));
         if force {
-            req = req.query(&[("force", "true"), ("kill", "true")]);
+            req = req.query(&[("force", "true")]);
         }
         self.send(
             "machines.delete",
@@ -607,19 +617,19 @@ impl FlyClient {
         let ttl = LEASE_TTL.as_secs();
         let req = self
             .request(Method::POST, &format!("/v1/apps/{app}/machines/{id}/lease"))
-            .query(&[("ttl", ttl.to_string())])
-            .json(&serde_json::json!({"ttl": ttl, "description": description}));
+            .json(&CreateLeaseRequest {
+                ttl,
+                description: description.to_owned(),
+            });
         let started = Instant::now();
-        let resp: LeaseEnvelope = self
+        let resp: LeaseAnswer = self
             .json(
                 "machines.lease.acquire",
                 (LimitClass::Mutation, id),
                 with_lease(req, held.as_deref()),
             )
             .await?;
-        let lease = resp.data.ok_or_else(|| FlyError::Decode {
-            message: "machines.lease.acquire: no lease in the answer".to_owned(),
-        })?;
+        let lease = resp.into_lease();
         self.leases().insert(
             id.to_owned(),
             HeldLease {
@@ -664,9 +674,11 @@ impl FlyClient {
         leases.get(id).map(|l| l.nonce.clone())
     }
 
-    /// `GET /v1/apps/{app}/machines/{id}/wait`: blocks at Fly (at most 60 s) until the machine
-    /// reaches `state`; a timeout is `Transient { status: Some(408) }`. Used by tools and tests;
-    /// reconciles do not wait, they come back when the state is expected.
+    /// `GET /v1/apps/{app}/machines/{id}/wait`: blocks at Fly (at most 60 s, in whole seconds)
+    /// until the machine reaches `state`; a timeout is `Transient { status: Some(408) }`. Fly
+    /// needs the version (instance id) a wait for `stopped` is about: without `version` it is
+    /// read from the machine first. Used by tools and tests; reconciles do not wait, they come
+    /// back when the state is expected.
     pub async fn wait_machine(
         &self,
         app: &str,
@@ -677,8 +689,17 @@ impl FlyClient {
     ) -> Result<WaitResponse, FlyError> {
         let secs = timeout.as_secs().clamp(1, 60);
         let mut query = vec![("state", state.to_owned()), ("timeout", secs.to_string())];
+        let version = match version {
+            Some(v) => Some(v.to_owned()),
+            None if state == "stopped" => self
+                .get_machine(app, id)
+                .await?
+                .map(|m| m.instance_id)
+                .filter(|v| !v.is_empty()),
+            None => None,
+        };
         if let Some(v) = version {
-            query.push(("version", v.to_owned()));
+            query.push(("version", v));
         }
         let req = self
             .request(Method::GET, &format!("/v1/apps/{app}/machines/{id}/wait"))
@@ -776,6 +797,12 @@ async fn classify(resp: Response) -> FlyError {
     {
         return FlyError::Capacity { message };
     }
+    if is_secrets_replication_lag(&message) {
+        return FlyError::Transient {
+            status: Some(status.as_u16()),
+            message,
+        };
+    }
     if status == StatusCode::CONFLICT && message.contains("lease currently held") {
         return FlyError::LeaseHeld {
             expires_at: lease_expiry(&message),
@@ -822,6 +849,13 @@ fn is_capacity_message(message: &str) -> bool {
     .any(|p| m.contains(p))
 }
 
+/// Whether Fly refused a machine because the app's secrets have not reached the asked
+/// `min_secrets_version` yet (`412 min_secrets_version N is not yet available on this app`):
+/// the write that made that version is replicating, so a retry soon succeeds.
+fn is_secrets_replication_lag(message: &str) -> bool {
+    message.contains("min_secrets_version") && message.contains("not yet available")
+}
+
 /// The expiry in Fly's lease-conflict text (`… lease currently held by X, expires at <RFC 3339>`).
 fn lease_expiry(message: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     let (_, at) = message.rsplit_once("expires at ")?;
@@ -833,7 +867,9 @@ fn lease_expiry(message: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{authorization_header, is_capacity_message, lease_expiry};
+    use super::{
+        authorization_header, is_capacity_message, is_secrets_replication_lag, lease_expiry,
+    };
 
     #[test]
     fn lease_conflicts_carry_their_expiry() {
@@ -852,6 +888,16 @@ mod tests {
         ));
         assert!(is_capacity_message("Insufficient capacity on host"));
         assert!(!is_capacity_message(
+            "failed_precondition: machine still active"
+        ));
+    }
+
+    #[test]
+    fn secrets_not_yet_replicated_is_recognised_by_its_text() {
+        assert!(is_secrets_replication_lag(
+            "min_secrets_version 3 is not yet available on this app"
+        ));
+        assert!(!is_secrets_replication_lag(
             "failed_precondition: machine still active"
         ));
     }

@@ -1,18 +1,28 @@
-//! Wire types of the Fly Machines REST API, shared by the client and the simulator.
-//! Field names follow Fly's JSON (snake_case). Unknown fields are kept in `extra` maps so a
-//! read-modify-write never drops what another actor set.
+//! Wire types of the Fly Machines REST API as the client reads and writes them. Field names
+//! follow Fly's published OpenAPI document (checked by `tests/contract.rs` against the copy
+//! vendored in `crates/fly-sim/openapi/`). Unknown fields are kept in `extra` maps so a
+//! read-modify-write never drops what another actor set. Lists Fly may send as `null` (its Go
+//! types encode an empty list so) read as empty.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// `POST /v1/apps` body. Fly's docs name the field `app_name`, the current spec `name`: send both.
+/// Reads `null` as the type's default (an empty list or map): Fly's Go encodes a nil slice as
+/// `null` wherever a field lacks `omitempty`.
+pub fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
+
+/// `POST /v1/apps` body (`CreateAppRequest`: `name`, not the `app_name` of Fly's older docs).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateAppRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_slug: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,11 +42,22 @@ pub struct Organization {
     pub slug: String,
 }
 
+/// `POST /v1/apps` answer (`CreateAppResponse`): the new app's id and creation time (Unix
+/// milliseconds); the name is the one asked for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateAppResponse {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub created_at: Option<i64>,
+}
+
 /// `GET /v1/apps/{app}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct App {
     #[serde(default)]
     pub id: String,
+    #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub status: String,
@@ -55,7 +76,7 @@ pub struct App {
 pub struct ListAppsResponse {
     #[serde(default)]
     pub total_apps: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub apps: Vec<App>,
 }
 
@@ -174,7 +195,7 @@ pub struct Mount {
 pub struct ServicePort {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub handlers: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force_https: Option<bool>,
@@ -187,7 +208,7 @@ pub struct ServicePort {
 pub struct MachineService {
     pub protocol: String,
     pub internal_port: u16,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub ports: Vec<ServicePort>,
     /// `"off"|"stop"|"suspend"` on write; Fly reads back `false`/`true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,19 +247,39 @@ pub struct MachineConfig {
     pub image: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<MachineInit>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub env: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest: Option<Guest>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub mounts: Vec<Mount>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub services: Vec<MachineService>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartPolicy>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub files: Vec<MachineFile>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub metadata: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_destroy: Option<bool>,
@@ -326,9 +367,12 @@ pub struct Machine {
     pub config: Option<MachineConfig>,
     #[serde(default)]
     pub incomplete_config: Option<Value>,
-    #[serde(default)]
+    /// The image the machine runs, resolved by Fly (registry, repository, tag, digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_ref: Option<ImageRef>,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub events: Vec<MachineEvent>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub checks: Vec<CheckStatus>,
     #[serde(default)]
     pub cordoned: bool,
@@ -339,7 +383,35 @@ pub struct Machine {
     pub nonce: Option<String>,
 }
 
+/// `ImageRef`: the image a machine runs as Fly resolved it. The digest says exactly which
+/// image runs, whatever its tag now points at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRef {
+    #[serde(default)]
+    pub registry: String,
+    #[serde(default)]
+    pub repository: String,
+    #[serde(default)]
+    pub tag: String,
+    #[serde(default)]
+    pub digest: String,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub labels: BTreeMap<String, String>,
+}
+
 impl Machine {
+    /// The digest of the image the machine runs, when Fly reported one.
+    pub fn image_digest(&self) -> Option<&str> {
+        self.image_ref
+            .as_ref()
+            .map(|r| r.digest.as_str())
+            .filter(|d| !d.is_empty())
+    }
+
     /// States in which the machine is on its way somewhere and should be visited again shortly.
     pub const TRANSIENT_STATES: [&'static str; 10] = [
         "creating",
@@ -388,6 +460,16 @@ impl Machine {
     pub fn host_unreachable(&self) -> bool {
         self.host_status.as_deref() == Some("unreachable") || self.config.is_none()
     }
+}
+
+/// `POST /machines/{id}/lease` body (`CreateLeaseRequest`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateLeaseRequest {
+    /// Seconds the lease lasts.
+    pub ttl: u64,
+    /// Who takes it and why.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
 }
 
 /// `POST /machines/{id}/stop` body.
@@ -471,14 +553,15 @@ pub struct OrgMachineConfig {
     pub image: String,
     #[serde(default)]
     pub guest: Option<Guest>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: BTreeMap<String, String>,
 }
 
-/// `GET /v1/orgs/{org}/machines` response.
+/// `GET /v1/orgs/{org}/machines` response. A page with `error_regions` is partial: machines of
+/// those regions are missing from it, not gone.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OrgMachinesResponse {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub machines: Vec<OrgMachine>,
     #[serde(default)]
     pub next_cursor: Option<String>,
@@ -486,6 +569,17 @@ pub struct OrgMachinesResponse {
     pub last_machine_id: Option<String>,
     #[serde(default)]
     pub last_updated_at: Option<String>,
+    /// Regions whose machines Fly could not list for this page.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub error_regions: Vec<String>,
+}
+
+impl OrgMachinesResponse {
+    /// Whether some regions are missing from the page (`error_regions`): absent machines may
+    /// still exist.
+    pub fn is_partial(&self) -> bool {
+        !self.error_regions.is_empty()
+    }
 }
 
 /// Fly's error body: `{"error": "...", "status": "..."}`; lease errors use `message`.
@@ -501,7 +595,8 @@ pub struct ErrorBody {
     pub code: Option<String>,
 }
 
-/// The lease object (inside the `{"status":"success","data":…}` envelope).
+/// The lease object (`Lease`), bare as the document declares or inside the
+/// `{"status":"success","data":…}` envelope Fly's docs and fly-go show.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
     pub nonce: String,
@@ -515,15 +610,34 @@ pub struct Lease {
     pub version: String,
 }
 
-/// The `{"status":"success","data":{…}}` envelope lease endpoints answer with.
+/// The `{"status":"success","data":{…}}` envelope lease endpoints answer with on Fly.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LeaseEnvelope {
     /// `success` (errors use the error envelope instead).
     #[serde(default)]
     pub status: String,
     /// The lease itself.
-    #[serde(default)]
-    pub data: Option<Lease>,
+    pub data: Lease,
+}
+
+/// A lease answer in either shape: the envelope, or the bare `Lease` of the document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LeaseAnswer {
+    /// `{"status","data"}`.
+    Envelope(LeaseEnvelope),
+    /// `{"nonce","expires_at",…}`.
+    Bare(Lease),
+}
+
+impl LeaseAnswer {
+    /// The lease, whichever the shape.
+    pub fn into_lease(self) -> Lease {
+        match self {
+            LeaseAnswer::Envelope(e) => e.data,
+            LeaseAnswer::Bare(l) => l,
+        }
+    }
 }
 
 /// `POST /v1/apps/{app}/secrets` body: values to set; `null` unsets a name.
@@ -556,13 +670,14 @@ pub struct AppSecret {
 /// `GET`/`POST /v1/apps/{app}/secrets` answer; `version` is present after a write.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SecretsResponse {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub secrets: Vec<AppSecret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
 }
 
-/// `POST /v1/apps/{app}/ip_assignments` body; `type` is `v6`, `shared_v4`, `v4` or `private_v6`.
+/// `POST /v1/apps/{app}/ip_assignments` body (`assignIPRequest`); `type` is `v6`, `shared_v4`,
+/// `v4`, `private_v6`, `egress_v4`, `egress_v6` or `egress_pair`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AssignIpRequest {
     #[serde(rename = "type")]
@@ -577,9 +692,10 @@ pub struct AssignIpRequest {
     pub service_name: Option<String>,
 }
 
-/// One IP assigned to an app.
+/// One IP assigned to an app (`IPAssignment`). Fly sends no `type`: see [`IpAssignment::kind`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IpAssignment {
+    #[serde(default)]
     pub ip: String,
     #[serde(default)]
     pub region: String,
@@ -596,25 +712,34 @@ pub struct IpAssignment {
 }
 
 impl IpAssignment {
-    /// The address type (`v6`, `shared_v4`, `v4`, `private_v6`), from the listing's `type` when
-    /// present, else inferred from the address.
+    /// The address type, derived as fly-go's `IPAssignment.Type()` does (the answer has no
+    /// `type`): egress addresses by family, a Flycast (`fdaa:`) address is `private_v6`, a
+    /// shared one `shared_v4`, else `v6` or `v4` by family.
     pub fn kind(&self) -> String {
-        if let Some(t) = self.extra.get("type").and_then(Value::as_str) {
-            return t.to_owned();
-        }
-        match (self.shared, self.ip.contains(':')) {
-            (true, _) => "shared_v4".to_owned(),
-            (false, true) if self.ip.starts_with("fdaa") => "private_v6".to_owned(),
-            (false, true) => "v6".to_owned(),
-            (false, false) => "v4".to_owned(),
-        }
+        let v6 = self.ip.contains(':');
+        let kind = if self.egress && v6 {
+            "egress_v6"
+        } else if self.egress {
+            "egress_v4"
+        } else if self.ip.starts_with("fdaa:")
+            || self.extra.get("network").is_some_and(|n| !n.is_null())
+        {
+            "private_v6"
+        } else if self.shared {
+            "shared_v4"
+        } else if v6 {
+            "v6"
+        } else {
+            "v4"
+        };
+        kind.to_owned()
     }
 }
 
 /// `GET /v1/apps/{app}/ip_assignments` answer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListIpAssignmentsResponse {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub ips: Vec<IpAssignment>,
 }
 
@@ -635,9 +760,9 @@ pub struct CreateCustomCertificateRequest {
 /// The `dns_requirements` of a certificate: what the customer's DNS must hold.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DnsRequirements {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub a: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub aaaa: Vec<String>,
     #[serde(default)]
     pub cname: Option<String>,
@@ -679,10 +804,24 @@ pub struct CertificateDetail {
     pub rate_limited_until: Option<String>,
     #[serde(default)]
     pub dns_requirements: Option<DnsRequirements>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub validation_errors: Vec<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub certificates: Vec<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl CertificateDetail {
+    /// When the hostname's certificate was requested: the earliest `created_at` of its
+    /// `certificates` (the document has no top-level `created_at`; one is used if Fly sends it).
+    pub fn created_at(&self) -> Option<&str> {
+        if let Some(at) = self.extra.get("created_at").and_then(Value::as_str) {
+            return Some(at);
+        }
+        self.certificates
+            .iter()
+            .filter_map(|c| c.get("created_at")?.as_str())
+            .min()
+    }
 }

@@ -17,6 +17,9 @@
 //! - Only one replica watches at a time (a PostgreSQL advisory lock); the others stand by.
 //! - Drift that does not touch a machine (secrets, IPs, certificate, DNS) is found by the full
 //!   resync, not here.
+//! - Nothing is concluded from a machine's absence. A page Fly marks partial (`error_regions`:
+//!   regions it could not list) also does not move the window forward, so changes in those
+//!   regions are read by a later pass.
 //! - A failing instance keeps its backoff: the watch never wakes a key with a failure streak.
 
 use chrono::{DateTime, Utc};
@@ -198,9 +201,14 @@ pub async fn pass(
     });
     let mut seen: BTreeMap<Uuid, Vec<SeenMachine>> = BTreeMap::new();
     let mut newest = since;
+    let mut complete = true;
     let mut cursor: Option<String> = None;
     loop {
         let page = list_page(fly, updated_after.as_deref(), cursor.as_deref(), config).await?;
+        if page.is_partial() {
+            tracing::warn!(regions = ?page.error_regions, "fleet watch: Fly listed only part of the fleet");
+            complete = false;
+        }
         counts.machines_listed += page.machines.len() as u64;
         for m in page.machines.iter().filter_map(SeenMachine::from_listing) {
             newest = newest.max(m.updated_at);
@@ -211,8 +219,9 @@ pub async fn pass(
             _ => break,
         }
     }
+    let next = next_since(since, newest, complete);
     if seen.is_empty() {
-        return Ok(newest);
+        return Ok(next);
     }
     let uids: Vec<Uuid> = seen.keys().copied().collect();
     let recorded: HashMap<Uuid, RecordedMachine> =
@@ -234,7 +243,21 @@ pub async fn pass(
         tx.commit().await.map_err(StoreError::from)?;
         counts.woken += woken;
     }
-    Ok(newest)
+    Ok(next)
+}
+
+/// Where the next pass reads from: the newest change seen, unless a page was partial; then
+/// the same window again, since machines of the missing regions may have changed unseen.
+fn next_since(
+    since: Option<DateTime<Utc>>,
+    newest: Option<DateTime<Utc>>,
+    complete: bool,
+) -> Option<DateTime<Utc>> {
+    if complete {
+        newest
+    } else {
+        since
+    }
 }
 
 /// One page; a client-side rate-limit refusal is waited out here (this task holds no worker).
@@ -330,6 +353,18 @@ mod tests {
             needs_visit(&none, &[seen("m9", "destroyed", "img:1")]),
             None
         );
+    }
+
+    #[test]
+    fn a_partial_listing_does_not_move_the_window() {
+        let since: DateTime<Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
+        let newest: DateTime<Utc> = "2026-11-22T10:05:00Z".parse().unwrap();
+        assert_eq!(next_since(Some(since), Some(newest), true), Some(newest));
+        assert_eq!(next_since(Some(since), Some(newest), false), Some(since));
+        assert_eq!(next_since(None, Some(newest), false), None);
+        let page: openclaws_fly::types::OrgMachinesResponse =
+            serde_json::from_str(r#"{"machines":null,"error_regions":["iad"]}"#).unwrap();
+        assert!(page.is_partial() && page.machines.is_empty());
     }
 
     #[test]
