@@ -48,6 +48,41 @@ async fn run(
     observed: &mut Observed,
     action: &Action,
 ) -> Result<(), StepError> {
+    match action {
+        Action::AddCertificate { .. }
+        | Action::DeleteCertificate { .. }
+        | Action::CreateDnsRecord { .. }
+        | Action::UpdateDnsRecord { .. }
+        | Action::DeleteDnsRecord { .. } => run_endpoint(fly, dns, app, observed, action).await,
+        Action::CreateApp { .. }
+        | Action::DeleteApp { .. }
+        | Action::AssignIp { .. }
+        | Action::ReleaseIp { .. }
+        | Action::SetSecrets { .. } => run_app(fly, app, observed, action).await,
+        Action::CreateVolume { .. }
+        | Action::ExtendVolume { .. }
+        | Action::DeleteVolume { .. }
+        | Action::CreateMachine { .. } => run_create_or_storage(fly, app, observed, action).await,
+        _ => run_machine(fly, app, observed, action).await,
+    }
+}
+
+/// An action this function does not carry out: a planning mistake, never a Fly answer.
+fn misrouted(action: &Action) -> StepError {
+    FlyError::Decode {
+        message: format!("{} is not carried out here", action.step()),
+    }
+    .into()
+}
+
+/// The hostname's certificate and DNS record.
+async fn run_endpoint(
+    fly: &FlyClient,
+    dns: Option<&CloudflareDns>,
+    app: &str,
+    observed: &mut Observed,
+    action: &Action,
+) -> Result<(), StepError> {
     let dns_client = || {
         dns.ok_or_else(|| DnsError::Rejected {
             status: 0,
@@ -78,9 +113,26 @@ async fn run(
             dns_client()?.delete(id).await?;
             observed.dns_records.retain(|r| &r.id != id);
         }
+        other => return Err(misrouted(other)),
+    }
+    Ok(())
+}
+
+/// The app itself, its addresses and its secrets.
+async fn run_app(
+    fly: &FlyClient,
+    app: &str,
+    observed: &mut Observed,
+    action: &Action,
+) -> Result<(), StepError> {
+    match action {
         Action::CreateApp { name, network } => {
             let created = fly.create_app(name, network).await?;
             observed.app = AppObservation::Ours(created);
+        }
+        Action::DeleteApp { name } => {
+            ignore_not_found(fly.delete_app(name, true).await)?;
+            observed.app_deletion_requested = true;
         }
         Action::AssignIp { kind } => {
             fly.assign_ip(app, kind).await?;
@@ -105,6 +157,19 @@ async fn run(
                 i64::try_from(version).unwrap_or(i64::MAX),
             ));
         }
+        other => return Err(misrouted(other)),
+    }
+    Ok(())
+}
+
+/// Creates (volumes, the machine) and the volume's size and deletion: no lease is needed.
+async fn run_create_or_storage(
+    fly: &FlyClient,
+    app: &str,
+    observed: &mut Observed,
+    action: &Action,
+) -> Result<(), StepError> {
+    match action {
         Action::CreateVolume { request } => {
             let volume = fly.create_volume(app, request).await?;
             observed.volumes.push(volume);
@@ -113,74 +178,70 @@ async fn run(
             let extended = fly.extend_volume(app, id, *size_gb).await?;
             replace_volume(observed, extended.volume);
         }
+        Action::DeleteVolume { id } => {
+            ignore_not_found(fly.delete_volume(app, id).await)?;
+            observed.volumes.retain(|v| &v.id != id);
+        }
         Action::CreateMachine { request } => {
             let machine = fly.create_machine(app, request).await?;
             observed.machines.push(machine);
         }
+        other => return Err(misrouted(other)),
+    }
+    Ok(())
+}
+
+/// Changes to an existing machine, each under its lease.
+async fn run_machine(
+    fly: &FlyClient,
+    app: &str,
+    observed: &mut Observed,
+    action: &Action,
+) -> Result<(), StepError> {
+    let (id, state) = match action {
         Action::UpdateMachine { id, request } => {
             let machine = leased(fly, app, id, action, |nonce| async move {
                 fly.update_machine(app, id, request, Some(&nonce)).await
             })
             .await?;
             replace_machine(observed, machine);
+            return Ok(());
         }
         Action::StartMachine { id } => {
             leased(fly, app, id, action, |nonce| async move {
                 fly.start_machine(app, id, Some(&nonce)).await
             })
             .await?;
-            set_state(observed, id, "starting");
+            (id, "starting")
         }
         Action::StopMachine { id } => {
             leased(fly, app, id, action, |nonce| async move {
                 fly.stop_machine(app, id, Some(&nonce)).await
             })
             .await?;
-            set_state(observed, id, "stopping");
+            (id, "stopping")
         }
-        Action::DestroyMachine { id, force } => {
+        Action::DestroyMachine { id, .. } | Action::RecoverStuckMachine { id, .. } => {
+            let force = !matches!(action, Action::DestroyMachine { force: false, .. });
             ignore_not_found(
                 leased(fly, app, id, action, |nonce| async move {
-                    fly.delete_machine(app, id, *force, Some(&nonce)).await
+                    fly.delete_machine(app, id, force, Some(&nonce)).await
                 })
                 .await,
             )?;
-            set_state(observed, id, "destroying");
-        }
-        Action::RecoverStuckMachine { id, .. } => {
-            ignore_not_found(
-                leased(fly, app, id, action, |nonce| async move {
-                    fly.delete_machine(app, id, true, Some(&nonce)).await
-                })
-                .await,
-            )?;
-            set_state(observed, id, "destroying");
-        }
-        Action::DeleteVolume { id } => {
-            ignore_not_found(fly.delete_volume(app, id).await)?;
-            observed.volumes.retain(|v| &v.id != id);
-        }
-        Action::DeleteApp { name } => {
-            ignore_not_found(fly.delete_app(name, true).await)?;
-            observed.app_deletion_requested = true;
+            (id, "destroying")
         }
         Action::RestartMachine { id, .. } => {
             leased(fly, app, id, action, |nonce| async move {
                 fly.restart_machine(app, id, Some(&nonce)).await
             })
             .await?;
-            set_state(observed, id, "restarting");
             observed.gateway = None;
+            (id, "restarting")
         }
-        Action::PairController { .. }
-        | Action::ApprovePairing { .. }
-        | Action::ExpireApproval { .. } => {
-            return Err(FlyError::Decode {
-                message: format!("{} is a gateway step, not a Fly call", action.step()),
-            }
-            .into())
-        }
-    }
+        other => return Err(misrouted(other)),
+    };
+    set_state(observed, id, state);
     Ok(())
 }
 

@@ -2,7 +2,8 @@
 //! ownership marks rather than by stored ids, so a crash between a create and its record is
 //! healed by adoption.
 
-use openclaws_fly::types::App;
+use openclaws_dns::{CloudflareDns, DnsRecord};
+use openclaws_fly::types::{App, AppSecret, CertificateDetail, IpAssignment, Machine, Volume};
 use openclaws_fly::{FlyClient, FlyError};
 
 use super::desired::{Desired, META_INSTANCE_UID, VOLUME_NAME};
@@ -15,7 +16,7 @@ use super::world::{AppObservation, Observed, ObservedSecrets};
 /// lagging or empty list (Fly's April 2026 incident) never makes us create a duplicate.
 pub async fn observe(
     fly: &FlyClient,
-    dns: Option<&openclaws_dns::CloudflareDns>,
+    dns: Option<&CloudflareDns>,
     desired: &Desired,
     known: Option<&openclaws_model::FlyStatus>,
 ) -> Result<Observed, StepError> {
@@ -34,73 +35,28 @@ pub async fn observe(
         }
         Ok(Some(app)) => app,
         Err(FlyError::Forbidden { message }) => {
-            return Ok(Observed {
-                app: AppObservation::Foreign {
-                    reason: format!("the name belongs to another organization ({message})"),
-                },
-                ..Observed::empty()
-            })
+            return Ok(foreign(format!(
+                "the name belongs to another organization ({message})"
+            )))
         }
         Err(e) => return Err(e.into()),
     };
     if let Some(reason) = foreign_reason(&app, fly.org(), &desired.network) {
-        return Ok(Observed {
-            app: AppObservation::Foreign { reason },
-            ..Observed::empty()
-        });
+        return Ok(foreign(reason));
     }
+    let (mut world, (certificate, dns_records)) =
+        tokio::try_join!(fly_side(fly, desired), endpoint(fly, dns, desired))?;
+    find_known_by_id(fly, desired, known, &mut world).await?;
     let uid = desired.uid.to_string();
-    let mark = [(META_INSTANCE_UID, uid.as_str())];
-    let endpoint = async {
-        match dns {
-            Some(dns) => {
-                let (certificate, records) = tokio::try_join!(
-                    async {
-                        fly.get_certificate(&desired.app_name, &desired.hostname)
-                            .await
-                            .map_err(StepError::from)
-                    },
-                    async { dns.list(&desired.hostname).await.map_err(StepError::from) },
-                )?;
-                Ok::<_, StepError>((certificate, records))
-            }
-            None => Ok((None, Vec::new())),
-        }
-    };
-    let fly_side = async {
-        tokio::try_join!(
-            fly.list_volumes(&desired.app_name),
-            fly.list_machines(&desired.app_name, &mark),
-            fly.list_secrets(&desired.app_name),
-            fly.list_ips(&desired.app_name),
-        )
-        .map_err(StepError::from)
-    };
-    let ((mut volumes, mut machines, secrets, ips), (certificate, dns_records)) =
-        tokio::try_join!(fly_side, endpoint)?;
-    if let Some(id) = known.and_then(|k| k.volume_id.as_deref()) {
-        if !volumes.iter().any(|v| v.id == id) {
-            if let Some(v) = fly.get_volume(&desired.app_name, id).await? {
-                tracing::info!(volume = %id, "volume missing from the list, found by id");
-                volumes.push(v);
-            }
-        }
-    }
-    if let Some(id) = known.and_then(|k| k.machine_id.as_deref()) {
-        if !machines.iter().any(|m| m.id == id) {
-            if let Some(m) = fly.get_machine(&desired.app_name, id).await? {
-                tracing::info!(machine = %id, "machine missing from the list, found by id");
-                machines.push(m);
-            }
-        }
-    }
     Ok(Observed {
         app: AppObservation::Ours(app),
-        volumes: volumes
+        volumes: world
+            .volumes
             .into_iter()
             .filter(|v| v.name == VOLUME_NAME && !v.is_destroyed())
             .collect(),
-        machines: machines
+        machines: world
+            .machines
             .into_iter()
             .filter(|m| {
                 !m.is_destroyed() && m.metadata_value(META_INSTANCE_UID) == Some(uid.as_str())
@@ -109,15 +65,97 @@ pub async fn observe(
         app_deletion_requested: false,
         observed_at: Some(chrono::Utc::now()),
         secrets: ObservedSecrets {
-            names: secrets.into_iter().map(|s| s.name).collect(),
+            names: world.secrets.into_iter().map(|s| s.name).collect(),
             applied: None,
         },
-        ips: ips.into_iter().map(|ip| (ip.kind(), ip.ip)).collect(),
+        ips: world.ips.into_iter().map(|ip| (ip.kind(), ip.ip)).collect(),
         certificate,
         dns_records,
         gateway: None,
         pairing_history: Vec::new(),
     })
+}
+
+/// A name someone else holds: nothing else is looked at.
+fn foreign(reason: String) -> Observed {
+    Observed {
+        app: AppObservation::Foreign { reason },
+        ..Observed::empty()
+    }
+}
+
+/// What the app holds at Fly, as its lists show it.
+struct AppContents {
+    volumes: Vec<Volume>,
+    machines: Vec<Machine>,
+    secrets: Vec<AppSecret>,
+    ips: Vec<IpAssignment>,
+}
+
+/// The app's volumes, our machines, its secrets and addresses, read in parallel.
+async fn fly_side(fly: &FlyClient, desired: &Desired) -> Result<AppContents, StepError> {
+    let uid = desired.uid.to_string();
+    let mark = [(META_INSTANCE_UID, uid.as_str())];
+    let app = &desired.app_name;
+    let (volumes, machines, secrets, ips) = tokio::try_join!(
+        fly.list_volumes(app),
+        fly.list_machines(app, &mark),
+        fly.list_secrets(app),
+        fly.list_ips(app),
+    )?;
+    Ok(AppContents {
+        volumes,
+        machines,
+        secrets,
+        ips,
+    })
+}
+
+/// The hostname's certificate and DNS records, when a DNS provider is configured.
+async fn endpoint(
+    fly: &FlyClient,
+    dns: Option<&CloudflareDns>,
+    desired: &Desired,
+) -> Result<(Option<CertificateDetail>, Vec<DnsRecord>), StepError> {
+    let Some(dns) = dns else {
+        return Ok((None, Vec::new()));
+    };
+    tokio::try_join!(
+        async {
+            fly.get_certificate(&desired.app_name, &desired.hostname)
+                .await
+                .map_err(StepError::from)
+        },
+        async { dns.list(&desired.hostname).await.map_err(StepError::from) },
+    )
+}
+
+/// A volume or machine the last reconcile saw but a list omits (lag, an empty list) is read by
+/// id, so a lagging list never makes us create a duplicate.
+async fn find_known_by_id(
+    fly: &FlyClient,
+    desired: &Desired,
+    known: Option<&openclaws_model::FlyStatus>,
+    world: &mut AppContents,
+) -> Result<(), StepError> {
+    let app = &desired.app_name;
+    if let Some(id) = known.and_then(|k| k.volume_id.as_deref()) {
+        if !world.volumes.iter().any(|v| v.id == id) {
+            if let Some(v) = fly.get_volume(app, id).await? {
+                tracing::info!(volume = %id, "volume missing from the list, found by id");
+                world.volumes.push(v);
+            }
+        }
+    }
+    if let Some(id) = known.and_then(|k| k.machine_id.as_deref()) {
+        if !world.machines.iter().any(|m| m.id == id) {
+            if let Some(m) = fly.get_machine(app, id).await? {
+                tracing::info!(machine = %id, "machine missing from the list, found by id");
+                world.machines.push(m);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Why an existing app is not ours, or `None` when it carries our mark in our org.

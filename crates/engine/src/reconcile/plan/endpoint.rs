@@ -96,9 +96,7 @@ pub(super) fn certificate_wait(desired: &Desired, observed: &Observed) -> Option
 /// few seconds.
 fn certificate_poll(cert: &CertificateDetail, now: Option<DateTime<Utc>>) -> Duration {
     let age = cert
-        .extra
-        .get("created_at")
-        .and_then(|v| v.as_str())
+        .created_at()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .zip(now)
         .and_then(|(created, now)| (now - created.with_timezone(&Utc)).to_std().ok());
@@ -123,6 +121,17 @@ mod tests {
             c
         };
         let poll = |created: &str| certificate_poll(&cert(created), Some(now));
+        let issued = |created: &str| {
+            let mut c = CertificateDetail::default();
+            c.certificates
+                .push(serde_json::json!({"created_at": created, "source": "fly"}));
+            certificate_poll(&c, Some(now))
+        };
+        assert_eq!(
+            issued("2026-11-22T11:59:55Z"),
+            Duration::from_secs(2),
+            "as Fly's document has it: per certificate"
+        );
         assert_eq!(poll("2026-11-22T11:59:55Z"), Duration::from_secs(2));
         assert_eq!(poll("2026-11-22T11:55:00Z"), Duration::from_secs(10));
         assert_eq!(poll("2026-11-22T10:00:00Z"), Duration::from_secs(60));
