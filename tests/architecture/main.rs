@@ -10,8 +10,8 @@ use std::process::Command;
 /// `docs/architecture.md`.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("openclaws-model", &[]),
-    ("openclaws-fly", &[]),
-    ("openclaws-dns", &[]),
+    ("openclaws-fly", &["openclaws-model"]),
+    ("openclaws-dns", &["openclaws-model"]),
     ("openclaws-gateway", &["openclaws-model"]),
     ("openclaws-store", &["openclaws-model"]),
     (

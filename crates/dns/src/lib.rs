@@ -3,6 +3,7 @@
 //! Records we create carry a comment naming the instance uid (our ownership mark); a record for
 //! the hostname without it is reported, never changed or deleted.
 
+use openclaws_model::conditions::Reason;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -18,6 +19,21 @@ pub enum DnsError {
     /// The provider refused the request (bad token, bad record, unknown zone).
     #[error("DNS provider refused the request ({status}): {message}")]
     Rejected { status: u16, message: String },
+}
+
+impl DnsError {
+    /// The class's reason in conditions, `lastError` and events.
+    pub fn reason(&self) -> Reason {
+        match self {
+            DnsError::Transient(_) => Reason::DnsUnavailable,
+            DnsError::Rejected { .. } => Reason::DnsRejected,
+        }
+    }
+
+    /// Whether retrying cannot help until the input changes (a bad token, record or zone).
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, DnsError::Rejected { .. })
+    }
 }
 
 /// One DNS record.

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use openclaws_model::conditions::Reason;
+
 /// A failed Fly API call.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FlyError {
@@ -79,20 +81,20 @@ impl FlyError {
         matches!(self, FlyError::Rejected { .. } | FlyError::Forbidden { .. })
     }
 
-    /// A CamelCase reason for conditions and events.
-    pub fn reason(&self) -> &'static str {
+    /// The class's reason in conditions, `lastError` and events.
+    pub fn reason(&self) -> Reason {
         match self {
-            FlyError::NotFound { .. } => "NotFound",
-            FlyError::Unauthorized { .. } => "FlyUnauthorized",
-            FlyError::Forbidden { .. } => "FlyForbidden",
-            FlyError::Conflict { .. } => "FlyConflict",
-            FlyError::LeaseHeld { .. } => "LeaseHeld",
-            FlyError::Precondition { .. } => "FlyPrecondition",
-            FlyError::Capacity { .. } => "RegionCapacity",
-            FlyError::RateLimited { .. } => "FlyRateLimited",
-            FlyError::Transient { .. } => "FlyTransient",
-            FlyError::Rejected { .. } => "FlyRejected",
-            FlyError::Decode { .. } => "FlyBadResponse",
+            FlyError::NotFound { .. } => Reason::NotFound,
+            FlyError::Unauthorized { .. } => Reason::FlyUnauthorized,
+            FlyError::Forbidden { .. } => Reason::FlyForbidden,
+            FlyError::Conflict { .. } => Reason::FlyConflict,
+            FlyError::LeaseHeld { .. } => Reason::LeaseHeld,
+            FlyError::Precondition { .. } => Reason::FlyPrecondition,
+            FlyError::Capacity { .. } => Reason::RegionCapacity,
+            FlyError::RateLimited { .. } => Reason::FlyRateLimited,
+            FlyError::Transient { .. } => Reason::FlyTransient,
+            FlyError::Rejected { .. } => Reason::FlyRejected,
+            FlyError::Decode { .. } => Reason::FlyBadResponse,
         }
     }
 

@@ -59,7 +59,7 @@ impl StepError {
     /// Retrying cannot help until the spec changes.
     pub fn is_terminal(&self) -> bool {
         match self {
-            StepError::Dns(DnsError::Rejected { .. }) => true,
+            StepError::Dns(e) => e.is_terminal(),
             other => other.fly().is_some_and(FlyError::is_terminal),
         }
     }
@@ -67,11 +67,10 @@ impl StepError {
     /// Machine-readable class for `lastError.reason` and conditions.
     pub fn reason(&self) -> Reason {
         if let Some(e) = self.fly() {
-            return fly_reason(e);
+            return e.reason();
         }
         match self {
-            StepError::Dns(DnsError::Transient(_)) => Reason::DnsUnavailable,
-            StepError::Dns(DnsError::Rejected { .. }) => Reason::DnsRejected,
+            StepError::Dns(e) => e.reason(),
             StepError::Gateway(GatewayStepError::Bootstrap(_)) => Reason::ControllerPairingFailed,
             _ => Reason::GatewayError,
         }
@@ -92,73 +91,9 @@ impl StepError {
     }
 }
 
-/// The reason of a Fly error class.
-pub fn fly_reason(e: &FlyError) -> Reason {
-    match e {
-        FlyError::NotFound { .. } => Reason::NotFound,
-        FlyError::Unauthorized { .. } => Reason::FlyUnauthorized,
-        FlyError::Forbidden { .. } => Reason::FlyForbidden,
-        FlyError::Conflict { .. } => Reason::FlyConflict,
-        FlyError::LeaseHeld { .. } => Reason::LeaseHeld,
-        FlyError::Precondition { .. } => Reason::FlyPrecondition,
-        FlyError::Capacity { .. } => Reason::RegionCapacity,
-        FlyError::RateLimited { .. } => Reason::FlyRateLimited,
-        FlyError::Transient { .. } => Reason::FlyTransient,
-        FlyError::Rejected { .. } => Reason::FlyRejected,
-        FlyError::Decode { .. } => Reason::FlyBadResponse,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reasons_match_the_fly_clients_own_names() {
-        let errors = [
-            FlyError::NotFound {
-                message: String::new(),
-            },
-            FlyError::Unauthorized {
-                message: String::new(),
-            },
-            FlyError::Forbidden {
-                message: String::new(),
-            },
-            FlyError::Conflict {
-                message: String::new(),
-            },
-            FlyError::LeaseHeld {
-                message: String::new(),
-                expires_at: None,
-            },
-            FlyError::Precondition {
-                message: String::new(),
-            },
-            FlyError::Capacity {
-                message: String::new(),
-            },
-            FlyError::RateLimited {
-                message: String::new(),
-                retry_after: None,
-            },
-            FlyError::Transient {
-                status: None,
-                message: String::new(),
-            },
-            FlyError::Rejected {
-                status: 400,
-                message: String::new(),
-                code: None,
-            },
-            FlyError::Decode {
-                message: String::new(),
-            },
-        ];
-        for e in errors {
-            assert_eq!(fly_reason(&e).as_str(), e.reason(), "{e:?}");
-        }
-    }
 
     #[test]
     fn dns_failures_are_their_own() {

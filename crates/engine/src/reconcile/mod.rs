@@ -47,7 +47,7 @@ pub mod status;
 pub mod volume;
 pub mod world;
 
-pub use errors::{fly_reason, ReconcileError, StepError};
+pub use errors::{ReconcileError, StepError};
 pub use report::{Converged, Failure, Judged, Loaded, Next, Report, Resolved};
 pub use schedule::Timing;
 
