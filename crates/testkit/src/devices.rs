@@ -1,6 +1,5 @@
 //! A customer's devices in gateway tests: a browser (Control UI) reaching a gateway through the
 //! simulator's Fly-like proxy with the token the dashboard reads.
-#![allow(dead_code)]
 
 use openclaws_gateway::client::{ClientError, ConnectOptions, GatewayClient};
 use openclaws_gateway::identity::DeviceIdentity;
@@ -9,8 +8,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
 
-use super::eventually;
-use super::stack::{Stack, WRITER};
+use crate::db::eventually;
+use crate::stack::{Stack, WRITER};
 
 /// `GET /v1/instances/{name}/gateway-token` as the dashboard does (writer).
 pub async fn gateway_token(stack: &Stack, name: &str) -> String {

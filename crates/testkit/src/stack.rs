@@ -1,10 +1,11 @@
 //! The whole system for black-box tests: a fresh database, the Fly simulator on a real port, and
 //! the controller (API + workers) talking to it over real HTTP.
-#![allow(dead_code)]
 
 use fly_sim as sim;
 use openclaws_model::secrets::SecretCipher;
-use openclaws_server::config::{DatabaseSettings, FlySettings, SecretKey, ServeSettings};
+use openclaws_server::config::{
+    DatabaseSettings, DnsSettings, FlySettings, GatewaySettings, SecretKey, ServeSettings,
+};
 use openclaws_server::serve::{self, Running};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -12,11 +13,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use super::{eventually, fresh_database, TestDb};
+use crate::db::{eventually, fresh_database, TestDb};
 
+/// The controller's writer token in stacks (and the fleet bench).
 pub const WRITER: &str = "test-writer-token-0123456789";
+/// The controller's reader token in stacks.
 pub const READER: &str = "test-reader-token-0123456789";
+/// The Fly (and DNS) token the stack's simulator accepts.
 pub const FLY_TOKEN: &str = "test-fly-token";
+/// The Fly organization of [`FLY_TOKEN`].
 pub const ORG: &str = "personal";
 
 /// Knobs for a stack.
@@ -67,17 +72,18 @@ impl Default for StackOptions {
 
 /// A running system under test.
 pub struct Stack {
+    /// The stack's own database.
     pub db: TestDb,
+    /// Base URL of the simulator's Fly API (and its `/_sim` control plane).
     pub sim_url: String,
+    /// Base URL of the controller's API (empty until the controller starts).
     pub api_url: String,
+    /// A client for the stack's APIs.
     pub http: reqwest::Client,
+    /// What the controller runs (or a controller process is given) with.
     pub settings: ServeSettings,
-    /// The simulator itself (process mode: machines' processes and directories).
-    pub sim: sim::Simulator,
     /// The Fly-like proxy in front of gateways (gateway stacks only).
     pub proxy_url: Option<String>,
-    /// Where process-mode machines keep `volumes/<id>` and `machines/<id>`.
-    pub process_root: Option<std::path::PathBuf>,
     sim_stop: CancellationToken,
     controller: Option<(CancellationToken, Running)>,
 }
@@ -94,93 +100,26 @@ impl Stack {
     pub async fn start_without_controller(options: StackOptions) -> Stack {
         let db = fresh_database().await;
         let sim_stop = CancellationToken::new();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim_addr = listener.local_addr().unwrap();
-        let mut config = sim::SimConfig::new(FLY_TOKEN, ORG);
-        config.dns_zone = "openclaws.test".to_owned();
-        config.latency = sim::LatencyModel::spec_defaults().scaled(options.latency_scale);
-        if let Some(secs) = options.volume_release_seconds {
-            config.latency.volume_release = Duration::from_secs_f64(secs);
-        }
-        config.hooks = options.hooks.clone();
-        let process_root = options.gateways.then(|| {
-            let root = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-                "stack-{}-{}",
-                std::process::id(),
-                uuid::Uuid::new_v4().simple()
-            ));
-            std::fs::create_dir_all(&root).unwrap();
-            config.machines = sim::MachineMode::Process(sim::ProcessSettings {
-                root: root.clone(),
-                openclaw_bin: super::install_openclaw(),
-            });
-            root
-        });
+        let config = sim_config(&options);
         let simulator = sim::Simulator::try_new(config).expect("a simulator");
-        tokio::spawn(sim::serve(listener, simulator.clone(), sim_stop.clone()));
-        let sim_url = format!("http://{sim_addr}");
-        let mut proxy_url = None;
-        let mut gateway = openclaws_server::config::GatewaySettings::without_checks();
-        if options.gateways {
-            let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let proxy_addr = proxy_listener.local_addr().unwrap();
-            tokio::spawn(sim::proxy::serve_proxy(
-                proxy_listener,
-                simulator.clone(),
-                sim::proxy::ProxySettings::default(),
-                sim_stop.clone(),
-            ));
-            proxy_url = Some(format!("http://{proxy_addr}"));
-            gateway.gateway_checks = true;
-            gateway.gateway_url = proxy_url.clone();
-            gateway.gateway_trusted_proxies = vec!["127.0.0.1/32".to_owned()];
-            gateway.pairing_poll_seconds = 1.0;
-        }
-        if options.llm_proxy {
-            gateway.llm_proxy_url = Some(LLM_PROXY_URL.to_owned());
-            gateway.llm_proxy_key = Some(LLM_PROXY_KEY.parse().unwrap());
-        }
-        let settings = ServeSettings {
-            database: DatabaseSettings {
-                database_url: db.url.clone(),
-                database_listen_url: None,
-                db_max_connections: 10,
-            },
-            listen: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
-            api_write_token: WRITER.to_owned(),
-            api_read_token: READER.to_owned(),
-            secret_key: SecretKey(SecretCipher::from_key([7; 32])),
-            fly: FlySettings {
-                fly_api_base: sim_url.clone(),
-                fly_api_token: FLY_TOKEN.to_owned(),
-                fly_org: ORG.to_owned(),
-                fly_app_prefix: "oc-".to_owned(),
-            },
-            dns: openclaws_server::config::DnsSettings {
-                dns_api_base: sim_url.clone(),
-                dns_api_token: Some(FLY_TOKEN.to_owned()),
-                dns_zone: None,
-            },
-            gateway,
-            base_domain: "openclaws.test".to_owned(),
-            workers: 8,
-            resync_seconds: options.resync_seconds,
-            watch_seconds: options.watch_seconds,
-            composio_api_key: None,
-            lease_seconds: options.lease_seconds,
-            poll_seconds: 1.0,
-            shutdown_grace_seconds: 5,
-            machine_stuck_seconds: options.machine_stuck_seconds,
+        let sim_url = crate::sim::serve_on_loopback(&simulator, &sim_stop).await;
+        let proxy_url = match options.gateways {
+            true => Some(start_proxy(&simulator, &sim_stop).await),
+            false => None,
         };
+        let mut settings = serve_settings(&db.url, &sim_url);
+        settings.gateway = gateway_settings(&options, proxy_url.as_deref());
+        settings.resync_seconds = options.resync_seconds;
+        settings.watch_seconds = options.watch_seconds;
+        settings.lease_seconds = options.lease_seconds;
+        settings.machine_stuck_seconds = options.machine_stuck_seconds;
         Stack {
             db,
             sim_url,
             api_url: String::new(),
             http: reqwest::Client::new(),
             settings,
-            sim: simulator,
             proxy_url,
-            process_root,
             sim_stop,
             controller: None,
         }
@@ -416,7 +355,101 @@ impl Drop for Stack {
     }
 }
 
-/// The Ready-condition of an instance body.
+/// The simulator's configuration for `options`; in gateway stacks its machines run processes
+/// under a fresh directory of the target's tmp.
+fn sim_config(options: &StackOptions) -> sim::SimConfig {
+    let mut config = sim::SimConfig::new(FLY_TOKEN, ORG);
+    config.dns_zone = "openclaws.test".to_owned();
+    config.latency = sim::LatencyModel::spec_defaults().scaled(options.latency_scale);
+    if let Some(secs) = options.volume_release_seconds {
+        config.latency.volume_release = Duration::from_secs_f64(secs);
+    }
+    config.hooks = options.hooks.clone();
+    if options.gateways {
+        let root = crate::target_tmp_dir().join(format!(
+            "stack-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&root).unwrap();
+        config.machines = sim::MachineMode::Process(sim::ProcessSettings {
+            root,
+            openclaw_bin: crate::openclaw::install_openclaw(),
+        });
+    }
+    config
+}
+
+/// Serves the simulator's Fly-like proxy on 127.0.0.1:0 and returns its base URL.
+async fn start_proxy(simulator: &sim::Simulator, stop: &CancellationToken) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(sim::proxy::serve_proxy(
+        listener,
+        simulator.clone(),
+        sim::proxy::ProxySettings::default(),
+        stop.clone(),
+    ));
+    format!("http://{addr}")
+}
+
+/// How the controller looks at gateways: through the proxy at `proxy_url` when there is one,
+/// minting LLM proxy tokens when `options.llm_proxy` is set.
+fn gateway_settings(options: &StackOptions, proxy_url: Option<&str>) -> GatewaySettings {
+    let mut gateway = GatewaySettings::without_checks();
+    if let Some(url) = proxy_url {
+        gateway.gateway_checks = true;
+        gateway.gateway_url = Some(url.to_owned());
+        gateway.gateway_trusted_proxies = vec!["127.0.0.1/32".to_owned()];
+        gateway.pairing_poll_seconds = 1.0;
+    }
+    if options.llm_proxy {
+        gateway.llm_proxy_url = Some(LLM_PROXY_URL.to_owned());
+        gateway.llm_proxy_key = Some(LLM_PROXY_KEY.parse().unwrap());
+    }
+    gateway
+}
+
+/// The controller's settings in tests and the fleet bench: the database at `database_url`; Fly
+/// and DNS at the simulator at `sim_url` with [`FLY_TOKEN`] in [`ORG`]; the API on
+/// 127.0.0.1:0 with [`WRITER`] and [`READER`]; no gateway checks; domain `openclaws.test`; the
+/// controller's defaults otherwise. Callers change what they measure or need.
+pub fn serve_settings(database_url: &str, sim_url: &str) -> ServeSettings {
+    ServeSettings {
+        database: DatabaseSettings {
+            database_url: database_url.to_owned(),
+            database_listen_url: None,
+            db_max_connections: 10,
+        },
+        listen: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+        api_write_token: WRITER.to_owned(),
+        api_read_token: READER.to_owned(),
+        secret_key: SecretKey(SecretCipher::from_key([7; 32])),
+        fly: FlySettings {
+            fly_api_base: sim_url.to_owned(),
+            fly_api_token: FLY_TOKEN.to_owned(),
+            fly_org: ORG.to_owned(),
+            fly_app_prefix: "oc-".to_owned(),
+        },
+        dns: DnsSettings {
+            dns_api_base: sim_url.to_owned(),
+            dns_api_token: Some(FLY_TOKEN.to_owned()),
+            dns_zone: None,
+        },
+        gateway: GatewaySettings::without_checks(),
+        base_domain: "openclaws.test".to_owned(),
+        workers: 8,
+        resync_seconds: 300,
+        watch_seconds: 0.0,
+        composio_api_key: None,
+        lease_seconds: 30,
+        poll_seconds: 1.0,
+        shutdown_grace_seconds: 5,
+        machine_stuck_seconds: 300,
+    }
+}
+
+/// The condition of type `type_` of an instance body (`null` when there is none).
 pub fn condition<'a>(body: &'a Value, type_: &str) -> &'a Value {
     body["status"]["conditions"]
         .as_array()

@@ -18,18 +18,26 @@ pub const READER: &str = "reader-token-for-tests";
 
 /// A running API over its own database.
 pub struct TestApi {
+    /// Base URL of the API.
     pub base: String,
+    /// The API's database, for looking behind it.
     pub pool: PgPool,
+    /// The cipher the API seals provider keys with.
     pub cipher: Arc<SecretCipher>,
+    /// A client for the API.
     pub http: reqwest::Client,
 }
 
 /// A response: status, headers and the body parsed as JSON (or `Value::String` of the text).
 #[derive(Debug)]
 pub struct Reply {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The response headers.
     pub headers: reqwest::header::HeaderMap,
+    /// The body as text.
     pub text: String,
+    /// The body as JSON (or `Value::String` of the text).
     pub json: Value,
 }
 
@@ -61,7 +69,7 @@ pub fn test_inputs() -> DesiredInputs {
 
 /// Starts the router on 127.0.0.1:0 over a fresh migrated database.
 pub async fn spawn_api() -> TestApi {
-    let db = super::fresh_database().await;
+    let db = crate::db::fresh_database().await;
     let cipher = Arc::new(SecretCipher::from_key([7; 32]));
     let state = ApiState {
         pool: db.pool.clone(),

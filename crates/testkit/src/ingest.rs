@@ -1,6 +1,5 @@
 //! A stand-in for Sentry's ingest: accepts envelopes on `/api/{project}/envelope/` and keeps
 //! each request's raw body, so tests can read the events and search the bytes that left.
-#![allow(dead_code)]
 
 use axum::body::Bytes;
 use axum::extract::State;

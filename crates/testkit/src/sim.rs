@@ -1,11 +1,10 @@
-//! Helpers for the simulator's black-box tests: start it in-process on 127.0.0.1:0 and talk to
-//! it over real HTTP.
-#![allow(dead_code)]
+//! The Fly simulator in tests: served in-process on 127.0.0.1:0 (for stacks and the fleet
+//! bench too), and a client for the simulator's own black-box tests that talks to it over real
+//! HTTP.
 
 use fly_sim::{LatencyModel, SimConfig, Simulator};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Token the tests authenticate with.
@@ -16,14 +15,29 @@ pub const ORG: &str = "personal";
 /// A response: status, parsed body (JSON, or the text as a JSON string) and the request id.
 #[derive(Debug)]
 pub struct Resp {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The body as JSON, or its text as a JSON string.
     pub body: Value,
+    /// Fly's `fly-request-id` header.
     pub request_id: Option<String>,
+}
+
+/// Serves `simulator` on 127.0.0.1:0 until `stop` is cancelled and returns its base URL.
+pub async fn serve_on_loopback(simulator: &Simulator, stop: &CancellationToken) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(fly_sim::serve(listener, simulator.clone(), stop.clone()));
+    format!("http://{addr}")
 }
 
 /// A simulator serving on a random port; stops when dropped.
 pub struct TestSim {
+    /// Base URL of the Fly API.
     pub base: String,
+    /// The simulator itself (its state, its process-mode machines).
     pub sim: Simulator,
     client: reqwest::Client,
     shutdown: CancellationToken,
@@ -59,15 +73,10 @@ impl TestSim {
 
     /// Starts a simulator with `config`.
     pub async fn start_with(config: SimConfig) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("local addr");
         let sim = Simulator::new(config);
         let shutdown = CancellationToken::new();
-        tokio::spawn(fly_sim::serve(listener, sim.clone(), shutdown.clone()));
         Self {
-            base: format!("http://{addr}"),
+            base: serve_on_loopback(&sim, &shutdown).await,
             sim,
             client: reqwest::Client::new(),
             shutdown,
@@ -113,36 +122,43 @@ impl TestSim {
         format!("Bearer {TOKEN}")
     }
 
+    /// GET with the test token.
     pub async fn get(&self, path: &str) -> Resp {
         self.send(Method::GET, path, None, Some(&Self::bearer()), None)
             .await
     }
 
+    /// POST of a JSON body with the test token.
     pub async fn post(&self, path: &str, body: Value) -> Resp {
         self.send(Method::POST, path, Some(body), Some(&Self::bearer()), None)
             .await
     }
 
+    /// POST without a body with the test token.
     pub async fn post_empty(&self, path: &str) -> Resp {
         self.send(Method::POST, path, None, Some(&Self::bearer()), None)
             .await
     }
 
+    /// POST with the test token under the machine lease `nonce`.
     pub async fn post_nonce(&self, path: &str, body: Option<Value>, nonce: &str) -> Resp {
         self.send(Method::POST, path, body, Some(&Self::bearer()), Some(nonce))
             .await
     }
 
+    /// PUT of a JSON body with the test token.
     pub async fn put(&self, path: &str, body: Value) -> Resp {
         self.send(Method::PUT, path, Some(body), Some(&Self::bearer()), None)
             .await
     }
 
+    /// PATCH of a JSON body with the test token.
     pub async fn patch(&self, path: &str, body: Value) -> Resp {
         self.send(Method::PATCH, path, Some(body), Some(&Self::bearer()), None)
             .await
     }
 
+    /// DELETE with the test token.
     pub async fn delete(&self, path: &str) -> Resp {
         self.send(Method::DELETE, path, None, Some(&Self::bearer()), None)
             .await
@@ -261,25 +277,6 @@ impl TestSim {
         let r = self.get(&format!("/v1/apps/{app}/machines/{id}")).await;
         assert_eq!(r.status, StatusCode::OK, "get machine: {:?}", r.body);
         r.body["state"].as_str().unwrap_or_default().to_string()
-    }
-
-    /// Polls `check` until it returns `Some` or `timeout` passes.
-    pub async fn eventually<T, F, Fut>(&self, timeout: Duration, what: &str, mut check: F) -> T
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Option<T>>,
-    {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(v) = check().await {
-                return v;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 }
 

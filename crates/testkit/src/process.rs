@@ -1,11 +1,11 @@
-//! The controller as a real process (for crash, signal and log tests).
-#![allow(dead_code)]
+//! Processes in tests: the controller binary as a real process (for crash, signal and log
+//! tests), free ports for them, and what `/proc` says about the processes a test started.
 
 use base64::Engine;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::stack::{Stack, READER, WRITER};
+use crate::stack::{Stack, READER, WRITER};
 
 /// Starts `openclaws-controller serve` as a real process against the stack's database and simulator.
 pub fn spawn_controller(stack: &Stack, port: u16) -> Child {
@@ -16,12 +16,8 @@ pub fn spawn_controller(stack: &Stack, port: u16) -> Child {
         .expect("start the controller binary")
 }
 
-/// Like [`spawn_controller`], with every log line (stdout and stderr) written to `log`.
-pub fn spawn_controller_logging(stack: &Stack, port: u16, log: &std::path::Path) -> Child {
-    spawn_controller_logging_with(stack, port, log, &[])
-}
-
-/// Like [`spawn_controller_logging`], with extra environment variables.
+/// Like [`spawn_controller`], with extra environment variables and every log line (stdout and
+/// stderr) written to `log`.
 pub fn spawn_controller_logging_with(
     stack: &Stack,
     port: u16,
@@ -44,7 +40,8 @@ pub fn spawn_controller_logging_with(
 
 fn controller_command(stack: &Stack, port: u16) -> Command {
     let s = &stack.settings;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_openclaws-controller"));
+    let binary = crate::workspace_binary("openclaws-controller").expect("the controller binary");
+    let mut command = Command::new(binary);
     command
         .arg("serve")
         .env_clear()
@@ -69,6 +66,7 @@ fn controller_command(stack: &Stack, port: u16) -> Command {
     command
 }
 
+/// A port free on 127.0.0.1 right now, for a process that needs its address before it starts.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -77,8 +75,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until the controller at `api` answers `/healthz` (a process takes a moment to listen).
 pub async fn wait_api(http: &reqwest::Client, api: &str) {
-    super::eventually(
+    crate::db::eventually(
         Duration::from_secs(20),
         "the controller API to answer",
         || async {
@@ -91,4 +90,24 @@ pub async fn wait_api(http: &reqwest::Client, api: &str) {
         },
     )
     .await;
+}
+
+/// Whether process `pid` is alive: a zombie still has a `/proc` entry, but its state letter is Z.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+/// The direct children of process `pid` (a machine's boot step and its gateway, for instance).
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
