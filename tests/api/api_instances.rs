@@ -1,9 +1,7 @@
 //! Black-box tests of the instance lifecycle over real HTTP and a real PostgreSQL.
 
-mod common;
-
 use chrono::{DateTime, Utc};
-use common::api::{minimal, spawn_api, TestApi, WRITER};
+use openclaws_testkit::api::{minimal, spawn_api, Reply, TestApi, WRITER};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -572,7 +570,7 @@ async fn events_filter_by_type_and_since_keeps_exactly_the_matching_ones() {
     )
     .await;
 
-    let reasons = |reply: common::api::Reply| -> Vec<(String, String)> {
+    let reasons = |reply: Reply| -> Vec<(String, String)> {
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
         reply.json["items"]
             .as_array()

@@ -1,8 +1,7 @@
 //! Black-box tests of input validation, the error shape, authentication and the open endpoints.
 
-mod common;
-
-use common::api::{minimal, spawn_api, READER, WRITER};
+use openclaws_testkit::api::{minimal, spawn_api, test_inputs, READER, WRITER};
+use openclaws_testkit::db::fresh_database;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -442,7 +441,7 @@ async fn open_operational_endpoints() {
 
 #[tokio::test]
 async fn readyz_is_503_without_migrations() {
-    let db = common::fresh_database().await;
+    let db = fresh_database().await;
     sqlx::query("DELETE FROM _sqlx_migrations")
         .execute(&db.pool)
         .await
@@ -457,7 +456,7 @@ async fn readyz_is_503_without_migrations() {
         base_domain: "t".into(),
         metrics: Default::default(),
         pairing_window: std::time::Duration::from_secs(600),
-        inputs: common::api::test_inputs(),
+        inputs: test_inputs(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -1,9 +1,7 @@
 //! The support commands as a person runs them: the built binary's `get` and `describe` against a
 //! running stack's API, and their messages when the address, the token or the name is wrong.
 
-mod common;
-
-use common::stack::{condition, Stack, StackOptions, READER, WRITER};
+use openclaws_testkit::stack::{condition, Stack, StackOptions, READER, WRITER};
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -7,9 +7,8 @@
 //! Needs `prometheus` and `promtool` (Debian's `prometheus` package; `scripts/ensure-prometheus.sh`
 //! installs it when missing).
 
-mod common;
-
-use common::stack::{Stack, StackOptions};
+use openclaws_testkit::db::eventually;
+use openclaws_testkit::stack::{Stack, StackOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::io::Write;
@@ -300,7 +299,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     let target = stack.api_url.trim_start_matches("http://").to_owned();
     let prometheus = Prometheus::start(&target).await;
     let http = reqwest::Client::new();
-    common::eventually(
+    eventually(
         Duration::from_secs(20),
         "the controller to be scraped",
         || async {
@@ -356,7 +355,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         )
         .await;
     assert!(code.is_success(), "{code} {body}");
-    common::eventually(CONVERGE, "the drift to be repaired", || async {
+    eventually(CONVERGE, "the drift to be repaired", || async {
         has_event(&stack, "obs-a", "DriftRepaired")
             .await
             .then_some(())
@@ -365,7 +364,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
 
     // Teardown of one instance.
     assert_eq!(stack.delete("obs-b").await, StatusCode::ACCEPTED);
-    common::eventually(CONVERGE, "obs-b to be gone", || async {
+    eventually(CONVERGE, "obs-b to be gone", || async {
         (stack.get("obs-b").await.0 == StatusCode::NOT_FOUND).then_some(())
     })
     .await;
@@ -424,7 +423,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
             2.0,
         ),
     ];
-    common::eventually(
+    eventually(
         Duration::from_secs(30),
         "Prometheus to see what the scenario did",
         || async {
@@ -445,7 +444,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     );
 
     // Every lease taken in the scenario was released (or went with its destroyed machine).
-    common::eventually(Duration::from_secs(10), "no Fly lease held", || async {
+    eventually(Duration::from_secs(10), "no Fly lease held", || async {
         (prometheus
             .value(&http, "max(openclaws_fly_leases_held)")
             .await

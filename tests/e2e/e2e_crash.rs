@@ -1,12 +1,11 @@
 //! Crash safety: the controller process is killed with SIGKILL at several points of provisioning
 //! and restarted; the instance still converges to exactly one app, one volume and one machine.
 
-mod common;
+use openclaws_testkit::db::eventually;
+use openclaws_testkit::process::{free_port, spawn_controller, wait_api};
 
-use common::process::{free_port, spawn_controller, wait_api};
-
-use common::stack::{Stack, StackOptions};
 use fly_sim::hooks::{RequestHook, RequestInfo};
+use openclaws_testkit::stack::{Stack, StackOptions};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -66,7 +65,7 @@ async fn killed_mid_provisioning_and_restarted_leaves_exactly_one_of_each() {
         ("the machine", |_, _, machines| !machines.is_empty()),
     ];
     for (what, reached) in milestones {
-        common::eventually(Duration::from_secs(30), what, || async {
+        eventually(Duration::from_secs(30), what, || async {
             let apps = stack.fly_apps().await;
             let vols = stack.fly_volumes("oc-crashy").await;
             let machines = stack.fly_machines("oc-crashy").await;
@@ -107,7 +106,7 @@ async fn sigterm_stops_claiming_and_exits_cleanly() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let status = common::eventually(Duration::from_secs(15), "the process to exit", || {
+    let status = eventually(Duration::from_secs(15), "the process to exit", || {
         let exited = child.try_wait().unwrap();
         async move { exited }
     })

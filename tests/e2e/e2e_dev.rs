@@ -2,22 +2,13 @@
 //! (the simulator's own binary and the production controller binary) and its demo instance
 //! reaches Ready.
 
-mod common;
-
+use openclaws_testkit::db::fresh_database;
+use openclaws_testkit::process::free_port;
 use std::process::Command;
-
-/// A port free right now on 127.0.0.1 (the dev stack's processes need fixed addresses).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_stack_brings_the_demo_instance_to_ready() {
-    let db = common::fresh_database().await;
+    let db = fresh_database().await;
     let dev = openclaws_testkit::workspace_binary("openclaws-dev").unwrap();
     let logs = std::env::temp_dir().join(format!("oc-dev-{}", uuid::Uuid::new_v4().simple()));
     let (api, sim) = (free_port(), free_port());

@@ -2,9 +2,8 @@
 //! certificate validated by it; both repaired after out-of-band removal, left alone when someone
 //! else owns the name, and removed on delete.
 
-mod common;
-
-use common::stack::{condition, Stack, StackOptions, FLY_TOKEN};
+use openclaws_testkit::db::eventually;
+use openclaws_testkit::stack::{condition, Stack, StackOptions, FLY_TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -88,7 +87,7 @@ async fn cname_and_certificate_are_created_repaired_and_removed() {
         .await;
     assert!(code.is_success());
     stack.reconcile_now("site").await;
-    common::eventually(CONVERGE, "record and certificate to be back", || async {
+    eventually(CONVERGE, "record and certificate to be back", || async {
         let recs = records(&stack, "site.openclaws.test").await;
         let (code, cert) = stack
             .fly(
@@ -104,7 +103,7 @@ async fn cname_and_certificate_are_created_repaired_and_removed() {
 
     // Delete removes both.
     assert_eq!(stack.delete("site").await, StatusCode::ACCEPTED);
-    common::eventually(CONVERGE, "the instance to be gone", || async {
+    eventually(CONVERGE, "the instance to be gone", || async {
         (stack.get("site").await.0 == StatusCode::NOT_FOUND).then_some(())
     })
     .await;

@@ -2,9 +2,8 @@
 //! with exactly one app, one volume and one machine, leave nothing behind on delete, and never
 //! exceed Fly's rate limits.
 
-mod common;
-
-use common::stack::{Stack, StackOptions};
+use openclaws_testkit::db::eventually;
+use openclaws_testkit::stack::{Stack, StackOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -79,7 +78,7 @@ async fn converges_under(name: &str, faults: Vec<Value>) {
         inject(&stack, f.clone()).await;
     }
     assert_eq!(stack.delete(name).await, StatusCode::ACCEPTED);
-    common::eventually(CONVERGE, "the instance to be gone", || async {
+    eventually(CONVERGE, "the instance to be gone", || async {
         (stack.get(name).await.0 == StatusCode::NOT_FOUND).then_some(())
     })
     .await;

@@ -1,9 +1,8 @@
 //! Black-box lifecycle: desired state written through the API converges on the Fly simulator,
 //! over real HTTP, with real PostgreSQL; drift is repaired and delete tears everything down.
 
-mod common;
-
-use common::stack::{condition, Stack, StackOptions};
+use openclaws_testkit::db::eventually;
+use openclaws_testkit::stack::{condition, Stack, StackOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -142,7 +141,7 @@ async fn create_update_stop_start_and_delete() {
         StatusCode::ACCEPTED,
         "DELETE is idempotent"
     );
-    common::eventually(Duration::from_secs(60), "the row to be gone", || async {
+    eventually(Duration::from_secs(60), "the row to be gone", || async {
         (stack.get("acme").await.0 == StatusCode::NOT_FOUND).then_some(())
     })
     .await;
@@ -229,7 +228,7 @@ async fn machine_stopped_out_of_band_is_started_on_the_next_resync() {
         .await;
     assert!(code.is_success(), "{code} {body}");
     // No "reconcile now": the periodic resync must notice on its own.
-    common::eventually(
+    eventually(
         Duration::from_secs(30),
         "the drift to be detected and repaired",
         || async {
@@ -241,7 +240,7 @@ async fn machine_stopped_out_of_band_is_started_on_the_next_resync() {
     )
     .await;
     assert_eq!(stack.fly_machines("oc-drift-stop").await.len(), 1);
-    common::eventually(
+    eventually(
         Duration::from_secs(30),
         "the machine to be started",
         || async {
@@ -274,7 +273,7 @@ async fn machine_reconfigured_out_of_band_is_restored() {
         .await;
     assert!(code.is_success(), "{code} {body}");
     stack.reconcile_now("drift-config").await;
-    common::eventually(
+    eventually(
         Duration::from_secs(30),
         "the config to be restored",
         || async {

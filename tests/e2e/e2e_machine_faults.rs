@@ -4,9 +4,8 @@
 //! the fault lasts (an unreachable host, a held lease, a revoked token), the status must say
 //! exactly why, and the instance must recover once the fault is gone.
 
-mod common;
-
-use common::stack::{condition, Stack, StackOptions};
+use openclaws_testkit::db::eventually;
+use openclaws_testkit::stack::{condition, Stack, StackOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -59,7 +58,7 @@ async fn machine_where(
 ) -> Value {
     let app = app(name);
     let pred = &pred;
-    common::eventually(CONVERGE, what, || {
+    eventually(CONVERGE, what, || {
         let app = app.clone();
         async move { stack.fly_machines(&app).await.into_iter().find(|m| pred(m)) }
     })
@@ -74,7 +73,7 @@ fn id_of(machine: &Value) -> String {
 /// `started`).
 async fn machine_fault_when_possible(stack: &Stack, id: &str, what: &str, body: Value) {
     let path = format!("/_sim/machines/{id}/{what}");
-    common::eventually(CONVERGE, &format!("{what} to be accepted"), || {
+    eventually(CONVERGE, &format!("{what} to be accepted"), || {
         let (path, body) = (path.clone(), body.clone());
         async move {
             let (code, _) = stack.fly(Method::POST, &path, Some(body)).await;
@@ -149,7 +148,7 @@ async fn delete(stack: &Stack, name: &str) {
 }
 
 async fn gone(stack: &Stack, name: &str) {
-    common::eventually(CONVERGE, "the instance to be gone", || async {
+    eventually(CONVERGE, "the instance to be gone", || async {
         (stack.get(name).await.0 == StatusCode::NOT_FOUND).then_some(())
     })
     .await;
@@ -490,7 +489,7 @@ async fn an_app_deleted_out_of_band_is_rebuilt_and_teardown_still_finishes() {
         None,
     )
     .await;
-    common::eventually(CONVERGE, "the app to be gone at Fly", || async {
+    eventually(CONVERGE, "the app to be gone at Fly", || async {
         stack.fly_apps().await.is_empty().then_some(())
     })
     .await;
@@ -516,7 +515,7 @@ async fn an_app_deleted_out_of_band_is_rebuilt_and_teardown_still_finishes() {
         None,
     )
     .await;
-    common::eventually(CONVERGE, "the app to be gone at Fly", || async {
+    eventually(CONVERGE, "the app to be gone at Fly", || async {
         stack.fly_apps().await.is_empty().then_some(())
     })
     .await;
@@ -561,7 +560,7 @@ async fn a_detached_volume_deleted_out_of_band_is_recreated() {
         None,
     )
     .await;
-    common::eventually(CONVERGE, "the volume to be released", || async {
+    eventually(CONVERGE, "the volume to be released", || async {
         let state = stack.sim_state().await;
         state["volumes"]
             .as_array()?
@@ -624,7 +623,7 @@ async fn a_released_address_is_allocated_again() {
     )
     .await;
     stack.reconcile_now(name).await;
-    common::eventually(CONVERGE, "a v6 address again", || async {
+    eventually(CONVERGE, "a v6 address again", || async {
         let (_, ips) = stack
             .fly(Method::GET, &format!("/v1/apps/{app}/ip_assignments"), None)
             .await;

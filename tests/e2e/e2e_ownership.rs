@@ -1,9 +1,8 @@
 //! Ownership: resources without our mark are never touched, whether the name belongs to another
 //! organization or to a look-alike app in our own organization.
 
-mod common;
-
-use common::stack::{condition, Stack, StackOptions};
+use openclaws_testkit::db::eventually;
+use openclaws_testkit::stack::{condition, Stack, StackOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::time::Duration;
@@ -53,7 +52,7 @@ async fn look_alike_app_in_our_org_is_never_touched() {
 
     // Deleting the instance removes the row but leaves the look-alike app alone.
     assert_eq!(stack.delete("lookalike").await, StatusCode::ACCEPTED);
-    common::eventually(Duration::from_secs(20), "the row to be gone", || async {
+    eventually(Duration::from_secs(20), "the row to be gone", || async {
         (stack.get("lookalike").await.0 == StatusCode::NOT_FOUND).then_some(())
     })
     .await;

@@ -1,11 +1,9 @@
 //! Black-box plan preview: `GET /v1/instances/{name}/plan` tells what the next reconcile would do,
 //! from the world the last reconcile recorded, without calling Fly or writing anything.
 
-mod common;
-
-use common::stack::{condition, Stack, StackOptions, READER, WRITER};
 use openclaws_server::serve;
 use openclaws_telemetry::Metrics;
+use openclaws_testkit::stack::{condition, Stack, StackOptions, READER, WRITER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;

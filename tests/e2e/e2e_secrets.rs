@@ -4,10 +4,9 @@
 //! the controller's own logs (debug level). Those logs are JSON lines where an API request's
 //! lines carry its `x-request-id` and a reconcile's lines carry the instance.
 
-mod common;
-
-use common::process::{free_port, spawn_controller_logging_with, wait_api};
-use common::stack::{Stack, StackOptions, READER};
+use openclaws_testkit::db::eventually;
+use openclaws_testkit::process::{free_port, spawn_controller_logging_with, wait_api};
+use openclaws_testkit::stack::{Stack, StackOptions, READER, WRITER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -128,7 +127,7 @@ async fn secrets_reach_the_app_are_repaired_rotated_and_never_leak() {
         .await;
     assert!(code.is_success());
     stack.reconcile_now("keyed").await;
-    common::eventually(CONVERGE, "the key to be set again", || async {
+    eventually(CONVERGE, "the key to be set again", || async {
         let s = fly_secrets(&stack, "oc-keyed").await;
         (secret_value(&s, "ANTHROPIC_API_KEY").as_deref() == Some(canary.as_str())).then_some(())
     })
@@ -337,11 +336,11 @@ async fn the_dashboard_reads_the_gateway_token_and_rotates_it_through_the_spec()
     // Readers may not see it; unknown instances are 404.
     let (code, body, _) = gateway_token(&stack, "tokened", READER).await;
     assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
-    let (code, _, _) = gateway_token(&stack, "nobody", common::stack::WRITER).await;
+    let (code, _, _) = gateway_token(&stack, "nobody", WRITER).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 
     // The writer gets exactly what the app holds, uncached, and the read is on record.
-    let (code, body, cache) = gateway_token(&stack, "tokened", common::stack::WRITER).await;
+    let (code, body, cache) = gateway_token(&stack, "tokened", WRITER).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(cache, "no-store");
     let token = body["token"].as_str().unwrap().to_owned();
@@ -363,7 +362,7 @@ async fn the_dashboard_reads_the_gateway_token_and_rotates_it_through_the_spec()
         .await;
     assert_eq!(code, StatusCode::OK, "{body}");
     stack.wait_ready("tokened", CONVERGE).await;
-    let (_, body, _) = gateway_token(&stack, "tokened", common::stack::WRITER).await;
+    let (_, body, _) = gateway_token(&stack, "tokened", WRITER).await;
     let rotated = body["token"].as_str().unwrap().to_owned();
     assert_ne!(rotated, token);
     let secrets = fly_secrets(&stack, "oc-tokened").await;
@@ -373,7 +372,7 @@ async fn the_dashboard_reads_the_gateway_token_and_rotates_it_through_the_spec()
     );
     stack.reconcile_now("tokened").await;
     stack.wait_ready("tokened", CONVERGE).await;
-    let (_, body, _) = gateway_token(&stack, "tokened", common::stack::WRITER).await;
+    let (_, body, _) = gateway_token(&stack, "tokened", WRITER).await;
     assert_eq!(
         body["token"],
         rotated.as_str(),

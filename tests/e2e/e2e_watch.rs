@@ -1,9 +1,8 @@
 //! The fleet watch: in steady state the only Fly call is the org-wide machine listing, and a
 //! machine changed out of band is repaired long before the (hour-long) deep resync would notice.
 
-mod common;
-
-use common::stack::{Stack, StackOptions};
+use openclaws_testkit::db::eventually;
+use openclaws_testkit::stack::{Stack, StackOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -70,7 +69,7 @@ async fn steady_state_costs_one_org_listing_per_pass_and_nothing_per_instance() 
     let settled = stack
         .metric("openclaws_fleet_watch_passes_total", "ok")
         .await;
-    common::eventually(
+    eventually(
         Duration::from_secs(20),
         "three more watch passes",
         || async {
@@ -87,7 +86,7 @@ async fn steady_state_costs_one_org_listing_per_pass_and_nothing_per_instance() 
     let passes_before = stack
         .metric("openclaws_fleet_watch_passes_total", "ok")
         .await;
-    common::eventually(Duration::from_secs(30), "ten watch passes", || async {
+    eventually(Duration::from_secs(30), "ten watch passes", || async {
         (stack
             .metric("openclaws_fleet_watch_passes_total", "ok")
             .await
@@ -147,7 +146,7 @@ async fn a_machine_stopped_or_destroyed_out_of_band_is_repaired_by_the_watch() {
     let wakeups = stack
         .metric("openclaws_fleet_watch_wakeups_total", "")
         .await;
-    common::eventually(
+    eventually(
         Duration::from_secs(30),
         "the stop to be noticed and the machine started again",
         || async {

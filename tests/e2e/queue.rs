@@ -1,12 +1,11 @@
 //! The durable work queue under real PostgreSQL: per-key exclusion across worker pools, lease
 //! takeover after a crash, and wake-up on writes.
 
-mod common;
-
 use openclaws_engine::controller::{self, ControllerConfig, Reconcile};
 use openclaws_engine::reconcile::{Outcome, ReconcileError};
 use openclaws_store::work;
 use openclaws_telemetry::Metrics;
+use openclaws_testkit::db::{eventually, fresh_database};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -78,7 +77,7 @@ fn config(owner: &str, poll: Duration, listen_url: Option<String>) -> Controller
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_pools_never_reconcile_one_key_at_once() {
-    let db = common::fresh_database().await;
+    let db = fresh_database().await;
     let mut keys = Vec::new();
     for i in 0..6 {
         keys.push(insert_instance(&db.pool, &format!("key-{i}")).await);
@@ -101,7 +100,7 @@ async fn two_pools_never_reconcile_one_key_at_once() {
         )));
     }
     // Every key is requeued immediately after each run, so both pools contend for all of them.
-    common::eventually(
+    eventually(
         Duration::from_secs(20),
         "200 reconciles by both pools",
         || {
@@ -135,7 +134,7 @@ async fn two_pools_never_reconcile_one_key_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_workers_lease_is_taken_over_after_expiry() {
-    let db = common::fresh_database().await;
+    let db = fresh_database().await;
     let uid = insert_instance(&db.pool, "orphaned").await;
     // A worker claims the key and dies without completing or renewing.
     let lease = Duration::from_secs(2);
@@ -159,7 +158,7 @@ async fn a_dead_workers_lease_is_taken_over_after_expiry() {
         config("survivor", Duration::from_millis(100), Some(db.url.clone())),
         stop.clone(),
     ));
-    let first_run = common::eventually(
+    let first_run = eventually(
         Duration::from_secs(10),
         "the survivor to take the key",
         || {
@@ -182,7 +181,7 @@ async fn a_dead_workers_lease_is_taken_over_after_expiry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_wakes_an_idle_worker_at_once() {
-    let db = common::fresh_database().await;
+    let db = fresh_database().await;
     let state = Arc::new(Mutex::new(RecorderState::default()));
     let recorder = Recorder {
         inner: state.clone(),
@@ -199,23 +198,22 @@ async fn a_write_wakes_an_idle_worker_at_once() {
         stop.clone(),
     ));
     // Let the worker reach its idle wait and the listener subscribe.
-    let listening =
-        common::eventually(Duration::from_secs(10), "the listener to subscribe", || {
-            let pool = db.pool.clone();
-            async move {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
-                )
-                .fetch_one(&pool)
-                .await
-                .ok()?;
-                (n > 0).then_some(())
-            }
-        });
+    let listening = eventually(Duration::from_secs(10), "the listener to subscribe", || {
+        let pool = db.pool.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
+            )
+            .fetch_one(&pool)
+            .await
+            .ok()?;
+            (n > 0).then_some(())
+        }
+    });
     listening.await;
     let written = Instant::now();
     let uid = insert_instance(&db.pool, "woken").await;
-    let ran = common::eventually(
+    let ran = eventually(
         Duration::from_secs(5),
         "the worker to run the new key",
         || {
@@ -238,7 +236,7 @@ async fn a_write_wakes_an_idle_worker_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_alone_finds_work_without_listen() {
-    let db = common::fresh_database().await;
+    let db = fresh_database().await;
     let state = Arc::new(Mutex::new(RecorderState::default()));
     let recorder = Recorder {
         inner: state.clone(),
@@ -254,7 +252,7 @@ async fn polling_alone_finds_work_without_listen() {
         stop.clone(),
     ));
     let uid = insert_instance(&db.pool, "polled").await;
-    common::eventually(Duration::from_secs(5), "polling to find the key", || {
+    eventually(Duration::from_secs(5), "polling to find the key", || {
         let state = state.clone();
         async move {
             state
@@ -273,7 +271,7 @@ async fn polling_alone_finds_work_without_listen() {
 
 #[tokio::test]
 async fn a_request_during_a_reconcile_is_not_lost() {
-    let db = common::fresh_database().await;
+    let db = fresh_database().await;
     let uid = insert_instance(&db.pool, "busy").await;
     let claim = work::claim_due(&db.pool, "w", 1, Duration::from_secs(30))
         .await

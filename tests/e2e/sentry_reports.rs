@@ -5,11 +5,10 @@
 //! tags, and no envelope holds a canary, the gateway token, an API or Fly token, or an
 //! `Authorization` header.
 
-mod common;
-
-use common::ingest::Ingest;
-use common::process::{free_port, spawn_controller_logging_with, wait_api};
-use common::stack::{condition, Stack, StackOptions, FLY_TOKEN, READER, WRITER};
+use openclaws_testkit::db::eventually;
+use openclaws_testkit::ingest::Ingest;
+use openclaws_testkit::process::{free_port, spawn_controller_logging_with, wait_api};
+use openclaws_testkit::stack::{condition, Stack, StackOptions, FLY_TOKEN, READER, WRITER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -17,7 +16,7 @@ use std::time::Duration;
 const CONVERGE: Duration = Duration::from_secs(60);
 
 async fn gateway_token(stack: &Stack, name: &str) -> String {
-    common::eventually(CONVERGE, "the gateway token", || async {
+    eventually(CONVERGE, "the gateway token", || async {
         let resp = stack
             .http
             .get(format!(
@@ -114,7 +113,7 @@ async fn failures_are_reported_once_per_instance_and_step_and_scrubbed() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let status = common::eventually(Duration::from_secs(30), "the process to exit", || {
+    let status = eventually(Duration::from_secs(30), "the process to exit", || {
         let exited = child.try_wait().unwrap();
         async move { exited }
     })

@@ -5,14 +5,15 @@
 //! A gateway takes 10–20 s and about 1 GB to boot, so each test drives one instance through
 //! many checks in order; the two tests run side by side.
 
-mod common;
-
-use common::devices::{browser, connect_browser, gateway_token, pending_request};
-use common::eventually;
-use common::stack::{condition, Stack, StackOptions, LLM_PROXY_KEY, LLM_PROXY_URL, READER, WRITER};
 use openclaws_gateway::identity::DeviceIdentity;
 use openclaws_gateway::protocol::{SCOPE_READ, SCOPE_WRITE};
 use openclaws_gateway::proxy_token::ProxyTokenKey;
+use openclaws_testkit::db::eventually;
+use openclaws_testkit::devices::{browser, connect_browser, gateway_token, pending_request};
+use openclaws_testkit::process::{alive, children};
+use openclaws_testkit::stack::{
+    condition, Stack, StackOptions, LLM_PROXY_KEY, LLM_PROXY_URL, READER, WRITER,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -57,24 +58,6 @@ async fn process(stack: &Stack, machine_id: &str) -> Option<Process> {
         volume_dir: PathBuf::from(body["volume_dir"].as_str()?),
         machine_dir: PathBuf::from(body["machine_dir"].as_str()?),
     })
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .is_some_and(|state| state != "Z")
-        })
-        .unwrap_or(false)
-}
-
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
 }
 
 /// One variable of a live process's environment.

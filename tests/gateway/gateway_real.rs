@@ -21,6 +21,8 @@ use openclaws_gateway::health::{HealthClient, HealthError};
 use openclaws_gateway::identity::DeviceIdentity;
 use openclaws_gateway::protocol::{ClientInfo, SCOPE_PAIRING, SCOPE_READ, SCOPE_WRITE};
 use openclaws_gateway::GATEWAY_TOKEN_ENV;
+use openclaws_testkit::openclaw::install_openclaw;
+use openclaws_testkit::process::free_port;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
@@ -106,28 +108,6 @@ impl Gateway {
 fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
     GATEWAY.get_or_init(start_gateway)
-}
-
-fn install_openclaw() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-openclaw.sh");
-    let output = Command::new(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run scripts/install-openclaw.sh");
-    assert!(
-        output.status.success(),
-        "scripts/install-openclaw.sh failed ({}); see its messages above",
-        output.status
-    );
-    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A fresh state directory under cargo's per-target temp dir; leftovers of earlier runs whose

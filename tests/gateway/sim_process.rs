@@ -7,8 +7,6 @@
 //! the gateway twice (10–16 s and about 1 GB each), so everything that needs a running gateway
 //! is checked within it, in order.
 
-mod sim_support;
-
 use base64::Engine;
 use fly_sim::process::OpenclawInstall;
 use fly_sim::proxy::{serve_proxy, ProxySettings};
@@ -27,9 +25,11 @@ use openclaws_gateway::files::{
 };
 use openclaws_gateway::health::HealthClient;
 use openclaws_gateway::identity::DeviceIdentity;
+use openclaws_testkit::openclaw::install_openclaw;
+use openclaws_testkit::process::{alive, children};
+use openclaws_testkit::sim::TestSim;
 use reqwest::Method;
 use serde_json::{json, Value};
-use sim_support::TestSim;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,16 +39,6 @@ use tokio_util::sync::CancellationToken;
 const HOST: &str = "acme.openclaws.biz";
 const ORIGIN: &str = "https://acme.openclaws.biz";
 const BOOT_DEADLINE: Duration = Duration::from_secs(150);
-
-fn install_openclaw() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-openclaw.sh");
-    let output = Command::new(&script)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("run scripts/install-openclaw.sh");
-    assert!(output.status.success(), "install-openclaw.sh failed");
-    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
-}
 
 /// A fresh directory under cargo's per-target temp dir.
 fn temp_dir(name: &str) -> PathBuf {
@@ -290,25 +280,6 @@ where
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie still has a /proc entry; its state letter is Z.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .is_some_and(|state| state != "Z")
-        })
-        .unwrap_or(false)
-}
-
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
 }
 
 struct Machine<'a> {

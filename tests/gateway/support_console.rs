@@ -11,15 +11,13 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`make test` installs them:
 //! `scripts/ensure-chromium.sh`).
 
-mod common;
-
-use common::devices::{self, connect_browser, gateway_token, pending_request};
-use common::eventually;
-use common::stack::{Stack, StackOptions, READER, WRITER};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use openclaws_gateway::identity::DeviceIdentity;
 use openclaws_gateway::protocol::{SCOPE_READ, SCOPE_WRITE};
+use openclaws_testkit::db::eventually;
+use openclaws_testkit::devices::{self, connect_browser, gateway_token, pending_request};
+use openclaws_testkit::stack::{Stack, StackOptions, READER, WRITER};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::os::unix::process::CommandExt;

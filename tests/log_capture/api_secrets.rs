@@ -1,11 +1,9 @@
 //! Provider keys are write-only: a canary value must never come back out of any endpoint, event,
 //! the `instances` table or the log, while `secrets` decrypts back to it.
 
-mod common;
-
-use common::api::{spawn_api, TestApi, WRITER};
 use openclaws_model::secrets::Sealed;
 use openclaws_store::secrets as secret_store;
+use openclaws_testkit::api::{spawn_api, TestApi, WRITER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::io::Write;

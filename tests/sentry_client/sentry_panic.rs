@@ -3,13 +3,12 @@
 //! one is retried after a backoff. Sentry's client is process-wide, hence a test binary of its
 //! own (with the local stand-in for Sentry's ingest).
 
-mod common;
-
-use common::ingest::Ingest;
 use openclaws_engine::controller::{self, ControllerConfig, Reconcile};
 use openclaws_engine::reconcile::{Outcome, ReconcileError};
 use openclaws_store::work;
 use openclaws_telemetry::{init_sentry, Metrics, SentrySettings};
+use openclaws_testkit::db::{eventually, fresh_database};
+use openclaws_testkit::ingest::Ingest;
 use sqlx::PgPool;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,7 +65,7 @@ async fn a_panicking_reconcile_is_reported_and_the_pool_keeps_working() {
     })
     .expect("a client");
 
-    let db = common::fresh_database().await;
+    let db = fresh_database().await;
     let panicky = insert_instance(&db.pool, "panicky").await;
     let steady = insert_instance(&db.pool, "steady").await;
     let runs: Arc<Mutex<Vec<(Uuid, i32)>>> = Arc::default();
@@ -93,7 +92,7 @@ async fn a_panicking_reconcile_is_reported_and_the_pool_keeps_working() {
 
     // The only worker survives the panic: the steady instance keeps being reconciled, and the
     // panicking one comes back as a failed attempt after its backoff.
-    common::eventually(
+    eventually(
         Duration::from_secs(20),
         "a retry of the panicking instance and more runs of the other",
         || {
@@ -115,7 +114,7 @@ async fn a_panicking_reconcile_is_reported_and_the_pool_keeps_working() {
     );
 
     drop(guard);
-    let events = common::eventually(Duration::from_secs(10), "the panic event", || {
+    let events = eventually(Duration::from_secs(10), "the panic event", || {
         let events = ingest.events();
         async move { (!events.is_empty()).then_some(events) }
     })

@@ -1,14 +1,13 @@
 //! The Fly client against the simulator over real HTTP: every call it makes, and every error
 //! class it reports.
 
-mod common;
-
-use common::stack::{Stack, StackOptions};
 use openclaws_fly::types::{
     CreateMachineRequest, CreateVolumeRequest, MachineConfig, Mount, UpdateMachineRequest,
 };
 use openclaws_fly::{FlyClient, FlyError};
 use openclaws_telemetry::Metrics;
+use openclaws_testkit::db::eventually;
+use openclaws_testkit::stack::{Stack, StackOptions, FLY_TOKEN};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +40,7 @@ async fn every_call_and_error_class_against_the_simulator() {
         ..StackOptions::default()
     })
     .await;
-    let fly = client(&stack, common::stack::FLY_TOKEN);
+    let fly = client(&stack, FLY_TOKEN);
 
     // Apps: absent, created, readable; a second create of the name is rejected as name_taken.
     assert_eq!(fly.get_app("oc-client").await.unwrap(), None);
@@ -139,7 +138,7 @@ async fn every_call_and_error_class_against_the_simulator() {
         .unwrap();
     // Right after a stop Fly may still refuse a start (412 "machine still active"): a
     // precondition, retried until the machine is reaped.
-    common::eventually(
+    eventually(
         Duration::from_secs(10),
         "a start to be accepted",
         || async {
@@ -217,7 +216,7 @@ async fn leases_guard_mutations_and_report_their_expiry() {
         ..StackOptions::default()
     })
     .await;
-    let fly = client(&stack, common::stack::FLY_TOKEN);
+    let fly = client(&stack, FLY_TOKEN);
     fly.create_app("oc-leased", "net-l").await.unwrap();
     let volume = fly
         .create_volume(
@@ -246,7 +245,7 @@ async fn leases_guard_mutations_and_report_their_expiry() {
     assert_eq!(again.nonce, lease.nonce, "refreshed, not a new lease");
 
     // Another holder (a second process, no nonce) is refused with the expiry.
-    let other = client(&stack, common::stack::FLY_TOKEN);
+    let other = client(&stack, FLY_TOKEN);
     let held = other.acquire_lease("oc-leased", &m.id, "other").await;
     match &held {
         Err(
@@ -277,7 +276,7 @@ async fn leases_guard_mutations_and_report_their_expiry() {
         .await
         .expect("releasing twice is fine");
     // (Both processes draw from the machine's one lease bucket at Fly: a 429 means "again".)
-    let theirs = common::eventually(Duration::from_secs(5), "their lease", || async {
+    let theirs = eventually(Duration::from_secs(5), "their lease", || async {
         match other.acquire_lease("oc-leased", &m.id, "other").await {
             Ok(l) => Some(l),
             Err(FlyError::RateLimited { .. }) => None,

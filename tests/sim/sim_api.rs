@@ -1,11 +1,9 @@
 //! Auth, naming, leases, metadata, listing filters, the org scan and error shapes.
 
-mod sim_support;
-
 use fly_sim::{LatencyModel, SimConfig};
+use openclaws_testkit::sim::{error_text, TestSim, ORG, TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sim_support::{error_text, TestSim, ORG, TOKEN};
 
 #[tokio::test]
 async fn auth_requires_a_known_token_in_either_scheme() {

@@ -1,10 +1,8 @@
 //! Rate limits (spec §4) and fault injection (spec §6) over real HTTP.
 
-mod sim_support;
-
+use openclaws_testkit::sim::{error_text, TestSim};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sim_support::{error_text, TestSim};
 use std::time::Duration;
 
 fn machine_of<'a>(state: &'a Value, id: &str) -> &'a Value {

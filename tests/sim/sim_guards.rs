@@ -1,11 +1,9 @@
 //! State guards, waits and crashes (spec §3). Latencies are scaled up (×20) so every transient
 //! state lasts long enough to be observed; the clock is advanced to move past them.
 
-mod sim_support;
-
+use openclaws_testkit::sim::{error_text, TestSim, ORG, TOKEN};
 use reqwest::StatusCode;
 use serde_json::json;
-use sim_support::{error_text, TestSim};
 
 const SLOW: f64 = 20.0;
 
@@ -197,7 +195,7 @@ async fn wait_succeeds_times_out_and_reports_failure() {
         tokio::spawn(async move {
             reqwest::Client::new()
                 .get(format!("{base}{url}"))
-                .bearer_auth(sim_support::TOKEN)
+                .bearer_auth(TOKEN)
                 .send()
                 .await
                 .map(|r| r.status())
@@ -329,7 +327,7 @@ async fn wait_from_event_id_needs_a_newer_transition() {
 
 #[tokio::test]
 async fn old_style_destroy_guard_answers_409() {
-    let mut config = fly_sim::SimConfig::new(sim_support::TOKEN, sim_support::ORG);
+    let mut config = fly_sim::SimConfig::new(TOKEN, ORG);
     config.latency = fly_sim::LatencyModel::spec_defaults().scaled(SLOW);
     config.destroy_guard_conflict = true;
     let sim = TestSim::start_with(config).await;

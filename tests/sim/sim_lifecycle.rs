@@ -1,10 +1,9 @@
 //! The whole life of one customer's resources against the simulator, over real HTTP.
 
-mod sim_support;
-
+use openclaws_testkit::db::eventually;
+use openclaws_testkit::sim::{error_text, TestSim};
 use reqwest::StatusCode;
 use serde_json::json;
-use sim_support::{error_text, TestSim};
 
 #[tokio::test]
 async fn full_lifecycle_app_volume_machine_update_stop_start_destroy_teardown() {
@@ -143,7 +142,7 @@ async fn full_lifecycle_app_volume_machine_update_stop_start_destroy_teardown() 
     // App delete is accepted, then the app disappears.
     let r = sim.delete("/v1/apps/oc-life").await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
-    sim.eventually(std::time::Duration::from_secs(5), "app gone", || async {
+    eventually(std::time::Duration::from_secs(5), "app gone", || async {
         (sim.get("/v1/apps/oc-life").await.status == StatusCode::NOT_FOUND).then_some(())
     })
     .await;

@@ -1,11 +1,9 @@
 //! App secrets, IP assignments, certificates with the Cloudflare-compatible DNS, and the
 //! orphan report, over real HTTP.
 
-mod sim_support;
-
+use openclaws_testkit::sim::{error_text, TestSim};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sim_support::{error_text, TestSim};
 
 fn machine_of<'a>(state: &'a Value, id: &str) -> &'a Value {
     state["machines"]

@@ -1,11 +1,9 @@
 //! Load check: 10,000 apps with one machine each stay fast. Ignored by default (slow in debug
 //! builds); run with `cargo test --release --test sim_scale -- --ignored --nocapture`.
 
-mod sim_support;
-
+use openclaws_testkit::sim::{TestSim, ORG};
 use reqwest::StatusCode;
 use serde_json::json;
-use sim_support::{TestSim, ORG};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
