@@ -20,24 +20,19 @@ use clap::Parser;
 use fly_sim as sim;
 use futures_util::{stream, StreamExt};
 use openclaws_model::secrets::SecretCipher;
-use openclaws_server::config::{
-    DatabaseSettings, DnsSettings, FlySettings, SecretKey, ServeSettings,
-};
+use openclaws_server::config::SecretKey;
 use openclaws_server::serve;
 use openclaws_store as store;
+use openclaws_testkit::db::{create_database, drop_database};
+use openclaws_testkit::stack::{serve_settings, FLY_TOKEN, ORG, WRITER};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde_json::{json, Value};
-use sqlx::{Executor, PgPool};
+use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-const WRITER: &str = "bench-writer-token-0123456789";
-const READER: &str = "bench-reader-token-0123456789";
-const FLY_TOKEN: &str = "bench-fly-token";
-const ORG: &str = "bench";
 const DOMAIN: &str = "openclaws.biz";
 
 /// Knobs of the bench.
@@ -175,31 +170,16 @@ impl Bench {
     async fn start(args: Args) -> anyhow::Result<Self> {
         let base = std::env::var("DATABASE_URL")
             .context("DATABASE_URL must name a PostgreSQL server (`make bench` provides one)")?;
-        let admin = PgPool::connect(&base)
-            .await
-            .context("connecting to DATABASE_URL")?;
-        let name = format!("oc_bench_{}", Uuid::new_v4().simple());
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await?;
-        admin.close().await;
-        let mut url = reqwest::Url::parse(&base)?;
-        url.set_path(&format!("/{name}"));
-        let pool = store::connect(url.as_str(), 10).await?;
+        let (url, name) = create_database(&base, "oc_bench").await?;
+        let pool = store::connect(&url, 10).await?;
         store::migrate(&pool).await?;
 
         let stop = CancellationToken::new();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let sim_addr = listener.local_addr()?;
         let mut config = sim::SimConfig::new(FLY_TOKEN, ORG);
         config.dns_zone = DOMAIN.to_owned();
         config.latency = sim::LatencyModel::spec_defaults().scaled(args.latency_scale);
-        tokio::spawn(sim::serve(
-            listener,
-            sim::Simulator::new(config),
-            stop.clone(),
-        ));
-        let sim = format!("http://{sim_addr}");
+        let sim =
+            openclaws_testkit::sim::serve_on_loopback(&sim::Simulator::new(config), &stop).await;
         let http = reqwest::Client::new();
         if args.request_latency_ms + args.request_jitter_ms > 0 {
             let resp = http
@@ -217,38 +197,13 @@ impl Bench {
             );
         }
 
-        let settings = ServeSettings {
-            database: DatabaseSettings {
-                database_url: url.to_string(),
-                database_listen_url: None,
-                db_max_connections: 20,
-            },
-            listen: "127.0.0.1:0".parse()?,
-            api_write_token: WRITER.to_owned(),
-            api_read_token: READER.to_owned(),
-            secret_key: SecretKey(SecretCipher::from_key(rand::random())),
-            fly: FlySettings {
-                fly_api_base: sim.clone(),
-                fly_api_token: FLY_TOKEN.to_owned(),
-                fly_org: ORG.to_owned(),
-                fly_app_prefix: "oc-".to_owned(),
-            },
-            dns: DnsSettings {
-                dns_api_base: sim.clone(),
-                dns_api_token: Some(FLY_TOKEN.to_owned()),
-                dns_zone: None,
-            },
-            gateway: openclaws_server::config::GatewaySettings::without_checks(),
-            base_domain: DOMAIN.to_owned(),
-            workers: args.workers,
-            resync_seconds: args.resync_seconds,
-            watch_seconds: args.watch_seconds,
-            composio_api_key: None,
-            lease_seconds: 30,
-            poll_seconds: 1.0,
-            shutdown_grace_seconds: 5,
-            machine_stuck_seconds: 300,
-        };
+        let mut settings = serve_settings(&url, &sim);
+        settings.database.db_max_connections = 20;
+        settings.secret_key = SecretKey(SecretCipher::from_key(rand::random()));
+        settings.base_domain = DOMAIN.to_owned();
+        settings.workers = args.workers;
+        settings.resync_seconds = args.resync_seconds;
+        settings.watch_seconds = args.watch_seconds;
         let running = serve::start(&settings, stop.clone()).await?;
         let api = format!("http://{}", running.addr);
         let controller_stop = stop.clone();
@@ -270,13 +225,7 @@ impl Bench {
     async fn stop(self) {
         self.stop.cancel();
         self.pool.close().await;
-        if let Ok(admin) = PgPool::connect(&self.database.0).await {
-            let _ = admin
-                .execute(
-                    format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database.1).as_str(),
-                )
-                .await;
-        }
+        drop_database(&self.database.0, &self.database.1).await;
     }
 
     async fn put(&self, name: &str) -> anyhow::Result<()> {

@@ -10,14 +10,23 @@ use std::time::{Duration, Instant};
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
 pub enum PostgresError {
+    /// No `initdb` and `postgres` binaries on this machine.
     #[error("no PostgreSQL server binaries found (looked in $PG_BIN, /usr/lib/postgresql/*/bin and PATH); install the `postgresql` package (make does this)")]
     NotInstalled,
+    /// Running as root without the `postgres` user to run the server as.
     #[error(
         "running as root needs the `postgres` system user (the postgresql package creates it)"
     )]
     NoPostgresUser,
+    /// A step of setting up or starting the server failed.
     #[error("{step} failed: {detail}")]
-    Step { step: &'static str, detail: String },
+    Step {
+        /// What was being done.
+        step: &'static str,
+        /// Why it failed.
+        detail: String,
+    },
+    /// The server did not accept connections in time.
     #[error("PostgreSQL did not accept connections within {0:?}")]
     Timeout(Duration),
 }

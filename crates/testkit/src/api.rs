@@ -1,0 +1,186 @@
+//! Helpers for the API tests: a router on 127.0.0.1:0 over a fresh database, and a client that
+//! reads like the dashboard's actions.
+
+use openclaws_api::{router, ApiState, ApiTokens};
+use openclaws_engine::reconcile::desired::{FleetSettings, GatewayPlacement};
+use openclaws_engine::reconcile::DesiredInputs;
+use openclaws_model::secrets::SecretCipher;
+use openclaws_telemetry::Metrics;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+/// Writer token used by every test server.
+pub const WRITER: &str = "writer-token-for-tests";
+/// Reader token used by every test server.
+pub const READER: &str = "reader-token-for-tests";
+
+/// A running API over its own database.
+pub struct TestApi {
+    /// Base URL of the API.
+    pub base: String,
+    /// The API's database, for looking behind it.
+    pub pool: PgPool,
+    /// The cipher the API seals provider keys with.
+    pub cipher: Arc<SecretCipher>,
+    /// A client for the API.
+    pub http: reqwest::Client,
+}
+
+/// A response: status, headers and the body parsed as JSON (or `Value::String` of the text).
+#[derive(Debug)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body as text.
+    pub text: String,
+    /// The body as JSON (or `Value::String` of the text).
+    pub json: Value,
+}
+
+impl Reply {
+    /// Paths named in a 422 body.
+    pub fn field_paths(&self) -> Vec<String> {
+        self.json["error"]["fields"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f["path"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The fleet settings of every test server: prefix `oc-`, domain `openclaws.test`, no DNS, no
+/// gateway checks, no platform keys.
+pub fn test_inputs() -> DesiredInputs {
+    DesiredInputs::new(FleetSettings {
+        app_prefix: "oc-".to_owned(),
+        base_domain: "openclaws.test".to_owned(),
+        machine_stuck_after: std::time::Duration::from_secs(300),
+        manage_dns: false,
+        gateway: GatewayPlacement::without_checks(),
+    })
+}
+
+/// Starts the router on 127.0.0.1:0 over a fresh migrated database.
+pub async fn spawn_api() -> TestApi {
+    let db = crate::db::fresh_database().await;
+    let cipher = Arc::new(SecretCipher::from_key([7; 32]));
+    let state = ApiState {
+        pool: db.pool.clone(),
+        cipher: cipher.clone(),
+        tokens: ApiTokens {
+            writer: WRITER.to_owned(),
+            reader: READER.to_owned(),
+        },
+        base_domain: "openclaws.test".to_owned(),
+        metrics: Arc::new(Metrics::default()),
+        pairing_window: std::time::Duration::from_secs(600),
+        inputs: test_inputs(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router(state)).await.unwrap();
+    });
+    TestApi {
+        base: format!("http://{addr}"),
+        pool: db.pool,
+        cipher,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl TestApi {
+    /// Sends a request with an optional token, body and extra headers.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        if let Some((content_type, bytes)) = body {
+            request = request.header("content-type", content_type).body(bytes);
+        }
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+        Reply {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    /// Writer request with a JSON body.
+    pub async fn write(&self, method: Method, path: &str, body: &Value) -> Reply {
+        self.send(
+            method,
+            path,
+            Some(WRITER),
+            Some(("application/json", serde_json::to_vec(body).unwrap())),
+            &[],
+        )
+        .await
+    }
+
+    /// `PUT /v1/instances/{name}` as the writer.
+    pub async fn put(&self, name: &str, body: &Value) -> Reply {
+        self.write(Method::PUT, &format!("/v1/instances/{name}"), body)
+            .await
+    }
+
+    /// `PATCH /v1/instances/{name}` (merge patch) as the writer.
+    pub async fn patch(&self, name: &str, body: &Value) -> Reply {
+        self.send(
+            Method::PATCH,
+            &format!("/v1/instances/{name}"),
+            Some(WRITER),
+            Some((
+                "application/merge-patch+json",
+                serde_json::to_vec(body).unwrap(),
+            )),
+            &[],
+        )
+        .await
+    }
+
+    /// GET as the writer.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, Some(WRITER), None, &[]).await
+    }
+
+    /// DELETE as the writer.
+    pub async fn delete(&self, name: &str) -> Reply {
+        self.send(
+            Method::DELETE,
+            &format!("/v1/instances/{name}"),
+            Some(WRITER),
+            None,
+            &[],
+        )
+        .await
+    }
+}
+
+/// A minimal valid spec body.
+pub fn minimal(customer: &str) -> Value {
+    serde_json::json!({"spec": {"customerId": customer, "region": "iad"}})
+}

@@ -1,0 +1,80 @@
+//! A database of its own for each test (and for the fleet bench) on the server named by
+//! `DATABASE_URL` (`make test` starts a throwaway one when it is not set), and polling with a
+//! deadline, the tests' way to wait for what happens elsewhere.
+
+use anyhow::Context;
+use sqlx::postgres::PgPool;
+use sqlx::Executor;
+use std::time::Duration;
+
+/// A fresh, migrated database: its pool and its URL (for child processes).
+pub struct TestDb {
+    /// A pool on the database, for the test's own queries.
+    pub pool: PgPool,
+    /// Its `postgres://` URL, for a controller process.
+    pub url: String,
+}
+
+/// Creates a database with a unique name on the `DATABASE_URL` server and applies migrations;
+/// panics when it cannot, as a test cannot go on without one.
+pub async fn fresh_database() -> TestDb {
+    let base = std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL must name a PostgreSQL server for the tests (`make test` starts a throwaway one)",
+    );
+    let (url, _) = create_database(&base, "oc_test")
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let pool = openclaws_store::connect(&url, 10)
+        .await
+        .expect("connect to test database");
+    openclaws_store::migrate(&pool)
+        .await
+        .expect("migrate test database");
+    TestDb { pool, url }
+}
+
+/// Creates an empty database named `{prefix}_{random}` on the server at `base` and returns its
+/// URL and name, so that runs sharing one server never see each other's rows.
+pub async fn create_database(base: &str, prefix: &str) -> anyhow::Result<(String, String)> {
+    let admin = PgPool::connect(base)
+        .await
+        .context("cannot connect to DATABASE_URL")?;
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .with_context(|| format!("create database {name}"))?;
+    admin.close().await;
+    let mut url = reqwest::Url::parse(base).context("DATABASE_URL is a URL")?;
+    url.set_path(&format!("/{name}"));
+    Ok((url.to_string(), name))
+}
+
+/// Drops a database made by [`create_database`] (closing its connections), for runs that clean
+/// up after themselves; a failure is ignored, as the database is throwaway either way.
+pub async fn drop_database(base: &str, name: &str) {
+    if let Ok(admin) = PgPool::connect(base).await {
+        let _ = admin
+            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+            .await;
+        admin.close().await;
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

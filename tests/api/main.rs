@@ -1,0 +1,13 @@
+//! The API and what people and tools read from it: the CRD, the instance and validation
+//! endpoints over a fresh database, the support CLI against a stack, and the Grafana dashboards
+//! against a real Prometheus.
+//!
+//! One binary for all of them (each former test file is a module) so the suite links and starts
+//! it once. Nothing here sets process-wide state: every test has its own database, stack and
+//! child processes, so they run side by side.
+
+mod api_crd;
+mod api_instances;
+mod api_validation;
+mod cli_support;
+mod prometheus_dashboards;

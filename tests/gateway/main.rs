@@ -1,0 +1,18 @@
+//! Everything that boots the real OpenClaw gateway (the pinned version,
+//! `scripts/install-openclaw.sh`): the gateway module against a gateway of its own
+//! (`gateway_real`), the boot step and the simulator's process mode (`sim_process`), the
+//! controller driving gateways through the simulator's proxy (`e2e_gateway`), and the support
+//! console in headless Chromium, whose pairing test approves a device on a real gateway
+//! (`support_console`).
+//!
+//! One binary so the suite links it once and runs the OpenClaw install check once (the kit keeps
+//! the wrapper's path for the process). A booted gateway (10–16 s, about 1 GB) is shared where
+//! the assertions allow: `gateway_real`'s tests share one gateway, started on first use. The
+//! other gateways belong to one test each, because that test drives its instance's life (stops,
+//! kills, restarts or deletes the machine) or asserts fleet-wide figures of its controller
+//! (pairing approvals by policy) that another test's instance on a shared stack would satisfy.
+
+mod e2e_gateway;
+mod gateway_real;
+mod sim_process;
+mod support_console;
