@@ -2,11 +2,11 @@
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 # The build context holds the production crates only (.dockerignore). Cargo loads every workspace
-# member and the root's dev-dependencies, so the simulator and the test kit get empty sources and
-# the bench an empty file: none of them is compiled for the binary.
+# member and the root's dev-dependencies, so the simulator and the test kit come as manifests with
+# empty sources (and the kit's bench as an empty file): none of them is compiled for the binary.
 COPY . .
-RUN mkdir -p crates/fly-sim/src crates/testkit/src benches \
- && touch crates/fly-sim/src/lib.rs crates/testkit/src/lib.rs benches/fleet.rs
+RUN mkdir -p crates/fly-sim/src crates/testkit/src crates/testkit/benches \
+ && touch crates/fly-sim/src/lib.rs crates/testkit/src/lib.rs crates/testkit/benches/fleet.rs
 # The commit shown in openclaws_build_info{git_sha}: `fly deploy --build-arg OPENCLAWS_GIT_SHA=$(git rev-parse --short HEAD)`.
 ARG OPENCLAWS_GIT_SHA=unknown
 ENV OPENCLAWS_GIT_SHA=${OPENCLAWS_GIT_SHA}

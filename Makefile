@@ -27,9 +27,9 @@ test: postgres prometheus openclaw chromium lint
 bench: postgres
 	$(CARGO) build --quiet --workspace --bins
 	@if [ -n "$$DATABASE_URL" ]; then \
-	  $(CARGO) bench --bench fleet -- $(BENCH_ARGS); \
+	  $(CARGO) bench -p openclaws-testkit --bench fleet -- $(BENCH_ARGS); \
 	else \
-	  $(DEV) with-postgres -- $(CARGO) bench --bench fleet -- $(BENCH_ARGS); \
+	  $(DEV) with-postgres -- $(CARGO) bench -p openclaws-testkit --bench fleet -- $(BENCH_ARGS); \
 	fi
 
 ## sim-process: the Fly simulator on 127.0.0.1:4280 whose started machines run their command (the

@@ -72,7 +72,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "openclaws-testkit",
         &[
             "openclaws-model",
+            "openclaws-fly",
+            "openclaws-dns",
+            "openclaws-gateway",
             "openclaws-store",
+            "openclaws-engine",
+            "openclaws-telemetry",
+            "openclaws-api",
             "openclaws-server",
             "fly-sim",
         ],

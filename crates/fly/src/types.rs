@@ -1,5 +1,5 @@
 //! Wire types of the Fly Machines REST API as the client reads and writes them. Field names
-//! follow Fly's published OpenAPI document (checked by `tests/contract.rs` against the copy
+//! follow Fly's published OpenAPI document (checked by `crates/fly/tests/contract` against the copy
 //! vendored in `crates/fly-sim/openapi/`). Unknown fields are kept in `extra` maps so a
 //! read-modify-write never drops what another actor set. Lists Fly may send as `null` (its Go
 //! types encode an empty list so) read as empty.

@@ -2,7 +2,7 @@
 //! directory, and how it talks to a running gateway.
 //!
 //! Facts come from `docs/reference/openclaw-gateway.md` (openclaw 2026.9.6, verified by
-//! experiment) and are re-checked by `tests/gateway_real.rs` against a real gateway installed by
+//! experiment) and are re-checked by `tests/gateway/gateway_real.rs` against a real gateway installed by
 //! `scripts/install-openclaw.sh`.
 //!
 //! - [`bundle`]: the machine files and command (a Node boot step) that prepare the state
