@@ -8,9 +8,10 @@
 
 use super::auth::Caller;
 use super::clock::{delta, rfc3339};
-use super::dns::normalize;
 use super::errors::{SimError, SimResult};
 use super::extract::{JsonBody, QueryPairs};
+use super::records::certificate::CertRec;
+use super::records::dns::normalize;
 use super::state::{AppRef, World};
 use super::wire::{
     AcmeChallenge, CertificateCheckResponse, CertificateDetail, CertificateEntry,
@@ -26,39 +27,11 @@ use axum::{Extension, Json};
 use base64::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::Rng;
-use serde::Serialize;
 
 type Time = DateTime<Utc>;
 
 /// Failed checks within an hour that trigger Let's Encrypt's rate limit.
 pub const FAILED_CHECKS_PER_HOUR: usize = 5;
-
-/// One hostname's certificate state.
-#[derive(Debug, Clone, Serialize)]
-pub struct CertRec {
-    /// The hostname.
-    pub hostname: String,
-    /// When it was added.
-    pub created_at: Time,
-    /// A Fly-managed (ACME) certificate is wanted.
-    pub acme_requested: bool,
-    /// When a custom certificate was uploaded, if any.
-    pub custom_at: Option<Time>,
-    /// `pending_validation`, `issuing`, `active`, `pending_ownership`.
-    pub status: String,
-    /// When an issuance in progress completes.
-    pub issuing_until: Option<Time>,
-    /// When the ACME certificate was issued.
-    pub issued_at: Option<Time>,
-    /// The `_acme-challenge` CNAME target.
-    pub acme_target: String,
-    /// Recorded validation failures.
-    pub validation_errors: Vec<CertificateValidationError>,
-    /// Times of failed explicit checks (last hour).
-    pub failed_checks: Vec<Time>,
-    /// No issuance before this.
-    pub rate_limited_until: Option<Time>,
-}
 
 /// What DNS says about a hostname, for `validation` and `dns_records`.
 struct DnsView {

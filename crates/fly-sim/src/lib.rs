@@ -5,10 +5,13 @@
 //! is read or waited on, against a [`clock::SimClock`] that tests can move forward. The `/_sim`
 //! routes ([`control`]) are the simulator's own control plane and need no token.
 //!
-//! Layout: `apps`, `volumes`, `machines`, `leases`, `wait`, `org`, `secrets`, `ips`,
-//! `certificates` hold the Fly routes by resource kind; `dns` is the simulated DNS table and its
-//! Cloudflare-compatible API; `state` holds the records and `machine_state` the transition
-//! engine. Every Fly request passes, in order: call counting (`stats`), the token check
+//! Layout, with dependencies running one way: [`records`] holds one record type per resource
+//! (an app, a volume, a machine with its transition engine, a secret, an IP, a certificate, DNS
+//! zones and records) and names no other part of the world; [`state`] is the `World` made of
+//! those records, with the lookups every route shares; `apps`, `volumes`, `machines`, `leases`,
+//! `wait`, `org`, `secrets`, `ips`, `certificates` hold the Fly routes by resource kind and `dns`
+//! the simulated DNS table's lookups and its Cloudflare-compatible API, each building on `state`
+//! and `records` and never the other way. Every Fly request passes, in order: call counting (`stats`), the token check
 //! (`auth`), Fly's rate limits (`ratelimit`), injected faults (`faults`, async so delays never
 //! block a thread) and the embedder's synchronous `hooks`. The control plane is split by
 //! purpose: `control` (state, clock, stats, rate limits, fault rules), `machine_faults`
@@ -34,13 +37,13 @@ pub mod ids;
 pub mod ips;
 pub mod leases;
 pub mod machine_faults;
-pub mod machine_state;
 pub mod machines;
 pub mod org;
 pub mod orphans;
 pub mod process;
 pub mod proxy;
 pub mod ratelimit;
+pub mod records;
 pub mod secrets;
 pub mod state;
 pub mod stats;

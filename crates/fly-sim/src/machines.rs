@@ -1,11 +1,11 @@
 //! Machine routes (spec §2, §3): create/get/list/update/delete, lifecycle operations, metadata,
-//! events and versions. The state machine itself lives in [`super::machine_state`].
+//! events and versions. The state machine itself lives in [`super::records::machine`].
 
 use super::auth::Caller;
 use super::clock::delta;
 use super::errors::{SimError, SimResult};
 use super::extract::{lease_nonce, parse_duration, JsonBody, OptionalJson, QueryPairs};
-use super::machine_state::{LeaseRec, MachRec};
+use super::records::machine::{LeaseRec, MachRec};
 use super::state::{AppRef, World};
 use super::wire::{
     CreateMachineRequest, Machine, MachineConfig, MachineEvent, MachineVersion,

@@ -6,7 +6,7 @@
 //! beyond one per app (the older one is kept, the rest reported); DNS records that point at an
 //! app that no longer exists or challenge a hostname no live app has a certificate for.
 
-use super::dns::normalize;
+use super::records::dns::normalize;
 use super::state::World;
 use super::{Ctx, Simulator};
 use axum::extract::State;

@@ -1,7 +1,7 @@
 //! Process mode: a simulated machine that reaches `started` runs its command as a real child
 //! process (the real OpenClaw gateway through the boot step), with its volume as a directory.
 //!
-//! The state machine stays the inert one ([`super::machine_state`]); a driver task follows it:
+//! The state machine stays the inert one ([`super::records::machine`]); a driver task follows it:
 //! after every change (and at every scheduled transition) it settles all machines and tells one
 //! supervisor task per machine what should run. A machine whose state is `started` runs one
 //! process per boot (a boot is its `instance_id` plus the time it entered `started`, so a
@@ -23,7 +23,7 @@
 //! and `OPENCLAW_GATEWAY_PORT` (a free local port per machine, so the CLI in an exec finds the
 //! gateway), `OPENCLAWS_GATEWAY_BIND=loopback`.
 //!
-//! [`MachRec::crash`]: super::machine_state::MachRec::crash
+//! [`MachRec::crash`]: super::records::machine::MachRec::crash
 
 use super::errors::{SimError, SimResult};
 use super::wire::MachineConfig;
