@@ -500,150 +500,14 @@ impl Simulator {
 
     /// The full HTTP surface: Fly's `/v1` routes (authenticated) and the `/_sim` control plane.
     pub fn router(&self) -> Router {
-        let v1 = Router::new()
-            .route("/v1/apps", get(apps::list).post(apps::create))
-            .route("/v1/apps/{app}", get(apps::get).delete(apps::delete))
-            .route(
-                "/v1/apps/{app}/volumes",
-                get(volumes::list).post(volumes::create),
-            )
-            .route(
-                "/v1/apps/{app}/volumes/{vol}",
-                get(volumes::get)
-                    .put(volumes::update)
-                    .delete(volumes::delete),
-            )
-            .route("/v1/apps/{app}/volumes/{vol}/extend", put(volumes::extend))
-            .route(
-                "/v1/apps/{app}/volumes/{vol}/snapshots",
-                get(volumes::list_snapshots),
-            )
-            .route(
-                "/v1/apps/{app}/machines",
-                get(machines::list).post(machines::create),
-            )
-            .route(
-                "/v1/apps/{app}/machines/{id}",
-                get(machines::get)
-                    .post(machines::update)
-                    .delete(machines::delete),
-            )
-            .route("/v1/apps/{app}/machines/{id}/start", post(machines::start))
-            .route("/v1/apps/{app}/machines/{id}/stop", post(machines::stop))
-            .route(
-                "/v1/apps/{app}/machines/{id}/restart",
-                post(machines::restart),
-            )
-            .route(
-                "/v1/apps/{app}/machines/{id}/suspend",
-                post(machines::suspend),
-            )
-            .route(
-                "/v1/apps/{app}/machines/{id}/signal",
-                post(machines::signal),
-            )
-            .route(
-                "/v1/apps/{app}/machines/{id}/cordon",
-                post(machines::cordon),
-            )
-            .route(
-                "/v1/apps/{app}/machines/{id}/uncordon",
-                post(machines::uncordon),
-            )
-            .route("/v1/apps/{app}/machines/{id}/wait", get(wait::wait))
-            .route(
-                "/v1/apps/{app}/machines/{id}/lease",
-                get(leases::get)
-                    .post(leases::acquire)
-                    .delete(leases::release),
-            )
-            .route(
-                "/v1/apps/{app}/machines/{id}/metadata",
-                get(machines::metadata_get)
-                    .put(machines::metadata_put)
-                    .patch(machines::metadata_patch),
-            )
-            .route(
-                "/v1/apps/{app}/machines/{id}/metadata/{key}",
-                get(machines::metadata_key_get)
-                    .post(machines::metadata_key_set)
-                    .delete(machines::metadata_key_delete),
-            )
-            .route("/v1/apps/{app}/machines/{id}/exec", post(exec::exec))
-            .route("/v1/apps/{app}/machines/{id}/events", get(machines::events))
-            .route(
-                "/v1/apps/{app}/machines/{id}/versions",
-                get(machines::versions),
-            )
-            .route("/v1/orgs/{org}/machines", get(org::machines))
-            .route(
-                "/v1/apps/{app}/certificates",
-                get(certificates::list).post(not_found),
-            )
-            .route(
-                "/v1/apps/{app}/certificates/acme",
-                post(certificates::create_acme),
-            )
-            .route(
-                "/v1/apps/{app}/certificates/custom",
-                post(certificates::create_custom),
-            )
-            .route(
-                "/v1/apps/{app}/certificates/{hostname}",
-                get(certificates::get).delete(certificates::delete),
-            )
-            .route(
-                "/v1/apps/{app}/certificates/{hostname}/check",
-                post(certificates::check),
-            )
-            .route(
-                "/v1/apps/{app}/certificates/{hostname}/acme",
-                axum::routing::delete(certificates::delete_acme),
-            )
-            .route(
-                "/v1/apps/{app}/certificates/{hostname}/custom",
-                axum::routing::delete(certificates::delete_custom),
-            )
-            .route(
-                "/v1/apps/{app}/secrets",
-                get(secrets::list).post(secrets::set_many),
-            )
-            .route(
-                "/v1/apps/{app}/secrets/{name}",
-                get(secrets::get)
-                    .post(secrets::set_one)
-                    .delete(secrets::delete),
-            )
-            .route(
-                "/v1/apps/{app}/ip_assignments",
-                get(ips::list).post(ips::assign),
-            )
-            .route(
-                "/v1/apps/{app}/ip_assignments/{ip}",
-                axum::routing::delete(ips::release),
-            )
-            .route_layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                hooks::run_hooks,
-            ))
-            .route_layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                faults::inject,
-            ))
-            .route_layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                ratelimit::limit,
-            ))
-            .route_layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                auth::require_token,
-            ))
-            .route_layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                stats::count_calls,
-            ))
-            .with_state(self.clone());
-        v1.merge(control::router(self.clone()))
+        let fly = Router::new()
+            .merge(app_routes())
+            .merge(volume_routes())
+            .merge(machine_routes())
+            .merge(machine_detail_routes())
+            .merge(certificate_routes());
+        self.behind_fly_checks(fly)
+            .merge(control::router(self.clone()))
             .merge(machine_faults::router(self.clone()))
             .merge(dns::cloudflare_router(self.clone()))
             .merge(dns::control_router(self.clone()))
@@ -652,6 +516,168 @@ impl Simulator {
             .fallback(not_found)
             .layer(axum::middleware::from_fn(stats::request_id))
     }
+
+    /// Fly's routes behind what every Fly request passes, outermost first: call counting
+    /// (`stats`), the token check (`auth`), Fly's rate limits, injected faults and the
+    /// embedder's hooks.
+    fn behind_fly_checks(&self, routes: Router<Simulator>) -> Router {
+        use axum::middleware::from_fn_with_state;
+        routes
+            .route_layer(from_fn_with_state(self.clone(), hooks::run_hooks))
+            .route_layer(from_fn_with_state(self.clone(), faults::inject))
+            .route_layer(from_fn_with_state(self.clone(), ratelimit::limit))
+            .route_layer(from_fn_with_state(self.clone(), auth::require_token))
+            .route_layer(from_fn_with_state(self.clone(), stats::count_calls))
+            .with_state(self.clone())
+    }
+}
+
+/// Apps and what is stored per app: secrets and IP assignments.
+fn app_routes() -> Router<Simulator> {
+    Router::new()
+        .route("/v1/apps", get(apps::list).post(apps::create))
+        .route("/v1/apps/{app}", get(apps::get).delete(apps::delete))
+        .route(
+            "/v1/apps/{app}/secrets",
+            get(secrets::list).post(secrets::set_many),
+        )
+        .route(
+            "/v1/apps/{app}/secrets/{name}",
+            get(secrets::get)
+                .post(secrets::set_one)
+                .delete(secrets::delete),
+        )
+        .route(
+            "/v1/apps/{app}/ip_assignments",
+            get(ips::list).post(ips::assign),
+        )
+        .route(
+            "/v1/apps/{app}/ip_assignments/{ip}",
+            axum::routing::delete(ips::release),
+        )
+}
+
+/// Volumes.
+fn volume_routes() -> Router<Simulator> {
+    Router::new()
+        .route(
+            "/v1/apps/{app}/volumes",
+            get(volumes::list).post(volumes::create),
+        )
+        .route(
+            "/v1/apps/{app}/volumes/{vol}",
+            get(volumes::get)
+                .put(volumes::update)
+                .delete(volumes::delete),
+        )
+        .route("/v1/apps/{app}/volumes/{vol}/extend", put(volumes::extend))
+        .route(
+            "/v1/apps/{app}/volumes/{vol}/snapshots",
+            get(volumes::list_snapshots),
+        )
+}
+
+/// Machines: create, read, update, delete, the lifecycle operations, `wait`, and the org-wide
+/// listing.
+fn machine_routes() -> Router<Simulator> {
+    Router::new()
+        .route(
+            "/v1/apps/{app}/machines",
+            get(machines::list).post(machines::create),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}",
+            get(machines::get)
+                .post(machines::update)
+                .delete(machines::delete),
+        )
+        .route("/v1/apps/{app}/machines/{id}/start", post(machines::start))
+        .route("/v1/apps/{app}/machines/{id}/stop", post(machines::stop))
+        .route(
+            "/v1/apps/{app}/machines/{id}/restart",
+            post(machines::restart),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/suspend",
+            post(machines::suspend),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/signal",
+            post(machines::signal),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/cordon",
+            post(machines::cordon),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/uncordon",
+            post(machines::uncordon),
+        )
+        .route("/v1/apps/{app}/machines/{id}/wait", get(wait::wait))
+        .route("/v1/orgs/{org}/machines", get(org::machines))
+}
+
+/// What hangs off one machine: its lease, metadata, exec, events and versions.
+fn machine_detail_routes() -> Router<Simulator> {
+    Router::new()
+        .route(
+            "/v1/apps/{app}/machines/{id}/lease",
+            get(leases::get)
+                .post(leases::acquire)
+                .delete(leases::release),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/metadata",
+            get(machines::metadata_get)
+                .put(machines::metadata_put)
+                .patch(machines::metadata_patch),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/metadata/{key}",
+            get(machines::metadata_key_get)
+                .post(machines::metadata_key_set)
+                .delete(machines::metadata_key_delete),
+        )
+        .route("/v1/apps/{app}/machines/{id}/exec", post(exec::exec))
+        .route("/v1/apps/{app}/machines/{id}/events", get(machines::events))
+        .route(
+            "/v1/apps/{app}/machines/{id}/versions",
+            get(machines::versions),
+        )
+}
+
+/// Certificates for custom hostnames. A bare `POST …/certificates`, which Fly's document does
+/// not have, answers 404 like an unknown route rather than 405.
+fn certificate_routes() -> Router<Simulator> {
+    Router::new()
+        .route(
+            "/v1/apps/{app}/certificates",
+            get(certificates::list).post(not_found),
+        )
+        .route(
+            "/v1/apps/{app}/certificates/acme",
+            post(certificates::create_acme),
+        )
+        .route(
+            "/v1/apps/{app}/certificates/custom",
+            post(certificates::create_custom),
+        )
+        .route(
+            "/v1/apps/{app}/certificates/{hostname}",
+            get(certificates::get).delete(certificates::delete),
+        )
+        .route(
+            "/v1/apps/{app}/certificates/{hostname}/check",
+            post(certificates::check),
+        )
+        .route(
+            "/v1/apps/{app}/certificates/{hostname}/acme",
+            axum::routing::delete(certificates::delete_acme),
+        )
+        .route(
+            "/v1/apps/{app}/certificates/{hostname}/custom",
+            axum::routing::delete(certificates::delete_custom),
+        )
 }
 
 async fn not_found() -> impl IntoResponse {
