@@ -33,61 +33,45 @@ fn soft_delete_window() -> TimeDelta {
     TimeDelta::hours(24)
 }
 
+/// A create's validated name, size and filesystem.
+fn volume_shape(body: &CreateVolumeRequest) -> SimResult<(String, u32, String)> {
+    let name = body.name.clone().unwrap_or_default();
+    if !valid_volume_name(&name) {
+        return Err(SimError::invalid(
+            "volume name must be 1-30 lowercase letters, digits or underscores",
+        ));
+    }
+    let size_gb = body.size_gb.unwrap_or(3);
+    let size_gb = u32::try_from(size_gb).unwrap_or(0);
+    if size_gb == 0 || size_gb > MAX_SIZE_GB {
+        return Err(SimError::invalid(format!(
+            "size_gb must be between 1 and {MAX_SIZE_GB}"
+        )));
+    }
+    let fstype = body.fstype.clone().unwrap_or_else(|| "ext4".into());
+    if fstype != "ext4" && fstype != "raw" {
+        return Err(SimError::invalid("fstype must be ext4 or raw"));
+    }
+    Ok((name, size_gb, fstype))
+}
+
 impl World {
+    /// Creates a volume of `app` on a host of its region; with `require_unique_zone` (the
+    /// default) not on a host that already has a live volume of the same name.
     fn create_volume(
         &mut self,
         app: &AppRef,
         body: CreateVolumeRequest,
         ctx: &Ctx,
     ) -> SimResult<Volume> {
-        let name = body.name.unwrap_or_default();
-        if !valid_volume_name(&name) {
-            return Err(SimError::invalid(
-                "volume name must be 1-30 lowercase letters, digits or underscores",
-            ));
-        }
-        let size_gb = body.size_gb.unwrap_or(3);
-        let size_gb = u32::try_from(size_gb).unwrap_or(0);
-        if size_gb == 0 || size_gb > MAX_SIZE_GB {
-            return Err(SimError::invalid(format!(
-                "size_gb must be between 1 and {MAX_SIZE_GB}"
-            )));
-        }
-        let fstype = body.fstype.unwrap_or_else(|| "ext4".into());
-        if fstype != "ext4" && fstype != "raw" {
-            return Err(SimError::invalid("fstype must be ext4 or raw"));
-        }
+        let (name, size_gb, fstype) = volume_shape(&body)?;
         let region = body
             .region
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| ctx.config.default_region.clone());
         self.check_capacity(&region, "volume", ctx)?;
-        let hosts = self.hosts_of(&region, ctx).clone();
-        let taken: Vec<String> = if body.require_unique_zone.unwrap_or(true) {
-            let ids = self
-                .apps
-                .get(&app.name)
-                .map(|a| a.volumes.clone())
-                .unwrap_or_default();
-            ids.iter()
-                .filter_map(|id| self.volumes.get(id))
-                .filter(|v| v.name == name && v.region == region && !v.is_destroyed())
-                .map(|v| v.zone.clone())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let free: Vec<&String> = hosts.iter().filter(|h| !taken.contains(h)).collect();
-        let zone = free
-            .choose(&mut rand::thread_rng())
-            .map(|h| (*h).clone())
-            .ok_or_else(|| SimError::Other {
-                code: StatusCode::UNPROCESSABLE_ENTITY,
-                message: format!(
-                    "failed to create volume: insufficient resources: no zone in {region} without a volume named {name} (require_unique_zone)"
-                ),
-                status: Some("volume_placement_capacity"),
-            })?;
+        let unique = body.require_unique_zone.unwrap_or(true);
+        let zone = self.volume_zone(app, &name, &region, unique, ctx)?;
         let vol = VolRec {
             id: super::ids::volume_id(),
             app_id: app.id.clone(),
@@ -111,6 +95,43 @@ impl World {
         }
         self.volumes.insert(vol.id.clone(), vol);
         Ok(json)
+    }
+
+    /// A random host of `region` for a new volume `name`; with `unique`, one without a live
+    /// volume of that name of the app (`422` when there is none).
+    fn volume_zone(
+        &mut self,
+        app: &AppRef,
+        name: &str,
+        region: &str,
+        unique: bool,
+        ctx: &Ctx,
+    ) -> SimResult<String> {
+        let hosts = self.hosts_of(region, ctx).clone();
+        let taken: Vec<String> = if unique {
+            let ids = self
+                .apps
+                .get(&app.name)
+                .map(|a| a.volumes.clone())
+                .unwrap_or_default();
+            ids.iter()
+                .filter_map(|id| self.volumes.get(id))
+                .filter(|v| v.name == name && v.region == region && !v.is_destroyed())
+                .map(|v| v.zone.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let free: Vec<&String> = hosts.iter().filter(|h| !taken.contains(h)).collect();
+        free.choose(&mut rand::thread_rng())
+            .map(|h| (*h).clone())
+            .ok_or_else(|| SimError::Other {
+                code: StatusCode::UNPROCESSABLE_ENTITY,
+                message: format!(
+                    "failed to create volume: insufficient resources: no zone in {region} without a volume named {name} (require_unique_zone)"
+                ),
+                status: Some("volume_placement_capacity"),
+            })
     }
 }
 
