@@ -110,46 +110,9 @@ impl World {
         if cert.status == "pending_validation" {
             let limited = cert.rate_limited_until.is_some_and(|t| t > ctx.now);
             if dns_ok && !limited {
-                let mean = ctx.config.latency.cert_issue.as_secs_f64();
-                let took = rand::thread_rng().gen_range(mean / 3.0..=mean * 5.0 / 3.0);
-                let until = ctx.now + delta(super::clock::secs_f64(took));
-                if until <= ctx.now {
-                    cert.status = "active".into();
-                    cert.issued_at = Some(ctx.now);
-                } else {
-                    cert.status = "issuing".into();
-                    cert.issuing_until = Some(until);
-                }
+                start_issuance(&mut cert, ctx);
             } else if explicit {
-                let (code, message) = if limited {
-                    (
-                        "rate_limited",
-                        "too many failed validation attempts for this hostname",
-                    )
-                } else {
-                    (
-                        "dns_not_configured",
-                        "no CNAME, AAAA or _acme-challenge record points at this app",
-                    )
-                };
-                cert.validation_errors.push(CertificateValidationError {
-                    code: Some(code.into()),
-                    message: Some(message.into()),
-                    remediation: Some(format!(
-                        "CNAME {} to {}.fly.dev, or CNAME _acme-challenge.{} to {}",
-                        cert.hostname, app.name, cert.hostname, cert.acme_target
-                    )),
-                    timestamp: Some(rfc3339(ctx.now)),
-                });
-                if !limited {
-                    cert.failed_checks
-                        .retain(|t| *t > ctx.now - TimeDelta::hours(1));
-                    cert.failed_checks.push(ctx.now);
-                    if cert.failed_checks.len() >= FAILED_CHECKS_PER_HOUR {
-                        cert.rate_limited_until = Some(ctx.now + TimeDelta::hours(1));
-                        cert.failed_checks.clear();
-                    }
-                }
+                record_failed_check(&mut cert, app, limited, ctx);
             }
         }
         if let Some(a) = self.apps.get_mut(&app.name) {
@@ -355,6 +318,56 @@ impl World {
                 Ok(())
             }
         }
+    }
+}
+
+/// DNS validated: issuance takes 1/3 to 5/3 of the mean issuance time (done at once when that
+/// is zero).
+fn start_issuance(cert: &mut CertRec, ctx: &Ctx) {
+    let mean = ctx.config.latency.cert_issue.as_secs_f64();
+    let took = rand::thread_rng().gen_range(mean / 3.0..=mean * 5.0 / 3.0);
+    let until = ctx.now + delta(super::clock::secs_f64(took));
+    if until <= ctx.now {
+        cert.status = "active".into();
+        cert.issued_at = Some(ctx.now);
+    } else {
+        cert.status = "issuing".into();
+        cert.issuing_until = Some(until);
+    }
+}
+
+/// An explicit check that did not validate: a validation error, and (unless already
+/// rate-limited) a failed check that may start Let's Encrypt's one-hour rate limit.
+fn record_failed_check(cert: &mut CertRec, app: &AppRef, limited: bool, ctx: &Ctx) {
+    let (code, message) = if limited {
+        (
+            "rate_limited",
+            "too many failed validation attempts for this hostname",
+        )
+    } else {
+        (
+            "dns_not_configured",
+            "no CNAME, AAAA or _acme-challenge record points at this app",
+        )
+    };
+    cert.validation_errors.push(CertificateValidationError {
+        code: Some(code.into()),
+        message: Some(message.into()),
+        remediation: Some(format!(
+            "CNAME {} to {}.fly.dev, or CNAME _acme-challenge.{} to {}",
+            cert.hostname, app.name, cert.hostname, cert.acme_target
+        )),
+        timestamp: Some(rfc3339(ctx.now)),
+    });
+    if limited {
+        return;
+    }
+    cert.failed_checks
+        .retain(|t| *t > ctx.now - TimeDelta::hours(1));
+    cert.failed_checks.push(ctx.now);
+    if cert.failed_checks.len() >= FAILED_CHECKS_PER_HOUR {
+        cert.rate_limited_until = Some(ctx.now + TimeDelta::hours(1));
+        cert.failed_checks.clear();
     }
 }
 

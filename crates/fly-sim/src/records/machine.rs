@@ -500,15 +500,9 @@ impl MachRec {
         self.crash_at(ctx.now, exit_code, oom_killed, ctx)
     }
 
-    /// A process exit at `at`. A crash-looping machine restarts with a growing backoff
-    /// (1 s doubling up to 5 min) so long clock jumps stay cheap.
-    fn crash_at(&mut self, at: Time, exit_code: i32, oom_killed: bool, ctx: &Ctx) -> SimResult<()> {
-        if self.state != "started" {
-            return Err(SimError::precondition(format!(
-                "machine is not started (state '{}')",
-                self.state
-            )));
-        }
+    /// Whether the restart policy (default `on-failure` with 10 retries) restarts the machine
+    /// after an exit with `exit_code`.
+    fn restarts_after(&self, exit_code: i32) -> bool {
         let (policy, max_retries) = self
             .config
             .restart
@@ -521,11 +515,23 @@ impl MachRec {
                 )
             })
             .unwrap_or(("on-failure", 10));
-        let restarting = match policy {
+        match policy {
             "always" => true,
             "no" => false,
             _ => exit_code != 0 && self.restart_count < max_retries,
-        };
+        }
+    }
+
+    /// A process exit at `at`. A crash-looping machine restarts with a growing backoff
+    /// (1 s doubling up to 5 min) so long clock jumps stay cheap.
+    fn crash_at(&mut self, at: Time, exit_code: i32, oom_killed: bool, ctx: &Ctx) -> SimResult<()> {
+        if self.state != "started" {
+            return Err(SimError::precondition(format!(
+                "machine is not started (state '{}')",
+                self.state
+            )));
+        }
+        let restarting = self.restarts_after(exit_code);
         if restarting {
             self.restart_count += 1;
         }
