@@ -11,11 +11,13 @@
 //! those records, with the lookups every route shares; `apps`, `volumes`, `machines`, `leases`,
 //! `wait`, `org`, `secrets`, `ips`, `certificates` hold the Fly routes by resource kind and `dns`
 //! the simulated DNS table's lookups and its Cloudflare-compatible API, each building on `state`
-//! and `records` and never the other way. Every Fly request passes, in order: call counting (`stats`), the token check
-//! (`auth`), Fly's rate limits (`ratelimit`), injected faults (`faults`, async so delays never
-//! block a thread) and the embedder's synchronous `hooks`. The control plane is split by
-//! purpose: `control` (state, clock, stats, rate limits, fault rules), `machine_faults`
-//! (crash loops, stuck transitions, unreachable hosts, foreign leases), `orphans`.
+//! and `records` and never the other way.
+//!
+//! Every Fly request passes, in order: call counting (`stats`), the token check (`auth`), Fly's
+//! rate limits (`ratelimit`), injected faults (`faults`, async so delays never block a thread)
+//! and the embedder's synchronous `hooks`. The control plane is split by purpose: `control`
+//! (state, clock, stats, rate limits, fault rules), `machine_faults` (crash loops, stuck
+//! transitions, unreachable hosts, foreign leases), `orphans`.
 //!
 //! Machines are inert records by default. In process mode ([`process`]) a started machine runs
 //! its command as a real process with its volume as a directory, and [`proxy`] serves apps'
