@@ -5,6 +5,7 @@ use super::auth::Caller;
 use super::clock::delta;
 use super::errors::{SimError, SimResult};
 use super::extract::{JsonBody, QueryPairs};
+use super::records::app::AppRec;
 use super::state::World;
 use super::wire::{
     App, AppOrganizationInfo, CreateAppRequest, CreateAppResponse, ListAppsResponse,
@@ -14,41 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
-/// A simulated app.
-#[derive(Debug, Clone, Serialize)]
-pub struct AppRec {
-    /// 16-char id.
-    pub id: String,
-    /// Globally unique name.
-    pub name: String,
-    /// Owning org slug.
-    pub org: String,
-    /// 6PN network name, if isolated.
-    pub network: Option<String>,
-    /// Numeric id Fly also reports.
-    pub internal_numeric_id: u64,
-    /// Key of the create that made it (a retry with the same key returns this app).
-    pub idempotency_key: Option<String>,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// When an accepted delete completes.
-    pub deleting_at: Option<DateTime<Utc>>,
-    /// Machine ids, in creation order.
-    pub machines: Vec<String>,
-    /// Volume ids, in creation order.
-    pub volumes: Vec<String>,
-    /// App secrets by name.
-    pub secrets: std::collections::BTreeMap<String, super::secrets::SecretRec>,
-    /// Secrets version: bumped by every write.
-    pub secrets_version: u64,
-    /// Assigned IPs, in allocation order.
-    pub ips: Vec<super::ips::IpRec>,
-    /// Certificates by hostname.
-    pub certificates: std::collections::BTreeMap<String, super::certificates::CertRec>,
-}
+use serde::Deserialize;
 
 /// Fly's app-name rule: lowercase letters, digits and dashes, under 64 characters.
 pub fn valid_app_name(name: &str) -> bool {

@@ -8,9 +8,10 @@
 
 use super::auth::Caller;
 use super::clock::{delta, rfc3339};
-use super::dns::normalize;
 use super::errors::{SimError, SimResult};
 use super::extract::{JsonBody, QueryPairs};
+use super::records::certificate::CertRec;
+use super::records::dns::normalize;
 use super::state::{AppRef, World};
 use super::wire::{
     AcmeChallenge, CertificateCheckResponse, CertificateDetail, CertificateEntry,
@@ -26,39 +27,11 @@ use axum::{Extension, Json};
 use base64::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::Rng;
-use serde::Serialize;
 
 type Time = DateTime<Utc>;
 
 /// Failed checks within an hour that trigger Let's Encrypt's rate limit.
 pub const FAILED_CHECKS_PER_HOUR: usize = 5;
-
-/// One hostname's certificate state.
-#[derive(Debug, Clone, Serialize)]
-pub struct CertRec {
-    /// The hostname.
-    pub hostname: String,
-    /// When it was added.
-    pub created_at: Time,
-    /// A Fly-managed (ACME) certificate is wanted.
-    pub acme_requested: bool,
-    /// When a custom certificate was uploaded, if any.
-    pub custom_at: Option<Time>,
-    /// `pending_validation`, `issuing`, `active`, `pending_ownership`.
-    pub status: String,
-    /// When an issuance in progress completes.
-    pub issuing_until: Option<Time>,
-    /// When the ACME certificate was issued.
-    pub issued_at: Option<Time>,
-    /// The `_acme-challenge` CNAME target.
-    pub acme_target: String,
-    /// Recorded validation failures.
-    pub validation_errors: Vec<CertificateValidationError>,
-    /// Times of failed explicit checks (last hour).
-    pub failed_checks: Vec<Time>,
-    /// No issuance before this.
-    pub rate_limited_until: Option<Time>,
-}
 
 /// What DNS says about a hostname, for `validation` and `dns_records`.
 struct DnsView {
@@ -137,46 +110,9 @@ impl World {
         if cert.status == "pending_validation" {
             let limited = cert.rate_limited_until.is_some_and(|t| t > ctx.now);
             if dns_ok && !limited {
-                let mean = ctx.config.latency.cert_issue.as_secs_f64();
-                let took = rand::thread_rng().gen_range(mean / 3.0..=mean * 5.0 / 3.0);
-                let until = ctx.now + delta(super::clock::secs_f64(took));
-                if until <= ctx.now {
-                    cert.status = "active".into();
-                    cert.issued_at = Some(ctx.now);
-                } else {
-                    cert.status = "issuing".into();
-                    cert.issuing_until = Some(until);
-                }
+                start_issuance(&mut cert, ctx);
             } else if explicit {
-                let (code, message) = if limited {
-                    (
-                        "rate_limited",
-                        "too many failed validation attempts for this hostname",
-                    )
-                } else {
-                    (
-                        "dns_not_configured",
-                        "no CNAME, AAAA or _acme-challenge record points at this app",
-                    )
-                };
-                cert.validation_errors.push(CertificateValidationError {
-                    code: Some(code.into()),
-                    message: Some(message.into()),
-                    remediation: Some(format!(
-                        "CNAME {} to {}.fly.dev, or CNAME _acme-challenge.{} to {}",
-                        cert.hostname, app.name, cert.hostname, cert.acme_target
-                    )),
-                    timestamp: Some(rfc3339(ctx.now)),
-                });
-                if !limited {
-                    cert.failed_checks
-                        .retain(|t| *t > ctx.now - TimeDelta::hours(1));
-                    cert.failed_checks.push(ctx.now);
-                    if cert.failed_checks.len() >= FAILED_CHECKS_PER_HOUR {
-                        cert.rate_limited_until = Some(ctx.now + TimeDelta::hours(1));
-                        cert.failed_checks.clear();
-                    }
-                }
+                record_failed_check(&mut cert, app, limited, ctx);
             }
         }
         if let Some(a) = self.apps.get_mut(&app.name) {
@@ -382,6 +318,56 @@ impl World {
                 Ok(())
             }
         }
+    }
+}
+
+/// DNS validated: issuance takes 1/3 to 5/3 of the mean issuance time (done at once when that
+/// is zero).
+fn start_issuance(cert: &mut CertRec, ctx: &Ctx) {
+    let mean = ctx.config.latency.cert_issue.as_secs_f64();
+    let took = rand::thread_rng().gen_range(mean / 3.0..=mean * 5.0 / 3.0);
+    let until = ctx.now + delta(super::clock::secs_f64(took));
+    if until <= ctx.now {
+        cert.status = "active".into();
+        cert.issued_at = Some(ctx.now);
+    } else {
+        cert.status = "issuing".into();
+        cert.issuing_until = Some(until);
+    }
+}
+
+/// An explicit check that did not validate: a validation error, and (unless already
+/// rate-limited) a failed check that may start Let's Encrypt's one-hour rate limit.
+fn record_failed_check(cert: &mut CertRec, app: &AppRef, limited: bool, ctx: &Ctx) {
+    let (code, message) = if limited {
+        (
+            "rate_limited",
+            "too many failed validation attempts for this hostname",
+        )
+    } else {
+        (
+            "dns_not_configured",
+            "no CNAME, AAAA or _acme-challenge record points at this app",
+        )
+    };
+    cert.validation_errors.push(CertificateValidationError {
+        code: Some(code.into()),
+        message: Some(message.into()),
+        remediation: Some(format!(
+            "CNAME {} to {}.fly.dev, or CNAME _acme-challenge.{} to {}",
+            cert.hostname, app.name, cert.hostname, cert.acme_target
+        )),
+        timestamp: Some(rfc3339(ctx.now)),
+    });
+    if limited {
+        return;
+    }
+    cert.failed_checks
+        .retain(|t| *t > ctx.now - TimeDelta::hours(1));
+    cert.failed_checks.push(ctx.now);
+    if cert.failed_checks.len() >= FAILED_CHECKS_PER_HOUR {
+        cert.rate_limited_until = Some(ctx.now + TimeDelta::hours(1));
+        cert.failed_checks.clear();
     }
 }
 

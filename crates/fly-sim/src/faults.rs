@@ -384,6 +384,50 @@ pub async fn inject(State(sim): State<Simulator>, req: Request, next: Next) -> R
     if firing.is_empty() {
         return next.run(req).await;
     }
+    let (delay, action) = delay_and_action(firing);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let Some(spec) = action else {
+        return next.run(req).await;
+    };
+    let call = Call {
+        method,
+        path,
+        req,
+        next,
+    };
+    match spec.kind {
+        FaultKind::Latency => call.run().await,
+        FaultKind::Error => injected_error(&spec),
+        FaultKind::TokenRevoked => json_error(StatusCode::UNAUTHORIZED, "unauthorized", None),
+        FaultKind::RateLimit => too_many_requests(
+            spec.retry_after
+                .unwrap_or_else(|| sim.inner.limiter.settings().retry_after),
+        ),
+        FaultKind::SlowWait => slow_wait(&spec).await,
+        FaultKind::RegionFull => region_full(&spec, &call.method, &call.path),
+        FaultKind::Timeout408 => {
+            if spec.commit {
+                let _committed = call.run().await;
+            }
+            deadline_exceeded()
+        }
+        FaultKind::LostAfterCommit => lost_after_commit(spec, call).await,
+        FaultKind::EmptyList => rewrite_lists(call.run().await, Vec::clear).await,
+        FaultKind::PartialListing => {
+            let regions = spec
+                .regions
+                .clone()
+                .unwrap_or_else(|| vec![sim.config().default_region.clone()]);
+            partial_listing(call.run().await, regions).await
+        }
+        FaultKind::ListLag => list_lag(&sim, &spec, call).await,
+    }
+}
+
+/// The total delay of the firing latency rules, and the one other rule that fired, if any.
+fn delay_and_action(firing: Vec<FaultSpec>) -> (Duration, Option<FaultSpec>) {
     let mut delay = Duration::ZERO;
     let mut action = None;
     for spec in firing {
@@ -397,95 +441,93 @@ pub async fn inject(State(sim): State<Simulator>, req: Request, next: Next) -> R
             action = Some(spec);
         }
     }
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+    (delay, action)
+}
+
+/// The request a fault bends, with the rest of the stack that would answer it.
+struct Call {
+    method: String,
+    path: String,
+    req: Request,
+    next: Next,
+}
+
+impl Call {
+    /// Lets the request through: the handler runs and its answer comes back.
+    async fn run(self) -> Response {
+        self.next.run(self.req).await
     }
-    let Some(spec) = action else {
-        return next.run(req).await;
-    };
-    match spec.kind {
-        FaultKind::Latency => next.run(req).await,
-        FaultKind::Error => injected_error(&spec),
-        FaultKind::TokenRevoked => json_error(StatusCode::UNAUTHORIZED, "unauthorized", None),
-        FaultKind::RateLimit => too_many_requests(
-            spec.retry_after
-                .unwrap_or_else(|| sim.inner.limiter.settings().retry_after),
-        ),
-        FaultKind::SlowWait => {
-            tokio::time::sleep(Duration::from_millis(spec.delay_ms.unwrap_or(2000))).await;
-            json_error(
-                StatusCode::REQUEST_TIMEOUT,
-                "deadline_exceeded: machine did not reach the requested state in time",
-                None,
-            )
-        }
-        FaultKind::RegionFull => {
-            let update = method == "POST" && MACHINE_BY_ID.is_match(&path);
-            let status = spec
-                .status
-                .and_then(|s| StatusCode::from_u16(s).ok())
-                .unwrap_or(if update {
-                    StatusCode::CONFLICT
-                } else {
-                    StatusCode::PRECONDITION_FAILED
-                });
-            if path.contains("/volumes") {
-                json_error(
-                    status,
-                    "insufficient resources to create new volume: no host with capacity in this region",
-                    Some("volume_placement_capacity"),
-                )
-            } else {
-                json_error(
-                    status,
-                    "aborted: could not reserve resource for machine: insufficient capacity",
-                    Some("insufficient_capacity"),
-                )
-            }
-        }
-        FaultKind::Timeout408 => {
-            if spec.commit {
-                let _committed = next.run(req).await;
-            }
-            deadline_exceeded()
-        }
-        FaultKind::LostAfterCommit => {
-            let _committed = next.run(req).await;
-            if let Some(ms) = spec.delay_ms {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-            }
-            if spec.drop {
-                return dropped();
-            }
-            let status = spec
-                .status
-                .and_then(|s| StatusCode::from_u16(s).ok())
-                .unwrap_or(StatusCode::BAD_GATEWAY);
-            injected_error(&FaultSpec {
-                status: Some(status.as_u16()),
-                ..spec
-            })
-        }
-        FaultKind::EmptyList => rewrite_lists(next.run(req).await, Vec::clear).await,
-        FaultKind::PartialListing => {
-            let regions = spec
-                .regions
-                .clone()
-                .unwrap_or_else(|| vec![sim.config().default_region.clone()]);
-            partial_listing(next.run(req).await, regions).await
-        }
-        FaultKind::ListLag => {
-            let lag = super::clock::delta(super::clock::secs_f64(spec.seconds.unwrap_or(1.0)));
-            let cutoff = sim.clock().now() - lag;
-            if method == "GET" && MACHINE_BY_ID.is_match(&path) {
-                return hide_fresh_machine(next.run(req).await, cutoff).await;
-            }
-            rewrite_lists(next.run(req).await, move |items| {
-                items.retain(|i| !created_after(i, cutoff))
-            })
-            .await
-        }
+}
+
+/// `slow_wait`: stalls, then answers the `408` of a wait that timed out.
+async fn slow_wait(spec: &FaultSpec) -> Response {
+    tokio::time::sleep(Duration::from_millis(spec.delay_ms.unwrap_or(2000))).await;
+    json_error(
+        StatusCode::REQUEST_TIMEOUT,
+        "deadline_exceeded: machine did not reach the requested state in time",
+        None,
+    )
+}
+
+/// `region_full`: the capacity error of a volume route or of a machine route (a `409` by
+/// default for a machine update, else `412`).
+fn region_full(spec: &FaultSpec, method: &str, path: &str) -> Response {
+    let update = method == "POST" && MACHINE_BY_ID.is_match(path);
+    let status = spec
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(if update {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::PRECONDITION_FAILED
+        });
+    if path.contains("/volumes") {
+        json_error(
+            status,
+            "insufficient resources to create new volume: no host with capacity in this region",
+            Some("volume_placement_capacity"),
+        )
+    } else {
+        json_error(
+            status,
+            "aborted: could not reserve resource for machine: insufficient capacity",
+            Some("insufficient_capacity"),
+        )
     }
+}
+
+/// `lost_after_commit`: the operation commits, then the client gets a 502/504 (after an
+/// optional stall) or a broken connection.
+async fn lost_after_commit(spec: FaultSpec, call: Call) -> Response {
+    let _committed = call.run().await;
+    if let Some(ms) = spec.delay_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if spec.drop {
+        return dropped();
+    }
+    let status = spec
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    injected_error(&FaultSpec {
+        status: Some(status.as_u16()),
+        ..spec
+    })
+}
+
+/// `list_lag`: what was created within the lag is left out of lists, and a machine read by id
+/// is not found yet.
+async fn list_lag(sim: &Simulator, spec: &FaultSpec, call: Call) -> Response {
+    let lag = super::clock::delta(super::clock::secs_f64(spec.seconds.unwrap_or(1.0)));
+    let cutoff = sim.clock().now() - lag;
+    if call.method == "GET" && MACHINE_BY_ID.is_match(&call.path) {
+        return hide_fresh_machine(call.run().await, cutoff).await;
+    }
+    rewrite_lists(call.run().await, move |items| {
+        items.retain(|i| !created_after(i, cutoff))
+    })
+    .await
 }
 
 #[cfg(test)]

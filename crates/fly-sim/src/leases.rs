@@ -6,7 +6,7 @@ use super::auth::Caller;
 use super::clock::delta;
 use super::errors::{SimError, SimResult};
 use super::extract::{lease_nonce, OptionalJson, QueryPairs};
-use super::machine_state::LeaseRec;
+use super::records::machine::LeaseRec;
 use super::wire::{CreateLeaseRequest, LeaseEnvelope};
 use super::Simulator;
 use axum::extract::{Path, State};

@@ -5,14 +5,19 @@
 //! is read or waited on, against a [`clock::SimClock`] that tests can move forward. The `/_sim`
 //! routes ([`control`]) are the simulator's own control plane and need no token.
 //!
-//! Layout: `apps`, `volumes`, `machines`, `leases`, `wait`, `org`, `secrets`, `ips`,
-//! `certificates` hold the Fly routes by resource kind; `dns` is the simulated DNS table and its
-//! Cloudflare-compatible API; `state` holds the records and `machine_state` the transition
-//! engine. Every Fly request passes, in order: call counting (`stats`), the token check
-//! (`auth`), Fly's rate limits (`ratelimit`), injected faults (`faults`, async so delays never
-//! block a thread) and the embedder's synchronous `hooks`. The control plane is split by
-//! purpose: `control` (state, clock, stats, rate limits, fault rules), `machine_faults`
-//! (crash loops, stuck transitions, unreachable hosts, foreign leases), `orphans`.
+//! Layout, with dependencies running one way: [`records`] holds one record type per resource
+//! (an app, a volume, a machine with its transition engine, a secret, an IP, a certificate, DNS
+//! zones and records) and names no other part of the world; [`state`] is the `World` made of
+//! those records, with the lookups every route shares; `apps`, `volumes`, `machines`, `leases`,
+//! `wait`, `org`, `secrets`, `ips`, `certificates` hold the Fly routes by resource kind and `dns`
+//! the simulated DNS table's lookups and its Cloudflare-compatible API, each building on `state`
+//! and `records` and never the other way.
+//!
+//! Every Fly request passes, in order: call counting (`stats`), the token check (`auth`), Fly's
+//! rate limits (`ratelimit`), injected faults (`faults`, async so delays never block a thread)
+//! and the embedder's synchronous `hooks`. The control plane is split by purpose: `control`
+//! (state, clock, stats, rate limits, fault rules), `machine_faults` (crash loops, stuck
+//! transitions, unreachable hosts, foreign leases), `orphans`.
 //!
 //! Machines are inert records by default. In process mode ([`process`]) a started machine runs
 //! its command as a real process with its volume as a directory, and [`proxy`] serves apps'
@@ -34,13 +39,13 @@ pub mod ids;
 pub mod ips;
 pub mod leases;
 pub mod machine_faults;
-pub mod machine_state;
 pub mod machines;
 pub mod org;
 pub mod orphans;
 pub mod process;
 pub mod proxy;
 pub mod ratelimit;
+pub mod records;
 pub mod secrets;
 pub mod state;
 pub mod stats;
@@ -497,150 +502,14 @@ impl Simulator {
 
     /// The full HTTP surface: Fly's `/v1` routes (authenticated) and the `/_sim` control plane.
     pub fn router(&self) -> Router {
-        let v1 = Router::new()
-            .route("/v1/apps", get(apps::list).post(apps::create))
-            .route("/v1/apps/{app}", get(apps::get).delete(apps::delete))
-            .route(
-                "/v1/apps/{app}/volumes",
-                get(volumes::list).post(volumes::create),
-            )
-            .route(
-                "/v1/apps/{app}/volumes/{vol}",
-                get(volumes::get)
-                    .put(volumes::update)
-                    .delete(volumes::delete),
-            )
-            .route("/v1/apps/{app}/volumes/{vol}/extend", put(volumes::extend))
-            .route(
-                "/v1/apps/{app}/volumes/{vol}/snapshots",
-                get(volumes::list_snapshots),
-            )
-            .route(
-                "/v1/apps/{app}/machines",
-                get(machines::list).post(machines::create),
-            )
-            .route(
-                "/v1/apps/{app}/machines/{id}",
-                get(machines::get)
-                    .post(machines::update)
-                    .delete(machines::delete),
-            )
-            .route("/v1/apps/{app}/machines/{id}/start", post(machines::start))
-            .route("/v1/apps/{app}/machines/{id}/stop", post(machines::stop))
-            .route(
-                "/v1/apps/{app}/machines/{id}/restart",
-                post(machines::restart),
-            )
-            .route(
-                "/v1/apps/{app}/machines/{id}/suspend",
-                post(machines::suspend),
-            )
-            .route(
-                "/v1/apps/{app}/machines/{id}/signal",
-                post(machines::signal),
-            )
-            .route(
-                "/v1/apps/{app}/machines/{id}/cordon",
-                post(machines::cordon),
-            )
-            .route(
-                "/v1/apps/{app}/machines/{id}/uncordon",
-                post(machines::uncordon),
-            )
-            .route("/v1/apps/{app}/machines/{id}/wait", get(wait::wait))
-            .route(
-                "/v1/apps/{app}/machines/{id}/lease",
-                get(leases::get)
-                    .post(leases::acquire)
-                    .delete(leases::release),
-            )
-            .route(
-                "/v1/apps/{app}/machines/{id}/metadata",
-                get(machines::metadata_get)
-                    .put(machines::metadata_put)
-                    .patch(machines::metadata_patch),
-            )
-            .route(
-                "/v1/apps/{app}/machines/{id}/metadata/{key}",
-                get(machines::metadata_key_get)
-                    .post(machines::metadata_key_set)
-                    .delete(machines::metadata_key_delete),
-            )
-            .route("/v1/apps/{app}/machines/{id}/exec", post(exec::exec))
-            .route("/v1/apps/{app}/machines/{id}/events", get(machines::events))
-            .route(
-                "/v1/apps/{app}/machines/{id}/versions",
-                get(machines::versions),
-            )
-            .route("/v1/orgs/{org}/machines", get(org::machines))
-            .route(
-                "/v1/apps/{app}/certificates",
-                get(certificates::list).post(not_found),
-            )
-            .route(
-                "/v1/apps/{app}/certificates/acme",
-                post(certificates::create_acme),
-            )
-            .route(
-                "/v1/apps/{app}/certificates/custom",
-                post(certificates::create_custom),
-            )
-            .route(
-                "/v1/apps/{app}/certificates/{hostname}",
-                get(certificates::get).delete(certificates::delete),
-            )
-            .route(
-                "/v1/apps/{app}/certificates/{hostname}/check",
-                post(certificates::check),
-            )
-            .route(
-                "/v1/apps/{app}/certificates/{hostname}/acme",
-                axum::routing::delete(certificates::delete_acme),
-            )
-            .route(
-                "/v1/apps/{app}/certificates/{hostname}/custom",
-                axum::routing::delete(certificates::delete_custom),
-            )
-            .route(
-                "/v1/apps/{app}/secrets",
-                get(secrets::list).post(secrets::set_many),
-            )
-            .route(
-                "/v1/apps/{app}/secrets/{name}",
-                get(secrets::get)
-                    .post(secrets::set_one)
-                    .delete(secrets::delete),
-            )
-            .route(
-                "/v1/apps/{app}/ip_assignments",
-                get(ips::list).post(ips::assign),
-            )
-            .route(
-                "/v1/apps/{app}/ip_assignments/{ip}",
-                axum::routing::delete(ips::release),
-            )
-            .route_layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                hooks::run_hooks,
-            ))
-            .route_layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                faults::inject,
-            ))
-            .route_layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                ratelimit::limit,
-            ))
-            .route_layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                auth::require_token,
-            ))
-            .route_layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                stats::count_calls,
-            ))
-            .with_state(self.clone());
-        v1.merge(control::router(self.clone()))
+        let fly = Router::new()
+            .merge(app_routes())
+            .merge(volume_routes())
+            .merge(machine_routes())
+            .merge(machine_detail_routes())
+            .merge(certificate_routes());
+        self.behind_fly_checks(fly)
+            .merge(control::router(self.clone()))
             .merge(machine_faults::router(self.clone()))
             .merge(dns::cloudflare_router(self.clone()))
             .merge(dns::control_router(self.clone()))
@@ -649,6 +518,168 @@ impl Simulator {
             .fallback(not_found)
             .layer(axum::middleware::from_fn(stats::request_id))
     }
+
+    /// Fly's routes behind what every Fly request passes, outermost first: call counting
+    /// (`stats`), the token check (`auth`), Fly's rate limits, injected faults and the
+    /// embedder's hooks.
+    fn behind_fly_checks(&self, routes: Router<Simulator>) -> Router {
+        use axum::middleware::from_fn_with_state;
+        routes
+            .route_layer(from_fn_with_state(self.clone(), hooks::run_hooks))
+            .route_layer(from_fn_with_state(self.clone(), faults::inject))
+            .route_layer(from_fn_with_state(self.clone(), ratelimit::limit))
+            .route_layer(from_fn_with_state(self.clone(), auth::require_token))
+            .route_layer(from_fn_with_state(self.clone(), stats::count_calls))
+            .with_state(self.clone())
+    }
+}
+
+/// Apps and what is stored per app: secrets and IP assignments.
+fn app_routes() -> Router<Simulator> {
+    Router::new()
+        .route("/v1/apps", get(apps::list).post(apps::create))
+        .route("/v1/apps/{app}", get(apps::get).delete(apps::delete))
+        .route(
+            "/v1/apps/{app}/secrets",
+            get(secrets::list).post(secrets::set_many),
+        )
+        .route(
+            "/v1/apps/{app}/secrets/{name}",
+            get(secrets::get)
+                .post(secrets::set_one)
+                .delete(secrets::delete),
+        )
+        .route(
+            "/v1/apps/{app}/ip_assignments",
+            get(ips::list).post(ips::assign),
+        )
+        .route(
+            "/v1/apps/{app}/ip_assignments/{ip}",
+            axum::routing::delete(ips::release),
+        )
+}
+
+/// Volumes.
+fn volume_routes() -> Router<Simulator> {
+    Router::new()
+        .route(
+            "/v1/apps/{app}/volumes",
+            get(volumes::list).post(volumes::create),
+        )
+        .route(
+            "/v1/apps/{app}/volumes/{vol}",
+            get(volumes::get)
+                .put(volumes::update)
+                .delete(volumes::delete),
+        )
+        .route("/v1/apps/{app}/volumes/{vol}/extend", put(volumes::extend))
+        .route(
+            "/v1/apps/{app}/volumes/{vol}/snapshots",
+            get(volumes::list_snapshots),
+        )
+}
+
+/// Machines: create, read, update, delete, the lifecycle operations, `wait`, and the org-wide
+/// listing.
+fn machine_routes() -> Router<Simulator> {
+    Router::new()
+        .route(
+            "/v1/apps/{app}/machines",
+            get(machines::list).post(machines::create),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}",
+            get(machines::get)
+                .post(machines::update)
+                .delete(machines::delete),
+        )
+        .route("/v1/apps/{app}/machines/{id}/start", post(machines::start))
+        .route("/v1/apps/{app}/machines/{id}/stop", post(machines::stop))
+        .route(
+            "/v1/apps/{app}/machines/{id}/restart",
+            post(machines::restart),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/suspend",
+            post(machines::suspend),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/signal",
+            post(machines::signal),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/cordon",
+            post(machines::cordon),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/uncordon",
+            post(machines::uncordon),
+        )
+        .route("/v1/apps/{app}/machines/{id}/wait", get(wait::wait))
+        .route("/v1/orgs/{org}/machines", get(org::machines))
+}
+
+/// What hangs off one machine: its lease, metadata, exec, events and versions.
+fn machine_detail_routes() -> Router<Simulator> {
+    Router::new()
+        .route(
+            "/v1/apps/{app}/machines/{id}/lease",
+            get(leases::get)
+                .post(leases::acquire)
+                .delete(leases::release),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/metadata",
+            get(machines::metadata_get)
+                .put(machines::metadata_put)
+                .patch(machines::metadata_patch),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/metadata/{key}",
+            get(machines::metadata_key_get)
+                .post(machines::metadata_key_set)
+                .delete(machines::metadata_key_delete),
+        )
+        .route("/v1/apps/{app}/machines/{id}/exec", post(exec::exec))
+        .route("/v1/apps/{app}/machines/{id}/events", get(machines::events))
+        .route(
+            "/v1/apps/{app}/machines/{id}/versions",
+            get(machines::versions),
+        )
+}
+
+/// Certificates for custom hostnames. A bare `POST …/certificates`, which Fly's document does
+/// not have, answers 404 like an unknown route rather than 405.
+fn certificate_routes() -> Router<Simulator> {
+    Router::new()
+        .route(
+            "/v1/apps/{app}/certificates",
+            get(certificates::list).post(not_found),
+        )
+        .route(
+            "/v1/apps/{app}/certificates/acme",
+            post(certificates::create_acme),
+        )
+        .route(
+            "/v1/apps/{app}/certificates/custom",
+            post(certificates::create_custom),
+        )
+        .route(
+            "/v1/apps/{app}/certificates/{hostname}",
+            get(certificates::get).delete(certificates::delete),
+        )
+        .route(
+            "/v1/apps/{app}/certificates/{hostname}/check",
+            post(certificates::check),
+        )
+        .route(
+            "/v1/apps/{app}/certificates/{hostname}/acme",
+            axum::routing::delete(certificates::delete_acme),
+        )
+        .route(
+            "/v1/apps/{app}/certificates/{hostname}/custom",
+            axum::routing::delete(certificates::delete_custom),
+        )
 }
 
 async fn not_found() -> impl IntoResponse {

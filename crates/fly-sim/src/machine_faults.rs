@@ -5,7 +5,7 @@
 use super::clock::delta;
 use super::errors::{SimError, SimResult};
 use super::extract::OptionalJson;
-use super::machine_state::LeaseRec;
+use super::records::machine::LeaseRec;
 use super::Simulator;
 use axum::extract::{Path, State};
 use axum::routing::post;
@@ -34,7 +34,7 @@ pub fn router(sim: Simulator) -> Router {
 fn with_machine(
     sim: &Simulator,
     id: &str,
-    f: impl FnOnce(&mut super::machine_state::MachRec, &super::Ctx) -> SimResult<Value>,
+    f: impl FnOnce(&mut super::records::machine::MachRec, &super::Ctx) -> SimResult<Value>,
 ) -> SimResult<Json<Value>> {
     sim.write(|w, ctx| {
         let m = w

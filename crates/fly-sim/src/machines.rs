@@ -1,11 +1,11 @@
 //! Machine routes (spec §2, §3): create/get/list/update/delete, lifecycle operations, metadata,
-//! events and versions. The state machine itself lives in [`super::machine_state`].
+//! events and versions. The state machine itself lives in [`super::records::machine`].
 
 use super::auth::Caller;
 use super::clock::delta;
 use super::errors::{SimError, SimResult};
 use super::extract::{lease_nonce, parse_duration, JsonBody, OptionalJson, QueryPairs};
-use super::machine_state::{LeaseRec, MachRec};
+use super::records::machine::{LeaseRec, MachRec};
 use super::state::{AppRef, World};
 use super::wire::{
     CreateMachineRequest, Machine, MachineConfig, MachineEvent, MachineVersion,
@@ -55,6 +55,8 @@ impl World {
         Ok((v.region.clone(), v.zone.clone()))
     }
 
+    /// Places and records a new machine, its boot (or prepare) scheduled; the answer carries
+    /// the lease nonce when the create asked for a lease.
     fn create_machine(
         &mut self,
         app: &AppRef,
@@ -68,37 +70,10 @@ impl World {
         self.check_min_secrets_version(app, req.min_secrets_version, ctx)?;
         let secrets_version =
             (!req.skip_secrets.unwrap_or(false)).then(|| self.secrets_version(app));
-        let mut region = req.region.clone().filter(|r| !r.is_empty());
-        let mut host = None;
         let volume = mounted_volume(&config);
-        if let Some(vol) = &volume {
-            let (vol_region, zone) = self.claimable_volume(app, vol, ctx)?;
-            if let Some(r) = &region {
-                if *r != vol_region {
-                    return Err(SimError::precondition(format!(
-                        "volume {vol} is in region {vol_region}, machine requested region {r}"
-                    )));
-                }
-            }
-            region = Some(vol_region);
-            host = Some(zone);
-        }
-        let region = region.unwrap_or_else(|| ctx.config.default_region.clone());
-        self.check_capacity(&region, "machine", ctx)?;
-        let host = match host {
-            Some(h) => h,
-            None => self.random_host(&region, ctx),
-        };
+        let (region, host) = self.place_machine(app, req.region.clone(), volume.as_deref(), ctx)?;
         let lat = &ctx.config.latency;
-        let pull = if ctx.config.cold_host_pull
-            && self
-                .pulled
-                .insert((host.clone(), config.image.clone().unwrap_or_default()))
-        {
-            lat.image_pull
-        } else {
-            Duration::ZERO
-        };
+        let pull = self.image_pull(&host, &config, ctx);
         let name = req
             .name
             .clone()
@@ -119,22 +94,8 @@ impl World {
         } else {
             m.schedule_boot(ctx.now, pull, lat);
         }
-        let mut nonce = None;
-        if let Some(ttl) = req
-            .lease_ttl
-            .and_then(|t| u64::try_from(t).ok())
-            .filter(|t| *t > 0)
-        {
-            let lease = LeaseRec {
-                nonce: super::ids::nonce(),
-                owner: ctx.config.lease_owner.clone(),
-                description: String::new(),
-                expires_at: ctx.now + delta(Duration::from_secs(ttl)),
-                version: m.instance_id.clone(),
-            };
-            nonce = Some(lease.nonce.clone());
-            m.lease = Some(lease);
-        }
+        m.lease = create_lease(req.lease_ttl, &m, ctx);
+        let nonce = m.lease.as_ref().map(|l| l.nonce.clone());
         if let Some(vol) = &volume {
             if let Some(v) = self.volumes.get_mut(vol) {
                 v.attached_machine_id = Some(m.id.clone());
@@ -147,6 +108,53 @@ impl World {
         }
         self.machines.insert(m.id.clone(), m);
         Ok(wire)
+    }
+
+    /// The region and host of a new machine: its volume's when it mounts one (a different
+    /// requested region is refused), else the requested or default region and a random host
+    /// there; a full region is refused.
+    fn place_machine(
+        &mut self,
+        app: &AppRef,
+        requested: Option<String>,
+        volume: Option<&str>,
+        ctx: &Ctx,
+    ) -> SimResult<(String, String)> {
+        let mut region = requested.filter(|r| !r.is_empty());
+        let mut host = None;
+        if let Some(vol) = volume {
+            let (vol_region, zone) = self.claimable_volume(app, vol, ctx)?;
+            if let Some(r) = &region {
+                if *r != vol_region {
+                    return Err(SimError::precondition(format!(
+                        "volume {vol} is in region {vol_region}, machine requested region {r}"
+                    )));
+                }
+            }
+            region = Some(vol_region);
+            host = Some(zone);
+        }
+        let region = region.unwrap_or_else(|| ctx.config.default_region.clone());
+        self.check_capacity(&region, "machine", ctx)?;
+        let host = match host {
+            Some(h) => h,
+            None => self.random_host(&region, ctx),
+        };
+        Ok((region, host))
+    }
+
+    /// The image pull a boot on `host` waits for: only with `cold_host_pull`, the first time
+    /// the image lands there.
+    fn image_pull(&mut self, host: &str, config: &MachineConfig, ctx: &Ctx) -> Duration {
+        let cold = ctx.config.cold_host_pull
+            && self
+                .pulled
+                .insert((host.to_owned(), config.image.clone().unwrap_or_default()));
+        if cold {
+            ctx.config.latency.image_pull
+        } else {
+            Duration::ZERO
+        }
     }
 
     fn update_machine(
@@ -207,6 +215,19 @@ impl World {
         m.check_lease(nonce, ctx.now)?;
         f(m, ctx)
     }
+}
+
+/// The lease a create asks for with a positive `lease_ttl` (seconds), held by the simulator's
+/// lease owner on the machine's first version.
+fn create_lease(ttl: Option<i64>, m: &MachRec, ctx: &Ctx) -> Option<LeaseRec> {
+    let ttl = ttl.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0)?;
+    Some(LeaseRec {
+        nonce: super::ids::nonce(),
+        owner: ctx.config.lease_owner.clone(),
+        description: String::new(),
+        expires_at: ctx.now + delta(Duration::from_secs(ttl)),
+        version: m.instance_id.clone(),
+    })
 }
 
 /// The config of a create or update; an image is required.

@@ -6,7 +6,10 @@
 //! beyond one per app (the older one is kept, the rest reported); DNS records that point at an
 //! app that no longer exists or challenge a hostname no live app has a certificate for.
 
-use super::dns::normalize;
+use super::records::app::AppRec;
+use super::records::dns::normalize;
+use super::records::machine::MachRec;
+use super::records::volume::VolRec;
 use super::state::World;
 use super::{Ctx, Simulator};
 use axum::extract::State;
@@ -28,6 +31,27 @@ fn orphan(kind: &str, app: &str, id: &str, reason: &str) -> Value {
 
 /// Computes the report (settling everything first).
 pub fn report(w: &mut World, ctx: &Ctx) -> Value {
+    settle_everything(w, ctx);
+    let mut found = Vec::new();
+    let mut per_app = BTreeMap::new();
+    let mut apps: Vec<_> = w.apps.values().collect();
+    apps.sort_by(|a, b| a.name.cmp(&b.name));
+    for app in apps {
+        let live = Live::of(w, app);
+        per_app.insert(app.name.clone(), live.counts(w, app));
+        found.extend(live.orphans(app));
+    }
+    found.extend(dns_orphans(w));
+    json!({
+        "count": found.len(),
+        "orphans": found,
+        "live_apps": w.apps.values().filter(|a| a.deleting_at.is_none()).count(),
+        "apps": per_app,
+    })
+}
+
+/// Applies every due transition: app deletes, machine steps, volume releases.
+fn settle_everything(w: &mut World, ctx: &Ctx) {
     let names: Vec<String> = w.apps.keys().cloned().collect();
     for name in &names {
         w.settle_app(name, ctx);
@@ -40,106 +64,123 @@ pub fn report(w: &mut World, ctx: &Ctx) -> Value {
     for id in &vols {
         w.settle_volume(id, ctx);
     }
-    let mut found = Vec::new();
-    let mut per_app = BTreeMap::new();
-    let mut apps: Vec<_> = w.apps.values().collect();
-    apps.sort_by(|a, b| a.name.cmp(&b.name));
-    for app in apps {
-        let deleting = app.deleting_at.is_some();
-        let machines: Vec<_> = app
-            .machines
-            .iter()
-            .filter_map(|id| w.machines.get(id))
-            .filter(|m| !matches!(m.state.as_str(), "destroyed" | "destroying"))
-            .collect();
-        let volumes: Vec<_> = app
-            .volumes
-            .iter()
-            .filter_map(|id| w.volumes.get(id))
-            .filter(|v| !v.is_destroyed())
-            .collect();
-        let v6: Vec<&str> = app
-            .ips
-            .iter()
-            .filter(|i| i.type_ == "v6")
-            .map(|i| i.ip.as_str())
-            .collect();
-        let fly_dev = format!("{}.fly.dev", app.name);
-        let dns_records = w
-            .dns
-            .iter()
-            .filter(|r| {
-                (r.type_ == "CNAME" && normalize(&r.content) == fly_dev)
-                    || (r.type_ == "AAAA" && v6.contains(&r.content.as_str()))
-                    || app.certificates.values().any(|c| {
-                        r.name == format!("_acme-challenge.{}", c.hostname)
-                            && normalize(&r.content) == c.acme_target
-                    })
-            })
-            .count();
-        per_app.insert(
-            app.name.clone(),
-            json!({
-                "deleting": deleting,
-                "machines": machines.len(),
-                "volumes": volumes.len(),
-                "ips": app.ips.len(),
-                "certificates": app.certificates.len(),
-                "dns_records": dns_records,
-            }),
-        );
-        if deleting {
+}
+
+/// An app's machines and volumes that are neither destroyed nor being destroyed, oldest first.
+struct Live<'w> {
+    machines: Vec<&'w MachRec>,
+    volumes: Vec<&'w VolRec>,
+}
+
+impl<'w> Live<'w> {
+    fn of(w: &'w World, app: &AppRec) -> Self {
+        Self {
+            machines: app
+                .machines
+                .iter()
+                .filter_map(|id| w.machines.get(id))
+                .filter(|m| !matches!(m.state.as_str(), "destroyed" | "destroying"))
+                .collect(),
+            volumes: app
+                .volumes
+                .iter()
+                .filter_map(|id| w.volumes.get(id))
+                .filter(|v| !v.is_destroyed())
+                .collect(),
+        }
+    }
+
+    /// The app's entry in `apps`: what is live, and how many DNS records point at it.
+    fn counts(&self, w: &World, app: &AppRec) -> Value {
+        json!({
+            "deleting": app.deleting_at.is_some(),
+            "machines": self.machines.len(),
+            "volumes": self.volumes.len(),
+            "ips": app.ips.len(),
+            "certificates": app.certificates.len(),
+            "dns_records": dns_records_of(w, app),
+        })
+    }
+
+    /// What the app should not have: everything while it is being deleted; else unattached
+    /// volumes without a machine, and every machine and volume beyond the first.
+    fn orphans(&self, app: &AppRec) -> Vec<Value> {
+        let name = app.name.as_str();
+        let mut found = Vec::new();
+        if app.deleting_at.is_some() {
             let why = "app is being deleted";
             found.extend(
-                machines
+                self.machines
                     .iter()
-                    .map(|m| orphan("machine", &app.name, &m.id, why)),
+                    .map(|m| orphan("machine", name, &m.id, why)),
             );
             found.extend(
-                volumes
+                self.volumes
                     .iter()
-                    .map(|v| orphan("volume", &app.name, &v.id, why)),
+                    .map(|v| orphan("volume", name, &v.id, why)),
             );
-            found.extend(app.ips.iter().map(|i| orphan("ip", &app.name, &i.ip, why)));
+            found.extend(app.ips.iter().map(|i| orphan("ip", name, &i.ip, why)));
             found.extend(
                 app.certificates
                     .keys()
-                    .map(|h| orphan("certificate", &app.name, h, why)),
+                    .map(|h| orphan("certificate", name, h, why)),
             );
-            continue;
+            return found;
         }
-        if machines.is_empty() {
+        if self.machines.is_empty() {
+            let why = "unattached volume in an app without machines";
             found.extend(
-                volumes
+                self.volumes
                     .iter()
                     .filter(|v| v.attached_machine_id.is_none())
-                    .map(|v| {
-                        orphan(
-                            "volume",
-                            &app.name,
-                            &v.id,
-                            "unattached volume in an app without machines",
-                        )
-                    }),
+                    .map(|v| orphan("volume", name, &v.id, why)),
             );
         }
-        found.extend(machines.iter().skip(1).map(|m| {
-            orphan(
-                "machine",
-                &app.name,
-                &m.id,
-                "more than one machine in the app",
-            )
-        }));
-        found.extend(volumes.iter().skip(1).map(|v| {
-            orphan(
-                "volume",
-                &app.name,
-                &v.id,
-                "more than one volume in the app",
-            )
-        }));
+        let why = "more than one machine in the app";
+        found.extend(
+            self.machines
+                .iter()
+                .skip(1)
+                .map(|m| orphan("machine", name, &m.id, why)),
+        );
+        let why = "more than one volume in the app";
+        found.extend(
+            self.volumes
+                .iter()
+                .skip(1)
+                .map(|v| orphan("volume", name, &v.id, why)),
+        );
+        found
     }
+}
+
+/// DNS records pointing at `app`: a CNAME to `<app>.fly.dev`, an AAAA to one of its v6
+/// addresses, or the `_acme-challenge` of one of its certificates.
+fn dns_records_of(w: &World, app: &AppRec) -> usize {
+    let v6: Vec<&str> = app
+        .ips
+        .iter()
+        .filter(|i| i.type_ == "v6")
+        .map(|i| i.ip.as_str())
+        .collect();
+    let fly_dev = format!("{}.fly.dev", app.name);
+    w.dns
+        .iter()
+        .filter(|r| {
+            (r.type_ == "CNAME" && normalize(&r.content) == fly_dev)
+                || (r.type_ == "AAAA" && v6.contains(&r.content.as_str()))
+                || app.certificates.values().any(|c| {
+                    r.name == format!("_acme-challenge.{}", c.hostname)
+                        && normalize(&r.content) == c.acme_target
+                })
+        })
+        .count()
+}
+
+/// DNS records left behind: a CNAME to the `fly.dev` name of an app that is gone, or a
+/// challenge for a certificate no app has.
+fn dns_orphans(w: &World) -> Vec<Value> {
+    let mut found = Vec::new();
     for r in &w.dns {
         let target = normalize(&r.content);
         let dead_app = r.type_ == "CNAME"
@@ -161,12 +202,7 @@ pub fn report(w: &mut World, ctx: &Ctx) -> Value {
             found.push(json!({"kind": "dns_record", "app": Value::Null, "id": r.id, "name": r.name, "reason": reason}));
         }
     }
-    json!({
-        "count": found.len(),
-        "orphans": found,
-        "live_apps": w.apps.values().filter(|a| a.deleting_at.is_none()).count(),
-        "apps": per_app,
-    })
+    found
 }
 
 /// `GET /_sim/orphans`.

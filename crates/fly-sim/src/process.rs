@@ -1,7 +1,7 @@
 //! Process mode: a simulated machine that reaches `started` runs its command as a real child
 //! process (the real OpenClaw gateway through the boot step), with its volume as a directory.
 //!
-//! The state machine stays the inert one ([`super::machine_state`]); a driver task follows it:
+//! The state machine stays the inert one ([`super::records::machine`]); a driver task follows it:
 //! after every change (and at every scheduled transition) it settles all machines and tells one
 //! supervisor task per machine what should run. A machine whose state is `started` runs one
 //! process per boot (a boot is its `instance_id` plus the time it entered `started`, so a
@@ -23,10 +23,11 @@
 //! and `OPENCLAW_GATEWAY_PORT` (a free local port per machine, so the CLI in an exec finds the
 //! gateway), `OPENCLAWS_GATEWAY_BIND=loopback`.
 //!
-//! [`MachRec::crash`]: super::machine_state::MachRec::crash
+//! [`MachRec::crash`]: super::records::machine::MachRec::crash
 
 use super::errors::{SimError, SimResult};
-use super::wire::MachineConfig;
+use super::records::machine::MachRec;
+use super::wire::{File, MachineConfig};
 use super::Simulator;
 use axum::extract::{Path as AxPath, State};
 use axum::routing::get;
@@ -287,72 +288,62 @@ impl ProcessHost {
         Ok(port)
     }
 
+    /// Starts one boot of machine `id`: its directories and files, then its command, forked by
+    /// the launcher thread.
     fn spawn(&self, id: &str, launch: &Launch) -> Result<(RunningInfo, Child), ProcessError> {
         let machine_dir = self.machine_dir(id);
         let rootfs = machine_dir.join("rootfs");
         let home = machine_dir.join("home");
         for dir in [&rootfs, &home] {
-            std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+            create_dir(dir)?;
         }
+        let mounts = self.mount_volumes(&launch.config)?;
+        write_files(launch, &mounts, &rootfs)?;
+        let argv = command_line(&launch.config, &mounts, &rootfs)?;
+        let port = self.port_for(id)?;
+        let env = self.environment(id, launch, &home, port, &mounts, &rootfs);
+        let command = machine_command(&argv, &env, &machine_dir, &rootfs)?;
+        let child = self.launch(command, &argv[0])?;
+        let info = RunningInfo {
+            pid: child.id(),
+            port,
+            boot: launch.key.clone(),
+            machine_dir,
+            volume_dir: mounts.first().map(|(_, dir)| dir.clone()),
+            env,
+            mounts,
+            rootfs,
+        };
+        Ok((info, child))
+    }
+
+    /// The config's mounts as `(guest path, volume directory)`, each directory created.
+    fn mount_volumes(
+        &self,
+        config: &MachineConfig,
+    ) -> Result<Vec<(String, PathBuf)>, ProcessError> {
         let mut mounts = Vec::new();
-        for mount in &launch.config.mounts {
+        for mount in &config.mounts {
             let (Some(volume), Some(path)) = (&mount.volume, &mount.path) else {
                 continue;
             };
             let dir = self.volume_dir(volume);
-            std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+            create_dir(&dir)?;
             mounts.push((path.trim_end_matches('/').to_owned(), dir));
         }
-        let secrets: HashMap<&str, &str> = launch
-            .secrets
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        for file in &launch.config.files {
-            let guest_path = file.guest_path.clone().unwrap_or_default();
-            let bad = |reason: &str| ProcessError::BadFile {
-                guest_path: guest_path.clone(),
-                reason: reason.to_owned(),
-            };
-            let encoded = match (&file.raw_value, &file.secret_name) {
-                (Some(raw), _) => raw.as_str(),
-                (None, Some(name)) => secrets
-                    .get(name.as_str())
-                    .copied()
-                    .ok_or_else(|| bad("no such secret"))?,
-                (None, None) => return Err(bad("neither raw_value nor secret_name")),
-            };
-            let content = base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .map_err(|_| bad("not base64"))?;
-            let target = map_file_path(&guest_path, &mounts, &rootfs);
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(io(format!("creating {}", parent.display())))?;
-            }
-            std::fs::write(&target, content)
-                .map_err(io(format!("writing {}", target.display())))?;
-            let mode = file
-                .mode
-                .and_then(|m| u32::try_from(m).ok())
-                .unwrap_or(0o644);
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
-                .map_err(io(format!("chmod {}", target.display())))?;
-        }
-        let init = launch.config.init.clone().unwrap_or_default();
-        let argv: Vec<String> = if init.exec.is_empty() {
-            init.entrypoint.into_iter().chain(init.cmd).collect()
-        } else {
-            init.exec
-        };
-        if argv.is_empty() {
-            return Err(ProcessError::NoCommand);
-        }
-        let argv: Vec<String> = argv
-            .iter()
-            .map(|a| map_value(a, &mounts, &rootfs))
-            .collect();
-        let port = self.port_for(id)?;
+        Ok(mounts)
+    }
+
+    /// The process's environment (see the module doc for what goes in and in which order).
+    fn environment(
+        &self,
+        id: &str,
+        launch: &Launch,
+        home: &Path,
+        port: u16,
+        mounts: &[(String, PathBuf)],
+        rootfs: &Path,
+    ) -> BTreeMap<String, String> {
         let host_path = std::env::var("PATH").unwrap_or_default();
         let mut env = BTreeMap::new();
         env.insert(
@@ -365,7 +356,7 @@ impl ProcessHost {
         env.insert("FLY_REGION".to_owned(), launch.region.clone());
         env.insert("FLY_PRIVATE_IP".to_owned(), launch.private_ip.clone());
         for (key, value) in &launch.config.env {
-            env.insert(key.clone(), map_value(value, &mounts, &rootfs));
+            env.insert(key.clone(), map_value(value, mounts, rootfs));
         }
         for (key, value) in &launch.secrets {
             env.insert(key.clone(), value.clone());
@@ -377,49 +368,18 @@ impl ProcessHost {
         env.insert(PORT_ENV.to_owned(), port.to_string());
         env.insert(CLIENT_PORT_ENV.to_owned(), port.to_string());
         env.insert(BIND_ENV.to_owned(), "loopback".to_owned());
+        env
+    }
 
-        let program = resolve_program(&argv[0], &env);
-        let console = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(machine_dir.join("console.log"))
-            .map_err(io("opening console.log"))?;
-        let mut command = Command::new(program);
-        command
-            .args(&argv[1..])
-            .env_clear()
-            .envs(&env)
-            .current_dir(&rootfs)
-            .stdin(Stdio::null())
-            .stdout(console.try_clone().map_err(io("console.log"))?)
-            .stderr(console)
-            .process_group(0);
-        // SAFETY: only the async-signal-safe prctl call runs between fork and exec. SIGTERM (not
-        // SIGKILL) so that the boot step forwards it and its gateway child shuts down too.
-        unsafe {
-            command.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
-            });
-        }
+    /// Has the launcher thread fork `command` (`program` names it in errors).
+    fn launch(&self, command: Command, program: &str) -> Result<Child, ProcessError> {
         let (tx, rx) = oneshot::channel();
         lock(&self.launcher)
             .send((command, tx))
             .map_err(|_| io("spawning")(std::io::Error::other("launcher thread gone")))?;
-        let child = rx
-            .blocking_recv()
+        rx.blocking_recv()
             .map_err(|_| io("spawning")(std::io::Error::other("launcher thread gone")))?
-            .map_err(io(format!("spawning {}", argv[0])))?;
-        let info = RunningInfo {
-            pid: child.id(),
-            port,
-            boot: launch.key.clone(),
-            machine_dir,
-            volume_dir: mounts.first().map(|(_, dir)| dir.clone()),
-            env,
-            mounts,
-            rootfs,
-        };
-        Ok((info, child))
+            .map_err(io(format!("spawning {program}")))
     }
 
     /// Runs `command` in the environment of machine `id`'s running process (exec).
@@ -468,6 +428,119 @@ impl ProcessHost {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Creates `dir` and its parents.
+fn create_dir(dir: &Path) -> Result<(), ProcessError> {
+    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))
+}
+
+/// Writes the config's `files` where the guest would see them: on the volume under a mount,
+/// else in the machine's root.
+fn write_files(
+    launch: &Launch,
+    mounts: &[(String, PathBuf)],
+    rootfs: &Path,
+) -> Result<(), ProcessError> {
+    let secrets: HashMap<&str, &str> = launch
+        .secrets
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    for file in &launch.config.files {
+        write_file(file, &secrets, mounts, rootfs)?;
+    }
+    Ok(())
+}
+
+/// Writes one `files` entry: its raw value or the named secret, base64-decoded, with its mode.
+fn write_file(
+    file: &File,
+    secrets: &HashMap<&str, &str>,
+    mounts: &[(String, PathBuf)],
+    rootfs: &Path,
+) -> Result<(), ProcessError> {
+    let guest_path = file.guest_path.clone().unwrap_or_default();
+    let bad = |reason: &str| ProcessError::BadFile {
+        guest_path: guest_path.clone(),
+        reason: reason.to_owned(),
+    };
+    let encoded = match (&file.raw_value, &file.secret_name) {
+        (Some(raw), _) => raw.as_str(),
+        (None, Some(name)) => secrets
+            .get(name.as_str())
+            .copied()
+            .ok_or_else(|| bad("no such secret"))?,
+        (None, None) => return Err(bad("neither raw_value nor secret_name")),
+    };
+    let content = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| bad("not base64"))?;
+    let target = map_file_path(&guest_path, mounts, rootfs);
+    if let Some(parent) = target.parent() {
+        create_dir(parent)?;
+    }
+    std::fs::write(&target, content).map_err(io(format!("writing {}", target.display())))?;
+    let mode = file
+        .mode
+        .and_then(|m| u32::try_from(m).ok())
+        .unwrap_or(0o644);
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
+        .map_err(io(format!("chmod {}", target.display())))
+}
+
+/// The command to run (`init.exec`, else `init.entrypoint` then `init.cmd`), guest paths
+/// mapped.
+fn command_line(
+    config: &MachineConfig,
+    mounts: &[(String, PathBuf)],
+    rootfs: &Path,
+) -> Result<Vec<String>, ProcessError> {
+    let init = config.init.clone().unwrap_or_default();
+    let argv: Vec<String> = if init.exec.is_empty() {
+        init.entrypoint.into_iter().chain(init.cmd).collect()
+    } else {
+        init.exec
+    };
+    if argv.is_empty() {
+        return Err(ProcessError::NoCommand);
+    }
+    Ok(argv.iter().map(|a| map_value(a, mounts, rootfs)).collect())
+}
+
+/// The machine's command, ready to fork: its own environment only, the machine's root as
+/// working directory, output appended to `console.log`, a process group of its own, and
+/// SIGTERM when the simulator dies.
+fn machine_command(
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+    machine_dir: &Path,
+    rootfs: &Path,
+) -> Result<Command, ProcessError> {
+    let program = resolve_program(&argv[0], env);
+    let console = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(machine_dir.join("console.log"))
+        .map_err(io("opening console.log"))?;
+    let mut command = Command::new(program);
+    command
+        .args(&argv[1..])
+        .env_clear()
+        .envs(env)
+        .current_dir(rootfs)
+        .stdin(Stdio::null())
+        .stdout(console.try_clone().map_err(io("console.log"))?)
+        .stderr(console)
+        .process_group(0);
+    // SAFETY: only the async-signal-safe prctl call runs between fork and exec. SIGTERM (not
+    // SIGKILL) so that the boot step forwards it and its gateway child shuts down too.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+        });
+    }
+    Ok(command)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -602,26 +675,7 @@ fn pass(sim: &Simulator) -> Pass {
             if let Some(at) = m.next_step_at() {
                 next = Some(next.map_or(at, |n| n.min(at)));
             }
-            let want = match m.state.as_str() {
-                "destroyed" => Want::Destroyed,
-                "started" if !m.host_unreachable => Want::Run(Box::new(Launch {
-                    key: BootKey {
-                        instance_id: m.instance_id.clone(),
-                        started_at: m.started_at,
-                    },
-                    app: m.app_name.clone(),
-                    region: m.region.clone(),
-                    private_ip: m.private_ip.clone(),
-                    config: m.config.clone(),
-                    secrets: if m.secrets_version.is_some() {
-                        secrets_of.get(&m.app_id).cloned().unwrap_or_default()
-                    } else {
-                        Vec::new()
-                    },
-                })),
-                _ => Want::Idle,
-            };
-            wants.push((m.id.clone(), want));
+            wants.push((m.id.clone(), want_of(m, &secrets_of)));
         }
         let volumes = w
             .volumes
@@ -639,6 +693,30 @@ fn pass(sim: &Simulator) -> Pass {
         sim.notify();
     }
     result.unwrap_or_default()
+}
+
+/// What machine `m` should be doing: running its current boot while `started` (with the app's
+/// secrets unless it booted with `skip_secrets`), gone once `destroyed`, else nothing.
+fn want_of(m: &MachRec, secrets_of: &HashMap<String, Vec<(String, String)>>) -> Want {
+    match m.state.as_str() {
+        "destroyed" => Want::Destroyed,
+        "started" if !m.host_unreachable => Want::Run(Box::new(Launch {
+            key: BootKey {
+                instance_id: m.instance_id.clone(),
+                started_at: m.started_at,
+            },
+            app: m.app_name.clone(),
+            region: m.region.clone(),
+            private_ip: m.private_ip.clone(),
+            config: m.config.clone(),
+            secrets: if m.secrets_version.is_some() {
+                secrets_of.get(&m.app_id).cloned().unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+        })),
+        _ => Want::Idle,
+    }
 }
 
 /// Follows the simulator's machines until `shutdown`, then stops every process.
@@ -722,62 +800,27 @@ async fn supervise(
     id: String,
     mut want: watch::Receiver<Want>,
 ) {
-    let mut running: Option<Running> = None;
-    let mut last_boot: Option<BootKey> = None;
+    let mut machine = Supervised {
+        sim,
+        host,
+        id,
+        running: None,
+        last_boot: None,
+    };
     loop {
         let current = want.borrow_and_update().clone();
-        if let Some(r) = running.take() {
-            if matches!(&current, Want::Run(l) if l.key == r.key) {
-                running = Some(r);
-            } else {
-                terminate(r.pid, r.signal, r.timeout, r.exited).await;
-                lock(&host.running).remove(&id);
-                continue;
-            }
+        if machine.stop_unless(&current).await {
+            continue;
         }
         match &current {
-            Want::Run(launch) if running.is_none() && last_boot.as_ref() != Some(&launch.key) => {
-                last_boot = Some(launch.key.clone());
-                let spawned = {
-                    let host = host.clone();
-                    let id = id.clone();
-                    let launch = launch.clone();
-                    tokio::task::spawn_blocking(move || host.spawn(&id, &launch)).await
-                };
-                match spawned {
-                    Ok(Ok((info, child))) => {
-                        let (signal, timeout) = stop_policy(&launch.config);
-                        let pid = info.pid;
-                        lock(&host.running).insert(id.clone(), info);
-                        running = Some(Running {
-                            key: launch.key.clone(),
-                            signal,
-                            timeout,
-                            pid,
-                            exited: wait_for_exit(child),
-                        });
-                    }
-                    Ok(Err(err)) => {
-                        tracing::warn!(machine = %id, error = %err, "a simulated machine's process could not start");
-                        report_failure(&sim, &id, &launch.key);
-                    }
-                    Err(err) => tracing::warn!(machine = %id, error = %err, "spawn task failed"),
-                }
-            }
-            Want::Destroyed if running.is_none() => {
-                let dir = host.machine_dir(&id);
-                if let Err(err) = std::fs::remove_dir_all(&dir) {
-                    if err.kind() != std::io::ErrorKind::NotFound {
-                        tracing::warn!(machine = %id, error = %err, "removing a destroyed machine's directory");
-                    }
-                }
-                lock(&host.supervisors).remove(&id);
-                lock(&host.ports).remove(&id);
+            Want::Run(launch) if machine.is_new_boot(launch) => machine.boot(launch).await,
+            Want::Destroyed if machine.running.is_none() => {
+                machine.clean_up();
                 return;
             }
             _ => {}
         }
-        let woken = match running.as_mut() {
+        let woken = match machine.running.as_mut() {
             Some(r) => tokio::select! {
                 changed = want.changed() => Woken::Want { open: changed.is_ok() },
                 status = &mut r.exited => Woken::Exited(status.ok()),
@@ -786,24 +829,111 @@ async fn supervise(
                 open: want.changed().await.is_ok(),
             },
         };
+        if !machine.on_woken(woken).await {
+            return;
+        }
+    }
+}
+
+/// What a supervisor knows of its machine.
+struct Supervised {
+    sim: Simulator,
+    host: Arc<ProcessHost>,
+    id: String,
+    /// The process of the current boot, while it runs.
+    running: Option<Running>,
+    /// The last boot started (each boot runs once, even when its process exits).
+    last_boot: Option<BootKey>,
+}
+
+impl Supervised {
+    /// Stops the running process unless it is the boot `want` asks for; true when it stopped
+    /// one.
+    async fn stop_unless(&mut self, want: &Want) -> bool {
+        let Some(r) = self.running.take() else {
+            return false;
+        };
+        if matches!(want, Want::Run(l) if l.key == r.key) {
+            self.running = Some(r);
+            return false;
+        }
+        terminate(r.pid, r.signal, r.timeout, r.exited).await;
+        lock(&self.host.running).remove(&self.id);
+        true
+    }
+
+    /// Whether `launch` is a boot not started yet (nothing runs and it is not the last one).
+    fn is_new_boot(&self, launch: &Launch) -> bool {
+        self.running.is_none() && self.last_boot.as_ref() != Some(&launch.key)
+    }
+
+    /// Starts the process of boot `launch`; a command that cannot start fails the machine.
+    async fn boot(&mut self, launch: &Launch) {
+        let id = self.id.clone();
+        self.last_boot = Some(launch.key.clone());
+        let spawned = {
+            let host = self.host.clone();
+            let id = id.clone();
+            let launch = launch.clone();
+            tokio::task::spawn_blocking(move || host.spawn(&id, &launch)).await
+        };
+        match spawned {
+            Ok(Ok((info, child))) => {
+                let (signal, timeout) = stop_policy(&launch.config);
+                let pid = info.pid;
+                lock(&self.host.running).insert(id, info);
+                self.running = Some(Running {
+                    key: launch.key.clone(),
+                    signal,
+                    timeout,
+                    pid,
+                    exited: wait_for_exit(child),
+                });
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(machine = %id, error = %err, "a simulated machine's process could not start");
+                report_failure(&self.sim, &id, &launch.key);
+            }
+            Err(err) => tracing::warn!(machine = %id, error = %err, "spawn task failed"),
+        }
+    }
+
+    /// After a destroy: removes the machine's directory and forgets it.
+    fn clean_up(&self) {
+        let id = &self.id;
+        let dir = self.host.machine_dir(id);
+        if let Err(err) = std::fs::remove_dir_all(&dir) {
+            if err.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(machine = %id, error = %err, "removing a destroyed machine's directory");
+            }
+        }
+        lock(&self.host.supervisors).remove(id);
+        lock(&self.host.ports).remove(id);
+    }
+
+    /// Acts on what woke the supervisor: a closed channel stops the process (false: the
+    /// supervisor ends); an exit on its own is reported as a crash.
+    async fn on_woken(&mut self, woken: Woken) -> bool {
         match woken {
             Woken::Want { open: true } => {}
             Woken::Want { open: false } => {
-                if let Some(r) = running.take() {
+                if let Some(r) = self.running.take() {
                     terminate(r.pid, r.signal, r.timeout, r.exited).await;
-                    lock(&host.running).remove(&id);
+                    lock(&self.host.running).remove(&self.id);
                 }
-                return;
+                return false;
             }
             Woken::Exited(status) => {
-                if let Some(r) = running.take() {
+                if let Some(r) = self.running.take() {
                     kill_group(r.pid, Signal::SIGKILL);
-                    lock(&host.running).remove(&id);
-                    report_exit(&sim, &id, &r.key, status.map(exit_code).unwrap_or(1));
-                    host.wake.notify_one();
+                    lock(&self.host.running).remove(&self.id);
+                    let code = status.map(exit_code).unwrap_or(1);
+                    report_exit(&self.sim, &self.id, &r.key, code);
+                    self.host.wake.notify_one();
                 }
             }
         }
+        true
     }
 }
 

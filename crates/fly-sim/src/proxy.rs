@@ -16,7 +16,7 @@
 use super::Simulator;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper_util::rt::TokioIo;
@@ -126,21 +126,14 @@ fn backend_port(sim: &Simulator, host: &str) -> Option<u16> {
         .find_map(|id| processes.running(id).map(|r| r.port))
 }
 
+/// Serves one request: finds the machine process for its `Host`, rewrites the forwarding
+/// headers as Fly's edge does, and relays the answer (tunnelling an upgraded connection).
 async fn forward(
     State(state): State<ProxyState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut req: Request,
 ) -> Response {
-    let Some(host) = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(|h| {
-            h.rsplit_once(':')
-                .map_or(h, |(name, _)| name)
-                .to_ascii_lowercase()
-        })
-    else {
+    let Some(host) = host_of(&req) else {
         return text(StatusCode::BAD_REQUEST, "missing Host header");
     };
     let Some(port) = backend_port(&state.sim, &host) else {
@@ -156,24 +149,7 @@ async fn forward(
     };
     let upgrade_to = req.headers().get(header::UPGRADE).cloned();
     let client_upgrade = upgrade_to.is_some().then(|| hyper::upgrade::on(&mut req));
-
-    let headers = req.headers_mut();
-    for name in HOP_BY_HOP.iter().chain(FORWARDING.iter()) {
-        headers.remove(*name);
-    }
-    let ip = HeaderValue::from_str(&client_ip.to_string()).expect("an IP is a valid header");
-    headers.insert("x-forwarded-for", ip.clone());
-    headers.insert("fly-client-ip", ip);
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-    headers.insert("x-forwarded-port", HeaderValue::from_static("443"));
-    if let Ok(value) = HeaderValue::from_str(&host) {
-        headers.insert("x-forwarded-host", value);
-    }
-    headers.insert(header::VIA, HeaderValue::from_static("1.1 fly.io"));
-    if let Some(upgrade) = &upgrade_to {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, upgrade.clone());
-    }
+    set_forwarding_headers(req.headers_mut(), client_ip, &host, upgrade_to.as_ref());
     let path = req
         .uri()
         .path_and_query()
@@ -182,50 +158,96 @@ async fn forward(
         Ok(uri) => uri,
         Err(_) => return text(StatusCode::BAD_REQUEST, "bad request target"),
     };
-
-    let stream = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-        Ok(stream) => stream,
-        Err(_) => {
-            return text(
-                StatusCode::BAD_GATEWAY,
-                "the machine refused the connection",
-            )
-        }
-    };
-    let (mut sender, connection) =
-        match hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream)).await {
-            Ok(pair) => pair,
-            Err(_) => {
-                return text(
-                    StatusCode::BAD_GATEWAY,
-                    "the machine did not speak HTTP/1.1",
-                )
-            }
-        };
-    tokio::spawn(async move {
-        let _ = connection.with_upgrades().await;
-    });
-    let mut response = match sender.send_request(req).await {
+    let mut response = match send_to_machine(port, req).await {
         Ok(response) => response,
-        Err(_) => return text(StatusCode::BAD_GATEWAY, "the machine closed the connection"),
+        Err(refused) => return refused,
     };
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         for name in HOP_BY_HOP {
             response.headers_mut().remove(name);
         }
-    } else {
-        if let Some(client_upgrade) = client_upgrade {
-            let backend_upgrade = hyper::upgrade::on(&mut response);
-            tokio::spawn(async move {
-                if let (Ok(client), Ok(backend)) = tokio::join!(client_upgrade, backend_upgrade) {
-                    let _ = tokio::io::copy_bidirectional(
-                        &mut TokioIo::new(client),
-                        &mut TokioIo::new(backend),
-                    )
-                    .await;
-                }
-            });
-        }
+    } else if let Some(client_upgrade) = client_upgrade {
+        tunnel(client_upgrade, hyper::upgrade::on(&mut response));
     }
     response.map(Body::new)
+}
+
+/// The request's `Host`, lowercase, without a port.
+fn host_of(req: &Request) -> Option<String> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| {
+            h.rsplit_once(':')
+                .map_or(h, |(name, _)| name)
+                .to_ascii_lowercase()
+        })
+}
+
+/// Drops hop-by-hop and client-sent forwarding headers and sets Fly's own; an upgrade keeps
+/// its `Connection`/`Upgrade`.
+fn set_forwarding_headers(
+    headers: &mut HeaderMap,
+    client_ip: IpAddr,
+    host: &str,
+    upgrade_to: Option<&HeaderValue>,
+) {
+    for name in HOP_BY_HOP.iter().chain(FORWARDING.iter()) {
+        headers.remove(*name);
+    }
+    let ip = HeaderValue::from_str(&client_ip.to_string()).expect("an IP is a valid header");
+    headers.insert("x-forwarded-for", ip.clone());
+    headers.insert("fly-client-ip", ip);
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    headers.insert("x-forwarded-port", HeaderValue::from_static("443"));
+    if let Ok(value) = HeaderValue::from_str(host) {
+        headers.insert("x-forwarded-host", value);
+    }
+    headers.insert(header::VIA, HeaderValue::from_static("1.1 fly.io"));
+    if let Some(upgrade) = upgrade_to {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, upgrade.clone());
+    }
+}
+
+/// Sends `req` to the process listening on local `port` over HTTP/1.1 (upgrades allowed); a
+/// 502 when the machine does not answer.
+async fn send_to_machine(
+    port: u16,
+    req: Request,
+) -> Result<axum::http::Response<hyper::body::Incoming>, Response> {
+    let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return Err(text(
+            StatusCode::BAD_GATEWAY,
+            "the machine refused the connection",
+        ));
+    };
+    let Ok((mut sender, connection)) =
+        hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream)).await
+    else {
+        return Err(text(
+            StatusCode::BAD_GATEWAY,
+            "the machine did not speak HTTP/1.1",
+        ));
+    };
+    tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    });
+    sender
+        .send_request(req)
+        .await
+        .map_err(|_| text(StatusCode::BAD_GATEWAY, "the machine closed the connection"))
+}
+
+/// Copies bytes both ways between the client's and the machine's upgraded connections.
+fn tunnel(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        if let (Ok(client), Ok(backend)) = tokio::join!(client, backend) {
+            let _ = tokio::io::copy_bidirectional(
+                &mut TokioIo::new(client),
+                &mut TokioIo::new(backend),
+            )
+            .await;
+        }
+    });
 }

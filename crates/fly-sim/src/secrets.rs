@@ -6,9 +6,9 @@
 //! Fly's Go encodes an empty list.
 
 use super::auth::Caller;
-use super::clock::rfc3339;
 use super::errors::{SimError, SimResult};
 use super::extract::{JsonBody, QueryPairs};
+use super::records::secret::SecretRec;
 use super::state::{AppRef, World};
 use super::wire::{
     AppSecret, AppSecrets, AppSecretsUpdateRequest, AppSecretsUpdateResp, DeleteAppSecretResponse,
@@ -18,35 +18,7 @@ use super::{Ctx, Simulator};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sha2::Digest;
-
-/// One stored secret.
-#[derive(Debug, Clone, Serialize)]
-pub struct SecretRec {
-    /// The value (never in `/_sim/state`).
-    #[serde(skip)]
-    pub value: String,
-    /// Hash of the value, as Fly reports it.
-    pub digest: String,
-    /// First set.
-    pub created_at: DateTime<Utc>,
-    /// Last set.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl SecretRec {
-    fn to_wire(&self, name: &str, show: bool) -> AppSecret {
-        AppSecret {
-            name: Some(name.to_string()),
-            digest: Some(self.digest.clone()),
-            created_at: Some(rfc3339(self.created_at)),
-            updated_at: Some(rfc3339(self.updated_at)),
-            value: show.then(|| self.value.clone()),
-        }
-    }
-}
 
 fn digest(value: &str) -> String {
     let hash = sha2::Sha256::digest(value.as_bytes());

@@ -1,11 +1,12 @@
 //! The simulated Fly account: every app, volume and machine, in one struct behind the
 //! simulator's mutex. Lookups are map lookups; transitions are applied lazily on access.
 
-use super::apps::AppRec;
 use super::auth::Caller;
 use super::errors::{SimError, SimResult};
-use super::machine_state::MachRec;
-use super::volumes::VolRec;
+use super::records::app::AppRec;
+use super::records::dns::{DnsRecord, Zone};
+use super::records::machine::MachRec;
+use super::records::volume::VolRec;
 use super::Ctx;
 use rand::seq::SliceRandom;
 use serde::Serialize;
@@ -39,9 +40,9 @@ pub struct World {
     #[serde(skip)]
     pub pulled: HashSet<(String, String)>,
     /// Hosted DNS zones.
-    pub zones: Vec<super::dns::Zone>,
+    pub zones: Vec<Zone>,
     /// The DNS table.
-    pub dns: Vec<super::dns::DnsRecord>,
+    pub dns: Vec<DnsRecord>,
     /// Regions marked full through `/_sim/regions/{region}`.
     pub full_regions: HashSet<String>,
     /// Hosts marked unreachable through `/_sim`.

@@ -2,9 +2,9 @@
 //! destroyed machine for the release lag, and is soft-deleted to `pending_destroy`.
 
 use super::auth::Caller;
-use super::clock::rfc3339;
 use super::errors::{SimError, SimResult};
 use super::extract::{JsonBody, OptionalJson};
+use super::records::volume::VolRec;
 use super::state::{AppRef, World};
 use super::wire::{
     CreateVolumeRequest, ExtendVolumeRequest, ExtendVolumeResponse, UpdateVolumeRequest, Volume,
@@ -14,103 +14,11 @@ use super::{Ctx, Simulator};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use rand::seq::SliceRandom;
-use serde::Serialize;
-
-/// Volume states Fly (and fly-go) treat as gone or going.
-pub const DESTROYED_STATES: [&str; 7] = [
-    "scheduling_destroy",
-    "fork_cleanup",
-    "waiting_for_detach",
-    "pending_destroy",
-    "destroying",
-    "destroyed",
-    "deleted",
-];
 
 /// Largest volume Fly creates.
 pub const MAX_SIZE_GB: u32 = 500;
-
-/// A simulated volume.
-#[derive(Debug, Clone, Serialize)]
-pub struct VolRec {
-    /// `vol_…` id.
-    pub id: String,
-    /// Owning app id.
-    pub app_id: String,
-    /// Name (not unique).
-    pub name: String,
-    /// `created`, `pending_destroy`, ….
-    pub state: String,
-    /// Size.
-    pub size_gb: u32,
-    /// Region.
-    pub region: String,
-    /// Host id.
-    pub zone: String,
-    /// Encrypted at rest.
-    pub encrypted: bool,
-    /// Machine holding it (including a destroyed one within the release lag).
-    pub attached_machine_id: Option<String>,
-    /// Filesystem.
-    pub fstype: String,
-    /// Snapshot retention days.
-    pub snapshot_retention: u32,
-    /// Daily snapshots on.
-    pub auto_backup_enabled: bool,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// When it was deleted.
-    pub destroyed_at: Option<DateTime<Utc>>,
-    /// Its host is unreachable (`host_status`), set through `/_sim`.
-    pub host_unreachable: bool,
-}
-
-impl VolRec {
-    /// Whether the volume is deleted or being deleted.
-    pub fn is_destroyed(&self) -> bool {
-        DESTROYED_STATES.contains(&self.state.as_str())
-    }
-
-    /// The volume as Fly returns it (`attached_machine_id`/`attached_alloc_id` are `null` when
-    /// unset: Fly's Go declares them as pointers without `omitempty`).
-    pub fn to_json(&self) -> Volume {
-        let bytes_total = i64::from(self.size_gb) * 1024 * 1024 * 1024;
-        Volume {
-            id: Some(self.id.clone()),
-            name: Some(self.name.clone()),
-            state: Some(self.state.clone()),
-            size_gb: Some(i64::from(self.size_gb)),
-            region: Some(self.region.clone()),
-            zone: Some(self.zone.clone()),
-            encrypted: Some(self.encrypted),
-            attached_machine_id: self.attached_machine_id.clone(),
-            attached_alloc_id: None,
-            created_at: Some(rfc3339(self.created_at)),
-            blocks: Some(bytes_total / 4096),
-            block_size: Some(4096),
-            blocks_free: Some(bytes_total / 4096),
-            blocks_avail: Some(bytes_total / 4096),
-            bytes_total: Some(bytes_total),
-            bytes_used: Some(0),
-            fstype: Some(self.fstype.clone()),
-            snapshot_retention: Some(i64::from(self.snapshot_retention)),
-            auto_backup_enabled: Some(self.auto_backup_enabled),
-            host_status: Some(
-                if self.host_unreachable {
-                    "unreachable"
-                } else {
-                    "ok"
-                }
-                .into(),
-            ),
-            r#type: Some("local".into()),
-            host_features: Vec::new(),
-            required_host_features: Vec::new(),
-        }
-    }
-}
 
 fn valid_volume_name(name: &str) -> bool {
     !name.is_empty()
@@ -125,61 +33,45 @@ fn soft_delete_window() -> TimeDelta {
     TimeDelta::hours(24)
 }
 
+/// A create's validated name, size and filesystem.
+fn volume_shape(body: &CreateVolumeRequest) -> SimResult<(String, u32, String)> {
+    let name = body.name.clone().unwrap_or_default();
+    if !valid_volume_name(&name) {
+        return Err(SimError::invalid(
+            "volume name must be 1-30 lowercase letters, digits or underscores",
+        ));
+    }
+    let size_gb = body.size_gb.unwrap_or(3);
+    let size_gb = u32::try_from(size_gb).unwrap_or(0);
+    if size_gb == 0 || size_gb > MAX_SIZE_GB {
+        return Err(SimError::invalid(format!(
+            "size_gb must be between 1 and {MAX_SIZE_GB}"
+        )));
+    }
+    let fstype = body.fstype.clone().unwrap_or_else(|| "ext4".into());
+    if fstype != "ext4" && fstype != "raw" {
+        return Err(SimError::invalid("fstype must be ext4 or raw"));
+    }
+    Ok((name, size_gb, fstype))
+}
+
 impl World {
+    /// Creates a volume of `app` on a host of its region; with `require_unique_zone` (the
+    /// default) not on a host that already has a live volume of the same name.
     fn create_volume(
         &mut self,
         app: &AppRef,
         body: CreateVolumeRequest,
         ctx: &Ctx,
     ) -> SimResult<Volume> {
-        let name = body.name.unwrap_or_default();
-        if !valid_volume_name(&name) {
-            return Err(SimError::invalid(
-                "volume name must be 1-30 lowercase letters, digits or underscores",
-            ));
-        }
-        let size_gb = body.size_gb.unwrap_or(3);
-        let size_gb = u32::try_from(size_gb).unwrap_or(0);
-        if size_gb == 0 || size_gb > MAX_SIZE_GB {
-            return Err(SimError::invalid(format!(
-                "size_gb must be between 1 and {MAX_SIZE_GB}"
-            )));
-        }
-        let fstype = body.fstype.unwrap_or_else(|| "ext4".into());
-        if fstype != "ext4" && fstype != "raw" {
-            return Err(SimError::invalid("fstype must be ext4 or raw"));
-        }
+        let (name, size_gb, fstype) = volume_shape(&body)?;
         let region = body
             .region
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| ctx.config.default_region.clone());
         self.check_capacity(&region, "volume", ctx)?;
-        let hosts = self.hosts_of(&region, ctx).clone();
-        let taken: Vec<String> = if body.require_unique_zone.unwrap_or(true) {
-            let ids = self
-                .apps
-                .get(&app.name)
-                .map(|a| a.volumes.clone())
-                .unwrap_or_default();
-            ids.iter()
-                .filter_map(|id| self.volumes.get(id))
-                .filter(|v| v.name == name && v.region == region && !v.is_destroyed())
-                .map(|v| v.zone.clone())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let free: Vec<&String> = hosts.iter().filter(|h| !taken.contains(h)).collect();
-        let zone = free
-            .choose(&mut rand::thread_rng())
-            .map(|h| (*h).clone())
-            .ok_or_else(|| SimError::Other {
-                code: StatusCode::UNPROCESSABLE_ENTITY,
-                message: format!(
-                    "failed to create volume: insufficient resources: no zone in {region} without a volume named {name} (require_unique_zone)"
-                ),
-                status: Some("volume_placement_capacity"),
-            })?;
+        let unique = body.require_unique_zone.unwrap_or(true);
+        let zone = self.volume_zone(app, &name, &region, unique, ctx)?;
         let vol = VolRec {
             id: super::ids::volume_id(),
             app_id: app.id.clone(),
@@ -203,6 +95,43 @@ impl World {
         }
         self.volumes.insert(vol.id.clone(), vol);
         Ok(json)
+    }
+
+    /// A random host of `region` for a new volume `name`; with `unique`, one without a live
+    /// volume of that name of the app (`422` when there is none).
+    fn volume_zone(
+        &mut self,
+        app: &AppRef,
+        name: &str,
+        region: &str,
+        unique: bool,
+        ctx: &Ctx,
+    ) -> SimResult<String> {
+        let hosts = self.hosts_of(region, ctx).clone();
+        let taken: Vec<String> = if unique {
+            let ids = self
+                .apps
+                .get(&app.name)
+                .map(|a| a.volumes.clone())
+                .unwrap_or_default();
+            ids.iter()
+                .filter_map(|id| self.volumes.get(id))
+                .filter(|v| v.name == name && v.region == region && !v.is_destroyed())
+                .map(|v| v.zone.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let free: Vec<&String> = hosts.iter().filter(|h| !taken.contains(h)).collect();
+        free.choose(&mut rand::thread_rng())
+            .map(|h| (*h).clone())
+            .ok_or_else(|| SimError::Other {
+                code: StatusCode::UNPROCESSABLE_ENTITY,
+                message: format!(
+                    "failed to create volume: insufficient resources: no zone in {region} without a volume named {name} (require_unique_zone)"
+                ),
+                status: Some("volume_placement_capacity"),
+            })
     }
 }
 

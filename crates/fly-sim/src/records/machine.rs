@@ -1,10 +1,10 @@
 //! A simulated machine and its state machine (spec §3): guards answer synchronously, timed
 //! transitions are queued as steps and applied lazily by [`MachRec::settle`].
 
-use super::clock::{delta, rfc3339};
-use super::errors::{SimError, SimResult};
-use super::wire::{CheckStatus, ImageRef, Lease, Machine, MachineConfig, MachineEvent};
-use super::{Ctx, LatencyModel};
+use crate::clock::{delta, rfc3339};
+use crate::errors::{SimError, SimResult};
+use crate::wire::{CheckStatus, ImageRef, Lease, Machine, MachineConfig, MachineEvent};
+use crate::{Ctx, LatencyModel};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -137,9 +137,9 @@ impl MachRec {
         config: MachineConfig,
         now: Time,
     ) -> Self {
-        let instance_id = super::ids::ulid();
+        let instance_id = crate::ids::ulid();
         let mut m = Self {
-            id: super::ids::machine_id(),
+            id: crate::ids::machine_id(),
             app_id,
             app_name,
             name,
@@ -147,7 +147,7 @@ impl MachRec {
             host,
             state: "created".into(),
             instance_id: instance_id.clone(),
-            private_ip: super::ids::private_ip(),
+            private_ip: crate::ids::private_ip(),
             config: config.clone(),
             versions: vec![VersionRec {
                 version: instance_id,
@@ -182,7 +182,7 @@ impl MachRec {
         request: Option<Value>,
     ) {
         self.events.push(MachineEvent {
-            id: Some(super::ids::ulid()),
+            id: Some(crate::ids::ulid()),
             r#type: Some(type_.into()),
             status: Some(status.into()),
             source: Some(source.into()),
@@ -450,7 +450,7 @@ impl MachRec {
             )));
         }
         let lat = &ctx.config.latency;
-        self.instance_id = super::ids::ulid();
+        self.instance_id = crate::ids::ulid();
         self.config = config.clone();
         self.versions.push(VersionRec {
             version: self.instance_id.clone(),
@@ -500,15 +500,9 @@ impl MachRec {
         self.crash_at(ctx.now, exit_code, oom_killed, ctx)
     }
 
-    /// A process exit at `at`. A crash-looping machine restarts with a growing backoff
-    /// (1 s doubling up to 5 min) so long clock jumps stay cheap.
-    fn crash_at(&mut self, at: Time, exit_code: i32, oom_killed: bool, ctx: &Ctx) -> SimResult<()> {
-        if self.state != "started" {
-            return Err(SimError::precondition(format!(
-                "machine is not started (state '{}')",
-                self.state
-            )));
-        }
+    /// Whether the restart policy (default `on-failure` with 10 retries) restarts the machine
+    /// after an exit with `exit_code`.
+    fn restarts_after(&self, exit_code: i32) -> bool {
         let (policy, max_retries) = self
             .config
             .restart
@@ -521,11 +515,23 @@ impl MachRec {
                 )
             })
             .unwrap_or(("on-failure", 10));
-        let restarting = match policy {
+        match policy {
             "always" => true,
             "no" => false,
             _ => exit_code != 0 && self.restart_count < max_retries,
-        };
+        }
+    }
+
+    /// A process exit at `at`. A crash-looping machine restarts with a growing backoff
+    /// (1 s doubling up to 5 min) so long clock jumps stay cheap.
+    fn crash_at(&mut self, at: Time, exit_code: i32, oom_killed: bool, ctx: &Ctx) -> SimResult<()> {
+        if self.state != "started" {
+            return Err(SimError::precondition(format!(
+                "machine is not started (state '{}')",
+                self.state
+            )));
+        }
+        let restarting = self.restarts_after(exit_code);
         if restarting {
             self.restart_count += 1;
         }
@@ -582,7 +588,7 @@ impl MachRec {
         if let (Some(vol), Some(mount)) = (volume, self.config.mounts.first_mut()) {
             mount.volume = Some(vol);
         }
-        self.instance_id = super::ids::ulid();
+        self.instance_id = crate::ids::ulid();
         self.versions.push(VersionRec {
             version: self.instance_id.clone(),
             config: self.config.clone(),
@@ -629,7 +635,7 @@ impl MachRec {
                 let grace = check
                     .grace_period
                     .as_deref()
-                    .and_then(super::extract::parse_duration)
+                    .and_then(crate::extract::parse_duration)
                     .unwrap_or_default();
                 let passing = ctx.config.checks_pass
                     && self.state == "started"
@@ -703,7 +709,7 @@ impl MachRec {
             ),
             lease: self
                 .active_lease(ctx.now)
-                .map(|l| super::wire::StrippedLease {
+                .map(|l| crate::wire::StrippedLease {
                     description: Some(l.description.clone()),
                     expires_at: Some(l.expires_at.timestamp()),
                     owner: Some(l.owner.clone()),
