@@ -287,6 +287,8 @@ fn references(module: &[String], text: &str) -> Vec<Vec<String>> {
         );
         match (c.get(3), c.get(4)) {
             (Some(group), _) => {
+                // `use super::state::{AppRef, World}` names the module `state` itself.
+                out.push(base.clone());
                 for n in name.find_iter(group.as_str()) {
                     let mut p = base.clone();
                     p.push(n.as_str().to_owned());
@@ -388,6 +390,8 @@ fn the_cycle_check_finds_a_cycle() {
     let module = vec!["a".to_owned()];
     let refs = references(&module, "use super::{b, c};\nuse crate::b::Thing;\n");
     assert!(refs.contains(&vec!["b".to_owned()]), "{refs:?}");
+    let grouped = references(&module, "use crate::d::{Thing, Other};\n");
+    assert!(grouped.contains(&vec!["d".to_owned()]), "{grouped:?}");
     let edges = BTreeMap::from([
         (a.clone(), BTreeSet::from([b.clone()])),
         (b.clone(), BTreeSet::from([a.clone()])),
