@@ -63,15 +63,29 @@ pub fn describe(
     now: DateTime<Utc>,
 ) -> String {
     let mut out = String::new();
-    let dash = |v: Option<&str>| v.unwrap_or("-").to_owned();
-    kv(&mut out, 0, "Name", dash(text(instance, "/metadata/name")));
-    kv(
-        &mut out,
-        0,
-        "Customer",
-        dash(text(instance, "/spec/customerId")),
-    );
-    kv(&mut out, 0, "UID", dash(text(instance, "/metadata/uid")));
+    overview(&mut out, instance, now);
+    out.push_str("Spec:\n");
+    spec_summary(&mut out, instance);
+    fly_section(&mut out, instance);
+    conditions_section(&mut out, instance, now);
+    out.push_str("Pairing:\n");
+    pairing(&mut out, instance, now);
+    last_error(&mut out, instance, now);
+    plan_section(&mut out, plan, now);
+    events_section(&mut out, events, now);
+    out
+}
+
+/// `-` for a missing value.
+fn dash(v: Option<&str>) -> String {
+    v.unwrap_or("-").to_owned()
+}
+
+/// Identity, generation, phase, whether it is paused, and the endpoint.
+fn overview(out: &mut String, instance: &Value, now: DateTime<Utc>) {
+    kv(out, 0, "Name", dash(text(instance, "/metadata/name")));
+    kv(out, 0, "Customer", dash(text(instance, "/spec/customerId")));
+    kv(out, 0, "UID", dash(text(instance, "/metadata/uid")));
     let labels = instance
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
@@ -83,71 +97,58 @@ pub fn describe(
                 .join(", ")
         })
         .unwrap_or_else(|| "<none>".to_owned());
-    kv(&mut out, 0, "Labels", labels);
+    kv(out, 0, "Labels", labels);
     kv(
-        &mut out,
+        out,
         0,
         "Created",
         when(time(instance, "/metadata/creationTimestamp"), now),
     );
     if let Some(t) = time(instance, "/metadata/deletionTimestamp") {
         kv(
-            &mut out,
+            out,
             0,
             "Deletion Requested",
             format!("{} (teardown in progress)", when(Some(t), now)),
         );
     }
+    kv(out, 0, "Generation", generation(instance));
+    let phase = text(instance, "/status/phase").unwrap_or("Pending");
+    kv(out, 0, "Phase", phase.to_owned());
+    let paused = if is_paused(instance) {
+        "yes: spec.paused is true, the controller makes no changes"
+    } else {
+        "no"
+    };
+    kv(out, 0, "Paused", paused.to_owned());
+    kv(out, 0, "Endpoint", dash(text(instance, "/status/endpoint")));
+}
+
+fn is_paused(instance: &Value) -> bool {
+    instance.pointer("/spec/paused") == Some(&Value::Bool(true))
+}
+
+/// The generation, and whether the controller has caught up with it.
+fn generation(instance: &Value) -> String {
     let generation = instance
         .pointer("/metadata/generation")
         .and_then(Value::as_i64);
     let observed = instance
         .pointer("/status/observedGeneration")
         .and_then(Value::as_i64);
-    kv(
-        &mut out,
-        0,
-        "Generation",
-        match (generation, observed) {
-            (Some(g), Some(o)) if g == o => format!("{g} (observed)"),
-            (Some(g), Some(o)) => format!("{g} (observed: {o}; the controller has not caught up)"),
-            (Some(g), None) => format!("{g} (not observed yet)"),
-            _ => "-".to_owned(),
-        },
-    );
-    kv(
-        &mut out,
-        0,
-        "Phase",
-        text(instance, "/status/phase")
-            .unwrap_or("Pending")
-            .to_owned(),
-    );
-    let paused = instance.pointer("/spec/paused") == Some(&Value::Bool(true));
-    kv(
-        &mut out,
-        0,
-        "Paused",
-        if paused {
-            "yes: spec.paused is true, the controller makes no changes".to_owned()
-        } else {
-            "no".to_owned()
-        },
-    );
-    kv(
-        &mut out,
-        0,
-        "Endpoint",
-        dash(text(instance, "/status/endpoint")),
-    );
+    match (generation, observed) {
+        (Some(g), Some(o)) if g == o => format!("{g} (observed)"),
+        (Some(g), Some(o)) => format!("{g} (observed: {o}; the controller has not caught up)"),
+        (Some(g), None) => format!("{g} (not observed yet)"),
+        _ => "-".to_owned(),
+    }
+}
 
-    out.push_str("Spec:\n");
-    spec_summary(&mut out, instance);
-
+fn fly_section(out: &mut String, instance: &Value) {
     out.push_str("Fly:\n");
     let fly = |key: &str| dash(text(instance, &format!("/status/fly/{key}")));
-    kv(&mut out, 2, "App", fly("appName"));
-    kv(&mut out, 2, "Volume", fly("volumeId"));
+    kv(out, 2, "App", fly("appName"));
+    kv(out, 2, "Volume", fly("volumeId"));
     let machine = match (
         text(instance, "/status/fly/machineId"),
         text(instance, "/status/fly/machineState"),
@@ -156,103 +157,98 @@ pub fn describe(
         (Some(id), None) => id.to_owned(),
         _ => "-".to_owned(),
     };
-    kv(&mut out, 2, "Machine", machine);
-    kv(&mut out, 2, "Image", fly("image"));
-    kv(&mut out, 2, "Region", fly("region"));
+    kv(out, 2, "Machine", machine);
+    kv(out, 2, "Image", fly("image"));
+    kv(out, 2, "Region", fly("region"));
+}
 
+fn conditions_section(out: &mut String, instance: &Value, now: DateTime<Utc>) {
     out.push_str("Conditions:\n");
     let conditions = array(instance, "/status/conditions");
     if conditions.is_empty() {
         out.push_str("  <none>\n");
-    } else {
-        let rows: Vec<Vec<String>> = conditions
-            .iter()
-            .map(|c| {
-                vec![
-                    dash(c["type"].as_str()),
-                    dash(c["status"].as_str()),
-                    dash(c["reason"].as_str()),
-                    time(c, "/lastTransitionTime")
-                        .map(|t| age(t, now))
-                        .unwrap_or_else(|| "-".to_owned()),
-                    dash(c["message"].as_str()),
-                ]
-            })
-            .collect();
-        out.push_str(&table(
-            &["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"],
-            &rows,
-            "  ",
-        ));
+        return;
     }
+    let rows: Vec<Vec<String>> = conditions
+        .iter()
+        .map(|c| {
+            vec![
+                dash(c["type"].as_str()),
+                dash(c["status"].as_str()),
+                dash(c["reason"].as_str()),
+                time(c, "/lastTransitionTime")
+                    .map(|t| age(t, now))
+                    .unwrap_or_else(|| "-".to_owned()),
+                dash(c["message"].as_str()),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"],
+        &rows,
+        "  ",
+    ));
+}
 
-    out.push_str("Pairing:\n");
-    pairing(&mut out, instance, now);
-
+/// The last error, and when the next reconcile is due.
+fn last_error(out: &mut String, instance: &Value, now: DateTime<Utc>) {
     match instance
         .pointer("/status/lastError")
         .filter(|e| e.is_object())
     {
-        None => kv(&mut out, 0, "Last Error", "<none>".to_owned()),
+        None => kv(out, 0, "Last Error", "<none>".to_owned()),
         Some(e) => {
             out.push_str("Last Error:\n");
-            kv(&mut out, 2, "Step", dash(e["step"].as_str()));
-            kv(&mut out, 2, "Reason", dash(e["reason"].as_str()));
+            kv(out, 2, "Step", dash(e["step"].as_str()));
+            kv(out, 2, "Reason", dash(e["reason"].as_str()));
+            let attempt = e["attempt"].as_i64();
             kv(
-                &mut out,
+                out,
                 2,
                 "Attempt",
-                e["attempt"]
-                    .as_i64()
-                    .map_or_else(|| "-".to_owned(), |a| a.to_string()),
+                attempt.map_or_else(|| "-".to_owned(), |a| a.to_string()),
             );
-            kv(&mut out, 2, "Time", when(time(e, "/time"), now));
-            kv(&mut out, 2, "Message", dash(e["message"].as_str()));
+            kv(out, 2, "Time", when(time(e, "/time"), now));
+            kv(out, 2, "Message", dash(e["message"].as_str()));
         }
     }
-    kv(
-        &mut out,
-        0,
-        "Next Reconcile",
-        match time(instance, "/status/nextReconcileAt") {
-            Some(t) if paused => format!("{} (paused: no change is made)", when(Some(t), now)),
-            t => when(t, now),
-        },
-    );
-
-    plan_section(&mut out, plan, now);
-
-    match events {
-        Err(why) => {
-            kv(&mut out, 0, "Events", format!("unavailable: {why}"));
+    let next = match time(instance, "/status/nextReconcileAt") {
+        Some(t) if is_paused(instance) => {
+            format!("{} (paused: no change is made)", when(Some(t), now))
         }
-        Ok([]) => kv(&mut out, 0, "Events", "<none>".to_owned()),
-        Ok(events) => {
-            out.push_str("Events:\n");
-            let rows: Vec<Vec<String>> = events
-                .iter()
-                .map(|e| {
-                    vec![
-                        dash(e["type"].as_str()),
-                        dash(e["reason"].as_str()),
-                        time(e, "/createdAt")
-                            .map(|t| age(t, now))
-                            .unwrap_or_else(|| "-".to_owned()),
-                        e["generation"]
-                            .as_i64()
-                            .map_or_else(|| "-".to_owned(), |g| g.to_string()),
-                        dash(e["message"].as_str()),
-                    ]
-                })
-                .collect();
-            out.push_str(&table(
-                &["TYPE", "REASON", "AGE", "GEN", "MESSAGE"],
-                &rows,
-                "  ",
-            ));
-        }
-    }
-    out
+        t => when(t, now),
+    };
+    kv(out, 0, "Next Reconcile", next);
+}
+
+fn events_section(out: &mut String, events: Result<&[Value], &str>, now: DateTime<Utc>) {
+    let events = match events {
+        Err(why) => return kv(out, 0, "Events", format!("unavailable: {why}")),
+        Ok([]) => return kv(out, 0, "Events", "<none>".to_owned()),
+        Ok(events) => events,
+    };
+    out.push_str("Events:\n");
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                dash(e["type"].as_str()),
+                dash(e["reason"].as_str()),
+                time(e, "/createdAt")
+                    .map(|t| age(t, now))
+                    .unwrap_or_else(|| "-".to_owned()),
+                e["generation"]
+                    .as_i64()
+                    .map_or_else(|| "-".to_owned(), |g| g.to_string()),
+                dash(e["message"].as_str()),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["TYPE", "REASON", "AGE", "GEN", "MESSAGE"],
+        &rows,
+        "  ",
+    ));
 }
 
 /// The spec fields support asks about; provider keys by name only.
