@@ -195,3 +195,45 @@ async fn a_machine_stopped_or_destroyed_out_of_band_is_repaired_by_the_watch() {
     let (_, stats) = stack.fly(Method::GET, "/_sim/stats", None).await;
     assert_eq!(stats["rate_limited_total"], 0, "{stats}");
 }
+
+/// Fly's document allows a page of the org listing to be empty before the end: the watch follows
+/// the cursor anyway, so a change on the next page is still noticed by the watch.
+#[tokio::test]
+async fn an_empty_first_page_with_a_cursor_is_followed() {
+    let stack = watch_stack().await;
+    let (code, body) = stack
+        .put("paged", json!({"customerId": "c", "region": "iad"}))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    stack.wait_ready("paged", CONVERGE).await;
+    let (app, machine) = machine_of(&stack, "paged").await;
+    let (code, body) = stack
+        .fly(
+            Method::POST,
+            "/_sim/faults",
+            Some(json!({"method": "GET", "kind": "empty_first_page"})),
+        )
+        .await;
+    assert!(code.is_success(), "{code} {body}");
+    let (code, body) = stack
+        .fly(
+            Method::POST,
+            &format!("/v1/apps/{app}/machines/{machine}/stop"),
+            Some(json!({})),
+        )
+        .await;
+    assert!(code.is_success(), "{code} {body}");
+    eventually(
+        Duration::from_secs(30),
+        "the stop to be noticed through the second page and repaired",
+        || async {
+            let started = stack
+                .fly_machines(&app)
+                .await
+                .iter()
+                .any(|m| m["id"] == machine.as_str() && m["state"] == "started");
+            (started && has_event(&stack, "paged", "DriftDetected").await).then_some(())
+        },
+    )
+    .await;
+}

@@ -52,6 +52,10 @@ pub enum FaultKind {
     /// their machines are left out and the regions named in `error_regions` (default: the
     /// simulator's default region); only that route matches.
     PartialListing,
+    /// The first page of an org machine listing (a request without `cursor`) comes back with no
+    /// machines and a cursor to the real first page, as Fly's document allows a page to be
+    /// empty before the end; only that route matches.
+    EmptyFirstPage,
 }
 
 /// A rule as posted to `POST /_sim/faults`.
@@ -131,7 +135,10 @@ impl FaultRule {
             && self.path_re.as_ref().is_none_or(|re| re.is_match(path))
             && self.spec.app.as_deref().is_none_or(|a| Some(a) == app)
             && (self.spec.kind != FaultKind::SlowWait || path.ends_with("/wait"))
-            && (self.spec.kind != FaultKind::PartialListing || ORG_MACHINES.is_match(path))
+            && (!matches!(
+                self.spec.kind,
+                FaultKind::PartialListing | FaultKind::EmptyFirstPage
+            ) || ORG_MACHINES.is_match(path))
             && self.remaining != Some(0)
     }
 
@@ -349,6 +356,23 @@ async fn partial_listing(response: Response, regions: Vec<String>) -> Response {
     Response::from_parts(parts, Body::from(bytes))
 }
 
+/// An empty first page whose cursor leads to the real first page; later pages pass through.
+async fn empty_first_page(call: Call) -> Response {
+    let has_cursor = call.req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p.starts_with("cursor=") && p.len() > 7)
+    });
+    if has_cursor {
+        return call.run().await;
+    }
+    let page = super::wire::OrgMachinesResponse {
+        machines: None,
+        next_cursor: Some(super::org::start_cursor()),
+        ..Default::default()
+    };
+    Json(page).into_response()
+}
+
 /// A single machine's route (`GET` reads it, `POST` updates it).
 static MACHINE_BY_ID: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new("^/v1/apps/[^/]+/machines/[0-9a-f]+$").expect("a valid regex")
@@ -423,6 +447,7 @@ pub async fn inject(State(sim): State<Simulator>, req: Request, next: Next) -> R
             partial_listing(call.run().await, regions).await
         }
         FaultKind::ListLag => list_lag(&sim, &spec, call).await,
+        FaultKind::EmptyFirstPage => empty_first_page(call).await,
     }
 }
 

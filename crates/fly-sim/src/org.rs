@@ -25,6 +25,11 @@ fn encode_cursor(key: &Key) -> String {
     ))
 }
 
+/// A cursor before every machine: listing from it gives the first page.
+pub(crate) fn start_cursor() -> String {
+    encode_cursor(&(DateTime::<Utc>::UNIX_EPOCH, String::new()))
+}
+
 fn decode_cursor(cursor: &str) -> Option<Key> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)

@@ -82,14 +82,30 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let api = format!("http://{}", args.listen);
     let mut processes = Processes(Vec::new());
     processes.0.push(start_sim(&args, &log_dir)?);
-    wait_for_http(&format!("{sim_url}/_sim/state"), "the Fly simulator").await?;
+    let sim_log = log_dir.join("fly-sim.log");
+    let sim_state = format!("{sim_url}/_sim/state");
+    wait_for_http(
+        &sim_state,
+        "the Fly simulator",
+        &mut processes.0[0],
+        &sim_log,
+    )
+    .await?;
     processes.0.push(start_controller(
         &controller,
         &args,
         &database_url,
         &log_dir,
     )?);
-    wait_for_http(&format!("{api}/readyz"), "the controller").await?;
+    let controller_log = log_dir.join("controller.log");
+    let readyz = format!("{api}/readyz");
+    wait_for_http(
+        &readyz,
+        "the controller",
+        &mut processes.0[1],
+        &controller_log,
+    )
+    .await?;
 
     println!("\nopenclaws-controller dev stack");
     println!("  API            {api}   (writer token: {DEV_WRITE_TOKEN}, reader token: {DEV_READ_TOKEN})");
@@ -140,6 +156,7 @@ async fn migrate(controller: &Path, database_url: &str, log_dir: &Path) -> anyho
     let status = Command::new(controller)
         .arg("migrate")
         .env("DATABASE_URL", database_url)
+        .env("OPENCLAWS_LOG_FORMAT", "pretty")
         .stdout(log.try_clone()?)
         .stderr(log)
         .status()
@@ -204,8 +221,9 @@ fn start_controller(
         .context("starting openclaws-controller serve")
 }
 
-/// Polls `url` until it answers 2xx, for up to 30 s.
-async fn wait_for_http(url: &str, what: &str) -> anyhow::Result<()> {
+/// Polls `url` until it answers 2xx, for up to 30 s; fails at once, with the end of its log,
+/// when the process exits first (a port in use, a bad setting).
+async fn wait_for_http(url: &str, what: &str, child: &mut Child, log: &Path) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -214,12 +232,27 @@ async fn wait_for_http(url: &str, what: &str) -> anyhow::Result<()> {
                 return Ok(());
             }
         }
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!(
+                "{what} exited ({status}) before answering at {url}; the end of {}:\n{}",
+                log.display(),
+                log_tail(log)
+            );
+        }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "{what} did not answer at {url} within 30 s (its log is in the log directory)"
+            "{what} did not answer at {url} within 30 s; its log is {}",
+            log.display()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The last lines of a log file, for an error message.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(12)..].join("\n")
 }
 
 /// Creates the demo instance and prints each change of its phase until it is Ready.

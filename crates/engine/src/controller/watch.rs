@@ -187,6 +187,10 @@ async fn try_lock(pool: &PgPool) -> Option<sqlx::pool::PoolConnection<sqlx::Post
 }
 
 /// One pass over every page changed since `since - overlap` (everything on the first pass).
+/// Most pages one pass follows (a million machines at 1,000 a page); a listing that goes on
+/// longer is a cursor gone wrong, and the pass ends as incomplete.
+const MAX_PAGES: u32 = 1_000;
+
 /// Returns the newest change time seen; `counts` gets the machines listed and instances woken.
 pub async fn pass(
     fly: &FlyClient,
@@ -203,6 +207,7 @@ pub async fn pass(
     let mut newest = since;
     let mut complete = true;
     let mut cursor: Option<String> = None;
+    let mut pages = 1;
     loop {
         let page = list_page(fly, updated_after.as_deref(), cursor.as_deref(), config).await?;
         if page.is_partial() {
@@ -214,9 +219,19 @@ pub async fn pass(
             newest = newest.max(m.updated_at);
             seen.entry(m.instance_uid).or_default().push(m);
         }
+        // Fly's document allows an empty page before the end, so a new cursor is followed even
+        // then; a cursor that does not move, or a listing longer than any fleet, ends the pass.
         match page.next_cursor.filter(|c| !c.is_empty()) {
-            Some(next) if !page.machines.is_empty() => cursor = Some(next),
-            _ => break,
+            Some(next) if Some(&next) != cursor.as_ref() && pages < MAX_PAGES => {
+                cursor = Some(next);
+                pages += 1;
+            }
+            Some(_) => {
+                tracing::warn!(pages, "fleet watch: the listing's cursor stopped moving");
+                complete = false;
+                break;
+            }
+            None => break,
         }
     }
     let next = next_since(since, newest, complete);
