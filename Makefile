@@ -13,9 +13,15 @@ run: postgres
 	$(DEV) run
 
 ## test: formatting, lints, unit, property and black-box tests against a real PostgreSQL.
+## Tests run TEST_THREADS at a time in each test binary: most wait on the simulator's Fly-like
+## latencies rather than the CPU (the real-gateway tests limit themselves to two gateways at
+## once). Each test holds about 20 database connections: a server named by DATABASE_URL needs
+## max_connections of at least 25 × TEST_THREADS (the throwaway one allows 500).
+TEST_THREADS ?= 8
 test: postgres prometheus openclaw chromium lint
 	$(CARGO) build --quiet --workspace --all-targets
-	@if [ -n "$$DATABASE_URL" ]; then \
+	@export RUST_TEST_THREADS=$(TEST_THREADS); \
+	if [ -n "$$DATABASE_URL" ]; then \
 	  $(CARGO) test --workspace --all-targets --no-fail-fast; \
 	else \
 	  $(DEV) with-postgres -- $(CARGO) test --workspace --all-targets --no-fail-fast; \

@@ -106,6 +106,7 @@ fn has_event(events: &[Value], reason: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_pairing_owned_config_and_the_gateway_lifecycle() {
+    let _slot = openclaws_testkit::openclaw::gateway_slot();
     let stack = Stack::start(options()).await;
     let started = Instant::now();
     let (code, body) = stack
@@ -327,6 +328,7 @@ async fn auto_pairing_owned_config_and_the_gateway_lifecycle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
+    let _slot = openclaws_testkit::openclaw::gateway_slot();
     let mut stack = Stack::start_without_controller(StackOptions {
         llm_proxy: true,
         ..options()

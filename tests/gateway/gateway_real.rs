@@ -107,7 +107,11 @@ impl Gateway {
 
 fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
-    GATEWAY.get_or_init(start_gateway)
+    GATEWAY.get_or_init(|| {
+        // Booting is what costs; once up, the shared gateway idles between requests.
+        let _slot = openclaws_testkit::openclaw::gateway_slot();
+        start_gateway()
+    })
 }
 
 /// A fresh state directory under cargo's per-target temp dir; leftovers of earlier runs whose

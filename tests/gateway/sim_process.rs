@@ -366,6 +366,7 @@ impl Machine<'_> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_machine_runs_the_real_gateway_through_its_lifecycle() {
+    let _slot = openclaws_testkit::openclaw::gateway_slot();
     let wrapper = install_openclaw();
     let root = temp_dir("machines");
     let mut config = TestSim::config(0.1);

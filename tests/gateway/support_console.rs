@@ -637,6 +637,7 @@ async fn sign_in_fleet_filters_reconcile_and_client_mistakes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_pairing_approved_from_the_instance_page_on_a_real_gateway() {
+    let _slot = openclaws_testkit::openclaw::gateway_slot();
     let started = Instant::now();
     let stack = Stack::start(StackOptions {
         gateways: true,

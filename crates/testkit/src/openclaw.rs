@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, OnceLock};
 
 /// Installs the pinned OpenClaw (`scripts/install-openclaw.sh`: idempotent, quiet and offline
 /// when already installed) and returns its `bin/openclaw` wrapper. The script runs once per test
@@ -24,4 +24,37 @@ fn run_install_script() -> PathBuf {
         output.status
     );
     PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
+/// Real gateways one test process boots and drives at once. Each takes about 1 GB and most of a
+/// core while it boots, so on a 2-core machine a third would only slow the others past their
+/// deadlines; the tests that only wait on the simulator meanwhile run many at a time.
+const GATEWAYS_AT_ONCE: usize = 2;
+
+/// Gateways running now in this process, guarded for [`gateway_slot`].
+static RUNNING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// Leave to run one real gateway: waits (blocking the calling test's thread, before it starts
+/// anything) while [`GATEWAYS_AT_ONCE`] are running. Hold it for as long as the gateway runs.
+#[must_use = "the slot is given back when it is dropped"]
+pub fn gateway_slot() -> GatewaySlot {
+    let (count, freed) = &RUNNING;
+    let mut running = count.lock().unwrap_or_else(|e| e.into_inner());
+    while *running >= GATEWAYS_AT_ONCE {
+        running = freed.wait(running).unwrap_or_else(|e| e.into_inner());
+    }
+    *running += 1;
+    GatewaySlot(())
+}
+
+/// A running gateway's place among [`GATEWAYS_AT_ONCE`]; given back when dropped.
+#[derive(Debug)]
+pub struct GatewaySlot(());
+
+impl Drop for GatewaySlot {
+    fn drop(&mut self) {
+        let (count, freed) = &RUNNING;
+        *count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        freed.notify_one();
+    }
 }
