@@ -53,6 +53,41 @@ async fn has_event(stack: &Stack, name: &str, reason: &str) -> bool {
         .any(|e| e["reason"] == reason)
 }
 
+/// Creates `name` and waits until it is Ready; its app and machine.
+async fn ready_instance(stack: &Stack, name: &str) -> (String, String) {
+    let (code, body) = stack
+        .put(name, json!({"customerId": "c", "region": "iad"}))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    stack.wait_ready(name, CONVERGE).await;
+    machine_of(stack, name).await
+}
+
+/// Stops the machine behind the controller's back.
+async fn stop_out_of_band(stack: &Stack, app: &str, machine: &str) {
+    let (code, body) = stack
+        .fly(
+            Method::POST,
+            &format!("/v1/apps/{app}/machines/{machine}/stop"),
+            Some(json!({})),
+        )
+        .await;
+    assert!(code.is_success(), "{code} {body}");
+}
+
+/// Waits until the stopped machine runs again and the instance recorded the drift.
+async fn started_again(stack: &Stack, name: &str, app: &str, machine: &str, what: &str) {
+    eventually(Duration::from_secs(30), what, || async {
+        let started = stack
+            .fly_machines(app)
+            .await
+            .iter()
+            .any(|m| m["id"] == machine && m["state"] == "started");
+        (started && has_event(stack, name, "DriftDetected").await).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn steady_state_costs_one_org_listing_per_pass_and_nothing_per_instance() {
     let stack = watch_stack().await;
@@ -127,36 +162,19 @@ async fn steady_state_costs_one_org_listing_per_pass_and_nothing_per_instance() 
 #[tokio::test]
 async fn a_machine_stopped_or_destroyed_out_of_band_is_repaired_by_the_watch() {
     let stack = watch_stack().await;
-    let (code, body) = stack
-        .put("drifty", json!({"customerId": "c", "region": "iad"}))
-        .await;
-    assert_eq!(code, StatusCode::CREATED, "{body}");
-    stack.wait_ready("drifty", CONVERGE).await;
-    let (app, machine) = machine_of(&stack, "drifty").await;
+    let (app, machine) = ready_instance(&stack, "drifty").await;
 
     // Stopped behind the controller's back: started again, same machine.
-    let (code, body) = stack
-        .fly(
-            Method::POST,
-            &format!("/v1/apps/{app}/machines/{machine}/stop"),
-            Some(json!({})),
-        )
-        .await;
-    assert!(code.is_success(), "{code} {body}");
     let wakeups = stack
         .metric("openclaws_fleet_watch_wakeups_total", "")
         .await;
-    eventually(
-        Duration::from_secs(30),
+    stop_out_of_band(&stack, &app, &machine).await;
+    started_again(
+        &stack,
+        "drifty",
+        &app,
+        &machine,
         "the stop to be noticed and the machine started again",
-        || async {
-            let started = stack
-                .fly_machines(&app)
-                .await
-                .iter()
-                .any(|m| m["id"] == machine.as_str() && m["state"] == "started");
-            (started && has_event(&stack, "drifty", "DriftDetected").await).then_some(())
-        },
     )
     .await;
     assert!(
@@ -201,12 +219,7 @@ async fn a_machine_stopped_or_destroyed_out_of_band_is_repaired_by_the_watch() {
 #[tokio::test]
 async fn an_empty_first_page_with_a_cursor_is_followed() {
     let stack = watch_stack().await;
-    let (code, body) = stack
-        .put("paged", json!({"customerId": "c", "region": "iad"}))
-        .await;
-    assert_eq!(code, StatusCode::CREATED, "{body}");
-    stack.wait_ready("paged", CONVERGE).await;
-    let (app, machine) = machine_of(&stack, "paged").await;
+    let (app, machine) = ready_instance(&stack, "paged").await;
     let (code, body) = stack
         .fly(
             Method::POST,
@@ -215,25 +228,13 @@ async fn an_empty_first_page_with_a_cursor_is_followed() {
         )
         .await;
     assert!(code.is_success(), "{code} {body}");
-    let (code, body) = stack
-        .fly(
-            Method::POST,
-            &format!("/v1/apps/{app}/machines/{machine}/stop"),
-            Some(json!({})),
-        )
-        .await;
-    assert!(code.is_success(), "{code} {body}");
-    eventually(
-        Duration::from_secs(30),
+    stop_out_of_band(&stack, &app, &machine).await;
+    started_again(
+        &stack,
+        "paged",
+        &app,
+        &machine,
         "the stop to be noticed through the second page and repaired",
-        || async {
-            let started = stack
-                .fly_machines(&app)
-                .await
-                .iter()
-                .any(|m| m["id"] == machine.as_str() && m["state"] == "started");
-            (started && has_event(&stack, "paged", "DriftDetected").await).then_some(())
-        },
     )
     .await;
 }
