@@ -9,4 +9,4 @@ pub mod controller;
 pub mod reconcile;
 mod telemetry;
 
-pub use telemetry::{NoTelemetry, ReconcileFuture, Telemetry, WatchPass};
+pub use telemetry::{ReconcileFuture, Telemetry, WatchPass};

@@ -1,7 +1,6 @@
 //! The engine's side of telemetry: what it tells the outside about its work. The telemetry crate
-//! implements [`Telemetry`] with Prometheus metrics and Sentry; tests that do not look at
-//! metrics use [`NoTelemetry`]. Keeping the interface here makes the dependency point one way:
-//! telemetry knows the engine, the engine knows only this trait.
+//! implements [`Telemetry`] with Prometheus metrics and Sentry. Keeping the interface here makes
+//! the dependency point one way: telemetry knows the engine, the engine knows only this trait.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -48,18 +47,4 @@ pub trait Telemetry: Send + Sync + std::fmt::Debug + 'static {
         let _ = uid;
         reconcile
     }
-}
-
-/// Reports nothing, for tests and tools that run the engine without telemetry.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoTelemetry;
-
-impl Telemetry for NoTelemetry {
-    fn reconciled(&self, _: &Report) {}
-    fn reconcile_finished(&self, _: &'static str, _: &'static str, _: Duration) {}
-    fn reconcile_error(&self, _: Uuid, _: &'static str, _: &dyn std::error::Error) {}
-    fn worker_started(&self) {}
-    fn worker_finished(&self) {}
-    fn queue(&self, _: i64, _: f64) {}
-    fn watch_pass(&self, _: WatchPass) {}
 }

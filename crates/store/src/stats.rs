@@ -1,8 +1,7 @@
 //! Read-only queries behind the fleet metrics: counts over the whole fleet (one `GROUP BY` each,
-//! never a row per instance) and the few history lookups the engine's metrics need.
+//! never a row per instance).
 
 use sqlx::PgExecutor;
-use uuid::Uuid;
 
 use super::StoreError;
 
@@ -31,33 +30,4 @@ pub async fn fleet_counts(db: impl PgExecutor<'_> + Copy) -> Result<FleetCounts,
     .fetch_all(db)
     .await?;
     Ok(FleetCounts { phases, conditions })
-}
-
-/// Whether the instance has been `Ready` before (a `PhaseReady` event exists).
-pub async fn was_ever_ready(db: impl PgExecutor<'_>, uid: Uuid) -> Result<bool, StoreError> {
-    let seen: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM events WHERE instance_uid = $1 AND reason = 'PhaseReady')",
-    )
-    .bind(uid)
-    .fetch_one(db)
-    .await?;
-    Ok(seen)
-}
-
-/// The steps (reasons of `Normal` events) recorded since the instance's last `DriftDetected`
-/// event; empty when there is none.
-pub async fn steps_since_drift(
-    db: impl PgExecutor<'_>,
-    uid: Uuid,
-) -> Result<Vec<String>, StoreError> {
-    let steps: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT reason FROM events \
-         WHERE instance_uid = $1 AND type = 'Normal' \
-           AND id > (SELECT MAX(id) FROM events \
-                     WHERE instance_uid = $1 AND reason = 'DriftDetected')",
-    )
-    .bind(uid)
-    .fetch_all(db)
-    .await?;
-    Ok(steps)
 }
