@@ -8,12 +8,15 @@
 //! simulator, controller) or database, and settings such as `SENTRY_DSN` go to the child
 //! processes that need them, never into this process's environment.
 
+mod budget;
 mod e2e_crash;
 mod e2e_dev;
 mod e2e_endpoint;
 mod e2e_faults;
+mod e2e_fencing;
 mod e2e_lifecycle;
 mod e2e_machine_faults;
+mod e2e_outage;
 mod e2e_ownership;
 mod e2e_plan;
 mod e2e_secrets;

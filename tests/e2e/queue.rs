@@ -29,7 +29,12 @@ struct RecorderState {
 }
 
 impl Reconcile for Recorder {
-    async fn reconcile(&self, uid: Uuid, _attempts: i32) -> Result<Outcome, ReconcileError> {
+    async fn reconcile(
+        &self,
+        uid: Uuid,
+        _attempts: i32,
+        _lease: std::sync::Arc<openclaws_engine::lease::WorkLease>,
+    ) -> Result<Outcome, ReconcileError> {
         {
             let mut s = self.inner.lock().unwrap();
             let n = s.in_flight.entry(uid).or_default();
@@ -43,7 +48,7 @@ impl Reconcile for Recorder {
         *self.inner.lock().unwrap().in_flight.get_mut(&uid).unwrap() -= 1;
         Ok(Outcome::Requeue {
             after: Duration::ZERO,
-            failed: false,
+            streak: openclaws_engine::reconcile::Streak::Reset,
             reason: "Converged",
         })
     }
@@ -283,17 +288,25 @@ async fn a_request_during_a_reconcile_is_not_lost() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let due = work::complete(&db.pool, uid, "w", Duration::from_secs(3600), 0)
-        .await
-        .unwrap()
-        .expect("lease held");
+    let due = work::complete(
+        &db.pool,
+        uid,
+        "w",
+        (Duration::from_secs(3600), work::SCHEDULED),
+        0,
+    )
+    .await
+    .unwrap()
+    .expect("lease held");
     assert!(
         due <= chrono::Utc::now(),
         "the write during the reconcile must make the key due now"
     );
     // Completion by a worker that no longer holds the lease changes nothing.
-    assert!(work::complete(&db.pool, uid, "w", Duration::ZERO, 0)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(
+        work::complete(&db.pool, uid, "w", (Duration::ZERO, work::SCHEDULED), 0)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -28,14 +28,19 @@ struct Panicky {
 }
 
 impl Reconcile for Panicky {
-    async fn reconcile(&self, uid: Uuid, attempts: i32) -> Result<Outcome, ReconcileError> {
+    async fn reconcile(
+        &self,
+        uid: Uuid,
+        attempts: i32,
+        _lease: std::sync::Arc<openclaws_engine::lease::WorkLease>,
+    ) -> Result<Outcome, ReconcileError> {
         self.runs.lock().unwrap().push((uid, attempts));
         if uid == self.panicky && !self.panicked.swap(true, Ordering::SeqCst) {
             panic!("unexpected state while holding {CANARY} (Authorization: {BEARER})");
         }
         Ok(Outcome::Requeue {
             after: Duration::from_millis(20),
-            failed: false,
+            streak: openclaws_engine::reconcile::Streak::Reset,
             reason: "Converged",
         })
     }

@@ -4,11 +4,15 @@
 //! the hostname without it is reported, never changed or deleted.
 
 use openclaws_model::conditions::Reason;
+use openclaws_model::fence::{Fence, Fenced};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
+
+/// Per-request timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Errors from the DNS provider.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -19,6 +23,9 @@ pub enum DnsError {
     /// The provider refused the request (bad token, bad record, unknown zone).
     #[error("DNS provider refused the request ({status}): {message}")]
     Rejected { status: u16, message: String },
+    /// Not sent: the reconcile lost its work lease.
+    #[error("not sent: {0}")]
+    Fenced(#[from] Fenced),
 }
 
 impl DnsError {
@@ -27,6 +34,7 @@ impl DnsError {
         match self {
             DnsError::Transient(_) => Reason::DnsUnavailable,
             DnsError::Rejected { .. } => Reason::DnsRejected,
+            DnsError::Fenced(_) => Reason::LeaseLost,
         }
     }
 
@@ -129,6 +137,8 @@ pub struct CloudflareDns {
     token: String,
     zone: String,
     zone_id: Arc<OnceCell<String>>,
+    /// The lease a reconcile's changes must still hold ([`CloudflareDns::fenced`]).
+    fence: Option<Arc<dyn Fence>>,
 }
 
 impl CloudflareDns {
@@ -136,14 +146,43 @@ impl CloudflareDns {
     pub fn new(base: &str, token: &str, zone: &str) -> Self {
         Self {
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
+                .timeout(REQUEST_TIMEOUT)
                 .build()
                 .expect("a TLS backend is compiled in"),
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
             zone: zone.to_owned(),
             zone_id: Arc::new(OnceCell::new()),
+            fence: None,
         }
+    }
+
+    /// A clone whose every change first passes `fence` (a reconcile's work lease).
+    pub fn fenced(&self, fence: Arc<dyn Fence>) -> Self {
+        Self {
+            fence: Some(fence),
+            ..self.clone()
+        }
+    }
+
+    /// Passes the fence before a change and bounds the request to end while the lease holds.
+    async fn admit(
+        &self,
+        action: &'static str,
+        target: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, DnsError> {
+        let Some(fence) = &self.fence else {
+            return Ok(req);
+        };
+        let guaranteed = fence.admit(action, target).await?;
+        let bound = guaranteed
+            .saturating_sub(Duration::from_secs(1))
+            .min(REQUEST_TIMEOUT);
+        if bound.is_zero() {
+            return Err(Fenced(format!("too little of the lease is left to send {action}")).into());
+        }
+        Ok(req.timeout(bound))
     }
 
     async fn call<T: serde::de::DeserializeOwned>(
@@ -217,38 +256,39 @@ impl CloudflareDns {
     /// Creates a record.
     pub async fn create(&self, record: &DnsRecord) -> Result<DnsRecord, DnsError> {
         let zone = self.zone_id().await?;
-        self.call(
-            self.http
-                .post(format!("{}/client/v4/zones/{zone}/dns_records", self.base))
-                .json(&RecordBody::from(record)),
-        )
-        .await?
-        .ok_or_else(|| DnsError::Transient("create answered no record".into()))
+        let req = self
+            .http
+            .post(format!("{}/client/v4/zones/{zone}/dns_records", self.base))
+            .json(&RecordBody::from(record));
+        self.call(self.admit("dns.create", &record.name, req).await?)
+            .await?
+            .ok_or_else(|| DnsError::Transient("create answered no record".into()))
     }
 
     /// Replaces a record's type and content.
     pub async fn update(&self, id: &str, record: &DnsRecord) -> Result<(), DnsError> {
         let zone = self.zone_id().await?;
-        self.call::<Value>(
-            self.http
-                .put(format!(
-                    "{}/client/v4/zones/{zone}/dns_records/{id}",
-                    self.base
-                ))
-                .json(&RecordBody::from(record)),
-        )
-        .await
-        .map(drop)
+        let req = self
+            .http
+            .put(format!(
+                "{}/client/v4/zones/{zone}/dns_records/{id}",
+                self.base
+            ))
+            .json(&RecordBody::from(record));
+        self.call::<Value>(self.admit("dns.update", &record.name, req).await?)
+            .await
+            .map(drop)
     }
 
     /// Deletes a record (absent counts as deleted).
     pub async fn delete(&self, id: &str) -> Result<(), DnsError> {
         let zone = self.zone_id().await?;
+        let req = self.http.delete(format!(
+            "{}/client/v4/zones/{zone}/dns_records/{id}",
+            self.base
+        ));
         match self
-            .call::<Value>(self.http.delete(format!(
-                "{}/client/v4/zones/{zone}/dns_records/{id}",
-                self.base
-            )))
+            .call::<Value>(self.admit("dns.delete", id, req).await?)
             .await
         {
             Err(DnsError::Rejected { status: 404, .. }) => Ok(()),

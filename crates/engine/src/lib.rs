@@ -5,7 +5,9 @@
 //! The engine depends on the model, the clients (Fly, DNS, gateway) and the store; it knows
 //! nothing of the API or of telemetry, which it feeds through the [`Telemetry`] interface it owns.
 
+pub mod budget;
 pub mod controller;
+pub mod lease;
 pub mod reconcile;
 mod telemetry;
 

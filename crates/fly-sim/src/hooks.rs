@@ -29,6 +29,8 @@ pub struct RequestInfo {
     pub machine_id: Option<String>,
     /// Simulated time of the request.
     pub now: DateTime<Utc>,
+    /// The caller's `User-Agent` (the controller names its replica there).
+    pub user_agent: Option<String>,
 }
 
 /// A per-request interceptor.
@@ -69,6 +71,11 @@ pub async fn run_hooks(State(sim): State<Simulator>, req: Request, next: Next) -
         machine_id: path_segment(&path, "machines"),
         path,
         now: sim.clock().now(),
+        user_agent: req
+            .headers()
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
     for hook in hooks {
         if let Some(response) = hook.before(&info) {

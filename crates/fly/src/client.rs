@@ -1,8 +1,10 @@
 //! A typed client for the Fly Machines REST API.
 //!
-//! It does one HTTP call per method and classifies failures ([`FlyError`]); it never retries a
-//! mutation, because an ambiguous create must be resolved by observing again (the reconciler's
-//! job), and it retries reads only on transient failures, briefly.
+//! It does one HTTP call per method and classifies failures ([`FlyError`]); it never retries,
+//! because an ambiguous create must be resolved by observing again and a failed read is the
+//! reconcile's to retry (the reconciler's job). Before a call goes out it passes the
+//! organization's [`Circuit`], takes a token from its [`Budget`] and, for a mutation made by a
+//! reconcile, passes the reconcile's [`Fence`].
 
 use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -10,13 +12,19 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::circuit::Circuit;
 use super::error::FlyError;
-use super::limits::{FlyRateLimits, LimitClass};
+use super::limits::{Budget, FlyRateLimits, LimitClass};
 use super::observer::FlyObserver;
 use super::types::*;
+use openclaws_model::fence::{Fence, Fenced};
 
 /// Per-request timeout; Fly's own proxy cuts requests at 60 s.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Kept between the end of a fenced request's timeout and the end of the lease it was sent
+/// under.
+const FENCE_SAFETY: Duration = Duration::from_secs(1);
 
 /// Header carrying the nonce of the machine lease a mutation is made under.
 pub const LEASE_NONCE_HEADER: &str = "fly-machine-lease-nonce";
@@ -31,9 +39,16 @@ pub struct FlyClient {
     http: reqwest::Client,
     base: String,
     authorization: String,
+    user_agent: String,
     org: String,
     observer: Arc<dyn FlyObserver>,
-    limits: Arc<FlyRateLimits>,
+    /// Rate-limit tokens and app slots: this process's by default, shared by every replica
+    /// in production ([`FlyClient::with_budget`]).
+    budget: Arc<dyn Budget>,
+    /// Held calls while Fly is down; shared by every clone.
+    circuit: Arc<Circuit>,
+    /// The lease a reconcile's mutations must still hold ([`FlyClient::fenced`]).
+    fence: Option<Arc<dyn Fence>>,
     /// Nonces of leases this process holds, by machine id, so a lease whose release failed is
     /// refreshed (same nonce) by our next attempt instead of blocking us until it expires.
     held_leases: Arc<LeaseBook>,
@@ -65,6 +80,10 @@ pub struct HeldLease {
     until: Instant,
 }
 
+fn default_user_agent() -> String {
+    concat!("openclaws-controller/", env!("CARGO_PKG_VERSION")).to_owned()
+}
+
 /// The `Authorization` header value for a Fly token: verbatim when it carries a scheme,
 /// `FlyV1` for bare macaroons, `Bearer` otherwise.
 pub fn authorization_header(token: &str) -> String {
@@ -89,7 +108,6 @@ impl FlyClient {
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(64)
-            .user_agent(concat!("openclaws-controller/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("a TLS backend is compiled in");
         let held_leases = Arc::new(LeaseBook::default());
@@ -97,11 +115,34 @@ impl FlyClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
             authorization: authorization_header(token),
+            user_agent: default_user_agent(),
             org: org.to_owned(),
             observer,
-            limits: Arc::new(FlyRateLimits::new()),
+            budget: Arc::new(FlyRateLimits::new()),
+            circuit: Arc::new(Circuit::default()),
+            fence: None,
             held_leases,
         }
+    }
+
+    /// The same client taking its rate-limit tokens from `budget` (one shared by replicas).
+    pub fn with_budget(mut self, budget: Arc<dyn Budget>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// A clone whose every mutation first passes `fence` (a reconcile's work lease) and is
+    /// bounded to end while the lease is still held.
+    pub fn fenced(&self, fence: Arc<dyn Fence>) -> Self {
+        Self {
+            fence: Some(fence),
+            ..self.clone()
+        }
+    }
+
+    /// The organization's circuit, to follow outages and recoveries.
+    pub fn circuit(&self) -> &Arc<Circuit> {
+        &self.circuit
     }
 
     /// The machine leases this client holds, for a gauge read at scrape time.
@@ -114,42 +155,90 @@ impl FlyClient {
         &self.org
     }
 
+    /// The same client saying which replica it is in its `User-Agent`, so Fly's logs (and the
+    /// simulator's) tell replicas apart.
+    pub fn identified_as(mut self, replica: &str) -> Self {
+        self.user_agent = format!("{} (replica {replica})", default_user_agent());
+        self
+    }
+
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http
             .request(method, format!("{}{}", self.base, path))
             .header(header::AUTHORIZATION, &self.authorization)
+            .header(header::USER_AGENT, &self.user_agent)
     }
 
-    /// Takes a rate-limit token, sends, records metrics, and turns non-2xx answers into
-    /// [`FlyError`].
+    /// Sends one call: held while the circuit is open, then a rate-limit token from the budget,
+    /// then (for a mutation) the fence; records metrics and the circuit, and turns non-2xx
+    /// answers into [`FlyError`].
     async fn send(
         &self,
         endpoint: &'static str,
         limit: (LimitClass, &str),
         req: RequestBuilder,
     ) -> Result<Response, FlyError> {
-        match self.limits.acquire(limit.0, endpoint, limit.1).await {
-            Ok(waited) => self.observer.throttled(endpoint, waited),
+        if let Err(retry_after) = self.circuit.admit() {
+            return Err(FlyError::Unavailable { retry_after });
+        }
+        self.take_budget(endpoint, limit).await?;
+        let req = match (&self.fence, limit.0.is_mutation()) {
+            (Some(fence), true) => {
+                let guaranteed = fence.admit(endpoint, limit.1).await?;
+                // The request must end before the lease could pass to someone else.
+                let bound = guaranteed.saturating_sub(FENCE_SAFETY).min(REQUEST_TIMEOUT);
+                if bound.is_zero() {
+                    return Err(FlyError::Fenced(Fenced(format!(
+                        "too little of the lease is left to send {endpoint}"
+                    ))));
+                }
+                req.timeout(bound)
+            }
+            _ => req,
+        };
+        self.dispatch(endpoint, req).await
+    }
+
+    /// Takes a token from the budget; a wait longer than [`crate::limits::MAX_WAIT`] comes back
+    /// as [`FlyError::Throttled`] with the caller's turn.
+    async fn take_budget(
+        &self,
+        endpoint: &'static str,
+        (class, scope): (LimitClass, &str),
+    ) -> Result<(), FlyError> {
+        match self.budget.acquire(class, endpoint, scope).await {
+            Ok(waited) => {
+                self.observer.throttled(endpoint, waited);
+                Ok(())
+            }
             Err(retry_after) => {
                 self.observer.throttled(endpoint, retry_after);
-                let message = match limit.0 {
+                let message = match class {
                     LimitClass::AppCreate | LimitClass::AppDelete => format!(
                         "waiting in line for {endpoint}: Fly allows about one per second per \
                          organization; this app's turn is in {} s",
                         retry_after.as_secs_f64().ceil()
                     ),
-                    _ => format!("client-side limit for {endpoint} on {}", limit.1),
+                    _ => format!("waiting for our share of Fly's rate limit for {endpoint}"),
                 };
-                return Err(FlyError::RateLimited {
+                Err(FlyError::Throttled {
                     message,
-                    retry_after: Some(retry_after),
-                });
+                    retry_after,
+                })
             }
         }
+    }
+
+    /// Sends a request as it is and classifies the answer; feeds the circuit.
+    async fn dispatch(
+        &self,
+        endpoint: &'static str,
+        req: RequestBuilder,
+    ) -> Result<Response, FlyError> {
         let started = Instant::now();
         let result = req.send().await;
         let elapsed = started.elapsed();
-        match result {
+        let outcome = match result {
             Ok(resp) => {
                 self.observer
                     .request(endpoint, resp.status().as_u16(), elapsed);
@@ -165,6 +254,24 @@ impl FlyClient {
                     status: None,
                     message: transport_message(&e),
                 })
+            }
+        };
+        self.circuit
+            .record(outcome.as_ref().err().is_some_and(FlyError::is_outage));
+        outcome
+    }
+
+    /// One cheap read that bypasses the open circuit, to see whether Fly answers again; closes
+    /// the circuit when it does. Run by one task while the circuit is open.
+    pub async fn probe(&self) -> Result<(), FlyError> {
+        let req = self
+            .request(Method::GET, &format!("/v1/orgs/{}/machines", self.org))
+            .query(&[("limit", "1")]);
+        match self.dispatch("orgs.machines.list", req).await {
+            Err(e) if e.is_outage() => Err(e),
+            _ => {
+                self.circuit.close();
+                Ok(())
             }
         }
     }
@@ -187,7 +294,8 @@ impl FlyClient {
         })
     }
 
-    /// A GET retried twice on transient failures (reads are safe to repeat).
+    /// A GET. Not retried inside the attempt: a failure is the reconcile's to retry, so an
+    /// outage costs one call per attempt, not three.
     async fn get_json<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
@@ -195,17 +303,8 @@ impl FlyClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, FlyError> {
-        let mut attempt = 0;
-        loop {
-            let req = self.request(Method::GET, path).query(query);
-            match self.json(endpoint, (LimitClass::Read, scope), req).await {
-                Err(FlyError::Transient { .. }) if attempt < 2 => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        let req = self.request(Method::GET, path).query(query);
+        self.json(endpoint, (LimitClass::Read, scope), req).await
     }
 
     async fn post_json<B: Serialize, T: DeserializeOwned>(

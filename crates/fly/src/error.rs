@@ -58,6 +58,19 @@ pub enum FlyError {
     /// The response could not be understood.
     #[error("unexpected response: {message}")]
     Decode { message: String },
+    /// Not sent: our share of Fly's rate limits (or the organization's line for app creation
+    /// and deletion) says come back after `retry_after`. Waiting is not a failure.
+    #[error("{message}")]
+    Throttled {
+        message: String,
+        retry_after: Duration,
+    },
+    /// Not sent: Fly kept failing and calls are held until a probe sees it answer again.
+    #[error("Fly is unavailable; calls are held until it answers again")]
+    Unavailable { retry_after: Duration },
+    /// Not sent: the reconcile lost its work lease; another replica owns the instance now.
+    #[error("not sent: {0}")]
+    Fenced(#[from] openclaws_model::fence::Fenced),
 }
 
 impl FlyError {
@@ -72,6 +85,8 @@ impl FlyError {
                 | FlyError::RateLimited { .. }
                 | FlyError::Transient { .. }
                 | FlyError::Decode { .. }
+                | FlyError::Throttled { .. }
+                | FlyError::Unavailable { .. }
         )
     }
 
@@ -79,6 +94,20 @@ impl FlyError {
     /// another organization, a quota): the instance is `Failed` for this generation.
     pub fn is_terminal(&self) -> bool {
         matches!(self, FlyError::Rejected { .. } | FlyError::Forbidden { .. })
+    }
+
+    /// Whether nothing went wrong with the request itself: it was held back (throttled, the
+    /// circuit open), so the instance's failure streak must not grow.
+    pub fn is_wait(&self) -> bool {
+        matches!(
+            self,
+            FlyError::Throttled { .. } | FlyError::Unavailable { .. }
+        )
+    }
+
+    /// Whether this answer says Fly itself is down (no answer, 408, 5xx), for the circuit.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, FlyError::Transient { .. })
     }
 
     /// The class's reason in conditions, `lastError` and events.
@@ -95,6 +124,9 @@ impl FlyError {
             FlyError::Transient { .. } => Reason::FlyTransient,
             FlyError::Rejected { .. } => Reason::FlyRejected,
             FlyError::Decode { .. } => Reason::FlyBadResponse,
+            FlyError::Throttled { .. } => Reason::FlyThrottled,
+            FlyError::Unavailable { .. } => Reason::FlyUnavailable,
+            FlyError::Fenced(_) => Reason::LeaseLost,
         }
     }
 
@@ -103,6 +135,9 @@ impl FlyError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             FlyError::RateLimited { retry_after, .. } => *retry_after,
+            FlyError::Throttled { retry_after, .. } | FlyError::Unavailable { retry_after } => {
+                Some(*retry_after)
+            }
             FlyError::LeaseHeld {
                 expires_at: Some(at),
                 ..

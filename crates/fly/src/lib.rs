@@ -1,5 +1,6 @@
 //! Fly Machines API: wire types, a typed client and its error classes.
 
+pub mod circuit;
 pub mod client;
 pub mod error;
 pub mod limits;
@@ -8,4 +9,5 @@ pub mod types;
 
 pub use client::FlyClient;
 pub use error::FlyError;
+pub use limits::{Budget, FlyRateLimits, LimitClass};
 pub use observer::{FlyObserver, NoObserver};

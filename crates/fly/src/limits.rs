@@ -13,7 +13,9 @@
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -34,29 +36,85 @@ pub enum LimitClass {
     AppDelete,
 }
 
-/// How long after its slot a reservation is kept for a holder that has not come back.
-const SLOT_GRACE: Duration = Duration::from_secs(30);
+impl LimitClass {
+    /// Our share of Fly's limit for this class, a little under Fly's own: the period between
+    /// calls and the burst allowed.
+    pub fn quota(self) -> (Duration, u32) {
+        match self {
+            LimitClass::Mutation => (Duration::from_millis(1100), 2),
+            LimitClass::Read => (Duration::from_millis(250), 8),
+            LimitClass::AppCreate => (Duration::from_millis(1100), 1),
+            // 100 per minute at Fly; 90 here.
+            LimitClass::AppDelete => (Duration::from_millis(667), 1),
+        }
+    }
 
-/// Evenly spaced slots for an action limited per organisation, handed out first come, first
-/// served and kept for their holder until used (or [`SLOT_GRACE`] after their time).
+    /// Whether the call changes something at Fly (and so must pass the work lease's fence).
+    pub fn is_mutation(self) -> bool {
+        self != LimitClass::Read
+    }
+}
+
+/// Where an organization's line stands, in seconds on any one clock (a process's monotonic
+/// clock, or the database's for a line shared by replicas).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Line {
+    /// The next slot not yet handed out.
+    pub next: f64,
+    /// When the last holder was let through (or will be, after its short wait).
+    pub last_sent: Option<f64>,
+}
+
+/// What a holder asking for its turn is told.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Turn {
+    /// Go after waiting this many seconds (at most [`MAX_WAIT`]); its reservation is used up.
+    Go { wait: f64 },
+    /// Come back at this time; the slot is kept for the holder until then.
+    Later { at: f64 },
+}
+
+/// One holder's turn in an organization's line, pure so both backends share it: evenly spaced
+/// slots, first come first served, a slot kept for its holder (`reserved`) until it comes back.
 ///
-/// Slots say when a holder may come back; sends are also kept a full period apart. A holder
+/// Slots say when a holder may come back; sends are also kept a full `period` apart. A holder
 /// that returns late (a busy worker, a slow database) would otherwise go at once, next to the
 /// on-time holders of the following slots, and a few of those together exceed Fly's burst
 /// (seen as 429s on `POST /v1/apps` in a 1,000-instance bench). Instead it goes a period after
 /// the last send, and the line behind it moves back by one slot.
+pub fn take_turn(line: &mut Line, reserved: Option<f64>, now: f64, period: f64) -> Turn {
+    let slot = reserved.unwrap_or_else(|| {
+        let at = line.next.max(now);
+        line.next = at + period;
+        at
+    });
+    // Never closer than a period to the previous send, however late this holder is.
+    let slot = line.last_sent.map_or(slot, |last| slot.max(last + period));
+    if slot > now + MAX_WAIT.as_secs_f64() {
+        return Turn::Later { at: slot };
+    }
+    let sent = slot.max(now);
+    line.last_sent = Some(sent);
+    line.next = line.next.max(sent + period);
+    Turn::Go { wait: sent - now }
+}
+
+/// How long after its slot a reservation is kept for a holder that has not come back.
+pub const SLOT_GRACE: Duration = Duration::from_secs(30);
+
+/// An organization's line in this process's memory ([`take_turn`] on the monotonic clock).
 #[derive(Debug)]
 pub struct SlotQueue {
     period: Duration,
+    origin: Instant,
     state: Mutex<SlotState>,
 }
 
 #[derive(Debug)]
 struct SlotState {
-    next: Instant,
-    /// When the last caller was let through (or will be, after its short wait).
-    last_sent: Option<Instant>,
-    reserved: HashMap<String, Instant>,
+    line: Line,
+    /// Kept slots by holder, in seconds since `origin`.
+    reserved: HashMap<String, f64>,
 }
 
 impl SlotQueue {
@@ -64,9 +122,12 @@ impl SlotQueue {
     pub fn new(period: Duration) -> Self {
         Self {
             period,
+            origin: Instant::now(),
             state: Mutex::new(SlotState {
-                next: Instant::now(),
-                last_sent: None,
+                line: Line {
+                    next: 0.0,
+                    last_sent: None,
+                },
                 reserved: HashMap::new(),
             }),
         }
@@ -75,38 +136,28 @@ impl SlotQueue {
     /// Takes `holder`'s slot when it is due within [`MAX_WAIT`] (`Ok` with the wait), else keeps
     /// a slot for it and says how long until then (`Err`).
     pub async fn reserve(&self, holder: &str) -> Result<Duration, Duration> {
-        let now = Instant::now();
-        let slot = {
+        let now = self.origin.elapsed().as_secs_f64();
+        let turn = {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.reserved.retain(|_, at| *at + SLOT_GRACE > now);
-            let slot = match st.reserved.get(holder) {
-                Some(at) => *at,
-                None => {
-                    let at = st.next.max(now);
-                    st.next = at + self.period;
-                    at
-                }
-            };
-            // Never closer than a period to the previous send, however late this holder is.
-            let slot = match st.last_sent {
-                Some(last) => slot.max(last + self.period),
-                None => slot,
-            };
-            if slot > now + MAX_WAIT {
-                st.reserved.insert(holder.to_owned(), slot);
-                return Err(slot - now);
+            st.reserved
+                .retain(|_, at| *at + SLOT_GRACE.as_secs_f64() > now);
+            let reserved = st.reserved.remove(holder);
+            let turn = take_turn(&mut st.line, reserved, now, self.period.as_secs_f64());
+            if let Turn::Later { at } = turn {
+                st.reserved.insert(holder.to_owned(), at);
             }
-            st.reserved.remove(holder);
-            let sent = slot.max(now);
-            st.last_sent = Some(sent);
-            st.next = st.next.max(sent + self.period);
-            slot
+            turn
         };
-        let wait = slot.saturating_duration_since(now);
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+        match turn {
+            Turn::Go { wait } => {
+                let wait = secs(wait);
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                Ok(wait)
+            }
+            Turn::Later { at } => Err(secs(at - now)),
         }
-        Ok(wait)
     }
 
     /// Reservations currently held (for tests and metrics).
@@ -119,7 +170,40 @@ impl SlotQueue {
     }
 }
 
-/// The limiters of one client.
+/// Seconds as a duration, rounded to the millisecond (so waits compare exactly in tests).
+pub fn secs(s: f64) -> Duration {
+    Duration::from_millis((s.max(0.0) * 1000.0).round() as u64)
+}
+
+/// A boxed future, so [`Budget`] stays object-safe.
+pub type BudgetFuture<'a> = Pin<Box<dyn Future<Output = Result<Duration, Duration>> + Send + 'a>>;
+
+/// Where a client takes its rate-limit tokens and app-creation slots. In one process,
+/// [`FlyRateLimits`]; across replicas, a budget kept in PostgreSQL (the engine's), so any number
+/// of replicas together stay under Fly's limits.
+pub trait Budget: Send + Sync + std::fmt::Debug {
+    /// Takes a token for `action` on `scope`, waiting at most [`MAX_WAIT`]: `Ok` with how long
+    /// it waited, `Err` with how long until the caller's turn (its slot is kept for it).
+    fn acquire<'a>(
+        &'a self,
+        class: LimitClass,
+        action: &'static str,
+        scope: &'a str,
+    ) -> BudgetFuture<'a>;
+}
+
+impl Budget for FlyRateLimits {
+    fn acquire<'a>(
+        &'a self,
+        class: LimitClass,
+        action: &'static str,
+        scope: &'a str,
+    ) -> BudgetFuture<'a> {
+        Box::pin(FlyRateLimits::acquire(self, class, action, scope))
+    }
+}
+
+/// The limiters of one process.
 #[derive(Debug)]
 pub struct FlyRateLimits {
     mutation: DefaultKeyedRateLimiter<(&'static str, String)>,
@@ -139,20 +223,19 @@ fn nz(n: u32) -> NonZeroU32 {
 }
 
 impl FlyRateLimits {
-    /// Limits just under Fly's published ones.
+    /// Limits just under Fly's published ones ([`LimitClass::quota`]).
     pub fn new() -> Self {
-        let mutation = Quota::with_period(Duration::from_millis(1100))
-            .expect("non-zero period")
-            .allow_burst(nz(2));
-        let read = Quota::with_period(Duration::from_millis(250))
-            .expect("non-zero period")
-            .allow_burst(nz(8));
+        let quota = |class: LimitClass| {
+            let (period, burst) = class.quota();
+            Quota::with_period(period)
+                .expect("non-zero period")
+                .allow_burst(nz(burst))
+        };
         Self {
-            mutation: RateLimiter::keyed(mutation),
-            read: RateLimiter::keyed(read),
-            app_create: SlotQueue::new(Duration::from_millis(1100)),
-            // 100 per minute at Fly; 90 here.
-            app_delete: SlotQueue::new(Duration::from_millis(667)),
+            mutation: RateLimiter::keyed(quota(LimitClass::Mutation)),
+            read: RateLimiter::keyed(quota(LimitClass::Read)),
+            app_create: SlotQueue::new(LimitClass::AppCreate.quota().0),
+            app_delete: SlotQueue::new(LimitClass::AppDelete.quota().0),
         }
     }
 

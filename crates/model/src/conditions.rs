@@ -221,8 +221,15 @@ vocabulary! {
         FlyPrecondition,
         /// Fly: no capacity in the region or on the host.
         RegionCapacity,
-        /// Fly: rate limited (by Fly or by our own limiter).
+        /// Fly: rate limited (a 429 from Fly).
         FlyRateLimited,
+        /// Waiting for our own share of Fly's rate limits or a place in the organization's line
+        /// (not a failure: it never raises the backoff).
+        FlyThrottled,
+        /// Fly kept failing, so calls are held until a probe sees it answer again.
+        FlyUnavailable,
+        /// The reconcile lost its work lease and stopped before changing anything more.
+        LeaseLost,
         /// Fly: a 5xx, a timeout or a transport failure.
         FlyTransient,
         /// Fly rejected the request (retrying cannot help).

@@ -7,6 +7,7 @@
 
 pub mod conditions;
 pub mod crd;
+pub mod fence;
 pub mod outcomes;
 pub mod redact;
 pub mod schema;

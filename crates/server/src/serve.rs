@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeSettings;
 use openclaws_api::{ApiState, ApiTokens};
+use openclaws_engine::budget::SharedBudget;
 use openclaws_engine::controller::{self, ControllerConfig};
 use openclaws_engine::reconcile::desired::FleetSettings;
 use openclaws_engine::reconcile::{DesiredInputs, Reconciler, Timing};
@@ -44,6 +45,7 @@ pub struct Running {
     api: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     workers: tokio::task::JoinHandle<Result<(), controller::ControllerError>>,
     watch: Option<tokio::task::JoinHandle<()>>,
+    recovery: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -60,6 +62,9 @@ impl Running {
         if let Some(watch) = self.watch {
             watch.await.expect("watch task does not panic");
         }
+        self.recovery
+            .await
+            .expect("outage recovery task does not panic");
         api.map_err(ServeError::Http)?;
         workers?;
         Ok(())
@@ -96,8 +101,13 @@ pub async fn start(
             .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
             .await
     });
-    let reconciler = reconciler(settings, pool.clone(), inputs, metrics.clone());
     let config = controller_config(settings);
+    let reconciler = reconciler(settings, pool.clone(), inputs, metrics.clone(), &config);
+    let recovery = tokio::spawn(controller::outage::recover(
+        reconciler.fly.clone(),
+        pool.clone(),
+        shutdown.clone(),
+    ));
     let watch = settings.watch_interval().map(|interval| {
         tokio::spawn(controller::watch::run(
             reconciler.fly.clone(),
@@ -121,22 +131,28 @@ pub async fn start(
         api,
         workers,
         watch,
+        recovery,
     })
 }
 
-/// The engine with its clients (Fly, DNS) and its reporting wired to `metrics`.
+/// The engine with its clients (Fly, drawing on the budget shared by every replica; DNS) and
+/// its reporting wired to `metrics`.
 fn reconciler(
     settings: &ServeSettings,
     pool: sqlx::PgPool,
     inputs: DesiredInputs,
     metrics: Arc<Metrics>,
+    config: &ControllerConfig,
 ) -> Reconciler {
+    let budget = SharedBudget::new(pool.clone(), &settings.fly.fly_org);
     let fly = FlyClient::new(
         &settings.fly.fly_api_base,
         &settings.fly.fly_api_token,
         &settings.fly.fly_org,
         metrics.clone(),
-    );
+    )
+    .with_budget(Arc::new(budget))
+    .identified_as(&config.owner);
     let leases: std::sync::Weak<dyn openclaws_telemetry::LeaseHolder> = fly.lease_book();
     metrics.track_leases(leases);
     let dns = settings.dns.dns_api_token.as_ref().map(|token| {

@@ -70,6 +70,28 @@ pub async fn append(db: impl PgExecutor<'_>, event: &NewEvent<'_>) -> Result<(),
     Ok(())
 }
 
+/// Appends an event to the instance with uid `uid` (its current name and generation), outside
+/// any reconcile's transaction; nothing when the instance is gone.
+pub async fn append_for_uid(
+    db: impl PgExecutor<'_>,
+    uid: uuid::Uuid,
+    type_: EventType,
+    reason: &str,
+    message: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO events (instance_uid, instance_name, type, reason, message, generation) \
+         SELECT uid, name, $2, $3, $4, generation FROM instances WHERE uid = $1",
+    )
+    .bind(uid)
+    .bind(type_.as_str())
+    .bind(reason)
+    .bind(message)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Filter for [`list`].
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {

@@ -1,6 +1,7 @@
 //! PostgreSQL access: desired state, controller bookkeeping, the work queue, events and secrets.
 //! One file per table; queries are plain sqlx so they run against any PostgreSQL 13+.
 
+pub mod budget;
 pub mod events;
 pub mod instances;
 pub mod records;
@@ -27,6 +28,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is malformed: {0}")]
     Corrupt(String),
+    /// The work lease the write was fenced by is no longer held: another replica owns the
+    /// instance now, and this write was not made.
+    #[error("the work lease is no longer held; nothing was written")]
+    LeaseLost,
 }
 
 /// The embedded migrations under `migrations/`.

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::events::{self, EventType, NewEvent};
 use super::records::{InstanceRecord, INSTANCE_COLUMNS};
 use super::secrets::{self, SecretStoreError};
+use super::work;
 use super::StoreError;
 use openclaws_model::secrets::SecretCipher;
 use openclaws_model::InstanceStatus;
@@ -98,6 +99,9 @@ pub struct Recording<'a> {
     /// The open drift's repair kinds: `None` leaves them, `Some(None)` closes the drift,
     /// `Some(Some(kinds))` opens or updates it.
     pub drift_repairs: Option<Option<Vec<String>>>,
+    /// The work lease this write is fenced by: nothing is written unless its owner still holds
+    /// it. `None` for writes made outside a claimed reconcile.
+    pub lease_owner: Option<&'a str>,
 }
 
 /// Secret values to store; `Debug` shows their names only.
@@ -121,6 +125,9 @@ pub async fn record(
     write: &Recording<'_>,
 ) -> Result<(), SecretStoreError> {
     let mut tx = pool.begin().await?;
+    if let Some(owner) = write.lease_owner {
+        work::hold(&mut tx, record.uid, owner).await?;
+    }
     let fly = status.fly.clone().unwrap_or_default();
     sqlx::query(
         "UPDATE instances SET status = $2, phase = $3, observed_generation = $4, \
@@ -190,8 +197,12 @@ pub async fn finalize_deletion(
     pool: &PgPool,
     record: &InstanceRecord,
     events_to_add: &[ControllerEvent],
+    lease_owner: Option<&str>,
 ) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
+    if let Some(owner) = lease_owner {
+        work::hold(&mut tx, record.uid, owner).await?;
+    }
     append_all(&mut tx, record, events_to_add).await?;
     events::append(
         &mut *tx,

@@ -7,10 +7,10 @@
 //!   makes the completion schedule the key again at once, whatever the reconcile asked for.
 //! - Completion and renewal only succeed for the lease holder (`lease_owner` matches).
 //!
-//! # Caveats
-//! - A worker that stalls past its lease may overlap with the next holder until it notices the
-//!   failed renewal; reconciles are idempotent and Fly mutations are guarded, so this costs calls,
-//!   not correctness.
+//! - Fencing: a holder checks (and extends) its lease with [`admit`] before every outside
+//!   mutation and with [`hold`] inside the transaction that records the reconcile, so a worker
+//!   that stalled past its lease (a paused process, a partition) changes nothing once it is back.
+//!   A lease that lapsed is lost even if nobody took it: renewal and admission both refuse it.
 
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgExecutor};
@@ -106,49 +106,109 @@ pub async fn claim_due(
     Ok(rows)
 }
 
-/// Extends a held lease; `false` when the lease was lost (expired and taken, or the row is gone).
+/// Extends a held lease; `false` when the lease was lost (lapsed, taken, or the row is gone).
 pub async fn renew(
     db: impl PgExecutor<'_>,
     instance_uid: Uuid,
     owner: &str,
     ttl: Duration,
 ) -> Result<bool, StoreError> {
+    admit(db, instance_uid, owner, ttl, Duration::ZERO).await
+}
+
+/// The fence before an outside mutation: `true` (and the lease extended to `ttl` from now)
+/// only while `owner` holds the lease with more than `margin` of it left.
+pub async fn admit(
+    db: impl PgExecutor<'_>,
+    instance_uid: Uuid,
+    owner: &str,
+    ttl: Duration,
+    margin: Duration,
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE work SET lease_expires_at = now() + make_interval(secs => $3) \
-         WHERE instance_uid = $1 AND lease_owner = $2",
+         WHERE instance_uid = $1 AND lease_owner = $2 \
+             AND lease_expires_at > now() + make_interval(secs => $4)",
     )
     .bind(instance_uid)
     .bind(owner)
     .bind(ttl.as_secs_f64())
+    .bind(margin.as_secs_f64())
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// Releases the lease and schedules the next visit after `delay`; `attempts` is the new
-/// consecutive-failure count. A request that arrived during the reconcile makes it due now.
-/// Returns the due time written, or `None` if the lease was no longer held.
+/// Inside a recording transaction: locks the key's row and fails with
+/// [`StoreError::LeaseLost`] unless `owner` still holds an unexpired lease, so a stalled
+/// reconcile cannot overwrite what the new holder recorded.
+pub async fn hold(
+    tx: &mut sqlx::PgConnection,
+    instance_uid: Uuid,
+    owner: &str,
+) -> Result<(), StoreError> {
+    let held: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM work WHERE instance_uid = $1 AND lease_owner = $2 \
+             AND lease_expires_at > now() FOR UPDATE",
+    )
+    .bind(instance_uid)
+    .bind(owner)
+    .fetch_optional(&mut *tx)
+    .await?;
+    held.map(drop).ok_or(StoreError::LeaseLost)
+}
+
+/// Why a key was scheduled when nothing asked for it: the next ordinary visit.
+pub const SCHEDULED: &str = "scheduled";
+/// Why a key was scheduled: it is held while Fly is unavailable, and is woken by
+/// [`wake_held`] when Fly answers again.
+pub const HELD_FOR_FLY: &str = "held-for-fly";
+
+/// Releases the lease and schedules the next visit after `delay` for `reason` ([`SCHEDULED`],
+/// [`HELD_FOR_FLY`]); `attempts` is the new consecutive-failure count. A request that arrived
+/// during the reconcile makes it due now. Returns the due time written, or `None` if the lease
+/// was no longer held.
 pub async fn complete(
     db: impl PgExecutor<'_>,
     instance_uid: Uuid,
     owner: &str,
-    delay: Duration,
+    (delay, reason): (Duration, &str),
     attempts: i32,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     let due: Option<DateTime<Utc>> = sqlx::query_scalar(
         "UPDATE work SET lease_owner = NULL, lease_expires_at = NULL, attempts = $4, \
              due_at = CASE WHEN enqueued_at > claimed_at THEN now() \
                            ELSE now() + make_interval(secs => $3) END, \
-             reason = CASE WHEN enqueued_at > claimed_at THEN reason ELSE 'scheduled' END \
+             reason = CASE WHEN enqueued_at > claimed_at THEN reason ELSE $5 END \
          WHERE instance_uid = $1 AND lease_owner = $2 RETURNING due_at",
     )
     .bind(instance_uid)
     .bind(owner)
     .bind(delay.as_secs_f64())
     .bind(attempts)
+    .bind(reason)
     .fetch_optional(db)
     .await?;
     Ok(due)
+}
+
+/// Makes every key held for Fly ([`HELD_FOR_FLY`]) due now, oldest wait first (their due
+/// times become the time each last ran, so claims take them in that order), with a fresh
+/// failure streak: the failures were Fly's. Returns how many were woken.
+pub async fn wake_held(db: impl PgExecutor<'_>) -> Result<u64, StoreError> {
+    let woken: Vec<Uuid> = sqlx::query_scalar(
+        "WITH woken AS ( \
+             UPDATE work SET due_at = LEAST(due_at, COALESCE(claimed_at, now())), attempts = 0, \
+                 reason = 'fly-recovered' \
+             WHERE reason = $1 RETURNING instance_uid) \
+         SELECT woken.instance_uid FROM woken, \
+             LATERAL (SELECT pg_notify($2, woken.instance_uid::text)) AS notified",
+    )
+    .bind(HELD_FOR_FLY)
+    .bind(WORK_CHANNEL)
+    .fetch_all(db)
+    .await?;
+    Ok(woken.len() as u64)
 }
 
 /// Gives a lease back without changing the schedule (graceful shutdown).

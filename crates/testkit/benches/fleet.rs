@@ -72,6 +72,12 @@ struct Args {
     /// Seed of the drift sample.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Controller replicas sharing the database (and Fly's budget through it).
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// Measure provisioning only (no steady state, no drift).
+    #[arg(long)]
+    provision_only: bool,
     /// Passed by `cargo bench`; without it the smoke version runs.
     #[arg(long, hide = true)]
     bench: bool,
@@ -95,6 +101,8 @@ impl Args {
             watch_seconds: 0.5,
             resync_seconds: 3600,
             seed: 7,
+            replicas: 2,
+            provision_only: false,
             bench: false,
             filters: Vec::new(),
         }
@@ -122,9 +130,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let smoke = !args.bench;
     let bench = Bench::start(args.clone()).await?;
     println!(
-        "fleet bench: {} instances, {} workers, watch every {} s, deep resync every {} s, \
-         latency scale {}, request latency {}+{} ms",
+        "fleet bench: {} instances, {} replicas of {} workers, watch every {} s, deep resync \
+         every {} s, latency scale {}, request latency {}+{} ms",
         args.instances,
+        args.replicas,
         args.workers,
         args.watch_seconds,
         args.resync_seconds,
@@ -135,6 +144,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let single = bench.provision_one().await?;
     let provisioning = bench.provision_all().await?;
+    if args.provision_only {
+        println!(
+            "\n| Figure | Measured |\n|---|---|\n| One instance alone | {:.1} s |\n\
+             | {} instances on {} replicas, all Ready | {:.1} s (p50 {:.1} s, p99 {:.1} s) |\n\
+             | Fly 429s | {} |",
+            single.as_secs_f64(),
+            args.instances,
+            args.replicas,
+            provisioning.total.as_secs_f64(),
+            provisioning.p50.as_secs_f64(),
+            provisioning.p99.as_secs_f64(),
+            provisioning.fly_429s
+        );
+        for (endpoint, n) in bench.too_many_by_endpoint().await? {
+            println!("429 answers from `{endpoint}`: {n}");
+        }
+        bench.stop().await;
+        return Ok(());
+    }
     let steady = bench.steady_state().await?;
     let drift = bench.drift().await?;
 
@@ -204,13 +232,19 @@ impl Bench {
         settings.workers = args.workers;
         settings.resync_seconds = args.resync_seconds;
         settings.watch_seconds = args.watch_seconds;
-        let running = serve::start(&settings, stop.clone()).await?;
-        let api = format!("http://{}", running.addr);
-        let controller_stop = stop.clone();
-        tokio::spawn(async move {
-            controller_stop.cancelled().await;
-            let _ = running.wait().await;
-        });
+        // Replicas share the database, and through it the work queue and Fly's budget.
+        let mut api = String::new();
+        for _ in 0..args.replicas.max(1) {
+            let running = serve::start(&settings, stop.clone()).await?;
+            if api.is_empty() {
+                api = format!("http://{}", running.addr);
+            }
+            let controller_stop = stop.clone();
+            tokio::spawn(async move {
+                controller_stop.cancelled().await;
+                let _ = running.wait().await;
+            });
+        }
         Ok(Self {
             args,
             pool,

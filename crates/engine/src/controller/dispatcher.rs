@@ -9,8 +9,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::reconcile::{backoff, Outcome, ReconcileError, Reconciler};
+use crate::lease::WorkLease;
+use crate::reconcile::{backoff, Outcome, ReconcileError, Reconciler, Streak};
 use crate::Telemetry;
+use openclaws_model::conditions::Reason;
+use openclaws_store::events::{self, EventType};
 use openclaws_store::work::{self, Claim};
 use openclaws_store::StoreError;
 
@@ -43,17 +46,23 @@ pub enum ControllerError {
 /// One reconcile of one key; the dispatcher only needs this, so queue behaviour can be tested
 /// with a recording reconciler instead of Fly.
 pub trait Reconcile: Clone + Send + Sync + 'static {
-    /// Reconciles `uid`; `attempts` is the number of consecutive failures so far.
+    /// Reconciles `uid` under `lease`; `attempts` is the number of consecutive failures so far.
     fn reconcile(
         &self,
         uid: Uuid,
         attempts: i32,
+        lease: Arc<WorkLease>,
     ) -> impl std::future::Future<Output = Result<Outcome, ReconcileError>> + Send;
 }
 
 impl Reconcile for Reconciler {
-    async fn reconcile(&self, uid: Uuid, attempts: i32) -> Result<Outcome, ReconcileError> {
-        Reconciler::reconcile(self, uid, attempts).await
+    async fn reconcile(
+        &self,
+        uid: Uuid,
+        attempts: i32,
+        lease: Arc<WorkLease>,
+    ) -> Result<Outcome, ReconcileError> {
+        Reconciler::reconcile(self, uid, attempts, Some(lease)).await
     }
 }
 
@@ -188,7 +197,7 @@ impl<R: Reconcile> Workers<R> {
     async fn sleep_time(&self, free: usize, poll_errors: u32) -> Duration {
         let poll = self.config.poll;
         if poll_errors > 0 {
-            return backoff(poll_errors.min(5) as i32).min(Duration::from_secs(30));
+            return backoff(poll_errors.min(5) as i32).min(Duration::from_secs(5));
         }
         if free == 0 {
             return poll;
@@ -235,6 +244,12 @@ async fn run_one<R: Reconcile>(
     let started = Instant::now();
     shared.telemetry.worker_started();
     let lost = CancellationToken::new();
+    let lease = Arc::new(WorkLease::new(
+        shared.pool.clone(),
+        uid,
+        &config.owner,
+        config.lease,
+    ));
     let renewer = tokio::spawn(
         renew_lease(
             shared.pool.clone(),
@@ -250,7 +265,8 @@ async fn run_one<R: Reconcile>(
     let task = {
         let reconciler = shared.reconciler.clone();
         let attempts = claim.attempts;
-        let reconcile = Box::pin(async move { reconciler.reconcile(uid, attempts).await });
+        let lease = lease.clone();
+        let reconcile = Box::pin(async move { reconciler.reconcile(uid, attempts, lease).await });
         tokio::spawn(
             shared
                 .telemetry
@@ -266,6 +282,9 @@ async fn run_one<R: Reconcile>(
     };
     renewer.abort();
     let (result, reason) = settle(shared, config, &claim, ended, lost.is_cancelled()).await;
+    if result == "abandoned" {
+        record_abandoned(&shared.pool, uid, reason, &lease.sent()).await;
+    }
     tracing::debug!(
         result,
         reason,
@@ -276,6 +295,31 @@ async fn run_one<R: Reconcile>(
         .telemetry
         .reconcile_finished(result, reason, started.elapsed());
     shared.telemetry.worker_finished();
+}
+
+/// Puts the mutations an abandoned reconcile had sent into the instance's events, so its
+/// history shows every change made at Fly or the DNS provider, even by a replica that lost the
+/// instance mid-way. Best effort: the database may be what failed.
+async fn record_abandoned(pool: &PgPool, uid: Uuid, reason: &str, sent: &[String]) {
+    if sent.is_empty() {
+        return;
+    }
+    let message = format!(
+        "A reconcile was abandoned ({reason}) after sending: {}. The next reconcile observes \
+         what they did.",
+        sent.join(", ")
+    );
+    if let Err(e) = events::append_for_uid(
+        pool,
+        uid,
+        EventType::Warning,
+        "ReconcileAbandoned",
+        &message,
+    )
+    .await
+    {
+        tracing::warn!(instance_uid = %uid, error = %e, "recording an abandoned reconcile's calls failed");
+    }
 }
 
 /// Schedules the next visit from how the reconcile ended (its outcome, a backoff after an error
@@ -291,22 +335,34 @@ async fn settle<R: Reconcile>(
     let retry = || async {
         let after = backoff(claim.attempts);
         let attempts = claim.attempts.saturating_add(1);
-        log_store(work::complete(pool, uid, owner, after, attempts).await, uid);
+        let next = work::complete(pool, uid, owner, (after, work::SCHEDULED), attempts).await;
+        log_store(next, uid);
     };
     match ended {
         Some(Ok(Ok(Outcome::Gone))) => ("gone", "Deleted"),
         Some(Ok(Ok(Outcome::Requeue {
             after,
-            failed,
+            streak,
             reason,
         }))) => {
-            let attempts = if failed {
-                claim.attempts.saturating_add(1)
+            let queue_reason = if reason == Reason::FlyUnavailable.as_str() {
+                work::HELD_FOR_FLY
             } else {
-                0
+                work::SCHEDULED
             };
-            log_store(work::complete(pool, uid, owner, after, attempts).await, uid);
-            (if failed { "error" } else { "success" }, reason)
+            let attempts = streak.apply(claim.attempts);
+            let next = work::complete(pool, uid, owner, (after, queue_reason), attempts).await;
+            log_store(next, uid);
+            let result = match streak {
+                Streak::Extend => "error",
+                Streak::Keep => "held",
+                Streak::Reset => "success",
+            };
+            (result, reason)
+        }
+        Some(Ok(Err(ReconcileError::LeaseLost(why)))) => {
+            tracing::warn!(instance_uid = %uid, %why, "lease lost: reconcile stopped");
+            ("abandoned", "LeaseLost")
         }
         Some(Ok(Err(e))) => {
             tracing::error!(instance_uid = %uid, error = %e, "reconcile failed before recording");
@@ -338,6 +394,7 @@ fn log_store<T>(r: Result<T, StoreError>, uid: Uuid) {
     }
 }
 
+/// Renews the lease every third of its length; cancels `lost` when a renewal fails.
 async fn renew_lease(
     pool: sqlx::PgPool,
     uid: Uuid,
@@ -349,6 +406,8 @@ async fn renew_lease(
     interval.tick().await;
     loop {
         interval.tick().await;
+        // A renewal that fails for any reason ends the reconcile: a lease we cannot prove we
+        // hold is one another replica may take.
         match work::renew(&pool, uid, &owner, lease).await {
             Ok(true) => {}
             Ok(false) => {
@@ -356,16 +415,23 @@ async fn renew_lease(
                 return;
             }
             Err(e) => {
-                tracing::warn!(instance_uid = %uid, error = %e, "lease renewal failed; retrying")
+                tracing::warn!(instance_uid = %uid, error = %e, "lease renewal failed: stopping the reconcile");
+                lost.cancel();
+                return;
             }
         }
     }
 }
 
+/// Every few seconds: the queue's gauges, and the shared Fly budget's spent rows pruned.
 async fn update_queue_gauges(pool: PgPool, telemetry: Arc<dyn Telemetry>, stop: CancellationToken) {
     loop {
         if let Ok((depth, age)) = work::depth(&pool).await {
             telemetry.queue(depth, age);
+        }
+        let grace = openclaws_fly::limits::SLOT_GRACE.as_secs_f64();
+        if let Err(e) = openclaws_store::budget::prune(&pool, grace).await {
+            tracing::debug!(error = %e, "pruning the Fly budget failed");
         }
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -4,6 +4,9 @@
 //! says to come back later, or after [`MAX_ROUNDS`]. Talks to Fly, the DNS provider and the
 //! gateway; never to the database.
 
+use std::sync::Arc;
+
+use crate::lease::WorkLease;
 use openclaws_dns::CloudflareDns;
 use openclaws_fly::FlyClient;
 use openclaws_gateway::client::GatewayClient;
@@ -27,6 +30,42 @@ const MAX_ROUNDS: usize = 8;
 pub(super) struct Clients<'a> {
     pub fly: &'a FlyClient,
     pub dns: Option<&'a CloudflareDns>,
+}
+
+/// The clients of one reconcile, fenced by its work lease when it has one.
+pub(super) struct OwnedClients {
+    fly: FlyClient,
+    dns: Option<CloudflareDns>,
+}
+
+impl Clients<'_> {
+    /// Clones of the shared clients whose mutations pass `lease` first.
+    pub fn fenced(
+        fly: &FlyClient,
+        dns: Option<&CloudflareDns>,
+        lease: Option<Arc<WorkLease>>,
+    ) -> OwnedClients {
+        match lease {
+            Some(lease) => OwnedClients {
+                fly: fly.fenced(lease.clone()),
+                dns: dns.map(|d| d.fenced(lease)),
+            },
+            None => OwnedClients {
+                fly: fly.clone(),
+                dns: dns.cloned(),
+            },
+        }
+    }
+}
+
+impl OwnedClients {
+    /// The clients by reference, as the stages take them.
+    pub fn borrowed(&self) -> Clients<'_> {
+        Clients {
+            fly: &self.fly,
+            dns: self.dns.as_ref(),
+        }
+    }
 }
 
 /// Observes, then plans and acts until the plan settles; fills in `report.converged`.

@@ -17,11 +17,37 @@ use super::gateway::GatewayStepError;
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error(transparent)]
-    Secrets(#[from] SecretStoreError),
+    Secrets(SecretStoreError),
     #[error("minting an LLM proxy token failed: {0}")]
     ProxyToken(String),
+    /// The work lease was lost mid-reconcile: it stopped before its next mutation and recorded
+    /// nothing; the new holder reconciles the instance.
+    #[error("the work lease was lost: {0}")]
+    LeaseLost(String),
+}
+
+impl From<SecretStoreError> for ReconcileError {
+    fn from(e: SecretStoreError) -> Self {
+        match e {
+            SecretStoreError::Store(StoreError::LeaseLost) => {
+                ReconcileError::LeaseLost("the status was not recorded".to_owned())
+            }
+            other => ReconcileError::Secrets(other),
+        }
+    }
+}
+
+impl From<StoreError> for ReconcileError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::LeaseLost => {
+                ReconcileError::LeaseLost("the status was not recorded".to_owned())
+            }
+            other => ReconcileError::Store(other),
+        }
+    }
 }
 
 impl ReconcileError {
@@ -31,6 +57,7 @@ impl ReconcileError {
             ReconcileError::Store(_) => "Store",
             ReconcileError::Secrets(_) => "StoredSecrets",
             ReconcileError::ProxyToken(_) => "ProxyToken",
+            ReconcileError::LeaseLost(_) => "LeaseLost",
         }
     }
 }
@@ -54,6 +81,22 @@ impl StepError {
             StepError::Fly(e) | StepError::Gateway(GatewayStepError::Fly(e)) => Some(e),
             _ => None,
         }
+    }
+
+    /// The step was not sent because the work lease was lost: the reconcile must stop.
+    pub fn is_fenced(&self) -> bool {
+        matches!(
+            self,
+            StepError::Fly(FlyError::Fenced(_))
+                | StepError::Gateway(GatewayStepError::Fly(FlyError::Fenced(_)))
+                | StepError::Dns(DnsError::Fenced(_))
+        )
+    }
+
+    /// Nothing went wrong: the step was held back (our share of Fly's limits, the
+    /// organization's line, Fly's circuit), so the failure streak must not grow.
+    pub fn is_wait(&self) -> bool {
+        self.fly().is_some_and(FlyError::is_wait)
     }
 
     /// Retrying cannot help until the spec changes.

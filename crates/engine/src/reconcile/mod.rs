@@ -48,7 +48,7 @@ pub mod volume;
 pub mod world;
 
 pub use errors::{ReconcileError, StepError};
-pub use report::{Converged, Failure, Judged, Loaded, Next, Report, Resolved};
+pub use report::{Converged, Failure, Judged, Loaded, Next, Report, Resolved, Streak};
 pub use schedule::Timing;
 
 use sqlx::PgPool;
@@ -61,18 +61,19 @@ use openclaws_fly::FlyClient;
 use openclaws_gateway::proxy_token::ProxyTokenKey;
 use openclaws_model::secrets::{SecretCipher, Sensitive};
 
+use crate::lease::WorkLease;
 use converge::Clients;
 use desired::FleetSettings;
 
 /// What the queue should do with the key next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Visit again after this delay; `failed` counts toward backoff. `reason` says why, for
-    /// metrics: the error's class when `failed`, else `Converged`, `Waiting`, `Blocked`,
-    /// `Progressing` or `Paused` (a fixed set).
+    /// Visit again after this delay; `streak` says what it does to the failure streak.
+    /// `reason` says why, for metrics: the error's class when it failed or was held back, else
+    /// `Converged`, `Waiting`, `Blocked`, `Progressing` or `Paused` (a fixed set).
     Requeue {
         after: Duration,
-        failed: bool,
+        streak: Streak,
         reason: &'static str,
     },
     /// The instance row is gone (deleted); drop the key.
@@ -122,8 +123,15 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    /// Reconciles one instance. `attempts` is the number of consecutive failures so far.
-    pub async fn reconcile(&self, uid: Uuid, attempts: i32) -> Result<Outcome, ReconcileError> {
+    /// Reconciles one instance. `attempts` is the number of consecutive failures so far. With
+    /// a `lease`, every Fly and DNS mutation and the final recording pass it as a fence: once
+    /// it is lost the reconcile stops with [`ReconcileError::LeaseLost`] and records nothing.
+    pub async fn reconcile(
+        &self,
+        uid: Uuid,
+        attempts: i32,
+        lease: Option<Arc<WorkLease>>,
+    ) -> Result<Outcome, ReconcileError> {
         let Some(loaded) = load::load(&self.pool, &self.cipher, uid, attempts).await? else {
             return Ok(Outcome::Gone);
         };
@@ -136,22 +144,25 @@ impl Reconciler {
             if !deleting {
                 resolve::resolve_secrets(&mut report, &self.inputs, &self.cipher)?;
             }
-            converge::converge(self.clients(), &mut report).await;
+            let clients = Clients::fenced(&self.fly, self.dns.as_ref(), lease.clone());
+            converge::converge(clients.borrowed(), &mut report).await;
+            if let Some(f) = report
+                .converged
+                .failure
+                .as_ref()
+                .filter(|f| f.error.is_fenced())
+            {
+                return Err(ReconcileError::LeaseLost(f.error.to_string()));
+            }
             if !report.converged.finalized {
                 judge::judge(&mut report);
             }
         }
         schedule::schedule(&mut report, &self.timing);
-        record::record(&self.pool, &self.cipher, &report).await?;
+        let owner = lease.as_deref().map(WorkLease::owner);
+        record::record(&self.pool, &self.cipher, &report, owner).await?;
         self.telemetry.reconciled(&report);
         Ok(report.outcome())
-    }
-
-    fn clients(&self) -> Clients<'_> {
-        Clients {
-            fly: &self.fly,
-            dns: self.dns.as_ref(),
-        }
     }
 }
 

@@ -13,15 +13,16 @@ use super::report::Report;
 use super::world::Observed;
 use super::ReconcileError;
 
-/// Writes what `report` holds.
+/// Writes what `report` holds, fenced by the work lease of `lease_owner` when given.
 pub(super) async fn record(
     pool: &PgPool,
     cipher: &SecretCipher,
     report: &Report,
+    lease_owner: Option<&str>,
 ) -> Result<(), ReconcileError> {
     let record = &report.loaded.record;
     if report.converged.finalized {
-        status_store::finalize_deletion(pool, record, &report.converged.steps).await?;
+        status_store::finalize_deletion(pool, record, &report.converged.steps, lease_owner).await?;
         return Ok(());
     }
     let snapshot = report
@@ -48,6 +49,7 @@ pub(super) async fn record(
         pairing_window_until: report.next.pairing_window_until,
         first_ready_at: report.judged.first_ready_at,
         drift_repairs: report.judged.drift_repairs.clone(),
+        lease_owner,
     };
     status_store::record(pool, cipher, record, &report.judged.status, &write).await?;
     Ok(())

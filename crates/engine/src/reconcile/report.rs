@@ -140,13 +140,42 @@ pub struct Judged {
     pub first_ready_at: Option<DateTime<Utc>>,
 }
 
+/// What a visit does to an instance's run of consecutive failures, which sets its backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Streak {
+    /// Nothing failed: the streak ends.
+    #[default]
+    Reset,
+    /// A step failed: one more failure.
+    Extend,
+    /// The visit was held back (waiting for our share of Fly's limits, in the organization's
+    /// line, or for Fly to answer again): neither a success nor a failure.
+    Keep,
+}
+
+impl Streak {
+    /// Whether the visit counts as a failure (for metrics).
+    pub fn failed(self) -> bool {
+        self == Streak::Extend
+    }
+
+    /// The streak after the visit, from the one before.
+    pub fn apply(self, attempts: i32) -> i32 {
+        match self {
+            Streak::Reset => 0,
+            Streak::Extend => attempts.saturating_add(1),
+            Streak::Keep => attempts,
+        }
+    }
+}
+
 /// When to visit the instance next, and why.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Next {
     /// After this long.
     pub after: Duration,
-    /// Whether this reconcile counts as a failed attempt (for backoff).
-    pub failed: bool,
+    /// What this visit does to the failure streak (which sets the backoff).
+    pub streak: Streak,
     /// A fixed class name for metrics: the error's reason when failed, else `Converged`,
     /// `Waiting`, `Blocked`, `Progressing` or `Paused`.
     pub reason: &'static str,
@@ -223,7 +252,7 @@ impl Report {
         }
         Outcome::Requeue {
             after: self.next.after,
-            failed: self.next.failed,
+            streak: self.next.streak,
             reason: self.next.reason,
         }
     }

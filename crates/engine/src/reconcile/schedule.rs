@@ -8,9 +8,14 @@ use std::time::Duration;
 
 use openclaws_model::Phase;
 
-use super::report::{Next, Report};
+use openclaws_model::conditions::Reason;
+
+use super::report::{Failure, Next, Report, Streak};
 use super::status::pairing_active;
 use super::{backoff, jitter};
+
+/// How long an instance held while Fly is unavailable waits if nothing wakes it sooner.
+const HELD_FOR_FLY: Duration = Duration::from_secs(60);
 
 /// How often instances are visited when nothing is expected of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +49,7 @@ fn visit(report: &Report, timing: &Timing) -> Next {
     let plan = &converged.plan;
     let mut next = match &converged.failure {
         Some(f) if f.error.is_terminal() => failed(jitter(timing.resync, 0.1), f),
+        Some(f) if f.error.is_wait() => held(f),
         Some(f) => {
             // Fly (or our own limiter) said when to come back: trust it over our backoff, and
             // be back on time (a slot reserved by our limiter is kept only briefly).
@@ -64,7 +70,7 @@ fn visit(report: &Report, timing: &Timing) -> Next {
     if let Some(at) = report
         .resolved
         .proxy_token_rotate_at
-        .filter(|_| !next.failed)
+        .filter(|_| next.streak == Streak::Reset)
     {
         next.after = next.after.min(until(now, at) + Duration::from_secs(1));
     }
@@ -73,7 +79,7 @@ fn visit(report: &Report, timing: &Timing) -> Next {
     if became_ready && !timing.pairing_window.is_zero() {
         next.pairing_window_until = Some(now + chrono_duration(timing.pairing_window));
     }
-    if !next.failed && plan.wait.is_none() && may_be_pairing(report, became_ready) {
+    if next.streak == Streak::Reset && plan.wait.is_none() && may_be_pairing(report, became_ready) {
         next.after = next.after.min(jitter(timing.pairing_poll, 0.1));
     }
     next
@@ -94,10 +100,27 @@ fn may_be_pairing(report: &Report, became_ready: bool) -> bool {
     pairing_active(&report.desired, observed, window_open || became_ready)
 }
 
-fn failed(after: Duration, failure: &super::report::Failure) -> Next {
+fn failed(after: Duration, failure: &Failure) -> Next {
     Next {
         after,
-        failed: true,
+        streak: Streak::Extend,
+        reason: failure.error.reason().as_str(),
+        pairing_window_until: None,
+    }
+}
+
+/// Held back, not failed: come back when our turn is (a kept slot in the organization's line,
+/// our share of the rate limit), or when Fly answers again (the engine wakes held instances
+/// as soon as the circuit closes; [`HELD_FOR_FLY`] is only the fallback).
+fn held(failure: &Failure) -> Next {
+    let after = match failure.error.retry_after() {
+        _ if failure.error.reason() == Reason::FlyUnavailable => jitter(HELD_FOR_FLY, 0.2),
+        Some(r) => r + jitter(r.min(Duration::from_millis(2500)) / 10, 1.0),
+        None => jitter(Duration::from_secs(1), 0.5),
+    };
+    Next {
+        after,
+        streak: Streak::Keep,
         reason: failure.error.reason().as_str(),
         pairing_window_until: None,
     }
@@ -106,7 +129,7 @@ fn failed(after: Duration, failure: &super::report::Failure) -> Next {
 fn settled(after: Duration, reason: &'static str) -> Next {
     Next {
         after,
-        failed: false,
+        streak: Streak::Reset,
         reason,
         pairing_window_until: None,
     }
