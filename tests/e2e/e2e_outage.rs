@@ -69,14 +69,25 @@ async fn after_a_fly_outage_held_instances_resume_within_seconds() {
         "the outage kept raising backoff: {attempts:?}"
     );
 
-    // Fly answers again: every instance is Ready within seconds.
+    // Fly answers again: every held instance is back at work within seconds (its app created:
+    // the probe's interval plus the organization's line of app creations), then Ready.
     stack.fly(Method::DELETE, "/_sim/faults", None).await;
     let recovered = Instant::now();
+    eventually(Duration::from_secs(30), "every app created", || async {
+        (stack.fly_apps().await.len() == names.len()).then_some(())
+    })
+    .await;
+    let resumed = recovered.elapsed();
+    println!(
+        "every held instance resumed {:.1} s after Fly recovered",
+        resumed.as_secs_f64()
+    );
+    assert!(resumed < Duration::from_secs(8), "resuming took {resumed:?}");
     for name in names {
         let body: Value = stack.wait_ready(name, Duration::from_secs(60)).await;
         assert_eq!(body["status"]["phase"], "Ready");
     }
     let took = recovered.elapsed();
     println!("all Ready {:.1} s after Fly recovered", took.as_secs_f64());
-    assert!(took < Duration::from_secs(20), "recovery took {took:?}");
+    assert!(took < Duration::from_secs(40), "recovery took {took:?}");
 }

@@ -125,9 +125,6 @@ pub async fn record(
     write: &Recording<'_>,
 ) -> Result<(), SecretStoreError> {
     let mut tx = pool.begin().await?;
-    if let Some(owner) = write.lease_owner {
-        work::hold(&mut tx, record.uid, owner).await?;
-    }
     let fly = status.fly.clone().unwrap_or_default();
     sqlx::query(
         "UPDATE instances SET status = $2, phase = $3, observed_generation = $4, \
@@ -160,6 +157,10 @@ pub async fn record(
     .bind(write.drift_repairs.clone().flatten())
     .execute(&mut *tx)
     .await?;
+    // After the instance row, as the API locks them (instance, then work): no deadlock.
+    if let Some(owner) = write.lease_owner {
+        work::hold(&mut tx, record.uid, owner).await?;
+    }
     let now = Utc::now();
     for (name, value) in write.new_secrets.0 {
         secrets::put(&mut *tx, cipher, record.uid, name, value, now).await?;
@@ -201,6 +202,11 @@ pub async fn finalize_deletion(
 ) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
     if let Some(owner) = lease_owner {
+        // The instance row first, as the API locks them (instance, then work).
+        sqlx::query("SELECT 1 FROM instances WHERE uid = $1 FOR UPDATE")
+            .bind(record.uid)
+            .execute(&mut *tx)
+            .await?;
         work::hold(&mut tx, record.uid, owner).await?;
     }
     append_all(&mut tx, record, events_to_add).await?;
