@@ -23,3 +23,7 @@ CREATE UNLOGGED TABLE fly_line_slot (
     at timestamptz NOT NULL,
     PRIMARY KEY (line, holder)
 );
+
+-- After a takeover from a lapsed lease, the key is looked at again once whatever the previous
+-- holder had in flight has landed or timed out (a stray volume or machine is found then).
+ALTER TABLE work ADD COLUMN recheck_at timestamptz;

@@ -104,6 +104,19 @@ async fn a_replica_frozen_past_its_lease_sends_nothing_when_it_resumes() {
     let mut b = spawn_controller(&stack, port_b);
     wait_api(&http, &stack.api_url).await;
     let ready = stack.wait_ready("fenced", Duration::from_secs(60)).await;
+    // B knows it took over from a lapsed lease: it looks again once A's requests are over,
+    // instead of at the next resync.
+    let uid: uuid::Uuid = ready["metadata"]["uid"].as_str().unwrap().parse().unwrap();
+    let recheck: Option<f64> = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM (LEAST(due_at, recheck_at) - now()))::float8 FROM work \
+         WHERE instance_uid = $1",
+    )
+    .bind(uid)
+    .fetch_one(&stack.db.pool)
+    .await
+    .unwrap();
+    let recheck = recheck.expect("a recheck after the takeover");
+    assert!(recheck <= 36.0, "next look in {recheck} s");
 
     // A resumes with a plan made before it was frozen. Its lease is gone: it stops, and says
     // in the instance's events what it had sent.

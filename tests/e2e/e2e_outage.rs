@@ -82,7 +82,10 @@ async fn after_a_fly_outage_held_instances_resume_within_seconds() {
         "every held instance resumed {:.1} s after Fly recovered",
         resumed.as_secs_f64()
     );
-    assert!(resumed < Duration::from_secs(8), "resuming took {resumed:?}");
+    assert!(
+        resumed < Duration::from_secs(8),
+        "resuming took {resumed:?}"
+    );
     for name in names {
         let body: Value = stack.wait_ready(name, Duration::from_secs(60)).await;
         assert_eq!(body["status"]["phase"], "Ready");

@@ -94,25 +94,30 @@ impl Circuit {
         }
     }
 
-    /// Folds a call's result in; announces when the circuit opens.
-    pub fn record(&self, outage: bool) {
+    /// Folds a call's result in; announces when the circuit opens (and returns `true` then).
+    pub fn record(&self, outage: bool) -> bool {
         let mut state = self.lock();
         let next = state.after_call(outage, Instant::now());
-        if next.is_open() && !state.is_open() {
+        let opened = next.is_open() && !state.is_open();
+        if opened {
             tracing::warn!("Fly keeps failing: holding calls until a probe sees it answer again");
             self.open.send_replace(true);
         }
         *state = next;
+        opened
     }
 
-    /// Closes the circuit (the probe got an answer); announces it.
-    pub fn close(&self) {
+    /// Closes the circuit (the probe got an answer); announces it and returns `true` when it
+    /// was open.
+    pub fn close(&self) -> bool {
         let mut state = self.lock();
-        if state.is_open() {
+        let was_open = state.is_open();
+        if was_open {
             tracing::info!("Fly answers again: calls resume");
         }
         *state = Breaker::default();
         self.open.send_replace(false);
+        was_open
     }
 
     /// Whether calls are held now.
@@ -169,13 +174,13 @@ mod tests {
             failures: OPEN_AFTER_FAILURES - 1,
             since: Some(Instant::now() - Duration::from_secs(5)),
         };
-        circuit.record(true);
+        assert!(circuit.record(true));
         assert_eq!(circuit.admit(), Err(PROBE_EVERY));
         assert!(*seen.borrow_and_update());
         // Only the probe closes it: a late answer of a call sent before does not.
-        circuit.record(false);
+        assert!(!circuit.record(false));
         assert!(circuit.is_open());
-        circuit.close();
+        assert!(circuit.close());
         assert_eq!(circuit.admit(), Ok(()));
         assert!(!*seen.borrow_and_update());
     }

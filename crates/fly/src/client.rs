@@ -256,8 +256,10 @@ impl FlyClient {
                 })
             }
         };
-        self.circuit
-            .record(outcome.as_ref().err().is_some_and(FlyError::is_outage));
+        let outage = outcome.as_ref().err().is_some_and(FlyError::is_outage);
+        if self.circuit.record(outage) {
+            self.observer.circuit(true);
+        }
         outcome
     }
 
@@ -270,7 +272,9 @@ impl FlyClient {
         match self.dispatch("orgs.machines.list", req).await {
             Err(e) if e.is_outage() => Err(e),
             _ => {
-                self.circuit.close();
+                if self.circuit.close() {
+                    self.observer.circuit(false);
+                }
                 Ok(())
             }
         }

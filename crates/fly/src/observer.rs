@@ -10,6 +10,8 @@ pub trait FlyObserver: Send + Sync + std::fmt::Debug {
     /// A call to `endpoint` waited `waited` for our own rate limiter (or was told to come back
     /// after that long).
     fn throttled(&self, endpoint: &'static str, waited: Duration);
+    /// The organization's circuit opened (`true`: calls are held) or closed again.
+    fn circuit(&self, _open: bool) {}
 }
 
 /// Reports nothing, for tools and tests that do not look at metrics.

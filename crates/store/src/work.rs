@@ -72,6 +72,10 @@ pub async fn schedule(
     Ok(row)
 }
 
+/// How long after a takeover from a lapsed lease the key is looked at again: longer than any
+/// request the previous holder may have had in flight (the Fly client bounds them at 30 s).
+pub const TAKEOVER_RECHECK: Duration = Duration::from_secs(35);
+
 /// A claimed key.
 #[derive(Debug, Clone, FromRow)]
 pub struct Claim {
@@ -79,9 +83,13 @@ pub struct Claim {
     pub attempts: i32,
     pub reason: String,
     pub claimed_at: DateTime<Utc>,
+    /// The key was taken over from a holder whose lease lapsed (a crashed, frozen or cut-off
+    /// replica), which may have had a mutation in flight.
+    pub taken_over: bool,
 }
 
-/// Claims up to `limit` due keys for `owner` with a lease of `ttl`.
+/// Claims up to `limit` due keys for `owner` with a lease of `ttl`. A key taken over from a
+/// lapsed lease gets a recheck [`TAKEOVER_RECHECK`] later, whatever its reconciles ask for.
 pub async fn claim_due(
     db: impl PgExecutor<'_>,
     owner: &str,
@@ -90,17 +98,20 @@ pub async fn claim_due(
 ) -> Result<Vec<Claim>, StoreError> {
     let rows = sqlx::query_as::<_, Claim>(
         "WITH due AS ( \
-             SELECT instance_uid FROM work \
+             SELECT instance_uid, lease_owner IS NOT NULL AS taken_over FROM work \
              WHERE due_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
              ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
          UPDATE work w SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $3), \
-             claimed_at = clock_timestamp() \
+             claimed_at = clock_timestamp(), \
+             recheck_at = CASE WHEN due.taken_over \
+                 THEN now() + make_interval(secs => $4) ELSE w.recheck_at END \
          FROM due WHERE w.instance_uid = due.instance_uid \
-         RETURNING w.instance_uid, w.attempts, w.reason, w.claimed_at",
+         RETURNING w.instance_uid, w.attempts, w.reason, w.claimed_at, due.taken_over",
     )
     .bind(owner)
     .bind(limit)
     .bind(ttl.as_secs_f64())
+    .bind(TAKEOVER_RECHECK.as_secs_f64())
     .fetch_all(db)
     .await?;
     Ok(rows)
@@ -178,8 +189,10 @@ pub async fn complete(
     let due: Option<DateTime<Utc>> = sqlx::query_scalar(
         "UPDATE work SET lease_owner = NULL, lease_expires_at = NULL, attempts = $4, \
              due_at = CASE WHEN enqueued_at > claimed_at THEN now() \
-                           ELSE now() + make_interval(secs => $3) END, \
-             reason = CASE WHEN enqueued_at > claimed_at THEN reason ELSE $5 END \
+                           ELSE LEAST(now() + make_interval(secs => $3), \
+                                      COALESCE(recheck_at, 'infinity')) END, \
+             reason = CASE WHEN enqueued_at > claimed_at THEN reason ELSE $5 END, \
+             recheck_at = CASE WHEN recheck_at <= claimed_at THEN NULL ELSE recheck_at END \
          WHERE instance_uid = $1 AND lease_owner = $2 RETURNING due_at",
     )
     .bind(instance_uid)

@@ -21,6 +21,10 @@ impl FlyObserver for Metrics {
     fn throttled(&self, endpoint: &'static str, waited: Duration) {
         self.observe_throttle(endpoint, waited);
     }
+
+    fn circuit(&self, open: bool) {
+        self.observe_circuit(open);
+    }
 }
 
 impl LeaseHolder for LeaseBook {

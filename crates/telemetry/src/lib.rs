@@ -119,6 +119,7 @@ struct FlyMetrics {
     rate_limited: Family<EndpointLabels, Counter>,
     leases_held: Gauge,
     lease_holders: Mutex<Vec<Weak<dyn LeaseHolder>>>,
+    circuit_open: Gauge,
 }
 
 /// Reconciles, the queue and the fleet watch of this process.
@@ -214,6 +215,12 @@ impl FlyMetrics {
                 Gauge::default(),
             ),
             lease_holders: Mutex::new(Vec::new()),
+            circuit_open: register(
+                r,
+                "fly_circuit_open",
+                "1 while Fly kept failing and calls are held until a probe sees it answer again",
+                Gauge::default(),
+            ),
         }
     }
 }
@@ -424,6 +431,11 @@ impl Metrics {
             .request_duration
             .get_or_create(&EndpointLabels { endpoint })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records whether the organization's Fly circuit holds calls now.
+    pub fn observe_circuit(&self, open: bool) {
+        self.fly.circuit_open.set(i64::from(open));
     }
 
     /// Records how long a Fly call waited for a client-side rate-limit token.

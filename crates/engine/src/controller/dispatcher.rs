@@ -241,6 +241,9 @@ async fn run_one<R: Reconcile>(
     abandon: CancellationToken,
 ) {
     let uid = claim.instance_uid;
+    if claim.taken_over {
+        tracing::info!(instance_uid = %uid, "taking over from a lapsed lease: rechecking once its requests are over");
+    }
     let started = Instant::now();
     shared.telemetry.worker_started();
     let lost = CancellationToken::new();
