@@ -310,3 +310,88 @@ async fn a_request_during_a_reconcile_is_not_lost() {
             .is_none()
     );
 }
+
+/// The fence: a lapsed lease admits nothing, cannot be renewed or recorded under, and the
+/// replica taking the key over is told so and looks again soon.
+#[tokio::test]
+async fn a_lapsed_lease_is_fenced_and_its_takeover_rechecked() {
+    let db = fresh_database().await;
+    let uid = insert_instance(&db.pool, "fenced").await;
+    let ttl = Duration::from_secs(30);
+    let first = work::claim_due(&db.pool, "a", 1, ttl).await.unwrap();
+    assert!(!first[0].taken_over);
+    assert!(work::admit(&db.pool, uid, "a", ttl, Duration::from_secs(1))
+        .await
+        .unwrap());
+    assert!(
+        !work::admit(&db.pool, uid, "b", ttl, Duration::ZERO)
+            .await
+            .unwrap(),
+        "another owner is admitted"
+    );
+    // A freezes past its lease.
+    sqlx::query("UPDATE work SET lease_expires_at = now() - interval '1 second'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert!(!work::admit(&db.pool, uid, "a", ttl, Duration::ZERO)
+        .await
+        .unwrap());
+    assert!(!work::renew(&db.pool, uid, "a", ttl).await.unwrap());
+    let taken = work::claim_due(&db.pool, "b", 1, ttl).await.unwrap();
+    assert!(taken[0].taken_over);
+    let mut tx = db.pool.begin().await.unwrap();
+    let held = work::hold(&mut tx, uid, "a").await;
+    assert!(matches!(held, Err(openclaws_store::StoreError::LeaseLost)));
+    drop(tx);
+    // B asks for a visit in an hour; the recheck comes first.
+    let due = work::complete(
+        &db.pool,
+        uid,
+        "b",
+        (Duration::from_secs(3600), work::SCHEDULED),
+        0,
+    )
+    .await
+    .unwrap()
+    .expect("b holds the lease");
+    let in_secs = (due - chrono::Utc::now()).num_seconds();
+    assert!((30..=36).contains(&in_secs), "next visit in {in_secs} s");
+}
+
+/// Instances held while Fly was down come back at once, oldest wait first, with a fresh
+/// streak.
+#[tokio::test]
+async fn held_instances_are_woken_oldest_first_with_a_fresh_streak() {
+    let db = fresh_database().await;
+    let mut uids = Vec::new();
+    for name in ["held-1", "held-2", "held-3"] {
+        let uid = insert_instance(&db.pool, name).await;
+        let claim = work::claim_due(&db.pool, "w", 1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(claim[0].instance_uid, uid);
+        work::complete(
+            &db.pool,
+            uid,
+            "w",
+            (Duration::from_secs(60), work::HELD_FOR_FLY),
+            3,
+        )
+        .await
+        .unwrap();
+        uids.push(uid);
+    }
+    assert_eq!(work::wake_held(&db.pool).await.unwrap(), 3);
+    let mut claimed = Vec::new();
+    for _ in 0..3 {
+        let one = work::claim_due(&db.pool, "w", 1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        claimed.extend(one);
+    }
+    let order: Vec<Uuid> = claimed.iter().map(|c| c.instance_uid).collect();
+    assert_eq!(order, uids, "claimed in the order they had waited");
+    assert!(claimed.iter().all(|c| c.attempts == 0));
+    assert_eq!(work::wake_held(&db.pool).await.unwrap(), 0);
+}

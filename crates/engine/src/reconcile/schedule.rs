@@ -142,3 +142,48 @@ fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
 fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::errors::StepError;
+    use openclaws_fly::FlyError;
+
+    fn failure(error: FlyError) -> Failure {
+        Failure {
+            step: "CreateApp",
+            error: StepError::Fly(error),
+        }
+    }
+
+    #[test]
+    fn waiting_in_line_keeps_the_streak_and_comes_back_on_time() {
+        let next = held(&failure(FlyError::Throttled {
+            message: "waiting in line".into(),
+            retry_after: Duration::from_secs(3),
+        }));
+        assert_eq!(next.streak, Streak::Keep);
+        assert_eq!(next.reason, "FlyThrottled");
+        assert!(next.after >= Duration::from_secs(3) && next.after <= Duration::from_millis(3600));
+        assert_eq!(next.streak.apply(4), 4);
+    }
+
+    #[test]
+    fn instances_held_for_fly_wait_to_be_woken() {
+        let next = held(&failure(FlyError::Unavailable {
+            retry_after: Duration::from_secs(2),
+        }));
+        assert_eq!(next.streak, Streak::Keep);
+        assert_eq!(next.reason, "FlyUnavailable");
+        assert!(next.after >= HELD_FOR_FLY.mul_f64(0.8) && next.after <= HELD_FOR_FLY.mul_f64(1.2));
+    }
+
+    #[test]
+    fn streaks() {
+        assert_eq!(Streak::Reset.apply(7), 0);
+        assert_eq!(Streak::Extend.apply(7), 8);
+        assert_eq!(Streak::Extend.apply(i32::MAX), i32::MAX);
+        assert_eq!(Streak::Keep.apply(7), 7);
+        assert!(Streak::Extend.failed() && !Streak::Keep.failed() && !Streak::Reset.failed());
+    }
+}
