@@ -14,6 +14,7 @@ pub mod secret_names;
 pub mod secrets;
 mod spec;
 mod status;
+pub mod text;
 mod write;
 
 pub use spec::*;
