@@ -136,6 +136,8 @@ pub struct ApprovalRecorded {
         (status = 403, description = "Read-only token", body = super::error::ErrorBody),
         (status = 404, description = "No such instance", body = super::error::ErrorBody),
         (status = 409, description = "Policy is auto, the instance is being deleted, or too many approvals are outstanding", body = super::error::ErrorBody),
+        (status = 413, description = "Body larger than 64 KiB", body = super::error::ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = super::error::ErrorBody),
         (status = 422, description = "Not exactly one of requestId and latest: true", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn post_pairing_approval(
@@ -218,7 +220,7 @@ pub async fn record_approval(
 ) -> Result<(PairingApproval, OpenClawInstance), ApiError> {
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
     if let Some(id) = &request_id {
-        if id.trim().is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+        if id.trim().is_empty() || id.chars().count() > 128 || id.chars().any(char::is_control) {
             return Err(approval_body_invalid());
         }
     }

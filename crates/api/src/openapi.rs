@@ -100,6 +100,12 @@ pub const NAME_TEXT_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u
 /// on `/v1`, 400 for unreadable requests, 401, 422 for an invalid name, and 429 and 503 with
 /// `Retry-After`).
 fn tighten(document: &mut Value) {
+    if let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        tighten_schemas(schemas);
+    }
     let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -159,6 +165,140 @@ fn tighten(document: &mut Value) {
     }
 }
 
+/// Characters no string the API stores may hold (control characters), as a pattern class body.
+const CONTROL_CLASS: &str = "\\u0000-\\u001F\\u007F-\\u009F";
+
+/// Text with at least one visible character and none of `class`.
+fn not_blank_without(class: &str) -> String {
+    format!("^[^{class}]*[^\\s{class}][^{class}]*$")
+}
+
+/// What the handlers' rules beyond the generated schemas say about the write body
+/// ([`crate::validate`]), where a JSON Schema can say it: CPU counts, image references, the
+/// Unicode policy of names, non-blank model names, label keys, provider key values, approvals
+/// naming exactly one of a request id and the newest request, and resource versions.
+fn tighten_schemas(schemas: &mut serde_json::Map<String, Value>) {
+    let names = NAME_TEXT_PATTERN
+        .trim_start_matches("^[^")
+        .trim_end_matches("]+$")
+        .to_owned();
+    let name_text = not_blank_without(&names);
+    let plain_text = not_blank_without(CONTROL_CLASS);
+    let mut set = |schema: &str, pointer: &str, value: Value| put(schemas, schema, pointer, value);
+    for spec in ["InstanceSpec", "InstanceSpecWrite"] {
+        set(spec, "/properties/customerId/pattern", json!(name_text));
+        set(spec, "/properties/image/pattern", json!(IMAGE_PATTERN));
+    }
+    set(
+        "GuestSpec",
+        "/properties/cpus/enum",
+        json!([1, 2, 4, 8, 16]),
+    );
+    set(
+        "IdentitySpec",
+        "/properties/displayName/pattern",
+        json!(name_text),
+    );
+    set(
+        "ComposioSpec",
+        "/properties/entityId/pattern",
+        json!(name_text),
+    );
+    set(
+        "ModelSpec",
+        "/properties/primary/pattern",
+        json!(plain_text),
+    );
+    set(
+        "ModelSpec",
+        "/properties/fallbacks/items",
+        json!({"type": "string", "minLength": 1, "maxLength": 200, "pattern": plain_text}),
+    );
+    set(
+        "WriteMeta",
+        "/properties/labels/propertyNames",
+        json!({"type": "string", "pattern": "^[A-Za-z0-9._/-]{1,63}$"}),
+    );
+    set(
+        "WriteMeta",
+        "/properties/labels/additionalProperties",
+        json!({"type": "string", "maxLength": 63, "pattern": format!("^[^{names}]*$")}),
+    );
+    set(
+        "WriteMeta",
+        "/properties/resourceVersion/pattern",
+        json!("^[+-]?[0-9]{1,18}$"),
+    );
+    set("WriteMeta", "/properties/name/pattern", json!(NAME_PATTERN));
+    set("WriteMeta", "/properties/name/minLength", json!(3));
+    set("WriteMeta", "/properties/name/maxLength", json!(40));
+    set(
+        "InstanceWrite",
+        "/properties/apiVersion/enum",
+        json!([openclaws_model::API_VERSION, null]),
+    );
+    set(
+        "InstanceWrite",
+        "/properties/kind/enum",
+        json!([openclaws_model::KIND, null]),
+    );
+    set(
+        "SecretWrite",
+        "/oneOf/0",
+        json!({
+            "description": "The new plaintext value (1-4096 characters, no whitespace). Stored encrypted, never shown.",
+            "type": "string", "minLength": 1, "maxLength": 4096,
+            "pattern": format!("^[^\\s{CONTROL_CLASS}]+$")
+        }),
+    );
+    let exactly_one = json!([
+        {"required": ["requestId"], "properties": {"requestId": {"type": "string"}, "latest": {"enum": [false, null]}}},
+        {"required": ["latest"], "properties": {"latest": {"const": true}, "requestId": {"type": "null"}}}
+    ]);
+    for approval in ["ApprovalRequest", "PairingApproval"] {
+        if let Some(object) = schemas.get_mut(approval).and_then(Value::as_object_mut) {
+            object.insert("oneOf".to_owned(), exactly_one.clone());
+        }
+    }
+    let mut set = |schema: &str, pointer: &str, value: Value| put(schemas, schema, pointer, value);
+    let no_control = json!(format!("^[^{CONTROL_CLASS}]+$"));
+    set(
+        "ApprovalRequest",
+        "/properties/requestId/pattern",
+        json!(plain_text),
+    );
+    set(
+        "PairingApproval",
+        "/properties/requestId/pattern",
+        no_control.clone(),
+    );
+    set("PairingApproval", "/properties/id/pattern", no_control);
+}
+
+/// Sets `value` at `pointer` (its last segment a key, created when missing) inside the
+/// component schema `schema`.
+fn put(schemas: &mut serde_json::Map<String, Value>, schema: &str, pointer: &str, value: Value) {
+    let Some((parent, key)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    if let Some(object) = schemas
+        .get_mut(schema)
+        .and_then(|s| s.pointer_mut(parent))
+        .and_then(Value::as_object_mut)
+    {
+        object.insert(key.to_owned(), value);
+    }
+}
+
+/// An image reference as [`crate::validate`] accepts it: `name[:tag][@sha256:<64 hex>]`, the
+/// name of `[A-Za-z0-9._/:-]` starting with a letter, digit or `_`, without `//` and not
+/// ending in `/` or `:`.
+const IMAGE_PATTERN: &str = "^[A-Za-z0-9_](?:[A-Za-z0-9._:-]*[A-Za-z0-9._-])?(?:/[A-Za-z0-9._:-]*[A-Za-z0-9._-])*(?:@sha256:[0-9a-fA-F]{64})?$";
+
+/// An `If-Match` value [`crate::write::parse_if_match`] reads: `*`, or a resource version,
+/// quoted or not, weak or not.
+const IF_MATCH_PATTERN: &str = "^ *(\\*|(W/)?\"?[+-]?[0-9]{1,18}\"?) *$";
+
 fn tighten_parameter(path: &str, parameter: &mut Value) {
     let name = parameter["name"].as_str().unwrap_or_default().to_owned();
     let location = parameter["in"].as_str().unwrap_or_default().to_owned();
@@ -178,6 +318,8 @@ fn tighten_parameter(path: &str, parameter: &mut Value) {
             json!({"type": "string", "enum": ["Normal", "Warning"]})
         }
         ("query", "since") => json!({"type": "string", "format": "date-time"}),
+        ("header", "If-Match") => json!({"type": "string", "pattern": IF_MATCH_PATTERN}),
+        ("header", "If-None-Match") => json!({"type": "string", "enum": ["*"]}),
         _ => return,
     };
     parameter["schema"] = schema;

@@ -334,7 +334,7 @@ fn check_metadata(name: &str, meta: &Value, out: &mut Vec<FieldError>) {
         }
         if let Some(v) = value.as_str() {
             let path = format!("metadata.labels.{key}");
-            if v.len() > 63 || !is_printable(v) {
+            if v.chars().count() > 63 || !is_printable(v) {
                 out.push(FieldError::new(
                     path.clone(),
                     "must be at most 63 printable characters",
@@ -360,7 +360,7 @@ fn check_model(model: &Value, out: &mut Vec<FieldError>) {
     };
     for (i, f) in fallbacks.iter().enumerate() {
         if let Some(f) = f.as_str() {
-            if f.trim().is_empty() || f.len() > 200 || !is_printable(f) {
+            if f.trim().is_empty() || f.chars().count() > 200 || !is_printable(f) {
                 out.push(FieldError::new(
                     format!("spec.model.fallbacks[{i}]"),
                     "must be a model name of 1-200 characters",
@@ -377,7 +377,7 @@ fn check_provider_keys(keys: &serde_json::Map<String, Value>, out: &mut Vec<Fiel
         match value {
             Value::String(s)
                 if s.is_empty()
-                    || s.len() > MAX_SECRET_LEN
+                    || s.chars().count() > MAX_SECRET_LEN
                     || s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
             {
                 out.push(FieldError::new(
