@@ -530,3 +530,48 @@ async fn an_unreachable_database_is_a_prompt_503() {
         eprintln!("{what}: 503 after {elapsed:?}");
     }
 }
+
+#[tokio::test]
+async fn the_support_console_spells_out_hidden_characters_of_stored_values() {
+    let api = spawn_api().await;
+    assert_eq!(
+        api.put("legacy", &minimal("cust-7")).await.status,
+        StatusCode::CREATED
+    );
+    // A customer id stored before the policy, with a right-to-left override and a zero-width space.
+    sqlx::query(
+        "UPDATE instances SET customer_id = $1, spec = jsonb_set(spec, '{customerId}', to_jsonb($1::text)) \
+         WHERE name = 'legacy'",
+    )
+    .bind("cust\u{202E}7-\u{200B}x")
+    .execute(&api.pool)
+    .await
+    .unwrap();
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = no_redirects
+        .post(format!("{}/support/login", api.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={READER}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    for page in ["/support/instances", "/support/instances/legacy"] {
+        let reply = api
+            .send(Method::GET, page, None, None, &[("cookie", &cookie)])
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{page}");
+        let shown = "cust<span class=\"hidden-char\" title=\"an invisible or control character, shown by its code\">⟨U+202E⟩</span>7-";
+        assert!(reply.text.contains(shown), "{page}: {}", reply.text);
+        assert!(reply.text.contains("⟨U+200B⟩</span>x"), "{page}");
+        assert!(
+            !reply.text.contains('\u{202E}') && !reply.text.contains('\u{200B}'),
+            "{page}"
+        );
+    }
+}
