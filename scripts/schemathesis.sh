@@ -83,12 +83,13 @@ grep -q "serving until Ctrl-C" "$OUT/logs/dev.log" || {
 
 started=$(date +%s)
 status=0
-"$VENV/bin/schemathesis" run "$API/openapi.json" \
+# Run from $OUT: Schemathesis keeps a cache directory (.schemathesis/) where it runs.
+(cd "$OUT" && "../../$VENV/bin/schemathesis" run "$API/openapi.json" \
   --checks not_a_server_error,status_code_conformance,response_schema_conformance \
   --header "Authorization: Bearer $WRITER" \
   --max-examples "$EXAMPLES" --seed "$SEED" --workers 2 \
   --generation-database none --no-color \
-  --report junit,har --report-dir "$OUT" || status=$?
+  --report junit,har --report-dir .) || status=$?
 elapsed=$(( $(date +%s) - started ))
 
 requests=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["log"]["entries"]))' \
