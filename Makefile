@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEV := target/debug/openclaws-dev
 
-.PHONY: run test bench unit lint fmt build postgres prometheus crd clean openclaw chromium sim-process
+.PHONY: run test bench unit lint fmt build postgres prometheus crd clean openclaw chromium sim-process schemathesis
 
 ## run: throwaway PostgreSQL + the Fly simulator (fly-sim) + the controller (openclaws-controller
 ## serve), each its own process with its log in target/dev/, and a demo instance reaching Ready.
@@ -26,6 +26,15 @@ test: postgres prometheus openclaw chromium lint
 	else \
 	  $(DEV) with-postgres -- $(CARGO) test --workspace --all-targets --no-fail-fast; \
 	fi
+	@scripts/schemathesis.sh
+
+## schemathesis: fuzz the API against its own /openapi.json with Schemathesis (pinned, in a virtual
+## environment under target/) on the dev stack (throwaway PostgreSQL, fly-sim, serve): at least
+## 10,000 requests; any server error, undocumented status or response off its schema fails.
+## See docs/api-edge.md.
+schemathesis: postgres
+	$(CARGO) build --quiet --workspace --bins
+	@scripts/schemathesis.sh
 
 ## bench: fleet figures against the simulator: provisioning, steady state, drift repair.
 ## Defaults to 1,000 instances (about 20 minutes: Fly creates one app per second per org);

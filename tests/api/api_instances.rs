@@ -41,11 +41,11 @@ async fn create_then_replace_and_generation_semantics() {
     assert_eq!(created.headers["etag"], "\"1\"");
     assert!(object["metadata"].get("deletionTimestamp").is_none());
 
-    // Same spec again: 200, same generation, new resource version.
+    // Same spec again: 200 and nothing changes, not even the resource version.
     let same = api.put("alpha", &minimal("cust-1")).await;
     assert_eq!(same.status, StatusCode::OK, "{}", same.text);
     assert_eq!(same.json["metadata"]["generation"], 1);
-    assert_eq!(same.json["metadata"]["resourceVersion"], "2");
+    assert_eq!(same.json["metadata"]["resourceVersion"], "1");
     assert_eq!(same.json["metadata"]["uid"], object["metadata"]["uid"]);
 
     // Defaults written explicitly are the same spec.
@@ -58,6 +58,7 @@ async fn create_then_replace_and_generation_semantics() {
         .await;
     assert_eq!(explicit.status, StatusCode::OK);
     assert_eq!(explicit.json["metadata"]["generation"], 1);
+    assert_eq!(explicit.json["metadata"]["resourceVersion"], "1");
 
     // A real change bumps the generation.
     let changed = api

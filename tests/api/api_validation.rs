@@ -1,6 +1,7 @@
 //! Black-box tests of input validation, the error shape, authentication and the open endpoints.
 
-use openclaws_testkit::api::{minimal, spawn_api, test_inputs, READER, WRITER};
+use openclaws_api::edge::EdgeSettings;
+use openclaws_testkit::api::{minimal, spawn_api, spawn_api_with, test_inputs, READER, WRITER};
 use openclaws_testkit::db::fresh_database;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -296,7 +297,13 @@ async fn malformed_requests_get_the_right_status_and_shape() {
 
 #[tokio::test]
 async fn tokens_and_roles() {
-    let api = spawn_api().await;
+    // Every wrong token below is a failure from 127.0.0.1: allow them all (the limit has its
+    // own tests in `api_edge`).
+    let api = spawn_api_with(EdgeSettings {
+        auth_failure_burst: 1000,
+        ..EdgeSettings::default()
+    })
+    .await;
     api.put("authz", &minimal("c")).await;
     let body = serde_json::to_vec(&minimal("c")).unwrap();
     let routes: Vec<(Method, &str, bool)> = vec![
@@ -358,13 +365,8 @@ async fn tokens_and_roles() {
             .unwrap();
     assert_eq!(
         reasons,
-        [
-            "Created",
-            "SpecApplied",
-            "SpecApplied",
-            "ReconcileRequested",
-            "DeletionRequested"
-        ]
+        // The writer's PUT and PATCH wrote what was stored already: no event.
+        ["Created", "ReconcileRequested", "DeletionRequested"]
     );
 }
 
@@ -430,13 +432,63 @@ async fn open_operational_endpoints() {
     assert!(patch["application/merge-patch+json"].is_object());
     let put_responses = &paths["/v1/instances/{name}"]["put"]["responses"];
     for status in [
-        "200", "201", "400", "401", "403", "409", "413", "415", "422",
+        "200", "201", "400", "401", "403", "409", "412", "413", "414", "415", "422", "429", "431",
+        "503",
     ] {
         assert!(
             put_responses[status].is_object(),
             "PUT {status} undocumented"
         );
     }
+    // As strict as the handlers: the name's pattern and length, a typed and bounded limit,
+    // Retry-After on 429 and 503, an approval naming exactly one target.
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = &operation["responses"];
+            for status in ["414", "431"] {
+                assert!(responses[status].is_object(), "{method} {path}: {status}");
+            }
+            if path.starts_with("/v1/") {
+                for status in ["400", "401", "429", "503"] {
+                    assert!(responses[status].is_object(), "{method} {path}: {status}");
+                }
+                assert!(responses["429"]["headers"]["Retry-After"].is_object());
+            }
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let schema = &parameter["schema"];
+                match parameter["name"].as_str().unwrap() {
+                    "name" => {
+                        assert_eq!(schema["pattern"], "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$");
+                        assert_eq!(
+                            (schema["minLength"].as_u64(), schema["maxLength"].as_u64()),
+                            (Some(3), Some(40))
+                        );
+                    }
+                    "limit" => {
+                        assert_eq!(schema["type"], "integer", "{path}");
+                        assert_eq!(
+                            (schema["minimum"].as_u64(), schema["maximum"].as_u64()),
+                            (Some(1), Some(1000))
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["ApprovalRequest"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        schemas["GuestSpec"]["properties"]["cpus"]["enum"],
+        json!([1, 2, 4, 8, 16])
+    );
+    assert!(schemas["InstanceSpecWrite"]["properties"]["customerId"]["pattern"].is_string());
 }
 
 #[tokio::test]

@@ -7,7 +7,9 @@
 //! child processes, so they run side by side.
 
 mod api_crd;
+mod api_edge;
 mod api_instances;
 mod api_validation;
+mod api_writes;
 mod cli_support;
 mod prometheus_dashboards;

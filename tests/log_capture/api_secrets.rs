@@ -139,7 +139,7 @@ async fn provider_keys_never_leak() {
             "providerKeys": {"openaiApiKey": openai}}, "extra": canary}),
         json!({"spec": {"customerId": canary, "region": "iad"}}),
         spec(json!({"anthropicOauthToken": [oauth]})),
-        json!({"metadata": {"resourceVersion": "1"}, "spec": {"customerId": "cust-secret",
+        json!({"metadata": {"resourceVersion": "999"}, "spec": {"customerId": "cust-secret",
             "region": "iad", "providerKeys": {"openaiApiKey": openai}}}),
     ];
     for body in &rejected {

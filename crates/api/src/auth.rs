@@ -1,13 +1,16 @@
 //! Bearer-token authentication with two roles. Tokens are compared in constant time (over their
-//! SHA-256 digests, so length does not leak either); readers may only use safe methods.
+//! SHA-256 digests, so length does not leak either); readers may only use safe methods. Failed
+//! tokens are limited per client address ([`crate::edge`]).
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
+use super::edge::{ClientAddr, Credential, Edge};
 use super::error::ApiError;
 use super::ApiState;
 
@@ -45,15 +48,32 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Middleware on the `/v1` routes: 401 without a known token, 403 for a reader writing.
+/// Middleware on the `/v1` routes: 429 without looking at the token while the client's address
+/// is over the limit of failed credentials ([`Edge`]), 401 without a known token (a presented
+/// one counts as a failure), 403 for a reader writing.
 pub async fn require_token(
     State(state): State<ApiState>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let role = bearer(request.headers())
-        .and_then(|t| role_of(&state.tokens, t))
-        .ok_or(ApiError::Unauthorized)?;
+    let edge = request.extensions().get::<Arc<Edge>>().cloned();
+    let client = request
+        .extensions()
+        .get::<ClientAddr>()
+        .copied()
+        .unwrap_or(ClientAddr(std::net::Ipv4Addr::UNSPECIFIED.into()));
+    if let Some(edge) = &edge {
+        edge.admit_credential(client, Credential::Bearer)
+            .map_err(ApiError::TooManyRequests)?;
+    }
+    let presented = request.headers().contains_key(header::AUTHORIZATION);
+    let Some(role) = bearer(request.headers()).and_then(|t| role_of(&state.tokens, t)) else {
+        if let (Some(edge), true) = (&edge, presented) {
+            edge.credential_failed(client, Credential::Bearer)
+                .map_err(ApiError::TooManyRequests)?;
+        }
+        return Err(ApiError::Unauthorized);
+    };
     let safe = matches!(*request.method(), Method::GET | Method::HEAD);
     if role == Role::Reader && !safe {
         return Err(ApiError::Forbidden);

@@ -24,11 +24,21 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// Longest path shown in a field error; a longer one (an absurd field name) is cut.
+const MAX_PATH_CHARS: usize = 200;
+
 impl FieldError {
-    /// A field error at `path`.
+    /// A field error at `path`. A path holds the field names the client sent (an unknown field,
+    /// a label key): control and invisible characters in it are spelled out (`⟨U+202E⟩`) and it
+    /// is cut at 200 characters, so no error can carry hidden text back.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        let path = path.into();
+        let mut shown = openclaws_model::text::visible(&path).into_owned();
+        if shown.chars().count() > MAX_PATH_CHARS {
+            shown = shown.chars().take(MAX_PATH_CHARS).collect::<String>() + "…";
+        }
         Self {
-            path: path.into(),
+            path: shown,
             message: message.into(),
         }
     }
@@ -44,8 +54,9 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `method_not_allowed`, `conflict`, `payload_too_large`, `unsupported_media_type`, `invalid`,
-    /// `unavailable`, `internal`.
+    /// `method_not_allowed`, `conflict`, `precondition_failed`, `payload_too_large`,
+    /// `uri_too_long`, `unsupported_media_type`, `invalid`, `too_many_requests`,
+    /// `headers_too_large`, `unavailable`, `internal`.
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
@@ -71,8 +82,20 @@ pub enum ApiError {
     /// its own variant so a caller that read the object itself can read again and retry.
     #[error("{0}")]
     StaleVersion(String),
+    /// A precondition header did not hold (`If-None-Match: *` on an existing instance): 412.
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The request target is longer than the server accepts: 414.
+    #[error("the request URL is longer than {0} bytes")]
+    UriTooLong(usize),
+    /// Too many failed credentials from this client address: 429 with `Retry-After` (seconds).
+    #[error("too many failed sign-ins or tokens from this address; retry in {0} s")]
+    TooManyRequests(u64),
+    /// The header section is larger (or has more fields) than the server accepts: 431.
+    #[error("{0}")]
+    HeadersTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
@@ -82,6 +105,10 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// The database cannot be reached or used now (503 with `Retry-After`); the detail names the
+    /// driver's error for the log and is never sent.
+    #[error("the database is unavailable; retry shortly")]
+    DatabaseUnavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -104,10 +131,16 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::StaleVersion(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::DatabaseUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -141,9 +174,13 @@ fn code_for(status: StatusCode) -> &'static str {
         404 => "not_found",
         405 => "method_not_allowed",
         409 => "conflict",
+        412 => "precondition_failed",
         413 => "payload_too_large",
+        414 => "uri_too_long",
         415 => "unsupported_media_type",
         422 => "invalid",
+        429 => "too_many_requests",
+        431 => "headers_too_large",
         503 => "unavailable",
         s if s >= 500 => "internal",
         _ => "bad_request",
@@ -155,32 +192,82 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(error = %detail, "request failed");
         }
+        if let ApiError::DatabaseUnavailable(detail) = &self {
+            tracing::warn!(error = %detail, "request refused: the database is unavailable");
+        }
         let status = self.status();
         let mut response = (status, Json(self.body())).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManyRequests(seconds) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
+            }
+            ApiError::Unavailable(_) | ApiError::DatabaseUnavailable(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECONDS),
+                );
+            }
+            _ => {}
         }
         response
     }
 }
 
+/// `Retry-After` of a 503: the database is usually back (or failed over) within seconds.
+pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 2;
+
+/// Whether a database error means the database cannot be reached or used right now (no
+/// connection within the wait, a dropped or refused connection, a server shutting down or out
+/// of connections) rather than a fault of this request or of the code: those are 503.
+pub fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P01-57P03: shutdown, crash, cannot connect now;
+            // 53300: too many connections.
+            code.starts_with("08") || code.starts_with("57P") || code == "53300"
+        }),
+        _ => false,
+    }
+}
+
+fn from_sqlx(e: &sqlx::Error) -> ApiError {
+    if database_unavailable(e) {
+        ApiError::DatabaseUnavailable(e.to_string())
+    } else {
+        ApiError::Internal(e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match &e {
+            StoreError::Database(db) => from_sqlx(db),
+            _ => ApiError::Internal(e.to_string()),
+        }
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::Internal(e.to_string())
+        from_sqlx(&e)
     }
 }
 
 impl From<SecretStoreError> for ApiError {
     fn from(e: SecretStoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            SecretStoreError::Store(store) => store.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 

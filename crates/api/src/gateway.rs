@@ -8,7 +8,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
+use sqlx::Connection;
 use utoipa::ToSchema;
 
 use super::auth::Role;
@@ -18,6 +19,7 @@ use super::validate::check_name;
 use super::write;
 use super::ApiState;
 use openclaws_model::secret_names::GATEWAY_TOKEN;
+use openclaws_model::text::has_control;
 use openclaws_model::{OpenClawInstance, PairingApproval, PairingPolicy};
 use openclaws_store::events::{self, EventType, NewEvent};
 use openclaws_store::{instances, secrets};
@@ -57,10 +59,11 @@ pub async fn get_gateway_token(
         return Err(ApiError::Forbidden);
     }
     check_name(&name).map_err(|e| ApiError::invalid(vec![e]))?;
-    let record = instances::get(&state.pool, &name)
+    let mut conn = state.db().await?;
+    let record = instances::get(&mut *conn, &name)
         .await?
         .ok_or_else(|| write::not_found(&name))?;
-    let token = secrets::get_plaintext(&state.pool, &state.cipher, record.uid, GATEWAY_TOKEN)
+    let token = secrets::get_plaintext(&mut *conn, &state.cipher, record.uid, GATEWAY_TOKEN)
         .await?
         .ok_or_else(|| {
             ApiError::Conflict(format!(
@@ -70,7 +73,7 @@ pub async fn get_gateway_token(
         })?;
     // A device is about to connect: look at the gateway every few seconds for a while, so its
     // pairing request is approved (auto) or shown (manual) promptly.
-    let mut tx = state.pool.begin().await?;
+    let mut tx = conn.begin().await?;
     events::append(
         &mut *tx,
         &NewEvent {
@@ -133,6 +136,8 @@ pub struct ApprovalRecorded {
         (status = 403, description = "Read-only token", body = super::error::ErrorBody),
         (status = 404, description = "No such instance", body = super::error::ErrorBody),
         (status = 409, description = "Policy is auto, the instance is being deleted, or too many approvals are outstanding", body = super::error::ErrorBody),
+        (status = 413, description = "Body larger than 64 KiB", body = super::error::ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = super::error::ErrorBody),
         (status = 422, description = "Not exactly one of requestId and latest: true", body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn post_pairing_approval(
@@ -147,8 +152,7 @@ pub async fn post_pairing_approval(
     }
     check_name(&name).map_err(|e| ApiError::invalid(vec![e]))?;
     let body = json_body(&headers, body, &["application/json"])?;
-    let request: ApprovalRequest = serde_json::from_value(body)
-        .map_err(|e| ApiError::invalid(vec![FieldError::new("body", e.to_string())]))?;
+    let request = approval_request(body)?;
     let request_id = match (request.request_id, request.latest) {
         (Some(id), None | Some(false)) => Some(id),
         (None, Some(true)) => None,
@@ -157,6 +161,45 @@ pub async fn post_pairing_approval(
     let (approval, instance) = record_approval(&state, &name, request_id).await?;
     let body = ApprovalRecorded { approval, instance };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Reads an approval body field by field, so an error names the field and the kind of problem
+/// (serde's messages quote the offending value, which must not come back).
+fn approval_request(body: Value) -> Result<ApprovalRequest, ApiError> {
+    let Value::Object(fields) = body else {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "",
+            "the body must be a JSON object",
+        )]));
+    };
+    let mut errors = Vec::new();
+    let mut request = ApprovalRequest {
+        request_id: None,
+        latest: None,
+    };
+    for (key, value) in fields {
+        match (key.as_str(), value) {
+            ("requestId", Value::String(id)) => request.request_id = Some(id),
+            ("requestId", Value::Null) | ("latest", Value::Null) => {}
+            ("requestId", _) => errors.push(FieldError::new("requestId", "must be a string")),
+            ("latest", Value::Bool(b)) => request.latest = Some(b),
+            ("latest", _) => errors.push(FieldError::new("latest", "must be a boolean")),
+            (other, _) => errors.push(FieldError::new(other, "unknown field")),
+        }
+    }
+    if let Some(id) = &request.request_id {
+        if has_control(id) {
+            errors.push(FieldError::new(
+                "requestId",
+                "must not contain control characters",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(request)
+    } else {
+        Err(ApiError::invalid(errors))
+    }
 }
 
 fn approval_body_invalid() -> ApiError {
@@ -177,7 +220,7 @@ pub async fn record_approval(
 ) -> Result<(PairingApproval, OpenClawInstance), ApiError> {
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
     if let Some(id) = &request_id {
-        if id.trim().is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+        if id.trim().is_empty() || id.chars().count() > 128 || id.chars().any(char::is_control) {
             return Err(approval_body_invalid());
         }
     }
@@ -190,7 +233,7 @@ pub async fn record_approval(
     // Read, then write with the version read: a concurrent approval makes this one retry
     // instead of dropping the other.
     for _ in 0..5 {
-        let record = instances::get(&state.pool, name)
+        let record = instances::get(&mut *state.db().await?, name)
             .await?
             .ok_or_else(|| write::not_found(name))?;
         let spec = record.spec()?;

@@ -14,7 +14,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody, FieldError};
-use super::validate::{check_name, valid_name};
+use super::validate::{check_customer_filter, check_name, valid_name};
 use super::write::{self, Outcome};
 use super::{ApiState, MAX_BODY_BYTES};
 use openclaws_model::{
@@ -75,6 +75,17 @@ pub(super) fn json_body(
     })
 }
 
+/// `If-None-Match` on a PUT: only `*` (create only) is meaningful for a write.
+fn if_none_match(headers: &HeaderMap) -> Result<bool, ApiError> {
+    match headers.get(header::IF_NONE_MATCH) {
+        None => Ok(false),
+        Some(v) if v.as_bytes().trim_ascii() == b"*" => Ok(true),
+        Some(_) => Err(ApiError::BadRequest(
+            "If-None-Match on a write must be * (create only)".to_owned(),
+        )),
+    }
+}
+
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     match headers.get(header::IF_MATCH) {
         None => Ok(None),
@@ -98,19 +109,24 @@ pub(super) fn object_response(status: StatusCode, object: OpenClawInstance) -> R
 /// Create or replace an instance's desired state.
 ///
 /// Creates (201) or replaces the spec (200). `generation` is bumped only when the stored spec
-/// changes; `resourceVersion` on every write. Omitted fields take their defaults; omitted labels
-/// keep the stored labels; an omitted provider key is removed.
+/// changes, `resourceVersion` when anything stored changes; a write identical to what is stored
+/// changes nothing (no new `resourceVersion`, no event, no reconcile). Omitted fields take their
+/// defaults; omitted labels keep the stored labels; an omitted provider key is removed.
+/// `If-None-Match: *` creates only. Concurrent creates of one name give one 201, and the others
+/// apply to the instance it made (200), never 409.
 #[utoipa::path(put, path = "/v1/instances/{name}", tag = "instances",
     params(("name" = String, Path, description = "Instance name: a DNS label of 3-40 characters"),
-        ("If-Match" = Option<String>, Header, description = "Precondition: the current resourceVersion")),
+        ("If-Match" = Option<String>, Header, description = "Precondition: the current resourceVersion"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only (412 when the instance exists)")),
     request_body(content = InstanceWrite, content_type = "application/json"),
     responses(
-        (status = 200, description = "Replaced", body = OpenClawInstance),
+        (status = 200, description = "Replaced (or unchanged: an identical write changes nothing)", body = OpenClawInstance),
         (status = 201, description = "Created", body = OpenClawInstance),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON or precondition header", body = ErrorBody),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
         (status = 403, description = "Read-only token", body = ErrorBody),
         (status = 409, description = "Stale resourceVersion or instance being deleted", body = ErrorBody),
+        (status = 412, description = "If-None-Match: * and the instance exists", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, description = "Invalid fields, each named by path", body = ErrorBody)),
@@ -122,8 +138,9 @@ pub async fn put_instance(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let precondition = if_match(&headers)?;
+    let create_only = if_none_match(&headers)?;
     let body = json_body(&headers, body, &["application/json"])?;
-    let (outcome, object) = write::put(&state, &name, body, precondition).await?;
+    let (outcome, object) = write::put(&state, &name, body, precondition, create_only).await?;
     let status = match outcome {
         Outcome::Created => StatusCode::CREATED,
         Outcome::Updated => StatusCode::OK,
@@ -177,10 +194,13 @@ pub async fn get_instance(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     check_name(&name).map_err(|e| ApiError::invalid(vec![e]))?;
-    let record = instances::get(&state.pool, &name)
+    let record = instances::get(&mut *state.db().await?, &name)
         .await?
         .ok_or_else(|| write::not_found(&name))?;
-    Ok(object_response(StatusCode::OK, record.to_resource()?))
+    Ok(object_response(
+        StatusCode::OK,
+        write::to_resource(&state, &record)?,
+    ))
 }
 
 /// Query parameters of the instance list.
@@ -253,6 +273,9 @@ pub async fn list_instances(
         DEFAULT_LIMIT,
         &mut errors,
     );
+    if let Some(c) = params.customer_id.as_deref() {
+        errors.extend(check_customer_filter(c));
+    }
     if let Some(p) = params.phase.as_deref() {
         if Phase::parse(p).is_none() {
             let all: Vec<_> = Phase::ALL.iter().map(|p| p.as_str()).collect();
@@ -279,7 +302,7 @@ pub async fn list_instances(
         return Err(ApiError::invalid(errors));
     }
     let mut records = instances::list(
-        &state.pool,
+        &mut *state.db().await?,
         &instances::ListFilter {
             customer_id: params.customer_id,
             phase: params.phase,
@@ -298,7 +321,7 @@ pub async fn list_instances(
     };
     let items = records
         .iter()
-        .map(|r| r.to_resource())
+        .map(|r| write::to_resource(&state, r))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(OpenClawInstanceList {
         api_version: API_VERSION.to_owned(),
@@ -410,13 +433,14 @@ pub async fn list_events(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let exists = instances::get(&state.pool, &name).await?.is_some()
-        || instances::has_history(&state.pool, &name).await?;
+    let mut conn = state.db().await?;
+    let exists = instances::get(&mut *conn, &name).await?.is_some()
+        || instances::has_history(&mut *conn, &name).await?;
     if !exists {
         return Err(write::not_found(&name));
     }
     let items = events::list_by_name(
-        &state.pool,
+        &mut *conn,
         &name,
         &EventFilter {
             type_: params.type_,

@@ -4,12 +4,18 @@
 //! `/metrics` and `/openapi.json` are open. Every error, including the framework's own rejections,
 //! has one JSON shape ([`error::ErrorBody`]). The support console's HTML pages under `/support`
 //! ([`support`]) have their own sign-in and render their own errors as pages.
+//!
+//! [`listen::serve`] serves the router with the connection's address in each request and
+//! hyper's limits above the API's own ([`edge`]); every database wait is bounded by
+//! [`DB_WAIT`], so a database outage is a prompt 503 with `Retry-After`.
 
 pub mod auth;
+pub mod edge;
 pub mod error;
 pub mod gateway;
 pub mod health;
 pub mod instances;
+pub mod listen;
 pub mod openapi;
 pub mod plan;
 pub mod support;
@@ -20,17 +26,29 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use axum::Router;
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
 use std::sync::Arc;
+use std::time::Duration;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use edge::{Edge, EdgeSettings};
 use error::ApiError;
+pub use listen::serve;
 use openclaws_model::secrets::SecretCipher;
 use openclaws_telemetry::Metrics;
 
 /// Largest accepted request body (64 KiB); larger bodies get 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Longest a request waits for a working database connection before it is answered 503 (with
+/// `Retry-After`): an unreachable database is reported in about this long, not after the pool's
+/// own acquire timeout (which the workers keep).
+pub const DB_WAIT: Duration = Duration::from_secs(1);
+
+/// Longest a plan preview (several reads and the planner) may take once the database answered.
+pub const PREVIEW_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Bearer tokens of the two roles.
 #[derive(Clone)]
@@ -61,6 +79,20 @@ pub struct ApiState {
     pub pairing_window: std::time::Duration,
     /// What desired states are built from (the workers' own settings), for the plan preview.
     pub inputs: openclaws_engine::reconcile::DesiredInputs,
+}
+
+impl ApiState {
+    /// A pooled connection within [`DB_WAIT`], or 503: the pool retries refused connections
+    /// until its own (longer) acquire timeout, which a request must not wait out.
+    pub async fn db(&self) -> Result<PoolConnection<Postgres>, ApiError> {
+        match tokio::time::timeout(DB_WAIT, self.pool.acquire()).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(ApiError::DatabaseUnavailable(format!(
+                "no database connection within {DB_WAIT:?}"
+            ))),
+        }
+    }
 }
 
 async fn no_route() -> ApiError {
@@ -96,8 +128,15 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
     )
 }
 
-/// The API router.
+/// The API router with the default edge settings (no trusted proxy, the default limit on failed
+/// credentials).
 pub fn router(state: ApiState) -> Router {
+    router_with(state, EdgeSettings::default())
+}
+
+/// The API router with `edge` settings: trusted proxies and the limit on failed credentials.
+pub fn router_with(state: ApiState, edge: EdgeSettings) -> Router {
+    let edge_state = Arc::new(Edge::new(edge));
     let v1 = Router::new()
         .route("/v1/instances", get(instances::list_instances))
         .route(
@@ -133,6 +172,9 @@ pub fn router(state: ApiState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(from_fn(move |request, next| {
+            edge::admit(edge_state.clone(), request, next)
+        }))
         .layer(from_fn(error::json_errors))
         .layer(
             TraceLayer::new_for_http()

@@ -118,7 +118,10 @@ impl PlanPreview {
 
 impl From<PreviewError> for ApiError {
     fn from(e: PreviewError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            PreviewError::Store(store) => store.into(),
+            PreviewError::Secrets(secrets) => secrets.into(),
+        }
     }
 }
 
@@ -142,7 +145,7 @@ pub async fn get_plan(
     Path(name): Path<String>,
 ) -> Result<Json<PlanPreview>, ApiError> {
     check_name(&name).map_err(|e| ApiError::invalid(vec![e]))?;
-    let record = instances::get(&state.pool, &name)
+    let record = instances::get(&mut *state.db().await?, &name)
         .await?
         .ok_or_else(|| write::not_found(&name))?;
     let preview = preview::preview(
@@ -151,8 +154,12 @@ pub async fn get_plan(
         &state.inputs,
         &record,
         Utc::now(),
-    )
-    .await?;
+    );
+    let preview = tokio::time::timeout(crate::PREVIEW_DEADLINE, preview)
+        .await
+        .map_err(|_| {
+            ApiError::DatabaseUnavailable("the plan preview did not finish in time".to_owned())
+        })??;
     Ok(Json(PlanPreview::new(
         &record.name,
         record.generation,

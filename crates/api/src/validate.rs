@@ -1,6 +1,8 @@
 //! Validation of a write: the raw JSON against the JSON Schema generated from the resource types
 //! (unknown fields, types, enums, ranges), then semantic rules the schema cannot say (Fly's memory
-//! ranges per CPU kind, pairing approvals, image references). All errors are collected, each with
+//! ranges per CPU kind, pairing approvals, image references), and the text rules: no control
+//! character in any string or key (PostgreSQL refuses NUL), and the Unicode policy
+//! ([`openclaws_model::text`]) for identifiers and names. All errors are collected, each with
 //! the path of the offending field; messages never contain the rejected value.
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
@@ -11,6 +13,7 @@ use std::sync::LazyLock;
 
 use super::error::FieldError;
 use openclaws_model::schema::inlined_schema;
+use openclaws_model::text::{check_name_text, has_control, TextProblem};
 use openclaws_model::{InstanceWrite, API_VERSION, KIND};
 
 /// Longest accepted provider key value.
@@ -65,6 +68,7 @@ pub fn validate_write(name: &str, body: &Value) -> Vec<FieldError> {
         errors.push(FieldError::new("", "the body must be a JSON object"));
         return errors;
     }
+    controls("", body, &mut errors);
     match WRITE_VALIDATOR.as_ref() {
         Some(validator) => {
             for error in validator.iter_errors(body) {
@@ -77,6 +81,68 @@ pub fn validate_write(name: &str, body: &Value) -> Vec<FieldError> {
     let mut seen = std::collections::HashSet::new();
     errors.retain(|e| seen.insert(e.path.clone()));
     errors
+}
+
+/// Every string value and object key holding a control character, wherever it is.
+fn controls(path: &str, value: &Value, out: &mut Vec<FieldError>) {
+    match value {
+        Value::String(s) if has_control(s) => {
+            out.push(FieldError::new(path, TextProblem::Control.message()));
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                controls(&format!("{path}[{i}]"), item, out);
+            }
+        }
+        Value::Object(fields) => {
+            for (key, item) in fields {
+                let here = join(path, key);
+                if has_control(key) {
+                    out.push(FieldError::new(
+                        here.clone(),
+                        "field names must not contain control characters",
+                    ));
+                }
+                controls(&here, item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Turns numbers with no fractional part written as floats (`2.0`, `1e3`) into integers, since
+/// JSON Schema's `integer` (what the document promises) accepts them while the typed fields
+/// would not.
+pub fn normalize_numbers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                let exact = f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0;
+                if exact {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(normalize_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(normalize_numbers),
+        _ => {}
+    }
+}
+
+/// The Unicode policy for an identifier or a name at `path` (control characters are reported
+/// by [`controls`] already).
+fn name_text(path: &str, text: &str, out: &mut Vec<FieldError>) {
+    if let Some(TextProblem::Invisible) = check_name_text(text) {
+        out.push(FieldError::new(path, TextProblem::Invisible.message()));
+    }
+}
+
+/// The `customerId` query filter: what a stored customer id can be.
+pub fn check_customer_filter(value: &str) -> Option<FieldError> {
+    if value.is_empty() || value.chars().count() > 128 {
+        return Some(FieldError::new("customerId", "must be 1-128 characters"));
+    }
+    check_name_text(value).map(|problem| FieldError::new("customerId", problem.message()))
 }
 
 fn dotted(location: &jsonschema::paths::Location) -> String {
@@ -193,6 +259,7 @@ fn semantic(name: &str, body: &Value, out: &mut Vec<FieldError>) {
                 "must be 1-128 printable characters",
             ));
         }
+        name_text("spec.customerId", c, out);
     }
     if let Some(image) = spec.get("image").and_then(Value::as_str) {
         if let Err(why) = check_image(image) {
@@ -218,6 +285,7 @@ fn semantic(name: &str, body: &Value, out: &mut Vec<FieldError>) {
                 "must be 1-128 printable characters",
             ));
         }
+        name_text("spec.composio.entityId", e, out);
     }
     if let Some(d) = text("identity", "displayName") {
         if d.trim().is_empty() || !is_printable(d) {
@@ -226,6 +294,7 @@ fn semantic(name: &str, body: &Value, out: &mut Vec<FieldError>) {
                 "must be 1-64 printable characters",
             ));
         }
+        name_text("spec.identity.displayName", d, out);
     }
     check_approvals(spec, out);
 }
@@ -264,12 +333,14 @@ fn check_metadata(name: &str, meta: &Value, out: &mut Vec<FieldError>) {
             ));
         }
         if let Some(v) = value.as_str() {
-            if v.len() > 63 || !is_printable(v) {
+            let path = format!("metadata.labels.{key}");
+            if v.chars().count() > 63 || !is_printable(v) {
                 out.push(FieldError::new(
-                    format!("metadata.labels.{key}"),
+                    path.clone(),
                     "must be at most 63 printable characters",
                 ));
             }
+            name_text(&path, v, out);
         }
     }
 }
@@ -289,7 +360,7 @@ fn check_model(model: &Value, out: &mut Vec<FieldError>) {
     };
     for (i, f) in fallbacks.iter().enumerate() {
         if let Some(f) = f.as_str() {
-            if f.trim().is_empty() || f.len() > 200 || !is_printable(f) {
+            if f.trim().is_empty() || f.chars().count() > 200 || !is_printable(f) {
                 out.push(FieldError::new(
                     format!("spec.model.fallbacks[{i}]"),
                     "must be a model name of 1-200 characters",
@@ -306,7 +377,7 @@ fn check_provider_keys(keys: &serde_json::Map<String, Value>, out: &mut Vec<Fiel
         match value {
             Value::String(s)
                 if s.is_empty()
-                    || s.len() > MAX_SECRET_LEN
+                    || s.chars().count() > MAX_SECRET_LEN
                     || s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
             {
                 out.push(FieldError::new(

@@ -1,15 +1,17 @@
 //! Desired-state writes: create, replace, merge-patch, delete and reconcile requests. Each runs in
 //! one transaction that locks the row (`SELECT ... FOR UPDATE`), checks preconditions, writes the
 //! row guarded by its resource version, stores secrets, enqueues work and appends an event, so a
-//! write is either wholly visible to the controller or not at all.
+//! write is either wholly visible to the controller or not at all. A replace or patch that would
+//! change nothing is found by one plain read first and ends there.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::Connection;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::error::{ApiError, FieldError};
-use super::validate::{check_name, validate_write};
+use super::validate::{check_name, normalize_numbers, validate_write};
 use super::ApiState;
 use openclaws_model::secrets::SecretCipher;
 use openclaws_model::{
@@ -215,40 +217,84 @@ async fn apply_secret_ops(
     Ok(())
 }
 
-fn to_resource(record: &InstanceRecord) -> Result<OpenClawInstance, ApiError> {
-    Ok(record.to_resource()?)
+/// The resource as the API shows it (fingerprints keyed with the instance's uid).
+pub fn to_resource(
+    state: &ApiState,
+    record: &InstanceRecord,
+) -> Result<OpenClawInstance, ApiError> {
+    Ok(record.to_resource(&state.cipher)?)
 }
 
-/// `PUT`: creates the instance or replaces its spec (and labels, when given).
+/// 412 for `If-None-Match: *` on an instance that exists.
+fn exists(name: &str) -> ApiError {
+    ApiError::PreconditionFailed(format!(
+        "instance {name} already exists (If-None-Match: * creates only)"
+    ))
+}
+
+/// `PUT`: creates the instance or replaces its spec (and labels, when given). A write that
+/// changes nothing (the same spec, labels and key values) costs one read and leaves everything
+/// as it was: no new `resourceVersion`, no event, no reconcile. With `create_only`
+/// (`If-None-Match: *`) an existing instance is refused with 412. Concurrent creates of one name
+/// end with one 201 and the others treated as writes to the instance it made (200, or 412 when
+/// create-only), never 409.
 pub async fn put(
     state: &ApiState,
     name: &str,
-    body: Value,
+    mut body: Value,
     if_match: Option<i64>,
+    create_only: bool,
 ) -> Result<(Outcome, OpenClawInstance), ApiError> {
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
+    normalize_numbers(&mut body);
     let errors = validate_write(name, &body);
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
     let parsed = parse(body)?;
-    let mut tx = state.pool.begin().await?;
-    let outcome = match instances::get_for_update(&mut tx, name).await? {
-        None => {
-            let created = create(state, &mut tx, name, parsed, if_match).await?;
-            (Outcome::Created, created)
+    let mut conn = state.db().await?;
+    if let Some(record) = instances::get(&mut *conn, name).await? {
+        if create_only {
+            return Err(exists(name));
         }
-        Some(record) => {
-            let updated = update(state, &mut tx, record, parsed, if_match).await?;
-            (Outcome::Updated, updated)
+        if plan_update(state, &record, &parsed, if_match)?.is_noop() {
+            return Ok((Outcome::Updated, to_resource(state, &record)?));
         }
+    }
+    let mut tx = conn.begin().await?;
+    let (outcome, record) = match instances::get_for_update(&mut tx, name).await? {
+        Some(_) if create_only => return Err(exists(name)),
+        Some(record) => (
+            Outcome::Updated,
+            update(state, &mut tx, record, &parsed, if_match).await?,
+        ),
+        None => match create(state, &mut tx, name, &parsed, if_match).await? {
+            Some(created) => (Outcome::Created, created),
+            None => {
+                // Another request created the name first: the insert waited for its commit, so
+                // the row is visible now, and this write applies to it like any other.
+                let record = instances::get_for_update(&mut tx, name)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::Conflict(format!(
+                            "instance {name} was created and deleted concurrently; retry"
+                        ))
+                    })?;
+                if create_only {
+                    return Err(exists(name));
+                }
+                let updated = update(state, &mut tx, record, &parsed, if_match).await?;
+                (Outcome::Updated, updated)
+            }
+        },
     };
     tx.commit().await?;
-    Ok((outcome.0, to_resource(&outcome.1)?))
+    Ok((outcome, to_resource(state, &record)?))
 }
 
 /// `PATCH`: applies an RFC 7386 merge patch to `{"metadata": {"labels"}, "spec"}` and validates
-/// the result like a `PUT` body.
+/// the result like a `PUT` body. A patch that changes nothing costs one read and changes
+/// nothing.
 pub async fn patch(
     state: &ApiState,
     name: &str,
@@ -256,26 +302,50 @@ pub async fn patch(
     if_match: Option<i64>,
 ) -> Result<OpenClawInstance, ApiError> {
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
-    let mut tx = state.pool.begin().await?;
+    let mut conn = state.db().await?;
+    let record = instances::get(&mut *conn, name)
+        .await?
+        .ok_or_else(|| not_found(name))?;
+    if plan_patch(state, &record, &patch, if_match)?.1.is_noop() {
+        return to_resource(state, &record);
+    }
+    let mut tx = conn.begin().await?;
     let record = instances::get_for_update(&mut tx, name)
         .await?
         .ok_or_else(|| not_found(name))?;
+    let (_, change) = plan_patch(state, &record, &patch, if_match)?;
+    let updated = if change.is_noop() {
+        record
+    } else {
+        write_update(state, &mut tx, record, change).await?
+    };
+    tx.commit().await?;
+    to_resource(state, &updated)
+}
+
+/// The write a patch of `record` amounts to, and what it would change.
+fn plan_patch(
+    state: &ApiState,
+    record: &InstanceRecord,
+    patch: &Value,
+    if_match: Option<i64>,
+) -> Result<(ParsedWrite, Change), ApiError> {
     if record.deletion_timestamp.is_some() {
-        return Err(deleting(name));
+        return Err(deleting(&record.name));
     }
     let mut target = serde_json::json!({
         "metadata": {"labels": record.labels.0},
         "spec": record.spec.0,
     });
-    json_patch::merge(&mut target, &patch);
-    let errors = validate_write(name, &target);
+    json_patch::merge(&mut target, patch);
+    normalize_numbers(&mut target);
+    let errors = validate_write(&record.name, &target);
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
     let parsed = parse(target)?;
-    let updated = update(state, &mut tx, record, parsed, if_match).await?;
-    tx.commit().await?;
-    to_resource(&updated)
+    let change = plan_update(state, record, &parsed, if_match)?;
+    Ok((parsed, change))
 }
 
 /// 404 for an unknown instance.
@@ -283,13 +353,14 @@ pub fn not_found(name: &str) -> ApiError {
     ApiError::NotFound(format!("instance {name} not found"))
 }
 
+/// Inserts the instance; `None` when a concurrent create of the same name committed first.
 async fn create(
     state: &ApiState,
     tx: &mut sqlx::PgConnection,
     name: &str,
-    parsed: ParsedWrite,
+    parsed: &ParsedWrite,
     if_match: Option<i64>,
-) -> Result<InstanceRecord, ApiError> {
+) -> Result<Option<InstanceRecord>, ApiError> {
     if parsed.resource_version.is_some() || if_match.is_some() {
         return Err(ApiError::Conflict(format!(
             "instance {name} does not exist, so a resourceVersion precondition cannot match"
@@ -305,12 +376,12 @@ async fn create(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let mut spec = parsed.spec;
+    let mut spec = parsed.spec.clone();
     spec.provider_keys = keys;
     let spec_json = serde_json::to_value(&spec).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let labels = parsed.labels.unwrap_or_default();
+    let labels = parsed.labels.clone().unwrap_or_default();
     let uid = Uuid::now_v7();
-    let record = instances::insert(
+    let Some(record) = instances::insert(
         &mut *tx,
         &instances::NewInstance {
             uid,
@@ -321,7 +392,9 @@ async fn create(
         },
     )
     .await?
-    .ok_or_else(|| ApiError::Conflict(format!("instance {name} was created concurrently")))?;
+    else {
+        return Ok(None);
+    };
     apply_secret_ops(tx, &state.cipher, uid, ops).await?;
     work::enqueue_now(tx, uid, "created").await?;
     events::append(
@@ -336,19 +409,35 @@ async fn create(
         },
     )
     .await?;
-    Ok(record)
+    Ok(Some(record))
 }
 
-async fn update(
+/// What a write does to a stored instance.
+struct Change {
+    spec_json: Value,
+    labels: BTreeMap<String, String>,
+    spec_changed: bool,
+    labels_changed: bool,
+    ops: Vec<SecretOp>,
+}
+
+impl Change {
+    /// Nothing to write: the same spec, labels and key values.
+    fn is_noop(&self) -> bool {
+        !self.spec_changed && !self.labels_changed && self.ops.is_empty()
+    }
+}
+
+/// Checks a write against the stored instance (deletion, preconditions, immutable fields, kept
+/// keys) and works out what it changes, without writing anything.
+fn plan_update(
     state: &ApiState,
-    tx: &mut sqlx::PgConnection,
-    record: InstanceRecord,
-    parsed: ParsedWrite,
+    record: &InstanceRecord,
+    parsed: &ParsedWrite,
     if_match: Option<i64>,
-) -> Result<InstanceRecord, ApiError> {
-    let name = record.name.clone();
+) -> Result<Change, ApiError> {
     if record.deletion_timestamp.is_some() {
-        return Err(deleting(&name));
+        return Err(deleting(&record.name));
     }
     check_preconditions(record.resource_version, [parsed.resource_version, if_match])?;
     let stored = record.spec()?;
@@ -377,36 +466,66 @@ async fn update(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let mut spec = parsed.spec;
+    let mut spec = parsed.spec.clone();
     spec.provider_keys = keys;
     let spec_json = serde_json::to_value(&spec).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let spec_changed = spec_json != record.spec.0;
-    let labels = parsed.labels.unwrap_or_else(|| record.labels.0.clone());
-    let labels_changed = labels != record.labels.0;
+    let labels = parsed
+        .labels
+        .clone()
+        .unwrap_or_else(|| record.labels.0.clone());
+    Ok(Change {
+        spec_changed: spec_json != record.spec.0,
+        labels_changed: labels != record.labels.0,
+        spec_json,
+        labels,
+        ops,
+    })
+}
+
+/// Applies a write to the locked row; a write that changes nothing leaves it untouched.
+async fn update(
+    state: &ApiState,
+    tx: &mut sqlx::PgConnection,
+    record: InstanceRecord,
+    parsed: &ParsedWrite,
+    if_match: Option<i64>,
+) -> Result<InstanceRecord, ApiError> {
+    let change = plan_update(state, &record, parsed, if_match)?;
+    if change.is_noop() {
+        return Ok(record);
+    }
+    write_update(state, tx, record, change).await
+}
+
+/// Writes a change: the row (guarded by its version), the secrets, the work and the event.
+async fn write_update(
+    state: &ApiState,
+    tx: &mut sqlx::PgConnection,
+    record: InstanceRecord,
+    change: Change,
+) -> Result<InstanceRecord, ApiError> {
+    let name = record.name.clone();
     let updated = instances::update_desired(
         &mut *tx,
         record.uid,
         record.resource_version,
-        &labels,
-        &spec_json,
-        spec_changed,
+        &change.labels,
+        &change.spec_json,
+        change.spec_changed,
     )
     .await?
     .ok_or_else(|| ApiError::Conflict(format!("instance {name} was modified concurrently")))?;
-    apply_secret_ops(tx, &state.cipher, record.uid, ops).await?;
-    let (reason, message) = match (spec_changed, labels_changed) {
-        (true, _) => (
+    apply_secret_ops(tx, &state.cipher, record.uid, change.ops).await?;
+    let (reason, message) = if change.spec_changed {
+        (
             "SpecUpdated",
             format!("spec changed; generation is now {}", updated.generation),
-        ),
-        (false, true) => (
+        )
+    } else {
+        (
             "LabelsUpdated",
             format!("labels changed; generation stays {}", updated.generation),
-        ),
-        (false, false) => (
-            "SpecApplied",
-            format!("spec unchanged; generation stays {}", updated.generation),
-        ),
+        )
     };
     work::enqueue_now(tx, record.uid, reason).await?;
     events::append(
@@ -431,13 +550,14 @@ pub async fn delete(
     if_match: Option<i64>,
 ) -> Result<OpenClawInstance, ApiError> {
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
-    let mut tx = state.pool.begin().await?;
+    let mut conn = state.db().await?;
+    let mut tx = conn.begin().await?;
     let record = instances::get_for_update(&mut tx, name)
         .await?
         .ok_or_else(|| not_found(name))?;
     if record.deletion_timestamp.is_some() {
         tx.commit().await?;
-        return to_resource(&record);
+        return to_resource(state, &record);
     }
     check_preconditions(record.resource_version, [if_match])?;
     let updated = instances::mark_deleted(&mut *tx, record.uid, record.resource_version)
@@ -457,13 +577,14 @@ pub async fn delete(
     )
     .await?;
     tx.commit().await?;
-    to_resource(&updated)
+    to_resource(state, &updated)
 }
 
 /// `POST .../reconcile`: makes the instance due now. Allowed while deleting (it hurries teardown).
 pub async fn request_reconcile(state: &ApiState, name: &str) -> Result<OpenClawInstance, ApiError> {
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
-    let mut tx = state.pool.begin().await?;
+    let mut conn = state.db().await?;
+    let mut tx = conn.begin().await?;
     let record = instances::get_for_update(&mut tx, name)
         .await?
         .ok_or_else(|| not_found(name))?;
@@ -481,5 +602,5 @@ pub async fn request_reconcile(state: &ApiState, name: &str) -> Result<OpenClawI
     )
     .await?;
     tx.commit().await?;
-    to_resource(&record)
+    to_resource(state, &record)
 }

@@ -15,6 +15,7 @@ pub mod secret_names;
 pub mod secrets;
 mod spec;
 mod status;
+pub mod text;
 mod write;
 
 pub use spec::*;

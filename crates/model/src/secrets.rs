@@ -141,10 +141,30 @@ impl SecretCipher {
     }
 
     /// A short keyed fingerprint (`hmac-sha256:` + 16 hex chars) that shows a value changed.
+    /// Equal values give equal fingerprints whatever they belong to: it is what is stored and
+    /// compared (and what the app secrets' fingerprint in machine metadata is); what a reader is
+    /// shown of a value is [`SecretCipher::shown_fingerprint`], which also depends on the owner.
     pub fn fingerprint(&self, plaintext: &[u8]) -> String {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.fingerprint_key)
             .expect("HMAC accepts any key length");
         mac.update(plaintext);
+        let digest = mac.finalize().into_bytes();
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("hmac-sha256:{hex}")
+    }
+
+    /// The fingerprint shown to readers for a value stored under `owner` (an instance uid), from
+    /// its stored [`SecretCipher::fingerprint`]: an HMAC keyed with the secret key over the owner
+    /// and the stored fingerprint, in the same `hmac-sha256:` + 16 hex form. The same key on two
+    /// instances shows two unrelated fingerprints, so a reader cannot tell that two customers
+    /// share a key; one instance's stays the same until its value changes. Derived at read time,
+    /// so fingerprints stored before it existed are shown this way too, with nothing to migrate.
+    pub fn shown_fingerprint(&self, owner: &uuid::Uuid, stored: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.fingerprint_key)
+            .expect("HMAC accepts any key length");
+        mac.update(b"openclaws shown fingerprint v1|");
+        mac.update(owner.as_bytes());
+        mac.update(stored.as_bytes());
         let digest = mac.finalize().into_bytes();
         let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         format!("hmac-sha256:{hex}")
@@ -183,6 +203,33 @@ mod tests {
         assert_eq!(a.fingerprint(b"x"), a.fingerprint(b"x"));
         assert_ne!(a.fingerprint(b"x"), b.fingerprint(b"x"));
         assert!(!a.fingerprint(b"x").contains('x'));
+    }
+
+    #[test]
+    fn shown_fingerprints_depend_on_the_owner_and_stay_stable() {
+        let c = SecretCipher::from_key([1; 32]);
+        let stored = c.fingerprint(b"sk-ant-shared");
+        let (a, b) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        assert_ne!(
+            c.shown_fingerprint(&a, &stored),
+            c.shown_fingerprint(&b, &stored)
+        );
+        assert_eq!(
+            c.shown_fingerprint(&a, &stored),
+            c.shown_fingerprint(&a, &c.fingerprint(b"sk-ant-shared"))
+        );
+        assert_ne!(
+            c.shown_fingerprint(&a, &stored),
+            c.shown_fingerprint(&a, &c.fingerprint(b"sk-ant-other"))
+        );
+        assert_ne!(c.shown_fingerprint(&a, &stored), stored);
+        let other = SecretCipher::from_key([2; 32]);
+        assert_ne!(
+            c.shown_fingerprint(&a, &stored),
+            other.shown_fingerprint(&a, &stored)
+        );
+        let shown = c.shown_fingerprint(&a, &stored);
+        assert!(shown.starts_with("hmac-sha256:") && shown.len() == "hmac-sha256:".len() + 16);
     }
 
     #[test]

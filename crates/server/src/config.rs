@@ -27,12 +27,16 @@ pub struct DatabaseSettings {
         hide_env_values = true
     )]
     pub database_listen_url: Option<String>,
-    /// Maximum connections in the pool.
+    /// Maximum connections in this replica's pool (API and workers share it). The default, 10,
+    /// leaves room on PostgreSQL's default `max_connections` of 100 for several replicas, each
+    /// also holding one connection for LISTEN, and for migrations and people: 3 replicas use
+    /// 33. Raise it with the server's limit in mind: replicas × (pool + 1) must stay below it.
     #[arg(
         long,
         env = "OPENCLAWS_DB_MAX_CONNECTIONS",
         value_name = "OPENCLAWS_DB_MAX_CONNECTIONS",
-        default_value_t = 20
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=1000)
     )]
     pub db_max_connections: u32,
 }
@@ -65,6 +69,8 @@ pub struct ServeSettings {
     pub dns: DnsSettings,
     #[command(flatten)]
     pub gateway: GatewaySettings,
+    #[command(flatten)]
+    pub api: ApiSettings,
     /// Hostnames are `{name}.{base domain}`.
     #[arg(
         long,
@@ -121,6 +127,51 @@ pub struct ServeSettings {
         default_value_t = 20
     )]
     pub shutdown_grace_seconds: u64,
+}
+
+/// The API's edge: which proxies' client-address headers to believe, and how many failed
+/// credentials (bearer tokens, support sign-ins) one client address may present.
+#[derive(Debug, Clone, Args)]
+pub struct ApiSettings {
+    /// CIDRs of the reverse proxies in front of the API (e.g. `172.16.0.0/12,fdaa::/16` for
+    /// fly-proxy): only a connection from one of them has its client address taken from
+    /// `Fly-Client-IP` or `X-Forwarded-For`. Empty (the default): the connection's address.
+    #[arg(
+        long,
+        env = "OPENCLAWS_API_TRUSTED_PROXIES",
+        value_name = "OPENCLAWS_API_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub api_trusted_proxies: Vec<openclaws_api::edge::IpNet>,
+    /// Failed credentials one client address may present per minute once its burst is spent;
+    /// beyond it the API answers 429 with `Retry-After` without checking the credential.
+    #[arg(long, env = "OPENCLAWS_API_AUTH_FAILURES_PER_MINUTE", value_name = "OPENCLAWS_API_AUTH_FAILURES_PER_MINUTE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub api_auth_failures_per_minute: u32,
+    /// Failed credentials one client address may present in a row before the rate applies.
+    #[arg(long, env = "OPENCLAWS_API_AUTH_FAILURE_BURST", value_name = "OPENCLAWS_API_AUTH_FAILURE_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub api_auth_failure_burst: u32,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        let edge = openclaws_api::edge::EdgeSettings::default();
+        Self {
+            api_trusted_proxies: edge.trusted_proxies,
+            api_auth_failures_per_minute: edge.auth_failures_per_minute,
+            api_auth_failure_burst: edge.auth_failure_burst,
+        }
+    }
+}
+
+impl ApiSettings {
+    /// The API's edge settings.
+    pub fn edge(&self) -> openclaws_api::edge::EdgeSettings {
+        openclaws_api::edge::EdgeSettings {
+            trusted_proxies: self.api_trusted_proxies.clone(),
+            auth_failures_per_minute: self.api_auth_failures_per_minute,
+            auth_failure_burst: self.api_auth_failure_burst,
+        }
+    }
 }
 
 /// How the controller reaches and configures each instance's gateway.

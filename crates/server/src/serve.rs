@@ -94,12 +94,15 @@ pub async fn start(
         })?;
     let addr = listener.local_addr().map_err(ServeError::Http)?;
     let state = api_state(settings, pool.clone(), metrics.clone(), inputs.clone());
-    let router = openclaws_api::router(state);
+    let router = openclaws_api::router_with(state, settings.api.edge());
     let api_shutdown = shutdown.clone();
     let api = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
-            .await
+        openclaws_api::serve(
+            listener,
+            router,
+            async move { api_shutdown.cancelled().await },
+        )
+        .await
     });
     let config = controller_config(settings);
     let reconciler = reconciler(settings, pool.clone(), inputs, metrics.clone(), &config);

@@ -1,6 +1,7 @@
 //! The `instances` row as Rust values, shared by the API (desired state) and the controller.
 
 use chrono::{DateTime, Utc};
+use openclaws_model::secrets::SecretCipher;
 use openclaws_model::{
     InstanceSpec, InstanceStatus, ObjectMeta, OpenClawInstance, API_VERSION, KIND,
 };
@@ -67,8 +68,20 @@ impl InstanceRecord {
             .map_err(|e| StoreError::Corrupt(format!("status of {}: {e}", self.name)))
     }
 
-    /// The resource as the API shows it.
-    pub fn to_resource(&self) -> Result<OpenClawInstance, StoreError> {
+    /// The resource as the API shows it: provider keys carry the fingerprint shown to readers
+    /// ([`SecretCipher::shown_fingerprint`], keyed with this instance's uid), never the stored
+    /// one, so equal keys on two instances cannot be recognised.
+    pub fn to_resource(&self, cipher: &SecretCipher) -> Result<OpenClawInstance, StoreError> {
+        let mut spec = self.spec()?;
+        for slot in [
+            &mut spec.provider_keys.anthropic_api_key,
+            &mut spec.provider_keys.anthropic_oauth_token,
+            &mut spec.provider_keys.openai_api_key,
+        ] {
+            if let Some(key) = slot.as_mut() {
+                key.fingerprint = cipher.shown_fingerprint(&self.uid, &key.fingerprint);
+            }
+        }
         Ok(OpenClawInstance {
             api_version: API_VERSION.to_owned(),
             kind: KIND.to_owned(),
@@ -81,7 +94,7 @@ impl InstanceRecord {
                 creation_timestamp: self.created_at,
                 deletion_timestamp: self.deletion_timestamp,
             },
-            spec: self.spec()?,
+            spec,
             status: self.status()?,
         })
     }

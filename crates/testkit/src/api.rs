@@ -1,7 +1,8 @@
 //! Helpers for the API tests: a router on 127.0.0.1:0 over a fresh database, and a client that
 //! reads like the dashboard's actions.
 
-use openclaws_api::{router, ApiState, ApiTokens};
+use openclaws_api::edge::EdgeSettings;
+use openclaws_api::{router_with, ApiState, ApiTokens};
 use openclaws_engine::reconcile::desired::{FleetSettings, GatewayPlacement};
 use openclaws_engine::reconcile::DesiredInputs;
 use openclaws_model::secrets::SecretCipher;
@@ -69,6 +70,11 @@ pub fn test_inputs() -> DesiredInputs {
 
 /// Starts the router on 127.0.0.1:0 over a fresh migrated database.
 pub async fn spawn_api() -> TestApi {
+    spawn_api_with(EdgeSettings::default()).await
+}
+
+/// [`spawn_api`] with its edge settings (trusted proxies, the limit on failed credentials).
+pub async fn spawn_api_with(edge: EdgeSettings) -> TestApi {
     let db = crate::db::fresh_database().await;
     let cipher = Arc::new(SecretCipher::from_key([7; 32]));
     let state = ApiState {
@@ -86,7 +92,9 @@ pub async fn spawn_api() -> TestApi {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, router(state)).await.unwrap();
+        openclaws_api::serve(listener, router_with(state, edge), std::future::pending())
+            .await
+            .unwrap();
     });
     TestApi {
         base: format!("http://{addr}"),

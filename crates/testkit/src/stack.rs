@@ -4,7 +4,8 @@
 use fly_sim as sim;
 use openclaws_model::secrets::SecretCipher;
 use openclaws_server::config::{
-    DatabaseSettings, DnsSettings, FlySettings, GatewaySettings, SecretKey, ServeSettings,
+    ApiSettings, DatabaseSettings, DnsSettings, FlySettings, GatewaySettings, SecretKey,
+    ServeSettings,
 };
 use openclaws_server::serve::{self, Running};
 use reqwest::StatusCode;
@@ -437,6 +438,7 @@ pub fn serve_settings(database_url: &str, sim_url: &str) -> ServeSettings {
             dns_zone: None,
         },
         gateway: GatewaySettings::without_checks(),
+        api: ApiSettings::default(),
         base_domain: "openclaws.test".to_owned(),
         workers: 8,
         resync_seconds: 300,

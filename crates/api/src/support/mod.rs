@@ -17,13 +17,15 @@ use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::{Extension, Form, Router};
 use chrono::Utc;
 use maud::Markup;
 use openclaws_model::conditions::ConditionType;
 use serde::Deserialize;
+use std::sync::Arc;
 
 use super::auth::role_of;
+use super::edge::{ClientAddr, Credential, Edge};
 use super::error::ApiError;
 use super::validate::valid_name;
 use super::ApiState;
@@ -282,9 +284,14 @@ pub struct LoginForm {
 
 async fn login(
     State(state): State<ApiState>,
+    Extension(edge): Extension<Arc<Edge>>,
+    Extension(client): Extension<ClientAddr>,
     headers: HeaderMap,
     body: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
+    if let Err(seconds) = edge.admit_credential(client, Credential::SignIn) {
+        return too_many_sign_ins(seconds);
+    }
     let Ok(Form(body)) = body else {
         return page(
             StatusCode::BAD_REQUEST,
@@ -301,6 +308,9 @@ async fn login(
     }
     let Some(role) = role_of(&state.tokens, token) else {
         tracing::warn!("support console: sign-in with an unknown token refused");
+        if let Err(seconds) = edge.credential_failed(client, Credential::SignIn) {
+            return too_many_sign_ins(seconds);
+        }
         return page(
             StatusCode::UNAUTHORIZED,
             views::login_page(
@@ -320,6 +330,22 @@ async fn login(
         header::SET_COOKIE,
         session::set_cookie(Some(&value), secure),
     );
+    response
+}
+
+/// 429 with `Retry-After`: too many failed sign-ins from this address; the token was not checked.
+fn too_many_sign_ins(seconds: u64) -> Response {
+    let message = format!(
+        "Too many failed sign-ins from your address. Wait {seconds} s, then sign in with the API \
+         reader or writer token."
+    );
+    let mut response = page(
+        StatusCode::TOO_MANY_REQUESTS,
+        views::login_page(Some(&message), None),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, super::edge::retry_after(seconds));
     response
 }
 
@@ -392,7 +418,7 @@ async fn fleet(
     }
     let after = query.after.filter(|a| valid_name(a));
     let mut records = instances::list(
-        &state.pool,
+        &mut *state.db().await?,
         &instances::ListFilter {
             customer_id: None,
             phase: phase.map(|p| p.as_str().to_owned()),
@@ -471,8 +497,9 @@ async fn instance(
             "No instance has that name (names are 3-40 characters: a-z, 0-9 and -).".to_owned(),
         ));
     }
+    let mut conn = state.db().await?;
     let mut events = events::list_by_name(
-        &state.pool,
+        &mut *conn,
         &name,
         &EventFilter {
             type_: None,
@@ -483,7 +510,7 @@ async fn instance(
     .await?;
     events.reverse();
     let now = Utc::now();
-    let Some(record) = instances::get(&state.pool, &name).await? else {
+    let Some(record) = instances::get(&mut *conn, &name).await? else {
         if events.is_empty() {
             return Err(SupportError::NotFound(format!(
                 "There is no instance named {name}, and none ever had that name."
@@ -494,30 +521,34 @@ async fn instance(
             views::history_page(&viewer, &name, &events, now),
         ));
     };
-    let schedule = work::schedule(&state.pool, record.uid).await?;
+    let schedule = work::schedule(&mut *conn, record.uid).await?;
+    drop(conn);
     // The same preview as `GET /v1/instances/{name}/plan`: pure, from the last recorded world.
-    let plan = match openclaws_engine::reconcile::preview::preview(
+    let preview = openclaws_engine::reconcile::preview::preview(
         &state.pool,
         &state.cipher,
         &state.inputs,
         &record,
         now,
-    )
-    .await
-    {
-        Ok(preview) => serde_json::to_value(super::plan::PlanPreview::new(
+    );
+    let plan = match tokio::time::timeout(super::PREVIEW_DEADLINE, preview).await {
+        Ok(Ok(preview)) => serde_json::to_value(super::plan::PlanPreview::new(
             &record.name,
             record.generation,
             preview,
         ))
         .ok(),
-        Err(e) => {
+        Ok(Err(e)) => {
             tracing::warn!(instance = %record.name, error = %e, "plan preview failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(instance = %record.name, "plan preview timed out");
             None
         }
     };
     let view = InstanceView {
-        instance: record.to_resource()?,
+        instance: super::write::to_resource(&state, &record)?,
         events,
         schedule,
         plan,

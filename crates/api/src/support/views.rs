@@ -59,7 +59,28 @@ header.top button{background:transparent;border-color:#8d96aa;color:#fff;padding
 .login{max-width:26rem;margin:4rem auto;background:#fff;border:1px solid #d6d9e0;border-radius:8px;padding:1.5rem}
 .login input{width:100%}
 a{color:#2b5fb4}
+.hidden-char{font-family:ui-monospace,monospace;font-size:.8em;color:#8a1c1c;background:#fbdcdc;border-radius:3px;padding:0 .15em}
 "#;
+
+/// Text from the database as shown: HTML-escaped like every value, and with each control or
+/// invisible character (zero-width spaces, bidi overrides, ...) spelled out as a marked
+/// `⟨U+202E⟩`, so stored text that predates the Unicode policy, or that a gateway reported (a
+/// device's name), cannot hide itself or reorder the page around it.
+struct Shown<'a>(&'a str);
+
+impl maud::Render for Shown<'_> {
+    fn render(&self) -> Markup {
+        html! {
+            @for (run, hidden) in openclaws_model::text::runs(self.0) {
+                @if hidden {
+                    span.hidden-char title="an invisible or control character, shown by its code" { "⟨" (run) "⟩" }
+                } @else {
+                    (run)
+                }
+            }
+        }
+    }
+}
 
 /// Who is looking, for the page header and the forms: `None` on the sign-in page.
 #[derive(Debug, Clone)]
@@ -210,7 +231,7 @@ fn time_cell(t: DateTime<Utc>, now: DateTime<Utc>) -> Markup {
 
 fn or_dash(value: Option<&str>) -> Markup {
     match value {
-        Some(v) if !v.is_empty() => html! { (v) },
+        Some(v) if !v.is_empty() => html! { (Shown(v)) },
         _ => html! { span.muted { "—" } },
     }
 }
@@ -307,7 +328,7 @@ pub fn fleet_page(viewer: &Viewer, view: &FleetView) -> Markup {
                         @for row in &view.rows {
                             tr data-name=(row.name) {
                                 td { a.mono href={ "/support/instances/" (row.name) } { (row.name) } }
-                                td.mono { (row.customer_id) }
+                                td.mono { (Shown(&row.customer_id)) }
                                 td {
                                     (phase_badge(&row.phase))
                                     @if row.deleting && row.phase != "Deleting" { " " span.badge.off { "deleting" } }
@@ -441,7 +462,7 @@ fn overview_section(instance: &OpenClawInstance, now: DateTime<Utc>) -> Markup {
         section id="overview" {
             h2 { "Overview" }
             dl.facts {
-                dt { "Customer" } dd.mono { (spec.customer_id) }
+                dt { "Customer" } dd.mono { (Shown(&spec.customer_id)) }
                 dt { "UID" } dd.mono { (instance.metadata.uid) }
                 dt { "Created" } dd { (time_cell(instance.metadata.creation_timestamp, now)) }
                 dt { "Generation" } dd {
@@ -453,7 +474,7 @@ fn overview_section(instance: &OpenClawInstance, now: DateTime<Utc>) -> Markup {
                 dt { "Endpoint" } dd { (or_dash(status.endpoint.as_deref())) }
                 @if let Some(labels) = (!instance.metadata.labels.is_empty()).then_some(&instance.metadata.labels) {
                     dt { "Labels" } dd.mono {
-                        @for (k, v) in labels { (k) "=" (v) " " }
+                        @for (k, v) in labels { (Shown(k)) "=" (Shown(v)) " " }
                     }
                 }
             }
@@ -476,7 +497,7 @@ fn conditions_section(status: &InstanceStatus, now: DateTime<Utc>) -> Markup {
                                 td { strong { (c.type_) } }
                                 td { (condition_badge(c.status)) }
                                 td.mono { (c.reason) }
-                                td { (c.message) }
+                                td { (Shown(&c.message)) }
                                 td { (time_cell(c.last_transition_time, now)) }
                             }
                         }
@@ -494,9 +515,9 @@ fn last_error_section(status: &InstanceStatus, now: DateTime<Utc>) -> Markup {
             @match &status.last_error {
                 None => p.muted { "None: the last reconcile succeeded." },
                 Some(e) => dl.facts {
-                    dt { "Step" } dd.mono { (e.step) }
+                    dt { "Step" } dd.mono { (Shown(&e.step)) }
                     dt { "Reason" } dd.mono { (e.reason) }
-                    dt { "Message" } dd { (e.message) }
+                    dt { "Message" } dd { (Shown(&e.message)) }
                     dt { "When" } dd { (time_cell(e.time, now)) }
                     dt { "Attempt" } dd { (e.attempt) }
                 },
@@ -538,18 +559,18 @@ fn why_not_ready(status: &InstanceStatus) -> Markup {
         div.notice.why id="why" {
             strong { "Not Ready" }
             @match ready {
-                Some(c) => { ": " span.mono { (c.reason) } " — " (c.message) }
+                Some(c) => { ": " span.mono { (c.reason) } " — " (Shown(&c.message)) }
                 None => { ": the controller has not reported a Ready condition yet." }
             }
             @if !failing.is_empty() {
                 ul {
                     @for c in failing {
-                        li { strong { (c.type_) } " is " (format!("{:?}", c.status)) ": " span.mono { (c.reason) } " — " (c.message) }
+                        li { strong { (c.type_) } " is " (format!("{:?}", c.status)) ": " span.mono { (c.reason) } " — " (Shown(&c.message)) }
                     }
                 }
             }
             @if let Some(e) = &status.last_error {
-                div { "Last error in step " span.mono { (e.step) } " (" span.mono { (e.reason) } "): " (e.message) }
+                div { "Last error in step " span.mono { (Shown(&e.step)) } " (" span.mono { (e.reason) } "): " (Shown(&e.message)) }
             }
         }
     }
@@ -570,13 +591,13 @@ fn spec_section(spec: &InstanceSpec) -> Markup {
         section id="spec" {
             h2 { "Desired state" }
             dl.facts {
-                dt { "Region" } dd { (spec.region) }
+                dt { "Region" } dd { (Shown(&spec.region)) }
                 dt { "Image" } dd.mono { (spec.image) }
                 dt { "Machine size" } dd { (spec.guest.cpus) " × " (spec.guest.cpu_kind.as_fly()) " CPU, " (spec.guest.memory_mb) " MB" }
                 dt { "Volume" } dd { (spec.volume_size_gb) " GB" }
                 dt { "Run state" } dd { (format!("{:?}", spec.run_state).to_lowercase()) }
                 dt { "Exposure" } dd { (format!("{:?}", spec.exposure).to_lowercase()) }
-                dt { "Model" } dd.mono { (spec.model.primary) }
+                dt { "Model" } dd.mono { (Shown(&spec.model.primary)) }
                 dt { "Anthropic API key" } dd { (secret_ref(keys.anthropic_api_key.as_ref())) }
                 dt { "Anthropic OAuth token" } dd { (secret_ref(keys.anthropic_oauth_token.as_ref())) }
                 dt { "OpenAI API key" } dd { (secret_ref(keys.openai_api_key.as_ref())) }
@@ -612,7 +633,7 @@ fn pairing_section(viewer: &Viewer, instance: &OpenClawInstance, now: DateTime<U
                 ul id="outstanding" {
                     @for a in outstanding {
                         li {
-                            @match &a.request_id { Some(r) => { "request " span.mono { (r) } } None => { "the newest request" } }
+                            @match &a.request_id { Some(r) => { "request " span.mono { (Shown(r)) } } None => { "the newest request" } }
                             @if let Some(t) = a.requested_at { " " span.muted { "(recorded " (relative(t, now)) ")" } }
                         }
                     }
@@ -639,7 +660,7 @@ fn pairing_facts(pairing: &PairingStatus, manual: bool, now: DateTime<Utc>) -> M
         }
         @if let Some(device) = &pairing.last_approved_device {
             dt { "Last approved" } dd {
-                (device)
+                (Shown(device))
                 @if let Some(t) = pairing.last_approved_at { " " span.muted { "(" (relative(t, now)) ")" } }
             }
         }
@@ -673,7 +694,7 @@ fn pending_requests(
                         td { (or_dash(p.role.as_deref())) }
                         td { (span(p.age_seconds)) }
                         td { (relative(p.expires_at, now)) }
-                        td.mono { (p.request_id) }
+                        td.mono { (Shown(&p.request_id)) }
                         @if let Some((viewer, name)) = approve {
                             td {
                                 form.inline method="post" action={ "/support/instances/" (name) "/pairing/approvals" } {
@@ -711,7 +732,7 @@ fn recent_results(pairing: &PairingStatus, now: DateTime<Utc>) -> Markup {
                         }
                         td { (or_dash(r.device_name.as_deref())) }
                         td.mono { (or_dash(r.request_id.as_deref())) }
-                        td { (r.message) }
+                        td { (Shown(&r.message)) }
                         td { (time_cell(r.at, now)) }
                     }
                 }
@@ -731,14 +752,14 @@ fn plan_slot(plan: Option<&Value>) -> Markup {
 
 fn plan_detail(value: &Value) -> Markup {
     match value {
-        Value::String(s) => html! { (s) },
+        Value::String(s) => html! { (Shown(s)) },
         Value::Bool(b) => html! { @if *b { "yes" } @else { "no" } },
         Value::Number(n) => html! { (n.to_string()) },
         Value::Object(o) => html! {
             @if let Some(reason) = o.get("reason").and_then(Value::as_str) {
                 span.mono { (reason) } ": "
             }
-            @if let Some(message) = o.get("message").and_then(Value::as_str) { (message) }
+            @if let Some(message) = o.get("message").and_then(Value::as_str) { (Shown(message)) }
             @for (k, v) in o.iter().filter(|(k, _)| *k != "reason" && *k != "message") {
                 " " span.muted { (k) ": " (match v { Value::String(s) => s.clone(), other => other.to_string() }) }
             }
@@ -764,7 +785,7 @@ pub fn plan_section(plan: &Value) -> Markup {
                     @for a in &actions {
                         li {
                             span.mono { (a["step"].as_str().unwrap_or("?")) }
-                            @if let Some(d) = a["description"].as_str() { " — " (d) }
+                            @if let Some(d) = a["description"].as_str() { " — " (Shown(d)) }
                         }
                     }
                 }
@@ -837,7 +858,7 @@ fn events_section(events: &[Event], now: DateTime<Utc>) -> Markup {
                                 td { (time_cell(e.created_at, now)) }
                                 td { @if e.type_ == "Warning" { span.badge.warn { (e.type_) } } @else { (e.type_) } }
                                 td.mono { (e.reason) }
-                                td { (e.message) }
+                                td { (Shown(&e.message)) }
                                 td { @if let Some(g) = e.generation { (g) } }
                             }
                         }
@@ -883,6 +904,22 @@ mod tests {
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!html.contains("<b>title</b>"));
+    }
+
+    #[test]
+    fn invisible_characters_are_spelled_out() {
+        let html = html! { (Shown("cust\u{202E}-42\u{200B}<b>")) }.into_string();
+        assert!(html.contains("⟨U+202E⟩"), "{html}");
+        assert!(html.contains("⟨U+200B⟩"), "{html}");
+        assert!(
+            !html.contains('\u{202E}') && !html.contains('\u{200B}'),
+            "{html}"
+        );
+        assert!(
+            html.contains("&lt;b&gt;") && !html.contains("<b>"),
+            "{html}"
+        );
+        assert_eq!(html! { (Shown("plain")) }.into_string(), "plain");
     }
 
     #[test]
