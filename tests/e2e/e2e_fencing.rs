@@ -149,13 +149,6 @@ async fn a_replica_frozen_past_its_lease_sends_nothing_when_it_resumes() {
     let machines = stack.fly_machines("oc-fenced").await;
     assert_eq!(machines.len(), 1);
     assert_eq!(machines[0]["id"], ready["status"]["fly"]["machineId"]);
-    let orphans: serde_json::Value = http
-        .get(format!("{}/_sim/orphans", stack.sim_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, orphans) = stack.fly(reqwest::Method::GET, "/_sim/orphans", None).await;
     assert_eq!(orphans["orphans"], json!([]), "{orphans}");
 }
