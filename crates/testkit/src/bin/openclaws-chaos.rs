@@ -17,7 +17,7 @@ struct Cli {
     seed: Option<u64>,
     /// Several seeds: `A..B` (B excluded), `A..=B`, `A,B,C`, or one.
     #[arg(long, value_parser = parse_range)]
-    seeds: Option<Vec<u64>>,
+    seeds: Option<Seeds>,
     /// Instances created through the API per seed.
     #[arg(long, default_value_t = 100)]
     instances: usize,
@@ -47,8 +47,12 @@ struct Cli {
     print_schedule: bool,
 }
 
+/// The seeds `--seeds` names.
+#[derive(Debug, Clone)]
+struct Seeds(Vec<u64>);
+
 /// Seeds as `A..B` (B excluded), `A..=B`, a list `A,B,C`, or one seed.
-fn parse_range(s: &str) -> Result<Vec<u64>, String> {
+fn parse_range(s: &str) -> Result<Seeds, String> {
     let bad = || format!("{s:?} is not A..B, A..=B, A,B,C or a seed");
     let number = |v: &str| v.trim().parse::<u64>().map_err(|_| bad());
     let seeds: Vec<u64> = if let Some((a, b)) = s.split_once("..=") {
@@ -61,7 +65,7 @@ fn parse_range(s: &str) -> Result<Vec<u64>, String> {
     if seeds.is_empty() {
         return Err(format!("{s:?} holds no seed"));
     }
-    Ok(seeds)
+    Ok(Seeds(seeds))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let seeds = match (cli.seed, &cli.seeds) {
         (Some(seed), _) => vec![seed],
-        (None, Some(seeds)) => seeds.clone(),
+        (None, Some(seeds)) => seeds.0.clone(),
         (None, None) => vec![1],
     };
     let mut reports = Vec::new();
@@ -116,4 +120,27 @@ fn tracing_subscriber_init() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_are_read_as_ranges_lists_or_one() {
+        let seeds = |arg: &str| {
+            Cli::try_parse_from(["openclaws-chaos", "--seeds", arg])
+                .map(|cli| cli.seeds.map(|s| s.0))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(seeds("1..=3"), Ok(Some(vec![1, 2, 3])));
+        assert_eq!(seeds("1..3"), Ok(Some(vec![1, 2])));
+        assert_eq!(seeds("4,9"), Ok(Some(vec![4, 9])));
+        assert_eq!(seeds("7"), Ok(Some(vec![7])));
+        assert!(seeds("3..3").is_err());
+        assert!(seeds("x").is_err());
+        let cli = Cli::try_parse_from(["openclaws-chaos", "--seed", "5", "--instances", "15"])
+            .expect("parse");
+        assert_eq!((cli.seed, cli.instances, cli.replicas), (Some(5), 15, 3));
+    }
 }

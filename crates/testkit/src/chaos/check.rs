@@ -186,10 +186,10 @@ pub struct Figures {
     pub events_missing: usize,
     /// Abandoned tenures with mutations whose `ReconcileAbandoned` event was found.
     pub abandoned_listed: usize,
-    /// Abandoned tenures with mutations but no event because the database was down when the
-    /// replica found out (recording it is best effort) or the replica was killed; what each
-    /// had sent.
-    pub abandoned_unrecordable: Vec<String>,
+    /// Mutations no event can show: the replica was killed, or the database was down when it
+    /// would have recorded them (an abandoned reconcile's record is best effort; a finished
+    /// reconcile's record fails with the database); what each had sent.
+    pub unrecordable: Vec<String>,
     /// Successful steps of finished reconciles missing from the events.
     pub steps_missing: usize,
     /// Longest wait of a write made outside fault windows for its generation to be observed
@@ -841,12 +841,7 @@ pub fn listed_calls(message: &str) -> Vec<String> {
 
 fn abandoned_events(ev: &Evidence, names: &NameIndex, f: &mut Figures, v: &mut Vec<Violation>) {
     let tenures = ev.lease_log.tenures(ev.read_at);
-    let db_down: Vec<(DateTime<Utc>, DateTime<Utc>)> = ev
-        .faults
-        .iter()
-        .filter(|a| a.applied && matches!(a.fault, Fault::PostgresDown { .. }))
-        .map(|a| a.window(ev.lease))
-        .collect();
+    let db_down = database_down(ev);
     let lease = chrono::Duration::from_std(ev.lease).unwrap_or_default();
     for t in tenures.iter().filter(|t| t.how == TenureEnd::Lost) {
         let next_claim = tenures
@@ -899,7 +894,7 @@ fn abandoned_events(ev: &Evidence, names: &NameIndex, f: &mut Figures, v: &mut V
             .iter()
             .any(|(from, to)| noticed + lease >= *from && noticed - lease <= *to);
         if killed || db_was_down {
-            f.abandoned_unrecordable.push(format!(
+            f.unrecordable.push(format!(
                 "{}: {} ({}) sent {sent:?} and lost the lease at {}",
                 instance_name(ev, t.instance_uid),
                 t.owner,
@@ -920,17 +915,36 @@ fn abandoned_events(ev: &Evidence, names: &NameIndex, f: &mut Figures, v: &mut V
             .filter(|e| e.instance_uid == t.instance_uid && e.reason == "ReconcileAbandoned")
             .map(|e| format!("[{}] {}", rel(ev, e.created_at), e.message))
             .collect();
+        let gone = match ev.lease_log.deleted_at(t.instance_uid) {
+            Some(deleted) if deleted <= noticed + lease => format!(
+                "; the instance's row was deleted (teardown finished) at {}, before {} found out \
+                 at {}",
+                rel(ev, deleted),
+                t.owner,
+                rel(ev, noticed)
+            ),
+            _ => String::new(),
+        };
         v.push(Violation {
             invariant: "events",
             detail: format!(
                 "{name}: {} lost the lease (held {} to {}) after sending {sent:?}, which no \
-                 ReconcileAbandoned event lists (events: {listed:?})",
+                 ReconcileAbandoned event lists (events: {listed:?}){gone}",
                 t.owner,
                 rel(ev, t.start),
                 rel(ev, t.end)
             ),
         });
     }
+}
+
+/// When the database was down (and reconnecting).
+fn database_down(ev: &Evidence) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    ev.faults
+        .iter()
+        .filter(|a| a.applied && matches!(a.fault, Fault::PostgresDown { .. }))
+        .map(|a| a.window(ev.lease))
+        .collect()
 }
 
 fn instance_name(ev: &Evidence, uid: Uuid) -> String {
@@ -969,6 +983,8 @@ fn step_of(call: &str) -> Option<&'static [&'static str]> {
 fn step_events(ev: &Evidence, names: &NameIndex, f: &mut Figures, v: &mut Vec<Violation>) {
     let tenures = ev.lease_log.tenures(ev.read_at);
     let margin = chrono::Duration::seconds(1);
+    let lease = chrono::Duration::from_std(ev.lease).unwrap_or_default();
+    let db_down = database_down(ev);
     for t in tenures.iter().filter(|t| t.how == TenureEnd::Released) {
         let mut missing: Vec<String> = Vec::new();
         for e in ev
@@ -991,30 +1007,50 @@ fn step_events(ev: &Evidence, names: &NameIndex, f: &mut Figures, v: &mut Vec<Vi
             let Some(steps) = step_of(call) else {
                 continue;
             };
+            // The step shows as done, or as failed when a later call of the same step failed;
+            // a reconcile stopped by a shutdown lists what it sent instead.
+            let listed = format!("{call} {target}");
             let shown = ev.events.iter().any(|x| {
+                let step = x.reason.strip_suffix("Failed").unwrap_or(&x.reason);
                 x.instance_uid == t.instance_uid
-                    && steps.contains(&x.reason.as_str())
                     && x.created_at >= t.start - margin
-                    && x.created_at <= t.end + margin
+                    && ((steps.contains(&step) && x.created_at <= t.end + margin)
+                        || (x.reason == "ReconcileAbandoned"
+                            && listed_calls(&x.message).contains(&listed)))
             });
             if !shown {
                 missing.push(format!("{call} {target} at {}", rel(ev, e.at)));
             }
         }
-        if !missing.is_empty() {
-            f.steps_missing += missing.len();
-            let name = instance_name(ev, t.instance_uid);
-            v.push(Violation {
-                invariant: "events",
-                detail: format!(
-                    "{name}: the reconcile of {} ({} to {}) made {missing:?} with success, but \
-                     its events do not show the step",
-                    t.owner,
-                    rel(ev, t.start),
-                    rel(ev, t.end)
-                ),
-            });
+        if missing.is_empty() {
+            continue;
         }
+        let name = instance_name(ev, t.instance_uid);
+        if db_down
+            .iter()
+            .any(|(from, to)| t.end + lease >= *from && t.end - lease <= *to)
+        {
+            f.unrecordable.push(format!(
+                "{name}: the reconcile of {} ({} to {}) made {missing:?}, then could not record \
+                 (database down)",
+                t.owner,
+                rel(ev, t.start),
+                rel(ev, t.end)
+            ));
+            continue;
+        }
+        f.steps_missing += missing.len();
+        v.push(Violation {
+            invariant: "events",
+            detail: format!(
+                "{name}: the reconcile of {} ({} to {}) made {missing:?} with success, but its \
+                 events do not show the step (a reconcile that failed to record: see the \
+                 replica's log for `reconcile failed before recording`)",
+                t.owner,
+                rel(ev, t.start),
+                rel(ev, t.end)
+            ),
+        });
     }
 }
 

@@ -141,6 +141,15 @@ impl LeaseLog {
         }
     }
 
+    /// When the instance's queue row went with its row (teardown finished).
+    pub fn deleted_at(&self, uid: Uuid) -> Option<DateTime<Utc>> {
+        self.rows
+            .get(&uid)?
+            .iter()
+            .find(|r| r.op == "DELETE")
+            .map(|r| r.at)
+    }
+
     /// Every tenure, in claim order per instance; `now` ends the open ones.
     pub fn tenures(&self, now: DateTime<Utc>) -> Vec<Tenure> {
         let mut out = Vec::new();

@@ -91,10 +91,10 @@ pub fn seed(report: &SeedReport) -> String {
         mark(inv("events")),
         f.events_missing,
         f.abandoned_listed,
-        f.abandoned_unrecordable.len(),
+        f.unrecordable.len(),
         f.steps_missing
     );
-    for note in &f.abandoned_unrecordable {
+    for note in &f.unrecordable {
         let _ = writeln!(out, "           not in events: {note}");
     }
     let _ = writeln!(
