@@ -398,6 +398,7 @@ async fn inject(
             end: None,
             applied: false,
             hits: 0,
+            removal: None,
         })
         .collect();
     let mut rules: HashMap<usize, u64> = HashMap::new();
@@ -468,7 +469,9 @@ async fn inject(
                     Fault::RegionFull { .. } => region(http, sim_url, false).await,
                     Fault::FlyOutage { .. } | Fault::SimRule { .. } => {
                         if let Some(id) = rules.remove(&i) {
+                            let from = Utc::now();
                             a.hits = remove_rule(http, sim_url, id).await;
+                            a.removal = Some((from, Utc::now()));
                         }
                     }
                     _ => {}
