@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEV := target/debug/openclaws-dev
 
-.PHONY: run test bench unit lint fmt build postgres prometheus crd clean openclaw chromium sim-process schemathesis
+.PHONY: run test bench chaos unit lint fmt build postgres postgres-server prometheus crd clean openclaw chromium sim-process schemathesis
 
 ## run: throwaway PostgreSQL + the Fly simulator (fly-sim) + the controller (openclaws-controller
 ## serve), each its own process with its log in target/dev/, and a demo instance reaching Ready.
@@ -12,13 +12,15 @@ run: postgres
 	$(CARGO) build --quiet --workspace --bins
 	$(DEV) run
 
-## test: formatting, lints, unit, property and black-box tests against a real PostgreSQL.
+## test: formatting, lints, unit, property and black-box tests against a real PostgreSQL, and the
+## short chaos run (tests/chaos: 3 replicas, 15 instances, one seed, about a minute; it stops and
+## starts a PostgreSQL of its own, so it needs the server binaries whatever DATABASE_URL says).
 ## Tests run TEST_THREADS at a time in each test binary: most wait on the simulator's Fly-like
 ## latencies rather than the CPU (the real-gateway tests limit themselves to two gateways at
 ## once). Each test holds about 20 database connections: a server named by DATABASE_URL needs
 ## max_connections of at least 25 × TEST_THREADS (the throwaway one allows 500).
 TEST_THREADS ?= 8
-test: postgres prometheus openclaw chromium lint
+test: postgres postgres-server prometheus openclaw chromium lint
 	$(CARGO) build --quiet --workspace --all-targets
 	@export RUST_TEST_THREADS=$(TEST_THREADS); \
 	if [ -n "$$DATABASE_URL" ]; then \
@@ -47,6 +49,17 @@ bench: postgres
 	  $(DEV) with-postgres -- $(CARGO) bench -p openclaws-testkit --bench fleet -- $(BENCH_ARGS); \
 	fi
 
+## chaos: the seeded chaos harness (docs/chaos.md): for each seed, 3 controller replicas on their
+## own PostgreSQL and the Fly simulator under kills, freezes, a database stop, a Fly outage and the
+## simulator's faults, 100 instances written through the API, then every invariant checked. Prints
+## each seed's figures and a table; a failing seed prints the command that replays it. About 3-4
+## minutes a seed. Other seeds with CHAOS_SEEDS (`7`, `1,5,9`, `1..=5`), options with CHAOS_ARGS,
+## e.g. `make chaos CHAOS_SEEDS=7 CHAOS_ARGS="--instances 30 --keep-logs"`.
+CHAOS_SEEDS ?= 1..=20
+chaos: postgres-server
+	$(CARGO) build --quiet --workspace --bins
+	target/debug/openclaws-chaos --seeds $(CHAOS_SEEDS) $(CHAOS_ARGS)
+
 ## sim-process: the Fly simulator on 127.0.0.1:4280 whose started machines run their command (the
 ## real gateway through the boot bundle), with its Fly-like proxy on 127.0.0.1:4281.
 sim-process: openclaw
@@ -66,6 +79,11 @@ build:
 ## postgres: install PostgreSQL server binaries when DATABASE_URL is unset and none are present.
 postgres:
 	@scripts/ensure-postgres.sh
+
+## postgres-server: install PostgreSQL server binaries when none are present, even with
+## DATABASE_URL set: the chaos harness owns a cluster it stops and starts.
+postgres-server:
+	@env -u DATABASE_URL scripts/ensure-postgres.sh
 
 ## prometheus: install Debian's prometheus package (prometheus + promtool) when either is missing,
 ## for the test that checks the dashboards against a real Prometheus server.

@@ -1,11 +1,12 @@
 //! The test kit: a throwaway PostgreSQL, the workspace's binaries, and the whole system
 //! (database, Fly simulator, controller) started for tests, the fleet bench and `make run`, with
-//! the clients the tests drive it through. Only tests, benches and development tools depend on
-//! it; nothing in the production binary does.
+//! the clients the tests drive it through, and the seeded chaos harness (`make chaos`). Only
+//! tests, benches and development tools depend on it; nothing in the production binary does.
 
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod chaos;
 pub mod db;
 pub mod dev;
 pub mod devices;

@@ -1,6 +1,7 @@
-//! A throwaway PostgreSQL server from the system's binaries, for `dev` and the test suite.
-//! It lives in a temporary directory, listens on 127.0.0.1 on a free port, and is stopped and
-//! deleted when dropped.
+//! A throwaway PostgreSQL server from the system's binaries, for `dev`, the test suite and the
+//! chaos harness. It lives in a temporary directory, listens on 127.0.0.1 on a free port, can be
+//! stopped and started again on the same port and data (the chaos harness takes the database
+//! away from running controllers), and is stopped and deleted when dropped.
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -31,11 +32,24 @@ pub enum PostgresError {
     Timeout(Duration),
 }
 
-/// A running throwaway server.
+/// A throwaway server (running unless [`ThrowawayPostgres::stop`] stopped it).
 pub struct ThrowawayPostgres {
-    child: Child,
+    child: Option<Child>,
     dir: PathBuf,
     url: String,
+    bin: PathBuf,
+    port: u16,
+    owner: Option<(u32, u32)>,
+}
+
+/// How [`ThrowawayPostgres::stop`] stops the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// SIGINT, PostgreSQL's "fast shutdown": clients are disconnected, the cluster is checkpointed.
+    Fast,
+    /// SIGQUIT, "immediate shutdown": every process exits at once and the next start recovers
+    /// from the write-ahead log, as after a crash.
+    Immediate,
 }
 
 impl ThrowawayPostgres {
@@ -80,12 +94,56 @@ impl ThrowawayPostgres {
             return Err(step("initdb", String::from_utf8_lossy(&out.stderr)));
         }
         let port = free_port().map_err(|e| step("find a free port", e))?;
-        let mut postgres = Command::new(bin.join("postgres"));
+        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        let mut server = Self {
+            child: None,
+            dir,
+            url,
+            bin,
+            port,
+            owner,
+        };
+        server.start_again().await?;
+        Ok(server)
+    }
+
+    /// `postgres://…` URL of the `postgres` database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether the server is running (not stopped by [`ThrowawayPostgres::stop`]).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Stops the server and waits for it to exit; the data directory and port stay for
+    /// [`ThrowawayPostgres::start_again`]. A stopped server stays stopped.
+    pub fn stop(&mut self, mode: StopMode) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let signal = match mode {
+            StopMode::Fast => nix::sys::signal::Signal::SIGINT,
+            StopMode::Immediate => nix::sys::signal::Signal::SIGQUIT,
+        };
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
+        let _ = child.wait();
+    }
+
+    /// Starts the server (again) on its port and data directory and waits until it accepts
+    /// connections; a running server is left as it is.
+    pub async fn start_again(&mut self) -> Result<(), PostgresError> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let data = self.dir.join("data");
+        let mut postgres = Command::new(self.bin.join("postgres"));
         postgres
             .arg("-D")
             .arg(&data)
-            .args(["-p", &port.to_string(), "-k"])
-            .arg(&dir)
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(&self.dir)
             .args([
                 "-c",
                 "listen_addresses=127.0.0.1",
@@ -100,17 +158,9 @@ impl ThrowawayPostgres {
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        as_owner(&mut postgres, owner);
-        let child = postgres.spawn().map_err(|e| step("start postgres", e))?;
-        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-        let server = Self { child, dir, url };
-        server.wait_ready(Duration::from_secs(30)).await?;
-        Ok(server)
-    }
-
-    /// `postgres://…` URL of the `postgres` database.
-    pub fn url(&self) -> &str {
-        &self.url
+        as_owner(&mut postgres, self.owner);
+        self.child = Some(postgres.spawn().map_err(|e| step("start postgres", e))?);
+        self.wait_ready(Duration::from_secs(30)).await
     }
 
     async fn wait_ready(&self, timeout: Duration) -> Result<(), PostgresError> {
@@ -130,12 +180,7 @@ impl ThrowawayPostgres {
 
 impl Drop for ThrowawayPostgres {
     fn drop(&mut self) {
-        // SIGINT is PostgreSQL's "fast shutdown".
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGINT,
-        );
-        let _ = self.child.wait();
+        self.stop(StopMode::Fast);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
