@@ -22,8 +22,9 @@ use crate::stack::{READER, WRITER};
 
 /// How long one request may take (longer than any freeze, so a frozen replica's answer comes).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a write is retried on other replicas before it counts as in doubt.
-const WRITE_DEADLINE: Duration = Duration::from_secs(20);
+/// How long a write that failed (its replica died, an error answer) is retried on other
+/// replicas before it counts as in doubt, as a dashboard that gives up would.
+const WRITE_DEADLINE: Duration = Duration::from_secs(4);
 /// How long reading an instance back is retried.
 const READ_DEADLINE: Duration = Duration::from_secs(30);
 
