@@ -41,6 +41,24 @@ impl Calls {
     }
 }
 
+/// A replica process, killed when the test ends however it ends (a failed assertion included),
+/// so a frozen replica never outlives its test.
+struct Replica(std::process::Child);
+
+impl Replica {
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.0.id() as i32)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = kill(self.pid(), Signal::SIGCONT);
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Records every request, and holds back the app creation's answer (after the app exists) so
 /// the first replica is mid-reconcile when it is frozen.
 struct RecordAndSlowAppCreate(Arc<Calls>);
@@ -81,7 +99,7 @@ async fn a_replica_frozen_past_its_lease_sends_nothing_when_it_resumes() {
     let http = reqwest::Client::new();
     let (port_a, port_b) = (free_port(), free_port());
     stack.api_url = format!("http://127.0.0.1:{port_a}");
-    let mut a = spawn_controller(&stack, port_a);
+    let a = Replica(spawn_controller(&stack, port_a));
     wait_api(&http, &stack.api_url).await;
     let (code, body) = stack
         .put("fenced", json!({"customerId": "c", "region": "iad"}))
@@ -93,7 +111,7 @@ async fn a_replica_frozen_past_its_lease_sends_nothing_when_it_resumes() {
         (!stack.fly_apps().await.is_empty()).then_some(())
     })
     .await;
-    let a_pid = Pid::from_raw(a.id() as i32);
+    let a_pid = a.pid();
     kill(a_pid, Signal::SIGSTOP).unwrap();
     let frozen_at = Instant::now();
     let agent_a = calls.app_creator().expect("replica A created the app");
@@ -101,7 +119,7 @@ async fn a_replica_frozen_past_its_lease_sends_nothing_when_it_resumes() {
 
     // Replica B takes over once A's lease has lapsed, and finishes the job.
     stack.api_url = format!("http://127.0.0.1:{port_b}");
-    let mut b = spawn_controller(&stack, port_b);
+    let b = Replica(spawn_controller(&stack, port_b));
     wait_api(&http, &stack.api_url).await;
     let ready = stack.wait_ready("fenced", Duration::from_secs(60)).await;
     // B knows it took over from a lapsed lease: it looks again once A's requests are over,
@@ -133,10 +151,8 @@ async fn a_replica_frozen_past_its_lease_sends_nothing_when_it_resumes() {
         },
     )
     .await;
-    a.kill().unwrap();
-    a.wait().unwrap();
-    b.kill().unwrap();
-    b.wait().unwrap();
+    drop(a);
+    drop(b);
 
     let late = calls.mutations_by(&agent_a, frozen_at);
     assert!(

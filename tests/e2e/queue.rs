@@ -395,3 +395,51 @@ async fn held_instances_are_woken_oldest_first_with_a_fresh_streak() {
     assert!(claimed.iter().all(|c| c.attempts == 0));
     assert_eq!(work::wake_held(&db.pool).await.unwrap(), 0);
 }
+
+/// An abandoned reconcile's calls reach the history even when another replica has already
+/// finished the teardown and deleted the row.
+#[tokio::test]
+async fn events_for_a_deleted_instance_keep_its_name() {
+    let db = fresh_database().await;
+    let uid = insert_instance(&db.pool, "gone-soon").await;
+    openclaws_store::events::append_for_uid(
+        &db.pool,
+        uid,
+        openclaws_store::events::EventType::Normal,
+        "Created",
+        "created",
+    )
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM instances WHERE uid = $1")
+        .bind(uid)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    openclaws_store::events::append_for_uid(
+        &db.pool,
+        uid,
+        openclaws_store::events::EventType::Warning,
+        "ReconcileAbandoned",
+        "sent: volumes.delete vol_1",
+    )
+    .await
+    .unwrap();
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT instance_name FROM events WHERE instance_uid = $1 AND reason = 'ReconcileAbandoned'",
+    )
+    .bind(uid)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(names, vec!["gone-soon".to_owned()]);
+    let unknown = openclaws_store::events::append_for_uid(
+        &db.pool,
+        uuid::Uuid::new_v4(),
+        openclaws_store::events::EventType::Warning,
+        "ReconcileAbandoned",
+        "x",
+    )
+    .await;
+    assert!(unknown.is_err(), "an event for nobody was accepted");
+}

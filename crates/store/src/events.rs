@@ -70,8 +70,10 @@ pub async fn append(db: impl PgExecutor<'_>, event: &NewEvent<'_>) -> Result<(),
     Ok(())
 }
 
-/// Appends an event to the instance with uid `uid` (its current name and generation), outside
-/// any reconcile's transaction; nothing when the instance is gone.
+/// Appends an event to the instance with uid `uid` outside any reconcile's transaction: under
+/// its current name and generation, or, when its row is already gone (another replica finished
+/// a teardown), under the name of its latest event, so its history still shows it.
+/// [`StoreError::Corrupt`] when the uid has neither a row nor any event.
 pub async fn append_for_uid(
     db: impl PgExecutor<'_>,
     uid: uuid::Uuid,
@@ -79,9 +81,14 @@ pub async fn append_for_uid(
     reason: &str,
     message: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let done = sqlx::query(
         "INSERT INTO events (instance_uid, instance_name, type, reason, message, generation) \
-         SELECT uid, name, $2, $3, $4, generation FROM instances WHERE uid = $1",
+         SELECT $1, name, $2, $3, $4, generation FROM ( \
+             SELECT name, generation, 0 AS pref FROM instances WHERE uid = $1 \
+             UNION ALL \
+             (SELECT instance_name, generation, 1 FROM events WHERE instance_uid = $1 \
+              ORDER BY id DESC LIMIT 1) \
+             ORDER BY pref LIMIT 1) AS known",
     )
     .bind(uid)
     .bind(type_.as_str())
@@ -89,6 +96,11 @@ pub async fn append_for_uid(
     .bind(message)
     .execute(db)
     .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Corrupt(format!(
+            "no instance and no event under uid {uid}"
+        )));
+    }
     Ok(())
 }
 

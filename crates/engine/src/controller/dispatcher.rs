@@ -286,7 +286,7 @@ async fn run_one<R: Reconcile>(
     renewer.abort();
     let (result, reason) = settle(shared, config, &claim, ended, lost.is_cancelled()).await;
     if result == "abandoned" {
-        record_abandoned(&shared.pool, uid, reason, &lease.sent()).await;
+        record_abandoned(&shared.pool, (uid, &config.owner), reason, &lease.sent()).await;
     }
     tracing::debug!(
         result,
@@ -303,13 +303,18 @@ async fn run_one<R: Reconcile>(
 /// Puts the mutations an abandoned reconcile had sent into the instance's events, so its
 /// history shows every change made at Fly or the DNS provider, even by a replica that lost the
 /// instance mid-way. Best effort: the database may be what failed.
-async fn record_abandoned(pool: &PgPool, uid: Uuid, reason: &str, sent: &[String]) {
+async fn record_abandoned(
+    pool: &PgPool,
+    (uid, owner): (Uuid, &str),
+    reason: &str,
+    sent: &[String],
+) {
     if sent.is_empty() {
         return;
     }
     let message = format!(
-        "A reconcile was abandoned ({reason}) after sending: {}. The next reconcile observes \
-         what they did.",
+        "A reconcile by replica {owner} was abandoned ({reason}) after sending: {}. The next \
+         reconcile observes what they did.",
         sent.join(", ")
     );
     if let Err(e) = events::append_for_uid(
