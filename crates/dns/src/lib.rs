@@ -137,6 +137,8 @@ pub struct CloudflareDns {
     token: String,
     zone: String,
     zone_id: Arc<OnceCell<String>>,
+    /// Sent as `User-Agent`; names the replica ([`CloudflareDns::identified_as`]).
+    user_agent: String,
     /// The lease a reconcile's changes must still hold ([`CloudflareDns::fenced`]).
     fence: Option<Arc<dyn Fence>>,
 }
@@ -153,8 +155,19 @@ impl CloudflareDns {
             token: token.to_owned(),
             zone: zone.to_owned(),
             zone_id: Arc::new(OnceCell::new()),
+            user_agent: concat!("openclaws-controller/", env!("CARGO_PKG_VERSION")).to_owned(),
             fence: None,
         }
+    }
+
+    /// The same client naming its replica in its `User-Agent`, as the Fly client does, so the
+    /// provider's logs (and the chaos harness) tell replicas apart.
+    pub fn identified_as(mut self, replica: &str) -> Self {
+        self.user_agent = format!(
+            "openclaws-controller/{} (replica {replica})",
+            env!("CARGO_PKG_VERSION")
+        );
+        self
     }
 
     /// A clone whose every change first passes `fence` (a reconcile's work lease).
@@ -191,6 +204,7 @@ impl CloudflareDns {
     ) -> Result<Option<T>, DnsError> {
         let resp = req
             .bearer_auth(&self.token)
+            .header(reqwest::header::USER_AGENT, &self.user_agent)
             .send()
             .await
             .map_err(|e| DnsError::Transient(e.to_string()))?;

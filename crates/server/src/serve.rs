@@ -165,6 +165,7 @@ fn reconciler(
             token,
             zone.unwrap_or(&settings.base_domain),
         )
+        .identified_as(&config.owner)
     });
     Reconciler {
         pool,
