@@ -53,10 +53,10 @@ fn visit(report: &Report, timing: &Timing) -> Next {
         Some(f) => {
             // Fly (or our own limiter) said when to come back: trust it over our backoff, and
             // be back on time (a slot reserved by our limiter is kept only briefly).
-            let after = f.error.retry_after().map_or_else(
-                || backoff(report.loaded.attempts),
-                |r| r + jitter(r.min(Duration::from_millis(2500)) / 10, 1.0),
-            );
+            let after = f
+                .error
+                .retry_after()
+                .map_or_else(|| backoff(report.loaded.attempts), on_time);
             failed(after, f)
         }
         None => match (&plan.wait, &plan.blocked) {
@@ -115,7 +115,7 @@ fn failed(after: Duration, failure: &Failure) -> Next {
 fn held(failure: &Failure) -> Next {
     let after = match failure.error.retry_after() {
         _ if failure.error.reason() == Reason::FlyUnavailable => jitter(HELD_FOR_FLY, 0.2),
-        Some(r) => r + jitter(r.min(Duration::from_millis(2500)) / 10, 1.0),
+        Some(r) => on_time(r),
         None => jitter(Duration::from_secs(1), 0.5),
     };
     Next {
@@ -124,6 +124,11 @@ fn held(failure: &Failure) -> Next {
         reason: failure.error.reason().as_str(),
         pairing_window_until: None,
     }
+}
+
+/// Back just after `retry_after` (a kept slot is held only briefly), spread a little.
+fn on_time(retry_after: Duration) -> Duration {
+    retry_after + jitter(retry_after.min(Duration::from_millis(2500)) / 10, 1.0)
 }
 
 fn settled(after: Duration, reason: &'static str) -> Next {
