@@ -2,6 +2,7 @@
 //! calling Fly (one probe every couple of seconds instead), and the moment Fly answers again the
 //! held instances resume and converge within seconds, with no backoff left from the outage.
 
+use axum::response::IntoResponse;
 use openclaws_testkit::db::eventually;
 use openclaws_testkit::stack::{Stack, StackOptions};
 use reqwest::Method;
@@ -93,4 +94,151 @@ async fn after_a_fly_outage_held_instances_resume_within_seconds() {
     let took = recovered.elapsed();
     println!("all Ready {:.1} s after Fly recovered", took.as_secs_f64());
     assert!(took < Duration::from_secs(40), "recovery took {took:?}");
+}
+
+/// Fly answers 503 to everything while `down`; every request is recorded with its sender.
+#[derive(Default)]
+struct Outage {
+    down: std::sync::atomic::AtomicBool,
+    calls: std::sync::Mutex<Vec<(String, Instant)>>,
+}
+
+impl Outage {
+    fn senders_since(&self, since: Instant) -> Vec<String> {
+        let calls = self.calls.lock().unwrap();
+        calls
+            .iter()
+            .filter(|(_, at)| *at > since)
+            .map(|(sender, _)| sender.clone())
+            .collect()
+    }
+}
+
+struct OutageHook(std::sync::Arc<Outage>);
+
+impl fly_sim::hooks::RequestHook for OutageHook {
+    fn before(&self, req: &fly_sim::hooks::RequestInfo) -> Option<axum::response::Response> {
+        let sender = req.user_agent.clone().unwrap_or_default();
+        let replica = match sender.rsplit_once("(replica ") {
+            Some((_, name)) => name.trim_end_matches(')').to_owned(),
+            None => sender,
+        };
+        self.0.calls.lock().unwrap().push((replica, Instant::now()));
+        let down = self.0.down.load(std::sync::atomic::Ordering::SeqCst);
+        down.then(|| {
+            let body = r#"{"error":"service unavailable"}"#;
+            (reqwest::StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+        })
+    }
+}
+
+/// Two replicas share one circuit: the one that sees Fly fail opens it for both, only one
+/// probes (and another takes the probe over when it stops), and the probe's success closes it
+/// for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_one_circuit_and_one_probe() {
+    use openclaws_fly::{observer::NoObserver, FlyClient};
+    use openclaws_testkit::stack::{FLY_TOKEN, ORG};
+    use std::sync::atomic::Ordering;
+    use tokio_util::sync::CancellationToken;
+
+    let outage = std::sync::Arc::new(Outage::default());
+    let options = StackOptions {
+        hooks: vec![std::sync::Arc::new(OutageHook(outage.clone()))],
+        ..StackOptions::default()
+    };
+    let stack = Stack::start_without_controller(options).await;
+    let replicas = ["r1", "r2"].map(|name| {
+        let fly = FlyClient::new(
+            &stack.sim_url,
+            FLY_TOKEN,
+            ORG,
+            std::sync::Arc::new(NoObserver),
+        )
+        .identified_as(name);
+        let stop = CancellationToken::new();
+        tokio::spawn(openclaws_engine::controller::outage::recover(
+            fly.clone(),
+            stack.db.pool.clone(),
+            name.to_owned(),
+            stop.clone(),
+        ));
+        (fly, stop)
+    });
+    let [(r1, _), (r2, _)] = &replicas;
+    let open = |fly: &FlyClient| fly.circuit().is_open();
+
+    // Fly goes down; r1's own calls fail until its circuit opens.
+    outage.down.store(true, Ordering::SeqCst);
+    eventually(Duration::from_secs(10), "r1's circuit open", || async {
+        let _ = r1.get_app("oc-some-app").await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        open(r1).then_some(())
+    })
+    .await;
+    // r2 never saw a failure, yet holds its calls within a look at the shared circuit.
+    eventually(Duration::from_secs(5), "r2 holding calls", || async {
+        open(r2).then_some(())
+    })
+    .await;
+
+    // A measured window of the held outage: one replica probes, about every 2 s.
+    let window = Instant::now();
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let probes = outage.senders_since(window);
+    let mut probers: Vec<&String> = probes.iter().collect();
+    probers.sort();
+    probers.dedup();
+    println!(
+        "{} probes in 9 s of a shared outage, from {probers:?}",
+        probes.len()
+    );
+    assert_eq!(probers.len(), 1, "one prober at a time: {probes:?}");
+    assert!((3..=6).contains(&probes.len()), "{probes:?}");
+
+    // The prober stops (its replica dies): the other takes the probe over within its turn.
+    let prober = probers[0].clone();
+    let (survivor, stopped) = if prober == "r1" {
+        (r2, &replicas[0].1)
+    } else {
+        (r1, &replicas[1].1)
+    };
+    stopped.cancel();
+    let handover = Instant::now();
+    let other = if prober == "r1" { "r2" } else { "r1" };
+    eventually(Duration::from_secs(12), "the probe handed over", || async {
+        outage
+            .senders_since(handover)
+            .iter()
+            .any(|s| s == other)
+            .then_some(())
+    })
+    .await;
+    println!(
+        "the probe passed to {other} after {:.1} s",
+        handover.elapsed().as_secs_f64()
+    );
+
+    // Fly answers again: the survivor's probe closes the circuit.
+    outage.down.store(false, Ordering::SeqCst);
+    let recovered = Instant::now();
+    eventually(Duration::from_secs(5), "calls resume", || async {
+        (!open(survivor)).then_some(())
+    })
+    .await;
+    println!(
+        "calls resumed {:.1} s after Fly recovered",
+        recovered.elapsed().as_secs_f64()
+    );
+    let (still_open,): (bool,) =
+        sqlx::query_as("SELECT open_since IS NOT NULL FROM fly_circuit WHERE org = $1")
+            .bind(ORG)
+            .fetch_one(&stack.db.pool)
+            .await
+            .unwrap();
+    assert!(
+        !still_open,
+        "the organization's circuit is closed for every replica"
+    );
+    replicas.iter().for_each(|(_, stop)| stop.cancel());
 }

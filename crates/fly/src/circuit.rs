@@ -1,12 +1,17 @@
-//! One circuit for the whole organization: when Fly keeps failing (5xx, timeouts, no answer),
+//! The circuit of a replica's Fly client: when Fly keeps failing (5xx, timeouts, no answer),
 //! calls stop going out and fail at once with [`FlyError::Unavailable`](crate::FlyError), so a
-//! fleet of reconciles does not hammer an API that is down and does not pile up backoff. A single
+//! fleet of reconciles does not hammer an API that is down and does not pile up backoff. A
 //! probe ([`crate::FlyClient::probe`]) checks for recovery; when it succeeds the circuit closes
 //! and subscribers (the engine) bring the held instances back at once.
+//!
+//! The engine makes it one circuit for the organization: a circuit that trips here is
+//! published to the other replicas ([`Circuit::take_tripped`]), one opened elsewhere is held
+//! here too ([`crate::FlyClient::hold_calls`]), and only one replica probes.
 //!
 //! The state machine is pure ([`Breaker`]); [`Circuit`] shares it between clones of a client and
 //! announces changes on a watch channel.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -73,6 +78,8 @@ impl Breaker {
 pub struct Circuit {
     state: Mutex<Breaker>,
     open: watch::Sender<bool>,
+    /// Set when this replica's own failures opened the circuit, until the engine publishes it.
+    tripped: AtomicBool,
 }
 
 impl Default for Circuit {
@@ -80,6 +87,7 @@ impl Default for Circuit {
         Self {
             state: Mutex::new(Breaker::default()),
             open: watch::Sender::new(false),
+            tripped: AtomicBool::new(false),
         }
     }
 }
@@ -101,10 +109,32 @@ impl Circuit {
         let opened = next.is_open() && !state.is_open();
         if opened {
             tracing::warn!("Fly keeps failing: holding calls until a probe sees it answer again");
+            self.tripped.store(true, Ordering::SeqCst);
             self.open.send_replace(true);
         }
         *state = next;
         opened
+    }
+
+    /// Holds calls because the circuit is open elsewhere (another replica saw the outage);
+    /// returns `true` when it was closed here.
+    pub fn hold(&self) -> bool {
+        let mut state = self.lock();
+        if state.is_open() {
+            return false;
+        }
+        tracing::warn!("Fly is unavailable (seen by another replica): holding calls");
+        *state = Breaker::Open {
+            since: Instant::now(),
+        };
+        self.open.send_replace(true);
+        true
+    }
+
+    /// Whether this replica's own failures opened the circuit since the last call (to publish
+    /// it once to the other replicas).
+    pub fn take_tripped(&self) -> bool {
+        self.tripped.swap(false, Ordering::SeqCst)
     }
 
     /// Closes the circuit (the probe got an answer); announces it and returns `true` when it
@@ -183,5 +213,27 @@ mod tests {
         assert!(circuit.close());
         assert_eq!(circuit.admit(), Ok(()));
         assert!(!*seen.borrow_and_update());
+    }
+
+    #[test]
+    fn only_own_failures_trip_the_circuit_for_publishing() {
+        let circuit = Circuit::default();
+        let mut seen = circuit.subscribe();
+        assert!(circuit.hold());
+        assert!(!circuit.hold(), "holding twice announces once");
+        assert!(*seen.borrow_and_update());
+        assert_eq!(circuit.admit(), Err(PROBE_EVERY));
+        assert!(
+            !circuit.take_tripped(),
+            "held for another replica, not tripped here"
+        );
+        assert!(circuit.close());
+        *circuit.lock() = Breaker::Closed {
+            failures: OPEN_AFTER_FAILURES - 1,
+            since: Some(Instant::now() - Duration::from_secs(5)),
+        };
+        assert!(circuit.record(true));
+        assert!(circuit.take_tripped());
+        assert!(!circuit.take_tripped(), "published once");
     }
 }

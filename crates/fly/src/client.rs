@@ -145,6 +145,26 @@ impl FlyClient {
         &self.circuit
     }
 
+    /// Holds calls because Fly is down as another replica saw it; `true` when this changed
+    /// anything.
+    pub fn hold_calls(&self) -> bool {
+        let held = self.circuit.hold();
+        if held {
+            self.observer.circuit(true);
+        }
+        held
+    }
+
+    /// Lets calls go out again because another replica's probe saw Fly answer; `true` when
+    /// they were held.
+    pub fn resume_calls(&self) -> bool {
+        let resumed = self.circuit.close();
+        if resumed {
+            self.observer.circuit(false);
+        }
+        resumed
+    }
+
     /// The machine leases this client holds, for a gauge read at scrape time.
     pub fn lease_book(&self) -> std::sync::Weak<LeaseBook> {
         Arc::downgrade(&self.held_leases)
@@ -272,9 +292,7 @@ impl FlyClient {
         match self.dispatch("orgs.machines.list", req).await {
             Err(e) if e.is_outage() => Err(e),
             _ => {
-                if self.circuit.close() {
-                    self.observer.circuit(false);
-                }
+                self.resume_calls();
                 Ok(())
             }
         }

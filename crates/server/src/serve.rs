@@ -109,6 +109,7 @@ pub async fn start(
     let recovery = tokio::spawn(controller::outage::recover(
         reconciler.fly.clone(),
         pool.clone(),
+        config.owner.clone(),
         shutdown.clone(),
     ));
     let watch = settings.watch_interval().map(|interval| {
