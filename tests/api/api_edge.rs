@@ -316,6 +316,91 @@ async fn over_long_urls_and_headers_get_the_json_shape() {
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
 }
 
+/// Sends `request` as raw bytes and reads one answer: the status and the body (its
+/// `content-length`, which every answer has) parsed as JSON.
+async fn raw_exchange(base: &str, request: &[u8]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let request = request.to_vec();
+    // The server may answer before it has read everything: write and read at once.
+    let writing = tokio::spawn(async move {
+        let _ = writer.write_all(&request).await;
+        writer
+    });
+    let mut answer = Vec::new();
+    let complete = |answer: &[u8]| {
+        let text = String::from_utf8_lossy(answer);
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let length = head.to_ascii_lowercase();
+        let length = length
+            .split("content-length: ")
+            .nth(1)?
+            .split("\r\n")
+            .next()?;
+        (body.len() >= length.parse::<usize>().ok()?).then(|| (head.to_owned(), body.to_owned()))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (head, body) = loop {
+        if let Some(done) = complete(&answer) {
+            break done;
+        }
+        let mut chunk = [0u8; 4096];
+        let left = deadline.saturating_duration_since(Instant::now());
+        let read = tokio::time::timeout(left, reader.read(&mut chunk)).await;
+        let n = match read {
+            Ok(Ok(n)) if n > 0 => n,
+            other => panic!(
+                "no complete answer ({other:?}): {:?}",
+                String::from_utf8_lossy(&answer)
+            ),
+        };
+        answer.extend_from_slice(&chunk[..n]);
+    };
+    writing.abort();
+    let status = head[9..12].parse().unwrap();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+/// What hyper refuses before any route runs (a 64 KiB request target, a head over 1 MiB,
+/// malformed HTTP) is answered in the JSON shape too.
+#[tokio::test]
+async fn requests_hyper_refuses_get_the_json_shape() {
+    let api = spawn_api().await;
+    let target = format!("/healthz?{}", "a".repeat(70 * 1024));
+    let request = format!("GET {target} HTTP/1.1\r\nhost: x\r\n\r\n");
+    let (status, body) = raw_exchange(&api.base, request.as_bytes()).await;
+    assert_eq!(status, 414);
+    assert_error_shape(&body, "uri_too_long");
+
+    let huge = "h".repeat(4 * 1024 * 1024);
+    let request = format!("GET /healthz HTTP/1.1\r\nhost: x\r\nx-pad: {huge}\r\n\r\n");
+    let (status, body) = raw_exchange(&api.base, request.as_bytes()).await;
+    assert_eq!(status, 431);
+    assert_error_shape(&body, "headers_too_large");
+
+    for garbage in [
+        &b"NOT HTTP AT ALL\r\n\r\n"[..],
+        b"GET /healthz HTTP/1.1\r\nbad header line\r\n\r\n",
+        b"GET /\x01 HTTP/1.1\r\n\r\n",
+    ] {
+        let (status, body) = raw_exchange(&api.base, garbage).await;
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(garbage));
+        assert_error_shape(&body, "bad_request");
+    }
+
+    // The connection wrapper leaves ordinary answers alone, keep-alive included.
+    let ok = api.get("/healthz").await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let missing = api.send(Method::GET, "/nope", None, None, &[]).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_error_shape(&missing.json, "not_found");
+}
+
 async fn metric(api: &openclaws_testkit::api::TestApi, series: &str) -> f64 {
     let text = api
         .send(Method::GET, "/metrics", None, None, &[])

@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 use super::error::ApiError;
 
 /// Longest request target (path and query) answered by a route; longer ones get 414 in the JSON
-/// shape. hyper itself refuses targets of 64 KiB and more with an empty 414.
+/// shape. hyper itself refuses targets of 64 KiB and more (414, rewritten into the JSON shape by
+/// [`crate::head_errors`]).
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// Largest header section (names and values) answered by a route; larger ones get 431.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod edge;
 pub mod error;
 pub mod gateway;
+pub mod head_errors;
 pub mod health;
 pub mod instances;
 pub mod listen;

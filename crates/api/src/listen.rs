@@ -2,10 +2,10 @@
 //! things axum's server does not offer: the connection's address in every request (for the
 //! per-address limit on failed credentials) and hyper's parser limits raised above the API's own
 //! ([`crate::edge`]), so an over-long URL or header section is answered by the API in the JSON
-//! error shape. Only what exceeds hyper's hard ceilings (a request target of 64 KiB or more, a
+//! error shape. What exceeds hyper's hard ceilings (a request target of 64 KiB or more, a
 //! header section over [`MAX_HEAD_BYTES`], more than [`MAX_HEAD_FIELDS`] fields, malformed
-//! HTTP) still gets hyper's bare status line with an empty body: hyper answers those itself
-//! before any service runs, and the 64 KiB target limit is a constant inside hyper.
+//! HTTP) hyper answers itself before any service runs; [`crate::head_errors`] rewrites those
+//! bodiless answers into the JSON shape on the way out.
 
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -16,6 +16,8 @@ use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
+
+use crate::head_errors::JsonHeadErrors;
 
 /// hyper's limit on a request head (request line and headers), well above the API's own.
 pub const MAX_HEAD_BYTES: usize = 1024 * 1024;
@@ -57,8 +59,10 @@ pub async fn serve(
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .max_buf_size(MAX_HEAD_BYTES)
             .max_headers(MAX_HEAD_FIELDS);
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = builder.serve_connection(
+            TokioIo::new(JsonHeadErrors::new(stream)),
+            TowerToHyperService::new(service),
+        );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
