@@ -338,3 +338,34 @@ async fn a_paused_instance_gets_no_fly_calls_until_resumed() {
         "the condition goes away"
     );
 }
+
+/// Deletion always wins: a running instance that support paused is torn down when deleted (it
+/// used to stop at the paused check, keep its machine running, and refuse the un-pause with 409).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_paused_instance_tears_it_down() {
+    let stack = Stack::start(StackOptions::default()).await;
+    stack
+        .put("frozen", json!({"customerId": "c", "region": "iad"}))
+        .await;
+    stack.wait_ready("frozen", READY_TIMEOUT).await;
+    stack
+        .patch("frozen", json!({"spec": {"paused": true}}))
+        .await;
+    stack
+        .wait_for("frozen", "the Paused condition", READY_TIMEOUT, |b| {
+            condition(b, "Paused")["status"] == "True"
+        })
+        .await;
+    assert_eq!(stack.fly_machines("oc-frozen").await.len(), 1);
+
+    assert_eq!(stack.delete("frozen").await, StatusCode::ACCEPTED);
+    eventually(Duration::from_secs(60), "the row to be gone", || async {
+        (stack.get("frozen").await.0 == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    assert!(stack.fly_apps().await.is_empty(), "the app is gone");
+    let events = stack.events("frozen").await;
+    let reasons: Vec<&str> = events.iter().filter_map(|e| e["reason"].as_str()).collect();
+    assert_eq!(reasons.last(), Some(&"Deleted"), "{reasons:?}");
+    assert!(reasons.contains(&"DestroyMachine"), "{reasons:?}");
+}

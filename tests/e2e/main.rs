@@ -23,3 +23,4 @@ mod e2e_secrets;
 mod e2e_watch;
 mod queue;
 mod sentry_reports;
+mod state_machine;

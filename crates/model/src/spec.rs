@@ -45,7 +45,8 @@ pub struct InstanceSpec {
     pub pairing: PairingSpec,
     #[serde(default)]
     pub identity: IdentitySpec,
-    /// Stop reconciling this instance (for support); status says so.
+    /// Stop reconciling this instance (for support); status says so. Deletion overrides it: a
+    /// paused instance that is deleted is torn down (see [`suspended`]).
     #[serde(default)]
     pub paused: bool,
     /// Change this number to rotate the gateway token (devices must then use the new one).
@@ -85,6 +86,13 @@ fn default_cpus() -> u32 {
 
 fn default_memory_mb() -> u32 {
     2048
+}
+
+/// Whether the controller leaves an instance alone: `spec.paused`, unless deletion was
+/// requested. Deletion always wins, so no instance is ever stuck unable to run, pause or go away
+/// (a paused instance cannot be un-paused once it is being deleted).
+pub fn suspended(paused: bool, deleting: bool) -> bool {
+    paused && !deleting
 }
 
 impl Default for GuestSpec {

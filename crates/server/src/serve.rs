@@ -105,7 +105,13 @@ pub async fn start(
         .await
     });
     let config = controller_config(settings);
-    let reconciler = reconciler(settings, pool.clone(), inputs, metrics.clone(), &config);
+    let reconciler = reconciler(
+        settings,
+        pool.clone(),
+        inputs,
+        metrics.clone(),
+        &config.owner,
+    );
     let recovery = tokio::spawn(controller::outage::recover(
         reconciler.fly.clone(),
         pool.clone(),
@@ -140,13 +146,14 @@ pub async fn start(
 }
 
 /// The engine with its clients (Fly, drawing on the budget shared by every replica; DNS) and
-/// its reporting wired to `metrics`.
-fn reconciler(
+/// its reporting wired to `metrics`; its calls name the replica `owner`. Public for tests that
+/// drive reconciles one at a time.
+pub fn reconciler(
     settings: &ServeSettings,
     pool: sqlx::PgPool,
     inputs: DesiredInputs,
     metrics: Arc<Metrics>,
-    config: &ControllerConfig,
+    owner: &str,
 ) -> Reconciler {
     let budget = SharedBudget::new(pool.clone(), &settings.fly.fly_org);
     let fly = FlyClient::new(
@@ -156,7 +163,7 @@ fn reconciler(
         metrics.clone(),
     )
     .with_budget(Arc::new(budget))
-    .identified_as(&config.owner);
+    .identified_as(owner);
     let leases: std::sync::Weak<dyn openclaws_telemetry::LeaseHolder> = fly.lease_book();
     metrics.track_leases(leases);
     let dns = settings.dns.dns_api_token.as_ref().map(|token| {
@@ -166,7 +173,7 @@ fn reconciler(
             token,
             zone.unwrap_or(&settings.base_domain),
         )
-        .identified_as(&config.owner)
+        .identified_as(owner)
     });
     Reconciler {
         pool,

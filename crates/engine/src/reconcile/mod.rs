@@ -60,6 +60,7 @@ use openclaws_dns::CloudflareDns;
 use openclaws_fly::FlyClient;
 use openclaws_gateway::proxy_token::ProxyTokenKey;
 use openclaws_model::secrets::{SecretCipher, Sensitive};
+use openclaws_model::suspended;
 
 use crate::lease::WorkLease;
 use converge::Clients;
@@ -137,8 +138,8 @@ impl Reconciler {
         };
         let desired = loaded.desired(&self.inputs.settings);
         let mut report = Report::new(loaded, desired);
-        let (paused, deleting) = (report.loaded.spec.paused, report.desired.deleting);
-        if paused {
+        let deleting = report.desired.deleting;
+        if suspended(report.loaded.spec.paused, deleting) {
             judge::paused(&mut report);
         } else {
             if !deleting {

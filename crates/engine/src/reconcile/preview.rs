@@ -69,7 +69,11 @@ pub async fn preview(
     let spec = record.spec()?;
     let deleting = record.deletion_timestamp.is_some();
     let mut notes = Vec::new();
-    if spec.paused {
+    if spec.paused && deleting {
+        notes.push(
+            "spec.paused is true, but deletion overrides it: the teardown goes ahead".to_owned(),
+        );
+    } else if spec.paused {
         notes.push(
             "spec.paused is true: reconciling is suspended and none of this happens until \
              spec.paused is false"

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
+use openclaws_model::suspended;
 use openclaws_model::Phase;
 
 use openclaws_model::conditions::Reason;
@@ -31,7 +32,7 @@ pub struct Timing {
 /// Decides `report.next` and the status's `nextReconcileAt`.
 pub(super) fn schedule(report: &mut Report, timing: &Timing) {
     let now = report.loaded.now;
-    let next = if report.loaded.spec.paused {
+    let next = if suspended(report.loaded.spec.paused, report.desired.deleting) {
         Next {
             after: jitter(timing.resync, 0.1),
             reason: "Paused",
