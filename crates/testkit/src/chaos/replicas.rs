@@ -120,8 +120,10 @@ impl Registry {
             return;
         }
         if let Some(inc) = self.current(replica) {
-            let _ = kill(Pid::from_raw(inc.pid as i32), Signal::SIGCONT);
+            // The window closes before the signal: once resumed, the process may send at once
+            // (an overdue timer), and nothing it sends may look earlier than its resumption.
             close_freeze(inc, Utc::now());
+            let _ = kill(Pid::from_raw(inc.pid as i32), Signal::SIGCONT);
         }
         self.states[replica] = ReplicaState::Up;
     }
