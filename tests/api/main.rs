@@ -6,6 +6,7 @@
 //! it once. Nothing here sets process-wide state: every test has its own database, stack and
 //! child processes, so they run side by side.
 
+mod api_apply;
 mod api_crd;
 mod api_edge;
 mod api_instances;

@@ -60,7 +60,7 @@ pub struct ErrorDetail {
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
-    /// Each invalid field (422 only).
+    /// Each invalid field (422), or each field an apply conflicts on with its owner (409).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldError>,
 }
@@ -82,6 +82,13 @@ pub enum ApiError {
     /// its own variant so a caller that read the object itself can read again and retry.
     #[error("{0}")]
     StaleVersion(String),
+    /// A server-side apply would change fields other managers own (409, each field named with
+    /// its owner in `fields`).
+    #[error("{message}")]
+    ApplyConflict {
+        message: String,
+        fields: Vec<FieldError>,
+    },
     /// A precondition header did not hold (`If-None-Match: *` on an existing instance): 412.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -130,7 +137,9 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) | ApiError::StaleVersion(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::StaleVersion(_) | ApiError::ApplyConflict { .. } => {
+                StatusCode::CONFLICT
+            }
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
@@ -152,7 +161,9 @@ impl ApiError {
             other => other.to_string(),
         };
         let fields = match self {
-            ApiError::Invalid { fields, .. } => fields.clone(),
+            ApiError::Invalid { fields, .. } | ApiError::ApplyConflict { fields, .. } => {
+                fields.clone()
+            }
             _ => Vec::new(),
         };
         ErrorBody {

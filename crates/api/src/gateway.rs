@@ -261,7 +261,8 @@ pub async fn record_approval(
         }
         approvals.push(approval.clone());
         let patch = json!({"spec": {"pairing": {"approvals": approvals}}});
-        match write::patch(state, name, patch, Some(record.resource_version)).await {
+        let version = Some(record.resource_version);
+        match write::patch(state, name, patch, version, APPROVALS_MANAGER).await {
             Ok(instance) => return Ok((approval, instance)),
             Err(ApiError::StaleVersion(_)) => continue,
             Err(e) => return Err(e),
@@ -271,6 +272,9 @@ pub async fn record_approval(
         "{name} kept changing while the approval was recorded; retry"
     )))
 }
+
+/// The field manager of approvals recorded through `POST …/pairing/approvals`.
+pub const APPROVALS_MANAGER: &str = "pairing-approvals";
 
 /// Most approvals `spec.pairing.approvals` holds.
 const MAX_APPROVALS: usize = 100;

@@ -17,6 +17,7 @@ use super::error::{ApiError, ErrorBody, FieldError};
 use super::validate::{check_customer_filter, check_name, valid_name};
 use super::write::{self, Outcome};
 use super::{ApiState, MAX_BODY_BYTES};
+use openclaws_model::managed::MAX_MANAGER_LEN;
 use openclaws_model::{
     InstancePatch, InstanceWrite, ListMeta, OpenClawInstance, OpenClawInstanceList, Phase,
     API_VERSION, LIST_KIND,
@@ -30,6 +31,66 @@ pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
 /// Media type of RFC 7386 merge patches.
 pub const MERGE_PATCH: &str = "application/merge-patch+json";
+/// Media type of a server-side apply (as in Kubernetes).
+pub const APPLY_PATCH: &str = "application/apply-patch+json";
+/// The field manager of writes that name none.
+pub const DEFAULT_MANAGER: &str = "api";
+
+/// Query parameters of writes: who is writing (field ownership) and whether an apply takes
+/// fields over from other managers.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct WriteParams {
+    /// The field manager: the client or role writing (1-128 printable ASCII characters without
+    /// spaces, e.g. `dashboard`, `support`). Required for apply; `api` when a `PUT` or merge
+    /// patch names none.
+    #[param(max_length = 128, min_length = 1, pattern = "^[!-~]+$")]
+    pub field_manager: Option<String>,
+    /// Apply only: take over fields other managers own instead of answering 409.
+    pub force: Option<bool>,
+}
+
+impl WriteParams {
+    /// The manager of this write, checked; `apply` requires one to be named.
+    fn manager(&self, apply: bool) -> Result<&str, ApiError> {
+        let manager = match self.field_manager.as_deref() {
+            Some(m) => m,
+            None if apply => {
+                return Err(ApiError::invalid(vec![FieldError::new(
+                    "fieldManager",
+                    "is required for apply (application/apply-patch+json)",
+                )]))
+            }
+            None => DEFAULT_MANAGER,
+        };
+        let printable = manager.bytes().all(|b| b.is_ascii_graphic());
+        if manager.is_empty() || manager.len() > MAX_MANAGER_LEN || !printable {
+            return Err(ApiError::invalid(vec![FieldError::new(
+                "fieldManager",
+                "must be 1-128 printable ASCII characters without spaces",
+            )]));
+        }
+        if self.force.is_some() && !apply {
+            return Err(ApiError::invalid(vec![FieldError::new(
+                "force",
+                "is only meaningful for apply (application/apply-patch+json)",
+            )]));
+        }
+        Ok(manager)
+    }
+}
+
+fn write_params(
+    params: Result<Query<WriteParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<WriteParams, ApiError> {
+    params.map(|Query(p)| p).map_err(|_| {
+        ApiError::invalid(vec![FieldError::new(
+            "fieldManager",
+            "the query string must be fieldManager=<name> and, for apply, force=true|false",
+        )])
+    })
+}
 
 fn media_type(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
@@ -111,11 +172,15 @@ pub(super) fn object_response(status: StatusCode, object: OpenClawInstance) -> R
 /// Creates (201) or replaces the spec (200). `generation` is bumped only when the stored spec
 /// changes, `resourceVersion` when anything stored changes; a write identical to what is stored
 /// changes nothing (no new `resourceVersion`, no event, no reconcile). Omitted fields take their
-/// defaults; omitted labels keep the stored labels; an omitted provider key is removed.
+/// defaults; omitted labels keep the stored labels; an omitted provider key is removed, except
+/// that fields another field manager owns (see `metadata.managedFields`) are kept when the body
+/// leaves them out: a `PUT` never removes another manager's fields. The writer (`fieldManager`,
+/// default `api`) owns the fields it sent.
 /// `If-None-Match: *` creates only. Concurrent creates of one name give one 201, and the others
 /// apply to the instance it made (200), never 409.
 #[utoipa::path(put, path = "/v1/instances/{name}", tag = "instances",
-    params(("name" = String, Path, description = "Instance name: a DNS label of 3-40 characters"),
+    params(WriteParams,
+        ("name" = String, Path, description = "Instance name: a DNS label of 3-40 characters"),
         ("If-Match" = Option<String>, Header, description = "Precondition: the current resourceVersion"),
         ("If-None-Match" = Option<String>, Header, description = "`*`: create only (412 when the instance exists)")),
     request_body(content = InstanceWrite, content_type = "application/json"),
@@ -134,13 +199,17 @@ pub(super) fn object_response(status: StatusCode, object: OpenClawInstance) -> R
 pub async fn put_instance(
     State(state): State<ApiState>,
     Path(name): Path<String>,
+    params: Result<Query<WriteParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let params = write_params(params)?;
+    let manager = params.manager(false)?;
     let precondition = if_match(&headers)?;
     let create_only = if_none_match(&headers)?;
     let body = json_body(&headers, body, &["application/json"])?;
-    let (outcome, object) = write::put(&state, &name, body, precondition, create_only).await?;
+    let (outcome, object) =
+        write::put(&state, &name, body, precondition, create_only, manager).await?;
     let status = match outcome {
         Outcome::Created => StatusCode::CREATED,
         Outcome::Updated => StatusCode::OK,
@@ -148,22 +217,34 @@ pub async fn put_instance(
     Ok(object_response(status, object))
 }
 
-/// Merge-patch an instance.
+/// Merge-patch or apply an instance.
 ///
-/// Applies an RFC 7386 merge patch to `{"metadata": {"labels"}, "spec"}` and validates the result.
+/// `application/merge-patch+json` (or `application/json`): applies an RFC 7386 merge patch to
+/// `{"metadata": {"labels"}, "spec"}` and validates the result; the writer (`fieldManager`,
+/// default `api`) owns the fields it set.
+///
+/// `application/apply-patch+json`: server-side apply, as in Kubernetes. The body is the
+/// manager's whole intent (`fieldManager` required): the fields it sets are set and owned by the
+/// manager; fields it owned before and leaves out now are removed (reset to their defaults)
+/// unless another manager owns them too; a field another manager owns with a different value is
+/// a 409 naming each field and its owner in `error.fields`, unless `force=true` takes it over.
+/// Creates the instance (201) when there is none.
 #[utoipa::path(patch, path = "/v1/instances/{name}", tag = "instances",
-    params(("name" = String, Path, description = "Instance name"),
+    params(WriteParams,
+        ("name" = String, Path, description = "Instance name"),
         ("If-Match" = Option<String>, Header, description = "Precondition: the current resourceVersion")),
     request_body(content(
         (InstancePatch = "application/merge-patch+json"),
-        (InstancePatch = "application/json"))),
+        (InstancePatch = "application/json"),
+        (InstancePatch = "application/apply-patch+json"))),
     responses(
-        (status = 200, description = "Patched", body = OpenClawInstance),
+        (status = 200, description = "Patched or applied", body = OpenClawInstance),
+        (status = 201, description = "Created by an apply", body = OpenClawInstance),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
         (status = 403, description = "Read-only token", body = ErrorBody),
-        (status = 404, description = "No such instance", body = ErrorBody),
-        (status = 409, description = "Stale resourceVersion or instance being deleted", body = ErrorBody),
+        (status = 404, description = "No such instance (merge patch)", body = ErrorBody),
+        (status = 409, description = "Stale resourceVersion, instance being deleted, or an apply conflicting with fields other managers own", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "Unsupported Content-Type", body = ErrorBody),
         (status = 422, description = "Invalid fields, each named by path", body = ErrorBody)),
@@ -171,12 +252,30 @@ pub async fn put_instance(
 pub async fn patch_instance(
     State(state): State<ApiState>,
     Path(name): Path<String>,
+    params: Result<Query<WriteParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let params = write_params(params)?;
     let precondition = if_match(&headers)?;
-    let patch = json_body(&headers, body, &[MERGE_PATCH, "application/json"])?;
-    let object = write::patch(&state, &name, patch, precondition).await?;
+    let body = json_body(
+        &headers,
+        body,
+        &[MERGE_PATCH, "application/json", APPLY_PATCH],
+    )?;
+    if media_type(&headers).as_deref() == Some(APPLY_PATCH) {
+        let manager = params.manager(true)?;
+        let force = params.force.unwrap_or(false);
+        let (outcome, object) =
+            write::apply(&state, &name, body, precondition, manager, force).await?;
+        let status = match outcome {
+            Outcome::Created => StatusCode::CREATED,
+            Outcome::Updated => StatusCode::OK,
+        };
+        return Ok(object_response(status, object));
+    }
+    let manager = params.manager(false)?;
+    let object = write::patch(&state, &name, body, precondition, manager).await?;
     Ok(object_response(StatusCode::OK, object))
 }
 

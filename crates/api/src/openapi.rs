@@ -59,6 +59,7 @@ impl Modify for BearerSecurity {
         InstanceWrite,
         InstanceSpecWrite,
         InstancePatch,
+        openclaws_model::managed::ManagedFieldsEntry,
         ErrorBody,
         ErrorDetail,
         gateway::GatewayToken,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::error::{ApiError, FieldError};
 use super::validate::{check_name, normalize_numbers, validate_write};
 use super::ApiState;
+use openclaws_model::managed::{self, Managed};
 use openclaws_model::secrets::SecretCipher;
 use openclaws_model::{
     InstanceSpec, InstanceWrite, OpenClawInstance, ProviderKey, ProviderKeys, ProviderKeysWrite,
@@ -244,6 +245,7 @@ pub async fn put(
     mut body: Value,
     if_match: Option<i64>,
     create_only: bool,
+    manager: &str,
 ) -> Result<(Outcome, OpenClawInstance), ApiError> {
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
     normalize_numbers(&mut body);
@@ -251,13 +253,14 @@ pub async fn put(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let parsed = parse(body)?;
     let mut conn = state.db().await?;
     if let Some(record) = instances::get(&mut *conn, name).await? {
         if create_only {
             return Err(exists(name));
         }
-        if plan_update(state, &record, &parsed, if_match)?.is_noop() {
+        let (parsed, managed) = plan_put(&record, &body, manager)?;
+        let change = plan_update(state, &record, &parsed, if_match, managed)?;
+        if change.ownership_with_desired(&record).is_noop() {
             return Ok((Outcome::Updated, to_resource(state, &record)?));
         }
     }
@@ -266,9 +269,9 @@ pub async fn put(
         Some(_) if create_only => return Err(exists(name)),
         Some(record) => (
             Outcome::Updated,
-            update(state, &mut tx, record, &parsed, if_match).await?,
+            update(state, &mut tx, record, &body, if_match, manager).await?,
         ),
-        None => match create(state, &mut tx, name, &parsed, if_match).await? {
+        None => match create(state, &mut tx, name, &body, if_match, manager).await? {
             Some(created) => (Outcome::Created, created),
             None => {
                 // Another request created the name first: the insert waited for its commit, so
@@ -283,7 +286,7 @@ pub async fn put(
                 if create_only {
                     return Err(exists(name));
                 }
-                let updated = update(state, &mut tx, record, &parsed, if_match).await?;
+                let updated = update(state, &mut tx, record, &body, if_match, manager).await?;
                 (Outcome::Updated, updated)
             }
         },
@@ -300,20 +303,21 @@ pub async fn patch(
     name: &str,
     patch: Value,
     if_match: Option<i64>,
+    manager: &str,
 ) -> Result<OpenClawInstance, ApiError> {
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
     let mut conn = state.db().await?;
     let record = instances::get(&mut *conn, name)
         .await?
         .ok_or_else(|| not_found(name))?;
-    if plan_patch(state, &record, &patch, if_match)?.1.is_noop() {
+    if plan_patch(state, &record, &patch, if_match, manager)?.is_noop() {
         return to_resource(state, &record);
     }
     let mut tx = conn.begin().await?;
     let record = instances::get_for_update(&mut tx, name)
         .await?
         .ok_or_else(|| not_found(name))?;
-    let (_, change) = plan_patch(state, &record, &patch, if_match)?;
+    let change = plan_patch(state, &record, &patch, if_match, manager)?;
     let updated = if change.is_noop() {
         record
     } else {
@@ -323,29 +327,160 @@ pub async fn patch(
     to_resource(state, &updated)
 }
 
-/// The write a patch of `record` amounts to, and what it would change.
+/// What a merge patch of `record` by `manager` would change.
 fn plan_patch(
     state: &ApiState,
     record: &InstanceRecord,
     patch: &Value,
     if_match: Option<i64>,
-) -> Result<(ParsedWrite, Change), ApiError> {
+    manager: &str,
+) -> Result<Change, ApiError> {
     if record.deletion_timestamp.is_some() {
         return Err(deleting(&record.name));
     }
-    let mut target = serde_json::json!({
+    let before = serde_json::json!({
         "metadata": {"labels": record.labels.0},
         "spec": record.spec.0,
     });
+    let mut target = before.clone();
     json_patch::merge(&mut target, patch);
     normalize_numbers(&mut target);
     let errors = validate_write(&record.name, &target);
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
+    let managed = managed::patched(&before, &target, &record.managed_fields.0, manager, patch);
     let parsed = parse(target)?;
-    let change = plan_update(state, record, &parsed, if_match)?;
-    Ok((parsed, change))
+    let change = plan_update(state, record, &parsed, if_match, managed)?;
+    Ok(change.ownership_with_desired(record))
+}
+
+/// The stored instance as a write object: labels, and the spec with each stored provider key in
+/// the read shape that keeps it.
+fn write_object(record: &InstanceRecord) -> Value {
+    let mut spec = record.spec.0.clone();
+    if let Some(Value::Object(keys)) = spec.get_mut("providerKeys") {
+        for value in keys.values_mut().filter(|v| !v.is_null()) {
+            *value = serde_json::json!({"set": true});
+        }
+    }
+    serde_json::json!({"metadata": {"labels": record.labels.0}, "spec": spec})
+}
+
+/// A `PUT` body with what other managers own and it leaves out kept, and the ownership after it.
+fn plan_put(
+    record: &InstanceRecord,
+    body: &Value,
+    manager: &str,
+) -> Result<(ParsedWrite, Managed), ApiError> {
+    let current = write_object(record);
+    let mut written = body.clone();
+    if written.pointer("/metadata/labels").is_none() {
+        // Omitted labels are kept, as before field ownership.
+        if let Some(meta) = written.as_object_mut() {
+            let meta = meta
+                .entry("metadata")
+                .or_insert_with(|| serde_json::json!({}));
+            if let Some(meta) = meta.as_object_mut() {
+                meta.insert("labels".to_owned(), current["metadata"]["labels"].clone());
+            }
+        }
+    }
+    let owned = managed::put(&current, &record.managed_fields.0, manager, &written);
+    let errors = validate_write(&record.name, &owned.object);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    Ok((parse(owned.object)?, owned.managed))
+}
+
+/// `PATCH` with `application/apply-patch+json`: server-side apply of `body` (the manager's whole
+/// intent for the fields it sets) by `manager`. Creates the instance when there is none. A field
+/// another manager owns with a different value is a 409 conflict naming it and its owner, unless
+/// `force` takes it over.
+pub async fn apply(
+    state: &ApiState,
+    name: &str,
+    mut body: Value,
+    if_match: Option<i64>,
+    manager: &str,
+    force: bool,
+) -> Result<(Outcome, OpenClawInstance), ApiError> {
+    check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
+    normalize_numbers(&mut body);
+    if !body.is_object() {
+        return Err(generic_invalid(""));
+    }
+    let mut conn = state.db().await?;
+    if let Some(record) = instances::get(&mut *conn, name).await? {
+        if plan_apply(state, &record, &body, if_match, manager, force)?.is_noop() {
+            return Ok((Outcome::Updated, to_resource(state, &record)?));
+        }
+    }
+    let mut tx = conn.begin().await?;
+    if let Some(record) = instances::get_for_update(&mut tx, name).await? {
+        let change = plan_apply(state, &record, &body, if_match, manager, force)?;
+        let updated = match change.is_noop() {
+            true => record,
+            false => write_update(state, &mut tx, record, change).await?,
+        };
+        tx.commit().await?;
+        return Ok((Outcome::Updated, to_resource(state, &updated)?));
+    }
+    let empty = serde_json::json!({"metadata": {"labels": {}}, "spec": {}});
+    let owned = managed::apply(&empty, &Managed::new(), manager, &body, force)
+        .map_err(|conflicts| conflict(name, conflicts))?;
+    let created = create_owned(state, &mut tx, name, owned, if_match).await?;
+    let Some(created) = created else {
+        return Err(ApiError::Conflict(format!(
+            "instance {name} was created concurrently; apply again"
+        )));
+    };
+    tx.commit().await?;
+    Ok((Outcome::Created, to_resource(state, &created)?))
+}
+
+/// What an apply to `record` would change.
+fn plan_apply(
+    state: &ApiState,
+    record: &InstanceRecord,
+    body: &Value,
+    if_match: Option<i64>,
+    manager: &str,
+    force: bool,
+) -> Result<Change, ApiError> {
+    if record.deletion_timestamp.is_some() {
+        return Err(deleting(&record.name));
+    }
+    let current = write_object(record);
+    let mut owned = managed::apply(&current, &record.managed_fields.0, manager, body, force)
+        .map_err(|conflicts| conflict(&record.name, conflicts))?;
+    if let Some(version) = body.pointer("/metadata/resourceVersion") {
+        owned.object["metadata"]["resourceVersion"] = version.clone();
+    }
+    let errors = validate_write(&record.name, &owned.object);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let parsed = parse(owned.object)?;
+    plan_update(state, record, &parsed, if_match, owned.managed)
+}
+
+/// 409 for an apply that would change fields other managers own.
+fn conflict(name: &str, conflicts: Vec<managed::Conflict>) -> ApiError {
+    let fields: Vec<FieldError> = conflicts
+        .iter()
+        .map(|c| FieldError::new(&c.field, format!("is managed by {}", c.manager)))
+        .collect();
+    let first = &conflicts[0];
+    let message = format!(
+        "apply to instance {name} failed with {} conflict(s): {} is managed by {}; \
+         send force=true to take the fields over",
+        conflicts.len(),
+        first.field,
+        first.manager
+    );
+    ApiError::ApplyConflict { message, fields }
 }
 
 /// 404 for an unknown instance.
@@ -353,14 +488,34 @@ pub fn not_found(name: &str) -> ApiError {
     ApiError::NotFound(format!("instance {name} not found"))
 }
 
-/// Inserts the instance; `None` when a concurrent create of the same name committed first.
+/// Inserts the instance written by `manager` (who then owns every field it set); `None` when a
+/// concurrent create of the same name committed first.
 async fn create(
     state: &ApiState,
     tx: &mut sqlx::PgConnection,
     name: &str,
-    parsed: &ParsedWrite,
+    body: &Value,
+    if_match: Option<i64>,
+    manager: &str,
+) -> Result<Option<InstanceRecord>, ApiError> {
+    let empty = serde_json::json!({"metadata": {"labels": {}}, "spec": {}});
+    let owned = managed::put(&empty, &Managed::new(), manager, body);
+    create_owned(state, tx, name, owned, if_match).await
+}
+
+/// Inserts the instance `owned` describes; `None` when the name was taken concurrently.
+async fn create_owned(
+    state: &ApiState,
+    tx: &mut sqlx::PgConnection,
+    name: &str,
+    owned: managed::Owned,
     if_match: Option<i64>,
 ) -> Result<Option<InstanceRecord>, ApiError> {
+    let errors = validate_write(name, &owned.object);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let parsed = &parse(owned.object)?;
     if parsed.resource_version.is_some() || if_match.is_some() {
         return Err(ApiError::Conflict(format!(
             "instance {name} does not exist, so a resourceVersion precondition cannot match"
@@ -389,6 +544,7 @@ async fn create(
             customer_id: &spec.customer_id,
             labels: &labels,
             spec: &spec_json,
+            managed: &owned.managed,
         },
     )
     .await?
@@ -419,12 +575,19 @@ struct Change {
     spec_changed: bool,
     labels_changed: bool,
     ops: Vec<SecretOp>,
+    managed: Managed,
+    managed_changed: bool,
 }
 
 impl Change {
-    /// Nothing to write: the same spec, labels and key values.
+    /// Nothing to write: the same spec, labels, key values and field ownership.
     fn is_noop(&self) -> bool {
-        !self.spec_changed && !self.labels_changed && self.ops.is_empty()
+        !self.desired_changed() && !self.managed_changed
+    }
+
+    /// Something the controller acts on changed (not only who owns which field).
+    fn desired_changed(&self) -> bool {
+        self.spec_changed || self.labels_changed || !self.ops.is_empty()
     }
 }
 
@@ -435,6 +598,7 @@ fn plan_update(
     record: &InstanceRecord,
     parsed: &ParsedWrite,
     if_match: Option<i64>,
+    managed: Managed,
 ) -> Result<Change, ApiError> {
     if record.deletion_timestamp.is_some() {
         return Err(deleting(&record.name));
@@ -479,18 +643,37 @@ fn plan_update(
         spec_json,
         labels,
         ops,
+        managed_changed: managed != record.managed_fields.0,
+        managed,
     })
 }
 
-/// Applies a write to the locked row; a write that changes nothing leaves it untouched.
+impl Change {
+    /// For `PUT` and merge patch: who owns what is recorded only along with a change of the
+    /// desired state, so a write identical to what is stored stays a no-op (no new
+    /// `resourceVersion`). An apply records ownership on its own.
+    fn ownership_with_desired(mut self, record: &InstanceRecord) -> Self {
+        if !self.desired_changed() {
+            self.managed = record.managed_fields.0.clone();
+            self.managed_changed = false;
+        }
+        self
+    }
+}
+
+/// Applies a `PUT` by `manager` to the locked row; a write that changes nothing leaves it
+/// untouched.
 async fn update(
     state: &ApiState,
     tx: &mut sqlx::PgConnection,
     record: InstanceRecord,
-    parsed: &ParsedWrite,
+    body: &Value,
     if_match: Option<i64>,
+    manager: &str,
 ) -> Result<InstanceRecord, ApiError> {
-    let change = plan_update(state, &record, parsed, if_match)?;
+    let (parsed, managed) = plan_put(&record, body, manager)?;
+    let change =
+        plan_update(state, &record, &parsed, if_match, managed)?.ownership_with_desired(&record);
     if change.is_noop() {
         return Ok(record);
     }
@@ -512,9 +695,14 @@ async fn write_update(
         &change.labels,
         &change.spec_json,
         change.spec_changed,
+        &change.managed,
     )
     .await?
     .ok_or_else(|| ApiError::Conflict(format!("instance {name} was modified concurrently")))?;
+    if !change.desired_changed() {
+        // Only ownership moved: nothing for the controller to do.
+        return Ok(updated);
+    }
     apply_secret_ops(tx, &state.cipher, record.uid, change.ops).await?;
     let (reason, message) = if change.spec_changed {
         (

@@ -8,6 +8,7 @@
 pub mod conditions;
 pub mod crd;
 pub mod fence;
+pub mod managed;
 pub mod outcomes;
 pub mod redact;
 pub mod schema;
@@ -76,4 +77,7 @@ pub struct ObjectMeta {
     /// Set by DELETE; the resource stays until teardown has finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_timestamp: Option<DateTime<Utc>>,
+    /// Which field manager owns which fields (server-side apply); absent while nobody does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_fields: Vec<managed::ManagedFieldsEntry>,
 }

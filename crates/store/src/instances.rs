@@ -8,6 +8,8 @@ use sqlx::{PgConnection, PgExecutor};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+use openclaws_model::managed::Managed;
+
 use super::records::{InstanceRecord, INSTANCE_COLUMNS};
 use super::StoreError;
 
@@ -48,6 +50,8 @@ pub struct NewInstance<'a> {
     pub labels: &'a BTreeMap<String, String>,
     /// The spec with defaults applied and secrets replaced by references.
     pub spec: &'a serde_json::Value,
+    /// Who owns which fields (server-side apply).
+    pub managed: &'a Managed,
 }
 
 /// Inserts a new instance (generation 1, resource version 1); `None` when the name is taken.
@@ -56,7 +60,8 @@ pub async fn insert(
     new: &NewInstance<'_>,
 ) -> Result<Option<InstanceRecord>, StoreError> {
     let row = sqlx::query_as::<_, InstanceRecord>(&format!(
-        "INSERT INTO instances (uid, name, customer_id, labels, spec) VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO instances (uid, name, customer_id, labels, spec, managed_fields) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (name) DO NOTHING RETURNING {INSTANCE_COLUMNS}"
     ))
     .bind(new.uid)
@@ -64,13 +69,14 @@ pub async fn insert(
     .bind(new.customer_id)
     .bind(sqlx::types::Json(new.labels))
     .bind(sqlx::types::Json(new.spec))
+    .bind(sqlx::types::Json(new.managed))
     .fetch_optional(db)
     .await?;
     Ok(row)
 }
 
-/// Replaces labels and spec if the row is still at `expected_version`; bumps `generation` only
-/// when `spec_changed`. `None` when the version moved (a concurrent write won).
+/// Replaces labels, spec and field ownership if the row is still at `expected_version`; bumps
+/// `generation` only when `spec_changed`. `None` when the version moved (a concurrent write won).
 pub async fn update_desired(
     db: impl PgExecutor<'_>,
     uid: Uuid,
@@ -78,9 +84,10 @@ pub async fn update_desired(
     labels: &BTreeMap<String, String>,
     spec: &serde_json::Value,
     spec_changed: bool,
+    managed: &Managed,
 ) -> Result<Option<InstanceRecord>, StoreError> {
     let row = sqlx::query_as::<_, InstanceRecord>(&format!(
-        "UPDATE instances SET labels = $3, spec = $4, \
+        "UPDATE instances SET labels = $3, spec = $4, managed_fields = $6, \
              generation = generation + CASE WHEN $5 THEN 1 ELSE 0 END, \
              resource_version = resource_version + 1, updated_at = now() \
          WHERE uid = $1 AND resource_version = $2 AND deletion_timestamp IS NULL \
@@ -91,6 +98,7 @@ pub async fn update_desired(
     .bind(sqlx::types::Json(labels))
     .bind(sqlx::types::Json(spec))
     .bind(spec_changed)
+    .bind(sqlx::types::Json(managed))
     .fetch_optional(db)
     .await?;
     Ok(row)

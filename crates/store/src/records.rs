@@ -1,6 +1,7 @@
 //! The `instances` row as Rust values, shared by the API (desired state) and the controller.
 
 use chrono::{DateTime, Utc};
+use openclaws_model::managed::{self, Managed};
 use openclaws_model::secrets::SecretCipher;
 use openclaws_model::{
     InstanceSpec, InstanceStatus, ObjectMeta, OpenClawInstance, API_VERSION, KIND,
@@ -43,6 +44,8 @@ pub struct InstanceRecord {
     /// Kinds of the repair steps taken since drift was detected, while it is not repaired
     /// (`None`: no drift open).
     pub drift_repairs: Option<Vec<String>>,
+    /// Field ownership (server-side apply): manager → JSON Pointers it owns.
+    pub managed_fields: sqlx::types::Json<Managed>,
 }
 
 /// Columns selected for an [`InstanceRecord`], in a form usable in `SELECT {INSTANCE_COLUMNS} FROM instances`.
@@ -50,7 +53,7 @@ pub const INSTANCE_COLUMNS: &str =
     "uid, name, customer_id, labels, spec, generation, resource_version, \
      created_at, updated_at, deletion_timestamp, status, phase, observed_generation, fly_app, \
      fly_volume_id, fly_machine_id, fly_secrets_fingerprint, fly_secrets_version, \
-     gateway_token_rotation, pairing_window_until, first_ready_at, drift_repairs";
+     gateway_token_rotation, pairing_window_until, first_ready_at, drift_repairs, managed_fields";
 
 impl InstanceRecord {
     /// The typed spec.
@@ -93,6 +96,7 @@ impl InstanceRecord {
                 labels: self.labels.0.clone(),
                 creation_timestamp: self.created_at,
                 deletion_timestamp: self.deletion_timestamp,
+                managed_fields: managed::entries(&self.managed_fields.0),
             },
             spec,
             status: self.status()?,

@@ -1,0 +1,414 @@
+//! Field ownership, as in Kubernetes server-side apply: each field of an instance's labels and
+//! spec remembers which client (its *field manager*) set it, so that clients sharing an object
+//! stop undoing each other. The dashboard owns the customer's fields, support owns `paused` and
+//! pairing approvals; a dashboard `PUT` or apply then never removes support's pause, and an apply
+//! that would change a field another manager owns is a conflict unless forced.
+//!
+//! Fields are named by JSON Pointer (RFC 6901) into the write shape
+//! `{"metadata": {"labels": …}, "spec": …}`: `/spec/paused`, `/spec/guest/memoryMb`,
+//! `/metadata/labels/team`. Arrays and each provider key are one field (set as a whole). The
+//! functions here are pure: they take the stored object and ownership and return new ones; the
+//! API validates the result like any write.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use utoipa::ToSchema;
+
+/// Who owns which fields: manager name → the JSON Pointers it owns.
+pub type Managed = BTreeMap<String, BTreeSet<String>>;
+
+/// Longest accepted field manager name.
+pub const MAX_MANAGER_LEN: usize = 128;
+
+/// One manager's fields, as `metadata.managedFields` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ManagedFieldsEntry {
+    /// The field manager (`fieldManager` of the writes that set these fields).
+    pub manager: String,
+    /// JSON Pointers (RFC 6901) into `{"metadata": {"labels"}, "spec"}` of the fields it owns.
+    pub fields: Vec<String>,
+}
+
+/// `metadata.managedFields` for stored ownership.
+pub fn entries(managed: &Managed) -> Vec<ManagedFieldsEntry> {
+    managed
+        .iter()
+        .filter(|(_, fields)| !fields.is_empty())
+        .map(|(manager, fields)| ManagedFieldsEntry {
+            manager: manager.clone(),
+            fields: fields.iter().cloned().collect(),
+        })
+        .collect()
+}
+
+/// A field an apply would change although another manager owns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The field (JSON Pointer).
+    pub field: String,
+    /// Its owner.
+    pub manager: String,
+}
+
+/// An object with its new ownership.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Owned {
+    /// The whole write object (`{"metadata": {"labels"}, "spec"}`) to validate and store.
+    pub object: Value,
+    /// Who owns what afterwards.
+    pub managed: Managed,
+}
+
+/// The fields a write object sets, each with its value. `null` sets nothing.
+pub fn leaves(object: &Value) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    if let Some(labels) = object
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+    {
+        for (key, value) in labels.iter().filter(|(_, v)| !v.is_null()) {
+            out.insert(format!("/metadata/labels/{}", escape(key)), value.clone());
+        }
+    }
+    if let Some(spec) = object.get("spec") {
+        walk("/spec", spec, &mut out);
+    }
+    out
+}
+
+fn walk(at: &str, value: &Value, out: &mut BTreeMap<String, Value>) {
+    match value {
+        Value::Null => {}
+        Value::Object(fields) if !atomic(at) => {
+            for (key, child) in fields {
+                walk(&format!("{at}/{}", escape(key)), child, out);
+            }
+        }
+        _ => {
+            out.insert(at.to_owned(), value.clone());
+        }
+    }
+}
+
+/// Objects set as a whole: one provider key (a value or the read shape that keeps it).
+fn atomic(pointer: &str) -> bool {
+    pointer
+        .strip_prefix("/spec/providerKeys/")
+        .is_some_and(|key| !key.contains('/'))
+}
+
+/// RFC 6901 escaping of one reference token.
+pub fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+fn unescape(token: &str) -> String {
+    token.replace("~1", "/").replace("~0", "~")
+}
+
+/// Sets `pointer` in `object`, creating the objects on the way.
+fn set(object: &mut Value, pointer: &str, value: Value) {
+    let mut at = object;
+    let tokens: Vec<String> = pointer.split('/').skip(1).map(unescape).collect();
+    for (i, token) in tokens.iter().enumerate() {
+        if !at.is_object() {
+            *at = Value::Object(Map::new());
+        }
+        let Value::Object(fields) = at else { return };
+        if i + 1 == tokens.len() {
+            fields.insert(token.clone(), value);
+            return;
+        }
+        at = fields.entry(token.clone()).or_insert(Value::Null);
+    }
+}
+
+/// Removes `pointer` from `object` (nothing when it is not there).
+fn remove(object: &mut Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    if let Some(Value::Object(fields)) = object.pointer_mut(parent) {
+        fields.remove(&unescape(last));
+    }
+}
+
+/// The value `current` holds for `field`, in the form a write uses: a stored provider key is
+/// kept by its read shape `{"set": true}`.
+fn kept(current: &Value, field: &str) -> Option<Value> {
+    let value = current.pointer(field)?;
+    if value.is_null() {
+        return None;
+    }
+    Some(if atomic(field) {
+        serde_json::json!({"set": true})
+    } else {
+        value.clone()
+    })
+}
+
+fn owners<'a>(managed: &'a Managed, field: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+    managed
+        .iter()
+        .filter(move |(_, fields)| fields.contains(field))
+        .map(|(manager, _)| manager)
+}
+
+/// Server-side apply of `applied` (the manager's whole intent) by `manager` to `current`:
+/// the fields it sets are set and owned by it (shared with managers that set the same value);
+/// fields it owned before and no longer sets are removed unless another manager owns them. A
+/// field another manager owns with a different value is a [`Conflict`], unless `force` takes it
+/// over.
+pub fn apply(
+    current: &Value,
+    managed: &Managed,
+    manager: &str,
+    applied: &Value,
+    force: bool,
+) -> Result<Owned, Vec<Conflict>> {
+    let wanted = leaves(applied);
+    let mut managed = managed.clone();
+    let mut conflicts = Vec::new();
+    for (field, value) in &wanted {
+        if kept(current, field).as_ref() == Some(value) {
+            continue;
+        }
+        for (other, fields) in managed.iter_mut().filter(|(m, _)| *m != manager) {
+            if fields.contains(field) {
+                if force {
+                    fields.remove(field);
+                } else {
+                    conflicts.push(Conflict {
+                        field: field.clone(),
+                        manager: other.clone(),
+                    });
+                }
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(conflicts);
+    }
+    let mut object = current.clone();
+    let before = managed.remove(manager).unwrap_or_default();
+    for dropped in before.iter().filter(|f| !wanted.contains_key(*f)) {
+        if owners(&managed, dropped).next().is_none() {
+            remove(&mut object, dropped);
+        }
+    }
+    for (field, value) in &wanted {
+        set(&mut object, field, value.clone());
+    }
+    managed.insert(manager.to_owned(), wanted.into_keys().collect());
+    Ok(Owned {
+        object,
+        managed: prune(managed),
+    })
+}
+
+/// A `PUT` by `manager`: the written object replaces the stored one, except that fields another
+/// manager owns and the write leaves out are kept. The manager owns what it wrote; managers whose
+/// fields it changed or removed lose them.
+pub fn put(current: &Value, managed: &Managed, manager: &str, written: &Value) -> Owned {
+    let mut object = written.clone();
+    let wanted = leaves(written);
+    let others = managed
+        .iter()
+        .filter(|(m, _)| *m != manager)
+        .flat_map(|(_, fields)| fields);
+    for field in others.filter(|f| !wanted.contains_key(*f)) {
+        if let Some(value) = kept(current, field) {
+            set(&mut object, field, value);
+        }
+    }
+    let managed = taken_over(current, &object, managed, manager, wanted.into_keys());
+    Owned { object, managed }
+}
+
+/// Ownership after a merge patch by `manager` turned `before` into `after` (the patch's
+/// `patch` names what it set): the manager owns the fields its patch set; managers lose fields
+/// whose value changed or that were removed.
+pub fn patched(
+    before: &Value,
+    after: &Value,
+    managed: &Managed,
+    manager: &str,
+    patch: &Value,
+) -> Managed {
+    let set_by_patch = leaves(patch)
+        .into_keys()
+        .filter(|f| after.pointer(f).is_some());
+    taken_over(before, after, managed, manager, set_by_patch)
+}
+
+/// `managed` after `manager` wrote `fields`, turning `before` into `after`.
+fn taken_over(
+    before: &Value,
+    after: &Value,
+    managed: &Managed,
+    manager: &str,
+    fields: impl Iterator<Item = String>,
+) -> Managed {
+    let mut managed = managed.clone();
+    for (_, owned) in managed.iter_mut() {
+        owned.retain(|f| {
+            let now = after.pointer(f).filter(|v| !v.is_null());
+            now.is_some() && now == before.pointer(f)
+        });
+    }
+    managed
+        .entry(manager.to_owned())
+        .or_default()
+        .extend(fields);
+    prune(managed)
+}
+
+fn prune(mut managed: Managed) -> Managed {
+    managed.retain(|_, fields| !fields.is_empty());
+    managed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stored() -> Value {
+        json!({
+            "metadata": {"labels": {"plan": "pro"}},
+            "spec": {"customerId": "c", "region": "iad", "paused": true,
+                     "guest": {"memoryMb": 2048, "cpus": 2},
+                     "pairing": {"approvals": [{"id": "a"}]},
+                     "providerKeys": {"anthropicApiKey": {"set": true, "fingerprint": "x"}}}
+        })
+    }
+
+    fn owned(pairs: &[(&str, &[&str])]) -> Managed {
+        pairs
+            .iter()
+            .map(|(m, f)| (m.to_string(), f.iter().map(|f| f.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn leaves_are_pointers_with_arrays_and_keys_whole() {
+        let fields: Vec<String> = leaves(&stored()).into_keys().collect();
+        assert_eq!(
+            fields,
+            [
+                "/metadata/labels/plan",
+                "/spec/customerId",
+                "/spec/guest/cpus",
+                "/spec/guest/memoryMb",
+                "/spec/pairing/approvals",
+                "/spec/paused",
+                "/spec/providerKeys/anthropicApiKey",
+                "/spec/region",
+            ]
+        );
+        let odd = json!({"metadata": {"labels": {"example.com/a~b": "v"}}});
+        assert!(leaves(&odd).contains_key("/metadata/labels/example.com~1a~0b"));
+    }
+
+    #[test]
+    fn applying_another_managers_field_conflicts_unless_forced() {
+        let managed = owned(&[("support", &["/spec/paused"])]);
+        let intent = json!({"spec": {"customerId": "c", "region": "iad", "paused": false}});
+        let conflicts = apply(&stored(), &managed, "dashboard", &intent, false).unwrap_err();
+        assert_eq!(
+            conflicts,
+            [Conflict {
+                field: "/spec/paused".into(),
+                manager: "support".into()
+            }]
+        );
+        let forced = apply(&stored(), &managed, "dashboard", &intent, true).unwrap();
+        assert_eq!(forced.object["spec"]["paused"], false);
+        assert!(!forced.managed.contains_key("support"));
+        assert!(forced.managed["dashboard"].contains("/spec/paused"));
+    }
+
+    #[test]
+    fn the_same_value_is_shared_not_a_conflict() {
+        let managed = owned(&[("support", &["/spec/paused"])]);
+        let intent = json!({"spec": {"paused": true}});
+        let shared = apply(&stored(), &managed, "dashboard", &intent, false).unwrap();
+        assert!(shared.managed["support"].contains("/spec/paused"));
+        assert!(shared.managed["dashboard"].contains("/spec/paused"));
+    }
+
+    #[test]
+    fn fields_a_manager_stops_applying_go_unless_another_owns_them() {
+        let managed = owned(&[
+            (
+                "dashboard",
+                &["/spec/guest/memoryMb", "/metadata/labels/plan"],
+            ),
+            ("support", &["/metadata/labels/plan"]),
+        ]);
+        let intent = json!({"spec": {"region": "iad"}});
+        let after = apply(&stored(), &managed, "dashboard", &intent, false).unwrap();
+        assert_eq!(after.object.pointer("/spec/guest/memoryMb"), None);
+        assert_eq!(after.object["metadata"]["labels"]["plan"], "pro");
+        assert_eq!(
+            after.managed["dashboard"],
+            BTreeSet::from(["/spec/region".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_put_keeps_what_others_own_and_takes_what_it_writes() {
+        let managed = owned(&[
+            ("support", &["/spec/paused", "/spec/pairing/approvals"]),
+            ("dashboard", &["/spec/guest/memoryMb"]),
+        ]);
+        let written = json!({"metadata": {"labels": {}},
+                             "spec": {"customerId": "c", "region": "iad", "guest": {"memoryMb": 4096}}});
+        let after = put(&stored(), &managed, "dashboard", &written);
+        assert_eq!(after.object["spec"]["paused"], true);
+        assert_eq!(
+            after.object["spec"]["pairing"]["approvals"],
+            json!([{"id": "a"}])
+        );
+        assert_eq!(after.object["spec"]["guest"]["memoryMb"], 4096);
+        assert_eq!(after.object["spec"]["providerKeys"], Value::Null);
+        assert!(after.managed["support"].contains("/spec/paused"));
+        assert!(after.managed["dashboard"].contains("/spec/guest/memoryMb"));
+    }
+
+    #[test]
+    fn a_put_that_writes_anothers_field_takes_it_over() {
+        let managed = owned(&[("support", &["/spec/paused"])]);
+        let written = json!({"spec": {"customerId": "c", "region": "iad", "paused": false}});
+        let after = put(&stored(), &managed, "dashboard", &written);
+        assert_eq!(after.object["spec"]["paused"], false);
+        assert!(!after.managed.contains_key("support"));
+    }
+
+    #[test]
+    fn provider_keys_owned_by_others_are_kept_by_their_read_shape() {
+        let managed = owned(&[("ops", &["/spec/providerKeys/anthropicApiKey"])]);
+        let written = json!({"spec": {"customerId": "c", "region": "iad"}});
+        let after = put(&stored(), &managed, "dashboard", &written);
+        assert_eq!(
+            after.object["spec"]["providerKeys"]["anthropicApiKey"],
+            json!({"set": true})
+        );
+    }
+
+    #[test]
+    fn a_merge_patch_owns_what_it_set() {
+        let before = stored();
+        let mut after = before.clone();
+        after["spec"]["paused"] = json!(false);
+        let patch = json!({"spec": {"paused": false}});
+        let managed = owned(&[("support", &["/spec/paused", "/spec/region"])]);
+        let now = patched(&before, &after, &managed, "dashboard", &patch);
+        assert_eq!(now["support"], BTreeSet::from(["/spec/region".to_owned()]));
+        assert_eq!(
+            now["dashboard"],
+            BTreeSet::from(["/spec/paused".to_owned()])
+        );
+    }
+}
