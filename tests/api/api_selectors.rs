@@ -42,6 +42,9 @@ async fn set_phase(api: &TestApi, name: &str, phase: Phase) {
         .unwrap();
 }
 
+/// Query parameters as name and value.
+type Params<'a> = &'a [(&'a str, &'a str)];
+
 /// `/v1/instances` with these query parameters, encoded.
 fn list_path(params: &[(&str, &str)]) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
@@ -209,7 +212,7 @@ async fn field_selectors_filter_on_phase_and_customer_id_and_combine_with_the_ot
     set_phase(&api, "three-b", Phase::Ready).await;
     set_phase(&api, "four-b", Phase::Failed).await;
 
-    let cases: &[(&[(&str, &str)], &[&str])] = &[
+    let cases: &[(Params, &[&str])] = &[
         (
             &[("fieldSelector", "status.phase=Ready")],
             &["one-a", "three-b"],
