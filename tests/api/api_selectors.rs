@@ -2,7 +2,7 @@
 //! PostgreSQL: each kind of requirement selects exactly the right instances, filtering happens
 //! before paging, unparseable selectors are 400s that name the parameter and the offset, and
 //! the SQL filter agrees with the in-memory one (`openclaws_model::selector`) on random
-//! selectors.
+//! selectors. The support console's search, which shares the rewritten list query, still works.
 
 use openclaws_model::selector::{
     FieldOp, FieldRequirement, FieldSelector, LabelRequirement, LabelSelector, Selection,
@@ -485,5 +485,51 @@ async fn the_sql_filter_agrees_with_the_in_memory_one_on_random_selectors() {
         )
         .await;
         assert_eq!(found, expected, "round {round}: {labels:?} {fields:?}");
+    }
+}
+
+/// The support console's search goes through the same query as the selectors: an exact
+/// customer id or the start of a name.
+#[tokio::test]
+async fn the_support_consoles_search_still_finds_customers_and_name_prefixes() {
+    let api = spawn_api().await;
+    create(&api, "alpha-one", "cust-a", &[]).await;
+    create(&api, "alpha-two", "cust-b", &[]).await;
+    create(&api, "bravo", "cust-a", &[]).await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = no_redirects
+        .post(format!("{}/support/login", api.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={READER}"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    for (search, shown, hidden) in [
+        ("cust-a", &["alpha-one", "bravo"][..], &["alpha-two"][..]),
+        ("alpha", &["alpha-one", "alpha-two"][..], &["bravo"][..]),
+    ] {
+        let page = api
+            .send(
+                Method::GET,
+                &format!("/support/instances?q={search}"),
+                None,
+                None,
+                &[("cookie", &cookie)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{search}");
+        for name in shown {
+            let link = format!("/support/instances/{name}\"");
+            assert!(page.text.contains(&link), "{search}: {name} missing");
+        }
+        for name in hidden {
+            let link = format!("/support/instances/{name}\"");
+            assert!(!page.text.contains(&link), "{search}: {name} shown");
+        }
     }
 }
