@@ -44,6 +44,14 @@ pub struct GetArgs {
     /// Only instances in this phase (`Ready`, `Degraded`, `Failed`, ...).
     #[arg(long, value_name = "PHASE")]
     pub phase: Option<String>,
+    /// Only instances whose labels match this Kubernetes label selector (`env=prod,tier in
+    /// (web,api),!legacy`), as `kubectl get -l`.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Only instances whose `status.phase` and `spec.customerId` match this field selector
+    /// (`status.phase!=Ready`).
+    #[arg(long, value_name = "SELECTOR")]
+    pub field_selector: Option<String>,
 }
 
 /// `describe NAME`: one instance in detail.
@@ -73,6 +81,12 @@ pub async fn get(args: &GetArgs) -> Result<String, CliError> {
         }
         if let Some(p) = &args.phase {
             query.push(("phase", p));
+        }
+        if let Some(l) = &args.selector {
+            query.push(("labelSelector", l));
+        }
+        if let Some(f) = &args.field_selector {
+            query.push(("fieldSelector", f));
         }
         if let Some(c) = &cursor {
             query.push(("continue", c));

@@ -117,6 +117,51 @@ async fn get_and_describe_answer_support_questions() {
         get.stdout
     );
 
+    // Selectors go to the API as labelSelector and fieldSelector; a bad one is the API's 400.
+    let labelled = run(
+        &["get", "--api-url", api, "--token", READER, "-l", "!team"],
+        &[],
+    )
+    .await;
+    assert!(labelled.ok, "{}", labelled.stderr);
+    assert_eq!(row(&labelled.stdout, "held")[0], "held");
+    let none = run(
+        &[
+            "get",
+            "--api-url",
+            api,
+            "--token",
+            READER,
+            "--selector",
+            "team=core",
+            "--field-selector",
+            "spec.customerId=cust-42",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(none.stdout, "No instances found.\n", "{}", none.stderr);
+    let bad = run(
+        &[
+            "get",
+            "--api-url",
+            api,
+            "--token",
+            READER,
+            "-l",
+            "team in core",
+        ],
+        &[],
+    )
+    .await;
+    assert!(!bad.ok);
+    assert!(
+        bad.stderr
+            .contains("400: invalid labelSelector: at offset 8: expected '('"),
+        "{}",
+        bad.stderr
+    );
+
     // The environment works as well as the flags.
     let describe = run(
         &["describe", "acme"],

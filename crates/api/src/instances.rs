@@ -18,6 +18,7 @@ use super::validate::{check_customer_filter, check_name, valid_name};
 use super::write::{self, Outcome};
 use super::{ApiState, MAX_BODY_BYTES};
 use openclaws_model::managed::MAX_MANAGER_LEN;
+use openclaws_model::selector::{FieldSelector, LabelSelector, SelectorError};
 use openclaws_model::{
     InstancePatch, InstanceWrite, ListMeta, OpenClawInstance, OpenClawInstanceList, Phase,
     API_VERSION, LIST_KIND,
@@ -318,6 +319,35 @@ pub struct ListParams {
     #[serde(rename = "continue")]
     #[param(rename = "continue")]
     pub continue_: Option<String>,
+    /// Kubernetes label selector over `metadata.labels`: requirements joined by `,` (all must
+    /// hold): `key=value` (or `==`), `key!=value`, `key in (v1,v2)`, `key notin (v1,v2)`, `key`
+    /// (has the label), `!key` (lacks it). `!=` and `notin` also select instances without the
+    /// label. Keys and values follow Kubernetes' rules. A selector that cannot be parsed is a 400
+    /// naming the offset and what was expected there.
+    #[serde(rename = "labelSelector")]
+    #[param(rename = "labelSelector")]
+    pub label_selector: Option<String>,
+    /// Field selector: `status.phase` and `spec.customerId` with `=`, `==` or `!=`, joined by `,`
+    /// (all must hold); `\` escapes `\`, `,` and `=` in a value. Other fields are a 400.
+    #[serde(rename = "fieldSelector")]
+    #[param(rename = "fieldSelector")]
+    pub field_selector: Option<String>,
+}
+
+/// Parses the selector parameters; an unparseable one is a 400 naming the parameter and where.
+fn selectors(params: &ListParams) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let bad = |parameter: &str, e: SelectorError| {
+        ApiError::BadRequest(format!("invalid {parameter}: {e}"))
+    };
+    let labels = match params.label_selector.as_deref() {
+        None => LabelSelector::default(),
+        Some(raw) => LabelSelector::parse(raw).map_err(|e| bad("labelSelector", e))?,
+    };
+    let fields = match params.field_selector.as_deref() {
+        None => FieldSelector::default(),
+        Some(raw) => FieldSelector::parse(raw).map_err(|e| bad("fieldSelector", e))?,
+    };
+    Ok((labels, fields))
 }
 
 const CURSOR_PREFIX: &str = "v1:";
@@ -352,10 +382,15 @@ fn parse_limit(raw: Option<&str>, max: i64, default: i64, errors: &mut Vec<Field
 }
 
 /// List instances, ordered by name, with filters and cursor pagination.
+///
+/// Every filter (`customerId`, `phase`, `labelSelector`, `fieldSelector`) applies before
+/// paging: a page holds up to `limit` matching instances, and following `continue` with the
+/// same filters returns every match exactly once.
 #[utoipa::path(get, path = "/v1/instances", tag = "instances",
     params(ListParams),
     responses(
         (status = 200, description = "A page of instances", body = OpenClawInstanceList),
+        (status = 400, description = "Unparseable labelSelector or fieldSelector (the message names the parameter, the offset and what was expected), or an unreadable query string", body = ErrorBody),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
         (status = 422, description = "Invalid query parameter", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -365,6 +400,7 @@ pub async fn list_instances(
 ) -> Result<Json<OpenClawInstanceList>, ApiError> {
     let Query(params) = params
         .map_err(|_| ApiError::BadRequest("the query string could not be parsed".to_owned()))?;
+    let (labels, fields) = selectors(&params)?;
     let mut errors = Vec::new();
     let limit = parse_limit(
         params.limit.as_deref(),
@@ -406,6 +442,8 @@ pub async fn list_instances(
             customer_id: params.customer_id,
             phase: params.phase,
             search: None,
+            labels,
+            fields,
             after_name,
             limit: limit + 1,
         },

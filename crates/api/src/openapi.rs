@@ -8,6 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail, FieldError};
 use super::{gateway, health, instances, plan};
+use openclaws_model::selector::MAX_SELECTOR_CHARS;
 use openclaws_model::Phase;
 use openclaws_model::{
     InstancePatch, InstanceSpecWrite, InstanceWrite, OpenClawInstance, OpenClawInstanceList,
@@ -97,9 +98,10 @@ pub const NAME_TEXT_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u
 
 /// Makes the generated document exactly as strict as the handlers where utoipa's derivations
 /// cannot say it: the `name` path parameter's pattern and length, the typed and bounded query
-/// parameters, and every error status a route can answer (the edge's 414 and 431 everywhere;
-/// on `/v1`, 400 for unreadable requests, 401, 422 for an invalid name, and 429 and 503 with
-/// `Retry-After`).
+/// parameters (the selectors only by length: their grammar is more than a pattern can say, and
+/// an unparseable one is a documented 400), and every error status a route can answer (the
+/// edge's 414 and 431 everywhere; on `/v1`, 400 for unreadable requests, 401, 422 for an
+/// invalid name, and 429 and 503 with `Retry-After`).
 fn tighten(document: &mut Value) {
     if let Some(schemas) = document
         .pointer_mut("/components/schemas")
@@ -319,6 +321,9 @@ fn tighten_parameter(path: &str, parameter: &mut Value) {
             json!({"type": "string", "enum": ["Normal", "Warning"]})
         }
         ("query", "since") => json!({"type": "string", "format": "date-time"}),
+        ("query", "labelSelector" | "fieldSelector") => {
+            json!({"type": "string", "maxLength": MAX_SELECTOR_CHARS})
+        }
         ("header", "If-Match") => json!({"type": "string", "pattern": IF_MATCH_PATTERN}),
         ("header", "If-None-Match") => json!({"type": "string", "enum": ["*"]}),
         _ => return,

@@ -14,6 +14,7 @@ pub mod redact;
 pub mod schema;
 pub mod secret_names;
 pub mod secrets;
+pub mod selector;
 mod spec;
 mod status;
 pub mod text;

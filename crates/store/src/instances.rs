@@ -4,8 +4,13 @@
 //! and enqueue work and append events in that same transaction.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor};
-use std::collections::BTreeMap;
+use openclaws_model::selector::{
+    FieldOp, FieldRequirement, FieldSelector, LabelRequirement, LabelSelector,
+};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 use openclaws_model::managed::Managed;
@@ -132,32 +137,113 @@ pub struct ListFilter {
     /// Support's search box: instances whose customer id is exactly this, or whose name starts
     /// with it.
     pub search: Option<String>,
+    /// The API's `labelSelector` (empty: every instance).
+    pub labels: LabelSelector,
+    /// The API's `fieldSelector` (empty: every instance).
+    pub fields: FieldSelector,
     /// Return only names strictly after this one (the cursor).
     pub after_name: Option<String>,
     pub limit: i64,
 }
 
-/// Instances ordered by name, at most `limit`.
+/// Instances ordered by name, at most `limit`. Every filter is a condition of the query with
+/// bound parameters, so a page holds `limit` matching rows and the cursor stays exact.
 pub async fn list(
     db: impl PgExecutor<'_>,
     filter: &ListFilter,
 ) -> Result<Vec<InstanceRecord>, StoreError> {
-    let rows = sqlx::query_as::<_, InstanceRecord>(&format!(
-        "SELECT {INSTANCE_COLUMNS} FROM instances \
-         WHERE ($1::text IS NULL OR customer_id = $1) \
-           AND ($2::text IS NULL OR phase = $2) \
-           AND ($3::text IS NULL OR name COLLATE \"C\" > $3) \
-           AND ($5::text IS NULL OR customer_id = $5 OR starts_with(name, $5)) \
-         ORDER BY name COLLATE \"C\" LIMIT $4"
-    ))
-    .bind(filter.customer_id.as_deref())
-    .bind(filter.phase.as_deref())
-    .bind(filter.after_name.as_deref())
-    .bind(filter.limit)
-    .bind(filter.search.as_deref())
-    .fetch_all(db)
-    .await?;
+    let mut query = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {INSTANCE_COLUMNS} FROM instances WHERE true"
+    ));
+    if let Some(customer_id) = &filter.customer_id {
+        query.push(" AND customer_id = ").push_bind(customer_id);
+    }
+    if let Some(phase) = &filter.phase {
+        query.push(" AND phase = ").push_bind(phase);
+    }
+    if let Some(after) = &filter.after_name {
+        query.push(" AND name COLLATE \"C\" > ").push_bind(after);
+    }
+    if let Some(search) = &filter.search {
+        query
+            .push(" AND (customer_id = ")
+            .push_bind(search)
+            .push(" OR starts_with(name, ")
+            .push_bind(search)
+            .push("))");
+    }
+    for requirement in filter.labels.requirements() {
+        query.push(" AND ");
+        push_label_requirement(&mut query, requirement);
+    }
+    for requirement in filter.fields.requirements() {
+        query.push(" AND ");
+        push_field_requirement(&mut query, requirement);
+    }
+    query
+        .push(" ORDER BY name COLLATE \"C\" LIMIT ")
+        .push_bind(filter.limit);
+    let rows = query
+        .build_query_as::<InstanceRecord>()
+        .fetch_all(db)
+        .await?;
     Ok(rows)
+}
+
+/// `{"key": "value"}`, the object a label requirement looks for with `@>` (which the GIN index
+/// on `labels` serves).
+fn containing(key: &str, value: &str) -> Json<Value> {
+    Json(serde_json::json!({ key: value }))
+}
+
+/// One label requirement as a condition with Kubernetes' semantics: `!=` and `notin` hold for
+/// an absent label. `labels` is never NULL, so `NOT` of a containment is exact.
+fn push_label_requirement(query: &mut QueryBuilder<'_, Postgres>, requirement: &LabelRequirement) {
+    let key = requirement.key();
+    let any_of = |values: &BTreeSet<String>| -> Vec<Json<Value>> {
+        values.iter().map(|v| containing(key, v)).collect()
+    };
+    match requirement {
+        LabelRequirement::Equals { value, .. } => {
+            query.push("labels @> ").push_bind(containing(key, value));
+        }
+        LabelRequirement::NotEquals { value, .. } => {
+            query
+                .push("NOT labels @> ")
+                .push_bind(containing(key, value));
+        }
+        LabelRequirement::In { values, .. } => {
+            query
+                .push("labels @> ANY(")
+                .push_bind(any_of(values))
+                .push(")");
+        }
+        LabelRequirement::NotIn { values, .. } => {
+            query
+                .push("NOT labels @> ANY(")
+                .push_bind(any_of(values))
+                .push(")");
+        }
+        LabelRequirement::Exists { .. } => {
+            query.push("labels ? ").push_bind(key.to_owned());
+        }
+        LabelRequirement::DoesNotExist { .. } => {
+            query.push("NOT labels ? ").push_bind(key.to_owned());
+        }
+    }
+}
+
+/// One field requirement as a condition on its column.
+fn push_field_requirement(query: &mut QueryBuilder<'_, Postgres>, requirement: &FieldRequirement) {
+    let (column, op, value) = match requirement {
+        FieldRequirement::Phase { op, phase } => ("phase", *op, phase.as_str().to_owned()),
+        FieldRequirement::CustomerId { op, value } => ("customer_id", *op, value.clone()),
+    };
+    let operator = match op {
+        FieldOp::Equals => " = ",
+        FieldOp::NotEquals => " <> ",
+    };
+    query.push(column).push(operator).push_bind(value);
 }
 
 /// Whether any event was ever recorded for `name` (so a deleted instance's history is found).

@@ -425,6 +425,7 @@ async fn fleet(
             search: (!search.is_empty()).then(|| search.clone()),
             after_name: after.clone(),
             limit: PAGE_SIZE + 1,
+            ..Default::default()
         },
     )
     .await?;
