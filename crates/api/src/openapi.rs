@@ -88,6 +88,12 @@ static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
     document
 });
 
+/// Label keys as the handlers accept them (Kubernetes' rules: an optional DNS-subdomain prefix
+/// and `/`, then a name of 1-63 characters).
+pub const LABEL_KEY_PATTERN: &str = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+/// Label values as the handlers accept them (Kubernetes' rules: empty or up to 63 characters).
+pub const LABEL_VALUE_PATTERN: &str = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
+
 /// What the handlers accept as an instance name ([`crate::validate::valid_name`]).
 pub const NAME_PATTERN: &str = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$";
 
@@ -220,12 +226,12 @@ fn tighten_schemas(schemas: &mut serde_json::Map<String, Value>) {
     set(
         "WriteMeta",
         "/properties/labels/propertyNames",
-        json!({"type": "string", "pattern": "^[A-Za-z0-9._/-]{1,63}$"}),
+        json!({"type": "string", "maxLength": 317, "pattern": LABEL_KEY_PATTERN}),
     );
     set(
         "WriteMeta",
         "/properties/labels/additionalProperties",
-        json!({"type": "string", "maxLength": 63, "pattern": format!("^[^{names}]*$")}),
+        json!({"type": "string", "maxLength": 63, "pattern": LABEL_VALUE_PATTERN}),
     );
     set(
         "WriteMeta",

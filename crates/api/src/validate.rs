@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 
 use super::error::FieldError;
 use openclaws_model::schema::inlined_schema;
+use openclaws_model::selector::{label_key_problem, label_value_problem};
 use openclaws_model::text::{check_name_text, has_control, TextProblem};
 use openclaws_model::{InstanceWrite, API_VERSION, KIND};
 
@@ -321,26 +322,23 @@ fn check_metadata(name: &str, meta: &Value, out: &mut Vec<FieldError>) {
     let Some(labels) = meta.get("labels").and_then(Value::as_object) else {
         return;
     };
+    // Kubernetes' label rules, the same the label selectors use, so every label can be selected.
     for (key, value) in labels {
-        let key_ok = (1..=63).contains(&key.len())
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
-        if !key_ok {
+        if let Some(problem) = label_key_problem(key) {
             out.push(FieldError::new(
                 "metadata.labels",
-                "label keys must be 1-63 characters [A-Za-z0-9-_./]",
+                format!("a label key is invalid: {problem}"),
             ));
         }
         if let Some(v) = value.as_str() {
             let path = format!("metadata.labels.{key}");
-            if v.chars().count() > 63 || !is_printable(v) {
-                out.push(FieldError::new(
-                    path.clone(),
-                    "must be at most 63 printable characters",
-                ));
-            }
+            let before = out.len();
             name_text(&path, v, out);
+            if out.len() == before {
+                if let Some(problem) = label_value_problem(v) {
+                    out.push(FieldError::new(path, problem));
+                }
+            }
         }
     }
 }

@@ -400,7 +400,7 @@ fn checked_value(word: String, at: usize) -> Result<String, SelectorError> {
 
 /// What is wrong with a label key under Kubernetes' rules: `[prefix/]name`, the name a
 /// qualified name of at most 63 characters, the prefix a DNS subdomain of at most 253.
-pub(super) fn key_problem(key: &str) -> Option<&'static str> {
+pub fn key_problem(key: &str) -> Option<&'static str> {
     let (prefix, name) = match key.split_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
@@ -428,7 +428,7 @@ pub(super) fn key_problem(key: &str) -> Option<&'static str> {
 
 /// What is wrong with a label value under Kubernetes' rules: empty, or at most 63 characters
 /// starting and ending with a letter or digit, with `-`, `_` and `.` between.
-pub(super) fn value_problem(value: &str) -> Option<&'static str> {
+pub fn value_problem(value: &str) -> Option<&'static str> {
     if value.chars().count() > MAX_NAME_CHARS {
         return Some("a value is at most 63 characters");
     }

@@ -21,6 +21,7 @@ mod label;
 mod tests;
 
 pub use field::{FieldOp, FieldRequirement, FieldSelector, FieldSet, SELECTABLE_FIELDS};
+pub use label::{key_problem as label_key_problem, value_problem as label_value_problem};
 pub use label::{LabelRequirement, LabelSelector};
 
 use std::collections::BTreeMap;
