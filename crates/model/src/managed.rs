@@ -411,4 +411,82 @@ mod tests {
             BTreeSet::from(["/spec/paused".to_owned()])
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const FIELDS: [&str; 4] = ["/spec/a", "/spec/b", "/spec/c/d", "/metadata/labels/x"];
+        const MANAGERS: [&str; 3] = ["dashboard", "support", "ops"];
+
+        fn object(values: &[Option<u8>]) -> Value {
+            let mut object = json!({"metadata": {"labels": {}}, "spec": {}});
+            for (field, value) in FIELDS.iter().zip(values) {
+                if let Some(v) = value {
+                    let v = if field.contains("labels") {
+                        json!(v.to_string())
+                    } else {
+                        json!(v)
+                    };
+                    set(&mut object, field, v);
+                }
+            }
+            object
+        }
+
+        fn world() -> impl Strategy<Value = (Value, Managed, Value, usize)> {
+            let values = prop::collection::vec(prop::option::of(0u8..3), FIELDS.len());
+            let owners =
+                prop::collection::vec(prop::collection::vec(any::<bool>(), FIELDS.len()), 3);
+            let intent = prop::collection::vec(prop::option::of(0u8..3), FIELDS.len());
+            (values, owners, intent, 0..MANAGERS.len()).prop_map(|(values, owners, intent, m)| {
+                let current = object(&values);
+                let managed = MANAGERS
+                    .iter()
+                    .zip(owners)
+                    .map(|(manager, owns)| {
+                        let fields = FIELDS
+                            .iter()
+                            .zip(owns)
+                            .filter(|(f, own)| *own && current.pointer(f).is_some());
+                        (
+                            manager.to_string(),
+                            fields.map(|(f, _)| f.to_string()).collect(),
+                        )
+                    })
+                    .collect();
+                (current, prune(managed), object(&intent), m)
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn an_apply_never_changes_what_others_own_and_is_idempotent((current, managed, intent, m) in world()) {
+                let manager = MANAGERS[m];
+                let Ok(after) = apply(&current, &managed, manager, &intent, false) else {
+                    return Ok(());
+                };
+                for (other, fields) in managed.iter().filter(|(o, _)| *o != manager) {
+                    for field in fields {
+                        prop_assert_eq!(after.object.pointer(field), current.pointer(field), "{} of {}", field, other);
+                    }
+                }
+                for (field, value) in leaves(&intent) {
+                    prop_assert_eq!(after.object.pointer(&field), Some(&value));
+                }
+                let again = apply(&after.object, &after.managed, manager, &intent, false);
+                prop_assert_eq!(again, Ok(after.clone()));
+            }
+
+            #[test]
+            fn a_forced_apply_sets_every_field_it_names((current, managed, intent, m) in world()) {
+                let after = apply(&current, &managed, MANAGERS[m], &intent, true);
+                prop_assert!(after.is_ok());
+                let after = after.unwrap();
+                for (field, value) in leaves(&intent) {
+                    prop_assert_eq!(after.object.pointer(&field), Some(&value));
+                }
+            }
+        }
+    }
 }
