@@ -8,6 +8,7 @@
 
 mod api_apply;
 mod api_crd;
+mod api_dry_run;
 mod api_edge;
 mod api_instances;
 mod api_selectors;

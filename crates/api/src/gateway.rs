@@ -262,8 +262,13 @@ pub async fn record_approval(
         approvals.push(approval.clone());
         let patch = json!({"spec": {"pairing": {"approvals": approvals}}});
         let version = Some(record.resource_version);
-        match write::patch(state, name, patch, version, APPROVALS_MANAGER).await {
-            Ok(instance) => return Ok((approval, instance)),
+        let options = write::WriteOptions {
+            manager: APPROVALS_MANAGER,
+            force: false,
+            dry_run: false,
+        };
+        match write::patch(state, name, patch, version, options).await {
+            Ok(written) => return Ok((approval, written.object)),
             Err(ApiError::StaleVersion(_)) => continue,
             Err(e) => return Err(e),
         }

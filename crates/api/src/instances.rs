@@ -50,9 +50,55 @@ pub struct WriteParams {
     pub field_manager: Option<String>,
     /// Apply only: take over fields other managers own instead of answering 409.
     pub force: Option<bool>,
+    /// `All`: validate and carry out the write without storing anything; the answer is the
+    /// object as it would be, with `plan`, the plan preview for it.
+    #[param(value_type = Option<String>, pattern = "^All$")]
+    pub dry_run: Option<String>,
+}
+
+/// Query parameters of `DELETE`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// `All`: check the deletion without requesting it; the answer is the object as it would
+    /// be, with `plan`, the plan preview for it (the teardown).
+    #[param(value_type = Option<String>, pattern = "^All$")]
+    pub dry_run: Option<String>,
+}
+
+/// `dryRun`: only `All` (as in Kubernetes) is meaningful.
+fn dry_run(value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None => Ok(false),
+        Some("All") => Ok(true),
+        Some(_) => Err(ApiError::invalid(vec![FieldError::new(
+            "dryRun",
+            "must be All",
+        )])),
+    }
+}
+
+/// A dry run's answer: the object as the write would leave it, and what the next reconcile
+/// would then do.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRunResult {
+    #[serde(flatten)]
+    pub object: OpenClawInstance,
+    /// The plan preview of the object (as `GET …/plan` would show it after the write).
+    pub plan: super::plan::PlanPreview,
 }
 
 impl WriteParams {
+    /// The write's options, checked.
+    fn options(&self, apply: bool) -> Result<write::WriteOptions<'_>, ApiError> {
+        Ok(write::WriteOptions {
+            manager: self.manager(apply)?,
+            force: self.force.unwrap_or(false),
+            dry_run: dry_run(self.dry_run.as_deref())?,
+        })
+    }
+
     /// The manager of this write, checked; `apply` requires one to be named.
     fn manager(&self, apply: bool) -> Result<&str, ApiError> {
         let manager = match self.field_manager.as_deref() {
@@ -159,6 +205,26 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 }
 
 /// The resource with its resource version as `ETag`.
+/// The answer to a write: the object, or for a dry run the object with its plan preview.
+fn written_response(written: write::Written) -> Response {
+    let status = match written.outcome {
+        Outcome::Created => StatusCode::CREATED,
+        Outcome::Updated => StatusCode::OK,
+    };
+    written_with(status, written)
+}
+
+fn written_with(status: StatusCode, written: write::Written) -> Response {
+    let Some(plan) = written.plan else {
+        return object_response(status, written.object);
+    };
+    let result = DryRunResult {
+        object: written.object,
+        plan,
+    };
+    (status, Json(result)).into_response()
+}
+
 pub(super) fn object_response(status: StatusCode, object: OpenClawInstance) -> Response {
     let etag = HeaderValue::from_str(&format!("\"{}\"", object.metadata.resource_version)).ok();
     let mut response = (status, Json(object)).into_response();
@@ -186,8 +252,8 @@ pub(super) fn object_response(status: StatusCode, object: OpenClawInstance) -> R
         ("If-None-Match" = Option<String>, Header, description = "`*`: create only (412 when the instance exists)")),
     request_body(content = InstanceWrite, content_type = "application/json"),
     responses(
-        (status = 200, description = "Replaced (or unchanged: an identical write changes nothing)", body = OpenClawInstance),
-        (status = 201, description = "Created", body = OpenClawInstance),
+        (status = 200, description = "Replaced (or unchanged: an identical write changes nothing); with dryRun=All nothing is stored and the answer adds `plan` (DryRunResult)", body = OpenClawInstance),
+        (status = 201, description = "Created (with dryRun=All: would be, and the answer adds `plan`)", body = OpenClawInstance),
         (status = 400, description = "Malformed JSON or precondition header", body = ErrorBody),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
         (status = 403, description = "Read-only token", body = ErrorBody),
@@ -205,17 +271,12 @@ pub async fn put_instance(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let params = write_params(params)?;
-    let manager = params.manager(false)?;
+    let options = params.options(false)?;
     let precondition = if_match(&headers)?;
     let create_only = if_none_match(&headers)?;
     let body = json_body(&headers, body, &["application/json"])?;
-    let (outcome, object) =
-        write::put(&state, &name, body, precondition, create_only, manager).await?;
-    let status = match outcome {
-        Outcome::Created => StatusCode::CREATED,
-        Outcome::Updated => StatusCode::OK,
-    };
-    Ok(object_response(status, object))
+    let written = write::put(&state, &name, body, precondition, create_only, options).await?;
+    Ok(written_response(written))
 }
 
 /// Merge-patch or apply an instance.
@@ -239,8 +300,8 @@ pub async fn put_instance(
         (InstancePatch = "application/json"),
         (InstancePatch = "application/apply-patch+json"))),
     responses(
-        (status = 200, description = "Patched or applied", body = OpenClawInstance),
-        (status = 201, description = "Created by an apply", body = OpenClawInstance),
+        (status = 200, description = "Patched or applied (with dryRun=All: would be, and the answer adds `plan`)", body = OpenClawInstance),
+        (status = 201, description = "Created by an apply (with dryRun=All: would be, and the answer adds `plan`)", body = OpenClawInstance),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
         (status = 403, description = "Read-only token", body = ErrorBody),
@@ -265,19 +326,13 @@ pub async fn patch_instance(
         &[MERGE_PATCH, "application/json", APPLY_PATCH],
     )?;
     if media_type(&headers).as_deref() == Some(APPLY_PATCH) {
-        let manager = params.manager(true)?;
-        let force = params.force.unwrap_or(false);
-        let (outcome, object) =
-            write::apply(&state, &name, body, precondition, manager, force).await?;
-        let status = match outcome {
-            Outcome::Created => StatusCode::CREATED,
-            Outcome::Updated => StatusCode::OK,
-        };
-        return Ok(object_response(status, object));
+        let options = params.options(true)?;
+        let written = write::apply(&state, &name, body, precondition, options).await?;
+        return Ok(written_response(written));
     }
-    let manager = params.manager(false)?;
-    let object = write::patch(&state, &name, body, precondition, manager).await?;
-    Ok(object_response(StatusCode::OK, object))
+    let options = params.options(false)?;
+    let written = write::patch(&state, &name, body, precondition, options).await?;
+    Ok(written_response(written))
 }
 
 /// Read one instance.
@@ -473,10 +528,11 @@ pub async fn list_instances(
 /// Sets `metadata.deletionTimestamp` and enqueues teardown; idempotent (a repeat returns 202 with
 /// the timestamp unchanged). The instance stays readable until teardown finishes.
 #[utoipa::path(delete, path = "/v1/instances/{name}", tag = "instances",
-    params(("name" = String, Path, description = "Instance name"),
+    params(DeleteParams,
+        ("name" = String, Path, description = "Instance name"),
         ("If-Match" = Option<String>, Header, description = "Precondition: the current resourceVersion")),
     responses(
-        (status = 202, description = "Deletion requested", body = OpenClawInstance),
+        (status = 202, description = "Deletion requested (with dryRun=All: checked only, the answer adds `plan`)", body = OpenClawInstance),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
         (status = 403, description = "Read-only token", body = ErrorBody),
         (status = 404, description = "No such instance", body = ErrorBody),
@@ -485,11 +541,15 @@ pub async fn list_instances(
 pub async fn delete_instance(
     State(state): State<ApiState>,
     Path(name): Path<String>,
+    params: Result<Query<DeleteParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Query(params) =
+        params.map_err(|_| ApiError::invalid(vec![FieldError::new("dryRun", "must be All")]))?;
+    let dry_run = dry_run(params.dry_run.as_deref())?;
     let precondition = if_match(&headers)?;
-    let object = write::delete(&state, &name, precondition).await?;
-    Ok(object_response(StatusCode::ACCEPTED, object))
+    let written = write::delete(&state, &name, precondition, dry_run).await?;
+    Ok(written_with(StatusCode::ACCEPTED, written))
 }
 
 /// Ask for a reconcile now.

@@ -61,6 +61,7 @@ impl Modify for BearerSecurity {
         InstanceSpecWrite,
         InstancePatch,
         openclaws_model::managed::ManagedFieldsEntry,
+        instances::DryRunResult,
         ErrorBody,
         ErrorDetail,
         gateway::GatewayToken,

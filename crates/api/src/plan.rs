@@ -145,16 +145,11 @@ pub async fn get_plan(
     Path(name): Path<String>,
 ) -> Result<Json<PlanPreview>, ApiError> {
     check_name(&name).map_err(|e| ApiError::invalid(vec![e]))?;
-    let record = instances::get(&mut *state.db().await?, &name)
+    let mut conn = state.db().await?;
+    let record = instances::get(&mut *conn, &name)
         .await?
         .ok_or_else(|| write::not_found(&name))?;
-    let preview = preview::preview(
-        &state.pool,
-        &state.cipher,
-        &state.inputs,
-        &record,
-        Utc::now(),
-    );
+    let preview = preview::preview(&mut conn, &state.cipher, &state.inputs, &record, Utc::now());
     let preview = tokio::time::timeout(crate::PREVIEW_DEADLINE, preview)
         .await
         .map_err(|_| {

@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::error::{ApiError, FieldError};
+use super::plan::PlanPreview;
 use super::validate::{check_name, normalize_numbers, validate_write};
 use super::ApiState;
+use openclaws_engine::reconcile::preview;
 use openclaws_model::managed::{self, Managed};
 use openclaws_model::secrets::SecretCipher;
 use openclaws_model::{
@@ -27,6 +29,79 @@ use openclaws_store::{instances, secrets, work, InstanceRecord};
 pub enum Outcome {
     Created,
     Updated,
+}
+
+/// How a write is made: by which field manager, whether an apply takes fields over from other
+/// managers, and whether it is only tried (`?dryRun=All`: validated and carried out in a
+/// transaction that is rolled back).
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions<'a> {
+    pub manager: &'a str,
+    pub force: bool,
+    pub dry_run: bool,
+}
+
+/// What a write answers: the object as stored (or as it would be, for a dry run) and, for a
+/// dry run, the plan preview of that object.
+#[derive(Debug)]
+pub struct Written {
+    pub outcome: Outcome,
+    pub object: OpenClawInstance,
+    pub plan: Option<PlanPreview>,
+}
+
+impl Written {
+    /// The answer for `record`, with its plan preview when `dry_run` (read through `db`, which
+    /// sees the write's own uncommitted rows).
+    async fn of(
+        state: &ApiState,
+        db: &mut sqlx::PgConnection,
+        outcome: Outcome,
+        record: &InstanceRecord,
+        dry_run: bool,
+    ) -> Result<Written, ApiError> {
+        let plan = match dry_run {
+            true => Some(plan_of(state, db, record).await?),
+            false => None,
+        };
+        Ok(Written {
+            outcome,
+            object: to_resource(state, record)?,
+            plan,
+        })
+    }
+}
+
+/// The plan preview of `record`, read through `db`.
+async fn plan_of(
+    state: &ApiState,
+    db: &mut sqlx::PgConnection,
+    record: &InstanceRecord,
+) -> Result<PlanPreview, ApiError> {
+    let preview = preview::preview(db, &state.cipher, &state.inputs, record, Utc::now());
+    let preview = tokio::time::timeout(crate::PREVIEW_DEADLINE, preview)
+        .await
+        .map_err(|_| {
+            ApiError::DatabaseUnavailable("the plan preview did not finish in time".to_owned())
+        })??;
+    Ok(PlanPreview::new(&record.name, record.generation, preview))
+}
+
+/// Ends a write's transaction: commits it, or for a dry run previews the plan inside it and
+/// rolls it back, so nothing is stored, no event appended, no reconcile woken.
+async fn finish(
+    state: &ApiState,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    outcome: Outcome,
+    record: &InstanceRecord,
+    dry_run: bool,
+) -> Result<Written, ApiError> {
+    let written = Written::of(state, &mut tx, outcome, record, dry_run).await?;
+    match dry_run {
+        true => tx.rollback().await?,
+        false => tx.commit().await?,
+    }
+    Ok(written)
 }
 
 /// A validated write, before it meets the stored state.
@@ -245,8 +320,9 @@ pub async fn put(
     mut body: Value,
     if_match: Option<i64>,
     create_only: bool,
-    manager: &str,
-) -> Result<(Outcome, OpenClawInstance), ApiError> {
+    options: WriteOptions<'_>,
+) -> Result<Written, ApiError> {
+    let manager = options.manager;
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
     normalize_numbers(&mut body);
     let errors = validate_write(name, &body);
@@ -261,7 +337,8 @@ pub async fn put(
         let (parsed, managed) = plan_put(&record, &body, manager)?;
         let change = plan_update(state, &record, &parsed, if_match, managed)?;
         if change.ownership_with_desired(&record).is_noop() {
-            return Ok((Outcome::Updated, to_resource(state, &record)?));
+            let dry_run = options.dry_run;
+            return Written::of(state, &mut conn, Outcome::Updated, &record, dry_run).await;
         }
     }
     let mut tx = conn.begin().await?;
@@ -291,8 +368,7 @@ pub async fn put(
             }
         },
     };
-    tx.commit().await?;
-    Ok((outcome, to_resource(state, &record)?))
+    finish(state, tx, outcome, &record, options.dry_run).await
 }
 
 /// `PATCH`: applies an RFC 7386 merge patch to `{"metadata": {"labels"}, "spec"}` and validates
@@ -303,15 +379,16 @@ pub async fn patch(
     name: &str,
     patch: Value,
     if_match: Option<i64>,
-    manager: &str,
-) -> Result<OpenClawInstance, ApiError> {
+    options: WriteOptions<'_>,
+) -> Result<Written, ApiError> {
+    let (manager, dry_run) = (options.manager, options.dry_run);
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
     let mut conn = state.db().await?;
     let record = instances::get(&mut *conn, name)
         .await?
         .ok_or_else(|| not_found(name))?;
     if plan_patch(state, &record, &patch, if_match, manager)?.is_noop() {
-        return to_resource(state, &record);
+        return Written::of(state, &mut conn, Outcome::Updated, &record, dry_run).await;
     }
     let mut tx = conn.begin().await?;
     let record = instances::get_for_update(&mut tx, name)
@@ -323,8 +400,7 @@ pub async fn patch(
     } else {
         write_update(state, &mut tx, record, change).await?
     };
-    tx.commit().await?;
-    to_resource(state, &updated)
+    finish(state, tx, Outcome::Updated, &updated, dry_run).await
 }
 
 /// What a merge patch of `record` by `manager` would change.
@@ -403,9 +479,13 @@ pub async fn apply(
     name: &str,
     mut body: Value,
     if_match: Option<i64>,
-    manager: &str,
-    force: bool,
-) -> Result<(Outcome, OpenClawInstance), ApiError> {
+    options: WriteOptions<'_>,
+) -> Result<Written, ApiError> {
+    let WriteOptions {
+        manager,
+        force,
+        dry_run,
+    } = options;
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
     normalize_numbers(&mut body);
     if !body.is_object() {
@@ -414,7 +494,7 @@ pub async fn apply(
     let mut conn = state.db().await?;
     if let Some(record) = instances::get(&mut *conn, name).await? {
         if plan_apply(state, &record, &body, if_match, manager, force)?.is_noop() {
-            return Ok((Outcome::Updated, to_resource(state, &record)?));
+            return Written::of(state, &mut conn, Outcome::Updated, &record, dry_run).await;
         }
     }
     let mut tx = conn.begin().await?;
@@ -424,8 +504,7 @@ pub async fn apply(
             true => record,
             false => write_update(state, &mut tx, record, change).await?,
         };
-        tx.commit().await?;
-        return Ok((Outcome::Updated, to_resource(state, &updated)?));
+        return finish(state, tx, Outcome::Updated, &updated, dry_run).await;
     }
     let empty = serde_json::json!({"metadata": {"labels": {}}, "spec": {}});
     let owned = managed::apply(&empty, &Managed::new(), manager, &body, force)
@@ -436,8 +515,7 @@ pub async fn apply(
             "instance {name} was created concurrently; apply again"
         )));
     };
-    tx.commit().await?;
-    Ok((Outcome::Created, to_resource(state, &created)?))
+    finish(state, tx, Outcome::Created, &created, dry_run).await
 }
 
 /// What an apply to `record` would change.
@@ -736,7 +814,8 @@ pub async fn delete(
     state: &ApiState,
     name: &str,
     if_match: Option<i64>,
-) -> Result<OpenClawInstance, ApiError> {
+    dry_run: bool,
+) -> Result<Written, ApiError> {
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
     let mut conn = state.db().await?;
     let mut tx = conn.begin().await?;
@@ -744,8 +823,7 @@ pub async fn delete(
         .await?
         .ok_or_else(|| not_found(name))?;
     if record.deletion_timestamp.is_some() {
-        tx.commit().await?;
-        return to_resource(state, &record);
+        return finish(state, tx, Outcome::Updated, &record, dry_run).await;
     }
     check_preconditions(record.resource_version, [if_match])?;
     let updated = instances::mark_deleted(&mut *tx, record.uid, record.resource_version)
@@ -764,8 +842,7 @@ pub async fn delete(
         },
     )
     .await?;
-    tx.commit().await?;
-    to_resource(state, &updated)
+    finish(state, tx, Outcome::Updated, &updated, dry_run).await
 }
 
 /// `POST .../reconcile`: makes the instance due now. Allowed while deleting (it hurries teardown).

@@ -523,10 +523,9 @@ async fn instance(
         ));
     };
     let schedule = work::schedule(&mut *conn, record.uid).await?;
-    drop(conn);
     // The same preview as `GET /v1/instances/{name}/plan`: pure, from the last recorded world.
     let preview = openclaws_engine::reconcile::preview::preview(
-        &state.pool,
+        &mut conn,
         &state.cipher,
         &state.inputs,
         &record,

@@ -9,7 +9,7 @@
 //! The preview shows the first round of steps: later rounds depend on what those steps return.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
 use super::desired::Desired;
 use super::plan::{plan, Plan};
@@ -57,10 +57,11 @@ impl Preview {
     }
 }
 
-/// Previews the next reconcile of `record`. Reads the row's secrets and snapshot; writes nothing
-/// and calls nothing outside the database.
+/// Previews the next reconcile of `record`. Reads the row's secrets and snapshot through `db`
+/// (a transaction's connection previews a write before it commits, or instead: a dry run);
+/// writes nothing and calls nothing outside the database.
 pub async fn preview(
-    pool: &PgPool,
+    db: &mut PgConnection,
     cipher: &SecretCipher,
     inputs: &DesiredInputs,
     record: &InstanceRecord,
@@ -89,7 +90,7 @@ pub async fn preview(
         &inputs.settings,
     );
     if !deleting {
-        let stored = get_all_plaintext(pool, cipher, record.uid).await?;
+        let stored = get_all_plaintext(&mut *db, cipher, record.uid).await?;
         let draft = SecretsDraft::build(
             &stored,
             DraftInput {
@@ -104,7 +105,7 @@ pub async fn preview(
         notes.extend(secrets_notes(&draft, spec.gateway_token_rotation));
         desired.set_secrets(draft.finish_preview(cipher));
     }
-    let (mut observed, observed_at) = recorded_world(pool, record, &mut notes).await?;
+    let (mut observed, observed_at) = recorded_world(db, record, &mut notes).await?;
     // As the engine does after observing: our bookkeeping of the last secrets write.
     observed.secrets.applied = record
         .fly_secrets_fingerprint
@@ -145,11 +146,11 @@ fn secrets_notes(draft: &SecretsDraft, rotation: u32) -> Vec<String> {
 
 /// The world the last reconcile recorded, or an empty one (with a note saying why).
 async fn recorded_world(
-    pool: &PgPool,
+    db: &mut PgConnection,
     record: &InstanceRecord,
     notes: &mut Vec<String>,
 ) -> Result<(Observed, Option<DateTime<Utc>>), PreviewError> {
-    let Some(snapshot) = status_store::load_snapshot(pool, record.uid).await? else {
+    let Some(snapshot) = status_store::load_snapshot(&mut *db, record.uid).await? else {
         notes.push(
             "no reconcile has recorded what it observed yet: planned from an empty world \
              (as if nothing existed at Fly)"
