@@ -6,7 +6,7 @@ use fly_sim::hooks::{RequestHook, RequestInfo};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use openclaws_testkit::db::eventually;
-use openclaws_testkit::process::{free_port, spawn_controller, wait_api};
+use openclaws_testkit::process::{free_port, spawn_controller, wait_api, ControllerProcess};
 use openclaws_testkit::stack::{Stack, StackOptions};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -41,21 +41,12 @@ impl Calls {
     }
 }
 
-/// A replica process, killed when the test ends however it ends (a failed assertion included),
-/// so a frozen replica never outlives its test.
-struct Replica(std::process::Child);
+/// A replica process (killed when dropped, frozen or not).
+struct Replica(ControllerProcess);
 
 impl Replica {
     fn pid(&self) -> Pid {
         Pid::from_raw(self.0.id() as i32)
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = kill(self.pid(), Signal::SIGCONT);
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

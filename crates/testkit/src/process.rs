@@ -8,12 +8,43 @@ use std::time::Duration;
 use crate::stack::{Stack, READER, WRITER};
 
 /// Starts `openclaws-controller serve` as a real process against the stack's database and simulator.
-pub fn spawn_controller(stack: &Stack, port: u16) -> Child {
-    controller_command(stack, port)
+pub fn spawn_controller(stack: &Stack, port: u16) -> ControllerProcess {
+    let child = controller_command(stack, port)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start the controller binary")
+        .expect("start the controller binary");
+    ControllerProcess(child)
+}
+
+/// A controller started as a child process, killed when dropped however its test ends (a
+/// failed assertion included), so no `serve` outlives its test, frozen or not. Derefs to the
+/// [`Child`] for signals, `kill` and `wait`.
+#[derive(Debug)]
+pub struct ControllerProcess(pub Child);
+
+impl std::ops::Deref for ControllerProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ControllerProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// Like [`spawn_controller`], with extra environment variables and every log line (stdout and
@@ -23,10 +54,10 @@ pub fn spawn_controller_logging_with(
     port: u16,
     log: &std::path::Path,
     env: &[(&str, &str)],
-) -> Child {
+) -> ControllerProcess {
     let file = std::fs::File::create(log).expect("create the log file");
     let err = file.try_clone().expect("clone the log file handle");
-    controller_command(stack, port)
+    let child = controller_command(stack, port)
         .envs(env.iter().copied())
         .env(
             "RUST_LOG",
@@ -35,7 +66,8 @@ pub fn spawn_controller_logging_with(
         .stdout(file)
         .stderr(err)
         .spawn()
-        .expect("start the controller binary")
+        .expect("start the controller binary");
+    ControllerProcess(child)
 }
 
 fn controller_command(stack: &Stack, port: u16) -> Command {
