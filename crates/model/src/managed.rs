@@ -77,6 +77,21 @@ pub fn leaves(object: &Value) -> BTreeMap<String, Value> {
     out
 }
 
+/// The fields (JSON Pointers) a write changed between two write objects: set, changed or
+/// removed. Names only: an audit trail records these, never values (a provider key shows as
+/// its pointer when its stored reference changed).
+pub fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
+    let (before, after) = (leaves(before), leaves(after));
+    let mut changed: BTreeSet<String> = BTreeSet::new();
+    for (field, value) in &after {
+        if before.get(field) != Some(value) {
+            changed.insert(field.clone());
+        }
+    }
+    changed.extend(before.keys().filter(|f| !after.contains_key(*f)).cloned());
+    changed.into_iter().collect()
+}
+
 fn walk(at: &str, value: &Value, out: &mut BTreeMap<String, Value>) {
     match value {
         Value::Null => {}
@@ -395,6 +410,28 @@ mod tests {
             after.object["spec"]["providerKeys"]["anthropicApiKey"],
             json!({"set": true})
         );
+    }
+
+    #[test]
+    fn changed_fields_name_what_was_set_changed_or_removed() {
+        let before = stored();
+        let mut after = stored();
+        after["spec"]["guest"]["memoryMb"] = json!(4096);
+        after["spec"]["region"] = json!("ams");
+        after["metadata"]["labels"]["tier"] = json!("gold");
+        after["spec"]["providerKeys"]["anthropicApiKey"]["fingerprint"] = json!("y");
+        after["spec"].as_object_mut().unwrap().remove("paused");
+        assert_eq!(
+            changed_fields(&before, &after),
+            [
+                "/metadata/labels/tier",
+                "/spec/guest/memoryMb",
+                "/spec/paused",
+                "/spec/providerKeys/anthropicApiKey",
+                "/spec/region",
+            ]
+        );
+        assert!(changed_fields(&before, &before).is_empty());
     }
 
     #[test]
