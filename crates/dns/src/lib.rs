@@ -4,11 +4,11 @@
 //! the hostname without it is reported, never changed or deleted.
 
 use openclaws_model::conditions::Reason;
-use openclaws_model::fence::{Fence, Fenced};
+use openclaws_model::fence::{within, Fence, Fenced};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 /// Per-request timeout.
@@ -178,27 +178,47 @@ impl CloudflareDns {
         }
     }
 
-    /// Passes the fence before a change and bounds the request to end while the lease holds.
+    /// Passes the fence before a change and bounds the request to go out and end while the
+    /// lease holds: the request and the deadline it must be sent by (none without a fence).
     async fn admit(
         &self,
         action: &'static str,
         target: &str,
         req: reqwest::RequestBuilder,
-    ) -> Result<reqwest::RequestBuilder, DnsError> {
+    ) -> Result<(reqwest::RequestBuilder, Option<Instant>), DnsError> {
         let Some(fence) = &self.fence else {
-            return Ok(req);
+            return Ok((req, None));
         };
-        let guaranteed = fence.admit(action, target).await?;
-        let bound = guaranteed
-            .saturating_sub(Duration::from_secs(1))
-            .min(REQUEST_TIMEOUT);
-        if bound.is_zero() {
+        let until = fence.admit(action, target).await?;
+        let deadline = until.checked_sub(Duration::from_secs(1)).unwrap_or(until);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(Fenced(format!("too little of the lease is left to send {action}")).into());
         }
-        Ok(req.timeout(bound))
+        Ok((req.timeout(left.min(REQUEST_TIMEOUT)), Some(deadline)))
     }
 
+    /// Sends a request; a fenced one only before its deadline ([`within`]).
     async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        (req, deadline): (reqwest::RequestBuilder, Option<Instant>),
+    ) -> Result<Option<T>, DnsError> {
+        let Some(deadline) = deadline else {
+            return self.exchange(req).await;
+        };
+        within(deadline, self.exchange(req))
+            .await
+            .unwrap_or_else(|| {
+                Err(Fenced(
+                "a DNS change was cut off: this replica was held up until its lease could have \
+                 passed on"
+                    .to_owned(),
+            )
+            .into())
+            })
+    }
+
+    async fn exchange<T: serde::de::DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<Option<T>, DnsError> {
@@ -234,7 +254,7 @@ impl CloudflareDns {
         self.zone_id
             .get_or_try_init(|| async {
                 let zones: Vec<ZoneRef> = self
-                    .call(
+                    .exchange(
                         self.http
                             .get(format!("{}/client/v4/zones", self.base))
                             .query(&[("name", self.zone.as_str())]),
@@ -258,7 +278,7 @@ impl CloudflareDns {
     pub async fn list(&self, name: &str) -> Result<Vec<DnsRecord>, DnsError> {
         let zone = self.zone_id().await?;
         Ok(self
-            .call(
+            .exchange(
                 self.http
                     .get(format!("{}/client/v4/zones/{zone}/dns_records", self.base))
                     .query(&[("name", name)]),

@@ -60,7 +60,7 @@ impl Fence for WorkLease {
                         .unwrap_or_else(|e| e.into_inner())
                         .push(format!("{action} {target}"));
                     // The database set the expiry from a clock reading taken after `asked`.
-                    Ok(self.ttl.saturating_sub(asked.elapsed()))
+                    Ok(asked + self.ttl)
                 }
                 Ok(false) => Err(Fenced(format!(
                     "{action} was not sent: the lease lapsed or another replica holds it now"

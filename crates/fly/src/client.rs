@@ -17,7 +17,7 @@ use super::error::FlyError;
 use super::limits::{Budget, FlyRateLimits, LimitClass};
 use super::observer::FlyObserver;
 use super::types::*;
-use openclaws_model::fence::{Fence, Fenced};
+use openclaws_model::fence::{within, Fence, Fenced};
 
 /// Per-request timeout; Fly's own proxy cuts requests at 60 s.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -202,21 +202,27 @@ impl FlyClient {
             return Err(FlyError::Unavailable { retry_after });
         }
         self.take_budget(endpoint, limit).await?;
-        let req = match (&self.fence, limit.0.is_mutation()) {
-            (Some(fence), true) => {
-                let guaranteed = fence.admit(endpoint, limit.1).await?;
-                // The request must end before the lease could pass to someone else.
-                let bound = guaranteed.saturating_sub(FENCE_SAFETY).min(REQUEST_TIMEOUT);
-                if bound.is_zero() {
-                    return Err(FlyError::Fenced(Fenced(format!(
-                        "too little of the lease is left to send {endpoint}"
-                    ))));
-                }
-                req.timeout(bound)
-            }
-            _ => req,
+        let (Some(fence), true) = (&self.fence, limit.0.is_mutation()) else {
+            return self.dispatch(endpoint, req).await;
         };
-        self.dispatch(endpoint, req).await
+        let until = fence.admit(endpoint, limit.1).await?;
+        // The request must go out and end before the lease could pass to someone else.
+        let deadline = until.checked_sub(FENCE_SAFETY).unwrap_or(until);
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(FlyError::Fenced(Fenced(format!(
+                "too little of the lease is left to send {endpoint}"
+            ))));
+        }
+        let req = req.timeout(left.min(REQUEST_TIMEOUT));
+        within(deadline, self.dispatch(endpoint, req))
+            .await
+            .unwrap_or_else(|| {
+                Err(FlyError::Fenced(Fenced(format!(
+                    "{endpoint} was cut off: this replica was held up until its lease could have \
+                     passed on"
+                ))))
+            })
     }
 
     /// Takes a token from the budget; a wait longer than [`crate::limits::MAX_WAIT`] comes back
