@@ -505,6 +505,7 @@ async fn instance(
             type_: None,
             since: None,
             limit: EVENTS_SHOWN,
+            through_id: None,
         },
     )
     .await?;

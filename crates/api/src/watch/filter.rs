@@ -1,0 +1,205 @@
+//! Which instances a watch follows, and what a change means to it. Filtering is one function of
+//! what selectors can name ([`Selectable`]); a change that moves an object into the filter is
+//! sent as `ADDED`, one that moves it out as `DELETED`, as Kubernetes does.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::error::FieldError;
+use openclaws_store::changes::{Change, ChangeType};
+
+/// What a filter sees of an instance: the fields selectors can name.
+#[derive(Debug, Clone, Copy)]
+pub struct Selectable<'a> {
+    pub name: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub phase: &'a str,
+    pub customer_id: &'a str,
+}
+
+/// A compiled `labelSelector` / `fieldSelector`.
+pub type Predicate = Arc<dyn Fn(&Selectable<'_>) -> bool + Send + Sync>;
+
+/// The seam between the watch and selector parsing: turns the raw `labelSelector` and
+/// `fieldSelector` parameters into a [`Predicate`] (`None`: no selector given), or the field
+/// errors of a 422. This server has no selector parser yet, so a non-empty selector is refused
+/// rather than ignored: a client must never get objects it did not ask for.
+pub fn selectors(
+    label: Option<&str>,
+    field: Option<&str>,
+) -> Result<Option<Predicate>, Vec<FieldError>> {
+    let errors: Vec<FieldError> = [("labelSelector", label), ("fieldSelector", field)]
+        .into_iter()
+        .filter(|(_, raw)| raw.is_some_and(|r| !r.trim().is_empty()))
+        .map(|(name, _)| FieldError::new(name, "is not supported by this server yet"))
+        .collect();
+    if errors.is_empty() {
+        Ok(None)
+    } else {
+        Err(errors)
+    }
+}
+
+/// A watch's filter: the list's `customerId` and `phase` parameters and the selectors.
+#[derive(Clone, Default)]
+pub struct Filter {
+    customer_id: Option<String>,
+    phase: Option<String>,
+    name: Option<String>,
+    selector: Option<Predicate>,
+}
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filter")
+            .field("customer_id", &self.customer_id)
+            .field("phase", &self.phase)
+            .field("name", &self.name)
+            .field("selector", &self.selector.is_some())
+            .finish()
+    }
+}
+
+impl Filter {
+    /// Instances of `customer_id` (when given) in `phase` (when given) that `selector` accepts.
+    pub fn new(
+        customer_id: Option<String>,
+        phase: Option<String>,
+        selector: Option<Predicate>,
+    ) -> Self {
+        Self {
+            customer_id,
+            phase,
+            name: None,
+            selector,
+        }
+    }
+
+    /// The one instance of this name (the support console's instance page).
+    pub fn named(name: String) -> Self {
+        Self {
+            name: Some(name),
+            ..Self::default()
+        }
+    }
+
+    /// Whether the watch follows an instance that looks like `object`.
+    pub fn matches(&self, object: &Selectable<'_>) -> bool {
+        let equal =
+            |wanted: &Option<String>, actual: &str| wanted.as_deref().is_none_or(|w| w == actual);
+        equal(&self.customer_id, object.customer_id)
+            && equal(&self.phase, object.phase)
+            && equal(&self.name, object.name)
+            && self.selector.as_ref().is_none_or(|p| p(object))
+    }
+}
+
+/// The type a watch sends for a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl Seen {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Seen::Added => "ADDED",
+            Seen::Modified => "MODIFIED",
+            Seen::Deleted => "DELETED",
+        }
+    }
+}
+
+/// What a change of `type_` means to a watch: `now` whether the object as of the change passes
+/// the filter, `before` whether it passed before a modification. `None`: nothing to send.
+pub fn seen(type_: ChangeType, now: bool, before: Option<bool>) -> Option<Seen> {
+    match type_ {
+        ChangeType::Added => now.then_some(Seen::Added),
+        ChangeType::Deleted => now.then_some(Seen::Deleted),
+        ChangeType::Modified => match (before.unwrap_or(now), now) {
+            (true, true) => Some(Seen::Modified),
+            (false, true) => Some(Seen::Added),
+            (true, false) => Some(Seen::Deleted),
+            (false, false) => None,
+        },
+    }
+}
+
+/// What `change` means to a watch with `filter`.
+pub fn classify(filter: &Filter, change: &Change) -> Option<Seen> {
+    let record = &change.record;
+    let now = filter.matches(&Selectable {
+        name: &record.name,
+        labels: &record.labels.0,
+        phase: &record.phase,
+        customer_id: &record.customer_id,
+    });
+    let before = change.before.as_ref().map(|b| {
+        filter.matches(&Selectable {
+            name: &record.name,
+            labels: &b.labels,
+            phase: &b.phase,
+            customer_id: &record.customer_id,
+        })
+    });
+    seen(change.type_, now, before)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object<'a>(labels: &'a BTreeMap<String, String>, phase: &'a str) -> Selectable<'a> {
+        Selectable {
+            name: "alpha",
+            labels,
+            phase,
+            customer_id: "c1",
+        }
+    }
+
+    #[test]
+    fn an_empty_filter_follows_everything() {
+        let labels = BTreeMap::new();
+        assert!(Filter::default().matches(&object(&labels, "Ready")));
+    }
+
+    #[test]
+    fn customer_phase_name_and_selector_all_apply() {
+        let labels = BTreeMap::from([("tier".to_owned(), "gold".to_owned())]);
+        let gold: Predicate = Arc::new(|o| o.labels.get("tier").is_some_and(|t| t == "gold"));
+        let filter = Filter::new(Some("c1".into()), Some("Ready".into()), Some(gold));
+        assert!(filter.matches(&object(&labels, "Ready")));
+        assert!(!filter.matches(&object(&labels, "Pending")));
+        assert!(!filter.matches(&object(&BTreeMap::new(), "Ready")));
+        assert!(!Filter::new(Some("c2".into()), None, None).matches(&object(&labels, "Ready")));
+        assert!(!Filter::named("beta".into()).matches(&object(&labels, "Ready")));
+    }
+
+    #[test]
+    fn moving_in_and_out_of_the_filter_adds_and_deletes() {
+        use ChangeType::*;
+        assert_eq!(seen(Modified, true, Some(true)), Some(Seen::Modified));
+        assert_eq!(seen(Modified, true, Some(false)), Some(Seen::Added));
+        assert_eq!(seen(Modified, false, Some(true)), Some(Seen::Deleted));
+        assert_eq!(seen(Modified, false, Some(false)), None);
+        assert_eq!(seen(Added, true, None), Some(Seen::Added));
+        assert_eq!(seen(Added, false, None), None);
+        assert_eq!(seen(Deleted, true, None), Some(Seen::Deleted));
+        assert_eq!(seen(Deleted, false, None), None);
+    }
+
+    #[test]
+    fn selectors_are_refused_until_a_parser_is_wired() {
+        assert!(selectors(None, None).unwrap().is_none());
+        assert!(selectors(Some(" "), Some("")).unwrap().is_none());
+        let errors = selectors(Some("tier=gold"), Some("status.phase=Ready"))
+            .err()
+            .unwrap();
+        let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["labelSelector", "fieldSelector"]);
+    }
+}
