@@ -529,3 +529,106 @@ async fn one_instances_events_are_watched() {
     let missing = api.get("/v1/instances/nobody/events?watch=true").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+/// A support console session cookie for the reader.
+async fn console_cookie(api: &TestApi) -> String {
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = no_redirects
+        .post(format!("{}/support/login", api.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}", openclaws_testkit::api::READER))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_support_console_pages_follow_a_watch() {
+    let api = spawn_api().await;
+    api.put("alpha", &minimal("c1")).await;
+    api.put("bravo", &minimal("c1")).await;
+    let cookie = console_cookie(&api).await;
+    let version = list_version(&api).await;
+    let fleet = api
+        .send(
+            Method::GET,
+            "/support/instances",
+            None,
+            None,
+            &[("cookie", &cookie)],
+        )
+        .await;
+    assert!(fleet
+        .text
+        .contains("<script src=\"/support/live.js\" defer></script>"));
+    let watch_url = format!("/support/watch?resourceVersion={version}");
+    assert!(
+        fleet.text.contains(&format!("data-watch=\"{watch_url}\"")),
+        "{}",
+        fleet.text
+    );
+    let csp = fleet.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
+    let page = api
+        .send(
+            Method::GET,
+            "/support/instances/alpha",
+            None,
+            None,
+            &[("cookie", &cookie)],
+        )
+        .await;
+    assert!(page
+        .text
+        .contains("data-watch=\"/support/watch?name=alpha&amp;resourceVersion="));
+
+    let script = api.get("/support/live.js").await;
+    assert_eq!(
+        script.headers["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(script.text.contains("new EventSource"));
+    assert!(
+        !script.text.contains("innerHTML"),
+        "event data never becomes markup"
+    );
+
+    // The instance page's watch: Server-Sent Events of that instance only, for the session.
+    let url = format!(
+        "{}/support/watch?name=alpha&resourceVersion={version}",
+        api.base
+    );
+    let response = api
+        .http
+        .get(&url)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    write_status(&api, "bravo", Phase::Ready, 1).await;
+    write_status(&api, "alpha", Phase::Ready, 1).await;
+    let mut body = response;
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(SOON, body.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(text.starts_with("event: MODIFIED\n"), "{text}");
+    assert!(text.contains("\"name\":\"alpha\""), "{text}");
+    let signed_out = api.http.get(&url).send().await.unwrap();
+    assert_eq!(signed_out.status(), StatusCode::UNAUTHORIZED);
+}

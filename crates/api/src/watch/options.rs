@@ -71,7 +71,7 @@ pub fn parse(
         Format::Ndjson => None,
     };
     WatchOptions {
-        start: start(raw.resource_version.or(last_event_id), errors),
+        start: start(last_event_id.or(raw.resource_version), errors),
         timeout: timeout(raw.timeout_seconds, settings, errors),
         bookmarks: flag(raw.allow_watch_bookmarks, true).unwrap_or_else(|| {
             errors.push(FieldError::new(
@@ -180,11 +180,11 @@ mod tests {
         let (o, _) = parsed(RawWatch::default(), &headers);
         assert_eq!(o.format, Format::Sse);
         assert_eq!(o.start, Start::After(17));
-        let explicit = RawWatch {
-            resource_version: Some("20"),
+        let reopened = RawWatch {
+            resource_version: Some("10"),
             ..RawWatch::default()
         };
-        assert_eq!(parsed(explicit, &headers).0.start, Start::After(20));
+        assert_eq!(parsed(reopened, &headers).0.start, Start::After(17));
     }
 
     #[test]
