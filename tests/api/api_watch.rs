@@ -632,3 +632,49 @@ async fn the_support_console_pages_follow_a_watch() {
     let signed_out = api.http.get(&url).send().await.unwrap();
     assert_eq!(signed_out.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_watches() {
+    let api = spawn_api().await;
+    let document = api.get("/openapi.json").await.json;
+    for path in ["/v1/instances", "/v1/instances/{name}/events"] {
+        let operation = &document["paths"][path]["get"];
+        let schema_of = |name: &str| {
+            operation["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{path} documents {name}"))["schema"]
+                .clone()
+        };
+        assert_eq!(schema_of("watch")["type"], "boolean");
+        assert_eq!(schema_of("allowWatchBookmarks")["type"], "boolean");
+        assert_eq!(schema_of("timeoutSeconds")["maximum"], 3600);
+        assert_eq!(schema_of("resourceVersion")["type"], "string");
+        let content = &operation["responses"]["200"]["content"];
+        for media in [
+            "application/json",
+            "application/x-ndjson",
+            "text/event-stream",
+        ] {
+            assert!(content.get(media).is_some(), "{path}: {media}");
+        }
+    }
+    let list = &document["paths"]["/v1/instances"]["get"];
+    assert!(list["responses"]["410"].is_object());
+    assert!(list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "labelSelector"));
+    let event = &document["components"]["schemas"]["WatchEvent"];
+    assert!(event["properties"]["object"].is_object());
+    let types = &document["components"]["schemas"]["WatchEventType"]["enum"];
+    assert_eq!(
+        types,
+        &json!(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"])
+    );
+    let detail = &document["components"]["schemas"]["ErrorDetail"]["properties"];
+    assert!(detail["resourceVersion"].is_object());
+}

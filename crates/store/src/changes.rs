@@ -76,8 +76,11 @@ pub async fn retained(db: impl PgExecutor<'_>) -> Result<Retained, StoreError> {
 /// What happened to the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeType {
+    /// The row was inserted.
     Added,
+    /// Something the API shows changed.
     Modified,
+    /// The row was deleted (teardown finished).
     Deleted,
 }
 
@@ -95,13 +98,16 @@ impl ChangeType {
 /// The labels and phase an object had before a modification, for selectors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Before {
+    /// The labels before the change.
     pub labels: BTreeMap<String, String>,
+    /// The phase before the change.
     pub phase: String,
 }
 
 /// One logged change.
 #[derive(Debug, Clone)]
 pub struct Change {
+    /// What happened.
     pub type_: ChangeType,
     /// The object as of this change (for a deletion, as it was last), with
     /// `resource_version` the change's own version. Only the columns the API renders are

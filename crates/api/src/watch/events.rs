@@ -19,8 +19,11 @@ use openclaws_store::events::{self, Event, EventFilter};
 /// the initial ones like the event list's parameters do.
 #[derive(Debug, Clone)]
 pub struct EventWatch {
+    /// The instance name whose events are watched.
     pub name: String,
+    /// Only events of this type (`Normal`, `Warning`).
     pub type_: Option<String>,
+    /// Bounds of the initial events (`since`, `limit`).
     pub list: EventFilter,
 }
 

@@ -11,9 +11,13 @@ use openclaws_store::changes::{Change, ChangeType};
 /// What a filter sees of an instance: the fields selectors can name.
 #[derive(Debug, Clone, Copy)]
 pub struct Selectable<'a> {
+    /// `metadata.name`.
     pub name: &'a str,
+    /// `metadata.labels`.
     pub labels: &'a BTreeMap<String, String>,
+    /// `status.phase`.
     pub phase: &'a str,
+    /// `spec.customerId`.
     pub customer_id: &'a str,
 }
 
@@ -97,8 +101,11 @@ impl Filter {
 /// The type a watch sends for a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
+    /// New to the watch: created, or now matching its filter.
     Added,
+    /// Changed, and matching before and after.
     Modified,
+    /// Gone from the watch: deleted, or no longer matching its filter.
     Deleted,
 }
 

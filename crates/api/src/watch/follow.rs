@@ -40,11 +40,17 @@ pub(crate) trait Source {
 /// Where a watch's events go and what ends it.
 #[derive(Debug)]
 pub struct Follow {
+    /// Where events go.
     pub sink: Sink,
+    /// The hub's horizons.
     pub horizons: watch::Receiver<Horizons>,
+    /// The server's shutdown.
     pub closing: CancellationToken,
+    /// When the stream ends by itself (`timeoutSeconds`).
     pub deadline: Instant,
+    /// Whether bookmarks are sent (heartbeats otherwise).
     pub bookmarks: bool,
+    /// Between two bookmarks or heartbeats.
     pub interval: Duration,
 }
 

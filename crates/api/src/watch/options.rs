@@ -12,8 +12,11 @@ use crate::error::FieldError;
 /// The raw parameters, as the handlers' query structs hold them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RawWatch<'a> {
+    /// `resourceVersion`.
     pub resource_version: Option<&'a str>,
+    /// `timeoutSeconds`.
     pub timeout_seconds: Option<&'a str>,
+    /// `allowWatchBookmarks`.
     pub allow_watch_bookmarks: Option<&'a str>,
 }
 
@@ -29,11 +32,13 @@ pub enum Start {
 /// A checked watch request.
 #[derive(Debug, Clone, Copy)]
 pub struct WatchOptions {
+    /// Where the stream starts.
     pub start: Start,
     /// When the stream ends by itself.
     pub timeout: Duration,
-    /// Whether `BOOKMARK` events are sent (heartbeats are sent either way).
+    /// Whether `BOOKMARK` events are sent (heartbeats take their place when not).
     pub bookmarks: bool,
+    /// How events are framed.
     pub format: Format,
 }
 

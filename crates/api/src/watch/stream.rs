@@ -21,6 +21,7 @@ use crate::error::{ErrorBody, ErrorDetail};
 /// `ADDED` and `ERROR`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WatchEvent {
+    /// What happened.
     #[serde(rename = "type")]
     pub type_: WatchEventType,
     /// `ADDED` / `MODIFIED` / `DELETED`: the object as GET renders it (an event, in an event
@@ -35,10 +36,15 @@ pub struct WatchEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum WatchEventType {
+    /// New to the watch (the initial list, a creation, or now matching the filter).
     Added,
+    /// Changed.
     Modified,
+    /// Deleted, or no longer matching the filter.
     Deleted,
+    /// Every change up to the version in the object was sent.
     Bookmark,
+    /// The watch ends; the object says why.
     Error,
 }
 
@@ -50,7 +56,9 @@ pub const EVENT_STREAM: &str = "text/event-stream";
 /// How events are framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// `application/x-ndjson`: one JSON object per line.
     Ndjson,
+    /// `text/event-stream`: Server-Sent Events.
     Sse,
 }
 
