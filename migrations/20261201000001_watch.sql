@@ -12,12 +12,20 @@
 -- 'ev' for event ids. The fleet watch's lock (0x6f63...) is outside both.
 
 -- The next value of `seq`, after a ticket that holds back `watch_horizon(seq, namespace)` below
--- it until this transaction ends.
+-- it until this transaction ends. A transaction takes one ticket per namespace: its first is
+-- below every value it takes later, so one is enough (and a bulk update of many rows does not
+-- fill the lock table). A transaction-local setting remembers it (rolled back with a savepoint,
+-- like the lock).
 CREATE FUNCTION watch_ticket(seq regclass, namespace bigint) RETURNS bigint
 LANGUAGE plpgsql AS $$
+DECLARE
+    held text := 'openclaws.watch_ticket_' || namespace;
 BEGIN
-    PERFORM pg_advisory_xact_lock_shared(
-        (namespace << 48) | COALESCE(pg_sequence_last_value(seq), 0));
+    IF COALESCE(current_setting(held, true), '') = '' THEN
+        PERFORM pg_advisory_xact_lock_shared(
+            (namespace << 48) | COALESCE(pg_sequence_last_value(seq), 0));
+        PERFORM set_config(held, 'held', true);
+    END IF;
     RETURN nextval(seq);
 END $$;
 

@@ -678,3 +678,36 @@ async fn the_openapi_document_describes_watches() {
     let detail = &document["components"]["schemas"]["ErrorDetail"]["properties"];
     assert!(detail["resourceVersion"].is_object());
 }
+
+#[tokio::test]
+async fn a_bulk_update_takes_one_ticket_and_rolled_back_versions_do_not_hold_the_horizon() {
+    let api = spawn_api().await;
+    // More rows than the lock table has room for, were each to take a ticket of its own.
+    sqlx::query(
+        "INSERT INTO instances (uid, name, customer_id, spec) \
+         SELECT gen_random_uuid(), 'bulk-' || g, 'c', '{}' FROM generate_series(1, 20000) g",
+    )
+    .execute(&api.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE instances SET status = '{\"observedGeneration\": 1}'")
+        .execute(&api.pool)
+        .await
+        .unwrap();
+    let mut tx = api.pool.begin().await.unwrap();
+    sqlx::query("UPDATE instances SET phase = 'Ready' WHERE name = 'bulk-1'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let horizons = changes::horizons(&api.pool).await.unwrap();
+    let newest: i64 = sqlx::query_scalar("SELECT max(resource_version) FROM instance_changes")
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(newest, 40_000);
+    assert_eq!(
+        horizons.instances, 40_001,
+        "the rolled-back version is settled too"
+    );
+}
