@@ -12,13 +12,20 @@ use super::{filters, list, render, GetArgs};
 
 /// The longest stream the command asks for; it resumes after each.
 const TIMEOUT_SECONDS: &str = "3600";
+/// Pause before reopening a stream that ended as soon as it opened.
+const REOPEN_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs `get -w` until interrupted or a lasting error, writing to `out`.
 pub async fn run(args: &GetArgs, out: &mut impl Write) -> Result<(), CliError> {
     let client = ApiClient::new(&args.api.api_url, args.api.token.clone())?;
     let mut from = print_list(&client, args, out).await?;
     loop {
+        let opened = std::time::Instant::now();
         match follow(&client, args, &mut from, out).await {
+            Ok(()) if opened.elapsed() < REOPEN_PAUSE => {
+                // A stream that ended at once (a server shutting down): do not spin.
+                tokio::time::sleep(REOPEN_PAUSE).await;
+            }
             Ok(()) => {}
             Err(CliError::Gone(_)) => {
                 writeln!(out, "(the watch fell too far behind; listing again)")?;
