@@ -246,6 +246,33 @@ mod tests {
         assert_eq!(Format::from_accept(&headers), Format::Sse);
     }
 
+    proptest::proptest! {
+        /// Whatever text an object holds (newlines, separators, any Unicode), an NDJSON frame
+        /// is one line and an SSE frame one message with one data line, each giving the event
+        /// back.
+        #[test]
+        fn any_object_frames_as_one_line_or_one_message(
+            text in "\\PC*|[\n\r:{}\"\\\\ ]*",
+            version in 1i64..i64::MAX,
+        ) {
+            let object = json!({"metadata": {"name": text, "resourceVersion": version.to_string()}});
+            let line = String::from_utf8(Format::Ndjson.frame("ADDED", Some(version), &object).to_vec()).unwrap();
+            proptest::prop_assert_eq!(line.matches('\n').count(), 1);
+            proptest::prop_assert!(line.ends_with('\n'));
+            let back: Value = serde_json::from_str(&line).unwrap();
+            proptest::prop_assert_eq!(&back["object"], &object);
+            let message = String::from_utf8(Format::Sse.frame("ADDED", Some(version), &object).to_vec()).unwrap();
+            proptest::prop_assert!(message.ends_with("\n\n"));
+            proptest::prop_assert_eq!(message.matches("\n\n").count(), 1);
+            let data: Vec<&str> = message.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+            proptest::prop_assert_eq!(data.len(), 1);
+            let back: Value = serde_json::from_str(data[0]).unwrap();
+            proptest::prop_assert_eq!(&back["object"], &object);
+            let id = format!("id: {version}\n");
+            proptest::prop_assert!(message.contains(&id));
+        }
+    }
+
     #[tokio::test]
     async fn a_client_that_stops_reading_gets_the_buffer_then_a_final_error() {
         let (sink, body) = channel(Format::Ndjson, 2, Duration::from_millis(50));
