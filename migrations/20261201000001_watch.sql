@@ -105,7 +105,9 @@ END $$;
 CREATE TRIGGER instances_version BEFORE INSERT OR UPDATE ON instances
     FOR EACH ROW EXECUTE FUNCTION instances_version();
 
--- Logs each versioned change (a delete takes a version of its own) and wakes watchers at commit.
+-- Logs each versioned change (a delete takes a version of its own). No NOTIFY: PostgreSQL
+-- serializes the commits of notifying transactions, which made concurrent status writes three
+-- times slower; watchers poll the sequences instead (docs/watch.md).
 CREATE FUNCTION instances_log_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -123,10 +125,7 @@ BEGIN
             NEW.created_at, NEW.deletion_timestamp, NEW.status, NEW.phase,
             CASE TG_OP WHEN 'UPDATE' THEN OLD.labels END,
             CASE TG_OP WHEN 'UPDATE' THEN OLD.phase END);
-    ELSE
-        RETURN NULL;
     END IF;
-    PERFORM pg_notify('openclaws_watch', '');
     RETURN NULL;
 END $$;
 
@@ -134,15 +133,5 @@ CREATE TRIGGER instances_log_change AFTER INSERT OR UPDATE OR DELETE ON instance
     FOR EACH ROW EXECUTE FUNCTION instances_log_change();
 
 -- Event ids take tickets too, so a watch of an instance's events never passes an id still being
--- committed; each new event wakes watchers at commit.
+-- committed.
 ALTER TABLE events ALTER COLUMN id SET DEFAULT watch_ticket('events_id_seq', 25974);
-
-CREATE FUNCTION events_notify() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('openclaws_watch', '');
-    RETURN NULL;
-END $$;
-
-CREATE TRIGGER events_notify AFTER INSERT ON events
-    FOR EACH ROW EXECUTE FUNCTION events_notify();

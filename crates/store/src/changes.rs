@@ -11,10 +11,6 @@ use std::collections::BTreeMap;
 use super::records::{InstanceRecord, INSTANCE_COLUMNS};
 use super::StoreError;
 
-/// Channel the change log and the event log notify on at commit, so watches wake at once
-/// (polling still finds everything where LISTEN does not work, e.g. behind a pooler).
-pub const WATCH_CHANNEL: &str = "openclaws_watch";
-
 /// How far each log may be read: every version (event id) up to these is committed or was
 /// rolled back, and a later statement sees all the committed ones.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,6 +19,18 @@ pub struct Horizons {
     pub instances: i64,
     /// Of event ids.
     pub events: i64,
+}
+
+/// The newest instance version and event id handed out (perhaps not committed yet): one cheap
+/// read, so a watcher can poll it often and read the horizons only when something moved.
+pub async fn issued(db: impl PgExecutor<'_>) -> Result<Horizons, StoreError> {
+    let (instances, events): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(pg_sequence_last_value('instance_resource_version'), 0), \
+                COALESCE(pg_sequence_last_value('events_id_seq'), 0)",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(Horizons { instances, events })
 }
 
 /// Both horizons, read now.

@@ -6,10 +6,11 @@
 //!    a ticket and a version and appends to the change log), each writer alternating between
 //!    the two so both see the same load: sequential writes, then writers in parallel; per write
 //!    p50, p99 and mean.
-//! 2. **Watch latency**: one watcher on the API (NDJSON over HTTP, the server's hub woken by
-//!    `NOTIFY`), status changes written one after another the way the controller writes them;
-//!    for each, the time from the start of the write (and from its commit) to the event at the
-//!    client; p50, p99 and max.
+//! 2. **Watch latency**: one watcher on the API (NDJSON over HTTP), status changes written one
+//!    after another the way the controller writes them (which send no notification: the
+//!    server's hub finds them by polling), each after a random pause of up to 100 ms; for each,
+//!    the time from the start of the write (and from its commit) to the event at the client;
+//!    p50, p99 and max.
 //!
 //! `cargo bench -p openclaws-testkit --bench watch -- --help` lists the knobs. Under `cargo test`
 //! (no `--bench` argument) it runs a small smoke version, so the bench cannot rot.
@@ -51,6 +52,9 @@ struct Args {
     /// Status changes whose watch latency is measured.
     #[arg(long, default_value_t = 1000)]
     changes: usize,
+    /// Changes made through the API (which wake the watch by notification) measured.
+    #[arg(long, default_value_t = 200)]
+    api_changes: usize,
     /// Passed by `cargo bench`; without it the smoke version runs.
     #[arg(long, hide = true)]
     bench: bool,
@@ -69,6 +73,7 @@ fn main() -> anyhow::Result<()> {
             writes: 40,
             parallel: 2,
             changes: 20,
+            api_changes: 5,
             ..parsed
         }
     };
@@ -113,14 +118,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     after.drop(&base).await;
     let db = Db::create(&base, true).await?;
     let records = db.instances(args.instances).await?;
-    let latency = watch_latency(&db, &records, args.changes).await?;
+    let latency = watch_latency(&db, &records, args.changes, args.api_changes).await?;
     println!(
-        "\n| Watch latency over {} changes | p50 | p99 | max |\n|---|---|---|---|",
-        args.changes
+        "\n| Watch latency ({} status changes, {} API changes) | p50 | p99 | max |\n|---|---|---|---|",
+        args.changes, args.api_changes
     );
     for (label, figures) in [
         ("write start → event at the client", &latency.0),
         ("commit → event at the client", &latency.1),
+        ("API write (PATCH) sent → event at the client", &latency.2),
     ] {
         println!(
             "| {label} | {:.2} ms | {:.2} ms | {:.2} ms |",
@@ -272,13 +278,15 @@ async fn write_cost(
     Ok([figures(a), figures(b)])
 }
 
-/// Serves the API over `db` and times `changes` status writes to their events at a watcher:
-/// (from the write's start, from its commit).
+/// Serves the API over `db` and times `changes` status writes to their events at a watcher
+/// (from the write's start, from its commit), then `api_changes` label changes sent through the
+/// API (from the request).
 async fn watch_latency(
     db: &Db,
     records: &[InstanceRecord],
     changes: usize,
-) -> anyhow::Result<(Figures, Figures)> {
+    api_changes: usize,
+) -> anyhow::Result<(Figures, Figures, Figures)> {
     let stop = CancellationToken::new();
     let settings = WatchSettings {
         listen_url: Some(db.url.clone()),
@@ -314,6 +322,9 @@ async fn watch_latency(
         .map_err(|(status, body)| anyhow::anyhow!("watch refused: {status} {body}"))?;
     let (mut from_start, mut from_commit) = (Vec::new(), Vec::new());
     for n in 0..changes {
+        // Changes come at times unrelated to the hub's polls, as they do in a fleet.
+        let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 0..100);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
         let record = &records[n % records.len()];
         let t0 = tokio::time::Instant::now();
         let observed = status_number(n / records.len() + 1_000_000);
@@ -337,6 +348,38 @@ async fn watch_latency(
         from_start.push(event.at - t0);
         from_commit.push(event.at.saturating_duration_since(committed));
     }
+    let mut from_request = Vec::new();
+    for n in 0..api_changes {
+        let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 0..100);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let record = &records[n % records.len()];
+        let t0 = tokio::time::Instant::now();
+        let response = http
+            .patch(format!("{base}/v1/instances/{}", record.name))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/merge-patch+json")
+            .body(format!("{{\"metadata\":{{\"labels\":{{\"n\":\"{n}\"}}}}}}"))
+            .send()
+            .await?;
+        ensure!(
+            response.status().is_success(),
+            "PATCH {}",
+            response.status()
+        );
+        let event = stream
+            .next_change(Duration::from_secs(10))
+            .await
+            .context("the stream ended")?;
+        ensure!(
+            event.name() == Some(record.name.as_str()),
+            "unexpected event {event:?}"
+        );
+        from_request.push(event.at - t0);
+    }
     stop.cancel();
-    Ok((figures(from_start), figures(from_commit)))
+    Ok((
+        figures(from_start),
+        figures(from_commit),
+        figures(from_request),
+    ))
 }

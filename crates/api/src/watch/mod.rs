@@ -2,10 +2,13 @@
 //! stream of `ADDED` / `MODIFIED` / `DELETED` events with periodic `BOOKMARK`s, as
 //! newline-delimited JSON or as Server-Sent Events.
 //!
-//! One [`WatchHub`] per process follows the database: it wakes on `NOTIFY openclaws_watch` (a
-//! direct connection, like the work queue's) and polls besides, reads the horizons up to which
-//! the change log and the event log are settled ([`openclaws_store::changes`]) and publishes
-//! them; each watch reads its own changes from its cursor up to the horizon. It also prunes the
+//! One [`WatchHub`] per process follows the database: every poll interval it reads the newest
+//! version handed out (one trivial query) and, when that moved past what it published, the
+//! horizons up to which the change log and the event log are settled
+//! ([`openclaws_store::changes`]), and publishes them; each watch reads its own changes from its
+//! cursor up to the horizon. Writes do not NOTIFY for watches (PostgreSQL serializes the commits
+//! of notifying transactions: concurrent status writes were three times slower); the hub also
+//! wakes on the work queue's notifications, which every API write already sends. It prunes the
 //! change log after the retention window.
 
 pub mod events;
@@ -22,7 +25,8 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use openclaws_store::changes::{self, Horizons, WATCH_CHANNEL};
+use openclaws_store::changes::{self, Horizons};
+use openclaws_store::{StoreError, WORK_CHANNEL};
 
 /// How watches behave; the defaults suit production, tests shorten them.
 #[derive(Debug, Clone)]
@@ -30,8 +34,9 @@ pub struct WatchSettings {
     /// Between two bookmarks (or heartbeats when bookmarks are off): short enough that proxies
     /// keep an idle stream open.
     pub bookmark_interval: Duration,
-    /// How often the horizons are read without a notification (the only way behind a pooler
-    /// where LISTEN does not work).
+    /// How often the newest version is read (the horizons only when it moved): the latency of
+    /// a change the controller writes, and of every change behind a pooler where LISTEN does not
+    /// work.
     pub poll_interval: Duration,
     /// How long changes are kept for resuming; older ones are pruned.
     pub retention: Duration,
@@ -43,7 +48,8 @@ pub struct WatchSettings {
     pub buffer: usize,
     /// How long a full buffer may stay full before the watch is dropped (with a final error).
     pub slow_client: Duration,
-    /// Direct (non-pooled) URL to LISTEN on; `None`: polling only.
+    /// Direct (non-pooled) URL to LISTEN on for the work queue's notifications (API writes);
+    /// `None`: polling only.
     pub listen_url: Option<String>,
 }
 
@@ -51,7 +57,7 @@ impl Default for WatchSettings {
     fn default() -> Self {
         Self {
             bookmark_interval: Duration::from_secs(15),
-            poll_interval: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(50),
             retention: Duration::from_secs(15 * 60),
             default_timeout: Duration::from_secs(30 * 60),
             max_timeout: Duration::from_secs(MAX_TIMEOUT_SECONDS),
@@ -121,33 +127,45 @@ impl WatchHub {
     }
 }
 
-/// Reads the horizons on every wake-up and every poll interval while anyone watches, and
-/// prunes the change log every minute.
+/// Publishes the horizons while anyone watches (read on every wake-up, and every poll interval
+/// when the newest version moved past them), and prunes the change log every minute.
 async fn follow(pool: PgPool, hub: WatchHub, wake: Arc<Notify>) {
     let settings = hub.settings().clone();
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        let woken = tokio::select! {
             () = hub.closing().cancelled() => return,
-            () = wake.notified() => {}
-            () = tokio::time::sleep(settings.poll_interval) => {}
-            _ = prune.tick() => prune_log(&pool, settings.retention).await,
-        }
+            () = wake.notified() => true,
+            () = tokio::time::sleep(settings.poll_interval) => false,
+            _ = prune.tick() => {
+                prune_log(&pool, settings.retention).await;
+                false
+            }
+        };
         if hub.inner.horizons.receiver_count() == 0 {
             continue;
         }
-        match changes::horizons(&pool).await {
-            Ok(now) => {
-                hub.inner.horizons.send_if_modified(|held| {
-                    let moved = now != *held;
-                    *held = now;
-                    moved
-                });
-            }
-            Err(e) => tracing::warn!(error = %e, "reading the watch horizons failed"),
+        if let Err(e) = publish(&pool, &hub, woken).await {
+            tracing::warn!(error = %e, "reading the watch horizons failed");
         }
     }
+}
+
+/// Reads and publishes the horizons; unless `woken`, only when the newest version handed out
+/// is past what was published (a change committed, or still in flight).
+async fn publish(pool: &PgPool, hub: &WatchHub, woken: bool) -> Result<(), StoreError> {
+    let published = *hub.inner.horizons.borrow();
+    if !woken && changes::issued(pool).await? == published {
+        return Ok(());
+    }
+    let now = changes::horizons(pool).await?;
+    hub.inner.horizons.send_if_modified(|held| {
+        let moved = now != *held;
+        *held = now;
+        moved
+    });
+    Ok(())
 }
 
 async fn prune_log(pool: &PgPool, retention: Duration) {
@@ -162,8 +180,8 @@ async fn prune_log(pool: &PgPool, retention: Duration) {
     }
 }
 
-/// Wakes the hub on every `NOTIFY openclaws_watch`; reconnects after failures, and polling
-/// covers the gaps.
+/// Wakes the hub on every notification of the work queue (every API write sends one);
+/// reconnects after failures, and polling covers the gaps.
 async fn listen(url: String, wake: Arc<Notify>, shutdown: CancellationToken) {
     let mut warned = false;
     while !shutdown.is_cancelled() {
@@ -184,7 +202,7 @@ async fn listen(url: String, wake: Arc<Notify>, shutdown: CancellationToken) {
                 }
             }
             Err(e) if !warned => {
-                tracing::warn!(error = %e, "cannot LISTEN for watch notifications (set DATABASE_LISTEN_URL to a direct connection); watches poll");
+                tracing::warn!(error = %e, "cannot LISTEN for work notifications (set DATABASE_LISTEN_URL to a direct connection); watches poll");
                 warned = true;
             }
             Err(_) => {}
@@ -198,6 +216,6 @@ async fn listen(url: String, wake: Arc<Notify>, shutdown: CancellationToken) {
 
 async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect(url).await?;
-    listener.listen(WATCH_CHANNEL).await?;
+    listener.listen(WORK_CHANNEL).await?;
     Ok(listener)
 }
