@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEV := target/debug/openclaws-dev
 
-.PHONY: run test bench chaos unit lint fmt build postgres postgres-server prometheus crd clean openclaw chromium sim-process schemathesis
+.PHONY: run test bench bench-watch chaos unit lint fmt build postgres postgres-server prometheus crd clean openclaw chromium sim-process schemathesis
 
 ## run: throwaway PostgreSQL + the Fly simulator (fly-sim) + the controller (openclaws-controller
 ## serve), each its own process with its log in target/dev/, and a demo instance reaching Ready.
@@ -47,6 +47,17 @@ bench: postgres
 	  $(CARGO) bench -p openclaws-testkit --bench fleet -- $(BENCH_ARGS); \
 	else \
 	  $(DEV) with-postgres -- $(CARGO) bench -p openclaws-testkit --bench fleet -- $(BENCH_ARGS); \
+	fi
+
+## bench-watch: what watches cost (docs/watch.md): the controller's status write before and after
+## resourceVersion moved to a sequence (interleaved on two databases, sequential and 8 in
+## parallel), and the latency from a status change to its event at a watching client (p50/p99
+## over 1,000 changes). About a minute; options with BENCH_ARGS, e.g. `--changes 5000`.
+bench-watch: postgres
+	@if [ -n "$$DATABASE_URL" ]; then \
+	  $(CARGO) bench -p openclaws-testkit --bench watch -- $(BENCH_ARGS); \
+	else \
+	  $(DEV) with-postgres -- $(CARGO) bench -p openclaws-testkit --bench watch -- $(BENCH_ARGS); \
 	fi
 
 ## chaos: the seeded chaos harness (docs/chaos.md): for each seed, 3 controller replicas on their

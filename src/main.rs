@@ -35,7 +35,8 @@ enum Command {
     Migrate(DatabaseSettings),
     /// Print the OpenClawInstance CustomResourceDefinition (YAML).
     Crd,
-    /// List instances (phase, Ready reason, machine state, age) through the API.
+    /// List instances (phase, Ready reason, machine state, age) through the API; with `-w`,
+    /// then print each change as it happens.
     Get(cli::GetArgs),
     /// Show one instance in detail: status, conditions, Fly ids, pairing, last error, the next
     /// plan and recent events (through the API).
@@ -84,6 +85,12 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
         }
         Command::Crd => print!("{}", openclaws_model::crd::crd_yaml()),
+        Command::Get(args) if args.watch => {
+            if let Err(e) = cli::watch::run(&args, &mut std::io::stdout()).await {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        }
         Command::Get(args) => print_or_exit(cli::get(&args).await),
         Command::Describe(args) => print_or_exit(cli::describe(&args).await),
         Command::ProxyToken(command) => {

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 /// How long one request may take before the API counts as unreachable.
 const TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a watch may stay silent (the API sends a bookmark every 15 s by default) before
+/// it counts as broken and is opened again.
+const WATCH_SILENCE: Duration = Duration::from_secs(60);
 
 /// Why a support command could not get its answer.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,12 @@ pub enum CliError {
     /// A success that is not JSON (not this API?).
     #[error("the API at {url} answered something that is not JSON ({status})")]
     NotJson { url: String, status: u16 },
+    /// 410 to a watch: the version it resumed from is no longer kept; list again.
+    #[error("{0}")]
+    Gone(String),
+    /// Writing the output failed (a closed pipe).
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
 }
 
 /// The API's base URL and the token to present.
@@ -49,6 +58,8 @@ pub struct ApiClient {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    /// For watches: no limit on the whole response, one on silence.
+    streaming: reqwest::Client,
 }
 
 impl ApiClient {
@@ -59,17 +70,65 @@ impl ApiClient {
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(CliError::InvalidUrl(base.to_owned()));
         }
+        let unreachable = |e: reqwest::Error| CliError::Unreachable {
+            url: base.to_owned(),
+            reason: root_cause(&e),
+        };
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .build()
-            .map_err(|e| CliError::Unreachable {
-                url: base.to_owned(),
-                reason: root_cause(&e),
-            })?;
+            .map_err(unreachable)?;
+        let streaming = reqwest::Client::builder()
+            .connect_timeout(TIMEOUT)
+            .read_timeout(WATCH_SILENCE)
+            .build()
+            .map_err(unreachable)?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             token: token.filter(|t| !t.trim().is_empty()),
             http,
+            streaming,
+        })
+    }
+
+    /// Opens `GET {base}{path}?{query}` as a stream (a watch); refusals become [`CliError`]s,
+    /// 410 [`CliError::Gone`].
+    pub async fn open_stream(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<reqwest::Response, CliError> {
+        let mut request = self
+            .streaming
+            .get(format!("{}{path}", self.base))
+            .query(query);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| CliError::Unreachable {
+            url: self.base.clone(),
+            reason: root_cause(&e),
+        })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let body: Option<Value> = response.json().await.ok();
+        let message = body
+            .as_ref()
+            .and_then(|b| b["error"]["message"].as_str())
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("request failed"))
+            .to_owned();
+        Err(match status {
+            StatusCode::GONE => CliError::Gone(message),
+            StatusCode::UNAUTHORIZED => CliError::Unauthorized {
+                url: self.base.clone(),
+                token_given: self.token.is_some(),
+            },
+            s => CliError::Api {
+                status: s.as_u16(),
+                message,
+            },
         })
     }
 

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod render;
+pub mod watch;
 
 use chrono::Utc;
 use serde_json::Value;
@@ -52,6 +53,9 @@ pub struct GetArgs {
     /// (`status.phase!=Ready`).
     #[arg(long, value_name = "SELECTOR")]
     pub field_selector: Option<String>,
+    /// After the table, print a line for each change as it happens (until interrupted).
+    #[arg(short = 'w', long)]
+    pub watch: bool,
 }
 
 /// `describe NAME`: one instance in detail.
@@ -72,27 +76,29 @@ const PAGE: &str = "1000";
 /// Runs `get`: every page of the list, as one table.
 pub async fn get(args: &GetArgs) -> Result<String, CliError> {
     let client = ApiClient::new(&args.api.api_url, args.api.token.clone())?;
+    let (items, _) = list(&client, args).await?;
+    Ok(render::instance_table(&items, Utc::now()))
+}
+
+/// Every page of the list and the first page's `metadata.resourceVersion` (a watch from it
+/// misses no change).
+pub async fn list(client: &ApiClient, args: &GetArgs) -> Result<(Vec<Value>, String), CliError> {
     let mut items: Vec<Value> = Vec::new();
     let mut cursor: Option<String> = None;
+    let mut version: Option<String> = None;
     loop {
         let mut query: Vec<(&str, &str)> = vec![("limit", PAGE)];
-        if let Some(c) = &args.customer_id {
-            query.push(("customerId", c));
-        }
-        if let Some(p) = &args.phase {
-            query.push(("phase", p));
-        }
-        if let Some(l) = &args.selector {
-            query.push(("labelSelector", l));
-        }
-        if let Some(f) = &args.field_selector {
-            query.push(("fieldSelector", f));
-        }
+        query.extend(filters(args));
         if let Some(c) = &cursor {
             query.push(("continue", c));
         }
         let page = client.get_json("/v1/instances", &query).await?;
         items.extend(page["items"].as_array().cloned().unwrap_or_default());
+        if version.is_none() {
+            version = page["metadata"]["resourceVersion"]
+                .as_str()
+                .map(str::to_owned);
+        }
         cursor = page["metadata"]["continue"]
             .as_str()
             .filter(|c| !c.is_empty())
@@ -101,7 +107,25 @@ pub async fn get(args: &GetArgs) -> Result<String, CliError> {
             break;
         }
     }
-    Ok(render::instance_table(&items, Utc::now()))
+    Ok((items, version.unwrap_or_else(|| "0".to_owned())))
+}
+
+/// The `customerId` and `phase` query parameters of `args`.
+fn filters(args: &GetArgs) -> Vec<(&'static str, &str)> {
+    let mut query = Vec::new();
+    if let Some(c) = &args.customer_id {
+        query.push(("customerId", c.as_str()));
+    }
+    if let Some(p) = &args.phase {
+        query.push(("phase", p.as_str()));
+    }
+    if let Some(l) = &args.selector {
+        query.push(("labelSelector", l.as_str()));
+    }
+    if let Some(f) = &args.field_selector {
+        query.push(("fieldSelector", f.as_str()));
+    }
+    query
 }
 
 /// Runs `describe`: the instance, its plan preview and its newest events. A plan or event list

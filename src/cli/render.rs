@@ -14,36 +14,7 @@ pub fn instance_table(items: &[Value], now: DateTime<Utc>) -> String {
     if items.is_empty() {
         return "No instances found.\n".to_owned();
     }
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .map(|item| {
-            let ready = condition(item, "Ready");
-            let mut phase = text(item, "/status/phase").unwrap_or("Pending").to_owned();
-            if item.pointer("/spec/paused") == Some(&Value::Bool(true)) {
-                phase.push_str(",Paused");
-            }
-            vec![
-                text(item, "/metadata/name").unwrap_or("-").to_owned(),
-                phase,
-                ready
-                    .and_then(|c| c["status"].as_str())
-                    .unwrap_or("-")
-                    .to_owned(),
-                ready
-                    .and_then(|c| c["reason"].as_str())
-                    .unwrap_or("-")
-                    .to_owned(),
-                text(item, "/status/fly/machineState")
-                    .unwrap_or("-")
-                    .to_owned(),
-                text(item, "/spec/region").unwrap_or("-").to_owned(),
-                text(item, "/spec/customerId").unwrap_or("-").to_owned(),
-                time(item, "/metadata/creationTimestamp")
-                    .map(|t| age(t, now))
-                    .unwrap_or_else(|| "-".to_owned()),
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = items.iter().map(|item| instance_row(item, now)).collect();
     table(
         &[
             "NAME", "PHASE", "READY", "REASON", "MACHINE", "REGION", "CUSTOMER", "AGE",
@@ -51,6 +22,40 @@ pub fn instance_table(items: &[Value], now: DateTime<Utc>) -> String {
         &rows,
         "",
     )
+}
+
+/// One line of `get -w`: the event's type, then the instance's row as in the table.
+pub fn watch_line(type_: &str, item: &Value, now: DateTime<Utc>) -> String {
+    format!("{type_:<9} {}\n", instance_row(item, now).join("   "))
+}
+
+/// The cells of one instance in the `get` table.
+fn instance_row(item: &Value, now: DateTime<Utc>) -> Vec<String> {
+    let ready = condition(item, "Ready");
+    let mut phase = text(item, "/status/phase").unwrap_or("Pending").to_owned();
+    if item.pointer("/spec/paused") == Some(&Value::Bool(true)) {
+        phase.push_str(",Paused");
+    }
+    vec![
+        text(item, "/metadata/name").unwrap_or("-").to_owned(),
+        phase,
+        ready
+            .and_then(|c| c["status"].as_str())
+            .unwrap_or("-")
+            .to_owned(),
+        ready
+            .and_then(|c| c["reason"].as_str())
+            .unwrap_or("-")
+            .to_owned(),
+        text(item, "/status/fly/machineState")
+            .unwrap_or("-")
+            .to_owned(),
+        text(item, "/spec/region").unwrap_or("-").to_owned(),
+        text(item, "/spec/customerId").unwrap_or("-").to_owned(),
+        time(item, "/metadata/creationTimestamp")
+            .map(|t| age(t, now))
+            .unwrap_or_else(|| "-".to_owned()),
+    ]
 }
 
 /// The `describe` page of one instance: identity, spec summary, status, conditions, Fly ids,

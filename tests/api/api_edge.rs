@@ -556,6 +556,11 @@ async fn an_unreachable_database_is_a_prompt_503() {
         .acquire_timeout(Duration::from_secs(10))
         .connect_lazy("postgres://postgres@127.0.0.1:1/nothing")
         .unwrap();
+    let watch = openclaws_api::watch::WatchHub::start(
+        pool.clone(),
+        Default::default(),
+        tokio_util::sync::CancellationToken::new(),
+    );
     let state = openclaws_api::ApiState {
         pool,
         cipher: std::sync::Arc::new(openclaws_model::secrets::SecretCipher::from_key([1; 32])),
@@ -567,6 +572,7 @@ async fn an_unreachable_database_is_a_prompt_503() {
         metrics: Default::default(),
         pairing_window: Duration::from_secs(600),
         inputs: test_inputs(),
+        watch,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -509,6 +509,11 @@ async fn readyz_is_503_without_migrations() {
         metrics: Default::default(),
         pairing_window: std::time::Duration::from_secs(600),
         inputs: test_inputs(),
+        watch: openclaws_api::watch::WatchHub::start(
+            db.pool.clone(),
+            Default::default(),
+            tokio_util::sync::CancellationToken::new(),
+        ),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -263,3 +263,48 @@ async fn get_and_describe_answer_support_questions() {
         bad_url.stderr
     );
 }
+
+/// `get -w`: the table, then a line for each change; the controller's status writes show as
+/// they happen, up to Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_prints_changes_as_they_happen() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let stack = Stack::start(StackOptions::default()).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_openclaws-controller"))
+        .args(["get", "-w", "--customer-id", "cust-w"])
+        .env("OPENCLAWS_API_URL", &stack.api_url)
+        .env("OPENCLAWS_API_TOKEN", READER)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(next_line(&mut lines).await, "No instances found.");
+    stack
+        .put("watched", json!({"customerId": "cust-w", "region": "iad"}))
+        .await;
+    stack
+        .put("unwatched", json!({"customerId": "other", "region": "iad"}))
+        .await;
+    let added = next_line(&mut lines).await;
+    assert!(added.starts_with("ADDED     watched   Pending"), "{added}");
+    let mut seen = vec![added];
+    while !seen.last().unwrap().contains(" Ready ") {
+        let line = next_line(&mut lines).await;
+        assert!(line.starts_with("MODIFIED  watched "), "{line}");
+        seen.push(line);
+    }
+    assert!(seen.iter().all(|l| !l.contains("unwatched")));
+    child.kill().await.unwrap();
+}
+
+/// The next line of a child's output, within [`READY_TIMEOUT`].
+async fn next_line(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> String {
+    tokio::time::timeout(READY_TIMEOUT, lines.next_line())
+        .await
+        .expect("a line in time")
+        .unwrap()
+        .expect("the output goes on")
+}

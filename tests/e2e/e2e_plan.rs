@@ -19,6 +19,7 @@ async fn api_only(stack: &Stack) -> String {
         stack.db.pool.clone(),
         Arc::new(Metrics::new()),
         serve::desired_inputs(&stack.settings).unwrap(),
+        tokio_util::sync::CancellationToken::new(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

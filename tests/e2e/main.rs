@@ -14,6 +14,7 @@ mod e2e_dev;
 mod e2e_endpoint;
 mod e2e_faults;
 mod e2e_fencing;
+mod e2e_instance_watch;
 mod e2e_lifecycle;
 mod e2e_machine_faults;
 mod e2e_outage;

@@ -71,6 +71,7 @@ impl World {
             pool.clone(),
             metrics.clone(),
             inputs.clone(),
+            tokio_util::sync::CancellationToken::new(),
         );
         let router = openclaws_api::router_with(state, settings.api.edge());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -4,6 +4,7 @@
 //! - sign-in with a wrong token, as the reader (looks, cannot act) and as the writer; the phase
 //!   filter and the search; "Reconcile now" and its event; sign-out; the HTTP answers of client
 //!   mistakes (401/403/404/409 pages, never a 500) and the cookie's attributes;
+//! - the fleet and instance pages updating in place from the watch;
 //! - the manual pairing flow on a REAL gateway: a device's pending request shows on the instance
 //!   page, "Approve" approves it and the device connects. A full-page screenshot of that page is
 //!   kept as `target/support-console.png`.
@@ -750,5 +751,69 @@ async fn manual_pairing_approved_from_the_instance_page_on_a_real_gateway() {
         ready_after.as_secs_f64(),
         started.elapsed().as_secs_f64(),
         shot.display()
+    );
+}
+
+/// The fleet and instance pages follow a watch: an instance created after the fleet page was
+/// rendered appears in it, and its instance page, opened while it provisions, shows `Ready`
+/// when the controller gets there, neither page reloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_update_live_from_the_watch() {
+    let stack = Stack::start(StackOptions {
+        latency_scale: 0.5,
+        ..StackOptions::default()
+    })
+    .await;
+    let (code, body) = stack
+        .put("first", json!({"customerId": "c-1", "region": "iad"}))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    let base = format!("{}/support", stack.api_url);
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    sign_in(&browser, READER).await;
+    assert_eq!(listed(&browser).await, ["first"]);
+    // A marker on the page: a reload would lose it.
+    browser
+        .execute("window.notReloaded = true", vec![])
+        .await
+        .unwrap();
+    stack
+        .put("second", json!({"customerId": "c-1", "region": "iad"}))
+        .await;
+    eventually(
+        PAGE_DEADLINE,
+        "the new instance in the fleet list",
+        || async { (listed(&browser).await == ["first", "second"]).then_some(()) },
+    )
+    .await;
+    let kept = browser
+        .execute("return window.notReloaded === true", vec![])
+        .await
+        .unwrap();
+    assert_eq!(kept, json!(true), "the fleet page was updated in place");
+
+    browser
+        .goto(&format!("{base}/instances/second"))
+        .await
+        .unwrap();
+    browser
+        .execute("window.notReloaded = true", vec![])
+        .await
+        .unwrap();
+    eventually(PAGE_DEADLINE, "Ready on the instance page", || async {
+        let phase = browser.find(Locator::Id("phase")).await.ok()?;
+        (phase.text().await.ok()? == "Ready").then_some(())
+    })
+    .await;
+    let kept = browser
+        .execute("return window.notReloaded === true", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        json!(true),
+        "the page was updated in place, not reloaded"
     );
 }

@@ -225,13 +225,26 @@ async fn provider_keys_never_leak() {
         .is_none());
     assert_eq!(plaintext(&api, uid, "OPENAI_API_KEY").await, None);
 
-    // Every read endpoint.
+    // Every read endpoint, and every watch: the whole change history since the create, the
+    // current list, and the events.
+    let first: i64 = created.json["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let history = format!(
+        "/v1/instances?watch=true&timeoutSeconds=1&resourceVersion={}",
+        first - 1
+    );
     for path in [
         "/v1/instances/secretive",
         "/v1/instances",
         "/v1/instances/secretive/events",
         "/openapi.json",
         "/metrics",
+        &history,
+        "/v1/instances?watch=true&timeoutSeconds=1",
+        "/v1/instances/secretive/events?watch=true&timeoutSeconds=1",
     ] {
         let reply = api.get(path).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
@@ -274,6 +287,15 @@ async fn provider_keys_never_leak() {
         .fetch_all(&api.pool)
         .await
         .unwrap();
+    let changes_text: Vec<String> =
+        sqlx::query_scalar("SELECT row_to_json(c)::text FROM instance_changes c")
+            .fetch_all(&api.pool)
+            .await
+            .unwrap();
+    assert!(
+        bodies.iter().any(|b| b.contains("\"MODIFIED\"")),
+        "the history watch sent no change"
+    );
     let log_text = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
     assert!(
         log_text.contains("secretive"),
@@ -286,7 +308,12 @@ async fn provider_keys_never_leak() {
                 "secret leaked in response {body}"
             );
         }
-        for text in instances_text.iter().chain(&events_text).chain(&work_text) {
+        for text in instances_text
+            .iter()
+            .chain(&events_text)
+            .chain(&work_text)
+            .chain(&changes_text)
+        {
             assert!(
                 !text.contains(secret.as_str()),
                 "secret leaked in the database: {text}"

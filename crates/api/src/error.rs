@@ -56,13 +56,21 @@ pub struct ErrorDetail {
     /// Stable machine-readable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
     /// `method_not_allowed`, `conflict`, `precondition_failed`, `payload_too_large`,
     /// `uri_too_long`, `unsupported_media_type`, `invalid`, `too_many_requests`,
-    /// `headers_too_large`, `unavailable`, `internal`.
+    /// `headers_too_large`, `gone`, `too_slow`, `unavailable`, `internal`.
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
     /// Each invalid field (422), or each field an apply conflicts on with its owner (409).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldError>,
+    /// The current resource version, to list again from (`gone` only: a watch asked to resume
+    /// from a version no longer retained).
+    #[serde(
+        default,
+        rename = "resourceVersion",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_version: Option<String>,
 }
 
 /// Everything a request can fail with, mapped to a status and a code.
@@ -110,6 +118,10 @@ pub enum ApiError {
         message: String,
         fields: Vec<FieldError>,
     },
+    /// A watch asked to resume from a version that is no longer retained (or was never issued):
+    /// 410 with the current version, from which the client lists again.
+    #[error("{message}")]
+    Gone { message: String, current: i64 },
     #[error("{0}")]
     Unavailable(String),
     /// The database cannot be reached or used now (503 with `Retry-After`); the detail names the
@@ -121,6 +133,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// 404 for an unknown instance.
+    pub fn no_instance(name: &str) -> Self {
+        ApiError::NotFound(format!("instance {name} not found"))
+    }
+
     /// 422 with the given field errors.
     pub fn invalid(fields: Vec<FieldError>) -> Self {
         let message = match fields.len() {
@@ -147,6 +164,7 @@ impl ApiError {
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::Unavailable(_) | ApiError::DatabaseUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -166,11 +184,16 @@ impl ApiError {
             }
             _ => Vec::new(),
         };
+        let resource_version = match self {
+            ApiError::Gone { current, .. } => Some(current.to_string()),
+            _ => None,
+        };
         ErrorBody {
             error: ErrorDetail {
                 code: code_for(self.status()).to_owned(),
                 message,
                 fields,
+                resource_version,
             },
         }
     }
@@ -185,6 +208,7 @@ fn code_for(status: StatusCode) -> &'static str {
         404 => "not_found",
         405 => "method_not_allowed",
         409 => "conflict",
+        410 => "gone",
         412 => "precondition_failed",
         413 => "payload_too_large",
         414 => "uri_too_long",
@@ -321,6 +345,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
             code: code_for(status).to_owned(),
             message,
             fields: Vec::new(),
+            resource_version: None,
         },
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();

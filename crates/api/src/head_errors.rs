@@ -140,6 +140,7 @@ pub fn rewrite(written: &[u8]) -> Option<Vec<u8>> {
             code: code.to_owned(),
             message,
             fields: Vec::new(),
+            resource_version: None,
         },
     })
     .ok()?;

@@ -15,6 +15,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody, FieldError};
 use super::validate::{check_customer_filter, check_name, valid_name};
+use super::watch::{
+    self,
+    events::EventWatch,
+    filter::{self, Filter},
+    options::{self, RawWatch},
+    stream::WatchEvent,
+};
 use super::write::{self, Outcome};
 use super::{ApiState, MAX_BODY_BYTES};
 use openclaws_model::managed::MAX_MANAGER_LEN;
@@ -23,6 +30,7 @@ use openclaws_model::{
     InstancePatch, InstanceWrite, ListMeta, OpenClawInstance, OpenClawInstanceList, Phase,
     API_VERSION, LIST_KIND,
 };
+use openclaws_store::changes;
 use openclaws_store::events::{self, Event, EventFilter};
 use openclaws_store::instances;
 
@@ -374,6 +382,22 @@ pub struct ListParams {
     #[serde(rename = "continue")]
     #[param(rename = "continue")]
     pub continue_: Option<String>,
+    /// `true`: stream changes instead of answering one page (see `docs/watch.md`); `limit` and
+    /// `continue` do not apply.
+    pub watch: Option<String>,
+    /// With `watch`: send the changes after this version (a list's `metadata.resourceVersion`
+    /// or the last event's); absent or `0`: every matching instance as `ADDED` first.
+    #[serde(rename = "resourceVersion")]
+    #[param(rename = "resourceVersion")]
+    pub resource_version: Option<String>,
+    /// With `watch`: end the stream after this many seconds, 1-3600 (default 1800).
+    #[serde(rename = "timeoutSeconds")]
+    #[param(rename = "timeoutSeconds")]
+    pub timeout_seconds: Option<String>,
+    /// With `watch`: send `BOOKMARK` events (default `true`).
+    #[serde(rename = "allowWatchBookmarks")]
+    #[param(rename = "allowWatchBookmarks")]
+    pub allow_watch_bookmarks: Option<String>,
     /// Kubernetes label selector over `metadata.labels`: requirements joined by `,` (all must
     /// hold): `key=value` (or `==`), `key!=value`, `key in (v1,v2)`, `key notin (v1,v2)`, `key`
     /// (has the label), `!key` (lacks it). `!=` and `notin` also select instances without the
@@ -403,6 +427,16 @@ fn selectors(params: &ListParams) -> Result<(LabelSelector, FieldSelector), ApiE
         Some(raw) => FieldSelector::parse(raw).map_err(|e| bad("fieldSelector", e))?,
     };
     Ok((labels, fields))
+}
+
+impl ListParams {
+    fn raw_watch(&self) -> RawWatch<'_> {
+        RawWatch {
+            resource_version: self.resource_version.as_deref(),
+            timeout_seconds: self.timeout_seconds.as_deref(),
+            allow_watch_bookmarks: self.allow_watch_bookmarks.as_deref(),
+        }
+    }
 }
 
 const CURSOR_PREFIX: &str = "v1:";
@@ -436,33 +470,39 @@ fn parse_limit(raw: Option<&str>, max: i64, default: i64, errors: &mut Vec<Field
     }
 }
 
-/// List instances, ordered by name, with filters and cursor pagination.
+/// List instances, ordered by name, with filters and cursor pagination; or watch them.
 ///
 /// Every filter (`customerId`, `phase`, `labelSelector`, `fieldSelector`) applies before
 /// paging: a page holds up to `limit` matching instances, and following `continue` with the
 /// same filters returns every match exactly once.
+///
+/// With `watch=true` the answer is a stream of `{"type", "object"}` events (`ADDED`, `MODIFIED`,
+/// `DELETED`, `BOOKMARK`, and a final `ERROR`) as newline-delimited JSON, or as Server-Sent
+/// Events with `Accept: text/event-stream`; objects are rendered as GET renders them, and the
+/// same filters apply (an instance entering or leaving them is `ADDED` or `DELETED`).
 #[utoipa::path(get, path = "/v1/instances", tag = "instances",
     params(ListParams),
     responses(
-        (status = 200, description = "A page of instances", body = OpenClawInstanceList),
+        (status = 200, description = "A page of instances; with watch=true, a stream of watch events that ends after timeoutSeconds",
+            content(
+                (OpenClawInstanceList = "application/json"),
+                (WatchEvent = "application/x-ndjson"),
+                (String = "text/event-stream"))),
         (status = 400, description = "Unparseable labelSelector or fieldSelector (the message names the parameter, the offset and what was expected), or an unreadable query string", body = ErrorBody),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 410, description = "watch=true from a resourceVersion no longer kept (or never issued); the body's resourceVersion is current", body = ErrorBody),
         (status = 422, description = "Invalid query parameter", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_instances(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<OpenClawInstanceList>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(params) = params
         .map_err(|_| ApiError::BadRequest("the query string could not be parsed".to_owned()))?;
     let (labels, fields) = selectors(&params)?;
     let mut errors = Vec::new();
-    let limit = parse_limit(
-        params.limit.as_deref(),
-        MAX_LIMIT,
-        DEFAULT_LIMIT,
-        &mut errors,
-    );
+    let watching = options::wanted(params.watch.as_deref(), &mut errors);
     if let Some(c) = params.customer_id.as_deref() {
         errors.extend(check_customer_filter(c));
     }
@@ -475,6 +515,16 @@ pub async fn list_instances(
             ));
         }
     }
+    if watching {
+        let selector = filter::selectors(labels, fields);
+        return watch_instances(&state, &headers, params, selector, errors).await;
+    }
+    let limit = parse_limit(
+        params.limit.as_deref(),
+        MAX_LIMIT,
+        DEFAULT_LIMIT,
+        &mut errors,
+    );
     let after_name = match params.continue_.as_deref() {
         None | Some("") => None,
         Some(c) => match decode_cursor(c) {
@@ -491,8 +541,10 @@ pub async fn list_instances(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
+    let mut conn = state.db().await?;
+    let version = changes::list_version(&mut *conn).await?;
     let mut records = instances::list(
-        &mut *state.db().await?,
+        &mut *conn,
         &instances::ListFilter {
             customer_id: params.customer_id,
             phase: params.phase,
@@ -519,8 +571,38 @@ pub async fn list_instances(
         api_version: API_VERSION.to_owned(),
         kind: LIST_KIND.to_owned(),
         items,
-        metadata: ListMeta { continue_ },
-    }))
+        metadata: ListMeta {
+            continue_,
+            resource_version: Some(version.to_string()),
+        },
+    })
+    .into_response())
+}
+
+/// `?watch=true` on the list: the list's filters and the selectors become the watch's filter.
+async fn watch_instances(
+    state: &ApiState,
+    headers: &HeaderMap,
+    params: ListParams,
+    selector: Option<filter::Predicate>,
+    mut errors: Vec<FieldError>,
+) -> Result<Response, ApiError> {
+    let options = options::parse(
+        params.raw_watch(),
+        headers,
+        state.watch.settings(),
+        &mut errors,
+    );
+    for (name, given) in [("limit", &params.limit), ("continue", &params.continue_)] {
+        if given.is_some() {
+            errors.push(FieldError::new(name, "cannot be combined with watch"));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let filter = Filter::new(params.customer_id, params.phase, selector);
+    watch::instances::respond(state, filter, options).await
 }
 
 /// Request deletion.
@@ -583,6 +665,21 @@ pub struct EventParams {
     pub since: Option<String>,
     /// The newest N events, 1-1000 (default 500).
     pub limit: Option<String>,
+    /// `true`: stream the events (the list's first, unless `resourceVersion` is given), then
+    /// each new one as it is recorded.
+    pub watch: Option<String>,
+    /// With `watch`: send the events with ids greater than this one.
+    #[serde(rename = "resourceVersion")]
+    #[param(rename = "resourceVersion")]
+    pub resource_version: Option<String>,
+    /// With `watch`: end the stream after this many seconds, 1-3600 (default 1800).
+    #[serde(rename = "timeoutSeconds")]
+    #[param(rename = "timeoutSeconds")]
+    pub timeout_seconds: Option<String>,
+    /// With `watch`: send `BOOKMARK` events (default `true`).
+    #[serde(rename = "allowWatchBookmarks")]
+    #[param(rename = "allowWatchBookmarks")]
+    pub allow_watch_bookmarks: Option<String>,
 }
 
 /// Events of an instance, oldest first.
@@ -591,11 +688,18 @@ pub struct EventList {
     pub items: Vec<Event>,
 }
 
-/// History of an instance, including after it was deleted (tombstones).
+/// History of an instance, including after it was deleted (tombstones); or a watch of it.
+///
+/// With `watch=true` the answer is a stream of `ADDED` events (and `BOOKMARK`s, and a final
+/// `ERROR`), each object an event, as newline-delimited JSON or Server-Sent Events.
 #[utoipa::path(get, path = "/v1/instances/{name}/events", tag = "instances",
     params(("name" = String, Path, description = "Instance name"), EventParams),
     responses(
-        (status = 200, description = "Events, oldest first", body = EventList),
+        (status = 200, description = "Events, oldest first; with watch=true, a stream of watch events that ends after timeoutSeconds",
+            content(
+                (EventList = "application/json"),
+                (WatchEvent = "application/x-ndjson"),
+                (String = "text/event-stream"))),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
         (status = 404, description = "No instance and no history under this name", body = ErrorBody),
         (status = 422, description = "Invalid query parameter", body = ErrorBody)),
@@ -603,11 +707,21 @@ pub struct EventList {
 pub async fn list_events(
     State(state): State<ApiState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     params: Result<Query<EventParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<EventList>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(params) = params
         .map_err(|_| ApiError::BadRequest("the query string could not be parsed".to_owned()))?;
     let mut errors = Vec::new();
+    let watching = options::wanted(params.watch.as_deref(), &mut errors);
+    let watch_options = watching.then(|| {
+        let raw = RawWatch {
+            resource_version: params.resource_version.as_deref(),
+            timeout_seconds: params.timeout_seconds.as_deref(),
+            allow_watch_bookmarks: params.allow_watch_bookmarks.as_deref(),
+        };
+        options::parse(raw, &headers, state.watch.settings(), &mut errors)
+    });
     if let Err(e) = check_name(&name) {
         errors.push(e);
     }
@@ -636,15 +750,21 @@ pub async fn list_events(
     if !exists {
         return Err(write::not_found(&name));
     }
-    let items = events::list_by_name(
-        &mut *conn,
-        &name,
-        &EventFilter {
-            type_: params.type_,
-            since,
-            limit,
-        },
-    )
-    .await?;
-    Ok(Json(EventList { items }))
+    let filter = EventFilter {
+        type_: params.type_,
+        since,
+        limit,
+        through_id: None,
+    };
+    if let Some(options) = watch_options {
+        drop(conn);
+        let watch = EventWatch {
+            name,
+            type_: filter.type_.clone(),
+            list: filter,
+        };
+        return watch::events::respond(&state, watch, options).await;
+    }
+    let items = events::list_by_name(&mut *conn, &name, &filter).await?;
+    Ok(Json(EventList { items }).into_response())
 }

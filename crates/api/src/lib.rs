@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod plan;
 pub mod support;
 pub mod validate;
+pub mod watch;
 pub mod write;
 
 use axum::extract::DefaultBodyLimit;
@@ -80,6 +81,8 @@ pub struct ApiState {
     pub pairing_window: std::time::Duration,
     /// What desired states are built from (the workers' own settings), for the plan preview.
     pub inputs: openclaws_engine::reconcile::DesiredInputs,
+    /// Follows the database's change horizons for every watch of this process.
+    pub watch: watch::WatchHub,
 }
 
 impl ApiState {
@@ -107,6 +110,7 @@ async fn method_not_allowed() -> (axum::http::StatusCode, axum::Json<error::Erro
             code: "method_not_allowed".to_owned(),
             message: "method not allowed on this route".to_owned(),
             fields: Vec::new(),
+            resource_version: None,
         },
     };
     (status, axum::Json(body))

@@ -70,6 +70,8 @@ impl Modify for BearerSecurity {
         FieldError,
         instances::EventList,
         Event,
+        crate::watch::stream::WatchEvent,
+        crate::watch::stream::WatchEventType,
         plan::PlanPreview,
         plan::PlannedAction,
         plan::PlannedWait,
@@ -328,6 +330,12 @@ fn tighten_parameter(path: &str, parameter: &mut Value) {
             json!({"type": "string", "enum": ["Normal", "Warning"]})
         }
         ("query", "since") => json!({"type": "string", "format": "date-time"}),
+        ("query", "watch" | "allowWatchBookmarks") => json!({"type": "boolean"}),
+        ("query", "resourceVersion") => json!({"type": "string", "pattern": "^[0-9]{1,18}$"}),
+        ("query", "timeoutSeconds") => json!({
+            "type": "integer", "minimum": 1,
+            "maximum": crate::watch::MAX_TIMEOUT_SECONDS
+        }),
         ("query", "labelSelector" | "fieldSelector") => {
             json!({"type": "string", "maxLength": MAX_SELECTOR_CHARS})
         }

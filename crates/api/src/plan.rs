@@ -10,7 +10,6 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::validate::check_name;
-use super::write;
 use super::ApiState;
 use openclaws_engine::reconcile::preview::{self, Preview, PreviewError};
 use openclaws_store::instances;
@@ -148,7 +147,7 @@ pub async fn get_plan(
     let mut conn = state.db().await?;
     let record = instances::get(&mut *conn, &name)
         .await?
-        .ok_or_else(|| write::not_found(&name))?;
+        .ok_or_else(|| ApiError::no_instance(&name))?;
     let preview = preview::preview(&mut conn, &state.cipher, &state.inputs, &record, Utc::now());
     let preview = tokio::time::timeout(crate::PREVIEW_DEADLINE, preview)
         .await

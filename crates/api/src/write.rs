@@ -563,7 +563,7 @@ fn conflict(name: &str, conflicts: Vec<managed::Conflict>) -> ApiError {
 
 /// 404 for an unknown instance.
 pub fn not_found(name: &str) -> ApiError {
-    ApiError::NotFound(format!("instance {name} not found"))
+    ApiError::no_instance(name)
 }
 
 /// Inserts the instance written by `manager` (who then owns every field it set); `None` when a

@@ -153,4 +153,9 @@ pub struct ListMeta {
     /// Opaque cursor for the next page; absent on the last page.
     #[serde(default, rename = "continue", skip_serializing_if = "Option::is_none")]
     pub continue_: Option<String>,
+    /// Every change up to this version is reflected in the page: a watch from it
+    /// (`?watch=true&resourceVersion=`) misses nothing. Of a paged list, watch from the first
+    /// page's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
 }

@@ -41,6 +41,15 @@ pub struct DatabaseSettings {
     pub db_max_connections: u32,
 }
 
+impl DatabaseSettings {
+    /// Where to LISTEN for wake-ups: `DATABASE_LISTEN_URL`, else `DATABASE_URL`.
+    pub fn listen_url(&self) -> String {
+        self.database_listen_url
+            .clone()
+            .unwrap_or_else(|| self.database_url.clone())
+    }
+}
+
 /// Everything `serve` needs.
 #[derive(Debug, Clone, Args)]
 pub struct ServeSettings {
@@ -150,15 +159,26 @@ pub struct ApiSettings {
     /// Failed credentials one client address may present in a row before the rate applies.
     #[arg(long, env = "OPENCLAWS_API_AUTH_FAILURE_BURST", value_name = "OPENCLAWS_API_AUTH_FAILURE_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub api_auth_failure_burst: u32,
+    /// How long instance changes are kept for watches to resume from (seconds); a watch asked
+    /// to resume from an older version gets 410 Gone and lists again.
+    #[arg(long, env = "OPENCLAWS_WATCH_RETENTION_SECONDS", value_name = "OPENCLAWS_WATCH_RETENTION_SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(10..=604_800))]
+    pub watch_retention_seconds: u64,
+    /// Seconds between two bookmarks (or heartbeats) of an idle watch: below the idle timeout
+    /// of every proxy in front of the API.
+    #[arg(long, env = "OPENCLAWS_WATCH_BOOKMARK_SECONDS", value_name = "OPENCLAWS_WATCH_BOOKMARK_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub watch_bookmark_seconds: u64,
 }
 
 impl Default for ApiSettings {
     fn default() -> Self {
         let edge = openclaws_api::edge::EdgeSettings::default();
+        let watch = openclaws_api::watch::WatchSettings::default();
         Self {
             api_trusted_proxies: edge.trusted_proxies,
             api_auth_failures_per_minute: edge.auth_failures_per_minute,
             api_auth_failure_burst: edge.auth_failure_burst,
+            watch_retention_seconds: watch.retention.as_secs(),
+            watch_bookmark_seconds: watch.bookmark_interval.as_secs(),
         }
     }
 }
@@ -170,6 +190,16 @@ impl ApiSettings {
             trusted_proxies: self.api_trusted_proxies.clone(),
             auth_failures_per_minute: self.api_auth_failures_per_minute,
             auth_failure_burst: self.api_auth_failure_burst,
+        }
+    }
+
+    /// The watches' settings, listening on `listen_url` for wake-ups.
+    pub fn watch(&self, listen_url: Option<String>) -> openclaws_api::watch::WatchSettings {
+        openclaws_api::watch::WatchSettings {
+            retention: Duration::from_secs(self.watch_retention_seconds),
+            bookmark_interval: Duration::from_secs(self.watch_bookmark_seconds),
+            listen_url,
+            ..openclaws_api::watch::WatchSettings::default()
         }
     }
 }

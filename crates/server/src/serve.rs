@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeSettings;
+use openclaws_api::watch::WatchHub;
 use openclaws_api::{ApiState, ApiTokens};
 use openclaws_engine::budget::SharedBudget;
 use openclaws_engine::controller::{self, ControllerConfig};
@@ -93,7 +94,13 @@ pub async fn start(
             source,
         })?;
     let addr = listener.local_addr().map_err(ServeError::Http)?;
-    let state = api_state(settings, pool.clone(), metrics.clone(), inputs.clone());
+    let state = api_state(
+        settings,
+        pool.clone(),
+        metrics.clone(),
+        inputs.clone(),
+        shutdown.clone(),
+    );
     let router = openclaws_api::router_with(state, settings.api.edge());
     let api_shutdown = shutdown.clone();
     let api = tokio::spawn(async move {
@@ -202,12 +209,7 @@ fn controller_config(settings: &ServeSettings) -> ControllerConfig {
         lease: settings.lease(),
         poll: Duration::from_secs_f64(settings.poll_seconds.clamp(0.05, 60.0)),
         grace: Duration::from_secs(settings.shutdown_grace_seconds),
-        listen_url: Some(
-            database
-                .database_listen_url
-                .clone()
-                .unwrap_or_else(|| database.database_url.clone()),
-        ),
+        listen_url: Some(database.listen_url()),
     }
 }
 
@@ -233,14 +235,19 @@ pub fn desired_inputs(settings: &ServeSettings) -> Result<DesiredInputs, ServeEr
     })
 }
 
-/// The API's state for these settings (also used by tests that serve the API without workers).
+/// The API's state for these settings (also used by tests that serve the API without workers);
+/// its watches follow the database until `shutdown`, which also ends them.
 pub fn api_state(
     settings: &ServeSettings,
     pool: sqlx::PgPool,
     metrics: Arc<Metrics>,
     inputs: DesiredInputs,
+    shutdown: CancellationToken,
 ) -> ApiState {
+    let listen_url = settings.database.listen_url();
+    let watch = WatchHub::start(pool.clone(), settings.api.watch(Some(listen_url)), shutdown);
     ApiState {
+        watch,
         pool,
         cipher: Arc::new(settings.secret_key.0.clone()),
         tokens: ApiTokens {

@@ -110,6 +110,8 @@ pub struct EventFilter {
     pub type_: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub limit: i64,
+    /// Only events with ids at or below this (a watch's starting point).
+    pub through_id: Option<i64>,
 }
 
 /// Events of an instance name (including earlier incarnations and the tombstone), oldest first.
@@ -124,11 +126,40 @@ pub async fn list_by_name(
          FROM events WHERE instance_name = $1 \
            AND ($2::text IS NULL OR type = $2) \
            AND ($3::timestamptz IS NULL OR created_at >= $3) \
+           AND ($5::bigint IS NULL OR id <= $5) \
          ORDER BY id DESC LIMIT $4) newest ORDER BY id",
     )
     .bind(name)
     .bind(filter.type_.as_deref())
     .bind(filter.since)
+    .bind(limit)
+    .bind(filter.through_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows)
+}
+
+/// Events of an instance name with ids in `(after, upto]` (of type `type_` when given), oldest
+/// first, at most `limit`: what a watch of its events sends next. `upto` is the events horizon
+/// ([`crate::changes::horizons`]), so no event still being committed is passed over.
+pub async fn after(
+    db: impl PgExecutor<'_>,
+    name: &str,
+    type_: Option<&str>,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> Result<Vec<Event>, StoreError> {
+    let rows = sqlx::query_as::<_, Event>(
+        "SELECT id, instance_uid, instance_name, type, reason, message, generation, created_at \
+         FROM events WHERE instance_name = $1 AND id > $2 AND id <= $3 \
+           AND ($4::text IS NULL OR type = $4) \
+         ORDER BY id LIMIT $5",
+    )
+    .bind(name)
+    .bind(after)
+    .bind(upto)
+    .bind(type_)
     .bind(limit)
     .fetch_all(db)
     .await?;

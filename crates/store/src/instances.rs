@@ -1,7 +1,8 @@
-//! Desired-state writes and reads for the API. Every write here bumps `resource_version` and is
-//! guarded by the version the caller read (`WHERE resource_version = $n`), so two racing writers
-//! cannot both win; callers lock the row first with [`get_for_update`] inside their transaction
-//! and enqueue work and append events in that same transaction.
+//! Desired-state writes and reads for the API. Every write here gets a new `resource_version`
+//! (from the database-wide sequence, set by a trigger: see [`crate::changes`]) and is guarded by
+//! the version the caller read (`WHERE resource_version = $n`), so two racing writers cannot
+//! both win; callers lock the row first with [`get_for_update`] inside their transaction and
+//! enqueue work and append events in that same transaction.
 
 use chrono::{DateTime, Utc};
 use openclaws_model::selector::{
@@ -59,7 +60,8 @@ pub struct NewInstance<'a> {
     pub managed: &'a Managed,
 }
 
-/// Inserts a new instance (generation 1, resource version 1); `None` when the name is taken.
+/// Inserts a new instance (generation 1, the next resource version); `None` when the name is
+/// taken.
 pub async fn insert(
     db: impl PgExecutor<'_>,
     new: &NewInstance<'_>,
@@ -93,8 +95,7 @@ pub async fn update_desired(
 ) -> Result<Option<InstanceRecord>, StoreError> {
     let row = sqlx::query_as::<_, InstanceRecord>(&format!(
         "UPDATE instances SET labels = $3, spec = $4, managed_fields = $6, \
-             generation = generation + CASE WHEN $5 THEN 1 ELSE 0 END, \
-             resource_version = resource_version + 1, updated_at = now() \
+             generation = generation + CASE WHEN $5 THEN 1 ELSE 0 END, updated_at = now() \
          WHERE uid = $1 AND resource_version = $2 AND deletion_timestamp IS NULL \
          RETURNING {INSTANCE_COLUMNS}"
     ))
@@ -117,8 +118,7 @@ pub async fn mark_deleted(
     expected_version: i64,
 ) -> Result<Option<InstanceRecord>, StoreError> {
     let row = sqlx::query_as::<_, InstanceRecord>(&format!(
-        "UPDATE instances SET deletion_timestamp = now(), resource_version = resource_version + 1, \
-             updated_at = now() \
+        "UPDATE instances SET deletion_timestamp = now(), updated_at = now() \
          WHERE uid = $1 AND resource_version = $2 AND deletion_timestamp IS NULL \
          RETURNING {INSTANCE_COLUMNS}"
     ))

@@ -2,6 +2,7 @@
 //! One file per table; queries are plain sqlx so they run against any PostgreSQL 13+.
 
 pub mod budget;
+pub mod changes;
 pub mod circuit;
 pub mod events;
 pub mod instances;

@@ -1,7 +1,8 @@
 //! Controller-side reads and writes: load an instance for a reconcile, record what was observed,
 //! and remove the row once teardown is done. Nothing here bumps `generation` or enqueues work,
-//! so status writes cannot trigger reconciles; nor do they bump `resource_version`, which guards
-//! desired state only, so a dashboard's read-modify-write never races the controller.
+//! so status writes cannot trigger reconciles. A status write that changes the status moves
+//! `resource_version` (so watches see it, [`crate::changes`]); one that writes the same status
+//! again, or only bookkeeping, keeps it.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;

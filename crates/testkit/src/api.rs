@@ -2,6 +2,7 @@
 //! reads like the dashboard's actions.
 
 use openclaws_api::edge::EdgeSettings;
+use openclaws_api::watch::{WatchHub, WatchSettings};
 use openclaws_api::{router_with, ApiState, ApiTokens};
 use openclaws_engine::reconcile::desired::{FleetSettings, GatewayPlacement};
 use openclaws_engine::reconcile::DesiredInputs;
@@ -11,6 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::PgPool;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// Writer token used by every test server.
 pub const WRITER: &str = "writer-token-for-tests";
@@ -27,6 +29,8 @@ pub struct TestApi {
     pub cipher: Arc<SecretCipher>,
     /// A client for the API.
     pub http: reqwest::Client,
+    /// Cancelling it shuts the server down (its watches end, then it stops).
+    pub stop: CancellationToken,
 }
 
 /// A response: status, headers and the body parsed as JSON (or `Value::String` of the text).
@@ -75,7 +79,21 @@ pub async fn spawn_api() -> TestApi {
 
 /// [`spawn_api`] with its edge settings (trusted proxies, the limit on failed credentials).
 pub async fn spawn_api_with(edge: EdgeSettings) -> TestApi {
+    spawn(edge, WatchSettings::default()).await
+}
+
+/// [`spawn_api`] with its watch settings (bookmark interval, buffer, ...); it listens for
+/// wake-ups on its database unless `watch.listen_url` says otherwise.
+pub async fn spawn_api_watching(watch: WatchSettings) -> TestApi {
+    spawn(EdgeSettings::default(), watch).await
+}
+
+async fn spawn(edge: EdgeSettings, mut watch: WatchSettings) -> TestApi {
     let db = crate::db::fresh_database().await;
+    if watch.listen_url.is_none() {
+        watch.listen_url = Some(db.url.clone());
+    }
+    let stop = CancellationToken::new();
     let cipher = Arc::new(SecretCipher::from_key([7; 32]));
     let state = ApiState {
         pool: db.pool.clone(),
@@ -88,11 +106,13 @@ pub async fn spawn_api_with(edge: EdgeSettings) -> TestApi {
         metrics: Arc::new(Metrics::default()),
         pairing_window: std::time::Duration::from_secs(600),
         inputs: test_inputs(),
+        watch: WatchHub::start(db.pool.clone(), watch, stop.clone()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let shutdown = stop.clone().cancelled_owned();
     tokio::spawn(async move {
-        openclaws_api::serve(listener, router_with(state, edge), std::future::pending())
+        openclaws_api::serve(listener, router_with(state, edge), shutdown)
             .await
             .unwrap();
     });
@@ -101,6 +121,7 @@ pub async fn spawn_api_with(edge: EdgeSettings) -> TestApi {
         pool: db.pool,
         cipher,
         http: reqwest::Client::new(),
+        stop,
     }
 }
 

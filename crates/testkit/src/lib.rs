@@ -16,6 +16,7 @@ pub mod postgres;
 pub mod process;
 pub mod sim;
 pub mod stack;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 

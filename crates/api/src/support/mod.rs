@@ -28,10 +28,13 @@ use super::auth::role_of;
 use super::edge::{ClientAddr, Credential, Edge};
 use super::error::ApiError;
 use super::validate::valid_name;
+use super::watch::filter::Filter;
+use super::watch::options::{self, RawWatch};
+use super::watch::stream::EVENT_STREAM;
 use super::ApiState;
 use openclaws_model::Phase;
 use openclaws_store::events::{self, EventFilter};
-use openclaws_store::{instances, work};
+use openclaws_store::{changes, instances, work};
 use session::Session;
 use views::{Flash, FleetRow, FleetView, InstanceView, Viewer};
 
@@ -50,6 +53,8 @@ pub fn router() -> Router<ApiState> {
         .route("/instances/{name}", get(instance))
         .route("/instances/{name}/reconcile", post(reconcile))
         .route("/instances/{name}/pairing/approvals", post(approve))
+        .route("/watch", get(watch))
+        .route("/live.js", get(live_js))
         .fallback(unknown_page)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -126,8 +131,8 @@ impl IntoResponse for SupportError {
     }
 }
 
-/// An HTML page with the headers every console page gets: never cached, no framing, no
-/// scripts, forms only to this origin.
+/// An HTML page with the headers every console page gets: never cached, no framing, scripts
+/// and connections only from this origin (the live pages' script), forms only to this origin.
 fn page(status: StatusCode, markup: Markup) -> Response {
     let mut response = (status, Html(markup.into_string())).into_response();
     let headers = response.headers_mut();
@@ -136,6 +141,7 @@ fn page(status: StatusCode, markup: Markup) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; \
+             script-src 'self'; connect-src 'self'; \
              form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
@@ -417,8 +423,10 @@ async fn fleet(
         ));
     }
     let after = query.after.filter(|a| valid_name(a));
+    let mut conn = state.db().await?;
+    let version = changes::list_version(&mut *conn).await?;
     let mut records = instances::list(
-        &mut *state.db().await?,
+        &mut *conn,
         &instances::ListFilter {
             customer_id: None,
             phase: phase.map(|p| p.as_str().to_owned()),
@@ -466,6 +474,7 @@ async fn fleet(
         rows,
         paged: after.is_some(),
         now: Utc::now(),
+        version,
     };
     Ok(page(StatusCode::OK, views::fleet_page(&viewer, &view)))
 }
@@ -499,6 +508,7 @@ async fn instance(
         ));
     }
     let mut conn = state.db().await?;
+    let version = changes::list_version(&mut *conn).await?;
     let mut events = events::list_by_name(
         &mut *conn,
         &name,
@@ -506,6 +516,7 @@ async fn instance(
             type_: None,
             since: None,
             limit: EVENTS_SHOWN,
+            through_id: None,
         },
     )
     .await?;
@@ -554,6 +565,7 @@ async fn instance(
         plan,
         flash,
         now,
+        version,
     };
     Ok(page(StatusCode::OK, views::instance_page(&viewer, &view)))
 }
@@ -652,4 +664,67 @@ mod tests {
             assert_eq!(safe_next(bad), None, "{bad}");
         }
     }
+}
+
+/// Query of the console's watch.
+#[derive(Debug, Default, Deserialize)]
+pub struct WatchQuery {
+    /// Only this instance (the instance page); the whole fleet otherwise.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The version the page was rendered at.
+    #[serde(default, rename = "resourceVersion")]
+    pub resource_version: Option<String>,
+}
+
+/// The live pages' watch: Server-Sent Events of the instances (or one instance) for a signed-in
+/// session, the same stream as `GET /v1/instances?watch=true` (a browser's `EventSource` cannot
+/// send a bearer token). A signed-out request gets 401, which stops the `EventSource`.
+async fn watch(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    query: Result<Query<WatchQuery>, QueryRejection>,
+) -> Response {
+    if session(&state, &headers).is_err() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let Ok(Query(query)) = query else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let filter = match query.name {
+        Some(name) if valid_name(&name) => Filter::named(name),
+        Some(_) => return StatusCode::BAD_REQUEST.into_response(),
+        None => Filter::default(),
+    };
+    let mut errors = Vec::new();
+    let raw = RawWatch {
+        resource_version: query.resource_version.as_deref(),
+        ..RawWatch::default()
+    };
+    let mut sse = headers.clone();
+    sse.insert(header::ACCEPT, HeaderValue::from_static(EVENT_STREAM));
+    let options = options::parse(raw, &sse, state.watch.settings(), &mut errors);
+    if !errors.is_empty() {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    match super::watch::instances::respond(&state, filter, options).await {
+        Ok(response) => response,
+        Err(e) => e.status().into_response(),
+    }
+}
+
+/// The live pages' script.
+async fn live_js() -> Response {
+    let mut response = views::LIVE_JS.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }

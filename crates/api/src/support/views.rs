@@ -1,7 +1,9 @@
 //! The console's HTML, rendered with `maud`: every interpolated value is escaped, so text from
 //! the database (customer ids, condition messages, device names, event messages) can never
-//! become markup. Pages are plain HTML with inline CSS and no JavaScript; actions are POST forms
-//! that carry the session's CSRF token.
+//! become markup. Pages are plain HTML with inline CSS; actions are POST forms that carry the
+//! session's CSRF token. The fleet and instance pages load one small same-origin script
+//! ([`LIVE_JS`]) that follows a watch of what they show and re-renders their live part from the
+//! server when it changes; without it they work the same, just without updating.
 //!
 //! Nothing secret is rendered: provider keys appear only as set / fingerprint / updated, and the
 //! gateway token is never read here.
@@ -97,7 +99,22 @@ impl Viewer {
     }
 }
 
+/// The script of live pages: follows the watch named by `main[data-watch]` (Server-Sent
+/// Events) and, shortly after a change to something the page shows, fetches the page again and
+/// swaps in its `[data-live]` parts. It never inserts event data into the page: only the
+/// server's own rendering, parsed as a separate document.
+pub const LIVE_JS: &str = include_str!("live.js");
+
 fn layout(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
+    layout_with(title, viewer, None, body)
+}
+
+/// A page whose `[data-live]` parts follow the watch at `watch` (a `/support/watch` URL).
+fn live_layout(title: &str, viewer: &Viewer, watch: &str, body: Markup) -> Markup {
+    layout_with(title, Some(viewer), Some(watch), body)
+}
+
+fn layout_with(title: &str, viewer: Option<&Viewer>, watch: Option<&str>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -107,6 +124,9 @@ fn layout(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
                 meta name="robots" content="noindex";
                 title { (title) " · OpenClaws support" }
                 style { (PreEscaped(CSS)) }
+                @if watch.is_some() {
+                    script src="/support/live.js" defer {}
+                }
             }
             body {
                 header.top {
@@ -122,7 +142,7 @@ fn layout(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
                         }
                     }
                 }
-                main { (body) }
+                main data-watch=[watch] { (body) }
             }
         }
     }
@@ -283,14 +303,18 @@ pub struct FleetView {
     pub paged: bool,
     /// The time the page was rendered (ages are relative to it).
     pub now: DateTime<Utc>,
+    /// The list's resource version: the page follows the changes after it.
+    pub version: i64,
 }
 
 /// The fleet list page.
 pub fn fleet_page(viewer: &Viewer, view: &FleetView) -> Markup {
     let filtered = view.phase.is_some() || !view.search.is_empty();
-    layout(
+    let watch = format!("/support/watch?resourceVersion={}", view.version);
+    live_layout(
         "Fleet",
-        Some(viewer),
+        viewer,
+        &watch,
         html! {
             h1 { "Fleet" }
             form.filters method="get" action="/support/instances" {
@@ -313,6 +337,7 @@ pub fn fleet_page(viewer: &Viewer, view: &FleetView) -> Markup {
                     a href="/support/instances" { "Clear" }
                 }
             }
+            div id="fleet-rows" data-live {
             @if view.rows.is_empty() {
                 p.muted id="no-instances" {
                     @if filtered { "No instance matches these filters." }
@@ -348,6 +373,7 @@ pub fn fleet_page(viewer: &Viewer, view: &FleetView) -> Markup {
                 @if let Some(after) = &view.next_after {
                     a id="next-page" href={ "/support/instances?phase=" (view.phase.map(|p| p.as_str()).unwrap_or("")) "&q=" (query_value(&view.search)) "&after=" (query_value(after)) } { "Next page" }
                 }
+            }
             }
         },
     )
@@ -411,6 +437,8 @@ pub struct InstanceView {
     pub flash: Option<Flash>,
     /// The time the page was rendered.
     pub now: DateTime<Utc>,
+    /// The version the page shows the instance at: the page follows its changes after it.
+    pub version: i64,
 }
 
 /// The instance page.
@@ -420,10 +448,17 @@ pub fn instance_page(viewer: &Viewer, view: &InstanceView) -> Markup {
     let status = &instance.status;
     let spec = &instance.spec;
     let now = view.now;
-    layout(
+    let watch = format!(
+        "/support/watch?name={}&resourceVersion={}",
+        query_value(name),
+        view.version
+    );
+    live_layout(
         name,
-        Some(viewer),
+        viewer,
+        &watch,
         html! {
+            div id="instance" data-live {
             p { a href="/support/instances" { "← Fleet" } }
             h1 {
                 span.mono { (name) } " " span id="phase" { (phase_badge(status.phase.as_str())) }
@@ -451,6 +486,7 @@ pub fn instance_page(viewer: &Viewer, view: &InstanceView) -> Markup {
             (schedule_section(status, view.schedule.as_ref(), now))
             (spec_section(spec))
             (events_section(&view.events, now))
+            }
         },
     )
 }

@@ -25,6 +25,8 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a write that failed (its replica died, an error answer) is retried on other
 /// replicas before it counts as in doubt, as a dashboard that gives up would.
 const WRITE_DEADLINE: Duration = Duration::from_secs(4);
+/// How many times a write is read and sent again after its version moved under it.
+const STALE_RETRIES: u32 = 3;
 /// How long reading an instance back is retried.
 const READ_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -319,14 +321,48 @@ impl ApiClient {
         ledger
     }
 
-    /// One later write.
+    /// One later write, made as a dashboard makes it: read, then write with the version just
+    /// read (`If-Match`). A 409 on the first attempt means the controller (or another write)
+    /// moved the version in between, not that this write landed: read again and retry, a few
+    /// times. A 409 on a retry is settled by reading back.
     async fn apply(&self, ledger: &mut Ledger, op: &Op) {
         let name = ledger.plan.name.clone();
-        if let Known::OneOf(_) = ledger.known {
+        for _ in 0..STALE_RETRIES {
             if let Some(known) = self.read(&name).await {
                 ledger.known = known;
             }
+            let Some(reply) = self.attempt(ledger, op).await else {
+                return;
+            };
+            let (sent, reply, before, after, converges) = reply;
+            let stale = reply.answer == Answer::Conflict && reply.attempts == 1;
+            if !stale || *op == Op::Delete {
+                self.settle(ledger, op.label(), converges, sent, reply, before, after)
+                    .await;
+                return;
+            }
         }
+        let now = Utc::now();
+        ledger.writes.push(Write {
+            op: op.label(),
+            sent: now,
+            answered: now,
+            answer: Answer::Skipped,
+            attempts: 0,
+            generation: None,
+            converges: false,
+            detail: format!("not applied: the version moved {STALE_RETRIES} times in a row"),
+        });
+    }
+
+    /// Sends `op` once against what the ledger knows; `None` when it cannot be sent (the
+    /// instance is absent or being deleted: recorded as skipped).
+    async fn attempt(
+        &self,
+        ledger: &mut Ledger,
+        op: &Op,
+    ) -> Option<(DateTime<Utc>, Reply, Known, Known, bool)> {
+        let name = ledger.plan.name.clone();
         let Known::Present {
             uid,
             fields: current,
@@ -345,7 +381,7 @@ impl ApiClient {
                 converges: false,
                 detail: format!("not sent: the instance is {:?}", ledger.known),
             });
-            return;
+            return None;
         };
         let sent = Utc::now();
         let path = format!("/v1/instances/{name}");
@@ -354,10 +390,7 @@ impl ApiClient {
             let reply = self
                 .send(Method::DELETE, &path, None, None, WRITE_DEADLINE)
                 .await;
-            let after = Known::Deleting { uid };
-            self.settle(ledger, op.label(), true, sent, reply, before, after)
-                .await;
-            return;
+            return Some((sent, reply, before, Known::Deleting { uid }, true));
         }
         let patch = match op {
             Op::Update(patch) => patch.clone(),
@@ -382,9 +415,7 @@ impl ApiClient {
                 WRITE_DEADLINE,
             )
             .await;
-        let converges = *op != Op::Pause;
-        self.settle(ledger, op.label(), converges, sent, reply, before, after)
-            .await;
+        Some((sent, reply, before, after, *op != Op::Pause))
     }
 
     /// Records a write's answer and what the client now knows; a write without a definite
