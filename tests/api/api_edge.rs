@@ -557,7 +557,7 @@ async fn an_unreachable_database_is_a_prompt_503() {
         .connect_lazy("postgres://postgres@127.0.0.1:1/nothing")
         .unwrap();
     let state = openclaws_api::ApiState {
-        pool,
+        pool: pool.into(),
         cipher: std::sync::Arc::new(openclaws_model::secrets::SecretCipher::from_key([1; 32])),
         tokens: openclaws_api::ApiTokens {
             writer: WRITER.into(),

@@ -499,7 +499,7 @@ async fn readyz_is_503_without_migrations() {
         .await
         .unwrap();
     let state = openclaws_api::ApiState {
-        pool: db.pool.clone(),
+        pool: db.controller.clone(),
         cipher: std::sync::Arc::new(openclaws_model::secrets::SecretCipher::from_key([1; 32])),
         tokens: openclaws_api::ApiTokens {
             writer: WRITER.into(),

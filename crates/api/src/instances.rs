@@ -349,7 +349,7 @@ pub async fn get_instance(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     check_name(&name).map_err(|e| ApiError::invalid(vec![e]))?;
-    let record = instances::get(&mut *state.db().await?, &name)
+    let record = instances::get(&mut state.db().await?, &name)
         .await?
         .ok_or_else(|| write::not_found(&name))?;
     Ok(object_response(
@@ -492,7 +492,7 @@ pub async fn list_instances(
         return Err(ApiError::invalid(errors));
     }
     let mut records = instances::list(
-        &mut *state.db().await?,
+        &mut state.db().await?,
         &instances::ListFilter {
             customer_id: params.customer_id,
             phase: params.phase,
@@ -631,13 +631,13 @@ pub async fn list_events(
         return Err(ApiError::invalid(errors));
     }
     let mut conn = state.db().await?;
-    let exists = instances::get(&mut *conn, &name).await?.is_some()
-        || instances::has_history(&mut *conn, &name).await?;
+    let exists = instances::get(&mut conn, &name).await?.is_some()
+        || instances::has_history(&mut conn, &name).await?;
     if !exists {
         return Err(write::not_found(&name));
     }
     let items = events::list_by_name(
-        &mut *conn,
+        &mut conn,
         &name,
         &EventFilter {
             type_: params.type_,

@@ -15,6 +15,7 @@ use openclaws_engine::reconcile::desired::FleetSettings;
 use openclaws_engine::reconcile::{DesiredInputs, Reconciler, Timing};
 use openclaws_fly::FlyClient;
 use openclaws_store as store;
+use openclaws_store::{Db, PoolMode};
 use openclaws_telemetry::Metrics;
 
 /// Errors that stop start-up.
@@ -77,9 +78,10 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Running, ServeError> {
     let inputs = desired_inputs(settings)?;
-    let pool = store::connect(
+    let pool = Db::connect(
         &settings.database.database_url,
         settings.database.db_max_connections,
+        PoolMode::Session,
     )
     .await?;
     if !store::migrations_applied(&pool).await? {
@@ -150,7 +152,7 @@ pub async fn start(
 /// drive reconciles one at a time.
 pub fn reconciler(
     settings: &ServeSettings,
-    pool: sqlx::PgPool,
+    pool: Db,
     inputs: DesiredInputs,
     metrics: Arc<Metrics>,
     owner: &str,
@@ -236,7 +238,7 @@ pub fn desired_inputs(settings: &ServeSettings) -> Result<DesiredInputs, ServeEr
 /// The API's state for these settings (also used by tests that serve the API without workers).
 pub fn api_state(
     settings: &ServeSettings,
-    pool: sqlx::PgPool,
+    pool: Db,
     metrics: Arc<Metrics>,
     inputs: DesiredInputs,
 ) -> ApiState {

@@ -78,7 +78,7 @@ pub async fn spawn_api_with(edge: EdgeSettings) -> TestApi {
     let db = crate::db::fresh_database().await;
     let cipher = Arc::new(SecretCipher::from_key([7; 32]));
     let state = ApiState {
-        pool: db.pool.clone(),
+        pool: db.controller.clone(),
         cipher: cipher.clone(),
         tokens: ApiTokens {
             writer: WRITER.to_owned(),

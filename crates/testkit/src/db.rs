@@ -3,16 +3,20 @@
 //! deadline, the tests' way to wait for what happens elsewhere.
 
 use anyhow::Context;
+use openclaws_store::Db;
 use sqlx::postgres::PgPool;
 use sqlx::Executor;
 use std::time::Duration;
 
-/// A fresh, migrated database: its pool and its URL (for child processes).
+/// A fresh, migrated database: its pool and its URL (for child processes), and the handle the
+/// code under test is given.
 pub struct TestDb {
     /// A pool on the database, for the test's own queries.
     pub pool: PgPool,
     /// Its `postgres://` URL, for a controller process.
     pub url: String,
+    /// What the controller and the store calls under test use: [`TestDb::pool`] as a [`Db`].
+    pub controller: Db,
 }
 
 /// Creates a database with a unique name on the `DATABASE_URL` server and applies migrations;
@@ -30,7 +34,11 @@ pub async fn fresh_database() -> TestDb {
     openclaws_store::migrate(&pool)
         .await
         .expect("migrate test database");
-    TestDb { pool, url }
+    TestDb {
+        controller: Db::from(pool.clone()),
+        pool,
+        url,
+    }
 }
 
 /// Creates an empty database named `{prefix}_{random}` on the server at `base` and returns its
@@ -59,6 +67,25 @@ pub async fn drop_database(base: &str, name: &str) {
             .await;
         admin.close().await;
     }
+}
+
+/// Inserts an instance row with a visit queued (as a create through the API leaves it), through
+/// `db`, for tests of the work queue that run no API; returns its uid.
+pub async fn insert_queued_instance(db: &Db, name: &str) -> uuid::Uuid {
+    let uid = uuid::Uuid::new_v4();
+    let mut tx = db.begin().await.expect("begin");
+    sqlx::query("INSERT INTO instances (uid, name, customer_id, spec) VALUES ($1, $2, 'c', $3)")
+        .bind(uid)
+        .bind(name)
+        .bind(serde_json::json!({"customerId": "c", "region": "iad"}))
+        .execute(&mut tx)
+        .await
+        .expect("insert the instance");
+    openclaws_store::work::enqueue_now(&mut tx, uid, "test")
+        .await
+        .expect("queue its visit");
+    tx.commit().await.expect("commit");
+    uid
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.

@@ -418,7 +418,7 @@ async fn fleet(
     }
     let after = query.after.filter(|a| valid_name(a));
     let mut records = instances::list(
-        &mut *state.db().await?,
+        &mut state.db().await?,
         &instances::ListFilter {
             customer_id: None,
             phase: phase.map(|p| p.as_str().to_owned()),
@@ -500,7 +500,7 @@ async fn instance(
     }
     let mut conn = state.db().await?;
     let mut events = events::list_by_name(
-        &mut *conn,
+        &mut conn,
         &name,
         &EventFilter {
             type_: None,
@@ -511,7 +511,7 @@ async fn instance(
     .await?;
     events.reverse();
     let now = Utc::now();
-    let Some(record) = instances::get(&mut *conn, &name).await? else {
+    let Some(record) = instances::get(&mut conn, &name).await? else {
         if events.is_empty() {
             return Err(SupportError::NotFound(format!(
                 "There is no instance named {name}, and none ever had that name."
@@ -522,7 +522,7 @@ async fn instance(
             views::history_page(&viewer, &name, &events, now),
         ));
     };
-    let schedule = work::schedule(&mut *conn, record.uid).await?;
+    let schedule = work::schedule(&mut conn, record.uid).await?;
     // The same preview as `GET /v1/instances/{name}/plan`: pure, from the last recorded world.
     let preview = openclaws_engine::reconcile::preview::preview(
         &mut conn,

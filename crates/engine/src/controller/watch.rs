@@ -23,7 +23,6 @@
 //! - A failing instance keeps its backoff: the watch never wakes a key with a failure streak.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +34,7 @@ use crate::{Telemetry, WatchPass};
 use openclaws_fly::types::OrgMachine;
 use openclaws_fly::{FlyClient, FlyError};
 use openclaws_store::status::{recorded_machines, RecordedMachine};
-use openclaws_store::{work, StoreError};
+use openclaws_store::{work, Conn, Db, StoreError};
 
 /// Advisory lock key held by the replica that runs the watch ("oc-watch").
 const WATCH_LOCK_KEY: i64 = 0x6f63_2d77_6174_6368;
@@ -134,13 +133,13 @@ pub fn needs_visit(recorded: &RecordedMachine, seen: &[SeenMachine]) -> Option<S
 /// The background task: passes every `interval` while this replica holds the watch lock.
 pub async fn run(
     fly: FlyClient,
-    pool: PgPool,
+    pool: Db,
     telemetry: Arc<dyn Telemetry>,
     config: WatchConfig,
     shutdown: CancellationToken,
 ) {
     let mut since: Option<DateTime<Utc>> = None;
-    let mut lock: Option<sqlx::pool::PoolConnection<sqlx::Postgres>> = None;
+    let mut lock: Option<Conn<'static>> = None;
     loop {
         if lock.is_none() {
             lock = try_lock(&pool).await;
@@ -170,17 +169,17 @@ pub async fn run(
     if let Some(mut conn) = lock {
         let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(WATCH_LOCK_KEY)
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await;
     }
 }
 
 /// A connection holding the watch lock, or `None` when another replica holds it.
-async fn try_lock(pool: &PgPool) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+async fn try_lock(pool: &Db) -> Option<Conn<'static>> {
     let mut conn = pool.acquire().await.ok()?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(WATCH_LOCK_KEY)
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut conn)
         .await
         .ok()?;
     locked.then_some(conn)
@@ -194,7 +193,7 @@ const MAX_PAGES: u32 = 1_000;
 /// Returns the newest change time seen; `counts` gets the machines listed and instances woken.
 pub async fn pass(
     fly: &FlyClient,
-    pool: &PgPool,
+    pool: &Db,
     config: &WatchConfig,
     since: Option<DateTime<Utc>>,
     counts: &mut WatchPass,
