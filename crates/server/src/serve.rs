@@ -15,7 +15,7 @@ use openclaws_engine::reconcile::desired::FleetSettings;
 use openclaws_engine::reconcile::{DesiredInputs, Reconciler, Timing};
 use openclaws_fly::FlyClient;
 use openclaws_store as store;
-use openclaws_store::{Db, PoolMode};
+use openclaws_store::Db;
 use openclaws_telemetry::Metrics;
 
 /// Errors that stop start-up.
@@ -78,10 +78,12 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Running, ServeError> {
     let inputs = desired_inputs(settings)?;
+    let database = &settings.database;
+    database.check().map_err(ServeError::Setting)?;
     let pool = Db::connect(
-        &settings.database.database_url,
-        settings.database.db_max_connections,
-        PoolMode::Session,
+        &database.database_url,
+        database.db_max_connections,
+        database.db_pool_mode,
     )
     .await?;
     if !store::migrations_applied(&pool).await? {
@@ -124,12 +126,19 @@ pub async fn start(
         tokio::spawn(controller::watch::run(
             reconciler.fly.clone(),
             pool.clone(),
+            database.listen_url(),
             metrics.clone(),
             controller::watch::WatchConfig::every(interval),
             shutdown.clone(),
         ))
     });
-    tracing::info!(%addr, owner = %config.owner, workers = config.workers, "controller started");
+    tracing::info!(
+        %addr,
+        owner = %config.owner,
+        workers = config.workers,
+        db_pool_mode = %database.db_pool_mode,
+        "controller started"
+    );
     let workers = tokio::spawn(controller::run(
         reconciler,
         pool,
@@ -204,12 +213,7 @@ fn controller_config(settings: &ServeSettings) -> ControllerConfig {
         lease: settings.lease(),
         poll: Duration::from_secs_f64(settings.poll_seconds.clamp(0.05, 60.0)),
         grace: Duration::from_secs(settings.shutdown_grace_seconds),
-        listen_url: Some(
-            database
-                .database_listen_url
-                .clone()
-                .unwrap_or_else(|| database.database_url.clone()),
-        ),
+        listen_url: Some(database.listen_url()),
     }
 }
 

@@ -421,6 +421,7 @@ pub fn serve_settings(database_url: &str, sim_url: &str) -> ServeSettings {
             database_url: database_url.to_owned(),
             database_listen_url: None,
             db_max_connections: 10,
+            db_pool_mode: openclaws_store::PoolMode::Session,
         },
         listen: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
         api_write_token: WRITER.to_owned(),
