@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEV := target/debug/openclaws-dev
 
-.PHONY: run test bench bench-watch chaos unit lint fmt build postgres postgres-server prometheus crd clean openclaw chromium sim-process schemathesis
+.PHONY: run test bench bench-watch chaos unit lint fmt build postgres postgres-server pgbouncer prometheus crd clean openclaw chromium sim-process schemathesis
 
 ## run: throwaway PostgreSQL + the Fly simulator (fly-sim) + the controller (openclaws-controller
 ## serve), each its own process with its log in target/dev/, and a demo instance reaching Ready.
@@ -20,7 +20,7 @@ run: postgres
 ## once). Each test holds about 20 database connections: a server named by DATABASE_URL needs
 ## max_connections of at least 25 × TEST_THREADS (the throwaway one allows 500).
 TEST_THREADS ?= 8
-test: postgres postgres-server prometheus openclaw chromium lint
+test: postgres postgres-server pgbouncer prometheus openclaw chromium lint
 	$(CARGO) build --quiet --workspace --all-targets
 	@export RUST_TEST_THREADS=$(TEST_THREADS); \
 	if [ -n "$$DATABASE_URL" ]; then \
@@ -95,6 +95,12 @@ postgres:
 ## DATABASE_URL set: the chaos harness owns a cluster it stops and starts.
 postgres-server:
 	@env -u DATABASE_URL scripts/ensure-postgres.sh
+
+## pgbouncer: install Debian's pgbouncer package when it is missing, for the tests that put a
+## throwaway PgBouncer in transaction pool mode between the controller and PostgreSQL
+## (tests/e2e/pooler.rs), as Supabase's transaction pooler is in production.
+pgbouncer:
+	@scripts/ensure-pgbouncer.sh
 
 ## prometheus: install Debian's prometheus package (prometheus + promtool) when either is missing,
 ## for the test that checks the dashboards against a real Prometheus server.

@@ -78,9 +78,16 @@ async fn main() -> anyhow::Result<()> {
             running.stop().await?;
         }
         Command::Migrate(db) => {
-            let pool = store::connect(&db.database_url, 2)
+            // sqlx's migrator holds a session advisory lock: through the session URL, never a
+            // transaction pooler.
+            let (url, name) = match db.database_listen_url.is_some() {
+                true => (db.listen_url(), "DATABASE_LISTEN_URL"),
+                false => (db.database_url.clone(), "DATABASE_URL"),
+            };
+            db.check().map_err(anyhow::Error::msg)?;
+            let pool = store::connect(&url, 2)
                 .await
-                .context("connecting to DATABASE_URL")?;
+                .with_context(|| format!("connecting to {name}"))?;
             store::migrate(&pool).await?;
             tracing::info!("migrations applied");
         }

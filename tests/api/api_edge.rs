@@ -557,12 +557,12 @@ async fn an_unreachable_database_is_a_prompt_503() {
         .connect_lazy("postgres://postgres@127.0.0.1:1/nothing")
         .unwrap();
     let watch = openclaws_api::watch::WatchHub::start(
-        pool.clone(),
+        pool.clone().into(),
         Default::default(),
         tokio_util::sync::CancellationToken::new(),
     );
     let state = openclaws_api::ApiState {
-        pool,
+        pool: pool.into(),
         cipher: std::sync::Arc::new(openclaws_model::secrets::SecretCipher::from_key([1; 32])),
         tokens: openclaws_api::ApiTokens {
             writer: WRITER.into(),

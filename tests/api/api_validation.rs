@@ -499,7 +499,7 @@ async fn readyz_is_503_without_migrations() {
         .await
         .unwrap();
     let state = openclaws_api::ApiState {
-        pool: db.pool.clone(),
+        pool: db.controller.clone(),
         cipher: std::sync::Arc::new(openclaws_model::secrets::SecretCipher::from_key([1; 32])),
         tokens: openclaws_api::ApiTokens {
             writer: WRITER.into(),
@@ -510,7 +510,7 @@ async fn readyz_is_503_without_migrations() {
         pairing_window: std::time::Duration::from_secs(600),
         inputs: test_inputs(),
         watch: openclaws_api::watch::WatchHub::start(
-            db.pool.clone(),
+            db.pool.clone().into(),
             Default::default(),
             tokio_util::sync::CancellationToken::new(),
         ),

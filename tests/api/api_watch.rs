@@ -60,7 +60,7 @@ async fn write_status(api: &TestApi, name: &str, phase: Phase, generation: i64) 
         ..InstanceStatus::default()
     };
     status::record(
-        &api.pool,
+        &api.pool.clone().into(),
         &api.cipher,
         &record,
         &observed,
@@ -346,7 +346,8 @@ async fn a_pruned_version_is_gone_with_the_current_one() {
     assert!(open(&api, &format!("resourceVersion={old}"), false)
         .await
         .is_ok());
-    let mut conn = api.pool.acquire().await.unwrap();
+    let db: openclaws_store::Db = api.pool.clone().into();
+    let mut conn = db.acquire().await.unwrap();
     let through = changes::prune(&mut conn, chrono::Utc::now() + chrono::Duration::seconds(1))
         .await
         .unwrap();

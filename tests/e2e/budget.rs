@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 async fn replicas_share_one_rate_per_action_and_scope() {
     let db = fresh_database().await;
     let replicas = [
-        Arc::new(SharedBudget::new(db.pool.clone(), "org")),
-        Arc::new(SharedBudget::new(db.pool.clone(), "org")),
+        Arc::new(SharedBudget::new(db.controller.clone(), "org")),
+        Arc::new(SharedBudget::new(db.controller.clone(), "org")),
     ];
     let started = Instant::now();
     let tries = (0..12).map(|i| {
@@ -63,8 +63,8 @@ async fn replicas_share_one_rate_per_action_and_scope() {
 async fn replicas_share_one_line_for_app_creation() {
     let db = fresh_database().await;
     let replicas = [
-        Arc::new(SharedBudget::new(db.pool.clone(), "org")),
-        Arc::new(SharedBudget::new(db.pool.clone(), "org")),
+        Arc::new(SharedBudget::new(db.controller.clone(), "org")),
+        Arc::new(SharedBudget::new(db.controller.clone(), "org")),
     ];
     let period = LimitClass::AppCreate.quota().0;
     let mut sent: Vec<Instant> = Vec::new();

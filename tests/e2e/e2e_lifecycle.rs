@@ -35,7 +35,11 @@ fn machine_id(body: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_update_stop_start_and_delete() {
-    let stack = Stack::start(StackOptions::default()).await;
+    create_update_stop_start_and_delete_on(&Stack::start(StackOptions::default()).await).await;
+}
+
+/// The scenario of [`create_update_stop_start_and_delete`] on `stack` (also run through a transaction pooler).
+pub async fn create_update_stop_start_and_delete_on(stack: &Stack) {
     let started = Instant::now();
     let (code, created) = stack
         .put("acme", json!({"customerId": "cust-1", "region": "iad"}))
@@ -84,7 +88,7 @@ async fn create_update_stop_start_and_delete() {
     assert_eq!(ports, [80, 443]);
     assert_eq!(m["config"]["services"][0]["internal_port"], 3000);
     assert_eq!(stack.fly_volumes("oc-acme").await.len(), 1);
-    let mut kinds = ip_kinds(&stack, "oc-acme").await;
+    let mut kinds = ip_kinds(stack, "oc-acme").await;
     kinds.sort();
     assert_eq!(
         kinds,
@@ -117,7 +121,7 @@ async fn create_update_stop_start_and_delete() {
         .patch("acme", json!({"spec": {"exposure": "private"}}))
         .await;
     stack.wait_ready("acme", READY_TIMEOUT).await;
-    assert!(ip_kinds(&stack, "oc-acme").await.is_empty());
+    assert!(ip_kinds(stack, "oc-acme").await.is_empty());
 
     // runState: stopped stops the machine; phase Stopped.
     stack
@@ -303,7 +307,14 @@ async fn machine_reconfigured_out_of_band_is_restored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_instance_gets_no_fly_calls_until_resumed() {
-    let stack = Stack::start(StackOptions::default()).await;
+    a_paused_instance_gets_no_fly_calls_until_resumed_on(
+        &Stack::start(StackOptions::default()).await,
+    )
+    .await;
+}
+
+/// The scenario of [`a_paused_instance_gets_no_fly_calls_until_resumed`] on `stack` (also run through a transaction pooler).
+pub async fn a_paused_instance_gets_no_fly_calls_until_resumed_on(stack: &Stack) {
     stack
         .put(
             "held",
@@ -343,7 +354,11 @@ async fn a_paused_instance_gets_no_fly_calls_until_resumed() {
 /// used to stop at the paused check, keep its machine running, and refuse the un-pause with 409).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_paused_instance_tears_it_down() {
-    let stack = Stack::start(StackOptions::default()).await;
+    deleting_a_paused_instance_tears_it_down_on(&Stack::start(StackOptions::default()).await).await;
+}
+
+/// The scenario of [`deleting_a_paused_instance_tears_it_down`] on `stack` (also run through a transaction pooler).
+pub async fn deleting_a_paused_instance_tears_it_down_on(stack: &Stack) {
     stack
         .put("frozen", json!({"customerId": "c", "region": "iad"}))
         .await;

@@ -159,7 +159,7 @@ async fn replicas_share_one_circuit_and_one_probe() {
         let stop = CancellationToken::new();
         tokio::spawn(openclaws_engine::controller::outage::recover(
             fly.clone(),
-            stack.db.pool.clone(),
+            stack.db.controller.clone(),
             name.to_owned(),
             stop.clone(),
         ));

@@ -16,7 +16,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 async fn api_only(stack: &Stack) -> String {
     let state = serve::api_state(
         &stack.settings,
-        stack.db.pool.clone(),
+        stack.db.controller.clone(),
         Arc::new(Metrics::new()),
         serve::desired_inputs(&stack.settings).unwrap(),
         tokio_util::sync::CancellationToken::new(),

@@ -13,9 +13,16 @@ const CONVERGE: Duration = Duration::from_secs(60);
 const RESYNC_SECONDS: u64 = 3600;
 
 async fn watch_stack() -> Stack {
+    watch_stack_via(false).await
+}
+
+/// A stack whose fleet watch passes every half second, its controller's database behind a
+/// transaction pooler when `pooler`.
+pub async fn watch_stack_via(pooler: bool) -> Stack {
     Stack::start(StackOptions {
         resync_seconds: RESYNC_SECONDS,
         watch_seconds: 0.5,
+        pooler,
         ..StackOptions::default()
     })
     .await
@@ -161,16 +168,21 @@ async fn steady_state_costs_one_org_listing_per_pass_and_nothing_per_instance() 
 
 #[tokio::test]
 async fn a_machine_stopped_or_destroyed_out_of_band_is_repaired_by_the_watch() {
-    let stack = watch_stack().await;
-    let (app, machine) = ready_instance(&stack, "drifty").await;
+    a_machine_stopped_or_destroyed_out_of_band_is_repaired_by_the_watch_on(&watch_stack().await)
+        .await;
+}
+
+/// The scenario of [`a_machine_stopped_or_destroyed_out_of_band_is_repaired_by_the_watch`] on `stack` (also run through a transaction pooler).
+pub async fn a_machine_stopped_or_destroyed_out_of_band_is_repaired_by_the_watch_on(stack: &Stack) {
+    let (app, machine) = ready_instance(stack, "drifty").await;
 
     // Stopped behind the controller's back: started again, same machine.
     let wakeups = stack
         .metric("openclaws_fleet_watch_wakeups_total", "")
         .await;
-    stop_out_of_band(&stack, &app, &machine).await;
+    stop_out_of_band(stack, &app, &machine).await;
     started_again(
-        &stack,
+        stack,
         "drifty",
         &app,
         &machine,

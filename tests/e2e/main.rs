@@ -1,7 +1,8 @@
 //! The whole controller against the Fly simulator in inert mode (machines change state but run
 //! nothing): lifecycle, faults, ownership, planning, secrets, the fleet watch, the endpoint,
-//! crashes and Sentry reports of the controller as a child process, `openclaws-dev run`, and the
-//! work queue under the reconcile workers.
+//! crashes and Sentry reports of the controller as a child process, `openclaws-dev run`, the
+//! work queue under the reconcile workers, and the lifecycle, queue and fleet watch again
+//! through a transaction-mode pooler (PgBouncer).
 //!
 //! One binary for all of them (each former test file is a module) so the suite links and starts
 //! it once. Nothing here sets process-wide state: each test starts its own stack (database,
@@ -22,6 +23,7 @@ mod e2e_ownership;
 mod e2e_plan;
 mod e2e_secrets;
 mod e2e_watch;
+mod pooler;
 mod queue;
 mod sentry_reports;
 mod state_machine;

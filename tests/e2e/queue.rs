@@ -5,8 +5,7 @@ use openclaws_engine::controller::{self, ControllerConfig, Reconcile};
 use openclaws_engine::reconcile::{Outcome, ReconcileError};
 use openclaws_store::work;
 use openclaws_telemetry::Metrics;
-use openclaws_testkit::db::{eventually, fresh_database};
-use sqlx::PgPool;
+use openclaws_testkit::db::{eventually, fresh_database, insert_queued_instance, TestDb};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,21 +53,6 @@ impl Reconcile for Recorder {
     }
 }
 
-async fn insert_instance(pool: &PgPool, name: &str) -> Uuid {
-    let uid = Uuid::new_v4();
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("INSERT INTO instances (uid, name, customer_id, spec) VALUES ($1, $2, 'c', $3)")
-        .bind(uid)
-        .bind(name)
-        .bind(serde_json::json!({"customerId": "c", "region": "iad"}))
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    work::enqueue_now(&mut tx, uid, "test").await.unwrap();
-    tx.commit().await.unwrap();
-    uid
-}
-
 fn config(owner: &str, poll: Duration, listen_url: Option<String>) -> ControllerConfig {
     ControllerConfig {
         owner: owner.to_owned(),
@@ -82,10 +66,14 @@ fn config(owner: &str, poll: Duration, listen_url: Option<String>) -> Controller
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_pools_never_reconcile_one_key_at_once() {
-    let db = fresh_database().await;
+    two_pools_never_reconcile_one_key_at_once_on(&fresh_database().await).await;
+}
+
+/// The scenario of [`two_pools_never_reconcile_one_key_at_once`] on `db` (also run through a transaction pooler).
+pub async fn two_pools_never_reconcile_one_key_at_once_on(db: &TestDb) {
     let mut keys = Vec::new();
     for i in 0..6 {
-        keys.push(insert_instance(&db.pool, &format!("key-{i}")).await);
+        keys.push(insert_queued_instance(&db.controller, &format!("key-{i}")).await);
     }
     let state = Arc::new(Mutex::new(RecorderState::default()));
     let stop = CancellationToken::new();
@@ -98,7 +86,7 @@ async fn two_pools_never_reconcile_one_key_at_once() {
         };
         pools.push(tokio::spawn(controller::run(
             recorder,
-            db.pool.clone(),
+            db.controller.clone(),
             Arc::new(Metrics::new()),
             config(name, Duration::from_millis(20), Some(db.url.clone())),
             stop.clone(),
@@ -139,11 +127,15 @@ async fn two_pools_never_reconcile_one_key_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_workers_lease_is_taken_over_after_expiry() {
-    let db = fresh_database().await;
-    let uid = insert_instance(&db.pool, "orphaned").await;
+    a_dead_workers_lease_is_taken_over_after_expiry_on(&fresh_database().await).await;
+}
+
+/// The scenario of [`a_dead_workers_lease_is_taken_over_after_expiry`] on `db` (also run through a transaction pooler).
+pub async fn a_dead_workers_lease_is_taken_over_after_expiry_on(db: &TestDb) {
+    let uid = insert_queued_instance(&db.controller, "orphaned").await;
     // A worker claims the key and dies without completing or renewing.
     let lease = Duration::from_secs(2);
-    let claimed = work::claim_due(&db.pool, "dead-worker", 10, lease)
+    let claimed = work::claim_due(&db.controller, "dead-worker", 10, lease)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -158,7 +150,7 @@ async fn a_dead_workers_lease_is_taken_over_after_expiry() {
     let stop = CancellationToken::new();
     let pool = tokio::spawn(controller::run(
         recorder,
-        db.pool.clone(),
+        db.controller.clone(),
         Arc::new(Metrics::new()),
         config("survivor", Duration::from_millis(100), Some(db.url.clone())),
         stop.clone(),
@@ -186,7 +178,11 @@ async fn a_dead_workers_lease_is_taken_over_after_expiry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_wakes_an_idle_worker_at_once() {
-    let db = fresh_database().await;
+    a_write_wakes_an_idle_worker_at_once_on(&fresh_database().await).await;
+}
+
+/// The scenario of [`a_write_wakes_an_idle_worker_at_once`] on `db` (also run through a transaction pooler).
+pub async fn a_write_wakes_an_idle_worker_at_once_on(db: &TestDb) {
     let state = Arc::new(Mutex::new(RecorderState::default()));
     let recorder = Recorder {
         inner: state.clone(),
@@ -197,7 +193,7 @@ async fn a_write_wakes_an_idle_worker_at_once() {
     // Polling every 30 s: only the notification can explain a fast pick-up.
     let pool = tokio::spawn(controller::run(
         recorder,
-        db.pool.clone(),
+        db.controller.clone(),
         Arc::new(Metrics::new()),
         config("idle", Duration::from_secs(30), Some(db.url.clone())),
         stop.clone(),
@@ -217,7 +213,7 @@ async fn a_write_wakes_an_idle_worker_at_once() {
     });
     listening.await;
     let written = Instant::now();
-    let uid = insert_instance(&db.pool, "woken").await;
+    let uid = insert_queued_instance(&db.controller, "woken").await;
     let ran = eventually(
         Duration::from_secs(5),
         "the worker to run the new key",
@@ -241,7 +237,11 @@ async fn a_write_wakes_an_idle_worker_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_alone_finds_work_without_listen() {
-    let db = fresh_database().await;
+    polling_alone_finds_work_without_listen_on(&fresh_database().await).await;
+}
+
+/// The scenario of [`polling_alone_finds_work_without_listen`] on `db` (also run through a transaction pooler).
+pub async fn polling_alone_finds_work_without_listen_on(db: &TestDb) {
     let state = Arc::new(Mutex::new(RecorderState::default()));
     let recorder = Recorder {
         inner: state.clone(),
@@ -251,12 +251,12 @@ async fn polling_alone_finds_work_without_listen() {
     let stop = CancellationToken::new();
     let pool = tokio::spawn(controller::run(
         recorder,
-        db.pool.clone(),
+        db.controller.clone(),
         Arc::new(Metrics::new()),
         config("pooler", Duration::from_millis(200), None),
         stop.clone(),
     ));
-    let uid = insert_instance(&db.pool, "polled").await;
+    let uid = insert_queued_instance(&db.controller, "polled").await;
     eventually(Duration::from_secs(5), "polling to find the key", || {
         let state = state.clone();
         async move {
@@ -276,20 +276,24 @@ async fn polling_alone_finds_work_without_listen() {
 
 #[tokio::test]
 async fn a_request_during_a_reconcile_is_not_lost() {
-    let db = fresh_database().await;
-    let uid = insert_instance(&db.pool, "busy").await;
-    let claim = work::claim_due(&db.pool, "w", 1, Duration::from_secs(30))
+    a_request_during_a_reconcile_is_not_lost_on(&fresh_database().await).await;
+}
+
+/// The scenario of [`a_request_during_a_reconcile_is_not_lost`] on `db` (also run through a transaction pooler).
+pub async fn a_request_during_a_reconcile_is_not_lost_on(db: &TestDb) {
+    let uid = insert_queued_instance(&db.controller, "busy").await;
+    let claim = work::claim_due(&db.controller, "w", 1, Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(claim.len(), 1);
     // The API writes while the reconcile runs; the reconcile then asks for a visit in an hour.
-    let mut tx = db.pool.begin().await.unwrap();
+    let mut tx = db.controller.begin().await.unwrap();
     work::enqueue_now(&mut tx, uid, "spec changed")
         .await
         .unwrap();
     tx.commit().await.unwrap();
     let due = work::complete(
-        &db.pool,
+        &db.controller,
         uid,
         "w",
         (Duration::from_secs(3600), work::SCHEDULED),
@@ -303,28 +307,38 @@ async fn a_request_during_a_reconcile_is_not_lost() {
         "the write during the reconcile must make the key due now"
     );
     // Completion by a worker that no longer holds the lease changes nothing.
-    assert!(
-        work::complete(&db.pool, uid, "w", (Duration::ZERO, work::SCHEDULED), 0)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(work::complete(
+        &db.controller,
+        uid,
+        "w",
+        (Duration::ZERO, work::SCHEDULED),
+        0
+    )
+    .await
+    .unwrap()
+    .is_none());
 }
 
 /// The fence: a lapsed lease admits nothing, cannot be renewed or recorded under, and the
 /// replica taking the key over is told so and looks again soon.
 #[tokio::test]
 async fn a_lapsed_lease_is_fenced_and_its_takeover_rechecked() {
-    let db = fresh_database().await;
-    let uid = insert_instance(&db.pool, "fenced").await;
+    a_lapsed_lease_is_fenced_and_its_takeover_rechecked_on(&fresh_database().await).await;
+}
+
+/// The scenario of [`a_lapsed_lease_is_fenced_and_its_takeover_rechecked`] on `db` (also run through a transaction pooler).
+pub async fn a_lapsed_lease_is_fenced_and_its_takeover_rechecked_on(db: &TestDb) {
+    let uid = insert_queued_instance(&db.controller, "fenced").await;
     let ttl = Duration::from_secs(30);
-    let first = work::claim_due(&db.pool, "a", 1, ttl).await.unwrap();
+    let first = work::claim_due(&db.controller, "a", 1, ttl).await.unwrap();
     assert!(!first[0].taken_over);
-    assert!(work::admit(&db.pool, uid, "a", ttl, Duration::from_secs(1))
-        .await
-        .unwrap());
     assert!(
-        !work::admit(&db.pool, uid, "b", ttl, Duration::ZERO)
+        work::admit(&db.controller, uid, "a", ttl, Duration::from_secs(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !work::admit(&db.controller, uid, "b", ttl, Duration::ZERO)
             .await
             .unwrap(),
         "another owner is admitted"
@@ -334,19 +348,19 @@ async fn a_lapsed_lease_is_fenced_and_its_takeover_rechecked() {
         .execute(&db.pool)
         .await
         .unwrap();
-    assert!(!work::admit(&db.pool, uid, "a", ttl, Duration::ZERO)
+    assert!(!work::admit(&db.controller, uid, "a", ttl, Duration::ZERO)
         .await
         .unwrap());
-    assert!(!work::renew(&db.pool, uid, "a", ttl).await.unwrap());
-    let taken = work::claim_due(&db.pool, "b", 1, ttl).await.unwrap();
+    assert!(!work::renew(&db.controller, uid, "a", ttl).await.unwrap());
+    let taken = work::claim_due(&db.controller, "b", 1, ttl).await.unwrap();
     assert!(taken[0].taken_over);
-    let mut tx = db.pool.begin().await.unwrap();
+    let mut tx = db.controller.begin().await.unwrap();
     let held = work::hold(&mut tx, uid, "a").await;
     assert!(matches!(held, Err(openclaws_store::StoreError::LeaseLost)));
     drop(tx);
     // B asks for a visit in an hour; the recheck comes first.
     let due = work::complete(
-        &db.pool,
+        &db.controller,
         uid,
         "b",
         (Duration::from_secs(3600), work::SCHEDULED),
@@ -363,16 +377,20 @@ async fn a_lapsed_lease_is_fenced_and_its_takeover_rechecked() {
 /// streak.
 #[tokio::test]
 async fn held_instances_are_woken_oldest_first_with_a_fresh_streak() {
-    let db = fresh_database().await;
+    held_instances_are_woken_oldest_first_with_a_fresh_streak_on(&fresh_database().await).await;
+}
+
+/// The scenario of [`held_instances_are_woken_oldest_first_with_a_fresh_streak`] on `db` (also run through a transaction pooler).
+pub async fn held_instances_are_woken_oldest_first_with_a_fresh_streak_on(db: &TestDb) {
     let mut uids = Vec::new();
     for name in ["held-1", "held-2", "held-3"] {
-        let uid = insert_instance(&db.pool, name).await;
-        let claim = work::claim_due(&db.pool, "w", 1, Duration::from_secs(30))
+        let uid = insert_queued_instance(&db.controller, name).await;
+        let claim = work::claim_due(&db.controller, "w", 1, Duration::from_secs(30))
             .await
             .unwrap();
         assert_eq!(claim[0].instance_uid, uid);
         work::complete(
-            &db.pool,
+            &db.controller,
             uid,
             "w",
             (Duration::from_secs(60), work::HELD_FOR_FLY),
@@ -382,10 +400,10 @@ async fn held_instances_are_woken_oldest_first_with_a_fresh_streak() {
         .unwrap();
         uids.push(uid);
     }
-    assert_eq!(work::wake_held(&db.pool).await.unwrap(), 3);
+    assert_eq!(work::wake_held(&db.controller).await.unwrap(), 3);
     let mut claimed = Vec::new();
     for _ in 0..3 {
-        let one = work::claim_due(&db.pool, "w", 1, Duration::from_secs(30))
+        let one = work::claim_due(&db.controller, "w", 1, Duration::from_secs(30))
             .await
             .unwrap();
         claimed.extend(one);
@@ -393,17 +411,21 @@ async fn held_instances_are_woken_oldest_first_with_a_fresh_streak() {
     let order: Vec<Uuid> = claimed.iter().map(|c| c.instance_uid).collect();
     assert_eq!(order, uids, "claimed in the order they had waited");
     assert!(claimed.iter().all(|c| c.attempts == 0));
-    assert_eq!(work::wake_held(&db.pool).await.unwrap(), 0);
+    assert_eq!(work::wake_held(&db.controller).await.unwrap(), 0);
 }
 
 /// An abandoned reconcile's calls reach the history even when another replica has already
 /// finished the teardown and deleted the row.
 #[tokio::test]
 async fn events_for_a_deleted_instance_keep_its_name() {
-    let db = fresh_database().await;
-    let uid = insert_instance(&db.pool, "gone-soon").await;
+    events_for_a_deleted_instance_keep_its_name_on(&fresh_database().await).await;
+}
+
+/// The scenario of [`events_for_a_deleted_instance_keep_its_name`] on `db` (also run through a transaction pooler).
+pub async fn events_for_a_deleted_instance_keep_its_name_on(db: &TestDb) {
+    let uid = insert_queued_instance(&db.controller, "gone-soon").await;
     openclaws_store::events::append_for_uid(
-        &db.pool,
+        &db.controller,
         uid,
         openclaws_store::events::EventType::Normal,
         "Created",
@@ -417,7 +439,7 @@ async fn events_for_a_deleted_instance_keep_its_name() {
         .await
         .unwrap();
     openclaws_store::events::append_for_uid(
-        &db.pool,
+        &db.controller,
         uid,
         openclaws_store::events::EventType::Warning,
         "ReconcileAbandoned",
@@ -434,7 +456,7 @@ async fn events_for_a_deleted_instance_keep_its_name() {
     .unwrap();
     assert_eq!(names, vec!["gone-soon".to_owned()]);
     let unknown = openclaws_store::events::append_for_uid(
-        &db.pool,
+        &db.controller,
         uuid::Uuid::new_v4(),
         openclaws_store::events::EventType::Warning,
         "ReconcileAbandoned",

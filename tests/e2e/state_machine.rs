@@ -65,7 +65,7 @@ impl World {
         let settings = &stack.settings;
         let inputs = openclaws_server::serve::desired_inputs(settings).unwrap();
         let metrics = Arc::new(openclaws_telemetry::Metrics::new());
-        let pool = stack.db.pool.clone();
+        let pool = stack.db.controller.clone();
         let state = openclaws_server::serve::api_state(
             settings,
             pool.clone(),

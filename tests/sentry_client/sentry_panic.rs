@@ -5,11 +5,9 @@
 
 use openclaws_engine::controller::{self, ControllerConfig, Reconcile};
 use openclaws_engine::reconcile::{Outcome, ReconcileError};
-use openclaws_store::work;
 use openclaws_telemetry::{init_sentry, Metrics, SentrySettings};
-use openclaws_testkit::db::{eventually, fresh_database};
+use openclaws_testkit::db::{eventually, fresh_database, insert_queued_instance};
 use openclaws_testkit::ingest::Ingest;
-use sqlx::PgPool;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,21 +44,6 @@ impl Reconcile for Panicky {
     }
 }
 
-async fn insert_instance(pool: &PgPool, name: &str) -> Uuid {
-    let uid = Uuid::new_v4();
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("INSERT INTO instances (uid, name, customer_id, spec) VALUES ($1, $2, 'c', $3)")
-        .bind(uid)
-        .bind(name)
-        .bind(serde_json::json!({"customerId": "c", "region": "iad"}))
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    work::enqueue_now(&mut tx, uid, "test").await.unwrap();
-    tx.commit().await.unwrap();
-    uid
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_reconcile_is_reported_and_the_pool_keeps_working() {
     let ingest = Ingest::start().await;
@@ -71,8 +54,8 @@ async fn a_panicking_reconcile_is_reported_and_the_pool_keeps_working() {
     .expect("a client");
 
     let db = fresh_database().await;
-    let panicky = insert_instance(&db.pool, "panicky").await;
-    let steady = insert_instance(&db.pool, "steady").await;
+    let panicky = insert_queued_instance(&db.controller, "panicky").await;
+    let steady = insert_queued_instance(&db.controller, "steady").await;
     let runs: Arc<Mutex<Vec<(Uuid, i32)>>> = Arc::default();
     let metrics = Arc::new(Metrics::new());
     let stop = CancellationToken::new();
@@ -82,7 +65,7 @@ async fn a_panicking_reconcile_is_reported_and_the_pool_keeps_working() {
             runs: runs.clone(),
             panicked: Arc::default(),
         },
-        db.pool.clone(),
+        db.controller.clone(),
         metrics.clone(),
         ControllerConfig {
             owner: "solo".to_owned(),

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::Connection;
 use utoipa::ToSchema;
 
 use super::auth::Role;
@@ -60,10 +59,10 @@ pub async fn get_gateway_token(
     }
     check_name(&name).map_err(|e| ApiError::invalid(vec![e]))?;
     let mut conn = state.db().await?;
-    let record = instances::get(&mut *conn, &name)
+    let record = instances::get(&mut conn, &name)
         .await?
         .ok_or_else(|| write::not_found(&name))?;
-    let token = secrets::get_plaintext(&mut *conn, &state.cipher, record.uid, GATEWAY_TOKEN)
+    let token = secrets::get_plaintext(&mut conn, &state.cipher, record.uid, GATEWAY_TOKEN)
         .await?
         .ok_or_else(|| {
             ApiError::Conflict(format!(
@@ -75,7 +74,7 @@ pub async fn get_gateway_token(
     // pairing request is approved (auto) or shown (manual) promptly.
     let mut tx = conn.begin().await?;
     events::append(
-        &mut *tx,
+        &mut tx,
         &NewEvent {
             instance_uid: record.uid,
             instance_name: &record.name,
@@ -89,7 +88,7 @@ pub async fn get_gateway_token(
     if !state.pairing_window.is_zero() {
         let until = chrono::Utc::now()
             + chrono::Duration::from_std(state.pairing_window).unwrap_or_default();
-        openclaws_store::status::open_pairing_window(&mut *tx, record.uid, until).await?;
+        openclaws_store::status::open_pairing_window(&mut tx, record.uid, until).await?;
         openclaws_store::work::wake(&mut tx, &[record.uid], "pairing window").await?;
     }
     tx.commit().await?;
@@ -233,7 +232,7 @@ pub async fn record_approval(
     // Read, then write with the version read: a concurrent approval makes this one retry
     // instead of dropping the other.
     for _ in 0..5 {
-        let record = instances::get(&mut *state.db().await?, name)
+        let record = instances::get(&mut state.db().await?, name)
             .await?
             .ok_or_else(|| write::not_found(name))?;
         let spec = record.spec()?;

@@ -357,7 +357,7 @@ pub async fn get_instance(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     check_name(&name).map_err(|e| ApiError::invalid(vec![e]))?;
-    let record = instances::get(&mut *state.db().await?, &name)
+    let record = instances::get(&mut state.db().await?, &name)
         .await?
         .ok_or_else(|| write::not_found(&name))?;
     Ok(object_response(
@@ -542,9 +542,9 @@ pub async fn list_instances(
         return Err(ApiError::invalid(errors));
     }
     let mut conn = state.db().await?;
-    let version = changes::list_version(&mut *conn).await?;
+    let version = changes::list_version(&mut conn).await?;
     let mut records = instances::list(
-        &mut *conn,
+        &mut conn,
         &instances::ListFilter {
             customer_id: params.customer_id,
             phase: params.phase,
@@ -745,8 +745,8 @@ pub async fn list_events(
         return Err(ApiError::invalid(errors));
     }
     let mut conn = state.db().await?;
-    let exists = instances::get(&mut *conn, &name).await?.is_some()
-        || instances::has_history(&mut *conn, &name).await?;
+    let exists = instances::get(&mut conn, &name).await?.is_some()
+        || instances::has_history(&mut conn, &name).await?;
     if !exists {
         return Err(write::not_found(&name));
     }
@@ -765,6 +765,6 @@ pub async fn list_events(
         };
         return watch::events::respond(&state, watch, options).await;
     }
-    let items = events::list_by_name(&mut *conn, &name, &filter).await?;
+    let items = events::list_by_name(&mut conn, &name, &filter).await?;
     Ok(Json(EventList { items }).into_response())
 }

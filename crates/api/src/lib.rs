@@ -28,8 +28,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use axum::Router;
-use sqlx::pool::PoolConnection;
-use sqlx::{PgPool, Postgres};
+use openclaws_store::{Conn, Db};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -70,7 +69,8 @@ impl std::fmt::Debug for ApiTokens {
 /// Everything a handler needs.
 #[derive(Clone, Debug)]
 pub struct ApiState {
-    pub pool: PgPool,
+    /// The database, as the controller reaches it (directly or through a pooler).
+    pub pool: Db,
     pub cipher: Arc<SecretCipher>,
     pub tokens: ApiTokens,
     /// Hostnames are `{name}.{base_domain}`.
@@ -88,7 +88,7 @@ pub struct ApiState {
 impl ApiState {
     /// A pooled connection within [`DB_WAIT`], or 503: the pool retries refused connections
     /// until its own (longer) acquire timeout, which a request must not wait out.
-    pub async fn db(&self) -> Result<PoolConnection<Postgres>, ApiError> {
+    pub async fn db(&self) -> Result<Conn<'static>, ApiError> {
         match tokio::time::timeout(DB_WAIT, self.pool.acquire()).await {
             Ok(Ok(connection)) => Ok(connection),
             Ok(Err(e)) => Err(e.into()),

@@ -145,7 +145,7 @@ pub async fn get_plan(
 ) -> Result<Json<PlanPreview>, ApiError> {
     check_name(&name).map_err(|e| ApiError::invalid(vec![e]))?;
     let mut conn = state.db().await?;
-    let record = instances::get(&mut *conn, &name)
+    let record = instances::get(&mut conn, &name)
         .await?
         .ok_or_else(|| ApiError::no_instance(&name))?;
     let preview = preview::preview(&mut conn, &state.cipher, &state.inputs, &record, Utc::now());

@@ -6,7 +6,6 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::Connection;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -55,7 +54,7 @@ impl Written {
     /// sees the write's own uncommitted rows).
     async fn of(
         state: &ApiState,
-        db: &mut sqlx::PgConnection,
+        db: &mut openclaws_store::Conn<'_>,
         outcome: Outcome,
         record: &InstanceRecord,
         dry_run: bool,
@@ -75,7 +74,7 @@ impl Written {
 /// The plan preview of `record`, read through `db`.
 async fn plan_of(
     state: &ApiState,
-    db: &mut sqlx::PgConnection,
+    db: &mut openclaws_store::Conn<'_>,
     record: &InstanceRecord,
 ) -> Result<PlanPreview, ApiError> {
     let preview = preview::preview(db, &state.cipher, &state.inputs, record, Utc::now());
@@ -91,7 +90,7 @@ async fn plan_of(
 /// rolls it back, so nothing is stored, no event appended, no reconcile woken.
 async fn finish(
     state: &ApiState,
-    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    mut tx: openclaws_store::Conn<'_>,
     outcome: Outcome,
     record: &InstanceRecord,
     dry_run: bool,
@@ -275,7 +274,7 @@ fn resolve_keys(
 }
 
 async fn apply_secret_ops(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut openclaws_store::Conn<'_>,
     cipher: &SecretCipher,
     uid: Uuid,
     ops: Vec<SecretOp>,
@@ -330,7 +329,7 @@ pub async fn put(
         return Err(ApiError::invalid(errors));
     }
     let mut conn = state.db().await?;
-    if let Some(record) = instances::get(&mut *conn, name).await? {
+    if let Some(record) = instances::get(&mut conn, name).await? {
         if create_only {
             return Err(exists(name));
         }
@@ -384,7 +383,7 @@ pub async fn patch(
     let (manager, dry_run) = (options.manager, options.dry_run);
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
     let mut conn = state.db().await?;
-    let record = instances::get(&mut *conn, name)
+    let record = instances::get(&mut conn, name)
         .await?
         .ok_or_else(|| not_found(name))?;
     if plan_patch(state, &record, &patch, if_match, manager)?.is_noop() {
@@ -492,7 +491,7 @@ pub async fn apply(
         return Err(generic_invalid(""));
     }
     let mut conn = state.db().await?;
-    if let Some(record) = instances::get(&mut *conn, name).await? {
+    if let Some(record) = instances::get(&mut conn, name).await? {
         if plan_apply(state, &record, &body, if_match, manager, force)?.is_noop() {
             return Written::of(state, &mut conn, Outcome::Updated, &record, dry_run).await;
         }
@@ -570,7 +569,7 @@ pub fn not_found(name: &str) -> ApiError {
 /// concurrent create of the same name committed first.
 async fn create(
     state: &ApiState,
-    tx: &mut sqlx::PgConnection,
+    tx: &mut openclaws_store::Conn<'_>,
     name: &str,
     body: &Value,
     if_match: Option<i64>,
@@ -584,7 +583,7 @@ async fn create(
 /// Inserts the instance `owned` describes; `None` when the name was taken concurrently.
 async fn create_owned(
     state: &ApiState,
-    tx: &mut sqlx::PgConnection,
+    tx: &mut openclaws_store::Conn<'_>,
     name: &str,
     owned: managed::Owned,
     if_match: Option<i64>,
@@ -743,7 +742,7 @@ impl Change {
 /// untouched.
 async fn update(
     state: &ApiState,
-    tx: &mut sqlx::PgConnection,
+    tx: &mut openclaws_store::Conn<'_>,
     record: InstanceRecord,
     body: &Value,
     if_match: Option<i64>,
@@ -761,7 +760,7 @@ async fn update(
 /// Writes a change: the row (guarded by its version), the secrets, the work and the event.
 async fn write_update(
     state: &ApiState,
-    tx: &mut sqlx::PgConnection,
+    tx: &mut openclaws_store::Conn<'_>,
     record: InstanceRecord,
     change: Change,
 ) -> Result<InstanceRecord, ApiError> {
@@ -826,12 +825,12 @@ pub async fn delete(
         return finish(state, tx, Outcome::Updated, &record, dry_run).await;
     }
     check_preconditions(record.resource_version, [if_match])?;
-    let updated = instances::mark_deleted(&mut *tx, record.uid, record.resource_version)
+    let updated = instances::mark_deleted(&mut tx, record.uid, record.resource_version)
         .await?
         .ok_or_else(|| ApiError::Conflict(format!("instance {name} was modified concurrently")))?;
     work::enqueue_now(&mut tx, record.uid, "deletion-requested").await?;
     events::append(
-        &mut *tx,
+        &mut tx,
         &NewEvent {
             instance_uid: record.uid,
             instance_name: name,
@@ -855,7 +854,7 @@ pub async fn request_reconcile(state: &ApiState, name: &str) -> Result<OpenClawI
         .ok_or_else(|| not_found(name))?;
     work::enqueue_now(&mut tx, record.uid, "reconcile-requested").await?;
     events::append(
-        &mut *tx,
+        &mut tx,
         &NewEvent {
             instance_uid: record.uid,
             instance_name: name,

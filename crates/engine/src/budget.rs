@@ -3,7 +3,7 @@
 //! alone behaves as with its in-process limits). The turn logic of the organization's lines is
 //! the Fly crate's, run on the database's clock under the line's row lock.
 
-use sqlx::PgPool;
+use openclaws_store::Db;
 use std::time::Duration;
 
 use openclaws_fly::limits::{secs, take_turn, BudgetFuture, Line, Turn, MAX_WAIT, SLOT_GRACE};
@@ -14,7 +14,7 @@ use openclaws_store::StoreError;
 /// The organization's Fly budget in PostgreSQL.
 #[derive(Debug)]
 pub struct SharedBudget {
-    pool: PgPool,
+    pool: Db,
     org: String,
     /// Used while the database cannot be reached (this replica's share only).
     fallback: FlyRateLimits,
@@ -22,7 +22,7 @@ pub struct SharedBudget {
 
 impl SharedBudget {
     /// The budget of `org`, kept in `pool`'s database.
-    pub fn new(pool: PgPool, org: &str) -> Self {
+    pub fn new(pool: Db, org: &str) -> Self {
         Self {
             pool,
             org: org.to_owned(),

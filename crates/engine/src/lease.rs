@@ -3,7 +3,7 @@
 //! extends it), so a replica that was paused or cut off past its lease sends nothing once it is
 //! back; what an abandoned reconcile did send is kept here for its events.
 
-use sqlx::PgPool;
+use openclaws_store::Db;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -17,7 +17,7 @@ const MARGIN: Duration = Duration::from_millis(500);
 /// One claimed key's lease.
 #[derive(Debug)]
 pub struct WorkLease {
-    pool: PgPool,
+    pool: Db,
     uid: Uuid,
     owner: String,
     ttl: Duration,
@@ -27,7 +27,7 @@ pub struct WorkLease {
 
 impl WorkLease {
     /// The lease `owner` took on `uid` for `ttl` (renewed by the dispatcher every third of it).
-    pub fn new(pool: PgPool, uid: Uuid, owner: &str, ttl: Duration) -> Self {
+    pub fn new(pool: Db, uid: Uuid, owner: &str, ttl: Duration) -> Self {
         Self {
             pool,
             uid,

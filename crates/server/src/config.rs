@@ -6,11 +6,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use openclaws_model::secrets::SecretCipher;
+use openclaws_store::PoolMode;
 
 /// Database connection settings.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseSettings {
-    /// PostgreSQL URL (a pooled URL such as Supabase's transaction pooler works).
+    /// PostgreSQL URL: a direct connection, a session pooler, or a transaction pooler (such as
+    /// Supabase's on port 6543) with OPENCLAWS_DB_POOL_MODE=transaction. The API and the workers
+    /// run every statement through it.
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -18,8 +21,10 @@ pub struct DatabaseSettings {
         hide_env_values = true
     )]
     pub database_url: String,
-    /// Direct (non-pooled) URL used only for LISTEN/NOTIFY wake-ups; defaults to DATABASE_URL.
-    /// Without a working LISTEN, polling still finds all work.
+    /// A session's URL (a direct connection, or a session pooler such as Supabase's on port
+    /// 5432) for what a transaction pooler cannot do: LISTEN/NOTIFY wake-ups, the fleet watch's
+    /// lock (a session advisory lock) and `migrate` (sqlx's migrator locks the same way).
+    /// Defaults to DATABASE_URL; required with OPENCLAWS_DB_POOL_MODE=transaction.
     #[arg(
         long,
         env = "DATABASE_LISTEN_URL",
@@ -29,8 +34,11 @@ pub struct DatabaseSettings {
     pub database_listen_url: Option<String>,
     /// Maximum connections in this replica's pool (API and workers share it). The default, 10,
     /// leaves room on PostgreSQL's default `max_connections` of 100 for several replicas, each
-    /// also holding one connection for LISTEN, and for migrations and people: 3 replicas use
-    /// 33. Raise it with the server's limit in mind: replicas × (pool + 1) must stay below it.
+    /// also holding one session for LISTEN (and the watching replica one for the fleet watch's
+    /// lock), and for migrations and people: 3 replicas use 34. Raise it with the server's
+    /// limit in mind: replicas × (pool + 1) + 1 must stay below it. Through a transaction
+    /// pooler these are connections to the pooler, which shares its own (smaller) pool of
+    /// server connections among them; only the sessions count against the server.
     #[arg(
         long,
         env = "OPENCLAWS_DB_MAX_CONNECTIONS",
@@ -39,14 +47,42 @@ pub struct DatabaseSettings {
         value_parser = clap::value_parser!(u32).range(1..=1000)
     )]
     pub db_max_connections: u32,
+    /// How DATABASE_URL lends server connections: `session` (a direct connection or a session
+    /// pooler; the default) or `transaction` (a transaction pooler: Supabase's on port 6543,
+    /// PgBouncer's `pool_mode = transaction`). With `transaction` every statement is sent
+    /// unnamed inside a transaction, since a prepared statement or one left outside a
+    /// transaction may reach another server connection than the one that prepared it.
+    #[arg(
+        long,
+        env = "OPENCLAWS_DB_POOL_MODE",
+        value_name = "OPENCLAWS_DB_POOL_MODE",
+        default_value = "session",
+        value_parser = parse_pool_mode
+    )]
+    pub db_pool_mode: PoolMode,
 }
 
 impl DatabaseSettings {
-    /// Where to LISTEN for wake-ups: `DATABASE_LISTEN_URL`, else `DATABASE_URL`.
+    /// The URL of a session, for LISTEN, the fleet watch's lock and migrations:
+    /// `DATABASE_LISTEN_URL`, else `DATABASE_URL`.
     pub fn listen_url(&self) -> String {
         self.database_listen_url
             .clone()
             .unwrap_or_else(|| self.database_url.clone())
+    }
+
+    /// Whether the settings fit together: a transaction pooler needs a session URL beside it
+    /// (an error names what is missing).
+    pub fn check(&self) -> Result<(), String> {
+        if self.db_pool_mode == PoolMode::Transaction && self.database_listen_url.is_none() {
+            return Err(
+                "OPENCLAWS_DB_POOL_MODE=transaction needs DATABASE_LISTEN_URL: a direct \
+                        connection or a session pooler for LISTEN, the fleet watch's lock and \
+                        migrations, which a transaction pooler cannot hold"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -351,6 +387,10 @@ fn parse_secret_key(s: &str) -> Result<SecretKey, String> {
         .map_err(|e| e.to_string())
 }
 
+fn parse_pool_mode(s: &str) -> Result<PoolMode, String> {
+    s.parse()
+}
+
 fn parse_token(s: &str) -> Result<String, String> {
     let s = s.trim();
     if s.is_empty() {
@@ -411,5 +451,25 @@ mod tests {
         );
         assert!(parse_token("  ").is_err());
         assert!(parse_secret_key("AAAA").is_err());
+        assert_eq!(parse_pool_mode("transaction"), Ok(PoolMode::Transaction));
+        assert!(parse_pool_mode("pgbouncer").is_err());
+    }
+
+    #[test]
+    fn a_transaction_pooler_needs_a_session_url() {
+        let mut db = DatabaseSettings {
+            database_url: "postgres://pooler:6543/postgres".into(),
+            database_listen_url: None,
+            db_max_connections: 10,
+            db_pool_mode: PoolMode::Transaction,
+        };
+        assert!(db.check().unwrap_err().contains("DATABASE_LISTEN_URL"));
+        db.database_listen_url = Some("postgres://db:5432/postgres".into());
+        assert_eq!(db.check(), Ok(()));
+        assert_eq!(db.listen_url(), "postgres://db:5432/postgres");
+        db.db_pool_mode = PoolMode::Session;
+        db.database_listen_url = None;
+        assert_eq!(db.check(), Ok(()));
+        assert_eq!(db.listen_url(), "postgres://pooler:6543/postgres");
     }
 }

@@ -16,6 +16,7 @@ use openclaws_engine::reconcile::desired::FleetSettings;
 use openclaws_engine::reconcile::{DesiredInputs, Reconciler, Timing};
 use openclaws_fly::FlyClient;
 use openclaws_store as store;
+use openclaws_store::Db;
 use openclaws_telemetry::Metrics;
 
 /// Errors that stop start-up.
@@ -78,9 +79,12 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Running, ServeError> {
     let inputs = desired_inputs(settings)?;
-    let pool = store::connect(
-        &settings.database.database_url,
-        settings.database.db_max_connections,
+    let database = &settings.database;
+    database.check().map_err(ServeError::Setting)?;
+    let pool = Db::connect(
+        &database.database_url,
+        database.db_max_connections,
+        database.db_pool_mode,
     )
     .await?;
     if !store::migrations_applied(&pool).await? {
@@ -129,12 +133,19 @@ pub async fn start(
         tokio::spawn(controller::watch::run(
             reconciler.fly.clone(),
             pool.clone(),
+            database.listen_url(),
             metrics.clone(),
             controller::watch::WatchConfig::every(interval),
             shutdown.clone(),
         ))
     });
-    tracing::info!(%addr, owner = %config.owner, workers = config.workers, "controller started");
+    tracing::info!(
+        %addr,
+        owner = %config.owner,
+        workers = config.workers,
+        db_pool_mode = %database.db_pool_mode,
+        "controller started"
+    );
     let workers = tokio::spawn(controller::run(
         reconciler,
         pool,
@@ -157,7 +168,7 @@ pub async fn start(
 /// drive reconciles one at a time.
 pub fn reconciler(
     settings: &ServeSettings,
-    pool: sqlx::PgPool,
+    pool: Db,
     inputs: DesiredInputs,
     metrics: Arc<Metrics>,
     owner: &str,
@@ -239,7 +250,7 @@ pub fn desired_inputs(settings: &ServeSettings) -> Result<DesiredInputs, ServeEr
 /// its watches follow the database until `shutdown`, which also ends them.
 pub fn api_state(
     settings: &ServeSettings,
-    pool: sqlx::PgPool,
+    pool: Db,
     metrics: Arc<Metrics>,
     inputs: DesiredInputs,
     shutdown: CancellationToken,

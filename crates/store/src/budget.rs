@@ -6,9 +6,9 @@
 //!   caller decides the turn (a pure function, shared with the in-process line) on the row's
 //!   state inside the transaction.
 
-use sqlx::{PgExecutor, PgPool};
+use sqlx::PgExecutor;
 
-use super::StoreError;
+use super::{Conn, Db, StoreError};
 
 /// The outcome of asking for a rate token, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,7 +22,7 @@ pub enum Rate {
 /// Takes a token for `key` from a bucket of one per `period` seconds with `burst` at once,
 /// granting it when it comes free within `max_wait` seconds.
 pub async fn take_rate(
-    db: &PgPool,
+    db: impl PgExecutor<'_> + Copy,
     key: &str,
     period: f64,
     burst: u32,
@@ -78,16 +78,16 @@ pub struct LineUpdate {
 /// Runs `turn(row, reserved slot, now)` on `line` for `holder` under the line's row lock and
 /// writes back what it decided. Reservations older than `grace` seconds are given up first.
 pub async fn line_turn<T>(
-    pool: &PgPool,
+    db: &Db,
     line: &str,
     holder: &str,
     grace: f64,
     turn: impl FnOnce(LineRow, Option<f64>, f64) -> (LineUpdate, T),
 ) -> Result<T, StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     sqlx::query("INSERT INTO fly_line (line, next_at) VALUES ($1, now()) ON CONFLICT DO NOTHING")
         .bind(line)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     let (next, last_sent, now): (f64, Option<f64>, f64) = sqlx::query_as(
         "SELECT EXTRACT(EPOCH FROM next_at)::float8, EXTRACT(EPOCH FROM last_sent)::float8, \
@@ -95,7 +95,7 @@ pub async fn line_turn<T>(
          FROM fly_line WHERE line = $1 FOR UPDATE",
     )
     .bind(line)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut tx)
     .await?;
     let reserved: Option<f64> = sqlx::query_scalar(
         "DELETE FROM fly_line_slot WHERE line = $1 AND holder = $2 \
@@ -105,7 +105,7 @@ pub async fn line_turn<T>(
     .bind(line)
     .bind(holder)
     .bind(grace)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut tx)
     .await?;
     let (update, answer) = turn(LineRow { next, last_sent }, reserved, now);
     write_line(&mut tx, line, holder, update).await?;
@@ -114,7 +114,7 @@ pub async fn line_turn<T>(
 }
 
 async fn write_line(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut Conn<'_>,
     line: &str,
     holder: &str,
     update: LineUpdate,

@@ -5,9 +5,10 @@
 //! so a reader that has passed a version never sees another change appear below it.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Connection, PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use std::collections::BTreeMap;
 
+use super::db::Conn;
 use super::records::{InstanceRecord, INSTANCE_COLUMNS};
 use super::StoreError;
 
@@ -155,7 +156,7 @@ pub enum Read {
 /// Changes with versions in `(after, upto]`, oldest first, at most `limit`; [`Read::Expired`]
 /// when some of them may have been pruned.
 pub async fn read(
-    conn: &mut PgConnection,
+    conn: &mut Conn<'_>,
     after: i64,
     upto: i64,
     limit: i64,
@@ -208,23 +209,23 @@ pub struct Snapshot {
 }
 
 /// Reads every instance in one snapshot taken after the horizon was read.
-pub async fn snapshot(conn: &mut PgConnection) -> Result<Snapshot, StoreError> {
+pub async fn snapshot(conn: &mut Conn<'_>) -> Result<Snapshot, StoreError> {
     let version = list_version(&mut *conn).await?;
     let mut tx = conn.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     let records = sqlx::query_as::<_, InstanceRecord>(&format!(
         "SELECT {INSTANCE_COLUMNS} FROM instances ORDER BY name COLLATE \"C\""
     ))
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut tx)
     .await?;
     let already_seen: Vec<i64> = sqlx::query_scalar(
         "SELECT resource_version FROM instance_changes WHERE resource_version > $1 \
          ORDER BY resource_version",
     )
     .bind(version)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(Snapshot {
@@ -237,7 +238,7 @@ pub async fn snapshot(conn: &mut PgConnection) -> Result<Snapshot, StoreError> {
 /// Deletes changes logged before `older_than` (only up to the horizon, so nothing still in
 /// flight falls below the pruned prefix) and moves the pruned prefix; returns it. (Each
 /// data-modifying part of the statement runs once whether or not the result reads it.)
-pub async fn prune(conn: &mut PgConnection, older_than: DateTime<Utc>) -> Result<i64, StoreError> {
+pub async fn prune(conn: &mut Conn<'_>, older_than: DateTime<Utc>) -> Result<i64, StoreError> {
     let horizon = horizons(&mut *conn).await?.instances;
     let through: i64 = sqlx::query_scalar(
         "WITH cut AS ( \

@@ -2,7 +2,7 @@
 //! it for all, one replica at a time probes for recovery, and the prober's success closes it for
 //! all. Times are the database's.
 
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 
 use super::StoreError;
 
@@ -16,7 +16,7 @@ pub struct Shared {
 }
 
 /// Opens the circuit of `org` (no change when it is open already).
-pub async fn open(db: &PgPool, org: &str) -> Result<(), StoreError> {
+pub async fn open(db: impl PgExecutor<'_>, org: &str) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO fly_circuit AS c (org, open_since) VALUES ($1, now()) \
          ON CONFLICT (org) DO UPDATE SET open_since = COALESCE(c.open_since, now())",
@@ -30,7 +30,12 @@ pub async fn open(db: &PgPool, org: &str) -> Result<(), StoreError> {
 /// Reads the circuit of `org`; while it is open, `replica` takes (or keeps) the probe's turn
 /// for `turn` seconds unless another replica's turn is still running. Writes nothing while the
 /// circuit is closed.
-pub async fn sync(db: &PgPool, org: &str, replica: &str, turn: f64) -> Result<Shared, StoreError> {
+pub async fn sync(
+    db: impl PgExecutor<'_>,
+    org: &str,
+    replica: &str,
+    turn: f64,
+) -> Result<Shared, StoreError> {
     let (open, probing): (Option<bool>, bool) = sqlx::query_as(
         "WITH claim AS ( \
              UPDATE fly_circuit SET probe_owner = $2, probe_until = now() + make_interval(secs => $3) \
@@ -52,7 +57,7 @@ pub async fn sync(db: &PgPool, org: &str, replica: &str, turn: f64) -> Result<Sh
 }
 
 /// Closes the circuit of `org` (a probe saw Fly answer).
-pub async fn close(db: &PgPool, org: &str) -> Result<(), StoreError> {
+pub async fn close(db: impl PgExecutor<'_>, org: &str) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE fly_circuit SET open_since = NULL, probe_owner = NULL, probe_until = NULL \
          WHERE org = $1 AND open_since IS NOT NULL",

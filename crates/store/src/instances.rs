@@ -10,14 +10,14 @@ use openclaws_model::selector::{
 };
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
+use sqlx::{PgExecutor, Postgres, QueryBuilder};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 use openclaws_model::managed::Managed;
 
 use super::records::{InstanceRecord, INSTANCE_COLUMNS};
-use super::StoreError;
+use super::{Conn, StoreError};
 
 /// One instance by name (including one being deleted).
 pub async fn get(
@@ -35,7 +35,7 @@ pub async fn get(
 
 /// One instance by name, row-locked until the transaction ends (serialises writers of one name).
 pub async fn get_for_update(
-    tx: &mut PgConnection,
+    tx: &mut Conn<'_>,
     name: &str,
 ) -> Result<Option<InstanceRecord>, StoreError> {
     let row = sqlx::query_as::<_, InstanceRecord>(&format!(

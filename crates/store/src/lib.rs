@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod changes;
 pub mod circuit;
+pub mod db;
 pub mod events;
 pub mod instances;
 pub mod records;
@@ -12,6 +13,7 @@ pub mod stats;
 pub mod status;
 pub mod work;
 
+pub use db::{Conn, Db, PoolMode};
 pub use records::InstanceRecord;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -39,7 +41,8 @@ pub enum StoreError {
 /// The embedded migrations under `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
-/// Opens a connection pool.
+/// Opens a plain connection pool, for what needs a session (migrations) and for tools and
+/// tests that talk to PostgreSQL directly; the controller's own pool is a [`Db`].
 pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
     let options = PgConnectOptions::from_str(database_url)?;
     let pool = PgPoolOptions::new()
@@ -50,17 +53,19 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
     Ok(pool)
 }
 
-/// Applies pending migrations.
+/// Applies pending migrations. sqlx's migrator holds a session advisory lock while it runs, so
+/// `pool` must be on a session (a direct connection or a session pooler), never on a
+/// transaction pooler, where the lock would stay on whichever server connection took it.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await?;
     Ok(())
 }
 
 /// Whether every embedded migration has been applied (for `/readyz`).
-pub async fn migrations_applied(pool: &PgPool) -> Result<bool, StoreError> {
+pub async fn migrations_applied(db: impl sqlx::PgExecutor<'_>) -> Result<bool, StoreError> {
     let applied: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(pool)
+            .fetch_all(db)
             .await
             .or_else(|e| match &e {
                 sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(vec![]),

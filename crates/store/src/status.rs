@@ -5,24 +5,27 @@
 //! again, or only bookkeeping, keeps it.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use super::events::{self, EventType, NewEvent};
 use super::records::{InstanceRecord, INSTANCE_COLUMNS};
 use super::secrets::{self, SecretStoreError};
 use super::work;
-use super::StoreError;
+use super::{Conn, Db, StoreError};
 use openclaws_model::secrets::SecretCipher;
 use openclaws_model::InstanceStatus;
 
 /// Loads an instance by uid; `None` when the row is gone.
-pub async fn load(pool: &PgPool, uid: Uuid) -> Result<Option<InstanceRecord>, StoreError> {
+pub async fn load(
+    db: impl PgExecutor<'_>,
+    uid: Uuid,
+) -> Result<Option<InstanceRecord>, StoreError> {
     let row = sqlx::query_as::<_, InstanceRecord>(&format!(
         "SELECT {INSTANCE_COLUMNS} FROM instances WHERE uid = $1"
     ))
     .bind(uid)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     Ok(row)
 }
@@ -119,13 +122,13 @@ impl std::fmt::Debug for NewSecrets<'_> {
 
 /// Writes a reconcile's status and everything in `write` in one transaction.
 pub async fn record(
-    pool: &PgPool,
+    db: &Db,
     cipher: &SecretCipher,
     record: &InstanceRecord,
     status: &InstanceStatus,
     write: &Recording<'_>,
 ) -> Result<(), SecretStoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let fly = status.fly.clone().unwrap_or_default();
     sqlx::query(
         "UPDATE instances SET status = $2, phase = $3, observed_generation = $4, \
@@ -156,7 +159,7 @@ pub async fn record(
     .bind(write.first_ready_at)
     .bind(write.drift_repairs.is_some())
     .bind(write.drift_repairs.clone().flatten())
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     // After the instance row, as the API locks them (instance, then work): no deadlock.
     if let Some(owner) = write.lease_owner {
@@ -164,7 +167,7 @@ pub async fn record(
     }
     let now = Utc::now();
     for (name, value) in write.new_secrets.0 {
-        secrets::put(&mut *tx, cipher, record.uid, name, value, now).await?;
+        secrets::put(&mut tx, cipher, record.uid, name, value, now).await?;
     }
     append_all(&mut tx, record, write.events).await?;
     tx.commit().await?;
@@ -172,7 +175,7 @@ pub async fn record(
 }
 
 async fn append_all(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut Conn<'_>,
     record: &InstanceRecord,
     events_to_add: &[ControllerEvent],
 ) -> Result<(), StoreError> {
@@ -196,23 +199,23 @@ async fn append_all(
 /// Deletes the row of a torn-down instance, keeping its events and a tombstone.
 /// Only deletes a row that is still marked for deletion.
 pub async fn finalize_deletion(
-    pool: &PgPool,
+    db: &Db,
     record: &InstanceRecord,
     events_to_add: &[ControllerEvent],
     lease_owner: Option<&str>,
 ) -> Result<bool, StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     if let Some(owner) = lease_owner {
         // The instance row first, as the API locks them (instance, then work).
         sqlx::query("SELECT 1 FROM instances WHERE uid = $1 FOR UPDATE")
             .bind(record.uid)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         work::hold(&mut tx, record.uid, owner).await?;
     }
     append_all(&mut tx, record, events_to_add).await?;
     events::append(
-        &mut *tx,
+        &mut tx,
         &NewEvent {
             instance_uid: record.uid,
             instance_name: &record.name,
@@ -226,7 +229,7 @@ pub async fn finalize_deletion(
     let deleted =
         sqlx::query("DELETE FROM instances WHERE uid = $1 AND deletion_timestamp IS NOT NULL")
             .bind(record.uid)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
     if deleted.rows_affected() == 1 {
         tx.commit().await?;
@@ -255,7 +258,7 @@ struct RecordedRow {
 
 /// The recorded machine of each of `uids` that still has a row.
 pub async fn recorded_machines(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     uids: &[Uuid],
 ) -> Result<Vec<(Uuid, RecordedMachine)>, StoreError> {
     let rows: Vec<RecordedRow> = sqlx::query_as(
@@ -264,7 +267,7 @@ pub async fn recorded_machines(
          FROM instances WHERE uid = ANY($1)",
     )
     .bind(uids)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(|r| (r.uid, r.machine)).collect())
 }

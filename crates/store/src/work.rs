@@ -17,11 +17,11 @@ use sqlx::{FromRow, PgExecutor};
 use std::time::Duration;
 use uuid::Uuid;
 
-use super::{StoreError, WORK_CHANNEL};
+use super::{Conn, StoreError, WORK_CHANNEL};
 
 /// Schedules a visit now (same transaction as a desired-state write) and wakes idle workers.
 pub async fn enqueue_now(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut Conn<'_>,
     instance_uid: Uuid,
     reason: &str,
 ) -> Result<(), StoreError> {
@@ -153,11 +153,7 @@ pub async fn admit(
 /// Inside a recording transaction: locks the key's row and fails with
 /// [`StoreError::LeaseLost`] unless `owner` still holds an unexpired lease, so a stalled
 /// reconcile cannot overwrite what the new holder recorded.
-pub async fn hold(
-    tx: &mut sqlx::PgConnection,
-    instance_uid: Uuid,
-    owner: &str,
-) -> Result<(), StoreError> {
+pub async fn hold(tx: &mut Conn<'_>, instance_uid: Uuid, owner: &str) -> Result<(), StoreError> {
     let held: Option<i32> = sqlx::query_scalar(
         "SELECT 1 FROM work WHERE instance_uid = $1 AND lease_owner = $2 \
              AND lease_expires_at > now() FOR UPDATE",
@@ -266,7 +262,7 @@ pub async fn depth(db: impl PgExecutor<'_>) -> Result<(i64, f64), StoreError> {
 /// resetting a failing key's backoff. A key being reconciled right now is made due again when
 /// that reconcile finishes. Returns how many keys were woken.
 pub async fn wake(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut Conn<'_>,
     instance_uids: &[Uuid],
     reason: &str,
 ) -> Result<u64, StoreError> {

@@ -261,7 +261,8 @@ async fn write_cost(
                         let observed = status_number(n / mine.len() + w * 7919);
                         let t0 = Instant::now();
                         let none = status::Recording::default();
-                        status::record(pool, cipher, record, &observed, &none).await?;
+                        status::record(&pool.clone().into(), cipher, record, &observed, &none)
+                            .await?;
                         samples[side].push(t0.elapsed());
                     }
                 }
@@ -294,7 +295,7 @@ async fn watch_latency(
         ..WatchSettings::default()
     };
     let state = ApiState {
-        pool: db.pool.clone(),
+        pool: db.pool.clone().into(),
         cipher: db.cipher.clone(),
         tokens: ApiTokens {
             writer: TOKEN.to_owned(),
@@ -304,7 +305,7 @@ async fn watch_latency(
         metrics: Arc::new(Metrics::default()),
         pairing_window: Duration::from_secs(600),
         inputs: test_inputs(),
-        watch: WatchHub::start(db.pool.clone(), settings, stop.clone()),
+        watch: WatchHub::start(db.pool.clone().into(), settings, stop.clone()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -330,7 +331,7 @@ async fn watch_latency(
         let t0 = tokio::time::Instant::now();
         let observed = status_number(n / records.len() + 1_000_000);
         status::record(
-            &db.pool,
+            &db.pool.clone().into(),
             &db.cipher,
             record,
             &observed,

@@ -96,7 +96,7 @@ async fn spawn(edge: EdgeSettings, mut watch: WatchSettings) -> TestApi {
     let stop = CancellationToken::new();
     let cipher = Arc::new(SecretCipher::from_key([7; 32]));
     let state = ApiState {
-        pool: db.pool.clone(),
+        pool: db.controller.clone(),
         cipher: cipher.clone(),
         tokens: ApiTokens {
             writer: WRITER.to_owned(),
@@ -106,7 +106,7 @@ async fn spawn(edge: EdgeSettings, mut watch: WatchSettings) -> TestApi {
         metrics: Arc::new(Metrics::default()),
         pairing_window: std::time::Duration::from_secs(600),
         inputs: test_inputs(),
-        watch: WatchHub::start(db.pool.clone(), watch, stop.clone()),
+        watch: WatchHub::start(db.controller.clone(), watch, stop.clone()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -12,6 +12,7 @@ pub mod dev;
 pub mod devices;
 pub mod ingest;
 pub mod openclaw;
+pub mod pgbouncer;
 pub mod postgres;
 pub mod process;
 pub mod sim;

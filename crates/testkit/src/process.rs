@@ -94,7 +94,14 @@ fn controller_command(stack: &Stack, port: u16) -> Command {
             s.gateway.gateway_checks.to_string(),
         )
         .env("OPENCLAWS_LEASE_SECONDS", "3")
-        .env("OPENCLAWS_POLL_SECONDS", "0.5");
+        .env("OPENCLAWS_POLL_SECONDS", "0.5")
+        .env(
+            "OPENCLAWS_DB_POOL_MODE",
+            s.database.db_pool_mode.to_string(),
+        );
+    if let Some(url) = &s.database.database_listen_url {
+        command.env("DATABASE_LISTEN_URL", url);
+    }
     command
 }
 

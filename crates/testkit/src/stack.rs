@@ -8,13 +8,14 @@ use openclaws_server::config::{
     ServeSettings,
 };
 use openclaws_server::serve::{self, Running};
+use openclaws_store::PoolMode;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{eventually, fresh_database, TestDb};
+use crate::db::{eventually, fresh_database_via, TestDb};
 
 /// The controller's writer token in stacks (and the fleet bench).
 pub const WRITER: &str = "test-writer-token-0123456789";
@@ -48,6 +49,11 @@ pub struct StackOptions {
     pub gateways: bool,
     /// The controller mints LLM proxy tokens with [`LLM_PROXY_KEY`] for [`LLM_PROXY_URL`].
     pub llm_proxy: bool,
+    /// The controller reaches its database through a throwaway PgBouncer in transaction pool
+    /// mode, as through Supabase's transaction pooler: `DATABASE_URL` names PgBouncer (with
+    /// `OPENCLAWS_DB_POOL_MODE=transaction`), `DATABASE_LISTEN_URL` the database itself
+    /// (`stack.db.pooler` has PgBouncer). Any stack test can run this way by setting it.
+    pub pooler: bool,
 }
 
 /// The LLM proxy's base URL in gateway stacks (nothing listens there).
@@ -67,6 +73,7 @@ impl Default for StackOptions {
             volume_release_seconds: None,
             gateways: false,
             llm_proxy: false,
+            pooler: false,
         }
     }
 }
@@ -99,7 +106,7 @@ impl Stack {
 
     /// Starts database and simulator only (tests that run the controller as a process).
     pub async fn start_without_controller(options: StackOptions) -> Stack {
-        let db = fresh_database().await;
+        let db = fresh_database_via(options.pooler).await;
         let sim_stop = CancellationToken::new();
         let config = sim_config(&options);
         let simulator = sim::Simulator::try_new(config).expect("a simulator");
@@ -109,6 +116,11 @@ impl Stack {
             false => None,
         };
         let mut settings = serve_settings(&db.url, &sim_url);
+        if db.pooler.is_some() {
+            settings.database.database_url = db.controller_url();
+            settings.database.database_listen_url = Some(db.url.clone());
+            settings.database.db_pool_mode = PoolMode::Transaction;
+        }
         settings.gateway = gateway_settings(&options, proxy_url.as_deref());
         settings.resync_seconds = options.resync_seconds;
         settings.watch_seconds = options.watch_seconds;
@@ -421,6 +433,7 @@ pub fn serve_settings(database_url: &str, sim_url: &str) -> ServeSettings {
             database_url: database_url.to_owned(),
             database_listen_url: None,
             db_max_connections: 10,
+            db_pool_mode: PoolMode::Session,
         },
         listen: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
         api_write_token: WRITER.to_owned(),

@@ -424,9 +424,9 @@ async fn fleet(
     }
     let after = query.after.filter(|a| valid_name(a));
     let mut conn = state.db().await?;
-    let version = changes::list_version(&mut *conn).await?;
+    let version = changes::list_version(&mut conn).await?;
     let mut records = instances::list(
-        &mut *conn,
+        &mut conn,
         &instances::ListFilter {
             customer_id: None,
             phase: phase.map(|p| p.as_str().to_owned()),
@@ -508,9 +508,9 @@ async fn instance(
         ));
     }
     let mut conn = state.db().await?;
-    let version = changes::list_version(&mut *conn).await?;
+    let version = changes::list_version(&mut conn).await?;
     let mut events = events::list_by_name(
-        &mut *conn,
+        &mut conn,
         &name,
         &EventFilter {
             type_: None,
@@ -522,7 +522,7 @@ async fn instance(
     .await?;
     events.reverse();
     let now = Utc::now();
-    let Some(record) = instances::get(&mut *conn, &name).await? else {
+    let Some(record) = instances::get(&mut conn, &name).await? else {
         if events.is_empty() {
             return Err(SupportError::NotFound(format!(
                 "There is no instance named {name}, and none ever had that name."
@@ -533,7 +533,7 @@ async fn instance(
             views::history_page(&viewer, &name, &events, now),
         ));
     };
-    let schedule = work::schedule(&mut *conn, record.uid).await?;
+    let schedule = work::schedule(&mut conn, record.uid).await?;
     // The same preview as `GET /v1/instances/{name}/plan`: pure, from the last recorded world.
     let preview = openclaws_engine::reconcile::preview::preview(
         &mut conn,

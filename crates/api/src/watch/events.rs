@@ -37,13 +37,13 @@ pub async fn respond(
         Start::After(n) => (Vec::new(), n),
         Start::Now => {
             let mut conn = state.db().await?;
-            let horizon = changes::horizons(&mut *conn).await?.events;
+            let horizon = changes::horizons(&mut conn).await?.events;
             let filter = EventFilter {
                 type_: watch.type_.clone(),
                 through_id: Some(horizon),
                 ..watch.list.clone()
             };
-            let listed = events::list_by_name(&mut *conn, &watch.name, &filter).await?;
+            let listed = events::list_by_name(&mut conn, &watch.name, &filter).await?;
             (listed, horizon)
         }
     };
@@ -91,7 +91,7 @@ impl Source for Events {
             let read = match self.state.db().await {
                 Ok(mut conn) => {
                     let type_ = self.watch.type_.as_deref();
-                    events::after(&mut *conn, &self.watch.name, type_, cursor, horizon, BATCH).await
+                    events::after(&mut conn, &self.watch.name, type_, cursor, horizon, BATCH).await
                 }
                 Err(e) => return unavailable(sink, cursor, &e.to_string()),
             };

@@ -48,7 +48,7 @@ async fn begin(state: &ApiState, start: Start) -> Result<Begin, ApiError> {
         Start::Now => return Ok(Begin::Snapshot(changes::snapshot(&mut conn).await?)),
         Start::After(n) => n,
     };
-    let retained = changes::retained(&mut *conn).await?;
+    let retained = changes::retained(&mut conn).await?;
     let problem = if after < retained.compacted_through {
         "is older than the changes this server keeps"
     } else if after > retained.issued {
@@ -61,7 +61,7 @@ async fn begin(state: &ApiState, start: Start) -> Result<Begin, ApiError> {
             "resourceVersion {after} {problem}; list again and watch from the list's \
              metadata.resourceVersion"
         ),
-        current: changes::list_version(&mut *conn).await?,
+        current: changes::list_version(&mut conn).await?,
     })
 }
 

@@ -18,8 +18,8 @@ pub mod instances;
 pub mod options;
 pub mod stream;
 
+use openclaws_store::Db;
 use sqlx::postgres::PgListener;
-use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -91,7 +91,7 @@ struct Inner {
 impl WatchHub {
     /// Starts following the database behind `pool` until `shutdown`, which also ends every
     /// watch (their streams close cleanly, so a graceful shutdown is not held up).
-    pub fn start(pool: PgPool, settings: WatchSettings, shutdown: CancellationToken) -> Self {
+    pub fn start(pool: Db, settings: WatchSettings, shutdown: CancellationToken) -> Self {
         let (sender, _) = watch::channel(Horizons::default());
         let wake = Arc::new(Notify::new());
         let hub = Self {
@@ -129,7 +129,7 @@ impl WatchHub {
 
 /// Publishes the horizons while anyone watches (read on every wake-up, and every poll interval
 /// when the newest version moved past them), and prunes the change log every minute.
-async fn follow(pool: PgPool, hub: WatchHub, wake: Arc<Notify>) {
+async fn follow(pool: Db, hub: WatchHub, wake: Arc<Notify>) {
     let settings = hub.settings().clone();
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -154,7 +154,7 @@ async fn follow(pool: PgPool, hub: WatchHub, wake: Arc<Notify>) {
 
 /// Reads and publishes the horizons; unless `woken`, only when the newest version handed out
 /// is past what was published (a change committed, or still in flight).
-async fn publish(pool: &PgPool, hub: &WatchHub, woken: bool) -> Result<(), StoreError> {
+async fn publish(pool: &Db, hub: &WatchHub, woken: bool) -> Result<(), StoreError> {
     let published = *hub.inner.horizons.borrow();
     if !woken && changes::issued(pool).await? == published {
         return Ok(());
@@ -168,7 +168,7 @@ async fn publish(pool: &PgPool, hub: &WatchHub, woken: bool) -> Result<(), Store
     Ok(())
 }
 
-async fn prune_log(pool: &PgPool, retention: Duration) {
+async fn prune_log(pool: &Db, retention: Duration) {
     let cutoff =
         chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     let pruned = match pool.acquire().await {

@@ -1,6 +1,6 @@
 //! Claims due keys up to the number of free workers and runs one reconcile per key.
 
-use sqlx::PgPool;
+use openclaws_store::Db;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
@@ -70,14 +70,14 @@ impl Reconcile for Reconciler {
 #[derive(Clone)]
 struct Shared<R> {
     reconciler: R,
-    pool: PgPool,
+    pool: Db,
     telemetry: Arc<dyn Telemetry>,
 }
 
 /// Runs workers until `shutdown` is cancelled, then drains.
 pub async fn run<R: Reconcile>(
     reconciler: R,
-    pool: PgPool,
+    pool: Db,
     telemetry: Arc<dyn Telemetry>,
     config: ControllerConfig,
     shutdown: CancellationToken,
@@ -303,12 +303,7 @@ async fn run_one<R: Reconcile>(
 /// Puts the mutations an abandoned reconcile had sent into the instance's events, so its
 /// history shows every change made at Fly or the DNS provider, even by a replica that lost the
 /// instance mid-way. Best effort: the database may be what failed.
-async fn record_abandoned(
-    pool: &PgPool,
-    (uid, owner): (Uuid, &str),
-    reason: &str,
-    sent: &[String],
-) {
+async fn record_abandoned(pool: &Db, (uid, owner): (Uuid, &str), reason: &str, sent: &[String]) {
     if sent.is_empty() {
         return;
     }
@@ -403,13 +398,7 @@ fn log_store<T>(r: Result<T, StoreError>, uid: Uuid) {
 }
 
 /// Renews the lease every third of its length; cancels `lost` when a renewal fails.
-async fn renew_lease(
-    pool: sqlx::PgPool,
-    uid: Uuid,
-    owner: String,
-    lease: Duration,
-    lost: CancellationToken,
-) {
+async fn renew_lease(pool: Db, uid: Uuid, owner: String, lease: Duration, lost: CancellationToken) {
     let mut interval = tokio::time::interval(lease / 3);
     interval.tick().await;
     loop {
@@ -432,7 +421,7 @@ async fn renew_lease(
 }
 
 /// Every few seconds: the queue's gauges, and the shared Fly budget's spent rows pruned.
-async fn update_queue_gauges(pool: PgPool, telemetry: Arc<dyn Telemetry>, stop: CancellationToken) {
+async fn update_queue_gauges(pool: Db, telemetry: Arc<dyn Telemetry>, stop: CancellationToken) {
     loop {
         if let Ok((depth, age)) = work::depth(&pool).await {
             telemetry.queue(depth, age);

@@ -5,7 +5,7 @@
 //! under the rate limits. While the database is unreachable a replica falls back to its own
 //! circuit and probe.
 
-use sqlx::PgPool;
+use openclaws_store::Db;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -51,7 +51,7 @@ pub fn step(local_open: bool, shared: Option<Shared>) -> Step {
 
 /// Runs until `stop`: keeps this replica's circuit and the organization's in step, probes on
 /// its turn, wakes the held instances when its probe sees Fly answer.
-pub async fn recover(fly: FlyClient, pool: PgPool, replica: String, stop: CancellationToken) {
+pub async fn recover(fly: FlyClient, pool: Db, replica: String, stop: CancellationToken) {
     let circuit = fly.circuit().clone();
     let mut changed = circuit.subscribe();
     loop {
@@ -87,7 +87,7 @@ pub async fn recover(fly: FlyClient, pool: PgPool, replica: String, stop: Cancel
 }
 
 /// Asks Fly once; on an answer, closes the circuit for every replica and wakes the held.
-async fn probe(fly: &FlyClient, pool: &PgPool) {
+async fn probe(fly: &FlyClient, pool: &Db) {
     if let Err(e) = fly.probe().await {
         tracing::debug!(error = %e, "Fly is still unavailable");
         return;

@@ -14,7 +14,9 @@
 //! - Fly's listing is eventually consistent, so each pass re-reads a window (`overlap`) before the
 //!   newest change it has seen; re-reading is harmless because decisions compare against the
 //!   record, not against the previous pass.
-//! - Only one replica watches at a time (a PostgreSQL advisory lock); the others stand by.
+//! - Only one replica watches at a time (a PostgreSQL advisory lock); the others stand by. The
+//!   lock is a session's, so it is held on a connection of its own to the session URL
+//!   (`DATABASE_LISTEN_URL`), never on the pool, which may be a transaction pooler's.
 //! - Drift that does not touch a machine (secrets, IPs, certificate, DNS) is found by the full
 //!   resync, not here.
 //! - Nothing is concluded from a machine's absence. A page Fly marks partial (`error_regions`:
@@ -23,7 +25,7 @@
 //! - A failing instance keeps its backoff: the watch never wakes a key with a failure streak.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +37,7 @@ use crate::{Telemetry, WatchPass};
 use openclaws_fly::types::OrgMachine;
 use openclaws_fly::{FlyClient, FlyError};
 use openclaws_store::status::{recorded_machines, RecordedMachine};
-use openclaws_store::{work, StoreError};
+use openclaws_store::{work, Db, StoreError};
 
 /// Advisory lock key held by the replica that runs the watch ("oc-watch").
 const WATCH_LOCK_KEY: i64 = 0x6f63_2d77_6174_6368;
@@ -131,34 +133,36 @@ pub fn needs_visit(recorded: &RecordedMachine, seen: &[SeenMachine]) -> Option<S
     None
 }
 
-/// The background task: passes every `interval` while this replica holds the watch lock.
+/// The background task: passes every `interval` while this replica holds the watch lock, a
+/// session advisory lock taken on a connection of its own to `lock_url` (a session: a direct
+/// connection or a session pooler), checked before every pass. A replica whose lock connection
+/// broke stops watching until it has the lock again, as PostgreSQL released it.
 pub async fn run(
     fly: FlyClient,
-    pool: PgPool,
+    db: Db,
+    lock_url: String,
     telemetry: Arc<dyn Telemetry>,
     config: WatchConfig,
     shutdown: CancellationToken,
 ) {
     let mut since: Option<DateTime<Utc>> = None;
-    let mut lock: Option<sqlx::pool::PoolConnection<sqlx::Postgres>> = None;
+    let mut lock: Option<PgConnection> = None;
     loop {
+        lock = match lock.take() {
+            Some(conn) => held(conn).await,
+            None => None,
+        };
         if lock.is_none() {
-            lock = try_lock(&pool).await;
+            lock = try_lock(&lock_url).await;
         }
         if lock.is_some() {
             let mut counts = WatchPass::default();
-            let result = pass(&fly, &pool, &config, since, &mut counts).await;
+            let result = pass(&fly, &db, &config, since, &mut counts).await;
             counts.ok = result.is_ok();
             telemetry.watch_pass(counts);
             match result {
                 Ok(newest) => since = newest.or(since),
-                Err(e) => {
-                    tracing::warn!(error = %e, "fleet watch pass failed");
-                    if let WatchError::Store(_) = e {
-                        // The lock's connection may be the broken part: take it again.
-                        lock = None;
-                    }
-                }
+                Err(e) => tracing::warn!(error = %e, "fleet watch pass failed"),
             }
         }
         let pause = crate::reconcile::jitter(config.interval, 0.1);
@@ -170,20 +174,31 @@ pub async fn run(
     if let Some(mut conn) = lock {
         let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(WATCH_LOCK_KEY)
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await;
+        let _ = conn.close().await;
     }
 }
 
-/// A connection holding the watch lock, or `None` when another replica holds it.
-async fn try_lock(pool: &PgPool) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
-    let mut conn = pool.acquire().await.ok()?;
+/// The lock's connection if it still answers (else PostgreSQL has released the lock).
+async fn held(mut conn: PgConnection) -> Option<PgConnection> {
+    conn.ping().await.ok().map(|()| conn)
+}
+
+/// A connection to `lock_url` holding the watch lock, or `None` when another replica holds it
+/// (or the database cannot be reached; the next pass tries again).
+async fn try_lock(lock_url: &str) -> Option<PgConnection> {
+    let mut conn = PgConnection::connect(lock_url).await.ok()?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(WATCH_LOCK_KEY)
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut conn)
         .await
         .ok()?;
-    locked.then_some(conn)
+    if locked {
+        return Some(conn);
+    }
+    let _ = conn.close().await;
+    None
 }
 
 /// One pass over every page changed since `since - overlap` (everything on the first pass).
@@ -194,7 +209,7 @@ const MAX_PAGES: u32 = 1_000;
 /// Returns the newest change time seen; `counts` gets the machines listed and instances woken.
 pub async fn pass(
     fly: &FlyClient,
-    pool: &PgPool,
+    db: &Db,
     config: &WatchConfig,
     since: Option<DateTime<Utc>>,
     counts: &mut WatchPass,
@@ -240,7 +255,7 @@ pub async fn pass(
     }
     let uids: Vec<Uuid> = seen.keys().copied().collect();
     let recorded: HashMap<Uuid, RecordedMachine> =
-        recorded_machines(pool, &uids).await?.into_iter().collect();
+        recorded_machines(db, &uids).await?.into_iter().collect();
     let mut stale = Vec::new();
     for (uid, machines) in &seen {
         // A machine of an instance that no longer has a row is nobody's business here.
@@ -253,7 +268,7 @@ pub async fn pass(
         }
     }
     if !stale.is_empty() {
-        let mut tx = pool.begin().await.map_err(StoreError::from)?;
+        let mut tx = db.begin().await.map_err(StoreError::from)?;
         let woken = work::wake(&mut tx, &stale, "fly machine changed").await?;
         tx.commit().await.map_err(StoreError::from)?;
         counts.woken += woken;

@@ -2,7 +2,7 @@
 //! stage, the only place a reconcile touches the database.
 
 use chrono::Utc;
-use sqlx::PgPool;
+use openclaws_store::Db;
 use uuid::Uuid;
 
 use openclaws_model::secrets::SecretCipher;
@@ -14,7 +14,7 @@ use super::ReconcileError;
 
 /// Reads the instance; `None` when its row is gone (deleted).
 pub(super) async fn load(
-    pool: &PgPool,
+    pool: &Db,
     cipher: &SecretCipher,
     uid: Uuid,
     attempts: i32,

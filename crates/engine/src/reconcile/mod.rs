@@ -51,7 +51,7 @@ pub use errors::{ReconcileError, StepError};
 pub use report::{Converged, Failure, Judged, Loaded, Next, Report, Resolved, Streak};
 pub use schedule::Timing;
 
-use sqlx::PgPool;
+use openclaws_store::Db;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -108,7 +108,7 @@ impl DesiredInputs {
 /// Shared dependencies of every reconcile.
 #[derive(Clone, Debug)]
 pub struct Reconciler {
-    pub pool: PgPool,
+    pub pool: Db,
     pub fly: FlyClient,
     /// Hostname records; `None` when no DNS provider is configured.
     pub dns: Option<CloudflareDns>,

@@ -9,7 +9,7 @@
 //! The preview shows the first round of steps: later rounds depend on what those steps return.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use openclaws_store::Conn;
 
 use super::desired::Desired;
 use super::plan::{plan, Plan};
@@ -61,7 +61,7 @@ impl Preview {
 /// (a transaction's connection previews a write before it commits, or instead: a dry run);
 /// writes nothing and calls nothing outside the database.
 pub async fn preview(
-    db: &mut PgConnection,
+    db: &mut Conn<'_>,
     cipher: &SecretCipher,
     inputs: &DesiredInputs,
     record: &InstanceRecord,
@@ -146,7 +146,7 @@ fn secrets_notes(draft: &SecretsDraft, rotation: u32) -> Vec<String> {
 
 /// The world the last reconcile recorded, or an empty one (with a note saying why).
 async fn recorded_world(
-    db: &mut PgConnection,
+    db: &mut Conn<'_>,
     record: &InstanceRecord,
     notes: &mut Vec<String>,
 ) -> Result<(Observed, Option<DateTime<Utc>>), PreviewError> {

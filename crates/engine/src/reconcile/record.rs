@@ -4,7 +4,7 @@
 //! A finished teardown deletes the row instead, keeping the events and a tombstone.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use openclaws_store::Db;
 
 use openclaws_model::secrets::SecretCipher;
 use openclaws_store::status::{self as status_store, NewSecrets, Recording, Snapshot};
@@ -15,7 +15,7 @@ use super::ReconcileError;
 
 /// Writes what `report` holds, fenced by the work lease of `lease_owner` when given.
 pub(super) async fn record(
-    pool: &PgPool,
+    pool: &Db,
     cipher: &SecretCipher,
     report: &Report,
     lease_owner: Option<&str>,

@@ -1,0 +1,433 @@
+//! The controller's handle on its database ([`Db`], and [`Conn`] for one connection or
+//! transaction), which runs every statement the way `DATABASE_URL`'s pooler needs.
+//!
+//! Behind a transaction-mode pooler (Supabase's Supavisor on port 6543, PgBouncer with
+//! `pool_mode = transaction`) a client connection gets a server connection for one transaction
+//! at a time, and a statement outside a transaction is a transaction of its own. sqlx prepares a
+//! statement in one round trip (Parse, Describe, Sync) and runs it in the next (Bind, Execute,
+//! Sync), and names it `sqlx_s_N`, counting from 1 on every client connection. Through such a
+//! pooler the second round trip may reach another server connection: one where the name does not
+//! exist, where another client's statement has it ("already exists"), or where the unnamed
+//! statement is another client's, which then runs with this statement's parameters and answers
+//! without an error. `statement_cache_capacity(0)` does not help: sqlx 0.8 still names every
+//! statement (and never closes it), and `persistent(false)` alone still splits the round trips.
+//!
+//! So in [`PoolMode::Transaction`] every statement is unnamed and runs inside an explicit
+//! transaction, which holds one server connection from `BEGIN` to `COMMIT`: a statement run
+//! outside one is wrapped in its own (`BEGIN`, the statement, `COMMIT`). In
+//! [`PoolMode::Session`] (a direct connection, or a session pooler) statements are prepared once
+//! per connection and cached, as sqlx does by default.
+//!
+//! What needs a session (`LISTEN`, session advisory locks, migrations: sqlx's migrator takes a
+//! session advisory lock) does not go through a [`Db`]: it connects to `DATABASE_LISTEN_URL`.
+//!
+//! # Caveats
+//! - sqlx looks up types it does not know (enums, domains, composite types) with named
+//!   statements of its own; the schema has none, and adding one needs a look at this first.
+//! - A raw pool (`sqlx::PgPool`) is still a plain session client: hand the controller a [`Db`].
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+use sqlx::error::BoxDynError;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
+use sqlx::{Connection, Database, Describe, Either, Execute, Executor, PgConnection, Postgres};
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::StoreError;
+
+/// How the server behind `DATABASE_URL` lends its connections, which decides how statements
+/// are sent ([module documentation](self)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PoolMode {
+    /// A client connection is one server session for its whole life: a direct connection, or a
+    /// session pooler (Supabase's Supavisor on port 5432). Statements are prepared and cached.
+    #[default]
+    Session,
+    /// A server connection is lent for one transaction at a time (Supabase's Supavisor on port
+    /// 6543, PgBouncer's `pool_mode = transaction`): every statement is unnamed and runs inside
+    /// a transaction.
+    Transaction,
+}
+
+impl FromStr for PoolMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "session" => Ok(Self::Session),
+            "transaction" => Ok(Self::Transaction),
+            other => Err(format!(
+                "{other:?} is not a pool mode: `session` (a direct connection or a session \
+                 pooler) or `transaction` (a transaction pooler)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for PoolMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Session => "session",
+            Self::Transaction => "transaction",
+        })
+    }
+}
+
+/// A connection pool and the way its statements must be sent: what the API and the workers
+/// share. Cheap to clone. `&Db` runs statements like `&PgPool` does ([`Executor`]).
+#[derive(Clone)]
+pub struct Db {
+    pool: PgPool,
+    mode: PoolMode,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("mode", &self.mode)
+            .field("size", &self.pool.size())
+            .field("idle", &self.pool.num_idle())
+            .finish()
+    }
+}
+
+impl From<PgPool> for Db {
+    /// A pool on a direct connection or a session pooler ([`PoolMode::Session`]).
+    fn from(pool: PgPool) -> Self {
+        Self::new(pool, PoolMode::Session)
+    }
+}
+
+impl Db {
+    /// Opens a pool of up to `max_connections` on `url`, connecting as `mode` needs: behind a
+    /// transaction pooler no statement is cached, and `extra_float_digits` (a start-up
+    /// parameter PgBouncer refuses unless told to ignore it) is not sent; sqlx reads floats in
+    /// binary, where it changes nothing.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        mode: PoolMode,
+    ) -> Result<Db, StoreError> {
+        let mut options = PgConnectOptions::from_str(url)?;
+        if mode == PoolMode::Transaction {
+            options = options.statement_cache_capacity(0).extra_float_digits(None);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool, mode })
+    }
+
+    /// A handle on a pool made elsewhere, whose connections go through a `mode` pooler.
+    pub fn new(pool: PgPool, mode: PoolMode) -> Db {
+        Self { pool, mode }
+    }
+
+    /// How statements are sent.
+    pub fn mode(&self) -> PoolMode {
+        self.mode
+    }
+
+    /// A connection of the pool, outside any transaction.
+    pub async fn acquire(&self) -> Result<Conn<'static>, sqlx::Error> {
+        Ok(Conn {
+            inner: Inner::Idle(self.pool.acquire().await?),
+            mode: self.mode,
+        })
+    }
+
+    /// Begins a transaction on a connection of the pool.
+    pub async fn begin(&self) -> Result<Conn<'static>, sqlx::Error> {
+        Ok(Conn {
+            inner: Inner::Tx(self.pool.begin().await?),
+            mode: self.mode,
+        })
+    }
+
+    /// Closes the pool (waits for connections in use to come back).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// One connection of a [`Db`]: idle (each statement commits on its own) or in a transaction
+/// ([`Conn::begin`], [`Db::begin`]) that [`Conn::commit`] ends. `&mut Conn` runs statements like
+/// `&mut PgConnection` does ([`Executor`]). Dropping a transaction rolls it back.
+pub struct Conn<'c> {
+    inner: Inner<'c>,
+    mode: PoolMode,
+}
+
+enum Inner<'c> {
+    Idle(PoolConnection<Postgres>),
+    Tx(sqlx::Transaction<'c, Postgres>),
+}
+
+impl std::fmt::Debug for Conn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("mode", &self.mode)
+            .field("in_transaction", &self.in_transaction())
+            .finish()
+    }
+}
+
+impl Conn<'_> {
+    /// Begins a transaction on this connection (a savepoint inside a transaction).
+    pub async fn begin(&mut self) -> Result<Conn<'_>, sqlx::Error> {
+        let tx = match &mut self.inner {
+            Inner::Idle(conn) => Connection::begin(&mut **conn).await?,
+            Inner::Tx(tx) => Connection::begin(&mut **tx).await?,
+        };
+        Ok(Conn {
+            inner: Inner::Tx(tx),
+            mode: self.mode,
+        })
+    }
+
+    /// Commits the transaction; on an idle connection there is nothing to commit.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self.inner {
+            Inner::Idle(_) => Ok(()),
+            Inner::Tx(tx) => tx.commit().await,
+        }
+    }
+
+    /// Rolls the transaction back; on an idle connection there is nothing to roll back.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self.inner {
+            Inner::Idle(_) => Ok(()),
+            Inner::Tx(tx) => tx.rollback().await,
+        }
+    }
+
+    /// Whether statements run inside a transaction of this handle.
+    pub fn in_transaction(&self) -> bool {
+        matches!(self.inner, Inner::Tx(_))
+    }
+}
+
+/// A statement sent unnamed: prepared and run, never kept on the server connection.
+struct Unnamed<E>(E);
+
+impl<'q, E: Execute<'q, Postgres>> Execute<'q, Postgres> for Unnamed<E> {
+    fn sql(&self) -> &'q str {
+        self.0.sql()
+    }
+
+    fn statement(&self) -> Option<&<Postgres as Database>::Statement<'q>> {
+        self.0.statement()
+    }
+
+    fn take_arguments(
+        &mut self,
+    ) -> Result<Option<<Postgres as Database>::Arguments<'q>>, BoxDynError> {
+        self.0.take_arguments()
+    }
+
+    fn persistent(&self) -> bool {
+        false
+    }
+}
+
+type Step = Either<PgQueryResult, PgRow>;
+
+/// Runs `query` unnamed in a transaction of its own on `conn` (rows are gathered before the
+/// commit, so a failed commit is the statement's error).
+fn own_transaction_many<'e, 'q: 'e, E>(
+    conn: &'e mut PgConnection,
+    query: E,
+) -> BoxStream<'e, Result<Step, sqlx::Error>>
+where
+    E: 'q + Execute<'q, Postgres>,
+{
+    futures_util::stream::once(async move {
+        let mut tx = Connection::begin(conn).await?;
+        let steps: Vec<Step> = (&mut *tx).fetch_many(Unnamed(query)).try_collect().await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(futures_util::stream::iter(steps.into_iter().map(Ok)))
+    })
+    .try_flatten()
+    .boxed()
+}
+
+fn own_transaction_optional<'e, 'q: 'e, E>(
+    conn: &'e mut PgConnection,
+    query: E,
+) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
+where
+    E: 'q + Execute<'q, Postgres>,
+{
+    Box::pin(async move {
+        let mut tx = Connection::begin(conn).await?;
+        let row = (&mut *tx).fetch_optional(Unnamed(query)).await?;
+        tx.commit().await?;
+        Ok(row)
+    })
+}
+
+/// The error of asking a transaction pooler for what needs a session.
+fn needs_session(what: &str) -> sqlx::Error {
+    sqlx::Error::Configuration(
+        format!("{what} needs a session: not available through a transaction pooler").into(),
+    )
+}
+
+impl<'c> Executor<'c> for &'c Db {
+    type Database = Postgres;
+
+    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Step, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        match self.mode {
+            PoolMode::Session => self.pool.fetch_many(query),
+            PoolMode::Transaction => {
+                let pool = self.pool.clone();
+                futures_util::stream::once(async move {
+                    let mut conn = pool.acquire().await?;
+                    let steps: Vec<Step> =
+                        own_transaction_many(&mut conn, query).try_collect().await?;
+                    Ok::<_, sqlx::Error>(futures_util::stream::iter(steps.into_iter().map(Ok)))
+                })
+                .try_flatten()
+                .boxed()
+            }
+        }
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        match self.mode {
+            PoolMode::Session => self.pool.fetch_optional(query),
+            PoolMode::Transaction => {
+                let pool = self.pool.clone();
+                Box::pin(async move {
+                    let mut conn = pool.acquire().await?;
+                    own_transaction_optional(&mut conn, query).await
+                })
+            }
+        }
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+        parameters: &'e [<Postgres as Database>::TypeInfo],
+    ) -> BoxFuture<'e, Result<<Postgres as Database>::Statement<'q>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        match self.mode {
+            PoolMode::Session => self.pool.prepare_with(sql, parameters),
+            PoolMode::Transaction => Box::pin(async { Err(needs_session("a prepared statement")) }),
+        }
+    }
+
+    fn describe<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+    ) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        match self.mode {
+            PoolMode::Session => self.pool.describe(sql),
+            PoolMode::Transaction => {
+                Box::pin(async { Err(needs_session("describing a statement")) })
+            }
+        }
+    }
+}
+
+impl<'a, 'c> Executor<'a> for &'a mut Conn<'c> {
+    type Database = Postgres;
+
+    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Step, sqlx::Error>>
+    where
+        'a: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        match (self.mode, &mut self.inner) {
+            (PoolMode::Session, Inner::Idle(conn)) => (&mut **conn).fetch_many(query),
+            (PoolMode::Session, Inner::Tx(tx)) => (&mut **tx).fetch_many(query),
+            (PoolMode::Transaction, Inner::Idle(conn)) => own_transaction_many(conn, query),
+            (PoolMode::Transaction, Inner::Tx(tx)) => (&mut **tx).fetch_many(Unnamed(query)),
+        }
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
+    where
+        'a: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        match (self.mode, &mut self.inner) {
+            (PoolMode::Session, Inner::Idle(conn)) => (&mut **conn).fetch_optional(query),
+            (PoolMode::Session, Inner::Tx(tx)) => (&mut **tx).fetch_optional(query),
+            (PoolMode::Transaction, Inner::Idle(conn)) => own_transaction_optional(conn, query),
+            (PoolMode::Transaction, Inner::Tx(tx)) => (&mut **tx).fetch_optional(Unnamed(query)),
+        }
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+        parameters: &'e [<Postgres as Database>::TypeInfo],
+    ) -> BoxFuture<'e, Result<<Postgres as Database>::Statement<'q>, sqlx::Error>>
+    where
+        'a: 'e,
+    {
+        match (self.mode, &mut self.inner) {
+            (PoolMode::Session, Inner::Idle(conn)) => (&mut **conn).prepare_with(sql, parameters),
+            (PoolMode::Session, Inner::Tx(tx)) => (&mut **tx).prepare_with(sql, parameters),
+            (PoolMode::Transaction, _) => {
+                Box::pin(async { Err(needs_session("a prepared statement")) })
+            }
+        }
+    }
+
+    fn describe<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+    ) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
+    where
+        'a: 'e,
+    {
+        match (self.mode, &mut self.inner) {
+            (PoolMode::Session, Inner::Idle(conn)) => (&mut **conn).describe(sql),
+            (PoolMode::Session, Inner::Tx(tx)) => (&mut **tx).describe(sql),
+            (PoolMode::Transaction, _) => {
+                Box::pin(async { Err(needs_session("describing a statement")) })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_modes_parse_and_print() {
+        for mode in [PoolMode::Session, PoolMode::Transaction] {
+            assert_eq!(mode.to_string().parse::<PoolMode>(), Ok(mode));
+        }
+        assert!("statement".parse::<PoolMode>().is_err());
+        assert_eq!(PoolMode::default(), PoolMode::Session);
+    }
+}
