@@ -142,7 +142,7 @@ const CHANGE_COLUMNS: &str = "type AS change_type, old_labels, old_phase, uid, n
      NULL::text AS fly_volume_id, NULL::text AS fly_machine_id, \
      NULL::text AS fly_secrets_fingerprint, NULL::bigint AS fly_secrets_version, \
      0::bigint AS gateway_token_rotation, NULL::timestamptz AS pairing_window_until, \
-     NULL::timestamptz AS first_ready_at, NULL::text[] AS drift_repairs";
+     NULL::timestamptz AS first_ready_at, NULL::text[] AS drift_repairs, managed_fields";
 
 /// A read of the log.
 #[derive(Debug)]
