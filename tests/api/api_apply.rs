@@ -230,3 +230,23 @@ async fn write_parameters_are_checked() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn concurrent_applies_of_a_new_name_create_it_once_and_never_conflict() {
+    let api = spawn_api().await;
+    let body = settings(2048);
+    let applies = (0..8).map(|_| apply(&api, "racer", "fieldManager=dashboard", &body));
+    let codes: Vec<StatusCode> = futures_util::future::join_all(applies)
+        .await
+        .into_iter()
+        .map(|(code, _)| code)
+        .collect();
+    let created = codes.iter().filter(|c| **c == StatusCode::CREATED).count();
+    assert_eq!(created, 1, "{codes:?}");
+    assert!(
+        codes
+            .iter()
+            .all(|c| *c == StatusCode::CREATED || *c == StatusCode::OK),
+        "{codes:?}"
+    );
+}

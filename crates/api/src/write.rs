@@ -497,24 +497,35 @@ pub async fn apply(
         }
     }
     let mut tx = conn.begin().await?;
-    if let Some(record) = instances::get_for_update(&mut tx, name).await? {
-        let change = plan_apply(state, &record, &body, if_match, manager, force)?;
-        let updated = match change.is_noop() {
-            true => record,
-            false => write_update(state, &mut tx, record, change).await?,
-        };
-        return finish(state, tx, Outcome::Updated, &updated, dry_run).await;
-    }
-    let empty = serde_json::json!({"metadata": {"labels": {}}, "spec": {}});
-    let owned = managed::apply(&empty, &Managed::new(), manager, &body, force)
-        .map_err(|conflicts| conflict(name, conflicts))?;
-    let created = create_owned(state, &mut tx, name, owned, if_match).await?;
-    let Some(created) = created else {
-        return Err(ApiError::Conflict(format!(
-            "instance {name} was created concurrently; apply again"
-        )));
+    let (outcome, record) = match instances::get_for_update(&mut tx, name).await? {
+        Some(record) => (Outcome::Updated, record),
+        None => {
+            let empty = serde_json::json!({"metadata": {"labels": {}}, "spec": {}});
+            let owned = managed::apply(&empty, &Managed::new(), manager, &body, force)
+                .map_err(|conflicts| conflict(name, conflicts))?;
+            match create_owned(state, &mut tx, name, owned, if_match).await? {
+                Some(created) => {
+                    return finish(state, tx, Outcome::Created, &created, dry_run).await
+                }
+                // A concurrent create committed first (the insert waited for it): apply to the
+                // instance it made, as a PUT does, rather than answering 409.
+                None => match instances::get_for_update(&mut tx, name).await? {
+                    Some(record) => (Outcome::Updated, record),
+                    None => {
+                        return Err(ApiError::Conflict(format!(
+                            "instance {name} was created and deleted concurrently; retry"
+                        )))
+                    }
+                },
+            }
+        }
     };
-    finish(state, tx, Outcome::Created, &created, dry_run).await
+    let change = plan_apply(state, &record, &body, if_match, manager, force)?;
+    let updated = match change.is_noop() {
+        true => record,
+        false => write_update(state, &mut tx, record, change).await?,
+    };
+    finish(state, tx, outcome, &updated, dry_run).await
 }
 
 /// What an apply to `record` would change.
