@@ -136,6 +136,23 @@ pub struct Write {
     pub detail: String,
 }
 
+impl Write {
+    /// A write the client did not send, and why.
+    fn skipped(op: &Op, detail: String) -> Write {
+        let now = Utc::now();
+        Write {
+            op: op.label(),
+            sent: now,
+            answered: now,
+            answer: Answer::Skipped,
+            attempts: 0,
+            generation: None,
+            converges: false,
+            detail,
+        }
+    }
+}
+
 /// An instance's history as the client lived it, and what it must end as.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -163,6 +180,16 @@ struct Reply {
     body: Value,
     attempts: u32,
     detail: String,
+}
+
+/// One write as sent: when, its answer, what the client knew before and will know if it
+/// landed, and whether it changes what the controller converges to.
+struct Sent {
+    sent: DateTime<Utc>,
+    reply: Reply,
+    before: Known,
+    after: Known,
+    converges: bool,
 }
 
 impl ApiClient {
@@ -331,10 +358,16 @@ impl ApiClient {
             if let Some(known) = self.read(&name).await {
                 ledger.known = known;
             }
-            let Some(reply) = self.attempt(ledger, op).await else {
+            let Some(Sent {
+                sent,
+                reply,
+                before,
+                after,
+                converges,
+            }) = self.attempt(ledger, op).await
+            else {
                 return;
             };
-            let (sent, reply, before, after, converges) = reply;
             let stale = reply.answer == Answer::Conflict && reply.attempts == 1;
             if !stale || *op == Op::Delete {
                 self.settle(ledger, op.label(), converges, sent, reply, before, after)
@@ -342,26 +375,13 @@ impl ApiClient {
                 return;
             }
         }
-        let now = Utc::now();
-        ledger.writes.push(Write {
-            op: op.label(),
-            sent: now,
-            answered: now,
-            answer: Answer::Skipped,
-            attempts: 0,
-            generation: None,
-            converges: false,
-            detail: format!("not applied: the version moved {STALE_RETRIES} times in a row"),
-        });
+        let detail = format!("not applied: the version moved {STALE_RETRIES} times in a row");
+        ledger.writes.push(Write::skipped(op, detail));
     }
 
     /// Sends `op` once against what the ledger knows; `None` when it cannot be sent (the
     /// instance is absent or being deleted: recorded as skipped).
-    async fn attempt(
-        &self,
-        ledger: &mut Ledger,
-        op: &Op,
-    ) -> Option<(DateTime<Utc>, Reply, Known, Known, bool)> {
+    async fn attempt(&self, ledger: &mut Ledger, op: &Op) -> Option<Sent> {
         let name = ledger.plan.name.clone();
         let Known::Present {
             uid,
@@ -370,17 +390,8 @@ impl ApiClient {
             resource_version,
         } = ledger.known.clone()
         else {
-            let now = Utc::now();
-            ledger.writes.push(Write {
-                op: op.label(),
-                sent: now,
-                answered: now,
-                answer: Answer::Skipped,
-                attempts: 0,
-                generation: None,
-                converges: false,
-                detail: format!("not sent: the instance is {:?}", ledger.known),
-            });
+            let detail = format!("not sent: the instance is {:?}", ledger.known);
+            ledger.writes.push(Write::skipped(op, detail));
             return None;
         };
         let sent = Utc::now();
@@ -390,7 +401,14 @@ impl ApiClient {
             let reply = self
                 .send(Method::DELETE, &path, None, None, WRITE_DEADLINE)
                 .await;
-            return Some((sent, reply, before, Known::Deleting { uid }, true));
+            let after = Known::Deleting { uid };
+            return Some(Sent {
+                sent,
+                reply,
+                before,
+                after,
+                converges: true,
+            });
         }
         let patch = match op {
             Op::Update(patch) => patch.clone(),
@@ -415,7 +433,13 @@ impl ApiClient {
                 WRITE_DEADLINE,
             )
             .await;
-        Some((sent, reply, before, after, *op != Op::Pause))
+        Some(Sent {
+            sent,
+            reply,
+            before,
+            after,
+            converges: *op != Op::Pause,
+        })
     }
 
     /// Records a write's answer and what the client now knows; a write without a definite
