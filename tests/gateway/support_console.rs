@@ -186,17 +186,13 @@ async fn exists(client: &Client, css: &str) -> bool {
     !client.find_all(Locator::Css(css)).await.unwrap().is_empty()
 }
 
-/// The names in the fleet table, in order.
+/// The names in the fleet table, in order, read in one script run: the page re-renders the
+/// table live, so rows found one request and read the next can already be gone (stale).
 async fn listed(client: &Client) -> Vec<String> {
-    let mut names = Vec::new();
-    for row in client
-        .find_all(Locator::Css("#instances tbody tr"))
-        .await
-        .unwrap()
-    {
-        names.push(row.attr("data-name").await.unwrap().unwrap_or_default());
-    }
-    names
+    let script = "return Array.from(document.querySelectorAll('#instances tbody tr'))\
+                  .map(row => row.getAttribute('data-name') || '');";
+    let names = client.execute(script, Vec::new()).await.unwrap();
+    serde_json::from_value(names).unwrap()
 }
 
 async fn sign_in(client: &Client, token: &str) {
