@@ -230,15 +230,20 @@ async fn replicas_share_one_circuit_and_one_probe() {
         "calls resumed {:.1} s after Fly recovered",
         recovered.elapsed().as_secs_f64()
     );
-    let (still_open,): (bool,) =
-        sqlx::query_as("SELECT open_since IS NOT NULL FROM fly_circuit WHERE org = $1")
-            .bind(ORG)
-            .fetch_one(&stack.db.pool)
-            .await
-            .unwrap();
-    assert!(
-        !still_open,
-        "the organization's circuit is closed for every replica"
-    );
+    // The survivor resumes its own calls first, then writes the shared row: wait for that write.
+    eventually(
+        Duration::from_secs(5),
+        "the organization's circuit closed for every replica",
+        || async {
+            let (open,): (bool,) =
+                sqlx::query_as("SELECT open_since IS NOT NULL FROM fly_circuit WHERE org = $1")
+                    .bind(ORG)
+                    .fetch_one(&stack.db.pool)
+                    .await
+                    .unwrap();
+            (!open).then_some(())
+        },
+    )
+    .await;
     replicas.iter().for_each(|(_, stop)| stop.cancel());
 }
