@@ -60,7 +60,7 @@ async fn write_status(api: &TestApi, name: &str, phase: Phase, generation: i64) 
         ..InstanceStatus::default()
     };
     status::record(
-        &api.pool.clone().into(),
+        &api.db,
         &api.cipher,
         &record,
         &observed,
@@ -72,7 +72,11 @@ async fn write_status(api: &TestApi, name: &str, phase: Phase, generation: i64) 
 
 #[tokio::test]
 async fn a_status_write_moves_the_version_and_is_seen_as_modified() {
-    let api = spawn_api().await;
+    a_status_write_moves_the_version_and_is_seen_as_modified_on(&spawn_api().await).await;
+}
+
+/// [`a_status_write_moves_the_version_and_is_seen_as_modified`] on a given API (also run through a transaction pooler).
+pub(crate) async fn a_status_write_moves_the_version_and_is_seen_as_modified_on(api: &TestApi) {
     let created = api.put("alpha", &minimal("c1")).await;
     assert_eq!(created.status, StatusCode::CREATED);
     let from = list_version(&api).await;
@@ -241,7 +245,13 @@ async fn collect(stream: &mut WatchStream, count: usize) -> Vec<Received> {
 
 #[tokio::test]
 async fn resuming_gets_exactly_the_later_changes_with_concurrent_writers() {
-    let api = spawn_api().await;
+    resuming_gets_exactly_the_later_changes_with_concurrent_writers_on(&spawn_api().await).await;
+}
+
+/// [`resuming_gets_exactly_the_later_changes_with_concurrent_writers`] on a given API (also run through a transaction pooler).
+pub(crate) async fn resuming_gets_exactly_the_later_changes_with_concurrent_writers_on(
+    api: &TestApi,
+) {
     let names: Vec<String> = (0..6).map(|i| format!("inst-{i}")).collect();
     for name in &names {
         api.put(name, &minimal("c1")).await;
@@ -251,7 +261,7 @@ async fn resuming_gets_exactly_the_later_changes_with_concurrent_writers() {
     // Six writers, each with transactions held open for a while after their write, so commits
     // land out of version order.
     let writers = names.iter().enumerate().map(|(i, name)| {
-        let pool = api.pool.clone();
+        let pool = api.db.clone();
         let name = name.clone();
         async move {
             for round in 0..20 {
@@ -262,12 +272,12 @@ async fn resuming_gets_exactly_the_later_changes_with_concurrent_writers() {
                 )
                     .bind(&name)
                     .bind(round)
-                    .execute(&mut *tx)
+                    .execute(&mut tx)
                     .await
                     .unwrap();
                 sqlx::query("SELECT pg_sleep($1)")
                     .bind(((i as i32 * 7 + round * 3) % 11) as f64 / 1000.0)
-                    .execute(&mut *tx)
+                    .execute(&mut tx)
                     .await
                     .unwrap();
                 tx.commit().await.unwrap();
@@ -310,18 +320,24 @@ async fn resuming_gets_exactly_the_later_changes_with_concurrent_writers() {
 
 #[tokio::test]
 async fn a_change_committed_early_waits_for_an_older_one_still_in_flight() {
-    let api = spawn_api().await;
+    a_change_committed_early_waits_for_an_older_one_still_in_flight_on(&spawn_api().await).await;
+}
+
+/// [`a_change_committed_early_waits_for_an_older_one_still_in_flight`] on a given API (also run through a transaction pooler).
+pub(crate) async fn a_change_committed_early_waits_for_an_older_one_still_in_flight_on(
+    api: &TestApi,
+) {
     api.put("early", &minimal("c1")).await;
     api.put("late", &minimal("c1")).await;
     let from = list_version(&api).await;
     let mut stream = watch(&api, &format!("resourceVersion={from}")).await;
-    let mut slow = api.pool.begin().await.unwrap();
+    let mut slow = api.db.begin().await.unwrap();
     sqlx::query("UPDATE instances SET status = '{\"slow\": true}' WHERE name = 'late'")
-        .execute(&mut *slow)
+        .execute(&mut slow)
         .await
         .unwrap();
     sqlx::query("UPDATE instances SET status = '{\"fast\": true}' WHERE name = 'early'")
-        .execute(&api.pool)
+        .execute(&api.db)
         .await
         .unwrap();
     assert!(
@@ -338,7 +354,11 @@ async fn a_change_committed_early_waits_for_an_older_one_still_in_flight() {
 
 #[tokio::test]
 async fn a_pruned_version_is_gone_with_the_current_one() {
-    let api = spawn_api().await;
+    a_pruned_version_is_gone_with_the_current_one_on(&spawn_api().await).await;
+}
+
+/// [`a_pruned_version_is_gone_with_the_current_one`] on a given API (also run through a transaction pooler).
+pub(crate) async fn a_pruned_version_is_gone_with_the_current_one_on(api: &TestApi) {
     let created = api.put("alpha", &minimal("c1")).await;
     api.patch("alpha", &json!({"metadata": {"labels": {"a": "b"}}}))
         .await;
@@ -346,8 +366,7 @@ async fn a_pruned_version_is_gone_with_the_current_one() {
     assert!(open(&api, &format!("resourceVersion={old}"), false)
         .await
         .is_ok());
-    let db: openclaws_store::Db = api.pool.clone().into();
-    let mut conn = db.acquire().await.unwrap();
+    let mut conn = api.db.acquire().await.unwrap();
     let through = changes::prune(&mut conn, chrono::Utc::now() + chrono::Duration::seconds(1))
         .await
         .unwrap();
@@ -506,7 +525,11 @@ async fn reconcile(api: &TestApi, name: &str) {
 
 #[tokio::test]
 async fn one_instances_events_are_watched() {
-    let api = spawn_api().await;
+    one_instances_events_are_watched_on(&spawn_api().await).await;
+}
+
+/// [`one_instances_events_are_watched`] on a given API (also run through a transaction pooler).
+pub(crate) async fn one_instances_events_are_watched_on(api: &TestApi) {
     api.put("alpha", &minimal("c1")).await;
     api.put("bravo", &minimal("c1")).await;
     let url = format!("{}/v1/instances/alpha/events?watch=true", api.base);

@@ -1,12 +1,14 @@
 //! Helpers for the API tests: a router on 127.0.0.1:0 over a fresh database, and a client that
 //! reads like the dashboard's actions.
 
+use crate::pgbouncer::ThrowawayPgBouncer;
 use openclaws_api::edge::EdgeSettings;
 use openclaws_api::watch::{WatchHub, WatchSettings};
 use openclaws_api::{router_with, ApiState, ApiTokens};
 use openclaws_engine::reconcile::desired::{FleetSettings, GatewayPlacement};
 use openclaws_engine::reconcile::DesiredInputs;
 use openclaws_model::secrets::SecretCipher;
+use openclaws_store::Db;
 use openclaws_telemetry::Metrics;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -25,6 +27,11 @@ pub struct TestApi {
     pub base: String,
     /// The API's database, for looking behind it.
     pub pool: PgPool,
+    /// What the API itself uses: [`TestApi::pool`]'s database, through a transaction pooler
+    /// when the test asked for one ([`spawn_api_via`]).
+    pub db: Db,
+    /// The pooler in front of the database, kept running as long as the API.
+    pub pooler: Option<ThrowawayPgBouncer>,
     /// The cipher the API seals provider keys with.
     pub cipher: Arc<SecretCipher>,
     /// A client for the API.
@@ -77,19 +84,26 @@ pub async fn spawn_api() -> TestApi {
     spawn_api_with(EdgeSettings::default()).await
 }
 
+/// [`spawn_api`] straight on the database, or (`pooler`) with the API's pool through a
+/// throwaway PgBouncer in transaction pool mode, as on Supabase; wake-ups still listen on the
+/// database itself (`DATABASE_LISTEN_URL`).
+pub async fn spawn_api_via(pooler: bool) -> TestApi {
+    spawn(EdgeSettings::default(), WatchSettings::default(), pooler).await
+}
+
 /// [`spawn_api`] with its edge settings (trusted proxies, the limit on failed credentials).
 pub async fn spawn_api_with(edge: EdgeSettings) -> TestApi {
-    spawn(edge, WatchSettings::default()).await
+    spawn(edge, WatchSettings::default(), false).await
 }
 
 /// [`spawn_api`] with its watch settings (bookmark interval, buffer, ...); it listens for
 /// wake-ups on its database unless `watch.listen_url` says otherwise.
 pub async fn spawn_api_watching(watch: WatchSettings) -> TestApi {
-    spawn(EdgeSettings::default(), watch).await
+    spawn(EdgeSettings::default(), watch, false).await
 }
 
-async fn spawn(edge: EdgeSettings, mut watch: WatchSettings) -> TestApi {
-    let db = crate::db::fresh_database().await;
+async fn spawn(edge: EdgeSettings, mut watch: WatchSettings, pooler: bool) -> TestApi {
+    let db = crate::db::fresh_database_via(pooler).await;
     if watch.listen_url.is_none() {
         watch.listen_url = Some(db.url.clone());
     }
@@ -119,6 +133,8 @@ async fn spawn(edge: EdgeSettings, mut watch: WatchSettings) -> TestApi {
     TestApi {
         base: format!("http://{addr}"),
         pool: db.pool,
+        db: db.controller,
+        pooler: db.pooler,
         cipher,
         http: reqwest::Client::new(),
         stop,
