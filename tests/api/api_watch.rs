@@ -79,16 +79,16 @@ async fn a_status_write_moves_the_version_and_is_seen_as_modified() {
 pub(crate) async fn a_status_write_moves_the_version_and_is_seen_as_modified_on(api: &TestApi) {
     let created = api.put("alpha", &minimal("c1")).await;
     assert_eq!(created.status, StatusCode::CREATED);
-    let from = list_version(&api).await;
+    let from = list_version(api).await;
     assert_eq!(from, version_of(&created.json));
-    let mut stream = watch(&api, &format!("resourceVersion={from}")).await;
+    let mut stream = watch(api, &format!("resourceVersion={from}")).await;
     assert_eq!(
         stream.headers()["content-type"],
         "application/x-ndjson",
         "NDJSON unless SSE is asked for"
     );
 
-    write_status(&api, "alpha", Phase::Ready, 1).await;
+    write_status(api, "alpha", Phase::Ready, 1).await;
     let event = stream.next_change(SOON).await.unwrap();
     assert_eq!(event.type_, "MODIFIED");
     assert_eq!(event.object["status"]["phase"], "Ready");
@@ -101,7 +101,7 @@ pub(crate) async fn a_status_write_moves_the_version_and_is_seen_as_modified_on(
     );
 
     // The same status again, or bookkeeping only: no new version, no event.
-    write_status(&api, "alpha", Phase::Ready, 1).await;
+    write_status(api, "alpha", Phase::Ready, 1).await;
     sqlx::query("UPDATE instances SET observed_at = now(), status = status")
         .execute(&api.pool)
         .await
@@ -256,8 +256,8 @@ pub(crate) async fn resuming_gets_exactly_the_later_changes_with_concurrent_writ
     for name in &names {
         api.put(name, &minimal("c1")).await;
     }
-    let from = list_version(&api).await;
-    let mut stream = watch(&api, &format!("resourceVersion={from}")).await;
+    let from = list_version(api).await;
+    let mut stream = watch(api, &format!("resourceVersion={from}")).await;
     // Six writers, each with transactions held open for a while after their write, so commits
     // land out of version order.
     let writers = names.iter().enumerate().map(|(i, name)| {
@@ -306,7 +306,7 @@ pub(crate) async fn resuming_gets_exactly_the_later_changes_with_concurrent_writ
 
     // From any version of the stream: exactly what came after it.
     for cut in [0, 37, 119] {
-        let mut resumed = watch(&api, &format!("resourceVersion={}", versions[cut])).await;
+        let mut resumed = watch(api, &format!("resourceVersion={}", versions[cut])).await;
         let again = collect(&mut resumed, 119 - cut).await;
         let expected: Vec<Value> = seen[cut + 1..].iter().map(|e| e.object.clone()).collect();
         let got: Vec<Value> = again.iter().map(|e| e.object.clone()).collect();
@@ -329,8 +329,8 @@ pub(crate) async fn a_change_committed_early_waits_for_an_older_one_still_in_fli
 ) {
     api.put("early", &minimal("c1")).await;
     api.put("late", &minimal("c1")).await;
-    let from = list_version(&api).await;
-    let mut stream = watch(&api, &format!("resourceVersion={from}")).await;
+    let from = list_version(api).await;
+    let mut stream = watch(api, &format!("resourceVersion={from}")).await;
     let mut slow = api.db.begin().await.unwrap();
     sqlx::query("UPDATE instances SET status = '{\"slow\": true}' WHERE name = 'late'")
         .execute(&mut slow)
@@ -363,7 +363,7 @@ pub(crate) async fn a_pruned_version_is_gone_with_the_current_one_on(api: &TestA
     api.patch("alpha", &json!({"metadata": {"labels": {"a": "b"}}}))
         .await;
     let old = version_of(&created.json);
-    assert!(open(&api, &format!("resourceVersion={old}"), false)
+    assert!(open(api, &format!("resourceVersion={old}"), false)
         .await
         .is_ok());
     let mut conn = api.db.acquire().await.unwrap();
@@ -371,7 +371,7 @@ pub(crate) async fn a_pruned_version_is_gone_with_the_current_one_on(api: &TestA
         .await
         .unwrap();
     assert!(through > old);
-    let (status, body) = open(&api, &format!("resourceVersion={old}"), false)
+    let (status, body) = open(api, &format!("resourceVersion={old}"), false)
         .await
         .err()
         .expect("410");
@@ -382,13 +382,13 @@ pub(crate) async fn a_pruned_version_is_gone_with_the_current_one_on(api: &TestA
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(current, list_version(&api).await);
+    assert_eq!(current, list_version(api).await);
     // Watching from the current version works, and sees what comes next.
-    let mut stream = watch(&api, &format!("resourceVersion={current}")).await;
+    let mut stream = watch(api, &format!("resourceVersion={current}")).await;
     api.patch("alpha", &json!({"metadata": {"labels": {"a": "c"}}}))
         .await;
     assert_eq!(stream.next_change(SOON).await.unwrap().type_, "MODIFIED");
-    let (status, _) = open(&api, "resourceVersion=999999999", false)
+    let (status, _) = open(api, "resourceVersion=999999999", false)
         .await
         .err()
         .unwrap();
@@ -539,8 +539,8 @@ pub(crate) async fn one_instances_events_are_watched_on(api: &TestApi) {
     let created = stream.next(SOON).await.unwrap();
     assert_eq!(created.type_, "ADDED");
     assert_eq!(created.object["reason"], "Created");
-    reconcile(&api, "bravo").await;
-    reconcile(&api, "alpha").await;
+    reconcile(api, "bravo").await;
+    reconcile(api, "alpha").await;
     let requested = stream.next_change(SOON).await.unwrap();
     assert_eq!(requested.object["reason"], "ReconcileRequested");
     assert_eq!(requested.object["instanceName"], "alpha");
