@@ -10,6 +10,7 @@
 //! processes that need them, never into this process's environment.
 
 mod budget;
+mod db_cancel;
 mod e2e_crash;
 mod e2e_dev;
 mod e2e_endpoint;

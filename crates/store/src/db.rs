@@ -25,6 +25,13 @@
 //! - sqlx looks up types it does not know (enums, domains, composite types) with named
 //!   statements of its own; the schema has none, and adding one needs a look at this first.
 //! - A raw pool (`sqlx::PgPool`) is still a plain session client: hand the controller a [`Db`].
+//! - sqlx 0.8 (and 0.9.0) is not cancel-safe while an outermost `BEGIN` is in flight
+//!   (launchbadge/sqlx#4393): a future dropped there (a reconcile abandoned when its lease is
+//!   lost, a client that hangs up, a timeout) leaves the server session inside a transaction
+//!   that nothing ends, and the pool hands that connection on: later statements run inside it,
+//!   hold its locks and never commit. [`Db::begin`] therefore runs `BEGIN` to completion in a
+//!   task of its own (a transaction whose caller went away is then rolled back as usual), and a
+//!   connection whose own `BEGIN` (or wrapped statement) was cut off is closed, not pooled.
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
@@ -32,7 +39,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use sqlx::error::BoxDynError;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
-use sqlx::{Connection, Database, Describe, Either, Execute, Executor, PgConnection, Postgres};
+use sqlx::{Connection, Database, Describe, Either, Execute, Executor, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -136,15 +143,21 @@ impl Db {
     /// A connection of the pool, outside any transaction.
     pub async fn acquire(&self) -> Result<Conn<'static>, sqlx::Error> {
         Ok(Conn {
-            inner: Inner::Idle(self.pool.acquire().await?),
+            inner: Inner::Idle(Guarded::new(self.pool.acquire().await?)),
             mode: self.mode,
         })
     }
 
-    /// Begins a transaction on a connection of the pool.
+    /// Begins a transaction on a connection of the pool. Cancel-safe: `BEGIN` runs to the end
+    /// in a task of its own, so a transaction begun for a caller that went away is dropped
+    /// there, which rolls it back ([module documentation](self)).
     pub async fn begin(&self) -> Result<Conn<'static>, sqlx::Error> {
+        let pool = self.pool.clone();
+        let tx = tokio::spawn(async move { pool.begin().await })
+            .await
+            .map_err(|_| sqlx::Error::WorkerCrashed)??;
         Ok(Conn {
-            inner: Inner::Tx(self.pool.begin().await?),
+            inner: Inner::Tx(tx),
             mode: self.mode,
         })
     }
@@ -164,8 +177,35 @@ pub struct Conn<'c> {
 }
 
 enum Inner<'c> {
-    Idle(PoolConnection<Postgres>),
+    Idle(Guarded),
     Tx(sqlx::Transaction<'c, Postgres>),
+}
+
+/// A pool connection that is closed instead of going back to the pool when it is dropped in
+/// the middle of beginning a transaction on it: then the server may be inside a transaction
+/// sqlx does not know of ([module documentation](self)).
+struct Guarded {
+    conn: PoolConnection<Postgres>,
+    /// Set while a `BEGIN` of ours is on its way; cleared once it (or what it wraps) ended.
+    cut_off: bool,
+}
+
+impl Guarded {
+    fn new(conn: PoolConnection<Postgres>) -> Self {
+        Self {
+            conn,
+            cut_off: false,
+        }
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if self.cut_off {
+            tracing::debug!("a transaction's BEGIN was cut off: closing its connection");
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 impl std::fmt::Debug for Conn<'_> {
@@ -181,7 +221,12 @@ impl Conn<'_> {
     /// Begins a transaction on this connection (a savepoint inside a transaction).
     pub async fn begin(&mut self) -> Result<Conn<'_>, sqlx::Error> {
         let tx = match &mut self.inner {
-            Inner::Idle(conn) => Connection::begin(&mut **conn).await?,
+            Inner::Idle(Guarded { conn, cut_off }) => {
+                *cut_off = true;
+                let tx = Connection::begin(&mut **conn).await?;
+                *cut_off = false;
+                tx
+            }
             Inner::Tx(tx) => Connection::begin(&mut **tx).await?,
         };
         Ok(Conn {
@@ -238,36 +283,51 @@ impl<'q, E: Execute<'q, Postgres>> Execute<'q, Postgres> for Unnamed<E> {
 type Step = Either<PgQueryResult, PgRow>;
 
 /// Runs `query` unnamed in a transaction of its own on `conn` (rows are gathered before the
-/// commit, so a failed commit is the statement's error).
+/// commit, so a failed commit is the statement's error). Cut off before the end, the connection
+/// is closed rather than pooled.
 fn own_transaction_many<'e, 'q: 'e, E>(
-    conn: &'e mut PgConnection,
+    conn: &'e mut Guarded,
     query: E,
 ) -> BoxStream<'e, Result<Step, sqlx::Error>>
 where
     E: 'q + Execute<'q, Postgres>,
 {
     futures_util::stream::once(async move {
-        let mut tx = Connection::begin(conn).await?;
-        let steps: Vec<Step> = (&mut *tx).fetch_many(Unnamed(query)).try_collect().await?;
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(futures_util::stream::iter(steps.into_iter().map(Ok)))
+        let Guarded { conn, cut_off } = conn;
+        *cut_off = true;
+        let steps = async {
+            let mut tx = Connection::begin(&mut **conn).await?;
+            let steps: Vec<Step> = (&mut *tx).fetch_many(Unnamed(query)).try_collect().await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(steps)
+        }
+        .await;
+        *cut_off = false;
+        Ok::<_, sqlx::Error>(futures_util::stream::iter(steps?.into_iter().map(Ok)))
     })
     .try_flatten()
     .boxed()
 }
 
 fn own_transaction_optional<'e, 'q: 'e, E>(
-    conn: &'e mut PgConnection,
+    conn: &'e mut Guarded,
     query: E,
 ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
 where
     E: 'q + Execute<'q, Postgres>,
 {
     Box::pin(async move {
-        let mut tx = Connection::begin(conn).await?;
-        let row = (&mut *tx).fetch_optional(Unnamed(query)).await?;
-        tx.commit().await?;
-        Ok(row)
+        let Guarded { conn, cut_off } = conn;
+        *cut_off = true;
+        let row = async {
+            let mut tx = Connection::begin(&mut **conn).await?;
+            let row = (&mut *tx).fetch_optional(Unnamed(query)).await?;
+            tx.commit().await?;
+            Ok(row)
+        }
+        .await;
+        *cut_off = false;
+        row
     })
 }
 
@@ -291,7 +351,7 @@ impl<'c> Executor<'c> for &'c Db {
             PoolMode::Transaction => {
                 let pool = self.pool.clone();
                 futures_util::stream::once(async move {
-                    let mut conn = pool.acquire().await?;
+                    let mut conn = Guarded::new(pool.acquire().await?);
                     let steps: Vec<Step> =
                         own_transaction_many(&mut conn, query).try_collect().await?;
                     Ok::<_, sqlx::Error>(futures_util::stream::iter(steps.into_iter().map(Ok)))
@@ -315,7 +375,7 @@ impl<'c> Executor<'c> for &'c Db {
             PoolMode::Transaction => {
                 let pool = self.pool.clone();
                 Box::pin(async move {
-                    let mut conn = pool.acquire().await?;
+                    let mut conn = Guarded::new(pool.acquire().await?);
                     own_transaction_optional(&mut conn, query).await
                 })
             }
@@ -361,7 +421,7 @@ impl<'a, 'c> Executor<'a> for &'a mut Conn<'c> {
         E: 'q + Execute<'q, Postgres>,
     {
         match (self.mode, &mut self.inner) {
-            (PoolMode::Session, Inner::Idle(conn)) => (&mut **conn).fetch_many(query),
+            (PoolMode::Session, Inner::Idle(idle)) => (&mut *idle.conn).fetch_many(query),
             (PoolMode::Session, Inner::Tx(tx)) => (&mut **tx).fetch_many(query),
             (PoolMode::Transaction, Inner::Idle(conn)) => own_transaction_many(conn, query),
             (PoolMode::Transaction, Inner::Tx(tx)) => (&mut **tx).fetch_many(Unnamed(query)),
@@ -377,7 +437,7 @@ impl<'a, 'c> Executor<'a> for &'a mut Conn<'c> {
         E: 'q + Execute<'q, Postgres>,
     {
         match (self.mode, &mut self.inner) {
-            (PoolMode::Session, Inner::Idle(conn)) => (&mut **conn).fetch_optional(query),
+            (PoolMode::Session, Inner::Idle(idle)) => (&mut *idle.conn).fetch_optional(query),
             (PoolMode::Session, Inner::Tx(tx)) => (&mut **tx).fetch_optional(query),
             (PoolMode::Transaction, Inner::Idle(conn)) => own_transaction_optional(conn, query),
             (PoolMode::Transaction, Inner::Tx(tx)) => (&mut **tx).fetch_optional(Unnamed(query)),
@@ -393,7 +453,9 @@ impl<'a, 'c> Executor<'a> for &'a mut Conn<'c> {
         'a: 'e,
     {
         match (self.mode, &mut self.inner) {
-            (PoolMode::Session, Inner::Idle(conn)) => (&mut **conn).prepare_with(sql, parameters),
+            (PoolMode::Session, Inner::Idle(idle)) => {
+                (&mut *idle.conn).prepare_with(sql, parameters)
+            }
             (PoolMode::Session, Inner::Tx(tx)) => (&mut **tx).prepare_with(sql, parameters),
             (PoolMode::Transaction, _) => {
                 Box::pin(async { Err(needs_session("a prepared statement")) })
@@ -409,7 +471,7 @@ impl<'a, 'c> Executor<'a> for &'a mut Conn<'c> {
         'a: 'e,
     {
         match (self.mode, &mut self.inner) {
-            (PoolMode::Session, Inner::Idle(conn)) => (&mut **conn).describe(sql),
+            (PoolMode::Session, Inner::Idle(idle)) => (&mut *idle.conn).describe(sql),
             (PoolMode::Session, Inner::Tx(tx)) => (&mut **tx).describe(sql),
             (PoolMode::Transaction, _) => {
                 Box::pin(async { Err(needs_session("describing a statement")) })

@@ -15,6 +15,7 @@ pub mod openclaw;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod process;
+pub mod proxy;
 pub mod sim;
 pub mod stack;
 pub mod watch;
