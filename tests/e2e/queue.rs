@@ -465,3 +465,77 @@ pub async fn events_for_a_deleted_instance_keep_its_name_on(db: &TestDb) {
     .await;
     assert!(unknown.is_err(), "an event for nobody was accepted");
 }
+
+/// A reconcile that runs until it is dropped, and says when it was.
+#[derive(Clone, Default)]
+struct Endless {
+    started: Arc<std::sync::atomic::AtomicBool>,
+    dropped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Sets its flag when dropped: the reconcile future holding it was abandoned.
+struct SetOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Reconcile for Endless {
+    async fn reconcile(
+        &self,
+        _uid: Uuid,
+        _attempts: i32,
+        _lease: std::sync::Arc<openclaws_engine::lease::WorkLease>,
+    ) -> Result<Outcome, ReconcileError> {
+        let _abandoned = SetOnDrop(self.dropped.clone());
+        self.started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        std::future::pending().await
+    }
+}
+
+/// A lease renewal that cannot answer (here a lock on the work row; in the chaos run a
+/// transaction that never ended) ends the reconcile once the lease it renews has run out,
+/// instead of holding the worker and the key forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_that_never_answers_ends_the_reconcile() {
+    use std::sync::atomic::Ordering;
+    let db = fresh_database().await;
+    let uid = insert_queued_instance(&db.controller, "stuck").await;
+    let reconciler = Endless::default();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(controller::run(
+        reconciler.clone(),
+        db.controller.clone(),
+        Arc::new(Metrics::new()),
+        config("stuck-pool", Duration::from_millis(50), None),
+        stop.clone(),
+    ));
+    eventually(Duration::from_secs(10), "the reconcile runs", || async {
+        reconciler.started.load(Ordering::SeqCst).then_some(())
+    })
+    .await;
+    let mut blocker = db.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM work WHERE instance_uid = $1 FOR UPDATE")
+        .bind(uid)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let locked = Instant::now();
+    // The lease is 3 s, renewed every second: the renewal gives up 2 s after it was sent.
+    eventually(
+        Duration::from_secs(8),
+        "the reconcile abandoned",
+        || async { reconciler.dropped.load(Ordering::SeqCst).then_some(()) },
+    )
+    .await;
+    println!(
+        "abandoned {:.1} s after the work row was locked",
+        locked.elapsed().as_secs_f64()
+    );
+    blocker.rollback().await.unwrap();
+    stop.cancel();
+    run.await.unwrap().unwrap();
+}

@@ -404,15 +404,21 @@ async fn renew_lease(pool: Db, uid: Uuid, owner: String, lease: Duration, lost: 
     loop {
         interval.tick().await;
         // A renewal that fails for any reason ends the reconcile: a lease we cannot prove we
-        // hold is one another replica may take.
-        match work::renew(&pool, uid, &owner, lease).await {
-            Ok(true) => {}
-            Ok(false) => {
+        // hold is one another replica may take. So does one that does not answer before the
+        // lease it renews runs out (a lock wait, a database that went quiet).
+        match tokio::time::timeout(lease * 2 / 3, work::renew(&pool, uid, &owner, lease)).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
                 lost.cancel();
                 return;
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::warn!(instance_uid = %uid, error = %e, "lease renewal failed: stopping the reconcile");
+                lost.cancel();
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(instance_uid = %uid, "lease renewal did not answer before the lease ran out: stopping the reconcile");
                 lost.cancel();
                 return;
             }
