@@ -7,7 +7,7 @@ use openclaws_server::retention::{self, prune_events, EventPruning, Pruned};
 use openclaws_store::Db;
 use openclaws_telemetry::Metrics;
 use openclaws_testkit::api::{minimal, spawn_api, TestApi, WRITER};
-use openclaws_testkit::db::eventually;
+use openclaws_testkit::db::{eventually, fresh_database_behind_pooler};
 use openclaws_testkit::watch::WatchStream;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -426,4 +426,38 @@ async fn the_background_pruner_deletes_old_events_and_counts_them() {
     .await;
     stop.cancel();
     pruner.await.unwrap();
+}
+
+#[tokio::test]
+async fn pruning_works_through_a_transaction_pooler() {
+    let db = fresh_database_behind_pooler().await;
+    for (count, age) in [(12, "40 days"), (2, "1 hour")] {
+        sqlx::query(
+            "INSERT INTO events (instance_uid, instance_name, type, reason, message, created_at) \
+             SELECT $1, 'pooled', 'Normal', 'Backdated', 'old', now() - $3::interval \
+             FROM generate_series(1, $2)",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(count)
+        .bind(age)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(30);
+    let pruned = prune_events(&db.controller, cutoff, 5, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        pruned,
+        Pruned {
+            events: 12,
+            batches: 3
+        }
+    );
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 2);
 }
