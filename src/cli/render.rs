@@ -246,14 +246,40 @@ fn events_section(out: &mut String, events: Result<&[Value], &str>, now: DateTim
                     .as_i64()
                     .map_or_else(|| "-".to_owned(), |g| g.to_string()),
                 dash(e["message"].as_str()),
+                by(e),
+                changed(e),
             ]
         })
         .collect();
     out.push_str(&table(
-        &["TYPE", "REASON", "AGE", "GEN", "MESSAGE"],
+        &["TYPE", "REASON", "AGE", "GEN", "MESSAGE", "BY", "CHANGED"],
         &rows,
         "  ",
     ));
+}
+
+/// Who made the write an event records, with its field manager (`writer/dashboard`); `-` on
+/// the controller's events.
+fn by(event: &Value) -> String {
+    match (event["actor"].as_str(), event["fieldManager"].as_str()) {
+        (Some(actor), Some(manager)) => format!("{actor}/{manager}"),
+        (Some(actor), None) => actor.to_owned(),
+        (None, _) => "-".to_owned(),
+    }
+}
+
+/// The fields the write changed, comma-separated; `-` when none are recorded.
+fn changed(event: &Value) -> String {
+    let fields: Vec<&str> = event["changedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    match fields.is_empty() {
+        true => "-".to_owned(),
+        false => fields.join(","),
+    }
 }
 
 /// The spec fields support asks about; provider keys by name only.
@@ -688,6 +714,9 @@ mod tests {
         let events = vec![
             json!({"type": "Warning", "reason": "UpdateMachineFailed", "message": "lease held",
                                  "generation": 3, "createdAt": "2026-11-22T11:59:00Z"}),
+            json!({"type": "Normal", "reason": "SpecUpdated", "message": "spec changed",
+                   "generation": 3, "createdAt": "2026-11-22T11:59:00Z", "actor": "writer",
+                   "fieldManager": "dashboard", "changedFields": ["/spec/paused", "/spec/region"]}),
         ];
         let out = describe(&instance(), Ok(&plan), Ok(&events), now());
         for expected in [
@@ -714,6 +743,8 @@ mod tests {
             "  Gateway:",
             "  Note:             something to know",
             "  Warning   UpdateMachineFailed   60s   3     lease held",
+            "BY                 CHANGED",
+            "spec changed   writer/dashboard   /spec/paused,/spec/region",
         ] {
             assert!(out.contains(expected), "missing {expected:?} in\n{out}");
         }

@@ -7,6 +7,7 @@
 //! child processes, so they run side by side.
 
 mod api_apply;
+mod api_audit;
 mod api_crd;
 mod api_dry_run;
 mod api_edge;

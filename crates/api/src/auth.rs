@@ -23,6 +23,16 @@ pub enum Role {
     Reader,
 }
 
+impl Role {
+    /// How the audit trail names a caller with this role (never the token).
+    pub fn actor(self) -> &'static str {
+        match self {
+            Role::Writer => "writer",
+            Role::Reader => "reader",
+        }
+    }
+}
+
 fn digest(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }

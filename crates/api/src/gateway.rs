@@ -73,7 +73,7 @@ pub async fn get_gateway_token(
     // A device is about to connect: look at the gateway every few seconds for a while, so its
     // pairing request is approved (auto) or shown (manual) promptly.
     let mut tx = conn.begin().await?;
-    events::append(
+    events::append_audited(
         &mut tx,
         &NewEvent {
             instance_uid: record.uid,
@@ -83,6 +83,7 @@ pub async fn get_gateway_token(
             message: "the gateway token was read through the API; watching for pairing devices",
             generation: Some(record.generation),
         },
+        &write::action_audit(role.actor()),
     )
     .await?;
     if !state.pairing_window.is_zero() {
@@ -157,7 +158,7 @@ pub async fn post_pairing_approval(
         (None, Some(true)) => None,
         _ => return Err(approval_body_invalid()),
     };
-    let (approval, instance) = record_approval(&state, &name, request_id).await?;
+    let (approval, instance) = record_approval(&state, &name, request_id, role.actor()).await?;
     let body = ApprovalRecorded { approval, instance };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
@@ -211,11 +212,13 @@ fn approval_body_invalid() -> ApiError {
 /// Records an approval of one pending request (`Some(request id)`) or of the newest one
 /// (`None`) in `spec.pairing.approvals` and wakes the controller. The one path every caller
 /// takes (the API's `POST .../pairing/approvals` and the support console), so both check the
-/// policy, the id and the outstanding count alike. The caller has checked the writer role.
+/// policy, the id and the outstanding count alike. The caller has checked the writer role;
+/// `actor` names it in the audit trail.
 pub async fn record_approval(
     state: &ApiState,
     name: &str,
     request_id: Option<String>,
+    actor: &str,
 ) -> Result<(PairingApproval, OpenClawInstance), ApiError> {
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
     if let Some(id) = &request_id {
@@ -262,6 +265,7 @@ pub async fn record_approval(
         let patch = json!({"spec": {"pairing": {"approvals": approvals}}});
         let version = Some(record.resource_version);
         let options = write::WriteOptions {
+            actor,
             manager: APPROVALS_MANAGER,
             force: false,
             dry_run: false,

@@ -6,13 +6,14 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::Role;
 use super::error::{ApiError, ErrorBody, FieldError};
 use super::validate::{check_customer_filter, check_name, valid_name};
 use super::watch::{
@@ -98,9 +99,10 @@ pub struct DryRunResult {
 }
 
 impl WriteParams {
-    /// The write's options, checked.
-    fn options(&self, apply: bool) -> Result<write::WriteOptions<'_>, ApiError> {
+    /// The options of a write by `role`, checked.
+    fn options(&self, apply: bool, role: Role) -> Result<write::WriteOptions<'_>, ApiError> {
         Ok(write::WriteOptions {
+            actor: role.actor(),
             manager: self.manager(apply)?,
             force: self.force.unwrap_or(false),
             dry_run: dry_run(self.dry_run.as_deref())?,
@@ -273,13 +275,14 @@ pub(super) fn object_response(status: StatusCode, object: OpenClawInstance) -> R
     security(("bearer" = [])))]
 pub async fn put_instance(
     State(state): State<ApiState>,
+    Extension(role): Extension<Role>,
     Path(name): Path<String>,
     params: Result<Query<WriteParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let params = write_params(params)?;
-    let options = params.options(false)?;
+    let options = params.options(false, role)?;
     let precondition = if_match(&headers)?;
     let create_only = if_none_match(&headers)?;
     let body = json_body(&headers, body, &["application/json"])?;
@@ -321,6 +324,7 @@ pub async fn put_instance(
     security(("bearer" = [])))]
 pub async fn patch_instance(
     State(state): State<ApiState>,
+    Extension(role): Extension<Role>,
     Path(name): Path<String>,
     params: Result<Query<WriteParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
@@ -334,11 +338,11 @@ pub async fn patch_instance(
         &[MERGE_PATCH, "application/json", APPLY_PATCH],
     )?;
     if media_type(&headers).as_deref() == Some(APPLY_PATCH) {
-        let options = params.options(true)?;
+        let options = params.options(true, role)?;
         let written = write::apply(&state, &name, body, precondition, options).await?;
         return Ok(written_response(written));
     }
-    let options = params.options(false)?;
+    let options = params.options(false, role)?;
     let written = write::patch(&state, &name, body, precondition, options).await?;
     Ok(written_response(written))
 }
@@ -622,6 +626,7 @@ async fn watch_instances(
     security(("bearer" = [])))]
 pub async fn delete_instance(
     State(state): State<ApiState>,
+    Extension(role): Extension<Role>,
     Path(name): Path<String>,
     params: Result<Query<DeleteParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
@@ -630,7 +635,7 @@ pub async fn delete_instance(
         params.map_err(|_| ApiError::invalid(vec![FieldError::new("dryRun", "must be All")]))?;
     let dry_run = dry_run(params.dry_run.as_deref())?;
     let precondition = if_match(&headers)?;
-    let written = write::delete(&state, &name, precondition, dry_run).await?;
+    let written = write::delete(&state, &name, precondition, dry_run, role.actor()).await?;
     Ok(written_with(StatusCode::ACCEPTED, written))
 }
 
@@ -647,9 +652,10 @@ pub async fn delete_instance(
     security(("bearer" = [])))]
 pub async fn reconcile_instance(
     State(state): State<ApiState>,
+    Extension(role): Extension<Role>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let object = write::request_reconcile(&state, &name).await?;
+    let object = write::request_reconcile(&state, &name, role.actor()).await?;
     Ok(object_response(StatusCode::ACCEPTED, object))
 }
 

@@ -20,7 +20,7 @@ use openclaws_model::{
     InstanceSpec, InstanceWrite, OpenClawInstance, ProviderKey, ProviderKeys, ProviderKeysWrite,
     SecretRef, SecretWrite,
 };
-use openclaws_store::events::{self, EventType, NewEvent};
+use openclaws_store::events::{self, Audit, EventType, NewEvent};
 use openclaws_store::{instances, secrets, work, InstanceRecord};
 
 /// Whether a write created the resource or changed an existing one.
@@ -30,14 +30,40 @@ pub enum Outcome {
     Updated,
 }
 
-/// How a write is made: by which field manager, whether an apply takes fields over from other
-/// managers, and whether it is only tried (`?dryRun=All`: validated and carried out in a
-/// transaction that is rolled back).
+/// How a write is made: by whom and which field manager, whether an apply takes fields over
+/// from other managers, and whether it is only tried (`?dryRun=All`: validated and carried out
+/// in a transaction that is rolled back).
 #[derive(Debug, Clone, Copy)]
 pub struct WriteOptions<'a> {
+    /// Who writes, for the audit trail: `writer`, `reader` or `console:<session>`.
+    pub actor: &'a str,
+    /// The field manager (`fieldManager`).
     pub manager: &'a str,
+    /// Apply only: take over fields other managers own.
     pub force: bool,
+    /// Validate and roll back: nothing is stored, no event recorded.
     pub dry_run: bool,
+}
+
+impl WriteOptions<'_> {
+    /// The audit of a write by these options that changed `changed`.
+    fn audit(&self, changed: Vec<String>) -> Audit {
+        Audit {
+            actor: self.actor.to_owned(),
+            field_manager: Some(self.manager.to_owned()),
+            changed_fields: Some(changed),
+        }
+    }
+}
+
+/// The audit of an action by `actor` that writes no desired state (a deletion request, a
+/// reconcile request, a read of the gateway token): no field manager, no changed fields.
+pub fn action_audit(actor: &str) -> Audit {
+    Audit {
+        actor: actor.to_owned(),
+        field_manager: None,
+        changed_fields: None,
+    }
 }
 
 /// What a write answers: the object as stored (or as it would be, for a dry run) and, for a
@@ -345,9 +371,9 @@ pub async fn put(
         Some(_) if create_only => return Err(exists(name)),
         Some(record) => (
             Outcome::Updated,
-            update(state, &mut tx, record, &body, if_match, manager).await?,
+            update(state, &mut tx, record, &body, if_match, options).await?,
         ),
-        None => match create(state, &mut tx, name, &body, if_match, manager).await? {
+        None => match create(state, &mut tx, name, &body, if_match, options).await? {
             Some(created) => (Outcome::Created, created),
             None => {
                 // Another request created the name first: the insert waited for its commit, so
@@ -362,7 +388,7 @@ pub async fn put(
                 if create_only {
                     return Err(exists(name));
                 }
-                let updated = update(state, &mut tx, record, &body, if_match, manager).await?;
+                let updated = update(state, &mut tx, record, &body, if_match, options).await?;
                 (Outcome::Updated, updated)
             }
         },
@@ -397,7 +423,7 @@ pub async fn patch(
     let updated = if change.is_noop() {
         record
     } else {
-        write_update(state, &mut tx, record, change).await?
+        write_update(state, &mut tx, record, change, &options).await?
     };
     finish(state, tx, Outcome::Updated, &updated, dry_run).await
 }
@@ -484,6 +510,7 @@ pub async fn apply(
         manager,
         force,
         dry_run,
+        ..
     } = options;
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
     normalize_numbers(&mut body);
@@ -503,7 +530,7 @@ pub async fn apply(
             let empty = serde_json::json!({"metadata": {"labels": {}}, "spec": {}});
             let owned = managed::apply(&empty, &Managed::new(), manager, &body, force)
                 .map_err(|conflicts| conflict(name, conflicts))?;
-            match create_owned(state, &mut tx, name, owned, if_match).await? {
+            match create_owned(state, &mut tx, name, owned, if_match, &options).await? {
                 Some(created) => {
                     return finish(state, tx, Outcome::Created, &created, dry_run).await
                 }
@@ -523,7 +550,7 @@ pub async fn apply(
     let change = plan_apply(state, &record, &body, if_match, manager, force)?;
     let updated = match change.is_noop() {
         true => record,
-        false => write_update(state, &mut tx, record, change).await?,
+        false => write_update(state, &mut tx, record, change, &options).await?,
     };
     finish(state, tx, outcome, &updated, dry_run).await
 }
@@ -576,33 +603,37 @@ pub fn not_found(name: &str) -> ApiError {
     ApiError::no_instance(name)
 }
 
-/// Inserts the instance written by `manager` (who then owns every field it set); `None` when a
-/// concurrent create of the same name committed first.
+/// Inserts the instance written by `options.manager` (who then owns every field it set); `None`
+/// when a concurrent create of the same name committed first.
 async fn create(
     state: &ApiState,
     tx: &mut openclaws_store::Conn<'_>,
     name: &str,
     body: &Value,
     if_match: Option<i64>,
-    manager: &str,
+    options: WriteOptions<'_>,
 ) -> Result<Option<InstanceRecord>, ApiError> {
     let empty = serde_json::json!({"metadata": {"labels": {}}, "spec": {}});
-    let owned = managed::put(&empty, &Managed::new(), manager, body);
-    create_owned(state, tx, name, owned, if_match).await
+    let owned = managed::put(&empty, &Managed::new(), options.manager, body);
+    create_owned(state, tx, name, owned, if_match, &options).await
 }
 
-/// Inserts the instance `owned` describes; `None` when the name was taken concurrently.
+/// Inserts the instance `owned` describes; `None` when the name was taken concurrently. Its
+/// event names the fields the write set (defaults it left out are not named).
 async fn create_owned(
     state: &ApiState,
     tx: &mut openclaws_store::Conn<'_>,
     name: &str,
     owned: managed::Owned,
     if_match: Option<i64>,
+    options: &WriteOptions<'_>,
 ) -> Result<Option<InstanceRecord>, ApiError> {
     let errors = validate_write(name, &owned.object);
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
+    let empty = serde_json::json!({"metadata": {"labels": {}}, "spec": {}});
+    let audit = options.audit(managed::changed_fields(&empty, &owned.object));
     let parsed = &parse(owned.object)?;
     if parsed.resource_version.is_some() || if_match.is_some() {
         return Err(ApiError::Conflict(format!(
@@ -641,7 +672,7 @@ async fn create_owned(
     };
     apply_secret_ops(tx, &state.cipher, uid, ops).await?;
     work::enqueue_now(tx, uid, "created").await?;
-    events::append(
+    events::append_audited(
         &mut *tx,
         &NewEvent {
             instance_uid: uid,
@@ -651,6 +682,7 @@ async fn create_owned(
             message: "instance created through the API (generation 1)",
             generation: Some(record.generation),
         },
+        &audit,
     )
     .await?;
     Ok(Some(record))
@@ -749,23 +781,33 @@ impl Change {
     }
 }
 
-/// Applies a `PUT` by `manager` to the locked row; a write that changes nothing leaves it
-/// untouched.
+/// Applies a `PUT` by `options.manager` to the locked row; a write that changes nothing leaves
+/// it untouched.
 async fn update(
     state: &ApiState,
     tx: &mut openclaws_store::Conn<'_>,
     record: InstanceRecord,
     body: &Value,
     if_match: Option<i64>,
-    manager: &str,
+    options: WriteOptions<'_>,
 ) -> Result<InstanceRecord, ApiError> {
-    let (parsed, managed) = plan_put(&record, body, manager)?;
+    let (parsed, managed) = plan_put(&record, body, options.manager)?;
     let change =
         plan_update(state, &record, &parsed, if_match, managed)?.ownership_with_desired(&record);
     if change.is_noop() {
         return Ok(record);
     }
-    write_update(state, tx, record, change).await
+    write_update(state, tx, record, change, &options).await
+}
+
+/// The fields (JSON Pointers) `change` changes of `record`'s labels and spec; a provider key by
+/// its name when its stored reference changes.
+fn changed_by(record: &InstanceRecord, change: &Change) -> Vec<String> {
+    let before =
+        serde_json::json!({"metadata": {"labels": record.labels.0}, "spec": record.spec.0});
+    let after =
+        serde_json::json!({"metadata": {"labels": change.labels}, "spec": change.spec_json});
+    managed::changed_fields(&before, &after)
 }
 
 /// Writes a change: the row (guarded by its version), the secrets, the work and the event.
@@ -774,8 +816,10 @@ async fn write_update(
     tx: &mut openclaws_store::Conn<'_>,
     record: InstanceRecord,
     change: Change,
+    options: &WriteOptions<'_>,
 ) -> Result<InstanceRecord, ApiError> {
     let name = record.name.clone();
+    let audit = options.audit(changed_by(&record, &change));
     let updated = instances::update_desired(
         &mut *tx,
         record.uid,
@@ -804,7 +848,7 @@ async fn write_update(
         )
     };
     work::enqueue_now(tx, record.uid, reason).await?;
-    events::append(
+    events::append_audited(
         &mut *tx,
         &NewEvent {
             instance_uid: record.uid,
@@ -814,17 +858,19 @@ async fn write_update(
             message: &message,
             generation: Some(updated.generation),
         },
+        &audit,
     )
     .await?;
     Ok(updated)
 }
 
-/// `DELETE`: sets `deletionTimestamp` once; later calls return the object unchanged.
+/// `DELETE` by `actor`: sets `deletionTimestamp` once; later calls return the object unchanged.
 pub async fn delete(
     state: &ApiState,
     name: &str,
     if_match: Option<i64>,
     dry_run: bool,
+    actor: &str,
 ) -> Result<Written, ApiError> {
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
     let mut conn = state.db().await?;
@@ -840,7 +886,7 @@ pub async fn delete(
         .await?
         .ok_or_else(|| ApiError::Conflict(format!("instance {name} was modified concurrently")))?;
     work::enqueue_now(&mut tx, record.uid, "deletion-requested").await?;
-    events::append(
+    events::append_audited(
         &mut tx,
         &NewEvent {
             instance_uid: record.uid,
@@ -850,13 +896,19 @@ pub async fn delete(
             message: "deletion requested through the API; teardown follows",
             generation: Some(updated.generation),
         },
+        &action_audit(actor),
     )
     .await?;
     finish(state, tx, Outcome::Updated, &updated, dry_run).await
 }
 
-/// `POST .../reconcile`: makes the instance due now. Allowed while deleting (it hurries teardown).
-pub async fn request_reconcile(state: &ApiState, name: &str) -> Result<OpenClawInstance, ApiError> {
+/// `POST .../reconcile` by `actor`: makes the instance due now. Allowed while deleting (it
+/// hurries teardown).
+pub async fn request_reconcile(
+    state: &ApiState,
+    name: &str,
+    actor: &str,
+) -> Result<OpenClawInstance, ApiError> {
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
     let mut conn = state.db().await?;
     let mut tx = conn.begin().await?;
@@ -864,7 +916,7 @@ pub async fn request_reconcile(state: &ApiState, name: &str) -> Result<OpenClawI
         .await?
         .ok_or_else(|| not_found(name))?;
     work::enqueue_now(&mut tx, record.uid, "reconcile-requested").await?;
-    events::append(
+    events::append_audited(
         &mut tx,
         &NewEvent {
             instance_uid: record.uid,
@@ -874,6 +926,7 @@ pub async fn request_reconcile(state: &ApiState, name: &str) -> Result<OpenClawI
             message: "reconcile requested through the API",
             generation: Some(record.generation),
         },
+        &action_audit(actor),
     )
     .await?;
     tx.commit().await?;

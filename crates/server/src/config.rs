@@ -172,6 +172,17 @@ pub struct ServeSettings {
         default_value_t = 20
     )]
     pub shutdown_grace_seconds: u64,
+    /// How long events (each instance's history, with the audit trail of its writes) are kept:
+    /// a number and a unit, `s`, `m`, `h` or `d` (`30d`, `12h`); at least a minute. Older ones
+    /// are pruned every 5 minutes, in batches.
+    #[arg(
+        long,
+        env = "OPENCLAWS_EVENT_RETENTION",
+        value_name = "OPENCLAWS_EVENT_RETENTION",
+        default_value = "30d",
+        value_parser = parse_retention
+    )]
+    pub event_retention: Duration,
 }
 
 /// The API's edge: which proxies' client-address headers to believe, and how many failed
@@ -410,6 +421,26 @@ fn parse_base_url(s: &str) -> Result<String, String> {
     Ok(s.trim_end_matches('/').to_owned())
 }
 
+/// A retention such as `30d`, `12h`, `90m` or `600s`: at least a minute, at most 100 years.
+fn parse_retention(s: &str) -> Result<Duration, String> {
+    const UNITS: [(char, u64); 4] = [('s', 1), ('m', 60), ('h', 3600), ('d', 86_400)];
+    let s = s.trim();
+    let unit = s.chars().last().unwrap_or(' ');
+    let seconds = UNITS
+        .iter()
+        .find(|(u, _)| *u == unit)
+        .map(|(_, seconds)| *seconds)
+        .ok_or("must be a number with a unit: s, m, h or d (e.g. 30d)")?;
+    let count: u64 = s[..s.len() - 1]
+        .parse()
+        .map_err(|_| "must be a whole number with a unit: s, m, h or d (e.g. 30d)")?;
+    let total = count.saturating_mul(seconds);
+    if !(60..=100 * 365 * 86_400).contains(&total) {
+        return Err("must be at least a minute and at most 100 years".into());
+    }
+    Ok(Duration::from_secs(total))
+}
+
 fn parse_app_prefix(s: &str) -> Result<String, String> {
     if s.len() > 20 {
         return Err("at most 20 characters".into());
@@ -453,6 +484,27 @@ mod tests {
         assert!(parse_secret_key("AAAA").is_err());
         assert_eq!(parse_pool_mode("transaction"), Ok(PoolMode::Transaction));
         assert!(parse_pool_mode("pgbouncer").is_err());
+    }
+
+    #[test]
+    fn retentions() {
+        assert_eq!(parse_retention("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_retention("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_retention("90m"), Ok(Duration::from_secs(90 * 60)));
+        assert_eq!(parse_retention("600s"), Ok(Duration::from_secs(600)));
+        for bad in [
+            "",
+            "d",
+            "30",
+            "30w",
+            "-1d",
+            "1.5d",
+            "59s",
+            "99999999999d",
+            "3 d",
+        ] {
+            assert!(parse_retention(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

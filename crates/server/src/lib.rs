@@ -3,4 +3,5 @@
 //! The `openclaws-controller` binary and the test kit both start the controller through here.
 
 pub mod config;
+pub mod retention;
 pub mod serve;

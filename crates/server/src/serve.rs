@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeSettings;
+use crate::retention::{self, EventPruning};
 use openclaws_api::watch::WatchHub;
 use openclaws_api::{ApiState, ApiTokens};
 use openclaws_engine::budget::SharedBudget;
@@ -48,6 +49,7 @@ pub struct Running {
     workers: tokio::task::JoinHandle<Result<(), controller::ControllerError>>,
     watch: Option<tokio::task::JoinHandle<()>>,
     recovery: tokio::task::JoinHandle<()>,
+    pruner: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -67,6 +69,7 @@ impl Running {
         self.recovery
             .await
             .expect("outage recovery task does not panic");
+        self.pruner.await.expect("event pruner does not panic");
         api.map_err(ServeError::Http)?;
         workers?;
         Ok(())
@@ -139,6 +142,12 @@ pub async fn start(
             shutdown.clone(),
         ))
     });
+    let pruner = tokio::spawn(retention::run(
+        pool.clone(),
+        EventPruning::keeping(settings.event_retention),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     tracing::info!(
         %addr,
         owner = %config.owner,
@@ -160,6 +169,7 @@ pub async fn start(
         workers,
         watch,
         recovery,
+        pruner,
     })
 }
 

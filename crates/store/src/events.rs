@@ -51,13 +51,57 @@ pub struct Event {
     pub message: String,
     pub generation: Option<i64>,
     pub created_at: DateTime<Utc>,
+    /// Who made the write this event records: `writer` or `reader` (the API token's role),
+    /// `console:<session>` (a support console session); null on the controller's events.
+    pub actor: Option<String>,
+    /// The field manager of the write (`fieldManager`, default `api`); null when the event
+    /// records no write of the desired state.
+    pub field_manager: Option<String>,
+    /// The fields the write changed, as JSON Pointers into `{"metadata": {"labels"}, "spec"}`
+    /// (a provider key by its name, never its value); null when the event records no write
+    /// of the desired state.
+    pub changed_fields: Option<Vec<String>>,
 }
 
-/// Appends one event.
+/// Who made a write and what it changed, for its event ([`append_audited`]). Names only:
+/// never a token, a secret value or a fingerprint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audit {
+    /// `writer`, `reader` or `console:<session>`.
+    pub actor: String,
+    /// The field manager of a write of the desired state.
+    pub field_manager: Option<String>,
+    /// The fields (JSON Pointers) a write of the desired state changed.
+    pub changed_fields: Option<Vec<String>>,
+}
+
+/// The columns every read of events selects.
+const COLUMNS: &str = "id, instance_uid, instance_name, type, reason, message, generation, \
+                       created_at, actor, field_manager, changed_fields";
+
+/// Appends one event (the controller's: no actor).
 pub async fn append(db: impl PgExecutor<'_>, event: &NewEvent<'_>) -> Result<(), StoreError> {
+    insert(db, event, None).await
+}
+
+/// Appends one event recording a write through the API or the console, with its audit.
+pub async fn append_audited(
+    db: impl PgExecutor<'_>,
+    event: &NewEvent<'_>,
+    audit: &Audit,
+) -> Result<(), StoreError> {
+    insert(db, event, Some(audit)).await
+}
+
+async fn insert(
+    db: impl PgExecutor<'_>,
+    event: &NewEvent<'_>,
+    audit: Option<&Audit>,
+) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO events (instance_uid, instance_name, type, reason, message, generation) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO events (instance_uid, instance_name, type, reason, message, generation, \
+                             actor, field_manager, changed_fields) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(event.instance_uid)
     .bind(event.instance_name)
@@ -65,6 +109,9 @@ pub async fn append(db: impl PgExecutor<'_>, event: &NewEvent<'_>) -> Result<(),
     .bind(event.reason)
     .bind(event.message)
     .bind(event.generation)
+    .bind(audit.map(|a| a.actor.as_str()))
+    .bind(audit.and_then(|a| a.field_manager.as_deref()))
+    .bind(audit.and_then(|a| a.changed_fields.as_deref()))
     .execute(db)
     .await?;
     Ok(())
@@ -121,21 +168,22 @@ pub async fn list_by_name(
     filter: &EventFilter,
 ) -> Result<Vec<Event>, StoreError> {
     let limit = if filter.limit <= 0 { 500 } else { filter.limit };
-    let rows = sqlx::query_as::<_, Event>(
-        "SELECT * FROM (SELECT id, instance_uid, instance_name, type, reason, message, generation, created_at \
+    let sql = format!(
+        "SELECT * FROM (SELECT {COLUMNS} \
          FROM events WHERE instance_name = $1 \
            AND ($2::text IS NULL OR type = $2) \
            AND ($3::timestamptz IS NULL OR created_at >= $3) \
            AND ($5::bigint IS NULL OR id <= $5) \
-         ORDER BY id DESC LIMIT $4) newest ORDER BY id",
-    )
-    .bind(name)
-    .bind(filter.type_.as_deref())
-    .bind(filter.since)
-    .bind(limit)
-    .bind(filter.through_id)
-    .fetch_all(db)
-    .await?;
+         ORDER BY id DESC LIMIT $4) newest ORDER BY id"
+    );
+    let rows = sqlx::query_as::<_, Event>(&sql)
+        .bind(name)
+        .bind(filter.type_.as_deref())
+        .bind(filter.since)
+        .bind(limit)
+        .bind(filter.through_id)
+        .fetch_all(db)
+        .await?;
     Ok(rows)
 }
 
@@ -150,18 +198,39 @@ pub async fn after(
     upto: i64,
     limit: i64,
 ) -> Result<Vec<Event>, StoreError> {
-    let rows = sqlx::query_as::<_, Event>(
-        "SELECT id, instance_uid, instance_name, type, reason, message, generation, created_at \
+    let sql = format!(
+        "SELECT {COLUMNS} \
          FROM events WHERE instance_name = $1 AND id > $2 AND id <= $3 \
            AND ($4::text IS NULL OR type = $4) \
-         ORDER BY id LIMIT $5",
-    )
-    .bind(name)
-    .bind(after)
-    .bind(upto)
-    .bind(type_)
-    .bind(limit)
-    .fetch_all(db)
-    .await?;
+         ORDER BY id LIMIT $5"
+    );
+    let rows = sqlx::query_as::<_, Event>(&sql)
+        .bind(name)
+        .bind(after)
+        .bind(upto)
+        .bind(type_)
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
     Ok(rows)
+}
+
+/// Deletes at most `batch` events recorded before `older_than`, oldest ids first; returns how
+/// many. One short transaction of its own (a plain statement), so it is safe through a
+/// transaction pooler; rows another replica's prune holds are skipped, not waited for.
+pub async fn prune_batch(
+    db: impl PgExecutor<'_>,
+    older_than: DateTime<Utc>,
+    batch: i64,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM events WHERE id IN ( \
+             SELECT id FROM events WHERE created_at < $1 \
+             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(older_than)
+    .bind(batch)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -133,6 +133,7 @@ struct WorkMetrics {
     watch_passes: Family<ResultLabels, Counter>,
     watch_machines_listed: Counter,
     watch_wakeups: Counter,
+    events_pruned: Counter,
 }
 
 /// The whole fleet, counted in PostgreSQL at scrape time.
@@ -278,6 +279,12 @@ impl WorkMetrics {
                 r,
                 "fleet_watch_wakeups",
                 "Instances made due because their machine changed at Fly",
+                Counter::default(),
+            ),
+            events_pruned: register(
+                r,
+                "events_pruned",
+                "Events deleted by this process because they were older than OPENCLAWS_EVENT_RETENTION",
                 Counter::default(),
             ),
         }
@@ -584,6 +591,11 @@ impl Metrics {
     /// Counts instances the fleet watch woke.
     pub fn observe_watch_wakeups(&self, woken: u64) {
         self.work.watch_wakeups.inc_by(woken);
+    }
+
+    /// Counts events deleted by the retention pruner.
+    pub fn observe_events_pruned(&self, deleted: u64) {
+        self.work.events_pruned.inc_by(deleted);
     }
 }
 

@@ -461,6 +461,7 @@ pub fn serve_settings(database_url: &str, sim_url: &str) -> ServeSettings {
         poll_seconds: 1.0,
         shutdown_grace_seconds: 5,
         machine_stuck_seconds: 300,
+        event_retention: std::time::Duration::from_secs(30 * 86_400),
     }
 }
 

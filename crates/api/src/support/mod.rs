@@ -584,14 +584,14 @@ async fn reconcile(
     body: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, SupportError> {
     let csrf = body.as_ref().map(|f| f.csrf.clone()).unwrap_or_default();
-    acting_session(&state, &headers, &csrf)?;
+    let session = acting_session(&state, &headers, &csrf)?;
     form(body)?;
     if !valid_name(&name) {
         return Err(SupportError::NotFound(format!(
             "There is no instance named {name}."
         )));
     }
-    super::write::request_reconcile(&state, &name).await?;
+    super::write::request_reconcile(&state, &name, &session.actor()).await?;
     Ok(back_to(&name, Flash::ReconcileRequested))
 }
 
@@ -613,14 +613,15 @@ async fn approve(
     body: Result<Form<ApproveForm>, FormRejection>,
 ) -> Result<Response, SupportError> {
     let csrf = body.as_ref().map(|f| f.csrf.clone()).unwrap_or_default();
-    acting_session(&state, &headers, &csrf)?;
+    let session = acting_session(&state, &headers, &csrf)?;
     let body = form(body)?;
     if !valid_name(&name) {
         return Err(SupportError::NotFound(format!(
             "There is no instance named {name}."
         )));
     }
-    super::gateway::record_approval(&state, &name, Some(body.request_id)).await?;
+    let actor = session.actor();
+    super::gateway::record_approval(&state, &name, Some(body.request_id), &actor).await?;
     Ok(back_to(&name, Flash::ApprovalRecorded))
 }
 

@@ -175,6 +175,13 @@ impl Session {
             && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
     }
 
+    /// How the audit trail names this session: `console:` and the first 8 hex digits of its
+    /// random id (which tell sessions apart and prove nothing: the cookie's signature does).
+    pub fn actor(&self) -> String {
+        let short: String = self.id.chars().take(8).collect();
+        format!("console:{short}")
+    }
+
     /// Whether this session may take actions.
     pub fn can_act(&self) -> bool {
         self.role == Role::Writer

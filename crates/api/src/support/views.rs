@@ -887,7 +887,7 @@ fn events_section(events: &[Event], now: DateTime<Utc>) -> Markup {
                 p.muted { "No events." }
             } @else {
                 table id="event-list" {
-                    thead { tr { th { "Time" } th { "Type" } th { "Reason" } th { "Message" } th { "Gen" } } }
+                    thead { tr { th { "Time" } th { "Type" } th { "Reason" } th { "Message" } th { "Gen" } th { "By" } th { "Changed" } } }
                     tbody {
                         @for e in events {
                             tr class=(if e.type_ == "Warning" { "warning" } else { "" }) data-reason=(e.reason) {
@@ -896,10 +896,28 @@ fn events_section(events: &[Event], now: DateTime<Utc>) -> Markup {
                                 td.mono { (e.reason) }
                                 td { (Shown(&e.message)) }
                                 td { @if let Some(g) = e.generation { (g) } }
+                                (audit_cells(e))
                             }
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The audit trail of an event: who wrote (and as which field manager), and the fields the
+/// write changed; empty cells on the controller's events.
+fn audit_cells(e: &Event) -> Markup {
+    html! {
+        td.mono.actor {
+            @if let Some(actor) = &e.actor { (Shown(actor)) }
+            @if let Some(manager) = &e.field_manager { br; span.muted { "as " (Shown(manager)) } }
+        }
+        td.mono.changed {
+            @for (i, field) in e.changed_fields.iter().flatten().enumerate() {
+                @if i > 0 { br; }
+                (Shown(field))
             }
         }
     }

@@ -2,7 +2,9 @@
 //! are append-only and their ids are taken with tickets like resource versions, so a watch's
 //! cursor is an event id: without a `resourceVersion` it first sends the events the list would
 //! show (up to the events horizon) as `ADDED`, then each new one; with one it sends the events
-//! with greater ids. Events are never pruned, so there is no 410 here.
+//! with greater ids. Events older than `OPENCLAWS_EVENT_RETENTION` are pruned; a watch resuming
+//! from an id whose successors were pruned since gets the ones still kept, not 410 (with a
+//! retention of days, a client that far behind lists again anyway).
 
 use axum::response::Response;
 use serde_json::{json, Value};
