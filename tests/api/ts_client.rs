@@ -74,3 +74,49 @@ async fn the_typescript_client_creates_applies_watches_reads_the_token_and_delet
     println!("{out}");
     assert!(out.contains("[e2e] ok"), "the e2e script finished:\n{out}");
 }
+
+#[test]
+fn the_document_types_the_apply_and_patch_bodies_and_watch_objects() {
+    let document = openclaws_api::openapi::document();
+    let schemas = &document["components"]["schemas"];
+    let patch = &document["paths"]["/v1/instances/{name}"]["patch"]["requestBody"]["content"];
+    assert_eq!(
+        patch["application/apply-patch+json"]["schema"]["$ref"],
+        "#/components/schemas/InstanceApply"
+    );
+    assert_eq!(
+        patch["application/merge-patch+json"]["schema"]["$ref"],
+        "#/components/schemas/InstancePatch"
+    );
+    // An apply names any subset of the write spec's fields; a merge patch may also send null.
+    let spec_write = &schemas["InstanceSpecWrite"];
+    let spec_apply = &schemas["InstanceSpecApply"];
+    assert!(spec_write["required"].is_array());
+    assert!(spec_apply.get("required").is_none());
+    assert_eq!(spec_apply["properties"], spec_write["properties"]);
+    assert_eq!(
+        schemas["InstanceApply"]["properties"]["spec"]["$ref"],
+        "#/components/schemas/InstanceSpecApply"
+    );
+    let guest = &schemas["InstanceSpecPatch"]["properties"]["guest"]["anyOf"];
+    assert_eq!(guest[1]["type"], "null");
+    assert_eq!(
+        schemas["InstancePatch"]["properties"]["spec"]["anyOf"][0]["$ref"],
+        "#/components/schemas/InstanceSpecPatch"
+    );
+    let objects: Vec<&str> = schemas["WatchEvent"]["properties"]["object"]["anyOf"]
+        .as_array()
+        .expect("the watch object is one of several schemas")
+        .iter()
+        .filter_map(|s| s["$ref"].as_str())
+        .collect();
+    assert_eq!(
+        objects,
+        [
+            "#/components/schemas/OpenClawInstance",
+            "#/components/schemas/Event",
+            "#/components/schemas/WatchBookmark",
+            "#/components/schemas/ErrorBody"
+        ]
+    );
+}
