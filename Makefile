@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEV := target/debug/openclaws-dev
 
-.PHONY: run test bench bench-watch chaos unit lint fmt build postgres postgres-server pgbouncer prometheus crd clean openclaw chromium sim-process schemathesis
+.PHONY: run test bench bench-watch chaos unit lint fmt build postgres postgres-server pgbouncer prometheus crd clean openclaw chromium sim-process schemathesis ts-client ts-client-deps
 
 ## run: throwaway PostgreSQL + the Fly simulator (fly-sim) + the controller (openclaws-controller
 ## serve), each its own process with its log in target/dev/, and a demo instance reaching Ready.
@@ -20,7 +20,7 @@ run: postgres
 ## once). Each test holds about 20 database connections: a server named by DATABASE_URL needs
 ## max_connections of at least 25 × TEST_THREADS (the throwaway one allows 500).
 TEST_THREADS ?= 8
-test: postgres postgres-server pgbouncer prometheus openclaw chromium lint
+test: postgres postgres-server pgbouncer prometheus openclaw chromium ts-client-deps lint
 	$(CARGO) build --quiet --workspace --all-targets
 	@export RUST_TEST_THREADS=$(TEST_THREADS); \
 	if [ -n "$$DATABASE_URL" ]; then \
@@ -116,6 +116,18 @@ openclaw:
 ## browser test drives headless Chromium through chromedriver).
 chromium:
 	@scripts/ensure-chromium.sh
+
+## ts-client-deps: install the TypeScript client's pinned dependencies (clients/typescript,
+## `npm ci` with the pinned Node of `make openclaw`) when node_modules is missing or stale.
+ts-client-deps: openclaw
+	@scripts/ts-client.sh install
+
+## ts-client: regenerate clients/typescript/src/schema.d.ts from the API's OpenAPI document
+## (`openclaws-controller openapi`): run it and commit the result after any change to the API's
+## routes or types; the test tests/api/ts_client.rs fails while the checked-in file is stale.
+ts-client: ts-client-deps
+	$(CARGO) build --quiet --bin openclaws-controller
+	@scripts/ts-client.sh generate
 
 ## crd: regenerate the checked-in CRD from the Rust types.
 crd:

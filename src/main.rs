@@ -35,6 +35,9 @@ enum Command {
     Migrate(DatabaseSettings),
     /// Print the OpenClawInstance CustomResourceDefinition (YAML).
     Crd,
+    /// Print the API's OpenAPI document (JSON, as served at `/openapi.json`), for client
+    /// generators (`make ts-client`).
+    Openapi,
     /// List instances (phase, Ready reason, machine state, age) through the API; with `-w`,
     /// then print each change as it happens.
     Get(cli::GetArgs),
@@ -63,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let log_format = match &cli.command {
         // The support commands print for people: no log lines in their output.
-        Command::Get(_) | Command::Describe(_) => None,
+        Command::Get(_) | Command::Describe(_) | Command::Openapi => None,
         _ => Some(cli.log_format.unwrap_or(LogFormat::Json)),
     };
     if let Some(format) = log_format {
@@ -92,6 +95,10 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
         }
         Command::Crd => print!("{}", openclaws_model::crd::crd_yaml()),
+        Command::Openapi => println!(
+            "{}",
+            serde_json::to_string_pretty(&openclaws_api::openapi::document())?
+        ),
         Command::Get(args) if args.watch => {
             if let Err(e) = cli::watch::run(&args, &mut std::io::stdout()).await {
                 eprintln!("error: {e}");

@@ -1,6 +1,6 @@
 //! The API and what people and tools read from it: the CRD, the instance and validation
-//! endpoints over a fresh database, the support CLI against a stack, and the Grafana dashboards
-//! against a real Prometheus.
+//! endpoints over a fresh database, the support CLI and the typed TypeScript client against a
+//! stack, and the Grafana dashboards against a real Prometheus.
 //!
 //! One binary for all of them (each former test file is a module) so the suite links and starts
 //! it once. Nothing here sets process-wide state: every test has its own database, stack and
@@ -19,3 +19,4 @@ mod api_watch_pooler;
 mod api_writes;
 mod cli_support;
 mod prometheus_dashboards;
+mod ts_client;

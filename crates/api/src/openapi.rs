@@ -118,6 +118,11 @@ fn tighten(document: &mut Value) {
     {
         tighten_schemas(schemas);
     }
+    if let Some(content) = document.pointer_mut(
+        "/paths/~1v1~1instances~1{name}/patch/requestBody/content/application~1apply-patch+json",
+    ) {
+        content["schema"] = json!({"$ref": "#/components/schemas/InstanceApply"});
+    }
     let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -285,6 +290,111 @@ fn tighten_schemas(schemas: &mut serde_json::Map<String, Value>) {
         no_control.clone(),
     );
     set("PairingApproval", "/properties/id/pattern", no_control);
+    write_bodies(schemas);
+    watch_objects(schemas);
+}
+
+/// Schemas for the bodies of a merge patch and an apply, derived from the write body's so that
+/// generated clients type them (the handlers take them as JSON values): `InstanceSpecApply` is
+/// the write spec with no field required (an apply names the fields its manager owns; a create
+/// still needs `customerId` and `region`, or it is a 422), `InstanceSpecPatch` the same with
+/// `null` allowed on each field (RFC 7386: `null` removes it), and `InstanceApply` the body of
+/// `application/apply-patch+json`.
+fn write_bodies(schemas: &mut serde_json::Map<String, Value>) {
+    let Some(spec) = schemas.get("InstanceSpecWrite").cloned() else {
+        return;
+    };
+    let mut apply = spec;
+    if let Some(object) = apply.as_object_mut() {
+        object.remove("required");
+        object.insert(
+            "description".to_owned(),
+            json!("The spec fields one field manager sets (server-side apply): `InstanceSpecWrite` with none required."),
+        );
+    }
+    let mut patch = apply.clone();
+    patch["description"] = json!(
+        "Spec fields to merge (RFC 7386): `InstanceSpecWrite` with none required; `null` removes a field."
+    );
+    if let Some(properties) = patch["properties"].as_object_mut() {
+        for property in properties.values_mut() {
+            *property = json!({"anyOf": [property.take(), {"type": "null"}]});
+        }
+    }
+    schemas.insert("InstanceSpecApply".to_owned(), apply);
+    schemas.insert("InstanceSpecPatch".to_owned(), patch);
+    let write = schemas.get("InstanceWrite").cloned().unwrap_or(Value::Null);
+    schemas.insert(
+        "InstanceApply".to_owned(),
+        json!({
+            "description": "Body of `PATCH /v1/instances/{name}` with `Content-Type: application/apply-patch+json` \
+                (server-side apply): every field the manager (`fieldManager`) wants set. Fields it set before \
+                and leaves out are removed unless another manager owns them; a field another manager set to \
+                a different value is a 409 naming it, unless `force=true`.",
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "apiVersion": write["properties"]["apiVersion"],
+                "kind": write["properties"]["kind"],
+                "metadata": {"$ref": "#/components/schemas/WriteMeta"},
+                "spec": {"$ref": "#/components/schemas/InstanceSpecApply"}
+            }
+        }),
+    );
+    let mut set = |schema: &str, pointer: &str, value: Value| put(schemas, schema, pointer, value);
+    set(
+        "InstancePatch",
+        "/properties/spec",
+        json!({"description": "Fields of the spec to merge.",
+               "anyOf": [{"$ref": "#/components/schemas/InstanceSpecPatch"}, {"type": "null"}]}),
+    );
+    set(
+        "InstancePatch",
+        "/properties/metadata",
+        json!({"description": "Labels to merge and `resourceVersion` as a precondition.",
+               "anyOf": [{"$ref": "#/components/schemas/WriteMeta"}, {"type": "null"}]}),
+    );
+}
+
+/// What a watch event's `object` is, by event type (the handlers build it as a JSON value): an
+/// instance or a stored event, a bookmark, or the error shape.
+fn watch_objects(schemas: &mut serde_json::Map<String, Value>) {
+    schemas.insert(
+        "WatchBookmark".to_owned(),
+        json!({
+            "description": "The object of a `BOOKMARK` watch event: the version to resume from.",
+            "type": "object",
+            "required": ["metadata"],
+            "properties": {
+                "apiVersion": {"type": "string"},
+                "kind": {"type": "string"},
+                "metadata": {
+                    "type": "object",
+                    "required": ["resourceVersion"],
+                    "properties": {"resourceVersion": {"type": "string"}}
+                }
+            }
+        }),
+    );
+    let description = schemas
+        .get("WatchEvent")
+        .and_then(|e| e.pointer("/properties/object/description"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    put(
+        schemas,
+        "WatchEvent",
+        "/properties/object",
+        json!({
+            "description": description,
+            "anyOf": [
+                {"$ref": "#/components/schemas/OpenClawInstance"},
+                {"$ref": "#/components/schemas/Event"},
+                {"$ref": "#/components/schemas/WatchBookmark"},
+                {"$ref": "#/components/schemas/ErrorBody"}
+            ]
+        }),
+    );
 }
 
 /// Sets `value` at `pointer` (its last segment a key, created when missing) inside the
