@@ -48,6 +48,7 @@ pub struct Running {
     workers: tokio::task::JoinHandle<Result<(), controller::ControllerError>>,
     watch: Option<tokio::task::JoinHandle<()>>,
     recovery: tokio::task::JoinHandle<()>,
+    webhooks: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -67,6 +68,9 @@ impl Running {
         self.recovery
             .await
             .expect("outage recovery task does not panic");
+        self.webhooks
+            .await
+            .expect("webhook delivery task does not panic");
         api.map_err(ServeError::Http)?;
         workers?;
         Ok(())
@@ -139,6 +143,13 @@ pub async fn start(
             shutdown.clone(),
         ))
     });
+    let webhooks = tokio::spawn(openclaws_engine::webhooks::run(
+        pool.clone(),
+        Arc::new(settings.secret_key.0.clone()),
+        metrics.clone(),
+        settings.webhooks.config(),
+        shutdown.clone(),
+    ));
     tracing::info!(
         %addr,
         owner = %config.owner,
@@ -160,6 +171,7 @@ pub async fn start(
         workers,
         watch,
         recovery,
+        webhooks,
     })
 }
 
