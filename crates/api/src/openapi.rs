@@ -7,7 +7,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail, FieldError};
-use super::{gateway, health, instances, plan};
+use super::{gateway, health, instances, plan, webhooks};
 use openclaws_model::selector::MAX_SELECTOR_CHARS;
 use openclaws_model::Phase;
 use openclaws_model::{
@@ -49,6 +49,11 @@ impl Modify for BearerSecurity {
         plan::get_plan,
         gateway::get_gateway_token,
         gateway::post_pairing_approval,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::get_webhook,
+        webhooks::delete_webhook,
+        webhooks::list_deliveries,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -76,10 +81,18 @@ impl Modify for BearerSecurity {
         plan::PlannedAction,
         plan::PlannedWait,
         plan::PlannedBlock,
+        webhooks::WebhookEventType,
+        webhooks::WebhookWrite,
+        webhooks::Webhook,
+        webhooks::WebhookCreated,
+        webhooks::WebhookList,
+        webhooks::Delivery,
+        webhooks::DeliveryList,
     )),
     modifiers(&BearerSecurity),
     tags(
         (name = "instances", description = "OpenClawInstance resources"),
+        (name = "webhooks", description = "Endpoints that receive instance changes as signed POSTs (docs/webhooks.md)"),
         (name = "operations", description = "Health, readiness, metrics and this document (no token)")
     )
 )]
