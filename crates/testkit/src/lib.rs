@@ -18,6 +18,7 @@ pub mod process;
 pub mod sim;
 pub mod stack;
 pub mod watch;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 
