@@ -418,7 +418,9 @@ fn check_selector(text: &str) -> Option<String> {
 
 fn check_description(text: &str) -> Option<String> {
     if text.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Some(format!("must be at most {MAX_DESCRIPTION_CHARS} characters"));
+        return Some(format!(
+            "must be at most {MAX_DESCRIPTION_CHARS} characters"
+        ));
     }
     has_control(text).then(|| "must not contain control characters".to_owned())
 }
@@ -430,7 +432,10 @@ fn event_types(value: Value, errors: &mut Vec<FieldError>) -> Vec<String> {
         return Vec::new();
     };
     if items.is_empty() {
-        errors.push(FieldError::new("eventTypes", "must name at least one event type"));
+        errors.push(FieldError::new(
+            "eventTypes",
+            "must name at least one event type",
+        ));
     }
     let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
     let mut chosen = Vec::new();

@@ -116,7 +116,10 @@ mod tests {
         assert_eq!(s1, sign(&a, "msg_1", 1_700_000_000, b"{}").unwrap());
         assert_ne!(s1, sign(&b, "msg_1", 1_700_000_000, b"{}").unwrap());
         assert_ne!(s1, sign(&a, "msg_1", 1_700_000_001, b"{}").unwrap());
-        assert_eq!(sign("nope", "m", 1, b""), Err(SigningError::MalformedSecret));
+        assert_eq!(
+            sign("nope", "m", 1, b""),
+            Err(SigningError::MalformedSecret)
+        );
     }
 
     /// The example of the Standard Webhooks specification.

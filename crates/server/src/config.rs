@@ -228,7 +228,10 @@ impl WebhookSettings {
 
 /// A number of seconds from 0.01 to 30 days.
 fn parse_positive_seconds(s: &str) -> Result<f64, String> {
-    let value: f64 = s.trim().parse().map_err(|_| "not a number of seconds".to_owned())?;
+    let value: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| "not a number of seconds".to_owned())?;
     if !(0.01..=30.0 * 86_400.0).contains(&value) {
         return Err("must be from 0.01 to 2592000 seconds".to_owned());
     }

@@ -136,7 +136,8 @@ pub(crate) struct ChangeRow {
 }
 
 /// The `instance_changes` columns as an [`InstanceRecord`].
-pub(crate) const CHANGE_COLUMNS: &str = "type AS change_type, old_labels, old_phase, uid, name, customer_id, \
+pub(crate) const CHANGE_COLUMNS: &str =
+    "type AS change_type, old_labels, old_phase, uid, name, customer_id, \
      labels, spec, generation, resource_version, created_at, changed_at AS updated_at, \
      deletion_timestamp, status, phase, 0::bigint AS observed_generation, NULL::text AS fly_app, \
      NULL::text AS fly_volume_id, NULL::text AS fly_machine_id, \

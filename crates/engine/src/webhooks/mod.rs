@@ -238,9 +238,7 @@ mod tests {
     #[test]
     fn default_schedule_retries_for_a_day() {
         let config = WebhookConfig::default();
-        let nominal: f64 = (1..=30)
-            .map(|n| (5.0 * 6f64.powi(n - 1)).min(3600.0))
-            .sum();
+        let nominal: f64 = (1..=30).map(|n| (5.0 * 6f64.powi(n - 1)).min(3600.0)).sum();
         assert!(nominal > 86_400.0, "30 attempts span {nominal} s");
         assert!(config.lease() > config.timeout);
     }

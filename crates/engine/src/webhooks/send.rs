@@ -66,7 +66,10 @@ pub(super) async fn deliver(
     let id = row.id.to_string();
     let timestamp = chrono::Utc::now().timestamp();
     let Ok(signature) = sign(&endpoint.secret, &id, timestamp, &body) else {
-        return failed(None, "the endpoint's signing secret is malformed".to_owned());
+        return failed(
+            None,
+            "the endpoint's signing secret is malformed".to_owned(),
+        );
     };
     let sent = client
         .post(&endpoint.url)
@@ -83,7 +86,10 @@ pub(super) async fn deliver(
         }
         Ok(response) => {
             let status = response.status();
-            failed(Some(status.as_u16()), format!("the endpoint answered {status}"))
+            failed(
+                Some(status.as_u16()),
+                format!("the endpoint answered {status}"),
+            )
         }
         Err(e) => failed(None, describe(&e)),
     }
