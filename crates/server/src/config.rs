@@ -195,7 +195,7 @@ pub struct WebhookSettings {
     pub webhook_concurrency: u32,
     /// Pause between two looks at an empty outbox (seconds): the delay a new change waits at
     /// most before its first attempt.
-    #[arg(long, env = "OPENCLAWS_WEBHOOK_POLL_SECONDS", value_name = "OPENCLAWS_WEBHOOK_POLL_SECONDS", default_value_t = 0.5, value_parser = parse_positive_seconds)]
+    #[arg(long, env = "OPENCLAWS_WEBHOOK_POLL_SECONDS", value_name = "OPENCLAWS_WEBHOOK_POLL_SECONDS", default_value_t = 0.25, value_parser = parse_positive_seconds)]
     pub webhook_poll_seconds: f64,
 }
 
@@ -206,7 +206,7 @@ impl Default for WebhookSettings {
             webhook_retry_base_seconds: 5.0,
             webhook_timeout_seconds: 10.0,
             webhook_concurrency: 16,
-            webhook_poll_seconds: 0.5,
+            webhook_poll_seconds: 0.25,
         }
     }
 }

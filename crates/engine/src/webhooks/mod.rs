@@ -45,7 +45,7 @@ impl Default for WebhookConfig {
             max_delay: Duration::from_secs(3600),
             timeout: Duration::from_secs(10),
             concurrency: 16,
-            poll: Duration::from_millis(500),
+            poll: Duration::from_millis(250),
             retention: Duration::from_secs(7 * 86_400),
         }
     }
@@ -78,7 +78,7 @@ pub trait WebhookTelemetry: Send + Sync + std::fmt::Debug + 'static {
     fn webhook_backlog(&self, pending: i64, failed: i64);
 }
 
-/// Looks at the backlog (and prunes) once every this many loops at most.
+/// Least time between two counts of the backlog (and prunes).
 const HOUSEKEEPING: Duration = Duration::from_secs(5);
 
 /// Runs the worker until `shutdown`; an attempt in flight then finishes (within its timeout).
@@ -103,8 +103,9 @@ pub async fn run(
             worker.housekeeping().await;
             last_housekeeping = Some(tokio::time::Instant::now());
         }
+        // Rows claimed: look again at once (an instance's next change waits for this one).
         let busy = match worker.pass().await {
-            Ok(claimed) => claimed >= worker.config.concurrency,
+            Ok(claimed) => claimed > 0,
             Err(e) => {
                 tracing::warn!(error = %e, "webhook delivery pass failed; retrying");
                 false
