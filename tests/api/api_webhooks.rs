@@ -220,3 +220,72 @@ async fn the_reader_cannot_register_or_delete_and_unknown_ids_are_404() {
     assert_eq!(again.status, StatusCode::NOT_FOUND);
     assert_eq!(api.get(&path).await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_lists_webhooks_with_pending_and_failed_counts() {
+    let api = spawn_api().await;
+    let body = json!({"url": "https://hooks.example.com/private-path-token", "eventTypes": ["instance.created"], "description": "dashboard"});
+    let created = create(&api, &body).await;
+    let secret = created.json["secret"].as_str().unwrap().to_owned();
+    for name in ["one", "two"] {
+        let reply = api.put(name, &openclaws_testkit::api::minimal("c")).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    }
+    sqlx::query("UPDATE webhook_deliveries SET state = 'failed' WHERE instance_name = 'one'")
+        .execute(&api.pool)
+        .await
+        .unwrap();
+    let listed = api
+        .get(&format!(
+            "/v1/webhooks/{}",
+            created.json["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        (
+            listed.json["pending"].as_i64(),
+            listed.json["failed"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = client
+        .post(format!("{}/support/login", api.base))
+        .form(&[("token", READER)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = client
+        .get(format!("{}/support/webhooks", api.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("https://hooks.example.com") && html.contains("dashboard"),
+        "{html}"
+    );
+    assert!(html.contains(r#"<td class="pending">1</td>"#), "{html}");
+    assert!(
+        html.contains(r#"<span class="badge bad">1</span>"#),
+        "{html}"
+    );
+    assert!(
+        !html.contains("private-path-token") && !html.contains(&secret),
+        "{html}"
+    );
+}
