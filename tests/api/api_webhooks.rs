@@ -289,3 +289,45 @@ async fn the_console_lists_webhooks_with_pending_and_failed_counts() {
         "{html}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_in_the_openapi_document_with_every_status() {
+    let api = spawn_api().await;
+    let doc = api
+        .send(Method::GET, "/openapi.json", None, None, &[])
+        .await
+        .json;
+    let paths = &doc["paths"];
+    let expected: [(&str, &str, &[&str]); 5] = [
+        (
+            "/v1/webhooks",
+            "post",
+            &[
+                "201", "400", "401", "403", "409", "413", "415", "422", "429", "503",
+            ],
+        ),
+        ("/v1/webhooks", "get", &["200", "401", "429", "503"]),
+        ("/v1/webhooks/{id}", "get", &["200", "400", "401", "404"]),
+        (
+            "/v1/webhooks/{id}",
+            "delete",
+            &["204", "400", "401", "403", "404"],
+        ),
+        (
+            "/v1/webhooks/{id}/deliveries",
+            "get",
+            &["200", "400", "401", "404"],
+        ),
+    ];
+    for (path, method, statuses) in expected {
+        let responses = &paths[path][method]["responses"];
+        for status in statuses {
+            assert!(
+                responses[status].is_object(),
+                "{method} {path}: {status} undocumented"
+            );
+        }
+    }
+    let kinds = &doc["components"]["schemas"]["WebhookEventType"]["enum"];
+    assert_eq!(kinds.as_array().map(Vec::len), Some(5), "{kinds}");
+}

@@ -26,6 +26,8 @@ use openclaws_store::webhooks::{self as store, DeliveryRow, NewWebhook, WebhookR
 pub const MAX_URL_CHARS: usize = 2048;
 /// Longest accepted description.
 pub const MAX_DESCRIPTION_CHARS: usize = 256;
+/// Most webhooks registered at once (each change is written once per subscribed endpoint).
+pub const MAX_WEBHOOKS: i64 = 100;
 /// Deliveries listed per endpoint (the newest).
 pub const DELIVERIES_LISTED: i64 = 100;
 
@@ -188,6 +190,7 @@ impl From<DeliveryRow> for Delivery {
     responses(
         (status = 201, description = "Registered; `secret` is shown only in this answer", body = WebhookCreated),
         (status = 403, description = "Read-only token", body = ErrorBody),
+        (status = 409, description = "100 webhooks are registered already", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, description = "Invalid field (each named in `fields`): URL, event types, label selector (with the offset) or description", body = ErrorBody)),
@@ -207,6 +210,11 @@ pub async fn create_webhook(
         label_selector: &write.label_selector,
     };
     let mut conn = state.db().await?;
+    if store::count(&mut conn).await? >= MAX_WEBHOOKS {
+        return Err(ApiError::Conflict(format!(
+            "{MAX_WEBHOOKS} webhooks are registered already; delete one first"
+        )));
+    }
     let row = store::create(&mut conn, &state.cipher, &new, &secret).await?;
     let location = format!("/v1/webhooks/{}", row.id);
     let created = WebhookCreated {

@@ -131,6 +131,14 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<WebhookRow>
     Ok(row)
 }
 
+/// How many endpoints are registered.
+pub async fn count(db: impl PgExecutor<'_>) -> Result<i64, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM webhooks")
+        .fetch_one(db)
+        .await?;
+    Ok(n)
+}
+
 /// Removes an endpoint and its outbox rows; whether it existed.
 pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, StoreError> {
     let done = sqlx::query("DELETE FROM webhooks WHERE id = $1")
