@@ -377,6 +377,18 @@ async fn no_secret_is_ever_in_a_delivery_the_api_or_the_logs() {
             .then_some(())
     })
     .await;
+    // The teardown's end is delivered too, with the object as it was last.
+    assert_eq!(stack.delete("canary").await, StatusCode::ACCEPTED);
+    let deleted = eventually(CONVERGE, "the deletion to be delivered", || async {
+        first_deliveries(&receiver)
+            .into_iter()
+            .find(|r| r.json()["type"] == "instance.deleted")
+    })
+    .await;
+    assert_eq!(
+        deleted.json()["data"]["object"]["metadata"]["name"],
+        "canary"
+    );
     assert_signed_and_ordered(&receiver, &secret);
     let (_, listed) = deliveries(&stack, &id).await;
     let mut seen = vec![("the deliveries API".to_owned(), listed)];

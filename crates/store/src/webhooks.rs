@@ -26,9 +26,6 @@ pub enum WebhookStoreError {
     /// A secret could not be sealed or opened.
     #[error(transparent)]
     Cipher(#[from] SecretError),
-    /// A stored secret is not UTF-8.
-    #[error("the stored signing secret of a webhook is not UTF-8")]
-    NotUtf8,
 }
 
 impl From<sqlx::Error> for WebhookStoreError {
@@ -284,8 +281,9 @@ pub struct Endpoint {
     pub url: String,
     /// Its label selector (empty: every instance).
     pub label_selector: String,
-    /// The signing secret. Never log it.
-    pub secret: String,
+    /// The signing secret; `None` when it does not decrypt (sealed under another
+    /// `OPENCLAWS_SECRET_KEY`, or damaged). Never log it.
+    pub secret: Option<String>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -306,12 +304,35 @@ struct EndpointRow {
     secret_ciphertext: Vec<u8>,
 }
 
+impl EndpointRow {
+    /// The endpoint, its secret decrypted if it can be.
+    fn open(self, cipher: &SecretCipher) -> Endpoint {
+        let sealed = Sealed {
+            nonce: self.secret_nonce,
+            ciphertext: self.secret_ciphertext,
+        };
+        let secret = cipher
+            .open(&context(self.id), &sealed)
+            .ok()
+            .and_then(|plain| String::from_utf8(plain).ok());
+        if secret.is_none() {
+            tracing::warn!(webhook = %self.id, "a webhook's signing secret does not decrypt");
+        }
+        Endpoint {
+            id: self.id,
+            url: self.url,
+            label_selector: self.label_selector,
+            secret,
+        }
+    }
+}
+
 /// The endpoints `ids` (those still registered), with their secrets decrypted.
 pub async fn endpoints(
     db: impl PgExecutor<'_>,
     cipher: &SecretCipher,
     ids: &[Uuid],
-) -> Result<Vec<Endpoint>, WebhookStoreError> {
+) -> Result<Vec<Endpoint>, StoreError> {
     let rows = sqlx::query_as::<_, EndpointRow>(
         "SELECT id, url, label_selector, secret_nonce, secret_ciphertext FROM webhooks \
          WHERE id = ANY($1)",
@@ -319,21 +340,7 @@ pub async fn endpoints(
     .bind(ids)
     .fetch_all(db)
     .await?;
-    rows.into_iter()
-        .map(|row| {
-            let sealed = Sealed {
-                nonce: row.secret_nonce,
-                ciphertext: row.secret_ciphertext,
-            };
-            let plain = cipher.open(&context(row.id), &sealed)?;
-            Ok(Endpoint {
-                id: row.id,
-                url: row.url,
-                label_selector: row.label_selector,
-                secret: String::from_utf8(plain).map_err(|_| WebhookStoreError::NotUtf8)?,
-            })
-        })
-        .collect()
+    Ok(rows.into_iter().map(|row| row.open(cipher)).collect())
 }
 
 /// How one attempt ended.

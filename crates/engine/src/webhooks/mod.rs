@@ -126,9 +126,6 @@ pub enum WebhookError {
     /// The outbox could not be read or written.
     #[error(transparent)]
     Store(#[from] openclaws_store::StoreError),
-    /// The endpoints could not be read (or a secret not opened).
-    #[error(transparent)]
-    Endpoints(#[from] outbox::WebhookStoreError),
 }
 
 struct Worker {
