@@ -134,6 +134,7 @@ fn tighten(document: &mut Value) {
     let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
+    link_webhooks(paths);
     for (path, item) in paths.iter_mut() {
         let api = path.starts_with("/v1/");
         let named = path.contains("{name}");
@@ -298,6 +299,43 @@ fn tighten_schemas(schemas: &mut serde_json::Map<String, Value>) {
         no_control.clone(),
     );
     set("PairingApproval", "/properties/id/pattern", no_control);
+    tighten_webhooks(schemas);
+}
+
+/// The webhook registration as the handler reads it: an absolute `http(s)` URL without
+/// credentials, a description without control characters.
+fn tighten_webhooks(schemas: &mut serde_json::Map<String, Value>) {
+    let mut set = |schema: &str, pointer: &str, value: Value| put(schemas, schema, pointer, value);
+    set(
+        "WebhookWrite",
+        "/properties/url/pattern",
+        json!("^https?://[^\\s/?#@]+([/?][^\\s#]*)?$"),
+    );
+    set(
+        "WebhookWrite",
+        "/properties/description/pattern",
+        json!(format!("^[^{CONTROL_CLASS}]*$")),
+    );
+}
+
+/// Links from a registration's answer to the operations on the webhook it made, so a client
+/// (or a stateful fuzzer) can follow `id`.
+fn link_webhooks(paths: &mut serde_json::Map<String, Value>) {
+    let Some(created) = paths.get_mut("/v1/webhooks").and_then(|item| {
+        item.pointer_mut("/post/responses/201")
+            .and_then(Value::as_object_mut)
+    }) else {
+        return;
+    };
+    let link = |operation: &str| json!({"operationId": operation, "parameters": {"id": "$response.body#/id"}});
+    created.insert(
+        "links".to_owned(),
+        json!({
+            "GetWebhook": link("get_webhook"),
+            "ListDeliveries": link("list_deliveries"),
+            "DeleteWebhook": link("delete_webhook"),
+        }),
+    );
 }
 
 /// Sets `value` at `pointer` (its last segment a key, created when missing) inside the
