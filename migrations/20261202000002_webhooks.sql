@@ -37,6 +37,8 @@ CREATE TABLE webhook_deliveries (
     -- What went wrong, in a few words of our own (never the response body or the URL).
     last_error       text CHECK (length(last_error) <= 200),
     created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- The retry window runs from here: the change, or a manual retry of a failed row.
+    retry_from       timestamptz NOT NULL DEFAULT clock_timestamp(),
     delivered_at     timestamptz,
     UNIQUE (webhook_id, resource_version)
 );

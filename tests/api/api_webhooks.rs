@@ -210,6 +210,20 @@ async fn the_reader_cannot_register_or_delete_and_unknown_ids_are_404() {
         api.get("/v1/webhooks/not-a-uuid").await.status,
         StatusCode::BAD_REQUEST
     );
+    let retry = format!("{path}/deliveries/{}/retry", uuid::Uuid::new_v4());
+    let reader_retry = api
+        .send(Method::POST, &retry, Some(READER), None, &[])
+        .await;
+    assert_eq!(reader_retry.status, StatusCode::FORBIDDEN);
+    let unknown_retry = api
+        .send(Method::POST, &retry, Some(WRITER), None, &[])
+        .await;
+    assert_eq!(
+        unknown_retry.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        unknown_retry.text
+    );
     let gone = api
         .send(Method::DELETE, &path, Some(WRITER), None, &[])
         .await;
@@ -298,7 +312,12 @@ async fn webhooks_are_in_the_openapi_document_with_every_status() {
         .await
         .json;
     let paths = &doc["paths"];
-    let expected: [(&str, &str, &[&str]); 5] = [
+    let expected: [(&str, &str, &[&str]); 6] = [
+        (
+            "/v1/webhooks/{id}/deliveries/{delivery}/retry",
+            "post",
+            &["202", "400", "401", "403", "404", "409"],
+        ),
         (
             "/v1/webhooks",
             "post",

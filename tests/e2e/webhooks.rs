@@ -536,6 +536,51 @@ async fn an_endpoint_that_always_fails_ends_failed_and_counted() {
         .unwrap();
     assert_eq!(listed["failed"], 1, "{listed}");
     assert_eq!(listed["pending"], 0, "{listed}");
+
+    // Back up: a manual retry of the failed delivery gets it through.
+    receiver.set_down(false);
+    let delivery = failed["id"].as_str().unwrap();
+    let retry = stack
+        .http
+        .post(format!(
+            "{}/v1/webhooks/{id}/deliveries/{delivery}/retry",
+            stack.api_url
+        ))
+        .bearer_auth(WRITER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), StatusCode::ACCEPTED);
+    eventually(
+        Duration::from_secs(30),
+        "the retried delivery to arrive",
+        || async {
+            let (rows, _) = deliveries(&stack, &id).await;
+            rows.iter()
+                .any(|d| d["id"] == delivery && d["state"] == "delivered")
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(receiver
+        .delivered()
+        .iter()
+        .any(|r| r.header("webhook-id") == delivery));
+    let again = stack
+        .http
+        .post(format!(
+            "{}/v1/webhooks/{id}/deliveries/{delivery}/retry",
+            stack.api_url
+        ))
+        .bearer_auth(WRITER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::CONFLICT,
+        "only a failed delivery is retried"
+    );
 }
 
 /// Throughput and latency with many instances changing at once: changes written straight to

@@ -178,6 +178,10 @@ pub fn router_with(state: ApiState, edge: EdgeSettings) -> Router {
             "/v1/webhooks/{id}/deliveries",
             get(webhooks::list_deliveries),
         )
+        .route(
+            "/v1/webhooks/{id}/deliveries/{delivery}/retry",
+            post(webhooks::retry_delivery),
+        )
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(health::healthz))

@@ -54,6 +54,7 @@ impl Modify for BearerSecurity {
         webhooks::get_webhook,
         webhooks::delete_webhook,
         webhooks::list_deliveries,
+        webhooks::retry_delivery,
         health::healthz,
         health::readyz,
         health::metrics,

@@ -1,5 +1,6 @@
 //! Webhook endpoints (`/v1/webhooks`, `docs/webhooks.md`): register (the signing secret is in
-//! the answer, once), list, read, delete, and an endpoint's recent deliveries. Writes need the
+//! the answer, once), list, read, delete, an endpoint's recent deliveries, and a retry of a
+//! failed one. Writes need the
 //! writer token; the reader may list. No answer but the creation's carries a secret.
 
 use axum::body::Bytes;
@@ -296,6 +297,37 @@ pub async fn list_deliveries(
     Ok(Json(DeliveryList {
         items: rows.into_iter().map(Delivery::from).collect(),
     }))
+}
+
+/// Send a failed delivery again (writer role): it is pending at once, with a new retry window.
+/// The receiver then gets an older state than ones it may have had since (its
+/// `resourceVersion` says so).
+#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery}/retry", tag = "webhooks",
+    params(
+        ("id" = Uuid, Path, description = "Webhook id"),
+        ("delivery" = Uuid, Path, description = "Delivery id (its `webhook-id` header)")),
+    responses(
+        (status = 202, description = "Pending again, due now", body = Delivery),
+        (status = 403, description = "Read-only token", body = ErrorBody),
+        (status = 404, description = "No such delivery of this webhook", body = ErrorBody),
+        (status = 409, description = "The delivery has not failed (it is pending, delivered or skipped)", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn retry_delivery(
+    State(state): State<ApiState>,
+    Path((id, delivery)): Path<(Uuid, Uuid)>,
+) -> Result<Response, ApiError> {
+    let mut conn = state.db().await?;
+    match store::retry(&mut conn, id, delivery).await? {
+        store::Retry::Scheduled(row) => {
+            Ok((StatusCode::ACCEPTED, Json(Delivery::from(row))).into_response())
+        }
+        store::Retry::NotFailed => Err(ApiError::Conflict(
+            "only a failed delivery can be retried; this one has not failed".to_owned(),
+        )),
+        store::Retry::Missing => Err(ApiError::NotFound(
+            "no such delivery of this webhook".to_owned(),
+        )),
+    }
 }
 
 fn no_webhook() -> ApiError {

@@ -176,23 +176,66 @@ pub struct DeliveryRow {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
+const DELIVERY_COLUMNS: &str = "id, webhook_id, instance_uid, instance_name, resource_version, \
+     event_types, state, attempts, last_status, last_error, next_attempt_at, created_at, \
+     delivered_at";
+
 /// An endpoint's newest outbox rows, newest first.
 pub async fn deliveries(
     db: impl PgExecutor<'_>,
     webhook_id: Uuid,
     limit: i64,
 ) -> Result<Vec<DeliveryRow>, StoreError> {
-    let rows = sqlx::query_as::<_, DeliveryRow>(
-        "SELECT id, webhook_id, instance_uid, instance_name, resource_version, event_types, \
-             state, attempts, last_status, last_error, next_attempt_at, created_at, delivered_at \
-         FROM webhook_deliveries WHERE webhook_id = $1 \
-         ORDER BY created_at DESC, resource_version DESC LIMIT $2",
-    )
+    let rows = sqlx::query_as::<_, DeliveryRow>(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 \
+         ORDER BY created_at DESC, resource_version DESC LIMIT $2"
+    ))
     .bind(webhook_id)
     .bind(limit)
     .fetch_all(db)
     .await?;
     Ok(rows)
+}
+
+/// Outcome of a request to retry a delivery.
+#[derive(Debug)]
+pub enum Retry {
+    /// The failed row is pending again, due now, with a new retry window.
+    Scheduled(DeliveryRow),
+    /// The row exists but has not failed (it is pending, delivered or skipped).
+    NotFailed,
+    /// No such row for this endpoint.
+    Missing,
+}
+
+/// Makes the failed row `id` of `webhook_id` pending again, due now, its retry window starting
+/// now. It is then sent before the instance's later pending rows, after its later delivered
+/// ones: the receiver gets an old state again, as its `resourceVersion` says.
+pub async fn retry(conn: &mut Conn<'_>, webhook_id: Uuid, id: Uuid) -> Result<Retry, StoreError> {
+    let row = sqlx::query_as::<_, DeliveryRow>(&format!(
+        "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = clock_timestamp(), \
+             retry_from = clock_timestamp(), locked_until = NULL \
+         WHERE id = $1 AND webhook_id = $2 AND state = 'failed' RETURNING {DELIVERY_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(webhook_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = row {
+        return Ok(Retry::Scheduled(row));
+    }
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = $1 AND webhook_id = $2)",
+    )
+    .bind(id)
+    .bind(webhook_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(if exists {
+        Retry::NotFailed
+    } else {
+        Retry::Missing
+    })
 }
 
 /// An outbox row claimed for one attempt.
@@ -208,6 +251,8 @@ pub struct Claimed {
     pub attempt: i32,
     /// When the change was committed.
     pub created_at: DateTime<Utc>,
+    /// Where its retry window starts (the change, or a manual retry).
+    pub retry_from: DateTime<Utc>,
     /// The change as logged: the object as of its version.
     pub change: Change,
 }
@@ -219,6 +264,7 @@ struct ClaimedRow {
     event_types: Vec<String>,
     attempts: i32,
     delivery_created_at: DateTime<Utc>,
+    retry_from: DateTime<Utc>,
     #[sqlx(flatten)]
     change: ChangeRow,
 }
@@ -247,11 +293,11 @@ pub async fn claim(
                  attempts = d.attempts + 1 \
              FROM due WHERE d.id = due.id \
              RETURNING d.id AS delivery_id, d.webhook_id, d.event_types, d.attempts, \
-                 d.created_at AS delivery_created_at, d.change) \
+                 d.created_at AS delivery_created_at, d.retry_from, d.change) \
          SELECT delivery_id, webhook_id, event_types, attempts, delivery_created_at, \
-             {CHANGE_COLUMNS} \
+             retry_from, {CHANGE_COLUMNS} \
          FROM (SELECT t.delivery_id, t.webhook_id, t.event_types, t.attempts, \
-                   t.delivery_created_at, c.* \
+                   t.delivery_created_at, t.retry_from, c.* \
                FROM taken t, LATERAL jsonb_populate_record(NULL::instance_changes, t.change) c) x \
          ORDER BY resource_version"
     ))
@@ -267,6 +313,7 @@ pub async fn claim(
                 event_types: row.event_types,
                 attempt: row.attempts,
                 created_at: row.delivery_created_at,
+                retry_from: row.retry_from,
                 change: row.change.into_change()?,
             })
         })

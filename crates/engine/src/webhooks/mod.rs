@@ -184,7 +184,7 @@ impl Worker {
         };
         let retry_at = Utc::now() + self.config.backoff(row.attempt);
         let window = chrono::Duration::from_std(self.config.retry_for).unwrap_or_default();
-        if retry_at > row.created_at + window {
+        if retry_at > row.retry_from + window {
             let attempt = Attempt::Failed {
                 status,
                 error,
