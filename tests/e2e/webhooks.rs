@@ -594,26 +594,8 @@ async fn delivery_throughput_and_latency() {
     assert_eq!(code, StatusCode::CREATED);
     let receiver = Receiver::start().await;
     let (_, secret) = register(&stack, &receiver.url, &["instance.phase_changed"], "").await;
-    let pool = &stack.db.pool;
-    sqlx::query(
-        "INSERT INTO instances (uid, name, customer_id, spec) \
-         SELECT gen_random_uuid(), 'bulk-' || i, customer_id, spec \
-         FROM instances, generate_series(1, 100) i WHERE name = 'seed'",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
     let started = std::time::Instant::now();
-    for phase in ["Provisioning", "Ready", "Degraded", "Ready", "Stopped"] {
-        sqlx::query(
-            "UPDATE instances SET phase = $1, status = jsonb_set(status, '{phase}', to_jsonb($1::text)) \
-             WHERE name LIKE 'bulk-%'",
-        )
-        .bind(phase)
-        .execute(pool)
-        .await
-        .unwrap();
-    }
+    bulk_phase_changes(&stack).await;
     let expected = 500;
     eventually(
         Duration::from_secs(120),
@@ -650,4 +632,80 @@ async fn delivery_throughput_and_latency() {
         delivered.len() as f64 / elapsed.as_secs_f64()
     );
     print_latency("bulk phase changes", &delivered);
+}
+
+/// Writes 100 instances straight to the table (no work rows, so no reconciles) as copies of
+/// `seed`, then moves each through five phases: 500 phase changes.
+async fn bulk_phase_changes(stack: &Stack) {
+    let pool = &stack.db.pool;
+    sqlx::query(
+        "INSERT INTO instances (uid, name, customer_id, spec) \
+         SELECT gen_random_uuid(), 'bulk-' || i, customer_id, spec \
+         FROM instances, generate_series(1, 100) i WHERE name = 'seed'",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    for phase in ["Provisioning", "Ready", "Degraded", "Ready", "Stopped"] {
+        sqlx::query(
+            "UPDATE instances SET phase = $1, \
+             status = jsonb_set(status, '{phase}', to_jsonb($1::text)) WHERE name LIKE 'bulk-%'",
+        )
+        .bind(phase)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_the_outbox_without_duplicates_or_reordering() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("openclaws-hooks-{}.log", uuid::Uuid::new_v4()));
+    let _other = spawn_controller_logging_with(&stack, port, &log, &[]);
+    wait_api(&stack.http, &format!("http://127.0.0.1:{port}")).await;
+    let (code, _) = stack
+        .put("seed", json!({"customerId": "c", "region": "iad"}))
+        .await;
+    assert_eq!(code, StatusCode::CREATED);
+    // Settled first, so every delivery counted below is of a bulk change.
+    stack.wait_ready("seed", CONVERGE).await;
+    let receiver = Receiver::start().await;
+    let (_, secret) = register(&stack, &receiver.url, &["instance.phase_changed"], "").await;
+    bulk_phase_changes(&stack).await;
+    let bulk = |r: &Received| {
+        let body = r.json();
+        let name = body["data"]["object"]["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        name.starts_with("bulk-")
+    };
+    eventually(
+        Duration::from_secs(120),
+        "every bulk change to be delivered",
+        || async {
+            (first_deliveries(&receiver)
+                .iter()
+                .filter(|r| bulk(r))
+                .count()
+                >= 500)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_signed_and_ordered(&receiver, &secret);
+    let all = receiver.received();
+    let sent = all.iter().filter(|r| bulk(r)).count();
+    assert_eq!(sent, 500, "no change was sent twice");
+    let here = stack
+        .metric("openclaws_webhook_deliveries_total", "result=\"delivered\"")
+        .await;
+    println!("two replicas: the in-process one delivered {here} of {sent}");
+    assert!(
+        here > 0.0 && here < sent as f64,
+        "both replicas delivered: {here}"
+    );
+    let _ = std::fs::remove_file(log);
 }
