@@ -76,13 +76,18 @@ pub struct WebhookWrite {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
+    /// Its id, in its URL.
     pub id: Uuid,
+    /// Where deliveries are POSTed.
     pub url: String,
+    /// Free text from the registration.
     pub description: String,
+    /// The event types it receives.
     #[schema(value_type = Vec<WebhookEventType>)]
     pub event_types: Vec<String>,
     /// Empty: every instance.
     pub label_selector: String,
+    /// When it was registered.
     pub created_at: DateTime<Utc>,
     /// Deliveries not yet sent.
     pub pending: i64,
@@ -94,6 +99,7 @@ pub struct Webhook {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookCreated {
+    /// The webhook as listed.
     #[serde(flatten)]
     pub webhook: Webhook,
     /// `whsec_` and base64: the HMAC key is the base64-decoded part. Shown only here.
@@ -112,6 +118,7 @@ impl std::fmt::Debug for WebhookCreated {
 /// Every registered webhook.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookList {
+    /// Oldest first.
     pub items: Vec<Webhook>,
 }
 
@@ -121,16 +128,21 @@ pub struct WebhookList {
 pub struct Delivery {
     /// Also the `webhook-id` header of every attempt (dedupe on it).
     pub id: Uuid,
+    /// The webhook it goes to.
     pub webhook_id: Uuid,
+    /// The instance's name.
     pub instance_name: String,
+    /// The instance's uid.
     pub instance_uid: Uuid,
     /// The change's `metadata.resourceVersion`.
     pub resource_version: String,
+    /// The event types the change carries (of those the webhook receives).
     #[schema(value_type = Vec<WebhookEventType>)]
     pub event_types: Vec<String>,
     /// `pending`, `delivered`, `failed` (given up on) or `skipped` (the selector excludes the
     /// instance).
     pub state: String,
+    /// Attempts made so far.
     pub attempts: i32,
     /// The HTTP status of the last attempt, when the endpoint answered.
     pub last_status: Option<i32>,
@@ -140,12 +152,14 @@ pub struct Delivery {
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// When the change was committed.
     pub created_at: DateTime<Utc>,
+    /// When it was delivered (or skipped).
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
 /// An endpoint's newest deliveries, newest first (at most 100).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryList {
+    /// Newest first.
     pub items: Vec<Delivery>,
 }
 
