@@ -16,6 +16,7 @@ mod api_selectors;
 mod api_validation;
 mod api_watch;
 mod api_watch_pooler;
+mod api_webhooks;
 mod api_writes;
 mod cli_support;
 mod prometheus_dashboards;

@@ -324,6 +324,17 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         )
         .await;
     assert!(code.is_success(), "{code} {body}");
+    // A webhook receiver, so the webhook panels have deliveries to show.
+    let receiver = openclaws_testkit::webhooks::Receiver::start().await;
+    let resp = stack
+        .http
+        .post(format!("{}/v1/webhooks", stack.api_url))
+        .bearer_auth(openclaws_testkit::stack::WRITER)
+        .json(&json!({"url": receiver.url, "eventTypes": ["instance.phase_changed"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
     let names = ["obs-a", "obs-b", "obs-c"];
     for name in names {
         let (code, body) = stack
@@ -417,6 +428,10 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
             1.0,
         ),
         ("sum(openclaws_fleet_watch_wakeups_total)", 1.0),
+        (
+            "sum(openclaws_webhook_deliveries_total{result=\"delivered\"})",
+            3.0,
+        ),
         ("max(openclaws_instances{phase=\"Ready\"})", 2.0),
         (
             "max(openclaws_instance_conditions{type=\"Ready\",status=\"True\"})",

@@ -28,3 +28,4 @@ mod pooler;
 mod queue;
 mod sentry_reports;
 mod state_machine;
+mod webhooks;

@@ -306,6 +306,15 @@ impl From<SecretStoreError> for ApiError {
     }
 }
 
+impl From<openclaws_store::webhooks::WebhookStoreError> for ApiError {
+    fn from(e: openclaws_store::webhooks::WebhookStoreError) -> Self {
+        match e {
+            openclaws_store::webhooks::WebhookStoreError::Store(store) => store.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<SecretError> for ApiError {
     fn from(e: SecretError) -> Self {
         ApiError::Internal(e.to_string())

@@ -22,6 +22,7 @@ pub mod plan;
 pub mod support;
 pub mod validate;
 pub mod watch;
+pub mod webhooks;
 pub mod write;
 
 use axum::extract::DefaultBodyLimit;
@@ -164,6 +165,22 @@ pub fn router_with(state: ApiState, edge: EdgeSettings) -> Router {
         .route(
             "/v1/instances/{name}/pairing/approvals",
             post(gateway::post_pairing_approval),
+        )
+        .route(
+            "/v1/webhooks",
+            get(webhooks::list_webhooks).post(webhooks::create_webhook),
+        )
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::get_webhook).delete(webhooks::delete_webhook),
+        )
+        .route(
+            "/v1/webhooks/{id}/deliveries",
+            get(webhooks::list_deliveries),
+        )
+        .route(
+            "/v1/webhooks/{id}/deliveries/{delivery}/retry",
+            post(webhooks::retry_delivery),
         )
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     Router::new()

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail, FieldError};
-use super::{gateway, health, instances, plan};
+use super::{gateway, health, instances, plan, webhooks};
 use openclaws_model::selector::MAX_SELECTOR_CHARS;
 use openclaws_model::Phase;
 use openclaws_model::{
@@ -49,6 +49,12 @@ impl Modify for BearerSecurity {
         plan::get_plan,
         gateway::get_gateway_token,
         gateway::post_pairing_approval,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::get_webhook,
+        webhooks::delete_webhook,
+        webhooks::list_deliveries,
+        webhooks::retry_delivery,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -76,10 +82,18 @@ impl Modify for BearerSecurity {
         plan::PlannedAction,
         plan::PlannedWait,
         plan::PlannedBlock,
+        webhooks::WebhookEventType,
+        webhooks::WebhookWrite,
+        webhooks::Webhook,
+        webhooks::WebhookCreated,
+        webhooks::WebhookList,
+        webhooks::Delivery,
+        webhooks::DeliveryList,
     )),
     modifiers(&BearerSecurity),
     tags(
         (name = "instances", description = "OpenClawInstance resources"),
+        (name = "webhooks", description = "Endpoints that receive instance changes as signed POSTs (docs/webhooks.md)"),
         (name = "operations", description = "Health, readiness, metrics and this document (no token)")
     )
 )]
@@ -126,6 +140,7 @@ fn tighten(document: &mut Value) {
     let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
+    link_webhooks(paths);
     for (path, item) in paths.iter_mut() {
         let api = path.starts_with("/v1/");
         let named = path.contains("{name}");
@@ -292,6 +307,43 @@ fn tighten_schemas(schemas: &mut serde_json::Map<String, Value>) {
     set("PairingApproval", "/properties/id/pattern", no_control);
     write_bodies(schemas);
     watch_objects(schemas);
+    tighten_webhooks(schemas);
+}
+
+/// The webhook registration as the handler reads it: an absolute `http(s)` URL without
+/// credentials, a description without control characters.
+fn tighten_webhooks(schemas: &mut serde_json::Map<String, Value>) {
+    let mut set = |schema: &str, pointer: &str, value: Value| put(schemas, schema, pointer, value);
+    set(
+        "WebhookWrite",
+        "/properties/url/pattern",
+        json!("^https?://[^\\s/?#@]+([/?][^\\s#]*)?$"),
+    );
+    set(
+        "WebhookWrite",
+        "/properties/description/pattern",
+        json!(format!("^[^{CONTROL_CLASS}]*$")),
+    );
+}
+
+/// Links from a registration's answer to the operations on the webhook it made, so a client
+/// (or a stateful fuzzer) can follow `id`.
+fn link_webhooks(paths: &mut serde_json::Map<String, Value>) {
+    let Some(created) = paths.get_mut("/v1/webhooks").and_then(|item| {
+        item.pointer_mut("/post/responses/201")
+            .and_then(Value::as_object_mut)
+    }) else {
+        return;
+    };
+    let link = |operation: &str| json!({"operationId": operation, "parameters": {"id": "$response.body#/id"}});
+    created.insert(
+        "links".to_owned(),
+        json!({
+            "GetWebhook": link("get_webhook"),
+            "ListDeliveries": link("list_deliveries"),
+            "DeleteWebhook": link("delete_webhook"),
+        }),
+    );
 }
 
 /// Schemas for the bodies of a merge patch and an apply, derived from the write body's so that

@@ -10,5 +10,6 @@ pub mod controller;
 pub mod lease;
 pub mod reconcile;
 mod telemetry;
+pub mod webhooks;
 
 pub use telemetry::{ReconcileFuture, Telemetry, WatchPass};

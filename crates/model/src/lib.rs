@@ -18,6 +18,7 @@ pub mod selector;
 mod spec;
 mod status;
 pub mod text;
+pub mod webhooks;
 mod write;
 
 pub use spec::*;

@@ -116,6 +116,8 @@ pub struct ServeSettings {
     pub gateway: GatewaySettings,
     #[command(flatten)]
     pub api: ApiSettings,
+    #[command(flatten)]
+    pub webhooks: WebhookSettings,
     /// Hostnames are `{name}.{base domain}`.
     #[arg(
         long,
@@ -183,6 +185,68 @@ pub struct ServeSettings {
         value_parser = parse_retention
     )]
     pub event_retention: Duration,
+}
+
+/// Webhook deliveries (`docs/webhooks.md`): timeouts, retries, concurrency.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookSettings {
+    /// How long a failing delivery is retried (seconds from its change) before it is marked
+    /// failed; a day by default.
+    #[arg(long, env = "OPENCLAWS_WEBHOOK_RETRY_FOR_SECONDS", value_name = "OPENCLAWS_WEBHOOK_RETRY_FOR_SECONDS", default_value_t = 86_400.0, value_parser = parse_positive_seconds)]
+    pub webhook_retry_for_seconds: f64,
+    /// Delay before the first retry (seconds); each later delay is 6 times the previous, up to
+    /// an hour, with ±20 % jitter (5 s, 30 s, 3 min, 18 min, 1 h, 1 h, ...).
+    #[arg(long, env = "OPENCLAWS_WEBHOOK_RETRY_BASE_SECONDS", value_name = "OPENCLAWS_WEBHOOK_RETRY_BASE_SECONDS", default_value_t = 5.0, value_parser = parse_positive_seconds)]
+    pub webhook_retry_base_seconds: f64,
+    /// Longest one delivery POST may take (seconds).
+    #[arg(long, env = "OPENCLAWS_WEBHOOK_TIMEOUT_SECONDS", value_name = "OPENCLAWS_WEBHOOK_TIMEOUT_SECONDS", default_value_t = 10.0, value_parser = parse_positive_seconds)]
+    pub webhook_timeout_seconds: f64,
+    /// Deliveries in flight at once in this replica.
+    #[arg(long, env = "OPENCLAWS_WEBHOOK_CONCURRENCY", value_name = "OPENCLAWS_WEBHOOK_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub webhook_concurrency: u32,
+    /// Pause between two looks at an empty outbox (seconds): the delay a new change waits at
+    /// most before its first attempt.
+    #[arg(long, env = "OPENCLAWS_WEBHOOK_POLL_SECONDS", value_name = "OPENCLAWS_WEBHOOK_POLL_SECONDS", default_value_t = 0.25, value_parser = parse_positive_seconds)]
+    pub webhook_poll_seconds: f64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            webhook_retry_for_seconds: 86_400.0,
+            webhook_retry_base_seconds: 5.0,
+            webhook_timeout_seconds: 10.0,
+            webhook_concurrency: 16,
+            webhook_poll_seconds: 0.25,
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// The worker's configuration.
+    pub fn config(&self) -> openclaws_engine::webhooks::WebhookConfig {
+        let seconds = Duration::from_secs_f64;
+        openclaws_engine::webhooks::WebhookConfig {
+            retry_for: seconds(self.webhook_retry_for_seconds),
+            retry_base: seconds(self.webhook_retry_base_seconds),
+            timeout: seconds(self.webhook_timeout_seconds),
+            concurrency: self.webhook_concurrency as usize,
+            poll: seconds(self.webhook_poll_seconds),
+            ..Default::default()
+        }
+    }
+}
+
+/// A number of seconds from 0.01 to 30 days.
+fn parse_positive_seconds(s: &str) -> Result<f64, String> {
+    let value: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| "not a number of seconds".to_owned())?;
+    if !(0.01..=30.0 * 86_400.0).contains(&value) {
+        return Err("must be from 0.01 to 2592000 seconds".to_owned());
+    }
+    Ok(value)
 }
 
 /// The API's edge: which proxies' client-address headers to believe, and how many failed

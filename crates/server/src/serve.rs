@@ -50,6 +50,7 @@ pub struct Running {
     watch: Option<tokio::task::JoinHandle<()>>,
     recovery: tokio::task::JoinHandle<()>,
     pruner: tokio::task::JoinHandle<()>,
+    webhooks: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -70,6 +71,9 @@ impl Running {
             .await
             .expect("outage recovery task does not panic");
         self.pruner.await.expect("event pruner does not panic");
+        self.webhooks
+            .await
+            .expect("webhook delivery task does not panic");
         api.map_err(ServeError::Http)?;
         workers?;
         Ok(())
@@ -148,6 +152,13 @@ pub async fn start(
         metrics.clone(),
         shutdown.clone(),
     ));
+    let webhooks = tokio::spawn(openclaws_engine::webhooks::run(
+        pool.clone(),
+        Arc::new(settings.secret_key.0.clone()),
+        metrics.clone(),
+        settings.webhooks.config(),
+        shutdown.clone(),
+    ));
     tracing::info!(
         %addr,
         owner = %config.owner,
@@ -170,6 +181,7 @@ pub async fn start(
         watch,
         recovery,
         pruner,
+        webhooks,
     })
 }
 

@@ -127,7 +127,7 @@ pub struct Change {
 }
 
 #[derive(sqlx::FromRow)]
-struct ChangeRow {
+pub(crate) struct ChangeRow {
     change_type: String,
     old_labels: Option<sqlx::types::Json<BTreeMap<String, String>>>,
     old_phase: Option<String>,
@@ -136,7 +136,8 @@ struct ChangeRow {
 }
 
 /// The `instance_changes` columns as an [`InstanceRecord`].
-const CHANGE_COLUMNS: &str = "type AS change_type, old_labels, old_phase, uid, name, customer_id, \
+pub(crate) const CHANGE_COLUMNS: &str =
+    "type AS change_type, old_labels, old_phase, uid, name, customer_id, \
      labels, spec, generation, resource_version, created_at, changed_at AS updated_at, \
      deletion_timestamp, status, phase, 0::bigint AS observed_generation, NULL::text AS fly_app, \
      NULL::text AS fly_volume_id, NULL::text AS fly_machine_id, \
@@ -178,21 +179,26 @@ pub async fn read(
     }
     let changes = rows
         .into_iter()
-        .map(|row| {
-            Ok(Change {
-                type_: ChangeType::parse(&row.change_type)?,
-                before: match (row.old_labels, row.old_phase) {
-                    (Some(labels), Some(phase)) => Some(Before {
-                        labels: labels.0,
-                        phase,
-                    }),
-                    _ => None,
-                },
-                record: row.record,
-            })
-        })
+        .map(ChangeRow::into_change)
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(Read::Changes(changes))
+}
+
+impl ChangeRow {
+    /// The change this row logs.
+    pub(crate) fn into_change(self) -> Result<Change, StoreError> {
+        Ok(Change {
+            type_: ChangeType::parse(&self.change_type)?,
+            before: match (self.old_labels, self.old_phase) {
+                (Some(labels), Some(phase)) => Some(Before {
+                    labels: labels.0,
+                    phase,
+                }),
+                _ => None,
+            },
+            record: self.record,
+        })
+    }
 }
 
 /// Every instance as of one moment, and where a watch continues from to miss nothing and

@@ -11,6 +11,7 @@ pub mod records;
 pub mod secrets;
 pub mod stats;
 pub mod status;
+pub mod webhooks;
 pub mod work;
 
 pub use db::{Conn, Db, PoolMode};

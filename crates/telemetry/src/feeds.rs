@@ -27,6 +27,16 @@ impl FlyObserver for Metrics {
     }
 }
 
+impl openclaws_engine::webhooks::WebhookTelemetry for Metrics {
+    fn webhook_attempt(&self, result: &'static str, latency: Option<Duration>) {
+        self.observe_webhook_attempt(result, latency);
+    }
+
+    fn webhook_backlog(&self, pending: i64, failed: i64) {
+        self.set_webhook_backlog(pending, failed);
+    }
+}
+
 impl LeaseHolder for LeaseBook {
     fn held_leases(&self) -> usize {
         self.held()

@@ -108,7 +108,20 @@ pub struct Metrics {
     work: WorkMetrics,
     fleet: FleetMetrics,
     lifecycle: LifecycleMetrics,
+    webhooks: WebhookMetrics,
 }
+
+/// Webhook deliveries of this process, and the outbox (counted in PostgreSQL).
+#[derive(Debug)]
+struct WebhookMetrics {
+    attempts: Family<ResultLabels, Counter>,
+    latency: Histogram,
+    pending: Gauge,
+    failed: Gauge,
+}
+
+/// Results of a webhook attempt, as counted.
+const WEBHOOK_RESULTS: [&str; 4] = ["delivered", "retried", "failed", "skipped"];
 
 /// Calls to Fly.
 #[derive(Debug)]
@@ -372,6 +385,41 @@ impl LifecycleMetrics {
     }
 }
 
+impl WebhookMetrics {
+    fn new(r: &mut Registry) -> Self {
+        let attempts: Family<ResultLabels, Counter> = register(
+            r,
+            "webhook_deliveries",
+            "Webhook delivery attempts by result (delivered, retried, failed: given up on, skipped: the endpoint's selector excludes the instance)",
+            Family::default(),
+        );
+        for result in WEBHOOK_RESULTS {
+            drop(attempts.get_or_create(&ResultLabels { result }));
+        }
+        Self {
+            attempts,
+            latency: register(
+                r,
+                "webhook_delivery_latency_seconds",
+                "From an instance change's commit to the endpoint's 2xx (retries included)",
+                Histogram::new(exponential_buckets(0.01, 2.5, 16)),
+            ),
+            pending: register(
+                r,
+                "webhook_outbox_pending",
+                "Webhook deliveries waiting to be sent (counted in PostgreSQL, whole fleet)",
+                Gauge::default(),
+            ),
+            failed: register(
+                r,
+                "webhook_outbox_failed",
+                "Webhook deliveries given up on after the retry window (counted in PostgreSQL, until pruned)",
+                Gauge::default(),
+            ),
+        }
+    }
+}
+
 impl Metrics {
     /// Registers every metric; label sets known in advance start at zero, so a dashboard shows
     /// 0 rather than no data and the first event already counts in a rate.
@@ -381,6 +429,7 @@ impl Metrics {
         let work = WorkMetrics::new(&mut registry);
         let fleet = FleetMetrics::new(&mut registry);
         let lifecycle = LifecycleMetrics::new(&mut registry);
+        let webhooks = WebhookMetrics::new(&mut registry);
         registry.register(
             "build",
             "Build information",
@@ -396,7 +445,25 @@ impl Metrics {
             work,
             fleet,
             lifecycle,
+            webhooks,
         }
+    }
+
+    /// Counts one webhook attempt by result, and a delivery's latency from commit to 2xx.
+    pub fn observe_webhook_attempt(&self, result: &'static str, latency: Option<Duration>) {
+        self.webhooks
+            .attempts
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        if let Some(latency) = latency {
+            self.webhooks.latency.observe(latency.as_secs_f64());
+        }
+    }
+
+    /// Sets the outbox gauges.
+    pub fn set_webhook_backlog(&self, pending: i64, failed: i64) {
+        self.webhooks.pending.set(pending);
+        self.webhooks.failed.set(failed);
     }
 
     /// Every metric in the Prometheus text format (0.0.4), which `promtool check metrics` and

@@ -19,6 +19,7 @@ pub mod proxy;
 pub mod sim;
 pub mod stack;
 pub mod watch;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,7 @@ use fly_sim as sim;
 use openclaws_model::secrets::SecretCipher;
 use openclaws_server::config::{
     ApiSettings, DatabaseSettings, DnsSettings, FlySettings, GatewaySettings, SecretKey,
-    ServeSettings,
+    ServeSettings, WebhookSettings,
 };
 use openclaws_server::serve::{self, Running};
 use openclaws_store::PoolMode;
@@ -452,6 +452,7 @@ pub fn serve_settings(database_url: &str, sim_url: &str) -> ServeSettings {
         },
         gateway: GatewaySettings::without_checks(),
         api: ApiSettings::default(),
+        webhooks: WebhookSettings::default(),
         base_domain: "openclaws.test".to_owned(),
         workers: 8,
         resync_seconds: 300,

@@ -53,6 +53,7 @@ pub fn router() -> Router<ApiState> {
         .route("/instances/{name}", get(instance))
         .route("/instances/{name}/reconcile", post(reconcile))
         .route("/instances/{name}/pairing/approvals", post(approve))
+        .route("/webhooks", get(webhooks))
         .route("/watch", get(watch))
         .route("/live.js", get(live_js))
         .fallback(unknown_page)
@@ -394,6 +395,40 @@ pub struct FleetQuery {
     /// Show names after this one (the next page).
     #[serde(default)]
     pub after: Option<String>,
+}
+
+/// The registered webhooks with their pending and failed counts.
+async fn webhooks(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+) -> Result<Response, SupportError> {
+    let viewer = match page_viewer(&state, &headers, &uri) {
+        Ok(v) => v,
+        Err(login) => return Ok(see_other(&login)),
+    };
+    let mut conn = state.db().await?;
+    let rows = openclaws_store::webhooks::list(&mut conn).await?;
+    let lines: Vec<views::WebhookLine> = rows
+        .into_iter()
+        .map(|w| views::WebhookLine {
+            origin: origin(&w.url),
+            description: w.description,
+            event_types: w.event_types,
+            label_selector: w.label_selector,
+            pending: w.pending,
+            failed: w.failed,
+            created_at: w.created_at,
+        })
+        .collect();
+    Ok(page(StatusCode::OK, views::webhooks_page(&viewer, &lines)))
+}
+
+/// `scheme://host[:port]` of a URL (what the console shows of an endpoint).
+fn origin(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| "(unreadable URL)".to_owned())
 }
 
 async fn fleet(

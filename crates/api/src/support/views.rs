@@ -131,6 +131,8 @@ fn layout_with(title: &str, viewer: Option<&Viewer>, watch: Option<&str>, body: 
             body {
                 header.top {
                     a href="/support/instances" { "OpenClaws support" }
+                    " "
+                    a href="/support/webhooks" id="nav-webhooks" { "Webhooks" }
                     @if let Some(v) = viewer {
                         span.who {
                             "Signed in: "
@@ -933,6 +935,64 @@ pub fn history_page(viewer: &Viewer, name: &str, events: &[Event], now: DateTime
             h1 { span.mono { (name) } " " span.badge.off { "deleted" } }
             div.notice.info { "This instance no longer exists; its history is kept." }
             (events_section(events, now))
+        },
+    )
+}
+
+/// One webhook endpoint as the console lists it.
+#[derive(Debug, Clone)]
+pub struct WebhookLine {
+    /// The endpoint's scheme and host only (a path may carry a token of the receiver's).
+    pub origin: String,
+    /// Free text from its registration.
+    pub description: String,
+    /// The event types it receives.
+    pub event_types: Vec<String>,
+    /// Its label selector (empty: every instance).
+    pub label_selector: String,
+    /// Deliveries not yet sent.
+    pub pending: i64,
+    /// Deliveries given up on.
+    pub failed: i64,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The registered webhooks with their pending and failed deliveries.
+pub fn webhooks_page(viewer: &Viewer, lines: &[WebhookLine]) -> Markup {
+    layout(
+        "Webhooks",
+        Some(viewer),
+        html! {
+            p { a href="/support/instances" { "← Fleet" } }
+            h1 { "Webhooks" }
+            p.muted {
+                "Endpoints registered through " span.mono { "/v1/webhooks" } ". Pending deliveries "
+                "are retried with backoff; failed ones were given up on after the retry window."
+            }
+            @if lines.is_empty() {
+                p id="no-webhooks" { "No webhook is registered." }
+            } @else {
+                table id="webhooks" {
+                    thead { tr { th { "Endpoint" } th { "Description" } th { "Events" }
+                        th { "Selector" } th { "Pending" } th { "Failed" } th { "Registered" } } }
+                    tbody {
+                        @for w in lines {
+                            tr {
+                                td.mono { (Shown(&w.origin)) }
+                                td { (Shown(&w.description)) }
+                                td.mono { (w.event_types.join(", ")) }
+                                td.mono { (Shown(&w.label_selector)) }
+                                td.pending { (w.pending) }
+                                td.failed {
+                                    @if w.failed > 0 { span.badge.bad { (w.failed) } } @else { "0" }
+                                }
+                                td { (w.created_at.format("%Y-%m-%d %H:%M UTC")) }
+                            }
+                        }
+                    }
+                }
+            }
         },
     )
 }
