@@ -540,17 +540,10 @@ async fn an_endpoint_that_always_fails_ends_failed_and_counted() {
     // Back up: a manual retry of the failed delivery gets it through.
     receiver.set_down(false);
     let delivery = failed["id"].as_str().unwrap();
-    let retry = stack
-        .http
-        .post(format!(
-            "{}/v1/webhooks/{id}/deliveries/{delivery}/retry",
-            stack.api_url
-        ))
-        .bearer_auth(WRITER)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(retry.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        retry_delivery(&stack, &id, delivery).await,
+        StatusCode::ACCEPTED
+    );
     eventually(
         Duration::from_secs(30),
         "the retried delivery to arrive",
@@ -566,18 +559,9 @@ async fn an_endpoint_that_always_fails_ends_failed_and_counted() {
         .delivered()
         .iter()
         .any(|r| r.header("webhook-id") == delivery));
-    let again = stack
-        .http
-        .post(format!(
-            "{}/v1/webhooks/{id}/deliveries/{delivery}/retry",
-            stack.api_url
-        ))
-        .bearer_auth(WRITER)
-        .send()
-        .await
-        .unwrap();
+    let again = retry_delivery(&stack, &id, delivery).await;
     assert_eq!(
-        again.status(),
+        again,
         StatusCode::CONFLICT,
         "only a failed delivery is retried"
     );
@@ -708,4 +692,19 @@ async fn two_replicas_share_the_outbox_without_duplicates_or_reordering() {
         "both replicas delivered: {here}"
     );
     let _ = std::fs::remove_file(log);
+}
+
+/// Asks for a failed delivery to be sent again; the answer's status.
+async fn retry_delivery(stack: &Stack, id: &str, delivery: &str) -> StatusCode {
+    stack
+        .http
+        .post(format!(
+            "{}/v1/webhooks/{id}/deliveries/{delivery}/retry",
+            stack.api_url
+        ))
+        .bearer_auth(WRITER)
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
