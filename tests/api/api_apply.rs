@@ -43,10 +43,14 @@ fn settings(memory: u32) -> Value {
 
 #[tokio::test]
 async fn a_dashboard_put_keeps_supports_pause_and_recorded_approvals() {
-    let api = spawn_api().await;
+    a_dashboard_put_keeps_supports_pause_and_recorded_approvals_on(&spawn_api().await).await;
+}
+
+/// [`a_dashboard_put_keeps_supports_pause_and_recorded_approvals`] on a given API (also run through a transaction pooler).
+pub(crate) async fn a_dashboard_put_keeps_supports_pause_and_recorded_approvals_on(api: &TestApi) {
     let dashboard = "/v1/instances/shared?fieldManager=dashboard";
     let (code, _) = send(
-        &api,
+        api,
         Method::PUT,
         dashboard,
         "application/json",
@@ -58,7 +62,7 @@ async fn a_dashboard_put_keeps_supports_pause_and_recorded_approvals() {
     let pause = json!({"spec": {"paused": true}});
     let path = "/v1/instances/shared?fieldManager=support";
     let (code, paused) = send(
-        &api,
+        api,
         Method::PATCH,
         path,
         "application/merge-patch+json",
@@ -79,7 +83,7 @@ async fn a_dashboard_put_keeps_supports_pause_and_recorded_approvals() {
 
     // The dashboard's next full PUT of the customer's settings leaves out both.
     let (code, after) = send(
-        &api,
+        api,
         Method::PUT,
         dashboard,
         "application/json",
@@ -111,12 +115,16 @@ async fn a_dashboard_put_keeps_supports_pause_and_recorded_approvals() {
 
 #[tokio::test]
 async fn an_apply_over_another_managers_field_conflicts_unless_forced() {
-    let api = spawn_api().await;
-    let (code, created) = apply(&api, "owned", "fieldManager=dashboard", &settings(2048)).await;
+    an_apply_over_another_managers_field_conflicts_unless_forced_on(&spawn_api().await).await;
+}
+
+/// [`an_apply_over_another_managers_field_conflicts_unless_forced`] on a given API (also run through a transaction pooler).
+pub(crate) async fn an_apply_over_another_managers_field_conflicts_unless_forced_on(api: &TestApi) {
+    let (code, created) = apply(api, "owned", "fieldManager=dashboard", &settings(2048)).await;
     assert_eq!(code, StatusCode::CREATED, "{created}");
     assert!(owned_by(&created, "dashboard").contains(&"/spec/customerId"));
     let (code, _) = apply(
-        &api,
+        api,
         "owned",
         "fieldManager=support",
         &json!({"spec": {"paused": true}}),
@@ -127,7 +135,7 @@ async fn an_apply_over_another_managers_field_conflicts_unless_forced() {
     // The dashboard's whole intent, now with the instance running.
     let mut unpause = settings(2048);
     unpause["spec"]["paused"] = json!(false);
-    let (code, refused) = apply(&api, "owned", "fieldManager=dashboard", &unpause).await;
+    let (code, refused) = apply(api, "owned", "fieldManager=dashboard", &unpause).await;
     assert_eq!(code, StatusCode::CONFLICT, "{refused}");
     assert_eq!(refused["error"]["code"], "conflict");
     assert_eq!(
@@ -142,12 +150,12 @@ async fn an_apply_over_another_managers_field_conflicts_unless_forced() {
 
     // Applying the value the owner has is no conflict: the field is shared.
     let same = json!({"spec": {"paused": true}});
-    let (code, shared) = apply(&api, "owned", "fieldManager=ops", &same).await;
+    let (code, shared) = apply(api, "owned", "fieldManager=ops", &same).await;
     assert_eq!(code, StatusCode::OK, "{shared}");
     assert_eq!(owned_by(&shared, "ops"), ["/spec/paused"]);
     assert_eq!(owned_by(&shared, "support"), ["/spec/paused"]);
 
-    let (code, forced) = apply(&api, "owned", "fieldManager=dashboard&force=true", &unpause).await;
+    let (code, forced) = apply(api, "owned", "fieldManager=dashboard&force=true", &unpause).await;
     assert_eq!(code, StatusCode::OK, "{forced}");
     assert_eq!(forced["spec"]["paused"], false);
     assert!(owned_by(&forced, "support").is_empty());
@@ -233,9 +241,15 @@ async fn write_parameters_are_checked() {
 
 #[tokio::test]
 async fn concurrent_applies_of_a_new_name_create_it_once_and_never_conflict() {
-    let api = spawn_api().await;
+    concurrent_applies_of_a_new_name_create_it_once_and_never_conflict_on(&spawn_api().await).await;
+}
+
+/// [`concurrent_applies_of_a_new_name_create_it_once_and_never_conflict`] on a given API (also run through a transaction pooler).
+pub(crate) async fn concurrent_applies_of_a_new_name_create_it_once_and_never_conflict_on(
+    api: &TestApi,
+) {
     let body = settings(2048);
-    let applies = (0..8).map(|_| apply(&api, "racer", "fieldManager=dashboard", &body));
+    let applies = (0..8).map(|_| apply(api, "racer", "fieldManager=dashboard", &body));
     let codes: Vec<StatusCode> = futures_util::future::join_all(applies)
         .await
         .into_iter()

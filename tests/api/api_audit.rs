@@ -55,19 +55,25 @@ fn fields(event: &Value) -> Vec<&str> {
 
 #[tokio::test]
 async fn put_patch_apply_and_delete_record_actor_manager_and_changed_fields() {
-    let api = spawn_api().await;
+    put_patch_apply_and_delete_record_actor_manager_and_changed_fields_on(&spawn_api().await).await;
+}
+
+/// [`put_patch_apply_and_delete_record_actor_manager_and_changed_fields`] on a given API (also run through a transaction pooler).
+pub(crate) async fn put_patch_apply_and_delete_record_actor_manager_and_changed_fields_on(
+    api: &TestApi,
+) {
     let body = json!({"metadata": {"labels": {"team": "a"}},
                       "spec": {"customerId": "c1", "region": "iad"}});
     let json = "application/json";
     send(
-        &api,
+        api,
         Method::PUT,
         "/v1/instances/alpha?fieldManager=dashboard",
         json,
         &body,
     )
     .await;
-    let created = newest(&api, "alpha").await;
+    let created = newest(api, "alpha").await;
     assert_eq!(created["reason"], "Created");
     assert_eq!(created["actor"], "writer");
     assert_eq!(created["fieldManager"], "dashboard");
@@ -77,28 +83,28 @@ async fn put_patch_apply_and_delete_record_actor_manager_and_changed_fields() {
     );
 
     // An identical PUT changes nothing and records nothing.
-    let before = event_count(&api).await;
+    let before = event_count(api).await;
     send(
-        &api,
+        api,
         Method::PUT,
         "/v1/instances/alpha?fieldManager=dashboard",
         json,
         &body,
     )
     .await;
-    assert_eq!(event_count(&api).await, before);
+    assert_eq!(event_count(api).await, before);
 
     // A merge patch without fieldManager is the default manager's.
     let merge = "application/merge-patch+json";
     send(
-        &api,
+        api,
         Method::PATCH,
         "/v1/instances/alpha",
         merge,
         &json!({"spec": {"paused": true}}),
     )
     .await;
-    let paused = newest(&api, "alpha").await;
+    let paused = newest(api, "alpha").await;
     assert_eq!(paused["reason"], "SpecUpdated");
     assert_eq!(
         (&paused["actor"], &paused["fieldManager"]),
@@ -110,14 +116,14 @@ async fn put_patch_apply_and_delete_record_actor_manager_and_changed_fields() {
     let apply = "application/apply-patch+json";
     let intent = json!({"metadata": {"labels": {"tier": "gold"}}});
     send(
-        &api,
+        api,
         Method::PATCH,
         "/v1/instances/alpha?fieldManager=ops",
         apply,
         &intent,
     )
     .await;
-    let applied = newest(&api, "alpha").await;
+    let applied = newest(api, "alpha").await;
     assert_eq!(applied["reason"], "LabelsUpdated");
     assert_eq!(applied["fieldManager"], "ops");
     assert_eq!(fields(&applied), ["/metadata/labels/tier"]);
@@ -133,12 +139,12 @@ async fn put_patch_apply_and_delete_record_actor_manager_and_changed_fields() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
-    let requested = newest(&api, "alpha").await;
+    let requested = newest(api, "alpha").await;
     assert_eq!(requested["reason"], "ReconcileRequested");
     assert_eq!(requested["actor"], "writer");
     assert!(requested["fieldManager"].is_null() && requested["changedFields"].is_null());
     assert_eq!(api.delete("alpha").await.status, StatusCode::ACCEPTED);
-    let deleted = newest(&api, "alpha").await;
+    let deleted = newest(api, "alpha").await;
     assert_eq!(deleted["reason"], "DeletionRequested");
     assert_eq!(deleted["actor"], "writer");
     assert!(deleted["fieldManager"].is_null() && deleted["changedFields"].is_null());
@@ -202,13 +208,17 @@ async fn a_provider_key_is_named_but_its_value_and_fingerprint_appear_nowhere() 
 
 #[tokio::test]
 async fn dry_runs_record_nothing() {
-    let api = spawn_api().await;
+    dry_runs_record_nothing_on(&spawn_api().await).await;
+}
+
+/// [`dry_runs_record_nothing`] on a given API (also run through a transaction pooler).
+pub(crate) async fn dry_runs_record_nothing_on(api: &TestApi) {
     api.put("alpha", &minimal("c1")).await;
-    let before = event_count(&api).await;
+    let before = event_count(api).await;
     let json = "application/json";
     let paused = json!({"spec": {"customerId": "c1", "region": "iad", "paused": true}});
     send(
-        &api,
+        api,
         Method::PUT,
         "/v1/instances/alpha?dryRun=All",
         json,
@@ -216,7 +226,7 @@ async fn dry_runs_record_nothing() {
     )
     .await;
     send(
-        &api,
+        api,
         Method::PUT,
         "/v1/instances/bravo?dryRun=All",
         json,
@@ -226,7 +236,7 @@ async fn dry_runs_record_nothing() {
     let merge = "application/merge-patch+json";
     let patch = json!({"spec": {"paused": true}});
     send(
-        &api,
+        api,
         Method::PATCH,
         "/v1/instances/alpha?dryRun=All",
         merge,
@@ -235,7 +245,7 @@ async fn dry_runs_record_nothing() {
     .await;
     let apply = "application/apply-patch+json";
     let path = "/v1/instances/alpha?dryRun=All&fieldManager=ops";
-    send(&api, Method::PATCH, path, apply, &patch).await;
+    send(api, Method::PATCH, path, apply, &patch).await;
     let reply = api
         .send(
             Method::DELETE,
@@ -246,7 +256,7 @@ async fn dry_runs_record_nothing() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
-    assert_eq!(event_count(&api).await, before);
+    assert_eq!(event_count(api).await, before);
 }
 
 /// A console session of the writer: its cookie and the CSRF token of `name`'s page.

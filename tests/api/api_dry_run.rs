@@ -40,13 +40,20 @@ fn steps(plan: &Value) -> Vec<&str> {
 
 #[tokio::test]
 async fn a_dry_run_create_answers_the_object_and_its_plan_and_stores_nothing() {
-    let api = spawn_api().await;
+    a_dry_run_create_answers_the_object_and_its_plan_and_stores_nothing_on(&spawn_api().await)
+        .await;
+}
+
+/// [`a_dry_run_create_answers_the_object_and_its_plan_and_stores_nothing`] on a given API (also run through a transaction pooler).
+pub(crate) async fn a_dry_run_create_answers_the_object_and_its_plan_and_stores_nothing_on(
+    api: &TestApi,
+) {
     let canary = "sk-ant-dryrun-canary-0123456789";
     let body = json!({"spec": {"customerId": "c", "region": "iad",
                                "providerKeys": {"anthropicApiKey": canary}}});
     let json = "application/json";
     let (code, result) = send(
-        &api,
+        api,
         Method::PUT,
         "/v1/instances/trial?dryRun=All",
         json,
@@ -66,7 +73,7 @@ async fn a_dry_run_create_answers_the_object_and_its_plan_and_stores_nothing() {
         "{result}"
     );
     assert!(!result.to_string().contains(canary));
-    assert_eq!(footprint(&api).await, (0, 0, 0, 0));
+    assert_eq!(footprint(api).await, (0, 0, 0, 0));
     assert_eq!(
         api.get("/v1/instances/trial").await.status,
         StatusCode::NOT_FOUND
@@ -75,7 +82,7 @@ async fn a_dry_run_create_answers_the_object_and_its_plan_and_stores_nothing() {
     // An apply that would create is the same.
     let path = "/v1/instances/trial?fieldManager=dashboard&dryRun=All";
     let (code, applied) = send(
-        &api,
+        api,
         Method::PATCH,
         path,
         "application/apply-patch+json",
@@ -87,21 +94,25 @@ async fn a_dry_run_create_answers_the_object_and_its_plan_and_stores_nothing() {
         applied["metadata"]["managedFields"][0]["manager"],
         "dashboard"
     );
-    assert_eq!(footprint(&api).await, (0, 0, 0, 0));
+    assert_eq!(footprint(api).await, (0, 0, 0, 0));
 }
 
 #[tokio::test]
 async fn dry_run_changes_and_deletes_leave_the_stored_instance_alone() {
-    let api = spawn_api().await;
+    dry_run_changes_and_deletes_leave_the_stored_instance_alone_on(&spawn_api().await).await;
+}
+
+/// [`dry_run_changes_and_deletes_leave_the_stored_instance_alone`] on a given API (also run through a transaction pooler).
+pub(crate) async fn dry_run_changes_and_deletes_leave_the_stored_instance_alone_on(api: &TestApi) {
     let created = api.put("kept", &minimal("c")).await;
     assert_eq!(created.status, StatusCode::CREATED);
-    let before = footprint(&api).await;
+    let before = footprint(api).await;
     let version = created.json["metadata"]["resourceVersion"].clone();
 
     let patch = json!({"spec": {"guest": {"memoryMb": 4096}, "paused": true}});
     let merge = "application/merge-patch+json";
     let (code, patched) = send(
-        &api,
+        api,
         Method::PATCH,
         "/v1/instances/kept?dryRun=All",
         merge,
@@ -114,7 +125,7 @@ async fn dry_run_changes_and_deletes_leave_the_stored_instance_alone() {
     assert_eq!(patched["plan"]["paused"], true);
 
     let (code, deleted) = send(
-        &api,
+        api,
         Method::DELETE,
         "/v1/instances/kept?dryRun=All",
         merge,
@@ -130,7 +141,7 @@ async fn dry_run_changes_and_deletes_leave_the_stored_instance_alone() {
     assert_eq!(stored["spec"]["guest"]["memoryMb"], 2048);
     assert!(stored["metadata"].get("deletionTimestamp").is_none());
     assert!(stored.get("plan").is_none(), "only dry runs carry a plan");
-    assert_eq!(footprint(&api).await, before);
+    assert_eq!(footprint(api).await, before);
 }
 
 #[tokio::test]

@@ -95,20 +95,27 @@ async fn select(api: &TestApi, selector: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn each_kind_of_label_requirement_selects_exactly_the_matching_instances() {
-    let api = spawn_api().await;
-    create(&api, "alpha", "c1", &[("env", "prod"), ("tier", "web")]).await;
-    create(&api, "bravo", "c1", &[("env", "prod"), ("tier", "api")]).await;
+    each_kind_of_label_requirement_selects_exactly_the_matching_instances_on(&spawn_api().await)
+        .await;
+}
+
+/// [`each_kind_of_label_requirement_selects_exactly_the_matching_instances`] on a given API (also run through a transaction pooler).
+pub(crate) async fn each_kind_of_label_requirement_selects_exactly_the_matching_instances_on(
+    api: &TestApi,
+) {
+    create(api, "alpha", "c1", &[("env", "prod"), ("tier", "web")]).await;
+    create(api, "bravo", "c1", &[("env", "prod"), ("tier", "api")]).await;
     create(
-        &api,
+        api,
         "charlie",
         "c2",
         &[("env", "dev"), ("tier", "web"), ("legacy", "")],
     )
     .await;
-    create(&api, "delta", "c2", &[("env", "staging")]).await;
-    create(&api, "echo", "c3", &[]).await;
+    create(api, "delta", "c2", &[("env", "staging")]).await;
+    create(api, "echo", "c3", &[]).await;
     create(
-        &api,
+        api,
         "foxtrot",
         "c3",
         &[("example.com/team", "core"), ("env", "prod")],
@@ -136,7 +143,7 @@ async fn each_kind_of_label_requirement_selects_exactly_the_matching_instances()
         ("env=prod,env=dev", &[]),
     ];
     for (selector, expected) in cases {
-        assert_eq!(select(&api, selector).await, *expected, "{selector}");
+        assert_eq!(select(api, selector).await, *expected, "{selector}");
     }
     let as_reader = api
         .send(
@@ -152,25 +159,29 @@ async fn each_kind_of_label_requirement_selects_exactly_the_matching_instances()
 
 #[tokio::test]
 async fn paging_a_filtered_list_returns_every_match_exactly_once() {
-    let api = spawn_api().await;
+    paging_a_filtered_list_returns_every_match_exactly_once_on(&spawn_api().await).await;
+}
+
+/// [`paging_a_filtered_list_returns_every_match_exactly_once`] on a given API (also run through a transaction pooler).
+pub(crate) async fn paging_a_filtered_list_returns_every_match_exactly_once_on(api: &TestApi) {
     for i in 0..23 {
         let parity = if i % 2 == 0 { "even" } else { "odd" };
         let customer = if i % 3 == 0 { "c-three" } else { "c-other" };
         create(
-            &api,
+            api,
             &format!("inst-{i:02}"),
             customer,
             &[("parity", parity)],
         )
         .await;
         if i % 4 == 0 {
-            set_phase(&api, &format!("inst-{i:02}"), Phase::Ready).await;
+            set_phase(api, &format!("inst-{i:02}"), Phase::Ready).await;
         }
     }
     let even: Vec<String> = (0..23).step_by(2).map(|i| format!("inst-{i:02}")).collect();
     for limit in [1, 2, 3, 5, 12, 1000] {
         assert_eq!(
-            all_pages(&api, &[("labelSelector", "parity=even")], limit).await,
+            all_pages(api, &[("labelSelector", "parity=even")], limit).await,
             even,
             "limit {limit}"
         );
@@ -180,7 +191,7 @@ async fn paging_a_filtered_list_returns_every_match_exactly_once() {
         .map(|i| format!("inst-{i:02}"))
         .collect();
     assert_eq!(
-        all_pages(&api, &[("fieldSelector", "status.phase!=Ready")], 2).await,
+        all_pages(api, &[("fieldSelector", "status.phase!=Ready")], 2).await,
         not_ready
     );
     let three_even: Vec<String> = (0..23)
@@ -189,7 +200,7 @@ async fn paging_a_filtered_list_returns_every_match_exactly_once() {
         .collect();
     assert_eq!(
         all_pages(
-            &api,
+            api,
             &[
                 ("labelSelector", "parity in (even)"),
                 ("fieldSelector", "spec.customerId=c-three")
@@ -203,14 +214,23 @@ async fn paging_a_filtered_list_returns_every_match_exactly_once() {
 
 #[tokio::test]
 async fn field_selectors_filter_on_phase_and_customer_id_and_combine_with_the_other_filters() {
-    let api = spawn_api().await;
-    create(&api, "one-a", "a,b=c", &[("env", "prod")]).await;
-    create(&api, "two-a", "a,b=c", &[("env", "dev")]).await;
-    create(&api, "three-b", "cust-b", &[("env", "prod")]).await;
-    create(&api, "four-b", "cust-b", &[]).await;
-    set_phase(&api, "one-a", Phase::Ready).await;
-    set_phase(&api, "three-b", Phase::Ready).await;
-    set_phase(&api, "four-b", Phase::Failed).await;
+    field_selectors_filter_on_phase_and_customer_id_and_combine_with_the_other_filters_on(
+        &spawn_api().await,
+    )
+    .await;
+}
+
+/// [`field_selectors_filter_on_phase_and_customer_id_and_combine_with_the_other_filters`] on a given API (also run through a transaction pooler).
+pub(crate) async fn field_selectors_filter_on_phase_and_customer_id_and_combine_with_the_other_filters_on(
+    api: &TestApi,
+) {
+    create(api, "one-a", "a,b=c", &[("env", "prod")]).await;
+    create(api, "two-a", "a,b=c", &[("env", "dev")]).await;
+    create(api, "three-b", "cust-b", &[("env", "prod")]).await;
+    create(api, "four-b", "cust-b", &[]).await;
+    set_phase(api, "one-a", Phase::Ready).await;
+    set_phase(api, "three-b", Phase::Ready).await;
+    set_phase(api, "four-b", Phase::Failed).await;
 
     let cases: &[(Params, &[&str])] = &[
         (
@@ -262,7 +282,7 @@ async fn field_selectors_filter_on_phase_and_customer_id_and_combine_with_the_ot
         (&[("fieldSelector", "spec.customerId=nobody")], &[]),
     ];
     for (params, expected) in cases {
-        assert_eq!(all_pages(&api, params, 1000).await, *expected, "{params:?}");
+        assert_eq!(all_pages(api, params, 1000).await, *expected, "{params:?}");
     }
 }
 
