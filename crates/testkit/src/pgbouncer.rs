@@ -257,9 +257,11 @@ impl ThrowawayPgBouncer {
 impl Drop for ThrowawayPgBouncer {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SIGINT: PgBouncer's immediate shutdown.
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            // SIGKILL: a throwaway has nothing to save. PgBouncer's own shutdowns wait for
+            // clients (1.18's SIGINT waits for every server connection to be released, newer
+            // versions changed which signal does what), and a client of this process stopped
+            // mid-transaction (its runtime blocked in this drop) would never let it go.
+            let _ = child.kill();
             let _ = child.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
