@@ -309,6 +309,8 @@ where
     .boxed()
 }
 
+/// [`own_transaction_many`]'s first row (its rows are all read inside the transaction, which
+/// has ended when the first one is seen).
 fn own_transaction_optional<'e, 'q: 'e, E>(
     conn: &'e mut Guarded,
     query: E,
@@ -317,17 +319,13 @@ where
     E: 'q + Execute<'q, Postgres>,
 {
     Box::pin(async move {
-        let Guarded { conn, cut_off } = conn;
-        *cut_off = true;
-        let row = async {
-            let mut tx = Connection::begin(&mut **conn).await?;
-            let row = (&mut *tx).fetch_optional(Unnamed(query)).await?;
-            tx.commit().await?;
-            Ok(row)
+        let mut steps = own_transaction_many(conn, query);
+        while let Some(step) = steps.try_next().await? {
+            if let Either::Right(row) = step {
+                return Ok(Some(row));
+            }
         }
-        .await;
-        *cut_off = false;
-        row
+        Ok(None)
     })
 }
 
