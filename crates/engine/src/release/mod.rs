@@ -28,11 +28,20 @@ use plan::{Change, InstanceView, Member, Rollout, Seen, Step};
 
 /// What the worker reports; the telemetry crate turns it into metrics. Never fails.
 pub trait ReleaseTelemetry: Send + Sync + std::fmt::Debug + 'static {
-    /// The running release after a step (or `None` when none runs): its phase, wave and
-    /// members by state.
-    fn release_progress(&self, progress: Option<(ReleasePhase, u32, &[(MemberState, i64)])>);
+    /// The running release after a step, or `None` when none runs.
+    fn release_progress(&self, progress: Option<ReleaseProgress<'_>>);
     /// A member moved to `to`.
     fn release_member_changed(&self, to: MemberState);
+}
+
+/// The running release as one step left it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReleaseProgress<'a> {
+    pub phase: ReleasePhase,
+    /// The wave being rolled (0: the canary).
+    pub wave: u32,
+    /// Members by state (every state, zeros included).
+    pub members: &'a [(MemberState, i64)],
 }
 
 /// How often the worker steps the running release.
@@ -122,7 +131,11 @@ async fn report(
             (s, n)
         })
         .collect();
-    telemetry.release_progress(Some((phase, row.wave as u32, &by_state)));
+    telemetry.release_progress(Some(ReleaseProgress {
+        phase,
+        wave: row.wave as u32,
+        members: &by_state,
+    }));
 }
 
 /// Freezes the members: the candidates in name order, pinned ones only when named, each

@@ -154,14 +154,14 @@ pub fn plan(rollout: &Rollout<'_>, members: &[Member], seen: &[Seen]) -> Step {
     }
     let mut states: Vec<MemberState> = members.iter().map(|m| m.state).collect();
     judge_in_flight(rollout, members, seen, &mut states, &mut step);
-    match rollout.phase {
-        ReleasePhase::Pending | ReleasePhase::Progressing | ReleasePhase::Paused => {
-            if !halt_if_needed(rollout, &mut states, &mut step) {
-                progress(rollout, members, seen, &mut states, &mut step);
-            }
-        }
-        ReleasePhase::RollingBack => roll_back(rollout, members, seen, &mut states, &mut step),
-        _ => {}
+    let active = matches!(
+        rollout.phase,
+        ReleasePhase::Pending | ReleasePhase::Progressing | ReleasePhase::Paused
+    );
+    if active && !halt_if_needed(rollout, &mut states, &mut step) {
+        progress(rollout, members, seen, &mut states, &mut step);
+    } else if rollout.phase == ReleasePhase::RollingBack {
+        roll_back(rollout, members, seen, &mut states, &mut step);
     }
     step
 }
