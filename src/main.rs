@@ -44,6 +44,10 @@ enum Command {
     /// Show one instance in detail: status, conditions, Fly ids, pairing, last error, the next
     /// plan and recent events (through the API).
     Describe(cli::DescribeArgs),
+    /// Releases of a new OpenClaw image across the fleet: `release status [NAME]` (waves,
+    /// failed members, events) and `release list` (through the API).
+    #[command(subcommand)]
+    Release(cli::release::ReleaseCommand),
     /// Mint or verify the short-lived LLM proxy token (the proxy's side of it).
     #[command(subcommand)]
     ProxyToken(openclaws_gateway::proxy_token::ProxyTokenCommand),
@@ -66,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let log_format = match &cli.command {
         // The support commands print for people: no log lines in their output.
-        Command::Get(_) | Command::Describe(_) | Command::Openapi => None,
+        Command::Get(_) | Command::Describe(_) | Command::Release(_) | Command::Openapi => None,
         _ => Some(cli.log_format.unwrap_or(LogFormat::Json)),
     };
     if let Some(format) = log_format {
@@ -107,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Get(args) => print_or_exit(cli::get(&args).await),
         Command::Describe(args) => print_or_exit(cli::describe(&args).await),
+        Command::Release(command) => print_or_exit(cli::release::run(&command).await),
         Command::ProxyToken(command) => {
             let result = command.run(chrono::Utc::now(), || {
                 let mut text = String::new();

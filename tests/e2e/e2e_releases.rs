@@ -242,6 +242,20 @@ async fn a_release_rolls_the_selected_fleet_canary_first_and_leaves_pinned_insta
             .await,
         4.0
     );
+
+    // `release status` (the newest release, since none runs) prints the same.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_openclaws-controller"))
+        .args(["release", "status", "--api-url", &stack.api_url])
+        .env("OPENCLAWS_API_TOKEN", READER)
+        .output()
+        .await
+        .unwrap();
+    let page = String::from_utf8_lossy(&output.stdout);
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{page} {errors}");
+    for expected in ["openclaw-2026.9.6", "Completed", "canary", "wave 1", NEW_IMAGE] {
+        assert!(page.contains(expected), "{expected} missing from:\n{page}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,8 +81,7 @@ impl ReleaseTelemetry for Metrics {
                 .get_or_create(&ReleasePhaseLabels { phase: p.as_str() })
                 .set(i64::from(on));
         }
-        m.wave
-            .set(progress.map_or(0, |r| i64::from(r.wave)));
+        m.wave.set(progress.map_or(0, |r| i64::from(r.wave)));
         for s in MemberState::ALL {
             let n = progress
                 .and_then(|r| r.members.iter().find(|(state, _)| *state == s))
