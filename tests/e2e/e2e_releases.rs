@@ -253,9 +253,59 @@ async fn a_release_rolls_the_selected_fleet_canary_first_and_leaves_pinned_insta
     let page = String::from_utf8_lossy(&output.stdout);
     let errors = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{page} {errors}");
-    for expected in ["openclaw-2026.9.6", "Completed", "canary", "wave 1", NEW_IMAGE] {
+    for expected in [
+        "openclaw-2026.9.6",
+        "Completed",
+        "canary",
+        "wave 1",
+        NEW_IMAGE,
+    ] {
         assert!(page.contains(expected), "{expected} missing from:\n{page}");
     }
+
+    // The support console shows the release and its waves.
+    let cookie = console_session(&stack).await;
+    let list = console_page(&stack, "/support/releases", &cookie).await;
+    assert!(
+        list.contains("openclaw-2026.9.6") && list.contains("4 / 4"),
+        "{list}"
+    );
+    let detail = console_page(&stack, "/support/releases/openclaw-2026.9.6", &cookie).await;
+    for expected in ["Completed", "canary", "wave 2", "release-events"] {
+        assert!(
+            detail.contains(expected),
+            "{expected} missing from the console page"
+        );
+    }
+}
+
+/// Signs in to the support console with the reader token; the session cookie.
+async fn console_session(stack: &Stack) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = client
+        .post(format!("{}/support/login", stack.api_url))
+        .form(&[("token", READER)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let set = resp.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+async fn console_page(stack: &Stack, path: &str, cookie: &str) -> String {
+    let resp = stack
+        .http
+        .get(format!("{}{path}", stack.api_url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    resp.text().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
