@@ -403,6 +403,20 @@ async fn pause_resume_abort_and_a_restart_mid_release() {
         "a finished release takes no requests"
     );
 
+    // A fleet-wide release's image is what new instances run unless they pin one.
+    create(&stack, "ops-new", json!({}), None).await;
+    let (_, fresh) = stack.get("ops-new").await;
+    assert_eq!(fresh["spec"]["image"], NEW_IMAGE, "{fresh}");
+    create(
+        &stack,
+        "ops-pin",
+        json!({}),
+        Some("ghcr.io/openclaw/openclaw:main"),
+    )
+    .await;
+    let (_, pinned) = stack.get("ops-pin").await;
+    assert_eq!(pinned["spec"]["image"], "ghcr.io/openclaw/openclaw:main");
+
     // Abort with rollback: every updated instance goes back.
     let (code, _) = post(
         &stack,
