@@ -6,6 +6,7 @@
 //! it where it was.
 
 use openclaws_testkit::db::eventually;
+use openclaws_testkit::releases::{members, post, release, wait_phase};
 use openclaws_testkit::stack::{Stack, StackOptions, READER, WRITER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -44,67 +45,6 @@ async fn create(stack: &Stack, name: &str, labels: Value, image: Option<&str>) {
         "{}",
         resp.text().await.unwrap()
     );
-}
-
-async fn post(stack: &Stack, path: &str, body: Value) -> (StatusCode, Value) {
-    let resp = stack
-        .http
-        .post(format!("{}{path}", stack.api_url))
-        .bearer_auth(WRITER)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let code = resp.status();
-    (code, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn release(stack: &Stack, name: &str) -> Value {
-    let resp = stack
-        .http
-        .get(format!("{}/v1/releases/{name}", stack.api_url))
-        .bearer_auth(READER)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    resp.json().await.unwrap()
-}
-
-async fn members(stack: &Stack, name: &str) -> Vec<Value> {
-    let resp = stack
-        .http
-        .get(format!("{}/v1/releases/{name}/members", stack.api_url))
-        .bearer_auth(READER)
-        .send()
-        .await
-        .unwrap();
-    let body: Value = resp.json().await.unwrap();
-    body["items"].as_array().cloned().unwrap_or_default()
-}
-
-/// Polls the release until its phase is `phase`, recording the most members seen down at once.
-async fn wait_phase(stack: &Stack, name: &str, phase: &str, timeout: Duration) -> (Value, usize) {
-    let most_down = std::cell::Cell::new(0usize);
-    let body = eventually(
-        timeout,
-        &format!("release {name} to be {phase}"),
-        || async {
-            let down = members(stack, name)
-                .await
-                .iter()
-                .filter(|m| {
-                    ["Updating", "Failed", "RollingBack", "RollbackFailed"]
-                        .contains(&m["state"].as_str().unwrap_or(""))
-                })
-                .count();
-            most_down.set(most_down.get().max(down));
-            let body = release(stack, name).await;
-            (body["status"]["phase"] == phase).then_some(body)
-        },
-    )
-    .await;
-    (body, most_down.get())
 }
 
 fn state_of<'a>(members: &'a [Value], instance: &str) -> &'a str {
