@@ -36,6 +36,7 @@ pub mod extract;
 pub mod faults;
 pub mod hooks;
 pub mod ids;
+pub mod images;
 pub mod ips;
 pub mod leases;
 pub mod machine_faults;
@@ -515,6 +516,7 @@ impl Simulator {
             .merge(dns::control_router(self.clone()))
             .merge(orphans::router(self.clone()))
             .merge(process::router(self.clone()))
+            .merge(images::router(self.clone()))
             .fallback(not_found)
             .layer(axum::middleware::from_fn(stats::request_id))
     }
