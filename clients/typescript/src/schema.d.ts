@@ -29,10 +29,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Prometheus metrics in the text exposition format. The instance counts by phase and
-         *     condition come from PostgreSQL (two `GROUP BY` queries, at most once per few seconds
-         *     however often this is scraped); when the database does not answer in time the previous
-         *     counts are served.
+         * Prometheus metrics in the text exposition format. The instance counts by phase, condition
+         *     and OpenClaw version come from PostgreSQL (three `GROUP BY` queries, at most once per few
+         *     seconds however often this is scraped); when the database does not answer in time the
+         *     previous counts are served.
          */
         get: operations["metrics"];
         put?: never;
