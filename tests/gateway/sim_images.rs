@@ -10,6 +10,7 @@ use openclaws_gateway::config::to_file_text;
 use openclaws_testkit::openclaw::{
     gateway_slot, install_openclaw, install_openclaw_version, PREVIOUS_OPENCLAW_VERSION,
 };
+use openclaws_testkit::process::alive;
 use openclaws_testkit::sim::TestSim;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -150,6 +151,26 @@ impl ProcessSim {
     }
 }
 
+impl ProcessSim {
+    /// Destroys the machine and waits until its process group is gone, so its gateway does not
+    /// outlive the test (the other tests of this binary count on the memory).
+    async fn destroy(&self, app: &str, id: &str) {
+        let pid = self.process(id).await.and_then(|p| p["pid"].as_u64());
+        let path = format!("/v1/apps/{app}/machines/{id}?force=true");
+        let destroyed = self.sim.delete(&path).await;
+        assert!(destroyed.status.is_success(), "{:?}", destroyed.body);
+        eventually(
+            "the machine's process ends",
+            Duration::from_secs(30),
+            || async {
+                let gone = pid.is_none_or(|p| !alive(p as u32));
+                (gone && self.process(id).await.is_none()).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
 impl Drop for ProcessSim {
     fn drop(&mut self) {
         self.stop.cancel();
@@ -264,6 +285,7 @@ async fn a_version_tag_runs_that_version_and_an_update_keeps_the_volume() {
     );
     assert_eq!(after["discovery"], before["discovery"]);
     assert_eq!(after["update"], json!({"checkOnStart": false}));
+    host.destroy(app, &id).await;
     let _ = std::fs::remove_dir_all(&host.root);
 }
 
@@ -291,6 +313,7 @@ async fn the_openclaw_images_cmd_runs_when_the_config_has_no_command() {
     host.reports_version(&id, CURRENT).await;
     let process = host.process(&id).await.expect("a running process");
     assert_eq!(process["workdir"], process["openclaw_dir"], "{process}");
+    host.destroy(app, &id).await;
     let _ = std::fs::remove_dir_all(&host.root);
 }
 
