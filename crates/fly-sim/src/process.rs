@@ -33,7 +33,8 @@
 //! directory (not for `files`); else, when its first component exists in the machine's root
 //! (`<root>/machines/<id>/rootfs`, where non-volume files land) → there; else left as is.
 //!
-//! Environment of a process: `PATH` (the pinned Node's directory first, then the simulator's),
+//! Environment of a process (Node and gateway are those of the install the image runs):
+//! `PATH` (the pinned Node's directory first, then the simulator's),
 //! `HOME` (per machine), `FLY_APP_NAME`, `FLY_MACHINE_ID`, `FLY_REGION`, `FLY_PRIVATE_IP`, the
 //! machine's `env` (mapped), the app's secrets (unless booted with `skip_secrets`), and the boot
 //! step's contract: `OPENCLAWS_GATEWAY_ENTRY` (the installed gateway), `OPENCLAWS_GATEWAY_PORT`
