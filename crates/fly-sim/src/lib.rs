@@ -120,8 +120,9 @@ pub struct SimArgs {
     /// system temp dir).
     #[arg(long, env = "FLY_SIM_PROCESS_ROOT")]
     pub process_root: Option<std::path::PathBuf>,
-    /// Process mode: the installed `openclaw` wrapper (`scripts/install-openclaw.sh`; default:
-    /// the installer's cache path).
+    /// Process mode: the default install's `openclaw` wrapper (`scripts/install-openclaw.sh`;
+    /// default: the installer's cache path); an image tagged with a version runs that
+    /// version's install from the same cache instead.
     #[arg(long, env = "OPENCLAWS_OPENCLAW_BIN")]
     pub openclaw_bin: Option<std::path::PathBuf>,
     /// Serve a Fly-like reverse proxy on this address (routes by `Host` to started machines'
