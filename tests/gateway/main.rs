@@ -14,6 +14,7 @@
 
 mod e2e_gateway;
 mod gateway_real;
+mod release_real;
 mod sim_images;
 mod sim_process;
 mod support_console;
