@@ -98,6 +98,31 @@ fn created_age(r: &Value, now: DateTime<Utc>) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
+/// The selector as shown: `<every instance>` when the release names none and no instances.
+fn selector(release: &Value) -> String {
+    match (
+        text(release, "/spec/selector"),
+        release["spec"]["instances"].as_array(),
+    ) {
+        (Some(selector), _) => selector.to_owned(),
+        (None, Some(named)) if !named.is_empty() => "<none: only the named instances>".to_owned(),
+        (None, _) => "<every instance>".to_owned(),
+    }
+}
+
+/// The instances a release names, or `<none>`.
+fn named(release: &Value) -> String {
+    let names: Vec<&str> = release["spec"]["instances"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if names.is_empty() {
+        "<none>".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
 /// `release status`: the header, the waves, the failed members and the newest events.
 pub fn render_status(release: &Value, failed: &[Value], now: DateTime<Utc>) -> String {
     let field = |p: &str| text(release, p).unwrap_or("-").to_owned();
@@ -107,7 +132,8 @@ pub fn render_status(release: &Value, failed: &[Value], now: DateTime<Utc>) -> S
         ("Name:", field("/metadata/name")),
         ("Image:", field("/spec/image")),
         ("OpenClaw version:", field("/spec/openclawVersion")),
-        ("Selector:", text(release, "/spec/selector").unwrap_or("<every instance>").to_owned()),
+        ("Selector:", selector(release)),
+        ("Instances:", named(release)),
         ("Phase:", field("/status/phase")),
         ("Message:", field("/status/message")),
         ("Wave:", release["status"]["wave"].to_string()),

@@ -178,7 +178,7 @@ pub struct AbortRequest {
     pub on_abort: Option<OnHalt>,
 }
 
-/// Create a release (writer role). It starts within a second if no other release runs;
+/// Create a release (writer role). It starts within five seconds if no other release runs;
 /// otherwise 409 (one release at a time, so no instance is claimed twice).
 #[utoipa::path(post, path = "/v1/releases", tag = "releases",
     request_body(content = ReleaseWrite, content_type = "application/json"),

@@ -44,16 +44,21 @@ pub struct ReleaseProgress<'a> {
     pub members: &'a [(MemberState, i64)],
 }
 
-/// How often the worker steps the running release.
+/// How often the worker looks.
 #[derive(Debug, Clone)]
 pub struct ReleaseConfig {
+    /// Between two steps of a running release.
     pub poll: Duration,
+    /// Between two looks for a new release while none runs (one query each, so an idle
+    /// controller stays nearly silent).
+    pub idle_poll: Duration,
 }
 
 impl Default for ReleaseConfig {
     fn default() -> Self {
         Self {
             poll: Duration::from_secs(1),
+            idle_poll: Duration::from_secs(5),
         }
     }
 }
@@ -77,21 +82,30 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     while !shutdown.is_cancelled() {
-        if let Err(e) = step_running(&pool, telemetry.as_ref()).await {
-            tracing::warn!(error = %e, "release step failed; retrying");
-        }
+        let pause = match step_running(&pool, telemetry.as_ref()).await {
+            Ok(true) => config.poll,
+            Ok(false) => config.idle_poll,
+            Err(e) => {
+                tracing::warn!(error = %e, "release step failed; retrying");
+                config.poll
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(config.poll) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
 }
 
-/// Steps the running release once, if there is one and no other replica is stepping it.
-pub async fn step_running(pool: &Db, telemetry: &dyn ReleaseTelemetry) -> Result<(), ReleaseError> {
+/// Steps the running release once, if there is one and no other replica is stepping it;
+/// whether one runs.
+pub async fn step_running(
+    pool: &Db,
+    telemetry: &dyn ReleaseTelemetry,
+) -> Result<bool, ReleaseError> {
     let Some(running) = store::running(pool).await? else {
         telemetry.release_progress(None);
-        return Ok(());
+        return Ok(false);
     };
     let mut tx = pool.begin().await?;
     if let Some(row) = store::lock(&mut tx, running.uid).await? {
@@ -107,7 +121,7 @@ pub async fn step_running(pool: &Db, telemetry: &dyn ReleaseTelemetry) -> Result
     // Every replica reports the running release, whoever stepped it.
     let counts = store::counts(pool, running.uid).await?;
     report(pool, telemetry, &running.name, &counts).await;
-    Ok(())
+    Ok(true)
 }
 
 async fn report(
