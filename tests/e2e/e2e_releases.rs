@@ -79,6 +79,23 @@ async fn a_release_rolls_the_selected_fleet_canary_first_and_leaves_pinned_insta
     ] {
         stack.wait_ready(name, CONVERGE).await;
     }
+    // One customer stopped their gateway; support holds another (spec.paused).
+    create(&stack, "rel-stopped", json!({"tier": "free"}), None).await;
+    let (code, _) = stack
+        .patch("rel-stopped", json!({"spec": {"runState": "stopped"}}))
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    stack
+        .wait_for("rel-stopped", "stopped", CONVERGE, |b| {
+            b["status"]["phase"] == "Stopped"
+        })
+        .await;
+    create(&stack, "rel-held", json!({"tier": "free"}), None).await;
+    stack.wait_ready("rel-held", CONVERGE).await;
+    let (code, _) = stack
+        .patch("rel-held", json!({"spec": {"paused": true}}))
+        .await;
+    assert_eq!(code, StatusCode::OK);
 
     let (code, created) = post(
         &stack,
@@ -111,13 +128,17 @@ async fn a_release_rolls_the_selected_fleet_canary_first_and_leaves_pinned_insta
         "{most_down} members down at once with maxUnavailable 2"
     );
     assert_eq!(
-        done["status"]["members"], 4,
+        done["status"]["members"], 6,
         "the pinned and the paid instance are not members: {done}"
     );
     let waves = done["status"]["waves"].as_array().unwrap();
     assert_eq!(waves[0]["name"], "canary");
     assert_eq!(waves[0]["size"], 1);
-    assert!(waves.iter().all(|w| w["healthy"] == w["size"]), "{done}");
+    let settled = |w: &Value| w["healthy"].as_u64().unwrap() + w["skipped"].as_u64().unwrap();
+    assert!(
+        waves.iter().all(|w| json!(settled(w)) == w["size"]),
+        "{done}"
+    );
 
     let listed = members(&stack, "openclaw-2026.9.6").await;
     assert_eq!(listed[0]["instanceName"], "rel-a");
@@ -125,7 +146,11 @@ async fn a_release_rolls_the_selected_fleet_canary_first_and_leaves_pinned_insta
     let canary_done = listed[0]["finishedAt"].as_str().unwrap().to_owned();
     for m in &listed[1..] {
         assert!(
-            m["startedAt"].as_str().unwrap() >= canary_done.as_str(),
+            m["startedAt"]
+                .as_str()
+                .or(m["finishedAt"].as_str())
+                .unwrap()
+                >= canary_done.as_str(),
             "waves after the canary: {m}"
         );
     }
@@ -155,6 +180,27 @@ async fn a_release_rolls_the_selected_fleet_canary_first_and_leaves_pinned_insta
         assert_eq!(write["actor"], "release/openclaw-2026.9.6");
         assert_eq!(write["changedFields"], json!(["/spec/image"]));
     }
+    let listed = members(&stack, "openclaw-2026.9.6").await;
+    let state = |name: &str| {
+        let m = listed.iter().find(|m| m["instanceName"] == name).unwrap();
+        m["state"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(
+        state("rel-held"),
+        "Skipped",
+        "a paused instance is left alone"
+    );
+    assert_eq!(
+        state("rel-stopped"),
+        "Healthy",
+        "a stopped instance passes stopped"
+    );
+    let (_, stopped) = stack.get("rel-stopped").await;
+    assert_eq!(stopped["status"]["fly"]["image"], NEW_IMAGE);
+    assert_eq!(
+        stopped["status"]["phase"], "Stopped",
+        "still stopped, as its customer asked"
+    );
     for name in ["rel-pinned", "rel-other"] {
         let (_, body) = stack.get(name).await;
         assert_eq!(
@@ -180,7 +226,7 @@ async fn a_release_rolls_the_selected_fleet_canary_first_and_leaves_pinned_insta
                 "state=\"Healthy\""
             )
             .await,
-        4.0
+        5.0
     );
 
     // `release status` (the newest release, since none runs) prints the same.
@@ -207,7 +253,7 @@ async fn a_release_rolls_the_selected_fleet_canary_first_and_leaves_pinned_insta
     let cookie = console_session(&stack).await;
     let list = console_page(&stack, "/support/releases", &cookie).await;
     assert!(
-        list.contains("openclaw-2026.9.6") && list.contains("4 / 4"),
+        list.contains("openclaw-2026.9.6") && list.contains("5 / 6"),
         "{list}"
     );
     let detail = console_page(&stack, "/support/releases/openclaw-2026.9.6", &cookie).await;

@@ -280,8 +280,10 @@ pub fn view(record: &InstanceRecord) -> InstanceView {
         serde_json::from_value(record.status.0.clone()).unwrap_or_default();
     let ready = status
         .condition(ConditionType::Ready)
-        .is_some_and(|c| c.status == ConditionStatus::True);
+        .is_some_and(|c| c.status == ConditionStatus::True)
+        || status.phase == Phase::Stopped;
     InstanceView {
+        paused: record.spec.0["paused"].as_bool().unwrap_or(false),
         spec_image: record.spec.0["image"]
             .as_str()
             .unwrap_or_default()

@@ -58,8 +58,10 @@ pub struct InstanceView {
     pub spec_image: String,
     pub generation: i64,
     pub observed_generation: i64,
-    /// `Ready` is `True`.
+    /// `Ready` is `True`, or the instance is converged and stopped as its spec asks.
     pub ready: bool,
+    /// `spec.paused`: support holds the instance; a release leaves it alone.
+    pub paused: bool,
     /// The image Fly reports the machine runs.
     pub running_image: Option<String>,
     /// Why the instance is failing (crash loop, `Failed` phase), if it is.
@@ -217,6 +219,11 @@ fn judge_in_flight(
             set(states, step, settle(i, MemberState::Skipped, why));
             continue;
         }
+        if view.paused {
+            let why = "support paused it (spec.paused) while the release waited for it";
+            set(states, step, settle(i, MemberState::Skipped, why));
+            continue;
+        }
         let generation = m.generation.unwrap_or(view.generation);
         match judge(view, image, generation) {
             Health::Healthy => set(states, step, settle(i, ok, format!("healthy on {image}"))),
@@ -329,6 +336,10 @@ fn start_members(
             ),
             Seen::Found(view) if view.spec_image == rollout.image => {
                 let why = "it already had the release's image";
+                set(states, step, settle(i, MemberState::Skipped, why));
+            }
+            Seen::Found(view) if view.paused => {
+                let why = "support paused it (spec.paused); left alone";
                 set(states, step, settle(i, MemberState::Skipped, why));
             }
             Seen::Found(view) => set(

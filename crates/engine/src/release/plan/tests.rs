@@ -30,6 +30,7 @@ struct Instance {
     ready_at_step: Option<u32>,
     crashing: bool,
     deleted: bool,
+    paused: bool,
 }
 
 impl Instance {
@@ -42,6 +43,7 @@ impl Instance {
             generation: self.generation,
             observed_generation: self.observed_generation,
             ready: self.ready_at_step.is_some_and(|s| step >= s) && !self.crashing,
+            paused: self.paused,
             running_image: Some(self.running_image.clone()),
             failing: self
                 .crashing
@@ -111,6 +113,7 @@ impl Sim {
                 ready_at_step: Some(0),
                 crashing: false,
                 deleted: false,
+                paused: false,
             })
             .collect();
         Sim {
@@ -469,21 +472,28 @@ fn an_abort_with_rollback_restores_every_updated_member() {
 }
 
 #[test]
-fn deleted_and_already_updated_instances_are_skipped() {
+fn deleted_paused_and_already_updated_instances_are_skipped() {
     let strategy = ReleaseStrategy {
         canary: 0,
         waves: vec![100],
         max_unavailable: 3,
         ..ReleaseStrategy::default()
     };
-    let mut sim = Sim::new(strategy, vec![Outcome::Healthy(0); 3]);
+    let mut sim = Sim::new(strategy, vec![Outcome::Healthy(0); 4]);
     sim.fleet[0].deleted = true;
     sim.fleet[1].spec_image = NEW.to_owned();
+    sim.fleet[3].paused = true;
     sim.run(1000);
     assert_eq!(sim.phase, ReleasePhase::Completed);
     assert_eq!(sim.members[0].state, MemberState::Skipped);
     assert_eq!(sim.members[1].state, MemberState::Skipped);
     assert_eq!(sim.members[2].state, MemberState::Healthy);
+    assert_eq!(
+        sim.members[3].state,
+        MemberState::Skipped,
+        "a paused instance is left alone"
+    );
+    assert_eq!(sim.fleet[3].generation, 1);
 }
 
 #[test]
@@ -493,6 +503,7 @@ fn the_health_gate_waits_for_the_written_generation() {
         generation: 5,
         observed_generation: 4,
         ready: true,
+        paused: false,
         running_image: Some(NEW.into()),
         failing: None,
     };
