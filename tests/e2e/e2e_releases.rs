@@ -451,6 +451,18 @@ async fn bad_release_requests_get_clear_errors() {
             "spec.image",
         ),
         (
+            json!({"metadata": {"name": "ok-name"}, "spec": {"image": "nul\u{0}byte"}}),
+            "spec.image",
+        ),
+        (
+            json!({"metadata": {"name": "ok-name"}, "spec": {"image": "a//b:c"}}),
+            "spec.image",
+        ),
+        (
+            json!({"metadata": {"name": "ok-name"}, "spec": {"image": NEW_IMAGE, "openclawVersion": "9\u{0}"}}),
+            "spec.openclawVersion",
+        ),
+        (
             json!({"metadata": {"name": "ok-name"}, "spec": {"image": NEW_IMAGE, "strategy": {"waves": [60, 50]}}}),
             "spec.strategy.waves",
         ),

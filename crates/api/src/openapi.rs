@@ -246,6 +246,11 @@ fn tighten_schemas(schemas: &mut serde_json::Map<String, Value>) {
         set(spec, "/properties/image/pattern", json!(IMAGE_PATTERN));
     }
     set(
+        "ReleaseSpec",
+        "/properties/image/pattern",
+        json!(IMAGE_PATTERN),
+    );
+    set(
         "GuestSpec",
         "/properties/cpus/enum",
         json!([1, 2, 4, 8, 16]),

@@ -562,6 +562,11 @@ fn parse(body: Value) -> Result<ReleaseWrite, ApiError> {
     for (path, message) in release::validate(&write.spec) {
         errors.push(FieldError::new(format!("spec.{path}"), &message));
     }
+    if !errors.iter().any(|e| e.path == "spec.image") {
+        if let Err(why) = super::validate::check_image(&write.spec.image) {
+            errors.push(FieldError::new("spec.image", why));
+        }
+    }
     if let Some(selector) = &write.spec.selector {
         if let Err(e) = LabelSelector::parse(selector) {
             errors.push(FieldError::new("spec.selector", e.to_string()));

@@ -417,7 +417,7 @@ fn check_approvals(spec: &Value, out: &mut Vec<FieldError>) {
 }
 
 /// A sane image reference: no whitespace, at most 255 characters, `name[:tag][@sha256:<64 hex>]`.
-fn check_image(image: &str) -> Result<(), String> {
+pub fn check_image(image: &str) -> Result<(), String> {
     if image.is_empty() || image.len() > 255 {
         return Err("must be 1-255 characters".to_owned());
     }

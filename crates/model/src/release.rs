@@ -34,7 +34,7 @@ pub struct ReleaseSpec {
     /// The OpenClaw version the image carries, for people and the fleet's version table
     /// (defaults to the image's tag when that is a version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 64)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._+-]+$")]
     pub openclaw_version: Option<String>,
     /// Instances whose labels match (Kubernetes syntax). Absent: every instance, unless
     /// `instances` is given, in which case only those. Instances that pin their own
@@ -354,16 +354,17 @@ pub fn validate(spec: &ReleaseSpec) -> Vec<(String, String)> {
     let mut bad = |path: &str, message: &str| errors.push((path.to_owned(), message.to_owned()));
     if spec.image.is_empty()
         || spec.image.len() > 255
-        || spec.image.chars().any(char::is_whitespace)
+        || spec
+            .image
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
     {
         bad("image", "must be 1-255 characters without whitespace");
     }
     if let Some(v) = &spec.openclaw_version {
-        if v.is_empty() || v.len() > 64 || v.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            bad(
-                "openclawVersion",
-                "must be 1-64 characters without whitespace",
-            );
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"._+-".contains(&b);
+        if v.is_empty() || v.len() > 64 || !v.bytes().all(allowed) {
+            bad("openclawVersion", "must be 1-64 characters [A-Za-z0-9._+-]");
         }
     }
     if spec.instances.len() > MAX_EXPLICIT_INSTANCES {
