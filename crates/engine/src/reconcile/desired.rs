@@ -14,6 +14,7 @@ use openclaws_gateway::bundle::{
 use openclaws_gateway::config::{OwnedConfig, Placement};
 use openclaws_model::{InstanceSpec, RunState};
 
+use super::adopt::AdoptionState;
 use super::secrets::{DesiredSecrets, META_SECRETS};
 
 /// Name of the gateway machine in every app.
@@ -133,6 +134,9 @@ pub struct Desired {
     /// Whether model calls go through the LLM proxy with a minted token (no Anthropic credential
     /// of the customer's, and a proxy configured).
     pub proxy_token: bool,
+    /// The instance adopted an app the web app built (`docs/adoption.md`): its ownership mark
+    /// is this record, not the app's network.
+    pub adoption: Option<AdoptionState>,
 }
 
 /// The app's network name for an instance uid (our mark on the app).
@@ -206,6 +210,7 @@ impl Desired {
             gateway,
             pairing: spec.pairing.clone(),
             proxy_token,
+            adoption: None,
         }
     }
 
