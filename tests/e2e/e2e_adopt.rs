@@ -238,3 +238,162 @@ async fn an_app_not_in_the_web_apps_layout_is_refused_and_untouched() {
     assert_eq!(stack.fly_volumes(&old.app).await.len(), 1);
     assert_eq!(legacy::dns_records(&stack, &old.hostname).await.len(), 1);
 }
+
+/// Output of one run of the built binary.
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// `openclaws-controller import ARGS` against the stack's simulator and API.
+async fn import(stack: &Stack, args: &[&str]) -> Run {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_openclaws-controller"));
+    command
+        .arg("import")
+        .args(args)
+        .env("FLY_API_BASE", &stack.sim_url)
+        .env("FLY_API_TOKEN", &stack.settings.fly.fly_api_token)
+        .env("FLY_ORG", &stack.settings.fly.fly_org)
+        .env("FLY_APP_PREFIX", &stack.settings.fly.fly_app_prefix)
+        .env("OPENCLAWS_BASE_DOMAIN", &stack.settings.base_domain)
+        .env("OPENCLAWS_API_URL", &stack.api_url)
+        .env("OPENCLAWS_API_TOKEN", WRITER)
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("the command finishes")
+        .expect("the binary runs");
+    Run {
+        ok: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A tokens file as the web app's database would export it.
+fn tokens_file(tokens: &Value) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("openclaws-tokens-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&path, tokens.to_string()).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_lists_the_old_fleet_and_adopts_the_selected_apps() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let alpha = legacy::build(&stack, "alpha", "tok-alpha-5b1e", &LegacyOptions::default()).await;
+    let two = LegacyOptions {
+        machines: 2,
+        ..LegacyOptions::default()
+    };
+    legacy::build(&stack, "beta", "tok-beta-77c2", &two).await;
+    legacy::build(&stack, "gamma", "tok-gamma-0d9f", &LegacyOptions::default()).await;
+    stack
+        .put("ours", json!({"customerId": "c", "region": "iad"}))
+        .await;
+    stack.wait_ready("ours", Duration::from_secs(60)).await;
+
+    let listed = import(&stack, &["--dry-run"]).await;
+    println!("{}", listed.stdout);
+    assert!(listed.ok, "{}{}", listed.stdout, listed.stderr);
+    let page = &listed.stdout;
+    assert!(
+        page.contains("4 app(s) named oc-* in organization personal: 2 can be adopted"),
+        "{page}"
+    );
+    assert!(
+        page.contains("ADOPT   oc-alpha as instance alpha (region iad, volume 1 GB)"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("machine {}", alpha.machine_id)),
+        "{page}"
+    );
+    assert!(page.contains("1 restart"), "{page}");
+    assert!(
+        page.contains(&format!("volume {} (openclaw_data", alpha.volume_id)),
+        "{page}"
+    );
+    assert!(
+        page.contains("SKIP    oc-beta: the app has 2 machines"),
+        "{page}"
+    );
+    assert!(
+        page.contains("SKIP    oc-ours: created by the controller"),
+        "{page}"
+    );
+    assert_eq!(
+        stack.get("alpha").await.0,
+        StatusCode::NOT_FOUND,
+        "a dry run writes nothing"
+    );
+
+    let tokens = tokens_file(&json!({
+        "oc-alpha": "tok-alpha-5b1e",
+        "oc-beta": "tok-beta-77c2",
+        "oc-gamma": {"gatewayToken": "tok-gamma-0d9f", "customerId": "cus_gamma"}
+    }));
+    let tokens = tokens.to_str().unwrap();
+    let some = import(
+        &stack,
+        &["--app", "oc-alpha", "--app", "oc-beta", "--tokens", tokens],
+    )
+    .await;
+    assert!(!some.ok, "beta cannot be adopted: {}", some.stdout);
+    assert!(
+        some.stdout.contains("oc-alpha: adopted as instance alpha"),
+        "{}",
+        some.stdout
+    );
+    assert!(
+        some.stdout
+            .contains("oc-beta: not adopted: the app has 2 machines"),
+        "{}",
+        some.stdout
+    );
+    for run in [&listed, &some] {
+        assert!(
+            !run.stdout.contains("tok-") && !run.stderr.contains("tok-"),
+            "a token was printed"
+        );
+    }
+    let ready = stack.wait_ready("alpha", Duration::from_secs(60)).await;
+    assert_eq!(
+        ready["metadata"]["managedFields"][0]["manager"], "import",
+        "{ready}"
+    );
+    assert_eq!(
+        legacy::secret_value(&stack, "oc-alpha", "OPENCLAW_GATEWAY_TOKEN")
+            .await
+            .as_deref(),
+        Some("tok-alpha-5b1e")
+    );
+
+    let rest = import(&stack, &["--all", "--tokens", tokens]).await;
+    assert!(rest.ok, "{}{}", rest.stdout, rest.stderr);
+    assert_eq!(
+        rest.stdout.trim(),
+        "oc-gamma: adopted as instance gamma (follow it with: openclaws-controller describe gamma)"
+    );
+    let gamma = stack.wait_ready("gamma", Duration::from_secs(60)).await;
+    assert_eq!(gamma["spec"]["customerId"], "cus_gamma");
+    std::fs::remove_file(tokens).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_imports_of_one_app_adopt_it_once() {
+    let stack = Stack::start(StackOptions::default()).await;
+    legacy::build(&stack, "delta", "tok-delta-31aa", &LegacyOptions::default()).await;
+    let tokens = tokens_file(&json!({"oc-delta": "tok-delta-31aa"}));
+    let tokens = tokens.to_str().unwrap();
+    let args = ["--app", "oc-delta", "--tokens", tokens];
+    let (a, b) = tokio::join!(import(&stack, &args), import(&stack, &args));
+    let adopted = [&a, &b].iter().filter(|r| r.ok).count();
+    assert_eq!(adopted, 1, "{}\n{}", a.stdout, b.stdout);
+    let refused = if a.ok { &b } else { &a };
+    assert!(refused.stdout.contains("409"), "{}", refused.stdout);
+    stack.wait_ready("delta", Duration::from_secs(60)).await;
+    assert_eq!(stack.fly_machines("oc-delta").await.len(), 1);
+    assert_eq!(stack.fly_volumes("oc-delta").await.len(), 1);
+    std::fs::remove_file(tokens).unwrap();
+}
