@@ -2,13 +2,13 @@
 //! named with the prefix, each judged against the old web app's layout with what adopting it
 //! would change, or why it cannot be adopted. Reads Fly only, with the settings `serve` uses.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use openclaws_engine::reconcile::adopt::{adoption_changes, legacy_layout};
 use openclaws_fly::observer::NoObserver;
 use openclaws_fly::types::{App, Machine, Volume};
 use openclaws_fly::{FlyClient, FlyError};
-use openclaws_model::secret_names::GATEWAY_TOKEN;
 
 use crate::config::FlySettings;
 
@@ -91,8 +91,8 @@ async fn look(fly: &FlyClient, app: &str, slug: &str, hostname: &str) -> Result<
         fly.list_machines(app, &[]),
         fly.list_secrets(app),
     )?;
-    let has_token = secrets.iter().any(|s| s.name == GATEWAY_TOKEN);
-    Ok(judge(slug, &volumes, &machines, has_token, hostname))
+    let names = secrets.into_iter().map(|s| s.name).collect();
+    Ok(judge(slug, &volumes, &machines, &names, hostname))
 }
 
 /// The verdict on an app from what Fly holds for it (pure).
@@ -100,7 +100,7 @@ pub fn judge(
     slug: &str,
     volumes: &[Volume],
     machines: &[Machine],
-    has_token: bool,
+    secrets: &BTreeSet<String>,
     hostname: &str,
 ) -> Verdict {
     if !openclaws_api::validate::valid_name(slug) {
@@ -112,7 +112,7 @@ pub fn judge(
         Ok(layout) => Verdict::Adoptable {
             region: layout.volume.region.clone(),
             volume_size_gb: layout.volume.size_gb,
-            changes: adoption_changes(&layout, has_token, hostname),
+            changes: adoption_changes(&layout, secrets, hostname),
         },
         Err(reason) => Verdict::Refused(reason),
     }
@@ -155,7 +155,13 @@ mod tests {
             region,
             volume_size_gb,
             changes,
-        } = judge("acme", &volumes, &machines, true, "acme.openclaws.biz")
+        } = judge(
+            "acme",
+            &volumes,
+            &machines,
+            &BTreeSet::new(),
+            "acme.openclaws.biz",
+        )
         else {
             panic!("refused");
         };
@@ -169,9 +175,21 @@ mod tests {
     #[test]
     fn a_slug_that_is_no_instance_name_or_another_layout_is_refused() {
         let (volumes, machines) = legacy();
-        let v = judge("a", &volumes, &machines, true, "a.openclaws.biz");
+        let v = judge(
+            "a",
+            &volumes,
+            &machines,
+            &BTreeSet::new(),
+            "a.openclaws.biz",
+        );
         assert!(matches!(v, Verdict::Refused(r) if r.contains("not an instance name")));
-        let v = judge("acme", &[], &machines, true, "acme.openclaws.biz");
+        let v = judge(
+            "acme",
+            &[],
+            &machines,
+            &BTreeSet::new(),
+            "acme.openclaws.biz",
+        );
         assert!(matches!(v, Verdict::Refused(r) if r.contains("not in the app")));
     }
 }

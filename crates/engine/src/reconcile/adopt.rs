@@ -2,9 +2,13 @@
 //! taken over, and what taking it over changes. Pure: the reconcile checks an observed app with
 //! it, and `openclaws-controller import --dry-run` lists the fleet with it.
 
+use std::collections::BTreeSet;
+
 use openclaws_fly::types::{Machine, Volume};
+use openclaws_model::secret_names::GATEWAY_TOKEN;
 
 use super::desired::{DATA_PATH, META_INSTANCE_UID};
+use super::secrets::MANAGED;
 
 /// Name of the data volume in apps the web app built (ours are named `data`).
 pub const LEGACY_VOLUME_NAME: &str = "openclaw_data";
@@ -112,20 +116,20 @@ fn one_machine(machines: &[Machine]) -> Result<&Machine, String> {
 }
 
 /// What adopting an app with `layout` changes and keeps, one line each, for the import listing.
-/// `has_token_secret`: the app holds `OPENCLAW_GATEWAY_TOKEN`.
+/// `secrets`: the names of the app's secrets (Fly never shows their values).
 pub fn adoption_changes(
     layout: &LegacyLayout<'_>,
-    has_token_secret: bool,
+    secrets: &BTreeSet<String>,
     hostname: &str,
 ) -> Vec<String> {
     let m = layout.machine;
     let v = layout.volume;
     let image = m.config.as_ref().map_or("?", |c| c.image.as_str());
-    let token = match has_token_secret {
+    let token = match secrets.contains(GATEWAY_TOKEN) {
         true => "secret OPENCLAW_GATEWAY_TOKEN kept (set again to the same value from --tokens)",
         false => "secret OPENCLAW_GATEWAY_TOKEN missing at Fly: set from --tokens",
     };
-    vec![
+    let mut lines = vec![
         format!(
             "machine {} ({}, {image}): config replaced by the controller's (boot bundle, \
              ownership metadata) in one update: 1 restart",
@@ -133,12 +137,21 @@ pub fn adoption_changes(
         ),
         format!("machine metadata {META_INSTANCE_UID} added"),
         token.to_owned(),
-        format!(
-            "volume {} ({LEGACY_VOLUME_NAME}, {} GB, {}) kept with every file",
-            v.id, v.size_gb, v.region
-        ),
-        format!("DNS record and certificate of {hostname} kept"),
-    ]
+    ];
+    lines.extend(
+        MANAGED
+            .iter()
+            .filter(|name| **name != GATEWAY_TOKEN && secrets.contains(**name))
+            .map(|name| {
+                format!("secret {name} unset (the controller manages it; the import sets no provider keys)")
+            }),
+    );
+    lines.push(format!(
+        "volume {} ({LEGACY_VOLUME_NAME}, {} GB, {}) kept with every file",
+        v.id, v.size_gb, v.region
+    ));
+    lines.push(format!("DNS record and certificate of {hostname} kept"));
+    lines
 }
 
 #[cfg(test)]
@@ -241,12 +254,19 @@ mod tests {
         let volumes = [volume("vol_1", LEGACY_VOLUME_NAME)];
         let machines = [machine("m1", Some(("vol_1", "/data")))];
         let layout = legacy_layout(&volumes, &machines, None).unwrap();
-        let lines = adoption_changes(&layout, true, "acme.openclaws.biz").join("\n");
+        let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect();
+        let with_token = names(&["OPENCLAW_GATEWAY_TOKEN", "SOMETHING_ELSE"]);
+        let lines = adoption_changes(&layout, &with_token, "acme.openclaws.biz").join("\n");
         assert!(lines.contains("1 restart"), "{lines}");
         assert!(lines.contains("volume vol_1"), "{lines}");
         assert!(lines.contains("OPENCLAW_GATEWAY_TOKEN kept"), "{lines}");
         assert!(lines.contains("acme.openclaws.biz kept"), "{lines}");
-        let missing = adoption_changes(&layout, false, "acme.openclaws.biz").join("\n");
+        assert!(!lines.contains("unset"), "{lines}");
+        let missing = adoption_changes(&layout, &names(&["ANTHROPIC_API_KEY"]), "a.b").join("\n");
         assert!(missing.contains("missing at Fly"), "{missing}");
+        assert!(
+            missing.contains("secret ANTHROPIC_API_KEY unset"),
+            "{missing}"
+        );
     }
 }
