@@ -171,8 +171,9 @@ fn parse_tokens(value: &Value) -> Result<BTreeMap<String, Exported>, String> {
                 customer_id: None,
             },
             Value::Object(o) => Exported {
-                token: o["gatewayToken"]
-                    .as_str()
+                token: o
+                    .get("gatewayToken")
+                    .and_then(Value::as_str)
                     .ok_or_else(|| app.clone())?
                     .to_owned(),
                 customer_id: o
