@@ -48,6 +48,10 @@ enum Command {
     /// Take over the apps the old web app built (docs/adoption.md): `--dry-run` lists them with
     /// what adopting each would change; otherwise adopts `--app …` or `--all` through the API.
     Import(Box<cli::import::ImportArgs>),
+    /// Releases of a new OpenClaw image across the fleet: `release status [NAME]` (waves,
+    /// failed members, events) and `release list` (through the API).
+    #[command(subcommand)]
+    Release(cli::release::ReleaseCommand),
     /// Mint or verify the short-lived LLM proxy token (the proxy's side of it).
     #[command(subcommand)]
     ProxyToken(openclaws_gateway::proxy_token::ProxyTokenCommand),
@@ -70,7 +74,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let log_format = match &cli.command {
         // The support commands print for people: no log lines in their output.
-        Command::Get(_) | Command::Describe(_) | Command::Openapi | Command::Import(_) => None,
+        Command::Get(_)
+        | Command::Describe(_)
+        | Command::Release(_)
+        | Command::Import(_)
+        | Command::Openapi => None,
         _ => Some(cli.log_format.unwrap_or(LogFormat::Json)),
     };
     if let Some(format) = log_format {
@@ -120,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Err(e) => print_or_exit(Err(e)),
         },
+        Command::Release(command) => print_or_exit(cli::release::run(&command).await),
         Command::ProxyToken(command) => {
             let result = command.run(chrono::Utc::now(), || {
                 let mut text = String::new();

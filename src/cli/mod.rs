@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod import;
+pub mod release;
 pub mod render;
 pub mod watch;
 

@@ -507,7 +507,7 @@ fn kv(out: &mut String, indent: usize, label: &str, value: String) {
 }
 
 /// Columns padded to their widest cell, three spaces apart, each line prefixed.
-fn table(headers: &[&str], rows: &[Vec<String>], prefix: &str) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>], prefix: &str) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -570,7 +570,7 @@ fn seconds(s: f64) -> String {
     }
 }
 
-fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+pub(crate) fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str)
 }
 

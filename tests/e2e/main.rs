@@ -23,6 +23,7 @@ mod e2e_machine_faults;
 mod e2e_outage;
 mod e2e_ownership;
 mod e2e_plan;
+mod e2e_releases;
 mod e2e_secrets;
 mod e2e_watch;
 mod pooler;

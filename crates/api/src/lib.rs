@@ -20,6 +20,7 @@ pub mod instances;
 pub mod listen;
 pub mod openapi;
 pub mod plan;
+pub mod releases;
 pub mod support;
 pub mod validate;
 pub mod watch;
@@ -171,6 +172,15 @@ pub fn router_with(state: ApiState, edge: EdgeSettings) -> Router {
             "/v1/instances/{name}/pairing/approvals",
             post(gateway::post_pairing_approval),
         )
+        .route(
+            "/v1/releases",
+            get(releases::list_releases).post(releases::create_release),
+        )
+        .route("/v1/releases/{name}", get(releases::get_release))
+        .route("/v1/releases/{name}/members", get(releases::list_members))
+        .route("/v1/releases/{name}/pause", post(releases::pause_release))
+        .route("/v1/releases/{name}/resume", post(releases::resume_release))
+        .route("/v1/releases/{name}/abort", post(releases::abort_release))
         .route(
             "/v1/webhooks",
             get(webhooks::list_webhooks).post(webhooks::create_webhook),

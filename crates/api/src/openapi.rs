@@ -7,7 +7,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail, FieldError};
-use super::{gateway, health, instances, plan, webhooks};
+use super::{gateway, health, instances, plan, releases, webhooks};
 use openclaws_model::selector::MAX_SELECTOR_CHARS;
 use openclaws_model::Phase;
 use openclaws_model::{
@@ -50,6 +50,13 @@ impl Modify for BearerSecurity {
         plan::get_plan,
         gateway::get_gateway_token,
         gateway::post_pairing_approval,
+        releases::create_release,
+        releases::list_releases,
+        releases::get_release,
+        releases::list_members,
+        releases::pause_release,
+        releases::resume_release,
+        releases::abort_release,
         webhooks::create_webhook,
         webhooks::list_webhooks,
         webhooks::get_webhook,
@@ -84,6 +91,22 @@ impl Modify for BearerSecurity {
         plan::PlannedAction,
         plan::PlannedWait,
         plan::PlannedBlock,
+        releases::ReleaseWrite,
+        releases::ReleaseWriteMeta,
+        releases::Release,
+        releases::ReleaseMeta,
+        releases::ReleaseStatusView,
+        releases::ReleaseEventView,
+        releases::ReleaseList,
+        releases::ReleaseMember,
+        releases::ReleaseMemberList,
+        releases::AbortRequest,
+        openclaws_model::release::ReleaseSpec,
+        openclaws_model::release::Strategy,
+        openclaws_model::release::OnHalt,
+        openclaws_model::release::ReleasePhase,
+        openclaws_model::release::ReleaseStatus,
+        openclaws_model::release::WaveProgress,
         webhooks::WebhookEventType,
         webhooks::WebhookWrite,
         webhooks::Webhook,
@@ -95,6 +118,7 @@ impl Modify for BearerSecurity {
     modifiers(&BearerSecurity),
     tags(
         (name = "instances", description = "OpenClawInstance resources"),
+        (name = "releases", description = "OpenClaw image rollouts across the fleet in waves with health gates (docs/releases.md)"),
         (name = "webhooks", description = "Endpoints that receive instance changes as signed POSTs (docs/webhooks.md)"),
         (name = "operations", description = "Health, readiness, metrics and this document (no token)")
     )
@@ -479,6 +503,10 @@ fn tighten_parameter(path: &str, parameter: &mut Value) {
     let name = parameter["name"].as_str().unwrap_or_default().to_owned();
     let location = parameter["in"].as_str().unwrap_or_default().to_owned();
     let schema = match (location.as_str(), name.as_str()) {
+        ("path", "name") if path.starts_with("/v1/releases") => json!({
+            "type": "string", "minLength": 3, "maxLength": 63,
+            "pattern": "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+        }),
         ("path", "name") => json!({
             "type": "string", "minLength": 3, "maxLength": 40, "pattern": NAME_PATTERN
         }),

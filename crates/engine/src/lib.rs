@@ -9,6 +9,7 @@ pub mod budget;
 pub mod controller;
 pub mod lease;
 pub mod reconcile;
+pub mod release;
 mod telemetry;
 pub mod webhooks;
 

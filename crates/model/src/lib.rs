@@ -11,6 +11,7 @@ pub mod fence;
 pub mod managed;
 pub mod outcomes;
 pub mod redact;
+pub mod release;
 pub mod schema;
 pub mod secret_names;
 pub mod secrets;

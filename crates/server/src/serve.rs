@@ -51,6 +51,7 @@ pub struct Running {
     recovery: tokio::task::JoinHandle<()>,
     pruner: tokio::task::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
+    releases: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -74,6 +75,7 @@ impl Running {
         self.webhooks
             .await
             .expect("webhook delivery task does not panic");
+        self.releases.await.expect("release worker does not panic");
         api.map_err(ServeError::Http)?;
         workers?;
         Ok(())
@@ -159,6 +161,12 @@ pub async fn start(
         settings.webhooks.config(),
         shutdown.clone(),
     ));
+    let releases = tokio::spawn(openclaws_engine::release::run(
+        pool.clone(),
+        metrics.clone(),
+        openclaws_engine::release::ReleaseConfig::default(),
+        shutdown.clone(),
+    ));
     tracing::info!(
         %addr,
         owner = %config.owner,
@@ -182,6 +190,7 @@ pub async fn start(
         recovery,
         pruner,
         webhooks,
+        releases,
     })
 }
 

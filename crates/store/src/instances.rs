@@ -198,7 +198,10 @@ fn containing(key: &str, value: &str) -> Json<Value> {
 
 /// One label requirement as a condition with Kubernetes' semantics: `!=` and `notin` hold for
 /// an absent label. `labels` is never NULL, so `NOT` of a containment is exact.
-fn push_label_requirement(query: &mut QueryBuilder<'_, Postgres>, requirement: &LabelRequirement) {
+pub(crate) fn push_label_requirement(
+    query: &mut QueryBuilder<'_, Postgres>,
+    requirement: &LabelRequirement,
+) {
     let key = requirement.key();
     let any_of = |values: &BTreeSet<String>| -> Vec<Json<Value>> {
         values.iter().map(|v| containing(key, v)).collect()

@@ -9,6 +9,7 @@ pub mod db;
 pub mod events;
 pub mod instances;
 pub mod records;
+pub mod releases;
 pub mod secrets;
 pub mod stats;
 pub mod status;

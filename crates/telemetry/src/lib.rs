@@ -8,6 +8,7 @@
 mod exposition;
 mod feeds;
 pub mod process;
+mod release;
 
 pub use exposition::openmetrics_to_text;
 
@@ -109,6 +110,7 @@ pub struct Metrics {
     fleet: FleetMetrics,
     lifecycle: LifecycleMetrics,
     webhooks: WebhookMetrics,
+    release: release::ReleaseMetrics,
 }
 
 /// Webhook deliveries of this process, and the outbox (counted in PostgreSQL).
@@ -183,7 +185,7 @@ fn lifecycle_buckets() -> impl Iterator<Item = f64> {
 }
 
 /// Registers `metric` under `name` and hands it back.
-fn register<M>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M
+pub(crate) fn register<M>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M
 where
     M: prometheus_client::registry::Metric + Clone,
 {
@@ -430,6 +432,7 @@ impl Metrics {
         let fleet = FleetMetrics::new(&mut registry);
         let lifecycle = LifecycleMetrics::new(&mut registry);
         let webhooks = WebhookMetrics::new(&mut registry);
+        let release = release::ReleaseMetrics::new(&mut registry);
         registry.register(
             "build",
             "Build information",
@@ -446,6 +449,7 @@ impl Metrics {
             fleet,
             lifecycle,
             webhooks,
+            release,
         }
     }
 
