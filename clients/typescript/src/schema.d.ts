@@ -283,6 +283,118 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/releases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List releases, newest first (at most 100). */
+        get: operations["list_releases"];
+        put?: never;
+        /**
+         * Create a release (writer role). It starts within a second if no other release runs;
+         *     otherwise 409 (one release at a time, so no instance is claimed twice).
+         */
+        post: operations["create_release"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/releases/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read a release: its spec, phase, progress per wave and newest events. */
+        get: operations["get_release"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/releases/{name}/abort": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Abort a running release (writer role): nothing new starts, and the updated instances are
+         *     rolled back (`onAbort: Rollback`) or left (`Stop`); default: the release's `onHalt`.
+         */
+        post: operations["abort_release"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/releases/{name}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A page of a release's members in order, optionally only those in one state. */
+        get: operations["list_members"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/releases/{name}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a running release (writer role): nothing new starts; instances being updated are
+         *     still judged.
+         */
+        post: operations["pause_release"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/releases/{name}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a paused release (writer role). */
+        post: operations["resume_release"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhooks": {
         parameters: {
             query?: never;
@@ -364,6 +476,10 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description What an abort does with the instances the release updated. */
+        AbortRequest: {
+            onAbort?: null | components["schemas"]["OnHalt"];
+        };
         /**
          * @description Body of `POST /v1/instances/{name}/adopt`: the app to take over, its gateway token, and the
          *     instance to create (as in a `PUT`).
@@ -885,6 +1001,11 @@ export interface components {
              */
             uid: string;
         };
+        /**
+         * @description What a halted release does with the instances it updated.
+         * @enum {string}
+         */
+        OnHalt: "Rollback" | "Stop";
         /** @description One customer's OpenClaw gateway: desired state (`spec`) and what the controller observed (`status`). */
         OpenClawInstance: {
             /** @description Always `openclaws.biz/v1alpha1`. */
@@ -1086,6 +1207,154 @@ export interface components {
             anthropicOauthToken?: null | components["schemas"]["SecretWrite"];
             openaiApiKey?: null | components["schemas"]["SecretWrite"];
         };
+        /** @description A release: what it rolls out and how far it got. */
+        Release: {
+            /** @description Always `openclaws.biz/v1alpha1`. */
+            apiVersion: string;
+            /** @description Always `OpenClawRelease`. */
+            kind: string;
+            metadata: components["schemas"]["ReleaseMeta"];
+            spec: components["schemas"]["ReleaseSpec"];
+            status: components["schemas"]["ReleaseStatusView"];
+        };
+        /** @description Something that happened to a release. */
+        ReleaseEventView: {
+            actor?: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            message: string;
+            reason: string;
+            /** @description `Normal` or `Warning`. */
+            type: string;
+        };
+        /** @description Releases, newest first. */
+        ReleaseList: {
+            /** @description At most 100, newest first (without events). */
+            items: components["schemas"]["Release"][];
+        };
+        /** @description One instance of a release. */
+        ReleaseMember: {
+            /**
+             * Format: date-time
+             * @description When an instance being updated or rolled back counts as failed.
+             */
+            deadline?: string | null;
+            /** Format: date-time */
+            finishedAt?: string | null;
+            /**
+             * Format: int64
+             * @description The instance generation the release's last image write made.
+             */
+            generation?: number | null;
+            instanceName: string;
+            /** Format: uuid */
+            instanceUid: string;
+            message: string;
+            /**
+             * Format: int32
+             * @description Its place in the release (by name); waves are runs of it.
+             */
+            position: number;
+            /** @description The image it ran before (what a rollback restores). */
+            previousImage: string;
+            /** Format: date-time */
+            startedAt?: string | null;
+            state: string;
+            /**
+             * Format: int32
+             * @description 0 is the canary.
+             */
+            wave: number;
+        };
+        /** @description A page of a release's members. */
+        ReleaseMemberList: {
+            items: components["schemas"]["ReleaseMember"][];
+            /**
+             * Format: int32
+             * @description Pass as `after` for the next page; absent on the last one.
+             */
+            nextAfter?: number | null;
+        };
+        /** @description A release's identity. */
+        ReleaseMeta: {
+            /** Format: date-time */
+            createdAt: string;
+            /** @description Who created it (`writer`, `console:<session>`). */
+            createdBy: string;
+            name: string;
+            /** Format: uuid */
+            uid: string;
+        };
+        /**
+         * @description Where a release is.
+         * @enum {string}
+         */
+        ReleasePhase: "Pending" | "Progressing" | "Paused" | "RollingBack" | "Completed" | "Halted" | "RolledBack" | "Aborted";
+        /** @description What a release rolls out, to whom, and how carefully. */
+        ReleaseSpec: {
+            /**
+             * @description The gateway image to run (`registry/repo:tag` or `...@sha256:<digest>`).
+             * @example ghcr.io/openclaw/openclaw:2026.9.6
+             */
+            image: string;
+            /** @description Instances selected by name; they are updated even when they pin their own image. */
+            instances?: string[];
+            /**
+             * @description The OpenClaw version the image carries, for people and the fleet's version table
+             *     (defaults to the image's tag when that is a version).
+             */
+            openclawVersion?: string | null;
+            /**
+             * @description Instances whose labels match (Kubernetes syntax). Absent: every instance, unless
+             *     `instances` is given, in which case only those. Instances that pin their own
+             *     `spec.image` are left out unless named in `instances`.
+             */
+            selector?: string | null;
+            strategy?: components["schemas"]["Strategy"];
+        };
+        /** @description A release as stored and shown. */
+        ReleaseStatus: {
+            /** Format: date-time */
+            finishedAt?: string | null;
+            /**
+             * Format: int32
+             * @description Members of every wave.
+             */
+            members: number;
+            /** @description Why it is in this phase (a halt's cause, who paused it, …). */
+            message: string;
+            phase: components["schemas"]["ReleasePhase"];
+            /** Format: date-time */
+            startedAt?: string | null;
+            /**
+             * Format: int32
+             * @description The wave being rolled (0 is the canary).
+             */
+            wave: number;
+            /** @description Progress per wave. */
+            waves: components["schemas"]["WaveProgress"][];
+        };
+        /** @description A release's progress, with the operator's requests on it. */
+        ReleaseStatusView: components["schemas"]["ReleaseStatus"] & {
+            abortRequested?: null | components["schemas"]["OnHalt"];
+            /** @description Its newest events, newest first (at most 50). */
+            events: components["schemas"]["ReleaseEventView"][];
+            /** @description An operator asked to pause it (new starts wait; instances being updated are judged). */
+            pauseRequested: boolean;
+        };
+        /** @description A release to create. */
+        ReleaseWrite: {
+            metadata: components["schemas"]["ReleaseWriteMeta"];
+            spec: components["schemas"]["ReleaseSpec"];
+        };
+        /** @description The name of a release to create. */
+        ReleaseWriteMeta: {
+            /**
+             * @description 3-63 characters `[a-z0-9.-]`, starting and ending with a letter or digit, e.g.
+             *     `openclaw-2026.9.6`.
+             */
+            name: string;
+        };
         /**
          * @description Whether the gateway should be running (e.g. `stopped` for unpaid accounts).
          * @enum {string}
@@ -1123,6 +1392,47 @@ export interface components {
          *     `{"set": true, ...}` keeps the stored value, `null` (or omitting it) removes it.
          */
         SecretWrite: string | components["schemas"]["SecretKeep"];
+        /** @description How fast a release goes and when it stops. */
+        Strategy: {
+            /**
+             * Format: int32
+             * @description Instances updated first, on their own, before any wave (0: none).
+             * @default 1
+             */
+            canary?: number;
+            /**
+             * Format: int32
+             * @description Failed instances that halt the release.
+             * @default 1
+             */
+            failureThreshold?: number;
+            /**
+             * Format: int32
+             * @description Seconds an updated instance has to become Ready on the new image with a healthy gateway
+             *     before it counts as failed.
+             * @default 600
+             */
+            healthDeadlineSeconds?: number;
+            /**
+             * Format: int32
+             * @description Most instances down at once because of this release (being updated or rolled back, or
+             *     failed).
+             * @default 1
+             */
+            maxUnavailable?: number;
+            /** @description What a halt does with the instances already updated. */
+            onHalt?: components["schemas"]["OnHalt"];
+            /**
+             * @description Cumulative percentages of the members each wave brings to the new image, strictly
+             *     increasing, ending at 100.
+             * @default [
+             *       25,
+             *       50,
+             *       100
+             *     ]
+             */
+            waves?: number[];
+        };
         /** @description The object of a `BOOKMARK` watch event: the version to resume from. */
         WatchBookmark: {
             apiVersion?: string;
@@ -1152,6 +1462,39 @@ export interface components {
          * @enum {string}
          */
         WatchEventType: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+        /** @description Counts of one wave's members by state. */
+        WaveProgress: {
+            /** Format: int32 */
+            failed: number;
+            /** Format: int32 */
+            healthy: number;
+            /** @description `canary`, `wave 1`, … */
+            name: string;
+            /** Format: int32 */
+            pending: number;
+            /**
+             * Format: int32
+             * @description Being rolled back, rolled back, or failed to roll back.
+             */
+            rolledBack: number;
+            /**
+             * Format: int32
+             * @description Members in this wave.
+             */
+            size: number;
+            /** Format: int32 */
+            skipped: number;
+            /**
+             * Format: int32
+             * @description Being updated now.
+             */
+            updating: number;
+            /**
+             * Format: int32
+             * @description 0 is the canary.
+             */
+            wave: number;
+        };
         /** @description A registered webhook (never its secret), with its outbox counts. */
         Webhook: {
             /**
@@ -2753,6 +3096,792 @@ export interface operations {
             };
             /** @description No such instance */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URL longer than 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid instance name */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed tokens from this client address; the token was not checked */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields or 32 KiB of headers */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_releases: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReleaseList"];
+                };
+            };
+            /** @description Unreadable request (path, query string or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URL longer than 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed tokens from this client address; the token was not checked */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields or 32 KiB of headers */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_release: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReleaseWrite"];
+            };
+        };
+        responses: {
+            /** @description Created; the worker chooses its members and starts it */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Release"];
+                };
+            };
+            /** @description Unreadable request (path, query string or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Read-only token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A release of this name exists, or another release is running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URL longer than 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Content-Type is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid field (each named in `fields`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed tokens from this client address; the token was not checked */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields or 32 KiB of headers */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_release: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Release name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The release */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Release"];
+                };
+            };
+            /** @description Unreadable request (path, query string or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such release */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URL longer than 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid instance name */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed tokens from this client address; the token was not checked */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields or 32 KiB of headers */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    abort_release: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Release name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["AbortRequest"];
+            };
+        };
+        responses: {
+            /** @description Recorded; the next step applies it */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Release"];
+                };
+            };
+            /** @description Unreadable request (path, query string or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Read-only token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such release */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The release has finished */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URL longer than 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A body whose Content-Type is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed tokens from this client address; the token was not checked */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields or 32 KiB of headers */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_members: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only members in this state (`Pending`, `Updating`, `Healthy`, `Failed`, `Skipped`,
+                 *     `RollingBack`, `RolledBack`, `RollbackFailed`, `Unfinished`).
+                 */
+                state?: string;
+                /** @description Members after this position (the previous page's `nextAfter`). */
+                after?: number;
+                /** @description Page size, 1-1000 (default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Release name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Members in release order */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReleaseMemberList"];
+                };
+            };
+            /** @description Unreadable request (path, query string or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such release */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URL longer than 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unknown state or bad page size */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed tokens from this client address; the token was not checked */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields or 32 KiB of headers */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    pause_release: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Release name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Recorded; the next step applies it */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Release"];
+                };
+            };
+            /** @description Unreadable request (path, query string or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Read-only token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such release */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The release has finished */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URL longer than 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid instance name */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed tokens from this client address; the token was not checked */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields or 32 KiB of headers */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    resume_release: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Release name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Recorded; the next step applies it */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Release"];
+                };
+            };
+            /** @description Unreadable request (path, query string or header) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Read-only token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such release */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The release has finished */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
