@@ -7,23 +7,11 @@ use std::collections::BTreeSet;
 use openclaws_fly::types::{Machine, Volume};
 use openclaws_model::secret_names::GATEWAY_TOKEN;
 
-use super::desired::{DATA_PATH, META_INSTANCE_UID};
+use super::desired::{AdoptionState, DATA_PATH, META_INSTANCE_UID};
 use super::secrets::MANAGED;
 
 /// Name of the data volume in apps the web app built (ours are named `data`).
 pub const LEGACY_VOLUME_NAME: &str = "openclaw_data";
-
-/// How far an instance's adoption of its app has come, as the database records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AdoptionState {
-    /// Claimed: the next reconcile checks the layout before anything is changed.
-    Claimed,
-    /// Taken over: the volume and machine found when the layout was verified.
-    Adopted {
-        volume_id: String,
-        machine_id: String,
-    },
-}
 
 /// The state of a recorded adoption for an instance whose app is `app_name`; `None` when the row
 /// names another app (the prefix setting changed since: it then marks nothing this instance uses).

@@ -14,7 +14,6 @@ use openclaws_gateway::bundle::{
 use openclaws_gateway::config::{OwnedConfig, Placement};
 use openclaws_model::{InstanceSpec, RunState};
 
-use super::adopt::AdoptionState;
 use super::secrets::{DesiredSecrets, META_SECRETS};
 
 /// Name of the gateway machine in every app.
@@ -94,6 +93,19 @@ impl GatewayTarget {
             self.base.clone()
         }
     }
+}
+
+/// How far an instance's adoption of an app the web app built has come, as the database
+/// records it (`docs/adoption.md`; checking and listing: [`super::adopt`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdoptionState {
+    /// Claimed: the next reconcile checks the layout before anything is changed.
+    Claimed,
+    /// Taken over: the volume and machine found when the layout was verified.
+    Adopted {
+        volume_id: String,
+        machine_id: String,
+    },
 }
 
 /// The desired world for one instance.

@@ -7,8 +7,8 @@ use openclaws_dns::{CloudflareDns, DnsRecord};
 use openclaws_fly::types::{App, AppSecret, CertificateDetail, IpAssignment, Machine, Volume};
 use openclaws_fly::{FlyClient, FlyError};
 
-use super::adopt::{legacy_layout, AdoptionState};
-use super::desired::{Desired, META_INSTANCE_UID, VOLUME_NAME};
+use super::adopt::legacy_layout;
+use super::desired::{AdoptionState, Desired, META_INSTANCE_UID, VOLUME_NAME};
 use super::errors::StepError;
 use super::world::{AppObservation, Observed, ObservedSecrets};
 
@@ -22,41 +22,12 @@ pub async fn observe(
     desired: &Desired,
     known: Option<&openclaws_model::FlyStatus>,
 ) -> Result<Observed, StepError> {
-    let app = match fly.get_app(&desired.app_name).await {
-        Ok(None) if desired.adoption == Some(AdoptionState::Claimed) => {
-            return Ok(refused(format!("app {} does not exist", desired.app_name)))
-        }
-        Ok(None) => {
-            // The app may be created within this reconcile: know the hostname's records already,
-            // so a record someone else made is never overwritten or duplicated.
-            let dns_records = match dns {
-                Some(dns) => dns.list(&desired.hostname).await?,
-                None => Vec::new(),
-            };
-            return Ok(Observed {
-                dns_records,
-                ..Observed::empty()
-            });
-        }
-        Ok(Some(app)) => app,
-        Err(FlyError::Forbidden { message }) => {
-            return Ok(foreign(format!(
-                "the name belongs to another organization ({message})"
-            )))
-        }
-        Err(e) => return Err(e.into()),
+    let app = match read_app(fly, dns, desired).await? {
+        Ok(app) => app,
+        Err(settled) => return Ok(settled),
     };
     let claimed = desired.adoption == Some(AdoptionState::Claimed);
-    if let Some(reason) = foreign_reason(&app, fly.org(), desired) {
-        return Ok(foreign(reason));
-    }
-    if claimed && desired.deleting {
-        return Ok(foreign(format!(
-            "the adoption of app {} never completed; it is left as it was",
-            desired.app_name
-        )));
-    }
-    let (mut world, (certificate, dns_records)) = tokio::try_join!(
+    let (mut world, endpoint) = tokio::try_join!(
         fly_side(fly, desired, !claimed),
         endpoint(fly, dns, desired)
     )?;
@@ -71,8 +42,68 @@ pub async fn observe(
             adopted_ids(desired)
         }
     };
-    let ours = Ours::new(desired, kept.as_ref());
-    Ok(Observed {
+    let mut observed = assemble(desired, app, world, endpoint, kept.as_ref());
+    observed.adoption_verified = kept.filter(|_| claimed);
+    Ok(observed)
+}
+
+/// The app, or (`Err`) the whole observation when nothing more is to be looked at: the name is
+/// free (with the hostname's records), someone else's, or an adoption that cannot go ahead.
+async fn read_app(
+    fly: &FlyClient,
+    dns: Option<&CloudflareDns>,
+    desired: &Desired,
+) -> Result<Result<App, Observed>, StepError> {
+    let claimed = desired.adoption == Some(AdoptionState::Claimed);
+    let app = match fly.get_app(&desired.app_name).await {
+        Ok(None) if claimed => {
+            return Ok(Err(refused(format!(
+                "app {} does not exist",
+                desired.app_name
+            ))))
+        }
+        Ok(None) => {
+            // The app may be created within this reconcile: know the hostname's records already,
+            // so a record someone else made is never overwritten or duplicated.
+            let dns_records = match dns {
+                Some(dns) => dns.list(&desired.hostname).await?,
+                None => Vec::new(),
+            };
+            return Ok(Err(Observed {
+                dns_records,
+                ..Observed::empty()
+            }));
+        }
+        Ok(Some(app)) => app,
+        Err(FlyError::Forbidden { message }) => {
+            return Ok(Err(foreign(format!(
+                "the name belongs to another organization ({message})"
+            ))))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(reason) = foreign_reason(&app, fly.org(), desired) {
+        return Ok(Err(foreign(reason)));
+    }
+    if claimed && desired.deleting {
+        return Ok(Err(foreign(format!(
+            "the adoption of app {} never completed; it is left as it was",
+            desired.app_name
+        ))));
+    }
+    Ok(Ok(app))
+}
+
+/// The observation of an app that is ours, from what was read.
+fn assemble(
+    desired: &Desired,
+    app: App,
+    world: AppContents,
+    (certificate, dns_records): (Option<CertificateDetail>, Vec<DnsRecord>),
+    kept: Option<&(String, String)>,
+) -> Observed {
+    let ours = Ours::new(desired, kept);
+    Observed {
         app: AppObservation::Ours(app),
         volumes: world
             .volumes
@@ -95,8 +126,8 @@ pub async fn observe(
         dns_records,
         gateway: None,
         pairing_history: Vec::new(),
-        adoption_verified: kept.filter(|_| claimed),
-    })
+        adoption_verified: None,
+    }
 }
 
 /// Which volumes and machines of the app are the instance's: ours are named `data` and carry

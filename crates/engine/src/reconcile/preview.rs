@@ -91,7 +91,7 @@ pub async fn preview(
     );
     let adoption = openclaws_store::adoptions::get(&mut *db, record.uid).await?;
     desired.adoption = adoption.and_then(|row| super::adopt::state_of(&row, &desired.app_name));
-    if desired.adoption == Some(super::adopt::AdoptionState::Claimed) {
+    if desired.adoption == Some(super::desired::AdoptionState::Claimed) {
         notes.push(format!(
             "app {} is claimed for adoption: the next reconcile checks its layout before \
              changing anything (docs/adoption.md)",

@@ -2,7 +2,8 @@
 //! volume; a refused app is never touched; the web app's CNAME is kept and marked, not replaced.
 
 use super::*;
-use crate::reconcile::adopt::{AdoptionState, LEGACY_VOLUME_NAME};
+use crate::reconcile::adopt::LEGACY_VOLUME_NAME;
+use crate::reconcile::desired::AdoptionState;
 use openclaws_dns::DnsRecord;
 
 fn adopted(d: Desired) -> Desired {
