@@ -12,6 +12,7 @@
 //! kills, restarts or deletes the machine) or asserts fleet-wide figures of its controller
 //! (pairing approvals by policy) that another test's instance on a shared stack would satisfy.
 
+mod e2e_adopt_gateway;
 mod e2e_gateway;
 mod gateway_real;
 mod sim_process;
