@@ -397,3 +397,35 @@ async fn two_concurrent_imports_of_one_app_adopt_it_once() {
     assert_eq!(stack.fly_volumes("oc-delta").await.len(), 1);
     std::fs::remove_file(tokens).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_another_instance_owns_is_never_adopted() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let old = legacy::build(&stack, "marked", CANARY, &LegacyOptions::default()).await;
+    let path = format!("/v1/apps/{}/machines/{}", old.app, old.machine_id);
+    let (_, machine) = stack.fly(Method::GET, &path, None).await;
+    let mut config = machine["config"].clone();
+    let other = "0190f5c2-0000-7000-8000-000000000001";
+    config["metadata"] = json!({"openclaws_instance_uid": other});
+    let (code, body) = stack
+        .fly(Method::POST, &path, Some(json!({"config": config})))
+        .await;
+    assert!(code.is_success(), "{code} {body}");
+    let updates = calls(&stack, UPDATE).await;
+
+    let (code, answer) = adopt(&stack, "marked", &adoption(&old.app, CANARY)).await;
+    assert_eq!(code, StatusCode::CREATED, "{answer}");
+    let failed = stack
+        .wait_for("marked", "phase Failed", Duration::from_secs(30), |b| {
+            b["status"]["phase"] == "Failed"
+        })
+        .await;
+    let ready = condition(&failed, "Ready");
+    assert_eq!(ready["reason"], "AdoptionRefused", "{failed}");
+    let message = ready["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("already belongs to instance {other}")),
+        "{message}"
+    );
+    assert_eq!(calls(&stack, UPDATE).await, updates, "nothing was updated");
+}
