@@ -56,7 +56,11 @@ fn take_claim(body: &mut Value, name: &str, prefix: &str) -> Result<Claim, ApiEr
     })?;
     let app = object.remove("app");
     let token = object.remove("gatewayToken");
-    let mut errors = Vec::new();
+    let mut errors: Vec<FieldError> = ["apiVersion", "kind"]
+        .into_iter()
+        .filter(|key| object.contains_key(*key))
+        .map(|key| FieldError::new(key, "is not part of an adoption request"))
+        .collect();
     let expected = format!("{prefix}{name}");
     let app = match app {
         Some(Value::String(app)) if app == expected => Some(app),
@@ -206,6 +210,16 @@ mod tests {
             b,
             serde_json::json!({"spec": {"customerId": "c", "region": "iad"}})
         );
+    }
+
+    #[test]
+    fn only_the_adoption_fields_are_accepted_besides_metadata_and_spec() {
+        let mut b = body("oc-acme", "t");
+        b["kind"] = serde_json::json!("OpenClawInstance");
+        let Err(ApiError::Invalid { fields, .. }) = take_claim(&mut b, "acme", "oc-") else {
+            panic!("kind was accepted");
+        };
+        assert_eq!(fields[0].path, "kind");
     }
 
     #[test]
