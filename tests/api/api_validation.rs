@@ -459,6 +459,13 @@ async fn open_operational_endpoints() {
             for parameter in operation["parameters"].as_array().into_iter().flatten() {
                 let schema = &parameter["schema"];
                 match parameter["name"].as_str().unwrap() {
+                    "name" if path.starts_with("/v1/releases") => {
+                        assert_eq!(schema["pattern"], "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$");
+                        assert_eq!(
+                            (schema["minLength"].as_u64(), schema["maxLength"].as_u64()),
+                            (Some(3), Some(63))
+                        );
+                    }
                     "name" => {
                         assert_eq!(schema["pattern"], "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$");
                         assert_eq!(

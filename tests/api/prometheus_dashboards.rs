@@ -208,7 +208,8 @@ fn dashboard_queries() -> Vec<PanelQuery> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 3, "three dashboards: {files:?}");
+    assert_eq!(files.len(), 4, "four dashboards: {files:?}");
+    let files_count = files.len();
     let mut uids = Vec::new();
     let mut queries = Vec::new();
     for file in files {
@@ -249,7 +250,7 @@ fn dashboard_queries() -> Vec<PanelQuery> {
     }
     uids.sort();
     uids.dedup();
-    assert_eq!(uids.len(), 3, "dashboard uids must differ");
+    assert_eq!(uids.len(), files_count, "dashboard uids must differ");
     queries
 }
 

@@ -6,6 +6,7 @@
 //! it where it was.
 
 use openclaws_testkit::db::eventually;
+use openclaws_testkit::releases::{members, post, release, wait_phase};
 use openclaws_testkit::stack::{Stack, StackOptions, READER, WRITER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -44,67 +45,6 @@ async fn create(stack: &Stack, name: &str, labels: Value, image: Option<&str>) {
         "{}",
         resp.text().await.unwrap()
     );
-}
-
-async fn post(stack: &Stack, path: &str, body: Value) -> (StatusCode, Value) {
-    let resp = stack
-        .http
-        .post(format!("{}{path}", stack.api_url))
-        .bearer_auth(WRITER)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let code = resp.status();
-    (code, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn release(stack: &Stack, name: &str) -> Value {
-    let resp = stack
-        .http
-        .get(format!("{}/v1/releases/{name}", stack.api_url))
-        .bearer_auth(READER)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    resp.json().await.unwrap()
-}
-
-async fn members(stack: &Stack, name: &str) -> Vec<Value> {
-    let resp = stack
-        .http
-        .get(format!("{}/v1/releases/{name}/members", stack.api_url))
-        .bearer_auth(READER)
-        .send()
-        .await
-        .unwrap();
-    let body: Value = resp.json().await.unwrap();
-    body["items"].as_array().cloned().unwrap_or_default()
-}
-
-/// Polls the release until its phase is `phase`, recording the most members seen down at once.
-async fn wait_phase(stack: &Stack, name: &str, phase: &str, timeout: Duration) -> (Value, usize) {
-    let most_down = std::cell::Cell::new(0usize);
-    let body = eventually(
-        timeout,
-        &format!("release {name} to be {phase}"),
-        || async {
-            let down = members(stack, name)
-                .await
-                .iter()
-                .filter(|m| {
-                    ["Updating", "Failed", "RollingBack", "RollbackFailed"]
-                        .contains(&m["state"].as_str().unwrap_or(""))
-                })
-                .count();
-            most_down.set(most_down.get().max(down));
-            let body = release(stack, name).await;
-            (body["status"]["phase"] == phase).then_some(body)
-        },
-    )
-    .await;
-    (body, most_down.get())
 }
 
 fn state_of<'a>(members: &'a [Value], instance: &str) -> &'a str {
@@ -262,6 +202,50 @@ async fn a_release_rolls_the_selected_fleet_canary_first_and_leaves_pinned_insta
     ] {
         assert!(page.contains(expected), "{expected} missing from:\n{page}");
     }
+
+    // The support console shows the release and its waves.
+    let cookie = console_session(&stack).await;
+    let list = console_page(&stack, "/support/releases", &cookie).await;
+    assert!(
+        list.contains("openclaw-2026.9.6") && list.contains("4 / 4"),
+        "{list}"
+    );
+    let detail = console_page(&stack, "/support/releases/openclaw-2026.9.6", &cookie).await;
+    for expected in ["Completed", "canary", "wave 2", "release-events"] {
+        assert!(
+            detail.contains(expected),
+            "{expected} missing from the console page"
+        );
+    }
+}
+
+/// Signs in to the support console with the reader token; the session cookie.
+async fn console_session(stack: &Stack) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = client
+        .post(format!("{}/support/login", stack.api_url))
+        .form(&[("token", READER)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let set = resp.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+async fn console_page(stack: &Stack, path: &str, cookie: &str) -> String {
+    let resp = stack
+        .http
+        .get(format!("{}{path}", stack.api_url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    resp.text().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,6 +342,20 @@ async fn pause_resume_abort_and_a_restart_mid_release() {
         StatusCode::CONFLICT,
         "a finished release takes no requests"
     );
+
+    // A fleet-wide release's image is what new instances run unless they pin one.
+    create(&stack, "ops-new", json!({}), None).await;
+    let (_, fresh) = stack.get("ops-new").await;
+    assert_eq!(fresh["spec"]["image"], NEW_IMAGE, "{fresh}");
+    create(
+        &stack,
+        "ops-pin",
+        json!({}),
+        Some("ghcr.io/openclaw/openclaw:main"),
+    )
+    .await;
+    let (_, pinned) = stack.get("ops-pin").await;
+    assert_eq!(pinned["spec"]["image"], "ghcr.io/openclaw/openclaw:main");
 
     // Abort with rollback: every updated instance goes back.
     let (code, _) = post(

@@ -652,6 +652,12 @@ async fn create_owned(
     }
     let mut spec = parsed.spec.clone();
     spec.provider_keys = keys;
+    if !owned.managed.values().any(|f| f.contains("/spec/image")) {
+        // No image asked for: the fleet's, once a fleet-wide release completed.
+        if let Some(image) = openclaws_store::releases::fleet_image(&mut *tx).await? {
+            spec.image = image;
+        }
+    }
     let spec_json = serde_json::to_value(&spec).map_err(|e| ApiError::Internal(e.to_string()))?;
     let labels = parsed.labels.clone().unwrap_or_default();
     let uid = Uuid::now_v7();

@@ -106,6 +106,19 @@ pub async fn list(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<ReleaseRow>
     Ok(rows)
 }
 
+/// The image of the newest completed fleet-wide release (no selector, no named instances):
+/// what a new instance that sets no image runs.
+pub async fn fleet_image(db: impl PgExecutor<'_>) -> Result<Option<String>, StoreError> {
+    let image = sqlx::query_scalar(
+        "SELECT spec->>'image' FROM releases \
+         WHERE phase = 'Completed' AND NOT spec ? 'selector' AND NOT spec ? 'instances' \
+         ORDER BY finished_at DESC LIMIT 1",
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(image)
+}
+
 /// The running release, if any (at most one: a unique index says so).
 pub async fn running(db: impl PgExecutor<'_>) -> Result<Option<ReleaseRow>, StoreError> {
     let row = sqlx::query_as::<_, ReleaseRow>(&format!(

@@ -75,9 +75,15 @@ struct Args {
     /// Controller replicas sharing the database (and Fly's budget through it).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
-    /// Measure provisioning only (no steady state, no drift).
+    /// Measure provisioning only (no steady state, no drift, no release).
     #[arg(long)]
     provision_only: bool,
+    /// Provision, then measure a release over the whole fleet (no steady state, no drift).
+    #[arg(long)]
+    release_only: bool,
+    /// `maxUnavailable` of the bench's release (canary 1, then waves of 10 %, 50 %, 100 %).
+    #[arg(long, default_value_t = 50)]
+    release_max_unavailable: u32,
     /// Passed by `cargo bench`; without it the smoke version runs.
     #[arg(long, hide = true)]
     bench: bool,
@@ -103,6 +109,8 @@ impl Args {
             seed: 7,
             replicas: 2,
             provision_only: false,
+            release_only: false,
+            release_max_unavailable: 2,
             bench: false,
             filters: Vec::new(),
         }
@@ -163,8 +171,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         bench.stop().await;
         return Ok(());
     }
+    if args.release_only {
+        let release = bench.release().await?;
+        println!("\n{}", release.markdown(&args));
+        bench.stop().await;
+        return Ok(());
+    }
     let steady = bench.steady_state().await?;
     let drift = bench.drift().await?;
+    let release = bench.release().await?;
 
     let report = Report {
         args: &args,
@@ -174,6 +189,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         drift: &drift,
     };
     println!("\n{}", report.markdown());
+    println!("\n{}", release.markdown(&args));
     for (endpoint, n) in bench.too_many_by_endpoint().await? {
         println!("429 answers from `{endpoint}`: {n}");
     }
@@ -181,6 +197,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     if smoke {
         ensure!(provisioning.fly_429s == 0, "Fly answered 429s");
+        ensure!(
+            release.phase == "Completed",
+            "the release ended {}",
+            release.phase
+        );
+        ensure!(
+            release.fly_429s == 0,
+            "Fly answered 429s during the release"
+        );
         ensure!(
             drift.repaired.len() == drift.drifted,
             "not every drift was repaired"
@@ -293,6 +318,78 @@ impl Bench {
     }
 
     /// Endpoints that answered 429 at least once, with how often.
+    /// A release of a new image over every instance (canary 1, waves 10/50/100 %): the time
+    /// each wave took (from its start to the next one's), Fly calls and 429s meanwhile.
+    async fn release(&self) -> anyhow::Result<ReleaseRun> {
+        let (calls_before, limited_before) = self.fly_calls().await?;
+        let body = json!({"metadata": {"name": "bench-release"}, "spec": {
+            "image": "ghcr.io/openclaw/openclaw:2026.9.6",
+            "strategy": {"canary": 1, "waves": [10, 50, 100],
+                         "maxUnavailable": self.args.release_max_unavailable,
+                         "healthDeadlineSeconds": 3600}}});
+        let resp = self
+            .http
+            .post(format!("{}/v1/releases", self.api))
+            .bearer_auth(WRITER)
+            .json(&body)
+            .send()
+            .await?;
+        ensure!(resp.status().is_success(), "release: {}", resp.status());
+        let started = Instant::now();
+        let mut wave_started: BTreeMap<u64, Duration> = BTreeMap::new();
+        let deadline = started + Duration::from_secs_f64(self.args.instances as f64 * 11.0 + 600.0);
+        let last = loop {
+            let release: Value = self
+                .http
+                .get(format!("{}/v1/releases/bench-release", self.api))
+                .bearer_auth(WRITER)
+                .send()
+                .await?
+                .json()
+                .await?;
+            let wave = release["status"]["wave"].as_u64().unwrap_or(0);
+            wave_started
+                .entry(wave)
+                .or_insert_with(|| started.elapsed());
+            let phase = release["status"]["phase"].as_str().unwrap_or("");
+            if ["Completed", "Halted", "RolledBack", "Aborted"].contains(&phase) {
+                break release;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the release did not finish: {release}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let total = started.elapsed();
+        let (calls_after, limited_after) = self.fly_calls().await?;
+        let calls: u64 = calls_after
+            .iter()
+            .map(|(e, c)| c - calls_before.get(e).copied().unwrap_or(0))
+            .sum();
+        let sizes: Vec<u64> = last["status"]["waves"]
+            .as_array()
+            .map(|w| w.iter().map(|w| w["size"].as_u64().unwrap_or(0)).collect())
+            .unwrap_or_default();
+        let starts: Vec<Duration> = wave_started.values().copied().collect();
+        let waves = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, size)| {
+                let from = starts.get(i).copied().unwrap_or(total);
+                let to = starts.get(i + 1).copied().unwrap_or(total);
+                (*size, to.saturating_sub(from))
+            })
+            .collect();
+        Ok(ReleaseRun {
+            phase: last["status"]["phase"].as_str().unwrap_or("").to_owned(),
+            total,
+            waves,
+            fly_calls: calls,
+            fly_429s: limited_after - limited_before,
+        })
+    }
+
     async fn too_many_by_endpoint(&self) -> anyhow::Result<Vec<(String, u64)>> {
         let stats: Value = self
             .http
@@ -654,6 +751,45 @@ impl Bench {
             repaired: repaired.into_iter().map(|(n, (d, k))| (n, d, k)).collect(),
             fly_429s_total: limited,
         })
+    }
+}
+
+/// What the bench's release measured.
+struct ReleaseRun {
+    phase: String,
+    total: Duration,
+    /// Per wave: members and the time from its start to the next wave's (or the end).
+    waves: Vec<(u64, Duration)>,
+    fly_calls: u64,
+    fly_429s: u64,
+}
+
+impl ReleaseRun {
+    fn markdown(&self, args: &Args) -> String {
+        let mut out = format!(
+            "Release over {} instances (canary 1, waves 10/50/100 %, maxUnavailable {}): {} in {:.1} s, \
+             {} Fly calls ({:.2} per instance), {} Fly 429s\n\n| Wave | Instances | Time | Per instance |\n|---|---|---|---|\n",
+            args.instances,
+            args.release_max_unavailable,
+            self.phase,
+            self.total.as_secs_f64(),
+            self.fly_calls,
+            self.fly_calls as f64 / args.instances.max(1) as f64,
+            self.fly_429s
+        );
+        for (i, (size, took)) in self.waves.iter().enumerate() {
+            let name = if i == 0 {
+                "canary".to_owned()
+            } else {
+                format!("wave {i}")
+            };
+            let each = took.as_secs_f64() / (*size).max(1) as f64;
+            out.push_str(&format!(
+                "| {name} | {size} | {:.1} s | {each:.2} s |\n",
+                took.as_secs_f64()
+            ));
+        }
+        out
     }
 }
 

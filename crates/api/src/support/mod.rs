@@ -9,6 +9,7 @@
 //! form, an unknown instance, a malformed request) gets an HTML page with a 4xx status that says
 //! what to do, never a 500.
 
+pub mod releases;
 pub mod session;
 pub mod views;
 
@@ -54,6 +55,8 @@ pub fn router() -> Router<ApiState> {
         .route("/instances/{name}/reconcile", post(reconcile))
         .route("/instances/{name}/pairing/approvals", post(approve))
         .route("/webhooks", get(webhooks))
+        .route("/releases", get(releases::list))
+        .route("/releases/{name}", get(releases::detail))
         .route("/watch", get(watch))
         .route("/live.js", get(live_js))
         .fallback(unknown_page)

@@ -68,7 +68,7 @@ a{color:#2b5fb4}
 /// invisible character (zero-width spaces, bidi overrides, ...) spelled out as a marked
 /// `⟨U+202E⟩`, so stored text that predates the Unicode policy, or that a gateway reported (a
 /// device's name), cannot hide itself or reorder the page around it.
-struct Shown<'a>(&'a str);
+pub(super) struct Shown<'a>(pub(super) &'a str);
 
 impl maud::Render for Shown<'_> {
     fn render(&self) -> Markup {
@@ -105,7 +105,7 @@ impl Viewer {
 /// server's own rendering, parsed as a separate document.
 pub const LIVE_JS: &str = include_str!("live.js");
 
-fn layout(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
+pub(super) fn layout(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
     layout_with(title, viewer, None, body)
 }
 
@@ -133,6 +133,8 @@ fn layout_with(title: &str, viewer: Option<&Viewer>, watch: Option<&str>, body: 
                     a href="/support/instances" { "OpenClaws support" }
                     " "
                     a href="/support/webhooks" id="nav-webhooks" { "Webhooks" }
+                    " "
+                    a href="/support/releases" id="nav-releases" { "Releases" }
                     @if let Some(v) = viewer {
                         span.who {
                             "Signed in: "

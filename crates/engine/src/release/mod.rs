@@ -94,19 +94,19 @@ pub async fn step_running(pool: &Db, telemetry: &dyn ReleaseTelemetry) -> Result
         return Ok(());
     };
     let mut tx = pool.begin().await?;
-    let Some(row) = store::lock(&mut tx, running.uid).await? else {
-        return Ok(());
-    };
-    let spec: ReleaseSpec = serde_json::from_value(row.spec.0.clone())
-        .map_err(|e| ReleaseError::Corrupt(row.name.clone(), e.to_string()))?;
-    if row.phase == ReleasePhase::Pending.as_str() {
-        start(&mut tx, &row, &spec).await?;
-    } else {
-        step(&mut tx, &row, &spec, telemetry).await?;
+    if let Some(row) = store::lock(&mut tx, running.uid).await? {
+        let spec: ReleaseSpec = serde_json::from_value(row.spec.0.clone())
+            .map_err(|e| ReleaseError::Corrupt(row.name.clone(), e.to_string()))?;
+        if row.phase == ReleasePhase::Pending.as_str() {
+            start(&mut tx, &row, &spec).await?;
+        } else {
+            step(&mut tx, &row, &spec, telemetry).await?;
+        }
     }
-    let counts = store::counts(&mut tx, row.uid).await?;
     tx.commit().await?;
-    report(pool, telemetry, &row.name, &counts).await;
+    // Every replica reports the running release, whoever stepped it.
+    let counts = store::counts(pool, running.uid).await?;
+    report(pool, telemetry, &running.name, &counts).await;
     Ok(())
 }
 
