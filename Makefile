@@ -107,9 +107,15 @@ pgbouncer:
 prometheus:
 	@scripts/ensure-prometheus.sh
 
-## openclaw: install the pinned Node 24 and openclaw (for the real-gateway tests) into the user's
-## cache; prints the path of the `openclaw` command. Quiet and offline when already installed.
+## openclaw: install the pinned Node 24 and openclaw 2026.9.6 (for the real-gateway tests) into the
+## user's cache, and the previous releases in OPENCLAW_PREVIOUS_VERSIONS beside it (the simulator
+## runs an image tagged `:2026.9.5` on that install: upgrade tests); prints the path of the
+## 2026.9.6 `openclaw` command only. Quiet and offline when already installed.
+OPENCLAW_PREVIOUS_VERSIONS ?= 2026.9.5
 openclaw:
+	@for version in $(OPENCLAW_PREVIOUS_VERSIONS); do \
+	  OPENCLAWS_OPENCLAW_VERSION=$$version scripts/install-openclaw.sh >/dev/null || exit 1; \
+	done
 	@scripts/install-openclaw.sh
 
 ## chromium: install Debian's chromium and chromium-driver when missing (the support console's

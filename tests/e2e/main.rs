@@ -1,8 +1,8 @@
 //! The whole controller against the Fly simulator in inert mode (machines change state but run
-//! nothing): lifecycle, faults, ownership, planning, secrets, the fleet watch, the endpoint,
-//! crashes and Sentry reports of the controller as a child process, `openclaws-dev run`, the
-//! work queue under the reconcile workers, and the lifecycle, queue and fleet watch again
-//! through a transaction-mode pooler (PgBouncer).
+//! nothing): lifecycle, faults, ownership, planning, secrets, the fleet watch, the endpoint, the
+//! running image and OpenClaw version as observed, crashes and Sentry reports of the controller
+//! as a child process, `openclaws-dev run`, the work queue under the reconcile workers, and the
+//! lifecycle, queue and fleet watch again through a transaction-mode pooler (PgBouncer).
 //!
 //! One binary for all of them (each former test file is a module) so the suite links and starts
 //! it once. Nothing here sets process-wide state: each test starts its own stack (database,
@@ -17,6 +17,7 @@ mod e2e_dev;
 mod e2e_endpoint;
 mod e2e_faults;
 mod e2e_fencing;
+mod e2e_images;
 mod e2e_instance_watch;
 mod e2e_lifecycle;
 mod e2e_machine_faults;

@@ -29,10 +29,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Prometheus metrics in the text exposition format. The instance counts by phase and
-         *     condition come from PostgreSQL (two `GROUP BY` queries, at most once per few seconds
-         *     however often this is scraped); when the database does not answer in time the previous
-         *     counts are served.
+         * Prometheus metrics in the text exposition format. The instance counts by phase, condition
+         *     and OpenClaw version come from PostgreSQL (three `GROUP BY` queries, at most once per few
+         *     seconds however often this is scraped); when the database does not answer in time the
+         *     previous counts are served.
          */
         get: operations["metrics"];
         put?: never;
@@ -697,8 +697,14 @@ export interface components {
         FlyStatus: {
             appName?: string | null;
             image?: string | null;
+            imageRef?: null | components["schemas"]["ImageRef"];
             machineId?: string | null;
             machineState?: string | null;
+            /**
+             * @description The OpenClaw version the running image's tag names (`2026.9.5`, also from a `v2026.9.5`
+             *     tag); absent for tags that name no version, such as `main`.
+             */
+            openclawVersion?: string | null;
             region?: string | null;
             volumeId?: string | null;
         };
@@ -729,6 +735,13 @@ export interface components {
         IdentitySpec: {
             /** @description Name the agent uses for itself: 1–64 characters. */
             displayName?: string | null;
+        };
+        /** @description The image a machine runs as Fly reports it (`image_ref`); the digest identifies it exactly. */
+        ImageRef: {
+            digest?: string;
+            registry?: string;
+            repository?: string;
+            tag?: string;
         };
         /** @description Body of `PATCH /v1/instances/{name}` with `Content-Type: application/apply-patch+json` (server-side apply): every field the manager (`fieldManager`) wants set. Fields it set before and leaves out are removed unless another manager owns them; a field another manager set to a different value is a 409 naming it, unless `force=true`. */
         InstanceApply: {

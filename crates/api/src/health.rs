@@ -46,10 +46,10 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiEr
 /// How long a scrape waits for the fleet counts before serving the previous ones.
 const FLEET_COUNT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Prometheus metrics in the text exposition format. The instance counts by phase and
-/// condition come from PostgreSQL (two `GROUP BY` queries, at most once per few seconds
-/// however often this is scraped); when the database does not answer in time the previous
-/// counts are served.
+/// Prometheus metrics in the text exposition format. The instance counts by phase, condition
+/// and OpenClaw version come from PostgreSQL (three `GROUP BY` queries, at most once per few
+/// seconds however often this is scraped); when the database does not answer in time the
+/// previous counts are served.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String,
         content_type = "text/plain; version=0.0.4")))]

@@ -36,6 +36,7 @@ pub mod extract;
 pub mod faults;
 pub mod hooks;
 pub mod ids;
+pub mod images;
 pub mod ips;
 pub mod leases;
 pub mod machine_faults;
@@ -119,8 +120,9 @@ pub struct SimArgs {
     /// system temp dir).
     #[arg(long, env = "FLY_SIM_PROCESS_ROOT")]
     pub process_root: Option<std::path::PathBuf>,
-    /// Process mode: the installed `openclaw` wrapper (`scripts/install-openclaw.sh`; default:
-    /// the installer's cache path).
+    /// Process mode: the default install's `openclaw` wrapper (`scripts/install-openclaw.sh`;
+    /// default: the installer's cache path); an image tagged with a version runs that
+    /// version's install from the same cache instead.
     #[arg(long, env = "OPENCLAWS_OPENCLAW_BIN")]
     pub openclaw_bin: Option<std::path::PathBuf>,
     /// Serve a Fly-like reverse proxy on this address (routes by `Host` to started machines'
@@ -515,6 +517,7 @@ impl Simulator {
             .merge(dns::control_router(self.clone()))
             .merge(orphans::router(self.clone()))
             .merge(process::router(self.clone()))
+            .merge(images::router(self.clone()))
             .fallback(not_found)
             .layer(axum::middleware::from_fn(stats::request_id))
     }

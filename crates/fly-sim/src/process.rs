@@ -10,13 +10,31 @@
 //! directory; a destroyed volume's directory is removed. A process that exits on its own is a
 //! crash as on Fly: an `exit` event and the restart policy ([`MachRec::crash`]).
 //!
+//! Images ([`super::images`]): an image registered as broken (`PUT /_sim/images`) runs a
+//! process that exits at boot with its code (a crash loop under the restart policy); an image
+//! whose tag is a version (`ghcr.io/openclaw/openclaw:2026.9.5`, any registry and repository)
+//! runs the install of that version from the installer's cache
+//! (`<cache>/openclaw-<version>/bin/openclaw`, cache as in [`OpenclawInstall::cache_dir`]), and
+//! the machine fails, as with a bad image, when that version is not installed; any other tag
+//! (`:main`, `:latest`) runs the default install (`ProcessSettings::openclaw_bin`). An OpenClaw
+//! image (repository `…/openclaw`) brings the image's layout: WORKDIR `/app` (mapped to the
+//! install's package directory, with `dist/index.js` and `openclaw.mjs`), the pinned `node` on
+//! `PATH`, and CMD `node openclaw.mjs gateway` when the config has no command (other images
+//! without one fail with [`ProcessError::NoCommand`]). Port/bind mapping: many machines share
+//! one host, so a gateway run straight from the image (`node openclaw.mjs|dist/index.js
+//! gateway …`) gets `--port` set to the machine's free local port (the one the proxy routes to)
+//! and `--bind lan|auto` turned into `loopback`, each added when absent, as the boot step is
+//! told through `OPENCLAWS_GATEWAY_PORT` and `OPENCLAWS_GATEWAY_BIND=loopback`.
+//!
 //! Paths: the machine config is the one sent to Fly, untouched. Guest paths in `files`
 //! destinations, in the command's arguments and in environment values (each `:`-separated
 //! part) are mapped: under a mount path → the volume's directory
-//! (`<root>/volumes/<vol id>/…`); else, when its first component exists in the machine's root
+//! (`<root>/volumes/<vol id>/…`); under `/app` of an OpenClaw image → the install's package
+//! directory (not for `files`); else, when its first component exists in the machine's root
 //! (`<root>/machines/<id>/rootfs`, where non-volume files land) → there; else left as is.
 //!
-//! Environment of a process: `PATH` (the pinned Node's directory first, then the simulator's),
+//! Environment of a process (Node and gateway are those of the install the image runs):
+//! `PATH` (the pinned Node's directory first, then the simulator's),
 //! `HOME` (per machine), `FLY_APP_NAME`, `FLY_MACHINE_ID`, `FLY_REGION`, `FLY_PRIVATE_IP`, the
 //! machine's `env` (mapped), the app's secrets (unless booted with `skip_secrets`), and the boot
 //! step's contract: `OPENCLAWS_GATEWAY_ENTRY` (the installed gateway), `OPENCLAWS_GATEWAY_PORT`
@@ -26,6 +44,7 @@
 //! [`MachRec::crash`]: super::records::machine::MachRec::crash
 
 use super::errors::{SimError, SimResult};
+use super::images::{is_openclaw_image, BrokenImages, ImageRun, OPENCLAW_CMD, OPENCLAW_WORKDIR};
 use super::records::machine::MachRec;
 use super::wire::{File, MachineConfig};
 use super::Simulator;
@@ -78,6 +97,12 @@ pub enum ProcessError {
     NodeMissing(PathBuf),
     #[error("the machine config has no command (init.exec, init.entrypoint or init.cmd)")]
     NoCommand,
+    #[error("image {image} names openclaw {version}, which is not installed at {wrapper} (OPENCLAWS_OPENCLAW_VERSION={version} scripts/install-openclaw.sh)")]
+    VersionNotInstalled {
+        image: String,
+        version: String,
+        wrapper: PathBuf,
+    },
     #[error("file {guest_path}: {reason}")]
     BadFile { guest_path: String, reason: String },
     #[error("{what}: {source}")]
@@ -101,25 +126,33 @@ pub struct OpenclawInstall {
     pub node_bin_dir: PathBuf,
     /// The gateway's entry point (`lib/node_modules/openclaw/dist/index.js`), as in the image.
     pub gateway_entry: PathBuf,
+    /// The package directory (`lib/node_modules/openclaw`), which stands for the image's `/app`.
+    pub package_dir: PathBuf,
 }
 
 impl OpenclawInstall {
-    /// The wrapper named by `OPENCLAWS_OPENCLAW_BIN`, else the installer's default location.
-    pub fn default_wrapper() -> PathBuf {
-        if let Some(path) = std::env::var_os("OPENCLAWS_OPENCLAW_BIN") {
-            return PathBuf::from(path);
-        }
-        let cache = std::env::var_os("OPENCLAWS_CACHE_DIR")
+    /// The installer's cache directory: `OPENCLAWS_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/openclaws`, else `~/.cache/openclaws`.
+    pub fn cache_dir() -> PathBuf {
+        std::env::var_os("OPENCLAWS_CACHE_DIR")
             .map(PathBuf::from)
             .or_else(|| {
                 std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("openclaws"))
             })
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/openclaws")))
-            .unwrap_or_else(|| PathBuf::from(".cache/openclaws"));
-        cache.join(format!(
-            "openclaw-{}/bin/openclaw",
-            DEFAULT_OPENCLAW_VERSION
-        ))
+            .unwrap_or_else(|| PathBuf::from(".cache/openclaws"))
+    }
+
+    /// Where the installer puts the wrapper of `version` in the cache.
+    pub fn wrapper_for(version: &str) -> PathBuf {
+        Self::cache_dir().join(format!("openclaw-{version}/bin/openclaw"))
+    }
+
+    /// The wrapper named by `OPENCLAWS_OPENCLAW_BIN`, else the installer's default location.
+    pub fn default_wrapper() -> PathBuf {
+        std::env::var_os("OPENCLAWS_OPENCLAW_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Self::wrapper_for(DEFAULT_OPENCLAW_VERSION))
     }
 
     /// Reads the layout around an installed wrapper.
@@ -129,7 +162,8 @@ impl OpenclawInstall {
             .ok()
             .and_then(|p| p.parent()?.parent().map(Path::to_path_buf))
             .ok_or_else(|| ProcessError::OpenclawMissing(wrapper.to_path_buf()))?;
-        let gateway_entry = root.join("lib/node_modules/openclaw/dist/index.js");
+        let package_dir = root.join("lib/node_modules/openclaw");
+        let gateway_entry = package_dir.join("dist/index.js");
         if !gateway_entry.is_file() {
             return Err(ProcessError::OpenclawMissing(wrapper.to_path_buf()));
         }
@@ -142,6 +176,7 @@ impl OpenclawInstall {
         Ok(Self {
             node_bin_dir,
             gateway_entry,
+            package_dir,
         })
     }
 }
@@ -204,6 +239,11 @@ pub struct RunningInfo {
     pub machine_dir: PathBuf,
     /// The volume's directory, if a volume is mounted.
     pub volume_dir: Option<PathBuf>,
+    /// The package directory of the OpenClaw install the image runs (none for a broken image).
+    pub openclaw_dir: Option<PathBuf>,
+    /// The process's working directory (the install's package directory for an OpenClaw image,
+    /// as its WORKDIR `/app`; else the machine's root).
+    pub workdir: PathBuf,
     #[serde(skip)]
     env: BTreeMap<String, String>,
     #[serde(skip)]
@@ -220,6 +260,7 @@ impl std::fmt::Debug for RunningInfo {
             .field("boot", &self.boot)
             .field("machine_dir", &self.machine_dir)
             .field("volume_dir", &self.volume_dir)
+            .field("openclaw_dir", &self.openclaw_dir)
             .finish_non_exhaustive()
     }
 }
@@ -236,6 +277,7 @@ pub struct ProcessHost {
     running: Mutex<HashMap<String, RunningInfo>>,
     supervisors: Mutex<HashMap<String, Supervisor>>,
     ports: Mutex<HashMap<String, u16>>,
+    broken: BrokenImages,
     wake: Notify,
 }
 
@@ -259,8 +301,14 @@ impl ProcessHost {
             running: Mutex::new(HashMap::new()),
             supervisors: Mutex::new(HashMap::new()),
             ports: Mutex::new(HashMap::new()),
+            broken: BrokenImages::default(),
             wake: Notify::new(),
         })
+    }
+
+    /// The images registered as broken (`PUT /_sim/images`).
+    pub fn broken_images(&self) -> &BrokenImages {
+        &self.broken
     }
 
     /// The running process of machine `id`, if any.
@@ -299,22 +347,85 @@ impl ProcessHost {
         }
         let mounts = self.mount_volumes(&launch.config)?;
         write_files(launch, &mounts, &rootfs)?;
-        let argv = command_line(&launch.config, &mounts, &rootfs)?;
         let port = self.port_for(id)?;
-        let env = self.environment(id, launch, &home, port, &mounts, &rootfs);
-        let command = machine_command(&argv, &env, &machine_dir, &rootfs)?;
-        let child = self.launch(command, &argv[0])?;
+        let plan = self.plan(launch, &mounts, &rootfs, port)?;
+        let env = environment(id, launch, &plan.install, &home, port, &plan.paths, &rootfs);
+        let command = machine_command(&plan.argv, &env, &machine_dir, &plan.workdir)?;
+        let child = self.launch(command, &plan.argv[0])?;
         let info = RunningInfo {
             pid: child.id(),
             port,
             boot: launch.key.clone(),
             machine_dir,
             volume_dir: mounts.first().map(|(_, dir)| dir.clone()),
+            openclaw_dir: plan.runs_openclaw.then(|| plan.install.package_dir.clone()),
+            workdir: plan.workdir,
             env,
-            mounts,
+            mounts: plan.paths,
             rootfs,
         };
         Ok((info, child))
+    }
+
+    /// How boot `launch` runs, from its image (see [`super::images`]): a broken image's exit,
+    /// or the command of the config (the OpenClaw image's CMD when it has none) on the install
+    /// the image names, with the OpenClaw image's `/app` and the port/bind mapping.
+    fn plan(
+        &self,
+        launch: &Launch,
+        mounts: &[(String, PathBuf)],
+        rootfs: &Path,
+        port: u16,
+    ) -> Result<Plan, ProcessError> {
+        let image = launch.config.image.as_deref().unwrap_or_default();
+        let run = self.broken.run_of(image);
+        if let ImageRun::Broken(code) = run {
+            return Ok(Plan {
+                install: self.install.clone(),
+                runs_openclaw: false,
+                argv: broken_command(code),
+                workdir: rootfs.to_path_buf(),
+                paths: mounts.to_vec(),
+            });
+        }
+        let install = self.install_for(image, &run)?;
+        let openclaw = is_openclaw_image(image);
+        let mut paths = mounts.to_vec();
+        let mut workdir = rootfs.to_path_buf();
+        if openclaw {
+            paths.push((OPENCLAW_WORKDIR.to_owned(), install.package_dir.clone()));
+            workdir = install.package_dir.clone();
+        }
+        let argv = command_line(&launch.config, openclaw, &paths, rootfs)?;
+        Ok(Plan {
+            install,
+            runs_openclaw: true,
+            argv: if openclaw {
+                gateway_args(argv, port)
+            } else {
+                argv
+            },
+            workdir,
+            paths,
+        })
+    }
+
+    /// The install `image` runs: the default one, or the one of the version its tag names (the
+    /// default install stands in for its own version when the cache has no copy).
+    fn install_for(&self, image: &str, run: &ImageRun) -> Result<OpenclawInstall, ProcessError> {
+        let ImageRun::Version(version) = run else {
+            return Ok(self.install.clone());
+        };
+        let wrapper = OpenclawInstall::wrapper_for(version);
+        match OpenclawInstall::from_wrapper(&wrapper) {
+            Ok(install) => Ok(install),
+            Err(_) if version == DEFAULT_OPENCLAW_VERSION => Ok(self.install.clone()),
+            Err(_) => Err(ProcessError::VersionNotInstalled {
+                image: image.to_owned(),
+                version: version.clone(),
+                wrapper,
+            }),
+        }
     }
 
     /// The config's mounts as `(guest path, volume directory)`, each directory created.
@@ -332,43 +443,6 @@ impl ProcessHost {
             mounts.push((path.trim_end_matches('/').to_owned(), dir));
         }
         Ok(mounts)
-    }
-
-    /// The process's environment (see the module doc for what goes in and in which order).
-    fn environment(
-        &self,
-        id: &str,
-        launch: &Launch,
-        home: &Path,
-        port: u16,
-        mounts: &[(String, PathBuf)],
-        rootfs: &Path,
-    ) -> BTreeMap<String, String> {
-        let host_path = std::env::var("PATH").unwrap_or_default();
-        let mut env = BTreeMap::new();
-        env.insert(
-            "PATH".to_owned(),
-            format!("{}:{host_path}", self.install.node_bin_dir.display()),
-        );
-        env.insert("HOME".to_owned(), home.display().to_string());
-        env.insert("FLY_APP_NAME".to_owned(), launch.app.clone());
-        env.insert("FLY_MACHINE_ID".to_owned(), id.to_owned());
-        env.insert("FLY_REGION".to_owned(), launch.region.clone());
-        env.insert("FLY_PRIVATE_IP".to_owned(), launch.private_ip.clone());
-        for (key, value) in &launch.config.env {
-            env.insert(key.clone(), map_value(value, mounts, rootfs));
-        }
-        for (key, value) in &launch.secrets {
-            env.insert(key.clone(), value.clone());
-        }
-        env.insert(
-            ENTRY_ENV.to_owned(),
-            self.install.gateway_entry.display().to_string(),
-        );
-        env.insert(PORT_ENV.to_owned(), port.to_string());
-        env.insert(CLIENT_PORT_ENV.to_owned(), port.to_string());
-        env.insert(BIND_ENV.to_owned(), "loopback".to_owned());
-        env
     }
 
     /// Has the launcher thread fork `command` (`program` names it in errors).
@@ -400,7 +474,7 @@ impl ProcessHost {
         cmd.args(&argv[1..])
             .env_clear()
             .envs(&info.env)
-            .current_dir(&info.rootfs)
+            .current_dir(&info.workdir)
             .stdin(Stdio::null())
             .kill_on_drop(true);
         match tokio::time::timeout(timeout, cmd.output()).await {
@@ -428,6 +502,43 @@ impl ProcessHost {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The process's environment (see the module doc for what goes in and in which order).
+fn environment(
+    id: &str,
+    launch: &Launch,
+    install: &OpenclawInstall,
+    home: &Path,
+    port: u16,
+    mounts: &[(String, PathBuf)],
+    rootfs: &Path,
+) -> BTreeMap<String, String> {
+    let host_path = std::env::var("PATH").unwrap_or_default();
+    let mut env = BTreeMap::new();
+    env.insert(
+        "PATH".to_owned(),
+        format!("{}:{host_path}", install.node_bin_dir.display()),
+    );
+    env.insert("HOME".to_owned(), home.display().to_string());
+    env.insert("FLY_APP_NAME".to_owned(), launch.app.clone());
+    env.insert("FLY_MACHINE_ID".to_owned(), id.to_owned());
+    env.insert("FLY_REGION".to_owned(), launch.region.clone());
+    env.insert("FLY_PRIVATE_IP".to_owned(), launch.private_ip.clone());
+    for (key, value) in &launch.config.env {
+        env.insert(key.clone(), map_value(value, mounts, rootfs));
+    }
+    for (key, value) in &launch.secrets {
+        env.insert(key.clone(), value.clone());
+    }
+    env.insert(
+        ENTRY_ENV.to_owned(),
+        install.gateway_entry.display().to_string(),
+    );
+    env.insert(PORT_ENV.to_owned(), port.to_string());
+    env.insert(CLIENT_PORT_ENV.to_owned(), port.to_string());
+    env.insert(BIND_ENV.to_owned(), "loopback".to_owned());
+    env
 }
 
 /// Creates `dir` and its parents.
@@ -489,33 +600,95 @@ fn write_file(
         .map_err(io(format!("chmod {}", target.display())))
 }
 
-/// The command to run (`init.exec`, else `init.entrypoint` then `init.cmd`), guest paths
-/// mapped.
+/// The command to run (`init.exec`, else `init.entrypoint` then `init.cmd`, else the OpenClaw
+/// image's CMD when `openclaw_image`), guest paths mapped.
 fn command_line(
     config: &MachineConfig,
-    mounts: &[(String, PathBuf)],
+    openclaw_image: bool,
+    paths: &[(String, PathBuf)],
     rootfs: &Path,
 ) -> Result<Vec<String>, ProcessError> {
     let init = config.init.clone().unwrap_or_default();
-    let argv: Vec<String> = if init.exec.is_empty() {
+    let mut argv: Vec<String> = if init.exec.is_empty() {
         init.entrypoint.into_iter().chain(init.cmd).collect()
     } else {
         init.exec
     };
+    if argv.is_empty() && openclaw_image {
+        argv = OPENCLAW_CMD.iter().map(|a| a.to_string()).collect();
+    }
     if argv.is_empty() {
         return Err(ProcessError::NoCommand);
     }
-    Ok(argv.iter().map(|a| map_value(a, mounts, rootfs)).collect())
+    Ok(argv.iter().map(|a| map_value(a, paths, rootfs)).collect())
 }
 
-/// The machine's command, ready to fork: its own environment only, the machine's root as
-/// working directory, output appended to `console.log`, a process group of its own, and
+/// Whether `argv` runs the gateway straight from the image (`node openclaw.mjs gateway …` or
+/// `node dist/index.js gateway …`, relative or under `/app`), not through a boot step.
+fn is_gateway_run(argv: &[String]) -> bool {
+    let program = Path::new(&argv[0]).file_name().and_then(|n| n.to_str());
+    let script = argv.get(1).map(String::as_str).unwrap_or_default();
+    program == Some("node")
+        && (script.ends_with("openclaw.mjs") || script.ends_with("dist/index.js"))
+        && argv.get(2).map(String::as_str) == Some("gateway")
+}
+
+/// The port/bind mapping of a gateway run straight from the image: many machines share one
+/// host, so `--port N` becomes the machine's own local port and `--bind lan|auto` becomes
+/// `loopback` (each added when absent: in a container the gateway's default bind is `auto`), as
+/// the boot step is told through its environment.
+fn gateway_args(argv: Vec<String>, port: u16) -> Vec<String> {
+    if !is_gateway_run(&argv) {
+        return argv;
+    }
+    let loopback = |bind: &str| match bind {
+        "lan" | "auto" => "loopback".to_owned(),
+        other => other.to_owned(),
+    };
+    let mut out = Vec::with_capacity(argv.len() + 4);
+    let (mut has_port, mut has_bind) = (false, false);
+    let mut args = argv.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--port" || arg.starts_with("--port=") {
+            if arg == "--port" {
+                args.next();
+            }
+            out.extend(["--port".to_owned(), port.to_string()]);
+            has_port = true;
+        } else if let Some(bind) = arg.strip_prefix("--bind=") {
+            out.push(format!("--bind={}", loopback(bind)));
+            has_bind = true;
+        } else if arg == "--bind" {
+            out.push(arg);
+            out.extend(args.next().map(|b| loopback(&b)));
+            has_bind = true;
+        } else {
+            out.push(arg);
+        }
+    }
+    if !has_port {
+        out.extend(["--port".to_owned(), port.to_string()]);
+    }
+    if !has_bind {
+        out.extend(["--bind".to_owned(), "loopback".to_owned()]);
+    }
+    out
+}
+
+/// What a broken image runs: a process that exits at boot with `code`.
+fn broken_command(code: i32) -> Vec<String> {
+    let script = format!("echo 'fly-sim: this image is registered as broken' >&2; exit {code}");
+    vec!["/bin/sh".to_owned(), "-c".to_owned(), script]
+}
+
+/// The machine's command, ready to fork: its own environment only, `workdir` as working
+/// directory, output appended to `console.log`, a process group of its own, and
 /// SIGTERM when the simulator dies.
 fn machine_command(
     argv: &[String],
     env: &BTreeMap<String, String>,
     machine_dir: &Path,
-    rootfs: &Path,
+    workdir: &Path,
 ) -> Result<Command, ProcessError> {
     let program = resolve_program(&argv[0], env);
     let console = std::fs::OpenOptions::new()
@@ -528,7 +701,7 @@ fn machine_command(
         .args(&argv[1..])
         .env_clear()
         .envs(env)
-        .current_dir(rootfs)
+        .current_dir(workdir)
         .stdin(Stdio::null())
         .stdout(console.try_clone().map_err(io("console.log"))?)
         .stderr(console)
@@ -638,6 +811,21 @@ fn stop_policy(config: &MachineConfig) -> (Signal, Duration) {
         .and_then(super::extract::parse_duration)
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
     (signal, timeout)
+}
+
+/// How one boot runs.
+struct Plan {
+    /// The OpenClaw install whose Node and gateway the process gets.
+    install: OpenclawInstall,
+    /// Whether the process runs that install (false for a broken image's exit).
+    runs_openclaw: bool,
+    /// The command, guest paths mapped.
+    argv: Vec<String>,
+    /// Its working directory.
+    workdir: PathBuf,
+    /// Guest paths the command, its environment and execs see mapped: volume mounts, then the
+    /// OpenClaw image's `/app`.
+    paths: Vec<(String, PathBuf)>,
 }
 
 /// What one driver pass found.
@@ -1051,6 +1239,96 @@ mod tests {
         assert_eq!(map_value("/database", &mounts, &rootfs), "/database");
         assert_eq!(map_value("node", &mounts, &rootfs), "node");
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn a_gateway_run_from_the_image_gets_the_machines_port_and_loopback() {
+        let legacy = args(&[
+            "node",
+            "dist/index.js",
+            "gateway",
+            "--allow-unconfigured",
+            "--port",
+            "3000",
+            "--bind",
+            "lan",
+        ]);
+        assert_eq!(
+            gateway_args(legacy, 41234),
+            args(&[
+                "node",
+                "dist/index.js",
+                "gateway",
+                "--allow-unconfigured",
+                "--port",
+                "41234",
+                "--bind",
+                "loopback"
+            ])
+        );
+        assert_eq!(
+            gateway_args(args(&["node", "openclaw.mjs", "gateway"]), 5),
+            args(&[
+                "node",
+                "openclaw.mjs",
+                "gateway",
+                "--port",
+                "5",
+                "--bind",
+                "loopback"
+            ])
+        );
+        let explicit = args(&[
+            "/x/bin/node",
+            "/pkg/openclaw.mjs",
+            "gateway",
+            "--port=1",
+            "--bind=auto",
+        ]);
+        assert_eq!(
+            gateway_args(explicit, 5),
+            args(&[
+                "/x/bin/node",
+                "/pkg/openclaw.mjs",
+                "gateway",
+                "--port",
+                "5",
+                "--bind=loopback"
+            ])
+        );
+        let boot = args(&["node", "/etc/openclaws/boot.mjs", "--port", "3000"]);
+        assert_eq!(gateway_args(boot.clone(), 5), boot);
+        let custom = args(&["node", "dist/index.js", "gateway", "--bind", "custom"]);
+        assert_eq!(
+            gateway_args(custom, 5),
+            args(&[
+                "node",
+                "dist/index.js",
+                "gateway",
+                "--bind",
+                "custom",
+                "--port",
+                "5"
+            ])
+        );
+    }
+
+    #[test]
+    fn only_openclaw_images_fall_back_to_the_images_cmd() {
+        let rootfs = Path::new("/nonexistent-rootfs");
+        let config = MachineConfig::default();
+        assert!(matches!(
+            command_line(&config, false, &[], rootfs),
+            Err(ProcessError::NoCommand)
+        ));
+        assert_eq!(
+            command_line(&config, true, &[], rootfs).unwrap(),
+            args(&["node", "openclaw.mjs", "gateway"])
+        );
     }
 
     #[test]

@@ -123,6 +123,47 @@ pub struct FlyStatus {
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The image the machine runs as Fly resolved it: what actually runs, whatever the spec
+    /// asked for or a tag now points at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_ref: Option<ImageRef>,
+    /// The OpenClaw version the running image's tag names (`2026.9.5`, also from a `v2026.9.5`
+    /// tag); absent for tags that name no version, such as `main`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openclaw_version: Option<String>,
+}
+
+/// The image a machine runs as Fly reports it (`image_ref`); the digest identifies it exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageRef {
+    #[serde(default)]
+    pub registry: String,
+    #[serde(default)]
+    pub repository: String,
+    #[serde(default)]
+    pub tag: String,
+    #[serde(default)]
+    pub digest: String,
+}
+
+/// The OpenClaw version an image tag names, if it names one: at least three dot-separated
+/// numbers (`2026.9.5`), optionally after a `v` and before a `-` suffix (`2026.9.5-beta.1`).
+/// Tags such as `main` or `latest` name none, so the fleet's versions are only those known.
+pub fn openclaw_version_of_tag(tag: &str) -> Option<&str> {
+    let version = tag.strip_prefix('v').unwrap_or(tag);
+    let (core, suffix) = match version.split_once('-') {
+        Some((core, suffix)) => (core, Some(suffix)),
+        None => (version, None),
+    };
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let suffix_ok = suffix.is_none_or(|s| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    });
+    let parts: Vec<&str> = core.split('.').collect();
+    (parts.len() >= 3 && parts.iter().all(|p| numeric(p)) && suffix_ok).then_some(version)
 }
 
 /// Device pairing as the controller last saw it on the gateway.
@@ -211,4 +252,42 @@ pub struct LastError {
     pub message: String,
     pub time: DateTime<Utc>,
     pub attempt: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::openclaw_version_of_tag;
+
+    #[test]
+    fn version_tags_name_their_version() {
+        assert_eq!(openclaw_version_of_tag("2026.9.5"), Some("2026.9.5"));
+        assert_eq!(openclaw_version_of_tag("2026.9.6"), Some("2026.9.6"));
+        assert_eq!(openclaw_version_of_tag("v2026.10.1"), Some("2026.10.1"));
+        assert_eq!(
+            openclaw_version_of_tag("2026.10.1-beta.2"),
+            Some("2026.10.1-beta.2")
+        );
+        assert_eq!(openclaw_version_of_tag("1.2.3.4"), Some("1.2.3.4"));
+    }
+
+    #[test]
+    fn other_tags_name_no_version() {
+        for tag in [
+            "main",
+            "latest",
+            "",
+            "v",
+            "2026.9",
+            "2026.9.x",
+            "2026..5",
+            ".2026.9.5",
+            "2026.9.5-",
+            "2026.9.5-a/b",
+            "2026.9.5 ",
+            "sha256:abc",
+            "deployment-01HX",
+        ] {
+            assert_eq!(openclaw_version_of_tag(tag), None, "{tag:?}");
+        }
+    }
 }

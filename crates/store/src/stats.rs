@@ -1,17 +1,33 @@
-//! Read-only queries behind the fleet metrics: counts over the whole fleet (one `GROUP BY` each,
-//! never a row per instance).
+//! Read-only queries behind the fleet metrics and the console's fleet page: counts over the
+//! whole fleet (one `GROUP BY` each, never a row per instance).
 
 use sqlx::PgExecutor;
 
 use super::StoreError;
 
-/// Instances by phase and by condition, as stored.
+/// Instances by phase, by condition and by OpenClaw version, as stored.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FleetCounts {
     /// `(phase, instances)`.
     pub phases: Vec<(String, i64)>,
     /// `(condition type, status, instances)`.
     pub conditions: Vec<(String, String, i64)>,
+    /// `(OpenClaw version, instances)`, as [`openclaw_versions`] counts them.
+    pub versions: Vec<(Option<String>, i64)>,
+}
+
+/// Instances by the OpenClaw version their status last observed running
+/// (`status.fly.openclawVersion`), most instances first; `None` counts those with no known
+/// version (not running yet, or an image tag that names no version).
+pub async fn openclaw_versions(
+    db: impl PgExecutor<'_>,
+) -> Result<Vec<(Option<String>, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT status->'fly'->>'openclawVersion' AS version, COUNT(*) FROM instances \
+         GROUP BY 1 ORDER BY 2 DESC, 1 NULLS LAST",
+    )
+    .fetch_all(db)
+    .await?)
 }
 
 /// Counts instances by phase and by condition.
@@ -29,5 +45,10 @@ pub async fn fleet_counts(db: impl PgExecutor<'_> + Copy) -> Result<FleetCounts,
     )
     .fetch_all(db)
     .await?;
-    Ok(FleetCounts { phases, conditions })
+    let versions = openclaw_versions(db).await?;
+    Ok(FleetCounts {
+        phases,
+        conditions,
+        versions,
+    })
 }

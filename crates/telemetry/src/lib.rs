@@ -26,6 +26,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -49,6 +50,8 @@ const CONDITION_STATUSES: [&str; 3] = ["True", "False", "Unknown"];
 
 /// Least time between two fleet counts from PostgreSQL, however often `/metrics` is scraped.
 const FLEET_REFRESH: Duration = Duration::from_secs(5);
+/// The version label of instances whose OpenClaw version is not known.
+const UNKNOWN_VERSION: &str = "unknown";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FlyRequestLabels {
@@ -75,6 +78,12 @@ struct ResultLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
     phase: &'static str,
+}
+
+/// Only the version: the gauge says what runs across the fleet, never whose instances.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -156,6 +165,10 @@ struct WorkMetrics {
 struct FleetMetrics {
     instances: Family<PhaseLabels, Gauge>,
     conditions: Family<ConditionLabels, Gauge>,
+    versions: Family<VersionLabels, Gauge>,
+    /// Versions ever reported, so one no instance runs any more reads 0 rather than its last
+    /// count.
+    seen_versions: Mutex<BTreeSet<String>>,
     refreshed: Mutex<Option<Instant>>,
 }
 
@@ -320,6 +333,15 @@ impl FleetMetrics {
             "Instances by condition type and status (counted in PostgreSQL at scrape time)",
             Family::default(),
         );
+        let versions: Family<VersionLabels, Gauge> = register(
+            r,
+            "instances_by_openclaw_version",
+            "Instances by the OpenClaw version their machine runs, from its image tag (`unknown`: none known; counted in PostgreSQL at scrape time)",
+            Family::default(),
+        );
+        drop(versions.get_or_create(&VersionLabels {
+            version: UNKNOWN_VERSION.to_owned(),
+        }));
         for phase in Phase::ALL {
             drop(instances.get_or_create(&PhaseLabels {
                 phase: phase.as_str(),
@@ -334,6 +356,8 @@ impl FleetMetrics {
         Self {
             instances,
             conditions,
+            versions,
+            seen_versions: Mutex::new(BTreeSet::from([UNKNOWN_VERSION.to_owned()])),
             refreshed: Mutex::new(None),
         }
     }
@@ -606,6 +630,32 @@ impl Metrics {
                     .set(n);
             }
         }
+        self.set_versions(&counts.versions);
+    }
+
+    /// Sets the version gauge: each counted version (`unknown` for none), and 0 for versions
+    /// seen before that no instance runs now.
+    fn set_versions(&self, versions: &[(Option<String>, i64)]) {
+        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+        for (version, n) in versions {
+            let label = version.as_deref().unwrap_or(UNKNOWN_VERSION).to_owned();
+            *counts.entry(label).or_default() += n;
+        }
+        let mut seen = self
+            .fleet
+            .seen_versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        seen.extend(counts.keys().cloned());
+        for version in seen.iter() {
+            let n = counts.get(version).copied().unwrap_or(0);
+            self.fleet
+                .versions
+                .get_or_create(&VersionLabels {
+                    version: version.clone(),
+                })
+                .set(n);
+        }
     }
 
     /// Records the time from an instance's creation to its first `Ready`.
@@ -781,6 +831,7 @@ mod tests {
                 ("Ready".into(), "True".into(), 3),
                 ("SomeoneElses".into(), "True".into(), 1),
             ],
+            versions: Vec::new(),
         });
         let text = m.encode();
         assert_eq!(
@@ -827,6 +878,34 @@ mod tests {
         assert_eq!(sample(&text, "openclaws_fly_leases_held"), Some("3"));
         drop(b);
         assert_eq!(sample(&m.encode(), "openclaws_fly_leases_held"), Some("2"));
+    }
+
+    #[test]
+    fn instances_by_version_carry_only_the_version_and_fall_to_zero() {
+        let m = Metrics::new();
+        let series =
+            |v: &str| format!("openclaws_instances_by_openclaw_version{{version=\"{v}\"}}");
+        assert_eq!(sample(&m.encode(), &series("unknown")), Some("0"));
+        m.set_fleet(&FleetCounts {
+            versions: vec![
+                (Some("2026.9.6".into()), 812),
+                (Some("2026.9.5".into()), 3),
+                (None, 4),
+            ],
+            ..FleetCounts::default()
+        });
+        let text = m.encode();
+        assert_eq!(sample(&text, &series("2026.9.6")), Some("812"));
+        assert_eq!(sample(&text, &series("2026.9.5")), Some("3"));
+        assert_eq!(sample(&text, &series("unknown")), Some("4"));
+        m.set_fleet(&FleetCounts {
+            versions: vec![(Some("2026.9.6".into()), 815)],
+            ..FleetCounts::default()
+        });
+        let text = m.encode();
+        assert_eq!(sample(&text, &series("2026.9.6")), Some("815"));
+        assert_eq!(sample(&text, &series("2026.9.5")), Some("0"));
+        assert_eq!(sample(&text, &series("unknown")), Some("0"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The pinned OpenClaw for the tests that boot the real gateway.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -9,12 +10,31 @@ use std::sync::{Condvar, Mutex, OnceLock};
 /// process; every later call gets the same path.
 pub fn install_openclaw() -> PathBuf {
     static WRAPPER: OnceLock<PathBuf> = OnceLock::new();
-    WRAPPER.get_or_init(run_install_script).clone()
+    WRAPPER.get_or_init(|| run_install_script(None)).clone()
 }
 
-fn run_install_script() -> PathBuf {
+/// The previous OpenClaw release `make openclaw` also installs: what upgrade tests start from
+/// (the simulator runs an image tagged with it on this install).
+pub const PREVIOUS_OPENCLAW_VERSION: &str = "2026.9.5";
+
+/// Installs OpenClaw `version` beside the pinned one (same script and cache) and returns its
+/// wrapper; once per version and test process.
+pub fn install_openclaw_version(version: &str) -> PathBuf {
+    static WRAPPERS: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut wrappers = WRAPPERS.lock().unwrap_or_else(|e| e.into_inner());
+    wrappers
+        .entry(version.to_owned())
+        .or_insert_with(|| run_install_script(Some(version)))
+        .clone()
+}
+
+fn run_install_script(version: Option<&str>) -> PathBuf {
     let script = crate::workspace_root().join("scripts/install-openclaw.sh");
-    let output = Command::new(&script)
+    let mut command = Command::new(&script);
+    if let Some(version) = version {
+        command.env("OPENCLAWS_OPENCLAW_VERSION", version);
+    }
+    let output = command
         .stderr(Stdio::inherit())
         .output()
         .expect("run scripts/install-openclaw.sh");

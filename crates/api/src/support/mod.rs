@@ -475,6 +475,7 @@ async fn fleet(
         },
     )
     .await?;
+    let openclaw_versions = openclaws_store::stats::openclaw_versions(&mut conn).await?;
     let more = records.len() as i64 > PAGE_SIZE;
     records.truncate(PAGE_SIZE as usize);
     let rows = records
@@ -513,6 +514,7 @@ async fn fleet(
         paged: after.is_some(),
         now: Utc::now(),
         version,
+        openclaw_versions,
     };
     Ok(page(StatusCode::OK, views::fleet_page(&viewer, &view)))
 }

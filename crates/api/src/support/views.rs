@@ -309,6 +309,26 @@ pub struct FleetView {
     pub now: DateTime<Utc>,
     /// The list's resource version: the page follows the changes after it.
     pub version: i64,
+    /// Instances by the OpenClaw version they run, most first (`None`: unknown), over the whole
+    /// fleet whatever the filters: what an upgrade has reached at a glance.
+    pub openclaw_versions: Vec<(Option<String>, i64)>,
+}
+
+/// The whole fleet's OpenClaw versions: "2026.9.6 — 812 instances" per line.
+fn versions_table(versions: &[(Option<String>, i64)]) -> Markup {
+    html! {
+        table id="openclaw-versions" {
+            caption { "OpenClaw versions" }
+            tbody {
+                @for (version, n) in versions {
+                    tr data-version=(version.as_deref().unwrap_or("unknown")) {
+                        td.mono { (version.as_deref().unwrap_or("unknown")) }
+                        td { (n) @if *n == 1 { " instance" } @else { " instances" } }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The fleet list page.
@@ -342,6 +362,9 @@ pub fn fleet_page(viewer: &Viewer, view: &FleetView) -> Markup {
                 }
             }
             div id="fleet-rows" data-live {
+            @if !view.openclaw_versions.is_empty() {
+                (versions_table(&view.openclaw_versions))
+            }
             @if view.rows.is_empty() {
                 p.muted id="no-instances" {
                     @if filtered { "No instance matches these filters." }

@@ -3,7 +3,7 @@
 
 use openclaws_fly::types::{Machine, Volume};
 use openclaws_model::conditions::{ConditionType, Reason};
-use openclaws_model::{FlyStatus, RunState};
+use openclaws_model::{openclaw_version_of_tag, FlyStatus, ImageRef, RunState};
 
 use super::{Conditions, FlySide};
 use crate::reconcile::desired::{config_matches, Desired};
@@ -40,7 +40,22 @@ pub(super) fn judge<'a>(
                 .and_then(|m| m.config.as_ref())
                 .map(|c| c.image.clone()),
             region: vol.map(|v| v.region.clone()),
+            image_ref: keeper.and_then(|m| m.image_ref.as_ref()).map(image_ref),
+            openclaw_version: keeper
+                .and_then(|m| m.image_ref.as_ref())
+                .and_then(|r| openclaw_version_of_tag(&r.tag))
+                .map(str::to_owned),
         },
+    }
+}
+
+/// The status's copy of the `image_ref` Fly reported.
+fn image_ref(r: &openclaws_fly::types::ImageRef) -> ImageRef {
+    ImageRef {
+        registry: r.registry.clone(),
+        repository: r.repository.clone(),
+        tag: r.tag.clone(),
+        digest: r.digest.clone(),
     }
 }
 
