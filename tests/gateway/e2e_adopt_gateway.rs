@@ -2,9 +2,6 @@
 //! `node dist/index.js gateway …` on its `openclaw_data` volume; a browser paired with it and a
 //! file under `/data` are still there after the controller takes the app over, and the gateway
 //! token is the one the web app kept.
-//!
-//! Ignored until main has the simulator's support for the OpenClaw image's `/app` layout and the
-//! legacy command (branch `images`): with that branch merged locally it passed (45 s).
 
 use openclaws_gateway::client::ClientError;
 use openclaws_gateway::identity::DeviceIdentity;
@@ -86,8 +83,6 @@ async fn pair_and_write_a_file(stack: &Stack, old: &LegacyApp, device: &DeviceId
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the simulator's process mode to run the web app's image layout and command \
-            (branch images, not in main yet); passed with it merged locally"]
 async fn an_adopted_gateway_keeps_its_files_its_token_and_its_paired_devices() {
     let _slot = openclaws_testkit::openclaw::gateway_slot();
     let stack = Stack::start(StackOptions {
