@@ -1,6 +1,7 @@
 //! `openclaws-controller` command line: parse, build, run. The production binary: it carries the
-//! controller (`serve`, `migrate`), the support commands (`get`, `describe`), the CRD and the
-//! LLM proxy token tool, and nothing of the simulator or the development stack.
+//! controller (`serve`, `migrate`), the support commands (`get`, `describe`), the import of the
+//! web app's fleet (`import`), the CRD and the LLM proxy token tool, and nothing of the
+//! simulator or the development stack.
 
 mod cli;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Show one instance in detail: status, conditions, Fly ids, pairing, last error, the next
     /// plan and recent events (through the API).
     Describe(cli::DescribeArgs),
+    /// Take over the apps the old web app built (docs/adoption.md): `--dry-run` lists them with
+    /// what adopting each would change; otherwise adopts `--app …` or `--all` through the API.
+    Import(Box<cli::import::ImportArgs>),
     /// Releases of a new OpenClaw image across the fleet: `release status [NAME]` (waves,
     /// failed members, events) and `release list` (through the API).
     #[command(subcommand)]
@@ -70,7 +74,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let log_format = match &cli.command {
         // The support commands print for people: no log lines in their output.
-        Command::Get(_) | Command::Describe(_) | Command::Release(_) | Command::Openapi => None,
+        Command::Get(_)
+        | Command::Describe(_)
+        | Command::Release(_)
+        | Command::Import(_)
+        | Command::Openapi => None,
         _ => Some(cli.log_format.unwrap_or(LogFormat::Json)),
     };
     if let Some(format) = log_format {
@@ -111,6 +119,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Get(args) => print_or_exit(cli::get(&args).await),
         Command::Describe(args) => print_or_exit(cli::describe(&args).await),
+        Command::Import(args) => match cli::import::run(&args).await {
+            Ok((page, all_adopted)) => {
+                print!("{page}");
+                if !all_adopted {
+                    std::process::exit(1);
+                }
+            }
+            Err(e) => print_or_exit(Err(e)),
+        },
         Command::Release(command) => print_or_exit(cli::release::run(&command).await),
         Command::ProxyToken(command) => {
             let result = command.run(chrono::Utc::now(), || {

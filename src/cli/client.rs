@@ -1,5 +1,6 @@
-//! A small read-only client of the controller's API for the support commands, with errors that
-//! say what to do (wrong address, missing token, unknown instance).
+//! A small client of the controller's API for the support commands (reads) and the import
+//! (adoption writes), with errors that say what to do (wrong address, missing token, unknown
+//! instance).
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -47,6 +48,9 @@ pub enum CliError {
     /// 410 to a watch: the version it resumed from is no longer kept; list again.
     #[error("{0}")]
     Gone(String),
+    /// The import could not run (its settings, its tokens file, listing Fly).
+    #[error("{0}")]
+    Import(String),
     /// Writing the output failed (a closed pipe).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -135,7 +139,31 @@ impl ApiClient {
     /// `GET {base}{path}?{query}` as JSON; non-2xx answers become [`CliError`]s carrying the
     /// API's own message.
     pub async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, CliError> {
-        let mut request = self.http.get(format!("{}{path}", self.base)).query(query);
+        let request = self.http.get(format!("{}{path}", self.base)).query(query);
+        self.send(request, path).await
+    }
+
+    /// `POST {base}{path}?{query}` with a JSON body (the import's writes); answers as
+    /// [`ApiClient::get_json`].
+    pub async fn post_json(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &Value,
+    ) -> Result<Value, CliError> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .query(query)
+            .json(body);
+        self.send(request, path).await
+    }
+
+    async fn send(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        path: &str,
+    ) -> Result<Value, CliError> {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

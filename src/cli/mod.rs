@@ -4,6 +4,7 @@
 //! [`render`] as pure functions of the API's JSON.
 
 pub mod client;
+pub mod import;
 pub mod release;
 pub mod render;
 pub mod watch;

@@ -11,6 +11,7 @@
 
 mod budget;
 mod db_cancel;
+mod e2e_adopt;
 mod e2e_crash;
 mod e2e_dev;
 mod e2e_endpoint;

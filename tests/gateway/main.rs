@@ -2,7 +2,8 @@
 //! `scripts/install-openclaw.sh`): the gateway module against a gateway of its own
 //! (`gateway_real`), the boot step and the simulator's process mode (`sim_process`), what images
 //! run there (`sim_images`), the controller driving gateways through the simulator's proxy
-//! (`e2e_gateway`), and the support console in headless Chromium, whose pairing test approves a
+//! (`e2e_gateway`), the adoption of a gateway the old web app built (`e2e_adopt_gateway`), and
+//! the support console in headless Chromium, whose pairing test approves a
 //! device on a real gateway (`support_console`).
 //!
 //! One binary so the suite links it once and runs the OpenClaw install check once (the kit keeps
@@ -12,6 +13,7 @@
 //! kills, restarts or deletes the machine) or asserts fleet-wide figures of its controller
 //! (pairing approvals by policy) that another test's instance on a shared stack would satisfy.
 
+mod e2e_adopt_gateway;
 mod e2e_gateway;
 mod gateway_real;
 mod release_real;

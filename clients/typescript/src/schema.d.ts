@@ -151,6 +151,30 @@ export interface paths {
         patch: operations["patch_instance"];
         trace?: never;
     };
+    "/v1/instances/{name}/adopt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create an instance that adopts an app the old web app built.
+         * @description Takes over `app` (`{FLY_APP_PREFIX}{name}`) with its volume, DNS record, certificate and
+         *     gateway token (`docs/adoption.md`). The API does not call Fly: the reconcile checks the app's
+         *     layout before changing anything, and a mismatch shows as `Ready=False` with reason
+         *     `AdoptionRefused`; an adopted app is then converged with one machine update. The gateway
+         *     token is write-only. The writer (`fieldManager`, default `api`) owns the fields it sent.
+         */
+        post: operations["adopt_instance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/instances/{name}/events": {
         parameters: {
             query?: never;
@@ -455,6 +479,30 @@ export interface components {
         /** @description What an abort does with the instances the release updated. */
         AbortRequest: {
             onAbort?: null | components["schemas"]["OnHalt"];
+        };
+        /**
+         * @description Body of `POST /v1/instances/{name}/adopt`: the app to take over, its gateway token, and the
+         *     instance to create (as in a `PUT`).
+         */
+        AdoptionWrite: {
+            /**
+             * @description The app to take over: `{FLY_APP_PREFIX}{name}` (the prefix is the controller's setting,
+             *     `oc-` by default).
+             * @example oc-acme
+             */
+            app: string;
+            /**
+             * @description The app's `OPENCLAW_GATEWAY_TOKEN` as the web app stored it (Fly secrets cannot be read
+             *     back). Write-only: stored encrypted as the instance's gateway token and set again on
+             *     the app, so paired devices keep working; never returned.
+             */
+            gatewayToken: string;
+            metadata?: components["schemas"]["WriteMeta"];
+            /**
+             * @description The desired state; defaults are applied to omitted fields. `region` must be the region
+             *     of the app's volume.
+             */
+            spec: components["schemas"]["InstanceSpecWrite"];
         };
         /** @description The recorded approval and the instance it was recorded on. */
         ApprovalRecorded: {
@@ -2352,6 +2400,150 @@ export interface operations {
                 };
             };
             /** @description Invalid fields, each named by path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed tokens from this client address; the token was not checked */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields or 32 KiB of headers */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    adopt_instance: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The field manager: the client or role writing (1-128 printable ASCII characters without
+                 *     spaces, e.g. `dashboard`, `support`). Required for apply; `api` when a `PUT` or merge
+                 *     patch names none.
+                 */
+                fieldManager?: string;
+                /** @description Apply only: take over fields other managers own instead of answering 409. */
+                force?: boolean;
+                /**
+                 * @description `All`: validate and carry out the write without storing anything; the answer is the
+                 *     object as it would be, with `plan`, the plan preview for it.
+                 */
+                dryRun?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Instance name: the app's name without the prefix */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdoptionWrite"];
+            };
+        };
+        responses: {
+            /** @description Created, with the app claimed (with dryRun=All: would be, and the answer adds `plan`) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenClawInstance"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Read-only token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The instance exists, or another instance holds the app */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URL longer than 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Content-Type is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid fields, each named by path (an app outside the prefix or not named for the instance, a malformed token) */
             422: {
                 headers: {
                     [name: string]: unknown;

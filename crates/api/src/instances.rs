@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::adopt::AdoptionWrite;
 use super::auth::Role;
 use super::error::{ApiError, ErrorBody, FieldError};
 use super::validate::{check_customer_filter, check_name, valid_name};
@@ -287,6 +288,42 @@ pub async fn put_instance(
     let create_only = if_none_match(&headers)?;
     let body = json_body(&headers, body, &["application/json"])?;
     let written = write::put(&state, &name, body, precondition, create_only, options).await?;
+    Ok(written_response(written))
+}
+
+/// Create an instance that adopts an app the old web app built.
+///
+/// Takes over `app` (`{FLY_APP_PREFIX}{name}`) with its volume, DNS record, certificate and
+/// gateway token (`docs/adoption.md`). The API does not call Fly: the reconcile checks the app's
+/// layout before changing anything, and a mismatch shows as `Ready=False` with reason
+/// `AdoptionRefused`; an adopted app is then converged with one machine update. The gateway
+/// token is write-only. The writer (`fieldManager`, default `api`) owns the fields it sent.
+#[utoipa::path(post, path = "/v1/instances/{name}/adopt", tag = "instances",
+    params(WriteParams,
+        ("name" = String, Path, description = "Instance name: the app's name without the prefix")),
+    request_body(content = AdoptionWrite, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created, with the app claimed (with dryRun=All: would be, and the answer adds `plan`)", body = OpenClawInstance),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 403, description = "Read-only token", body = ErrorBody),
+        (status = 409, description = "The instance exists, or another instance holds the app", body = ErrorBody),
+        (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each named by path (an app outside the prefix or not named for the instance, a malformed token)", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn adopt_instance(
+    State(state): State<ApiState>,
+    Extension(role): Extension<Role>,
+    Path(name): Path<String>,
+    params: Result<Query<WriteParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let params = write_params(params)?;
+    let options = params.options(false, role)?;
+    let body = json_body(&headers, body, &["application/json"])?;
+    let written = super::adopt::adopt(&state, &name, body, options).await?;
     Ok(written_response(written))
 }
 

@@ -9,6 +9,7 @@
 //! hyper's limits above the API's own ([`edge`]); every database wait is bounded by
 //! [`DB_WAIT`], so a database outage is a prompt 503 with `Retry-After`.
 
+pub mod adopt;
 pub mod auth;
 pub mod edge;
 pub mod error;
@@ -156,6 +157,10 @@ pub fn router_with(state: ApiState, edge: EdgeSettings) -> Router {
         .route(
             "/v1/instances/{name}/reconcile",
             post(instances::reconcile_instance),
+        )
+        .route(
+            "/v1/instances/{name}/adopt",
+            post(instances::adopt_instance),
         )
         .route("/v1/instances/{name}/events", get(instances::list_events))
         .route("/v1/instances/{name}/plan", get(plan::get_plan))

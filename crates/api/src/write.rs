@@ -114,7 +114,7 @@ async fn plan_of(
 
 /// Ends a write's transaction: commits it, or for a dry run previews the plan inside it and
 /// rolls it back, so nothing is stored, no event appended, no reconcile woken.
-async fn finish(
+pub(crate) async fn finish(
     state: &ApiState,
     mut tx: openclaws_store::Conn<'_>,
     outcome: Outcome,
@@ -605,7 +605,7 @@ pub fn not_found(name: &str) -> ApiError {
 
 /// Inserts the instance written by `options.manager` (who then owns every field it set); `None`
 /// when a concurrent create of the same name committed first.
-async fn create(
+pub(crate) async fn create(
     state: &ApiState,
     tx: &mut openclaws_store::Conn<'_>,
     name: &str,

@@ -358,6 +358,16 @@ impl FlyClient {
         )
     }
 
+    /// `GET /v1/apps?org_slug=`: the organization's apps (for the import of the web app's
+    /// fleet; the reconcile never lists apps).
+    pub async fn list_apps(&self) -> Result<Vec<App>, FlyError> {
+        let query = [("org_slug", self.org.clone())];
+        let resp: ListAppsResponse = self
+            .get_json("apps.list", &self.org, "/v1/apps", &query)
+            .await?;
+        Ok(resp.apps)
+    }
+
     /// `POST /v1/apps`. Fly answers `201 {"id","created_at"}` (`CreateAppResponse`), not the
     /// app: the returned [`App`] is that id with what was asked for (name, org, network).
     pub async fn create_app(&self, name: &str, network: &str) -> Result<App, FlyError> {

@@ -104,6 +104,8 @@ vocabulary! {
         NotCreated,
         /// The app's name belongs to someone else (another org, or no ownership mark).
         AppNameTaken,
+        /// The app claimed for adoption does not hold the web app's layout (`docs/adoption.md`).
+        AdoptionRefused,
         /// The volume is smaller than the spec asks.
         Extending,
         /// The DNS record points elsewhere and is being updated.

@@ -3,5 +3,6 @@
 //! The `openclaws-controller` binary and the test kit both start the controller through here.
 
 pub mod config;
+pub mod import;
 pub mod retention;
 pub mod serve;

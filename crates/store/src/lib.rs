@@ -1,6 +1,7 @@
 //! PostgreSQL access: desired state, controller bookkeeping, the work queue, events and secrets.
 //! One file per table; queries are plain sqlx so they run against any PostgreSQL 13+.
 
+pub mod adoptions;
 pub mod budget;
 pub mod changes;
 pub mod circuit;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::events::{self, EventType, NewEvent};
 use super::records::{InstanceRecord, INSTANCE_COLUMNS};
 use super::secrets::{self, SecretStoreError};
-use super::work;
+use super::{adoptions, work};
 use super::{Conn, Db, StoreError};
 use openclaws_model::secrets::SecretCipher;
 use openclaws_model::InstanceStatus;
@@ -106,6 +106,8 @@ pub struct Recording<'a> {
     /// The work lease this write is fenced by: nothing is written unless its owner still holds
     /// it. `None` for writes made outside a claimed reconcile.
     pub lease_owner: Option<&'a str>,
+    /// An adopted app's layout was verified: its kept `(volume id, machine id)`.
+    pub adopted: Option<(&'a str, &'a str)>,
 }
 
 /// Secret values to store; `Debug` shows their names only.
@@ -168,6 +170,9 @@ pub async fn record(
     let now = Utc::now();
     for (name, value) in write.new_secrets.0 {
         secrets::put(&mut tx, cipher, record.uid, name, value, now).await?;
+    }
+    if let Some((volume_id, machine_id)) = write.adopted {
+        adoptions::mark_adopted(&mut tx, record.uid, volume_id, machine_id).await?;
     }
     append_all(&mut tx, record, write.events).await?;
     tx.commit().await?;

@@ -11,6 +11,7 @@ pub mod db;
 pub mod dev;
 pub mod devices;
 pub mod ingest;
+pub mod legacy;
 pub mod openclaw;
 pub mod pgbouncer;
 pub mod postgres;

@@ -95,6 +95,19 @@ impl GatewayTarget {
     }
 }
 
+/// How far an instance's adoption of an app the web app built has come, as the database
+/// records it (`docs/adoption.md`; checking and listing: [`super::adopt`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdoptionState {
+    /// Claimed: the next reconcile checks the layout before anything is changed.
+    Claimed,
+    /// Taken over: the volume and machine found when the layout was verified.
+    Adopted {
+        volume_id: String,
+        machine_id: String,
+    },
+}
+
 /// The desired world for one instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
@@ -133,6 +146,9 @@ pub struct Desired {
     /// Whether model calls go through the LLM proxy with a minted token (no Anthropic credential
     /// of the customer's, and a proxy configured).
     pub proxy_token: bool,
+    /// The instance adopted an app the web app built (`docs/adoption.md`): its ownership mark
+    /// is this record, not the app's network.
+    pub adoption: Option<AdoptionState>,
 }
 
 /// The app's network name for an instance uid (our mark on the app).
@@ -206,6 +222,7 @@ impl Desired {
             gateway,
             pairing: spec.pairing.clone(),
             proxy_token,
+            adoption: None,
         }
     }
 

@@ -1,5 +1,5 @@
-//! Stage 1, load: the instance's row and its stored secrets, in two queries. Besides the record
-//! stage, the only place a reconcile touches the database.
+//! Stage 1, load: the instance's row, its stored secrets and its adoption record, in three
+//! queries. Besides the record stage, the only place a reconcile touches the database.
 
 use chrono::Utc;
 use openclaws_store::Db;
@@ -28,11 +28,13 @@ pub(super) async fn load(
     let spec = record.spec()?;
     let previous = record.status()?;
     let stored = get_all_plaintext(pool, cipher, uid).await?;
+    let adoption = openclaws_store::adoptions::get(pool, uid).await?;
     Ok(Some(Loaded {
         record,
         spec,
         previous,
         stored,
+        adoption,
         attempts,
         now: Utc::now(),
     }))

@@ -27,6 +27,7 @@
 //! - **Ownership.** Nothing without our mark is updated or deleted.
 
 pub mod act;
+pub mod adopt;
 mod converge;
 pub mod desired;
 mod errors;

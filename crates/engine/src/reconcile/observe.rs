@@ -1,12 +1,14 @@
 //! Observing the world: the app, its volumes and our machines, found by deterministic names and
 //! ownership marks rather than by stored ids, so a crash between a create and its record is
-//! healed by adoption.
+//! healed by adoption. An app taken over from the web app (`docs/adoption.md`) is ours by its
+//! adoption record; its kept volume and machine by the ids recorded when its layout checked out.
 
 use openclaws_dns::{CloudflareDns, DnsRecord};
 use openclaws_fly::types::{App, AppSecret, CertificateDetail, IpAssignment, Machine, Volume};
 use openclaws_fly::{FlyClient, FlyError};
 
-use super::desired::{Desired, META_INSTANCE_UID, VOLUME_NAME};
+use super::adopt::legacy_layout;
+use super::desired::{AdoptionState, Desired, META_INSTANCE_UID, VOLUME_NAME};
 use super::errors::StepError;
 use super::world::{AppObservation, Observed, ObservedSecrets};
 
@@ -20,7 +22,46 @@ pub async fn observe(
     desired: &Desired,
     known: Option<&openclaws_model::FlyStatus>,
 ) -> Result<Observed, StepError> {
+    let app = match read_app(fly, dns, desired).await? {
+        Ok(app) => app,
+        Err(settled) => return Ok(settled),
+    };
+    let claimed = desired.adoption == Some(AdoptionState::Claimed);
+    let (mut world, endpoint) = tokio::try_join!(
+        fly_side(fly, desired, !claimed),
+        endpoint(fly, dns, desired)
+    )?;
+    let kept = match claimed {
+        true => match verify_layout(desired, &world) {
+            Ok(kept) => Some(kept),
+            Err(reason) => return Ok(refused(reason)),
+        },
+        false => {
+            find_known_by_id(fly, desired, known, &mut world).await?;
+            find_adopted_by_id(fly, desired, &mut world).await?;
+            adopted_ids(desired)
+        }
+    };
+    let mut observed = assemble(desired, app, world, endpoint, kept.as_ref());
+    observed.adoption_verified = kept.filter(|_| claimed);
+    Ok(observed)
+}
+
+/// The app, or (`Err`) the whole observation when nothing more is to be looked at: the name is
+/// free (with the hostname's records), someone else's, or an adoption that cannot go ahead.
+async fn read_app(
+    fly: &FlyClient,
+    dns: Option<&CloudflareDns>,
+    desired: &Desired,
+) -> Result<Result<App, Observed>, StepError> {
+    let claimed = desired.adoption == Some(AdoptionState::Claimed);
     let app = match fly.get_app(&desired.app_name).await {
+        Ok(None) if claimed => {
+            return Ok(Err(refused(format!(
+                "app {} does not exist",
+                desired.app_name
+            ))))
+        }
         Ok(None) => {
             // The app may be created within this reconcile: know the hostname's records already,
             // so a record someone else made is never overwritten or duplicated.
@@ -28,39 +69,51 @@ pub async fn observe(
                 Some(dns) => dns.list(&desired.hostname).await?,
                 None => Vec::new(),
             };
-            return Ok(Observed {
+            return Ok(Err(Observed {
                 dns_records,
                 ..Observed::empty()
-            });
+            }));
         }
         Ok(Some(app)) => app,
         Err(FlyError::Forbidden { message }) => {
-            return Ok(foreign(format!(
+            return Ok(Err(foreign(format!(
                 "the name belongs to another organization ({message})"
-            )))
+            ))))
         }
         Err(e) => return Err(e.into()),
     };
-    if let Some(reason) = foreign_reason(&app, fly.org(), &desired.network) {
-        return Ok(foreign(reason));
+    if let Some(reason) = foreign_reason(&app, fly.org(), desired) {
+        return Ok(Err(foreign(reason)));
     }
-    let (mut world, (certificate, dns_records)) =
-        tokio::try_join!(fly_side(fly, desired), endpoint(fly, dns, desired))?;
-    find_known_by_id(fly, desired, known, &mut world).await?;
-    let uid = desired.uid.to_string();
-    Ok(Observed {
+    if claimed && desired.deleting {
+        return Ok(Err(foreign(format!(
+            "the adoption of app {} never completed; it is left as it was",
+            desired.app_name
+        ))));
+    }
+    Ok(Ok(app))
+}
+
+/// The observation of an app that is ours, from what was read.
+fn assemble(
+    desired: &Desired,
+    app: App,
+    world: AppContents,
+    (certificate, dns_records): (Option<CertificateDetail>, Vec<DnsRecord>),
+    kept: Option<&(String, String)>,
+) -> Observed {
+    let ours = Ours::new(desired, kept);
+    Observed {
         app: AppObservation::Ours(app),
         volumes: world
             .volumes
             .into_iter()
-            .filter(|v| v.name == VOLUME_NAME && !v.is_destroyed())
+            .filter(|v| ours.volume(v))
             .collect(),
         machines: world
             .machines
             .into_iter()
-            .filter(|m| {
-                !m.is_destroyed() && m.metadata_value(META_INSTANCE_UID) == Some(uid.as_str())
-            })
+            .filter(|m| ours.machine(m))
             .collect(),
         app_deletion_requested: false,
         observed_at: Some(chrono::Utc::now()),
@@ -73,7 +126,84 @@ pub async fn observe(
         dns_records,
         gateway: None,
         pairing_history: Vec::new(),
-    })
+        adoption_verified: None,
+    }
+}
+
+/// Which volumes and machines of the app are the instance's: ours are named `data` and carry
+/// our uid mark; an adopted app's kept volume and machine are ours by id.
+struct Ours<'a> {
+    uid: String,
+    kept: Option<&'a (String, String)>,
+}
+
+impl<'a> Ours<'a> {
+    fn new(desired: &Desired, kept: Option<&'a (String, String)>) -> Self {
+        Self {
+            uid: desired.uid.to_string(),
+            kept,
+        }
+    }
+
+    fn volume(&self, v: &Volume) -> bool {
+        let kept = self.kept.is_some_and(|(id, _)| *id == v.id);
+        !v.is_destroyed() && (v.name == VOLUME_NAME || kept)
+    }
+
+    fn machine(&self, m: &Machine) -> bool {
+        let mark = m.metadata_value(META_INSTANCE_UID);
+        let kept = self.kept.is_some_and(|(_, id)| *id == m.id) && mark.is_none();
+        !m.is_destroyed() && (mark == Some(self.uid.as_str()) || kept)
+    }
+}
+
+/// A claimed app's layout: the volume and machine adoption keeps, or why it cannot be adopted.
+fn verify_layout(desired: &Desired, world: &AppContents) -> Result<(String, String), String> {
+    let uid = desired.uid.to_string();
+    let layout = legacy_layout(&world.volumes, &world.machines, Some(&uid))?;
+    Ok((layout.volume.id.clone(), layout.machine.id.clone()))
+}
+
+/// The kept volume and machine of an adopted app.
+fn adopted_ids(desired: &Desired) -> Option<(String, String)> {
+    match &desired.adoption {
+        Some(AdoptionState::Adopted {
+            volume_id,
+            machine_id,
+        }) => Some((volume_id.clone(), machine_id.clone())),
+        _ => None,
+    }
+}
+
+/// An adopted app's kept volume and machine are read by id when the lists omit them: the
+/// machine until its update gives it our mark (an update that failed leaves it without one),
+/// the volume because it is not named `data`.
+async fn find_adopted_by_id(
+    fly: &FlyClient,
+    desired: &Desired,
+    world: &mut AppContents,
+) -> Result<(), StepError> {
+    let Some((volume_id, machine_id)) = adopted_ids(desired) else {
+        return Ok(());
+    };
+    let app = &desired.app_name;
+    if !world.volumes.iter().any(|v| v.id == volume_id) {
+        world.volumes.extend(fly.get_volume(app, &volume_id).await?);
+    }
+    if !world.machines.iter().any(|m| m.id == machine_id) {
+        world
+            .machines
+            .extend(fly.get_machine(app, &machine_id).await?);
+    }
+    Ok(())
+}
+
+/// An app claimed for adoption whose layout does not match: nothing else is looked at.
+fn refused(reason: String) -> Observed {
+    Observed {
+        app: AppObservation::Refused { reason },
+        ..Observed::empty()
+    }
 }
 
 /// A name someone else holds: nothing else is looked at.
@@ -92,14 +222,20 @@ struct AppContents {
     ips: Vec<IpAssignment>,
 }
 
-/// The app's volumes, our machines, its secrets and addresses, read in parallel.
-async fn fly_side(fly: &FlyClient, desired: &Desired) -> Result<AppContents, StepError> {
+/// The app's volumes, our machines (every machine when `marked_only` is false: an app claimed
+/// for adoption is checked whole), its secrets and addresses, read in parallel.
+async fn fly_side(
+    fly: &FlyClient,
+    desired: &Desired,
+    marked_only: bool,
+) -> Result<AppContents, StepError> {
     let uid = desired.uid.to_string();
     let mark = [(META_INSTANCE_UID, uid.as_str())];
+    let filter = if marked_only { &mark[..] } else { &[] };
     let app = &desired.app_name;
     let (volumes, machines, secrets, ips) = tokio::try_join!(
         fly.list_volumes(app),
-        fly.list_machines(app, &mark),
+        fly.list_machines(app, filter),
         fly.list_secrets(app),
         fly.list_ips(app),
     )?;
@@ -158,14 +294,18 @@ async fn find_known_by_id(
     Ok(())
 }
 
-/// Why an existing app is not ours, or `None` when it carries our mark in our org.
-fn foreign_reason(app: &App, org: &str, network: &str) -> Option<String> {
+/// Why an existing app is not ours, or `None` when it is in our org and carries our mark: its
+/// network, or for an adopted app the adoption record (which `desired` carries).
+fn foreign_reason(app: &App, org: &str, desired: &Desired) -> Option<String> {
     if let Some(o) = &app.organization {
         if !o.slug.is_empty() && o.slug != org {
             return Some(format!("the app belongs to organization {}", o.slug));
         }
     }
-    if app.network.as_deref() != Some(network) {
+    if desired.adoption.is_some() {
+        return None;
+    }
+    if app.network.as_deref() != Some(desired.network.as_str()) {
         return Some(
             "an app with this name exists without this instance's ownership mark".to_owned(),
         );

@@ -89,6 +89,15 @@ pub async fn preview(
         deleting,
         &inputs.settings,
     );
+    let adoption = openclaws_store::adoptions::get(&mut *db, record.uid).await?;
+    desired.adoption = adoption.and_then(|row| super::adopt::state_of(&row, &desired.app_name));
+    if desired.adoption == Some(super::desired::AdoptionState::Claimed) {
+        notes.push(format!(
+            "app {} is claimed for adoption: the next reconcile checks its layout before \
+             changing anything (docs/adoption.md)",
+            desired.app_name
+        ));
+    }
     if !deleting {
         let stored = get_all_plaintext(&mut *db, cipher, record.uid).await?;
         let draft = SecretsDraft::build(

@@ -50,6 +50,12 @@ pub(super) async fn record(
         first_ready_at: report.judged.first_ready_at,
         drift_repairs: report.judged.drift_repairs.clone(),
         lease_owner,
+        adopted: report
+            .converged
+            .observed
+            .as_ref()
+            .and_then(|o| o.adoption_verified.as_ref())
+            .map(|(volume, machine)| (volume.as_str(), machine.as_str())),
     };
     status_store::record(pool, cipher, record, &report.judged.status, &write).await?;
     Ok(())

@@ -49,6 +49,8 @@ pub struct Loaded {
     pub previous: InstanceStatus,
     /// Its stored secrets, decrypted (Debug shows names only).
     pub stored: Plaintexts,
+    /// Its adoption of an app the web app built, if it adopted one.
+    pub adoption: Option<openclaws_store::adoptions::Adoption>,
     /// Consecutive failed attempts before this one.
     pub attempts: i32,
     /// This reconcile's clock.
@@ -59,14 +61,19 @@ impl Loaded {
     /// The desired world of the loaded instance (without its secrets, which the resolve stage
     /// adds).
     pub fn desired(&self, settings: &super::desired::FleetSettings) -> Desired {
-        Desired::from_spec(
+        let mut desired = Desired::from_spec(
             self.record.uid,
             &self.record.name,
             self.record.generation,
             &self.spec,
             self.record.deletion_timestamp.is_some(),
             settings,
-        )
+        );
+        desired.adoption = self
+            .adoption
+            .as_ref()
+            .and_then(|row| super::adopt::state_of(row, &desired.app_name));
+        desired
     }
 }
 

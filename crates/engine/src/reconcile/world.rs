@@ -27,6 +27,9 @@ pub enum AppObservation {
     Ours(App),
     /// It exists but is not ours (another org, or no/another mark): never touched.
     Foreign { reason: String },
+    /// The instance claimed it for adoption, but it does not hold the web app's layout
+    /// (`docs/adoption.md`): never touched.
+    Refused { reason: String },
 }
 
 /// The observed world for one instance.
@@ -54,6 +57,9 @@ pub struct Observed {
     pub gateway: Option<GatewayObservation>,
     /// Pairing outcomes so far, newest first: the previous status's, then this reconcile's.
     pub pairing_history: Vec<PairingResult>,
+    /// A claimed app's layout checked out in this reconcile: the `(volume id, machine id)` it
+    /// keeps, for the record stage to mark the adoption done.
+    pub adoption_verified: Option<(String, String)>,
 }
 
 impl Default for Observed {
@@ -77,6 +83,7 @@ impl Observed {
             dns_records: Vec::new(),
             gateway: None,
             pairing_history: Vec::new(),
+            adoption_verified: None,
         }
     }
 

@@ -85,6 +85,11 @@ async fn app_side(h: &Harness, c: &mut Checker) -> Volume {
     c.typed(fly, "App", "create_app", &app);
     let app = h.fly.get_app(APP).await.unwrap().unwrap();
     c.typed(fly, "App", "get_app", &app);
+    let listed = h.fly.list_apps().await.unwrap();
+    assert!(listed.iter().any(|a| a.name == APP), "{listed:?}");
+    for app in &listed {
+        c.typed(fly, "App", "list_apps", app);
+    }
     assert!(h.fly.list_secrets(APP).await.unwrap().is_empty());
     let values = BTreeMap::from([
         ("GATEWAY_TOKEN".into(), Some("t".into())),
@@ -272,8 +277,9 @@ async fn teardown(h: &Harness, m: &Machine, volume: &Volume) {
 }
 
 /// The operations the controller's clients use; the scenario must have exercised each.
-const USED: [&str; 30] = [
+const USED: [&str; 31] = [
     "GET /v1/apps/{app_name}",
+    "GET /v1/apps",
     "POST /v1/apps",
     "DELETE /v1/apps/{app_name}",
     "GET /v1/apps/{app_name}/secrets",

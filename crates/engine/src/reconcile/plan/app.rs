@@ -18,6 +18,12 @@ pub(super) fn plan_app(desired: &Desired, observed: &Observed) -> Option<Plan> {
                 format!("app {} cannot be used: {reason}", desired.app_name),
             ))
         }
+        AppObservation::Refused { reason } => {
+            return Some(Plan::blocked(
+                Reason::AdoptionRefused,
+                format!("app {} cannot be adopted: {reason}", desired.app_name),
+            ))
+        }
         AppObservation::Absent => {
             return Some(Plan::act(vec![Action::CreateApp {
                 name: desired.app_name.clone(),

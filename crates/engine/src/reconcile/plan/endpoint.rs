@@ -34,6 +34,38 @@ pub fn our_record<'a>(
         .find(|r| r.comment.as_deref() == Some(mark.as_str()))
 }
 
+/// Whether our record's content is right: the target [`dns_target`] names, or for an adopted
+/// app the web app's `{app}.fly.dev`, which is kept rather than replaced.
+pub fn content_ok(
+    desired: &Desired,
+    observed: &Observed,
+    record: &openclaws_dns::DnsRecord,
+) -> bool {
+    record.type_ == "CNAME"
+        && (record.content == dns_target(desired, observed)
+            || (desired.adoption.is_some() && record.content == web_app_target(desired)))
+}
+
+/// Where the web app pointed an app's hostname (`docs/adoption.md`).
+fn web_app_target(desired: &Desired) -> String {
+    format!("{}.fly.dev", desired.app_name)
+}
+
+/// The web app's record of an adopted app's hostname: an unmarked CNAME to `{app}.fly.dev`.
+/// It is kept (same id, same content) and marked as ours, so status, drift repair and teardown
+/// treat it like a record we made.
+fn web_app_record<'a>(
+    desired: &Desired,
+    observed: &'a Observed,
+) -> Option<&'a openclaws_dns::DnsRecord> {
+    desired.adoption.as_ref()?;
+    observed.dns_records.iter().find(|r| {
+        r.comment.as_deref().is_none_or(str::is_empty)
+            && r.type_ == "CNAME"
+            && r.content == web_app_target(desired)
+    })
+}
+
 /// The endpoint's steps: a certificate and our record when wanted, their removal when not.
 pub(super) fn plan_endpoint(desired: &Desired, observed: &Observed) -> Vec<Action> {
     let ours = our_record(desired, observed);
@@ -65,14 +97,20 @@ pub(super) fn plan_endpoint(desired: &Desired, observed: &Observed) -> Vec<Actio
         content: dns_target(desired, observed),
         comment: Some(openclaws_dns::ownership_comment(&desired.uid.to_string())),
     };
+    let legacy = web_app_record(desired, observed).filter(|_| ours.is_none());
     match ours {
         None if observed.dns_records.is_empty() => actions.push(Action::CreateDnsRecord { record }),
-        Some(r) if r.type_ != record.type_ || r.content != record.content => {
-            actions.push(Action::UpdateDnsRecord {
-                id: r.id.clone(),
-                record,
-            })
-        }
+        None if legacy.is_some() => actions.extend(legacy.map(|r| Action::UpdateDnsRecord {
+            id: r.id.clone(),
+            record: openclaws_dns::DnsRecord {
+                content: r.content.clone(),
+                ..record
+            },
+        })),
+        Some(r) if !content_ok(desired, observed, r) => actions.push(Action::UpdateDnsRecord {
+            id: r.id.clone(),
+            record,
+        }),
         _ => {}
     }
     actions

@@ -7,7 +7,7 @@ use openclaws_model::{openclaw_version_of_tag, FlyStatus, ImageRef, RunState};
 
 use super::{Conditions, FlySide};
 use crate::reconcile::desired::{config_matches, Desired};
-use crate::reconcile::plan::{dns_target, our_record};
+use crate::reconcile::plan::{content_ok, dns_target, our_record};
 use crate::reconcile::world::{AppObservation, Observed};
 use crate::reconcile::{machine, secrets, volume};
 
@@ -68,6 +68,7 @@ fn app(desired: &Desired, observed: &Observed, conditions: &mut Conditions<'_>) 
             format!("app {} does not exist yet", desired.app_name),
         ),
         AppObservation::Foreign { reason } => (false, Reason::AppNameTaken, reason.clone()),
+        AppObservation::Refused { reason } => (false, Reason::AdoptionRefused, reason.clone()),
     };
     conditions.set(ConditionType::AppReady, ok, reason, message);
     ok
@@ -135,9 +136,11 @@ fn dns(desired: &Desired, observed: &Observed) -> (bool, Reason, String) {
     let target = dns_target(desired, observed);
     let host = &desired.hostname;
     match our_record(desired, observed) {
-        Some(r) if r.type_ == "CNAME" && r.content == target => {
-            (true, Reason::Configured, format!("{host} CNAME {target}"))
-        }
+        Some(r) if content_ok(desired, observed, r) => (
+            true,
+            Reason::Configured,
+            format!("{host} CNAME {}", r.content),
+        ),
         Some(r) => (
             false,
             Reason::Updating,

@@ -2,6 +2,7 @@
 //! planning and applying must converge, and must never take a forbidden step. This module holds
 //! the model (worlds and how each action changes them); the tests are grouped by concern.
 
+mod adoption;
 mod gateway_side;
 mod machine_side;
 mod properties;
