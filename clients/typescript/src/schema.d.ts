@@ -294,7 +294,7 @@ export interface paths {
         get: operations["list_releases"];
         put?: never;
         /**
-         * Create a release (writer role). It starts within a second if no other release runs;
+         * Create a release (writer role). It starts within five seconds if no other release runs;
          *     otherwise 409 (one release at a time, so no instance is claimed twice).
          */
         post: operations["create_release"];
