@@ -1,11 +1,12 @@
 //! Adoption (`docs/adoption.md`): an app the old web app built is taken over through
 //! `POST /v1/instances/{name}/adopt` with one machine update, keeping its volume, its gateway
 //! token, its DNS record and certificate; it then is ours like any other (drift repaired,
-//! torn down on delete). Apps outside the prefix, held by another instance or not in the web
+//! covered by a fleet-wide release, torn down on delete). Apps outside the prefix, held by another instance or not in the web
 //! app's layout are never adopted, and one app is adopted once however many ask at once.
 
 use openclaws_testkit::db::eventually;
 use openclaws_testkit::legacy::{self, LegacyApp, LegacyOptions};
+use openclaws_testkit::releases;
 use openclaws_testkit::stack::{condition, Stack, StackOptions, WRITER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -104,7 +105,29 @@ async fn adoption_keeps_volume_token_and_endpoint_with_one_machine_update() {
     assert!(events.contains("AdoptionClaimed"), "{events}");
 
     drift_is_repaired(&stack, &old).await;
+    a_fleet_release_covers_it(&stack, &old).await;
     deletion_tears_the_adopted_app_down(&stack, &old).await;
+}
+
+/// A fleet-wide release updates the adopted instance like any other, on the adopted volume.
+async fn a_fleet_release_covers_it(stack: &Stack, old: &LegacyApp) {
+    let image = "ghcr.io/openclaw/openclaw:2026.9.6";
+    let (code, body) = releases::post(
+        stack,
+        "/v1/releases",
+        json!({"metadata": {"name": "after-adoption"}, "spec": {"image": image,
+               "strategy": {"canary": 1, "waves": [100], "healthDeadlineSeconds": 120}}}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let timeout = Duration::from_secs(120);
+    let (done, _) = releases::wait_phase(stack, "after-adoption", "Completed", timeout).await;
+    assert_eq!(done["status"]["members"], 1, "{done}");
+    let machines = stack.fly_machines(&old.app).await;
+    assert_eq!(machines.len(), 1);
+    assert_eq!(machines[0]["id"], old.machine_id.as_str());
+    assert_eq!(machines[0]["config"]["image"], image);
+    assert_eq!(stack.fly_volumes(&old.app).await[0]["id"], old.volume_id);
 }
 
 /// A machine changed out of band is put back, on the adopted volume.
