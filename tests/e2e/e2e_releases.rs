@@ -513,3 +513,53 @@ async fn bad_release_requests_get_clear_errors() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_step_one_release_once() {
+    let stack = Stack::start(fast()).await;
+    let second_stop = tokio_util::sync::CancellationToken::new();
+    let second = openclaws_server::serve::start(&stack.settings, second_stop.clone())
+        .await
+        .unwrap();
+    let names = ["dup-a", "dup-b", "dup-c", "dup-d", "dup-e"];
+    for name in names {
+        create(&stack, name, json!({}), None).await;
+    }
+    for name in names {
+        stack.wait_ready(name, CONVERGE).await;
+    }
+    let (code, body) = post(
+        &stack,
+        "/v1/releases",
+        json!({"metadata": {"name": "shared"}, "spec": {"image": NEW_IMAGE,
+               "strategy": {"canary": 1, "waves": [50, 100], "maxUnavailable": 2}}}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let (done, most_down) = wait_phase(&stack, "shared", "Completed", CONVERGE).await;
+    assert!(
+        most_down <= 2,
+        "{most_down} down with two replicas stepping: {done}"
+    );
+    for name in names {
+        let writes = stack
+            .events(name)
+            .await
+            .iter()
+            .filter(|e| e["reason"] == "ReleaseUpdating")
+            .count();
+        assert_eq!(
+            writes, 1,
+            "{name}: one image write, whichever replica stepped"
+        );
+    }
+    let started = done["status"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "Started")
+        .count();
+    assert_eq!(started, 1, "members chosen once: {done}");
+    second_stop.cancel();
+    second.wait().await.unwrap();
+}
