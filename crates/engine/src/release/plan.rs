@@ -168,9 +168,23 @@ pub fn plan(rollout: &Rollout<'_>, members: &[Member], seen: &[Seen]) -> Step {
     step
 }
 
+/// Why a member whose instance went away is skipped.
+const DELETED: &str = "the instance was deleted";
+/// Why a member whose image someone else changed is skipped.
+const TAKEN_OVER: &str = "its spec.image was changed by another writer; left to it";
+
 fn set(states: &mut [MemberState], step: &mut Step, change: Change) {
     states[change.index] = change.to;
     step.changes.push(change);
+}
+
+fn skip(states: &mut [MemberState], step: &mut Step, index: usize, why: &str) {
+    set(states, step, settle(index, MemberState::Skipped, why));
+}
+
+/// When a member started or rolled back now counts as failed.
+fn deadline(rollout: &Rollout<'_>) -> DateTime<Utc> {
+    rollout.now + Duration::seconds(rollout.strategy.health_deadline_seconds.into())
 }
 
 fn settle(index: usize, to: MemberState, message: impl Into<String>) -> Change {
@@ -205,18 +219,13 @@ fn judge_in_flight(
         let view = match &seen[i] {
             Seen::NotLoaded => continue,
             Seen::Gone => {
-                set(
-                    states,
-                    step,
-                    settle(i, MemberState::Skipped, "the instance was deleted"),
-                );
+                skip(states, step, i, DELETED);
                 continue;
             }
             Seen::Found(view) => view,
         };
         if view.spec_image != image {
-            let why = "its spec.image was changed by another writer; left to it";
-            set(states, step, settle(i, MemberState::Skipped, why));
+            skip(states, step, i, TAKEN_OVER);
             continue;
         }
         if view.paused {
@@ -319,7 +328,7 @@ fn start_members(
     states: &mut [MemberState],
     step: &mut Step,
 ) {
-    let deadline = rollout.now + Duration::seconds(rollout.strategy.health_deadline_seconds.into());
+    let deadline = deadline(rollout);
     for (i, m) in members.iter().enumerate() {
         if unavailable(states) >= rollout.strategy.max_unavailable as usize {
             break;
@@ -329,11 +338,7 @@ fn start_members(
         }
         match &seen[i] {
             Seen::NotLoaded => {}
-            Seen::Gone => set(
-                states,
-                step,
-                settle(i, MemberState::Skipped, "the instance was deleted"),
-            ),
+            Seen::Gone => skip(states, step, i, DELETED),
             Seen::Found(view) if view.spec_image == rollout.image => {
                 let why = "it already had the release's image";
                 set(states, step, settle(i, MemberState::Skipped, why));
@@ -367,7 +372,7 @@ fn roll_back(
     states: &mut [MemberState],
     step: &mut Step,
 ) {
-    let deadline = rollout.now + Duration::seconds(rollout.strategy.health_deadline_seconds.into());
+    let deadline = deadline(rollout);
     let order = [
         MemberState::Failed,
         MemberState::Updating,
@@ -384,14 +389,9 @@ fn roll_back(
             }
             match &seen[i] {
                 Seen::NotLoaded => {}
-                Seen::Gone => set(
-                    states,
-                    step,
-                    settle(i, MemberState::Skipped, "the instance was deleted"),
-                ),
+                Seen::Gone => skip(states, step, i, DELETED),
                 Seen::Found(view) if view.spec_image != rollout.image => {
-                    let why = "its spec.image was changed by another writer; left to it";
-                    set(states, step, settle(i, MemberState::Skipped, why));
+                    skip(states, step, i, TAKEN_OVER);
                 }
                 Seen::Found(_) => set(
                     states,
@@ -408,6 +408,12 @@ fn roll_back(
             }
         }
     }
+    finish_rollback(rollout, states, step);
+}
+
+/// Ends a rollback when no member is left to roll back or judge; members that failed to roll
+/// back use up the budget for good, so the healthy rest is then left on the new image.
+fn finish_rollback(rollout: &Rollout<'_>, states: &mut [MemberState], step: &mut Step) {
     let in_flight = states.iter().any(|s| {
         matches!(
             s,
@@ -415,7 +421,6 @@ fn roll_back(
         )
     });
     if !in_flight && unavailable(states) >= rollout.strategy.max_unavailable as usize {
-        // Members that failed to roll back use up the budget for good: leave the healthy rest.
         for i in 0..states.len() {
             if states[i] == MemberState::Healthy {
                 let why = "left on the new image: rolling it back would exceed maxUnavailable";
