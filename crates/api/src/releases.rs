@@ -520,13 +520,7 @@ async fn check_named_instances(
     if names.is_empty() {
         return Ok(());
     }
-    let found: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM instances WHERE name = ANY($1) AND deletion_timestamp IS NULL",
-    )
-    .bind(names)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(openclaws_store::StoreError::from)?;
+    let found = store::existing_names(&mut *conn, names).await?;
     let errors: Vec<FieldError> = names
         .iter()
         .enumerate()

@@ -476,6 +476,20 @@ pub async fn candidates(
     Ok(rows)
 }
 
+/// Which of `names` are instances not being deleted (a release's named instances must be).
+pub async fn existing_names(
+    db: impl PgExecutor<'_>,
+    names: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let found = sqlx::query_scalar(
+        "SELECT name FROM instances WHERE name = ANY($1) AND deletion_timestamp IS NULL",
+    )
+    .bind(names)
+    .fetch_all(db)
+    .await?;
+    Ok(found)
+}
+
 /// The instance rows of `uids` that exist (any order).
 pub async fn instances_by_uid(
     db: impl PgExecutor<'_>,
