@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEV := target/debug/openclaws-dev
 
-.PHONY: run test bench bench-watch chaos unit lint fmt build postgres postgres-server pgbouncer prometheus crd clean openclaw chromium sim-process schemathesis ts-client ts-client-deps
+.PHONY: run test bench bench-watch bench-pairing chaos unit lint fmt build postgres postgres-server pgbouncer prometheus crd clean openclaw chromium sim-process schemathesis ts-client ts-client-deps
 
 ## run: throwaway PostgreSQL + the Fly simulator (fly-sim) + the controller (openclaws-controller
 ## serve), each its own process with its log in target/dev/, and a demo instance reaching Ready.
@@ -58,6 +58,19 @@ bench-watch: postgres
 	  $(CARGO) bench -p openclaws-testkit --bench watch -- $(BENCH_ARGS); \
 	else \
 	  $(DEV) with-postgres -- $(CARGO) bench -p openclaws-testkit --bench watch -- $(BENCH_ARGS); \
+	fi
+
+## bench-pairing: pairing by subscription on real gateways (docs/pairing.md): 3 gateways, 50
+## devices under policy auto (approval latency p50/p90/p99/max, Fly calls pairing caused: goal
+## 0), and request -> status.pairing.pending under policy manual. Needs the pinned OpenClaw
+## (`make openclaw`; skipped with a message without it). A few minutes; options with
+## BENCH_ARGS, e.g. `make bench-pairing BENCH_ARGS="--devices 100 --gateways 4"`.
+bench-pairing: postgres
+	$(CARGO) build --quiet --workspace --bins
+	@if [ -n "$$DATABASE_URL" ]; then \
+	  $(CARGO) bench -p openclaws-testkit --bench pairing -- $(BENCH_ARGS); \
+	else \
+	  $(DEV) with-postgres -- $(CARGO) bench -p openclaws-testkit --bench pairing -- $(BENCH_ARGS); \
 	fi
 
 ## chaos: the seeded chaos harness (docs/chaos.md): for each seed, 3 controller replicas on their

@@ -3,6 +3,7 @@
 # it needs, into a per-user cache, and prints the path of a runnable `openclaw` command.
 #
 #   scripts/install-openclaw.sh            # prints e.g. ~/.cache/openclaws/openclaw-2026.9.6/bin/openclaw
+#   scripts/install-openclaw.sh --check    # the same when installed; exit 1 (installing nothing) when not
 #
 # Why this shape:
 # - openclaw needs Node >= 24.16; Debian ships an older Node. The pinned runtime comes from the npm
@@ -36,6 +37,10 @@ installed() { [[ -x "$WRAPPER" && -f "$STAMP" && "$(cat "$STAMP")" == "$WANT_STA
 if installed; then
   echo "$WRAPPER"
   exit 0
+fi
+# `--check`: only say whether it is installed (exit 1 when not), never install.
+if [[ "${1:-}" == "--check" ]]; then
+  exit 1
 fi
 
 case "$(uname -s)" in

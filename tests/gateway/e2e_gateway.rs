@@ -402,8 +402,10 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
         condition(&shown, "PairingReady")["reason"],
         "AwaitingApproval"
     );
-    // ...even after the controller has looked again (the pairing window polls every second).
+    // ...even after a reconcile has looked again (the subscription shows it; a reconcile's own
+    // look must agree).
     let seen_at = shown["status"]["pairing"]["observedAt"].clone();
+    stack.reconcile_now("bea").await;
     stack
         .wait_for("bea", "another look", PAIRING_DEADLINE, |b| {
             b["status"]["pairing"]["observedAt"] != seen_at
@@ -412,7 +414,7 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
     let again = pending_request(&browser(&stack, host, &token), &device, PAIRING_DEADLINE).await;
     assert_eq!(again.request_id, rid, "a reconnect keeps its request");
 
-    // 3. The API records approvals; bad ones are refused without a trace.
+    // 3. The API approves at once (200 with the outcome); bad ones are refused without a trace.
     for bad in [
         json!({}),
         json!({"requestId": rid, "latest": true}),
@@ -424,7 +426,8 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
     let (code, _) = post_approval(&stack, "bea", READER, json!({"requestId": rid})).await;
     assert_eq!(code, StatusCode::FORBIDDEN);
     let (code, recorded) = post_approval(&stack, "bea", WRITER, json!({"requestId": rid})).await;
-    assert_eq!(code, StatusCode::ACCEPTED, "{recorded}");
+    assert_eq!(code, StatusCode::OK, "{recorded}");
+    assert_eq!(recorded["outcome"]["result"], "Approved", "{recorded}");
     let approval_id = recorded["approval"]["id"].as_str().unwrap().to_owned();
     let client = eventually(
         PAIRING_DEADLINE,
@@ -452,35 +455,25 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
         })
         .await;
 
-    // 4. An approval for a request that is not pending says so.
-    let (code, recorded) = post_approval(
+    // 4. An approval for a request that is not pending is refused at once, and recorded
+    // nowhere.
+    let (code, refused) = post_approval(
         &stack,
         "bea",
         WRITER,
         json!({"requestId": "no-such-request"}),
     )
     .await;
-    assert_eq!(code, StatusCode::ACCEPTED, "{recorded}");
-    let gone_id = recorded["approval"]["id"].as_str().unwrap().to_owned();
-    let body = stack
-        .wait_for("bea", "the expired approval", PAIRING_DEADLINE, |b| {
-            b["status"]["pairing"]["recent"]
-                .as_array()
-                .is_some_and(|r| {
-                    r.iter()
-                        .any(|x| x["approvalId"] == gone_id.as_str() && x["result"] == "Expired")
-                })
-        })
-        .await;
-    assert_eq!(
-        condition(&body, "PairingReady")["reason"],
-        "RequestExpired",
+    assert_eq!(code, StatusCode::NOT_FOUND, "{refused}");
+    assert_eq!(refused["error"]["reason"], "RequestNotFound", "{refused}");
+    let (_, body) = stack.get("bea").await;
+    assert!(
+        !body["spec"]["pairing"]["approvals"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["requestId"] == "no-such-request")),
         "{body}"
     );
-    for series in [
-        r#"openclaws_pairing_approvals_total{policy="manual",result="approved"}"#,
-        r#"openclaws_pairing_approvals_total{policy="manual",result="expired"}"#,
-    ] {
+    for series in [r#"openclaws_pairing_approvals_total{policy="manual",result="approved"}"#] {
         assert!(stack.metric(series, "").await >= 1.0, "{series}");
     }
 

@@ -2,7 +2,7 @@
 //! `scripts/install-openclaw.sh`): the gateway module against a gateway of its own
 //! (`gateway_real`), the boot step and the simulator's process mode (`sim_process`), what images
 //! run there (`sim_images`), the controller driving gateways through the simulator's proxy
-//! (`e2e_gateway`), the adoption of a gateway the old web app built (`e2e_adopt_gateway`), and
+//! (`e2e_gateway`), pairing by subscription with two replicas (`e2e_pairing`), the adoption of a gateway the old web app built (`e2e_adopt_gateway`), and
 //! the support console in headless Chromium, whose pairing test approves a
 //! device on a real gateway (`support_console`).
 //!
@@ -15,6 +15,7 @@
 
 mod e2e_adopt_gateway;
 mod e2e_gateway;
+mod e2e_pairing;
 mod gateway_real;
 mod release_real;
 mod sim_images;

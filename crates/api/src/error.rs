@@ -71,6 +71,11 @@ pub struct ErrorDetail {
         skip_serializing_if = "Option::is_none"
     )]
     pub resource_version: Option<String>,
+    /// Why a request was refused, when the client can act on it: `NothingPending`,
+    /// `MachineStopped`, `RequestNotFound`, `PolicyAuto`, `ApprovalFailed` (pairing approvals,
+    /// `docs/pairing.md`). Stable, CamelCase; absent for other errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Everything a request can fail with, mapped to a status and a code.
@@ -122,6 +127,14 @@ pub enum ApiError {
     /// 410 with the current version, from which the client lists again.
     #[error("{message}")]
     Gone { message: String, current: i64 },
+    /// A request refused for a reason the client can act on: its status (404 or 409) and a
+    /// machine-readable `reason` in the body.
+    #[error("{message}")]
+    Refused {
+        status: StatusCode,
+        reason: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Unavailable(String),
     /// The database cannot be reached or used now (503 with `Retry-After`); the detail names the
@@ -165,6 +178,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Gone { .. } => StatusCode::GONE,
+            ApiError::Refused { status, .. } => *status,
             ApiError::Unavailable(_) | ApiError::DatabaseUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -188,12 +202,17 @@ impl ApiError {
             ApiError::Gone { current, .. } => Some(current.to_string()),
             _ => None,
         };
+        let reason = match self {
+            ApiError::Refused { reason, .. } => Some((*reason).to_owned()),
+            _ => None,
+        };
         ErrorBody {
             error: ErrorDetail {
                 code: code_for(self.status()).to_owned(),
                 message,
                 fields,
                 resource_version,
+                reason,
             },
         }
     }
@@ -355,6 +374,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
             message,
             fields: Vec::new(),
             resource_version: None,
+            reason: None,
         },
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();

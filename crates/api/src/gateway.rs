@@ -19,9 +19,13 @@ use super::write;
 use super::ApiState;
 use openclaws_model::secret_names::GATEWAY_TOKEN;
 use openclaws_model::text::has_control;
-use openclaws_model::{OpenClawInstance, PairingApproval, PairingPolicy};
+use openclaws_model::{
+    InstanceSpec, InstanceStatus, OpenClawInstance, PairingApproval, PairingOutcome, PairingPolicy,
+    PairingResult, Phase, RunState,
+};
 use openclaws_store::events::{self, EventType, NewEvent};
 use openclaws_store::{instances, secrets};
+use std::time::Duration;
 
 /// The gateway token of an instance.
 #[derive(Serialize, ToSchema)]
@@ -70,8 +74,9 @@ pub async fn get_gateway_token(
                  first reconcile, retry in a moment"
             ))
         })?;
-    // A device is about to connect: look at the gateway every few seconds for a while, so its
-    // pairing request is approved (auto) or shown (manual) promptly.
+    // A device is about to connect: open the pairing window, so a replica follows the gateway's
+    // pairing events for a while (within a second: `docs/pairing.md`) and the request is
+    // approved (auto) or shown (manual) promptly, without a reconcile.
     let mut tx = conn.begin().await?;
     events::append_audited(
         &mut tx,
@@ -90,7 +95,6 @@ pub async fn get_gateway_token(
         let until = chrono::Utc::now()
             + chrono::Duration::from_std(state.pairing_window).unwrap_or_default();
         openclaws_store::status::open_pairing_window(&mut tx, record.uid, until).await?;
-        openclaws_store::work::wake(&mut tx, &[record.uid], "pairing window").await?;
     }
     tx.commit().await?;
     let mut response = (StatusCode::OK, Json(GatewayToken { token })).into_response();
@@ -113,29 +117,36 @@ pub struct ApprovalRequest {
     pub latest: Option<bool>,
 }
 
-/// The recorded approval and the instance it was recorded on.
+/// The recorded approval, its outcome when known, and the instance.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApprovalRecorded {
     /// Its outcome appears in `status.pairing.recent` under this approval's `id`.
     pub approval: PairingApproval,
+    /// The outcome, when the controller recorded it before the answer (200: `Approved`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<PairingResult>,
     pub instance: OpenClawInstance,
 }
 
 /// Approve a device's pairing request (policy `manual`).
 ///
-/// Records the approval in `spec.pairing.approvals` (with an `id` and the time) and wakes the
-/// controller, which approves over the gateway's protocol and reports the outcome in
-/// `status.pairing.recent`. Approvals already carried out are dropped from the spec.
+/// Records the approval in `spec.pairing.approvals` (with an `id` and the time); the
+/// controller's pairing subscription approves over the gateway's protocol within about a second
+/// and reports the outcome in `status.pairing.recent`. The API answers at once when it can: it
+/// waits up to 5 s for the outcome of this approval (it never talks to Fly or the gateway
+/// itself). Refusals carry a machine-readable `error.reason`. Approvals already carried out are
+/// dropped from the spec. See `docs/pairing.md`.
 #[utoipa::path(post, path = "/v1/instances/{name}/pairing/approvals", tag = "instances",
     params(("name" = String, Path, description = "Instance name")),
     request_body(content = ApprovalRequest, content_type = "application/json"),
     responses(
-        (status = 202, description = "Recorded; the controller carries it out", body = ApprovalRecorded),
+        (status = 200, description = "Approved: the gateway approved the device (`outcome.result` is `Approved`); it can connect now", body = ApprovalRecorded),
+        (status = 202, description = "Recorded, outcome not known yet: the gateway is starting (or its controller device is not paired yet), or the outcome took longer than 5 s; follow `status.pairing.recent`", body = ApprovalRecorded),
         (status = 400, description = "Malformed JSON", body = super::error::ErrorBody),
         (status = 401, description = "Missing or unknown token", body = super::error::ErrorBody),
         (status = 403, description = "Read-only token", body = super::error::ErrorBody),
-        (status = 404, description = "No such instance", body = super::error::ErrorBody),
-        (status = 409, description = "Policy is auto, the instance is being deleted, or too many approvals are outstanding", body = super::error::ErrorBody),
+        (status = 404, description = "No such instance; or `reason: RequestNotFound`: the named request is not pending (expired, already handled, or never made); nothing is recorded", body = super::error::ErrorBody),
+        (status = 409, description = "`reason: NothingPending`: `latest: true` and no request is pending; `reason: MachineStopped`: the machine is stopped or suspended, so no gateway runs; `reason: PolicyAuto`: the policy approves by itself; `reason: ApprovalFailed`: the gateway refused the approval; or the instance is being deleted, or too many approvals are outstanding", body = super::error::ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = super::error::ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = super::error::ErrorBody),
         (status = 422, description = "Not exactly one of requestId and latest: true", body = super::error::ErrorBody)),
@@ -158,9 +169,13 @@ pub async fn post_pairing_approval(
         (None, Some(true)) => None,
         _ => return Err(approval_body_invalid()),
     };
-    let (approval, instance) = record_approval(&state, &name, request_id, role.actor()).await?;
-    let body = ApprovalRecorded { approval, instance };
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    let answer = approve(&state, &name, request_id, role.actor()).await?;
+    let status = if answer.outcome.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(answer)).into_response())
 }
 
 /// Reads an approval body field by field, so an error names the field and the kind of problem
@@ -239,12 +254,7 @@ pub async fn record_approval(
             .await?
             .ok_or_else(|| write::not_found(name))?;
         let spec = record.spec()?;
-        if spec.pairing.policy == PairingPolicy::Auto {
-            return Err(ApiError::Conflict(format!(
-                "{name} uses pairing policy auto: pending requests are approved as they appear; \
-                 set spec.pairing.policy to manual to approve by hand"
-            )));
-        }
+        precheck(name, &spec, &InstanceStatus::default(), None)?;
         let done: Vec<String> = record
             .status()?
             .pairing
@@ -279,6 +289,149 @@ pub async fn record_approval(
     Err(ApiError::Conflict(format!(
         "{name} kept changing while the approval was recorded; retry"
     )))
+}
+
+/// How long the API waits for the controller to record an approval's outcome.
+const OUTCOME_WAIT: Duration = Duration::from_secs(5);
+/// How often it reads the status meanwhile.
+const OUTCOME_POLL: Duration = Duration::from_millis(100);
+
+/// Approves a pending request (`Some(id)`) or the newest one (`None`), answering as specifically
+/// as the recorded observation allows: refused at once when it cannot work (stopped machine,
+/// nothing pending, request not pending), recorded and waited for (up to 5 s) when the gateway
+/// is up, recorded only (no outcome) while it is starting. The one path of the API and the
+/// support console. The caller has checked the writer role; `actor` names it in the audit trail.
+pub async fn approve(
+    state: &ApiState,
+    name: &str,
+    request_id: Option<String>,
+    actor: &str,
+) -> Result<ApprovalRecorded, ApiError> {
+    check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
+    let record = instances::get(&mut state.db().await?, name)
+        .await?
+        .ok_or_else(|| write::not_found(name))?;
+    let live = precheck(
+        name,
+        &record.spec()?,
+        &record.status()?,
+        request_id.as_deref(),
+    )?;
+    let (approval, instance) = record_approval(state, name, request_id, actor).await?;
+    let mut answer = ApprovalRecorded {
+        approval,
+        outcome: None,
+        instance,
+    };
+    if live {
+        wait_for_outcome(state, name, &mut answer).await?;
+    }
+    Ok(answer)
+}
+
+/// Refuses an approval that cannot work by what was last recorded; `Ok(true)` when the gateway
+/// runs with the controller's device paired, so the outcome is worth waiting for.
+fn precheck(
+    name: &str,
+    spec: &InstanceSpec,
+    status: &InstanceStatus,
+    request_id: Option<&str>,
+) -> Result<bool, ApiError> {
+    if spec.pairing.policy == PairingPolicy::Auto {
+        return Err(refused(
+            StatusCode::CONFLICT,
+            "PolicyAuto",
+            format!(
+                "{name} uses pairing policy auto: pending requests are approved as they appear; \
+                 set spec.pairing.policy to manual to approve by hand"
+            ),
+        ));
+    }
+    let machine = status.fly.as_ref().and_then(|f| f.machine_state.as_deref());
+    if spec.run_state == RunState::Stopped || matches!(machine, Some("stopped" | "suspended")) {
+        return Err(refused(
+            StatusCode::CONFLICT,
+            "MachineStopped",
+            format!("the machine of {name} is stopped or suspended: no gateway runs, so no device can pair; start it (spec.runState: running) and retry"),
+        ));
+    }
+    let pairing = status.pairing.clone().unwrap_or_default();
+    if status.phase != Phase::Ready || !pairing.controller_paired {
+        return Ok(false);
+    }
+    match request_id {
+        None if pairing.pending.is_empty() => Err(refused(
+            StatusCode::CONFLICT,
+            "NothingPending",
+            format!("no pairing request is pending on {name}; ask the device to connect, then approve"),
+        )),
+        Some(id) if !pairing.pending.iter().any(|p| p.request_id == id) => Err(refused(
+            StatusCode::NOT_FOUND,
+            "RequestNotFound",
+            format!("that request is not pending on {name}: it expired (requests last 5 minutes), was already handled, or was never made; see status.pairing.pending"),
+        )),
+        _ => Ok(true),
+    }
+}
+
+fn refused(status: StatusCode, reason: &'static str, message: String) -> ApiError {
+    ApiError::Refused {
+        status,
+        reason,
+        message,
+    }
+}
+
+/// Waits (up to [`OUTCOME_WAIT`]) for the controller to record the approval's outcome: fills
+/// `answer.outcome` when approved, refuses when it expired or failed, leaves it empty when the
+/// outcome did not come in time.
+async fn wait_for_outcome(
+    state: &ApiState,
+    name: &str,
+    answer: &mut ApprovalRecorded,
+) -> Result<(), ApiError> {
+    let key = answer.approval.key();
+    let deadline = tokio::time::Instant::now() + OUTCOME_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(OUTCOME_POLL).await;
+        let Some(record) = instances::get(&mut state.db().await?, name).await? else {
+            return Err(write::not_found(name));
+        };
+        let status = record.status()?;
+        let outcome = status
+            .pairing
+            .iter()
+            .flat_map(|p| p.recent.iter())
+            .find(|r| r.approval_id.as_deref() == Some(key.as_str()))
+            .cloned();
+        let Some(outcome) = outcome else { continue };
+        return match outcome.result {
+            PairingOutcome::Approved => {
+                answer.instance = record.to_resource(&state.cipher)?;
+                answer.outcome = Some(outcome);
+                Ok(())
+            }
+            PairingOutcome::Expired if answer.approval.request_id.is_some() => Err(refused(
+                StatusCode::NOT_FOUND,
+                "RequestNotFound",
+                outcome.message,
+            )),
+            PairingOutcome::Expired => Err(refused(
+                StatusCode::CONFLICT,
+                "NothingPending",
+                outcome.message,
+            )),
+            PairingOutcome::Failed => Err(refused(
+                StatusCode::CONFLICT,
+                "ApprovalFailed",
+                format!(
+                    "the gateway did not approve the request: {}",
+                    outcome.message
+                ),
+            )),
+        };
+    }
+    Ok(())
 }
 
 /// The field manager of approvals recorded through `POST …/pairing/approvals`.

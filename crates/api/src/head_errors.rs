@@ -141,6 +141,7 @@ pub fn rewrite(written: &[u8]) -> Option<Vec<u8>> {
             message,
             fields: Vec::new(),
             resource_version: None,
+            reason: None,
         },
     })
     .ok()?;

@@ -114,6 +114,7 @@ async fn method_not_allowed() -> (axum::http::StatusCode, axum::Json<error::Erro
             message: "method not allowed on this route".to_owned(),
             fields: Vec::new(),
             resource_version: None,
+            reason: None,
         },
     };
     (status, axum::Json(body))

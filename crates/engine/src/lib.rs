@@ -8,6 +8,7 @@
 pub mod budget;
 pub mod controller;
 pub mod lease;
+pub mod pairing;
 pub mod reconcile;
 pub mod release;
 mod telemetry;

@@ -337,15 +337,11 @@ pub struct GatewaySettings {
         default_value = "172.16.0.0/12,fdaa::/16"
     )]
     pub gateway_trusted_proxies: Vec<String>,
-    /// Seconds between looks at a gateway while devices may be pairing (pending requests, or a
-    /// pairing window opened by a gateway-token read or a fresh start).
-    #[arg(
-        long,
-        env = "OPENCLAWS_PAIRING_POLL_SECONDS",
-        value_name = "OPENCLAWS_PAIRING_POLL_SECONDS",
-        default_value_t = 3.0
-    )]
-    pub pairing_poll_seconds: f64,
+    /// Most gateway pairing subscriptions (WebSockets following pairing events while a pairing
+    /// window is open or requests are pending) this replica holds at once; more candidates
+    /// take turns (`docs/pairing.md`).
+    #[arg(long, env = "OPENCLAWS_PAIRING_SUBSCRIPTIONS", value_name = "OPENCLAWS_PAIRING_SUBSCRIPTIONS", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub pairing_subscriptions: u32,
     /// Seconds a pairing window stays open after the dashboard reads the gateway token.
     #[arg(long, env = "OPENCLAWS_PAIRING_WINDOW_SECONDS", value_name = "OPENCLAWS_PAIRING_WINDOW_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub pairing_window_seconds: u64,
@@ -382,7 +378,7 @@ impl GatewaySettings {
             gateway_checks: false,
             gateway_url: None,
             gateway_trusted_proxies: vec!["127.0.0.1/32".to_owned()],
-            pairing_poll_seconds: 3.0,
+            pairing_subscriptions: 200,
             pairing_window_seconds: 600,
             llm_proxy_url: None,
             llm_proxy_key: None,

@@ -52,6 +52,7 @@ pub struct Running {
     pruner: tokio::task::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
     releases: tokio::task::JoinHandle<()>,
+    pairing: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -76,6 +77,9 @@ impl Running {
             .await
             .expect("webhook delivery task does not panic");
         self.releases.await.expect("release worker does not panic");
+        if let Some(pairing) = self.pairing {
+            pairing.await.expect("pairing subscriptions do not panic");
+        }
         api.map_err(ServeError::Http)?;
         workers?;
         Ok(())
@@ -167,6 +171,19 @@ pub async fn start(
         openclaws_engine::release::ReleaseConfig::default(),
         shutdown.clone(),
     ));
+    let pairing = settings.gateway.gateway_checks.then(|| {
+        let mut pairing = openclaws_engine::pairing::PairingConfig::new(
+            &config.owner,
+            settings.gateway.pairing_subscriptions as usize,
+        );
+        pairing.listen_url = Some(database.listen_url());
+        tokio::spawn(openclaws_engine::pairing::run(
+            reconciler.clone(),
+            metrics.clone(),
+            pairing,
+            shutdown.clone(),
+        ))
+    });
     tracing::info!(
         %addr,
         owner = %config.owner,
@@ -191,6 +208,7 @@ pub async fn start(
         pruner,
         webhooks,
         releases,
+        pairing,
     })
 }
 
@@ -232,9 +250,6 @@ pub fn reconciler(
         cipher: Arc::new(settings.secret_key.0.clone()),
         timing: Timing {
             resync: Duration::from_secs(settings.resync_seconds),
-            pairing_poll: Duration::from_secs_f64(
-                settings.gateway.pairing_poll_seconds.clamp(0.2, 600.0),
-            ),
             pairing_window: Duration::from_secs(settings.gateway.pairing_window_seconds),
         },
         telemetry: metrics,

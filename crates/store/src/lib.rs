@@ -8,6 +8,7 @@ pub mod circuit;
 pub mod db;
 pub mod events;
 pub mod instances;
+pub mod pairing;
 pub mod records;
 pub mod releases;
 pub mod secrets;

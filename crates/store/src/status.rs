@@ -30,8 +30,8 @@ pub async fn load(
     Ok(row)
 }
 
-/// Opens (or extends) the instance's pairing window until `until`: its gateway is looked at
-/// every few seconds meanwhile, so devices pairing now are approved promptly.
+/// Opens (or extends) the instance's pairing window until `until`: a replica follows its
+/// gateway's pairing events meanwhile, so devices pairing now are approved promptly.
 pub async fn open_pairing_window(
     db: impl sqlx::PgExecutor<'_>,
     uid: Uuid,

@@ -7,6 +7,7 @@
 
 mod exposition;
 mod feeds;
+mod pairing;
 pub mod process;
 mod release;
 
@@ -120,6 +121,7 @@ pub struct Metrics {
     lifecycle: LifecycleMetrics,
     webhooks: WebhookMetrics,
     release: release::ReleaseMetrics,
+    pairing: pairing::PairingMetrics,
 }
 
 /// Webhook deliveries of this process, and the outbox (counted in PostgreSQL).
@@ -457,6 +459,7 @@ impl Metrics {
         let lifecycle = LifecycleMetrics::new(&mut registry);
         let webhooks = WebhookMetrics::new(&mut registry);
         let release = release::ReleaseMetrics::new(&mut registry);
+        let pairing = pairing::PairingMetrics::new(&mut registry);
         registry.register(
             "build",
             "Build information",
@@ -474,6 +477,7 @@ impl Metrics {
             lifecycle,
             webhooks,
             release,
+            pairing,
         }
     }
 

@@ -13,6 +13,21 @@ pub fn install_openclaw() -> PathBuf {
     WRAPPER.get_or_init(|| run_install_script(None)).clone()
 }
 
+/// The pinned OpenClaw's wrapper when it is installed already (`scripts/install-openclaw.sh
+/// --check`: installs nothing), for benches that skip rather than download it.
+pub fn installed_openclaw() -> Option<PathBuf> {
+    let script = crate::workspace_root().join("scripts/install-openclaw.sh");
+    let output = Command::new(&script)
+        .arg("--check")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+}
+
 /// The previous OpenClaw release `make openclaw` also installs: what upgrade tests start from
 /// (the simulator runs an image tagged with it on this install).
 pub const PREVIOUS_OPENCLAW_VERSION: &str = "2026.9.5";

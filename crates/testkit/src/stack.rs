@@ -414,7 +414,6 @@ fn gateway_settings(options: &StackOptions, proxy_url: Option<&str>) -> GatewayS
         gateway.gateway_checks = true;
         gateway.gateway_url = Some(url.to_owned());
         gateway.gateway_trusted_proxies = vec!["127.0.0.1/32".to_owned()];
-        gateway.pairing_poll_seconds = 1.0;
     }
     if options.llm_proxy {
         gateway.llm_proxy_url = Some(LLM_PROXY_URL.to_owned());

@@ -661,8 +661,13 @@ async fn approve(
         )));
     }
     let actor = session.actor();
-    super::gateway::record_approval(&state, &name, Some(body.request_id), &actor).await?;
-    Ok(back_to(&name, Flash::ApprovalRecorded))
+    let answer = super::gateway::approve(&state, &name, Some(body.request_id), &actor).await?;
+    let flash = if answer.outcome.is_some() {
+        Flash::Approved
+    } else {
+        Flash::ApprovalRecorded
+    };
+    Ok(back_to(&name, flash))
 }
 
 async fn unknown_page() -> SupportError {

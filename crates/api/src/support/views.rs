@@ -411,8 +411,10 @@ pub fn fleet_page(viewer: &Viewer, view: &FleetView) -> Markup {
 pub enum Flash {
     /// "Reconcile now" was recorded.
     ReconcileRequested,
-    /// An approval was recorded.
+    /// An approval was recorded; its outcome was not known in time.
     ApprovalRecorded,
+    /// The gateway approved the device.
+    Approved,
 }
 
 impl Flash {
@@ -421,6 +423,7 @@ impl Flash {
         match text {
             "reconcile" => Some(Flash::ReconcileRequested),
             "approval" => Some(Flash::ApprovalRecorded),
+            "approved" => Some(Flash::Approved),
             _ => None,
         }
     }
@@ -430,6 +433,7 @@ impl Flash {
         match self {
             Flash::ReconcileRequested => "reconcile",
             Flash::ApprovalRecorded => "approval",
+            Flash::Approved => "approved",
         }
     }
 
@@ -440,10 +444,11 @@ impl Flash {
                  seconds. Its events appear below."
             }
             Flash::ApprovalRecorded => {
-                "Approval recorded: the controller approves the request on the gateway at its \
-                 next look (seconds while a device is pairing); the outcome appears under \
-                 recent results."
+                "Approval recorded: the gateway is starting or did not answer within seconds; \
+                 the controller approves the request as soon as it can, and the outcome \
+                 appears under recent results."
             }
+            Flash::Approved => "Approved: the gateway approved the device; it can connect now.",
         }
     }
 }

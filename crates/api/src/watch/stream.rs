@@ -116,6 +116,7 @@ pub fn error_object(code: &str, message: &str, resource_version: Option<i64>) ->
             message: message.to_owned(),
             fields: Vec::new(),
             resource_version: resource_version.map(|v| v.to_string()),
+            reason: None,
         },
     })
     .unwrap_or(Value::Null)

@@ -59,13 +59,7 @@ pub async fn look(
     if health != GatewayHealth::Healthy {
         return (GatewayObservation::unhealthy(health, at), None);
     }
-    let mut options = ConnectOptions::controller(target.ws_url(), token);
-    options.connect_timeout = LOOK_TIMEOUT;
-    options.request_timeout = LOOK_TIMEOUT;
-    if let Some(host) = &target.host {
-        options.headers.push(("Host".to_owned(), host.clone()));
-    }
-    let client = match GatewayClient::connect(&options, Some(identity)).await {
+    let client = match connect_controller(target, identity, token).await {
         Ok(client) => client,
         Err(ClientError::PairingRequired(p)) => {
             return (
@@ -113,6 +107,23 @@ pub async fn look(
         },
         Some(client),
     )
+}
+
+/// Opens the controller's connection to the gateway through its public path, with the
+/// controller's own device identity and the gateway token: the one way in for a look and for a
+/// pairing subscription alike.
+pub async fn connect_controller(
+    target: &GatewayTarget,
+    identity: &DeviceIdentity,
+    token: &str,
+) -> Result<GatewayClient, ClientError> {
+    let mut options = ConnectOptions::controller(target.ws_url(), token);
+    options.connect_timeout = LOOK_TIMEOUT;
+    options.request_timeout = LOOK_TIMEOUT;
+    if let Some(host) = &target.host {
+        options.headers.push(("Host".to_owned(), host.clone()));
+    }
+    GatewayClient::connect(&options, Some(identity)).await
 }
 
 /// One HTTP client for every probe (its connection pool is shared across gateways); the
@@ -203,12 +214,33 @@ pub async fn execute(
             // Look again with the now-paired identity.
             observed.gateway = None;
         }
+        Action::ApprovePairing { .. } | Action::ExpireApproval { .. } => {
+            let client = client.ok_or(GatewayStepError::NotConnected)?;
+            pairing_step(client, observed, action).await?;
+        }
+        other => {
+            return Err(GatewayStepError::Bootstrap(format!(
+                "{} is not a gateway step",
+                other.step()
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Carries out one device approval (or gives up on one) over an open connection and records
+/// its outcome in `observed`; shared by the reconcile and the pairing subscription.
+pub async fn pairing_step(
+    client: &GatewayClient,
+    observed: &mut Observed,
+    action: &Action,
+) -> Result<(), GatewayStepError> {
+    match action {
         Action::ApprovePairing {
             request_id,
             approval_id,
             device_name,
         } => {
-            let client = client.ok_or(GatewayStepError::NotConnected)?;
             let result = client.pair_approve(request_id).await;
             let (outcome, message) = match &result {
                 Ok(_) => (

@@ -168,6 +168,54 @@ impl Reconciler {
     }
 }
 
+/// What a pairing subscription needs to reach one gateway as the controller, loaded and
+/// decrypted the way a reconcile loads them: the desired state (where the gateway is, the
+/// pairing policy), the gateway token and the controller's paired device identity. `Debug`
+/// hides the token.
+#[derive(Clone)]
+pub struct GatewayAccess {
+    pub desired: desired::Desired,
+    pub token: String,
+    pub identity: openclaws_gateway::identity::DeviceIdentity,
+    /// The recorded pairing outcomes, newest first.
+    pub recent: Vec<openclaws_model::PairingResult>,
+}
+
+impl std::fmt::Debug for GatewayAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayAccess")
+            .field("instance", &self.desired.name)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reconciler {
+    /// The access a pairing subscription of `uid` uses; `None` when the row is gone or the
+    /// gateway has no address, token or controller identity yet (a reconcile creates them).
+    pub async fn gateway_access(&self, uid: Uuid) -> Result<Option<GatewayAccess>, ReconcileError> {
+        let Some(loaded) = load::load(&self.pool, &self.cipher, uid, 0).await? else {
+            return Ok(None);
+        };
+        let desired = loaded.desired(&self.inputs.settings);
+        let token = loaded
+            .stored
+            .get(openclaws_model::secret_names::GATEWAY_TOKEN)
+            .map(str::to_owned);
+        let identity = resolve::stored_identity(&loaded);
+        let recent = Report::new(loaded, desired.clone()).pairing_history();
+        Ok(match (desired.gateway.is_some(), token, identity) {
+            (true, Some(token), Some(identity)) => Some(GatewayAccess {
+                desired,
+                token,
+                identity,
+                recent,
+            }),
+            _ => None,
+        })
+    }
+}
+
 /// Exponential backoff after `attempts` consecutive failures: 1 s doubling to 5 min, ±20%.
 pub fn backoff(attempts: i32) -> Duration {
     let base = 1u64 << attempts.clamp(0, 9);

@@ -64,12 +64,7 @@ fn controller_identity(
     new_secrets: &mut Vec<(&'static str, String)>,
 ) -> DeviceIdentity {
     let engine = base64::engine::general_purpose::STANDARD;
-    let stored = loaded
-        .stored
-        .get(CONTROLLER_DEVICE_KEY)
-        .and_then(|text| engine.decode(text.trim()).ok())
-        .and_then(|bytes| DeviceIdentity::from_secret_bytes(&bytes).ok());
-    stored.unwrap_or_else(|| {
+    stored_identity(loaded).unwrap_or_else(|| {
         let identity = DeviceIdentity::generate();
         new_secrets.push((
             CONTROLLER_DEVICE_KEY,
@@ -77,6 +72,16 @@ fn controller_identity(
         ));
         identity
     })
+}
+
+/// The controller's stored device identity for this gateway, if one was recorded.
+pub(super) fn stored_identity(loaded: &super::report::Loaded) -> Option<DeviceIdentity> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    loaded
+        .stored
+        .get(CONTROLLER_DEVICE_KEY)
+        .and_then(|text| engine.decode(text.trim()).ok())
+        .and_then(|bytes| DeviceIdentity::from_secret_bytes(&bytes).ok())
 }
 
 /// A fresh gateway token: 32 random bytes, base64url.

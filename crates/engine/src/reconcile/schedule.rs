@@ -1,7 +1,8 @@
 //! Stage 5, schedule: when to visit the instance again. Soon after progress; after a jittered,
 //! persisted backoff after an error (or when Fly said to come back); the resync interval when
 //! converged, blocked or paused; the time a waited-for thing is expected; no later than a proxy
-//! token's rotation; every few seconds while a device may be pairing. Pure.
+//! token's rotation. Pure. A device pairing never brings a reconcile sooner: the pairing
+//! subscription (`crate::pairing`) follows the gateway instead.
 
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -12,7 +13,6 @@ use openclaws_model::Phase;
 use openclaws_model::conditions::Reason;
 
 use super::report::{Failure, Next, Report, Streak};
-use super::status::pairing_active;
 use super::{backoff, jitter};
 
 /// How long an instance held while Fly is unavailable waits if nothing wakes it sooner.
@@ -23,8 +23,6 @@ const HELD_FOR_FLY: Duration = Duration::from_secs(60);
 pub struct Timing {
     /// Interval between visits of a converged instance.
     pub resync: Duration,
-    /// How often a gateway is looked at while a device may be pairing.
-    pub pairing_poll: Duration,
     /// How long a pairing window stays open after the gateway first becomes ready.
     pub pairing_window: Duration,
 }
@@ -80,25 +78,7 @@ fn visit(report: &Report, timing: &Timing) -> Next {
     if became_ready && !timing.pairing_window.is_zero() {
         next.pairing_window_until = Some(now + chrono_duration(timing.pairing_window));
     }
-    if next.streak == Streak::Reset && plan.wait.is_none() && may_be_pairing(report, became_ready) {
-        next.after = next.after.min(jitter(timing.pairing_poll, 0.1));
-    }
     next
-}
-
-/// Whether a device may be pairing: requests pending, approvals outstanding, or the pairing
-/// window open (or opening now).
-fn may_be_pairing(report: &Report, became_ready: bool) -> bool {
-    let Some(observed) = report.converged.observed.as_ref() else {
-        return false;
-    };
-    let now = report.loaded.now;
-    let window_open = report
-        .loaded
-        .record
-        .pairing_window_until
-        .is_some_and(|until| until > now);
-    pairing_active(&report.desired, observed, window_open || became_ready)
 }
 
 fn failed(after: Duration, failure: &Failure) -> Next {

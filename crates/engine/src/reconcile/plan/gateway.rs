@@ -113,8 +113,13 @@ fn machine_age(m: &Machine, now: Option<DateTime<Utc>>) -> Option<Duration> {
 }
 
 /// Approvals: every pending request under `auto`; under `manual`, each recorded approval not
-/// yet carried out (a named request, or the newest pending one).
-fn plan_pairing(desired: &Desired, observed: &Observed, gw: &GatewayObservation) -> Vec<Action> {
+/// yet carried out (a named request, or the newest pending one). Also what a pairing
+/// subscription does with each list of pending requests it sees.
+pub fn plan_pairing(
+    desired: &Desired,
+    observed: &Observed,
+    gw: &GatewayObservation,
+) -> Vec<Action> {
     match desired.pairing.policy {
         PairingPolicy::Auto => gw
             .pending

@@ -21,7 +21,9 @@ mod tests;
 
 pub use action::Action;
 pub use endpoint::{content_ok, dns_target, our_record};
-pub use gateway::{GATEWAY_BOOT_GRACE, GATEWAY_RECHECK_BOOTING, GATEWAY_RECHECK_SETTLED};
+pub use gateway::{
+    plan_pairing, GATEWAY_BOOT_GRACE, GATEWAY_RECHECK_BOOTING, GATEWAY_RECHECK_SETTLED,
+};
 pub use machine::{CRASH_LOOP_RECHECK, HOST_UNREACHABLE_RECHECK};
 
 use std::time::Duration;

@@ -1,6 +1,5 @@
 //! The gateway's conditions (`GatewayHealthy`, `ConfigSeeded`, `PairingReady`) from the last
-//! look at it, or from why it was not looked at; `status.pairing`; and whether devices may be
-//! pairing right now.
+//! look at it, or from why it was not looked at; and `status.pairing`.
 
 use chrono::{DateTime, Utc};
 
@@ -8,8 +7,7 @@ use openclaws_fly::types::Machine;
 use openclaws_gateway::bundle::BUNDLE_HASH_METADATA_KEY;
 use openclaws_model::conditions::{ConditionType, Reason};
 use openclaws_model::{
-    ConditionStatus, InstanceStatus, PairingOutcome, PairingPolicy, PairingStatus, PendingPairing,
-    RunState,
+    ConditionStatus, InstanceStatus, PairingOutcome, PairingStatus, PendingPairing, RunState,
 };
 
 use super::Conditions;
@@ -203,7 +201,7 @@ fn live_config(config: &LiveConfig, delivered: bool) -> Parts {
 }
 
 /// `PairingReady` of a healthy gateway.
-fn pairing(observed: &Observed, gw: &GatewayObservation) -> Parts {
+pub(super) fn pairing(observed: &Observed, gw: &GatewayObservation) -> Parts {
     match &gw.access {
         ControllerAccess::Paired => {}
         ControllerAccess::NotPaired { request_id } => {
@@ -246,27 +244,6 @@ fn pairing(observed: &Observed, gw: &GatewayObservation) -> Parts {
             ),
         ),
     }
-}
-
-/// Whether devices may be pairing right now, so the gateway should be looked at again within
-/// seconds: requests pending, recorded approvals not carried out yet, or a pairing window open.
-pub fn pairing_active(desired: &Desired, observed: &Observed, window_open: bool) -> bool {
-    if desired.gateway.is_none() || desired.deleting || desired.run_state == RunState::Stopped {
-        return false;
-    }
-    let outstanding = desired.pairing.policy == PairingPolicy::Manual
-        && desired.pairing.approvals.iter().any(|a| {
-            let key = a.key();
-            !observed
-                .pairing_history
-                .iter()
-                .any(|r| r.approval_id.as_deref() == Some(key.as_str()))
-        });
-    let pending = observed
-        .gateway
-        .as_ref()
-        .is_some_and(|g| !g.pending.is_empty());
-    window_open || outstanding || pending
 }
 
 /// `status.pairing`: the last look's pending requests and the recent outcomes.

@@ -6,8 +6,6 @@
 mod fly;
 mod gateway;
 
-pub use gateway::pairing_active;
-
 use chrono::{DateTime, Utc};
 
 use openclaws_model::conditions::{ConditionType, Reason};
@@ -49,6 +47,43 @@ impl Conditions<'_> {
             self.generation,
             self.now,
         ));
+    }
+}
+
+/// The pairing part of `status` after a pairing subscription looked at the gateway (healthy,
+/// the controller paired): `status.pairing` and the `PairingReady` condition, as a reconcile's
+/// look would set them; everything else is left as the last reconcile recorded it.
+pub fn apply_pairing(
+    status: &mut InstanceStatus,
+    desired: &Desired,
+    observed: &Observed,
+    now: DateTime<Utc>,
+) {
+    let previous = status.clone();
+    status.pairing = gateway::pairing_status(desired, observed, &previous, now);
+    let Some(gw) = observed.gateway.as_ref() else {
+        return;
+    };
+    let (ok, reason, message) = gateway::pairing(observed, gw);
+    let generation = previous
+        .condition(ConditionType::PairingReady)
+        .map_or(previous.observed_generation, |c| c.observed_generation);
+    let updated = condition(
+        &previous,
+        ConditionType::PairingReady,
+        ok,
+        reason,
+        message,
+        generation,
+        now,
+    );
+    match status
+        .conditions
+        .iter_mut()
+        .find(|c| c.type_ == ConditionType::PairingReady)
+    {
+        Some(c) => *c = updated,
+        None => status.conditions.push(updated),
     }
 }
 
