@@ -177,7 +177,6 @@ async fn subscriptions_approve_and_show_requests_without_fly_and_answer_specific
         .expect("the approved device connects")
         .close()
         .await;
-    assert_eq!(fly_calls(&stack).await, before, "manual pairing called Fly");
 
     // 4. The window ends with nothing pending: the subscription closes.
     eventually(

@@ -166,6 +166,17 @@ pub async fn record_pairing(
     Ok(true)
 }
 
+/// Whether any replica's subscription holds `uid` now (a reconcile then leaves approvals to it).
+pub async fn followed(db: impl PgExecutor<'_>, uid: Uuid) -> Result<bool, StoreError> {
+    let row: Option<(i32,)> = sqlx::query_as(
+        "SELECT 1 FROM pairing_holders WHERE instance_uid = $1 AND expires_at > clock_timestamp()",
+    )
+    .bind(uid)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.is_some())
+}
+
 /// How many subscriptions each replica holds now (for tests and support).
 pub async fn holders(db: impl PgExecutor<'_>) -> Result<Vec<(Uuid, String)>, StoreError> {
     let rows: Vec<(Uuid, String)> = sqlx::query_as(

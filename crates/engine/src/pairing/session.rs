@@ -75,11 +75,9 @@ impl Session {
     /// subscription passed to another replica.
     pub async fn run(self, mut wanted: watch::Receiver<Wanted>, stop: CancellationToken) {
         let a = &self.access;
-        let target = a
-            .desired
-            .gateway
-            .as_ref()
-            .expect("checked by gateway_access");
+        let Some(target) = a.desired.gateway.as_ref() else {
+            return;
+        };
         while !stop.is_cancelled() {
             match connect_controller(target, &a.identity, &a.token).await {
                 Ok(client) => match self.follow(&client, &mut wanted, &stop).await {
@@ -145,19 +143,19 @@ impl Session {
         let now = Utc::now();
         let mut desired = self.access.desired.clone();
         desired.pairing = wanted.pairing.clone();
+        let gw = GatewayObservation {
+            health: GatewayHealth::Healthy,
+            access: ControllerAccess::Paired,
+            pending: list.pending,
+            config: LiveConfig::Unknown,
+            at: now,
+        };
         let mut observed = Observed {
             observed_at: Some(now),
             pairing_history: remembered(&wanted.recent, memory),
-            gateway: Some(GatewayObservation {
-                health: GatewayHealth::Healthy,
-                access: ControllerAccess::Paired,
-                pending: list.pending,
-                config: LiveConfig::Unknown,
-                at: now,
-            }),
+            gateway: Some(gw.clone()),
             ..Observed::empty()
         };
-        let gw = observed.gateway.clone().expect("set above");
         let mut events = Vec::new();
         for action in plan_pairing(&desired, &observed, &gw) {
             let result = pairing_step(client, &mut observed, &action).await;

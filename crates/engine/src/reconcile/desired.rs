@@ -149,6 +149,9 @@ pub struct Desired {
     /// The instance adopted an app the web app built (`docs/adoption.md`): its ownership mark
     /// is this record, not the app's network.
     pub adoption: Option<AdoptionState>,
+    /// A pairing subscription follows the gateway now (`crate::pairing`): it approves, so a
+    /// reconcile only looks (two approvers would race for the same request).
+    pub pairing_followed: bool,
 }
 
 /// The app's network name for an instance uid (our mark on the app).
@@ -223,6 +226,7 @@ impl Desired {
             pairing: spec.pairing.clone(),
             proxy_token,
             adoption: None,
+            pairing_followed: false,
         }
     }
 

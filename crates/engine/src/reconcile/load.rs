@@ -1,5 +1,5 @@
-//! Stage 1, load: the instance's row, its stored secrets and its adoption record, in three
-//! queries. Besides the record stage, the only place a reconcile touches the database.
+//! Stage 1, load: the instance's row, its stored secrets, its adoption record and whether a
+//! pairing subscription follows it, in four queries. Besides the record stage, the only place a reconcile touches the database.
 
 use chrono::Utc;
 use openclaws_store::Db;
@@ -29,12 +29,14 @@ pub(super) async fn load(
     let previous = record.status()?;
     let stored = get_all_plaintext(pool, cipher, uid).await?;
     let adoption = openclaws_store::adoptions::get(pool, uid).await?;
+    let pairing_followed = openclaws_store::pairing::followed(pool, uid).await?;
     Ok(Some(Loaded {
         record,
         spec,
         previous,
         stored,
         adoption,
+        pairing_followed,
         attempts,
         now: Utc::now(),
     }))

@@ -51,6 +51,8 @@ pub struct Loaded {
     pub stored: Plaintexts,
     /// Its adoption of an app the web app built, if it adopted one.
     pub adoption: Option<openclaws_store::adoptions::Adoption>,
+    /// A replica's pairing subscription holds the instance now.
+    pub pairing_followed: bool,
     /// Consecutive failed attempts before this one.
     pub attempts: i32,
     /// This reconcile's clock.
@@ -73,6 +75,7 @@ impl Loaded {
             .adoption
             .as_ref()
             .and_then(|row| super::adopt::state_of(row, &desired.app_name));
+        desired.pairing_followed = self.pairing_followed;
         desired
     }
 }

@@ -63,6 +63,9 @@ pub(super) fn plan_gateway(desired: &Desired, observed: &Observed) -> Option<Pla
             paths: paths.clone(),
         }]));
     }
+    if desired.pairing_followed {
+        return None;
+    }
     let actions = plan_pairing(desired, observed, gw);
     (!actions.is_empty()).then(|| Plan::act(actions))
 }
