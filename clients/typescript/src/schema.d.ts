@@ -228,9 +228,12 @@ export interface paths {
         put?: never;
         /**
          * Approve a device's pairing request (policy `manual`).
-         * @description Records the approval in `spec.pairing.approvals` (with an `id` and the time) and wakes the
-         *     controller, which approves over the gateway's protocol and reports the outcome in
-         *     `status.pairing.recent`. Approvals already carried out are dropped from the spec.
+         * @description Records the approval in `spec.pairing.approvals` (with an `id` and the time); the
+         *     controller's pairing subscription approves over the gateway's protocol within about a second
+         *     and reports the outcome in `status.pairing.recent`. The API answers at once when it can: it
+         *     waits up to 5 s for the outcome of this approval (it never talks to Fly or the gateway
+         *     itself). Refusals carry a machine-readable `error.reason`. Approvals already carried out are
+         *     dropped from the spec. See `docs/pairing.md`.
          */
         post: operations["post_pairing_approval"];
         delete?: never;
@@ -504,11 +507,12 @@ export interface components {
              */
             spec: components["schemas"]["InstanceSpecWrite"];
         };
-        /** @description The recorded approval and the instance it was recorded on. */
+        /** @description The recorded approval, its outcome when known, and the instance. */
         ApprovalRecorded: {
             /** @description Its outcome appears in `status.pairing.recent` under this approval's `id`. */
             approval: components["schemas"]["PairingApproval"];
             instance: components["schemas"]["OpenClawInstance"];
+            outcome?: null | components["schemas"]["PairingResult"];
         };
         /** @description An approval to record: exactly one of `requestId` and `latest: true`. */
         ApprovalRequest: {
@@ -640,6 +644,12 @@ export interface components {
             fields?: components["schemas"]["FieldError"][];
             /** @description Human-readable explanation. */
             message: string;
+            /**
+             * @description Why a request was refused, when the client can act on it: `NothingPending`,
+             *     `MachineStopped`, `RequestNotFound`, `PolicyAuto`, `ApprovalFailed` (pairing approvals,
+             *     `docs/pairing.md`). Stable, CamelCase; absent for other errors.
+             */
+            reason?: string | null;
             /**
              * @description The current resource version, to list again from (`gone` only: a watch asked to resume
              *     from a version no longer retained).
@@ -2837,7 +2847,16 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Recorded; the controller carries it out */
+            /** @description Approved: the gateway approved the device (`outcome.result` is `Approved`); it can connect now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApprovalRecorded"];
+                };
+            };
+            /** @description Recorded, outcome not known yet: the gateway is starting (or its controller device is not paired yet), or the outcome took longer than 5 s; follow `status.pairing.recent` */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -2873,7 +2892,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description No such instance */
+            /** @description No such instance; or `reason: RequestNotFound`: the named request is not pending (expired, already handled, or never made); nothing is recorded */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2882,7 +2901,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Policy is auto, the instance is being deleted, or too many approvals are outstanding */
+            /** @description `reason: NothingPending`: `latest: true` and no request is pending; `reason: MachineStopped`: the machine is stopped or suspended, so no gateway runs; `reason: PolicyAuto`: the policy approves by itself; `reason: ApprovalFailed`: the gateway refused the approval; or the instance is being deleted, or too many approvals are outstanding */
             409: {
                 headers: {
                     [name: string]: unknown;
