@@ -163,7 +163,11 @@ async fn subscriptions_approve_and_show_requests_without_fly_and_answer_specific
         "e2e_pairing: manual request visible after {:?}",
         asked.elapsed()
     );
-    assert_eq!(fly_calls(&stack).await, before, "showing a request called Fly");
+    assert_eq!(
+        fly_calls(&stack).await,
+        before,
+        "showing a request called Fly"
+    );
 
     // 3. Specific answers: an unknown request is 404, the pending one 200 Approved at once.
     let (code, body) = approve(&stack, "pia", json!({"requestId": "no-such-request"})).await;

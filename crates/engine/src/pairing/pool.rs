@@ -67,7 +67,7 @@ pub fn choose(candidates: &[Candidate], held: &[Held], slots: usize, slice: Dura
             .iter()
             .filter(|h| idle.contains(&h.uid) && h.held_for >= slice)
             .collect();
-        turns.sort_by(|a, b| b.held_for.cmp(&a.held_for));
+        turns.sort_by_key(|h| std::cmp::Reverse(h.held_for));
         let yielded: Vec<Uuid> = turns
             .iter()
             .take(waiting.len() - free)

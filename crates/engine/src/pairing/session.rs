@@ -210,7 +210,7 @@ fn remembered(recent: &[PairingResult], memory: &mut Memory) -> Vec<PairingResul
             history.push(r.clone());
         }
     }
-    history.sort_by(|a, b| b.at.cmp(&a.at));
+    history.sort_by_key(|r| std::cmp::Reverse(r.at));
     history.truncate(RECENT_RESULTS);
     history
 }
