@@ -130,8 +130,10 @@ async fn auto_policy(stack: &Stack, names: &[String], args: &Args) -> anyhow::Re
         tasks.push(tokio::spawn(async move {
             let _turn = gate.acquire_owned().await.expect("open");
             let device = DeviceIdentity::generate();
+            // From the first connect (which leaves the request) until a connect gets in; under
+            // load a connect may fail after the gateway recorded its request, and the approval
+            // may come before the next try.
             let asked = Instant::now();
-            pending_request(&options, &device, STEP).await;
             loop {
                 if let Ok(client) = connect_browser(&options, &device).await {
                     client.close().await;
