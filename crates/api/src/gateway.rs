@@ -217,6 +217,20 @@ fn approval_request(body: Value) -> Result<ApprovalRequest, ApiError> {
     }
 }
 
+/// A request id must be 1-128 printable characters (422 otherwise, before anything is judged).
+fn check_request_id(request_id: Option<&str>) -> Result<(), ApiError> {
+    match request_id {
+        Some(id)
+            if id.trim().is_empty()
+                || id.chars().count() > 128
+                || id.chars().any(char::is_control) =>
+        {
+            Err(approval_body_invalid())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn approval_body_invalid() -> ApiError {
     ApiError::invalid(vec![FieldError::new(
         "body",
@@ -236,11 +250,7 @@ pub async fn record_approval(
     actor: &str,
 ) -> Result<(PairingApproval, OpenClawInstance), ApiError> {
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
-    if let Some(id) = &request_id {
-        if id.trim().is_empty() || id.chars().count() > 128 || id.chars().any(char::is_control) {
-            return Err(approval_body_invalid());
-        }
-    }
+    check_request_id(request_id.as_deref())?;
     let approval = PairingApproval {
         id: Some(uuid::Uuid::new_v4().simple().to_string()),
         requested_at: Some(chrono::Utc::now()),
@@ -308,6 +318,7 @@ pub async fn approve(
     actor: &str,
 ) -> Result<ApprovalRecorded, ApiError> {
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
+    check_request_id(request_id.as_deref())?;
     let record = instances::get(&mut state.db().await?, name)
         .await?
         .ok_or_else(|| write::not_found(name))?;
