@@ -11,6 +11,7 @@ pub mod lease;
 pub mod pairing;
 pub mod reconcile;
 pub mod release;
+pub mod stuck;
 mod telemetry;
 pub mod webhooks;
 

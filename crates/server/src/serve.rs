@@ -53,6 +53,7 @@ pub struct Running {
     webhooks: tokio::task::JoinHandle<()>,
     releases: tokio::task::JoinHandle<()>,
     pairing: Option<tokio::task::JoinHandle<()>>,
+    stuck: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -80,6 +81,7 @@ impl Running {
         if let Some(pairing) = self.pairing {
             pairing.await.expect("pairing subscriptions do not panic");
         }
+        self.stuck.await.expect("stuck sweep does not panic");
         api.map_err(ServeError::Http)?;
         workers?;
         Ok(())
@@ -184,6 +186,18 @@ pub async fn start(
             shutdown.clone(),
         ))
     });
+    let stuck = tokio::spawn(openclaws_engine::stuck::run(
+        pool.clone(),
+        Arc::new(openclaws_telemetry::stuck::StuckReporter {
+            metrics: metrics.clone(),
+            issues: openclaws_telemetry::reporting::sentry_issues(),
+        }),
+        openclaws_engine::stuck::StuckConfig {
+            after: settings.stuck_after,
+            interval: Duration::from_secs_f64(settings.stuck_sweep_seconds),
+        },
+        shutdown.clone(),
+    ));
     tracing::info!(
         %addr,
         owner = %config.owner,
@@ -209,6 +223,7 @@ pub async fn start(
         webhooks,
         releases,
         pairing,
+        stuck,
     })
 }
 

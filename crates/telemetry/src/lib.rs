@@ -10,6 +10,7 @@ mod feeds;
 mod pairing;
 pub mod process;
 mod release;
+pub mod stuck;
 
 pub use exposition::openmetrics_to_text;
 
@@ -122,6 +123,7 @@ pub struct Metrics {
     webhooks: WebhookMetrics,
     release: release::ReleaseMetrics,
     pairing: pairing::PairingMetrics,
+    stuck: stuck::StuckMetrics,
 }
 
 /// Webhook deliveries of this process, and the outbox (counted in PostgreSQL).
@@ -460,6 +462,7 @@ impl Metrics {
         let webhooks = WebhookMetrics::new(&mut registry);
         let release = release::ReleaseMetrics::new(&mut registry);
         let pairing = pairing::PairingMetrics::new(&mut registry);
+        let stuck = stuck::StuckMetrics::new(&mut registry);
         registry.register(
             "build",
             "Build information",
@@ -478,6 +481,7 @@ impl Metrics {
             webhooks,
             release,
             pairing,
+            stuck,
         }
     }
 

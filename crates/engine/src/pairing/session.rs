@@ -22,7 +22,7 @@ use crate::reconcile::gateway::{connect_controller, pairing_step, RECENT_RESULTS
 use crate::reconcile::plan::plan_pairing;
 use crate::reconcile::status::apply_pairing;
 use crate::reconcile::world::{
-    ControllerAccess, GatewayHealth, GatewayObservation, LiveConfig, Observed,
+    ControllerAccess, GatewayHealth, GatewayObservation, LiveConfig, Observed, StoredProxyToken,
 };
 use crate::reconcile::GatewayAccess;
 
@@ -148,6 +148,7 @@ impl Session {
             access: ControllerAccess::Paired,
             pending: list.pending,
             config: LiveConfig::Unknown,
+            proxy_token: StoredProxyToken::Unknown,
             at: now,
         };
         let mut observed = Observed {
