@@ -15,6 +15,7 @@
 
 mod e2e_adopt_gateway;
 mod e2e_gateway;
+mod e2e_private;
 mod gateway_real;
 mod release_real;
 mod sim_images;

@@ -10,6 +10,7 @@ use crate::lease::WorkLease;
 use openclaws_dns::CloudflareDns;
 use openclaws_fly::FlyClient;
 use openclaws_gateway::client::GatewayClient;
+use openclaws_model::conditions::Reason;
 use openclaws_model::secret_names::GATEWAY_TOKEN;
 use openclaws_store::events::EventType;
 use openclaws_store::status::ControllerEvent;
@@ -212,6 +213,17 @@ impl Run<'_> {
             reason: action.step().into(),
             message: action.describe(),
         });
+        if let Action::UpdateMachine {
+            state_dir_drift: Some(why),
+            ..
+        } = action
+        {
+            self.done.steps.push(ControllerEvent {
+                type_: EventType::Warning,
+                reason: Reason::StateDirOutsideVolume.as_str().into(),
+                message: format!("{why}; the machine was updated to keep it on the volume"),
+            });
+        }
     }
 
     /// Looks at the gateway with the controller's device identity and the gateway token.
