@@ -8,9 +8,13 @@ DEV := target/debug/openclaws-dev
 
 ## run: throwaway PostgreSQL + the Fly simulator (fly-sim) + the controller (openclaws-controller
 ## serve), each its own process with its log in target/dev/, and a demo instance reaching Ready.
+## The simulator's machines run the real pinned OpenClaw gateway (installed on first use), reached
+## from a browser at http://demo.localhost:4281/. `make run INERT=1`: machines run nothing and
+## gateway checks are off (a quick stack for API work).
+INERT ?=
 run: postgres
 	$(CARGO) build --quiet --workspace --bins
-	$(DEV) run
+	$(DEV) run $(if $(INERT),--inert,)
 
 ## test: formatting, lints, unit, property and black-box tests against a real PostgreSQL, and the
 ## short chaos run (tests/chaos: 3 replicas, 15 instances, one seed, about a minute; it stops and

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the API with Schemathesis against its own /openapi.json (`make schemathesis`, part of
-# `make test`). Starts the whole dev stack as `make run` does (`openclaws-dev run`: a throwaway
+# `make test`). Starts the whole dev stack as `make run INERT=1` does (`openclaws-dev run --inert`: a throwaway
 # PostgreSQL, the Fly simulator and the production `openclaws-controller serve`, logs in
 # target/schemathesis/), then runs Schemathesis with the writer token and the checks
 # not_a_server_error, status_code_conformance and response_schema_conformance. Any finding fails,
@@ -60,7 +60,7 @@ mkdir -p "$OUT/logs"
 env -u DATABASE_URL \
   OPENCLAWS_API_AUTH_FAILURES_PER_MINUTE=1000000 OPENCLAWS_API_AUTH_FAILURE_BURST=1000000 \
   target/debug/openclaws-dev run --listen "127.0.0.1:$API_PORT" --sim-listen "127.0.0.1:$SIM_PORT" \
-  --latency-scale 0.05 --demo demo --log-dir "$OUT/logs" >"$OUT/logs/dev.log" 2>&1 &
+  --latency-scale 0.05 --demo demo --inert --log-dir "$OUT/logs" >"$OUT/logs/dev.log" 2>&1 &
 DEV_PID=$!
 stop_stack() {
   if kill -0 "$DEV_PID" 2>/dev/null; then

@@ -1,6 +1,7 @@
-//! `make run` in miniature: `openclaws-dev run` brings up the whole stack as separate processes
-//! (the simulator's own binary and the production controller binary) and its demo instance
-//! reaches Ready.
+//! `make run INERT=1` in miniature: `openclaws-dev run --inert` brings up the whole stack as
+//! separate processes (the simulator's own binary and the production controller binary) and its
+//! demo instance reaches Ready without a gateway, and says the gateway was not checked. The real
+//! stack (`make run`) is tested with a real gateway and a browser in `tests/gateway/dev_real.rs`.
 
 use openclaws_testkit::db::fresh_database;
 use openclaws_testkit::process::free_port;
@@ -15,7 +16,7 @@ async fn dev_stack_brings_the_demo_instance_to_ready() {
     let log_dir = logs.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(dev)
-            .args(["run", "--exit-when-ready"])
+            .args(["run", "--exit-when-ready", "--inert"])
             .args(["--listen", &format!("127.0.0.1:{api}")])
             .args(["--sim-listen", &format!("127.0.0.1:{sim}")])
             .arg("--log-dir")
@@ -33,6 +34,10 @@ async fn dev_stack_brings_the_demo_instance_to_ready() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("demo instance demo is Ready"), "{stdout}");
+    assert!(
+        stdout.contains("gateway checks are off") && !stdout.contains("the gateway is running"),
+        "Ready claims only what was checked: {stdout}"
+    );
     assert!(
         stdout.contains("dev-writer-token"),
         "the dev tokens are printed: {stdout}"

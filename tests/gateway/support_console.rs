@@ -34,13 +34,13 @@ const CANARY_KEY: &str = "sk-ant-canary-4f1d2c9e8b7a";
 
 /// chromedriver on a free loopback port, in its own process group so the browsers it starts
 /// go with it.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
 }
 
 impl Driver {
-    async fn start() -> Driver {
+    pub(crate) async fn start() -> Driver {
         assert!(
             Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
             "{CHROMEDRIVER} and {CHROMIUM} are needed: run `make test` or \
@@ -83,7 +83,7 @@ impl Driver {
     }
 
     /// A new headless Chromium session.
-    async fn browser(&self) -> Client {
+    pub(crate) async fn browser(&self) -> Client {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".to_owned(),
@@ -149,7 +149,7 @@ async fn cdp(client: &Client, cmd: &'static str, params: Value) -> Value {
 }
 
 /// A PNG of the whole page (not just the viewport) written to `path`.
-async fn full_page_screenshot(client: &Client, path: &Path) {
+pub(crate) async fn full_page_screenshot(client: &Client, path: &Path) {
     let metrics = cdp(client, "Page.getLayoutMetrics", json!({})).await;
     let size = &metrics["cssContentSize"];
     let width = size["width"].as_f64().unwrap_or(1280.0).ceil();

@@ -126,6 +126,16 @@ pub struct ServeSettings {
         default_value = "openclaws.biz"
     )]
     pub base_domain: String,
+    /// How a browser reaches an instance's hostname: `https://{hostname}` behind Fly's edge,
+    /// or e.g. `http://{hostname}:4281` for a local proxy (the dev stack's `*.localhost`). Sets
+    /// each gateway's `publicOrigin` and `controlUi.allowedOrigins` and the status endpoint.
+    #[arg(
+        long,
+        env = "OPENCLAWS_PUBLIC_URL",
+        value_name = "OPENCLAWS_PUBLIC_URL",
+        default_value = "https://{hostname}"
+    )]
+    pub public_url: openclaws_engine::reconcile::desired::PublicUrl,
     /// Reconciles run at once by this process.
     #[arg(long, env = "OPENCLAWS_WORKERS", value_name = "OPENCLAWS_WORKERS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers: u32,

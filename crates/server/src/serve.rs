@@ -272,6 +272,7 @@ pub fn desired_inputs(settings: &ServeSettings) -> Result<DesiredInputs, ServeEr
                 trusted_proxies: settings.gateway.gateway_trusted_proxies.clone(),
                 llm_proxy_url: llm_proxy.as_ref().map(|(url, _)| url.clone()),
             },
+            public_url: settings.public_url,
         },
         composio_api_key: settings.composio_api_key.clone(),
         llm_proxy_key: llm_proxy.map(|(_, key)| key),

@@ -76,6 +76,7 @@ pub fn test_inputs() -> DesiredInputs {
         machine_stuck_after: std::time::Duration::from_secs(300),
         manage_dns: false,
         gateway: GatewayPlacement::without_checks(),
+        public_url: Default::default(),
     })
 }
 

@@ -3,6 +3,12 @@
 //! (`openclaws-controller serve`, the production binary, configured only by its environment)
 //! run as separate processes; their logs go to files. What is printed is what a person needs:
 //! the addresses and tokens to use, and the demo instance's progress to `Ready`.
+//!
+//! By default the simulator's machines run the real pinned OpenClaw gateway (process mode,
+//! installed on first use by `scripts/install-openclaw.sh`) behind its Fly-like proxy, the
+//! controller checks each gateway, and instances are served at `http://{name}.localhost:PORT`
+//! (browsers resolve `*.localhost` to loopback and treat it as a secure context, so the Control
+//! UI works there). `--inert` keeps the quick stack whose machines run nothing.
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -47,6 +53,31 @@ pub struct DevArgs {
     /// Exit once the demo instance is Ready instead of serving until Ctrl-C (for smoke tests).
     #[arg(long)]
     pub exit_when_ready: bool,
+    /// Machines run nothing (no gateway, no gateway checks): a quick stack for API work.
+    #[arg(long, env = "OPENCLAWS_DEV_INERT")]
+    pub inert: bool,
+    /// Address of the simulator's Fly-like proxy, where browsers reach the gateways (not with
+    /// `--inert`).
+    #[arg(long, env = "FLY_SIM_PROXY_LISTEN", default_value = "127.0.0.1:4281")]
+    pub proxy_listen: SocketAddr,
+}
+
+impl DevArgs {
+    /// The base domain of instance hostnames: `localhost` when a browser reaches the gateways
+    /// through the local proxy, the production-like one on the inert stack.
+    fn base_domain(&self) -> &'static str {
+        if self.inert {
+            "openclaws.biz"
+        } else {
+            "localhost"
+        }
+    }
+
+    /// How long the demo may take to reach Ready: a real gateway boots in 10-30 s here, more
+    /// on a first start.
+    fn demo_deadline(&self) -> Duration {
+        Duration::from_secs(if self.inert { 120 } else { 300 })
+    }
 }
 
 /// The processes of a running dev stack; dropping it stops them.
@@ -77,11 +108,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
     };
     let controller = workspace_binary("openclaws-controller")?;
+    let openclaw = match args.inert {
+        true => None,
+        false => Some(install_openclaw().await?),
+    };
     migrate(&controller, &database_url, &log_dir).await?;
     let sim_url = format!("http://{}", args.sim_listen);
     let api = format!("http://{}", args.listen);
     let mut processes = Processes(Vec::new());
-    processes.0.push(start_sim(&args, &log_dir)?);
+    processes
+        .0
+        .push(start_sim(&args, openclaw.as_deref(), &log_dir)?);
     let sim_log = log_dir.join("fly-sim.log");
     let sim_state = format!("{sim_url}/_sim/state");
     wait_for_http(
@@ -114,12 +151,18 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!(
         "  Fly simulator  {sim_url}   (token: {DEV_FLY_TOKEN}; state: curl {sim_url}/_sim/state)"
     );
+    if !args.inert {
+        println!(
+            "  gateways       http://{{name}}.localhost:{}   (the simulator's Fly-like proxy; real OpenClaw gateways)",
+            args.proxy_listen.port()
+        );
+    }
     println!("  logs           {}", log_dir.display());
 
     let outcome = if args.demo.is_empty() {
         Ok(())
     } else {
-        demo(&api, &args.demo, &controller).await
+        demo(&args, &api, &controller).await
     };
     if let Err(e) = &outcome {
         eprintln!("demo failed: {e:#}");
@@ -170,14 +213,44 @@ async fn migrate(controller: &Path, database_url: &str, log_dir: &Path) -> anyho
     Ok(())
 }
 
-fn start_sim(args: &DevArgs, log_dir: &Path) -> anyhow::Result<Child> {
+/// Installs the pinned OpenClaw when it is missing (quiet and offline when it is there) and
+/// returns its `openclaw` wrapper.
+async fn install_openclaw() -> anyhow::Result<PathBuf> {
+    let script = crate::workspace_root().join("scripts/install-openclaw.sh");
+    println!("checking the pinned OpenClaw (installed on first use) …");
+    let output = Command::new(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .with_context(|| format!("running {}", script.display()))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{} failed ({}); see its messages above, or run with --inert for a stack without gateways",
+        script.display(),
+        output.status
+    );
+    Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
+}
+
+fn start_sim(args: &DevArgs, openclaw: Option<&Path>, log_dir: &Path) -> anyhow::Result<Child> {
     let log = log_file(log_dir, "fly-sim.log")?;
-    Command::new(workspace_binary("fly-sim")?)
+    let mut command = Command::new(workspace_binary("fly-sim")?);
+    if let Some(openclaw) = openclaw {
+        // The simulator's state lives in its memory: machines of an earlier run are gone.
+        let root = log_dir.join("machines");
+        let _ = std::fs::remove_dir_all(&root);
+        command
+            .env("FLY_SIM_MACHINES", "process")
+            .env("FLY_SIM_PROXY_LISTEN", args.proxy_listen.to_string())
+            .env("FLY_SIM_PROCESS_ROOT", root)
+            .env("OPENCLAWS_OPENCLAW_BIN", openclaw);
+    }
+    command
         .env("FLY_SIM_LISTEN", args.sim_listen.to_string())
         .env("FLY_SIM_TOKEN", DEV_FLY_TOKEN)
         .env("FLY_SIM_ORG", "personal")
         .env("FLY_SIM_LATENCY_SCALE", args.latency_scale.to_string())
-        .env("FLY_SIM_DNS_ZONE", "openclaws.biz")
+        .env("FLY_SIM_DNS_ZONE", args.base_domain())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -194,7 +267,19 @@ fn start_controller(
 ) -> anyhow::Result<Child> {
     let log = log_file(log_dir, "controller.log")?;
     let sim_url = format!("http://{}", args.sim_listen);
-    Command::new(controller)
+    let mut command = Command::new(controller);
+    if args.inert {
+        command.env("OPENCLAWS_GATEWAY_CHECKS", "false");
+    } else {
+        let proxy = format!("http://{}", args.proxy_listen);
+        let public = format!("http://{{hostname}}:{}", args.proxy_listen.port());
+        command
+            .env("OPENCLAWS_GATEWAY_CHECKS", "true")
+            .env("OPENCLAWS_GATEWAY_URL", proxy)
+            .env("OPENCLAWS_GATEWAY_TRUSTED_PROXIES", "127.0.0.1/32")
+            .env("OPENCLAWS_PUBLIC_URL", public);
+    }
+    command
         .arg("serve")
         .env("DATABASE_URL", database_url)
         .env("OPENCLAWS_LISTEN", args.listen.to_string())
@@ -206,8 +291,7 @@ fn start_controller(
         .env("FLY_ORG", "personal")
         .env("OPENCLAWS_DNS_API_BASE", &sim_url)
         .env("OPENCLAWS_DNS_API_TOKEN", DEV_FLY_TOKEN)
-        .env("OPENCLAWS_BASE_DOMAIN", "openclaws.biz")
-        .env("OPENCLAWS_GATEWAY_CHECKS", "false")
+        .env("OPENCLAWS_BASE_DOMAIN", args.base_domain())
         .env("OPENCLAWS_WORKERS", "16")
         .env("OPENCLAWS_RESYNC_SECONDS", args.resync_seconds.to_string())
         .env("OPENCLAWS_WATCH_SECONDS", "5")
@@ -255,12 +339,18 @@ fn log_tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(12)..].join("\n")
 }
 
-/// Creates the demo instance and prints each change of its phase until it is Ready.
-async fn demo(api: &str, name: &str, controller: &Path) -> anyhow::Result<()> {
+/// Creates the demo instance and prints each change of its phase until it is Ready. On the
+/// real stack the demo pairs by hand (policy `manual`), so a browser's request waits for an
+/// approval from the support console.
+async fn demo(args: &DevArgs, api: &str, controller: &Path) -> anyhow::Result<()> {
+    let name = args.demo.as_str();
     let http = reqwest::Client::new();
     let url = format!("{api}/v1/instances/{name}");
-    let body = serde_json::json!({"spec": {"customerId": "cust-demo", "region": "iad",
+    let mut body = serde_json::json!({"spec": {"customerId": "cust-demo", "region": "iad",
         "identity": {"displayName": "Demo"}}});
+    if !args.inert {
+        body["spec"]["pairing"] = serde_json::json!({"policy": "manual"});
+    }
     let resp = http
         .put(&url)
         .bearer_auth(DEV_WRITE_TOKEN)
@@ -300,14 +390,34 @@ async fn demo(api: &str, name: &str, controller: &Path) -> anyhow::Result<()> {
                 "\ndemo instance {name} is Ready after {:.1}s",
                 started.elapsed().as_secs_f64()
             );
+            if !args.inert {
+                print_browser_steps(args, api, name);
+            }
             return Ok(());
         }
+        let deadline = args.demo_deadline();
         anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(120),
-            "the demo instance was not Ready within 120 s"
+            started.elapsed() < deadline,
+            "the demo instance was not Ready within {} s",
+            deadline.as_secs()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// How to reach the demo's real gateway from a browser on this machine and pair it.
+fn print_browser_steps(args: &DevArgs, api: &str, name: &str) {
+    let port = args.proxy_listen.port();
+    println!("\nopen the demo's gateway (the OpenClaw Control UI) in a browser on this machine:");
+    println!("  http://{name}.localhost:{port}/");
+    println!("it asks for the gateway token; print it with:");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {DEV_WRITE_TOKEN}' {api}/v1/instances/{name}/gateway-token | jq -r .token"
+    );
+    println!(
+        "then approve the browser: sign in at {api}/support with {DEV_WRITE_TOKEN}, open {name},"
+    );
+    println!("and press Approve on its pending request (or POST {api}/v1/instances/{name}/pairing/approvals).");
 }
 
 /// `Phase: Reason (message)` of the `Ready` condition: what a person watching wants to see.

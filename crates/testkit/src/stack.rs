@@ -470,6 +470,7 @@ pub fn serve_settings(database_url: &str, sim_url: &str) -> ServeSettings {
         api: ApiSettings::default(),
         webhooks: WebhookSettings::default(),
         base_domain: "openclaws.test".to_owned(),
+        public_url: Default::default(),
         workers: 8,
         resync_seconds: 300,
         watch_seconds: 0.0,

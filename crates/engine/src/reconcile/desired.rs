@@ -48,6 +48,66 @@ pub struct FleetSettings {
     pub manage_dns: bool,
     /// How gateways are reached and configured.
     pub gateway: GatewayPlacement,
+    /// The origin a hostname is served at: `https://{hostname}` behind Fly's edge; the local dev
+    /// stack serves plain `http://{hostname}:{port}` from the simulator's proxy.
+    pub public_url: PublicUrl,
+}
+
+/// The scheme and port of every instance's public origin (its hostname comes from the name and
+/// the base domain). Written as a template, `https://{hostname}` or `http://{hostname}:8081`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// `https` (production) or `http` (a local proxy a browser reaches on `*.localhost`).
+    pub tls: bool,
+    /// A port other than the scheme's default.
+    pub port: Option<u16>,
+}
+
+impl Default for PublicUrl {
+    fn default() -> Self {
+        Self {
+            tls: true,
+            port: None,
+        }
+    }
+}
+
+impl PublicUrl {
+    /// The origin of `hostname`, e.g. `https://acme.openclaws.biz`.
+    pub fn origin(&self, hostname: &str) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        match self.port {
+            Some(port) => format!("{scheme}://{hostname}:{port}"),
+            None => format!("{scheme}://{hostname}"),
+        }
+    }
+}
+
+impl std::str::FromStr for PublicUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || {
+            format!(
+                "{s:?} is not a public URL template: expected `https://{{hostname}}` or \
+                 `http://{{hostname}}:PORT` (a port is optional)"
+            )
+        };
+        let (tls, rest) = match s.split_once("://{hostname}") {
+            Some(("https", rest)) => (true, rest),
+            Some(("http", rest)) => (false, rest),
+            _ => return Err(invalid()),
+        };
+        let port = match rest {
+            "" => None,
+            _ => Some(
+                rest.strip_prefix(':')
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .filter(|p| *p != 0)
+                    .ok_or_else(invalid)?,
+            ),
+        };
+        Ok(Self { tls, port })
+    }
 }
 
 /// Fleet-wide facts about gateways, from the controller's settings.
@@ -181,7 +241,7 @@ impl Desired {
         let owned = OwnedConfig::for_instance(
             spec,
             &Placement {
-                public_origin: public.then(|| format!("https://{hostname}")),
+                public_origin: public.then(|| settings.public_url.origin(&hostname)),
                 trusted_proxies: settings.gateway.trusted_proxies.clone(),
                 llm_proxy_base_url: settings
                     .gateway
@@ -212,7 +272,7 @@ impl Desired {
             volume_size_gb: spec.volume_size_gb,
             run_state: spec.run_state,
             deleting,
-            endpoint: format!("https://{}.{}", name, settings.base_domain),
+            endpoint: settings.public_url.origin(&hostname),
             machine_stuck_after: settings.machine_stuck_after,
             secrets: Default::default(),
             hostname,
@@ -490,6 +550,30 @@ mod tests {
             machine_stuck_after: std::time::Duration::from_secs(300),
             manage_dns: true,
             gateway: GatewayPlacement::without_checks(),
+            public_url: PublicUrl::default(),
+        }
+    }
+
+    #[test]
+    fn public_url_templates() {
+        let dev: PublicUrl = "http://{hostname}:4281".parse().unwrap();
+        assert_eq!(dev.origin("demo.localhost"), "http://demo.localhost:4281");
+        let prod: PublicUrl = "https://{hostname}".parse().unwrap();
+        assert_eq!(prod, PublicUrl::default());
+        assert_eq!(
+            prod.origin("acme.openclaws.biz"),
+            "https://acme.openclaws.biz"
+        );
+        for bad in [
+            "",
+            "ftp://{hostname}",
+            "https://acme.openclaws.biz",
+            "https://{hostname}/path",
+            "http://{hostname}:0",
+            "http://{hostname}:99999",
+            "http://{hostname}:",
+        ] {
+            assert!(bad.parse::<PublicUrl>().is_err(), "{bad} was accepted");
         }
     }
 

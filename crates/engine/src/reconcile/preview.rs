@@ -230,6 +230,7 @@ mod tests {
                 machine_stuck_after: std::time::Duration::from_secs(300),
                 manage_dns: false,
                 gateway,
+                public_url: Default::default(),
             },
         );
         d.with_secrets(crate::reconcile::secrets::DesiredSecrets::new(

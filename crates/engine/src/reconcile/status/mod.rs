@@ -125,17 +125,25 @@ fn ready(
             "the gateway is stopped as desired (runState: stopped)".to_owned(),
         )
     } else if converged {
-        (
-            true,
-            Reason::Converged,
-            format!("the gateway is running at {}", desired.endpoint),
-        )
+        (true, Reason::Converged, converged_message(desired))
     } else if let Some(e) = last_error {
         (false, e.reason, e.message.clone())
     } else if let Some(w) = &plan.wait {
         (false, w.reason, w.message.clone())
     } else {
         (false, Reason::Progressing, "converging".to_owned())
+    }
+}
+
+/// What `Ready` says of a converged instance: only what was checked. Without gateway checks
+/// (machines that run no gateway) the controller saw the machine started, not the gateway.
+fn converged_message(desired: &Desired) -> String {
+    match desired.gateway {
+        Some(_) => format!("the gateway is running at {}", desired.endpoint),
+        None => format!(
+            "the machine is started for {} (gateway checks are off: the gateway itself was not checked)",
+            desired.endpoint
+        ),
     }
 }
 

@@ -31,6 +31,7 @@ fn desired(run_state: RunState, deleting: bool, memory_mb: u32) -> Desired {
             machine_stuck_after: std::time::Duration::from_secs(300),
             manage_dns: false,
             gateway: crate::reconcile::desired::GatewayPlacement::without_checks(),
+            public_url: Default::default(),
         },
     )
 }
