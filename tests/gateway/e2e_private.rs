@@ -2,7 +2,8 @@
 //! it: over its Flycast address, `{app}.flycast`, through the simulator's private-network proxy,
 //! never through the public edge (`docs/private-instances.md`). Then made public while a stale
 //! gateway lock sits on its volume: the Flycast address goes, public addresses come, the boot
-//! step removes the lock (`docs/failure-modes.md`) and the public edge reaches it.
+//! step removes the lock and the controller reports it as an event (`docs/failure-modes.md`),
+//! and the public edge reaches it.
 
 use openclaws_testkit::db::eventually;
 use openclaws_testkit::stack::{condition, Stack, StackOptions};
@@ -152,11 +153,29 @@ async fn a_private_instance_is_ready_over_flycast_and_unreachable_from_the_publi
         !owner.contains(&format!("\"pid\": {}", decoy.id())),
         "the stale lock is gone: {owner}"
     );
-    let notices = std::fs::read_to_string(volume_dir.join(".openclaws/boot-notices.json"))
-        .expect("the boot step's notices");
+    // The boot step's notice became an event of the instance, read (and removed) once.
+    let event = eventually(
+        READY_DEADLINE,
+        "a StaleGatewayLockRemoved event",
+        || async {
+            stack
+                .events("hidden")
+                .await
+                .into_iter()
+                .find(|e| e["reason"] == "StaleGatewayLockRemoved")
+        },
+    )
+    .await;
+    assert_eq!(event["type"], "Warning", "{event}");
+    let message = event["message"].as_str().unwrap_or_default();
+    assert!(message.contains("gateway.state.lock"), "{message}");
     assert!(
-        notices.contains("StaleGatewayLockRemoved") && notices.contains("gateway.state.lock"),
-        "{notices}"
+        message.contains(&format!("pid {}", decoy.id())),
+        "{message}"
+    );
+    assert!(
+        !volume_dir.join(".openclaws/boot-notices.json").exists(),
+        "the notices are consumed"
     );
     let _ = decoy.kill();
     let _ = decoy.wait();

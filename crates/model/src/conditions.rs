@@ -144,6 +144,9 @@ vocabulary! {
         /// The machine's `OPENCLAW_STATE_DIR` is not on the data volume, so the gateway's state
         /// would be lost on every restart.
         StateDirOutsideVolume,
+        /// The boot step removed a gateway lock on the volume that no live gateway owned
+        /// (an event, from the boot step's notices).
+        StaleGatewayLockRemoved,
         /// The machine is being created.
         Creating,
         /// The machine is starting or restarting.
