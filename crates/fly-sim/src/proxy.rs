@@ -4,8 +4,8 @@
 //! Routing: the app holding a certificate for the hostname (how `{slug}.{domain}` reaches a
 //! customer's app on Fly), else `{app}.fly.dev`, and only while the app has a public address
 //! (without one Fly's edge has nothing to route it by). The request goes to the app's first
-//! started machine that has a running process and declares a service; none gives 503 as Fly's
-//! proxy does.
+//! started machine that has a running process (and, on the private network, declares a
+//! service); none gives 503 as Fly's proxy does.
 //!
 //! The same proxy serves Fly's private network when its [`ProxyNetwork`] is `Private`: there it
 //! routes `{app}.flycast` (Fly's DNS name of an app's Flycast address) to apps holding a Flycast
@@ -153,8 +153,10 @@ enum Backend {
     ForcesHttps,
 }
 
-/// The backend serving `host` on `network`, if any: the first started machine of the app that
-/// declares a service (Fly's proxy routes only to services) and has a running process.
+/// The backend serving `host` on `network`, if any: the first started machine of the app with a
+/// running process that (on Flycast) declares a service, as Fly's proxy routes only to
+/// services. The public edge does not check services yet: local tests run bare machines
+/// behind it.
 fn backend(sim: &Simulator, host: &str, network: ProxyNetwork) -> Option<Backend> {
     let processes = sim.process_host()?;
     let machines = sim
@@ -168,9 +170,14 @@ fn backend(sim: &Simulator, host: &str, network: ProxyNetwork) -> Option<Backend
             let mut started = Vec::new();
             for id in app {
                 w.settle_machine(&id, ctx);
-                if let Some(m) = w.machines.get(&id).filter(|m| {
-                    m.state == "started" && !m.cordoned && !m.config.services.is_empty()
-                }) {
+                let serves = |m: &super::records::machine::MachRec| {
+                    network == ProxyNetwork::Public || !m.config.services.is_empty()
+                };
+                if let Some(m) = w
+                    .machines
+                    .get(&id)
+                    .filter(|m| m.state == "started" && !m.cordoned && serves(m))
+                {
                     let forces_https = m.config.services.iter().any(|s| {
                         s.ports
                             .iter()
