@@ -32,4 +32,5 @@ mod pooler;
 mod queue;
 mod sentry_reports;
 mod state_machine;
+mod stuck_reports;
 mod webhooks;

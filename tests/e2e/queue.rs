@@ -539,3 +539,42 @@ async fn a_renewal_that_never_answers_ends_the_reconcile() {
     stop.cancel();
     run.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_queue_leaves_the_dispatcher_idle() {
+    let db = fresh_database().await;
+    assert_eq!(
+        work::next_due_in(&db.controller).await.unwrap(),
+        None,
+        "nothing is due in an empty queue"
+    );
+    let commits = || async {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        n
+    };
+    let stop = CancellationToken::new();
+    let pool = tokio::spawn(controller::run(
+        Recorder::default(),
+        db.controller.clone(),
+        Arc::new(Metrics::new()),
+        config("idle", Duration::from_secs(1), None),
+        stop.clone(),
+    ));
+    // A rate over a window: backends report their statistics about once a second, so the
+    // window is long next to that. Polling once a second costs a few transactions a second; the old
+    // `GREATEST(0, NULL)` made it poll without pause (over a thousand a second).
+    let before = commits().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let during = commits().await - before;
+    stop.cancel();
+    pool.await.unwrap().unwrap();
+    assert!(
+        during < 100,
+        "an idle dispatcher committed {during} transactions in 4 s"
+    );
+}

@@ -50,6 +50,7 @@ async fn a_panicking_reconcile_is_reported_and_the_pool_keeps_working() {
     let guard = init_sentry(&SentrySettings {
         sentry_dsn: Some(ingest.dsn.parse().unwrap()),
         sentry_environment: Some("e2e".to_owned()),
+        ..SentrySettings::default()
     })
     .expect("a client");
 

@@ -10,6 +10,7 @@ pub mod controller;
 pub mod lease;
 pub mod reconcile;
 pub mod release;
+pub mod stuck;
 mod telemetry;
 pub mod webhooks;
 

@@ -128,7 +128,7 @@ fn classify<T: serde::de::DeserializeOwned>(
     let unexpected = || HealthError::Unexpected {
         path,
         status,
-        body: body.chars().take(300).collect(),
+        body: body.trim().chars().take(300).collect(),
     };
     if status != 200 && status != 503 {
         return Err(unexpected());

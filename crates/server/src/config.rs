@@ -195,6 +195,20 @@ pub struct ServeSettings {
         value_parser = parse_retention
     )]
     pub event_retention: Duration,
+    /// How long an instance's current generation may stay not Ready before it counts as stuck:
+    /// reported to Sentry once (resolved when it recovers) and counted in
+    /// `openclaws_instances_stuck`. A number and a unit, `s`, `m`, `h` or `d`.
+    #[arg(
+        long,
+        env = "OPENCLAWS_STUCK_AFTER",
+        value_name = "OPENCLAWS_STUCK_AFTER",
+        default_value = "15m",
+        value_parser = parse_stuck_after
+    )]
+    pub stuck_after: Duration,
+    /// Seconds between sweeps for stuck instances (one replica at a time does the work).
+    #[arg(long, env = "OPENCLAWS_STUCK_SWEEP_SECONDS", value_name = "OPENCLAWS_STUCK_SWEEP_SECONDS", default_value_t = 30.0, value_parser = parse_positive_seconds)]
+    pub stuck_sweep_seconds: f64,
 }
 
 /// Webhook deliveries (`docs/webhooks.md`): timeouts, retries, concurrency.
@@ -504,6 +518,23 @@ fn parse_base_url(s: &str) -> Result<String, String> {
 
 /// A retention such as `30d`, `12h`, `90m` or `600s`: at least a minute, at most 100 years.
 fn parse_retention(s: &str) -> Result<Duration, String> {
+    let total = parse_span(s)?;
+    if total < Duration::from_secs(60) {
+        return Err("must be at least a minute and at most 100 years".into());
+    }
+    Ok(total)
+}
+
+fn parse_stuck_after(s: &str) -> Result<Duration, String> {
+    let total = parse_span(s)?;
+    if total.is_zero() {
+        return Err("must be at least a second".into());
+    }
+    Ok(total)
+}
+
+/// A whole number with a unit, `s`, `m`, `h` or `d`, up to 100 years.
+fn parse_span(s: &str) -> Result<Duration, String> {
     const UNITS: [(char, u64); 4] = [('s', 1), ('m', 60), ('h', 3600), ('d', 86_400)];
     let s = s.trim();
     let unit = s.chars().last().unwrap_or(' ');
@@ -516,8 +547,8 @@ fn parse_retention(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| "must be a whole number with a unit: s, m, h or d (e.g. 30d)")?;
     let total = count.saturating_mul(seconds);
-    if !(60..=100 * 365 * 86_400).contains(&total) {
-        return Err("must be at least a minute and at most 100 years".into());
+    if total > 100 * 365 * 86_400 {
+        return Err("must be at most 100 years".into());
     }
     Ok(Duration::from_secs(total))
 }
@@ -585,6 +616,15 @@ mod tests {
             "3 d",
         ] {
             assert!(parse_retention(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stuck_limits() {
+        assert_eq!(parse_stuck_after("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_stuck_after("2s"), Ok(Duration::from_secs(2)));
+        for bad in ["0s", "", "15", "-1m", "1.5m"] {
+            assert!(parse_stuck_after(bad).is_err(), "{bad}");
         }
     }
 

@@ -52,6 +52,7 @@ pub struct Running {
     pruner: tokio::task::JoinHandle<()>,
     webhooks: tokio::task::JoinHandle<()>,
     releases: tokio::task::JoinHandle<()>,
+    stuck: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -76,6 +77,7 @@ impl Running {
             .await
             .expect("webhook delivery task does not panic");
         self.releases.await.expect("release worker does not panic");
+        self.stuck.await.expect("stuck sweep does not panic");
         api.map_err(ServeError::Http)?;
         workers?;
         Ok(())
@@ -167,6 +169,18 @@ pub async fn start(
         openclaws_engine::release::ReleaseConfig::default(),
         shutdown.clone(),
     ));
+    let stuck = tokio::spawn(openclaws_engine::stuck::run(
+        pool.clone(),
+        Arc::new(openclaws_telemetry::stuck::StuckReporter {
+            metrics: metrics.clone(),
+            issues: openclaws_telemetry::reporting::sentry_issues(),
+        }),
+        openclaws_engine::stuck::StuckConfig {
+            after: settings.stuck_after,
+            interval: Duration::from_secs_f64(settings.stuck_sweep_seconds),
+        },
+        shutdown.clone(),
+    ));
     tracing::info!(
         %addr,
         owner = %config.owner,
@@ -191,6 +205,7 @@ pub async fn start(
         pruner,
         webhooks,
         releases,
+        stuck,
     })
 }
 

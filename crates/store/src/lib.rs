@@ -13,6 +13,7 @@ pub mod releases;
 pub mod secrets;
 pub mod stats;
 pub mod status;
+pub mod stuck;
 pub mod webhooks;
 pub mod work;
 

@@ -239,12 +239,14 @@ pub async fn release(
 
 /// Seconds until the earliest due key (for sleeping between polls); `None` when the queue is empty.
 pub async fn next_due_in(db: impl PgExecutor<'_>) -> Result<Option<f64>, StoreError> {
+    // Clamped here, not with SQL's GREATEST, which skips a NULL: an empty queue is "nothing
+    // due", not "due now" (that made an idle dispatcher poll without pause).
     let secs: Option<f64> = sqlx::query_scalar(
-        "SELECT GREATEST(0, EXTRACT(EPOCH FROM (MIN(GREATEST(due_at, COALESCE(lease_expires_at, due_at))) - now())))::float8 FROM work",
+        "SELECT EXTRACT(EPOCH FROM (MIN(GREATEST(due_at, COALESCE(lease_expires_at, due_at))) - now()))::float8 FROM work",
     )
     .fetch_one(db)
     .await?;
-    Ok(secs)
+    Ok(secs.map(|s| s.max(0.0)))
 }
 
 /// Queue depth and age of the oldest due key, for metrics.

@@ -9,6 +9,7 @@ mod exposition;
 mod feeds;
 pub mod process;
 mod release;
+pub mod stuck;
 
 pub use exposition::openmetrics_to_text;
 
@@ -120,6 +121,7 @@ pub struct Metrics {
     lifecycle: LifecycleMetrics,
     webhooks: WebhookMetrics,
     release: release::ReleaseMetrics,
+    stuck: stuck::StuckMetrics,
 }
 
 /// Webhook deliveries of this process, and the outbox (counted in PostgreSQL).
@@ -457,6 +459,7 @@ impl Metrics {
         let lifecycle = LifecycleMetrics::new(&mut registry);
         let webhooks = WebhookMetrics::new(&mut registry);
         let release = release::ReleaseMetrics::new(&mut registry);
+        let stuck = stuck::StuckMetrics::new(&mut registry);
         registry.register(
             "build",
             "Build information",
@@ -474,6 +477,7 @@ impl Metrics {
             lifecycle,
             webhooks,
             release,
+            stuck,
         }
     }
 

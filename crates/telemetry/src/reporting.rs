@@ -59,6 +59,110 @@ pub struct SentrySettings {
         global = true
     )]
     pub sentry_environment: Option<String>,
+    /// Sentry's web API, where stuck instances' issues are resolved when they recover (with
+    /// `SENTRY_ORG` and `SENTRY_AUTH_TOKEN`; default `https://sentry.io`, self-hosted: its own
+    /// address).
+    #[arg(
+        long,
+        env = "SENTRY_API_URL",
+        value_name = "SENTRY_API_URL",
+        global = true
+    )]
+    pub sentry_api_url: Option<url::Url>,
+    /// Organization slug for `SENTRY_API_URL` (unset: recovered instances are not resolved).
+    #[arg(long, env = "SENTRY_ORG", value_name = "SENTRY_ORG", global = true)]
+    pub sentry_org: Option<String>,
+    /// Auth token with the `event:write` scope, for resolving issues (unset: not resolved).
+    #[arg(
+        long,
+        env = "SENTRY_AUTH_TOKEN",
+        value_name = "SENTRY_AUTH_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub sentry_auth_token: Option<openclaws_model::secrets::Sensitive>,
+}
+
+/// The web API client [`init_sentry`] made, beside the global Sentry client it starts.
+static SENTRY_ISSUES: std::sync::OnceLock<SentryIssues> = std::sync::OnceLock::new();
+
+/// Sentry's web API, when a DSN, an organization and an auth token are configured.
+pub fn sentry_issues() -> Option<SentryIssues> {
+    SENTRY_ISSUES.get().cloned()
+}
+
+/// Sentry's web API for resolving issues (Bulk Mutate an Organization's Issues). `Debug` never
+/// prints the token.
+#[derive(Clone)]
+pub struct SentryIssues {
+    http: reqwest::Client,
+    endpoint: url::Url,
+    token: openclaws_model::secrets::Sensitive,
+}
+
+impl std::fmt::Debug for SentryIssues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentryIssues")
+            .field("endpoint", &self.endpoint.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SentryIssues {
+    /// The API client when an organization and a token are configured.
+    pub fn from_settings(settings: &SentrySettings) -> Option<Self> {
+        let org = settings.sentry_org.as_deref()?;
+        let token = settings.sentry_auth_token.clone()?;
+        let base = match &settings.sentry_api_url {
+            Some(url) => url.clone(),
+            None => url::Url::parse("https://sentry.io").ok()?,
+        };
+        let endpoint = base
+            .join(&format!("api/0/organizations/{org}/issues/"))
+            .ok()?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .ok()?;
+        Some(Self {
+            http,
+            endpoint,
+            token,
+        })
+    }
+
+    /// Resolves the unresolved issues (in every project) whose events carry `tag: value`. A
+    /// failure is logged, not retried: the issue stays open for a person to close.
+    pub async fn resolve_tagged(&self, tag: &str, value: &str) {
+        let query = format!("is:unresolved {tag}:\"{value}\"");
+        let answer = self
+            .http
+            .put(self.endpoint.clone())
+            .query(&[("query", query.as_str()), ("project", "-1")])
+            .bearer_auth(self.token.expose())
+            .json(&serde_json::json!({"status": "resolved"}))
+            .send()
+            .await;
+        match answer {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(
+                    tag,
+                    value,
+                    status = r.status().as_u16(),
+                    "Sentry issue resolved"
+                )
+            }
+            Ok(r) => tracing::warn!(
+                tag,
+                value,
+                status = r.status().as_u16(),
+                "Sentry refused to resolve the issue"
+            ),
+            Err(e) => {
+                tracing::warn!(tag, value, error = %e.without_url(), "resolving the Sentry issue failed")
+            }
+        }
+    }
 }
 
 /// Starts the Sentry client when a DSN is set; keep the guard alive for the process's lifetime
@@ -75,6 +179,9 @@ pub fn init_sentry(settings: &SentrySettings) -> Option<sentry::ClientInitGuard>
         ..Default::default()
     };
     let guard = sentry::init(options);
+    if let Some(issues) = SentryIssues::from_settings(settings) {
+        let _ = SENTRY_ISSUES.set(issues);
+    }
     // Reconciles run under hubs made from the main hub, so the client must be there whatever
     // thread this ran on.
     Hub::main().bind_client(Hub::current().client());

@@ -480,6 +480,8 @@ pub fn serve_settings(database_url: &str, sim_url: &str) -> ServeSettings {
         shutdown_grace_seconds: 5,
         machine_stuck_seconds: 300,
         event_retention: std::time::Duration::from_secs(30 * 86_400),
+        stuck_after: std::time::Duration::from_secs(900),
+        stuck_sweep_seconds: 30.0,
     }
 }
 
