@@ -2,7 +2,9 @@
 //! `scripts/install-openclaw.sh`): the gateway module against a gateway of its own
 //! (`gateway_real`), the boot step and the simulator's process mode (`sim_process`), what images
 //! run there (`sim_images`), the controller driving gateways through the simulator's proxy
-//! (`e2e_gateway`), the adoption of a gateway the old web app built (`e2e_adopt_gateway`), and
+//! (`e2e_gateway`), a private instance over the simulator's private network with a stale gateway
+//! lock on its volume (`e2e_private`), the adoption of a gateway the old web app built
+//! (`e2e_adopt_gateway`), and
 //! the support console in headless Chromium, whose pairing test approves a
 //! device on a real gateway (`support_console`), and `make run`'s real stack with the OpenClaw
 //! Control UI paired in that browser (`dev_real`).
