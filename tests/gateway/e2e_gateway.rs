@@ -5,6 +5,7 @@
 //! A gateway takes 10–20 s and about 1 GB to boot, so each test drives one instance through
 //! many checks in order; the two tests run side by side.
 
+use crate::hot_reload::resolved_anthropic_key;
 use openclaws_gateway::identity::DeviceIdentity;
 use openclaws_gateway::protocol::{SCOPE_READ, SCOPE_WRITE};
 use openclaws_gateway::proxy_token::ProxyTokenKey;
@@ -20,8 +21,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const READY_DEADLINE: Duration = Duration::from_secs(240);
-/// Bound on each pairing step; generous because a proxy-token rotation may restart the gateway
-/// (about 20 s) in the middle of one on a loaded machine.
+/// Bound on each pairing step; generous for a loaded machine.
 const PAIRING_DEADLINE: Duration = Duration::from_secs(90);
 
 fn options() -> StackOptions {
@@ -231,8 +231,9 @@ async fn auto_pairing_owned_config_and_the_gateway_lifecycle() {
     assert_eq!(std::fs::read_to_string(&config_path).unwrap(), seeded);
 
     // 5. The customer adds a key; someone changes an owned field out of band. The controller
-    // notices (through the gateway's own config.get), restarts the machine, and the boot step
-    // puts the owned field back while the customer's key stays.
+    // notices (through the gateway's own config.get) and, the field being one the gateway
+    // hot-applies, puts it back over the protocol (config.patch) without a restart, while the
+    // customer's key stays.
     let mut edited: Value = serde_json::from_str(&seeded).unwrap();
     edited["models"]["catalogRefresh"] = json!({"enabled": false});
     edited["agents"]["entries"]["main"]["name"] = json!("Mallory");
@@ -249,12 +250,18 @@ async fn auto_pairing_owned_config_and_the_gateway_lifecycle() {
             let events = stack.events("ada").await;
             let text = std::fs::read_to_string(&config_path).ok()?;
             let now: Value = serde_json::from_str(&text).ok()?;
-            (has_event(&events, "RestartMachine")
+            (has_event(&events, "PatchGatewayConfig")
                 && now["agents"]["entries"]["main"]["name"] == "Ada")
                 .then_some(())
         },
     )
     .await;
+    assert!(!has_event(&stack.events("ada").await, "RestartMachine"));
+    assert_eq!(
+        process(&stack, &machine_id).await.map(|p| p.pid),
+        Some(proc.pid),
+        "the same gateway process"
+    );
     let body = stack.wait_ready("ada", READY_DEADLINE).await;
     assert_eq!(condition(&body, "ConfigSeeded")["status"], "True", "{body}");
     let now: Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
@@ -361,7 +368,15 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
     )
     .unwrap();
     let proc = process(&stack, &machine_id).await.expect("running");
-    let first = process_env(proc.pid, "ANTHROPIC_API_KEY").expect("ANTHROPIC_API_KEY is set");
+    assert_eq!(
+        process_env(proc.pid, "ANTHROPIC_API_KEY"),
+        None,
+        "the proxy token lives in the gateway's secret store, not the machine's environment"
+    );
+    let first = eventually(PAIRING_DEADLINE, "the proxy token delivered", || async {
+        resolved_anthropic_key(&stack, "oc-bea", &machine_id).await
+    })
+    .await;
     let first_claims = key
         .verify(&first, chrono::Utc::now())
         .expect("the token verifies");
@@ -372,6 +387,11 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
     .unwrap();
     assert_eq!(
         config["models"]["providers"]["anthropic"]["baseUrl"], LLM_PROXY_URL,
+        "{config}"
+    );
+    assert_eq!(
+        config["models"]["providers"]["anthropic"]["apiKey"],
+        json!({"source": "store", "provider": "default", "id": "OPENCLAWS_LLM_PROXY_TOKEN"}),
         "{config}"
     );
 
@@ -485,16 +505,22 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
     }
 
     // 5. The proxy token is replaced before it expires (two thirds into its 90 s), and the
-    // gateway runs with the new one.
+    // gateway resolves the new one, without a restart.
     let rotated = eventually(
         Duration::from_secs(180),
         "a rotated proxy token",
         || async {
-            let p = process(&stack, &machine_id).await?;
-            process_env(p.pid, "ANTHROPIC_API_KEY").filter(|t| *t != first)
+            resolved_anthropic_key(&stack, "oc-bea", &machine_id)
+                .await
+                .filter(|t| *t != first)
         },
     )
     .await;
+    assert_eq!(
+        process(&stack, &machine_id).await.map(|p| p.pid),
+        Some(proc.pid),
+        "the same gateway process"
+    );
     let claims = key
         .verify(&rotated, chrono::Utc::now())
         .expect("the new token verifies");

@@ -2,12 +2,12 @@
 //! `scripts/install-openclaw.sh`): the gateway module against a gateway of its own
 //! (`gateway_real`), the boot step and the simulator's process mode (`sim_process`), what images
 //! run there (`sim_images`), the controller driving gateways through the simulator's proxy
-//! (`e2e_gateway`), a private instance over the simulator's private network with a stale gateway
-//! lock on its volume (`e2e_private`), the adoption of a gateway the old web app built
-//! (`e2e_adopt_gateway`), and
-//! the support console in headless Chromium, whose pairing test approves a
-//! device on a real gateway (`support_console`), and `make run`'s real stack with the OpenClaw
-//! Control UI paired in that browser (`dev_real`).
+//! (`e2e_gateway`), what reaches a running gateway without a restart (`hot_reload`), a private
+//! instance over the simulator's private network with a stale gateway lock on its volume
+//! (`e2e_private`), the adoption of a gateway the old web app built (`e2e_adopt_gateway`), the
+//! support console in headless Chromium, whose pairing test approves a device on a real gateway
+//! (`support_console`), and `make run`'s real stack with the OpenClaw Control UI paired in that
+//! browser (`dev_real`).
 //!
 //! One binary so the suite links it once and runs the OpenClaw install check once (the kit keeps
 //! the wrapper's path for the process). A booted gateway (10–16 s, about 1 GB) is shared where
@@ -21,6 +21,7 @@ mod e2e_adopt_gateway;
 mod e2e_gateway;
 mod e2e_private;
 mod gateway_real;
+mod hot_reload;
 mod release_real;
 mod sim_images;
 mod sim_process;

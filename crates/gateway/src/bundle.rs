@@ -297,7 +297,14 @@ mod tests {
                     .join(".")
             })
             .collect();
-        assert_eq!(owned_paths, OwnedConfig::owned_paths());
+        let without_proxy_key: Vec<String> = OwnedConfig::owned_paths()
+            .into_iter()
+            .filter(|p| p != "models.providers.anthropic.apiKey")
+            .collect();
+        assert_eq!(
+            owned_paths, without_proxy_key,
+            "no proxy: its key is not listed for removal, so the bundle is as it was"
+        );
         let base_url = data["owned"]
             .as_array()
             .unwrap()
@@ -322,6 +329,24 @@ mod tests {
         assert_eq!(notices[1].message.chars().count(), 300);
         assert!(parse_boot_notices("").is_empty());
         assert!(parse_boot_notices("not json").is_empty());
+    }
+
+    #[test]
+    fn with_the_llm_proxy_the_key_is_a_ref_to_the_gateway_secret_store() {
+        let mut config = owned(false);
+        config.anthropic_base_url = Some("https://proxy.example/anthropic".to_owned());
+        let bundle = boot_bundle(&BundleInput {
+            owned: &config,
+            identity_name: "Ada",
+        });
+        let data: Value = serde_json::from_str(&decoded(&bundle, BUNDLE_JSON_PATH)).unwrap();
+        let key = data["owned"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"][3] == "apiKey")
+            .unwrap();
+        assert_eq!(key["value"], crate::proxy_token::store_ref());
     }
 
     #[test]

@@ -247,6 +247,17 @@ impl GatewayClient {
     /// Calls `method` and returns its payload, or the gateway's error as
     /// [`ClientError::Rejected`].
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+        self.call_within(method, params, self.request_timeout).await
+    }
+
+    /// [`GatewayClient::call`] with its own deadline, for a call that waits on the gateway (a
+    /// `config.patch` answers once the running gateway has applied the write).
+    pub async fn call_within(
+        &self,
+        method: &str,
+        params: Value,
+        deadline: Duration,
+    ) -> Result<Value, ClientError> {
         let id = format!("r{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id.clone(), tx);
@@ -261,12 +272,12 @@ impl GatewayClient {
             lock(&self.pending).remove(&id);
             return Err(ClientError::Transport(e));
         }
-        match timeout(self.request_timeout, rx).await {
+        match timeout(deadline, rx).await {
             Err(_) => {
                 lock(&self.pending).remove(&id);
                 Err(ClientError::Timeout {
                     what: method.to_owned(),
-                    after: self.request_timeout,
+                    after: deadline,
                 })
             }
             Ok(Err(_)) => Err(ClientError::Closed),

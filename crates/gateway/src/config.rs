@@ -7,8 +7,9 @@
 //! Owned paths (ARCHITECTURE.md §6), each set to a value or, when the spec asks for none, removed:
 //! `gateway.{mode,bind,port,auth,controlUi.allowedOrigins,trustedProxies}`,
 //! `agents.defaults.{model,workspace}`, `agents.entries.main.name` (the default agent entry; its
-//! other fields stay the customer's), `models.providers.anthropic.baseUrl` (only when model calls
-//! go through our LLM proxy), `skills.entries.composio`.
+//! other fields stay the customer's), `models.providers.anthropic.{baseUrl,apiKey}` (only when
+//! model calls go through our LLM proxy: the key is a SecretRef to the proxy token in the
+//! gateway's secret store), `skills.entries.composio`.
 //!
 //! The rendered shape is the canonical one, so the gateway does not rewrite the file at boot
 //! (reference §1.4): `agents.entries` (not the legacy `agents.list`), no retired keys, and no
@@ -35,6 +36,9 @@ pub const DEFAULT_AGENT_ID: &str = "main";
 /// `<state>/workspace`, the file stays byte-identical), so one rendered config serves `/data`
 /// on Fly and a directory per volume in the simulator.
 pub const DEFAULT_WORKSPACE: &str = "${OPENCLAW_STATE_DIR}/workspace";
+/// Where the gateway's Anthropic key is configured: a SecretRef to the LLM proxy token when
+/// model calls go through the proxy.
+const PROXY_KEY_PATH: &[&str] = &["models", "providers", "anthropic", "apiKey"];
 /// The agent's name when the spec gives none.
 pub const DEFAULT_AGENT_NAME: &str = "Assistant";
 
@@ -154,6 +158,12 @@ impl OwnedConfig {
                 self.anthropic_base_url.as_ref().map(|url| json!(url)),
             ),
             (
+                PROXY_KEY_PATH,
+                self.anthropic_base_url
+                    .as_ref()
+                    .map(|_| crate::proxy_token::store_ref()),
+            ),
+            (
                 &["skills", "entries", "composio"],
                 Some(json!({"enabled": self.composio_enabled})),
             ),
@@ -162,9 +172,13 @@ impl OwnedConfig {
 
     /// The owned paths (as key segments) with their desired values, `None` meaning "remove":
     /// what a boot step outside Rust needs to apply [`merge_owned`] to a file on the machine.
+    /// The proxy token's SecretRef is left out when it is not wanted (rather than listed for
+    /// removal), so the bundles of instances without the LLM proxy, and so their machines, stay
+    /// as they were before the ref existed; a stale ref is removed over the protocol instead.
     pub fn owned_entries(&self) -> Vec<(Vec<String>, Option<Value>)> {
         self.entries()
             .into_iter()
+            .filter(|(path, value)| value.is_some() || *path != PROXY_KEY_PATH)
             .map(|(path, value)| (path.iter().map(|k| (*k).to_owned()).collect(), value))
             .collect()
     }

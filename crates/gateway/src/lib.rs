@@ -11,6 +11,8 @@
 //! - [`protocol`]: wire types of the WebSocket protocol v4, no I/O;
 //! - [`client`]: a WebSocket client with challenge, signed `connect`, calls with deadlines, and
 //!   the pairing calls `device.pair.list` / `device.pair.approve`;
+//! - [`hot_reload`]: which config paths the running gateway applies by itself and which need a
+//!   restart, and the `config.patch` that puts owned fields back without one;
 //! - [`health`]: `/readyz` and `/startupz` probes, with the proxy-attribution refusal as its own
 //!   error.
 
@@ -25,6 +27,7 @@ pub mod client;
 pub mod config;
 pub mod files;
 pub mod health;
+pub mod hot_reload;
 pub mod identity;
 pub mod protocol;
 pub mod proxy_token;

@@ -3,7 +3,8 @@
 //! provider key living on the customer's machine.
 //!
 //! A token is an HS256 JWT with the instance uid as `sub`, the proxy as `aud`, and `iat`/`exp`.
-//! The controller mints it, sets it as the machine's `ANTHROPIC_API_KEY` secret, and rotates it
+//! The controller mints it, puts it into the gateway's secret store over the protocol (entry
+//! [`STORE_NAME`], referenced from `models.providers.anthropic.apiKey`), and rotates it
 //! once [`ProxyToken::needs_rotation`] says so (at two thirds of its lifetime), so a token is
 //! replaced well before it expires even when a reconcile is late. The proxy verifies it with
 //! [`ProxyTokenKey::verify`].
@@ -20,6 +21,30 @@ use uuid::Uuid;
 pub const MIN_KEY_LEN: usize = 32;
 /// Clock skew tolerated between the controller and the proxy.
 pub const LEEWAY: Duration = Duration::seconds(30);
+
+/// Name of the gateway's secret-store entry holding the proxy token. The gateway's
+/// `models.providers.anthropic.apiKey` refers to it ([`store_ref`]), so a new token delivered
+/// with `secrets.store.set` is used at once, without a restart (`docs/hot-reload.md`).
+pub const STORE_NAME: &str = "OPENCLAWS_LLM_PROXY_TOKEN";
+/// Name of the store entry (kind `env`, readable back) holding the keyed fingerprint of the token
+/// in [`STORE_NAME`]; written after the token, so it says which token is in place.
+pub const STORE_FINGERPRINT_NAME: &str = "OPENCLAWS_LLM_PROXY_TOKEN_FP";
+/// What the gateway shows in place of a SecretRef's id in `config.get`.
+pub const REDACTED: &str = "__OPENCLAW_REDACTED__";
+
+/// The SecretRef to [`STORE_NAME`] in the gateway's shared secret store.
+pub fn store_ref() -> serde_json::Value {
+    serde_json::json!({"source": "store", "provider": "default", "id": STORE_NAME})
+}
+
+/// Whether a live `apiKey` (as `config.get` shows it, id redacted) is [`store_ref`].
+pub fn is_store_ref(live: &serde_json::Value) -> bool {
+    let want = store_ref();
+    live.get("source") == want.get("source")
+        && live.get("provider") == want.get("provider")
+        && live.as_object().is_some_and(|o| o.len() == 3)
+        && matches!(live.get("id").and_then(|v| v.as_str()), Some(id) if id == STORE_NAME || id == REDACTED)
+}
 
 /// Errors from minting or verifying a proxy token. None of them carries the token.
 #[derive(Debug, thiserror::Error)]
@@ -257,6 +282,22 @@ impl ProxyTokenCommand {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_store_ref_matches_with_its_id_redacted() {
+        let live =
+            |id: &str| serde_json::json!({"source": "store", "provider": "default", "id": id});
+        assert!(is_store_ref(&store_ref()));
+        assert!(is_store_ref(&live(REDACTED)));
+        assert!(!is_store_ref(&live("SOMETHING_ELSE")));
+        assert!(!is_store_ref(
+            &serde_json::json!({"source": "env", "provider": "default", "id": STORE_NAME})
+        ));
+        assert!(!is_store_ref(&serde_json::json!("sk-plaintext")));
+        let mut extra = store_ref();
+        extra["extra"] = serde_json::json!(1);
+        assert!(!is_store_ref(&extra));
+    }
 
     #[test]
     fn the_command_mints_and_verifies() {

@@ -7,7 +7,9 @@
 //!
 //! The controller's device is paired once: its first connect leaves a pending request, which a
 //! single Fly exec of `openclaw devices approve <requestId>` inside the machine approves (a
-//! loopback caller there is trusted). Everything after that goes over the WebSocket.
+//! loopback caller there is trusted). Everything after that goes over the WebSocket: approvals,
+//! owned config put back with `config.patch` when the gateway hot-applies it, and the LLM proxy
+//! token delivered into the gateway's secret store (`docs/hot-reload.md`).
 
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -18,7 +20,9 @@ use openclaws_gateway::bundle::{parse_boot_notices, BOOT_NOTICES_PATH};
 use openclaws_gateway::client::{ClientError, ConnectOptions, GatewayClient};
 use openclaws_gateway::config::drifted_paths;
 use openclaws_gateway::health::{HealthClient, HealthError};
+use openclaws_gateway::hot_reload::{owned_patch, restart_required};
 use openclaws_gateway::identity::DeviceIdentity;
+use openclaws_gateway::proxy_token::{is_store_ref, STORE_FINGERPRINT_NAME, STORE_NAME};
 use openclaws_model::{PairingOutcome, PairingResult};
 use openclaws_store::events::EventType;
 use openclaws_store::status::ControllerEvent;
@@ -27,12 +31,16 @@ use super::desired::{Desired, GatewayTarget};
 use super::plan::Action;
 use super::world::{
     device_label, ControllerAccess, GatewayHealth, GatewayObservation, LiveConfig, Observed,
+    StoredProxyToken,
 };
 /// Deadline of each probe and of the WebSocket handshake: a slow gateway is looked at again
 /// later rather than holding a worker.
 const LOOK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Deadline of the one-time pairing exec (the CLI takes a few seconds to start).
 const EXEC_TIMEOUT: Duration = Duration::from_secs(45);
+/// Deadline of a `config.patch`: the gateway answers once the running process applied the write
+/// (its file watcher settles first, a few seconds).
+const PATCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many pairing results the status keeps.
 pub const RECENT_RESULTS: usize = 20;
 
@@ -45,6 +53,10 @@ pub enum GatewayStepError {
     Client(#[from] ClientError),
     #[error("pairing the controller's device failed: {0}")]
     Bootstrap(String),
+    #[error("putting owned config back over the protocol failed: {0}")]
+    ConfigPatch(String),
+    #[error("delivering the LLM proxy token failed: {0}")]
+    ProxyToken(&'static str),
     #[error(transparent)]
     Fly(#[from] openclaws_fly::FlyError),
 }
@@ -79,6 +91,7 @@ pub async fn look(
                     },
                     pending: Vec::new(),
                     config: LiveConfig::Unknown,
+                    proxy_token: StoredProxyToken::Unknown,
                     at,
                 },
                 None,
@@ -91,13 +104,18 @@ pub async fn look(
                     access: ControllerAccess::Failed(e.to_string()),
                     pending: Vec::new(),
                     config: LiveConfig::Unknown,
+                    proxy_token: StoredProxyToken::Unknown,
                     at,
                 },
                 None,
             )
         }
     };
-    let (pending, config) = tokio::join!(client.pair_list(), client.call("config.get", json!({})));
+    let (pending, config, proxy_token) = tokio::join!(
+        client.pair_list(),
+        client.call("config.get", json!({})),
+        stored_proxy_token(&client, desired)
+    );
     let (access, pending) = match pending {
         Ok(list) => (ControllerAccess::Paired, list.pending),
         Err(e) => (ControllerAccess::Failed(e.to_string()), Vec::new()),
@@ -112,10 +130,33 @@ pub async fn look(
             access,
             pending,
             config,
+            proxy_token,
             at,
         },
         Some(client),
     )
+}
+
+/// Which proxy token the gateway's secret store holds, from `secrets.store.list` (names and
+/// metadata only; the marker entry is readable, the token is not). Read only when a proxy token
+/// is in use.
+async fn stored_proxy_token(client: &GatewayClient, desired: &Desired) -> StoredProxyToken {
+    if desired.secrets.proxy_token().is_none() {
+        return StoredProxyToken::Unknown;
+    }
+    let Ok(listing) = client.call("secrets.store.list", json!({})).await else {
+        return StoredProxyToken::Unknown;
+    };
+    let entries = listing["entries"].as_array().cloned().unwrap_or_default();
+    let named = |name: &str| entries.iter().find(|e| e["name"] == name);
+    match (named(STORE_NAME), named(STORE_FINGERPRINT_NAME)) {
+        (Some(_), Some(marker)) => marker["value"]
+            .as_str()
+            .map_or(StoredProxyToken::Missing, |fp| {
+                StoredProxyToken::Fingerprint(fp.to_owned())
+            }),
+        _ => StoredProxyToken::Missing,
+    }
 }
 
 /// One HTTP client for every probe (its connection pool is shared across gateways); the
@@ -163,17 +204,33 @@ fn judge_config(snapshot: &Value, desired: &Desired) -> LiveConfig {
     let Some(parsed) = snapshot.get("parsed").filter(|p| p.is_object()) else {
         return LiveConfig::Unknown;
     };
-    let mut paths = drifted_paths(parsed, &desired.owned);
-    paths.retain(|p| {
-        p != "gateway.auth"
-            || parsed["gateway"]["auth"]["mode"].as_str() != Some("token")
-            || !parsed["gateway"]["auth"]["token"].is_string()
-    });
+    let paths = owned_drift(parsed, desired);
     if paths.is_empty() {
         LiveConfig::Matches
     } else {
         LiveConfig::Drifted(paths)
     }
+}
+
+/// Owned paths of a parsed config that differ from the desired ones. The gateway token and the
+/// proxy token's SecretRef id come back redacted, so only the token's mode and the ref's source
+/// and provider are judged.
+fn owned_drift(parsed: &Value, desired: &Desired) -> Vec<String> {
+    let mut paths = drifted_paths(parsed, &desired.owned);
+    paths.retain(|p| match p.as_str() {
+        "gateway.auth" => {
+            parsed["gateway"]["auth"]["mode"].as_str() != Some("token")
+                || !parsed["gateway"]["auth"]["token"].is_string()
+        }
+        // Ours only while the proxy is in use; afterwards only our own stale ref is removed,
+        // never a key of the customer's.
+        "models.providers.anthropic.apiKey" => {
+            let ours = is_store_ref(&parsed["models"]["providers"]["anthropic"]["apiKey"]);
+            ours == desired.owned.anthropic_base_url.is_none()
+        }
+        _ => true,
+    });
+    paths
 }
 
 /// The one-time exec that approves the controller's own request from inside the machine: the
@@ -212,29 +269,21 @@ pub async fn execute(
             device_name,
         } => {
             let client = client.ok_or(GatewayStepError::NotConnected)?;
-            let result = client.pair_approve(request_id).await;
-            let (outcome, message) = match &result {
-                Ok(_) => (
-                    PairingOutcome::Approved,
-                    format!("approved {}", device_label(device_name, request_id)),
-                ),
-                Err(e) => (PairingOutcome::Failed, e.to_string()),
-            };
-            record(
-                observed,
-                PairingResult {
-                    approval_id: approval_id.clone(),
-                    request_id: Some(request_id.clone()),
-                    device_name: device_name.clone(),
-                    result: outcome,
-                    message,
-                    at: Utc::now(),
-                },
-            );
+            approve(client, observed, request_id, approval_id, device_name).await?;
+        }
+        Action::PatchGatewayConfig { .. } => {
+            let client = client.ok_or(GatewayStepError::NotConnected)?;
+            patch_owned_config(client, desired).await?;
             if let Some(gw) = observed.gateway.as_mut() {
-                gw.pending.retain(|p| &p.request_id != request_id);
+                gw.config = LiveConfig::Matches;
             }
-            result?;
+        }
+        Action::DeliverProxyToken { fingerprint } => {
+            let client = client.ok_or(GatewayStepError::NotConnected)?;
+            deliver_proxy_token(client, desired, fingerprint).await?;
+            if let Some(gw) = observed.gateway.as_mut() {
+                gw.proxy_token = StoredProxyToken::Fingerprint(fingerprint.clone());
+            }
         }
         Action::ExpireApproval {
             approval_id,
@@ -303,6 +352,110 @@ pub async fn take_boot_notices(
             message: format!("machine {machine_id}: {}", n.message),
         })
         .collect()
+}
+
+/// Approves one pairing request over the protocol and records the outcome, failed or not.
+async fn approve(
+    client: &GatewayClient,
+    observed: &mut Observed,
+    request_id: &str,
+    approval_id: &Option<String>,
+    device_name: &Option<String>,
+) -> Result<(), GatewayStepError> {
+    let result = client.pair_approve(request_id).await;
+    let (outcome, message) = match &result {
+        Ok(_) => (
+            PairingOutcome::Approved,
+            format!("approved {}", device_label(device_name, request_id)),
+        ),
+        Err(e) => (PairingOutcome::Failed, e.to_string()),
+    };
+    record(
+        observed,
+        PairingResult {
+            approval_id: approval_id.clone(),
+            request_id: Some(request_id.to_owned()),
+            device_name: device_name.clone(),
+            result: outcome,
+            message,
+            at: Utc::now(),
+        },
+    );
+    if let Some(gw) = observed.gateway.as_mut() {
+        gw.pending.retain(|p| p.request_id != request_id);
+    }
+    result?;
+    Ok(())
+}
+
+/// Puts the owned fields back with one `config.patch` against the config just read (its hash
+/// guards against a concurrent write): only the paths that still differ, and only when the
+/// gateway hot-applies all of them (else the next look plans a restart). The gateway answers
+/// once the running process has applied the write.
+async fn patch_owned_config(
+    client: &GatewayClient,
+    desired: &Desired,
+) -> Result<(), GatewayStepError> {
+    let snapshot = client.call("config.get", json!({})).await?;
+    let (Some(parsed), Some(hash)) = (
+        snapshot.get("parsed").filter(|p| p.is_object()),
+        snapshot.get("hash").and_then(Value::as_str),
+    ) else {
+        return Err(GatewayStepError::ConfigPatch(
+            "config.get returned no parsed config or hash".to_owned(),
+        ));
+    };
+    let paths = owned_drift(parsed, desired);
+    if paths.is_empty() {
+        return Ok(());
+    }
+    if restart_required(&paths) {
+        return Err(GatewayStepError::ConfigPatch(format!(
+            "{} changed meanwhile and needs a restart",
+            paths.join(", ")
+        )));
+    }
+    let params = owned_patch(parsed, &desired.owned, &paths, hash);
+    client
+        .call_within("config.patch", params, PATCH_TIMEOUT)
+        .await?;
+    Ok(())
+}
+
+/// Writes the proxy token into the gateway's secret store, then the marker saying which token
+/// it is. A crash between the two leaves the old marker, so the next look delivers again. The
+/// gateway's error text is not passed on: it could quote what it was given.
+async fn deliver_proxy_token(
+    client: &GatewayClient,
+    desired: &Desired,
+    fingerprint: &str,
+) -> Result<(), GatewayStepError> {
+    let token = desired
+        .secrets
+        .proxy_token()
+        .filter(|_| desired.secrets.proxy_token_fingerprint() == Some(fingerprint))
+        .ok_or_else(|| GatewayStepError::ProxyToken("the planned token is not the current one"))?;
+    let set = |name: &str, value: &str, kind: &str| {
+        client.call_within(
+            "secrets.store.set",
+            json!({"name": name, "value": value, "kind": kind}),
+            PATCH_TIMEOUT,
+        )
+    };
+    set(STORE_NAME, token, "secret")
+        .await
+        .map_err(|e| GatewayStepError::ProxyToken(client_failure(&e)))?;
+    set(STORE_FINGERPRINT_NAME, fingerprint, "env").await?;
+    Ok(())
+}
+
+/// What went wrong with a call, without anything the gateway said.
+fn client_failure(e: &ClientError) -> &'static str {
+    match e {
+        ClientError::Timeout { .. } => "secrets.store.set timed out",
+        ClientError::Rejected { .. } => "the gateway refused secrets.store.set",
+        _ => "the connection failed during secrets.store.set",
+    }
 }
 
 /// The one-time Fly exec that approves the controller's own pending request from inside the

@@ -145,8 +145,8 @@ fn secrets_notes(draft: &SecretsDraft, rotation: u32) -> Vec<String> {
     }
     if draft.proxy_token_missing {
         notes.push(
-            "no current LLM proxy token is stored: the reconcile mints one and sets the app \
-             secrets"
+            "no current LLM proxy token is stored: the reconcile mints one and puts it into \
+             the gateway's secret store (no restart)"
                 .to_owned(),
         );
     }
@@ -289,6 +289,7 @@ mod tests {
             access: ControllerAccess::Paired,
             pending,
             config: LiveConfig::Drifted(vec!["gateway.trustedProxies".into()]),
+            proxy_token: Default::default(),
             at: Utc::now(),
         }
     }
@@ -344,6 +345,6 @@ mod tests {
         let (p, look_wanted) = plan_from(&d, with);
         assert!(look_wanted && !p.look_at_gateway);
         let steps: Vec<&str> = p.actions.iter().map(Action::step).collect();
-        assert_eq!(steps, ["RestartMachine"], "{p:?}");
+        assert_eq!(steps, ["PatchGatewayConfig"], "{p:?}");
     }
 }

@@ -1,7 +1,9 @@
 //! App secrets: the gateway token, the customer's model keys and Composio's entity id, set as Fly
-//! app secrets (environment variables at boot). Values live only here, in the encrypted store and
-//! at Fly; everything that can be printed (Debug, events, status, metadata) shows names and a keyed
-//! fingerprint only.
+//! app secrets (environment variables at boot). The LLM proxy token is not one of them: it goes
+//! into the gateway's own secret store over the protocol, so a rotation needs no restart
+//! (`docs/hot-reload.md`). Values live only here, in the encrypted store, at Fly and in the
+//! gateway; everything that can be printed (Debug, events, status, metadata) shows names and a
+//! keyed fingerprint only.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -33,12 +35,21 @@ pub const MANAGED: [&str; 5] = [
 /// a changed secret rolls the machine.
 pub const META_SECRETS: &str = "openclaws_secrets";
 
-/// The secret values an app should hold.
+/// The secret values an app should hold, and the proxy token its gateway should hold.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct DesiredSecrets {
     values: BTreeMap<String, String>,
     fingerprint: String,
     managed: BTreeSet<&'static str>,
+    proxy_token: Option<StoreToken>,
+}
+
+/// The LLM proxy token for the gateway's secret store, with its keyed fingerprint (what the
+/// gateway's marker entry holds once the token is in place).
+#[derive(Clone, PartialEq, Eq)]
+struct StoreToken {
+    value: String,
+    fingerprint: String,
 }
 
 impl fmt::Debug for DesiredSecrets {
@@ -46,6 +57,10 @@ impl fmt::Debug for DesiredSecrets {
         f.debug_struct("DesiredSecrets")
             .field("names", &self.values.keys().collect::<Vec<_>>())
             .field("fingerprint", &self.fingerprint)
+            .field(
+                "proxy_token",
+                &self.proxy_token.as_ref().map(|t| &t.fingerprint),
+            )
             .finish()
     }
 }
@@ -65,6 +80,7 @@ impl DesiredSecrets {
             values,
             fingerprint,
             managed: MANAGED.into_iter().collect(),
+            proxy_token: None,
         }
     }
 
@@ -87,6 +103,25 @@ impl DesiredSecrets {
     /// Keyed fingerprint of names and values (safe to show and store).
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// Also delivers `token` into the gateway's secret store (not an app secret).
+    pub fn with_proxy_token(mut self, token: String, cipher: &SecretCipher) -> Self {
+        self.proxy_token = Some(StoreToken {
+            fingerprint: cipher.fingerprint(token.as_bytes()),
+            value: token,
+        });
+        self
+    }
+
+    /// The proxy token for the gateway's secret store. Never log it.
+    pub fn proxy_token(&self) -> Option<&str> {
+        self.proxy_token.as_ref().map(|t| t.value.as_str())
+    }
+
+    /// Keyed fingerprint of the proxy token (safe to show and to store in the gateway).
+    pub fn proxy_token_fingerprint(&self) -> Option<&str> {
+        self.proxy_token.as_ref().map(|t| t.fingerprint.as_str())
     }
 
     /// Names that should be set.
@@ -120,6 +155,7 @@ impl DesiredSecrets {
 /// the secrets write the reconcile would make. One builder for both keeps them in step.
 pub struct SecretsDraft {
     values: BTreeMap<String, String>,
+    proxy_token: Option<String>,
     /// No gateway token is stored for the spec's `gatewayTokenRotation`: a reconcile generates
     /// one.
     pub gateway_token_missing: bool,
@@ -164,8 +200,8 @@ pub struct DraftInput<'a> {
 
 impl SecretsDraft {
     /// Builds what the app should hold from the stored values: the gateway token, the customer's
-    /// model keys, the LLM proxy token as `ANTHROPIC_API_KEY` (when the desired state uses the
-    /// proxy), Composio's platform key and entity id.
+    /// model keys, Composio's platform key and entity id; and the LLM proxy token for the
+    /// gateway's secret store (when the desired state uses the proxy).
     pub fn build(stored: &Plaintexts, input: DraftInput<'_>) -> Self {
         let DraftInput {
             uid,
@@ -190,6 +226,7 @@ impl SecretsDraft {
         }
         let mut proxy_token_missing = false;
         let mut proxy_token_rotate_at = None;
+        let mut proxy_token_value = None;
         if let (true, Some(key)) = (proxy_token, &inputs.llm_proxy_key) {
             let current = stored.get(LLM_PROXY_TOKEN).and_then(|t| {
                 key.verify(t, now)
@@ -200,10 +237,7 @@ impl SecretsDraft {
             match current {
                 Some((token, rotate_at)) => {
                     proxy_token_rotate_at = Some(rotate_at);
-                    values.insert(
-                        ProviderKey::AnthropicApiKey.env_name().to_owned(),
-                        token.to_owned(),
-                    );
+                    proxy_token_value = Some(token.to_owned());
                 }
                 None => proxy_token_missing = true,
             }
@@ -211,6 +245,7 @@ impl SecretsDraft {
         composio_values(spec, inputs.composio_api_key.as_ref(), &mut values);
         Self {
             values,
+            proxy_token: proxy_token_value,
             gateway_token_missing,
             proxy_token_missing,
             proxy_token_rotate_at,
@@ -226,15 +261,17 @@ impl SecretsDraft {
 
     /// Fills in the proxy token a reconcile minted, due for replacement at `rotate_at`.
     pub fn set_proxy_token(&mut self, token: String, rotate_at: DateTime<Utc>) {
-        self.values
-            .insert(ProviderKey::AnthropicApiKey.env_name().to_owned(), token);
+        self.proxy_token = Some(token);
         self.proxy_token_missing = false;
         self.proxy_token_rotate_at = Some(rotate_at);
     }
 
     /// The desired secrets from the values at hand.
     pub fn finish(self, cipher: &SecretCipher) -> DesiredSecrets {
-        let desired = DesiredSecrets::new(self.values, cipher);
+        let mut desired = DesiredSecrets::new(self.values, cipher);
+        if let Some(token) = self.proxy_token {
+            desired = desired.with_proxy_token(token, cipher);
+        }
         if self.manage_composio_key {
             desired.managing(COMPOSIO_API_KEY)
         } else {
@@ -249,10 +286,7 @@ impl SecretsDraft {
             self.set_gateway_token(PREVIEW_PLACEHOLDER.to_owned());
         }
         if self.proxy_token_missing {
-            self.values.insert(
-                ProviderKey::AnthropicApiKey.env_name().to_owned(),
-                PREVIEW_PLACEHOLDER.to_owned(),
-            );
+            self.proxy_token = Some(PREVIEW_PLACEHOLDER.to_owned());
         }
         self.finish(cipher)
     }
@@ -345,12 +379,32 @@ mod tests {
 
     #[test]
     fn debug_never_shows_values() {
-        let d = desired(&[("ANTHROPIC_API_KEY", "sk-canary")]);
+        let d = desired(&[("ANTHROPIC_API_KEY", "sk-canary")])
+            .with_proxy_token("proxy-canary".into(), &cipher());
         let w = d.write_for(&BTreeSet::new());
         for text in [format!("{d:?}"), format!("{w:?}")] {
             assert!(!text.contains("sk-canary"), "{text}");
+            assert!(!text.contains("proxy-canary"), "{text}");
             assert!(text.contains("ANTHROPIC_API_KEY"));
         }
+    }
+
+    #[test]
+    fn the_proxy_token_is_not_an_app_secret() {
+        let plain = desired(&[("OPENCLAW_GATEWAY_TOKEN", "t")]);
+        let with = plain
+            .clone()
+            .with_proxy_token("proxy-canary".into(), &cipher());
+        assert_eq!(with.fingerprint(), plain.fingerprint(), "no machine roll");
+        assert_eq!(with.names(), plain.names());
+        assert_eq!(with.proxy_token(), Some("proxy-canary"));
+        let fp = with.proxy_token_fingerprint().unwrap();
+        assert!(
+            fp.starts_with("hmac-sha256:") && !fp.contains("canary"),
+            "{fp}"
+        );
+        let rotated = plain.with_proxy_token("proxy-canary-2".into(), &cipher());
+        assert_ne!(rotated.proxy_token_fingerprint(), Some(fp));
     }
 
     #[test]

@@ -27,7 +27,7 @@ impl Action {
             | Action::DestroyMachine { .. }
             | Action::RecoverStuckMachine { .. } => DriftKind::MachineState,
             Action::UpdateMachine { .. } => DriftKind::MachineConfig,
-            Action::SetSecrets { .. } => DriftKind::Secrets,
+            Action::SetSecrets { .. } | Action::DeliverProxyToken { .. } => DriftKind::Secrets,
             Action::AssignIp { .. } | Action::ReleaseIp { .. } => DriftKind::Ips,
             Action::AddCertificate { .. } | Action::DeleteCertificate { .. } => {
                 DriftKind::Certificate
@@ -35,7 +35,9 @@ impl Action {
             Action::CreateDnsRecord { .. }
             | Action::UpdateDnsRecord { .. }
             | Action::DeleteDnsRecord { .. } => DriftKind::Dns,
-            Action::RestartMachine { .. } => DriftKind::GatewayConfig,
+            Action::RestartMachine { .. } | Action::PatchGatewayConfig { .. } => {
+                DriftKind::GatewayConfig
+            }
             Action::PairController { .. } => DriftKind::Pairing,
             Action::ApprovePairing { .. } | Action::ExpireApproval { .. } => return None,
         })

@@ -144,6 +144,18 @@ pub enum LiveConfig {
     Invalid(String),
 }
 
+/// The LLM proxy token in the gateway's secret store, as its marker entry says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredProxyToken {
+    /// Not read (no proxy token in use, or the listing failed).
+    #[default]
+    Unknown,
+    /// No token, or no marker saying which one.
+    Missing,
+    /// The keyed fingerprint of the token in place.
+    Fingerprint(String),
+}
+
 /// One look at the gateway.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GatewayObservation {
@@ -152,6 +164,9 @@ pub struct GatewayObservation {
     /// Pending pairing requests (empty unless [`ControllerAccess::Paired`]).
     pub pending: Vec<PendingRequest>,
     pub config: LiveConfig,
+    /// Which proxy token the gateway's secret store holds.
+    #[serde(default)]
+    pub proxy_token: StoredProxyToken,
     pub at: DateTime<Utc>,
 }
 
@@ -168,6 +183,7 @@ impl GatewayObservation {
             access: ControllerAccess::NotTried,
             pending: Vec::new(),
             config: LiveConfig::Unknown,
+            proxy_token: StoredProxyToken::Unknown,
             at,
         }
     }

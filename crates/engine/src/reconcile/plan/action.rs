@@ -86,10 +86,22 @@ pub enum Action {
     DeleteApp {
         name: String,
     },
-    /// Restarts the machine so its boot step puts owned config fields changed out of band back.
+    /// Restarts the machine so its boot step puts owned config fields changed out of band back;
+    /// only when one of them needs a gateway restart anyway.
     RestartMachine {
         id: String,
         paths: Vec<String>,
+    },
+    /// Puts owned config fields changed out of band back over the gateway protocol
+    /// (`config.patch`), which the running gateway hot-applies: no restart, no disconnect.
+    PatchGatewayConfig {
+        paths: Vec<String>,
+    },
+    /// Puts the current LLM proxy token into the gateway's secret store over the protocol
+    /// (`secrets.store.set`), which re-resolves the config's reference to it: no restart.
+    DeliverProxyToken {
+        /// Keyed fingerprint of the token (never the token).
+        fingerprint: String,
     },
     /// Approves the controller's own device once, by a Fly exec of the gateway's CLI inside the
     /// machine (a loopback caller there is trusted).
@@ -136,6 +148,8 @@ impl Action {
             Action::DeleteVolume { .. } => "DeleteVolume",
             Action::DeleteApp { .. } => "DeleteApp",
             Action::RestartMachine { .. } => "RestartMachine",
+            Action::PatchGatewayConfig { .. } => "PatchGatewayConfig",
+            Action::DeliverProxyToken { .. } => "DeliverProxyToken",
             Action::PairController { .. } => "PairController",
             Action::ApprovePairing { .. } => "ApprovePairing",
             Action::ExpireApproval { .. } => "ExpireApproval",
@@ -147,6 +161,8 @@ impl Action {
         matches!(
             self,
             Action::PairController { .. }
+                | Action::PatchGatewayConfig { .. }
+                | Action::DeliverProxyToken { .. }
                 | Action::ApprovePairing { .. }
                 | Action::ExpireApproval { .. }
         )

@@ -79,6 +79,15 @@ impl Action {
                 "restart machine {id}: owned config fields changed out of band ({})",
                 paths.join(", ")
             ),
+            Action::PatchGatewayConfig { paths } => format!(
+                "put owned config fields changed out of band back over the gateway protocol \
+                 (config.patch, hot-applied, no restart): {}",
+                paths.join(", ")
+            ),
+            Action::DeliverProxyToken { fingerprint } => format!(
+                "put the LLM proxy token {fingerprint} into the gateway's secret store over the \
+                 gateway protocol (secrets.store.set, no restart)"
+            ),
             Action::PairController { request_id, .. } => format!(
                 "pair the controller's device with the gateway (request {request_id}, one-time exec)"
             ),

@@ -1,18 +1,21 @@
 //! The gateway side, once the Fly side is converged and the machine runs: look at the gateway,
-//! pair the controller's device, put owned config changed out of band back, and approve devices'
-//! pairing requests as the spec's policy says.
+//! pair the controller's device, put owned config changed out of band back (over the protocol
+//! when the gateway hot-applies it), deliver the LLM proxy token into its secret store, and
+//! approve devices' pairing requests as the spec's policy says.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use openclaws_fly::types::Machine;
+use openclaws_gateway::hot_reload::restart_required;
 use openclaws_model::conditions::Reason;
 use openclaws_model::{PairingOutcome, PairingPolicy, RunState};
 
 use super::{Action, Plan};
 use crate::reconcile::desired::Desired;
 use crate::reconcile::world::{
-    ControllerAccess, GatewayHealth, GatewayObservation, LiveConfig, Observed, REQUEST_TTL,
+    ControllerAccess, GatewayHealth, GatewayObservation, LiveConfig, Observed, StoredProxyToken,
+    REQUEST_TTL,
 };
 
 /// How long a freshly started gateway may take to answer before it counts as unreachable
@@ -58,13 +61,39 @@ pub(super) fn plan_gateway(desired: &Desired, observed: &Observed) -> Option<Pla
         ControllerAccess::NotTried => return None,
     }
     if let LiveConfig::Drifted(paths) = &gw.config {
-        return Some(Plan::act(vec![Action::RestartMachine {
-            id: m.id.clone(),
-            paths: paths.clone(),
-        }]));
+        return Some(Plan::act(vec![repair_config(m, paths)]));
     }
-    let actions = plan_pairing(desired, observed, gw);
+    let mut actions: Vec<Action> = deliver_proxy_token(desired, gw).into_iter().collect();
+    actions.extend(plan_pairing(desired, observed, gw));
     (!actions.is_empty()).then(|| Plan::act(actions))
+}
+
+/// Owned fields changed out of band: put back over the protocol when the gateway hot-applies
+/// every one of them, else by a restart (whose boot step restores them).
+fn repair_config(m: &Machine, paths: &[String]) -> Action {
+    if restart_required(paths) {
+        Action::RestartMachine {
+            id: m.id.clone(),
+            paths: paths.to_vec(),
+        }
+    } else {
+        Action::PatchGatewayConfig {
+            paths: paths.to_vec(),
+        }
+    }
+}
+
+/// The current proxy token, when the gateway's secret store is known to hold another one (or
+/// none): delivered over the protocol, no restart.
+fn deliver_proxy_token(desired: &Desired, gw: &GatewayObservation) -> Option<Action> {
+    let want = desired.secrets.proxy_token_fingerprint()?;
+    match &gw.proxy_token {
+        StoredProxyToken::Unknown => None,
+        StoredProxyToken::Fingerprint(have) if have == want => None,
+        _ => Some(Action::DeliverProxyToken {
+            fingerprint: want.to_owned(),
+        }),
+    }
 }
 
 /// A wait for a gateway that is not healthy: soon while it may still be booting, later once it

@@ -51,6 +51,7 @@ fn look(
             })
             .collect(),
         config: crate::reconcile::world::LiveConfig::Matches,
+        proxy_token: Default::default(),
         at: chrono::Utc::now(),
     })
 }
@@ -119,7 +120,7 @@ fn the_gateway_is_looked_at_once_the_fly_side_is_converged() {
 }
 
 #[test]
-fn the_controller_pairs_itself_then_repairs_owned_config_by_restart() {
+fn the_controller_pairs_itself_then_repairs_owned_config_hot_or_by_restart() {
     use crate::reconcile::world::{ControllerAccess as A, GatewayHealth as H, LiveConfig};
     use openclaws_model::PairingPolicy::Auto;
     let (d, world) = gateway_world(
@@ -140,12 +141,24 @@ fn the_controller_pairs_itself_then_repairs_owned_config_by_restart() {
         }]
     );
     let (d, mut world) = gateway_world(Auto, look(H::Healthy, A::Paired, &[("r1", 1)]));
-    world.gateway.as_mut().unwrap().config = LiveConfig::Drifted(vec!["gateway.bind".into()]);
+    // Fields the gateway hot-applies go back over the protocol, without a restart.
+    let hot = vec![
+        "agents.entries.main.name".to_owned(),
+        "gateway.trustedProxies".to_owned(),
+    ];
+    world.gateway.as_mut().unwrap().config = LiveConfig::Drifted(hot.clone());
+    assert_eq!(
+        plan(&d, &world).actions,
+        vec![Action::PatchGatewayConfig { paths: hot.clone() }]
+    );
+    // One field that needs a restart makes it a restart (the boot step restores them all).
+    let mixed = [hot, vec!["gateway.bind".to_owned()]].concat();
+    world.gateway.as_mut().unwrap().config = LiveConfig::Drifted(mixed.clone());
     assert_eq!(
         plan(&d, &world).actions,
         vec![Action::RestartMachine {
             id: "m1".into(),
-            paths: vec!["gateway.bind".into()]
+            paths: mixed
         }]
     );
     // An invalid file is the customer's to fix: no restart loop.
@@ -246,4 +259,38 @@ fn manual_approves_only_what_was_recorded_and_each_once() {
         plan(&d, &world).actions.as_slice(),
         [Action::ExpireApproval { approval_id, .. }] if approval_id == "stale"
     ));
+}
+
+#[test]
+fn the_proxy_token_is_delivered_when_the_store_holds_another() {
+    use crate::reconcile::world::{
+        ControllerAccess as A, GatewayHealth as H, StoredProxyToken as S,
+    };
+    use openclaws_model::PairingPolicy::Manual;
+    let (mut d, mut world) = gateway_world(Manual, look(H::Healthy, A::Paired, &[]));
+    let set =
+        |world: &mut Observed, stored: S| world.gateway.as_mut().unwrap().proxy_token = stored;
+    // No proxy token in use: nothing to deliver, whatever the store holds.
+    set(&mut world, S::Missing);
+    assert!(plan(&d, &world).actions.is_empty());
+    let cipher = openclaws_model::secrets::SecretCipher::from_key([3; 32]);
+    d.secrets = d.secrets.clone().with_proxy_token("tok".into(), &cipher);
+    let fp = d.secrets.proxy_token_fingerprint().unwrap().to_owned();
+    let deliver = vec![Action::DeliverProxyToken {
+        fingerprint: fp.clone(),
+    }];
+    assert_eq!(plan(&d, &world).actions, deliver, "none in the store");
+    set(&mut world, S::Fingerprint("hmac-sha256:old".into()));
+    assert_eq!(
+        plan(&d, &world).actions,
+        deliver,
+        "the old one in the store"
+    );
+    set(&mut world, S::Fingerprint(fp));
+    assert!(plan(&d, &world).actions.is_empty(), "in place");
+    set(&mut world, S::Unknown);
+    assert!(
+        plan(&d, &world).actions.is_empty(),
+        "not read: no blind write"
+    );
 }

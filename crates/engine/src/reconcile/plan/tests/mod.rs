@@ -100,6 +100,8 @@ fn apply(world: &mut Observed, d: &Desired, action: &Action, next_id: &mut u32) 
     let id = format!("n{next_id}");
     match action {
         Action::RestartMachine { .. }
+        | Action::PatchGatewayConfig { .. }
+        | Action::DeliverProxyToken { .. }
         | Action::PairController { .. }
         | Action::ApprovePairing { .. }
         | Action::ExpireApproval { .. } => {
