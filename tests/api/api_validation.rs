@@ -47,6 +47,10 @@ async fn each_invalid_field_is_named_by_path() {
             "spec.guest.memoryMb",
         ),
         (
+            spec_with(json!({"guest": {"cpus": 1, "memoryMb": 512}})),
+            "spec.guest.memoryMb",
+        ),
+        (
             spec_with(json!({"guest": {"cpuKind": "performance", "cpus": 1, "memoryMb": 1024}})),
             "spec.guest.memoryMb",
         ),
@@ -542,4 +546,40 @@ async fn readyz_is_503_without_migrations() {
         .await
         .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn less_memory_than_the_gateway_needs_is_refused_naming_the_minimum() {
+    let api = spawn_api().await;
+    for memory in [256, 512, 768] {
+        let reply = api
+            .put(
+                "small",
+                &spec_with(json!({"guest": {"cpus": 1, "memoryMb": memory}})),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{memory}: {}",
+            reply.text
+        );
+        assert_eq!(
+            reply.field_paths(),
+            ["spec.guest.memoryMb"],
+            "{}",
+            reply.text
+        );
+        let message = reply.json["error"]["fields"][0]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(message.contains("at least 1024 MB"), "{message}");
+    }
+    let reply = api
+        .put(
+            "small",
+            &spec_with(json!({"guest": {"cpus": 1, "memoryMb": 1024}})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
 }

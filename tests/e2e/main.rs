@@ -15,6 +15,7 @@ mod e2e_adopt;
 mod e2e_crash;
 mod e2e_dev;
 mod e2e_endpoint;
+mod e2e_failure_modes;
 mod e2e_faults;
 mod e2e_fencing;
 mod e2e_images;

@@ -3,10 +3,11 @@
 //! (`gateway_real`), the boot step and the simulator's process mode (`sim_process`), what images
 //! run there (`sim_images`), the controller driving gateways through the simulator's proxy
 //! (`e2e_gateway`), pairing by subscription with two replicas (`e2e_pairing`), what reaches a
-//! running gateway without a restart (`hot_reload`), the adoption of a gateway the old web app
-//! built (`e2e_adopt_gateway`), the support console in headless Chromium, whose pairing test
-//! approves a device on a real gateway (`support_console`), and `make run`'s real stack with the
-//! OpenClaw Control UI paired in that browser (`dev_real`).
+//! running gateway without a restart (`hot_reload`), a private instance over the simulator's
+//! private network with a stale gateway lock on its volume (`e2e_private`), the adoption of a
+//! gateway the old web app built (`e2e_adopt_gateway`), the support console in headless
+//! Chromium, whose pairing test approves a device on a real gateway (`support_console`), and
+//! `make run`'s real stack with the OpenClaw Control UI paired in that browser (`dev_real`).
 //!
 //! One binary so the suite links it once and runs the OpenClaw install check once (the kit keeps
 //! the wrapper's path for the process). A booted gateway (10–16 s, about 1 GB) is shared where
@@ -19,6 +20,7 @@ mod dev_real;
 mod e2e_adopt_gateway;
 mod e2e_gateway;
 mod e2e_pairing;
+mod e2e_private;
 mod gateway_real;
 mod hot_reload;
 mod release_real;

@@ -73,6 +73,7 @@ impl ProcessSim {
     /// `extra` keys); answers the volume id.
     async fn app_with_volume(&self, app: &str, extra: Value) -> String {
         self.sim.app(app).await;
+        self.sim.public_address(app).await;
         let volume = self.sim.volume(app).await;
         let dir = self.volume_dir(&volume);
         std::fs::create_dir_all(&dir).unwrap();

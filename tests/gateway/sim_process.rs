@@ -389,6 +389,7 @@ async fn a_process_machine_runs_the_real_gateway_through_its_lifecycle() {
     // An app with a volume, secrets and a certificate for its public hostname.
     let app = "oc-acme".to_owned();
     sim.app(&app).await;
+    sim.public_address(&app).await;
     let volume = sim.volume(&app).await;
     let token = format!("test-token-{}", DeviceIdentity::generate().device_id());
     let secrets = sim

@@ -735,8 +735,9 @@ export interface components {
             cpus?: 1 | 2 | 4 | 8 | 16;
             /**
              * Format: int32
-             * @description A multiple of 256 within Fly's range for the CPU kind: shared 256–2048 MB per CPU,
-             *     performance 2048–8192 MB per CPU.
+             * @description A multiple of 256, at least 1024 (OpenClaw's gateway runs out of memory below that),
+             *     within Fly's range for the CPU kind: shared 256–2048 MB per CPU, performance 2048–8192 MB
+             *     per CPU.
              * @default 2048
              */
             memoryMb?: number;

@@ -203,6 +203,7 @@ fn schema_error(error: &jsonschema::ValidationError<'_>, out: &mut Vec<FieldErro
         ValidationErrorKind::Type { kind } => format!("must be of type {}", type_names(kind)),
         ValidationErrorKind::Enum { options } => format!("must be one of {options}"),
         ValidationErrorKind::Constant { expected_value } => format!("must be {expected_value}"),
+        ValidationErrorKind::Minimum { .. } if path == MEMORY_PATH => memory_minimum_message(),
         ValidationErrorKind::Minimum { limit } => format!("must be at least {limit}"),
         ValidationErrorKind::Maximum { limit } => format!("must be at most {limit}"),
         ValidationErrorKind::ExclusiveMinimum { limit } => format!("must be more than {limit}"),
@@ -445,6 +446,18 @@ pub fn check_image(image: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The least memory a gateway machine may have (also the schema's minimum of `memoryMb`).
+/// OpenClaw's Fly guide: "512MB is too small. 1GB may work but can OOM under load or with
+/// verbose logging. 2GB is recommended."
+pub const MIN_MEMORY_MB: u64 = 1024;
+
+const MEMORY_PATH: &str = "spec.guest.memoryMb";
+
+/// Why too little memory is refused, in OpenClaw's words.
+fn memory_minimum_message() -> String {
+    format!("must be at least {MIN_MEMORY_MB} MB: OpenClaw's gateway runs out of memory below that (its Fly guide: 512 MB is too small, 2048 MB recommended)")
+}
+
 fn check_guest(guest: Option<&Value>, out: &mut Vec<FieldError>) {
     let guest = match guest {
         None => return,
@@ -479,6 +492,9 @@ fn check_guest(guest: Option<&Value>, out: &mut Vec<FieldError>) {
                 "spec.guest.memoryMb",
                 "must be a multiple of 256",
             ));
+        } else if m < MIN_MEMORY_MB {
+            // The schema's minimum already said so (see `memory_minimum_message`).
+            return;
         }
         if let (Some(kind), Some(c), true) = (kind, cpus, cpus_ok) {
             let (lo, hi) = match kind {

@@ -83,6 +83,7 @@ pub async fn assign(
                     .unwrap_or_else(|| "global".into()),
                 service_name: body.service_name.clone().unwrap_or_default(),
                 created_at: ctx.now,
+                network: body.network.clone().unwrap_or_default(),
             });
         }
         let answer = assign_answer(&recs, &app_ref.org);

@@ -132,6 +132,10 @@ pub struct SimArgs {
     /// Address the proxy reports in `X-Forwarded-For` for clients on loopback.
     #[arg(long, env = "FLY_SIM_PROXY_CLIENT_IP", default_value_t = proxy::DEFAULT_LOOPBACK_CLIENT_IP)]
     pub proxy_client_ip: std::net::IpAddr,
+    /// Serve the proxy of Fly's private network on this address: routes `{app}.flycast` to apps
+    /// with a Flycast address (process mode; `docs/private-instances.md`).
+    #[arg(long, env = "FLY_SIM_PRIVATE_PROXY_LISTEN")]
+    pub private_proxy_listen: Option<std::net::SocketAddr>,
 }
 
 /// `--machines` values.
@@ -730,11 +734,22 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         tracing::info!(addr = %proxy_listener.local_addr()?, "fly proxy listening");
         let settings = proxy::ProxySettings {
             loopback_client_ip: args.proxy_client_ip,
+            ..proxy::ProxySettings::default()
         };
         tokio::spawn(proxy::serve_proxy(
             proxy_listener,
             sim.clone(),
             settings,
+            shutdown.clone(),
+        ));
+    }
+    if let Some(addr) = args.private_proxy_listen {
+        let proxy_listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(addr = %proxy_listener.local_addr()?, "fly private network proxy listening");
+        tokio::spawn(proxy::serve_proxy(
+            proxy_listener,
+            sim.clone(),
+            proxy::ProxySettings::private(),
             shutdown.clone(),
         ));
     }

@@ -1,11 +1,11 @@
 //! Machine-level faults (spec §6 items 7–9, 11, 12, 15) under `/_sim/machines/{id}/…`: crash
-//! loops, stuck transitions, launch failures, an unreachable host and a lease held by someone
+//! loops, out-of-memory kills, stuck transitions, launch failures, an unreachable host and a lease held by someone
 //! else. One-shot crashes and boot failures live in [`super::control`].
 
 use super::clock::delta;
 use super::errors::{SimError, SimResult};
 use super::extract::OptionalJson;
-use super::records::machine::LeaseRec;
+use super::records::machine::{LeaseRec, LoopExit};
 use super::Simulator;
 use axum::extract::{Path, State};
 use axum::routing::post;
@@ -19,6 +19,10 @@ pub fn router(sim: Simulator) -> Router {
         .route(
             "/_sim/machines/{id}/crash-loop",
             post(crash_loop).delete(stop_crash_loop),
+        )
+        .route(
+            "/_sim/machines/{id}/oom-kill",
+            post(oom_kill).delete(stop_crash_loop),
         )
         .route("/_sim/machines/{id}/stuck", post(stuck).delete(release))
         .route(
@@ -62,10 +66,43 @@ async fn crash_loop(
 ) -> SimResult<Json<Value>> {
     with_machine(&sim, &id, |m, ctx| {
         let code = body.exit_code.unwrap_or(1);
-        m.crash_loop = Some(code);
+        m.crash_loop = Some(LoopExit {
+            exit_code: code,
+            oom_killed: false,
+        });
         if m.state == "started" {
             m.crash(code, false, ctx)?;
         }
+        Ok(json!({"id": m.id, "state": m.state, "restart_count": m.restart_count}))
+    })
+}
+
+/// Exit code of a process the kernel's out-of-memory killer ended (128 + SIGKILL).
+const OOM_EXIT_CODE: i32 = 137;
+
+#[derive(Debug, Default, Deserialize)]
+struct OomKill {
+    #[serde(default, rename = "loop")]
+    repeat: bool,
+}
+
+/// `POST /_sim/machines/{id}/oom-kill {"loop"?}`: the kernel's out-of-memory killer ends the
+/// started machine's process (an `exit` event with `oom_killed: true`, exit code 137); with
+/// `loop`, again every time it starts (a gateway too big for its machine). The restart policy
+/// applies. `DELETE` (or `DELETE …/crash-loop`) stops the loop.
+async fn oom_kill(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<OomKill>,
+) -> SimResult<Json<Value>> {
+    with_machine(&sim, &id, |m, ctx| {
+        if body.repeat {
+            m.crash_loop = Some(LoopExit {
+                exit_code: OOM_EXIT_CODE,
+                oom_killed: true,
+            });
+        }
+        m.crash(OOM_EXIT_CODE, true, ctx)?;
         Ok(json!({"id": m.id, "state": m.state, "restart_count": m.restart_count}))
     })
 }

@@ -46,6 +46,46 @@ pub const ENTRY_ENV: &str = "OPENCLAWS_GATEWAY_ENTRY";
 pub const PORT_ENV: &str = "OPENCLAWS_GATEWAY_PORT";
 /// Environment variable with the gateway's bind mode (default `lan`).
 pub const BIND_ENV: &str = "OPENCLAWS_GATEWAY_BIND";
+/// Where the boot step lists what it noticed and put right on the machine's last boot (a stale
+/// gateway lock removed), relative to the state directory: `{"bootedAt", "notices": [{"reason",
+/// "message"}]}`. The controller reads and removes it once the gateway is healthy again.
+pub const BOOT_NOTICES_PATH: &str = ".openclaws/boot-notices.json";
+/// The notice reasons the boot step writes (and the controller reports as events).
+pub const BOOT_NOTICE_REASONS: &[&str] = &["StaleGatewayLockRemoved"];
+/// The longest notice message the controller reports.
+const BOOT_NOTICE_MAX_CHARS: usize = 300;
+
+/// One thing the boot step noticed and put right, as the controller reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootNotice {
+    /// One of [`BOOT_NOTICE_REASONS`].
+    pub reason: &'static str,
+    /// What happened, in the boot step's words (no secrets: paths and pids), shortened.
+    pub message: String,
+}
+
+/// The notices in a `boot-notices.json` text: those with a known reason, messages cut to 300
+/// characters; nothing for empty or malformed text.
+pub fn parse_boot_notices(text: &str) -> Vec<BootNotice> {
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return Vec::new();
+    };
+    let notices = value["notices"].as_array().cloned().unwrap_or_default();
+    notices
+        .iter()
+        .filter_map(|n| {
+            let reason = BOOT_NOTICE_REASONS
+                .iter()
+                .find(|r| n["reason"].as_str() == Some(**r))?;
+            let message = n["message"].as_str()?;
+            Some(BootNotice {
+                reason,
+                message: message.chars().take(BOOT_NOTICE_MAX_CHARS).collect(),
+            })
+        })
+        .collect()
+}
+
 /// Machine metadata key holding [`BootBundle::bundle_hash`].
 pub const BUNDLE_HASH_METADATA_KEY: &str = "openclaws_bundle_hash";
 
@@ -272,6 +312,23 @@ mod tests {
             .find(|e| e["path"][3] == "baseUrl")
             .unwrap();
         assert_eq!(base_url["remove"], true);
+    }
+
+    #[test]
+    fn boot_notices_keep_known_reasons_only() {
+        let text = json!({"bootedAt": "2026-12-01T00:00:00Z", "notices": [
+            {"reason": "StaleGatewayLockRemoved", "message": "removed stale gateway lock x"},
+            {"reason": "SomethingElse", "message": "ignored"},
+            {"reason": "StaleGatewayLockRemoved", "message": "y".repeat(400)},
+        ]})
+        .to_string();
+        let notices = parse_boot_notices(&text);
+        assert_eq!(notices.len(), 2);
+        assert_eq!(notices[0].reason, "StaleGatewayLockRemoved");
+        assert_eq!(notices[0].message, "removed stale gateway lock x");
+        assert_eq!(notices[1].message.chars().count(), 300);
+        assert!(parse_boot_notices("").is_empty());
+        assert!(parse_boot_notices("not json").is_empty());
     }
 
     #[test]

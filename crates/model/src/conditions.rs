@@ -138,6 +138,15 @@ vocabulary! {
         Stopped,
         /// The machine's process keeps exiting.
         CrashLooping,
+        /// The kernel killed the machine's process for using more memory than the machine has
+        /// (Fly's `exit_event.oom_killed`); the message names the memory size.
+        OutOfMemory,
+        /// The machine's `OPENCLAW_STATE_DIR` is not on the data volume, so the gateway's state
+        /// would be lost on every restart.
+        StateDirOutsideVolume,
+        /// The boot step removed a gateway lock on the volume that no live gateway owned
+        /// (an event, from the boot step's notices).
+        StaleGatewayLockRemoved,
         /// The machine is being created.
         Creating,
         /// The machine is starting or restarting.

@@ -73,10 +73,11 @@ pub struct GuestSpec {
     #[serde(default = "default_cpus")]
     #[schema(default = 2, minimum = 1, maximum = 16)]
     pub cpus: u32,
-    /// A multiple of 256 within Fly's range for the CPU kind: shared 256–2048 MB per CPU,
-    /// performance 2048–8192 MB per CPU.
+    /// A multiple of 256, at least 1024 (OpenClaw's gateway runs out of memory below that),
+    /// within Fly's range for the CPU kind: shared 256–2048 MB per CPU, performance 2048–8192 MB
+    /// per CPU.
     #[serde(default = "default_memory_mb")]
-    #[schema(default = 2048, minimum = 256, maximum = 131072, multiple_of = 256)]
+    #[schema(default = 2048, minimum = 1024, maximum = 131072, multiple_of = 256)]
     pub memory_mb: u32,
 }
 

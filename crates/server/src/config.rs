@@ -351,6 +351,12 @@ pub struct GatewaySettings {
     /// simulator's proxy). Unset: `https://{slug}.{base domain}` itself.
     #[arg(long, env = "OPENCLAWS_GATEWAY_URL", value_name = "OPENCLAWS_GATEWAY_URL", value_parser = parse_base_url)]
     pub gateway_url: Option<String>,
+    /// Base URL every private gateway (`exposure: private`) is reached through, with
+    /// `Host: {app}.flycast` (e.g. the simulator's private proxy). Unset: `http://{app}.flycast`
+    /// itself, which resolves on Fly's private network (the controller must run on Fly, in the
+    /// same organization).
+    #[arg(long, env = "OPENCLAWS_GATEWAY_PRIVATE_URL", value_name = "OPENCLAWS_GATEWAY_PRIVATE_URL", value_parser = parse_base_url)]
+    pub gateway_private_url: Option<String>,
     /// CIDRs of the proxy in front of every gateway (`gateway.trustedProxies`): fly-proxy's
     /// source addresses on Fly, `127.0.0.1/32` for the simulator's proxy.
     #[arg(
@@ -401,6 +407,7 @@ impl GatewaySettings {
         Self {
             gateway_checks: false,
             gateway_url: None,
+            gateway_private_url: None,
             gateway_trusted_proxies: vec!["127.0.0.1/32".to_owned()],
             pairing_subscriptions: 200,
             pairing_window_seconds: 600,

@@ -298,6 +298,7 @@ pub fn desired_inputs(settings: &ServeSettings) -> Result<DesiredInputs, ServeEr
             gateway: openclaws_engine::reconcile::desired::GatewayPlacement {
                 checks: settings.gateway.gateway_checks,
                 url: settings.gateway.gateway_url.clone(),
+                private_url: settings.gateway.gateway_private_url.clone(),
                 trusted_proxies: settings.gateway.gateway_trusted_proxies.clone(),
                 llm_proxy_url: llm_proxy.as_ref().map(|(url, _)| url.clone()),
             },

@@ -228,6 +228,18 @@ impl TestSim {
         name.to_string()
     }
 
+    /// Gives the app a shared public IPv4, without which Fly's edge (and the simulator's public
+    /// proxy) routes nothing to it.
+    pub async fn public_address(&self, app: &str) {
+        let r = self
+            .post(
+                &format!("/v1/apps/{app}/ip_assignments"),
+                json!({"type": "shared_v4"}),
+            )
+            .await;
+        assert!(r.status.is_success(), "assign an address: {:?}", r.body);
+    }
+
     /// Creates a `data` volume in `iad` and returns its id.
     pub async fn volume(&self, app: &str) -> String {
         let r = self

@@ -92,6 +92,8 @@ pub struct Stack {
     pub settings: ServeSettings,
     /// The Fly-like proxy in front of gateways (gateway stacks only).
     pub proxy_url: Option<String>,
+    /// The proxy of Fly's private network, serving `{app}.flycast` (gateway stacks only).
+    pub private_proxy_url: Option<String>,
     sim_stop: CancellationToken,
     controller: Option<(CancellationToken, Running)>,
 }
@@ -111,9 +113,16 @@ impl Stack {
         let config = sim_config(&options);
         let simulator = sim::Simulator::try_new(config).expect("a simulator");
         let sim_url = crate::sim::serve_on_loopback(&simulator, &sim_stop).await;
-        let proxy_url = match options.gateways {
-            true => Some(start_proxy(&simulator, &sim_stop).await),
-            false => None,
+        let (proxy_url, private_proxy_url) = match options.gateways {
+            true => (
+                Some(
+                    start_proxy(&simulator, &sim_stop, sim::proxy::ProxySettings::default()).await,
+                ),
+                Some(
+                    start_proxy(&simulator, &sim_stop, sim::proxy::ProxySettings::private()).await,
+                ),
+            ),
+            false => (None, None),
         };
         let mut settings = serve_settings(&db.url, &sim_url);
         if db.pooler.is_some() {
@@ -122,6 +131,7 @@ impl Stack {
             settings.database.db_pool_mode = PoolMode::Transaction;
         }
         settings.gateway = gateway_settings(&options, proxy_url.as_deref());
+        settings.gateway.gateway_private_url = private_proxy_url.clone();
         settings.resync_seconds = options.resync_seconds;
         settings.watch_seconds = options.watch_seconds;
         settings.lease_seconds = options.lease_seconds;
@@ -133,6 +143,7 @@ impl Stack {
             http: reqwest::Client::new(),
             settings,
             proxy_url,
+            private_proxy_url,
             sim_stop,
             controller: None,
         }
@@ -393,14 +404,19 @@ fn sim_config(options: &StackOptions) -> sim::SimConfig {
     config
 }
 
-/// Serves the simulator's Fly-like proxy on 127.0.0.1:0 and returns its base URL.
-async fn start_proxy(simulator: &sim::Simulator, stop: &CancellationToken) -> String {
+/// Serves one of the simulator's Fly-like proxies (public edge or private network) on
+/// 127.0.0.1:0 and returns its base URL.
+async fn start_proxy(
+    simulator: &sim::Simulator,
+    stop: &CancellationToken,
+    settings: sim::proxy::ProxySettings,
+) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(sim::proxy::serve_proxy(
         listener,
         simulator.clone(),
-        sim::proxy::ProxySettings::default(),
+        settings,
         stop.clone(),
     ));
     format!("http://{addr}")

@@ -199,7 +199,7 @@ async fn run_machine(
     action: &Action,
 ) -> Result<(), StepError> {
     let (id, state) = match action {
-        Action::UpdateMachine { id, request } => {
+        Action::UpdateMachine { id, request, .. } => {
             let machine = leased(fly, app, id, action, |nonce| async move {
                 fly.update_machine(app, id, request, Some(&nonce)).await
             })

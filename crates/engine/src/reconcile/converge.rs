@@ -10,7 +10,9 @@ use crate::lease::WorkLease;
 use openclaws_dns::CloudflareDns;
 use openclaws_fly::FlyClient;
 use openclaws_gateway::client::GatewayClient;
+use openclaws_model::conditions::{ConditionType, Reason};
 use openclaws_model::secret_names::GATEWAY_TOKEN;
+use openclaws_model::{ConditionStatus, InstanceStatus};
 use openclaws_store::events::EventType;
 use openclaws_store::status::ControllerEvent;
 
@@ -19,7 +21,7 @@ use super::desired::Desired;
 use super::errors::StepError;
 use super::plan::{plan, Action, Plan, Wait};
 use super::report::{Converged, Failure, Report};
-use super::world::{GatewayObservation, Observed};
+use super::world::{GatewayHealth, GatewayObservation, Observed};
 use super::{gateway, observe};
 
 /// Upper bound of act-and-replan rounds in one reconcile (a fresh instance needs three).
@@ -99,6 +101,11 @@ pub(super) async fn converge(clients: Clients<'_>, report: &mut Report) {
     };
     let settled = run.rounds(&mut observed).await;
     let mut done = run.done;
+    if let Some(machine_id) = came_up_healthy(&report.loaded.previous, &observed) {
+        let app = &report.desired.app_name;
+        let notices = gateway::take_boot_notices(clients.fly, app, &machine_id).await;
+        done.steps.extend(notices);
+    }
     if !done.finalized {
         // Converged or waiting (`settled`), interrupted, or out of rounds: in the last two
         // cases the plan for what is left decides the status.
@@ -109,6 +116,26 @@ pub(super) async fn converge(clients: Clients<'_>, report: &mut Report) {
     }
     done.observed = Some(observed);
     report.converged = done;
+}
+
+/// The started machine whose gateway this reconcile found healthy when the last status did not
+/// (a first boot or a restart): the moment to read what its boot step noticed.
+fn came_up_healthy(previous: &InstanceStatus, observed: &Observed) -> Option<String> {
+    let healthy = observed
+        .gateway
+        .as_ref()
+        .is_some_and(|g| g.health == GatewayHealth::Healthy);
+    let was_healthy = previous
+        .condition(ConditionType::GatewayHealthy)
+        .is_some_and(|c| c.status == ConditionStatus::True);
+    if !healthy || was_healthy {
+        return None;
+    }
+    observed
+        .machines
+        .iter()
+        .find(|m| m.state == "started")
+        .map(|m| m.id.clone())
 }
 
 /// One converge in progress.
@@ -212,6 +239,17 @@ impl Run<'_> {
             reason: action.step().into(),
             message: action.describe(),
         });
+        if let Action::UpdateMachine {
+            state_dir_drift: Some(why),
+            ..
+        } = action
+        {
+            self.done.steps.push(ControllerEvent {
+                type_: EventType::Warning,
+                reason: Reason::StateDirOutsideVolume.as_str().into(),
+                message: format!("{why}; the machine was updated to keep it on the volume"),
+            });
+        }
     }
 
     /// Looks at the gateway with the controller's device identity and the gateway token.

@@ -24,6 +24,8 @@ pub const VOLUME_NAME: &str = "data";
 pub const DATA_PATH: &str = "/data";
 /// Port the gateway listens on inside the machine.
 pub const GATEWAY_PORT: u16 = 3000;
+/// The machine environment variable carrying Node's options (the heap cap, [`heap_cap`]).
+pub const NODE_OPTIONS_ENV: &str = "NODE_OPTIONS";
 
 /// Machine metadata key holding the owning instance's uid: our ownership mark.
 pub const META_INSTANCE_UID: &str = "openclaws_instance_uid";
@@ -116,6 +118,9 @@ pub struct GatewayPlacement {
     /// Base URL every gateway is reached through with its hostname as `Host`; `None`: the
     /// hostname itself over https.
     pub url: Option<String>,
+    /// Base URL every private gateway is reached through with `{app}.flycast` as `Host`;
+    /// `None`: `http://{app}.flycast` itself, on Fly's private network.
+    pub private_url: Option<String>,
     /// `gateway.trustedProxies` of every gateway.
     pub trusted_proxies: Vec<String>,
     /// The LLM proxy's Anthropic base URL, when the platform runs one.
@@ -128,6 +133,7 @@ impl GatewayPlacement {
         Self {
             checks: false,
             url: None,
+            private_url: None,
             trusted_proxies: vec!["127.0.0.1/32".to_owned()],
             llm_proxy_url: None,
         }
@@ -190,9 +196,9 @@ pub struct Desired {
     pub hostname: String,
     /// Whether the hostname should have a DNS record and a certificate (public and DNS managed).
     pub endpoint_wanted: bool,
-    /// Public address types the app should have: IPv6 and a shared IPv4 when public, none when
-    /// private.
-    pub public_ips: Vec<&'static str>,
+    /// Address types the app should have: a public IPv6 and a shared IPv4 when public, a
+    /// private Flycast IPv6 (`private_v6`) when private (`docs/private-instances.md`).
+    pub ips: Vec<&'static str>,
     /// Machine config without the mount (added once the volume is known).
     pub machine: MachineConfig,
     /// The `openclaw.json` fields the controller owns (delivered by the boot bundle).
@@ -247,7 +253,7 @@ impl Desired {
                     .filter(|_| proxy_token),
             },
         );
-        let mut machine = gateway_machine(uid, name, spec);
+        let mut machine = gateway_machine(uid, name, spec, public);
         let bundle = boot_bundle(&BundleInput {
             owned: &owned,
             identity_name: &owned.agent_name,
@@ -274,10 +280,10 @@ impl Desired {
             secrets: Default::default(),
             hostname,
             endpoint_wanted: settings.manage_dns && public,
-            public_ips: if public {
+            ips: if public {
                 vec!["v6", "shared_v4"]
             } else {
-                Vec::new()
+                vec!["private_v6"]
             },
             machine,
             owned_hash: owned.hash(),
@@ -349,18 +355,36 @@ pub fn apply_bundle(bundle: &BootBundle, config: &mut MachineConfig) {
     );
 }
 
-/// The gateway machine's config before its boot bundle and volume: image, size, the HTTP
-/// service on 80/443, restart policy and our ownership metadata.
-fn gateway_machine(uid: Uuid, name: &str, spec: &InstanceSpec) -> MachineConfig {
+/// The gateway's service ports: HTTP on 80 (redirecting to HTTPS) and TLS on 443 when public;
+/// plain HTTP on 80 only when private, because Fly's proxy serves a Flycast address over HTTP
+/// only (Fly's Flycast docs: "Don't use force_https; Flycast is HTTP-only"). Fly's proxy needs
+/// the service either way: without one it cannot route a Flycast address to the machine.
+fn service_ports(public: bool) -> Vec<ServicePort> {
     let port = |port: u16, handlers: &[&str], force_https: Option<bool>| ServicePort {
         port: Some(port),
         handlers: handlers.iter().map(|h| (*h).to_owned()).collect(),
         force_https,
         extra: Default::default(),
     };
+    if public {
+        vec![
+            port(80, &["http"], Some(true)),
+            port(443, &["tls", "http"], None),
+        ]
+    } else {
+        vec![port(80, &["http"], None)]
+    }
+}
+
+/// The gateway machine's config before its boot bundle and volume: image, size, the HTTP
+/// service ([`service_ports`]), restart policy and our ownership metadata.
+fn gateway_machine(uid: Uuid, name: &str, spec: &InstanceSpec, public: bool) -> MachineConfig {
     MachineConfig {
         image: spec.image.clone(),
-        env: BTreeMap::from([("NODE_ENV".to_owned(), "production".to_owned())]),
+        env: BTreeMap::from([
+            ("NODE_ENV".to_owned(), "production".to_owned()),
+            (NODE_OPTIONS_ENV.to_owned(), heap_cap(spec.guest.memory_mb)),
+        ]),
         guest: Some(Guest {
             cpu_kind: spec.guest.cpu_kind.as_fly().to_owned(),
             cpus: spec.guest.cpus,
@@ -370,10 +394,7 @@ fn gateway_machine(uid: Uuid, name: &str, spec: &InstanceSpec) -> MachineConfig 
         services: vec![MachineService {
             protocol: "tcp".into(),
             internal_port: GATEWAY_PORT,
-            ports: vec![
-                port(80, &["http"], Some(true)),
-                port(443, &["tls", "http"], None),
-            ],
+            ports: service_ports(public),
             autostop: Some(serde_json::Value::String("off".into())),
             autostart: Some(true),
             min_machines_running: Some(0),
@@ -392,30 +413,46 @@ fn gateway_machine(uid: Uuid, name: &str, spec: &InstanceSpec) -> MachineConfig 
     }
 }
 
-/// Where the controller reaches the gateway: through the configured base URL with the
-/// hostname as `Host`, else the public hostname, else (private) Fly's private network.
+/// Node's options on the machine: the V8 heap capped at three quarters of the machine's memory
+/// (OpenClaw's Fly guide sets 1536 MB on a 2 GB machine), so V8 collects garbage harder before
+/// the kernel's out-of-memory killer ends the whole process, and the rest stays for Node's
+/// off-heap memory and the boot step.
+pub fn heap_cap(memory_mb: u32) -> String {
+    format!("--max-old-space-size={}", u64::from(memory_mb) * 3 / 4)
+}
+
+/// Where the controller reaches the gateway. Public: through the configured base URL with the
+/// hostname as `Host`, else the hostname itself over https. Private: the app's Flycast name,
+/// `{app}.flycast`, over HTTP on port 80 (through the configured private base URL with that
+/// name as `Host`, else directly on Fly's private network). Not `{app}.internal`: that reaches
+/// the machine's 6PN IPv6 address directly, and OpenClaw's gateway listens on IPv4 only (`lan`
+/// is `0.0.0.0`; `custom` takes one IPv4 address), so nothing would answer there.
 fn gateway_target(
     placement: &GatewayPlacement,
     public: bool,
     hostname: &str,
     app_name: &str,
 ) -> GatewayTarget {
-    let host = if public {
-        hostname.to_owned()
-    } else {
-        format!("{app_name}.fly.dev")
-    };
+    if !public {
+        let flycast = format!("{app_name}.flycast");
+        return match &placement.private_url {
+            Some(url) => GatewayTarget {
+                base: url.clone(),
+                host: Some(flycast),
+            },
+            None => GatewayTarget {
+                base: format!("http://{flycast}"),
+                host: None,
+            },
+        };
+    }
     match &placement.url {
         Some(url) => GatewayTarget {
             base: url.clone(),
-            host: Some(host),
-        },
-        None if public => GatewayTarget {
-            base: format!("https://{host}"),
-            host: None,
+            host: Some(hostname.to_owned()),
         },
         None => GatewayTarget {
-            base: format!("http://{app_name}.internal:{GATEWAY_PORT}"),
+            base: format!("https://{hostname}"),
             host: None,
         },
     }
@@ -556,6 +593,40 @@ mod tests {
         );
         assert_eq!(d.machine.env["OPENCLAW_STATE_DIR"], "/data");
         assert_eq!(d.machine.restart.as_ref().unwrap().policy, "always");
+        assert_eq!(d.machine.env[NODE_OPTIONS_ENV], "--max-old-space-size=1536");
+    }
+
+    #[test]
+    fn a_private_instance_is_reached_over_flycast_with_an_http_only_service() {
+        let mut spec = spec();
+        spec.exposure = openclaws_model::Exposure::Private;
+        let mut settings = settings();
+        settings.gateway.checks = true;
+        let d = Desired::from_spec(Uuid::nil(), "acme", 1, &spec, false, &settings);
+        assert_eq!(d.ips, vec!["private_v6"]);
+        assert!(!d.endpoint_wanted);
+        let ports: Vec<(Option<u16>, Option<bool>)> = d.machine.services[0]
+            .ports
+            .iter()
+            .map(|p| (p.port, p.force_https))
+            .collect();
+        assert_eq!(ports, vec![(Some(80), None)], "HTTP only, no redirect");
+        let target = d.gateway.expect("checks on");
+        assert_eq!(target.base, "http://oc-acme.flycast");
+        assert_eq!(target.host, None);
+        settings.gateway.private_url = Some("http://127.0.0.1:9".into());
+        settings.gateway.url = Some("http://127.0.0.1:8".into());
+        let d = Desired::from_spec(Uuid::nil(), "acme", 1, &spec, false, &settings);
+        let target = d.gateway.expect("checks on");
+        assert_eq!(target.base, "http://127.0.0.1:9");
+        assert_eq!(target.host.as_deref(), Some("oc-acme.flycast"));
+        let public = Desired::from_spec(Uuid::nil(), "acme", 1, &self::spec(), false, &settings);
+        assert_eq!(public.ips, vec!["v6", "shared_v4"]);
+        assert_eq!(public.machine.services[0].ports.len(), 2);
+        assert_eq!(
+            public.gateway.unwrap().host.as_deref(),
+            Some("acme.openclaws.biz")
+        );
     }
 
     #[test]
@@ -654,10 +725,11 @@ mod tests {
         );
     }
 
-    /// The config and bundle hashes of a fixed spec, as the controller before the workspace
-    /// split computed them. A change here makes every running machine differ from its desired
-    /// config, so an upgrade would update (restart) the whole fleet: change these values only
-    /// on purpose.
+    /// The config and bundle hashes of a fixed spec. A change here makes every running machine
+    /// differ from its desired config, so an upgrade would update (restart) the whole fleet:
+    /// change these values only on purpose. Last changed on purpose: the heap cap in
+    /// `NODE_OPTIONS` and the boot step's stale-lock removal (`docs/failure-modes.md`), one
+    /// restart per machine on upgrade.
     #[test]
     fn the_machine_config_hash_is_stable_across_releases() {
         let spec: InstanceSpec = serde_json::from_value(serde_json::json!({
@@ -665,10 +737,10 @@ mod tests {
         }))
         .unwrap();
         let d = Desired::from_spec(Uuid::from_u128(7), "acme", 1, &spec, false, &settings());
-        assert_eq!(d.machine.metadata[META_CONFIG_HASH], "498d46b37960a913");
+        assert_eq!(d.machine.metadata[META_CONFIG_HASH], "6ca3677000e84286");
         assert_eq!(
             d.machine.metadata[BUNDLE_HASH_METADATA_KEY],
-            "sha256:80c919002051e558b5284574b88e80cf9a4245529ed45d6cfbfbd9897d2cf46e"
+            "sha256:1f83b53a1cf7b1c62d8d389e35f3d726dbaae7734322caa59425b42d629de396"
         );
     }
 }

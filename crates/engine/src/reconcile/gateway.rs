@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 use openclaws_fly::FlyClient;
+use openclaws_gateway::bundle::{parse_boot_notices, BOOT_NOTICES_PATH};
 use openclaws_gateway::client::{ClientError, ConnectOptions, GatewayClient};
 use openclaws_gateway::config::drifted_paths;
 use openclaws_gateway::health::{HealthClient, HealthError};
@@ -23,6 +24,8 @@ use openclaws_gateway::hot_reload::{owned_patch, restart_required};
 use openclaws_gateway::identity::DeviceIdentity;
 use openclaws_gateway::proxy_token::{is_store_ref, STORE_FINGERPRINT_NAME, STORE_NAME};
 use openclaws_model::{PairingOutcome, PairingResult};
+use openclaws_store::events::EventType;
+use openclaws_store::status::ControllerEvent;
 
 use super::desired::{Desired, GatewayTarget};
 use super::plan::Action;
@@ -354,6 +357,50 @@ pub async fn pairing_step(
             other.step()
         ))),
     }
+}
+
+/// The Fly exec command that prints the boot step's notices of the machine's last boot and
+/// removes them, so each is reported once.
+pub fn boot_notices_command() -> Vec<String> {
+    vec![
+        "sh".to_owned(),
+        "-c".to_owned(),
+        format!(
+            "f=\"${{OPENCLAW_STATE_DIR:-/data}}/{BOOT_NOTICES_PATH}\"; if [ -f \"$f\" ]; then cat \"$f\" && rm -f \"$f\"; fi"
+        ),
+    ]
+}
+
+/// The boot step's notices of the machine's last boot (`docs/failure-modes.md`), read and
+/// removed with one Fly exec, as warning events; none when there are none or the exec fails
+/// (they are a report, never a reason to fail the reconcile).
+pub async fn take_boot_notices(
+    fly: &FlyClient,
+    app: &str,
+    machine_id: &str,
+) -> Vec<ControllerEvent> {
+    let out = match fly
+        .exec_machine(app, machine_id, boot_notices_command(), EXEC_TIMEOUT)
+        .await
+    {
+        Ok(out) if out.exit_code == 0 => out,
+        Ok(out) => {
+            tracing::debug!(exit_code = out.exit_code, "reading the boot notices failed");
+            return Vec::new();
+        }
+        Err(error) => {
+            tracing::debug!(%error, "reading the boot notices failed");
+            return Vec::new();
+        }
+    };
+    parse_boot_notices(&out.stdout)
+        .into_iter()
+        .map(|n| ControllerEvent {
+            type_: EventType::Warning,
+            reason: n.reason.to_owned(),
+            message: format!("machine {machine_id}: {}", n.message),
+        })
+        .collect()
 }
 
 /// Approves one pairing request over the protocol and records the outcome, failed or not.

@@ -121,7 +121,7 @@ fn assemble(
             names: world.secrets.into_iter().map(|s| s.name).collect(),
             applied: None,
         },
-        ips: world.ips.into_iter().map(|ip| (ip.kind(), ip.ip)).collect(),
+        ips: world.ips.into_iter().map(address_kind).collect(),
         certificate,
         dns_records,
         gateway: None,
@@ -311,4 +311,22 @@ fn foreign_reason(app: &App, org: &str, desired: &Desired) -> Option<String> {
         );
     }
     None
+}
+
+/// Kind of a Flycast address for another network than the organization's own (someone exposed
+/// the app to another network or organization): never planned, so never released.
+pub const FOREIGN_FLYCAST: &str = "private_v6_foreign";
+
+/// An address as `(kind, address)` for planning: Fly's kind, except that a Flycast address
+/// allocated for another network or organization is [`FOREIGN_FLYCAST`].
+fn address_kind(ip: openclaws_fly::types::IpAssignment) -> (String, String) {
+    let kind = ip.kind();
+    let network = ip.extra.get("network").and_then(|n| n.get("name"));
+    let default_network = network
+        .and_then(|n| n.as_str())
+        .is_none_or(|name| name.is_empty() || name == "default");
+    if kind == "private_v6" && !default_network {
+        return (FOREIGN_FLYCAST.to_owned(), ip.ip);
+    }
+    (kind, ip.ip)
 }

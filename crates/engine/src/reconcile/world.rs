@@ -47,7 +47,7 @@ pub struct Observed {
     pub observed_at: Option<DateTime<Utc>>,
     /// The app's secret names, and what we last wrote.
     pub secrets: ObservedSecrets,
-    /// Public addresses of the app as (type, address).
+    /// Addresses of the app as (type, address): public ones and Flycast.
     pub ips: Vec<(String, String)>,
     /// The hostname's certificate at Fly.
     pub certificate: Option<CertificateDetail>,

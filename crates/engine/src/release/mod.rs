@@ -302,6 +302,9 @@ fn failing(status: &InstanceStatus) -> Option<String> {
     if machine.is_some_and(|c| c.reason == Reason::CrashLooping) {
         return Some("the machine is crash looping".to_owned());
     }
+    if machine.is_some_and(|c| c.reason == Reason::OutOfMemory) {
+        return Some("the machine runs out of memory".to_owned());
+    }
     if status.phase == Phase::Failed {
         let why = status.last_error.as_ref().map(|e| e.message.as_str());
         return Some(format!(

@@ -20,12 +20,21 @@ pub struct IpRec {
     pub service_name: String,
     /// Allocation time.
     pub created_at: DateTime<Utc>,
+    /// For a Flycast (`private_v6`) address: the network its requests come from, as asked at
+    /// allocation (empty: the organization's default network).
+    pub network: String,
 }
 
 impl IpRec {
     /// Whether this is a public address (`<app>.fly.dev` resolves only with one).
     pub fn is_public(&self) -> bool {
         matches!(self.type_.as_str(), "v6" | "v4" | "shared_v4")
+    }
+
+    /// Whether this is a Flycast address reachable from the organization's default network
+    /// (`{app}.flycast` there).
+    pub fn is_default_flycast(&self) -> bool {
+        self.type_ == "private_v6" && self.network.is_empty()
     }
 
     /// The address as Fly lists it.
@@ -38,7 +47,7 @@ impl IpRec {
             egress: Some(self.type_.starts_with("egress_")),
             created_at: Some(rfc3339(self.created_at)),
             network: (self.type_ == "private_v6").then(|| IPAssignmentNetwork {
-                name: Some(String::new()),
+                name: Some(self.network.clone()),
                 org_slug: Some(org.to_owned()),
             }),
         }

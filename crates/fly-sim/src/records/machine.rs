@@ -70,6 +70,15 @@ impl LeaseRec {
     }
 }
 
+/// How an injected crash loop's process exits each time it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LoopExit {
+    /// The exit code.
+    pub exit_code: i32,
+    /// Whether the kernel's out-of-memory killer ended it (Fly's `exit_event.oom_killed`).
+    pub oom_killed: bool,
+}
+
 /// A simulated machine.
 #[derive(Debug, Clone, Serialize)]
 pub struct MachRec {
@@ -118,8 +127,8 @@ pub struct MachRec {
     /// Injected "stuck transition": transitions stop while the machine is in this state
     /// (`*` freezes whatever state it is in) until released through `/_sim`.
     pub stuck_in: Option<String>,
-    /// Injected crash loop: the process exits with this code every time it reaches `started`.
-    pub crash_loop: Option<i32>,
+    /// Injected crash loop: the process exits this way every time it reaches `started`.
+    pub crash_loop: Option<LoopExit>,
     /// Its host is unreachable: GET answers from cache, host-touching operations get 503.
     pub host_unreachable: bool,
     /// App secrets version it booted with (None when booted with `skip_secrets`).
@@ -242,8 +251,11 @@ impl MachRec {
                 self.reap_until = Some(step.at + delta(ctx.config.latency.reap_lag));
             }
             if step.state == "started" {
-                if let Some(code) = self.crash_loop {
-                    if self.crash_at(step.at, code, false, ctx).is_err() {
+                if let Some(exit) = self.crash_loop {
+                    if self
+                        .crash_at(step.at, exit.exit_code, exit.oom_killed, ctx)
+                        .is_err()
+                    {
                         break;
                     }
                 }

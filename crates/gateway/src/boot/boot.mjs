@@ -11,6 +11,10 @@
 // 2. IDENTITY.md in the workspace: `decide_identity` of src/gateway/files.rs, with the hash of
 //    what this step last wrote kept in $OPENCLAW_STATE_DIR/.openclaws/identity.sha256.
 // 3. Installed files (Composio skill and bridge), rewritten only when their content differs.
+// 4. Stale gateway locks (clearStaleGatewayLocks): a `gateway.*.lock` under
+//    $OPENCLAW_STATE_DIR/tmp/openclaw-<uid>/ left by a gateway that died (a crash, an OOM kill, a
+//    host move) is removed unless a live gateway process of this state directory owns it; each
+//    removal is logged and listed in $OPENCLAW_STATE_DIR/.openclaws/boot-notices.json.
 //
 // Environment: OPENCLAW_STATE_DIR (default /data), OPENCLAWS_GATEWAY_ENTRY (default
 // /app/dist/index.js), OPENCLAWS_GATEWAY_PORT (default 3000), OPENCLAWS_GATEWAY_BIND (default
@@ -211,6 +215,98 @@ function prepare(stateDir, bundle, env) {
   installFiles(stateDir, bundle.files ?? []);
 }
 
+// Stale gateway locks. The gateway keeps its singleton locks on the volume
+// ($OPENCLAW_STATE_DIR/tmp/openclaw-<uid>/gateway.state.lock and gateway.<config hash>.lock, JSON
+// with the owner's pid and, on Linux, its start time). It reclaims a lock whose owner is gone, but
+// it takes a live process whose command line looks like a gateway for the owner, so a pid reused
+// after a restart blocks it ("gateway already running"). This step runs before the gateway, so the
+// only legitimate owner is a live process whose OPENCLAW_STATE_DIR is this state directory (and
+// whose start time matches the lock's, when both are known).
+
+const BOOT_NOTICES_FILE = path.join(".openclaws", "boot-notices.json");
+
+function gatewayLockDir(stateDir) {
+  const uid = typeof process.getuid === "function" ? process.getuid() : undefined;
+  return path.join(stateDir, "tmp", uid === undefined ? "openclaw" : `openclaw-${uid}`);
+}
+
+function processIsAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === "EPERM";
+  }
+}
+
+// Field 22 of /proc/<pid>/stat (clock ticks after boot), as the gateway records it.
+function processStartTime(pid) {
+  const stat = readIfExists(`/proc/${pid}/stat`, "utf8");
+  if (stat === null) return null;
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const value = Number(fields[19]);
+  return Number.isFinite(value) ? value : null;
+}
+
+// The state directory a live process runs with; undefined when it cannot be read (then it may be
+// the owner), null when it has none.
+function processStateDir(pid) {
+  let environ;
+  try {
+    environ = fs.readFileSync(`/proc/${pid}/environ`, "utf8");
+  } catch {
+    return undefined;
+  }
+  const entry = environ.split("\0").find((kv) => kv.startsWith("OPENCLAW_STATE_DIR="));
+  return entry === undefined ? null : path.resolve(entry.slice("OPENCLAW_STATE_DIR=".length));
+}
+
+function lockOwnerIsLive(stateDir, payload) {
+  const pid = payload?.pid;
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || pid === process.ppid) return false;
+  if (!processIsAlive(pid)) return false;
+  const started = processStartTime(pid);
+  if (Number.isFinite(payload.startTime) && started !== null && started !== payload.startTime) return false;
+  const dir = processStateDir(pid);
+  return dir === undefined || dir === path.resolve(stateDir);
+}
+
+function clearStaleGatewayLocks(stateDir) {
+  const dir = gatewayLockDir(stateDir);
+  let names;
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const notices = [];
+  for (const name of names.filter((n) => /^gateway\..+\.lock$/.test(n))) {
+    const file = path.join(dir, name);
+    let payload = null;
+    try {
+      payload = JSON.parse(fs.readFileSync(file, "utf8"));
+    } catch {
+      payload = null;
+    }
+    if (lockOwnerIsLive(stateDir, payload)) continue;
+    fs.rmSync(file, { force: true });
+    const owner = Number.isInteger(payload?.pid) ? `pid ${payload.pid}` : "an unreadable owner";
+    const message = `removed stale gateway lock ${path.relative(stateDir, file)} (${owner}, not a live gateway of this state directory)`;
+    log(message);
+    notices.push({ reason: "StaleGatewayLockRemoved", message });
+  }
+  return notices;
+}
+
+function recordBootNotices(stateDir, notices) {
+  const file = path.join(stateDir, BOOT_NOTICES_FILE);
+  if (notices.length === 0) {
+    fs.rmSync(file, { force: true });
+    return;
+  }
+  writeAtomic(file, `${JSON.stringify({ bootedAt: new Date().toISOString(), notices })}\n`, 0o644);
+}
+
 const SIGNAL_NUMBERS = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
 function runGateway(stateDir, bundle) {
@@ -242,6 +338,7 @@ function main() {
   const stateDir = process.env.OPENCLAW_STATE_DIR || "/data";
   prepare(stateDir, bundle, { ...process.env, OPENCLAW_STATE_DIR: stateDir });
   if (process.argv.includes("--prepare-only")) return;
+  recordBootNotices(stateDir, clearStaleGatewayLocks(stateDir));
   runGateway(stateDir, bundle);
 }
 

@@ -59,6 +59,9 @@ pub enum Action {
     UpdateMachine {
         id: String,
         request: UpdateMachineRequest,
+        /// Why the machine's gateway state was off the data volume, when that is part of what
+        /// this update puts right (reported as its own warning event).
+        state_dir_drift: Option<String>,
     },
     StartMachine {
         id: String,

@@ -41,18 +41,20 @@ pub(super) fn plan_app(desired: &Desired, observed: &Observed) -> Option<Plan> {
     (!ips.is_empty()).then(|| Plan::act(ips))
 }
 
-/// One address of each wanted public type; duplicates (a lost allocation answer) and unwanted
-/// public types are released. Dedicated IPv4 and private addresses are left alone.
+/// One address of each wanted type; duplicates (a lost allocation answer) and unwanted types
+/// are released: the public ones and the Flycast address on the organization's network that
+/// exposure `private` allocates. Dedicated IPv4 and Flycast addresses for other networks (which
+/// this controller never allocates) are left alone.
 fn plan_ips(desired: &Desired, observed: &Observed) -> Vec<Action> {
     let mut actions = Vec::new();
-    for kind in ["v6", "shared_v4"] {
+    for kind in ["v6", "shared_v4", "private_v6"] {
         let held: Vec<&String> = observed
             .ips
             .iter()
             .filter(|(k, _)| k == kind)
             .map(|(_, ip)| ip)
             .collect();
-        let wanted = desired.public_ips.contains(&kind);
+        let wanted = desired.ips.contains(&kind);
         if wanted && held.is_empty() {
             actions.push(Action::AssignIp {
                 kind: kind.to_owned(),

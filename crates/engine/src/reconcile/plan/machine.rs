@@ -44,8 +44,8 @@ pub(super) fn plan_machine_side(desired: &Desired, observed: &Observed) -> Plan 
         return Plan::act(actions);
     };
     match keeper_step(desired, observed, m, vol) {
-        MachineStep::CrashLooping(message) if actions.is_empty() => {
-            return Plan::wait(Reason::CrashLooping, message, CRASH_LOOP_RECHECK)
+        MachineStep::CrashLooping(reason, message) if actions.is_empty() => {
+            return Plan::wait(reason, message, CRASH_LOOP_RECHECK)
         }
         MachineStep::Wait(state) if actions.is_empty() => {
             return Plan::wait(
@@ -62,7 +62,7 @@ pub(super) fn plan_machine_side(desired: &Desired, observed: &Observed) -> Plan 
                     id: extra.id.clone(),
                 }),
         ),
-        MachineStep::CrashLooping(_) | MachineStep::Wait(_) => {}
+        MachineStep::CrashLooping(..) | MachineStep::Wait(_) => {}
     }
     if actions.is_empty() && others_destroying {
         return Plan::wait(
@@ -164,7 +164,7 @@ fn create_machine(desired: &Desired, observed: &Observed, vol: &Volume) -> Actio
 /// What the kept machine needs.
 enum MachineStep {
     Wait(String),
-    CrashLooping(String),
+    CrashLooping(Reason, String),
     Act(Box<Action>),
     Converged,
 }
@@ -194,7 +194,7 @@ fn machine_step(
 ) -> MachineStep {
     // A crash-looping machine is always between restarts: it is still updated (a new image or
     // config is how it gets fixed), but otherwise only reported.
-    let crash = machine::crash_loop(m);
+    let crash = machine::failing(m);
     if m.is_transient() && crash.is_none() {
         return MachineStep::Wait(m.state.clone());
     }
@@ -212,10 +212,11 @@ fn machine_step(
                 min_secrets_version,
                 ..Default::default()
             },
+            state_dir_drift: machine::state_dir_problem(config),
         }));
     }
-    if let Some(crash) = crash {
-        return MachineStep::CrashLooping(machine::describe_crash_loop(&m.id, &crash));
+    if let Some((reason, message)) = crash {
+        return MachineStep::CrashLooping(reason, message);
     }
     match (stopped, m.state.as_str()) {
         (false, "stopped" | "suspended" | "failed") => {

@@ -214,11 +214,20 @@ fn machine_condition(
         .is_some_and(|c| config_matches(c, &desired.machine_config(&v.id)));
     let stopped_wanted = desired.run_state == RunState::Stopped;
     match (matches, m.state.as_str(), stopped_wanted) {
-        (false, state, _) if !m.is_transient() => (
-            false,
-            Reason::ConfigDrift,
-            format!("machine {} ({state}) differs from the desired config", m.id),
-        ),
+        (false, state, _) if !m.is_transient() => {
+            match m.config.as_ref().and_then(machine::state_dir_problem) {
+                Some(why) => (
+                    false,
+                    Reason::StateDirOutsideVolume,
+                    format!("machine {} ({state}): {why}", m.id),
+                ),
+                None => (
+                    false,
+                    Reason::ConfigDrift,
+                    format!("machine {} ({state}) differs from the desired config", m.id),
+                ),
+            }
+        }
         (true, "started", false) => (
             true,
             Reason::Started,
@@ -229,12 +238,8 @@ fn machine_condition(
             Reason::Stopped,
             format!("machine {} is not running, as desired", m.id),
         ),
-        (_, state, _) => match machine::crash_loop(m) {
-            Some(crash) => (
-                false,
-                Reason::CrashLooping,
-                machine::describe_crash_loop(&m.id, &crash),
-            ),
+        (_, state, _) => match machine::failing(m) {
+            Some((reason, message)) => (false, reason, message),
             None => (
                 false,
                 state_reason(state),

@@ -39,7 +39,7 @@ fn the_web_apps_machine_is_taken_over_with_one_update_on_its_volume() {
     let d = adopted(with_token(desired(RunState::Running, false, 2048)));
     let p = plan(&d, &legacy_world(&d));
     assert_eq!(p.actions.len(), 1, "{:?}", p.actions);
-    let Action::UpdateMachine { id, request } = &p.actions[0] else {
+    let Action::UpdateMachine { id, request, .. } = &p.actions[0] else {
         panic!("expected one machine update, got {:?}", p.actions);
     };
     assert_eq!(id, "m_legacy");

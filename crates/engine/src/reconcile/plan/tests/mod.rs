@@ -167,7 +167,7 @@ fn apply(world: &mut Observed, d: &Desired, action: &Action, next_id: &mut u32) 
                 .for_each(|v| v.attached_machine_id = Some(id.clone()));
             world.machines.push(m);
         }
-        Action::UpdateMachine { id, request } => {
+        Action::UpdateMachine { id, request, .. } => {
             for m in world.machines.iter_mut().filter(|m| &m.id == id) {
                 m.config = Some(request.config.clone());
                 m.state = if request.skip_launch == Some(true) {
