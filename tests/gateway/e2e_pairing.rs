@@ -111,7 +111,8 @@ async fn subscriptions_approve_and_show_requests_without_fly_and_answer_specific
         let device = DeviceIdentity::generate();
         let asked = Instant::now();
         let options = browser(&stack, host, &token);
-        let _ = pending_request(&options, &device, STEP).await;
+        // Until a connect gets in: the first leaves a request; a connect that failed under load
+        // after the gateway recorded its request may be approved before the next try.
         eventually(STEP, "the device approved", || async {
             connect_browser(&options, &device).await.ok()
         })
