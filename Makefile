@@ -44,7 +44,9 @@ schemathesis: postgres
 
 ## bench: fleet figures against the simulator: provisioning, steady state, drift repair.
 ## Defaults to 1,000 instances (about 20 minutes: Fly creates one app per second per org);
-## pass options with BENCH_ARGS, e.g. `make bench BENCH_ARGS="--instances 10000"`.
+## pass options with BENCH_ARGS, e.g. `make bench BENCH_ARGS="--instances 10000"`. Then the
+## pairing section on real gateways (`bench-pairing` below; its options in PAIRING_BENCH_ARGS),
+## skipped with a message when the pinned OpenClaw is not installed.
 bench: postgres
 	$(CARGO) build --quiet --workspace --bins
 	@if [ -n "$$DATABASE_URL" ]; then \
@@ -52,6 +54,7 @@ bench: postgres
 	else \
 	  $(DEV) with-postgres -- $(CARGO) bench -p openclaws-testkit --bench fleet -- $(BENCH_ARGS); \
 	fi
+	@$(MAKE) --no-print-directory bench-pairing BENCH_ARGS="$(PAIRING_BENCH_ARGS)"
 
 ## bench-watch: what watches cost (docs/watch.md): the controller's status write before and after
 ## resourceVersion moved to a sequence (interleaved on two databases, sequential and 8 in
