@@ -31,7 +31,7 @@ async fn transactions(api: &TestApi) -> i64 {
 /// Checks the scenario's statements went through the pooler (PgBouncer's statistics come a
 /// second late).
 async fn went_through_the_pooler(api: &TestApi, before: i64) {
-    let pooled = eventually(Duration::from_secs(10), "PgBouncer to count", || async {
+    let pooled = eventually(Duration::from_secs(30), "PgBouncer to count", || async {
         let now = transactions(api).await;
         (now - before > 10).then_some(now - before)
     })

@@ -99,6 +99,10 @@ async fn deleting_a_paused_instance_through_a_transaction_pooler() {
     .await;
 }
 
+/// The fleet watch's advisory lock key ("oc-watch"): other advisory locks (the stuck sweep's,
+/// transaction-scoped) come and go beside it.
+const WATCH_LOCK_KEY: i64 = 0x6f63_2d77_6174_6368;
+
 /// The fleet watch's lock is a session advisory lock: it is taken on `DATABASE_LISTEN_URL`,
 /// and the watch's reads and wake-ups go through the pooler.
 #[tokio::test]
@@ -112,8 +116,11 @@ async fn the_fleet_watch_through_a_transaction_pooler() {
     .await;
     let holders: Vec<i32> = sqlx::query_scalar(
         "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
-         WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
+         WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database() \
+           AND l.classid::bigint = $1 AND l.objid::bigint = $2",
     )
+    .bind(WATCH_LOCK_KEY >> 32)
+    .bind(WATCH_LOCK_KEY & 0xffff_ffff)
     .fetch_all(&stack.db.pool)
     .await
     .unwrap();

@@ -557,6 +557,19 @@ async fn an_empty_queue_leaves_the_dispatcher_idle() {
         .unwrap();
         n
     };
+    // Backends report their statistics late (about a second, more on a loaded machine): wait
+    // until the database's own setup (migrations) is counted, i.e. only these reads count.
+    let settle_by = Instant::now() + Duration::from_secs(30);
+    let mut last = commits().await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let now = commits().await;
+        if now - last <= 2 {
+            break;
+        }
+        assert!(Instant::now() < settle_by, "the statistics never settled");
+        last = now;
+    }
     let stop = CancellationToken::new();
     let pool = tokio::spawn(controller::run(
         Recorder::default(),
@@ -565,8 +578,7 @@ async fn an_empty_queue_leaves_the_dispatcher_idle() {
         config("idle", Duration::from_secs(1), None),
         stop.clone(),
     ));
-    // A rate over a window: backends report their statistics about once a second, so the
-    // window is long next to that. Polling once a second costs a few transactions a second; the old
+    // A rate over a window, long next to the statistics' delay. Polling once a second costs a few transactions a second; the old
     // `GREATEST(0, NULL)` made it poll without pause (over a thousand a second).
     let before = commits().await;
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -574,7 +586,7 @@ async fn an_empty_queue_leaves_the_dispatcher_idle() {
     stop.cancel();
     pool.await.unwrap().unwrap();
     assert!(
-        during < 100,
+        during < 60,
         "an idle dispatcher committed {during} transactions in 4 s"
     );
 }

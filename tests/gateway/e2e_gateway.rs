@@ -120,11 +120,21 @@ async fn auto_pairing_owned_config_and_the_gateway_lifecycle() {
 
     // 1. Ready means the gateway answers through the public path and the controller's own
     // device is paired (by one exec, then over the protocol).
-    let body = stack.wait_ready("ada", READY_DEADLINE).await;
+    let mut body = stack.wait_ready("ada", READY_DEADLINE).await;
     eprintln!(
         "e2e_gateway: create → Ready on the real gateway in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    // Ready does not wait for the live config: on a loaded machine the look's `config.get` can
+    // miss its deadline (ConfigSeeded says `BundleDelivered` then); the next look reads it.
+    if condition(&body, "ConfigSeeded")["reason"] != "Seeded" {
+        stack.reconcile_now("ada").await;
+        body = stack
+            .wait_for("ada", "the live config read", READY_DEADLINE, |b| {
+                condition(b, "ConfigSeeded")["reason"] == "Seeded"
+            })
+            .await;
+    }
     for (type_, reason) in [
         ("GatewayHealthy", "Ready"),
         ("ConfigSeeded", "Seeded"),
@@ -242,11 +252,24 @@ async fn auto_pairing_owned_config_and_the_gateway_lifecycle() {
         serde_json::to_string_pretty(&edited).unwrap() + "\n",
     )
     .unwrap();
-    stack.reconcile_now("ada").await;
+    // The gateway applies the edit a moment after the file changes; a look before that sees no
+    // drift (production finds it at the next deep look): ask for a look every few seconds.
+    let nudged = std::sync::Mutex::new(Instant::now() - Duration::from_secs(3));
     eventually(
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         "the drifted owned field restored",
         || async {
+            let due = {
+                let mut last = nudged.lock().unwrap();
+                let due = last.elapsed() >= Duration::from_secs(3);
+                if due {
+                    *last = Instant::now();
+                }
+                due
+            };
+            if due {
+                stack.reconcile_now("ada").await;
+            }
             let events = stack.events("ada").await;
             let text = std::fs::read_to_string(&config_path).ok()?;
             let now: Value = serde_json::from_str(&text).ok()?;
