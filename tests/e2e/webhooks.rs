@@ -653,8 +653,9 @@ async fn two_replicas_share_the_outbox_without_duplicates_or_reordering() {
         .put("seed", json!({"customerId": "c", "region": "iad"}))
         .await;
     assert_eq!(code, StatusCode::CREATED);
-    // Settled first, so every delivery counted below is of a bulk change.
-    stack.wait_ready("seed", CONVERGE).await;
+    // Settled first, so every delivery counted below is of a bulk change (two replicas and
+    // the rest of the suite share the machine: more time than one stack alone needs).
+    stack.wait_ready("seed", Duration::from_secs(180)).await;
     let receiver = Receiver::start().await;
     let (_, secret) = register(&stack, &receiver.url, &["instance.phase_changed"], "").await;
     bulk_phase_changes(&stack).await;
