@@ -5,7 +5,7 @@
 //! A gateway takes 10–20 s and about 1 GB to boot, so each test drives one instance through
 //! many checks in order; the two tests run side by side.
 
-use crate::hot_reload::resolved_anthropic_key;
+use crate::hot_reload::{nudge, resolved_anthropic_key, NUDGE_EVERY};
 use openclaws_gateway::client::ClientError;
 use openclaws_gateway::identity::DeviceIdentity;
 use openclaws_gateway::protocol::{SCOPE_READ, SCOPE_WRITE};
@@ -273,22 +273,12 @@ async fn auto_pairing_owned_config_and_the_gateway_lifecycle() {
     .unwrap();
     // The gateway applies the edit a moment after the file changes; a look before that sees no
     // drift (production finds it at the next deep look): ask for a look every few seconds.
-    let nudged = std::sync::Mutex::new(Instant::now() - Duration::from_secs(3));
+    let nudged = std::sync::Mutex::new(Instant::now() - NUDGE_EVERY);
     eventually(
         Duration::from_secs(120),
         "the drifted owned field restored",
         || async {
-            let due = {
-                let mut last = nudged.lock().unwrap();
-                let due = last.elapsed() >= Duration::from_secs(3);
-                if due {
-                    *last = Instant::now();
-                }
-                due
-            };
-            if due {
-                stack.reconcile_now("ada").await;
-            }
+            nudge(&stack, "ada", &nudged).await;
             let events = stack.events("ada").await;
             let text = std::fs::read_to_string(&config_path).ok()?;
             let now: Value = serde_json::from_str(&text).ok()?;

@@ -59,10 +59,10 @@ impl Seen {
 }
 
 /// How often a test waiting for a repair asks for a look.
-const NUDGE_EVERY: Duration = Duration::from_secs(3);
+pub(crate) const NUDGE_EVERY: Duration = Duration::from_secs(3);
 
 /// Asks for a reconcile of `name` when the last was asked at least [`NUDGE_EVERY`] ago.
-async fn nudge(stack: &Stack, name: &str, last: &std::sync::Mutex<Instant>) {
+pub(crate) async fn nudge(stack: &Stack, name: &str, last: &std::sync::Mutex<Instant>) {
     let due = {
         let mut last = last.lock().unwrap();
         let due = last.elapsed() >= NUDGE_EVERY;

@@ -300,17 +300,7 @@ pub async fn execute(
             approval_id,
             request_id,
             message,
-        } => record(
-            observed,
-            PairingResult {
-                approval_id: Some(approval_id.clone()),
-                request_id: request_id.clone(),
-                device_name: None,
-                result: PairingOutcome::Expired,
-                message: message.clone(),
-                at: Utc::now(),
-            },
-        ),
+        } => record_expired(observed, approval_id, request_id, message),
         other => {
             return Err(GatewayStepError::Bootstrap(format!(
                 "{} is not a gateway step",
@@ -339,17 +329,7 @@ pub async fn pairing_step(
             request_id,
             message,
         } => {
-            record(
-                observed,
-                PairingResult {
-                    approval_id: Some(approval_id.clone()),
-                    request_id: request_id.clone(),
-                    device_name: None,
-                    result: PairingOutcome::Expired,
-                    message: message.clone(),
-                    at: Utc::now(),
-                },
-            );
+            record_expired(observed, approval_id, request_id, message);
             Ok(())
         }
         other => Err(GatewayStepError::Bootstrap(format!(
@@ -357,6 +337,26 @@ pub async fn pairing_step(
             other.step()
         ))),
     }
+}
+
+/// Records an approval given up on (its request never appeared or went away).
+fn record_expired(
+    observed: &mut Observed,
+    approval_id: &str,
+    request_id: &Option<String>,
+    message: &str,
+) {
+    record(
+        observed,
+        PairingResult {
+            approval_id: Some(approval_id.to_owned()),
+            request_id: request_id.clone(),
+            device_name: None,
+            result: PairingOutcome::Expired,
+            message: message.to_owned(),
+            at: Utc::now(),
+        },
+    );
 }
 
 /// The Fly exec command that prints the boot step's notices of the machine's last boot and
