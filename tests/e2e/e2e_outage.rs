@@ -157,10 +157,17 @@ async fn replicas_share_one_circuit_and_one_probe() {
         )
         .identified_as(name);
         let stop = CancellationToken::new();
+        // As `serve` runs it: told of the other replica's opening and closing by NOTIFY.
+        let wakeup = openclaws_engine::controller::listener::Wakeup::listen(
+            Some(stack.db.url.clone()),
+            openclaws_store::CIRCUIT_CHANNEL,
+            stop.clone(),
+        );
         tokio::spawn(openclaws_engine::controller::outage::recover(
             fly.clone(),
             stack.db.controller.clone(),
             name.to_owned(),
+            wakeup,
             stop.clone(),
         ));
         (fly, stop)

@@ -28,6 +28,7 @@ mod e2e_plan;
 mod e2e_releases;
 mod e2e_secrets;
 mod e2e_watch;
+mod idle;
 mod pooler;
 mod queue;
 mod sentry_reports;

@@ -65,22 +65,22 @@ pub async fn sweep(
     telemetry: &dyn StuckTelemetry,
     after: Duration,
 ) -> Result<(), StoreError> {
+    // One transaction a pass: the gauge's counts are read in it too.
     let mut tx = pool.begin().await?;
+    let mut recovered = Vec::new();
     if store::try_lock(&mut tx).await? {
-        let recovered = store::forget_recovered(&mut tx).await?;
+        recovered = store::forget_recovered(&mut tx).await?;
         store::track_waiting(&mut tx).await?;
         let stuck = store::claim_stuck(&mut tx, after.as_secs_f64(), EVENTS_PER_REPORT).await?;
         for instance in &stuck {
             telemetry.stuck(instance, after);
         }
-        tx.commit().await?;
-        for instance in &recovered {
-            telemetry.recovered(instance);
-        }
-    } else {
-        tx.rollback().await?;
     }
-    let counts = store::counts(&mut pool.acquire().await?).await?;
+    let counts = store::counts(&mut tx).await?;
+    tx.commit().await?;
+    for instance in &recovered {
+        telemetry.recovered(instance);
+    }
     telemetry.stuck_counts(&counts);
     Ok(())
 }

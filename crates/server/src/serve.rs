@@ -12,12 +12,13 @@ use crate::retention::{self, EventPruning};
 use openclaws_api::watch::WatchHub;
 use openclaws_api::{ApiState, ApiTokens};
 use openclaws_engine::budget::SharedBudget;
+use openclaws_engine::controller::listener::Wakeup;
 use openclaws_engine::controller::{self, ControllerConfig};
 use openclaws_engine::reconcile::desired::FleetSettings;
 use openclaws_engine::reconcile::{DesiredInputs, Reconciler, Timing};
 use openclaws_fly::FlyClient;
 use openclaws_store as store;
-use openclaws_store::Db;
+use openclaws_store::{Db, CIRCUIT_CHANNEL, RELEASE_CHANNEL, WEBHOOK_CHANNEL};
 use openclaws_telemetry::Metrics;
 
 /// Errors that stop start-up.
@@ -138,10 +139,12 @@ pub async fn start(
         metrics.clone(),
         &config.owner,
     );
+    let wakeup = |channel| Wakeup::listen(Some(database.listen_url()), channel, shutdown.clone());
     let recovery = tokio::spawn(controller::outage::recover(
         reconciler.fly.clone(),
         pool.clone(),
         config.owner.clone(),
+        wakeup(CIRCUIT_CHANNEL),
         shutdown.clone(),
     ));
     let watch = settings.watch_interval().map(|interval| {
@@ -165,12 +168,14 @@ pub async fn start(
         Arc::new(settings.secret_key.0.clone()),
         metrics.clone(),
         settings.webhooks.config(),
+        wakeup(WEBHOOK_CHANNEL),
         shutdown.clone(),
     ));
     let releases = tokio::spawn(openclaws_engine::release::run(
         pool.clone(),
         metrics.clone(),
         openclaws_engine::release::ReleaseConfig::default(),
+        wakeup(RELEASE_CHANNEL),
         shutdown.clone(),
     ));
     let pairing = settings.gateway.gateway_checks.then(|| {

@@ -143,15 +143,16 @@ async fn write_line(
 }
 
 /// Forgets buckets that are full again and reservations long past, so the tables stay as small
-/// as the work in flight.
-pub async fn prune(db: impl PgExecutor<'_> + Copy, grace: f64) -> Result<u64, StoreError> {
-    let rates = sqlx::query("DELETE FROM fly_rate WHERE tat < now()")
-        .execute(db)
-        .await?;
-    let slots =
-        sqlx::query("DELETE FROM fly_line_slot WHERE at < now() - make_interval(secs => $1)")
-            .bind(grace)
-            .execute(db)
-            .await?;
-    Ok(rates.rows_affected() + slots.rows_affected())
+/// as the work in flight. One statement (one round trip, one transaction).
+pub async fn prune(db: impl PgExecutor<'_>, grace: f64) -> Result<u64, StoreError> {
+    let pruned: i64 = sqlx::query_scalar(
+        "WITH rates AS (DELETE FROM fly_rate WHERE tat < now() RETURNING 1), \
+              slots AS (DELETE FROM fly_line_slot \
+                        WHERE at < now() - make_interval(secs => $1) RETURNING 1) \
+         SELECT (SELECT count(*) FROM rates) + (SELECT count(*) FROM slots)",
+    )
+    .bind(grace)
+    .fetch_one(db)
+    .await?;
+    Ok(pruned as u64)
 }

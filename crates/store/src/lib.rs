@@ -27,6 +27,12 @@ use std::time::Duration;
 
 /// Channel the API notifies on after enqueueing work, so idle workers wake at once.
 pub const WORK_CHANNEL: &str = "openclaws_work";
+/// Channel a trigger notifies on when webhook deliveries are queued (migration 20261208000001).
+pub const WEBHOOK_CHANNEL: &str = "openclaws_webhooks";
+/// Channel a trigger notifies on when a release is written or changed.
+pub const RELEASE_CHANNEL: &str = "openclaws_releases";
+/// Channel a trigger notifies on when the shared Fly circuit opens or closes.
+pub const CIRCUIT_CHANNEL: &str = "openclaws_circuit";
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]

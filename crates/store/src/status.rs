@@ -37,12 +37,16 @@ pub async fn open_pairing_window(
     uid: Uuid,
     until: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), StoreError> {
+    // The notification (sent at commit) wakes an idle pairing pool at once.
     sqlx::query(
-        "UPDATE instances SET pairing_window_until = GREATEST(COALESCE(pairing_window_until, $2), $2) \
-         WHERE uid = $1",
+        "WITH opened AS (UPDATE instances \
+             SET pairing_window_until = GREATEST(COALESCE(pairing_window_until, $2), $2) \
+             WHERE uid = $1 RETURNING uid) \
+         SELECT pg_notify($3, uid::text) FROM opened",
     )
     .bind(uid)
     .bind(until)
+    .bind(crate::WORK_CHANNEL)
     .execute(db)
     .await?;
     Ok(())

@@ -469,6 +469,24 @@ pub async fn backlog(db: impl PgExecutor<'_>) -> Result<Backlog, StoreError> {
     Ok(Backlog { pending, failed })
 }
 
+/// Seconds until the earliest pending row [`claim`] could take (its next attempt, or the end
+/// of a replica's claim on it); `None` when nothing is pending. Like `claim`, a row waits for
+/// the earlier changes of its instance to the same endpoint, so a row held back by one in
+/// backoff is not "due now". The webhook worker sleeps this long when a pass found nothing.
+pub async fn next_due_in(db: impl PgExecutor<'_>) -> Result<Option<f64>, StoreError> {
+    let secs: Option<f64> = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM (MIN(GREATEST(d.next_attempt_at, \
+             COALESCE(d.locked_until, d.next_attempt_at))) - clock_timestamp()))::float8 \
+         FROM webhook_deliveries d WHERE d.state = 'pending' \
+           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
+               WHERE e.webhook_id = d.webhook_id AND e.instance_uid = d.instance_uid \
+                 AND e.state = 'pending' AND e.resource_version < d.resource_version)",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(secs.map(|s| s.max(0.0)))
+}
+
 /// Deletes finished rows (delivered, skipped, failed) created before `older_than`; returns how
 /// many.
 pub async fn prune(db: impl PgExecutor<'_>, older_than: DateTime<Utc>) -> Result<u64, StoreError> {

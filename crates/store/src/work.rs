@@ -241,8 +241,14 @@ pub async fn release(
 pub async fn next_due_in(db: impl PgExecutor<'_>) -> Result<Option<f64>, StoreError> {
     // Clamped here, not with SQL's GREATEST, which skips a NULL: an empty queue is "nothing
     // due", not "due now" (that made an idle dispatcher poll without pause).
+    // Two index lookups, not a scan of the queue: the earliest free key (`work_due_free`) and
+    // the earliest among the few leased ones, due when both their time and lease have passed
+    // (`work_leased`). An idle dispatcher asks this after every look.
     let secs: Option<f64> = sqlx::query_scalar(
-        "SELECT EXTRACT(EPOCH FROM (MIN(GREATEST(due_at, COALESCE(lease_expires_at, due_at))) - now()))::float8 FROM work",
+        "SELECT EXTRACT(EPOCH FROM (LEAST( \
+             (SELECT MIN(due_at) FROM work WHERE lease_expires_at IS NULL), \
+             (SELECT MIN(GREATEST(due_at, lease_expires_at)) FROM work \
+               WHERE lease_expires_at IS NOT NULL)) - now()))::float8",
     )
     .fetch_one(db)
     .await?;

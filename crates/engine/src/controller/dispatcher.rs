@@ -3,7 +3,7 @@
 use openclaws_store::Db;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -15,9 +15,14 @@ use crate::Telemetry;
 use openclaws_model::conditions::Reason;
 use openclaws_store::events::{self, EventType};
 use openclaws_store::work::{self, Claim};
-use openclaws_store::StoreError;
+use openclaws_store::{StoreError, WORK_CHANNEL};
 
-use super::listener;
+use super::listener::Wakeup;
+
+/// Longest sleep between two looks at the queue while the work listener is connected: an
+/// enqueue, a wake-up and a lease expiry are known otherwise (NOTIFY, the next due time), so
+/// this only bounds how late a key requeued by another replica without a notification is seen.
+pub const IDLE_POLL: Duration = Duration::from_secs(30);
 
 /// How the dispatcher runs.
 #[derive(Debug, Clone)]
@@ -87,12 +92,12 @@ pub async fn run<R: Reconcile>(
         pool,
         telemetry,
     };
-    let wake = Arc::new(Notify::new());
+    let wake = Wakeup::new();
     let helpers_stop = CancellationToken::new();
     let listener_task = config
         .listen_url
         .clone()
-        .map(|url| tokio::spawn(listener::listen(url, wake.clone(), helpers_stop.clone())));
+        .map(|url| wake.spawn_listener(url, WORK_CHANNEL, helpers_stop.clone()));
     let gauges_task = tokio::spawn(update_queue_gauges(
         shared.pool.clone(),
         shared.telemetry.clone(),
@@ -128,7 +133,7 @@ struct Workers<R> {
 impl<R: Reconcile> Workers<R> {
     /// Claims and runs work until `shutdown`; sleeps until a wake-up, a worker finishing, or
     /// the next due time (at most the poll interval).
-    async fn serve(&mut self, wake: &Notify, shutdown: &CancellationToken) {
+    async fn serve(&mut self, wake: &Wakeup, shutdown: &CancellationToken) {
         let mut poll_errors = 0u32;
         while !shutdown.is_cancelled() {
             while self.running.try_join_next().is_some() {}
@@ -146,7 +151,7 @@ impl<R: Reconcile> Workers<R> {
                     }
                 }
             }
-            let sleep_for = self.sleep_time(free, poll_errors).await;
+            let sleep_for = self.sleep_time(free, poll_errors, wake).await;
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = wake.notified() => {}
@@ -193,8 +198,9 @@ impl<R: Reconcile> Workers<R> {
     }
 
     /// How long to sleep before polling again: a backoff after failed polls, the poll interval
-    /// when every worker is busy, else until the next due key (at most the poll interval).
-    async fn sleep_time(&self, free: usize, poll_errors: u32) -> Duration {
+    /// when every worker is busy, else until the next due key (at most the poll interval, or
+    /// [`IDLE_POLL`] while notifications arrive).
+    async fn sleep_time(&self, free: usize, poll_errors: u32, wake: &Wakeup) -> Duration {
         let poll = self.config.poll;
         if poll_errors > 0 {
             return backoff(poll_errors.min(5) as i32).min(Duration::from_secs(5));
@@ -202,9 +208,11 @@ impl<R: Reconcile> Workers<R> {
         if free == 0 {
             return poll;
         }
+        let longest = wake.pause(poll, IDLE_POLL);
         match work::next_due_in(&self.shared.pool).await {
-            Ok(Some(s)) => Duration::from_secs_f64(s).min(poll),
-            Ok(None) | Err(_) => poll,
+            Ok(Some(s)) => Duration::from_secs_f64(s).min(longest),
+            Ok(None) => longest,
+            Err(_) => poll,
         }
     }
 
@@ -426,19 +434,31 @@ async fn renew_lease(pool: Db, uid: Uuid, owner: String, lease: Duration, lost: 
     }
 }
 
-/// Every few seconds: the queue's gauges, and the shared Fly budget's spent rows pruned.
+/// How often the queue's gauges are read and the shared budget pruned: a Prometheus scrape
+/// interval, so the gauges are as fresh as anyone sees them.
+const GAUGES_EVERY: Duration = Duration::from_secs(15);
+
+/// How often the shared Fly budget's spent rows are pruned: they only take room.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Every [`GAUGES_EVERY`]: the queue's gauges; every [`PRUNE_EVERY`], the shared Fly budget's
+/// spent rows pruned.
 async fn update_queue_gauges(pool: Db, telemetry: Arc<dyn Telemetry>, stop: CancellationToken) {
+    let mut pruned: Option<Instant> = None;
     loop {
         if let Ok((depth, age)) = work::depth(&pool).await {
             telemetry.queue(depth, age);
         }
-        let grace = openclaws_fly::limits::SLOT_GRACE.as_secs_f64();
-        if let Err(e) = openclaws_store::budget::prune(&pool, grace).await {
-            tracing::debug!(error = %e, "pruning the Fly budget failed");
+        if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            let grace = openclaws_fly::limits::SLOT_GRACE.as_secs_f64();
+            if let Err(e) = openclaws_store::budget::prune(&pool, grace).await {
+                tracing::debug!(error = %e, "pruning the Fly budget failed");
+            }
+            pruned = Some(Instant::now());
         }
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = tokio::time::sleep(GAUGES_EVERY) => {}
         }
     }
 }

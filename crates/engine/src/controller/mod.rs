@@ -24,7 +24,7 @@
 //!   that one request late; the request's timeout is bounded by the lease, not its departure.
 
 mod dispatcher;
-pub(crate) mod listener;
+pub mod listener;
 pub mod outage;
 pub mod watch;
 

@@ -14,8 +14,14 @@ use openclaws_fly::FlyClient;
 use openclaws_store::circuit::{self as shared, Shared};
 use openclaws_store::work;
 
-/// How often a replica whose calls go out looks whether another replica opened the circuit.
+use super::listener::Wakeup;
+
+/// How often a replica whose calls go out looks whether another replica opened the circuit
+/// when it cannot be told (no listener).
 pub const WATCH_EVERY: Duration = Duration::from_secs(2);
+/// The same while `NOTIFY openclaws_circuit` announces every opening and closing: a look only
+/// in case a notification was lost.
+pub const IDLE_WATCH_EVERY: Duration = Duration::from_secs(30);
 /// How long a probe's turn lasts without renewal: a prober that died passes it on this soon.
 pub const PROBE_TURN: Duration = Duration::from_secs(6);
 
@@ -50,19 +56,28 @@ pub fn step(local_open: bool, shared: Option<Shared>) -> Step {
 }
 
 /// Runs until `stop`: keeps this replica's circuit and the organization's in step, probes on
-/// its turn, wakes the held instances when its probe sees Fly answer.
-pub async fn recover(fly: FlyClient, pool: Db, replica: String, stop: CancellationToken) {
+/// its turn, wakes the held instances when its probe sees Fly answer. `wakeup` is fed by
+/// `NOTIFY openclaws_circuit` (another replica opened or closed the circuit).
+pub async fn recover(
+    fly: FlyClient,
+    pool: Db,
+    replica: String,
+    wakeup: Wakeup,
+    stop: CancellationToken,
+) {
     let circuit = fly.circuit().clone();
     let mut changed = circuit.subscribe();
     loop {
         let pause = if circuit.is_open() {
             PROBE_EVERY
         } else {
-            WATCH_EVERY
+            wakeup.pause(WATCH_EVERY, IDLE_WATCH_EVERY)
         };
         let woken_by_change = tokio::select! {
             _ = stop.cancelled() => return,
             seen = changed.changed() => if seen.is_err() { return } else { true },
+            // The circuit changed in the database (maybe our own opening): no probe this look.
+            _ = wakeup.notified() => true,
             _ = tokio::time::sleep(pause) => false,
         };
         if circuit.take_tripped() {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -90,6 +90,10 @@ struct Pool {
     waiting_since: HashMap<Uuid, Instant>,
 }
 
+/// Between two passes while no subscription is open and notifications arrive: bounds how late
+/// pending requests a reconcile recorded (it does not notify) get their subscription.
+pub const IDLE_TICK: Duration = Duration::from_secs(10);
+
 /// Runs the pool until `shutdown`, then closes every subscription and gives up their rows.
 pub async fn run(
     reconciler: Reconciler,
@@ -97,14 +101,11 @@ pub async fn run(
     config: PairingConfig,
     shutdown: CancellationToken,
 ) {
-    let wake = Arc::new(Notify::new());
-    if let Some(url) = config.listen_url.clone() {
-        tokio::spawn(crate::controller::listener::listen(
-            url,
-            wake.clone(),
-            shutdown.clone(),
-        ));
-    }
+    let wake = crate::controller::listener::Wakeup::listen(
+        config.listen_url.clone(),
+        openclaws_store::WORK_CHANNEL,
+        shutdown.clone(),
+    );
     let mut pool = Pool {
         reconciler,
         telemetry,
@@ -116,10 +117,17 @@ pub async fn run(
         if let Err(e) = pool.pass().await {
             tracing::warn!(error = %e, "pairing pass failed; retrying");
         }
+        // Nothing subscribed: a new candidate comes from a write that notifies (a spec write,
+        // a pairing window opened), so look rarely unless notifications cannot arrive.
+        let pause = if pool.open.is_empty() {
+            wake.pause(pool.config.tick, IDLE_TICK)
+        } else {
+            pool.config.tick
+        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = wake.notified() => {}
-            _ = tokio::time::sleep(pool.config.tick) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
     pool.close_all().await;

@@ -24,6 +24,7 @@ use openclaws_store::events::EventType;
 use openclaws_store::releases::{self as store, ImageWrite, MemberRow, MemberUpdate, NewMember};
 use openclaws_store::{Db, InstanceRecord, StoreError};
 
+use crate::controller::listener::Wakeup;
 use plan::{Change, InstanceView, Member, Rollout, Seen, Step};
 
 /// What the worker reports; the telemetry crate turns it into metrics. Never fails.
@@ -49,10 +50,14 @@ pub struct ReleaseProgress<'a> {
 pub struct ReleaseConfig {
     /// Between two steps of a running release.
     pub poll: Duration,
-    /// Between two looks for a new release while none runs (one query each, so an idle
-    /// controller stays nearly silent).
+    /// Between two looks for a new release while none runs and no notification can arrive (no
+    /// listener); with one, [`IDLE_POLL`].
     pub idle_poll: Duration,
 }
+
+/// Between two looks for a new release while none runs and `NOTIFY openclaws_releases`
+/// announces every release written: a look only in case a notification was lost.
+pub const IDLE_POLL: Duration = Duration::from_secs(60);
 
 impl Default for ReleaseConfig {
     fn default() -> Self {
@@ -74,24 +79,31 @@ pub enum ReleaseError {
     Corrupt(String, String),
 }
 
-/// Runs the worker until `shutdown`.
+/// Runs the worker until `shutdown`. `wakeup` is fed by `NOTIFY openclaws_releases` (a
+/// release written) when a listener runs.
 pub async fn run(
     pool: Db,
     telemetry: Arc<dyn ReleaseTelemetry>,
     config: ReleaseConfig,
+    wakeup: Wakeup,
     shutdown: CancellationToken,
 ) {
     while !shutdown.is_cancelled() {
-        let pause = match step_running(&pool, telemetry.as_ref()).await {
+        let running = step_running(&pool, telemetry.as_ref()).await;
+        let pause = match running {
             Ok(true) => config.poll,
-            Ok(false) => config.idle_poll,
-            Err(e) => {
+            Ok(false) => wakeup.pause(config.idle_poll, IDLE_POLL),
+            Err(ref e) => {
                 tracing::warn!(error = %e, "release step failed; retrying");
                 config.poll
             }
         };
+        // Only an idle worker waits for notifications: a running release's own steps write
+        // the release and would wake it at once, faster than its pace.
+        let idle = matches!(running, Ok(false));
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = wakeup.notified(), if idle => {}
             _ = tokio::time::sleep(pause) => {}
         }
     }

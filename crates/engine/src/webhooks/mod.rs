@@ -16,6 +16,8 @@ use openclaws_model::secrets::SecretCipher;
 use openclaws_store::webhooks::{self as outbox, Attempt, Claimed, Endpoint};
 use openclaws_store::Db;
 
+use crate::controller::listener::Wakeup;
+
 pub use send::{payload, Outcome};
 
 /// How deliveries are made and retried.
@@ -31,7 +33,9 @@ pub struct WebhookConfig {
     pub timeout: Duration,
     /// Deliveries in flight at once in this replica.
     pub concurrency: usize,
-    /// Pause between two looks at the outbox when it had nothing due.
+    /// Pause between two looks at the outbox when it had nothing due and no notification can
+    /// arrive (no listener); with one, the worker sleeps until the next row is due or
+    /// [`IDLE_POLL`] has passed.
     pub poll: Duration,
     /// Finished rows are deleted this long after their change.
     pub retention: Duration,
@@ -78,15 +82,29 @@ pub trait WebhookTelemetry: Send + Sync + std::fmt::Debug + 'static {
     fn webhook_backlog(&self, pending: i64, failed: i64);
 }
 
-/// Least time between two counts of the backlog (and prunes).
-const HOUSEKEEPING: Duration = Duration::from_secs(5);
+/// Longest time between two counts of the backlog.
+const HOUSEKEEPING: Duration = Duration::from_secs(30);
+/// Least time between two counts while deliveries are being made (the backlog changes).
+const BUSY_COUNT_EVERY: Duration = Duration::from_secs(5);
+/// Least time between two prunes of finished rows (kept for days: no hurry).
+const PRUNE_EVERY: Duration = Duration::from_secs(300);
+
+/// Longest sleep of an idle worker while new rows are announced by NOTIFY: a row another
+/// replica put back for a retry is not announced, so this bounds how late it is seen when that
+/// replica is gone.
+pub const IDLE_POLL: Duration = Duration::from_secs(30);
+
+/// Shortest sleep after a pass that found nothing to send.
+const MIN_PAUSE: Duration = Duration::from_millis(50);
 
 /// Runs the worker until `shutdown`; an attempt in flight then finishes (within its timeout).
+/// `wakeup` is fed by `NOTIFY openclaws_webhooks` (rows queued) when a listener runs.
 pub async fn run(
     pool: Db,
     cipher: Arc<SecretCipher>,
     telemetry: Arc<dyn WebhookTelemetry>,
     config: WebhookConfig,
+    wakeup: Wakeup,
     shutdown: CancellationToken,
 ) {
     let client = send::client(config.timeout);
@@ -97,25 +115,70 @@ pub async fn run(
         config,
         client,
     };
-    let mut last_housekeeping: Option<tokio::time::Instant> = None;
+    let mut chores = Chores::default();
     while !shutdown.is_cancelled() {
-        if last_housekeeping.is_none_or(|at| at.elapsed() >= HOUSEKEEPING) {
-            worker.housekeeping().await;
-            last_housekeeping = Some(tokio::time::Instant::now());
-        }
+        chores.run_due(&worker).await;
         // Rows claimed: look again at once (an instance's next change waits for this one).
         let busy = match worker.pass().await {
-            Ok(claimed) => claimed > 0,
+            Ok(claimed) => {
+                chores.sent |= claimed > 0;
+                claimed > 0
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "webhook delivery pass failed; retrying");
                 false
             }
         };
         if !busy {
+            let pause = chores.cap(worker.pause(&wakeup).await);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(worker.config.poll) => {}
+                _ = wakeup.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
             }
+        }
+    }
+}
+
+/// The worker's periodic chores: the backlog gauge (soon after deliveries changed it, else
+/// rarely) and the prune of finished rows.
+#[derive(Default)]
+struct Chores {
+    counted: Option<tokio::time::Instant>,
+    pruned: Option<tokio::time::Instant>,
+    /// Rows were sent since the last count.
+    sent: bool,
+}
+
+impl Chores {
+    fn count_every(&self) -> Duration {
+        if self.sent {
+            BUSY_COUNT_EVERY
+        } else {
+            HOUSEKEEPING
+        }
+    }
+
+    async fn run_due(&mut self, worker: &Worker) {
+        if self
+            .counted
+            .is_none_or(|at| at.elapsed() >= self.count_every())
+        {
+            worker.count_backlog().await;
+            self.counted = Some(tokio::time::Instant::now());
+            self.sent = false;
+        }
+        if self.pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            worker.prune().await;
+            self.pruned = Some(tokio::time::Instant::now());
+        }
+    }
+
+    /// An idle sleep shortened to the next count when deliveries changed the backlog.
+    fn cap(&self, pause: Duration) -> Duration {
+        match self.counted {
+            Some(at) if self.sent => pause.min(self.count_every().saturating_sub(at.elapsed())),
+            _ => pause,
         }
     }
 }
@@ -200,12 +263,28 @@ impl Worker {
         (attempt, "retried")
     }
 
-    /// Reports the backlog and prunes finished rows past the retention.
-    async fn housekeeping(&self) {
+    /// How long an idle worker sleeps: until the next pending row is due, at most the poll
+    /// interval (or [`IDLE_POLL`] while notifications arrive).
+    async fn pause(&self, wakeup: &Wakeup) -> Duration {
+        let longest = wakeup.pause(self.config.poll, IDLE_POLL);
+        match outbox::next_due_in(&self.pool).await {
+            // A row due now that the pass did not get is held by a claim being made: a moment.
+            Ok(Some(secs)) => Duration::from_secs_f64(secs).max(MIN_PAUSE).min(longest),
+            Ok(None) => longest,
+            Err(_) => self.config.poll,
+        }
+    }
+
+    /// Reports the backlog.
+    async fn count_backlog(&self) {
         match outbox::backlog(&self.pool).await {
             Ok(b) => self.telemetry.webhook_backlog(b.pending, b.failed),
             Err(e) => tracing::warn!(error = %e, "the webhook backlog could not be counted"),
         }
+    }
+
+    /// Prunes finished rows past the retention.
+    async fn prune(&self) {
         let retention = chrono::Duration::from_std(self.config.retention).unwrap_or_default();
         if let Err(e) = outbox::prune(&self.pool, Utc::now() - retention).await {
             tracing::warn!(error = %e, "finished webhook deliveries could not be pruned");
