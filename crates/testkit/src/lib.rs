@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod api;
 pub mod chaos;
+pub mod composio;
 pub mod db;
 pub mod dev;
 pub mod devices;
