@@ -96,6 +96,17 @@ impl MessagesRequest {
             .unwrap_or_default()
     }
 
+    /// The text of every `user` message, joined by newlines: what the customer said, wherever
+    /// the client put it (OpenClaw sends its internal context as a later user message).
+    pub fn user_text(&self) -> String {
+        self.messages
+            .iter()
+            .filter(|m| m["role"] == "user")
+            .map(|m| wire::content_text(&m["content"]))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Every `tool_result` block in the conversation, in order.
     pub fn tool_results(&self) -> Vec<Value> {
         self.messages
