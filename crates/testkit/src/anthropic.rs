@@ -17,7 +17,7 @@ mod wire;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -129,7 +129,7 @@ impl MessagesRequest {
 /// Any request the fake received (every path), for what a client calls besides messages.
 #[derive(Debug, Clone)]
 pub struct Call {
-    /// `GET` or `POST`.
+    /// The HTTP method.
     pub method: String,
     /// The path, as sent.
     pub path: String,
@@ -445,8 +445,8 @@ async fn models(State(shared): State<Shared>, uri: Uri, headers: HeaderMap) -> R
     axum::Json(wire::model_list()).into_response()
 }
 
-async fn not_found(State(shared): State<Shared>, uri: Uri) -> Response {
-    record_call(&shared, "?", &uri);
+async fn not_found(State(shared): State<Shared>, method: Method, uri: Uri) -> Response {
+    record_call(&shared, method.as_str(), &uri);
     wire::error(
         StatusCode::NOT_FOUND,
         "not_found_error",
