@@ -21,11 +21,12 @@ use openclaws_gateway::health::{HealthClient, HealthError};
 use openclaws_gateway::identity::DeviceIdentity;
 use openclaws_gateway::protocol::{ClientInfo, SCOPE_PAIRING, SCOPE_READ, SCOPE_WRITE};
 use openclaws_gateway::GATEWAY_TOKEN_ENV;
+use openclaws_testkit::composio::{FakeComposio, ToolAnswer};
 use openclaws_testkit::openclaw::install_openclaw;
 use openclaws_testkit::process::free_port;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -460,61 +461,8 @@ async fn the_controller_pairs_once_then_lists_and_approves_a_remote_device() {
     assert_eq!(now, gw.seeded, "openclaw.json changed during pairing");
 }
 
-/// One HTTP request as a fake Composio API received it.
-struct Received {
-    request_line: String,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-/// Serves one request on a fresh port with `answer`, handing the request back.
-fn fake_composio(answer: &'static str) -> (u16, std::sync::mpsc::Receiver<Received>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-        let mut request_line = String::new();
-        std::io::BufRead::read_line(&mut reader, &mut request_line).unwrap();
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let (name, value) = line.split_once(':').unwrap();
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-        }
-        let length: usize = headers
-            .iter()
-            .find(|(n, _)| n == "content-length")
-            .map(|(_, v)| v.parse().unwrap())
-            .unwrap_or(0);
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body).unwrap();
-        write!(
-            stream,
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-            answer.len()
-        )
-        .unwrap();
-        tx.send(Received {
-            request_line: request_line.trim_end().to_owned(),
-            headers,
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        })
-        .unwrap();
-    });
-    (port, rx)
-}
-
-#[test]
-fn the_bridge_calls_composios_tool_execution_api_for_the_customer() {
-    let gw = gateway();
-    let (port, received) = fake_composio(r#"{"successful":true,"data":{"id":"m-1"},"error":null}"#);
+/// Runs the installed bridge against `composio` with `args`, pinning gmail's toolkit.
+async fn run_bridge(gw: &Gateway, composio: &FakeComposio, args: &[&str]) -> (i32, Value) {
     let mut command = Command::new(gw.state.join(BRIDGE_PATH));
     gw.env(&mut command);
     let path = format!(
@@ -522,43 +470,88 @@ fn the_bridge_calls_composios_tool_execution_api_for_the_customer() {
         node_bin_dir(&gw.openclaw).display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let output = command
+    command
         .env("PATH", path)
         .env("COMPOSIO_API_KEY", "test-composio-key")
         .env("COMPOSIO_ENTITY_ID", "cust-42")
-        .env(
-            "COMPOSIO_API_BASE",
-            format!("http://127.0.0.1:{port}/api/v3.1"),
-        )
-        .args([
-            "GMAIL_SEND_EMAIL",
-            r#"{"recipient_email":"ada@example.com"}"#,
-        ])
+        .env("COMPOSIO_API_BASE", composio.api_base())
+        .env("COMPOSIO_TOOLKIT_VERSIONS", "gmail=20250930_00")
+        .args(args);
+    let output = tokio::process::Command::from(command)
         .output()
+        .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}: {stdout} {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(answer["data"]["id"], "m-1");
-    assert!(!stdout.contains("test-composio-key"));
+    assert!(!stdout.contains("test-composio-key"), "{stdout}");
+    let answer = serde_json::from_str(&stdout).unwrap_or_else(|_| {
+        panic!(
+            "{}: {stdout} {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), answer)
+}
 
-    let request = received.recv_timeout(Duration::from_secs(10)).unwrap();
-    assert_eq!(
-        request.request_line,
-        "POST /api/v3.1/tools/execute/GMAIL_SEND_EMAIL HTTP/1.1"
+/// The bridge calls Composio's published tool-execution API (`/api/v3`, `x-api-key`,
+/// `user_id`, `arguments`) with the pinned toolkit version, or none (Composio's base version)
+/// for a toolkit not pinned, never `latest`; a tool that fails exits 1; a listing asks for the
+/// pinned version in Composio's bracket notation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_calls_composios_tool_execution_api_for_the_customer() {
+    let gw = tokio::task::spawn_blocking(gateway).await.unwrap();
+    let composio = FakeComposio::start("test-composio-key").await;
+    composio.tool("GMAIL_SEND_EMAIL", ToolAnswer::Data(json!({"id": "m-1"})));
+    composio.tool(
+        "GITHUB_GET_ME",
+        ToolAnswer::Fails("No connected account".into()),
     );
-    assert!(request
-        .headers
-        .contains(&("x-api-key".to_owned(), "test-composio-key".to_owned())));
-    assert_eq!(request.body["user_id"], "cust-42");
+
+    let (code, answer) = run_bridge(
+        gw,
+        &composio,
+        &[
+            "GMAIL_SEND_EMAIL",
+            r#"{"recipient_email":"ada@example.com"}"#,
+        ],
+    )
+    .await;
     assert_eq!(
-        request.body["arguments"],
+        (code, &answer["data"]["id"]),
+        (0, &json!("m-1")),
+        "{answer}"
+    );
+    let sent = &composio.executions()[0];
+    assert_eq!(sent.tool_slug, "GMAIL_SEND_EMAIL");
+    assert_eq!(sent.api_key, "test-composio-key");
+    assert_eq!(sent.user_id(), Some("cust-42"));
+    assert_eq!(sent.version(), Some("20250930_00"));
+    assert_eq!(
+        sent.body["arguments"],
         json!({"recipient_email": "ada@example.com"})
+    );
+
+    let (code, answer) = run_bridge(gw, &composio, &["GITHUB_GET_ME"]).await;
+    assert_eq!(
+        (code, &answer["successful"]),
+        (1, &json!(false)),
+        "{answer}"
+    );
+    let unpinned = &composio.executions()[1];
+    assert_eq!(unpinned.version(), None, "{}", unpinned.body);
+    assert_eq!(unpinned.answered, 200);
+
+    let (code, answer) = run_bridge(gw, &composio, &["--list", "gmail"]).await;
+    assert_eq!(code, 0, "{answer}");
+    assert_eq!(answer["items"][0]["slug"], "GMAIL_SEND_EMAIL");
+    let query = &composio.listings()[0].query;
+    assert!(
+        query.contains(&("toolkit_slug".into(), "gmail".into())),
+        "{query:?}"
+    );
+    assert!(
+        query.contains(&("toolkit_versions[gmail]".into(), "20250930_00".into())),
+        "{query:?}"
     );
 }
 

@@ -75,6 +75,7 @@ fn deliver(etc: &Path, config: &OwnedConfig, name: &str) {
     let bundle = boot_bundle(&BundleInput {
         owned: config,
         identity_name: name,
+        composio: &Default::default(),
     });
     for file in &bundle.files {
         let target = etc.join(Path::new(&file.guest_path).file_name().unwrap());
@@ -426,6 +427,7 @@ async fn a_process_machine_runs_the_real_gateway_through_its_lifecycle() {
     let bundle = boot_bundle(&BundleInput {
         owned: &desired,
         identity_name: "Ada",
+        composio: &Default::default(),
     });
     let mut machine_config = MachineConfig {
         image: "ghcr.io/openclaw/openclaw:2026.9.6".to_owned(),

@@ -84,15 +84,29 @@ impl Driver {
 
     /// A new headless Chromium session.
     pub(crate) async fn browser(&self) -> Client {
+        self.browser_with(&[]).await
+    }
+
+    /// A new headless Chromium session with `extra` command-line switches (say, a host
+    /// resolver rule that sends a test hostname to the simulator's proxy).
+    pub(crate) async fn browser_with(&self, extra: &[String]) -> Client {
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--window-size=1280,1000",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(extra.iter().cloned());
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".to_owned(),
-            json!({
-                "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                         "--disable-gpu", "--no-first-run", "--disable-extensions",
-                         "--window-size=1280,1000"]
-            }),
+            json!({"binary": CHROMIUM, "args": args}),
         );
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)

@@ -23,6 +23,7 @@
 //! [`merge_owned`]: super::config::merge_owned
 //! [`decide_identity`]: super::files::decide_identity
 
+use super::composio::ComposioBridge;
 use super::config::OwnedConfig;
 use super::files::{composio_exec_script, composio_skill_md, identity_md, BRIDGE_PATH, SKILL_PATH};
 use base64::Engine;
@@ -100,6 +101,8 @@ pub struct BundleInput<'a> {
     pub owned: &'a OwnedConfig,
     /// The agent's display name for `IDENTITY.md`.
     pub identity_name: &'a str,
+    /// The Composio bridge's API base and toolkit pins (machine environment when Composio is on).
+    pub composio: &'a ComposioBridge,
 }
 
 /// A file the machine gets when it boots (Fly's machine `files`), under [`BUNDLE_DIR`].
@@ -178,7 +181,10 @@ pub fn boot_bundle(input: &BundleInput) -> BootBundle {
         },
     ];
     let command = vec!["node".to_owned(), BOOT_SCRIPT_PATH.to_owned()];
-    let env = BTreeMap::from([(STATE_DIR_ENV.to_owned(), STATE_DIR.to_owned())]);
+    let mut env = BTreeMap::from([(STATE_DIR_ENV.to_owned(), STATE_DIR.to_owned())]);
+    if input.owned.composio_enabled {
+        env.extend(input.composio.env());
+    }
     let mut hasher = Sha256::new();
     for file in &files {
         hasher.update(file.guest_path.as_bytes());
@@ -248,6 +254,7 @@ mod tests {
         let bundle = boot_bundle(&BundleInput {
             owned: &config,
             identity_name: "Ada",
+            composio: &ComposioBridge::default(),
         });
         assert!(bundle
             .files
@@ -338,6 +345,7 @@ mod tests {
         let bundle = boot_bundle(&BundleInput {
             owned: &config,
             identity_name: "Ada",
+            composio: &ComposioBridge::default(),
         });
         let data: Value = serde_json::from_str(&decoded(&bundle, BUNDLE_JSON_PATH)).unwrap();
         let key = data["owned"]
@@ -355,6 +363,7 @@ mod tests {
         let input = BundleInput {
             owned: &config,
             identity_name: "Ada",
+            composio: &ComposioBridge::default(),
         };
         let base = boot_bundle(&input);
         assert_eq!(boot_bundle(&input), base);
@@ -364,12 +373,27 @@ mod tests {
             ..input.clone()
         });
         assert_ne!(renamed.bundle_hash, base.bundle_hash);
+        let pinned_bridge = ComposioBridge {
+            api_base: None,
+            toolkit_versions: "gmail=20250930_00".parse().unwrap(),
+        };
+        let pinned = boot_bundle(&BundleInput {
+            composio: &pinned_bridge,
+            ..input.clone()
+        });
+        assert_ne!(pinned.bundle_hash, base.bundle_hash);
+        assert_eq!(pinned.env["COMPOSIO_TOOLKIT_VERSIONS"], "gmail=20250930_00");
         let without = owned(false);
         let plain = boot_bundle(&BundleInput {
             owned: &without,
             identity_name: "Ada",
+            composio: &pinned_bridge,
         });
         assert_ne!(plain.bundle_hash, base.bundle_hash);
+        assert!(
+            !plain.env.contains_key("COMPOSIO_TOOLKIT_VERSIONS"),
+            "no Composio settings on a gateway without Composio"
+        );
         let data: Value = serde_json::from_str(&decoded(&plain, BUNDLE_JSON_PATH)).unwrap();
         assert_eq!(data["files"], json!([]));
     }

@@ -21,8 +21,9 @@ pub const SKILL_PATH: &str = "skills/composio/SKILL.md";
 pub const BRIDGE_PATH: &str = "bin/composio-exec";
 /// The directory that must be on the gateway's `PATH` on Fly.
 pub const BRIDGE_DIR_ON_MACHINE: &str = "/data/bin";
-/// Composio's tool-execution API (v3.1; `POST {base}/tools/execute/{tool_slug}`).
-pub const COMPOSIO_API_BASE: &str = "https://backend.composio.dev/api/v3.1";
+/// Composio's published platform API (`POST {base}/tools/execute/{tool_slug}`), the bridge's
+/// default base.
+pub const COMPOSIO_API_BASE: &str = "https://backend.composio.dev/api/v3";
 
 const SKILL_MD: &str = include_str!("composio/SKILL.md");
 const BRIDGE: &str = include_str!("composio/composio-exec.mjs");

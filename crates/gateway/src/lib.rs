@@ -24,6 +24,7 @@ pub const GATEWAY_TOKEN_ENV: &str = "OPENCLAW_GATEWAY_TOKEN";
 
 pub mod bundle;
 pub mod client;
+pub mod composio;
 pub mod config;
 pub mod files;
 pub mod health;

@@ -399,6 +399,20 @@ pub struct GatewaySettings {
     /// Lifetime of a proxy token in seconds (replaced at two thirds of it).
     #[arg(long, env = "OPENCLAWS_LLM_PROXY_TOKEN_SECONDS", value_name = "OPENCLAWS_LLM_PROXY_TOKEN_SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(i64).range(60..=30 * 86_400))]
     pub llm_proxy_token_seconds: i64,
+    /// Composio's API base for every gateway's `composio-exec` bridge, when not Composio's own
+    /// (`https://backend.composio.dev/api/v3`): for development and tests, a fake's.
+    #[arg(long, env = "OPENCLAWS_COMPOSIO_API_BASE", value_name = "OPENCLAWS_COMPOSIO_API_BASE", value_parser = parse_base_url)]
+    pub composio_api_base: Option<String>,
+    /// Composio toolkit versions the bridge runs, `toolkit=version,…` (e.g.
+    /// `gmail=20250930_00,github=20250909_00`; `latest` is refused). Toolkits not listed run at
+    /// Composio's pinned base version (`00000000_00`), which never moves under a running agent.
+    #[arg(
+        long,
+        env = "OPENCLAWS_COMPOSIO_TOOLKIT_VERSIONS",
+        value_name = "OPENCLAWS_COMPOSIO_TOOLKIT_VERSIONS",
+        default_value = ""
+    )]
+    pub composio_toolkit_versions: openclaws_gateway::composio::ToolkitVersions,
 }
 
 impl GatewaySettings {
@@ -415,6 +429,8 @@ impl GatewaySettings {
             llm_proxy_key: None,
             llm_proxy_audience: "openclaws-llm-proxy".to_owned(),
             llm_proxy_token_seconds: 86_400,
+            composio_api_base: None,
+            composio_toolkit_versions: Default::default(),
         }
     }
 

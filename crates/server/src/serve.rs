@@ -306,6 +306,10 @@ pub fn desired_inputs(settings: &ServeSettings) -> Result<DesiredInputs, ServeEr
                 private_url: settings.gateway.gateway_private_url.clone(),
                 trusted_proxies: settings.gateway.gateway_trusted_proxies.clone(),
                 llm_proxy_url: llm_proxy.as_ref().map(|(url, _)| url.clone()),
+                composio: openclaws_gateway::composio::ComposioBridge {
+                    api_base: settings.gateway.composio_api_base.clone(),
+                    toolkit_versions: settings.gateway.composio_toolkit_versions.clone(),
+                },
             },
             public_url: settings.public_url,
         },

@@ -5,8 +5,10 @@
 
 #![warn(missing_docs)]
 
+pub mod anthropic;
 pub mod api;
 pub mod chaos;
+pub mod composio;
 pub mod db;
 pub mod dev;
 pub mod devices;

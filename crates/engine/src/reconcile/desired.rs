@@ -11,6 +11,7 @@ use openclaws_fly::types::{
 use openclaws_gateway::bundle::{
     boot_bundle, BootBundle, BundleInput, BUNDLE_DIR, BUNDLE_HASH_METADATA_KEY,
 };
+use openclaws_gateway::composio::ComposioBridge;
 use openclaws_gateway::config::{OwnedConfig, Placement};
 use openclaws_model::{InstanceSpec, RunState};
 
@@ -125,6 +126,9 @@ pub struct GatewayPlacement {
     pub trusted_proxies: Vec<String>,
     /// The LLM proxy's Anthropic base URL, when the platform runs one.
     pub llm_proxy_url: Option<String>,
+    /// The Composio bridge's API base and pinned toolkit versions (every Composio-enabled
+    /// gateway's machine environment).
+    pub composio: ComposioBridge,
 }
 
 impl GatewayPlacement {
@@ -136,6 +140,7 @@ impl GatewayPlacement {
             private_url: None,
             trusted_proxies: vec!["127.0.0.1/32".to_owned()],
             llm_proxy_url: None,
+            composio: ComposioBridge::default(),
         }
     }
 }
@@ -257,6 +262,7 @@ impl Desired {
         let bundle = boot_bundle(&BundleInput {
             owned: &owned,
             identity_name: &owned.agent_name,
+            composio: &settings.gateway.composio,
         });
         apply_bundle(&bundle, &mut machine);
         let hash = config_hash(&machine);
@@ -681,6 +687,7 @@ mod tests {
         let bundle = boot_bundle(&BundleInput {
             owned: &d.owned,
             identity_name: "Ada",
+            composio: &ComposioBridge::default(),
         });
         let mut machine = MachineConfig {
             image: "ghcr.io/openclaw/openclaw:2026.9.6".to_owned(),

@@ -1,21 +1,42 @@
 #!/usr/bin/env node
-// composio-exec: the bridge between the gateway's `composio` skill and Composio's REST API.
+// composio-exec: the bridge between the gateway's `composio` skill and Composio's REST API
+// (https://docs.composio.dev/rest-api/tools/post-tools-execute-by-tool-slug).
 // Installed by the OpenClaws controller into /data/bin (on the gateway's PATH).
 //
 //   composio-exec <TOOL_SLUG> ['<json arguments>']   run one tool for this customer
 //   composio-exec --list <toolkit>                    list a toolkit's tools and their schemas
 //
 // Environment: COMPOSIO_API_KEY (required), COMPOSIO_ENTITY_ID (required: the customer's
-// Composio user id), COMPOSIO_API_BASE (default https://backend.composio.dev/api/v3.1),
-// COMPOSIO_TOOLKIT_VERSION (default "latest"; pin e.g. 20251027_00 for stable schemas).
+// Composio user id), COMPOSIO_API_BASE (default https://backend.composio.dev/api/v3),
+// COMPOSIO_TOOLKIT_VERSIONS (the controller's pins, `toolkit=version,...`, e.g.
+// `gmail=20250930_00,github=20250909_00`). A tool of a pinned toolkit runs (and is listed) at
+// that version; any other at Composio's pinned base version (`version` omitted, which Composio
+// resolves to 00000000_00). Never `latest`: a toolkit release must not change what an agent's
+// tool call does without the platform choosing it (Composio's SDKs refuse `latest` for manual
+// execution too).
 // Output: the API's JSON answer on stdout. Exit: 0 success, 1 tool or API failure, 2 usage.
 // The API key is sent only as the x-api-key header and never printed.
 
-const base = (process.env.COMPOSIO_API_BASE || "https://backend.composio.dev/api/v3.1").replace(/\/+$/, "");
+const base = (process.env.COMPOSIO_API_BASE || "https://backend.composio.dev/api/v3").replace(/\/+$/, "");
 const apiKey = process.env.COMPOSIO_API_KEY;
 const userId = process.env.COMPOSIO_ENTITY_ID;
-const version = process.env.COMPOSIO_TOOLKIT_VERSION || "latest";
 const timeoutMs = 60_000;
+
+// `gmail=20250930_00,github=20250909_00` -> [["gmail", "20250930_00"], ...], longest toolkit first.
+function pins() {
+  return (process.env.COMPOSIO_TOOLKIT_VERSIONS || "")
+    .split(",")
+    .map((entry) => entry.trim().split("="))
+    .filter((pair) => pair.length === 2 && pair[0] && pair[1] && pair[1] !== "latest")
+    .map(([toolkit, version]) => [toolkit.toLowerCase(), version])
+    .sort((a, b) => b[0].length - a[0].length);
+}
+
+// The pinned version of the toolkit a tool slug (`{TOOLKIT}_{ACTION}`) belongs to, if any.
+function versionOf(slug) {
+  const pin = pins().find(([toolkit]) => slug.startsWith(`${toolkit.toUpperCase()}_`));
+  return pin ? pin[1] : undefined;
+}
 
 function usage(message) {
   process.stderr.write(`composio-exec: ${message}\n`);
@@ -48,7 +69,10 @@ if (!userId) usage("COMPOSIO_ENTITY_ID is not set");
 try {
   if (args[0] === "--list") {
     if (!args[1]) usage("--list needs a toolkit slug, e.g. gmail");
-    const query = new URLSearchParams({ toolkit_slug: args[1], toolkit_versions: version, limit: "100" });
+    const toolkit = args[1].toLowerCase();
+    const query = new URLSearchParams({ toolkit_slug: toolkit, limit: "100" });
+    const pinned = pins().find(([name]) => name === toolkit);
+    if (pinned) query.set(`toolkit_versions[${toolkit}]`, pinned[1]);
     const { ok, json } = await call("GET", `${base}/tools?${query}`);
     process.stdout.write(JSON.stringify(json, null, 2) + "\n");
     process.exit(ok ? 0 : 1);
@@ -66,7 +90,9 @@ try {
       usage("arguments must be one JSON object");
     }
   }
-  const body = { user_id: userId, arguments: toolArguments, version };
+  const body = { user_id: userId, arguments: toolArguments };
+  const version = versionOf(slug);
+  if (version) body.version = version;
   const { ok, json } = await call("POST", `${base}/tools/execute/${encodeURIComponent(slug)}`, body);
   process.stdout.write(JSON.stringify(json, null, 2) + "\n");
   process.exit(ok && json.successful !== false ? 0 : 1);
