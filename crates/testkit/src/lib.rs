@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod anthropic;
 pub mod api;
 pub mod chaos;
 pub mod db;
