@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod anthropic;
 pub mod api;
 pub mod chaos;
 pub mod db;
@@ -20,6 +21,7 @@ pub mod proxy;
 pub mod releases;
 pub mod sim;
 pub mod stack;
+pub mod telegram;
 pub mod watch;
 pub mod webhooks;
 
