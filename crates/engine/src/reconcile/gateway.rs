@@ -74,7 +74,18 @@ pub async fn look(
     token: &str,
 ) -> (GatewayObservation, Option<GatewayClient>) {
     let at = Utc::now();
-    let health = probe(target).await;
+    let mut health = probe(target).await;
+    if health == GatewayHealth::NotReady(WITHHELD.to_owned())
+        && !desired.channels.channels.is_empty()
+    {
+        // Through the proxy `/readyz` withholds which checks fail. With channels configured the
+        // likely one is a channel (a refused bot token makes `/readyz` 503): the channels'
+        // own state, read below, says so, and the gateway is otherwise up.
+        health = match channel_only_failure(target, identity, token).await {
+            true => GatewayHealth::Healthy,
+            false => health,
+        };
+    }
     if health != GatewayHealth::Healthy {
         return (GatewayObservation::unhealthy(health, at), None);
     }
@@ -193,7 +204,13 @@ async fn channel_status(client: &GatewayClient, desired: &Desired) -> Option<Val
     if desired.channels.channels.is_empty() {
         return None;
     }
-    client.call("channels.status", json!({})).await.ok()
+    match client.call("channels.status", json!({})).await {
+        Ok(payload) => Some(payload),
+        Err(error) => {
+            tracing::info!(%error, "channels.status failed; the channels keep their last state");
+            None
+        }
+    }
 }
 
 /// Each configured channel's status from a `channels.status` answer.
@@ -214,6 +231,33 @@ fn reports(payload: &Value, desired: &Desired, at: DateTime<Utc>) -> Vec<Channel
             }
         })
         .collect()
+}
+
+/// What [`probe`] says of a `/readyz` that is not ready and names no failing check (OpenClaw
+/// shows the list only to local or authenticated callers).
+const WITHHELD: &str = "/readyz reports failing checks: []";
+
+/// Whether a gateway whose `/readyz` is not ready fails only on channels: connected with the
+/// controller's device, `channels.status` shows an account that is not running or not
+/// connected (what makes `/readyz` fail) and the gateway answers otherwise.
+async fn channel_only_failure(
+    target: &GatewayTarget,
+    identity: &DeviceIdentity,
+    token: &str,
+) -> bool {
+    let Ok(client) = connect_controller(target, identity, token).await else {
+        return false;
+    };
+    let Ok(payload) = client.call("channels.status", json!({})).await else {
+        return false;
+    };
+    payload["channelAccounts"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(Value::as_array)
+        .flatten()
+        .any(|a| a["enabled"] != false && (a["running"] != true || a["connected"] == false))
 }
 
 /// One HTTP client for every probe (its connection pool is shared across gateways); the
