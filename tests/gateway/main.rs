@@ -9,7 +9,8 @@
 //! Chromium, whose pairing test approves a device on a real gateway (`support_console`), and
 //! `make run`'s real stack with the OpenClaw Control UI paired in that browser (`dev_real`), and
 //! the agent answering in that Control UI from the test kit's fake model, as the customer's
-//! OpenClaws agent, and running a Composio tool against the fake Composio (`agent_e2e`).
+//! OpenClaws agent, and running a Composio tool against the fake Composio (`agent_e2e`), and
+//! a managed Telegram channel against the test kit's fake Bot API (`channels_real`).
 //!
 //! One binary so the suite links it once and runs the OpenClaw install check once (the kit keeps
 //! the wrapper's path for the process). A booted gateway (10–16 s, about 1 GB) is shared where
@@ -19,6 +20,7 @@
 //! (pairing approvals by policy) that another test's instance on a shared stack would satisfy.
 
 mod agent_e2e;
+mod channels_real;
 mod dev_real;
 mod e2e_adopt_gateway;
 mod e2e_gateway;

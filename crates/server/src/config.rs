@@ -413,6 +413,11 @@ pub struct GatewaySettings {
         default_value = ""
     )]
     pub composio_toolkit_versions: openclaws_gateway::composio::ToolkitVersions,
+    /// Development and tests only: the Telegram Bot API root every managed Telegram channel
+    /// uses (`channels.telegram.apiRoot`), so a real gateway talks to a fake Bot API. Never set
+    /// it in production: the bots' tokens would go to this address.
+    #[arg(long, env = "OPENCLAWS_TELEGRAM_API_ROOT", value_name = "OPENCLAWS_TELEGRAM_API_ROOT", value_parser = parse_base_url)]
+    pub telegram_api_root: Option<String>,
 }
 
 impl GatewaySettings {
@@ -431,6 +436,7 @@ impl GatewaySettings {
             llm_proxy_token_seconds: 86_400,
             composio_api_base: None,
             composio_toolkit_versions: Default::default(),
+            telegram_api_root: None,
         }
     }
 

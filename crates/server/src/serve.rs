@@ -310,6 +310,7 @@ pub fn desired_inputs(settings: &ServeSettings) -> Result<DesiredInputs, ServeEr
                     api_base: settings.gateway.composio_api_base.clone(),
                     toolkit_versions: settings.gateway.composio_toolkit_versions.clone(),
                 },
+                telegram_api_root: settings.gateway.telegram_api_root.clone(),
             },
             public_url: settings.public_url,
         },

@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod releases;
 pub mod sim;
 pub mod stack;
+pub mod telegram;
 pub mod watch;
 pub mod webhooks;
 

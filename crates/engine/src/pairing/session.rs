@@ -149,6 +149,7 @@ impl Session {
             pending: list.pending,
             config: LiveConfig::Unknown,
             proxy_token: StoredProxyToken::Unknown,
+            channels: Default::default(),
             at: now,
         };
         let mut observed = Observed {

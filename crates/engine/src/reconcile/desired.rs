@@ -12,6 +12,7 @@ use openclaws_gateway::bundle::{
     boot_bundle, BootBundle, BundleInput, BUNDLE_DIR, BUNDLE_HASH_METADATA_KEY,
 };
 use openclaws_gateway::composio::ComposioBridge;
+use openclaws_gateway::channels::ChannelsConfig;
 use openclaws_gateway::config::{OwnedConfig, Placement};
 use openclaws_model::{InstanceSpec, RunState};
 
@@ -129,6 +130,8 @@ pub struct GatewayPlacement {
     /// The Composio bridge's API base and pinned toolkit versions (every Composio-enabled
     /// gateway's machine environment).
     pub composio: ComposioBridge,
+    /// `channels.telegram.apiRoot` of every managed Telegram channel (dev and test only).
+    pub telegram_api_root: Option<String>,
 }
 
 impl GatewayPlacement {
@@ -141,6 +144,7 @@ impl GatewayPlacement {
             trusted_proxies: vec!["127.0.0.1/32".to_owned()],
             llm_proxy_url: None,
             composio: ComposioBridge::default(),
+            telegram_api_root: None,
         }
     }
 }
@@ -214,6 +218,9 @@ pub struct Desired {
     pub gateway: Option<GatewayTarget>,
     /// How pairing requests are approved.
     pub pairing: openclaws_model::PairingSpec,
+    /// The messaging channels the controller manages (written over the protocol, never in the
+    /// boot bundle: a channel change rolls no machine).
+    pub channels: ChannelsConfig,
     /// Whether model calls go through the LLM proxy with a minted token (no Anthropic credential
     /// of the customer's, and a proxy configured).
     pub proxy_token: bool,
@@ -296,6 +303,10 @@ impl Desired {
             owned,
             gateway,
             pairing: spec.pairing.clone(),
+            channels: ChannelsConfig::for_spec(
+                &spec.channels,
+                settings.gateway.telegram_api_root.clone(),
+            ),
             proxy_token,
             adoption: None,
             pairing_followed: false,

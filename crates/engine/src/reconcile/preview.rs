@@ -290,6 +290,7 @@ mod tests {
             pending,
             config: LiveConfig::Drifted(vec!["gateway.trustedProxies".into()]),
             proxy_token: Default::default(),
+            channels: Default::default(),
             at: Utc::now(),
         }
     }
