@@ -11,8 +11,8 @@ use openclaws_fly::types::{
 use openclaws_gateway::bundle::{
     boot_bundle, BootBundle, BundleInput, BUNDLE_DIR, BUNDLE_HASH_METADATA_KEY,
 };
-use openclaws_gateway::composio::ComposioBridge;
 use openclaws_gateway::channels::ChannelsConfig;
+use openclaws_gateway::composio::ComposioBridge;
 use openclaws_gateway::config::{OwnedConfig, Placement};
 use openclaws_model::{InstanceSpec, RunState};
 
