@@ -65,7 +65,7 @@ fn channel_pending(body: &Value, sender: i64) -> Option<Value> {
     let pending = body["status"]["pairing"]["channelPending"].as_array()?;
     pending
         .iter()
-        .find(|p| p["senderId"] == sender.to_string())
+        .find(|p| p["senderId"].as_str().and_then(|s| s.parse().ok()) == Some(sender))
         .cloned()
 }
 
