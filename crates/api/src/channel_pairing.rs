@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use super::auth::Role;
 use super::error::{ApiError, FieldError};
 use super::instances::json_body;
-use super::validate::check_name;
+use super::validate::{check_name, valid_channel, valid_channel_request_id};
 use super::write;
 use super::ApiState;
 use openclaws_model::{
@@ -193,7 +193,7 @@ fn decision_request(
         }
     }
     match &request_id {
-        Some(id) if valid_request_id(id) => {}
+        Some(id) if valid_channel_request_id(id) => {}
         Some(_) => errors.push(FieldError::new(
             "requestId",
             "must be 1-64 characters of A-Z, a-z, 0-9, _ and - (as listed in status.pairing.channelPending)",
@@ -207,23 +207,9 @@ fn decision_request(
     }
 }
 
-/// OpenClaw's request ids are 32 characters of base64url; anything of that alphabet up to 64
-/// characters is taken.
-fn valid_request_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// A channel id as OpenClaw names its channel plugins: a lowercase letter, then up to 31
-/// lowercase letters, digits and `-`.
+/// A channel id ([`valid_channel`]), or a 422 naming the `channel` path parameter.
 pub fn check_channel(channel: &str) -> Result<(), ApiError> {
-    let mut bytes = channel.bytes();
-    let ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase())
-        && channel.len() <= 32
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    match ok {
+    match valid_channel(channel) {
         true => Ok(()),
         false => Err(ApiError::invalid(vec![FieldError::new(
             "channel",
@@ -245,7 +231,7 @@ pub async fn decide(
 ) -> Result<ChannelDecisionRecorded, ApiError> {
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
     check_channel(asked.channel)?;
-    if !valid_request_id(asked.request_id) {
+    if !valid_channel_request_id(asked.request_id) {
         return Err(ApiError::invalid(vec![FieldError::new(
             "requestId",
             "must be 1-64 characters of A-Z, a-z, 0-9, _ and -",
