@@ -59,7 +59,8 @@ fn instance_row(item: &Value, now: DateTime<Utc>) -> Vec<String> {
 }
 
 /// The `describe` page of one instance: identity, spec summary, status, conditions, Fly ids,
-/// pairing, last error, the plan preview and the newest events. `plan` and `events` are the
+/// pairing, channels (when any is configured), last error, the plan preview and the newest
+/// events. `plan` and `events` are the
 /// API's answers, or why they could not be had.
 pub fn describe(
     instance: &Value,
@@ -75,6 +76,7 @@ pub fn describe(
     conditions_section(&mut out, instance, now);
     out.push_str("Pairing:\n");
     pairing(&mut out, instance, now);
+    channels(&mut out, instance, now);
     last_error(&mut out, instance, now);
     plan_section(&mut out, plan, now);
     events_section(&mut out, events, now);
@@ -350,6 +352,60 @@ fn spec_summary(out: &mut String, instance: &Value) {
     };
     kv(out, 2, "Composio", composio);
     kv(out, 2, "Pairing Policy", s("/pairing/policy"));
+}
+
+/// The configured messaging channels with their state as the gateway last reported it; nothing
+/// when no channel is configured. Credentials show only as set.
+fn channels(out: &mut String, instance: &Value, now: DateTime<Utc>) {
+    let Some(spec) = instance
+        .pointer("/spec/channels")
+        .and_then(Value::as_object)
+        .filter(|c| !c.is_empty())
+    else {
+        return;
+    };
+    out.push_str("Channels:\n");
+    let statuses = array(instance, "/status/channels");
+    let rows: Vec<Vec<String>> = spec
+        .iter()
+        .map(|(id, c)| {
+            let s = statuses
+                .iter()
+                .find(|s| s["channel"].as_str() == Some(id.as_str()));
+            let field = |k: &str| s.and_then(|s| s[k].as_str()).unwrap_or("-").to_owned();
+            vec![
+                id.clone(),
+                if c["enabled"] == Value::Bool(false) {
+                    "no"
+                } else {
+                    "yes"
+                }
+                .to_owned(),
+                c["dmPolicy"].as_str().unwrap_or("pairing").to_owned(),
+                c["allowFrom"].as_array().map_or(0, Vec::len).to_string(),
+                field("state"),
+                field("reason"),
+                s.and_then(|s| time(s, "/lastCheckedAt"))
+                    .map(|t| age(t, now))
+                    .unwrap_or_else(|| "-".to_owned()),
+                field("message"),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "CHANNEL",
+            "ENABLED",
+            "DM POLICY",
+            "ALLOWED",
+            "STATE",
+            "REASON",
+            "CHECKED",
+            "MESSAGE",
+        ],
+        &rows,
+        "  ",
+    ));
 }
 
 /// Pending requests and recent outcomes, as the controller last saw them on the gateway.

@@ -115,6 +115,56 @@ async fn each_invalid_field_is_named_by_path() {
             spec_with(json!({"providerKeys": {"anthropicApiKey": {"set": true}}})),
             "spec.providerKeys.anthropicApiKey",
         ),
+        (
+            spec_with(json!({"channels": {"telegram": {"botToken": "123:abc def"}}})),
+            "spec.channels.telegram.botToken",
+        ),
+        (
+            spec_with(json!({"channels": {"telegram": {"botToken": "123:abc\u{0001}"}}})),
+            "spec.channels.telegram.botToken",
+        ),
+        (
+            spec_with(json!({"channels": {"telegram": {}}})),
+            "spec.channels.telegram.botToken",
+        ),
+        (
+            spec_with(json!({"channels": {"telegram": {"botToken": {"set": true}}}})),
+            "spec.channels.telegram.botToken",
+        ),
+        (
+            spec_with(
+                json!({"channels": {"telegram": {"botToken": "1:a", "dmPolicy": "allowlist"}}}),
+            ),
+            "spec.channels.telegram.allowFrom",
+        ),
+        (
+            spec_with(json!({"channels": {"telegram": {"botToken": "1:a", "dmPolicy": "open"}}})),
+            "spec.channels.telegram.dmPolicy",
+        ),
+        (
+            spec_with(
+                json!({"channels": {"telegram": {"botToken": "1:a", "allowFrom": ["@someone"]}}}),
+            ),
+            "spec.channels.telegram.allowFrom[0]",
+        ),
+        (
+            spec_with(json!({"channels": {"discord": {"token": "t", "allowFrom": ["*"]}}})),
+            "spec.channels.discord.allowFrom[0]",
+        ),
+        (
+            spec_with(json!({"channels": {"slack": {"botToken": "xoxb-1"}}})),
+            "spec.channels.slack.appToken",
+        ),
+        (
+            spec_with(
+                json!({"channels": {"slack": {"botToken": "xoxb-1", "appToken": "xapp-1", "signingSecret": "s"}}}),
+            ),
+            "spec.channels.slack.signingSecret",
+        ),
+        (
+            spec_with(json!({"channels": {"matrix": {}}})),
+            "spec.channels.matrix",
+        ),
         (json!({"spec": {"region": "iad"}}), "spec.customerId"),
         (json!({"spec": {"customerId": "c"}}), "spec.region"),
         (

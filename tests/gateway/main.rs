@@ -8,7 +8,8 @@
 //! private network with a stale gateway lock on its volume (`e2e_private`), the adoption of a
 //! gateway the old web app built (`e2e_adopt_gateway`), the support console in headless
 //! Chromium, whose pairing test approves a device on a real gateway (`support_console`), and
-//! `make run`'s real stack with the OpenClaw Control UI paired in that browser (`dev_real`).
+//! `make run`'s real stack with the OpenClaw Control UI paired in that browser (`dev_real`), and
+//! a managed Telegram channel against the test kit's fake Bot API (`channels_real`).
 //!
 //! One binary so the suite links it once and runs the OpenClaw install check once (the kit keeps
 //! the wrapper's path for the process). A booted gateway (10–16 s, about 1 GB) is shared where
@@ -17,6 +18,7 @@
 //! kills, restarts or deletes the machine) or asserts fleet-wide figures of its controller
 //! (pairing approvals by policy) that another test's instance on a shared stack would satisfy.
 
+mod channels_real;
 mod dev_real;
 mod e2e_adopt_gateway;
 mod e2e_dm_pairing;

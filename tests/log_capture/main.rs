@@ -5,3 +5,4 @@
 
 mod adopt_secrets;
 mod api_secrets;
+mod channel_secrets;

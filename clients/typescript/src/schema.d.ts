@@ -592,6 +592,11 @@ export interface components {
             requestId: string;
         };
         /**
+         * @description The channels the controller manages.
+         * @enum {string}
+         */
+        ChannelKind: "telegram" | "discord" | "slack";
+        /**
          * @description One decision about a pending DM pairing request, recorded as desired state. The controller
          *     carries it out once over the gateway protocol and reports the outcome in
          *     `status.pairing.recent` under its `id`.
@@ -623,6 +628,40 @@ export interface components {
          * @enum {string}
          */
         ChannelPairingVerdict: "approve" | "dismiss";
+        /**
+         * @description How one channel is doing, in summary.
+         * @enum {string}
+         */
+        ChannelState: "Connected" | "Failing" | "Disabled" | "Pending";
+        /** @description `status.channels[]`: one configured channel as the gateway last reported it. */
+        ChannelStatus: {
+            channel: components["schemas"]["ChannelKind"];
+            /**
+             * Format: date-time
+             * @description When the gateway was last asked.
+             */
+            lastCheckedAt?: string | null;
+            /** @description What the gateway said, credentials redacted. */
+            message: string;
+            /** @description `Connected`, `InvalidToken`, `Unreachable`, `Disabled` or `NotChecked`. */
+            reason: string;
+            state: components["schemas"]["ChannelState"];
+        };
+        /**
+         * @description The channels a customer connects; a channel left out is not managed (and, if it was, is
+         *     removed from the gateway with its credentials).
+         */
+        ChannelsSpec: {
+            discord?: null | components["schemas"]["DiscordChannel"];
+            slack?: null | components["schemas"]["SlackChannel"];
+            telegram?: null | components["schemas"]["TelegramChannel"];
+        };
+        /** @description `spec.channels` on a write: each credential in the form of [`SecretWrite`]. Only a schema. */
+        ChannelsWrite: {
+            discord?: null | components["schemas"]["DiscordChannelWrite"];
+            slack?: null | components["schemas"]["SlackChannelWrite"];
+            telegram?: null | components["schemas"]["TelegramChannelWrite"];
+        };
         /** @description Composio tools for the agent. */
         ComposioSpec: {
             enabled?: boolean;
@@ -713,6 +752,32 @@ export interface components {
             /** @description Newest first. */
             items: components["schemas"]["Delivery"][];
         };
+        /** @description A Discord bot. */
+        DiscordChannel: {
+            /** @description Discord user ids (or `discord:<id>`) allowed to DM the bot (required by `allowlist`). */
+            allowFrom?: string[];
+            dmPolicy?: components["schemas"]["DmPolicy"];
+            /**
+             * @description `false` keeps the channel configured but stopped.
+             * @default true
+             */
+            enabled?: boolean;
+            token?: null | components["schemas"]["SecretRef"];
+        };
+        /** @description `spec.channels.discord` on a write. */
+        DiscordChannelWrite: {
+            allowFrom?: string[];
+            dmPolicy?: components["schemas"]["DmPolicy"];
+            /** @default true */
+            enabled?: boolean;
+            token?: null | components["schemas"]["SecretWrite"];
+        };
+        /**
+         * @description Who may DM the bot: `pairing` (an unknown sender gets a code the owner approves),
+         *     `allowlist` (only `allowFrom`), `disabled` (no DMs). OpenClaw's `open` is not offered.
+         * @enum {string}
+         */
+        DmPolicy: "pairing" | "allowlist" | "disabled";
         /**
          * @description A dry run's answer: the object as the write would leave it, and what the next reconcile
          *     would then do.
@@ -876,6 +941,8 @@ export interface components {
         };
         /** @description Desired state of one customer's gateway. */
         InstanceSpec: {
+            /** @description Messaging channels (Telegram, Discord, Slack); omitted when none is configured. */
+            channels?: components["schemas"]["ChannelsSpec"];
             composio?: components["schemas"]["ComposioSpec"];
             /**
              * @description The customer this gateway belongs to (the dashboard's id): 1–128 printable characters,
@@ -918,6 +985,7 @@ export interface components {
         };
         /** @description The spec fields one field manager sets (server-side apply): `InstanceSpecWrite` with none required. */
         InstanceSpecApply: {
+            channels?: components["schemas"]["ChannelsWrite"];
             composio?: components["schemas"]["ComposioSpec"];
             /**
              * @description The customer this gateway belongs to (the dashboard's id): 1–128 printable characters,
@@ -960,6 +1028,7 @@ export interface components {
         };
         /** @description Spec fields to merge (RFC 7386): `InstanceSpecWrite` with none required; `null` removes a field. */
         InstanceSpecPatch: {
+            channels?: components["schemas"]["ChannelsWrite"] | null;
             composio?: components["schemas"]["ComposioSpec"] | null;
             customerId?: string | null;
             exposure?: components["schemas"]["Exposure"] | null;
@@ -975,8 +1044,9 @@ export interface components {
             runState?: components["schemas"]["RunState"] | null;
             volumeSizeGb?: number | null;
         };
-        /** @description Desired state as written: `spec` with write-only provider keys. */
+        /** @description Desired state as written: `spec` with write-only provider keys and channel credentials. */
         InstanceSpecWrite: {
+            channels?: components["schemas"]["ChannelsWrite"];
             composio?: components["schemas"]["ComposioSpec"];
             /**
              * @description The customer this gateway belongs to (the dashboard's id): 1–128 printable characters,
@@ -1019,6 +1089,8 @@ export interface components {
         };
         /** @description Observed state of one instance. */
         InstanceStatus: {
+            /** @description The configured channels as the gateway last reported them. */
+            channels?: components["schemas"]["ChannelStatus"][];
             conditions?: components["schemas"]["Condition"][];
             /** @description `https://{slug}.{base domain}`. */
             endpoint?: string | null;
@@ -1566,6 +1638,28 @@ export interface components {
          *     `{"set": true, ...}` keeps the stored value, `null` (or omitting it) removes it.
          */
         SecretWrite: string | components["schemas"]["SecretKeep"];
+        /** @description A Slack app in Socket Mode. */
+        SlackChannel: {
+            /** @description Slack member ids allowed to DM the bot (required by `allowlist`). */
+            allowFrom?: string[];
+            appToken?: null | components["schemas"]["SecretRef"];
+            botToken?: null | components["schemas"]["SecretRef"];
+            dmPolicy?: components["schemas"]["DmPolicy"];
+            /**
+             * @description `false` keeps the channel configured but stopped.
+             * @default true
+             */
+            enabled?: boolean;
+        };
+        /** @description `spec.channels.slack` on a write. */
+        SlackChannelWrite: {
+            allowFrom?: string[];
+            appToken?: null | components["schemas"]["SecretWrite"];
+            botToken?: null | components["schemas"]["SecretWrite"];
+            dmPolicy?: components["schemas"]["DmPolicy"];
+            /** @default true */
+            enabled?: boolean;
+        };
         /** @description How fast a release goes and when it stops. */
         Strategy: {
             /**
@@ -1606,6 +1700,26 @@ export interface components {
              *     ]
              */
             waves?: number[];
+        };
+        /** @description A Telegram bot (long polling). */
+        TelegramChannel: {
+            /** @description Numeric Telegram user ids allowed to DM the bot (required by `allowlist`). */
+            allowFrom?: string[];
+            botToken?: null | components["schemas"]["SecretRef"];
+            dmPolicy?: components["schemas"]["DmPolicy"];
+            /**
+             * @description `false` keeps the channel configured but stopped.
+             * @default true
+             */
+            enabled?: boolean;
+        };
+        /** @description `spec.channels.telegram` on a write. */
+        TelegramChannelWrite: {
+            allowFrom?: string[];
+            botToken?: null | components["schemas"]["SecretWrite"];
+            dmPolicy?: components["schemas"]["DmPolicy"];
+            /** @default true */
+            enabled?: boolean;
         };
         /** @description The object of a `BOOKMARK` watch event: the version to resume from. */
         WatchBookmark: {

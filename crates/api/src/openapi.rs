@@ -318,6 +318,25 @@ fn tighten_schemas(schemas: &mut serde_json::Map<String, Value>) {
             "pattern": format!("^[^\\s{CONTROL_CLASS}]+$")
         }),
     );
+    let telegram_sender = json!({"type": "string", "minLength": 1, "maxLength": 128,
+        "pattern": "^(telegram:|tg:)?[0-9]+$"});
+    let sender = json!({"type": "string", "minLength": 1, "maxLength": 128,
+        "pattern": format!("^[^\\s*{CONTROL_CLASS}][^\\s{CONTROL_CLASS}]*$")});
+    for schema in ["TelegramChannel", "TelegramChannelWrite"] {
+        set(
+            schema,
+            "/properties/allowFrom/items",
+            telegram_sender.clone(),
+        );
+    }
+    for schema in [
+        "DiscordChannel",
+        "DiscordChannelWrite",
+        "SlackChannel",
+        "SlackChannelWrite",
+    ] {
+        set(schema, "/properties/allowFrom/items", sender.clone());
+    }
     let exactly_one = json!([
         {"required": ["requestId"], "properties": {"requestId": {"type": "string"}, "latest": {"enum": [false, null]}}},
         {"required": ["latest"], "properties": {"latest": {"const": true}, "requestId": {"type": "null"}}}

@@ -15,7 +15,7 @@ use super::error::FieldError;
 use openclaws_model::schema::inlined_schema;
 use openclaws_model::selector::{label_key_problem, label_value_problem};
 use openclaws_model::text::{check_name_text, has_control, TextProblem};
-use openclaws_model::{InstanceWrite, API_VERSION, KIND};
+use openclaws_model::{ChannelKind, ChannelSecret, InstanceWrite, API_VERSION, KIND};
 
 /// Longest accepted provider key value.
 pub const MAX_SECRET_LEN: usize = 4096;
@@ -183,7 +183,8 @@ fn type_names(kind: &TypeKind) -> String {
 
 fn schema_error(error: &jsonschema::ValidationError<'_>, out: &mut Vec<FieldError>) {
     let path = dotted(error.instance_path());
-    let is_provider_key = path.starts_with("spec.providerKeys.");
+    let is_provider_key = path.starts_with("spec.providerKeys.")
+        || ChannelSecret::ALL.iter().any(|s| s.path() == path);
     let message = match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected }
         | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
@@ -274,6 +275,9 @@ fn semantic(name: &str, body: &Value, out: &mut Vec<FieldError>) {
     }
     if let Some(keys) = spec.get("providerKeys").and_then(Value::as_object) {
         check_provider_keys(keys, out);
+    }
+    if let Some(channels) = spec.get("channels").and_then(Value::as_object) {
+        check_channels(channels, out);
     }
     let text = |section: &str, field: &str| {
         spec.get(section)
@@ -425,27 +429,90 @@ fn check_model(model: &Value, out: &mut Vec<FieldError>) {
 /// `spec.providerKeys`: values without whitespace (never echoed), or a kept reference.
 fn check_provider_keys(keys: &serde_json::Map<String, Value>, out: &mut Vec<FieldError>) {
     for (key, value) in keys {
-        let path = format!("spec.providerKeys.{key}");
-        match value {
-            Value::String(s)
-                if s.is_empty()
-                    || s.chars().count() > MAX_SECRET_LEN
-                    || s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-            {
-                out.push(FieldError::new(
-                    path,
-                    format!("must be 1-{MAX_SECRET_LEN} characters without whitespace (value not shown)"),
-                ));
+        check_secret(format!("spec.providerKeys.{key}"), value, out);
+    }
+}
+
+/// One write-only value: 1–4096 characters without whitespace or control characters (never
+/// echoed), or the read shape `{"set": true}` that keeps the stored one.
+fn check_secret(path: String, value: &Value, out: &mut Vec<FieldError>) {
+    match value {
+        Value::String(s)
+            if s.is_empty()
+                || s.chars().count() > MAX_SECRET_LEN
+                || s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            out.push(FieldError::new(
+                path,
+                format!(
+                    "must be 1-{MAX_SECRET_LEN} characters without whitespace (value not shown)"
+                ),
+            ));
+        }
+        Value::Object(o) if o.get("set") == Some(&Value::Bool(false)) => {
+            out.push(FieldError::new(
+                path,
+                "set must be true to keep the stored value; use null to remove it",
+            ));
+        }
+        _ => {}
+    }
+}
+
+/// `spec.channels`: every credential of a configured channel given (or kept), no `allowlist`
+/// without senders, allow-list entries that are sender ids.
+fn check_channels(channels: &serde_json::Map<String, Value>, out: &mut Vec<FieldError>) {
+    for kind in ChannelKind::ALL {
+        let Some(channel) = channels.get(kind.as_str()).and_then(Value::as_object) else {
+            continue;
+        };
+        for secret in kind.secrets() {
+            match channel.get(secret.field()) {
+                None | Some(Value::Null) => out.push(FieldError::new(
+                    secret.path(),
+                    "is required while the channel is configured: send the value as a string, or {\"set\": true} to keep the stored one",
+                )),
+                Some(value) => check_secret(secret.path(), value, out),
             }
-            Value::Object(o) if o.get("set") == Some(&Value::Bool(false)) => {
-                out.push(FieldError::new(
-                    path,
-                    "set must be true to keep the stored value; use null to remove it",
-                ));
+        }
+        let base = format!("spec.channels.{}", kind.as_str());
+        let allow = channel.get("allowFrom").and_then(Value::as_array);
+        if channel.get("dmPolicy").and_then(Value::as_str) == Some("allowlist")
+            && allow.is_none_or(|a| a.is_empty())
+        {
+            out.push(FieldError::new(
+                format!("{base}.allowFrom"),
+                "must name at least one sender when dmPolicy is allowlist (an empty allow-list blocks every DM)",
+            ));
+        }
+        for (i, entry) in allow.into_iter().flatten().enumerate() {
+            if let Some(problem) = entry.as_str().and_then(|e| sender_problem(kind, e)) {
+                out.push(FieldError::new(format!("{base}.allowFrom[{i}]"), problem));
             }
-            _ => {}
         }
     }
+}
+
+/// Why `entry` is not a sender id of `kind`'s allow-list, if it is not.
+fn sender_problem(kind: ChannelKind, entry: &str) -> Option<&'static str> {
+    if entry == "*" {
+        return Some("must be a sender id: \"*\" (anyone) is not offered; use dmPolicy pairing");
+    }
+    if entry.is_empty() || entry.chars().count() > 128 || entry.chars().any(char::is_whitespace) {
+        return Some("must be a sender id of 1-128 characters without whitespace");
+    }
+    if kind == ChannelKind::Telegram {
+        let id = entry
+            .strip_prefix("telegram:")
+            .or_else(|| entry.strip_prefix("tg:"))
+            .unwrap_or(entry);
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(
+                "must be a numeric Telegram user id (optionally prefixed telegram: or tg:)",
+            );
+        }
+    }
+    None
 }
 
 /// `spec.pairing.approvals`: each names exactly one of a request id or the latest request.

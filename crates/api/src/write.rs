@@ -17,8 +17,8 @@ use openclaws_engine::reconcile::preview;
 use openclaws_model::managed::{self, Managed};
 use openclaws_model::secrets::SecretCipher;
 use openclaws_model::{
-    InstanceSpec, InstanceWrite, OpenClawInstance, ProviderKey, ProviderKeys, ProviderKeysWrite,
-    SecretRef, SecretWrite,
+    ChannelSecret, ChannelsSpec, InstanceSpec, InstanceWrite, OpenClawInstance, ProviderKey,
+    ProviderKeys, ProviderKeysWrite, SecretRef, SecretWrite,
 };
 use openclaws_store::events::{self, Audit, EventType, NewEvent};
 use openclaws_store::{instances, secrets, work, InstanceRecord};
@@ -135,6 +135,8 @@ struct ParsedWrite {
     resource_version: Option<i64>,
     spec: InstanceSpec,
     keys: ProviderKeysWrite,
+    /// The channel credentials as written (`None`: absent, which removes a stored one).
+    channel_keys: Vec<(ChannelSecret, Option<SecretWrite>)>,
 }
 
 /// What to do to the `secrets` table once the row exists. Holds plaintext: no `Debug`.
@@ -165,6 +167,7 @@ fn parse(body: Value) -> Result<ParsedWrite, ApiError> {
     } else {
         serde_json::from_value(keys_value).map_err(|_| generic_invalid("spec.providerKeys"))?
     };
+    let channel_keys = take_channel_keys(&mut spec)?;
     let spec: InstanceSpec = serde_json::from_value(spec).map_err(|_| generic_invalid("spec"))?;
     let resource_version = match write.metadata.resource_version {
         None => None,
@@ -180,7 +183,31 @@ fn parse(body: Value) -> Result<ParsedWrite, ApiError> {
         resource_version,
         spec,
         keys,
+        channel_keys,
     })
+}
+
+/// Takes each channel credential out of a written spec (so the rest parses as the read shape),
+/// in its write form.
+fn take_channel_keys(
+    spec: &mut Value,
+) -> Result<Vec<(ChannelSecret, Option<SecretWrite>)>, ApiError> {
+    let mut out = Vec::new();
+    for secret in ChannelSecret::ALL {
+        let taken = spec
+            .pointer_mut(&format!("/channels/{}", secret.channel().as_str()))
+            .and_then(Value::as_object_mut)
+            .and_then(|channel| channel.remove(secret.field()))
+            .filter(|v| !v.is_null());
+        let write = match taken {
+            None => None,
+            Some(v) => {
+                Some(serde_json::from_value(v).map_err(|_| generic_invalid(&secret.path()))?)
+            }
+        };
+        out.push((secret, write));
+    }
+    Ok(out)
 }
 
 /// Parses an `If-Match` value (`"5"`, `W/"5"`, `5` or `*`); `Ok(None)` for `*`.
@@ -222,7 +249,7 @@ fn now_micros() -> DateTime<Utc> {
 
 fn resolve_key(
     cipher: &SecretCipher,
-    field: &str,
+    path: &str,
     env: &'static str,
     stored: Option<&SecretRef>,
     write: Option<&SecretWrite>,
@@ -237,10 +264,7 @@ fn resolve_key(
             Ok(None)
         }
         Some(SecretWrite::Keep(_)) => stored.cloned().map(Some).ok_or_else(|| {
-            FieldError::new(
-                format!("spec.providerKeys.{field}"),
-                "no stored value to keep; send the value as a string",
-            )
+            FieldError::new(path, "no stored value to keep; send the value as a string")
         }),
         Some(SecretWrite::Value(value)) => {
             let fingerprint = cipher.fingerprint(value.as_bytes());
@@ -273,7 +297,7 @@ fn resolve_keys(
     let mut one = |key: ProviderKey, write| {
         resolve_key(
             cipher,
-            key.field(),
+            &format!("spec.providerKeys.{}", key.field()),
             key.env_name(),
             stored.get(key),
             write,
@@ -297,6 +321,38 @@ fn resolve_keys(
         openai_api_key: one(ProviderKey::OpenaiApiKey, write.openai_api_key.as_ref()),
     };
     (keys, ops)
+}
+
+/// Turns the written channel credentials into references set in `channels`, listing the secret
+/// writes to do; a credential of a channel no longer configured is deleted.
+fn resolve_channel_keys(
+    cipher: &SecretCipher,
+    stored: &ChannelsSpec,
+    written: &[(ChannelSecret, Option<SecretWrite>)],
+    channels: &mut ChannelsSpec,
+    errors: &mut Vec<FieldError>,
+) -> Vec<SecretOp> {
+    let now = now_micros();
+    let mut ops = Vec::new();
+    for (secret, write) in written {
+        let resolved = resolve_key(
+            cipher,
+            &secret.path(),
+            secret.stored_name(),
+            stored.secret(*secret),
+            write.as_ref(),
+            now,
+            &mut ops,
+        )
+        .unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
+        if let Some(slot) = channels.secret_mut(*secret) {
+            *slot = resolved;
+        }
+    }
+    ops
 }
 
 async fn apply_secret_ops(
@@ -456,12 +512,18 @@ fn plan_patch(
     Ok(change.ownership_with_desired(record))
 }
 
-/// The stored instance as a write object: labels, and the spec with each stored provider key in
-/// the read shape that keeps it.
+/// The stored instance as a write object: labels, and the spec with each stored provider key
+/// and channel credential in the read shape that keeps it.
 fn write_object(record: &InstanceRecord) -> Value {
     let mut spec = record.spec.0.clone();
     if let Some(Value::Object(keys)) = spec.get_mut("providerKeys") {
         for value in keys.values_mut().filter(|v| !v.is_null()) {
+            *value = serde_json::json!({"set": true});
+        }
+    }
+    for secret in ChannelSecret::ALL {
+        let pointer = format!("/channels/{}/{}", secret.channel().as_str(), secret.field());
+        if let Some(value) = spec.pointer_mut(&pointer).filter(|v| !v.is_null()) {
             *value = serde_json::json!({"set": true});
         }
     }
@@ -641,16 +703,23 @@ async fn create_owned(
         )));
     }
     let mut errors = Vec::new();
-    let (keys, ops) = resolve_keys(
+    let (keys, mut ops) = resolve_keys(
         &state.cipher,
         &ProviderKeys::default(),
         &parsed.keys,
         &mut errors,
     );
+    let mut spec = parsed.spec.clone();
+    ops.extend(resolve_channel_keys(
+        &state.cipher,
+        &ChannelsSpec::default(),
+        &parsed.channel_keys,
+        &mut spec.channels,
+        &mut errors,
+    ));
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let mut spec = parsed.spec.clone();
     spec.provider_keys = keys;
     if !owned.managed.values().any(|f| f.contains("/spec/image")) {
         // No image asked for: the fleet's, once a fleet-wide release completed.
@@ -747,16 +816,23 @@ fn plan_update(
             ),
         ));
     }
-    let (keys, ops) = resolve_keys(
+    let (keys, mut ops) = resolve_keys(
         &state.cipher,
         &stored.provider_keys,
         &parsed.keys,
         &mut errors,
     );
+    let mut spec = parsed.spec.clone();
+    ops.extend(resolve_channel_keys(
+        &state.cipher,
+        &stored.channels,
+        &parsed.channel_keys,
+        &mut spec.channels,
+        &mut errors,
+    ));
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let mut spec = parsed.spec.clone();
     spec.provider_keys = keys;
     let spec_json = serde_json::to_value(&spec).map_err(|e| ApiError::Internal(e.to_string()))?;
     let labels = parsed

@@ -51,6 +51,7 @@ pub const RULES: &[(&str, ReloadKind)] = &[
     ("gateway.controlUi.allowedOrigins", ReloadKind::Hot),
     ("gateway.auth.rateLimit", ReloadKind::Hot),
     ("discovery.mdns.mode", ReloadKind::Hot),
+    ("channels", ReloadKind::Hot),
 ];
 
 /// How a change to the dotted `path` is applied.

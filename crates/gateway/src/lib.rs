@@ -13,6 +13,8 @@
 //!   the pairing calls `device.pair.list` / `device.pair.approve`;
 //! - [`hot_reload`]: which config paths the running gateway applies by itself and which need a
 //!   restart, and the `config.patch` that puts owned fields back without one;
+//! - [`channels`]: the messaging channels the controller manages (owned config fields, secret
+//!   store entries, `channels.status`);
 //! - [`health`]: `/readyz` and `/startupz` probes, with the proxy-attribution refusal as its own
 //!   error.
 
@@ -23,6 +25,7 @@ pub const VERIFIED_OPENCLAW_VERSION: &str = "2026.9.6";
 pub const GATEWAY_TOKEN_ENV: &str = "OPENCLAW_GATEWAY_TOKEN";
 
 pub mod bundle;
+pub mod channels;
 pub mod client;
 pub mod config;
 pub mod files;

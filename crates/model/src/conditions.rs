@@ -86,6 +86,10 @@ vocabulary! {
         ConfigSeeded,
         /// The controller can list and approve the gateway's pairing requests.
         PairingReady,
+        /// Every enabled channel of `spec.channels` is connected (set only when channels are
+        /// configured; it does not hold back `Ready`: a customer's bad bot token leaves the
+        /// web app working).
+        ChannelsReady,
         /// Reconciling is paused by `spec.paused`.
         Paused,
         /// Everything above holds and the gateway is running.
@@ -196,6 +200,17 @@ vocabulary! {
         ControllerNotPaired,
         /// Connecting with the controller's device failed.
         GatewayAccessFailed,
+        // ChannelsReady and status.channels.
+        /// The channel runs and is connected to its service.
+        Connected,
+        /// The service refused the channel's credentials.
+        InvalidToken,
+        /// The channel does not reach its service (or does not run).
+        Unreachable,
+        /// The channel is disabled in the spec.
+        Disabled,
+        /// Some enabled channels are not connected.
+        ChannelsFailing,
         // Ready and waits.
         /// Everything holds.
         Converged,
@@ -278,7 +293,7 @@ mod tests {
 
     #[test]
     fn values_from_a_newer_version_read_as_unknown() {
-        let t: ConditionType = serde_json::from_str("\"ChannelsReady\"").unwrap();
+        let t: ConditionType = serde_json::from_str("\"SomethingNewReady\"").unwrap();
         assert_eq!(t, ConditionType::Unknown);
         let r: Reason = serde_json::from_str("\"SomethingNew\"").unwrap();
         assert_eq!(r, Reason::Unknown);

@@ -5,6 +5,7 @@
 //!
 //! This crate is the bottom of the workspace: it depends on no other crate of it.
 
+mod channels;
 pub mod conditions;
 pub mod crd;
 pub mod fence;
@@ -22,6 +23,7 @@ pub mod text;
 pub mod webhooks;
 mod write;
 
+pub use channels::*;
 pub use spec::*;
 pub use status::*;
 pub use write::*;

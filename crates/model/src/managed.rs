@@ -6,9 +6,9 @@
 //!
 //! Fields are named by JSON Pointer (RFC 6901) into the write shape
 //! `{"metadata": {"labels": …}, "spec": …}`: `/spec/paused`, `/spec/guest/memoryMb`,
-//! `/metadata/labels/team`. Arrays and each provider key are one field (set as a whole). The
-//! functions here are pure: they take the stored object and ownership and return new ones; the
-//! API validates the result like any write.
+//! `/metadata/labels/team`. Arrays, each provider key and each channel credential are one field
+//! (set as a whole). The functions here are pure: they take the stored object and ownership and
+//! return new ones; the API validates the result like any write.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -106,11 +106,15 @@ fn walk(at: &str, value: &Value, out: &mut BTreeMap<String, Value>) {
     }
 }
 
-/// Objects set as a whole: one provider key (a value or the read shape that keeps it).
+/// Objects set as a whole: one provider key or channel credential (a value or the read shape
+/// that keeps it).
 fn atomic(pointer: &str) -> bool {
     pointer
         .strip_prefix("/spec/providerKeys/")
         .is_some_and(|key| !key.contains('/'))
+        || crate::channels::ChannelSecret::ALL
+            .iter()
+            .any(|s| s.pointer() == pointer)
 }
 
 /// RFC 6901 escaping of one reference token.
@@ -149,8 +153,8 @@ fn remove(object: &mut Value, pointer: &str) {
     }
 }
 
-/// The value `current` holds for `field`, in the form a write uses: a stored provider key is
-/// kept by its read shape `{"set": true}`.
+/// The value `current` holds for `field`, in the form a write uses: a stored provider key or
+/// channel credential is kept by its read shape `{"set": true}`.
 fn kept(current: &Value, field: &str) -> Option<Value> {
     let value = current.pointer(field)?;
     if value.is_null() {

@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::channels::ChannelsSpec;
+
 /// Image the gateway machine runs unless the spec pins another (a digest pin is allowed).
 pub const DEFAULT_IMAGE: &str = "ghcr.io/openclaw/openclaw:main";
 /// Model the gateway's default agent uses unless the spec says otherwise.
@@ -45,6 +47,9 @@ pub struct InstanceSpec {
     pub pairing: PairingSpec,
     #[serde(default)]
     pub identity: IdentitySpec,
+    /// Messaging channels (Telegram, Discord, Slack); omitted when none is configured.
+    #[serde(default, skip_serializing_if = "ChannelsSpec::is_empty")]
+    pub channels: ChannelsSpec,
     /// Stop reconciling this instance (for support); status says so. Deletion overrides it: a
     /// paused instance that is deleted is torn down (see [`suspended`]).
     #[serde(default)]
@@ -53,6 +58,34 @@ pub struct InstanceSpec {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub gateway_token_rotation: u32,
+}
+
+impl InstanceSpec {
+    /// Every stored credential reference (provider keys and channel credentials), to rewrite
+    /// their fingerprints for display.
+    pub fn secret_refs_mut(&mut self) -> Vec<&mut SecretRef> {
+        let keys = &mut self.provider_keys;
+        let mut refs: Vec<&mut SecretRef> = [
+            &mut keys.anthropic_api_key,
+            &mut keys.anthropic_oauth_token,
+            &mut keys.openai_api_key,
+        ]
+        .into_iter()
+        .filter_map(Option::as_mut)
+        .collect();
+        let channels = &mut self.channels;
+        if let Some(t) = channels.telegram.as_mut() {
+            refs.extend(t.bot_token.as_mut());
+        }
+        if let Some(d) = channels.discord.as_mut() {
+            refs.extend(d.token.as_mut());
+        }
+        if let Some(s) = channels.slack.as_mut() {
+            refs.extend(s.bot_token.as_mut());
+            refs.extend(s.app_token.as_mut());
+        }
+        refs
+    }
 }
 
 fn default_image() -> String {

@@ -25,6 +25,9 @@ pub struct InstanceStatus {
     pub endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pairing: Option<PairingStatus>,
+    /// The configured channels as the gateway last reported them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<crate::channels::ChannelStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,6 @@
 //! Write shapes: what a client sends on PUT and PATCH. They differ from the read shape only in
-//! `spec.providerKeys`, whose values may be plaintext secrets on the way in and are never shown on
-//! the way out.
+//! `spec.providerKeys` and the channel credentials under `spec.channels`, whose values may be
+//! plaintext secrets on the way in and are never shown on the way out.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
-use super::{InstanceSpec, OpenClawInstance};
+use super::{DmPolicy, InstanceSpec, OpenClawInstance};
 
 /// One provider key on a write: a string sets or replaces the value, the read-shape object
 /// `{"set": true, ...}` keeps the stored value, `null` (or omitting it) removes it.
@@ -51,8 +51,78 @@ pub struct ProviderKeysWrite {
     pub openai_api_key: Option<SecretWrite>,
 }
 
-/// `spec` on a write: [`InstanceSpec`] with `providerKeys` in its write form
-/// ([`ProviderKeysWrite`]). Only a schema; the API reads the raw JSON.
+/// `spec.channels` on a write: each credential in the form of [`SecretWrite`]. Only a schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChannelsWrite {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telegram: Option<TelegramChannelWrite>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discord: Option<DiscordChannelWrite>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackChannelWrite>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// `spec.channels.telegram` on a write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TelegramChannelWrite {
+    #[serde(default = "enabled_by_default")]
+    #[schema(default = true)]
+    pub enabled: bool,
+    /// The bot token (required while the channel is configured).
+    #[serde(default)]
+    pub bot_token: Option<SecretWrite>,
+    #[serde(default)]
+    pub dm_policy: DmPolicy,
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub allow_from: Vec<String>,
+}
+
+/// `spec.channels.discord` on a write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DiscordChannelWrite {
+    #[serde(default = "enabled_by_default")]
+    #[schema(default = true)]
+    pub enabled: bool,
+    /// The bot token (required while the channel is configured).
+    #[serde(default)]
+    pub token: Option<SecretWrite>,
+    #[serde(default)]
+    pub dm_policy: DmPolicy,
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub allow_from: Vec<String>,
+}
+
+/// `spec.channels.slack` on a write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlackChannelWrite {
+    #[serde(default = "enabled_by_default")]
+    #[schema(default = true)]
+    pub enabled: bool,
+    /// The bot token `xoxb-…` (required while the channel is configured).
+    #[serde(default)]
+    pub bot_token: Option<SecretWrite>,
+    /// The app-level token `xapp-…` for Socket Mode (required while the channel is configured).
+    #[serde(default)]
+    pub app_token: Option<SecretWrite>,
+    #[serde(default)]
+    pub dm_policy: DmPolicy,
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub allow_from: Vec<String>,
+}
+
+/// `spec` on a write: [`InstanceSpec`] with `providerKeys` and `channels` in their write forms
+/// ([`ProviderKeysWrite`], [`ChannelsWrite`]). Only a schema; the API reads the raw JSON.
 pub struct InstanceSpecWrite;
 
 impl PartialSchema for InstanceSpecWrite {
@@ -63,8 +133,14 @@ impl PartialSchema for InstanceSpecWrite {
                 "providerKeys".to_owned(),
                 RefOr::Ref(Ref::from_schema_name(ProviderKeysWrite::name())),
             );
-            object.description =
-                Some("Desired state as written: `spec` with write-only provider keys.".to_owned());
+            object.properties.insert(
+                "channels".to_owned(),
+                RefOr::Ref(Ref::from_schema_name(ChannelsWrite::name())),
+            );
+            object.description = Some(
+                "Desired state as written: `spec` with write-only provider keys and channel credentials."
+                    .to_owned(),
+            );
         }
         schema
     }
@@ -81,6 +157,11 @@ impl ToSchema for InstanceSpecWrite {
             <ProviderKeysWrite as PartialSchema>::schema(),
         ));
         <ProviderKeysWrite as ToSchema>::schemas(schemas);
+        schemas.push((
+            ChannelsWrite::name().into_owned(),
+            <ChannelsWrite as PartialSchema>::schema(),
+        ));
+        <ChannelsWrite as ToSchema>::schemas(schemas);
         <InstanceSpec as ToSchema>::schemas(schemas);
     }
 }

@@ -399,6 +399,11 @@ pub struct GatewaySettings {
     /// Lifetime of a proxy token in seconds (replaced at two thirds of it).
     #[arg(long, env = "OPENCLAWS_LLM_PROXY_TOKEN_SECONDS", value_name = "OPENCLAWS_LLM_PROXY_TOKEN_SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(i64).range(60..=30 * 86_400))]
     pub llm_proxy_token_seconds: i64,
+    /// Development and tests only: the Telegram Bot API root every managed Telegram channel
+    /// uses (`channels.telegram.apiRoot`), so a real gateway talks to a fake Bot API. Never set
+    /// it in production: the bots' tokens would go to this address.
+    #[arg(long, env = "OPENCLAWS_TELEGRAM_API_ROOT", value_name = "OPENCLAWS_TELEGRAM_API_ROOT", value_parser = parse_base_url)]
+    pub telegram_api_root: Option<String>,
 }
 
 impl GatewaySettings {
@@ -415,6 +420,7 @@ impl GatewaySettings {
             llm_proxy_key: None,
             llm_proxy_audience: "openclaws-llm-proxy".to_owned(),
             llm_proxy_token_seconds: 86_400,
+            telegram_api_root: None,
         }
     }
 

@@ -301,6 +301,7 @@ pub fn desired_inputs(settings: &ServeSettings) -> Result<DesiredInputs, ServeEr
                 private_url: settings.gateway.gateway_private_url.clone(),
                 trusted_proxies: settings.gateway.gateway_trusted_proxies.clone(),
                 llm_proxy_url: llm_proxy.as_ref().map(|(url, _)| url.clone()),
+                telegram_api_root: settings.gateway.telegram_api_root.clone(),
             },
             public_url: settings.public_url,
         },

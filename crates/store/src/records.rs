@@ -71,19 +71,13 @@ impl InstanceRecord {
             .map_err(|e| StoreError::Corrupt(format!("status of {}: {e}", self.name)))
     }
 
-    /// The resource as the API shows it: provider keys carry the fingerprint shown to readers
+    /// The resource as the API shows it: provider keys and channel credentials carry the fingerprint shown to readers
     /// ([`SecretCipher::shown_fingerprint`], keyed with this instance's uid), never the stored
     /// one, so equal keys on two instances cannot be recognised.
     pub fn to_resource(&self, cipher: &SecretCipher) -> Result<OpenClawInstance, StoreError> {
         let mut spec = self.spec()?;
-        for slot in [
-            &mut spec.provider_keys.anthropic_api_key,
-            &mut spec.provider_keys.anthropic_oauth_token,
-            &mut spec.provider_keys.openai_api_key,
-        ] {
-            if let Some(key) = slot.as_mut() {
-                key.fingerprint = cipher.shown_fingerprint(&self.uid, &key.fingerprint);
-            }
+        for key in spec.secret_refs_mut() {
+            key.fingerprint = cipher.shown_fingerprint(&self.uid, &key.fingerprint);
         }
         Ok(OpenClawInstance {
             api_version: API_VERSION.to_owned(),

@@ -14,6 +14,8 @@ pub struct FleetCounts {
     pub conditions: Vec<(String, String, i64)>,
     /// `(OpenClaw version, instances)`, as [`openclaw_versions`] counts them.
     pub versions: Vec<(Option<String>, i64)>,
+    /// `(channel, state, instances)` from `status.channels`.
+    pub channels: Vec<(String, String, i64)>,
 }
 
 /// Instances by the OpenClaw version their status last observed running
@@ -30,7 +32,7 @@ pub async fn openclaw_versions(
     .await?)
 }
 
-/// Counts instances by phase and by condition.
+/// Counts instances by phase, by condition, by OpenClaw version and by channel state.
 pub async fn fleet_counts(db: impl PgExecutor<'_> + Copy) -> Result<FleetCounts, StoreError> {
     let phases: Vec<(String, i64)> =
         sqlx::query_as("SELECT phase, COUNT(*) FROM instances GROUP BY phase")
@@ -46,9 +48,19 @@ pub async fn fleet_counts(db: impl PgExecutor<'_> + Copy) -> Result<FleetCounts,
     .fetch_all(db)
     .await?;
     let versions = openclaw_versions(db).await?;
+    let channels: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT c->>'channel', c->>'state', COUNT(*) FROM instances, \
+             jsonb_array_elements(CASE WHEN jsonb_typeof(status->'channels') = 'array' \
+                                       THEN status->'channels' ELSE '[]'::jsonb END) AS c \
+         WHERE c->>'channel' IS NOT NULL AND c->>'state' IS NOT NULL \
+         GROUP BY 1, 2",
+    )
+    .fetch_all(db)
+    .await?;
     Ok(FleetCounts {
         phases,
         conditions,
         versions,
+        channels,
     })
 }

@@ -47,6 +47,15 @@ pub const GIT_SHA: &str = match option_env!("OPENCLAWS_GIT_SHA") {
 /// knows); anything else stored is ignored.
 const CONDITION_TYPES: &[ConditionType] = ConditionType::ALL;
 
+/// Every `(channel, state)` pair of `openclaws_instance_channels`.
+fn channel_labels() -> impl Iterator<Item = (&'static str, &'static str)> {
+    openclaws_model::ChannelKind::ALL.into_iter().flat_map(|c| {
+        openclaws_model::ChannelState::ALL
+            .into_iter()
+            .map(move |s| (c.as_str(), s.as_str()))
+    })
+}
+
 /// Condition statuses reported in `openclaws_instance_conditions`.
 const CONDITION_STATUSES: [&str; 3] = ["True", "False", "Unknown"];
 
@@ -92,6 +101,13 @@ struct VersionLabels {
 struct ConditionLabels {
     r#type: &'static str,
     status: &'static str,
+}
+
+/// A channel and its state, from fixed lists: never whose channel.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabels {
+    channel: &'static str,
+    state: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -170,6 +186,7 @@ struct FleetMetrics {
     instances: Family<PhaseLabels, Gauge>,
     conditions: Family<ConditionLabels, Gauge>,
     versions: Family<VersionLabels, Gauge>,
+    channels: Family<ChannelLabels, Gauge>,
     /// Versions ever reported, so one no instance runs any more reads 0 rather than its last
     /// count.
     seen_versions: Mutex<BTreeSet<String>>,
@@ -346,6 +363,15 @@ impl FleetMetrics {
         drop(versions.get_or_create(&VersionLabels {
             version: UNKNOWN_VERSION.to_owned(),
         }));
+        let channels: Family<ChannelLabels, Gauge> = register(
+            r,
+            "instance_channels",
+            "Instances by messaging channel and its state (counted in PostgreSQL at scrape time)",
+            Family::default(),
+        );
+        for (channel, state) in channel_labels() {
+            drop(channels.get_or_create(&ChannelLabels { channel, state }));
+        }
         for phase in Phase::ALL {
             drop(instances.get_or_create(&PhaseLabels {
                 phase: phase.as_str(),
@@ -361,6 +387,7 @@ impl FleetMetrics {
             instances,
             conditions,
             versions,
+            channels,
             seen_versions: Mutex::new(BTreeSet::from([UNKNOWN_VERSION.to_owned()])),
             refreshed: Mutex::new(None),
         }
@@ -639,6 +666,18 @@ impl Metrics {
             }
         }
         self.set_versions(&counts.versions);
+        for (channel, state) in channel_labels() {
+            let n = counts
+                .channels
+                .iter()
+                .filter(|(c, s, _)| c == channel && s == state)
+                .map(|(_, _, n)| n)
+                .sum();
+            self.fleet
+                .channels
+                .get_or_create(&ChannelLabels { channel, state })
+                .set(n);
+        }
     }
 
     /// Sets the version gauge: each counted version (`unknown` for none), and 0 for versions
@@ -840,6 +879,10 @@ mod tests {
                 ("SomeoneElses".into(), "True".into(), 1),
             ],
             versions: Vec::new(),
+            channels: vec![
+                ("telegram".into(), "Connected".into(), 2),
+                ("telegram".into(), "Weird".into(), 5),
+            ],
         });
         let text = m.encode();
         assert_eq!(
@@ -851,6 +894,21 @@ mod tests {
             Some("0")
         );
         assert!(!text.contains("Bogus") && !text.contains("SomeoneElses"));
+        assert!(!text.contains("Weird"));
+        assert_eq!(
+            sample(
+                &text,
+                "openclaws_instance_channels{channel=\"telegram\",state=\"Connected\"}"
+            ),
+            Some("2")
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "openclaws_instance_channels{channel=\"slack\",state=\"Failing\"}"
+            ),
+            Some("0")
+        );
         assert_eq!(
             sample(
                 &text,

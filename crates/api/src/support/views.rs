@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::auth::Role;
 use openclaws_model::{
-    Condition, ConditionStatus, InstanceSpec, InstanceStatus, OpenClawInstance, PairingOutcome,
-    PairingPolicy, PairingStatus, PendingChannelPairing, Phase, SecretRef,
+    ChannelState, Condition, ConditionStatus, InstanceSpec, InstanceStatus, OpenClawInstance,
+    PairingOutcome, PairingPolicy, PairingStatus, PendingChannelPairing, Phase, SecretRef,
 };
 use openclaws_store::events::Event;
 use openclaws_store::work::Schedule;
@@ -534,6 +534,7 @@ pub fn instance_page(viewer: &Viewer, view: &InstanceView) -> Markup {
             (conditions_section(status, now))
             (last_error_section(status, now))
             (pairing_section(viewer, instance, now))
+            (channels_section(instance, now))
             (fly_section(status))
             (plan_slot(view.plan.as_ref()))
             (schedule_section(status, view.schedule.as_ref(), now))
@@ -752,6 +753,49 @@ fn pairing_facts(pairing: &PairingStatus, manual: bool, now: DateTime<Utc>) -> M
             dt { "Last approved" } dd {
                 (Shown(device))
                 @if let Some(t) = pairing.last_approved_at { " " span.muted { "(" (relative(t, now)) ")" } }
+            }
+        }
+    }
+    }
+}
+
+/// The configured messaging channels and how the gateway last reported each; nothing when no
+/// channel is configured. Credentials show only as set, with their fingerprint.
+fn channels_section(instance: &OpenClawInstance, now: DateTime<Utc>) -> Markup {
+    let configured = instance.spec.channels.configured();
+    if configured.is_empty() {
+        return html! {};
+    }
+    let status = &instance.status.channels;
+    html! {
+    section id="channels" {
+        h2 { "Channels" }
+        table id="channel-list" {
+            thead { tr {
+                th { "Channel" } th { "Enabled" } th { "DM policy" } th { "Allowed senders" }
+                th { "State" } th { "Reason" } th { "Checked" } th { "Message" }
+            } }
+            tbody {
+                @for c in &configured {
+                    @let s = status.iter().find(|s| s.channel == c.kind);
+                    tr data-channel=(c.kind.as_str()) {
+                        td { (c.kind.as_str()) }
+                        td { @if c.enabled { "yes" } @else { span.muted { "no" } } }
+                        td { (c.dm_policy.as_str()) }
+                        td { (c.allow_from.len()) }
+                        td {
+                            @match s.map(|s| s.state) {
+                                Some(ChannelState::Connected) => span.badge.ok { "Connected" },
+                                Some(ChannelState::Failing) => span.badge.bad { "Failing" },
+                                Some(ChannelState::Disabled) => span.badge.off { "Disabled" },
+                                _ => span.badge.warn { "Pending" },
+                            }
+                        }
+                        td { (or_dash(s.map(|s| s.reason.as_str()))) }
+                        td { @match s.and_then(|s| s.last_checked_at) { Some(t) => (time_cell(t, now)), None => span.muted { "never" } } }
+                        td { (or_dash(s.map(|s| s.message.as_str()))) }
+                    }
+                }
             }
         }
     }

@@ -168,6 +168,7 @@ impl Session {
             channel_pairing,
             config: LiveConfig::Unknown,
             proxy_token: StoredProxyToken::Unknown,
+            channels: Default::default(),
             at: now,
         };
         let mut observed = Observed {

@@ -11,6 +11,7 @@ use openclaws_fly::types::{
 use openclaws_gateway::bundle::{
     boot_bundle, BootBundle, BundleInput, BUNDLE_DIR, BUNDLE_HASH_METADATA_KEY,
 };
+use openclaws_gateway::channels::ChannelsConfig;
 use openclaws_gateway::config::{OwnedConfig, Placement};
 use openclaws_model::{InstanceSpec, RunState};
 
@@ -125,6 +126,8 @@ pub struct GatewayPlacement {
     pub trusted_proxies: Vec<String>,
     /// The LLM proxy's Anthropic base URL, when the platform runs one.
     pub llm_proxy_url: Option<String>,
+    /// `channels.telegram.apiRoot` of every managed Telegram channel (dev and test only).
+    pub telegram_api_root: Option<String>,
 }
 
 impl GatewayPlacement {
@@ -136,6 +139,7 @@ impl GatewayPlacement {
             private_url: None,
             trusted_proxies: vec!["127.0.0.1/32".to_owned()],
             llm_proxy_url: None,
+            telegram_api_root: None,
         }
     }
 }
@@ -209,6 +213,9 @@ pub struct Desired {
     pub gateway: Option<GatewayTarget>,
     /// How pairing requests are approved.
     pub pairing: openclaws_model::PairingSpec,
+    /// The messaging channels the controller manages (written over the protocol, never in the
+    /// boot bundle: a channel change rolls no machine).
+    pub channels: ChannelsConfig,
     /// Whether model calls go through the LLM proxy with a minted token (no Anthropic credential
     /// of the customer's, and a proxy configured).
     pub proxy_token: bool,
@@ -290,6 +297,10 @@ impl Desired {
             owned,
             gateway,
             pairing: spec.pairing.clone(),
+            channels: ChannelsConfig::for_spec(
+                &spec.channels,
+                settings.gateway.telegram_api_root.clone(),
+            ),
             proxy_token,
             adoption: None,
             pairing_followed: false,

@@ -11,27 +11,31 @@
 //! owned config put back with `config.patch` when the gateway hot-applies it, and the LLM proxy
 //! token delivered into the gateway's secret store (`docs/hot-reload.md`).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use openclaws_fly::FlyClient;
 use openclaws_gateway::bundle::{parse_boot_notices, BOOT_NOTICES_PATH};
-use openclaws_gateway::client::{ChannelPairingTarget, ClientError, ConnectOptions, GatewayClient};
+use openclaws_gateway::channels;
+use openclaws_gateway::client::{
+    ChannelPairingTarget, ClientError, ConnectOptions, GatewayClient,
+};
 use openclaws_gateway::config::drifted_paths;
 use openclaws_gateway::health::{HealthClient, HealthError};
 use openclaws_gateway::hot_reload::{owned_patch, restart_required};
 use openclaws_gateway::identity::DeviceIdentity;
 use openclaws_gateway::proxy_token::{is_store_ref, STORE_FINGERPRINT_NAME, STORE_NAME};
-use openclaws_model::{PairingOutcome, PairingResult};
+use openclaws_model::{ChannelKind, ChannelSecret, ChannelStatus, PairingOutcome, PairingResult};
 use openclaws_store::events::EventType;
 use openclaws_store::status::ControllerEvent;
 
 use super::desired::{Desired, GatewayTarget};
 use super::plan::{Action, ChannelPairingStep};
 use super::world::{
-    device_label, ControllerAccess, GatewayHealth, GatewayObservation, LiveConfig, Observed,
-    StoredProxyToken,
+    device_label, ChannelsObservation, ControllerAccess, GatewayHealth, GatewayObservation,
+    LiveConfig, Observed, StoredProxyToken,
 };
 /// Deadline of each probe and of the WebSocket handshake: a slow gateway is looked at again
 /// later rather than holding a worker.
@@ -57,6 +61,8 @@ pub enum GatewayStepError {
     ConfigPatch(String),
     #[error("delivering the LLM proxy token failed: {0}")]
     ProxyToken(&'static str),
+    #[error("configuring the channels failed: {0}")]
+    Channels(String),
     #[error(transparent)]
     Fly(#[from] openclaws_fly::FlyError),
 }
@@ -70,7 +76,18 @@ pub async fn look(
     token: &str,
 ) -> (GatewayObservation, Option<GatewayClient>) {
     let at = Utc::now();
-    let health = probe(target).await;
+    let mut health = probe(target).await;
+    if health == GatewayHealth::NotReady(WITHHELD.to_owned())
+        && !desired.channels.channels.is_empty()
+    {
+        // Through the proxy `/readyz` withholds which checks fail. With channels configured the
+        // likely one is a channel (a refused bot token makes `/readyz` 503): the channels'
+        // own state, read below, says so, and the gateway is otherwise up.
+        health = match channel_only_failure(target, identity, token).await {
+            true => GatewayHealth::Healthy,
+            false => health,
+        };
+    }
     if health != GatewayHealth::Healthy {
         return (GatewayObservation::unhealthy(health, at), None);
     }
@@ -87,6 +104,7 @@ pub async fn look(
                     channel_pairing: None,
                     config: LiveConfig::Unknown,
                     proxy_token: StoredProxyToken::Unknown,
+                    channels: ChannelsObservation::default(),
                     at,
                 },
                 None,
@@ -101,25 +119,47 @@ pub async fn look(
                     channel_pairing: None,
                     config: LiveConfig::Unknown,
                     proxy_token: StoredProxyToken::Unknown,
+                    channels: ChannelsObservation::default(),
                     at,
                 },
                 None,
             )
         }
     };
-    let (pending, channel_pairing, config, proxy_token) = tokio::join!(
+    let (pending, channel_pairing, config, listing, channel_status) = tokio::join!(
         client.pair_list(),
         client.channel_pairing_list(),
         client.call("config.get", json!({})),
-        stored_proxy_token(&client, desired)
+        client.call("secrets.store.list", json!({})),
+        channel_status(&client, desired),
     );
     let (access, pending) = match pending {
         Ok(list) => (ControllerAccess::Paired, list.pending),
         Err(e) => (ControllerAccess::Failed(e.to_string()), Vec::new()),
     };
+    let entries = listing
+        .ok()
+        .map(|l| l["entries"].as_array().cloned().unwrap_or_default());
+    let channels = ChannelsObservation {
+        drift: match &config {
+            Ok(snapshot) => snapshot
+                .get("parsed")
+                .map(|p| channels::drift(p, &desired.channels))
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        },
+        markers: entries.as_deref().map(channel_markers),
+        reports: channel_status
+            .map(|s| reports(&s, desired, at))
+            .unwrap_or_default(),
+    };
     let config = match config {
         Ok(snapshot) => judge_config(&snapshot, desired),
         Err(_) => LiveConfig::Unknown,
+    };
+    let proxy_token = match (&entries, desired.secrets.proxy_token()) {
+        (Some(entries), Some(_)) => stored_proxy_token(entries),
+        _ => StoredProxyToken::Unknown,
     };
     (
         GatewayObservation {
@@ -129,6 +169,7 @@ pub async fn look(
             channel_pairing: channel_pairing.ok(),
             config,
             proxy_token,
+            channels,
             at,
         },
         Some(client),
@@ -136,16 +177,8 @@ pub async fn look(
 }
 
 /// Which proxy token the gateway's secret store holds, from `secrets.store.list` (names and
-/// metadata only; the marker entry is readable, the token is not). Read only when a proxy token
-/// is in use.
-async fn stored_proxy_token(client: &GatewayClient, desired: &Desired) -> StoredProxyToken {
-    if desired.secrets.proxy_token().is_none() {
-        return StoredProxyToken::Unknown;
-    }
-    let Ok(listing) = client.call("secrets.store.list", json!({})).await else {
-        return StoredProxyToken::Unknown;
-    };
-    let entries = listing["entries"].as_array().cloned().unwrap_or_default();
+/// metadata only; the marker entry is readable, the token is not).
+fn stored_proxy_token(entries: &[Value]) -> StoredProxyToken {
     let named = |name: &str| entries.iter().find(|e| e["name"] == name);
     match (named(STORE_NAME), named(STORE_FINGERPRINT_NAME)) {
         (Some(_), Some(marker)) => marker["value"]
@@ -155,6 +188,82 @@ async fn stored_proxy_token(client: &GatewayClient, desired: &Desired) -> Stored
             }),
         _ => StoredProxyToken::Missing,
     }
+}
+
+/// The controller's channel marker entries in a store listing, each with the fingerprint it
+/// holds. A marker counts only while the credential entry it describes is there too.
+fn channel_markers(entries: &[Value]) -> BTreeMap<String, String> {
+    let named = |name: &str| entries.iter().find(|e| e["name"] == name);
+    ChannelSecret::ALL
+        .into_iter()
+        .filter(|s| named(s.store_name()).is_some())
+        .filter_map(|s| {
+            let fp = named(s.marker_name())?["value"].as_str()?;
+            Some((s.marker_name().to_owned(), fp.to_owned()))
+        })
+        .collect()
+}
+
+/// `channels.status` (no probe: the channels' own runtime state), asked only when channels are
+/// configured.
+async fn channel_status(client: &GatewayClient, desired: &Desired) -> Option<Value> {
+    if desired.channels.channels.is_empty() {
+        return None;
+    }
+    match client.call("channels.status", json!({})).await {
+        Ok(payload) => Some(payload),
+        Err(error) => {
+            tracing::info!(%error, "channels.status failed; the channels keep their last state");
+            None
+        }
+    }
+}
+
+/// Each configured channel's status from a `channels.status` answer.
+fn reports(payload: &Value, desired: &Desired, at: DateTime<Utc>) -> Vec<ChannelStatus> {
+    let known = desired.secrets.channel_secret_values();
+    desired
+        .channels
+        .channels
+        .iter()
+        .map(|c| {
+            let r = channels::read_status(payload, c.kind, &known);
+            ChannelStatus {
+                channel: r.kind,
+                state: r.state,
+                reason: r.reason,
+                message: r.message,
+                last_checked_at: Some(at),
+            }
+        })
+        .collect()
+}
+
+/// What [`probe`] says of a `/readyz` that is not ready and names no failing check (OpenClaw
+/// shows the list only to local or authenticated callers).
+const WITHHELD: &str = "/readyz reports failing checks: []";
+
+/// Whether a gateway whose `/readyz` is not ready fails only on channels: connected with the
+/// controller's device, `channels.status` shows an account that is not running or not
+/// connected (what makes `/readyz` fail) and the gateway answers otherwise.
+async fn channel_only_failure(
+    target: &GatewayTarget,
+    identity: &DeviceIdentity,
+    token: &str,
+) -> bool {
+    let Ok(client) = connect_controller(target, identity, token).await else {
+        return false;
+    };
+    let Ok(payload) = client.call("channels.status", json!({})).await else {
+        return false;
+    };
+    payload["channelAccounts"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(Value::as_array)
+        .flatten()
+        .any(|a| a["enabled"] != false && (a["running"] != true || a["connected"] == false))
 }
 
 /// One HTTP client for every probe (its connection pool is shared across gateways); the
@@ -182,6 +291,9 @@ async fn probe(target: &GatewayTarget) -> GatewayHealth {
     }
     match client.readyz().await {
         Ok(r) if r.ready => GatewayHealth::Healthy,
+        // A failing channel (a bad bot token, a service down) is not the gateway's failure: it
+        // shows in the channel's own status.
+        Ok(r) if channels::only_channels_failing(&r.failing) => GatewayHealth::Healthy,
         Ok(r) => GatewayHealth::NotReady(format!(
             "/readyz reports failing checks: {}",
             Value::Array(r.failing)
@@ -298,6 +410,32 @@ pub async fn execute(
             deliver_proxy_token(client, desired, fingerprint).await?;
             if let Some(gw) = observed.gateway.as_mut() {
                 gw.proxy_token = StoredProxyToken::Fingerprint(fingerprint.clone());
+            }
+        }
+        Action::DeliverChannelSecret {
+            secret,
+            fingerprint,
+        } => {
+            let client = client.ok_or(GatewayStepError::NotConnected)?;
+            deliver_channel_secret(client, desired, *secret, fingerprint).await?;
+            if let Some(markers) = channel_markers_mut(observed) {
+                markers.insert(secret.marker_name().to_owned(), fingerprint.clone());
+            }
+        }
+        Action::ConfigureChannels { .. } => {
+            let client = client.ok_or(GatewayStepError::NotConnected)?;
+            configure_channels(client, desired).await?;
+            if let Some(gw) = observed.gateway.as_mut() {
+                gw.channels.drift.clear();
+            }
+        }
+        Action::RemoveChannel { channel } => {
+            let client = client.ok_or(GatewayStepError::NotConnected)?;
+            remove_channel(client, *channel).await?;
+            if let Some(markers) = channel_markers_mut(observed) {
+                for s in channel.secrets() {
+                    markers.remove(s.marker_name());
+                }
             }
         }
         Action::ExpireApproval {
@@ -573,6 +711,98 @@ fn client_failure(e: &ClientError) -> &'static str {
         ClientError::Timeout { .. } => "secrets.store.set timed out",
         ClientError::Rejected { .. } => "the gateway refused secrets.store.set",
         _ => "the connection failed during secrets.store.set",
+    }
+}
+
+fn channel_markers_mut(observed: &mut Observed) -> Option<&mut BTreeMap<String, String>> {
+    observed.gateway.as_mut()?.channels.markers.as_mut()
+}
+
+/// Writes a channel credential into the gateway's secret store, then the marker saying which
+/// value it is (as for the proxy token: a crash between the two leaves the old marker, so the
+/// next look delivers again). The gateway re-resolves the refs that use the entry and restarts
+/// the channel with the new value. Its error text is not passed on: it could quote the value.
+async fn deliver_channel_secret(
+    client: &GatewayClient,
+    desired: &Desired,
+    secret: ChannelSecret,
+    fingerprint: &str,
+) -> Result<(), GatewayStepError> {
+    let value = desired
+        .secrets
+        .channel_secret(secret)
+        .filter(|_| desired.secrets.channel_secret_fingerprint(secret) == Some(fingerprint))
+        .ok_or_else(|| {
+            GatewayStepError::Channels("the planned credential is not the current one".to_owned())
+        })?;
+    let set = |name: &str, value: &str, kind: &str| {
+        client.call_within(
+            "secrets.store.set",
+            json!({"name": name, "value": value, "kind": kind}),
+            PATCH_TIMEOUT,
+        )
+    };
+    set(secret.store_name(), value, "secret")
+        .await
+        .map_err(|e| GatewayStepError::Channels(client_failure(&e).to_owned()))?;
+    set(secret.marker_name(), fingerprint, "env").await?;
+    Ok(())
+}
+
+/// Reads the config and writes the managed channels' owned fields that differ with one
+/// `config.patch` guarded by the config's hash.
+async fn configure_channels(
+    client: &GatewayClient,
+    desired: &Desired,
+) -> Result<(), GatewayStepError> {
+    let (parsed, hash) = read_config(client).await?;
+    let paths = channels::drift(&parsed, &desired.channels);
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let params = channels::patch(&desired.channels, &paths, &hash);
+    client
+        .call_within("config.patch", params, PATCH_TIMEOUT)
+        .await?;
+    Ok(())
+}
+
+/// Removes a channel the controller managed: its whole config first (so nothing refers to the
+/// entries any more), then its credentials, each marker last (a crash leaves a marker, so the
+/// next look removes again).
+async fn remove_channel(
+    client: &GatewayClient,
+    channel: ChannelKind,
+) -> Result<(), GatewayStepError> {
+    let (parsed, hash) = read_config(client).await?;
+    if parsed["channels"].get(channel.as_str()).is_some() {
+        let params = channels::removal_patch(&[channel], &hash);
+        client
+            .call_within("config.patch", params, PATCH_TIMEOUT)
+            .await?;
+    }
+    for secret in channel.secrets() {
+        for name in [secret.store_name(), secret.marker_name()] {
+            // Deleting an entry that is not there succeeds (OpenClaw marks rows deleted).
+            client
+                .call_within("secrets.store.delete", json!({"name": name}), PATCH_TIMEOUT)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// `config.get`'s parsed config and its hash.
+async fn read_config(client: &GatewayClient) -> Result<(Value, String), GatewayStepError> {
+    let snapshot = client.call("config.get", json!({})).await?;
+    match (
+        snapshot.get("parsed").filter(|p| p.is_object()),
+        snapshot.get("hash").and_then(Value::as_str),
+    ) {
+        (Some(parsed), Some(hash)) => Ok((parsed.clone(), hash.to_owned())),
+        _ => Err(GatewayStepError::Channels(
+            "config.get returned no parsed config or hash".to_owned(),
+        )),
     }
 }
 

@@ -291,6 +291,7 @@ mod tests {
             channel_pairing: None,
             config: LiveConfig::Drifted(vec!["gateway.trustedProxies".into()]),
             proxy_token: Default::default(),
+            channels: Default::default(),
             at: Utc::now(),
         }
     }

@@ -1,7 +1,7 @@
 //! App secrets: the gateway token, the customer's model keys and Composio's entity id, set as Fly
-//! app secrets (environment variables at boot). The LLM proxy token is not one of them: it goes
-//! into the gateway's own secret store over the protocol, so a rotation needs no restart
-//! (`docs/hot-reload.md`). Values live only here, in the encrypted store, at Fly and in the
+//! app secrets (environment variables at boot). The LLM proxy token and the channel credentials
+//! are not among them: they go into the gateway's own secret store over the protocol, so a
+//! rotation needs no restart (`docs/hot-reload.md`, `docs/channels.md`). Values live only here, in the encrypted store, at Fly and in the
 //! gateway; everything that can be printed (Debug, events, status, metadata) shows names and a
 //! keyed fingerprint only.
 
@@ -13,7 +13,7 @@ use openclaws_model::secret_names::{
     ProviderKey, COMPOSIO_API_KEY, COMPOSIO_ENTITY_ID, GATEWAY_TOKEN, LLM_PROXY_TOKEN,
 };
 use openclaws_model::secrets::{SecretCipher, Sensitive};
-use openclaws_model::InstanceSpec;
+use openclaws_model::{ChannelSecret, InstanceSpec};
 use openclaws_store::secrets::Plaintexts;
 use uuid::Uuid;
 
@@ -42,6 +42,7 @@ pub struct DesiredSecrets {
     fingerprint: String,
     managed: BTreeSet<&'static str>,
     proxy_token: Option<StoreToken>,
+    channel_secrets: BTreeMap<ChannelSecret, StoreToken>,
 }
 
 /// The LLM proxy token for the gateway's secret store, with its keyed fingerprint (what the
@@ -60,6 +61,14 @@ impl fmt::Debug for DesiredSecrets {
             .field(
                 "proxy_token",
                 &self.proxy_token.as_ref().map(|t| &t.fingerprint),
+            )
+            .field(
+                "channel_secrets",
+                &self
+                    .channel_secrets
+                    .iter()
+                    .map(|(s, t)| (s.store_name(), &t.fingerprint))
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -81,7 +90,42 @@ impl DesiredSecrets {
             fingerprint,
             managed: MANAGED.into_iter().collect(),
             proxy_token: None,
+            channel_secrets: BTreeMap::new(),
         }
+    }
+
+    /// Also delivers a channel credential into the gateway's secret store (not an app secret).
+    pub fn with_channel_secret(
+        mut self,
+        secret: ChannelSecret,
+        value: String,
+        cipher: &SecretCipher,
+    ) -> Self {
+        let fingerprint = cipher.fingerprint(value.as_bytes());
+        self.channel_secrets
+            .insert(secret, StoreToken { value, fingerprint });
+        self
+    }
+
+    /// A channel credential for the gateway's secret store. Never log it.
+    pub fn channel_secret(&self, secret: ChannelSecret) -> Option<&str> {
+        self.channel_secrets.get(&secret).map(|t| t.value.as_str())
+    }
+
+    /// Keyed fingerprint of a channel credential (what its marker entry holds once it is in
+    /// place).
+    pub fn channel_secret_fingerprint(&self, secret: ChannelSecret) -> Option<&str> {
+        self.channel_secrets
+            .get(&secret)
+            .map(|t| t.fingerprint.as_str())
+    }
+
+    /// Every channel credential value, to scrub from what a gateway says. Never log them.
+    pub fn channel_secret_values(&self) -> Vec<&str> {
+        self.channel_secrets
+            .values()
+            .map(|t| t.value.as_str())
+            .collect()
     }
 
     /// Also manages `name`: set when wanted, unset when present but not wanted.
@@ -156,6 +200,7 @@ impl DesiredSecrets {
 pub struct SecretsDraft {
     values: BTreeMap<String, String>,
     proxy_token: Option<String>,
+    channel_secrets: BTreeMap<ChannelSecret, String>,
     /// No gateway token is stored for the spec's `gatewayTokenRotation`: a reconcile generates
     /// one.
     pub gateway_token_missing: bool,
@@ -243,9 +288,15 @@ impl SecretsDraft {
             }
         }
         composio_values(spec, inputs.composio_api_key.as_ref(), &mut values);
+        let channel_secrets = ChannelSecret::ALL
+            .into_iter()
+            .filter(|s| spec.channels.secret(*s).is_some())
+            .filter_map(|s| stored.get(s.stored_name()).map(|v| (s, v.to_owned())))
+            .collect();
         Self {
             values,
             proxy_token: proxy_token_value,
+            channel_secrets,
             gateway_token_missing,
             proxy_token_missing,
             proxy_token_rotate_at,
@@ -271,6 +322,9 @@ impl SecretsDraft {
         let mut desired = DesiredSecrets::new(self.values, cipher);
         if let Some(token) = self.proxy_token {
             desired = desired.with_proxy_token(token, cipher);
+        }
+        for (secret, value) in self.channel_secrets {
+            desired = desired.with_channel_secret(secret, value, cipher);
         }
         if self.manage_composio_key {
             desired.managing(COMPOSIO_API_KEY)

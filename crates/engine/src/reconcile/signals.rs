@@ -27,7 +27,9 @@ impl Action {
             | Action::DestroyMachine { .. }
             | Action::RecoverStuckMachine { .. } => DriftKind::MachineState,
             Action::UpdateMachine { .. } => DriftKind::MachineConfig,
-            Action::SetSecrets { .. } | Action::DeliverProxyToken { .. } => DriftKind::Secrets,
+            Action::SetSecrets { .. }
+            | Action::DeliverProxyToken { .. }
+            | Action::DeliverChannelSecret { .. } => DriftKind::Secrets,
             Action::AssignIp { .. } | Action::ReleaseIp { .. } => DriftKind::Ips,
             Action::AddCertificate { .. } | Action::DeleteCertificate { .. } => {
                 DriftKind::Certificate
@@ -35,9 +37,10 @@ impl Action {
             Action::CreateDnsRecord { .. }
             | Action::UpdateDnsRecord { .. }
             | Action::DeleteDnsRecord { .. } => DriftKind::Dns,
-            Action::RestartMachine { .. } | Action::PatchGatewayConfig { .. } => {
-                DriftKind::GatewayConfig
-            }
+            Action::RestartMachine { .. }
+            | Action::PatchGatewayConfig { .. }
+            | Action::ConfigureChannels { .. }
+            | Action::RemoveChannel { .. } => DriftKind::GatewayConfig,
             Action::PairController { .. } => DriftKind::Pairing,
             Action::ApprovePairing { .. }
             | Action::ExpireApproval { .. }

@@ -8,12 +8,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use openclaws_fly::types::{App, CertificateDetail, Machine, Volume};
 use openclaws_gateway::protocol::{ChannelPairingList, PendingRequest};
-use openclaws_model::PairingResult;
+use openclaws_model::{ChannelStatus, PairingResult};
 
 /// Pairing requests expire this long after they are made.
 pub const REQUEST_TTL: Duration = Duration::from_secs(300);
@@ -159,6 +159,20 @@ pub enum StoredProxyToken {
     Fingerprint(String),
 }
 
+/// The managed channels as one look found them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChannelsObservation {
+    /// Owned channel paths (`channels.<id>.<key>`) of the live config that differ from the
+    /// desired ones (empty when the config was not read).
+    pub drift: Vec<String>,
+    /// The controller's marker entries in the gateway's secret store (name → the fingerprint of
+    /// the value in place); `None` when the store could not be listed.
+    pub markers: Option<BTreeMap<String, String>>,
+    /// Each configured channel as `channels.status` reported it (empty when it was not asked).
+    pub reports: Vec<ChannelStatus>,
+}
+
 /// One look at the gateway.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GatewayObservation {
@@ -174,6 +188,9 @@ pub struct GatewayObservation {
     /// Which proxy token the gateway's secret store holds.
     #[serde(default)]
     pub proxy_token: StoredProxyToken,
+    /// The managed channels.
+    #[serde(default)]
+    pub channels: ChannelsObservation,
     pub at: DateTime<Utc>,
 }
 
@@ -192,6 +209,7 @@ impl GatewayObservation {
             channel_pairing: None,
             config: LiveConfig::Unknown,
             proxy_token: StoredProxyToken::Unknown,
+            channels: ChannelsObservation::default(),
             at,
         }
     }

@@ -3,6 +3,8 @@
 
 use openclaws_fly::types::{CreateMachineRequest, CreateVolumeRequest, UpdateMachineRequest};
 
+use openclaws_model::{ChannelKind, ChannelSecret};
+
 use crate::reconcile::secrets::SecretWrite;
 
 /// One small, idempotent step against Fly.
@@ -103,6 +105,24 @@ pub enum Action {
         /// Keyed fingerprint of the token (never the token).
         fingerprint: String,
     },
+    /// Puts a channel credential into the gateway's secret store over the protocol
+    /// (`secrets.store.set`), then its marker; the gateway re-resolves the channel's reference
+    /// and restarts the channel in its running process: no machine restart.
+    DeliverChannelSecret {
+        secret: ChannelSecret,
+        /// Keyed fingerprint of the value (never the value).
+        fingerprint: String,
+    },
+    /// Writes the managed channels' owned fields over the gateway protocol (`config.patch`,
+    /// hot-applied per channel): no restart.
+    ConfigureChannels {
+        paths: Vec<String>,
+    },
+    /// Removes a channel the spec no longer names but the controller managed (its marker is in
+    /// the store): its whole config (`config.patch`), then its store entries.
+    RemoveChannel {
+        channel: ChannelKind,
+    },
     /// Approves the controller's own device once, by a Fly exec of the gateway's CLI inside the
     /// machine (a loopback caller there is trusted).
     PairController {
@@ -179,6 +199,9 @@ impl Action {
             Action::RestartMachine { .. } => "RestartMachine",
             Action::PatchGatewayConfig { .. } => "PatchGatewayConfig",
             Action::DeliverProxyToken { .. } => "DeliverProxyToken",
+            Action::DeliverChannelSecret { .. } => "DeliverChannelSecret",
+            Action::ConfigureChannels { .. } => "ConfigureChannels",
+            Action::RemoveChannel { .. } => "RemoveChannel",
             Action::PairController { .. } => "PairController",
             Action::ApprovePairing { .. } => "ApprovePairing",
             Action::ExpireApproval { .. } => "ExpireApproval",
@@ -194,6 +217,9 @@ impl Action {
             Action::PairController { .. }
                 | Action::PatchGatewayConfig { .. }
                 | Action::DeliverProxyToken { .. }
+                | Action::DeliverChannelSecret { .. }
+                | Action::ConfigureChannels { .. }
+                | Action::RemoveChannel { .. }
                 | Action::ApprovePairing { .. }
                 | Action::ExpireApproval { .. }
                 | Action::DecideChannelPairing(_)

@@ -88,6 +88,25 @@ impl Action {
                 "put the LLM proxy token {fingerprint} into the gateway's secret store over the \
                  gateway protocol (secrets.store.set, no restart)"
             ),
+            Action::DeliverChannelSecret {
+                secret,
+                fingerprint,
+            } => format!(
+                "put the {} {} {fingerprint} into the gateway's secret store over the gateway \
+                 protocol (secrets.store.set, the channel restarts in-process, no machine restart)",
+                secret.channel().as_str(),
+                secret.field()
+            ),
+            Action::ConfigureChannels { paths } => format!(
+                "write the managed channels' config over the gateway protocol (config.patch, \
+                 hot-applied, no restart): {}",
+                paths.join(", ")
+            ),
+            Action::RemoveChannel { channel } => format!(
+                "remove channel {} (no longer in the spec): its config and its credentials in the \
+                 gateway's secret store",
+                channel.as_str()
+            ),
             Action::PairController { request_id, .. } => format!(
                 "pair the controller's device with the gateway (request {request_id}, one-time exec)"
             ),

@@ -128,6 +128,7 @@ mod tests {
             }),
             config: LiveConfig::Matches,
             proxy_token: Default::default(),
+            channels: Default::default(),
             at: Utc::now(),
         }
     }

@@ -1,5 +1,6 @@
 //! The gateway side, once the Fly side is converged and the machine runs: look at the gateway,
-//! pair the controller's device, put owned config changed out of band back (over the protocol
+//! pair the controller's device, deliver channel credentials into its secret store and write or
+//! remove the managed channels, put owned config changed out of band back (over the protocol
 //! when the gateway hot-applies it), deliver the LLM proxy token into its secret store, and
 //! approve devices' pairing requests as the spec's policy says.
 
@@ -9,7 +10,7 @@ use chrono::{DateTime, Utc};
 use openclaws_fly::types::Machine;
 use openclaws_gateway::hot_reload::restart_required;
 use openclaws_model::conditions::Reason;
-use openclaws_model::{PairingOutcome, PairingPolicy, RunState};
+use openclaws_model::{ChannelKind, PairingOutcome, PairingPolicy, RunState};
 
 use super::{Action, Plan};
 use crate::reconcile::desired::Desired;
@@ -60,14 +61,60 @@ pub(super) fn plan_gateway(desired: &Desired, observed: &Observed) -> Option<Pla
         }
         ControllerAccess::NotTried => return None,
     }
+    let mut actions = plan_channels(desired, gw);
     if let LiveConfig::Drifted(paths) = &gw.config {
-        return Some(Plan::act(vec![repair_config(m, paths)]));
+        let repair = repair_config(m, paths);
+        if matches!(repair, Action::RestartMachine { .. }) {
+            return Some(Plan::act(vec![repair]));
+        }
+        actions.push(repair);
+        return Some(Plan::act(actions));
     }
-    let mut actions: Vec<Action> = deliver_proxy_token(desired, gw).into_iter().collect();
+    actions.extend(deliver_proxy_token(desired, gw));
     if !desired.pairing_followed {
         actions.extend(plan_pairing(desired, observed, gw));
     }
     (!actions.is_empty()).then(|| Plan::act(actions))
+}
+
+/// The managed channels: each credential whose marker in the gateway's store is not the current
+/// value's fingerprint is delivered first (so a channel never starts with a ref to a missing
+/// entry), then the owned fields that differ are written, and every channel the controller
+/// managed but the spec no longer names is removed. Nothing is planned while the store could not
+/// be listed.
+pub fn plan_channels(desired: &Desired, gw: &GatewayObservation) -> Vec<Action> {
+    let Some(markers) = &gw.channels.markers else {
+        return Vec::new();
+    };
+    let mut actions: Vec<Action> = desired
+        .channels
+        .secrets()
+        .into_iter()
+        .filter_map(|secret| {
+            let want = desired.secrets.channel_secret_fingerprint(secret)?;
+            (markers.get(secret.marker_name()).map(String::as_str) != Some(want)).then(|| {
+                Action::DeliverChannelSecret {
+                    secret,
+                    fingerprint: want.to_owned(),
+                }
+            })
+        })
+        .collect();
+    if !gw.channels.drift.is_empty() {
+        actions.push(Action::ConfigureChannels {
+            paths: gw.channels.drift.clone(),
+        });
+    }
+    for channel in ChannelKind::ALL {
+        let ours = channel
+            .secrets()
+            .iter()
+            .any(|s| markers.contains_key(s.marker_name()));
+        if ours && desired.channels.get(channel).is_none() {
+            actions.push(Action::RemoveChannel { channel });
+        }
+    }
+    actions
 }
 
 /// Owned fields changed out of band: put back over the protocol when the gateway hot-applies

@@ -1,8 +1,10 @@
 //! Status: conditions and phase derived from what was observed, planned and failed. Pure.
 //!
 //! One condition per part of the world ([`fly`]: app, secrets, endpoint, volume, machine;
-//! [`gateway`]: health, owned config, pairing), then `Ready` and the phase from all of them.
+//! [`gateway`]: health, owned config, pairing; [`channels`]: the messaging channels, when any is
+//! configured), then `Ready` and the phase from all of them but the channels.
 
+mod channels;
 mod fly;
 mod gateway;
 
@@ -104,8 +106,14 @@ pub fn compute(input: StatusInput<'_>) -> InstanceStatus {
         list: Vec::new(),
     };
     let world = fly::judge(desired, observed, &mut conditions);
+    let mut channel_statuses = Vec::new();
     if desired.gateway.is_some() && !desired.deleting {
         gateway::judge(desired, observed, world.keeper, &mut conditions);
+        if !desired.channels.channels.is_empty() {
+            channel_statuses = channels::statuses(desired, observed, previous);
+            let (ok, reason, message) = channels::ready(&channel_statuses);
+            conditions.set(ConditionType::ChannelsReady, ok, reason, message);
+        }
     }
     let converged = world.all_ok && plan.is_converged() && last_error.is_none();
     let stopped_wanted = desired.run_state == RunState::Stopped;
@@ -133,6 +141,7 @@ pub fn compute(input: StatusInput<'_>) -> InstanceStatus {
         fly: Some(world.fly),
         endpoint: Some(desired.endpoint.clone()),
         pairing: gateway::pairing_status(desired, observed, previous, now),
+        channels: channel_statuses,
         last_error,
         next_reconcile_at: None,
     }

@@ -53,6 +53,7 @@ fn look(
         channel_pairing: None,
         config: crate::reconcile::world::LiveConfig::Matches,
         proxy_token: Default::default(),
+        channels: Default::default(),
         at: chrono::Utc::now(),
     })
 }
@@ -296,4 +297,81 @@ fn the_proxy_token_is_delivered_when_the_store_holds_another() {
         plan(&d, &world).actions.is_empty(),
         "not read: no blind write"
     );
+}
+
+#[test]
+fn channels_get_their_credentials_first_then_config_and_lose_both_when_removed() {
+    use crate::reconcile::world::{ControllerAccess as A, GatewayHealth as H};
+    use openclaws_gateway::channels::{ChannelConfig, ChannelsConfig};
+    use openclaws_model::{ChannelKind, ChannelSecret, DmPolicy};
+    let (mut d, mut world) = gateway_world(
+        openclaws_model::PairingPolicy::Manual,
+        look(H::Healthy, A::Paired, &[]),
+    );
+    let cipher = openclaws_model::secrets::SecretCipher::from_key([3; 32]);
+    d.channels = ChannelsConfig {
+        channels: vec![ChannelConfig {
+            kind: ChannelKind::Telegram,
+            enabled: true,
+            dm_policy: DmPolicy::Pairing,
+            allow_from: vec![],
+        }],
+        telegram_api_root: None,
+    };
+    let secret = ChannelSecret::TelegramBotToken;
+    d.secrets = d
+        .secrets
+        .clone()
+        .with_channel_secret(secret, "1:tok".into(), &cipher);
+    let fp = d
+        .secrets
+        .channel_secret_fingerprint(secret)
+        .unwrap()
+        .to_owned();
+    // The store could not be listed: nothing is written blind.
+    world.gateway.as_mut().unwrap().channels.drift = vec!["channels.telegram.enabled".into()];
+    assert!(plan(&d, &world).actions.is_empty());
+    // An empty store: the credential first, then the config.
+    world.gateway.as_mut().unwrap().channels.markers = Some(Default::default());
+    assert_eq!(
+        plan(&d, &world).actions,
+        vec![
+            Action::DeliverChannelSecret {
+                secret,
+                fingerprint: fp.clone()
+            },
+            Action::ConfigureChannels {
+                paths: vec!["channels.telegram.enabled".into()]
+            },
+        ]
+    );
+    // In place and configured: nothing; a rotated value: delivered again, no config write.
+    let gw = world.gateway.as_mut().unwrap();
+    gw.channels.drift.clear();
+    gw.channels
+        .markers
+        .as_mut()
+        .unwrap()
+        .insert(secret.marker_name().into(), fp.clone());
+    assert!(plan(&d, &world).actions.is_empty());
+    let rotated = d
+        .secrets
+        .clone()
+        .with_channel_secret(secret, "1:new".into(), &cipher);
+    d.secrets = rotated;
+    assert!(matches!(
+        plan(&d, &world).actions.as_slice(),
+        [Action::DeliverChannelSecret { fingerprint, .. }] if *fingerprint != fp
+    ));
+    // Gone from the spec: removed, because its marker says the controller managed it.
+    d.channels = ChannelsConfig::default();
+    assert_eq!(
+        plan(&d, &world).actions,
+        vec![Action::RemoveChannel {
+            channel: ChannelKind::Telegram
+        }]
+    );
+    // A channel the controller never managed (no marker) is left alone.
+    world.gateway.as_mut().unwrap().channels.markers = Some(Default::default());
+    assert!(plan(&d, &world).actions.is_empty());
 }

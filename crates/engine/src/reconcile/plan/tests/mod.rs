@@ -107,6 +107,9 @@ fn apply(world: &mut Observed, d: &Desired, action: &Action, next_id: &mut u32) 
         Action::RestartMachine { .. }
         | Action::PatchGatewayConfig { .. }
         | Action::DeliverProxyToken { .. }
+        | Action::DeliverChannelSecret { .. }
+        | Action::ConfigureChannels { .. }
+        | Action::RemoveChannel { .. }
         | Action::PairController { .. }
         | Action::ApprovePairing { .. }
         | Action::ExpireApproval { .. }
