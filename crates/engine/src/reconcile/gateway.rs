@@ -19,9 +19,7 @@ use std::time::Duration;
 use openclaws_fly::FlyClient;
 use openclaws_gateway::bundle::{parse_boot_notices, BOOT_NOTICES_PATH};
 use openclaws_gateway::channels;
-use openclaws_gateway::client::{
-    ChannelPairingTarget, ClientError, ConnectOptions, GatewayClient,
-};
+use openclaws_gateway::client::{ChannelPairingTarget, ClientError, ConnectOptions, GatewayClient};
 use openclaws_gateway::config::drifted_paths;
 use openclaws_gateway::health::{HealthClient, HealthError};
 use openclaws_gateway::hot_reload::{owned_patch, restart_required};

@@ -108,8 +108,8 @@ mod tests {
         use ChannelState::*;
         let ok = status(Telegram, Connected, Reason::Connected);
         let off = status(Slack, Disabled, Reason::Disabled);
-        assert_eq!(ready(&[ok.clone(), off.clone()]).0, true);
-        assert_eq!(ready(&[off.clone()]).1, Reason::Disabled);
+        assert!(ready(&[ok.clone(), off.clone()]).0);
+        assert_eq!(ready(std::slice::from_ref(&off)).1, Reason::Disabled);
         let down = status(Discord, Failing, Reason::Unreachable);
         let bad = status(Slack, Failing, Reason::InvalidToken);
         let (is, reason, message) = ready(&[ok.clone(), down.clone(), bad]);
