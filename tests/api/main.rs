@@ -9,6 +9,7 @@
 mod api_apply;
 mod api_audit;
 mod api_crd;
+mod api_dm_pairing;
 mod api_dry_run;
 mod api_edge;
 mod api_instances;

@@ -160,7 +160,7 @@ impl Watch {
 }
 
 /// The pid of a machine's boot process and its volume directory, from the simulator.
-async fn process(stack: &Stack, machine_id: &str) -> Option<(u32, PathBuf)> {
+pub(crate) async fn process(stack: &Stack, machine_id: &str) -> Option<(u32, PathBuf)> {
     let body: Value = stack
         .http
         .get(format!(

@@ -2,7 +2,8 @@
 //! `scripts/install-openclaw.sh`): the gateway module against a gateway of its own
 //! (`gateway_real`), the boot step and the simulator's process mode (`sim_process`), what images
 //! run there (`sim_images`), the controller driving gateways through the simulator's proxy
-//! (`e2e_gateway`), pairing by subscription with two replicas (`e2e_pairing`), what reaches a
+//! (`e2e_gateway`), pairing by subscription with two replicas (`e2e_pairing`), a stranger's Telegram DM paired
+//! through the API and answered by the agent (`e2e_dm_pairing`), what reaches a
 //! running gateway without a restart (`hot_reload`), a private instance over the simulator's
 //! private network with a stale gateway lock on its volume (`e2e_private`), the adoption of a
 //! gateway the old web app built (`e2e_adopt_gateway`), the support console in headless
@@ -23,6 +24,7 @@ mod agent_e2e;
 mod channels_real;
 mod dev_real;
 mod e2e_adopt_gateway;
+mod e2e_dm_pairing;
 mod e2e_gateway;
 mod e2e_pairing;
 mod e2e_private;

@@ -175,6 +175,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/instances/{name}/channels/{channel}/pairing/approvals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a stranger's pending DM pairing request on a channel.
+         * @description Records the approval in `spec.pairing.channelDecisions`; the controller's pairing
+         *     subscription approves it over the gateway protocol (`channels.pairing.approve`) within about
+         *     a second, after which the sender's messages reach the agent. The API waits up to 5 s for
+         *     the outcome (it never talks to the gateway itself). See `docs/pairing.md`.
+         */
+        post: operations["post_channel_approval"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/instances/{name}/channels/{channel}/pairing/dismissals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dismiss a stranger's pending DM pairing request on a channel.
+         * @description The request is dropped without approving it; it is not a block (the sender may ask again
+         *     later). Recorded and carried out like an approval. See `docs/pairing.md`.
+         */
+        post: operations["post_channel_dismissal"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/instances/{name}/events": {
         parameters: {
             query?: never;
@@ -529,11 +573,61 @@ export interface components {
             latest: true;
             requestId?: null;
         });
+        /** @description The recorded decision, its outcome when known, and the instance. */
+        ChannelDecisionRecorded: {
+            /** @description Its outcome appears in `status.pairing.recent` under this decision's `id`. */
+            decision: components["schemas"]["ChannelPairingDecision"];
+            instance: components["schemas"]["OpenClawInstance"];
+            outcome?: null | components["schemas"]["PairingResult"];
+        };
+        /** @description A decision about one pending DM pairing request. */
+        ChannelDecisionRequest: {
+            /** @description Approvals only: tell the sender on the channel that they were approved. */
+            notify?: boolean | null;
+            /**
+             * @description The request's id as listed in `status.pairing.channelPending` (OpenClaw's opaque id:
+             *     1–64 characters of `A-Z a-z 0-9 _ -`). OpenClaw never reveals the sender's pairing code
+             *     to operators, so requests are named by this id, not by the code.
+             */
+            requestId: string;
+        };
         /**
          * @description The channels the controller manages.
          * @enum {string}
          */
         ChannelKind: "telegram" | "discord" | "slack";
+        /**
+         * @description One decision about a pending DM pairing request, recorded as desired state. The controller
+         *     carries it out once over the gateway protocol and reports the outcome in
+         *     `status.pairing.recent` under its `id`.
+         */
+        ChannelPairingDecision: {
+            /** @description The channel (`telegram`, `discord`, `slack`, ...). */
+            channel: string;
+            decision: components["schemas"]["ChannelPairingVerdict"];
+            /** @description Identifies the decision in `status.pairing.recent`. */
+            id: string;
+            /** @description Tell the sender on the channel that they were approved. */
+            notify?: boolean;
+            /** @description The request's id as listed in `status.pairing.channelPending`. */
+            requestId: string;
+            /**
+             * Format: date-time
+             * @description When it was asked for.
+             */
+            requestedAt?: string | null;
+        };
+        /**
+         * @description `manual` (default): DM pairing requests wait for an approval through the API; `auto`:
+         *     every DM pairing request is approved as it appears (only when set explicitly).
+         * @enum {string}
+         */
+        ChannelPairingPolicy: "manual" | "auto";
+        /**
+         * @description What to do with a pending DM pairing request.
+         * @enum {string}
+         */
+        ChannelPairingVerdict: "approve" | "dismiss";
         /**
          * @description How one channel is doing, in summary.
          * @enum {string}
@@ -1157,7 +1251,7 @@ export interface components {
          * @description What became of a request.
          * @enum {string}
          */
-        PairingOutcome: "Approved" | "Expired" | "Failed";
+        PairingOutcome: "Approved" | "Expired" | "Failed" | "Dismissed";
         /**
          * @description `auto` approves pending requests as they appear; `manual` approves only those named in `approvals`.
          * @enum {string}
@@ -1169,19 +1263,45 @@ export interface components {
             approvalId?: string | null;
             /** Format: date-time */
             at: string;
+            /** @description For a DM pairing request: its channel. */
+            channel?: string | null;
             deviceName?: string | null;
             message: string;
             requestId?: string | null;
             result: components["schemas"]["PairingOutcome"];
+            /** @description For a DM pairing request: the sender's id on the channel. */
+            senderId?: string | null;
         };
         /** @description How device pairing requests are approved. */
         PairingSpec: {
             /** @description Requests to approve under the `manual` policy. */
             approvals?: components["schemas"]["PairingApproval"][];
+            /**
+             * @description DM pairing requests to approve or dismiss (recorded by
+             *     `POST /v1/instances/{name}/channels/{channel}/pairing/approvals` and `.../dismissals`).
+             */
+            channelDecisions?: components["schemas"]["ChannelPairingDecision"][];
+            /**
+             * @description How DM pairing requests (a stranger's first DM to a channel's bot, OpenClaw's
+             *     `dmPolicy: "pairing"`) are decided. `manual` by default: a DM comes from a stranger.
+             */
+            channels?: components["schemas"]["ChannelPairingPolicy"];
             policy?: components["schemas"]["PairingPolicy"];
         };
         /** @description Device pairing as the controller last saw it on the gateway. */
         PairingStatus: {
+            /**
+             * @description The channel accounts whose DM policy is `pairing` on the gateway, as last read
+             *     (`telegram:default`, ...).
+             */
+            channelAccounts?: string[];
+            /**
+             * @description DM pairing requests waiting for a decision (strangers who wrote to a channel's bot),
+             *     oldest first.
+             */
+            channelPending?: components["schemas"]["PendingChannelPairing"][];
+            /** Format: int32 */
+            channelPendingCount?: number;
             /**
              * @description Whether the controller's own device is paired with the gateway (needed to list and
              *     approve requests).
@@ -1201,6 +1321,36 @@ export interface components {
             pendingCount: number;
             /** @description What happened to recent requests and approvals, newest first (at most 20). */
             recent?: components["schemas"]["PairingResult"][];
+        };
+        /**
+         * @description A stranger waiting for DM access on a channel. OpenClaw sends them an 8-character pairing
+         *     code but does not reveal it to operators over its protocol: a request is named by its
+         *     opaque `requestId`, and the sender by their id and name on the channel.
+         */
+        PendingChannelPairing: {
+            accountId: string;
+            /**
+             * Format: int64
+             * @description Seconds since the request was made, when it was last seen.
+             */
+            ageSeconds: number;
+            channel: string;
+            /**
+             * Format: date-time
+             * @description DM requests expire an hour after they are made.
+             */
+            expiresAt: string;
+            /** @description Whether the channel can tell the sender they were approved (`notify`). */
+            notifySupported?: boolean;
+            /** @description OpenClaw's opaque id of the request: approve or dismiss by it. */
+            requestId: string;
+            /** Format: date-time */
+            requestedAt: string;
+            /** @description The sender's id on the channel (a Telegram user id, ...). */
+            senderId: string;
+            /** @description The sender's name as the channel reports it (first and last name, else `@username`). */
+            senderName?: string | null;
+            username?: string | null;
         };
         /** @description A device waiting for approval. */
         PendingPairing: {
@@ -2669,6 +2819,306 @@ export interface operations {
                 };
             };
             /** @description Invalid fields, each named by path (an app outside the prefix or not named for the instance, a malformed token) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed tokens from this client address; the token was not checked */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields or 32 KiB of headers */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_channel_approval: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Instance name */
+                name: string;
+                /** @description Channel id (`telegram`, `discord`, `slack`, ...) */
+                channel: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChannelDecisionRequest"];
+            };
+        };
+        responses: {
+            /** @description Approved: the sender may talk to the agent now (`outcome.result` is `Approved`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelDecisionRecorded"];
+                };
+            };
+            /** @description Recorded, outcome not known yet: the gateway is starting, or the outcome took longer than 5 s; follow `status.pairing.recent` */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelDecisionRecorded"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Read-only token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such instance; or `reason: RequestNotFound`: the request is not pending on that channel (expired after an hour, already decided, or never made); nothing is recorded */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `reason: ChannelNotConfigured`: no account of that channel uses DM pairing on the gateway; `reason: MachineStopped`: no gateway runs; `reason: PolicyAuto`: `spec.pairing.channels` is `auto`; `reason: ApprovalFailed`: the gateway refused; or the instance is being deleted, or too many decisions are outstanding */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URL longer than 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Content-Type is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Bad channel name, request id or field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many failed tokens from this client address; the token was not checked */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields or 32 KiB of headers */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_channel_dismissal: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Instance name */
+                name: string;
+                /** @description Channel id (`telegram`, `discord`, `slack`, ...) */
+                channel: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChannelDecisionRequest"];
+            };
+        };
+        responses: {
+            /** @description Dismissed (`outcome.result` is `Dismissed`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelDecisionRecorded"];
+                };
+            };
+            /** @description Recorded, outcome not known yet; follow `status.pairing.recent` */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelDecisionRecorded"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Read-only token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such instance; or `reason: RequestNotFound`: the request is not pending on that channel; nothing is recorded */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `reason: ChannelNotConfigured`, `MachineStopped` or `DismissalFailed`; or the instance is being deleted, or too many decisions are outstanding */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URL longer than 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Content-Type is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Bad channel name, request id or field (`notify` is for approvals) */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -432,7 +432,7 @@ async fn wait_for_outcome(
                 "NothingPending",
                 outcome.message,
             )),
-            PairingOutcome::Failed => Err(refused(
+            PairingOutcome::Failed | PairingOutcome::Dismissed => Err(refused(
                 StatusCode::CONFLICT,
                 "ApprovalFailed",
                 format!(

@@ -11,6 +11,7 @@
 
 pub mod adopt;
 pub mod auth;
+pub mod channel_pairing;
 pub mod edge;
 pub mod error;
 pub mod gateway;
@@ -176,6 +177,14 @@ pub fn router_with(state: ApiState, edge: EdgeSettings) -> Router {
         .route(
             "/v1/releases",
             get(releases::list_releases).post(releases::create_release),
+        )
+        .route(
+            "/v1/instances/{name}/channels/{channel}/pairing/approvals",
+            post(channel_pairing::post_channel_approval),
+        )
+        .route(
+            "/v1/instances/{name}/channels/{channel}/pairing/dismissals",
+            post(channel_pairing::post_channel_dismissal),
         )
         .route("/v1/releases/{name}", get(releases::get_release))
         .route("/v1/releases/{name}/members", get(releases::list_members))

@@ -303,6 +303,59 @@ fn semantic(name: &str, body: &Value, out: &mut Vec<FieldError>) {
         name_text("spec.identity.displayName", d, out);
     }
     check_approvals(spec, out);
+    check_channel_decisions(spec, out);
+}
+
+/// A channel id as OpenClaw names its channel plugins: a lowercase letter, then up to 31
+/// lowercase letters, digits and `-` (`telegram`, `nextcloud-talk`).
+pub fn valid_channel(channel: &str) -> bool {
+    let mut bytes = channel.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+        && channel.len() <= 32
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A DM pairing request id: OpenClaw's are 32 characters of base64url; anything of that
+/// alphabet up to 64 characters is taken.
+pub fn valid_channel_request_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `spec.pairing.channelDecisions`: a channel id and an OpenClaw request id each, as the
+/// decision endpoints check them, and a printable id.
+fn check_channel_decisions(spec: &Value, out: &mut Vec<FieldError>) {
+    let Some(decisions) = spec
+        .get("pairing")
+        .and_then(|p| p.get("channelDecisions"))
+        .and_then(Value::as_array)
+    else {
+        return;
+    };
+    let (channel_ok, request_ok) = (valid_channel, valid_channel_request_id);
+    for (i, d) in decisions.iter().enumerate() {
+        let text = |field: &str| d.get(field).and_then(Value::as_str);
+        if text("channel").is_some_and(|c| !channel_ok(c)) {
+            out.push(FieldError::new(
+                format!("spec.pairing.channelDecisions[{i}].channel"),
+                "must be a channel id (a lowercase letter, then up to 31 lowercase letters, digits and -)",
+            ));
+        }
+        if text("requestId").is_some_and(|r| !request_ok(r)) {
+            out.push(FieldError::new(
+                format!("spec.pairing.channelDecisions[{i}].requestId"),
+                "must be 1-64 characters of A-Z, a-z, 0-9, _ and -",
+            ));
+        }
+        if text("id").is_some_and(|id| id.trim().is_empty() || !is_printable(id) || id.len() > 64) {
+            out.push(FieldError::new(
+                format!("spec.pairing.channelDecisions[{i}].id"),
+                "must be 1-64 printable characters",
+            ));
+        }
+    }
 }
 
 /// `metadata`: the name matches the path, a resource version the server issued, label keys and

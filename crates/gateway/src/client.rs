@@ -13,9 +13,10 @@
 use super::health::is_proxy_attribution_body;
 use super::identity::DeviceIdentity;
 use super::protocol::{
-    decode_payload, ApproveResult, Challenge, ClientInfo, ConnectParams, EventFrame, GatewayError,
-    HelloOk, InboundFrame, PairingList, PairingRequired, ProtocolError, RequestFrame,
-    ResponseFrame, CHALLENGE_EVENT, CONTROLLER_SCOPES, PROTOCOL_VERSION,
+    decode_payload, ApproveResult, Challenge, ChannelPairingApproved, ChannelPairingDismissed,
+    ChannelPairingList, ClientInfo, ConnectParams, EventFrame, GatewayError, HelloOk, InboundFrame,
+    PairingList, PairingRequired, ProtocolError, RequestFrame, ResponseFrame, CHALLENGE_EVENT,
+    CONTROLLER_SCOPES, PROTOCOL_VERSION,
 };
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -137,6 +138,14 @@ impl ConnectOptions {
             request_timeout: Duration::from_secs(15),
         }
     }
+}
+
+/// Which pending DM request a `channels.pairing.approve` or `.dismiss` names.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelPairingTarget<'a> {
+    pub channel: &'a str,
+    pub account_id: &'a str,
+    pub request_id: &'a str,
 }
 
 /// One open, authenticated connection to a gateway.
@@ -299,6 +308,46 @@ impl GatewayClient {
             .call("device.pair.approve", json!({ "requestId": request_id }))
             .await?;
         Ok(decode_payload("device.pair.approve", payload)?)
+    }
+
+    /// `channels.pairing.list`: the channel accounts using DM pairing and their pending DM
+    /// access requests (needs `operator.pairing`).
+    pub async fn channel_pairing_list(&self) -> Result<ChannelPairingList, ClientError> {
+        let payload = self.call("channels.pairing.list", json!({})).await?;
+        Ok(decode_payload("channels.pairing.list", payload)?)
+    }
+
+    /// `channels.pairing.approve` for one pending DM request; with `notify` the channel tells
+    /// the sender (needs `operator.pairing`). A request that is gone is refused with
+    /// `INVALID_REQUEST` "pending DM access request no longer exists".
+    pub async fn channel_pairing_approve(
+        &self,
+        target: &ChannelPairingTarget<'_>,
+        notify: bool,
+    ) -> Result<ChannelPairingApproved, ClientError> {
+        let params = json!({
+            "channel": target.channel,
+            "accountId": target.account_id,
+            "requestId": target.request_id,
+            "notify": notify,
+        });
+        let payload = self.call("channels.pairing.approve", params).await?;
+        Ok(decode_payload("channels.pairing.approve", payload)?)
+    }
+
+    /// `channels.pairing.dismiss`: drops one pending DM request without approving it (the
+    /// sender may ask again later).
+    pub async fn channel_pairing_dismiss(
+        &self,
+        target: &ChannelPairingTarget<'_>,
+    ) -> Result<ChannelPairingDismissed, ClientError> {
+        let params = json!({
+            "channel": target.channel,
+            "accountId": target.account_id,
+            "requestId": target.request_id,
+        });
+        let payload = self.call("channels.pairing.dismiss", params).await?;
+        Ok(decode_payload("channels.pairing.dismiss", payload)?)
     }
 
     /// Closes the connection politely.
@@ -479,6 +528,68 @@ mod tests {
         let err = client.pair_approve("r-1").await.unwrap_err();
         assert!(
             matches!(&err, ClientError::Rejected { code, .. } if code == "FORBIDDEN"),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn channel_pairing_calls_send_openclaws_params_and_read_its_answers() {
+        let url = fake_gateway(|req| {
+            let id = req["id"].clone();
+            let params = req["params"].clone();
+            let payload = match req["method"].as_str() {
+                Some("channels.pairing.list") if params == json!({}) => json!({
+                    "accounts": [{"channel": "telegram", "channelLabel": "Telegram", "accountId": "default", "notifySupported": true}],
+                    "requests": [{"requestId": "q1", "channel": "telegram", "channelLabel": "Telegram",
+                        "accountId": "default", "senderId": "42", "senderLabel": "Telegram user id",
+                        "metadata": {"firstName": "Ada", "lastName": "L", "username": "ada"},
+                        "createdAt": "2026-12-01T07:00:00.000Z", "lastSeenAt": "2026-12-01T07:00:00.000Z",
+                        "expiresAt": "2026-12-01T08:00:00.000Z", "notifySupported": true}],
+                    "commandOwnerConfigured": false,
+                    "limits": {"pendingPerAccount": 3, "ttlMs": 3600000}
+                }),
+                Some("channels.pairing.approve")
+                    if params == json!({"channel": "telegram", "accountId": "default", "requestId": "q1", "notify": true}) =>
+                {
+                    json!({"requestId": "q1", "senderId": "42", "notification": "sent", "commandOwnerBootstrap": "not-requested"})
+                }
+                Some("channels.pairing.dismiss")
+                    if params == json!({"channel": "telegram", "accountId": "default", "requestId": "q1"}) =>
+                {
+                    json!({"requestId": "q1", "senderId": "42"})
+                }
+                _ => {
+                    return Some(json!({"type":"res","id":id,"ok":false,"error":{"code":"INVALID_REQUEST","message":"pending DM access request no longer exists"}}))
+                }
+            };
+            Some(json!({"type":"res","id":id,"ok":true,"payload":payload}))
+        })
+        .await;
+        let client = GatewayClient::connect(&options(url), None).await.unwrap();
+        let list = client.channel_pairing_list().await.unwrap();
+        assert_eq!(list.accounts[0].account_id, "default");
+        let request = &list.requests[0];
+        assert_eq!(
+            (request.request_id.as_str(), request.sender_id.as_str()),
+            ("q1", "42")
+        );
+        assert_eq!(request.sender_name().as_deref(), Some("Ada L"));
+        let target = ChannelPairingTarget {
+            channel: "telegram",
+            account_id: "default",
+            request_id: "q1",
+        };
+        let approved = client.channel_pairing_approve(&target, true).await.unwrap();
+        assert_eq!(approved.notification, "sent");
+        let dismissed = client.channel_pairing_dismiss(&target).await.unwrap();
+        assert_eq!(dismissed.sender_id, "42");
+        let gone = ChannelPairingTarget {
+            request_id: "gone",
+            ..target
+        };
+        let err = client.channel_pairing_dismiss(&gone).await.unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Rejected { code, .. } if code == "INVALID_REQUEST"),
             "{err:?}"
         );
     }

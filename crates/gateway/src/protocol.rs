@@ -366,6 +366,95 @@ pub struct ApproveResult {
     pub device: PairedDevice,
 }
 
+/// Result of `channels.pairing.list`: the channel accounts whose DM policy is `pairing` and
+/// their pending DM access requests (OpenClaw's `ChannelsPairingListResultSchema`). The
+/// human pairing code a stranger receives is deliberately not part of it: requests are named
+/// by an opaque `requestId`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelPairingList {
+    #[serde(default)]
+    pub accounts: Vec<ChannelPairingAccount>,
+    #[serde(default)]
+    pub requests: Vec<ChannelPairingRequest>,
+}
+
+/// A channel account that uses DM pairing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelPairingAccount {
+    pub channel: String,
+    pub account_id: String,
+    /// Whether the channel can tell the sender that they were approved.
+    #[serde(default)]
+    pub notify_supported: bool,
+}
+
+/// A pending DM access request: an unknown sender who wrote to the bot and got a pairing code
+/// (expires one hour after `createdAt`; at most 3 pending per channel account).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelPairingRequest {
+    /// Opaque id (a hash of channel, account, sender and creation time) to approve or dismiss by.
+    pub request_id: String,
+    pub channel: String,
+    pub account_id: String,
+    /// The sender's id on the channel (a Telegram user id, a Discord user id, ...).
+    pub sender_id: String,
+    /// What the sender id is called on the channel (`Telegram user id`, ...).
+    #[serde(default)]
+    pub sender_label: Option<String>,
+    /// What the channel knows of the sender (Telegram: `username`, `firstName`, `lastName`).
+    #[serde(default)]
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// ISO-8601 times, as the gateway writes them.
+    pub created_at: String,
+    #[serde(default)]
+    pub last_seen_at: Option<String>,
+    pub expires_at: String,
+    #[serde(default)]
+    pub notify_supported: bool,
+}
+
+impl ChannelPairingRequest {
+    /// A display name for the sender from the channel's metadata: first and last name, else
+    /// `@username`.
+    pub fn sender_name(&self) -> Option<String> {
+        let field = |k: &str| {
+            self.metadata
+                .get(k)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let full: Vec<&str> = [field("firstName"), field("lastName")]
+            .into_iter()
+            .flatten()
+            .collect();
+        if !full.is_empty() {
+            return Some(full.join(" "));
+        }
+        field("username").map(|u| format!("@{u}"))
+    }
+}
+
+/// Result of `channels.pairing.approve`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelPairingApproved {
+    pub request_id: String,
+    pub sender_id: String,
+    /// `not-requested`, `sent`, `unsupported` or `failed`.
+    pub notification: String,
+}
+
+/// Result of `channels.pairing.dismiss`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelPairingDismissed {
+    pub request_id: String,
+    pub sender_id: String,
+}
+
 /// Decodes the payload of a successful call into its typed result.
 pub fn decode_payload<T: serde::de::DeserializeOwned>(
     method: &str,

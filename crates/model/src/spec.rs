@@ -300,6 +300,59 @@ pub struct PairingSpec {
     #[serde(default)]
     #[schema(max_items = 100)]
     pub approvals: Vec<PairingApproval>,
+    /// How DM pairing requests (a stranger's first DM to a channel's bot, OpenClaw's
+    /// `dmPolicy: "pairing"`) are decided. `manual` by default: a DM comes from a stranger.
+    #[serde(default)]
+    pub channels: ChannelPairingPolicy,
+    /// DM pairing requests to approve or dismiss (recorded by
+    /// `POST /v1/instances/{name}/channels/{channel}/pairing/approvals` and `.../dismissals`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 100)]
+    pub channel_decisions: Vec<ChannelPairingDecision>,
+}
+
+/// `manual` (default): DM pairing requests wait for an approval through the API; `auto`:
+/// every DM pairing request is approved as it appears (only when set explicitly).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelPairingPolicy {
+    #[default]
+    Manual,
+    Auto,
+}
+
+/// One decision about a pending DM pairing request, recorded as desired state. The controller
+/// carries it out once over the gateway protocol and reports the outcome in
+/// `status.pairing.recent` under its `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChannelPairingDecision {
+    /// Identifies the decision in `status.pairing.recent`.
+    #[schema(min_length = 1, max_length = 64)]
+    pub id: String,
+    /// When it was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<DateTime<Utc>>,
+    /// The channel (`telegram`, `discord`, `slack`, ...).
+    #[schema(min_length = 1, max_length = 32)]
+    pub channel: String,
+    /// The request's id as listed in `status.pairing.channelPending`.
+    #[schema(min_length = 1, max_length = 64)]
+    pub request_id: String,
+    pub decision: ChannelPairingVerdict,
+    /// Tell the sender on the channel that they were approved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notify: bool,
+}
+
+/// What to do with a pending DM pairing request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelPairingVerdict {
+    /// Let the sender talk to the agent.
+    Approve,
+    /// Drop the request (not a block: the sender may ask again later).
+    Dismiss,
 }
 
 /// `auto` approves pending requests as they appear; `manual` approves only those named in `approvals`.

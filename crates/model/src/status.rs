@@ -184,6 +184,16 @@ pub struct PairingStatus {
     /// What happened to recent requests and approvals, newest first (at most 20).
     #[serde(default)]
     pub recent: Vec<PairingResult>,
+    /// DM pairing requests waiting for a decision (strangers who wrote to a channel's bot),
+    /// oldest first.
+    #[serde(default)]
+    pub channel_pending: Vec<PendingChannelPairing>,
+    #[serde(default)]
+    pub channel_pending_count: u32,
+    /// The channel accounts whose DM policy is `pairing` on the gateway, as last read
+    /// (`telegram:default`, ...).
+    #[serde(default)]
+    pub channel_accounts: Vec<String>,
     /// Whether the controller's own device is paired with the gateway (needed to list and
     /// approve requests).
     #[serde(default)]
@@ -217,6 +227,33 @@ pub struct PendingPairing {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A stranger waiting for DM access on a channel. OpenClaw sends them an 8-character pairing
+/// code but does not reveal it to operators over its protocol: a request is named by its
+/// opaque `requestId`, and the sender by their id and name on the channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingChannelPairing {
+    /// OpenClaw's opaque id of the request: approve or dismiss by it.
+    pub request_id: String,
+    pub channel: String,
+    pub account_id: String,
+    /// The sender's id on the channel (a Telegram user id, ...).
+    pub sender_id: String,
+    /// The sender's name as the channel reports it (first and last name, else `@username`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub requested_at: DateTime<Utc>,
+    /// Seconds since the request was made, when it was last seen.
+    pub age_seconds: i64,
+    /// DM requests expire an hour after they are made.
+    pub expires_at: DateTime<Utc>,
+    /// Whether the channel can tell the sender they were approved (`notify`).
+    #[serde(default)]
+    pub notify_supported: bool,
+}
+
 /// The outcome of one pairing request or one recorded approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -228,6 +265,12 @@ pub struct PairingResult {
     pub request_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_name: Option<String>,
+    /// For a DM pairing request: its channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// For a DM pairing request: the sender's id on the channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_id: Option<String>,
     pub result: PairingOutcome,
     pub message: String,
     pub at: DateTime<Utc>,
@@ -242,6 +285,8 @@ pub enum PairingOutcome {
     Expired,
     /// The gateway refused the approval.
     Failed,
+    /// A DM pairing request was dismissed.
+    Dismissed,
 }
 
 /// The most recent failed step, kept until a reconcile succeeds.

@@ -33,7 +33,8 @@ pub struct CandidateRow {
 }
 
 /// Instances that may need a subscription: `Ready`, running, not paused or being deleted, with
-/// a pairing window open, requests pending, or approvals recorded. Oldest need first (the
+/// a pairing window open, a channel account using DM pairing, requests (device or DM) pending,
+/// or approvals or DM decisions recorded. Oldest need first (the
 /// earliest window end), so a short pool serves the longest waiting first.
 pub async fn candidates(db: impl PgExecutor<'_>) -> Result<Vec<CandidateRow>, StoreError> {
     let rows = sqlx::query_as::<_, CandidateRow>(&format!(
@@ -44,7 +45,10 @@ pub async fn candidates(db: impl PgExecutor<'_>) -> Result<Vec<CandidateRow>, St
            AND COALESCE(spec->>'runState', 'running') <> 'stopped' \
            AND (pairing_window_until > now() \
                 OR COALESCE((status->'pairing'->>'pendingCount')::int, 0) > 0 \
-                OR jsonb_array_length(COALESCE(spec->'pairing'->'approvals', '[]'::jsonb)) > 0) \
+                OR COALESCE((status->'pairing'->>'channelPendingCount')::int, 0) > 0 \
+                OR jsonb_array_length(COALESCE(status->'pairing'->'channelAccounts', '[]'::jsonb)) > 0 \
+                OR jsonb_array_length(COALESCE(spec->'pairing'->'approvals', '[]'::jsonb)) > 0 \
+                OR jsonb_array_length(COALESCE(spec->'pairing'->'channelDecisions', '[]'::jsonb)) > 0) \
          ORDER BY pairing_window_until NULLS FIRST, uid LIMIT $1"
     ))
     .bind(MAX_CANDIDATES)

@@ -33,7 +33,7 @@ use super::watch::filter::Filter;
 use super::watch::options::{self, RawWatch};
 use super::watch::stream::EVENT_STREAM;
 use super::ApiState;
-use openclaws_model::Phase;
+use openclaws_model::{ChannelPairingVerdict, Phase};
 use openclaws_store::events::{self, EventFilter};
 use openclaws_store::{changes, instances, work};
 use session::Session;
@@ -54,6 +54,14 @@ pub fn router() -> Router<ApiState> {
         .route("/instances/{name}", get(instance))
         .route("/instances/{name}/reconcile", post(reconcile))
         .route("/instances/{name}/pairing/approvals", post(approve))
+        .route(
+            "/instances/{name}/channels/{channel}/pairing/approvals",
+            post(approve_dm),
+        )
+        .route(
+            "/instances/{name}/channels/{channel}/pairing/dismissals",
+            post(dismiss_dm),
+        )
         .route("/webhooks", get(webhooks))
         .route("/releases", get(releases::list))
         .route("/releases/{name}", get(releases::detail))
@@ -666,6 +674,56 @@ async fn approve(
         Flash::Approved
     } else {
         Flash::ApprovalRecorded
+    };
+    Ok(back_to(&name, flash))
+}
+
+async fn approve_dm(
+    state: State<ApiState>,
+    headers: HeaderMap,
+    path: Path<(String, String)>,
+    body: Result<Form<ApproveForm>, FormRejection>,
+) -> Result<Response, SupportError> {
+    decide_dm(state, headers, path, body, ChannelPairingVerdict::Approve).await
+}
+
+async fn dismiss_dm(
+    state: State<ApiState>,
+    headers: HeaderMap,
+    path: Path<(String, String)>,
+    body: Result<Form<ApproveForm>, FormRejection>,
+) -> Result<Response, SupportError> {
+    decide_dm(state, headers, path, body, ChannelPairingVerdict::Dismiss).await
+}
+
+/// The console's Approve and Dismiss buttons for a stranger's DM request: the API's own path
+/// (`channel_pairing::decide`), so the answers are the same.
+async fn decide_dm(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((name, channel)): Path<(String, String)>,
+    body: Result<Form<ApproveForm>, FormRejection>,
+    verdict: ChannelPairingVerdict,
+) -> Result<Response, SupportError> {
+    let csrf = body.as_ref().map(|f| f.csrf.clone()).unwrap_or_default();
+    let session = acting_session(&state, &headers, &csrf)?;
+    let body = form(body)?;
+    if !valid_name(&name) {
+        return Err(SupportError::NotFound(format!(
+            "There is no instance named {name}."
+        )));
+    }
+    let asked = super::channel_pairing::Asked {
+        channel: &channel,
+        request_id: &body.request_id,
+        notify: verdict == ChannelPairingVerdict::Approve,
+        verdict,
+    };
+    let answer = super::channel_pairing::decide(&state, &name, &asked, &session.actor()).await?;
+    let flash = match (answer.outcome.is_some(), verdict) {
+        (false, _) => Flash::DecisionRecorded,
+        (true, ChannelPairingVerdict::Approve) => Flash::DmApproved,
+        (true, ChannelPairingVerdict::Dismiss) => Flash::DmDismissed,
     };
     Ok(back_to(&name, flash))
 }

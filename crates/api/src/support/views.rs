@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::auth::Role;
 use openclaws_model::{
     ChannelState, Condition, ConditionStatus, InstanceSpec, InstanceStatus, OpenClawInstance,
-    PairingOutcome, PairingPolicy, PairingStatus, Phase, SecretRef,
+    PairingOutcome, PairingPolicy, PairingStatus, PendingChannelPairing, Phase, SecretRef,
 };
 use openclaws_store::events::Event;
 use openclaws_store::work::Schedule;
@@ -415,6 +415,12 @@ pub enum Flash {
     ApprovalRecorded,
     /// The gateway approved the device.
     Approved,
+    /// A DM pairing decision was recorded; its outcome was not known in time.
+    DecisionRecorded,
+    /// The gateway approved a stranger's DM request.
+    DmApproved,
+    /// The gateway dismissed a stranger's DM request.
+    DmDismissed,
 }
 
 impl Flash {
@@ -424,6 +430,9 @@ impl Flash {
             "reconcile" => Some(Flash::ReconcileRequested),
             "approval" => Some(Flash::ApprovalRecorded),
             "approved" => Some(Flash::Approved),
+            "decision" => Some(Flash::DecisionRecorded),
+            "dm-approved" => Some(Flash::DmApproved),
+            "dm-dismissed" => Some(Flash::DmDismissed),
             _ => None,
         }
     }
@@ -434,6 +443,9 @@ impl Flash {
             Flash::ReconcileRequested => "reconcile",
             Flash::ApprovalRecorded => "approval",
             Flash::Approved => "approved",
+            Flash::DecisionRecorded => "decision",
+            Flash::DmApproved => "dm-approved",
+            Flash::DmDismissed => "dm-dismissed",
         }
     }
 
@@ -449,6 +461,15 @@ impl Flash {
                  appears under recent results."
             }
             Flash::Approved => "Approved: the gateway approved the device; it can connect now.",
+            Flash::DecisionRecorded => {
+                "Decision recorded: the gateway is starting or did not answer within seconds; \
+                 the controller carries it out as soon as it can, and the outcome appears under \
+                 recent results."
+            }
+            Flash::DmApproved => "Approved: the sender's messages reach the agent now.",
+            Flash::DmDismissed => {
+                "Dismissed: the request is gone (the sender may ask again later)."
+            }
         }
     }
 }
@@ -697,6 +718,7 @@ fn pairing_section(viewer: &Viewer, instance: &OpenClawInstance, now: DateTime<U
             h2 { "Pairing" }
             (pairing_facts(&pairing, manual, now))
             (pending_requests(&pairing, approve, now))
+            (pending_dm_requests(&pairing, viewer.can_act().then_some((viewer, instance.metadata.name.as_str())), now))
             @if !outstanding.is_empty() {
                 h3 { "Approvals waiting for the controller" }
                 ul id="outstanding" {
@@ -824,6 +846,62 @@ fn pending_requests(
     }
 }
 
+/// Strangers' pending DM requests; for a writer, Approve and Dismiss buttons each. The code
+/// the sender got is not shown: OpenClaw does not reveal it to operators.
+fn pending_dm_requests(
+    pairing: &PairingStatus,
+    act: Option<(&Viewer, &str)>,
+    now: DateTime<Utc>,
+) -> Markup {
+    let button = |viewer: &Viewer,
+                  name: &str,
+                  p: &PendingChannelPairing,
+                  what: &str,
+                  label: &str| {
+        html! {
+            form.inline method="post" action={ "/support/instances/" (name) "/channels/" (p.channel) "/pairing/" (what) } {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                input type="hidden" name="request_id" value=(p.request_id);
+                button type="submit" class=(what) { (label) }
+            }
+        }
+    };
+    html! {
+    h3 { "Pending DM requests" }
+    @if pairing.channel_pending.is_empty() {
+        p.muted id="no-dm-pending" {
+            @if pairing.channel_accounts.is_empty() { "No channel uses DM pairing." }
+            @else { "No stranger is waiting (" (pairing.channel_accounts.join(", ")) ")." }
+        }
+    } @else {
+        table id="dm-pending" {
+            thead { tr {
+                th { "Channel" } th { "Sender" } th { "Sender id" } th { "Age" } th { "Expires" }
+                @if act.is_some() { th {} }
+            } }
+            tbody {
+                @for p in &pairing.channel_pending {
+                    tr data-request=(p.request_id) {
+                        td { (p.channel) " " span.muted { (p.account_id) } }
+                        td { (or_dash(p.sender_name.as_deref())) }
+                        td.mono { (Shown(&p.sender_id)) }
+                        td { (span(p.age_seconds)) }
+                        td { (relative(p.expires_at, now)) }
+                        @if let Some((viewer, name)) = act {
+                            td {
+                                (button(viewer, name, p, "approvals", "Approve"))
+                                " "
+                                (button(viewer, name, p, "dismissals", "Dismiss"))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    }
+}
+
 fn recent_results(pairing: &PairingStatus, now: DateTime<Utc>) -> Markup {
     html! {
     h3 { "Recent results" }
@@ -840,9 +918,15 @@ fn recent_results(pairing: &PairingStatus, now: DateTime<Utc>) -> Markup {
                                 PairingOutcome::Approved => span.badge.ok { "Approved" },
                                 PairingOutcome::Expired => span.badge.warn { "Expired" },
                                 PairingOutcome::Failed => span.badge.bad { "Failed" },
+                                PairingOutcome::Dismissed => span.badge.warn { "Dismissed" },
                             }
                         }
-                        td { (or_dash(r.device_name.as_deref())) }
+                        td {
+                            @match (&r.channel, &r.sender_id) {
+                                (Some(channel), Some(sender)) => { (channel) " sender " span.mono { (sender) } },
+                                _ => (or_dash(r.device_name.as_deref())),
+                            }
+                        }
                         td.mono { (or_dash(r.request_id.as_deref())) }
                         td { (Shown(&r.message)) }
                         td { (time_cell(r.at, now)) }

@@ -1,5 +1,6 @@
 //! Pairing by subscription (`docs/pairing.md`): while an instance's pairing window is open, or
-//! requests are pending, or approvals are outstanding, one replica holds a WebSocket to its
+//! requests are pending, or approvals are outstanding, or a channel account uses DM pairing
+//! (strangers' DM requests come without an event), one replica holds a WebSocket to its
 //! gateway with the controller's own device, follows its `device.pair.requested` /
 //! `device.pair.resolved` events, approves (policy `auto`) or shows (policy `manual`) requests
 //! as they come, and carries out approvals recorded through the API within about a second.
@@ -29,6 +30,7 @@ use uuid::Uuid;
 use openclaws_store::pairing as store;
 use openclaws_store::StoreError;
 
+use crate::reconcile::plan::outstanding_decisions;
 use crate::reconcile::Reconciler;
 use pool::{Candidate, Held};
 use session::{Session, Wanted};
@@ -150,12 +152,16 @@ impl Pool {
                 continue;
             };
             let pairing = status.pairing.unwrap_or_default();
-            let outstanding = pool::outstanding(&spec.pairing, &pairing.recent);
+            let outstanding = pool::outstanding(&spec.pairing, &pairing.recent)
+                + outstanding_decisions(&spec.pairing, &pairing.recent);
+            let pending = pairing.pending_count + pairing.channel_pending_count;
             let window = row.record.pairing_window_until;
-            if let Some(busy) = pool::need(window, pairing.pending_count, outstanding, now) {
+            let dm = !pairing.channel_accounts.is_empty();
+            if let Some(busy) = pool::need(window, pending, outstanding, dm, now) {
                 let w = Wanted {
                     pairing: spec.pairing,
                     recent: pairing.recent,
+                    dm_accounts: pairing.channel_accounts,
                 };
                 wanted.insert(row.record.uid, (w, busy));
             }

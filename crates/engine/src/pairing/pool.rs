@@ -101,15 +101,17 @@ pub fn outstanding(pairing: &PairingSpec, recent: &[PairingResult]) -> usize {
 }
 
 /// Whether an instance wants a subscription, and whether it has work: its window is open,
-/// requests are pending, or approvals are outstanding.
+/// a channel account uses DM pairing (`dm`: a stranger may write at any time), requests are
+/// pending, or approvals are outstanding.
 pub fn need(
     window_until: Option<DateTime<Utc>>,
     pending: u32,
     outstanding: usize,
+    dm: bool,
     now: DateTime<Utc>,
 ) -> Option<bool> {
     let busy = pending > 0 || outstanding > 0;
-    let open = window_until.is_some_and(|until| until > now);
+    let open = dm || window_until.is_some_and(|until| until > now);
     (busy || open).then_some(busy)
 }
 
@@ -186,15 +188,21 @@ mod tests {
     #[test]
     fn need_and_outstanding() {
         let now = Utc::now();
-        assert_eq!(need(None, 0, 0, now), None);
+        assert_eq!(need(None, 0, 0, false, now), None);
         assert_eq!(
-            need(Some(now + chrono::Duration::seconds(5)), 0, 0, now),
+            need(Some(now + chrono::Duration::seconds(5)), 0, 0, false, now),
             Some(false)
         );
         assert_eq!(
-            need(Some(now - chrono::Duration::seconds(5)), 1, 0, now),
+            need(Some(now - chrono::Duration::seconds(5)), 1, 0, false, now),
             Some(true)
         );
+        assert_eq!(
+            need(None, 0, 0, true, now),
+            Some(false),
+            "DM pairing follows, idle"
+        );
+        assert_eq!(need(None, 0, 1, true, now), Some(true));
         let approval = PairingApproval {
             id: Some("a1".into()),
             request_id: Some("r1".into()),
@@ -204,12 +212,15 @@ mod tests {
         let mut spec = PairingSpec {
             policy: PairingPolicy::Manual,
             approvals: vec![approval],
+            ..PairingSpec::default()
         };
         assert_eq!(outstanding(&spec, &[]), 1);
         let done = PairingResult {
             approval_id: Some("a1".into()),
             request_id: Some("r1".into()),
             device_name: None,
+            channel: None,
+            sender_id: None,
             result: PairingOutcome::Approved,
             message: String::new(),
             at: now,

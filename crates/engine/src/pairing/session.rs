@@ -29,6 +29,9 @@ use crate::reconcile::GatewayAccess;
 /// How often the pending list is read again without an event (events are dropped for slow
 /// clients, and a request's expiry sends none).
 const RELIST: Duration = Duration::from_secs(10);
+/// How often it is read while a channel account uses DM pairing: the gateway sends no event
+/// when a stranger's DM creates a request, so only a re-list sees it.
+const DM_RELIST: Duration = Duration::from_secs(1);
 /// Pause before connecting again after the connection failed or closed.
 const RECONNECT: Duration = Duration::from_secs(2);
 /// How long an outcome written here is remembered over a stale read of the database.
@@ -40,6 +43,9 @@ pub(super) struct Wanted {
     pub pairing: PairingSpec,
     /// The recorded outcomes, newest first.
     pub recent: Vec<PairingResult>,
+    /// The channel accounts a look last saw using DM pairing: a change (a channel just
+    /// configured) starts a pass, which turns on the re-list every second.
+    pub dm_accounts: Vec<String>,
 }
 
 /// Why following a connection ended.
@@ -66,8 +72,11 @@ pub(super) struct Session {
 struct Memory {
     /// Outcomes this session recorded lately, with when.
     mine: Vec<(std::time::Instant, PairingResult)>,
-    /// The pending request ids last recorded, to skip writes that change nothing.
+    /// The pending request ids (devices', then DM requests') last recorded, to skip writes
+    /// that change nothing.
     written: Option<Vec<String>>,
+    /// Whether the last list showed a channel account using DM pairing (re-list every second).
+    dm_pairing: bool,
 }
 
 impl Session {
@@ -107,11 +116,14 @@ impl Session {
     ) -> Ended {
         let mut events = client.subscribe();
         let mut relist = tokio::time::interval(RELIST);
+        let mut dm_relist = tokio::time::interval(DM_RELIST);
+        dm_relist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut memory = Memory::default();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return Ended::Stopped,
                 _ = relist.tick() => {}
+                _ = dm_relist.tick(), if memory.dm_pairing => {}
                 changed = wanted.changed() => if changed.is_err() { return Ended::Stopped },
                 event = events.recv() => match event {
                     Ok(e) if e.event.starts_with("device.pair.") => {}
@@ -139,7 +151,13 @@ impl Session {
         wanted: &Wanted,
         memory: &mut Memory,
     ) -> Result<bool, PassError> {
-        let list = client.pair_list().await?;
+        let (list, channel_pairing) =
+            tokio::join!(client.pair_list(), client.channel_pairing_list());
+        let list = list?;
+        let channel_pairing = channel_pairing.ok();
+        memory.dm_pairing = channel_pairing
+            .as_ref()
+            .is_some_and(|l| !l.accounts.is_empty());
         let now = Utc::now();
         let mut desired = self.access.desired.clone();
         desired.pairing = wanted.pairing.clone();
@@ -147,6 +165,7 @@ impl Session {
             health: GatewayHealth::Healthy,
             access: ControllerAccess::Paired,
             pending: list.pending,
+            channel_pairing,
             config: LiveConfig::Unknown,
             proxy_token: StoredProxyToken::Unknown,
             channels: Default::default(),
@@ -183,7 +202,16 @@ impl Session {
         let pending: Vec<String> = observed
             .gateway
             .iter()
-            .flat_map(|g| g.pending.iter().map(|p| p.request_id.clone()))
+            .flat_map(|g| {
+                let dm = g.channel_pairing.iter().flat_map(|l| &l.requests);
+                let accounts = g.channel_pairing.iter().flat_map(|l| &l.accounts);
+                let accounts = accounts.map(|a| format!("{}:{}", a.channel, a.account_id));
+                g.pending
+                    .iter()
+                    .map(|p| p.request_id.clone())
+                    .chain(dm.map(|r| r.request_id.clone()))
+                    .chain(accounts)
+            })
             .collect();
         let unrecorded = memory.mine.iter().any(|(_, r)| !wanted.recent.contains(r));
         if events.is_empty() && !unrecorded && memory.written.as_ref() == Some(&pending) {

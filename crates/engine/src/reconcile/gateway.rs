@@ -19,7 +19,7 @@ use std::time::Duration;
 use openclaws_fly::FlyClient;
 use openclaws_gateway::bundle::{parse_boot_notices, BOOT_NOTICES_PATH};
 use openclaws_gateway::channels;
-use openclaws_gateway::client::{ClientError, ConnectOptions, GatewayClient};
+use openclaws_gateway::client::{ChannelPairingTarget, ClientError, ConnectOptions, GatewayClient};
 use openclaws_gateway::config::drifted_paths;
 use openclaws_gateway::health::{HealthClient, HealthError};
 use openclaws_gateway::hot_reload::{owned_patch, restart_required};
@@ -30,7 +30,7 @@ use openclaws_store::events::EventType;
 use openclaws_store::status::ControllerEvent;
 
 use super::desired::{Desired, GatewayTarget};
-use super::plan::Action;
+use super::plan::{Action, ChannelPairingStep};
 use super::world::{
     device_label, ChannelsObservation, ControllerAccess, GatewayHealth, GatewayObservation,
     LiveConfig, Observed, StoredProxyToken,
@@ -99,6 +99,7 @@ pub async fn look(
                         request_id: p.request_id,
                     },
                     pending: Vec::new(),
+                    channel_pairing: None,
                     config: LiveConfig::Unknown,
                     proxy_token: StoredProxyToken::Unknown,
                     channels: ChannelsObservation::default(),
@@ -113,6 +114,7 @@ pub async fn look(
                     health,
                     access: ControllerAccess::Failed(e.to_string()),
                     pending: Vec::new(),
+                    channel_pairing: None,
                     config: LiveConfig::Unknown,
                     proxy_token: StoredProxyToken::Unknown,
                     channels: ChannelsObservation::default(),
@@ -122,8 +124,9 @@ pub async fn look(
             )
         }
     };
-    let (pending, config, listing, channel_status) = tokio::join!(
+    let (pending, channel_pairing, config, listing, channel_status) = tokio::join!(
         client.pair_list(),
+        client.channel_pairing_list(),
         client.call("config.get", json!({})),
         client.call("secrets.store.list", json!({})),
         channel_status(&client, desired),
@@ -161,6 +164,7 @@ pub async fn look(
             health,
             access,
             pending,
+            channel_pairing: channel_pairing.ok(),
             config,
             proxy_token,
             channels,
@@ -437,6 +441,10 @@ pub async fn execute(
             request_id,
             message,
         } => record_expired(observed, approval_id, request_id, message),
+        Action::DecideChannelPairing(step) => {
+            let client = client.ok_or(GatewayStepError::NotConnected)?;
+            decide_channel_pairing(client, observed, step).await?;
+        }
         other => {
             return Err(GatewayStepError::Bootstrap(format!(
                 "{} is not a gateway step",
@@ -468,11 +476,68 @@ pub async fn pairing_step(
             record_expired(observed, approval_id, request_id, message);
             Ok(())
         }
+        Action::DecideChannelPairing(step) => decide_channel_pairing(client, observed, step).await,
         other => Err(GatewayStepError::Bootstrap(format!(
             "{} is not a pairing step",
             other.step()
         ))),
     }
+}
+
+/// Approves or dismisses one DM pairing request over the protocol and records the outcome,
+/// failed or not, under its decision's id (none under the `auto` DM policy).
+async fn decide_channel_pairing(
+    client: &GatewayClient,
+    observed: &mut Observed,
+    step: &ChannelPairingStep,
+) -> Result<(), GatewayStepError> {
+    let target = ChannelPairingTarget {
+        channel: &step.channel,
+        account_id: &step.account_id,
+        request_id: &step.request_id,
+    };
+    let sender = step.sender_label();
+    let result = match step.approve {
+        true => client
+            .channel_pairing_approve(&target, step.notify)
+            .await
+            .map(|a| match a.notification.as_str() {
+                "sent" => format!("approved {sender}; told them so on {}", step.channel),
+                "not-requested" => format!("approved {sender}"),
+                other => format!("approved {sender} (notification {other})"),
+            }),
+        false => client
+            .channel_pairing_dismiss(&target)
+            .await
+            .map(|_| format!("dismissed the DM pairing request of {sender}")),
+    };
+    let (outcome, message) = match &result {
+        Ok(message) if step.approve => (PairingOutcome::Approved, message.clone()),
+        Ok(message) => (PairingOutcome::Dismissed, message.clone()),
+        Err(e) => (PairingOutcome::Failed, e.to_string()),
+    };
+    record(
+        observed,
+        PairingResult {
+            approval_id: step.decision_id.clone(),
+            request_id: Some(step.request_id.clone()),
+            device_name: None,
+            channel: Some(step.channel.clone()),
+            sender_id: Some(step.sender_id.clone()),
+            result: outcome,
+            message,
+            at: Utc::now(),
+        },
+    );
+    if let Some(list) = observed
+        .gateway
+        .as_mut()
+        .and_then(|g| g.channel_pairing.as_mut())
+    {
+        list.requests.retain(|r| r.request_id != step.request_id);
+    }
+    result?;
+    Ok(())
 }
 
 /// Records an approval given up on (its request never appeared or went away).
@@ -488,6 +553,8 @@ fn record_expired(
             approval_id: Some(approval_id.to_owned()),
             request_id: request_id.clone(),
             device_name: None,
+            channel: None,
+            sender_id: None,
             result: PairingOutcome::Expired,
             message: message.to_owned(),
             at: Utc::now(),
@@ -561,6 +628,8 @@ async fn approve(
             approval_id: approval_id.clone(),
             request_id: Some(request_id.to_owned()),
             device_name: device_name.clone(),
+            channel: None,
+            sender_id: None,
             result: outcome,
             message,
             at: Utc::now(),

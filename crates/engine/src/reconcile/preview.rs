@@ -288,6 +288,7 @@ mod tests {
             health: GatewayHealth::Healthy,
             access: ControllerAccess::Paired,
             pending,
+            channel_pairing: None,
             config: LiveConfig::Drifted(vec!["gateway.trustedProxies".into()]),
             proxy_token: Default::default(),
             channels: Default::default(),

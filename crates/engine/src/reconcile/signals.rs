@@ -42,7 +42,9 @@ impl Action {
             | Action::ConfigureChannels { .. }
             | Action::RemoveChannel { .. } => DriftKind::GatewayConfig,
             Action::PairController { .. } => DriftKind::Pairing,
-            Action::ApprovePairing { .. } | Action::ExpireApproval { .. } => return None,
+            Action::ApprovePairing { .. }
+            | Action::ExpireApproval { .. }
+            | Action::DecideChannelPairing(_) => return None,
         })
     }
 
@@ -61,6 +63,18 @@ impl Action {
                 result,
             )),
             Action::ExpireApproval { .. } => Some(("manual", "expired")),
+            Action::DecideChannelPairing(step) => Some((
+                if step.decision_id.is_some() {
+                    "dm-manual"
+                } else {
+                    "dm-auto"
+                },
+                match (ok, step.approve) {
+                    (true, true) => "approved",
+                    (true, false) => "dismissed",
+                    (false, _) => "failed",
+                },
+            )),
             Action::PairController { .. } => Some(("controller", result)),
             _ => None,
         }

@@ -12,11 +12,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use openclaws_fly::types::{App, CertificateDetail, Machine, Volume};
-use openclaws_gateway::protocol::PendingRequest;
+use openclaws_gateway::protocol::{ChannelPairingList, PendingRequest};
 use openclaws_model::{ChannelStatus, PairingResult};
 
 /// Pairing requests expire this long after they are made.
 pub const REQUEST_TTL: Duration = Duration::from_secs(300);
+/// DM pairing requests expire this long after they are made (OpenClaw's
+/// `CHANNEL_PAIRING_PENDING_TTL_MS`).
+pub const DM_REQUEST_TTL: Duration = Duration::from_secs(3600);
 
 /// What we know of the app named for the instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,6 +180,10 @@ pub struct GatewayObservation {
     pub access: ControllerAccess,
     /// Pending pairing requests (empty unless [`ControllerAccess::Paired`]).
     pub pending: Vec<PendingRequest>,
+    /// The channel accounts using DM pairing and strangers' pending DM requests
+    /// (`channels.pairing.list`); `None` when not read.
+    #[serde(default)]
+    pub channel_pairing: Option<ChannelPairingList>,
     pub config: LiveConfig,
     /// Which proxy token the gateway's secret store holds.
     #[serde(default)]
@@ -199,6 +206,7 @@ impl GatewayObservation {
             health,
             access: ControllerAccess::NotTried,
             pending: Vec::new(),
+            channel_pairing: None,
             config: LiveConfig::Unknown,
             proxy_token: StoredProxyToken::Unknown,
             channels: ChannelsObservation::default(),

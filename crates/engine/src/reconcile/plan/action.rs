@@ -142,6 +142,35 @@ pub enum Action {
         request_id: Option<String>,
         message: String,
     },
+    /// Approves (`channels.pairing.approve`) or dismisses (`channels.pairing.dismiss`) a
+    /// stranger's pending DM pairing request over the gateway protocol.
+    DecideChannelPairing(ChannelPairingStep),
+}
+
+/// One DM pairing decision to carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelPairingStep {
+    pub channel: String,
+    pub account_id: String,
+    pub request_id: String,
+    pub sender_id: String,
+    pub sender_name: Option<String>,
+    /// The recorded decision this carries out; `None` under the `auto` DM policy.
+    pub decision_id: Option<String>,
+    /// Approve (else dismiss).
+    pub approve: bool,
+    /// Ask the channel to tell the sender they were approved.
+    pub notify: bool,
+}
+
+impl ChannelPairingStep {
+    /// `{sender name} ({channel} {sender id})`, for events and outcomes.
+    pub fn sender_label(&self) -> String {
+        match &self.sender_name {
+            Some(name) => format!("{name} ({} {})", self.channel, self.sender_id),
+            None => format!("{} sender {}", self.channel, self.sender_id),
+        }
+    }
 }
 
 impl Action {
@@ -176,6 +205,8 @@ impl Action {
             Action::PairController { .. } => "PairController",
             Action::ApprovePairing { .. } => "ApprovePairing",
             Action::ExpireApproval { .. } => "ExpireApproval",
+            Action::DecideChannelPairing(step) if step.approve => "ApproveChannelPairing",
+            Action::DecideChannelPairing(_) => "DismissChannelPairing",
         }
     }
 
@@ -191,6 +222,7 @@ impl Action {
                 | Action::RemoveChannel { .. }
                 | Action::ApprovePairing { .. }
                 | Action::ExpireApproval { .. }
+                | Action::DecideChannelPairing(_)
         )
     }
 }

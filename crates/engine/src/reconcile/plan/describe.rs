@@ -124,6 +124,16 @@ impl Action {
                 }
             ),
             Action::ExpireApproval { message, .. } => message.clone(),
+            Action::DecideChannelPairing(step) => format!(
+                "{} the DM pairing request of {} ({})",
+                if step.approve { "approve" } else { "dismiss" },
+                step.sender_label(),
+                if step.decision_id.is_some() {
+                    "recorded decision"
+                } else {
+                    "DM policy auto"
+                }
+            ),
         }
     }
 }

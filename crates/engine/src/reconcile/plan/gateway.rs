@@ -191,9 +191,20 @@ fn machine_age(m: &Machine, now: Option<DateTime<Utc>>) -> Option<Duration> {
 }
 
 /// Approvals: every pending request under `auto`; under `manual`, each recorded approval not
-/// yet carried out (a named request, or the newest pending one). Also what a pairing
-/// subscription does with each list of pending requests it sees.
+/// yet carried out (a named request, or the newest pending one); then the DM pairing
+/// decisions ([`super::dm_pairing`]). Also what a pairing subscription does with each list of
+/// pending requests it sees.
 pub fn plan_pairing(
+    desired: &Desired,
+    observed: &Observed,
+    gw: &GatewayObservation,
+) -> Vec<Action> {
+    let mut actions = plan_device_pairing(desired, observed, gw);
+    actions.extend(super::dm_pairing::plan_dm_pairing(desired, observed, gw));
+    actions
+}
+
+fn plan_device_pairing(
     desired: &Desired,
     observed: &Observed,
     gw: &GatewayObservation,

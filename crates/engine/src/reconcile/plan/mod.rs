@@ -12,6 +12,7 @@
 mod action;
 mod app;
 mod describe;
+mod dm_pairing;
 mod endpoint;
 mod gateway;
 mod machine;
@@ -19,7 +20,8 @@ mod teardown;
 #[cfg(test)]
 mod tests;
 
-pub use action::Action;
+pub use action::{Action, ChannelPairingStep};
+pub use dm_pairing::outstanding_decisions;
 pub use endpoint::{content_ok, dns_target, our_record};
 pub use gateway::{
     plan_pairing, GATEWAY_BOOT_GRACE, GATEWAY_RECHECK_BOOTING, GATEWAY_RECHECK_SETTLED,

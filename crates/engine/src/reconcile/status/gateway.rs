@@ -5,16 +5,18 @@ use chrono::{DateTime, Utc};
 
 use openclaws_fly::types::Machine;
 use openclaws_gateway::bundle::BUNDLE_HASH_METADATA_KEY;
+use openclaws_gateway::protocol::ChannelPairingList;
 use openclaws_model::conditions::{ConditionType, Reason};
 use openclaws_model::{
-    ConditionStatus, InstanceStatus, PairingOutcome, PairingStatus, PendingPairing, RunState,
+    ConditionStatus, InstanceStatus, PairingOutcome, PairingStatus, PendingChannelPairing,
+    PendingPairing, RunState,
 };
 
 use super::Conditions;
 use crate::reconcile::desired::Desired;
 use crate::reconcile::world::{
     device_label, ControllerAccess, GatewayHealth, GatewayObservation, LiveConfig, Observed,
-    REQUEST_TTL,
+    DM_REQUEST_TTL, REQUEST_TTL,
 };
 
 /// One condition as (ok, reason, message).
@@ -261,7 +263,7 @@ pub(super) fn pairing_status(
     if let Some(last) = status
         .recent
         .iter()
-        .find(|r| r.result == PairingOutcome::Approved)
+        .find(|r| r.result == PairingOutcome::Approved && r.channel.is_none())
     {
         status.last_approved_device = last.device_name.clone().or_else(|| last.request_id.clone());
         status.last_approved_at = Some(last.at);
@@ -275,12 +277,59 @@ pub(super) fn pairing_status(
             } else {
                 Vec::new()
             };
+            match (&gw.channel_pairing, status.controller_paired) {
+                (Some(list), true) => {
+                    status.channel_pending = pending_channel_requests(list, gw.at, now);
+                    status.channel_accounts = list
+                        .accounts
+                        .iter()
+                        .map(|a| format!("{}:{}", a.channel, a.account_id))
+                        .collect();
+                }
+                (None, true) => {}
+                (_, false) => status.channel_pending.clear(),
+            }
         }
-        None if desired.run_state == RunState::Stopped => status.pending.clear(),
+        None if desired.run_state == RunState::Stopped => {
+            status.pending.clear();
+            status.channel_pending.clear();
+        }
         None => {}
     }
     status.pending_count = u32::try_from(status.pending.len()).unwrap_or(u32::MAX);
+    status.channel_pending_count = u32::try_from(status.channel_pending.len()).unwrap_or(u32::MAX);
     Some(status)
+}
+
+/// Strangers' pending DM requests, oldest first.
+fn pending_channel_requests(
+    list: &ChannelPairingList,
+    seen: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<PendingChannelPairing> {
+    let time = |t: &str| DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc));
+    let mut pending: Vec<PendingChannelPairing> = list
+        .requests
+        .iter()
+        .map(|r| {
+            let requested_at = time(&r.created_at).unwrap_or(seen);
+            let ttl = chrono::Duration::from_std(DM_REQUEST_TTL).unwrap_or_default();
+            PendingChannelPairing {
+                request_id: r.request_id.clone(),
+                channel: r.channel.clone(),
+                account_id: r.account_id.clone(),
+                sender_id: r.sender_id.clone(),
+                sender_name: r.sender_name(),
+                username: r.metadata.get("username").cloned(),
+                requested_at,
+                age_seconds: (now - requested_at).num_seconds().max(0),
+                expires_at: time(&r.expires_at).unwrap_or(requested_at + ttl),
+                notify_supported: r.notify_supported,
+            }
+        })
+        .collect();
+    pending.sort_by_key(|p| p.requested_at);
+    pending
 }
 
 /// The look's pending requests, oldest first.

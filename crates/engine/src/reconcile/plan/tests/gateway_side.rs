@@ -50,6 +50,7 @@ fn look(
                 ts: *ts,
             })
             .collect(),
+        channel_pairing: None,
         config: crate::reconcile::world::LiveConfig::Matches,
         proxy_token: Default::default(),
         channels: Default::default(),
@@ -220,6 +221,8 @@ fn manual_approves_only_what_was_recorded_and_each_once() {
         approval_id: Some("done".into()),
         request_id: Some("r2".into()),
         device_name: None,
+        channel: None,
+        sender_id: None,
         result: PairingOutcome::Approved,
         message: String::new(),
         at: now,

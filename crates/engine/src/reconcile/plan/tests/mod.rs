@@ -36,6 +36,11 @@ fn desired(run_state: RunState, deleting: bool, memory_mb: u32) -> Desired {
     )
 }
 
+/// A running instance's desired state, for the planners' unit tests elsewhere.
+pub(crate) fn desired_for_tests() -> Desired {
+    desired(RunState::Running, false, 2048)
+}
+
 fn with_token(d: Desired) -> Desired {
     let secrets = crate::reconcile::secrets::DesiredSecrets::new(
         [("OPENCLAW_GATEWAY_TOKEN".to_owned(), "token".to_owned())].into(),
@@ -107,7 +112,8 @@ fn apply(world: &mut Observed, d: &Desired, action: &Action, next_id: &mut u32) 
         | Action::RemoveChannel { .. }
         | Action::PairController { .. }
         | Action::ApprovePairing { .. }
-        | Action::ExpireApproval { .. } => {
+        | Action::ExpireApproval { .. }
+        | Action::DecideChannelPairing(_) => {
             unreachable!("these worlds have no gateway checks: {action:?}")
         }
         Action::CreateApp { .. } => world.app = app(d),
