@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::conditions::Reason;
-use crate::spec::SecretRef;
+use crate::secret_ref::SecretRef;
 
 /// Longest accepted allow-list.
 pub const MAX_ALLOW_FROM: usize = 100;

@@ -15,6 +15,7 @@ pub mod redact;
 pub mod release;
 pub mod schema;
 pub mod secret_names;
+mod secret_ref;
 pub mod secrets;
 pub mod selector;
 mod spec;
@@ -24,6 +25,7 @@ pub mod webhooks;
 mod write;
 
 pub use channels::*;
+pub use secret_ref::SecretRef;
 pub use spec::*;
 pub use status::*;
 pub use write::*;

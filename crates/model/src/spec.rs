@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::channels::ChannelsSpec;
+use crate::secret_ref::SecretRef;
 
 /// Image the gateway machine runs unless the spec pins another (a digest pin is allowed).
 pub const DEFAULT_IMAGE: &str = "ghcr.io/openclaw/openclaw:main";
@@ -263,19 +264,6 @@ impl ProviderKeys {
             ProviderKey::OpenaiApiKey => self.openai_api_key.as_ref(),
         }
     }
-}
-
-/// What is shown of a stored secret: that it is set, a keyed fingerprint, and when it last changed.
-/// Sending this object back on a write keeps the stored value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SecretRef {
-    /// Always `true` when shown.
-    pub set: bool,
-    /// Keyed HMAC-SHA256 fingerprint: shows that a value changed without revealing it.
-    pub fingerprint: String,
-    /// When the value was last written.
-    pub updated_at: DateTime<Utc>,
 }
 
 /// Composio tools for the agent.
