@@ -267,6 +267,13 @@ pub fn read_status(payload: &Value, kind: ChannelKind, known: &[&str]) -> Channe
             format!("{id} refused the credentials: {e}"),
         );
     }
+    if a["restartPending"].as_bool() == Some(true) {
+        return report(
+            ChannelState::Pending,
+            Reason::Pending,
+            format!("{id} is about to restart (health {health})"),
+        );
+    }
     let running = a["running"].as_bool() == Some(true);
     let connected = a["connected"].as_bool() != Some(false);
     if running && connected && error.is_none() {
@@ -276,12 +283,43 @@ pub fn read_status(payload: &Value, kind: ChannelKind, known: &[&str]) -> Channe
             format!("{id} is running and connected"),
         );
     }
+    if error.is_none() && starting(a, payload["ts"].as_i64()) {
+        return report(
+            ChannelState::Pending,
+            Reason::Pending,
+            format!("{id} is starting (health {health})"),
+        );
+    }
     let said = error.map_or_else(|| format!("health {health}"), str::to_owned);
     report(
         ChannelState::Failing,
         Reason::Unreachable,
         format!("{id} is not connected: {said}"),
     )
+}
+
+/// How long after a channel account (re)started it may stay unconnected, without an error,
+/// before it counts as `Unreachable`. A Telegram bot connects within about 3 s; OpenClaw's own
+/// health policy allows 120 s (`DEFAULT_CHANNEL_CONNECT_GRACE_MS`) before restarting it.
+pub const START_GRACE_MS: i64 = 30_000;
+
+/// Whether an unconnected account without an error has not had a fair chance to connect yet:
+/// OpenClaw says it is starting or within its own grace, it was never started, or it started
+/// less than [`START_GRACE_MS`] before `now` (the answer's `ts`, the gateway's own clock, like
+/// `lastStartAt`).
+fn starting(account: &Value, now: Option<i64>) -> bool {
+    let lifecycle = account["lifecycle"].as_str().unwrap_or_default();
+    let health = account["healthState"].as_str().unwrap_or_default();
+    if matches!(lifecycle, "starting" | "recovering")
+        || matches!(health, "startup-connect-grace" | "reconnect-grace")
+    {
+        return true;
+    }
+    match (account["lastStartAt"].as_i64(), now) {
+        (None, _) => account["running"].as_bool() != Some(true),
+        (Some(started), Some(now)) => now.saturating_sub(started) < START_GRACE_MS,
+        (Some(_), None) => false,
+    }
 }
 
 /// Whether a channel's error says the service refused its credentials (Telegram's Bot API
@@ -475,6 +513,63 @@ mod tests {
         assert_eq!(down.reason, Reason::Unreachable);
         let none = read_status(&json!({}), ChannelKind::Slack, &[]);
         assert_eq!(none.state, ChannelState::Pending);
+    }
+
+    fn at(ts: i64, account: Value) -> ChannelReport {
+        let mut payload = status(account);
+        payload["ts"] = json!(ts);
+        read_status(&payload, ChannelKind::Telegram, &[])
+    }
+
+    #[test]
+    fn a_channel_just_started_is_pending_until_its_grace_ends() {
+        let t0 = 1_800_000_000_000_i64;
+        let started = json!({"accountId": "default", "running": true, "connected": false,
+            "lastStartAt": t0});
+        let early = at(t0 + 3_000, started.clone());
+        assert_eq!(
+            (early.state, early.reason),
+            (ChannelState::Pending, Reason::Pending)
+        );
+        let late = at(t0 + START_GRACE_MS, started.clone());
+        assert_eq!(
+            (late.state, late.reason),
+            (ChannelState::Failing, Reason::Unreachable)
+        );
+        let mut failed = started.clone();
+        failed["lastError"] = json!("connect ECONNREFUSED 127.0.0.1:9");
+        assert_eq!(at(t0 + 1, failed).reason, Reason::Unreachable);
+        let mut refused = started;
+        refused["lastError"] = json!("Call to 'getMe' failed! (401: Unauthorized)");
+        assert_eq!(at(t0 + 1, refused).reason, Reason::InvalidToken);
+    }
+
+    #[test]
+    fn openclaws_own_start_states_and_a_channel_never_started_are_pending() {
+        let t0 = 1_800_000_000_000_i64;
+        let long_after = t0 + 10 * START_GRACE_MS;
+        for account in [
+            json!({"accountId": "default", "running": false, "lifecycle": "starting", "lastStartAt": t0}),
+            json!({"accountId": "default", "running": true, "connected": false,
+                "healthState": "startup-connect-grace", "lastStartAt": t0}),
+            json!({"accountId": "default", "running": false}),
+        ] {
+            assert_eq!(
+                at(long_after, account.clone()).reason,
+                Reason::Pending,
+                "{account}"
+            );
+        }
+        let restarting = json!({"accountId": "default", "running": true, "connected": true,
+            "restartPending": true});
+        assert_eq!(at(long_after, restarting).reason, Reason::Pending);
+        let stopped = json!({"accountId": "default", "running": false, "lastStartAt": t0});
+        assert_eq!(at(long_after, stopped.clone()).reason, Reason::Unreachable);
+        assert_eq!(
+            read_status(&status(stopped), ChannelKind::Telegram, &[]).reason,
+            Reason::Unreachable,
+            "without the answer's time, a started channel is judged as it is"
+        );
     }
 
     #[test]

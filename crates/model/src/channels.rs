@@ -347,7 +347,7 @@ impl ChannelState {
 pub struct ChannelStatus {
     pub channel: ChannelKind,
     pub state: ChannelState,
-    /// `Connected`, `InvalidToken`, `Unreachable`, `Disabled` or `NotChecked`.
+    /// `Connected`, `InvalidToken`, `Unreachable`, `Pending`, `Disabled` or `NotChecked`.
     #[schema(value_type = String)]
     pub reason: Reason,
     /// What the gateway said, credentials redacted.

@@ -207,6 +207,8 @@ vocabulary! {
         InvalidToken,
         /// The channel does not reach its service (or does not run).
         Unreachable,
+        /// The channel (re)started moments ago and has not connected yet.
+        Pending,
         /// The channel is disabled in the spec.
         Disabled,
         /// Some enabled channels are not connected.

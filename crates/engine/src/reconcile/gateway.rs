@@ -75,12 +75,12 @@ pub async fn look(
 ) -> (GatewayObservation, Option<GatewayClient>) {
     let at = Utc::now();
     let mut health = probe(target).await;
-    if health == GatewayHealth::NotReady(WITHHELD.to_owned())
-        && !desired.channels.channels.is_empty()
-    {
-        // Through the proxy `/readyz` withholds which checks fail. With channels configured the
-        // likely one is a channel (a refused bot token makes `/readyz` 503): the channels'
-        // own state, read below, says so, and the gateway is otherwise up.
+    if health == GatewayHealth::NotReady(WITHHELD.to_owned()) {
+        // Through the proxy `/readyz` withholds which checks fail. The likely one is a channel
+        // (a refused bot token makes `/readyz` 503), ours or one the customer configured in the
+        // Control UI: the channels' own state says so, and the gateway is otherwise up. Judged
+        // only for the spec's channels, a customer's own channel held the gateway NotReady and
+        // brought a look every 2 s during the boot grace.
         health = match channel_only_failure(target, identity, token).await {
             true => GatewayHealth::Healthy,
             false => health,
@@ -419,12 +419,23 @@ pub async fn execute(
             if let Some(markers) = channel_markers_mut(observed) {
                 markers.insert(secret.marker_name().to_owned(), fingerprint.clone());
             }
+            restarting(
+                observed,
+                secret.channel(),
+                "restarts with its new credential",
+            );
         }
-        Action::ConfigureChannels { .. } => {
+        Action::ConfigureChannels { paths } => {
             let client = client.ok_or(GatewayStepError::NotConnected)?;
             configure_channels(client, desired).await?;
             if let Some(gw) = observed.gateway.as_mut() {
                 gw.channels.drift.clear();
+            }
+            for kind in ChannelKind::ALL {
+                let prefix = format!("channels.{}.", kind.as_str());
+                if paths.iter().any(|p| p.starts_with(&prefix)) {
+                    restarting(observed, kind, "applies its new settings");
+                }
             }
         }
         Action::RemoveChannel { channel } => {
@@ -710,6 +721,28 @@ fn client_failure(e: &ClientError) -> &'static str {
         ClientError::Rejected { .. } => "the gateway refused secrets.store.set",
         _ => "the connection failed during secrets.store.set",
     }
+}
+
+/// After a step changed a channel's credential or settings, the look's report of it is from
+/// before: until the next look, the channel counts as starting (`Pending`), which brings that
+/// look within seconds (`super::schedule`).
+fn restarting(observed: &mut Observed, kind: ChannelKind, what: &str) {
+    let Some(gw) = observed.gateway.as_mut() else {
+        return;
+    };
+    let reports = &mut gw.channels.reports;
+    let last_checked_at = reports
+        .iter()
+        .find(|r| r.channel == kind)
+        .and_then(|r| r.last_checked_at);
+    reports.retain(|r| r.channel != kind);
+    reports.push(ChannelStatus {
+        channel: kind,
+        state: openclaws_model::ChannelState::Pending,
+        reason: openclaws_model::conditions::Reason::Pending,
+        message: format!("{} {what}", kind.as_str()),
+        last_checked_at,
+    });
 }
 
 fn channel_markers_mut(observed: &mut Observed) -> Option<&mut BTreeMap<String, String>> {

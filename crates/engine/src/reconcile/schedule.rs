@@ -1,7 +1,7 @@
 //! Stage 5, schedule: when to visit the instance again. Soon after progress; after a jittered,
 //! persisted backoff after an error (or when Fly said to come back); the resync interval when
 //! converged, blocked or paused; the time a waited-for thing is expected; no later than a proxy
-//! token's rotation. Pure. A device pairing never brings a reconcile sooner: the pairing
+//! token's rotation; within seconds while a channel is starting. Pure. A device pairing never brings a reconcile sooner: the pairing
 //! subscription (`crate::pairing`) follows the gateway instead.
 
 use chrono::{DateTime, Utc};
@@ -17,6 +17,31 @@ use super::{backoff, jitter};
 
 /// How long an instance held while Fly is unavailable waits if nothing wakes it sooner.
 const HELD_FOR_FLY: Duration = Duration::from_secs(60);
+
+/// How soon a converged instance is looked at again while a channel has just started and has
+/// not connected yet: its `Connected` (or, after its grace, `Unreachable`) is expected within
+/// seconds, and nothing else would look before the resync.
+const CHANNEL_LOOK: Duration = Duration::from_secs(5);
+
+/// How long after the spec last changed (or the instance first became ready) a channel that is
+/// starting or not reported yet brings these looks: longer than the channel's own start grace
+/// (`openclaws_gateway::channels::START_GRACE_MS`), so its `Unreachable` is seen too, and
+/// bounded, so a channel the gateway never reports costs no look every few seconds for ever.
+const CHANNEL_SETTLE: Duration = Duration::from_secs(180);
+
+/// Whether to look again soon for a channel: one is starting (`Pending`) or not reported yet
+/// (`NotChecked`: OpenClaw applies a channel config moments after the `config.patch`), and the
+/// spec changed (or the instance became ready) less than [`CHANNEL_SETTLE`] before `now`.
+fn channel_look_due(
+    status: &openclaws_model::InstanceStatus,
+    changed: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
+    let waiting = |c: &openclaws_model::ChannelStatus| {
+        matches!(c.reason, Reason::Pending | Reason::NotChecked)
+    };
+    status.channels.iter().any(waiting) && until(changed, now) < CHANNEL_SETTLE
+}
 
 /// How often instances are visited when nothing is expected of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +90,16 @@ fn visit(report: &Report, timing: &Timing) -> Next {
             _ => settled(Duration::from_millis(100), "Progressing"),
         },
     };
+    let record = &report.loaded.record;
+    let changed = record
+        .first_ready_at
+        .map_or(record.updated_at, |r| r.max(record.updated_at));
+    if next.streak == Streak::Reset
+        && channel_look_due(&report.judged.status, changed, report.loaded.now)
+    {
+        next.after = next.after.min(CHANNEL_LOOK);
+        next.reason = "ChannelPending";
+    }
     let now = report.loaded.now;
     if let Some(at) = report
         .resolved
@@ -162,6 +197,38 @@ mod tests {
         assert_eq!(next.streak, Streak::Keep);
         assert_eq!(next.reason, "FlyUnavailable");
         assert!(next.after >= HELD_FOR_FLY.mul_f64(0.8) && next.after <= HELD_FOR_FLY.mul_f64(1.2));
+    }
+
+    #[test]
+    fn a_starting_channel_is_looked_at_soon_but_not_for_ever() {
+        use openclaws_model::{ChannelKind, ChannelState, ChannelStatus, InstanceStatus};
+        let channel = |reason| ChannelStatus {
+            channel: ChannelKind::Telegram,
+            state: ChannelState::Pending,
+            reason,
+            message: String::new(),
+            last_checked_at: None,
+        };
+        let with = |reason| InstanceStatus {
+            channels: vec![channel(reason)],
+            ..InstanceStatus::default()
+        };
+        let changed = Utc::now();
+        let soon = changed + chrono::Duration::seconds(20);
+        let later = changed + chrono_duration(CHANNEL_SETTLE);
+        for reason in [Reason::Pending, Reason::NotChecked] {
+            assert!(channel_look_due(&with(reason), changed, soon));
+            assert!(!channel_look_due(&with(reason), changed, later));
+        }
+        for settled in [
+            Reason::Connected,
+            Reason::InvalidToken,
+            Reason::Unreachable,
+            Reason::Disabled,
+        ] {
+            assert!(!channel_look_due(&with(settled), changed, soon));
+        }
+        assert!(!channel_look_due(&InstanceStatus::default(), changed, soon));
     }
 
     #[test]

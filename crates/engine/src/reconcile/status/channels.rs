@@ -50,7 +50,8 @@ pub(super) fn statuses(
 }
 
 /// `ChannelsReady`: true when every enabled channel is connected; otherwise the worst reason
-/// (`InvalidToken` before `Unreachable` before not checked) and every channel that is not.
+/// (`InvalidToken`, then `Unreachable`, then `Pending`, then not checked) and every channel
+/// that is not.
 pub(super) fn ready(channels: &[ChannelStatus]) -> (bool, Reason, String) {
     let failing: Vec<&ChannelStatus> = channels
         .iter()
@@ -75,7 +76,7 @@ pub(super) fn ready(channels: &[ChannelStatus]) -> (bool, Reason, String) {
             ),
         };
     }
-    let reason = [Reason::InvalidToken, Reason::Unreachable]
+    let reason = [Reason::InvalidToken, Reason::Unreachable, Reason::Pending]
         .into_iter()
         .find(|r| failing.iter().any(|s| s.reason == *r))
         .unwrap_or(Reason::NotChecked);
@@ -119,7 +120,13 @@ mod tests {
             message.contains("discord") && message.contains("slack"),
             "{message}"
         );
-        assert_eq!(ready(&[ok, down]).1, Reason::Unreachable);
+        assert_eq!(ready(&[ok.clone(), down.clone()]).1, Reason::Unreachable);
+        let starting = status(Telegram, Pending, Reason::Pending);
+        let unseen = status(Slack, Pending, Reason::NotChecked);
+        let (is, reason, _) = ready(&[ok, starting.clone(), unseen.clone()]);
+        assert_eq!((is, reason), (false, Reason::Pending));
+        assert_eq!(ready(&[starting, down]).1, Reason::Unreachable);
+        assert_eq!(ready(&[unseen]).1, Reason::NotChecked);
         assert_eq!(
             ready(&[status(Telegram, Pending, Reason::NotChecked)]).1,
             Reason::NotChecked
