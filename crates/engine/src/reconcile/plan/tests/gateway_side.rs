@@ -25,7 +25,7 @@ fn gateway_world(
     (d, world)
 }
 
-fn look(
+pub(super) fn look(
     health: crate::reconcile::world::GatewayHealth,
     access: crate::reconcile::world::ControllerAccess,
     pending: &[(&str, i64)],

@@ -3,6 +3,7 @@
 //! the model (worlds and how each action changes them); the tests are grouped by concern.
 
 mod adoption;
+mod channel_properties;
 mod gateway_side;
 mod machine_side;
 mod properties;
