@@ -136,7 +136,9 @@ async fn bad_input_gets_a_structured_422_and_a_missing_instance_a_404() {
 #[tokio::test]
 async fn refusals_follow_the_spec_and_a_decision_waits_while_no_gateway_was_seen() {
     let api = spawn_api().await;
-    let spec = json!({"spec": {"customerId": "c", "region": "iad", "runState": "stopped"}});
+    let telegram = json!({"telegram": {"botToken": "123456:telegram-bot-token"}});
+    let spec = json!({"spec": {"customerId": "c", "region": "iad", "runState": "stopped",
+        "channels": telegram}});
     assert_eq!(api.put("dmstop", &spec).await.status, StatusCode::CREATED);
     let (code, answer) = decide(
         &api,
@@ -149,8 +151,8 @@ async fn refusals_follow_the_spec_and_a_decision_waits_while_no_gateway_was_seen
     assert_eq!(code, StatusCode::CONFLICT, "{answer}");
     assert_eq!(answer["error"]["reason"], "MachineStopped", "{answer}");
 
-    let auto =
-        json!({"spec": {"customerId": "c", "region": "iad", "pairing": {"channels": "auto"}}});
+    let auto = json!({"spec": {"customerId": "c", "region": "iad", "channels": telegram,
+        "pairing": {"channels": "auto"}}});
     assert_eq!(api.put("dmauto", &auto).await.status, StatusCode::CREATED);
     let (code, answer) = decide(
         &api,
@@ -163,7 +165,9 @@ async fn refusals_follow_the_spec_and_a_decision_waits_while_no_gateway_was_seen
     assert_eq!(code, StatusCode::CONFLICT, "{answer}");
     assert_eq!(answer["error"]["reason"], "PolicyAuto", "{answer}");
 
-    let plain = json!({"spec": {"customerId": "c", "region": "iad"}});
+    let plain = json!({"spec": {"customerId": "c", "region": "iad", "channels": {
+        "telegram": {"botToken": "123456:telegram-bot-token"},
+        "slack": {"botToken": "xoxb-slack-bot", "appToken": "xapp-slack-app"}}}});
     let created = api.put("dmwait", &plain).await;
     assert_eq!(
         created.json["spec"]["pairing"]["channels"], "manual",
@@ -199,5 +203,133 @@ async fn refusals_follow_the_spec_and_a_decision_waits_while_no_gateway_was_seen
             .iter()
             .any(|m| m["manager"] == "channel-pairing-decisions"),
         "{answer}"
+    );
+}
+
+/// Writes the status a controller records for a running gateway whose pairing subscription
+/// saw `accounts` using DM pairing and `pending` DM requests (as `channel:requestId`).
+async fn gateway_seen(api: &TestApi, name: &str, accounts: &[&str], pending: &[&str]) {
+    let now = chrono::Utc::now();
+    let pending: Vec<Value> = pending
+        .iter()
+        .map(|p| {
+            let (channel, id) = p.split_once(':').unwrap();
+            json!({"requestId": id, "channel": channel, "accountId": "default", "senderId": "42",
+                   "requestedAt": now, "ageSeconds": 1, "expiresAt": now + chrono::Duration::hours(1)})
+        })
+        .collect();
+    let status = json!({"phase": "Ready", "observedGeneration": 1, "pairing": {
+        "pendingCount": 0, "controllerPaired": true, "observedAt": now,
+        "channelAccounts": accounts, "channelPending": pending}});
+    let written = sqlx::query("UPDATE instances SET status = $1, phase = 'Ready' WHERE name = $2")
+        .bind(status)
+        .bind(name)
+        .execute(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(written.rows_affected(), 1);
+}
+
+#[tokio::test]
+async fn channel_not_configured_is_judged_from_the_spec_and_not_ready_from_the_gateway() {
+    let api = spawn_api().await;
+    let base = json!({"customerId": "c", "region": "iad"});
+    let with = |channels: Value| {
+        let mut spec = base.clone();
+        spec["channels"] = channels;
+        json!({"spec": spec})
+    };
+    let token = "123456:telegram-bot-token";
+    let cases = [
+        ("dmnone", json!({})),
+        (
+            "dmallow",
+            json!({"telegram": {"botToken": token, "dmPolicy": "allowlist", "allowFrom": ["42"]}}),
+        ),
+        (
+            "dmoff",
+            json!({"telegram": {"botToken": token, "enabled": false}}),
+        ),
+        (
+            "dmdisabled",
+            json!({"telegram": {"botToken": token, "dmPolicy": "disabled"}}),
+        ),
+    ];
+    for (name, channels) in cases {
+        let created = api.put(name, &with(channels)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        // The gateway still reports the channel using DM pairing (its report lags the spec).
+        gateway_seen(&api, name, &["telegram:default"], &["telegram:r1"]).await;
+        for what in ["approvals", "dismissals"] {
+            let (code, answer) =
+                decide(&api, name, "telegram", what, json!({"requestId": "r1"})).await;
+            assert_eq!(code, StatusCode::CONFLICT, "{name} {what}: {answer}");
+            assert_eq!(
+                answer["error"]["reason"], "ChannelNotConfigured",
+                "{name}: {answer}"
+            );
+            assert!(answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("spec.channels.telegram"));
+        }
+    }
+
+    let wanted = with(json!({"telegram": {"botToken": token}}));
+    assert_eq!(api.put("dmnew", &wanted).await.status, StatusCode::CREATED);
+    // Configured in the spec, not on the gateway yet: a distinct, retryable answer.
+    gateway_seen(&api, "dmnew", &[], &[]).await;
+    let (code, answer) = decide(
+        &api,
+        "dmnew",
+        "telegram",
+        "approvals",
+        json!({"requestId": "r1"}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["error"]["reason"], "ChannelNotReady", "{answer}");
+    // On the gateway, but not that request.
+    gateway_seen(&api, "dmnew", &["telegram:default"], &["telegram:r2"]).await;
+    let (code, answer) = decide(
+        &api,
+        "dmnew",
+        "telegram",
+        "dismissals",
+        json!({"requestId": "r1"}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{answer}");
+    assert_eq!(answer["error"]["reason"], "RequestNotFound", "{answer}");
+    // A channel the spec cannot name (set up in the Control UI) is judged by the gateway.
+    let (code, answer) = decide(
+        &api,
+        "dmnew",
+        "matrix",
+        "approvals",
+        json!({"requestId": "r1"}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(
+        answer["error"]["reason"], "ChannelNotConfigured",
+        "{answer}"
+    );
+    gateway_seen(&api, "dmnew", &["matrix:default"], &["matrix:m1"]).await;
+    let (code, answer) = decide(
+        &api,
+        "dmnew",
+        "matrix",
+        "dismissals",
+        json!({"requestId": "m2"}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{answer}");
+    assert_eq!(answer["error"]["reason"], "RequestNotFound", "{answer}");
+    let specs = api.get("/v1/instances/dmnew").await.json;
+    assert!(
+        specs["spec"]["pairing"].get("channelDecisions").is_none()
+            || specs["spec"]["pairing"]["channelDecisions"] == json!([]),
+        "a refusal records nothing: {specs}"
     );
 }

@@ -643,7 +643,7 @@ export interface components {
             lastCheckedAt?: string | null;
             /** @description What the gateway said, credentials redacted. */
             message: string;
-            /** @description `Connected`, `InvalidToken`, `Unreachable`, `Disabled` or `NotChecked`. */
+            /** @description `Connected`, `InvalidToken`, `Unreachable`, `Pending`, `Disabled` or `NotChecked`. */
             reason: string;
             state: components["schemas"]["ChannelState"];
         };
@@ -2932,7 +2932,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `reason: ChannelNotConfigured`: no account of that channel uses DM pairing on the gateway; `reason: MachineStopped`: no gateway runs; `reason: PolicyAuto`: `spec.pairing.channels` is `auto`; `reason: ApprovalFailed`: the gateway refused; or the instance is being deleted, or too many decisions are outstanding */
+            /** @description `reason: ChannelNotConfigured`: `spec.channels.{channel}` is not configured, disabled, or its `dmPolicy` is not `pairing` (a channel the spec cannot name, set up in the Control UI, is judged by the gateway's report); `reason: ChannelNotReady`: the spec asks for DM pairing on the channel but the gateway does not run it that way yet (just connected or restarting; retry when `ChannelsReady` is True); `reason: MachineStopped`: no gateway runs; `reason: PolicyAuto`: `spec.pairing.channels` is `auto`; `reason: ApprovalFailed`: the gateway refused; or the instance is being deleted, or too many decisions are outstanding */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3082,7 +3082,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `reason: ChannelNotConfigured`, `MachineStopped` or `DismissalFailed`; or the instance is being deleted, or too many decisions are outstanding */
+            /** @description `reason: ChannelNotConfigured`, `ChannelNotReady` (as for approvals), `MachineStopped` or `DismissalFailed`; or the instance is being deleted, or too many decisions are outstanding */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -12,19 +12,19 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use std::time::Duration;
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::auth::Role;
+use super::decisions::{self, refused, DecisionList};
 use super::error::{ApiError, FieldError};
 use super::instances::json_body;
 use super::validate::{check_name, valid_channel, valid_channel_request_id};
 use super::write;
 use super::ApiState;
 use openclaws_model::{
-    ChannelPairingDecision, ChannelPairingPolicy, ChannelPairingVerdict, InstanceSpec,
-    InstanceStatus, OpenClawInstance, PairingOutcome, PairingResult, Phase, RunState,
+    ChannelKind, ChannelPairingDecision, ChannelPairingPolicy, ChannelPairingVerdict, DmPolicy,
+    InstanceSpec, InstanceStatus, OpenClawInstance, PairingOutcome, PairingResult, Phase,
 };
 use openclaws_store::instances;
 
@@ -71,7 +71,7 @@ pub struct ChannelDecisionRecorded {
         (status = 401, description = "Missing or unknown token", body = super::error::ErrorBody),
         (status = 403, description = "Read-only token", body = super::error::ErrorBody),
         (status = 404, description = "No such instance; or `reason: RequestNotFound`: the request is not pending on that channel (expired after an hour, already decided, or never made); nothing is recorded", body = super::error::ErrorBody),
-        (status = 409, description = "`reason: ChannelNotConfigured`: no account of that channel uses DM pairing on the gateway; `reason: MachineStopped`: no gateway runs; `reason: PolicyAuto`: `spec.pairing.channels` is `auto`; `reason: ApprovalFailed`: the gateway refused; or the instance is being deleted, or too many decisions are outstanding", body = super::error::ErrorBody),
+        (status = 409, description = "`reason: ChannelNotConfigured`: `spec.channels.{channel}` is not configured, disabled, or its `dmPolicy` is not `pairing` (a channel the spec cannot name, set up in the Control UI, is judged by the gateway's report); `reason: ChannelNotReady`: the spec asks for DM pairing on the channel but the gateway does not run it that way yet (just connected or restarting; retry when `ChannelsReady` is True); `reason: MachineStopped`: no gateway runs; `reason: PolicyAuto`: `spec.pairing.channels` is `auto`; `reason: ApprovalFailed`: the gateway refused; or the instance is being deleted, or too many decisions are outstanding", body = super::error::ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = super::error::ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = super::error::ErrorBody),
         (status = 422, description = "Bad channel name, request id or field", body = super::error::ErrorBody)),
@@ -102,7 +102,7 @@ pub async fn post_channel_approval(
         (status = 401, description = "Missing or unknown token", body = super::error::ErrorBody),
         (status = 403, description = "Read-only token", body = super::error::ErrorBody),
         (status = 404, description = "No such instance; or `reason: RequestNotFound`: the request is not pending on that channel; nothing is recorded", body = super::error::ErrorBody),
-        (status = 409, description = "`reason: ChannelNotConfigured`, `MachineStopped` or `DismissalFailed`; or the instance is being deleted, or too many decisions are outstanding", body = super::error::ErrorBody),
+        (status = 409, description = "`reason: ChannelNotConfigured`, `ChannelNotReady` (as for approvals), `MachineStopped` or `DismissalFailed`; or the instance is being deleted, or too many decisions are outstanding", body = super::error::ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = super::error::ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = super::error::ErrorBody),
         (status = 422, description = "Bad channel name, request id or field (`notify` is for approvals)", body = super::error::ErrorBody)),
@@ -262,6 +262,7 @@ fn precheck(
     asked: &Asked<'_>,
 ) -> Result<bool, ApiError> {
     let channel = asked.channel;
+    let in_spec = spec_pairing(name, spec, channel)?;
     if asked.verdict == ChannelPairingVerdict::Approve
         && spec.pairing.channels == ChannelPairingPolicy::Auto
     {
@@ -271,8 +272,7 @@ fn precheck(
             format!("{name} approves DM pairing requests by itself (spec.pairing.channels: auto); set it to manual to approve by hand"),
         ));
     }
-    let machine = status.fly.as_ref().and_then(|f| f.machine_state.as_deref());
-    if spec.run_state == RunState::Stopped || matches!(machine, Some("stopped" | "suspended")) {
+    if decisions::machine_stopped(spec, status) {
         return Err(refused(
             StatusCode::CONFLICT,
             "MachineStopped",
@@ -283,40 +283,61 @@ fn precheck(
     if status.phase != Phase::Ready || !pairing.controller_paired || pairing.observed_at.is_none() {
         return Ok(false);
     }
-    let uses_pairing = |a: &String| a.split(':').next() == Some(channel);
-    if !pairing.channel_accounts.iter().any(uses_pairing) {
-        return Err(refused(
-            StatusCode::CONFLICT,
-            "ChannelNotConfigured",
-            format!("no {channel} account uses DM pairing on {name}: the channel is not configured, disabled, or its dmPolicy is not pairing (see status.pairing.channelAccounts)"),
-        ));
-    }
     let pending = |p: &&openclaws_model::PendingChannelPairing| {
         p.channel == channel && p.request_id == asked.request_id
     };
-    if !pairing.channel_pending.iter().any(|p| pending(&p)) {
-        return Err(refused(
+    if pairing.channel_pending.iter().any(|p| pending(&p)) {
+        return Ok(true);
+    }
+    let uses_pairing = |a: &String| a.split(':').next() == Some(channel);
+    match (pairing.channel_accounts.iter().any(uses_pairing), in_spec) {
+        (true, _) => Err(refused(
             StatusCode::NOT_FOUND,
             "RequestNotFound",
             format!("that DM pairing request is not pending on {channel} of {name}: it expired (requests last an hour), was already decided, or was never made; see status.pairing.channelPending"),
-        ));
+        )),
+        (false, true) => Err(refused(
+            StatusCode::CONFLICT,
+            "ChannelNotReady",
+            format!("{channel} is configured with DM pairing in the spec of {name}, but the gateway does not run it with DM pairing yet; retry when the ChannelsReady condition is True"),
+        )),
+        (false, false) => Err(not_configured(name, channel)),
     }
-    Ok(true)
 }
 
-fn refused(status: StatusCode, reason: &'static str, message: String) -> ApiError {
-    ApiError::Refused {
-        status,
-        reason,
-        message,
+/// Whether the spec asks for DM pairing on `channel`: `Ok(true)` when it configures the channel
+/// enabled with `dmPolicy: pairing`, `ChannelNotConfigured` when it can name the channel
+/// (Telegram, Discord, Slack) and does not ask for that, `Ok(false)` for a channel the spec
+/// cannot name (one the customer configured in the Control UI), which only the gateway's
+/// report can judge.
+fn spec_pairing(name: &str, spec: &InstanceSpec, channel: &str) -> Result<bool, ApiError> {
+    let Some(kind) = ChannelKind::parse(channel) else {
+        return Ok(false);
+    };
+    match spec.channels.get(kind) {
+        Some(c) if c.enabled && c.dm_policy == DmPolicy::Pairing => Ok(true),
+        _ => Err(not_configured(name, channel)),
     }
+}
+
+fn not_configured(name: &str, channel: &str) -> ApiError {
+    refused(
+        StatusCode::CONFLICT,
+        "ChannelNotConfigured",
+        format!("{name} does not use DM pairing on {channel}: spec.channels.{channel} is not configured, is disabled, or its dmPolicy is not pairing"),
+    )
 }
 
 /// The field manager of decisions recorded through `POST …/channels/{channel}/pairing/…`.
 pub const DECISIONS_MANAGER: &str = "channel-pairing-decisions";
 
-/// Most decisions `spec.pairing.channelDecisions` holds.
-const MAX_DECISIONS: usize = 100;
+/// `spec.pairing.channelDecisions`: at most 100 not carried out yet.
+const DECISIONS: DecisionList = DecisionList {
+    field: "channelDecisions",
+    manager: DECISIONS_MANAGER,
+    noun: "DM pairing decisions",
+    max: 100,
+};
 
 /// Appends the decision to `spec.pairing.channelDecisions` (dropping those already carried
 /// out), with the version read, so a concurrent write makes it retry instead of losing either.
@@ -334,53 +355,19 @@ async fn record_decision(
         decision: asked.verdict,
         notify: asked.notify,
     };
-    for _ in 0..5 {
-        let record = instances::get(&mut state.db().await?, name)
-            .await?
-            .ok_or_else(|| write::not_found(name))?;
-        let spec = record.spec()?;
-        let done: Vec<String> = record
-            .status()?
-            .pairing
-            .map(|p| p.recent.into_iter().filter_map(|r| r.approval_id).collect())
-            .unwrap_or_default();
-        let mut decisions: Vec<ChannelPairingDecision> = spec
-            .pairing
-            .channel_decisions
-            .into_iter()
-            .filter(|d| !done.contains(&d.id))
-            .collect();
-        if decisions.len() >= MAX_DECISIONS {
-            return Err(ApiError::Conflict(format!(
-                "{name} has {MAX_DECISIONS} DM pairing decisions not carried out yet; wait for them (see status.pairing)"
-            )));
-        }
-        decisions.push(decision.clone());
-        let patch = json!({"spec": {"pairing": {"channelDecisions": decisions}}});
-        let options = write::WriteOptions {
-            actor,
-            manager: DECISIONS_MANAGER,
-            force: false,
-            dry_run: false,
-        };
-        let version = Some(record.resource_version);
-        match write::patch(state, name, patch, version, options).await {
-            Ok(written) => return Ok((decision, written.object)),
-            Err(ApiError::StaleVersion(_)) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(ApiError::Conflict(format!(
-        "{name} kept changing while the decision was recorded; retry"
-    )))
+    let entry = serde_json::to_value(&decision).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let instance = decisions::append(state, name, actor, &DECISIONS, entry, |spec, done| {
+        let outstanding = spec.pairing.channel_decisions.into_iter();
+        let outstanding = outstanding.filter(|d| !done.contains(&d.id));
+        Ok(outstanding
+            .filter_map(|d| serde_json::to_value(d).ok())
+            .collect())
+    })
+    .await?;
+    Ok((decision, instance))
 }
 
-/// How long the API waits for the controller to record a decision's outcome.
-const OUTCOME_WAIT: Duration = Duration::from_secs(5);
-/// How often it reads the status meanwhile.
-const OUTCOME_POLL: Duration = Duration::from_millis(100);
-
-/// Waits (up to [`OUTCOME_WAIT`]) for the decision's outcome: fills `answer.outcome` when
+/// Waits (up to 5 s) for the decision's outcome: fills `answer.outcome` when
 /// approved or dismissed, refuses when it expired or failed, leaves it empty when the outcome
 /// did not come in time.
 async fn wait_for_outcome(
@@ -388,52 +375,40 @@ async fn wait_for_outcome(
     name: &str,
     answer: &mut ChannelDecisionRecorded,
 ) -> Result<(), ApiError> {
-    let id = answer.decision.id.clone();
-    let deadline = tokio::time::Instant::now() + OUTCOME_WAIT;
-    while tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(OUTCOME_POLL).await;
-        let Some(record) = instances::get(&mut state.db().await?, name).await? else {
-            return Err(write::not_found(name));
-        };
-        let status = record.status()?;
-        let recent = status.pairing.iter().flat_map(|p| p.recent.iter());
-        let Some(outcome) = recent
-            .into_iter()
-            .find(|r| r.approval_id.as_deref() == Some(&id))
-        else {
-            continue;
-        };
-        let failed = match answer.decision.decision {
-            ChannelPairingVerdict::Approve => "ApprovalFailed",
-            ChannelPairingVerdict::Dismiss => "DismissalFailed",
-        };
-        return match outcome.result {
-            PairingOutcome::Approved | PairingOutcome::Dismissed => {
-                answer.instance = record.to_resource(&state.cipher)?;
-                answer.outcome = Some(outcome.clone());
-                Ok(())
-            }
-            PairingOutcome::Expired => Err(refused(
-                StatusCode::NOT_FOUND,
-                "RequestNotFound",
-                outcome.message.clone(),
-            )),
-            PairingOutcome::Failed => Err(refused(
-                StatusCode::CONFLICT,
-                failed,
-                format!(
-                    "the gateway did not carry the decision out: {}",
-                    outcome.message
-                ),
-            )),
-        };
+    let Some((record, outcome)) = decisions::outcome(state, name, &answer.decision.id).await?
+    else {
+        return Ok(());
+    };
+    let failed = match answer.decision.decision {
+        ChannelPairingVerdict::Approve => "ApprovalFailed",
+        ChannelPairingVerdict::Dismiss => "DismissalFailed",
+    };
+    match outcome.result {
+        PairingOutcome::Approved | PairingOutcome::Dismissed => {
+            answer.instance = record.to_resource(&state.cipher)?;
+            answer.outcome = Some(outcome);
+            Ok(())
+        }
+        PairingOutcome::Expired => Err(refused(
+            StatusCode::NOT_FOUND,
+            "RequestNotFound",
+            outcome.message,
+        )),
+        PairingOutcome::Failed => Err(refused(
+            StatusCode::CONFLICT,
+            failed,
+            format!(
+                "the gateway did not carry the decision out: {}",
+                outcome.message
+            ),
+        )),
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn invalid_paths(result: Result<ChannelDecisionRequest, ApiError>) -> Vec<String> {
         match result {

@@ -8,10 +8,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::auth::Role;
+use super::decisions::{self, refused, DecisionList};
 use super::error::{ApiError, FieldError};
 use super::instances::json_body;
 use super::validate::check_name;
@@ -21,11 +22,10 @@ use openclaws_model::secret_names::GATEWAY_TOKEN;
 use openclaws_model::text::has_control;
 use openclaws_model::{
     InstanceSpec, InstanceStatus, OpenClawInstance, PairingApproval, PairingOutcome, PairingPolicy,
-    PairingResult, Phase, RunState,
+    PairingResult, Phase,
 };
 use openclaws_store::events::{self, EventType, NewEvent};
 use openclaws_store::{instances, secrets};
-use std::time::Duration;
 
 /// The gateway token of an instance.
 #[derive(Serialize, ToSchema)]
@@ -257,54 +257,18 @@ pub async fn record_approval(
         latest: request_id.is_none().then_some(true),
         request_id,
     };
-    // Read, then write with the version read: a concurrent approval makes this one retry
-    // instead of dropping the other.
-    for _ in 0..5 {
-        let record = instances::get(&mut state.db().await?, name)
-            .await?
-            .ok_or_else(|| write::not_found(name))?;
-        let spec = record.spec()?;
+    let entry = serde_json::to_value(&approval).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let instance = decisions::append(state, name, actor, &APPROVALS, entry, |spec, done| {
         precheck(name, &spec, &InstanceStatus::default(), None)?;
-        let done: Vec<String> = record
-            .status()?
-            .pairing
-            .map(|p| p.recent.into_iter().filter_map(|r| r.approval_id).collect())
-            .unwrap_or_default();
-        let mut approvals: Vec<PairingApproval> = spec
-            .pairing
-            .approvals
-            .into_iter()
-            .filter(|a| !done.contains(&a.key()))
-            .collect();
-        if approvals.len() >= MAX_APPROVALS {
-            return Err(ApiError::Conflict(format!(
-                "{name} has {MAX_APPROVALS} approvals not carried out yet; wait for them (see status.pairing)"
-            )));
-        }
-        approvals.push(approval.clone());
-        let patch = json!({"spec": {"pairing": {"approvals": approvals}}});
-        let version = Some(record.resource_version);
-        let options = write::WriteOptions {
-            actor,
-            manager: APPROVALS_MANAGER,
-            force: false,
-            dry_run: false,
-        };
-        match write::patch(state, name, patch, version, options).await {
-            Ok(written) => return Ok((approval, written.object)),
-            Err(ApiError::StaleVersion(_)) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(ApiError::Conflict(format!(
-        "{name} kept changing while the approval was recorded; retry"
-    )))
+        let outstanding = spec.pairing.approvals.into_iter();
+        let outstanding = outstanding.filter(|a| !done.contains(&a.key()));
+        Ok(outstanding
+            .filter_map(|a| serde_json::to_value(a).ok())
+            .collect())
+    })
+    .await?;
+    Ok((approval, instance))
 }
-
-/// How long the API waits for the controller to record an approval's outcome.
-const OUTCOME_WAIT: Duration = Duration::from_secs(5);
-/// How often it reads the status meanwhile.
-const OUTCOME_POLL: Duration = Duration::from_millis(100);
 
 /// Approves a pending request (`Some(id)`) or the newest one (`None`), answering as specifically
 /// as the recorded observation allows: refused at once when it cannot work (stopped machine,
@@ -358,8 +322,7 @@ fn precheck(
             ),
         ));
     }
-    let machine = status.fly.as_ref().and_then(|f| f.machine_state.as_deref());
-    if spec.run_state == RunState::Stopped || matches!(machine, Some("stopped" | "suspended")) {
+    if decisions::machine_stopped(spec, status) {
         return Err(refused(
             StatusCode::CONFLICT,
             "MachineStopped",
@@ -385,15 +348,7 @@ fn precheck(
     }
 }
 
-fn refused(status: StatusCode, reason: &'static str, message: String) -> ApiError {
-    ApiError::Refused {
-        status,
-        reason,
-        message,
-    }
-}
-
-/// Waits (up to [`OUTCOME_WAIT`]) for the controller to record the approval's outcome: fills
+/// Waits (up to 5 s) for the controller to record the approval's outcome: fills
 /// `answer.outcome` when approved, refuses when it expired or failed, leaves it empty when the
 /// outcome did not come in time.
 async fn wait_for_outcome(
@@ -401,52 +356,44 @@ async fn wait_for_outcome(
     name: &str,
     answer: &mut ApprovalRecorded,
 ) -> Result<(), ApiError> {
-    let key = answer.approval.key();
-    let deadline = tokio::time::Instant::now() + OUTCOME_WAIT;
-    while tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(OUTCOME_POLL).await;
-        let Some(record) = instances::get(&mut state.db().await?, name).await? else {
-            return Err(write::not_found(name));
-        };
-        let status = record.status()?;
-        let outcome = status
-            .pairing
-            .iter()
-            .flat_map(|p| p.recent.iter())
-            .find(|r| r.approval_id.as_deref() == Some(key.as_str()))
-            .cloned();
-        let Some(outcome) = outcome else { continue };
-        return match outcome.result {
-            PairingOutcome::Approved => {
-                answer.instance = record.to_resource(&state.cipher)?;
-                answer.outcome = Some(outcome);
-                Ok(())
-            }
-            PairingOutcome::Expired if answer.approval.request_id.is_some() => Err(refused(
-                StatusCode::NOT_FOUND,
-                "RequestNotFound",
-                outcome.message,
-            )),
-            PairingOutcome::Expired => Err(refused(
-                StatusCode::CONFLICT,
-                "NothingPending",
-                outcome.message,
-            )),
-            PairingOutcome::Failed | PairingOutcome::Dismissed => Err(refused(
-                StatusCode::CONFLICT,
-                "ApprovalFailed",
-                format!(
-                    "the gateway did not approve the request: {}",
-                    outcome.message
-                ),
-            )),
-        };
+    let Some((record, outcome)) = decisions::outcome(state, name, &answer.approval.key()).await?
+    else {
+        return Ok(());
+    };
+    match outcome.result {
+        PairingOutcome::Approved => {
+            answer.instance = record.to_resource(&state.cipher)?;
+            answer.outcome = Some(outcome);
+            Ok(())
+        }
+        PairingOutcome::Expired if answer.approval.request_id.is_some() => Err(refused(
+            StatusCode::NOT_FOUND,
+            "RequestNotFound",
+            outcome.message,
+        )),
+        PairingOutcome::Expired => Err(refused(
+            StatusCode::CONFLICT,
+            "NothingPending",
+            outcome.message,
+        )),
+        PairingOutcome::Failed | PairingOutcome::Dismissed => Err(refused(
+            StatusCode::CONFLICT,
+            "ApprovalFailed",
+            format!(
+                "the gateway did not approve the request: {}",
+                outcome.message
+            ),
+        )),
     }
-    Ok(())
 }
 
 /// The field manager of approvals recorded through `POST …/pairing/approvals`.
 pub const APPROVALS_MANAGER: &str = "pairing-approvals";
 
-/// Most approvals `spec.pairing.approvals` holds.
-const MAX_APPROVALS: usize = 100;
+/// `spec.pairing.approvals`: at most 100 not carried out yet.
+const APPROVALS: DecisionList = DecisionList {
+    field: "approvals",
+    manager: APPROVALS_MANAGER,
+    noun: "approvals",
+    max: 100,
+};

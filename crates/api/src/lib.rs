@@ -12,6 +12,7 @@
 pub mod adopt;
 pub mod auth;
 pub mod channel_pairing;
+mod decisions;
 pub mod edge;
 pub mod error;
 pub mod gateway;
