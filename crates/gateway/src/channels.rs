@@ -378,27 +378,8 @@ mod tests {
         let params = patch(desired, &paths, "h");
         let raw: Value = serde_json::from_str(params["raw"].as_str().unwrap()).unwrap();
         let mut out = live.clone();
-        merge(&mut out, &raw);
+        json_patch::merge(&mut out, &raw);
         out
-    }
-
-    /// RFC 7386, as the gateway's `config.patch` applies it.
-    fn merge(target: &mut Value, patch: &Value) {
-        let Value::Object(p) = patch else {
-            *target = patch.clone();
-            return;
-        };
-        if !target.is_object() {
-            *target = json!({});
-        }
-        let t = target.as_object_mut().unwrap();
-        for (k, v) in p {
-            if v.is_null() {
-                t.remove(k);
-            } else {
-                merge(t.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
     }
 
     #[test]

@@ -117,27 +117,9 @@ impl Gateway {
             other => panic!("plan_channels planned {other:?}"),
         };
         let raw = raw["raw"].as_str().unwrap().to_owned();
-        merge(&mut self.config, &serde_json::from_str(&raw).unwrap());
+        // RFC 7386, as the gateway's `config.patch` applies it.
+        json_patch::merge(&mut self.config, &serde_json::from_str(&raw).unwrap());
         Some(raw)
-    }
-}
-
-/// RFC 7386, as the gateway's `config.patch` applies it.
-fn merge(target: &mut Value, patch: &Value) {
-    let Value::Object(p) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = json!({});
-    }
-    let t = target.as_object_mut().unwrap();
-    for (k, v) in p {
-        if v.is_null() {
-            t.remove(k);
-        } else {
-            merge(t.entry(k.clone()).or_insert(Value::Null), v);
-        }
     }
 }
 
