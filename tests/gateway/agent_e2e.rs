@@ -20,7 +20,7 @@ use openclaws_testkit::anthropic::{tool_call, Auth, Credential, FakeAnthropic, R
 use openclaws_testkit::composio::{FakeComposio, ToolAnswer};
 use openclaws_testkit::db::eventually;
 use openclaws_testkit::devices::gateway_token;
-use openclaws_testkit::stack::{Stack, StackOptions, LLM_PROXY_KEY, WRITER};
+use openclaws_testkit::stack::{Stack, LLM_PROXY_KEY, WRITER};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -46,14 +46,7 @@ const COMPOSER: &str = "//*[starts-with(@placeholder, 'Message')]";
 /// bridge's API with GitHub pinned, gateways' public origin on the proxy's port over http (the
 /// browser reaches `http://ada.openclaws.test:PORT/`).
 async fn stack(model: &FakeAnthropic, composio: &FakeComposio) -> (Stack, u16) {
-    let mut stack = Stack::start_without_controller(StackOptions {
-        gateways: true,
-        llm_proxy: true,
-        latency_scale: 0.2,
-        resync_seconds: 3600,
-        ..StackOptions::default()
-    })
-    .await;
+    let mut stack = super::model_stack().await;
     let proxy = url::Url::parse(stack.proxy_url.as_ref().unwrap()).unwrap();
     let port = proxy.port().unwrap();
     stack.settings.gateway.llm_proxy_url = Some(model.url.clone());

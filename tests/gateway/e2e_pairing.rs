@@ -7,10 +7,9 @@ use openclaws_gateway::identity::DeviceIdentity;
 use openclaws_server::serve;
 use openclaws_testkit::db::eventually;
 use openclaws_testkit::devices::{browser, connect_browser, gateway_token, pending_request};
-use openclaws_testkit::stack::{Stack, StackOptions, WRITER};
-use reqwest::{Method, StatusCode};
+use openclaws_testkit::stack::{Stack, StackOptions};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -19,30 +18,8 @@ const STEP: Duration = Duration::from_secs(60);
 /// Devices that pair under the auto policy.
 const DEVICES: usize = 5;
 
-/// Total calls per Fly endpoint so far.
-async fn fly_calls(stack: &Stack) -> BTreeMap<String, u64> {
-    let (_, stats) = stack.fly(Method::GET, "/_sim/stats", None).await;
-    stats["calls"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v["total"].as_u64().unwrap()))
-        .collect()
-}
-
 async fn approve(stack: &Stack, name: &str, body: Value) -> (StatusCode, Value) {
-    let resp = stack
-        .http
-        .post(format!(
-            "{}/v1/instances/{name}/pairing/approvals",
-            stack.api_url
-        ))
-        .bearer_auth(WRITER)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (resp.status(), resp.json().await.unwrap_or(Value::Null))
+    stack.post(name, "pairing/approvals", &body).await
 }
 
 /// The subscription gauge summed over both replicas' `/metrics`.
@@ -105,7 +82,7 @@ async fn subscriptions_approve_and_show_requests_without_fly_and_answer_specific
         (subscriptions(&stack, &second_api).await == 1.0).then_some(())
     })
     .await;
-    let before = fly_calls(&stack).await;
+    let before = stack.fly_calls().await;
     let mut latencies = Vec::new();
     for _ in 0..DEVICES {
         let device = DeviceIdentity::generate();
@@ -124,7 +101,7 @@ async fn subscriptions_approve_and_show_requests_without_fly_and_answer_specific
     let slowest = latencies.iter().max().unwrap();
     eprintln!("e2e_pairing: {DEVICES} auto approvals, slowest {slowest:?}");
     assert!(*slowest < Duration::from_secs(10), "{latencies:?}");
-    assert_eq!(fly_calls(&stack).await, before, "pairing called Fly");
+    assert_eq!(stack.fly_calls().await, before, "pairing called Fly");
     let holders = openclaws_store::pairing::holders(&stack.db.pool)
         .await
         .unwrap();
@@ -147,7 +124,7 @@ async fn subscriptions_approve_and_show_requests_without_fly_and_answer_specific
     let (code, body) = approve(&stack, "pia", json!({"latest": true})).await;
     assert_eq!(code, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["reason"], "NothingPending", "{body}");
-    let before = fly_calls(&stack).await;
+    let before = stack.fly_calls().await;
     let device = DeviceIdentity::generate();
     let options = browser(&stack, host, &token);
     let asked = Instant::now();
@@ -165,7 +142,7 @@ async fn subscriptions_approve_and_show_requests_without_fly_and_answer_specific
         asked.elapsed()
     );
     assert_eq!(
-        fly_calls(&stack).await,
+        stack.fly_calls().await,
         before,
         "showing a request called Fly"
     );

@@ -195,18 +195,38 @@ impl Stack {
         (resp.status(), resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST /v1/instances/{name}/{path}` with a JSON body and the writer token (status, body).
+    pub async fn post(&self, name: &str, path: &str, body: &Value) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/{path}", self.instance_url(name)))
+            .bearer_auth(WRITER)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Total calls per Fly endpoint so far (`METHOD /path` → count), from the simulator.
+    pub async fn fly_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        let (_, stats) = self.fly(reqwest::Method::GET, "/_sim/stats", None).await;
+        let calls = stats["calls"].as_object().cloned().unwrap_or_default();
+        let total = |v: &Value| v["total"].as_u64().unwrap_or(0);
+        calls.iter().map(|(k, v)| (k.clone(), total(v))).collect()
+    }
+
+    /// The controller's `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        let url = format!("{}/metrics", self.api_url);
+        let resp = self.http.get(url).send().await.unwrap();
+        resp.text().await.unwrap()
+    }
+
     /// A metric from the controller's `/metrics`: the sum over the series whose line starts with
     /// `name` and contains `labels` (0 when there is none).
     pub async fn metric(&self, name: &str, labels: &str) -> f64 {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.api_url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = self.metrics_text().await;
         text.lines()
             .filter(|l| l.starts_with(name) && l.contains(labels))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
