@@ -439,19 +439,26 @@ async fn approve_in_the_console(stack: &Stack, fake: &FakeTelegram, model: &Fake
     let page = format!("{}/support/instances/{NAME}", stack.api_url);
     browser.goto(&page).await.unwrap();
     sign_in(&browser, openclaws_testkit::stack::WRITER).await;
-    let row = format!("#dm-pending tr[data-request='{}']", request["requestId"].as_str().unwrap());
+    let row = format!(
+        "#dm-pending tr[data-request='{}']",
+        request["requestId"].as_str().unwrap()
+    );
     reload_until(&browser, &row, "the DM request on the instance page").await;
     click(&browser, &format!("{row} button.approvals")).await;
     assert!(exists(&browser, "#flash").await);
+    let approved = |b: &Value| {
+        let recent = b["status"]["pairing"]["recent"].as_array().cloned();
+        recent
+            .into_iter()
+            .flatten()
+            .any(|r| r["result"] == "Approved" && r["senderId"] == THIRD_STRANGER.to_string())
+    };
     let decided = stack
-        .wait_for(NAME, "the console's approval carried out", STEP, |b| {
-            channel_pending(b, THIRD_STRANGER).is_none()
-        })
+        .wait_for(NAME, "the console's approval carried out", STEP, approved)
         .await;
-    let recent = decided["status"]["pairing"]["recent"].as_array().unwrap();
     assert!(
-        recent.iter().any(|r| r["result"] == "Approved" && r["senderId"] == THIRD_STRANGER.to_string()),
-        "{recent:?}"
+        channel_pending(&decided, THIRD_STRANGER).is_none(),
+        "{decided}"
     );
     browser.close().await.unwrap();
     fake.send_text(THIRD_STRANGER, "Third", "thanks, console");

@@ -4,8 +4,9 @@
 //! run there (`sim_images`), the controller driving gateways through the simulator's proxy
 //! (`e2e_gateway`), pairing by subscription with two replicas (`e2e_pairing`), a managed Telegram
 //! channel against the test kit's fake Bot API, connected, a stranger's DM paired through the API
-//! and answered by the agent, a bad and a rotated token and the channel removed, all on one
-//! gateway (`e2e_channels`), what reaches a
+//! and answered by the agent (another approved with the support console's button in
+//! Chromium), a bad and a rotated token and the channel removed, all on one gateway
+//! (`e2e_channels`), what reaches a
 //! running gateway without a restart (`hot_reload`), a private instance over the simulator's
 //! private network with a stale gateway lock on its volume (`e2e_private`), the adoption of a
 //! gateway the old web app built (`e2e_adopt_gateway`), the support console in headless

@@ -196,7 +196,7 @@ async fn page_text(client: &Client) -> String {
         .unwrap()
 }
 
-async fn exists(client: &Client, css: &str) -> bool {
+pub(crate) async fn exists(client: &Client, css: &str) -> bool {
     !client.find_all(Locator::Css(css)).await.unwrap().is_empty()
 }
 
@@ -209,7 +209,7 @@ async fn listed(client: &Client) -> Vec<String> {
     serde_json::from_value(names).unwrap()
 }
 
-async fn sign_in(client: &Client, token: &str) {
+pub(crate) async fn sign_in(client: &Client, token: &str) {
     let field = client.find(Locator::Id("token")).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys(token).await.unwrap();
@@ -217,7 +217,7 @@ async fn sign_in(client: &Client, token: &str) {
 }
 
 /// Clicks a link or a submit button and waits for the page it leads to.
-async fn click(client: &Client, css: &str) {
+pub(crate) async fn click(client: &Client, css: &str) {
     let old = client.find(Locator::Css("html")).await.unwrap();
     client
         .find(Locator::Css(css))
@@ -242,7 +242,7 @@ async fn click(client: &Client, css: &str) {
 }
 
 /// Reloads the page until `css` matches something.
-async fn reload_until(client: &Client, css: &str, what: &str) {
+pub(crate) async fn reload_until(client: &Client, css: &str, what: &str) {
     eventually(PAGE_DEADLINE, what, || async {
         client.refresh().await.ok()?;
         exists(client, css).await.then_some(())
