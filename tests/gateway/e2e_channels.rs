@@ -162,10 +162,14 @@ fn reconciled(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> 
     (delta.iter().map(|(_, d)| d).sum(), format!("{delta:?}"))
 }
 
-fn channel_pending(body: &Value, sender: i64) -> Option<Value> {
+/// The sender id of a DM request or outcome, as a number.
+fn sender(entry: &Value) -> Option<i64> {
+    entry["senderId"].as_str()?.parse().ok()
+}
+
+fn channel_pending(body: &Value, from: i64) -> Option<Value> {
     let pending = body["status"]["pairing"]["channelPending"].as_array()?;
-    let sent_by = |p: &&Value| p["senderId"].as_str().and_then(|s| s.parse().ok()) == Some(sender);
-    pending.iter().find(sent_by).cloned()
+    pending.iter().find(|p| sender(p) == Some(from)).cloned()
 }
 
 fn events_named(events: &[Value], reason: &str) -> usize {
@@ -451,7 +455,7 @@ async fn approve_in_the_console(stack: &Stack, fake: &FakeTelegram, model: &Fake
         recent
             .into_iter()
             .flatten()
-            .any(|r| r["result"] == "Approved" && r["senderId"] == THIRD_STRANGER.to_string())
+            .any(|r| r["result"] == "Approved" && sender(&r) == Some(THIRD_STRANGER))
     };
     let decided = stack
         .wait_for(NAME, "the console's approval carried out", STEP, approved)
