@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEV := target/debug/openclaws-dev
 
-.PHONY: run test bench bench-watch bench-pairing chaos unit lint fmt build postgres postgres-server pgbouncer prometheus crd clean openclaw chromium sim-process schemathesis ts-client ts-client-deps
+.PHONY: run test bench bench-watch bench-pairing bench-writes chaos unit lint fmt build postgres postgres-server pgbouncer prometheus crd clean openclaw chromium sim-process schemathesis ts-client ts-client-deps
 
 ## run: throwaway PostgreSQL + the Fly simulator (fly-sim) + the controller (openclaws-controller
 ## serve), each its own process with its log in target/dev/, and a demo instance reaching Ready.
@@ -65,6 +65,17 @@ bench-watch: postgres
 	  $(CARGO) bench -p openclaws-testkit --bench watch -- $(BENCH_ARGS); \
 	else \
 	  $(DEV) with-postgres -- $(CARGO) bench -p openclaws-testkit --bench watch -- $(BENCH_ARGS); \
+	fi
+
+## bench-writes: a storm of status writes (100,000 over 100 instances by 4 writers, each with a
+## ~20 KB observation snapshot) before and after the snapshot is kept while unchanged: heap,
+## TOAST and total size of `instances`, dead tuples, HOT updates, write time (docs/idle.md).
+## A few minutes; options with BENCH_ARGS, e.g. `--writes 20000`.
+bench-writes: postgres
+	@if [ -n "$$DATABASE_URL" ]; then \
+	  $(CARGO) bench -p openclaws-testkit --bench writes -- $(BENCH_ARGS); \
+	else \
+	  $(DEV) with-postgres -- $(CARGO) bench -p openclaws-testkit --bench writes -- $(BENCH_ARGS); \
 	fi
 
 ## bench-pairing: pairing by subscription on real gateways (docs/pairing.md): 3 gateways, 50

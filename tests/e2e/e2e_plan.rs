@@ -258,3 +258,62 @@ async fn a_paused_instance_shows_what_would_happen_and_says_it_is_paused() {
         "{preview}"
     );
 }
+
+/// The stored snapshot, its digest and when it was taken; the TOAST area's size of `instances`.
+async fn stored_snapshot(stack: &Stack, name: &str) -> (Option<String>, String, i64) {
+    let (digest, at): (Option<String>, String) =
+        sqlx::query_as("SELECT observed_digest, observed_at::text FROM instances WHERE name = $1")
+            .bind(name)
+            .fetch_one(&stack.db.pool)
+            .await
+            .unwrap();
+    let toast: i64 = sqlx::query_scalar(
+        "SELECT pg_total_relation_size(reltoastrelid) FROM pg_class \
+         WHERE relname = 'instances' AND relkind = 'r'",
+    )
+    .fetch_one(&stack.db.pool)
+    .await
+    .unwrap();
+    (digest, at, toast)
+}
+
+#[tokio::test]
+async fn a_look_that_finds_nothing_new_keeps_the_stored_snapshot() {
+    let stack = Stack::start(StackOptions {
+        resync_seconds: 3600,
+        ..StackOptions::default()
+    })
+    .await;
+    stack
+        .put("steady", json!({"customerId": "c", "region": "iad"}))
+        .await;
+    stack.wait_ready("steady", READY_TIMEOUT).await;
+    // Provisioning's last echoes (the machine settling) may still change the world once.
+    let mut last = stored_snapshot(&stack, "steady").await;
+    let mut kept = 0;
+    for _ in 0..6 {
+        stack.reconcile_now("steady").await;
+        let next = openclaws_testkit::db::eventually(READY_TIMEOUT, "another look", || async {
+            let now = stored_snapshot(&stack, "steady").await;
+            (now.1 != last.1).then_some(now)
+        })
+        .await;
+        assert!(next.0.is_some(), "a digest is stored with the snapshot");
+        if next.0 == last.0 {
+            assert_eq!(next.2, last.2, "an unchanged world wrote no new TOAST data");
+            kept += 1;
+        }
+        last = next;
+    }
+    assert!(
+        kept >= 4,
+        "only {kept} of 6 looks found the world unchanged"
+    );
+    let (code, plan) = plan(&stack, &stack.api_url, "steady", Some(READER)).await;
+    assert_eq!(code, StatusCode::OK, "{plan}");
+    assert_eq!(plan["converged"], true, "{plan}");
+    assert_eq!(
+        plan["observedAt"].as_str().map(|s| !s.is_empty()),
+        Some(true)
+    );
+}

@@ -125,6 +125,9 @@ async fn steady_state_costs_one_org_listing_per_pass_and_nothing_per_instance() 
     .await;
 
     let before = calls(&stack).await;
+    let listed_before = stack
+        .metric("openclaws_fleet_watch_machines_listed_total", "")
+        .await;
     let passes_before = stack
         .metric("openclaws_fleet_watch_passes_total", "ok")
         .await;
@@ -149,6 +152,17 @@ async fn steady_state_costs_one_org_listing_per_pass_and_nothing_per_instance() 
             grown.insert(endpoint, delta);
         }
     }
+    // Each change is listed once when new and once more after it settled (a sweep a minute),
+    // never once per pass: the three machines changed within the last minute, and a pass
+    // that re-read a minute behind the newest change would list them all ten times.
+    let listed = stack
+        .metric("openclaws_fleet_watch_machines_listed_total", "")
+        .await
+        - listed_before;
+    assert!(
+        listed <= 3.0,
+        "{listed} machines listed over {passes} passes"
+    );
     let listing = "GET /v1/orgs/{org}/machines";
     assert_eq!(
         grown.keys().copied().collect::<Vec<_>>(),

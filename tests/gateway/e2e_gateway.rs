@@ -477,16 +477,19 @@ async fn manual_pairing_the_proxy_token_and_a_stopped_machine() {
     }
     let (code, _) = post_approval(&stack, "bea", READER, json!({"requestId": rid})).await;
     assert_eq!(code, StatusCode::FORBIDDEN);
-    // 200 with the outcome at once; 202 (recorded, carried out once the gateway is back) only
-    // when a proxy-token rotation (90 s tokens here) restarts the gateway in between.
+    // 200 with the outcome at once; 202 (recorded, carried out later; the outcome is checked
+    // below either way) when a proxy-token rotation (90 s tokens here) restarts the gateway in
+    // between, or when the gateway's answer takes longer than the API's 5 s wait (seen in CI
+    // with several gateways booting on 2 cores).
     stack.wait_ready("bea", READY_DEADLINE).await;
     let (code, recorded) = post_approval(&stack, "bea", WRITER, json!({"requestId": rid})).await;
     if code == StatusCode::ACCEPTED {
         let (_, now) = stack.get("bea").await;
-        assert_ne!(
-            now["status"]["phase"], "Ready",
-            "202 from a Ready gateway: {recorded}"
+        println!(
+            "approval answered 202 (phase {}): the outcome took longer than the API's wait",
+            now["status"]["phase"]
         );
+        assert!(recorded["outcome"].is_null(), "{recorded}");
     } else {
         assert_eq!(code, StatusCode::OK, "{recorded}");
         assert_eq!(recorded["outcome"]["result"], "Approved", "{recorded}");

@@ -18,6 +18,8 @@ pub struct SharedBudget {
     org: String,
     /// Used while the database cannot be reached (this replica's share only).
     fallback: FlyRateLimits,
+    /// Fly's limits times this (1 in production; see [`LimitClass::scaled_quota`]).
+    scale: f64,
 }
 
 impl SharedBudget {
@@ -27,7 +29,16 @@ impl SharedBudget {
             pool,
             org: org.to_owned(),
             fallback: FlyRateLimits::new(),
+            scale: 1.0,
         }
+    }
+
+    /// The same budget at `scale` times Fly's limits: only for a bench whose simulator's limits
+    /// are scaled alike.
+    pub fn scaled(mut self, scale: f64) -> Self {
+        self.fallback = FlyRateLimits::scaled(scale);
+        self.scale = scale;
+        self
     }
 
     async fn rate(
@@ -36,7 +47,7 @@ impl SharedBudget {
         action: &str,
         scope: &str,
     ) -> Result<Result<Duration, Duration>, StoreError> {
-        let (period, burst) = class.quota();
+        let (period, burst) = class.scaled_quota(self.scale);
         let key = format!("{}/{action}/{scope}", self.org);
         let rate = store::take_rate(
             &self.pool,
@@ -58,7 +69,7 @@ impl SharedBudget {
         action: &str,
         holder: &str,
     ) -> Result<Result<Duration, Duration>, StoreError> {
-        let period = class.quota().0.as_secs_f64();
+        let period = class.scaled_quota(self.scale).0.as_secs_f64();
         let line = format!("{}/{action}", self.org);
         let (turn, now) = store::line_turn(
             &self.pool,

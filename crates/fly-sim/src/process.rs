@@ -72,6 +72,9 @@ type LaunchRequest = (Command, oneshot::Sender<std::io::Result<Child>>);
 
 /// Stop timeout when the machine config has no `stop_config.timeout` (Fly's default).
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an exec waits for a started machine's process to be forked.
+const LAUNCH_WAIT: Duration = Duration::from_secs(10);
 /// The variable the CLI client reads the gateway's port from.
 const CLIENT_PORT_ENV: &str = "OPENCLAW_GATEWAY_PORT";
 
@@ -279,6 +282,10 @@ pub struct ProcessHost {
     ports: Mutex<HashMap<String, u16>>,
     broken: BrokenImages,
     wake: Notify,
+    /// Signalled whenever a process starts: an exec that arrives between a machine entering
+    /// `started` and its supervisor forking the command waits for it, as Fly's init answers
+    /// an exec as soon as the machine is started.
+    launched: Notify,
 }
 
 impl std::fmt::Debug for ProcessHost {
@@ -303,6 +310,7 @@ impl ProcessHost {
             ports: Mutex::new(HashMap::new()),
             broken: BrokenImages::default(),
             wake: Notify::new(),
+            launched: Notify::new(),
         })
     }
 
@@ -463,9 +471,7 @@ impl ProcessHost {
         command: &[String],
         timeout: Duration,
     ) -> SimResult<(i32, String, String)> {
-        let info = self.running(id).ok_or_else(|| {
-            SimError::precondition(format!("machine {id} has no running process yet"))
-        })?;
+        let info = self.launched_process(id, timeout.min(LAUNCH_WAIT)).await?;
         let argv: Vec<String> = command
             .iter()
             .map(|a| map_value(a, &info.mounts, &info.rootfs))
@@ -487,6 +493,23 @@ impl ProcessHost {
                 String::from_utf8_lossy(&out.stdout).into_owned(),
                 String::from_utf8_lossy(&out.stderr).into_owned(),
             )),
+        }
+    }
+
+    /// The running process of machine `id`, waiting up to `wait` for a started machine's
+    /// supervisor to fork it.
+    async fn launched_process(&self, id: &str, wait: Duration) -> SimResult<RunningInfo> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let launched = self.launched.notified();
+            if let Some(info) = self.running(id) {
+                return Ok(info);
+            }
+            if tokio::time::timeout_at(deadline, launched).await.is_err() {
+                return Err(SimError::precondition(format!(
+                    "machine {id} has no running process yet"
+                )));
+            }
         }
     }
 
@@ -1070,6 +1093,7 @@ impl Supervised {
                 let (signal, timeout) = stop_policy(&launch.config);
                 let pid = info.pid;
                 lock(&self.host.running).insert(id, info);
+                self.host.launched.notify_waiters();
                 self.running = Some(Running {
                     key: launch.key.clone(),
                     signal,

@@ -49,6 +49,20 @@ impl LimitClass {
         }
     }
 
+    /// [`quota`](Self::quota) with the period divided by `scale` (at least 1 ms; a scale that
+    /// is not a positive number counts as 1): a bench against a simulator whose limits are
+    /// scaled by the same factor.
+    pub fn scaled_quota(self, scale: f64) -> (Duration, u32) {
+        let (period, burst) = self.quota();
+        let scale = if scale.is_finite() && scale > 0.0 {
+            scale
+        } else {
+            1.0
+        };
+        let scaled = period.div_f64(scale).max(Duration::from_millis(1));
+        (scaled, burst)
+    }
+
     /// Whether the call changes something at Fly (and so must pass the work lease's fence).
     pub fn is_mutation(self) -> bool {
         self != LimitClass::Read
@@ -225,8 +239,14 @@ fn nz(n: u32) -> NonZeroU32 {
 impl FlyRateLimits {
     /// Limits just under Fly's published ones ([`LimitClass::quota`]).
     pub fn new() -> Self {
+        Self::scaled(1.0)
+    }
+
+    /// Limits `scale` times Fly's ([`LimitClass::scaled_quota`]): only for a bench whose
+    /// simulator's limits are scaled alike, so a large fleet provisions in minutes.
+    pub fn scaled(scale: f64) -> Self {
         let quota = |class: LimitClass| {
-            let (period, burst) = class.quota();
+            let (period, burst) = class.scaled_quota(scale);
             Quota::with_period(period)
                 .expect("non-zero period")
                 .allow_burst(nz(burst))
@@ -234,8 +254,8 @@ impl FlyRateLimits {
         Self {
             mutation: RateLimiter::keyed(quota(LimitClass::Mutation)),
             read: RateLimiter::keyed(quota(LimitClass::Read)),
-            app_create: SlotQueue::new(LimitClass::AppCreate.quota().0),
-            app_delete: SlotQueue::new(LimitClass::AppDelete.quota().0),
+            app_create: SlotQueue::new(LimitClass::AppCreate.scaled_quota(scale).0),
+            app_delete: SlotQueue::new(LimitClass::AppDelete.scaled_quota(scale).0),
         }
     }
 

@@ -493,6 +493,11 @@ pub struct FlySettings {
     /// Prefix of app names: `{prefix}{slug}`.
     #[arg(long, env = "FLY_APP_PREFIX", value_name = "FLY_APP_PREFIX", default_value = "oc-", value_parser = parse_app_prefix)]
     pub fly_app_prefix: String,
+    /// Fly's rate limits times this in the client and the shared budget. Not a setting of the
+    /// binary (always 1 there): only `make bench`'s scaled mode sets it, together with its
+    /// simulator's limits, to provision a large fleet in minutes.
+    #[arg(skip = 1.0)]
+    pub fly_rate_scale: f64,
 }
 
 /// The parsed secret key (kept as the cipher; never printed).

@@ -242,7 +242,8 @@ pub fn reconciler(
     metrics: Arc<Metrics>,
     owner: &str,
 ) -> Reconciler {
-    let budget = SharedBudget::new(pool.clone(), &settings.fly.fly_org);
+    let budget =
+        SharedBudget::new(pool.clone(), &settings.fly.fly_org).scaled(settings.fly.fly_rate_scale);
     let fly = FlyClient::new(
         &settings.fly.fly_api_base,
         &settings.fly.fly_api_token,

@@ -68,6 +68,9 @@ pub struct Snapshot {
     pub world: serde_json::Value,
     /// When the reconcile read it.
     pub at: DateTime<Utc>,
+    /// A digest of the world without its times: a write whose digest matches the stored one
+    /// keeps the stored world (no new out-of-line copy); `None` always writes it.
+    pub digest: Option<String>,
 }
 
 /// The snapshot the last reconcile recorded, if any (`None` also when the row is gone).
@@ -75,13 +78,19 @@ pub async fn load_snapshot(
     db: impl sqlx::PgExecutor<'_>,
     uid: Uuid,
 ) -> Result<Option<Snapshot>, StoreError> {
-    let row: Option<(Option<serde_json::Value>, Option<DateTime<Utc>>)> =
-        sqlx::query_as("SELECT observed, observed_at FROM instances WHERE uid = $1")
-            .bind(uid)
-            .fetch_optional(db)
-            .await?;
+    type Row = (
+        Option<serde_json::Value>,
+        Option<DateTime<Utc>>,
+        Option<String>,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT observed, observed_at, observed_digest FROM instances WHERE uid = $1",
+    )
+    .bind(uid)
+    .fetch_optional(db)
+    .await?;
     Ok(match row {
-        Some((Some(world), Some(at))) => Some(Snapshot { world, at }),
+        Some((Some(world), Some(at), digest)) => Some(Snapshot { world, at, digest }),
         _ => None,
     })
 }
@@ -139,7 +148,10 @@ pub async fn record(
     sqlx::query(
         "UPDATE instances SET status = $2, phase = $3, observed_generation = $4, \
              fly_app = $5, fly_volume_id = $6, fly_machine_id = $7, \
-             observed = COALESCE($8, observed), observed_at = COALESCE($9, observed_at), \
+             observed = CASE WHEN $8::jsonb IS NULL OR (observed IS NOT NULL \
+                 AND $17::text IS NOT NULL AND observed_digest = $17) THEN observed ELSE $8 END, \
+             observed_digest = CASE WHEN $8::jsonb IS NULL THEN observed_digest ELSE $17 END, \
+             observed_at = COALESCE($9, observed_at), \
              gateway_token_rotation = COALESCE($10, gateway_token_rotation), \
              fly_secrets_fingerprint = COALESCE($11, fly_secrets_fingerprint), \
              fly_secrets_version = COALESCE($12, fly_secrets_version), \
@@ -165,6 +177,7 @@ pub async fn record(
     .bind(write.first_ready_at)
     .bind(write.drift_repairs.is_some())
     .bind(write.drift_repairs.clone().flatten())
+    .bind(write.snapshot.and_then(|s| s.digest.as_deref()))
     .execute(&mut tx)
     .await?;
     // After the instance row, as the API locks them (instance, then work): no deadlock.

@@ -81,6 +81,11 @@ struct Args {
     /// Provision, then measure a release over the whole fleet (no steady state, no drift).
     #[arg(long)]
     release_only: bool,
+    /// Scales Fly's rate limits in the simulator and in the controller's client and shared
+    /// budget together (1 = Fly's own). Not Fly: a way to provision 10,000 instances through
+    /// the whole path in minutes and measure the controller's own overhead.
+    #[arg(long, default_value_t = 1.0)]
+    rate_scale: f64,
     /// `maxUnavailable` of the bench's release (canary 1, then waves of 10 %, 50 %, 100 %).
     #[arg(long, default_value_t = 50)]
     release_max_unavailable: u32,
@@ -111,6 +116,7 @@ impl Args {
             provision_only: false,
             release_only: false,
             release_max_unavailable: 2,
+            rate_scale: 1.0,
             bench: false,
             filters: Vec::new(),
         }
@@ -139,7 +145,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let bench = Bench::start(args.clone()).await?;
     println!(
         "fleet bench: {} instances, {} replicas of {} workers, watch every {} s, deep resync \
-         every {} s, latency scale {}, request latency {}+{} ms",
+         every {} s, latency scale {}, request latency {}+{} ms, Fly rate limits ×{}",
         args.instances,
         args.replicas,
         args.workers,
@@ -147,7 +153,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.resync_seconds,
         args.latency_scale,
         args.request_latency_ms,
-        args.request_jitter_ms
+        args.request_jitter_ms,
+        args.rate_scale
     );
 
     let single = bench.provision_one().await?;
@@ -156,14 +163,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "\n| Figure | Measured |\n|---|---|\n| One instance alone | {:.1} s |\n\
              | {} instances on {} replicas, all Ready | {:.1} s (p50 {:.1} s, p99 {:.1} s) |\n\
-             | Fly 429s | {} |",
+             | Fly 429s | {} |\n| Reconciles per instance | {:.1} |\n{}",
             single.as_secs_f64(),
             args.instances,
             args.replicas,
             provisioning.total.as_secs_f64(),
             provisioning.p50.as_secs_f64(),
             provisioning.p99.as_secs_f64(),
-            provisioning.fly_429s
+            provisioning.fly_429s,
+            provisioning.reconciles_per_instance,
+            provisioning.usage_rows(args.instances as f64)
+        );
+        let idle = bench.idle().await?;
+        println!(
+            "| Idle after provisioning, {} s window: database transactions per second | {:.2} |\n\
+             | Idle: CPU (controller and simulator in one process) | {:.2} % of a core |",
+            idle.0.as_secs(),
+            idle.1.transactions / idle.0.as_secs_f64(),
+            idle.1.cpu_seconds / idle.0.as_secs_f64() * 100.0
         );
         for (endpoint, n) in bench.too_many_by_endpoint().await? {
             println!("429 answers from `{endpoint}`: {n}");
@@ -231,6 +248,14 @@ impl Bench {
         let mut config = sim::SimConfig::new(FLY_TOKEN, ORG);
         config.dns_zone = DOMAIN.to_owned();
         config.latency = sim::LatencyModel::spec_defaults().scaled(args.latency_scale);
+        let limits = &mut config.rate_limits;
+        for bucket in [
+            &mut limits.mutating,
+            &mut limits.get,
+            &mut limits.app_delete,
+        ] {
+            bucket.per_second *= args.rate_scale;
+        }
         let sim =
             openclaws_testkit::sim::serve_on_loopback(&sim::Simulator::new(config), &stop).await;
         let http = reqwest::Client::new();
@@ -257,6 +282,7 @@ impl Bench {
         settings.workers = args.workers;
         settings.resync_seconds = args.resync_seconds;
         settings.watch_seconds = args.watch_seconds;
+        settings.fly.fly_rate_scale = args.rate_scale;
         // Replicas share the database, and through it the work queue and Fly's budget.
         let mut api = String::new();
         for _ in 0..args.replicas.max(1) {
@@ -462,6 +488,7 @@ impl Bench {
         let names: Vec<String> = (0..n).map(|i| format!("fleet-{i:05}")).collect();
         let (calls_before, limited_before) = self.fly_calls().await?;
         let reconciles_before = self.metric("openclaws_reconciles_total", "").await?;
+        let usage_before = Usage::now(&self.pool).await?;
         let started = Instant::now();
         let puts: Vec<anyhow::Result<()>> = stream::iter(names.iter())
             .map(|name| self.put(name))
@@ -504,6 +531,7 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let total = started.elapsed();
+        let usage = Usage::now(&self.pool).await?.since(&usage_before);
         let (calls_after, limited_after) = self.fly_calls().await?;
         let mut per_endpoint: Vec<(String, f64)> = calls_after
             .iter()
@@ -526,12 +554,21 @@ impl Bench {
             reconciles_per_instance: (self.metric("openclaws_reconciles_total", "").await?
                 - reconciles_before)
                 / n as f64,
+            usage,
         })
     }
 
-    async fn steady_state(&self) -> anyhow::Result<Steady> {
-        let n = self.args.instances as f64 + 1.0;
-        // Let the echoes of provisioning settle: two passes with no wakeups.
+    /// A quiet window of `--steady-seconds` after the fleet went quiet: what it cost.
+    async fn idle(&self) -> anyhow::Result<(Duration, Usage)> {
+        self.wait_quiet().await?;
+        let before = Usage::now(&self.pool).await?;
+        let window = Duration::from_secs(self.args.steady_seconds);
+        tokio::time::sleep(window).await;
+        Ok((window, Usage::now(&self.pool).await?.since(&before)))
+    }
+
+    /// Waits until the echoes of provisioning settled: two watch passes with no wakeups.
+    async fn wait_quiet(&self) -> anyhow::Result<()> {
         let mut quiet = 0;
         let mut wakeups = self
             .metric("openclaws_fleet_watch_wakeups_total", "")
@@ -555,12 +592,20 @@ impl Bench {
                 passes = p;
             }
         }
+        Ok(())
+    }
+
+    async fn steady_state(&self) -> anyhow::Result<Steady> {
+        let n = self.args.instances as f64 + 1.0;
+        self.wait_quiet().await?;
+        let usage_before = Usage::now(&self.pool).await?;
         let (before, _) = self.fly_calls().await?;
         let passes_before = self
             .metric("openclaws_fleet_watch_passes_total", "ok")
             .await?;
         let window = Duration::from_secs(self.args.steady_seconds);
         tokio::time::sleep(window).await;
+        let idle = Usage::now(&self.pool).await?.since(&usage_before);
         let (after, _) = self.fly_calls().await?;
         let passes = self
             .metric("openclaws_fleet_watch_passes_total", "ok")
@@ -632,6 +677,7 @@ impl Bench {
             deep_per_look,
             deep_endpoints: deep,
             long_run_per_instance_per_pass: amortised,
+            idle,
         })
     }
 
@@ -827,7 +873,69 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// What the bench process (controller replicas and simulator) and its database used.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    /// User + system CPU seconds of this process.
+    cpu_seconds: f64,
+    /// Committed and rolled-back transactions of the bench's database.
+    transactions: f64,
+    /// Peak resident set size of this process, in MB (a high-water mark, not a difference).
+    peak_rss_mb: f64,
+}
+
+/// How the bounds read when the limits are scaled.
+fn scaled_note(k: f64) -> String {
+    if k == 1.0 {
+        String::new()
+    } else {
+        format!(" (×{k} in this run, limits scaled)")
+    }
+}
+
+impl Provisioning {
+    /// Table rows: what provisioning cost the controller (and, in one process, the simulator).
+    fn usage_rows(&self, n: f64) -> String {
+        let u = &self.usage;
+        format!(
+            "| Database transactions per instance while provisioning | {:.1} | |\n\
+             | CPU seconds per instance while provisioning (controller and simulator in one process) | {:.3} | |\n\
+             | Peak RSS (controller and simulator in one process) | {:.1} MB | ≤ 100 MB |\n",
+            u.transactions / n,
+            u.cpu_seconds / n,
+            u.peak_rss_mb
+        )
+    }
+}
+
+impl Usage {
+    async fn now(pool: &PgPool) -> anyhow::Result<Self> {
+        let transactions: i64 = sqlx::query_scalar(
+            "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database \
+             WHERE datname = current_database()",
+        )
+        .fetch_one(pool)
+        .await?;
+        let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)?;
+        let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+        Ok(Self {
+            cpu_seconds: seconds(usage.user_time()) + seconds(usage.system_time()),
+            transactions: transactions as f64,
+            peak_rss_mb: usage.max_rss() as f64 / 1024.0,
+        })
+    }
+
+    fn since(&self, before: &Usage) -> Usage {
+        Usage {
+            cpu_seconds: self.cpu_seconds - before.cpu_seconds,
+            transactions: self.transactions - before.transactions,
+            peak_rss_mb: self.peak_rss_mb,
+        }
+    }
+}
+
 struct Provisioning {
+    usage: Usage,
     written: Duration,
     total: Duration,
     p50: Duration,
@@ -846,6 +954,8 @@ struct Steady {
     deep_per_look: f64,
     deep_endpoints: BTreeMap<String, u64>,
     long_run_per_instance_per_pass: f64,
+    /// What the steady window cost (no deep look falls in it with the default resync).
+    idle: Usage,
 }
 
 struct Drift {
@@ -874,8 +984,10 @@ impl Report<'_> {
         let secs = |d: Duration| format!("{:.1} s", d.as_secs_f64());
         // Fly: app creation is one action per org, 1/s with a burst of 3 (the simulator's
         // setting); our client stays under it at one per 1.1 s after a burst of 2.
-        let fly_bound = self.single.as_secs_f64() + (n - 3.0).max(0.0) / 1.0;
-        let client_bound = self.single.as_secs_f64() + (n - 2.0).max(0.0) * 1.1;
+        // With `--rate-scale k` both are k times faster.
+        let k = a.rate_scale;
+        let fly_bound = self.single.as_secs_f64() + (n - 3.0).max(0.0) / k;
+        let client_bound = self.single.as_secs_f64() + (n - 2.0).max(0.0) * 1.1 / k;
         let mut out = String::new();
         out += "| Figure | Measured | Lower bound / goal |\n|---|---|---|\n";
         out += &format!(
@@ -883,18 +995,27 @@ impl Report<'_> {
             secs(self.single)
         );
         out += &format!(
-            "| {} instances, all Ready | {} (p50 {}, p99 {}; specs written in {}) | {:.0} s at Fly's 1 app create/s per org; {:.0} s at our 1.1 s spacing |\n",
+            "| {} instances, all Ready | {} (p50 {}, p99 {}; specs written in {}) | {:.0} s at Fly's 1 app create/s per org{}; {:.0} s at our 1.1 s spacing |\n",
             a.instances,
             secs(p.total),
             secs(p.p50),
             secs(p.p99),
             secs(p.written),
             fly_bound,
+            scaled_note(k),
             client_bound
         );
+        out += &p.usage_rows(n);
         out += &format!(
             "| Fly 429s while provisioning | {} | 0 |\n| Reconciles per instance while provisioning | {:.1} | ≥ 2 |\n",
             p.fly_429s, p.reconciles_per_instance
+        );
+        let w = s.window.as_secs_f64();
+        out += &format!(
+            "| Steady state, database transactions per second | {:.2} | < 1 |\n\
+             | Steady state, CPU (controller and simulator in one process) | {:.2} % of a core | < 0.5 % |\n",
+            s.idle.transactions / w,
+            s.idle.cpu_seconds / w * 100.0
         );
         out += &format!(
             "| Steady state, Fly calls per instance per watch pass (window {}, {:.0} passes) | {:.4} ({} listings, {} other calls) | ≤ 1 |\n",

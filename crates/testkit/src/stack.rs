@@ -479,6 +479,7 @@ pub fn serve_settings(database_url: &str, sim_url: &str) -> ServeSettings {
             fly_api_token: FLY_TOKEN.to_owned(),
             fly_org: ORG.to_owned(),
             fly_app_prefix: "oc-".to_owned(),
+            fly_rate_scale: 1.0,
         },
         dns: DnsSettings {
             dns_api_base: sim_url.to_owned(),

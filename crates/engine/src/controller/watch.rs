@@ -11,9 +11,13 @@
 //!
 //! # Guarantees and caveats
 //! - In steady state the whole fleet costs one Fly call per interval.
-//! - Fly's listing is eventually consistent, so each pass re-reads a window (`overlap`) before the
-//!   newest change it has seen; re-reading is harmless because decisions compare against the
-//!   record, not against the previous pass.
+//! - Fly's listing is eventually consistent: a change may appear after newer ones were listed.
+//!   Each pass reads only what changed after the newest change it has seen, and once per
+//!   `overlap` a sweep re-reads the changes that have been settled for an `overlap` (see
+//!   [`Position`]), so each change is read at most twice, a late one within two `overlap`s.
+//!   Re-reading is harmless because decisions compare against the record, not against the
+//!   previous pass. The sweep's window is a minute behind this replica's clock, which is
+//!   assumed to be within that minute of Fly's.
 //! - Only one replica watches at a time (a PostgreSQL advisory lock); the others stand by. The
 //!   lock is a session's, so it is held on a connection of its own to the session URL
 //!   (`DATABASE_LISTEN_URL`), never on the pool, which may be a transaction pooler's.
@@ -145,7 +149,7 @@ pub async fn run(
     config: WatchConfig,
     shutdown: CancellationToken,
 ) {
-    let mut since: Option<DateTime<Utc>> = None;
+    let mut position = Position::default();
     let mut lock: Option<PgConnection> = None;
     loop {
         lock = match lock.take() {
@@ -157,12 +161,11 @@ pub async fn run(
         }
         if lock.is_some() {
             let mut counts = WatchPass::default();
-            let result = pass(&fly, &db, &config, since, &mut counts).await;
+            let result = pass(&fly, &db, &config, &mut position, Utc::now(), &mut counts).await;
             counts.ok = result.is_ok();
             telemetry.watch_pass(counts);
-            match result {
-                Ok(newest) => since = newest.or(since),
-                Err(e) => tracing::warn!(error = %e, "fleet watch pass failed"),
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "fleet watch pass failed");
             }
         }
         let pause = crate::reconcile::jitter(config.interval, 0.1);
@@ -201,25 +204,128 @@ async fn try_lock(lock_url: &str) -> Option<PgConnection> {
     None
 }
 
-/// One pass over every page changed since `since - overlap` (everything on the first pass).
-/// Most pages one pass follows (a million machines at 1,000 a page); a listing that goes on
-/// longer is a cursor gone wrong, and the pass ends as incomplete.
+/// Where the watch stands in Fly's change listing. The listing is eventually consistent: a
+/// change can show up after changes newer than it were listed. Re-reading a window behind the
+/// newest change on every pass would catch it, but reads each change `overlap / interval`
+/// times (ten pages a pass after a busy minute at 10,000 instances). Instead a pass reads what
+/// is new once (`fresh`), and a sweep every `overlap` reads once more only the changes that
+/// have since settled (`settled` up to `overlap` before now), where late arrivals land.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Position {
+    /// Newest change time read: the fresh listing reads what changed after it.
+    pub fresh: Option<DateTime<Utc>>,
+    /// Changes up to here were listed at least `overlap` after they happened.
+    pub settled: Option<DateTime<Utc>>,
+    /// When the last sweep (or the first full listing) ran.
+    pub swept_at: Option<DateTime<Utc>>,
+}
+
+/// One listing of a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Everything: the first pass, or while there are no machines at all.
+    All,
+    /// What changed after `after`.
+    Fresh { after: DateTime<Utc> },
+    /// What changed after `after` up to `until`: the pages stop past `until`.
+    Sweep {
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+}
+
+impl Position {
+    /// The listings a pass at `now` makes.
+    pub fn listings(&self, now: DateTime<Utc>, overlap: chrono::Duration) -> Vec<Listing> {
+        let Some(fresh) = self.fresh else {
+            return vec![Listing::All];
+        };
+        let mut listings = vec![Listing::Fresh { after: fresh }];
+        let until = now - overlap;
+        let due = self.swept_at.is_none_or(|at| now - at >= overlap);
+        match self.settled {
+            Some(after) if due && until > after => listings.push(Listing::Sweep { after, until }),
+            _ => {}
+        }
+        listings
+    }
+
+    /// Moves on after `listing` at `now` read up to `newest`; a `complete` listing (every page
+    /// answered for every region) moves its window, an incomplete one is read again.
+    pub fn advance(
+        &mut self,
+        listing: Listing,
+        newest: Option<DateTime<Utc>>,
+        complete: bool,
+        now: DateTime<Utc>,
+        overlap: chrono::Duration,
+    ) {
+        match listing {
+            Listing::All if complete => {
+                self.fresh = newest;
+                self.settled = Some(now - overlap);
+                self.swept_at = Some(now);
+            }
+            Listing::Fresh { .. } if complete => self.fresh = self.fresh.max(newest),
+            Listing::Sweep { until, .. } => {
+                self.swept_at = Some(now);
+                if complete {
+                    self.settled = Some(until);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Most pages one listing follows (a million machines at 1,000 a page); a listing that goes on
+/// longer is a cursor gone wrong, and it ends as incomplete.
 const MAX_PAGES: u32 = 1_000;
 
-/// Returns the newest change time seen; `counts` gets the machines listed and instances woken.
+/// One pass at `now`: the listings `position` asks for, then a wake-up for every instance whose
+/// machine no longer matches its record. `counts` gets the machines listed and instances woken.
 pub async fn pass(
     fly: &FlyClient,
     db: &Db,
     config: &WatchConfig,
-    since: Option<DateTime<Utc>>,
+    position: &mut Position,
+    now: DateTime<Utc>,
     counts: &mut WatchPass,
-) -> Result<Option<DateTime<Utc>>, WatchError> {
-    let updated_after = since.map(|t| {
-        (t - chrono::Duration::from_std(config.overlap).unwrap_or_default())
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-    });
+) -> Result<(), WatchError> {
+    let overlap = chrono::Duration::from_std(config.overlap).unwrap_or_default();
     let mut seen: BTreeMap<Uuid, Vec<SeenMachine>> = BTreeMap::new();
-    let mut newest = since;
+    let mut read_to = Vec::new();
+    for listing in position.listings(now, overlap) {
+        let (newest, complete) = read(fly, config, listing, &mut seen, counts).await?;
+        read_to.push((listing, newest, complete));
+    }
+    if !seen.is_empty() {
+        counts.woken += wake_changed(db, &seen).await?;
+    }
+    // Only now: a pass that failed before its wake-ups reads the same changes again.
+    for (listing, newest, complete) in read_to {
+        position.advance(listing, newest, complete, now, overlap);
+    }
+    Ok(())
+}
+
+/// Reads one listing's pages into `seen`: (the newest change time seen, whether every page
+/// answered in full). A sweep's pages (ordered by change time, then id, as Fly's keyset cursor
+/// with `last_updated_at` and `last_machine_id` is) stop at the first one reaching past `until`.
+async fn read(
+    fly: &FlyClient,
+    config: &WatchConfig,
+    listing: Listing,
+    seen: &mut BTreeMap<Uuid, Vec<SeenMachine>>,
+    counts: &mut WatchPass,
+) -> Result<(Option<DateTime<Utc>>, bool), WatchError> {
+    let (after, until) = match listing {
+        Listing::All => (None, None),
+        Listing::Fresh { after } => (Some(after), None),
+        Listing::Sweep { after, until } => (Some(after), Some(until)),
+    };
+    let updated_after = after.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    let mut newest = None;
     let mut complete = true;
     let mut cursor: Option<String> = None;
     let mut pages = 1;
@@ -230,12 +336,23 @@ pub async fn pass(
             complete = false;
         }
         counts.machines_listed += page.machines.len() as u64;
+        let mut past_until = false;
         for m in page.machines.iter().filter_map(SeenMachine::from_listing) {
+            if until.is_some_and(|u| m.updated_at.is_some_and(|t| t > u)) {
+                past_until = true;
+                continue;
+            }
             newest = newest.max(m.updated_at);
-            seen.entry(m.instance_uid).or_default().push(m);
+            let machines = seen.entry(m.instance_uid).or_default();
+            if !machines.contains(&m) {
+                machines.push(m);
+            }
+        }
+        if past_until {
+            break;
         }
         // Fly's document allows an empty page before the end, so a new cursor is followed even
-        // then; a cursor that does not move, or a listing longer than any fleet, ends the pass.
+        // then; a cursor that does not move, or a listing longer than any fleet, ends it.
         match page.next_cursor.filter(|c| !c.is_empty()) {
             Some(next) if Some(&next) != cursor.as_ref() && pages < MAX_PAGES => {
                 cursor = Some(next);
@@ -249,15 +366,16 @@ pub async fn pass(
             None => break,
         }
     }
-    let next = next_since(since, newest, complete);
-    if seen.is_empty() {
-        return Ok(next);
-    }
+    Ok((newest, complete))
+}
+
+/// Wakes every instance whose machines as listed differ from its record; how many.
+async fn wake_changed(db: &Db, seen: &BTreeMap<Uuid, Vec<SeenMachine>>) -> Result<u64, WatchError> {
     let uids: Vec<Uuid> = seen.keys().copied().collect();
     let recorded: HashMap<Uuid, RecordedMachine> =
         recorded_machines(db, &uids).await?.into_iter().collect();
     let mut stale = Vec::new();
-    for (uid, machines) in &seen {
+    for (uid, machines) in seen {
         // A machine of an instance that no longer has a row is nobody's business here.
         let Some(record) = recorded.get(uid) else {
             continue;
@@ -267,27 +385,13 @@ pub async fn pass(
             stale.push(*uid);
         }
     }
-    if !stale.is_empty() {
-        let mut tx = db.begin().await.map_err(StoreError::from)?;
-        let woken = work::wake(&mut tx, &stale, "fly machine changed").await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        counts.woken += woken;
+    if stale.is_empty() {
+        return Ok(0);
     }
-    Ok(next)
-}
-
-/// Where the next pass reads from: the newest change seen, unless a page was partial; then
-/// the same window again, since machines of the missing regions may have changed unseen.
-fn next_since(
-    since: Option<DateTime<Utc>>,
-    newest: Option<DateTime<Utc>>,
-    complete: bool,
-) -> Option<DateTime<Utc>> {
-    if complete {
-        newest
-    } else {
-        since
-    }
+    let mut tx = db.begin().await.map_err(StoreError::from)?;
+    let woken = work::wake(&mut tx, &stale, "fly machine changed").await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(woken)
 }
 
 /// One page; a client-side rate-limit refusal is waited out here (this task holds no worker).
@@ -385,13 +489,73 @@ mod tests {
         );
     }
 
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    const MINUTE: chrono::Duration = chrono::Duration::minutes(1);
+
     #[test]
-    fn a_partial_listing_does_not_move_the_window() {
-        let since: DateTime<Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
-        let newest: DateTime<Utc> = "2026-11-22T10:05:00Z".parse().unwrap();
-        assert_eq!(next_since(Some(since), Some(newest), true), Some(newest));
-        assert_eq!(next_since(Some(since), Some(newest), false), Some(since));
-        assert_eq!(next_since(None, Some(newest), false), None);
+    fn the_first_pass_lists_everything_then_only_what_is_new() {
+        let mut p = Position::default();
+        let now = at("2026-11-22T10:00:00Z");
+        assert_eq!(p.listings(now, MINUTE), vec![Listing::All]);
+        let newest = at("2026-11-22T09:59:58Z");
+        p.advance(Listing::All, Some(newest), true, now, MINUTE);
+        let later = at("2026-11-22T10:00:15Z");
+        assert_eq!(
+            p.listings(later, MINUTE),
+            vec![Listing::Fresh { after: newest }]
+        );
+        // No machines at all yet: the next pass lists everything again.
+        let mut empty = Position::default();
+        empty.advance(Listing::All, None, true, now, MINUTE);
+        assert_eq!(empty.listings(later, MINUTE), vec![Listing::All]);
+    }
+
+    #[test]
+    fn a_sweep_rereads_only_what_settled_once_an_overlap() {
+        let mut p = Position::default();
+        let t0 = at("2026-11-22T10:00:00Z");
+        p.advance(Listing::All, Some(t0), true, t0, MINUTE);
+        let mut swept = Vec::new();
+        let mut now = t0;
+        for _ in 0..16 {
+            now += chrono::Duration::seconds(15);
+            for l in p.listings(now, MINUTE) {
+                if let Listing::Sweep { after, until } = l {
+                    swept.push((after, until));
+                }
+                p.advance(l, Some(now), true, now, MINUTE);
+            }
+        }
+        // One sweep a minute, windows that join up without overlapping, each a minute behind.
+        assert_eq!(swept.len(), 4, "{swept:?}");
+        for pair in swept.windows(2) {
+            assert_eq!(pair[0].1, pair[1].0, "{swept:?}");
+        }
+        assert_eq!(swept[0].0, t0 - MINUTE);
+        assert_eq!(p.settled, Some(swept[3].1));
+    }
+
+    #[test]
+    fn an_incomplete_listing_does_not_move_its_window() {
+        let t0 = at("2026-11-22T10:00:00Z");
+        let mut p = Position::default();
+        p.advance(Listing::All, Some(t0), false, t0, MINUTE);
+        assert_eq!(p, Position::default());
+        p.advance(Listing::All, Some(t0), true, t0, MINUTE);
+        let fresh = Listing::Fresh { after: t0 };
+        let t1 = t0 + MINUTE;
+        p.advance(fresh, Some(t1), false, t1, MINUTE);
+        assert_eq!(p.fresh, Some(t0));
+        let sweep = Listing::Sweep {
+            after: t0 - MINUTE,
+            until: t0,
+        };
+        p.advance(sweep, Some(t0), false, t1, MINUTE);
+        assert_eq!(p.settled, Some(t0 - MINUTE), "read again at the next sweep");
+        assert_eq!(p.swept_at, Some(t1));
         let page: openclaws_fly::types::OrgMachinesResponse =
             serde_json::from_str(r#"{"machines":null,"error_regions":["iad"]}"#).unwrap();
         assert!(page.is_partial() && page.machines.is_empty());

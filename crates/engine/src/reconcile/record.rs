@@ -65,7 +65,8 @@ pub(super) async fn record(
 /// snapshot stays) in the unexpected case that it does not serialize.
 fn snapshot(observed: &Observed, now: DateTime<Utc>) -> Option<Snapshot> {
     match serde_json::to_value(observed) {
-        Ok(world) => Some(Snapshot {
+        Ok(mut world) => Some(Snapshot {
+            digest: Some(world_digest(&mut world)),
             world,
             at: observed.observed_at.unwrap_or(now),
         }),
@@ -73,5 +74,53 @@ fn snapshot(observed: &Observed, now: DateTime<Utc>) -> Option<Snapshot> {
             tracing::warn!(error = %e, "the observed world does not serialize; snapshot not recorded");
             None
         }
+    }
+}
+
+/// The digest of `world` without the times every look changes (when it was observed, when the
+/// gateway answered): equal digests mean the stored snapshot can stay. The times are taken out
+/// for hashing and put back.
+fn world_digest(world: &mut serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
+    const TIMES: [&str; 2] = ["/observed_at", "/gateway/at"];
+    let taken: Vec<Option<serde_json::Value>> = TIMES
+        .iter()
+        .map(|p| world.pointer_mut(p).map(serde_json::Value::take))
+        .collect();
+    let bytes = serde_json::to_vec(world).unwrap_or_default();
+    for (path, value) in TIMES.iter().zip(taken) {
+        if let (Some(slot), Some(value)) = (world.pointer_mut(path), value) {
+            *slot = value;
+        }
+    }
+    format!("sha256:{:x}", Sha256::digest(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_ignores_the_times_of_a_look_but_nothing_else() {
+        let mut a = serde_json::json!({"observed_at": "2026-12-02T01:00:00Z", "machines": [{"id": "m1", "state": "started"}],
+            "gateway": {"health": "Healthy", "at": "2026-12-02T01:00:00Z"}});
+        let mut b = a.clone();
+        b["observed_at"] = "2026-12-02T02:00:00Z".into();
+        b["gateway"]["at"] = "2026-12-02T02:00:00Z".into();
+        let (da, db) = (world_digest(&mut a), world_digest(&mut b));
+        assert_eq!(da, db);
+        assert_eq!(
+            b["observed_at"], "2026-12-02T02:00:00Z",
+            "times are put back"
+        );
+        assert_eq!(b["gateway"]["at"], "2026-12-02T02:00:00Z");
+        b["machines"][0]["state"] = "stopped".into();
+        assert_ne!(world_digest(&mut b), da);
+        let mut no_gateway = serde_json::json!({"observed_at": null, "gateway": null});
+        assert!(world_digest(&mut no_gateway).starts_with("sha256:"));
+        assert_eq!(
+            no_gateway,
+            serde_json::json!({"observed_at": null, "gateway": null})
+        );
     }
 }
