@@ -42,16 +42,29 @@ async fn a_read_and_a_patch_that_changes_nothing_cost_one_statement_and_no_acqui
     assert_eq!(api.patch("wire", &unchanged).await.status, StatusCode::OK);
 
     let api = &api;
-    let get = cost(&counts, || async move { api.get("/v1/instances/wire").await.status }).await;
+    let get = cost(&counts, || async move {
+        api.get("/v1/instances/wire").await.status
+    })
+    .await;
     assert_eq!(get.statements(), REQUESTS, "{get:?}");
     // One release ping per request (plus at most one still on its way from before): a ping on
     // acquire as well would make it twice as many.
     assert!(get.pings <= REQUESTS + 1, "{get:?}");
 
     let unchanged = &unchanged;
-    let patch = cost(&counts, || async move { api.patch("wire", unchanged).await.status }).await;
-    assert_eq!(patch.statements(), REQUESTS, "one read per no-op PATCH: {patch:?}");
+    let patch = cost(&counts, || async move {
+        api.patch("wire", unchanged).await.status
+    })
+    .await;
+    assert_eq!(
+        patch.statements(),
+        REQUESTS,
+        "one read per no-op PATCH: {patch:?}"
+    );
     assert!(patch.pings <= REQUESTS + 1, "{patch:?}");
     let after = api.get("/v1/instances/wire").await;
-    assert_eq!(after.json["metadata"]["resourceVersion"], created.json["metadata"]["resourceVersion"]);
+    assert_eq!(
+        after.json["metadata"]["resourceVersion"],
+        created.json["metadata"]["resourceVersion"]
+    );
 }

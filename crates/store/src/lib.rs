@@ -79,9 +79,7 @@ pub fn pool_options(max_connections: u32) -> PgPoolOptions {
 /// tests that talk to PostgreSQL directly; the controller's own pool is a [`Db`].
 pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
     let options = PgConnectOptions::from_str(database_url)?;
-    let pool = pool_options(max_connections)
-        .connect_with(options)
-        .await?;
+    let pool = pool_options(max_connections).connect_with(options).await?;
     Ok(pool)
 }
 

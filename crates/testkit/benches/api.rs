@@ -26,7 +26,7 @@ use anyhow::{ensure, Context};
 use clap::Parser;
 use fly_sim as sim;
 use openclaws_model::secrets::SecretCipher;
-use openclaws_server::config::{ServeSettings, SecretKey};
+use openclaws_server::config::{SecretKey, ServeSettings};
 use openclaws_server::serve;
 use openclaws_store::{self as store, PoolMode};
 use openclaws_telemetry::Metrics;
@@ -184,10 +184,20 @@ async fn start_api_only(
     let mut settings = settings.clone();
     settings.database.database_url = through.to_owned();
     settings.database.database_listen_url = Some(listen_url.to_owned());
-    let db = store::Db::connect(through, settings.database.db_max_connections, PoolMode::Session)
-        .await?;
+    let db = store::Db::connect(
+        through,
+        settings.database.db_max_connections,
+        PoolMode::Session,
+    )
+    .await?;
     let inputs = serve::desired_inputs(&settings)?;
-    let state = serve::api_state(&settings, db, Arc::new(Metrics::new()), inputs, stop.clone());
+    let state = serve::api_state(
+        &settings,
+        db,
+        Arc::new(Metrics::new()),
+        inputs,
+        stop.clone(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api = format!("http://{}", listener.local_addr()?);
     tokio::spawn(openclaws_api::serve(
@@ -244,8 +254,14 @@ async fn run(args: &Args, stack: &Stack) -> anyhow::Result<()> {
         let list = load_test(args, stack, Path::List).await?;
         let patch = load_test(args, stack, Path::Patch).await?;
         converge(stack).await?;
-        let select = pgbench.as_ref().map(|p| p.run(&stack.url, args, "-S")).transpose()?;
-        let write = pgbench.as_ref().map(|p| p.run(&stack.url, args, "-N")).transpose()?;
+        let select = pgbench
+            .as_ref()
+            .map(|p| p.run(&stack.url, args, "-S"))
+            .transpose()?;
+        let write = pgbench
+            .as_ref()
+            .map(|p| p.run(&stack.url, args, "-N"))
+            .transpose()?;
         println!("run {run} (load average {load:.2} at its start):");
         let rows = [Some(get), Some(list), Some(patch), select, write];
         for (name, m) in NAMES.iter().zip(&rows) {
@@ -267,7 +283,10 @@ async fn run(args: &Args, stack: &Stack) -> anyhow::Result<()> {
                 ensure!(m.errors == 0, "{} requests failed", m.errors);
             }
         }
-        ensure!(counted.iter().all(|c| c.round_trips() > 0), "nothing counted");
+        ensure!(
+            counted.iter().all(|c| c.round_trips() > 0),
+            "nothing counted"
+        );
     }
     Ok(())
 }
@@ -325,7 +344,10 @@ fn request(
             let name = provisioned_name(i.unwrap_or(task % args.provisioned.max(1)));
             http.patch(format!("{api}/v1/instances/{name}"))
                 .header("content-type", "application/merge-patch+json")
-                .body(json!({"spec": {"identity": {"displayName": format!("bench {task} {n}")}}}).to_string())
+                .body(
+                    json!({"spec": {"identity": {"displayName": format!("bench {task} {n}")}}})
+                        .to_string(),
+                )
         }
     }
     .bearer_auth(WRITER)
@@ -346,7 +368,9 @@ struct Measured {
 impl Measured {
     fn line(&self) -> String {
         let ms = |d: Option<Duration>| {
-            d.map_or("-".to_owned(), |d| format!("{:.2} ms", d.as_secs_f64() * 1e3))
+            d.map_or("-".to_owned(), |d| {
+                format!("{:.2} ms", d.as_secs_f64() * 1e3)
+            })
         };
         match self.average {
             Some(_) => format!("{:>9.0}/s  average {}", self.per_second, ms(self.average)),
@@ -363,11 +387,7 @@ impl Measured {
 }
 
 /// `connections` tasks sending `path` back to back for `seconds`.
-async fn load_test(
-    args: &Args,
-    stack: &Stack,
-    path: Path,
-) -> anyhow::Result<Measured> {
+async fn load_test(args: &Args, stack: &Stack, path: Path) -> anyhow::Result<Measured> {
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let until = started + Duration::from_secs(args.seconds);
@@ -607,7 +627,11 @@ fn table(
     load: f64,
 ) -> String {
     let med = |row: usize, f: &dyn Fn(&Measured) -> Option<f64>| {
-        median(runs.iter().filter_map(|r| r[row].as_ref().and_then(f)).collect())
+        median(
+            runs.iter()
+                .filter_map(|r| r[row].as_ref().and_then(f))
+                .collect(),
+        )
     };
     let rate = |row| med(row, &|m| Some(m.per_second));
     let ms = |row, f: fn(&Measured) -> Option<Duration>| {
@@ -643,7 +667,10 @@ fn table(
     for (row, m) in [(3, select), (4, write)] {
         if let Some(r) = m {
             let avg = ms(row, |m| m.average).unwrap_or(f64::NAN);
-            out += &format!("| `{}` | {r:.0} tps, average {avg:.2} ms | 1× | | |\n", NAMES[row]);
+            out += &format!(
+                "| `{}` | {r:.0} tps, average {avg:.2} ms | 1× | | |\n",
+                NAMES[row]
+            );
         }
     }
     out += "\nPostgreSQL round trips per request (counted on the wire: each `Sync` and simple \
@@ -660,4 +687,3 @@ fn table(
     }
     out
 }
-

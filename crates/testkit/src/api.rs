@@ -111,11 +111,7 @@ pub async fn spawn_api_counted() -> (TestApi, Arc<WireCounts>) {
     let db = crate::db::fresh_database_via(false).await;
     let stop = CancellationToken::new();
     let mut url = reqwest::Url::parse(&db.url).unwrap();
-    let upstream = format!(
-        "{}:{}",
-        url.host_str().unwrap(),
-        url.port().unwrap_or(5432)
-    );
+    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
     let proxy = CountingProxy::start(upstream, stop.clone()).await.unwrap();
     url.set_host(Some("127.0.0.1")).unwrap();
     url.set_port(Some(proxy.addr.port())).unwrap();
