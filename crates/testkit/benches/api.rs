@@ -153,7 +153,7 @@ impl Stack {
             .set_port(Some(proxy.addr.port()))
             .map_err(|_| anyhow::anyhow!("proxy port"))?;
         through.set_query(Some("sslmode=disable"));
-        let counted_api = start_api_only(&settings, &through.to_string(), &url, &stop).await?;
+        let counted_api = start_api_only(&settings, through.as_str(), &url, &stop).await?;
         Ok(Self {
             pool,
             url,
