@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEV := target/debug/openclaws-dev
 
-.PHONY: run test bench bench-watch bench-pairing bench-writes chaos unit lint fmt build postgres postgres-server pgbouncer prometheus crd clean openclaw chromium sim-process schemathesis ts-client ts-client-deps
+.PHONY: run test bench bench-api bench-watch bench-pairing bench-writes chaos unit lint fmt build postgres postgres-server pgbouncer prometheus crd clean openclaw chromium sim-process schemathesis ts-client ts-client-deps
 
 ## run: throwaway PostgreSQL + the Fly simulator (fly-sim) + the controller (openclaws-controller
 ## serve), each its own process with its log in target/dev/, and a demo instance reaching Ready.
@@ -45,6 +45,7 @@ schemathesis: postgres
 ## bench: fleet figures against the simulator: provisioning, steady state, drift repair.
 ## Defaults to 1,000 instances (about 20 minutes: Fly creates one app per second per org);
 ## pass options with BENCH_ARGS, e.g. `make bench BENCH_ARGS="--instances 10000"`. Then the
+## API/PostgreSQL ratio table (`bench-api` below; its options in API_BENCH_ARGS) and the
 ## pairing section on real gateways (`bench-pairing` below; its options in PAIRING_BENCH_ARGS),
 ## skipped with a message when the pinned OpenClaw is not installed.
 bench: postgres
@@ -54,7 +55,23 @@ bench: postgres
 	else \
 	  $(DEV) with-postgres -- $(CARGO) bench -p openclaws-testkit --bench fleet -- $(BENCH_ARGS); \
 	fi
+	@$(MAKE) --no-print-directory bench-api BENCH_ARGS="$(API_BENCH_ARGS)"
+	@$(MAKE) --no-print-directory bench-writes BENCH_ARGS="$(WRITES_BENCH_ARGS)"
 	@$(MAKE) --no-print-directory bench-pairing BENCH_ARGS="$(PAIRING_BENCH_ARGS)"
+
+## bench-api: the API's throughput side by side with pgbench on the same database, as ratios
+## (bench/RESULTS.md): 1,000 instances (16 provisioned through the simulator at latency 0, the
+## rest copies seeded in the store), then GET one, GET ?limit=50 and PATCH (workers running)
+## with 8 connections of a Rust load generator against `pgbench -S` and `pgbench -N` with 8
+## clients, 10 s each, 3 runs (medians), and PostgreSQL round trips per request counted on the
+## wire. About 4 minutes; fewer runs or other sizes with BENCH_ARGS, e.g.
+## `make bench-api BENCH_ARGS="--runs 1 --seconds 5"`.
+bench-api: postgres
+	@if [ -n "$$DATABASE_URL" ]; then \
+	  $(CARGO) bench -p openclaws-testkit --bench api -- $(BENCH_ARGS); \
+	else \
+	  $(DEV) with-postgres -- $(CARGO) bench -p openclaws-testkit --bench api -- $(BENCH_ARGS); \
+	fi
 
 ## bench-watch: what watches cost (docs/watch.md): the controller's status write before and after
 ## resourceVersion moved to a sequence (interleaved on two databases, sequential and 8 in

@@ -29,11 +29,12 @@ async fn transactions(api: &TestApi) -> i64 {
 }
 
 /// Checks the scenario's statements went through the pooler (PgBouncer's statistics come a
-/// second late).
+/// second late). PgBouncer counts each of sqlx's pings as a transaction; since the pool stopped
+/// pinging on acquire (issue 16) the smallest scenario (a dry-run create) counts 10.
 async fn went_through_the_pooler(api: &TestApi, before: i64) {
     let pooled = eventually(Duration::from_secs(30), "PgBouncer to count", || async {
         let now = transactions(api).await;
-        (now - before > 10).then_some(now - before)
+        (now - before > 5).then_some(now - before)
     })
     .await;
     println!("through PgBouncer: {pooled} transactions");

@@ -398,12 +398,12 @@ pub async fn get_instance(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     check_name(&name).map_err(|e| ApiError::invalid(vec![e]))?;
-    let record = instances::get(&mut state.db().await?, &name)
+    let record = instances::get_resource(&mut state.db().await?, &name)
         .await?
         .ok_or_else(|| write::not_found(&name))?;
     Ok(object_response(
         StatusCode::OK,
-        write::to_resource(&state, &record)?,
+        record.into_resource(&state.cipher),
     ))
 }
 
@@ -584,7 +584,7 @@ pub async fn list_instances(
     }
     let mut conn = state.db().await?;
     let version = changes::list_version(&mut conn).await?;
-    let mut records = instances::list(
+    let mut records = instances::list_resources(
         &mut conn,
         &instances::ListFilter {
             customer_id: params.customer_id,
@@ -604,10 +604,11 @@ pub async fn list_instances(
     } else {
         None
     };
+    drop(conn);
     let items = records
-        .iter()
-        .map(|r| write::to_resource(&state, r))
-        .collect::<Result<Vec<_>, _>>()?;
+        .into_iter()
+        .map(|r| r.into_resource(&state.cipher))
+        .collect();
     Ok(Json(OpenClawInstanceList {
         api_version: API_VERSION.to_owned(),
         kind: LIST_KIND.to_owned(),

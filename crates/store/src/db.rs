@@ -38,10 +38,9 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use sqlx::error::BoxDynError;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgQueryResult, PgRow};
 use sqlx::{Connection, Database, Describe, Either, Execute, Executor, Postgres};
 use std::str::FromStr;
-use std::time::Duration;
 
 use super::StoreError;
 
@@ -122,9 +121,7 @@ impl Db {
         if mode == PoolMode::Transaction {
             options = options.statement_cache_capacity(0).extra_float_digits(None);
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+        let pool = super::pool_options(max_connections)
             .connect_with(options)
             .await?;
         Ok(Self { pool, mode })

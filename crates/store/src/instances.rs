@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use openclaws_model::managed::Managed;
 
-use super::records::{InstanceRecord, INSTANCE_COLUMNS};
+use super::records::{InstanceRecord, ResourceRecord, INSTANCE_COLUMNS, RESOURCE_COLUMNS};
 use super::{Conn, StoreError};
 
 /// One instance by name (including one being deleted).
@@ -26,6 +26,21 @@ pub async fn get(
 ) -> Result<Option<InstanceRecord>, StoreError> {
     let row = sqlx::query_as::<_, InstanceRecord>(&format!(
         "SELECT {INSTANCE_COLUMNS} FROM instances WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(db)
+    .await?;
+    Ok(row)
+}
+
+/// One instance by name as the API shows it (including one being deleted), decoded straight
+/// into typed values.
+pub async fn get_resource(
+    db: impl PgExecutor<'_>,
+    name: &str,
+) -> Result<Option<ResourceRecord>, StoreError> {
+    let row = sqlx::query_as::<_, ResourceRecord>(&format!(
+        "SELECT {RESOURCE_COLUMNS} FROM instances WHERE name = $1"
     ))
     .bind(name)
     .fetch_optional(db)
@@ -152,9 +167,29 @@ pub async fn list(
     db: impl PgExecutor<'_>,
     filter: &ListFilter,
 ) -> Result<Vec<InstanceRecord>, StoreError> {
-    let mut query = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {INSTANCE_COLUMNS} FROM instances WHERE true"
-    ));
+    let rows = list_query(INSTANCE_COLUMNS, filter)
+        .build_query_as::<InstanceRecord>()
+        .fetch_all(db)
+        .await?;
+    Ok(rows)
+}
+
+/// [`list`] as the API shows the instances, decoded straight into typed values.
+pub async fn list_resources(
+    db: impl PgExecutor<'_>,
+    filter: &ListFilter,
+) -> Result<Vec<ResourceRecord>, StoreError> {
+    let rows = list_query(RESOURCE_COLUMNS, filter)
+        .build_query_as::<ResourceRecord>()
+        .fetch_all(db)
+        .await?;
+    Ok(rows)
+}
+
+/// The query of [`list`] selecting `columns`.
+fn list_query<'a>(columns: &str, filter: &'a ListFilter) -> QueryBuilder<'a, Postgres> {
+    let mut query =
+        QueryBuilder::<Postgres>::new(format!("SELECT {columns} FROM instances WHERE true"));
     if let Some(customer_id) = &filter.customer_id {
         query.push(" AND customer_id = ").push_bind(customer_id);
     }
@@ -183,11 +218,7 @@ pub async fn list(
     query
         .push(" ORDER BY name COLLATE \"C\" LIMIT ")
         .push_bind(filter.limit);
-    let rows = query
-        .build_query_as::<InstanceRecord>()
-        .fetch_all(db)
-        .await?;
-    Ok(rows)
+    query
 }
 
 /// `{"key": "value"}`, the object a label requirement looks for with `@>` (which the GIN index

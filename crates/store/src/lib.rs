@@ -19,7 +19,7 @@ pub mod webhooks;
 pub mod work;
 
 pub use db::{Conn, Db, PoolMode};
-pub use records::InstanceRecord;
+pub use records::{InstanceRecord, ResourceRecord};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
@@ -52,15 +52,34 @@ pub enum StoreError {
 /// The embedded migrations under `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
+/// A connection that sat idle in the pool at least this long is pinged before it is handed out.
+pub const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
+
+/// The pool settings every pool of ours uses. sqlx 0.8 pings a connection every time it goes
+/// back to the pool (that check cannot be switched off), so one that was released a moment ago
+/// is known to work: pinging it again on acquire (sqlx's default) would add a round trip to
+/// every statement. A connection idle for [`PING_AFTER_IDLE`] or longer is still pinged, so one
+/// the server or a pooler closed while it sat idle is replaced instead of failing a statement.
+pub fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 /// Opens a plain connection pool, for what needs a session (migrations) and for tools and
 /// tests that talk to PostgreSQL directly; the controller's own pool is a [`Db`].
 pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
     let options = PgConnectOptions::from_str(database_url)?;
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options)
-        .await?;
+    let pool = pool_options(max_connections).connect_with(options).await?;
     Ok(pool)
 }
 

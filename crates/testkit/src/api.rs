@@ -2,13 +2,14 @@
 //! reads like the dashboard's actions.
 
 use crate::pgbouncer::ThrowawayPgBouncer;
+use crate::pgwire::{CountingProxy, WireCounts};
 use openclaws_api::edge::EdgeSettings;
 use openclaws_api::watch::{WatchHub, WatchSettings};
 use openclaws_api::{router_with, ApiState, ApiTokens};
 use openclaws_engine::reconcile::desired::{FleetSettings, GatewayPlacement};
 use openclaws_engine::reconcile::DesiredInputs;
 use openclaws_model::secrets::SecretCipher;
-use openclaws_store::Db;
+use openclaws_store::{Db, PoolMode};
 use openclaws_telemetry::Metrics;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -103,15 +104,52 @@ pub async fn spawn_api_watching(watch: WatchSettings) -> TestApi {
     spawn(EdgeSettings::default(), watch, false).await
 }
 
-async fn spawn(edge: EdgeSettings, mut watch: WatchSettings, pooler: bool) -> TestApi {
+/// [`spawn_api`] whose requests reach the database through a [`CountingProxy`], so a test can
+/// count what a request costs on the wire; its watches read the database directly, so only
+/// requests are counted.
+pub async fn spawn_api_counted() -> (TestApi, Arc<WireCounts>) {
+    let db = crate::db::fresh_database_via(false).await;
+    let stop = CancellationToken::new();
+    let mut url = reqwest::Url::parse(&db.url).unwrap();
+    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = CountingProxy::start(upstream, stop.clone()).await.unwrap();
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(proxy.addr.port())).unwrap();
+    url.set_query(Some("sslmode=disable"));
+    let counted = Db::connect(url.as_str(), 10, PoolMode::Session)
+        .await
+        .unwrap();
+    let api = start(
+        db,
+        counted,
+        EdgeSettings::default(),
+        WatchSettings::default(),
+        stop,
+    )
+    .await;
+    (api, proxy.counts)
+}
+
+async fn spawn(edge: EdgeSettings, watch: WatchSettings, pooler: bool) -> TestApi {
     let db = crate::db::fresh_database_via(pooler).await;
+    let api_db = db.controller.clone();
+    start(db, api_db, edge, watch, CancellationToken::new()).await
+}
+
+/// Serves the API on `api_db`, its watches on `db`.
+async fn start(
+    db: crate::db::TestDb,
+    api_db: Db,
+    edge: EdgeSettings,
+    mut watch: WatchSettings,
+    stop: CancellationToken,
+) -> TestApi {
     if watch.listen_url.is_none() {
         watch.listen_url = Some(db.url.clone());
     }
-    let stop = CancellationToken::new();
     let cipher = Arc::new(SecretCipher::from_key([7; 32]));
     let state = ApiState {
-        pool: db.controller.clone(),
+        pool: api_db,
         cipher: cipher.clone(),
         tokens: ApiTokens {
             writer: WRITER.to_owned(),

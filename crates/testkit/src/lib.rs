@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod legacy;
 pub mod openclaw;
 pub mod pgbouncer;
+pub mod pgwire;
 pub mod postgres;
 pub mod process;
 pub mod proxy;

@@ -1,5 +1,7 @@
 //! Stage 1, load: the instance's row, its stored secrets, its adoption record and whether a
-//! pairing subscription follows it, in four queries. Besides the record stage, the only place a reconcile touches the database.
+//! pairing subscription follows it, in four queries on one pooled connection (each statement
+//! taking a connection of its own would add a pool release, and with it a ping, per query).
+//! Besides the record stage, the only place a reconcile touches the database.
 
 use chrono::Utc;
 use openclaws_store::Db;
@@ -19,7 +21,11 @@ pub(super) async fn load(
     uid: Uuid,
     attempts: i32,
 ) -> Result<Option<Loaded>, ReconcileError> {
-    let Some(record) = status_store::load(pool, uid).await? else {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(openclaws_store::StoreError::from)?;
+    let Some(record) = status_store::load(&mut conn, uid).await? else {
         return Ok(None);
     };
     tracing::Span::current()
@@ -27,9 +33,9 @@ pub(super) async fn load(
         .record("generation", record.generation);
     let spec = record.spec()?;
     let previous = record.status()?;
-    let stored = get_all_plaintext(pool, cipher, uid).await?;
-    let adoption = openclaws_store::adoptions::get(pool, uid).await?;
-    let pairing_followed = openclaws_store::pairing::followed(pool, uid).await?;
+    let stored = get_all_plaintext(&mut conn, cipher, uid).await?;
+    let adoption = openclaws_store::adoptions::get(&mut conn, uid).await?;
+    let pairing_followed = openclaws_store::pairing::followed(&mut conn, uid).await?;
     Ok(Some(Loaded {
         record,
         spec,
