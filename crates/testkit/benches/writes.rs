@@ -174,7 +174,8 @@ async fn storm(
             let mut total = Duration::ZERO;
             for n in (w..writes).step_by(WRITERS) {
                 let record = &records[n % records.len()];
-                let version = n / 100;
+                // Each instance's world changes on one of its writes in 100.
+                let version = n / records.len() / 100;
                 let snapshot = status::Snapshot {
                     world: world(version, n),
                     at: chrono::Utc::now(),
