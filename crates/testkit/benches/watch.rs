@@ -21,19 +21,21 @@ use openclaws_api::watch::{WatchHub, WatchSettings};
 use openclaws_api::{router, ApiState, ApiTokens};
 use openclaws_model::secrets::SecretCipher;
 use openclaws_model::{InstanceStatus, Phase};
-use openclaws_store::{self as store, instances, status, InstanceRecord};
+use openclaws_store::{self as store, status, InstanceRecord};
 use openclaws_telemetry::Metrics;
 use openclaws_testkit::api::test_inputs;
-use openclaws_testkit::db::{create_database, drop_database};
+use openclaws_testkit::db::{create_database, drop_database, seed_instances};
 use openclaws_testkit::watch::WatchStream;
 use sqlx::PgPool;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// The migration that moved `resourceVersion` to a sequence.
 const WATCH_MIGRATION: i64 = 20261201000001;
+/// Later migrations the status write needs (columns it writes), applied to the "before"
+/// database too, so both sides make the same write.
+const STATUS_WRITE_MIGRATIONS: [i64; 1] = [20261209000001];
 const TOKEN: &str = "bench-writer-token";
 
 /// Knobs of the bench.
@@ -151,7 +153,11 @@ impl Db {
         let pool = store::connect(&url, 20).await?;
         let migrations: Vec<_> = store::MIGRATOR
             .iter()
-            .filter(|m| with_watch || m.version < WATCH_MIGRATION)
+            .filter(|m| {
+                with_watch
+                    || m.version < WATCH_MIGRATION
+                    || STATUS_WRITE_MIGRATIONS.contains(&m.version)
+            })
             .cloned()
             .collect();
         let migrator = sqlx::migrate::Migrator {
@@ -170,26 +176,7 @@ impl Db {
     }
 
     async fn instances(&self, count: usize) -> anyhow::Result<Vec<InstanceRecord>> {
-        let labels = BTreeMap::new();
-        let spec = serde_json::json!({"customerId": "c", "region": "iad"});
-        let mut records = Vec::new();
-        for i in 0..count {
-            let name = format!("bench-{i}");
-            let new = instances::NewInstance {
-                uid: uuid::Uuid::now_v7(),
-                name: &name,
-                customer_id: "c",
-                labels: &labels,
-                spec: &spec,
-                managed: &Default::default(),
-            };
-            records.push(
-                instances::insert(&self.pool, &new)
-                    .await?
-                    .context("a new name")?,
-            );
-        }
-        Ok(records)
+        seed_instances(&self.pool, "bench", count).await
     }
 
     async fn drop(self, base: &str) {

@@ -19,12 +19,11 @@ use base64::Engine;
 use clap::Parser;
 use openclaws_model::secrets::SecretCipher;
 use openclaws_model::{InstanceStatus, Phase};
-use openclaws_store::{self as store, instances, status, InstanceRecord};
-use openclaws_testkit::db::{create_database, drop_database};
+use openclaws_store::{self as store, status, InstanceRecord};
+use openclaws_testkit::db::{create_database, drop_database, seed_instances};
 use rand::RngCore;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,7 +82,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let (url, name) = create_database(&base, "oc_bench_writes").await?;
         let pool = store::connect(&url, 10).await?;
         store::MIGRATOR.run(&pool).await?;
-        let records = seed(&pool, args.instances).await?;
+        let records = seed_instances(&pool, "storm", args.instances).await?;
         let started = Instant::now();
         let mean = storm(&pool, &records, args.writes, digest).await?;
         let elapsed = started.elapsed();
@@ -107,25 +106,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 fn mb(bytes: i64) -> String {
     format!("{:.1} MB", bytes as f64 / 1_048_576.0)
-}
-
-async fn seed(pool: &PgPool, count: usize) -> anyhow::Result<Vec<InstanceRecord>> {
-    let labels = BTreeMap::new();
-    let spec = json!({"customerId": "c", "region": "iad"});
-    let mut records = Vec::new();
-    for i in 0..count {
-        let name = format!("storm-{i}");
-        let new = instances::NewInstance {
-            uid: uuid::Uuid::now_v7(),
-            name: &name,
-            customer_id: "c",
-            labels: &labels,
-            spec: &spec,
-            managed: &Default::default(),
-        };
-        records.push(instances::insert(pool, &new).await?.context("a new name")?);
-    }
-    Ok(records)
 }
 
 /// Random bytes as base64: boot files do not compress much either.

@@ -134,6 +134,32 @@ pub async fn insert_queued_instance(db: &Db, name: &str) -> uuid::Uuid {
     uid
 }
 
+/// Inserts `count` instances named `{prefix}-{i}` straight into the store (no work queued):
+/// rows for benches that measure the store's own writes.
+pub async fn seed_instances(
+    pool: &PgPool,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<Vec<openclaws_store::InstanceRecord>> {
+    let labels = std::collections::BTreeMap::new();
+    let spec = serde_json::json!({"customerId": "c", "region": "iad"});
+    let mut records = Vec::new();
+    for i in 0..count {
+        let name = format!("{prefix}-{i}");
+        let new = openclaws_store::instances::NewInstance {
+            uid: uuid::Uuid::now_v7(),
+            name: &name,
+            customer_id: "c",
+            labels: &labels,
+            spec: &spec,
+            managed: &Default::default(),
+        };
+        let record = openclaws_store::instances::insert(pool, &new).await?;
+        records.push(record.context("a new name")?);
+    }
+    Ok(records)
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
