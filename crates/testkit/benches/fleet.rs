@@ -135,6 +135,9 @@ struct Bench {
     pool: PgPool,
     http: reqwest::Client,
     api: String,
+    /// Every replica's API: each has its own metrics (only one runs the fleet watch, whichever
+    /// takes its lock first), so a figure is the sum over them.
+    replicas: Vec<String>,
     sim: String,
     stop: CancellationToken,
     database: (String, String),
@@ -284,12 +287,10 @@ impl Bench {
         settings.watch_seconds = args.watch_seconds;
         settings.fly.fly_rate_scale = args.rate_scale;
         // Replicas share the database, and through it the work queue and Fly's budget.
-        let mut api = String::new();
+        let mut replicas = Vec::new();
         for _ in 0..args.replicas.max(1) {
             let running = serve::start(&settings, stop.clone()).await?;
-            if api.is_empty() {
-                api = format!("http://{}", running.addr);
-            }
+            replicas.push(format!("http://{}", running.addr));
             let controller_stop = stop.clone();
             tokio::spawn(async move {
                 controller_stop.cancelled().await;
@@ -300,7 +301,8 @@ impl Bench {
             args,
             pool,
             http,
-            api,
+            api: replicas[0].clone(),
+            replicas,
             sim,
             stop,
             database: (base, name),
@@ -436,19 +438,24 @@ impl Bench {
     }
 
     /// A metric from the controller's `/metrics`, summed over label sets containing `labels`.
+    /// A metric summed over every replica.
     async fn metric(&self, name: &str, labels: &str) -> anyhow::Result<f64> {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.api))
-            .send()
-            .await?
-            .text()
-            .await?;
-        Ok(text
-            .lines()
-            .filter(|l| l.starts_with(name) && l.contains(labels))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum())
+        let mut sum = 0.0;
+        for replica in &self.replicas {
+            let text = self
+                .http
+                .get(format!("{replica}/metrics"))
+                .send()
+                .await?
+                .text()
+                .await?;
+            sum += text
+                .lines()
+                .filter(|l| l.starts_with(name) && l.contains(labels))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>();
+        }
+        Ok(sum)
     }
 
     /// Phase and machine of every instance whose name starts with `prefix`.
