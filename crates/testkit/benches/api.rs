@@ -6,9 +6,9 @@
 //! instances provisioned through the whole path (Fly's app-creation limit makes that about 1.1 s
 //! each), then copied in the store to `--instances` in all (the copies are converged rows with no
 //! work queued: the store seeding is said in the output). Then, `--runs` times, each path for
-//! `--seconds` with `--connections` connections of a load generator (reqwest 0.12 from the
-//! workspace's lock file: one client and one keep-alive connection per task, requests back to
-//! back), and `pgbench -S` and `pgbench -N` with as many clients. Medians over the runs.
+//! `--seconds` with `--connections` connections of a load generator
+//! ([`openclaws_testkit::load`]: hyper's connection-level HTTP/1.1 client, hyper 1.x as pinned in
+//! the workspace's lock file; one keep-alive connection per task, requests back to back), and `pgbench -S` and `pgbench -N` with as many clients. Medians over the runs.
 //!
 //! - GET one: a random instance of the fleet.
 //! - GET `?limit=50`: the first page of 50.
@@ -25,12 +25,14 @@
 use anyhow::{ensure, Context};
 use clap::Parser;
 use fly_sim as sim;
+use hyper::Method;
 use openclaws_model::secrets::SecretCipher;
 use openclaws_server::config::{SecretKey, ServeSettings};
 use openclaws_server::serve;
 use openclaws_store::{self as store, PoolMode};
 use openclaws_telemetry::Metrics;
 use openclaws_testkit::db::{create_database, drop_database};
+use openclaws_testkit::load::{Call, Connection};
 use openclaws_testkit::pgwire::{Counted, CountingProxy};
 use openclaws_testkit::stack::{serve_settings, WRITER};
 use rand::Rng;
@@ -100,9 +102,11 @@ fn main() -> anyhow::Result<()> {
     let parsed = Args::parse();
     let args = if parsed.bench { parsed } else { Args::smoke() };
     // The controller gets a runtime of its own, as it would be a process of its own; the load
-    // generator runs on this one.
+    // generator runs on one thread (an event loop, as wrk's and pgbench's threads are).
     let server = tokio::runtime::Runtime::new()?;
-    let client = tokio::runtime::Runtime::new()?;
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let base = std::env::var("DATABASE_URL")
         .context("DATABASE_URL must name a PostgreSQL server (`make bench-api` provides one)")?;
     let stop = CancellationToken::new();
@@ -241,6 +245,29 @@ async fn run(args: &Args, stack: &Stack) -> anyhow::Result<()> {
         args.workers,
         args.db_connections
     );
+    let one = http
+        .get(format!(
+            "{}/v1/instances/{}",
+            stack.api,
+            provisioned_name(0)
+        ))
+        .bearer_auth(WRITER)
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let page = http
+        .get(format!("{}/v1/instances?limit=50", stack.api))
+        .bearer_auth(WRITER)
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    println!(
+        "a converged instance is {} bytes of JSON, a page of 50 {} bytes",
+        one.len(),
+        page.len()
+    );
     let pgbench = Pgbench::find();
     if let Some(p) = &pgbench {
         p.init(&stack.url)?;
@@ -250,6 +277,7 @@ async fn run(args: &Args, stack: &Stack) -> anyhow::Result<()> {
     let mut runs: Vec<[Option<Measured>; 5]> = Vec::new();
     for run in 1..=args.runs {
         let load = load_average();
+        eprintln!("run {run}: measuring");
         let get = load_test(args, stack, Path::GetOne).await?;
         let list = load_test(args, stack, Path::List).await?;
         let patch = load_test(args, stack, Path::Patch).await?;
@@ -271,7 +299,7 @@ async fn run(args: &Args, stack: &Stack) -> anyhow::Result<()> {
         }
         runs.push(rows);
     }
-    let counted = count_round_trips(args, stack, &http).await?;
+    let counted = count_round_trips(args, stack).await?;
     println!(
         "\n{}",
         table(&runs, &counted, args.counted_requests, load_average())
@@ -315,15 +343,8 @@ fn seeded_name(i: usize) -> String {
     format!("seed-{i:05}")
 }
 
-/// The instance the `n`th request of a path goes to.
-fn request(
-    http: &reqwest::Client,
-    api: &str,
-    path: Path,
-    args: &Args,
-    task: usize,
-    n: u64,
-) -> reqwest::RequestBuilder {
+/// The `n`th request of a path from task `task`.
+fn request(path: Path, args: &Args, task: usize, n: u64) -> Call {
     match path {
         Path::GetOne => {
             let i = rand::thread_rng().gen_range(0..args.instances);
@@ -332,9 +353,9 @@ fn request(
             } else {
                 seeded_name(i)
             };
-            http.get(format!("{api}/v1/instances/{name}"))
+            Call::get(format!("/v1/instances/{name}"))
         }
-        Path::List => http.get(format!("{api}/v1/instances?limit=50")),
+        Path::List => Call::get("/v1/instances?limit=50".to_owned()),
         Path::Patch => {
             // Each task patches its own instances, so tasks do not queue on one another's rows.
             let owned: Vec<usize> = (task..args.provisioned.max(1))
@@ -342,15 +363,15 @@ fn request(
                 .collect();
             let i = owned.get(n as usize % owned.len().max(1)).copied();
             let name = provisioned_name(i.unwrap_or(task % args.provisioned.max(1)));
-            http.patch(format!("{api}/v1/instances/{name}"))
-                .header("content-type", "application/merge-patch+json")
-                .body(
-                    json!({"spec": {"identity": {"displayName": format!("bench {task} {n}")}}})
-                        .to_string(),
-                )
+            let body = json!({"spec": {"identity": {"displayName": format!("bench {task} {n}")}}});
+            Call {
+                method: Method::PATCH,
+                path: format!("/v1/instances/{name}"),
+                body: body.to_string().into(),
+                content_type: Some("application/merge-patch+json"),
+            }
         }
     }
-    .bearer_auth(WRITER)
 }
 
 /// One measurement: throughput and latency.
@@ -395,21 +416,32 @@ async fn load_test(args: &Args, stack: &Stack, path: Path) -> anyhow::Result<Mea
     for task in 0..args.connections {
         let (api, args, errors) = (stack.api.clone(), args.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .build()
-                .expect("a client");
             let mut latencies = Vec::new();
+            let mut connection = match Connection::open(&api, WRITER).await {
+                Ok(c) => c,
+                Err(_) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    return latencies;
+                }
+            };
             let mut n = 0;
             while Instant::now() < until {
                 let t0 = Instant::now();
-                let ok = match request(&http, &api, path, &args, task, n).send().await {
-                    Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
-                latencies.push(t0.elapsed());
-                if !ok {
-                    errors.fetch_add(1, Ordering::Relaxed);
+                match connection.send(request(path, &args, task, n)).await {
+                    Ok((status, took)) => {
+                        latencies.push(took);
+                        if !(200..300).contains(&status) {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(_) => {
+                        latencies.push(t0.elapsed());
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        match Connection::open(&api, WRITER).await {
+                            Ok(c) => connection = c,
+                            Err(_) => break,
+                        }
+                    }
                 }
                 n += 1;
             }
@@ -517,24 +549,17 @@ async fn converge(stack: &Stack) -> anyhow::Result<()> {
 }
 
 /// Round trips, pings and statements per request of each path, counted on the wire.
-async fn count_round_trips(
-    args: &Args,
-    stack: &Stack,
-    http: &reqwest::Client,
-) -> anyhow::Result<Vec<Counted>> {
+async fn count_round_trips(args: &Args, stack: &Stack) -> anyhow::Result<Vec<Counted>> {
     let mut out = Vec::new();
+    let mut connection = Connection::open(&stack.counted_api, WRITER).await?;
     for path in [Path::GetOne, Path::List, Path::Patch] {
         // One request first, so its statements are prepared on the connection (the pool holds
         // more than one, so a few may still be prepared inside the count).
-        request(http, &stack.counted_api, path, args, 0, u64::MAX)
-            .send()
-            .await?;
+        connection.send(request(path, args, 0, u64::MAX)).await?;
         let before = stack.proxy.counts.snapshot();
         for n in 0..args.counted_requests {
-            let resp = request(http, &stack.counted_api, path, args, 0, n as u64)
-                .send()
-                .await?;
-            ensure!(resp.status().is_success(), "{path:?}: {}", resp.status());
+            let (status, _) = connection.send(request(path, args, 0, n as u64)).await?;
+            ensure!((200..300).contains(&status), "{path:?}: {status}");
         }
         out.push(stack.proxy.counts.snapshot() - before);
     }

@@ -14,6 +14,7 @@ pub mod dev;
 pub mod devices;
 pub mod ingest;
 pub mod legacy;
+pub mod load;
 pub mod openclaw;
 pub mod pgbouncer;
 pub mod pgwire;
