@@ -567,12 +567,14 @@ async fn an_unreachable_database_is_a_prompt_503() {
         tokens: openclaws_api::ApiTokens {
             writer: WRITER.into(),
             reader: READER.into(),
-        },
+        }
+        .into(),
         base_domain: "t".into(),
         metrics: Default::default(),
         pairing_window: Duration::from_secs(600),
-        inputs: test_inputs(),
+        inputs: test_inputs().into(),
         watch,
+        rendered: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

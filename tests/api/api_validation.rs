@@ -567,16 +567,18 @@ async fn readyz_is_503_without_migrations() {
         tokens: openclaws_api::ApiTokens {
             writer: WRITER.into(),
             reader: READER.into(),
-        },
+        }
+        .into(),
         base_domain: "t".into(),
         metrics: Default::default(),
         pairing_window: std::time::Duration::from_secs(600),
-        inputs: test_inputs(),
+        inputs: test_inputs().into(),
         watch: openclaws_api::watch::WatchHub::start(
             db.pool.clone().into(),
             Default::default(),
             tokio_util::sync::CancellationToken::new(),
         ),
+        rendered: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

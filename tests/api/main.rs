@@ -14,6 +14,7 @@ mod api_dry_run;
 mod api_edge;
 mod api_instances;
 mod api_pooler;
+mod api_render_cache;
 mod api_round_trips;
 mod api_selectors;
 mod api_validation;

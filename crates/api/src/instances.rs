@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::adopt::AdoptionWrite;
 use super::auth::Role;
 use super::error::{ApiError, ErrorBody, FieldError};
+use super::rendered::{self, Rendered};
 use super::validate::{check_customer_filter, check_name, valid_name};
 use super::watch::{
     self,
@@ -34,7 +35,9 @@ use openclaws_model::{
 };
 use openclaws_store::changes;
 use openclaws_store::events::{self, Event, EventFilter};
-use openclaws_store::instances;
+use openclaws_store::instances::{self, Fetched};
+use openclaws_store::records::ResourceRecord;
+use openclaws_store::ReadConn;
 
 /// Default and maximum page size of the instance list.
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -398,13 +401,44 @@ pub async fn get_instance(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     check_name(&name).map_err(|e| ApiError::invalid(vec![e]))?;
-    let record = instances::get_resource(&mut state.db().await?, &name)
-        .await?
-        .ok_or_else(|| write::not_found(&name))?;
-    Ok(object_response(
-        StatusCode::OK,
-        record.into_resource(&state.cipher),
-    ))
+    let known = state.rendered.get(&name);
+    let mut conn = state.read().await?;
+    let fetched =
+        instances::get_resource_unless(&mut conn, &name, known.as_ref().map(|r| r.version)).await?;
+    conn.done();
+    let fetched = fetched.ok_or_else(|| write::not_found(&name))?;
+    let rendered = match (fetched, known) {
+        (Fetched::Unchanged, Some(known)) => known,
+        (Fetched::Changed(record), _) => render(&state, *record)?,
+        (Fetched::Unchanged, None) => {
+            return Err(ApiError::Internal("unchanged from no version".to_owned()))
+        }
+    };
+    Ok(rendered_response(&rendered))
+}
+
+/// `record` rendered (and kept for the next read).
+fn render(state: &ApiState, record: ResourceRecord) -> Result<Rendered, ApiError> {
+    state
+        .rendered
+        .render(record, &state.cipher)
+        .map_err(|e| ApiError::Internal(format!("rendering an instance: {e}")))
+}
+
+/// A rendered instance as a 200 with its `ETag`, like [`object_response`].
+fn rendered_response(rendered: &Rendered) -> Response {
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        rendered.body.clone(),
+    )
+        .into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", rendered.version)) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
 }
 
 /// Query parameters of the instance list.
@@ -582,43 +616,80 @@ pub async fn list_instances(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let mut conn = state.db().await?;
+    let mut conn = state.read().await?;
     let version = changes::list_version(&mut conn).await?;
-    let mut records = instances::list_resources(
-        &mut conn,
-        &instances::ListFilter {
-            customer_id: params.customer_id,
-            phase: params.phase,
-            search: None,
-            labels,
-            fields,
-            after_name,
-            limit: limit + 1,
-        },
-    )
-    .await?;
-    let more = records.len() as i64 > limit;
-    records.truncate(limit as usize);
+    let filter = instances::ListFilter {
+        customer_id: params.customer_id,
+        phase: params.phase,
+        search: None,
+        labels,
+        fields,
+        after_name,
+        limit: limit + 1,
+    };
+    let mut page = instances::list_versions(&mut conn, &filter).await?;
+    let more = page.len() as i64 > limit;
+    page.truncate(limit as usize);
     let continue_ = if more {
-        records.last().map(|r| encode_cursor(&r.name))
+        page.last().map(|(name, _)| encode_cursor(name))
     } else {
         None
     };
-    drop(conn);
-    let items = records
-        .into_iter()
-        .map(|r| r.into_resource(&state.cipher))
-        .collect();
-    Ok(Json(OpenClawInstanceList {
+    let items = rendered_page(&state, &mut conn, page).await?;
+    conn.done();
+    let envelope = OpenClawInstanceList {
         api_version: API_VERSION.to_owned(),
         kind: LIST_KIND.to_owned(),
-        items,
+        items: Vec::new(),
         metadata: ListMeta {
             continue_,
             resource_version: Some(version.to_string()),
         },
-    })
-    .into_response())
+    };
+    let envelope = serde_json::to_vec(&envelope).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let body = rendered::list_body(&envelope, &items)
+        .ok_or_else(|| ApiError::Internal("a list without items".to_owned()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
+}
+
+/// The instances of a page (names and versions, in order) as rendered bodies: those the cache
+/// holds at their current version as they are, the rest read in one statement and rendered. An
+/// instance deleted since the page was read is left out.
+async fn rendered_page(
+    state: &ApiState,
+    conn: &mut ReadConn,
+    page: Vec<(String, i64)>,
+) -> Result<Vec<Rendered>, ApiError> {
+    let mut items: Vec<Option<Rendered>> = page
+        .iter()
+        .map(|(name, version)| state.rendered.get(name).filter(|r| r.version == *version))
+        .collect();
+    let missing: Vec<String> = page
+        .iter()
+        .zip(&items)
+        .filter(|(_, item)| item.is_none())
+        .map(|((name, _), _)| name.clone())
+        .collect();
+    if !missing.is_empty() {
+        let mut fresh = std::collections::HashMap::new();
+        for record in instances::get_resources(&mut *conn, &missing).await? {
+            let name = record.name.clone();
+            fresh.insert(name, render(state, record)?);
+        }
+        for ((name, _), item) in page.iter().zip(items.iter_mut()) {
+            if item.is_none() {
+                *item = fresh.remove(name);
+            }
+        }
+    }
+    Ok(items.into_iter().flatten().collect())
 }
 
 /// `?watch=true` on the list: the list's filters and the selectors become the watch's filter.

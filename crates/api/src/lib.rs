@@ -23,6 +23,7 @@ pub mod listen;
 pub mod openapi;
 pub mod plan;
 pub mod releases;
+pub mod rendered;
 pub mod support;
 pub mod validate;
 pub mod watch;
@@ -33,7 +34,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use axum::Router;
-use openclaws_store::{Conn, Db};
+use openclaws_store::{Conn, Db, ReadConn};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -77,30 +78,46 @@ pub struct ApiState {
     /// The database, as the controller reaches it (directly or through a pooler).
     pub pool: Db,
     pub cipher: Arc<SecretCipher>,
-    pub tokens: ApiTokens,
+    pub tokens: Arc<ApiTokens>,
     /// Hostnames are `{name}.{base_domain}`.
-    pub base_domain: String,
+    pub base_domain: Arc<str>,
     pub metrics: Arc<Metrics>,
     /// How long the controller watches a gateway for pairing devices after the dashboard reads
     /// its token (the moment a device is about to connect).
     pub pairing_window: std::time::Duration,
     /// What desired states are built from (the workers' own settings), for the plan preview.
-    pub inputs: openclaws_engine::reconcile::DesiredInputs,
+    pub inputs: Arc<openclaws_engine::reconcile::DesiredInputs>,
     /// Follows the database's change horizons for every watch of this process.
     pub watch: watch::WatchHub,
+    /// Instances as last rendered, reused while their version is current.
+    pub rendered: rendered::RenderCache,
 }
 
 impl ApiState {
     /// A pooled connection within [`DB_WAIT`], or 503: the pool retries refused connections
     /// until its own (longer) acquire timeout, which a request must not wait out.
     pub async fn db(&self) -> Result<Conn<'static>, ApiError> {
-        match tokio::time::timeout(DB_WAIT, self.pool.acquire()).await {
-            Ok(Ok(connection)) => Ok(connection),
-            Ok(Err(e)) => Err(e.into()),
-            Err(_) => Err(ApiError::DatabaseUnavailable(format!(
-                "no database connection within {DB_WAIT:?}"
-            ))),
-        }
+        within_db_wait(self.pool.acquire()).await
+    }
+
+    /// A connection for statements that need no transaction (reads), within [`DB_WAIT`]: a
+    /// read lane when one is free ([`openclaws_store::lanes`]). Call `done()` on it once the
+    /// read succeeded.
+    pub async fn read(&self) -> Result<ReadConn, ApiError> {
+        within_db_wait(self.pool.read()).await
+    }
+}
+
+/// `connecting` within [`DB_WAIT`], or 503.
+async fn within_db_wait<T>(
+    connecting: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(DB_WAIT, connecting).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(ApiError::DatabaseUnavailable(format!(
+            "no database connection within {DB_WAIT:?}"
+        ))),
     }
 }
 

@@ -302,6 +302,10 @@ pub struct ApiSettings {
     /// of every proxy in front of the API.
     #[arg(long, env = "OPENCLAWS_WATCH_BOOKMARK_SECONDS", value_name = "OPENCLAWS_WATCH_BOOKMARK_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub watch_bookmark_seconds: u64,
+    /// Memory for instances as the API last rendered them (MiB), reused while their version is
+    /// current; 0 renders every read anew.
+    #[arg(long, env = "OPENCLAWS_API_RENDER_CACHE_MB", value_name = "OPENCLAWS_API_RENDER_CACHE_MB", default_value_t = openclaws_api::rendered::DEFAULT_CAPACITY_BYTES >> 20, value_parser = clap::value_parser!(u64).range(0..=65_536))]
+    pub api_render_cache_mb: u64,
 }
 
 impl Default for ApiSettings {
@@ -314,6 +318,7 @@ impl Default for ApiSettings {
             api_auth_failure_burst: edge.auth_failure_burst,
             watch_retention_seconds: watch.retention.as_secs(),
             watch_bookmark_seconds: watch.bookmark_interval.as_secs(),
+            api_render_cache_mb: openclaws_api::rendered::DEFAULT_CAPACITY_BYTES >> 20,
         }
     }
 }

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeSettings;
 use crate::retention::{self, EventPruning};
+use openclaws_api::rendered::RenderCache;
 use openclaws_api::watch::WatchHub;
 use openclaws_api::{ApiState, ApiTokens};
 use openclaws_engine::budget::SharedBudget;
@@ -338,11 +339,13 @@ pub fn api_state(
         tokens: ApiTokens {
             writer: settings.api_write_token.clone(),
             reader: settings.api_read_token.clone(),
-        },
-        base_domain: settings.base_domain.clone(),
+        }
+        .into(),
+        base_domain: settings.base_domain.as_str().into(),
         metrics,
         pairing_window: Duration::from_secs(settings.gateway.pairing_window_seconds),
-        inputs,
+        inputs: inputs.into(),
+        rendered: RenderCache::with_capacity(settings.api.api_render_cache_mb << 20),
     }
 }
 

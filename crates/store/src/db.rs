@@ -41,7 +41,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgQueryResult, PgRow};
 use sqlx::{Connection, Database, Describe, Either, Execute, Executor, Postgres};
 use std::str::FromStr;
+use std::sync::Arc;
 
+use super::lanes::{LaneConn, Lanes, LANES};
 use super::StoreError;
 
 /// How the server behind `DATABASE_URL` lends its connections, which decides how statements
@@ -82,12 +84,24 @@ impl std::fmt::Display for PoolMode {
     }
 }
 
+/// How many read lanes a pool of `max_connections` gets on top of its own connections:
+/// [`LANES`] on a session, none behind a transaction pooler (where a statement outside a
+/// transaction is wrapped in one anyway) or for a pool of one connection.
+fn lanes_for(max_connections: u32, mode: PoolMode) -> usize {
+    match mode {
+        PoolMode::Session if max_connections > 1 => LANES,
+        _ => 0,
+    }
+}
+
 /// A connection pool and the way its statements must be sent: what the API and the workers
 /// share. Cheap to clone. `&Db` runs statements like `&PgPool` does ([`Executor`]).
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,
     mode: PoolMode,
+    /// Connections for single-statement reads ([`Db::read`]).
+    lanes: Arc<Lanes>,
 }
 
 impl std::fmt::Debug for Db {
@@ -124,12 +138,29 @@ impl Db {
         let pool = super::pool_options(max_connections)
             .connect_with(options)
             .await?;
-        Ok(Self { pool, mode })
+        Ok(Self::new(pool, mode))
     }
 
-    /// A handle on a pool made elsewhere, whose connections go through a `mode` pooler.
+    /// A handle on a pool made elsewhere, whose connections go through a `mode` pooler. Its
+    /// read lanes ([`Db::read`]) are connections on top of the pool's own.
     pub fn new(pool: PgPool, mode: PoolMode) -> Db {
-        Self { pool, mode }
+        let lanes = lanes_for(pool.options().get_max_connections(), mode);
+        Self {
+            pool,
+            mode,
+            lanes: Arc::new(Lanes::new(lanes)),
+        }
+    }
+
+    /// A connection for one statement outside any transaction (the API's reads): a read lane
+    /// when one is free, which costs no ping when it ends ([`crate::lanes`]), else a pooled
+    /// connection. Call [`ReadConn::done`] when the read succeeded.
+    pub async fn read(&self) -> Result<ReadConn, sqlx::Error> {
+        let options = self.pool.connect_options();
+        match self.lanes.take(&options).await? {
+            Some(lane) => Ok(ReadConn::Lane(LaneConn::new(lane))),
+            None => Ok(ReadConn::Pooled(self.acquire().await?)),
+        }
     }
 
     /// How statements are sent.
@@ -471,6 +502,90 @@ impl<'a, 'c> Executor<'a> for &'a mut Conn<'c> {
             (PoolMode::Transaction, _) => {
                 Box::pin(async { Err(needs_session("describing a statement")) })
             }
+        }
+    }
+}
+
+/// A connection for one read: a lane, or a pooled connection when every lane was busy.
+/// `&mut ReadConn` runs statements like `&mut PgConnection` does. Call [`ReadConn::done`] once
+/// the read succeeded, so the lane is reused without a ping.
+pub enum ReadConn {
+    /// A lane, locked for this read.
+    Lane(LaneConn),
+    /// A pooled connection.
+    Pooled(Conn<'static>),
+}
+
+impl ReadConn {
+    /// Marks the read as ended clean: the lane's next read needs no ping.
+    pub fn done(self) {
+        if let ReadConn::Lane(lane) = self {
+            lane.done();
+        }
+    }
+}
+
+impl std::fmt::Debug for ReadConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ReadConn::Lane(_) => "ReadConn::Lane",
+            ReadConn::Pooled(_) => "ReadConn::Pooled",
+        })
+    }
+}
+
+impl<'a> Executor<'a> for &'a mut ReadConn {
+    type Database = Postgres;
+
+    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Step, sqlx::Error>>
+    where
+        'a: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        match self {
+            ReadConn::Lane(lane) => lane.conn().fetch_many(query),
+            ReadConn::Pooled(conn) => conn.fetch_many(query),
+        }
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
+    where
+        'a: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        match self {
+            ReadConn::Lane(lane) => lane.conn().fetch_optional(query),
+            ReadConn::Pooled(conn) => conn.fetch_optional(query),
+        }
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+        parameters: &'e [<Postgres as Database>::TypeInfo],
+    ) -> BoxFuture<'e, Result<<Postgres as Database>::Statement<'q>, sqlx::Error>>
+    where
+        'a: 'e,
+    {
+        match self {
+            ReadConn::Lane(lane) => lane.conn().prepare_with(sql, parameters),
+            ReadConn::Pooled(conn) => conn.prepare_with(sql, parameters),
+        }
+    }
+
+    fn describe<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+    ) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
+    where
+        'a: 'e,
+    {
+        match self {
+            ReadConn::Lane(lane) => lane.conn().describe(sql),
+            ReadConn::Pooled(conn) => conn.describe(sql),
         }
     }
 }

@@ -10,7 +10,7 @@ use openclaws_model::selector::{
 };
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::{PgExecutor, Postgres, QueryBuilder};
+use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder, Row};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
@@ -33,19 +33,59 @@ pub async fn get(
     Ok(row)
 }
 
+/// What [`get_resource_unless`] found.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The row is still at the version the caller named.
+    Unchanged,
+    /// The row as it is now.
+    Changed(Box<ResourceRecord>),
+}
+
 /// One instance by name as the API shows it (including one being deleted), decoded straight
-/// into typed values.
-pub async fn get_resource(
+/// into typed values, unless the row is still at `known` (the version of a copy the caller
+/// already holds): then the stored documents are not sent, only that nothing changed. A
+/// `resource_version` is handed out once, on any change to what the API shows (the
+/// `instances_version` trigger), so an equal version means an equal resource.
+pub async fn get_resource_unless(
     db: impl PgExecutor<'_>,
     name: &str,
-) -> Result<Option<ResourceRecord>, StoreError> {
-    let row = sqlx::query_as::<_, ResourceRecord>(&format!(
-        "SELECT {RESOURCE_COLUMNS} FROM instances WHERE name = $1"
-    ))
+    known: Option<i64>,
+) -> Result<Option<Fetched>, StoreError> {
+    let row = sqlx::query(
+        "SELECT uid, name, generation, resource_version, created_at, deletion_timestamp, \
+                COALESCE(resource_version = $2, false) AS unchanged, \
+                CASE WHEN resource_version = $2 THEN NULL ELSE labels END AS labels, \
+                CASE WHEN resource_version = $2 THEN NULL ELSE spec END AS spec, \
+                CASE WHEN resource_version = $2 THEN NULL ELSE status END AS status, \
+                CASE WHEN resource_version = $2 THEN NULL ELSE managed_fields END AS managed_fields \
+         FROM instances WHERE name = $1",
+    )
     .bind(name)
+    .bind(known)
     .fetch_optional(db)
     .await?;
-    Ok(row)
+    let Some(row) = row else { return Ok(None) };
+    if row.try_get::<bool, _>("unchanged")? {
+        return Ok(Some(Fetched::Unchanged));
+    }
+    Ok(Some(Fetched::Changed(Box::new(ResourceRecord::from_row(
+        &row,
+    )?))))
+}
+
+/// Instances by name as the API shows them: those of `names` that exist, in no set order.
+pub async fn get_resources(
+    db: impl PgExecutor<'_>,
+    names: &[String],
+) -> Result<Vec<ResourceRecord>, StoreError> {
+    let rows = sqlx::query_as::<_, ResourceRecord>(&format!(
+        "SELECT {RESOURCE_COLUMNS} FROM instances WHERE name = ANY($1)"
+    ))
+    .bind(names)
+    .fetch_all(db)
+    .await?;
+    Ok(rows)
 }
 
 /// One instance by name, row-locked until the transaction ends (serialises writers of one name).
@@ -174,13 +214,14 @@ pub async fn list(
     Ok(rows)
 }
 
-/// [`list`] as the API shows the instances, decoded straight into typed values.
-pub async fn list_resources(
+/// The names and resource versions of [`list`]'s page, without the stored documents: what a
+/// caller holding rendered copies needs to tell which it can reuse.
+pub async fn list_versions(
     db: impl PgExecutor<'_>,
     filter: &ListFilter,
-) -> Result<Vec<ResourceRecord>, StoreError> {
-    let rows = list_query(RESOURCE_COLUMNS, filter)
-        .build_query_as::<ResourceRecord>()
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = list_query("name, resource_version", filter)
+        .build_query_as::<(String, i64)>()
         .fetch_all(db)
         .await?;
     Ok(rows)

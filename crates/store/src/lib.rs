@@ -8,6 +8,7 @@ pub mod circuit;
 pub mod db;
 pub mod events;
 pub mod instances;
+pub mod lanes;
 pub mod pairing;
 pub mod records;
 pub mod releases;
@@ -18,7 +19,7 @@ pub mod stuck;
 pub mod webhooks;
 pub mod work;
 
-pub use db::{Conn, Db, PoolMode};
+pub use db::{Conn, Db, PoolMode, ReadConn};
 pub use records::{InstanceRecord, ResourceRecord};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

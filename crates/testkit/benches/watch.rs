@@ -287,12 +287,14 @@ async fn watch_latency(
         tokens: ApiTokens {
             writer: TOKEN.to_owned(),
             reader: TOKEN.to_owned(),
-        },
-        base_domain: "openclaws.test".to_owned(),
+        }
+        .into(),
+        base_domain: "openclaws.test".into(),
         metrics: Arc::new(Metrics::default()),
         pairing_window: Duration::from_secs(600),
-        inputs: test_inputs(),
+        inputs: test_inputs().into(),
         watch: WatchHub::start(db.pool.clone().into(), settings, stop.clone()),
+        rendered: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

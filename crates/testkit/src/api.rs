@@ -154,12 +154,14 @@ async fn start(
         tokens: ApiTokens {
             writer: WRITER.to_owned(),
             reader: READER.to_owned(),
-        },
-        base_domain: "openclaws.test".to_owned(),
+        }
+        .into(),
+        base_domain: "openclaws.test".into(),
         metrics: Arc::new(Metrics::default()),
         pairing_window: std::time::Duration::from_secs(600),
-        inputs: test_inputs(),
+        inputs: test_inputs().into(),
         watch: WatchHub::start(db.controller.clone(), watch, stop.clone()),
+        rendered: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
