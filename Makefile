@@ -47,9 +47,12 @@ schemathesis: postgres
 ## pass options with BENCH_ARGS, e.g. `make bench BENCH_ARGS="--instances 10000"`. Then the
 ## API/PostgreSQL ratio table (`bench-api` below; its options in API_BENCH_ARGS) and the
 ## pairing section on real gateways (`bench-pairing` below; its options in PAIRING_BENCH_ARGS),
-## skipped with a message when the pinned OpenClaw is not installed.
+## skipped with a message when the pinned OpenClaw is not installed. The controller's own
+## CPU and memory at scale, the simulator in a process of its own and the rate limits scaled:
+## `make bench BENCH_ARGS="--instances 10000 --rate-scale 50 --provision-only --sim-process"`.
 bench: postgres
 	$(CARGO) build --quiet --workspace --bins
+	$(CARGO) build --quiet --release -p fly-sim
 	@if [ -n "$$DATABASE_URL" ]; then \
 	  $(CARGO) bench -p openclaws-testkit --bench fleet -- $(BENCH_ARGS); \
 	else \

@@ -106,6 +106,10 @@ pub struct SimArgs {
     /// `Retry-After` of a 429: `absent`, whole seconds, or fractional seconds.
     #[arg(long, env = "FLY_SIM_RETRY_AFTER", default_value = "1", value_parser = parse_retry_after)]
     pub retry_after: ratelimit::RetryAfter,
+    /// Multiplies the per-action rate limits (mutating, get, app deletes). Not Fly: for benches
+    /// that scale the controller's pacing by as much (`make bench`'s `--rate-scale`).
+    #[arg(long, env = "FLY_SIM_RATE_SCALE", default_value_t = 1.0)]
+    pub rate_scale: f64,
     /// Zone the Cloudflare-compatible DNS API hosts.
     #[arg(long, env = "FLY_SIM_DNS_ZONE", default_value = "openclaws.biz")]
     pub dns_zone: String,
@@ -182,6 +186,7 @@ impl SimArgs {
         config.rate_limits.enabled = self.rate_limits;
         config.rate_limits.retry_after = self.retry_after;
         config.rate_limits.per_token = self.token_rate_limit;
+        config.rate_limits.scale(self.rate_scale);
         config.dns_zone = self.dns_zone.clone();
         config.dns_token = self.dns_token.clone();
         if self.machines == MachineModeArg::Process {

@@ -112,6 +112,17 @@ pub struct RateLimitSettings {
     pub per_token: Option<BucketSpec>,
 }
 
+impl RateLimitSettings {
+    /// Every per-action rate (mutating, get, app deletes) `k` times faster. Not Fly: a bench
+    /// scales these and the controller's own pacing together to provision thousands of
+    /// instances through the whole path in minutes.
+    pub fn scale(&mut self, k: f64) {
+        for bucket in [&mut self.mutating, &mut self.get, &mut self.app_delete] {
+            bucket.per_second *= k;
+        }
+    }
+}
+
 impl Default for RateLimitSettings {
     fn default() -> Self {
         Self {

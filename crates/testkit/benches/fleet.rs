@@ -86,6 +86,10 @@ struct Args {
     /// the whole path in minutes and measure the controller's own overhead.
     #[arg(long, default_value_t = 1.0)]
     rate_scale: f64,
+    /// Runs the simulator as a process of its own (the `fly-sim` binary of this build, which
+    /// `make bench` builds), so the CPU time and peak RSS reported are the controller's alone.
+    #[arg(long)]
+    sim_process: bool,
     /// `maxUnavailable` of the bench's release (canary 1, then waves of 10 %, 50 %, 100 %).
     #[arg(long, default_value_t = 50)]
     release_max_unavailable: u32,
@@ -117,9 +121,48 @@ impl Args {
             release_only: false,
             release_max_unavailable: 2,
             rate_scale: 1.0,
+            sim_process: false,
             bench: false,
             filters: Vec::new(),
         }
+    }
+}
+
+/// Where the CPU time and peak RSS reported come from.
+fn process_label(args: &Args) -> &'static str {
+    if args.sim_process {
+        "controller alone, simulator in its own process"
+    } else {
+        "controller and simulator in one process"
+    }
+}
+
+/// Starts the `fly-sim` binary on a free loopback port with the bench's settings and waits until
+/// it answers: its URL and its process (killed when dropped).
+async fn start_sim_process(args: &Args) -> anyhow::Result<(String, tokio::process::Child)> {
+    let binary = openclaws_testkit::workspace_binary("fly-sim")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = tokio::process::Command::new(binary)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--token", FLY_TOKEN, "--org", ORG, "--dns-zone", DOMAIN])
+        .args(["--latency-scale", &args.latency_scale.to_string()])
+        .args(["--rate-scale", &args.rate_scale.to_string()])
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .context("start fly-sim")?;
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answered = http.get(format!("{url}/_sim/stats")).send().await;
+        if answered.is_ok_and(|r| r.status().is_success()) {
+            return Ok((url, child));
+        }
+        ensure!(Instant::now() < deadline, "fly-sim did not answer at {url}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -139,6 +182,8 @@ struct Bench {
     /// takes its lock first), so a figure is the sum over them.
     replicas: Vec<String>,
     sim: String,
+    /// The simulator's process with `--sim-process` (killed when dropped).
+    _sim_process: Option<tokio::process::Child>,
     stop: CancellationToken,
     database: (String, String),
 }
@@ -175,14 +220,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             provisioning.p99.as_secs_f64(),
             provisioning.fly_429s,
             provisioning.reconciles_per_instance,
-            provisioning.usage_rows(args.instances as f64)
+            provisioning.usage_rows(args.instances as f64, process_label(&args))
         );
         let idle = bench.idle().await?;
         println!(
             "| Idle after provisioning, {} s window: database transactions per second | {:.2} |\n\
-             | Idle: CPU (controller and simulator in one process) | {:.2} % of a core |",
+             | Idle: CPU ({}) | {:.2} % of a core |",
             idle.0.as_secs(),
             idle.1.transactions / idle.0.as_secs_f64(),
+            bench.measured(),
             idle.1.cpu_seconds / idle.0.as_secs_f64() * 100.0
         );
         for (endpoint, n) in bench.too_many_by_endpoint().await? {
@@ -248,19 +294,20 @@ impl Bench {
         store::migrate(&pool).await?;
 
         let stop = CancellationToken::new();
-        let mut config = sim::SimConfig::new(FLY_TOKEN, ORG);
-        config.dns_zone = DOMAIN.to_owned();
-        config.latency = sim::LatencyModel::spec_defaults().scaled(args.latency_scale);
-        let limits = &mut config.rate_limits;
-        for bucket in [
-            &mut limits.mutating,
-            &mut limits.get,
-            &mut limits.app_delete,
-        ] {
-            bucket.per_second *= args.rate_scale;
-        }
-        let sim =
-            openclaws_testkit::sim::serve_on_loopback(&sim::Simulator::new(config), &stop).await;
+        let (sim, sim_process) = if args.sim_process {
+            let (url, child) = start_sim_process(&args).await?;
+            (url, Some(child))
+        } else {
+            let mut config = sim::SimConfig::new(FLY_TOKEN, ORG);
+            config.dns_zone = DOMAIN.to_owned();
+            config.latency = sim::LatencyModel::spec_defaults().scaled(args.latency_scale);
+            config.rate_limits.scale(args.rate_scale);
+            let sim = sim::Simulator::new(config);
+            (
+                openclaws_testkit::sim::serve_on_loopback(&sim, &stop).await,
+                None,
+            )
+        };
         let http = reqwest::Client::new();
         if args.request_latency_ms + args.request_jitter_ms > 0 {
             let resp = http
@@ -304,9 +351,15 @@ impl Bench {
             api: replicas[0].clone(),
             replicas,
             sim,
+            _sim_process: sim_process,
             stop,
             database: (base, name),
         })
+    }
+
+    /// Where the CPU time and peak RSS the bench reports come from.
+    fn measured(&self) -> &'static str {
+        process_label(&self.args)
     }
 
     async fn stop(self) {
@@ -901,13 +954,14 @@ fn scaled_note(k: f64) -> String {
 }
 
 impl Provisioning {
-    /// Table rows: what provisioning cost the controller (and, in one process, the simulator).
-    fn usage_rows(&self, n: f64) -> String {
+    /// Table rows: what provisioning cost the controller (and, in one process, the simulator;
+    /// `measured` says which).
+    fn usage_rows(&self, n: f64, measured: &str) -> String {
         let u = &self.usage;
         format!(
             "| Database transactions per instance while provisioning | {:.1} | |\n\
-             | CPU seconds per instance while provisioning (controller and simulator in one process) | {:.3} | |\n\
-             | Peak RSS (controller and simulator in one process) | {:.1} MB | ≤ 100 MB |\n",
+             | CPU seconds per instance while provisioning ({measured}) | {:.3} | |\n\
+             | Peak RSS ({measured}) | {:.1} MB | ≤ 100 MB |\n",
             u.transactions / n,
             u.cpu_seconds / n,
             u.peak_rss_mb
@@ -1012,7 +1066,7 @@ impl Report<'_> {
             scaled_note(k),
             client_bound
         );
-        out += &p.usage_rows(n);
+        out += &p.usage_rows(n, process_label(a));
         out += &format!(
             "| Fly 429s while provisioning | {} | 0 |\n| Reconciles per instance while provisioning | {:.1} | ≥ 2 |\n",
             p.fly_429s, p.reconciles_per_instance
@@ -1020,8 +1074,9 @@ impl Report<'_> {
         let w = s.window.as_secs_f64();
         out += &format!(
             "| Steady state, database transactions per second | {:.2} | < 1 |\n\
-             | Steady state, CPU (controller and simulator in one process) | {:.2} % of a core | < 0.5 % |\n",
+             | Steady state, CPU ({}) | {:.2} % of a core | < 0.5 % |\n",
             s.idle.transactions / w,
+            process_label(a),
             s.idle.cpu_seconds / w * 100.0
         );
         out += &format!(
