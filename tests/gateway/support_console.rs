@@ -503,14 +503,21 @@ async fn sign_in_fleet_filters_reconcile_and_client_mistakes() {
     );
     click(&browser, "#reconcile").await;
     assert!(exists(&browser, "#flash").await);
-    let newest = browser
-        .find(Locator::Css("#event-list tbody tr"))
-        .await
-        .unwrap()
-        .attr("data-reason")
-        .await
-        .unwrap();
-    assert_eq!(newest.as_deref(), Some("ReconcileRequested"));
+    // The page refreshes its event list on its own, which can replace the row between finding it
+    // and reading it (a stale element under load): read the newest row until it holds still.
+    eventually(
+        PAGE_DEADLINE,
+        "ReconcileRequested as the newest event",
+        || async {
+            let row = browser
+                .find(Locator::Css("#event-list tbody tr"))
+                .await
+                .ok()?;
+            let reason = row.attr("data-reason").await.ok()??;
+            (reason == "ReconcileRequested").then_some(())
+        },
+    )
+    .await;
     assert!(stack
         .events("alpha")
         .await
