@@ -562,7 +562,7 @@ async fn an_unreachable_database_is_a_prompt_503() {
         tokio_util::sync::CancellationToken::new(),
     );
     let state = openclaws_api::ApiState {
-        pool: pool.into(),
+        pool: pool.clone().into(),
         cipher: std::sync::Arc::new(openclaws_model::secrets::SecretCipher::from_key([1; 32])),
         tokens: openclaws_api::ApiTokens {
             writer: WRITER.into(),
@@ -575,6 +575,7 @@ async fn an_unreachable_database_is_a_prompt_503() {
         inputs: test_inputs().into(),
         watch,
         rendered: Default::default(),
+        work_wake: openclaws_store::wake::WorkWake::start(pool.clone().into()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

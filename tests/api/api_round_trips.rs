@@ -1,8 +1,9 @@
 //! What a request costs PostgreSQL, counted on the wire by a proxy in front of the API's
 //! database (issue 16): a read is one statement and one round trip (it runs on a read lane,
-//! which is not pinged), a `PATCH` that changes nothing is one read, and taking a connection
-//! from the pool sends no ping (sqlx still pings each connection once when it goes back to the
-//! pool, after the answer).
+//! which is not pinged), a `PATCH` that changes nothing is one read, one that changes the spec
+//! is that read and one statement that writes the row, its work and its event, and taking a
+//! connection from the pool sends no ping (sqlx still pings each connection once when it goes
+//! back to the pool, after the answer).
 
 use openclaws_testkit::api::{minimal, spawn_api_counted};
 use openclaws_testkit::db::eventually;
@@ -69,6 +70,195 @@ async fn a_read_and_a_patch_that_changes_nothing_cost_one_statement_and_no_acqui
         after.json["metadata"]["resourceVersion"],
         created.json["metadata"]["resourceVersion"]
     );
+}
+
+#[tokio::test]
+async fn a_patch_that_changes_the_spec_is_one_read_and_one_write_that_queues_and_records() {
+    let (api, counts) = spawn_api_counted().await;
+    let created = api.put("wire", &minimal("c-wire")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let uid: uuid::Uuid = created.json["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let name = |n: u64| json!({"spec": {"identity": {"displayName": format!("Wire {n}")}}});
+    // Once first, so its statements are prepared on the pool's connection.
+    assert_eq!(api.patch("wire", &name(0)).await.status, StatusCode::OK);
+    let mut listener = sqlx::postgres::PgListener::connect_with(&api.pool)
+        .await
+        .unwrap();
+    listener
+        .listen(openclaws_store::WORK_CHANNEL)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM work")
+        .execute(&api.pool)
+        .await
+        .unwrap();
+
+    let api = &api;
+    let mut n = 0;
+    let patch = cost(&counts, REQUESTS, || {
+        n += 1;
+        let body = name(n);
+        async move { api.patch("wire", &body).await.status }
+    })
+    .await;
+    // Two statements per PATCH on its connection, plus the workers' wake-ups: a notification
+    // of its own, sent outside the write's transaction and shared by the writes of 10 ms (one
+    // per PATCH at most when they come one at a time, as here).
+    let wakeups = patch.statements() - 2 * REQUESTS;
+    assert!(
+        patch.statements() >= 2 * REQUESTS && wakeups <= REQUESTS,
+        "a read and one write per PATCH: {patch:?}"
+    );
+    // A wake-up is its statement and the release ping, and a ping first on a pooled connection
+    // that sat idle 5 s.
+    assert!(
+        patch.round_trips() <= 3 * REQUESTS + 3 * wakeups + 1,
+        "{patch:?}"
+    );
+
+    tokio::time::timeout(Duration::from_secs(10), listener.recv())
+        .await
+        .expect("the workers are woken")
+        .unwrap();
+    let after = api.get("/v1/instances/wire").await;
+    assert_eq!(after.json["spec"]["identity"]["displayName"], "Wire 10");
+    let generation = after.json["metadata"]["generation"].as_i64().unwrap();
+    assert_eq!(generation, 12, "one generation per PATCH after the first");
+    let queued: (String, i32) =
+        sqlx::query_as("SELECT reason, attempts FROM work WHERE instance_uid = $1")
+            .bind(uid)
+            .fetch_one(&api.pool)
+            .await
+            .unwrap();
+    assert_eq!(queued, ("SpecUpdated".to_owned(), 0));
+    let recorded: (String, Option<i64>, Option<String>, Option<Vec<String>>) = sqlx::query_as(
+        "SELECT message, generation, field_manager, changed_fields FROM events \
+         WHERE instance_uid = $1 AND reason = 'SpecUpdated' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(uid)
+    .fetch_one(&api.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        recorded,
+        (
+            format!("spec changed; generation is now {generation}"),
+            Some(generation),
+            Some("api".to_owned()),
+            Some(vec!["/spec/identity/displayName".to_owned()]),
+        )
+    );
+}
+
+/// The one-statement write is guarded by the version it was planned against: against a row
+/// that moved, it writes nothing at all (no row change, no work, no event).
+#[tokio::test]
+async fn a_one_statement_write_against_a_moved_row_writes_nothing() {
+    let (api, _counts) = spawn_api_counted().await;
+    let created = api.put("guard", &minimal("c-guard")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let record = openclaws_store::instances::get(&api.pool, "guard")
+        .await
+        .unwrap()
+        .unwrap();
+    sqlx::query("DELETE FROM work")
+        .execute(&api.pool)
+        .await
+        .unwrap();
+    let events = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events")
+            .fetch_one(&api.pool)
+            .await
+            .unwrap()
+    };
+    let before = events().await;
+    let spec = json!({"customerId": "c-guard", "region": "ord"});
+    let write = |version| {
+        let (labels, managed) = (&record.labels.0, &record.managed_fields.0);
+        let spec = &spec;
+        let api = &api;
+        async move {
+            openclaws_store::desired::write_queued(
+                &api.pool,
+                &openclaws_store::desired::DesiredChange {
+                    uid: record.uid,
+                    expected_version: version,
+                    labels,
+                    spec,
+                    spec_changed: true,
+                    managed,
+                },
+                &openclaws_store::events::NewEvent {
+                    instance_uid: record.uid,
+                    instance_name: "guard",
+                    type_: openclaws_store::events::EventType::Normal,
+                    reason: "SpecUpdated",
+                    message: "spec changed",
+                    generation: Some(2),
+                },
+                &openclaws_store::events::Audit {
+                    actor: "writer".to_owned(),
+                    field_manager: Some("api".to_owned()),
+                    changed_fields: Some(vec!["/spec/region".to_owned()]),
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert!(write(record.resource_version - 1).await.is_none());
+    assert_eq!(events().await, before);
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM work")
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(queued, 0);
+    let written = write(record.resource_version)
+        .await
+        .expect("at its version");
+    assert_eq!(written.generation, 2);
+    assert!(written.resource_version > record.resource_version);
+    assert_eq!(events().await, before + 1);
+}
+
+/// A burst of wake-up requests costs one notification at once and at most one more after the
+/// spacing; a request after a quiet spell is notified again.
+#[tokio::test]
+async fn a_burst_of_wake_ups_is_one_or_two_notifications() {
+    let test = openclaws_testkit::db::fresh_database().await;
+    let wake = openclaws_store::wake::WorkWake::start(test.pool.clone().into());
+    let mut listener = sqlx::postgres::PgListener::connect_with(&test.pool)
+        .await
+        .unwrap();
+    listener
+        .listen(openclaws_store::WORK_CHANNEL)
+        .await
+        .unwrap();
+    for _ in 0..1000 {
+        wake.wake();
+    }
+    assert!(next(&mut listener, Duration::from_secs(10)).await.is_some());
+    let spacing = openclaws_store::wake::MIN_SPACING;
+    let mut more = 0;
+    while next(&mut listener, spacing * 20).await.is_some() {
+        more += 1;
+    }
+    assert!(more <= 1, "{more} more notifications for one burst");
+    wake.wake();
+    assert!(next(&mut listener, Duration::from_secs(10)).await.is_some());
+}
+
+/// The next notification within `within`, if one comes.
+async fn next(
+    listener: &mut sqlx::postgres::PgListener,
+    within: Duration,
+) -> Option<sqlx::postgres::PgNotification> {
+    let recv = tokio::time::timeout(within, listener.recv()).await;
+    recv.ok().map(Result::unwrap)
 }
 
 /// `SELECT 42` on a read lane of `db`, marked done when it answered.

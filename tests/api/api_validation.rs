@@ -579,6 +579,7 @@ async fn readyz_is_503_without_migrations() {
             tokio_util::sync::CancellationToken::new(),
         ),
         rendered: Default::default(),
+        work_wake: openclaws_store::wake::WorkWake::start(db.controller.clone()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

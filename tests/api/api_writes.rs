@@ -1,5 +1,6 @@
 //! Black-box tests of write semantics: a write identical to what is stored changes nothing,
-//! concurrent creates of one name never conflict, `If-None-Match: *` creates only, integral
+//! concurrent creates of one name never conflict, concurrent merge patches of one instance all
+//! land (none lost, each its own version), `If-None-Match: *` creates only, integral
 //! floats are the integers the document promises, and provider key fingerprints shown to
 //! readers depend on the instance.
 
@@ -94,6 +95,51 @@ async fn identical_writes_change_nothing() {
     assert_ne!(after.1, before.1);
     assert_eq!(after.2.unwrap().1, "SpecUpdated");
     assert_eq!(after.3, before.3 + 1);
+}
+
+/// A merge patch is written in one statement against the row as read; when another write got
+/// there first it goes the locking way and is planned again, so every patch lands.
+#[tokio::test]
+async fn concurrent_merge_patches_of_one_instance_all_land() {
+    let api = spawn_api().await;
+    let created = api.put("many", &minimal("c-many")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    const PATCHES: usize = 24;
+    let label = |i: usize| json!({"metadata": {"labels": {format!("l{i}"): "x"}}});
+    let replies = join_all((0..PATCHES).map(|i| {
+        let body = label(i);
+        let api = &api;
+        async move { api.patch("many", &body).await }
+    }))
+    .await;
+    assert!(
+        replies.iter().all(|r| r.status == StatusCode::OK),
+        "{:?}",
+        replies
+            .iter()
+            .map(|r| (r.status, &r.text))
+            .collect::<Vec<_>>()
+    );
+    let mut versions: Vec<&str> = replies
+        .iter()
+        .map(|r| r.json["metadata"]["resourceVersion"].as_str().unwrap())
+        .collect();
+    versions.sort();
+    versions.dedup();
+    assert_eq!(versions.len(), PATCHES, "each patch its own version");
+    let after = api.get("/v1/instances/many").await;
+    let labels = after.json["metadata"]["labels"].as_object().unwrap();
+    assert!(
+        (0..PATCHES).all(|i| labels.contains_key(&format!("l{i}"))),
+        "{labels:?}"
+    );
+    let updates: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE instance_name = 'many' AND reason = 'LabelsUpdated'",
+    )
+    .fetch_one(&api.pool)
+    .await
+    .unwrap();
+    assert_eq!(updates, PATCHES as i64);
 }
 
 #[tokio::test]

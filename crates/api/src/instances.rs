@@ -218,7 +218,6 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     }
 }
 
-/// The resource with its resource version as `ETag`.
 /// The answer to a write: the object, or for a dry run the object with its plan preview.
 fn written_response(written: write::Written) -> Response {
     let status = match written.outcome {
@@ -239,13 +238,18 @@ fn written_with(status: StatusCode, written: write::Written) -> Response {
     (status, Json(result)).into_response()
 }
 
+/// The resource with its resource version as `ETag`.
 pub(super) fn object_response(status: StatusCode, object: OpenClawInstance) -> Response {
-    let etag = HeaderValue::from_str(&format!("\"{}\"", object.metadata.resource_version)).ok();
+    let etag = etag(&object.metadata.resource_version);
     let mut response = (status, Json(object)).into_response();
-    if let Some(etag) = etag {
-        response.headers_mut().insert(header::ETAG, etag);
-    }
+    response.headers_mut().extend(etag);
     response
+}
+
+/// The `ETag` header of a resource at `version` (a strong tag: `If-Match` takes it back).
+fn etag(version: &dyn std::fmt::Display) -> Option<(header::HeaderName, HeaderValue)> {
+    let value = HeaderValue::from_str(&format!("\"{version}\"")).ok()?;
+    Some((header::ETAG, value))
 }
 
 /// Create or replace an instance's desired state.
@@ -435,9 +439,7 @@ fn rendered_response(rendered: &Rendered) -> Response {
         rendered.body.clone(),
     )
         .into_response();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", rendered.version)) {
-        response.headers_mut().insert(header::ETAG, etag);
-    }
+    response.headers_mut().extend(etag(&rendered.version));
     response
 }
 

@@ -91,6 +91,8 @@ pub struct ApiState {
     pub watch: watch::WatchHub,
     /// Instances as last rendered, reused while their version is current.
     pub rendered: rendered::RenderCache,
+    /// Wakes the workers after a write that queued work without notifying in its transaction.
+    pub work_wake: openclaws_store::wake::WorkWake,
 }
 
 impl ApiState {

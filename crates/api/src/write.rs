@@ -2,7 +2,9 @@
 //! one transaction that locks the row (`SELECT ... FOR UPDATE`), checks preconditions, writes the
 //! row guarded by its resource version, stores secrets, enqueues work and appends an event, so a
 //! write is either wholly visible to the controller or not at all. A replace or patch that would
-//! change nothing is found by one plain read first and ends there.
+//! change nothing is found by one plain read first and ends there. A merge patch that stores no
+//! secret skips the transaction: it writes the row as read (guarded by its version), its work and
+//! its event in one statement, and goes the locking way only when another write got there first.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -20,6 +22,7 @@ use openclaws_model::{
     ChannelSecret, ChannelsSpec, InstanceSpec, InstanceWrite, OpenClawInstance, ProviderKey,
     ProviderKeys, ProviderKeysWrite, SecretRef, SecretWrite,
 };
+use openclaws_store::desired::{self, DesiredChange};
 use openclaws_store::events::{self, Audit, EventType, NewEvent};
 use openclaws_store::{instances, secrets, work, InstanceRecord};
 
@@ -468,8 +471,19 @@ pub async fn patch(
     let record = instances::get(&mut conn, name)
         .await?
         .ok_or_else(|| not_found(name))?;
-    if plan_patch(state, &record, &patch, if_match, manager)?.is_noop() {
+    let change = plan_patch(state, &record, &patch, if_match, manager)?;
+    if change.is_noop() {
         return Written::of(state, &mut conn, Outcome::Updated, &record, dry_run).await;
+    }
+    if !dry_run && change.at_once() {
+        if let Some(updated) = write_at_once(&mut conn, &record, &change, &options).await? {
+            state.work_wake.wake();
+            return Ok(Written {
+                outcome: Outcome::Updated,
+                object: to_resource(state, &updated)?,
+                plan: None,
+            });
+        }
     }
     let mut tx = conn.begin().await?;
     let record = instances::get_for_update(&mut tx, name)
@@ -784,6 +798,27 @@ impl Change {
     fn desired_changed(&self) -> bool {
         self.spec_changed || self.labels_changed || !self.ops.is_empty()
     }
+
+    /// The change can be written in one statement ([`write_at_once`]): it changes the desired
+    /// state and stores no secret.
+    fn at_once(&self) -> bool {
+        self.desired_changed() && self.ops.is_empty()
+    }
+
+    /// The event reason and message of a desired change that moves the generation to
+    /// `generation`.
+    fn event(&self, generation: i64) -> (&'static str, String) {
+        match self.spec_changed {
+            true => (
+                "SpecUpdated",
+                format!("spec changed; generation is now {generation}"),
+            ),
+            false => (
+                "LabelsUpdated",
+                format!("labels changed; generation stays {generation}"),
+            ),
+        }
+    }
 }
 
 /// Checks a write against the stored instance (deletion, preconditions, immutable fields, kept
@@ -917,18 +952,8 @@ async fn write_update(
         // Only ownership moved: nothing for the controller to do.
         return Ok(updated);
     }
+    let (reason, message) = change.event(updated.generation);
     apply_secret_ops(tx, &state.cipher, record.uid, change.ops).await?;
-    let (reason, message) = if change.spec_changed {
-        (
-            "SpecUpdated",
-            format!("spec changed; generation is now {}", updated.generation),
-        )
-    } else {
-        (
-            "LabelsUpdated",
-            format!("labels changed; generation stays {}", updated.generation),
-        )
-    };
     work::enqueue_now(tx, record.uid, reason).await?;
     events::append_audited(
         &mut *tx,
@@ -944,6 +969,41 @@ async fn write_update(
     )
     .await?;
     Ok(updated)
+}
+
+/// Writes a change that stores no secret to the row as it was read (not locked), with its work
+/// and event, in one statement outside a transaction block. `None` when the row moved since it
+/// was read: nothing was written, and the caller goes the locking way.
+async fn write_at_once(
+    conn: &mut openclaws_store::Conn<'_>,
+    record: &InstanceRecord,
+    change: &Change,
+    options: &WriteOptions<'_>,
+) -> Result<Option<InstanceRecord>, ApiError> {
+    let generation = record.generation + i64::from(change.spec_changed);
+    let (reason, message) = change.event(generation);
+    let written = desired::write_queued(
+        &mut *conn,
+        &DesiredChange {
+            uid: record.uid,
+            expected_version: record.resource_version,
+            labels: &change.labels,
+            spec: &change.spec_json,
+            spec_changed: change.spec_changed,
+            managed: &change.managed,
+        },
+        &NewEvent {
+            instance_uid: record.uid,
+            instance_name: &record.name,
+            type_: EventType::Normal,
+            reason,
+            message: &message,
+            generation: Some(generation),
+        },
+        &options.audit(changed_by(record, change)),
+    )
+    .await?;
+    Ok(written)
 }
 
 /// `DELETE` by `actor`: sets `deletionTimestamp` once; later calls return the object unchanged.

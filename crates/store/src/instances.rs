@@ -2,7 +2,8 @@
 //! (from the database-wide sequence, set by a trigger: see [`crate::changes`]) and is guarded by
 //! the version the caller read (`WHERE resource_version = $n`), so two racing writers cannot
 //! both win; callers lock the row first with [`get_for_update`] inside their transaction and
-//! enqueue work and append events in that same transaction.
+//! enqueue work and append events in that same transaction (or write all three in one
+//! statement: [`crate::desired`]).
 
 use chrono::{DateTime, Utc};
 use openclaws_model::selector::{

@@ -6,6 +6,7 @@ pub mod budget;
 pub mod changes;
 pub mod circuit;
 pub mod db;
+pub mod desired;
 pub mod events;
 pub mod instances;
 pub mod lanes;
@@ -16,6 +17,7 @@ pub mod secrets;
 pub mod stats;
 pub mod status;
 pub mod stuck;
+pub mod wake;
 pub mod webhooks;
 pub mod work;
 

@@ -295,6 +295,7 @@ async fn watch_latency(
         inputs: test_inputs().into(),
         watch: WatchHub::start(db.pool.clone().into(), settings, stop.clone()),
         rendered: Default::default(),
+        work_wake: openclaws_store::wake::WorkWake::start(db.pool.clone().into()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

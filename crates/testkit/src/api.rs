@@ -149,7 +149,7 @@ async fn start(
     }
     let cipher = Arc::new(SecretCipher::from_key([7; 32]));
     let state = ApiState {
-        pool: api_db,
+        pool: api_db.clone(),
         cipher: cipher.clone(),
         tokens: ApiTokens {
             writer: WRITER.to_owned(),
@@ -162,6 +162,7 @@ async fn start(
         inputs: test_inputs().into(),
         watch: WatchHub::start(db.controller.clone(), watch, stop.clone()),
         rendered: Default::default(),
+        work_wake: openclaws_store::wake::WorkWake::start(api_db.clone()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
