@@ -969,6 +969,18 @@ impl Provisioning {
     }
 }
 
+/// This process's peak resident set (`VmHWM`), in KiB. Not `getrusage`'s `ru_maxrss`: Linux
+/// carries that over from the program the process ran before `exec`, so under `cargo bench` it
+/// reports cargo's own peak (113 MB), whatever the bench uses.
+fn peak_rss_kb() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM in /proc/self/status")
+}
+
 impl Usage {
     async fn now(pool: &PgPool) -> anyhow::Result<Self> {
         let transactions: i64 = sqlx::query_scalar(
@@ -982,7 +994,7 @@ impl Usage {
         Ok(Self {
             cpu_seconds: seconds(usage.user_time()) + seconds(usage.system_time()),
             transactions: transactions as f64,
-            peak_rss_mb: usage.max_rss() as f64 / 1024.0,
+            peak_rss_mb: peak_rss_kb()? as f64 / 1024.0,
         })
     }
 
