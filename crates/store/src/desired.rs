@@ -5,7 +5,7 @@
 //! version moved changes nothing (the caller then takes the locking path). One round trip and
 //! one commit where the transactional path takes eight statements. It sends no notification:
 //! the caller wakes the workers through a [`crate::wake::WorkWake`], which keeps this commit out
-//! of the database-wide serialization of notifying commits.
+//! of the serialization of notifying commits.
 
 use sqlx::PgExecutor;
 use uuid::Uuid;

@@ -1,15 +1,15 @@
 //! Coalesced wake-ups of the workers after writes that queue work outside a transaction block.
 //!
-//! A `NOTIFY` in a writing transaction serializes that transaction's commit with every other
-//! notifying commit in the database (PostgreSQL takes a database-wide lock for the notification
-//! queue from before the commit record is flushed until the commit ends), so notifying writes
-//! cannot share a WAL flush: measured with `pgbench` on the 2-core machine, the one-statement
-//! patch ran at half the rate with its `pg_notify` as without it. The writer asks a [`WorkWake`]
-//! instead; it sends one `pg_notify` (a transaction of its own, which writes nothing) for every
-//! burst of requests, at most one every [`MIN_SPACING`]. Notifications are only wake-ups (no
-//! listener reads their payload), so one stands for any number of writes. A process that dies
-//! between a write's commit and its wake-up leaves the work due: the dispatchers' next poll
-//! (at most 30 s while they listen) finds it.
+//! A `NOTIFY` in a writing transaction serializes its commit with every other notifying commit
+//! (PostgreSQL takes one lock for the notification queue, held from before the commit record is
+//! flushed until the commit ends, so entries queue in commit order): notifying writes cannot
+//! share a WAL flush. Measured with `pgbench` on the 2-core machine, the one-statement patch ran
+//! at half the rate with its `pg_notify` as without it. The writer asks a [`WorkWake`] instead;
+//! it sends one `pg_notify` (a transaction of its own, which writes nothing) for every burst of
+//! requests, at most one every [`MIN_SPACING`]. Notifications are only wake-ups (no listener
+//! reads their payload), so one stands for any number of writes. A process that dies between a
+//! write's commit and its wake-up leaves the work due: the dispatchers' next poll (at most 30 s
+//! while they listen) finds it.
 
 use std::sync::Arc;
 use std::time::Duration;
