@@ -85,13 +85,7 @@ async fn a_patch_that_changes_the_spec_is_one_read_and_one_write_that_queues_and
     let name = |n: u64| json!({"spec": {"identity": {"displayName": format!("Wire {n}")}}});
     // Once first, so its statements are prepared on the pool's connection.
     assert_eq!(api.patch("wire", &name(0)).await.status, StatusCode::OK);
-    let mut listener = sqlx::postgres::PgListener::connect_with(&api.pool)
-        .await
-        .unwrap();
-    listener
-        .listen(openclaws_store::WORK_CHANNEL)
-        .await
-        .unwrap();
+    let mut listener = work_listener(&api.pool).await;
     sqlx::query("DELETE FROM work")
         .execute(&api.pool)
         .await
@@ -231,13 +225,7 @@ async fn a_one_statement_write_against_a_moved_row_writes_nothing() {
 async fn a_burst_of_wake_ups_is_one_or_two_notifications() {
     let test = openclaws_testkit::db::fresh_database().await;
     let wake = openclaws_store::wake::WorkWake::start(test.pool.clone().into());
-    let mut listener = sqlx::postgres::PgListener::connect_with(&test.pool)
-        .await
-        .unwrap();
-    listener
-        .listen(openclaws_store::WORK_CHANNEL)
-        .await
-        .unwrap();
+    let mut listener = work_listener(&test.pool).await;
     for _ in 0..1000 {
         wake.wake();
     }
@@ -250,6 +238,18 @@ async fn a_burst_of_wake_ups_is_one_or_two_notifications() {
     assert!(more <= 1, "{more} more notifications for one burst");
     wake.wake();
     assert!(next(&mut listener, Duration::from_secs(10)).await.is_some());
+}
+
+/// A listener on the channel the workers are woken on.
+async fn work_listener(pool: &sqlx::PgPool) -> sqlx::postgres::PgListener {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool)
+        .await
+        .unwrap();
+    listener
+        .listen(openclaws_store::WORK_CHANNEL)
+        .await
+        .unwrap();
+    listener
 }
 
 /// The next notification within `within`, if one comes.
