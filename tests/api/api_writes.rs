@@ -104,7 +104,9 @@ async fn concurrent_merge_patches_of_one_instance_all_land() {
     let api = spawn_api().await;
     let created = api.put("many", &minimal("c-many")).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    const PATCHES: usize = 24;
+    // Fewer than the API's 10 pooled connections: the patches race on the row, not for a
+    // connection (one waiting longer than `DB_WAIT` for the pool gets a 503 on a loaded machine).
+    const PATCHES: usize = 8;
     let label = |i: usize| json!({"metadata": {"labels": {format!("l{i}"): "x"}}});
     let replies = join_all((0..PATCHES).map(|i| {
         let body = label(i);
