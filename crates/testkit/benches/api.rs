@@ -22,6 +22,10 @@
 //! `cargo bench -p openclaws-testkit --bench api -- --help` lists the knobs. Under `cargo test`
 //! (no `--bench` argument) a small smoke version runs, so the bench cannot rot.
 
+/// The controller binary's allocator (`src/main.rs`), so this bench measures what runs.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use anyhow::{ensure, Context};
 use clap::Parser;
 use fly_sim as sim;

@@ -15,6 +15,10 @@
 //! `--bench` argument) it runs a small smoke version and fails on any broken expectation, so the
 //! bench cannot rot.
 
+/// The controller binary's allocator (`src/main.rs`), so this bench measures what runs.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use anyhow::{bail, ensure, Context};
 use clap::Parser;
 use fly_sim as sim;

@@ -15,6 +15,10 @@
 //! `cargo test` (no `--bench` argument) it only parses its arguments: booting gateways is for
 //! `make bench-pairing`.
 
+/// The controller binary's allocator (`src/main.rs`), so this bench measures what runs.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use anyhow::ensure;
 use clap::Parser;
 use openclaws_gateway::identity::DeviceIdentity;

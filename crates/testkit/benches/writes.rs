@@ -14,6 +14,10 @@
 //! `cargo bench -p openclaws-testkit --bench writes -- --help` lists the knobs. Under `cargo
 //! test` (no `--bench` argument) it runs a small smoke version, so the bench cannot rot.
 
+/// The controller binary's allocator (`src/main.rs`), so this bench measures what runs.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use anyhow::{ensure, Context};
 use base64::Engine;
 use clap::Parser;
