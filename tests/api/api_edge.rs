@@ -575,7 +575,10 @@ async fn an_unreachable_database_is_a_prompt_503() {
         inputs: test_inputs().into(),
         watch,
         rendered: Default::default(),
-        work_wake: openclaws_store::wake::WorkWake::start(pool.clone().into()),
+        desired: openclaws_store::desired::DesiredWriter::start(
+            pool.clone().into(),
+            openclaws_api::DB_WAIT,
+        ),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -579,7 +579,10 @@ async fn readyz_is_503_without_migrations() {
             tokio_util::sync::CancellationToken::new(),
         ),
         rendered: Default::default(),
-        work_wake: openclaws_store::wake::WorkWake::start(db.controller.clone()),
+        desired: openclaws_store::desired::DesiredWriter::start(
+            db.controller.clone(),
+            openclaws_api::DB_WAIT,
+        ),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -17,6 +17,7 @@ mod api_pooler;
 mod api_render_cache;
 mod api_round_trips;
 mod api_selectors;
+mod api_shared_writes;
 mod api_validation;
 mod api_watch;
 mod api_webhooks;

@@ -91,8 +91,9 @@ pub struct ApiState {
     pub watch: watch::WatchHub,
     /// Instances as last rendered, reused while their version is current.
     pub rendered: rendered::RenderCache,
-    /// Wakes the workers after a write that queued work without notifying in its transaction.
-    pub work_wake: openclaws_store::wake::WorkWake,
+    /// Writes merge patches that store no secret in shared statements, and wakes the workers
+    /// after them ([`openclaws_store::desired`]).
+    pub desired: openclaws_store::desired::DesiredWriter,
 }
 
 impl ApiState {

@@ -22,7 +22,7 @@ use openclaws_model::{
     ChannelSecret, ChannelsSpec, InstanceSpec, InstanceWrite, OpenClawInstance, ProviderKey,
     ProviderKeys, ProviderKeysWrite, SecretRef, SecretWrite,
 };
-use openclaws_store::desired::{self, DesiredChange};
+use openclaws_store::desired::{Moved, QueuedChange};
 use openclaws_store::events::{self, Audit, EventType, NewEvent};
 use openclaws_store::{instances, secrets, work, InstanceRecord};
 
@@ -467,24 +467,12 @@ pub async fn patch(
 ) -> Result<Written, ApiError> {
     let (manager, dry_run) = (options.manager, options.dry_run);
     check_name(name).map_err(|e| ApiError::invalid(vec![e]))?;
-    let mut conn = state.db().await?;
-    let record = instances::get(&mut conn, name)
-        .await?
-        .ok_or_else(|| not_found(name))?;
-    let change = plan_patch(state, &record, &patch, if_match, manager)?;
-    if change.is_noop() {
-        return Written::of(state, &mut conn, Outcome::Updated, &record, dry_run).await;
-    }
-    if !dry_run && change.at_once() {
-        if let Some(updated) = write_at_once(&mut conn, &record, &change, &options).await? {
-            state.work_wake.wake();
-            return Ok(Written {
-                outcome: Outcome::Updated,
-                object: to_resource(state, &updated)?,
-                plan: None,
-            });
+    if !dry_run {
+        if let Some(written) = patch_at_once(state, name, &patch, if_match, &options).await? {
+            return Ok(written);
         }
     }
+    let mut conn = state.db().await?;
     let mut tx = conn.begin().await?;
     let record = instances::get_for_update(&mut tx, name)
         .await?
@@ -496,6 +484,40 @@ pub async fn patch(
         write_update(state, &mut tx, record, change, &options).await?
     };
     finish(state, tx, Outcome::Updated, &updated, dry_run).await
+}
+
+/// A merge patch without a transaction: one plain read, and for a change of the desired state
+/// that stores no secret one shared write ([`openclaws_store::desired`]); a patch that changes
+/// nothing ends after the read. `None` when it must take the locking path: it stores a secret,
+/// or the row moved between the read and the write.
+async fn patch_at_once(
+    state: &ApiState,
+    name: &str,
+    patch: &Value,
+    if_match: Option<i64>,
+    options: &WriteOptions<'_>,
+) -> Result<Option<Written>, ApiError> {
+    let mut read = state.read().await?;
+    let record = instances::get(&mut read, name).await?;
+    read.done();
+    let record = record.ok_or_else(|| not_found(name))?;
+    let change = plan_patch(state, &record, patch, if_match, options.manager)?;
+    let written = if change.is_noop() {
+        record
+    } else if change.at_once() {
+        let queued = change.queued(&record, options);
+        match state.desired.write(queued).await? {
+            Some((moved, queued)) => applied(record, queued, moved),
+            None => return Ok(None),
+        }
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(Written {
+        outcome: Outcome::Updated,
+        object: to_resource(state, &written)?,
+        plan: None,
+    }))
 }
 
 /// What a merge patch of `record` by `manager` would change.
@@ -799,8 +821,8 @@ impl Change {
         self.spec_changed || self.labels_changed || !self.ops.is_empty()
     }
 
-    /// The change can be written in one statement ([`write_at_once`]): it changes the desired
-    /// state and stores no secret.
+    /// The change can be written by the shared writer ([`patch_at_once`]): it changes the
+    /// desired state and stores no secret.
     fn at_once(&self) -> bool {
         self.desired_changed() && self.ops.is_empty()
     }
@@ -886,6 +908,25 @@ fn plan_update(
 }
 
 impl Change {
+    /// This change as the shared writer takes it: against `record`'s version, with its event.
+    fn queued(self, record: &InstanceRecord, options: &WriteOptions<'_>) -> QueuedChange {
+        let generation = record.generation + i64::from(self.spec_changed);
+        let (reason, message) = self.event(generation);
+        QueuedChange {
+            audit: options.audit(changed_by(record, &self)),
+            uid: record.uid,
+            name: record.name.clone(),
+            expected_version: record.resource_version,
+            labels: self.labels,
+            spec: self.spec_json,
+            spec_changed: self.spec_changed,
+            managed: self.managed,
+            reason,
+            message,
+            generation,
+        }
+    }
+
     /// For `PUT` and merge patch: who owns what is recorded only along with a change of the
     /// desired state, so a write identical to what is stored stays a no-op (no new
     /// `resourceVersion`). An apply records ownership on its own.
@@ -920,11 +961,16 @@ async fn update(
 /// The fields (JSON Pointers) `change` changes of `record`'s labels and spec; a provider key by
 /// its name when its stored reference changes.
 fn changed_by(record: &InstanceRecord, change: &Change) -> Vec<String> {
-    let before =
-        serde_json::json!({"metadata": {"labels": record.labels.0}, "spec": record.spec.0});
-    let after =
-        serde_json::json!({"metadata": {"labels": change.labels}, "spec": change.spec_json});
-    managed::changed_fields(&before, &after)
+    let labels = |labels: &BTreeMap<String, String>| -> serde_json::Map<String, Value> {
+        let entries = labels.iter();
+        entries
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect()
+    };
+    managed::changed_between(
+        (&labels(&record.labels.0), &record.spec.0),
+        (&labels(&change.labels), &change.spec_json),
+    )
 }
 
 /// Writes a change: the row (guarded by its version), the secrets, the work and the event.
@@ -971,39 +1017,16 @@ async fn write_update(
     Ok(updated)
 }
 
-/// Writes a change that stores no secret to the row as it was read (not locked), with its work
-/// and event, in one statement outside a transaction block. `None` when the row moved since it
-/// was read: nothing was written, and the caller goes the locking way.
-async fn write_at_once(
-    conn: &mut openclaws_store::Conn<'_>,
-    record: &InstanceRecord,
-    change: &Change,
-    options: &WriteOptions<'_>,
-) -> Result<Option<InstanceRecord>, ApiError> {
-    let generation = record.generation + i64::from(change.spec_changed);
-    let (reason, message) = change.event(generation);
-    let written = desired::write_queued(
-        &mut *conn,
-        &DesiredChange {
-            uid: record.uid,
-            expected_version: record.resource_version,
-            labels: &change.labels,
-            spec: &change.spec_json,
-            spec_changed: change.spec_changed,
-            managed: &change.managed,
-        },
-        &NewEvent {
-            instance_uid: record.uid,
-            instance_name: &record.name,
-            type_: EventType::Normal,
-            reason,
-            message: &message,
-            generation: Some(generation),
-        },
-        &options.audit(changed_by(record, change)),
-    )
-    .await?;
-    Ok(written)
+/// `record` as a shared write of `written` left it: its labels, spec and ownership, and the
+/// versions and time the write moved.
+fn applied(mut record: InstanceRecord, written: QueuedChange, moved: Moved) -> InstanceRecord {
+    record.labels.0 = written.labels;
+    record.spec.0 = written.spec;
+    record.managed_fields.0 = written.managed;
+    record.resource_version = moved.resource_version;
+    record.generation = moved.generation;
+    record.updated_at = moved.updated_at;
+    record
 }
 
 /// `DELETE` by `actor`: sets `deletionTimestamp` once; later calls return the object unchanged.

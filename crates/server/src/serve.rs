@@ -19,7 +19,7 @@ use openclaws_engine::reconcile::desired::FleetSettings;
 use openclaws_engine::reconcile::{DesiredInputs, Reconciler, Timing};
 use openclaws_fly::FlyClient;
 use openclaws_store as store;
-use openclaws_store::wake::WorkWake;
+use openclaws_store::desired::DesiredWriter;
 use openclaws_store::{Db, CIRCUIT_CHANNEL, RELEASE_CHANNEL, WEBHOOK_CHANNEL};
 use openclaws_telemetry::Metrics;
 
@@ -335,7 +335,7 @@ pub fn api_state(
     let watch = WatchHub::start(pool.clone(), settings.api.watch(Some(listen_url)), shutdown);
     ApiState {
         watch,
-        work_wake: WorkWake::start(pool.clone()),
+        desired: DesiredWriter::start(pool.clone(), openclaws_api::DB_WAIT),
         pool,
         cipher: Arc::new(settings.secret_key.0.clone()),
         tokens: ApiTokens {

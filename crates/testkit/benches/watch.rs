@@ -15,6 +15,10 @@
 //! `cargo bench -p openclaws-testkit --bench watch -- --help` lists the knobs. Under `cargo test`
 //! (no `--bench` argument) it runs a small smoke version, so the bench cannot rot.
 
+/// The controller binary's allocator (`src/main.rs`), so this bench measures what runs.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use anyhow::{ensure, Context};
 use clap::Parser;
 use openclaws_api::watch::{WatchHub, WatchSettings};
@@ -295,7 +299,10 @@ async fn watch_latency(
         inputs: test_inputs().into(),
         watch: WatchHub::start(db.pool.clone().into(), settings, stop.clone()),
         rendered: Default::default(),
-        work_wake: openclaws_store::wake::WorkWake::start(db.pool.clone().into()),
+        desired: openclaws_store::desired::DesiredWriter::start(
+            db.pool.clone().into(),
+            openclaws_api::DB_WAIT,
+        ),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

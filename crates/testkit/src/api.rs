@@ -9,6 +9,7 @@ use openclaws_api::{router_with, ApiState, ApiTokens};
 use openclaws_engine::reconcile::desired::{FleetSettings, GatewayPlacement};
 use openclaws_engine::reconcile::DesiredInputs;
 use openclaws_model::secrets::SecretCipher;
+use openclaws_store::desired::DesiredWriter;
 use openclaws_store::{Db, PoolMode};
 use openclaws_telemetry::Metrics;
 use reqwest::{Method, StatusCode};
@@ -162,7 +163,7 @@ async fn start(
         inputs: test_inputs().into(),
         watch: WatchHub::start(db.controller.clone(), watch, stop.clone()),
         rendered: Default::default(),
-        work_wake: openclaws_store::wake::WorkWake::start(api_db.clone()),
+        desired: DesiredWriter::start(api_db.clone(), openclaws_api::DB_WAIT),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
