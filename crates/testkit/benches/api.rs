@@ -76,6 +76,15 @@ struct Args {
     /// Requests sent one at a time to count round trips per request.
     #[arg(long, default_value_t = 200)]
     counted_requests: usize,
+    /// The paths measured (comma-separated: get-one, list, patch); pgbench's rows run whatever
+    /// is chosen.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "get-one,list,patch"
+    )]
+    paths: Vec<Path>,
     /// Passed by `cargo bench`; without it the smoke version runs.
     #[arg(long, hide = true)]
     bench: bool,
@@ -96,6 +105,7 @@ impl Args {
             workers: 2,
             db_connections: 10,
             counted_requests: 5,
+            paths: vec![Path::GetOne, Path::List, Path::Patch],
             bench: false,
             filters: Vec::new(),
         }
@@ -282,9 +292,15 @@ async fn run(args: &Args, stack: &Stack) -> anyhow::Result<()> {
     for run in 1..=args.runs {
         let load = load_average();
         eprintln!("run {run}: measuring");
-        let get = load_test(args, stack, Path::GetOne).await?;
-        let list = load_test(args, stack, Path::List).await?;
-        let patch = load_test(args, stack, Path::Patch).await?;
+        let mut measured = [None, None, None];
+        for (slot, path) in measured
+            .iter_mut()
+            .zip([Path::GetOne, Path::List, Path::Patch])
+        {
+            if args.paths.contains(&path) {
+                *slot = Some(load_test(args, stack, path).await?);
+            }
+        }
         converge(stack).await?;
         let select = pgbench
             .as_ref()
@@ -295,7 +311,8 @@ async fn run(args: &Args, stack: &Stack) -> anyhow::Result<()> {
             .map(|p| p.run(&stack.url, args, "-N"))
             .transpose()?;
         println!("run {run} (load average {load:.2} at its start):");
-        let rows = [Some(get), Some(list), Some(patch), select, write];
+        let [get, list, patch] = measured;
+        let rows = [get, list, patch, select, write];
         for (name, m) in NAMES.iter().zip(&rows) {
             if let Some(m) = m {
                 println!("  {name:<16} {}", m.line());
@@ -332,7 +349,7 @@ const NAMES: [&str; 5] = [
 ];
 
 /// A path the load generator drives.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
 enum Path {
     GetOne,
     List,
