@@ -79,7 +79,8 @@ struct Args {
     /// Controller replicas sharing the database (and Fly's budget through it).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
-    /// Measure provisioning only (no steady state, no drift, no release).
+    /// Measure provisioning only (no steady state, no drift, no release), then an idle window
+    /// of `--steady-seconds`. With `--instances 0` only the idle window of the empty controller.
     #[arg(long)]
     provision_only: bool,
     /// Provision, then measure a release over the whole fleet (no steady state, no drift).
@@ -209,6 +210,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.rate_scale
     );
 
+    if args.provision_only && args.instances == 0 {
+        println!("\nNo instances: the controller's idle cost alone.\n");
+        bench.print_idle().await?;
+        bench.stop().await;
+        return Ok(());
+    }
     let single = bench.provision_one().await?;
     let provisioning = bench.provision_all().await?;
     if args.provision_only {
@@ -226,15 +233,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             provisioning.reconciles_per_instance,
             provisioning.usage_rows(args.instances as f64, process_label(&args))
         );
-        let idle = bench.idle().await?;
-        println!(
-            "| Idle after provisioning, {} s window: database transactions per second | {:.2} |\n\
-             | Idle: CPU ({}) | {:.2} % of a core |",
-            idle.0.as_secs(),
-            idle.1.transactions / idle.0.as_secs_f64(),
-            bench.measured(),
-            idle.1.cpu_seconds / idle.0.as_secs_f64() * 100.0
-        );
+        bench.print_idle().await?;
         for (endpoint, n) in bench.too_many_by_endpoint().await? {
             println!("429 answers from `{endpoint}`: {n}");
         }
@@ -622,13 +621,42 @@ impl Bench {
         })
     }
 
-    /// A quiet window of `--steady-seconds` after the fleet went quiet: what it cost.
-    async fn idle(&self) -> anyhow::Result<(Duration, Usage)> {
+    /// Measures and prints the idle rows: two windows of `--steady-seconds` in a row. The first
+    /// still pays for statements each pooled connection prepares the first time a loop runs
+    /// them on it (a `Parse` is a transaction of its own); the second is the steady figure.
+    async fn print_idle(&self) -> anyhow::Result<()> {
+        let (window, first, second) = self.idle().await?;
+        let rate = |u: &Usage| u.transactions / window.as_secs_f64();
+        let cpu = |u: &Usage| u.cpu_seconds / window.as_secs_f64() * 100.0;
+        println!(
+            "| Idle, first {s} s window: database transactions per second | {:.2} |\n\
+             | Idle, next {s} s window: database transactions per second | {:.2} |\n\
+             | Idle: CPU ({}), first / next window | {:.2} % / {:.2} % of a core |",
+            rate(&first),
+            rate(&second),
+            self.measured(),
+            cpu(&first),
+            cpu(&second),
+            s = window.as_secs(),
+        );
+        Ok(())
+    }
+
+    /// Two windows of `--steady-seconds` in a row with nothing to do: what each cost. The
+    /// tables provisioning wrote are vacuumed and analyzed first (autovacuum's transactions
+    /// would count in the database's statistics with the controller's), then provisioning's
+    /// echoes settle (two fleet-watch passes with no change, time for the vacuum's statistics
+    /// to arrive too).
+    async fn idle(&self) -> anyhow::Result<(Duration, Usage, Usage)> {
+        sqlx::query("VACUUM (ANALYZE)").execute(&self.pool).await?;
         self.wait_quiet().await?;
-        let before = Usage::now(&self.pool).await?;
         let window = Duration::from_secs(self.args.steady_seconds);
+        let start = Usage::now(&self.pool).await?;
         tokio::time::sleep(window).await;
-        Ok((window, Usage::now(&self.pool).await?.since(&before)))
+        let middle = Usage::now(&self.pool).await?;
+        tokio::time::sleep(window).await;
+        let end = Usage::now(&self.pool).await?;
+        Ok((window, middle.since(&start), end.since(&middle)))
     }
 
     /// Waits until the echoes of provisioning settled: two watch passes with no wakeups.
