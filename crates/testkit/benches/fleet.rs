@@ -79,8 +79,8 @@ struct Args {
     /// Controller replicas sharing the database (and Fly's budget through it).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
-    /// Measure provisioning only (no steady state, no drift, no release), then an idle window
-    /// of `--steady-seconds`. With `--instances 0` only the idle window of the empty controller.
+    /// Measure provisioning only (no steady state, no drift, no release), then the idle cost in
+    /// two windows of `--steady-seconds`. With `--instances 0` only the empty controller's idle.
     #[arg(long)]
     provision_only: bool,
     /// Provision, then measure a release over the whole fleet (no steady state, no drift).
